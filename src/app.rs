@@ -1,0 +1,169 @@
+//! Wires the components from a resolved config, runs them, and drains them
+//! on shutdown: readiness goes false, receivers refuse new requests and
+//! stop accepting, in-flight requests finish, then the process exits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, ApiState, Health, Listeners};
+use crate::config::Config;
+use crate::exporters::prometheus::{self, PrometheusExporter};
+use crate::pipeline::{Discard, Shutdown, ShutdownTrigger};
+use crate::receivers::otlp::{self, Admission, Consumers, OtlpReceiver};
+use crate::telemetry::Telemetry;
+
+/// Why the collector could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Receiver(#[from] otlp::ReceiverError),
+    #[error("cannot listen on {endpoint} (server.endpoint): {source}")]
+    ServerBind {
+        endpoint: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("shutdown did not finish within {0:?}; in-flight requests were abandoned")]
+    DrainTimeout(std::time::Duration),
+}
+
+/// The built collector, not yet listening.
+pub struct App {
+    config: Config,
+    telemetry: Arc<Telemetry>,
+    exporter: Arc<PrometheusExporter>,
+    receiver: OtlpReceiver,
+    health: Arc<Health>,
+}
+
+/// A started collector: its addresses and how to stop it.
+pub struct Running {
+    pub listeners: Listeners,
+    trigger: ShutdownTrigger,
+    admission: Admission,
+    health: Arc<Health>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    drain_timeout: std::time::Duration,
+}
+
+impl App {
+    /// Builds every component from the config.
+    pub fn build(config: Config) -> App {
+        let telemetry = Arc::new(Telemetry::new());
+        let exporter = prometheus::build(config.prometheus.clone(), telemetry.clone());
+        let consumers = Consumers {
+            traces: Arc::new(Discard),
+            metrics: exporter.clone(),
+            logs: Arc::new(Discard),
+        };
+        let receiver = otlp::build(config.otlp.clone(), consumers, telemetry.clone());
+        App {
+            config,
+            telemetry,
+            exporter,
+            receiver,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    pub fn exporter(&self) -> &Arc<PrometheusExporter> {
+        &self.exporter
+    }
+
+    /// Binds every listener and starts serving.
+    pub async fn start(self) -> Result<Running, AppError> {
+        let (trigger, shutdown) = Shutdown::new();
+        let mut tasks = Vec::new();
+
+        let endpoint = self.config.server.endpoint.addr();
+        let listener = TcpListener::bind(endpoint)
+            .await
+            .map_err(|source| AppError::ServerBind { endpoint, source })?;
+        let server_addr = listener.local_addr().unwrap_or(endpoint);
+
+        let received = self.receiver.start(shutdown.clone()).await?;
+        tasks.extend(received.tasks);
+
+        let listeners = Listeners {
+            otlp_grpc: received.grpc_addr.map(|a| a.to_string()),
+            otlp_http: received.http_addr.map(|a| a.to_string()),
+            server: Some(server_addr.to_string()),
+        };
+        let api_state = Arc::new(ApiState {
+            health: self.health.clone(),
+            telemetry: self.telemetry.clone(),
+            listeners: parking_lot::RwLock::new(listeners.clone()),
+        });
+        let router = api::router(api_state).merge(self.exporter.router());
+        tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1/status)");
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.wait())
+                .await
+            {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(self.exporter.clone().run_expiry(shutdown)));
+
+        self.health.set_ready();
+        Ok(Running {
+            listeners,
+            trigger,
+            admission: self.receiver.admission(),
+            health: self.health,
+            tasks,
+            drain_timeout: self.config.server.shutdown_timeout.get(),
+        })
+    }
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits for every
+    /// server (at most `server.shutdown_timeout`).
+    pub async fn shutdown(self) -> Result<(), AppError> {
+        self.health.set_draining();
+        self.admission.start_draining();
+        self.trigger.trigger();
+        let all = futures_join(self.tasks);
+        match tokio::time::timeout(self.drain_timeout, all).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(AppError::DrainTimeout(self.drain_timeout)),
+        }
+    }
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a server task failed during shutdown");
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

@@ -1,0 +1,213 @@
+//! The configuration file: YAML with `${env:VAR}` substitution, read in two
+//! phases. [`RawConfig`] is what the user wrote (unknown keys rejected with
+//! the line and a suggestion); [`Config`] is what it means (validated, every
+//! default filled). The embedded default is [`DEFAULT_YAML`], printed by
+//! `streamgate print-config`.
+
+mod env;
+mod logging;
+pub mod types;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::api::config::ServerConfig;
+pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
+pub use crate::receivers::otlp::config::OtlpReceiverConfig;
+pub use logging::{LogFormat, LoggingConfig};
+
+/// The documented default configuration, embedded in the binary.
+pub const DEFAULT_YAML: &str = include_str!("default.yaml");
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{source_name}:{line}: {message}")]
+    Substitution {
+        source_name: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{source_name}{location}: {message}")]
+    Parse {
+        source_name: String,
+        /// `:line:column` when known.
+        location: String,
+        message: String,
+    },
+    #[error("{source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// The file as written. Every section is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// The admin server: `/metrics`, health, API.
+    pub server: ServerConfig,
+    /// Log level and format.
+    pub logging: LoggingConfig,
+    /// Where telemetry comes in.
+    pub receivers: RawReceivers,
+    /// Where telemetry goes out.
+    pub exporters: RawExporters,
+}
+
+/// `receivers:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawReceivers {
+    pub otlp: OtlpReceiverConfig,
+}
+
+/// `exporters:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawExporters {
+    pub prometheus: PrometheusExporterConfig,
+}
+
+/// A validated configuration, ready to build components from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub logging: LoggingConfig,
+    pub otlp: OtlpReceiverConfig,
+    pub prometheus: PrometheusExporterConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        RawConfig::default()
+            .resolve("defaults")
+            .expect("built-in defaults are valid")
+    }
+}
+
+impl RawConfig {
+    /// Validates every section and the combinations between them.
+    pub fn resolve(self, source_name: &str) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            message,
+        };
+        self.server.validate().map_err(invalid)?;
+        self.logging.validate().map_err(invalid)?;
+        self.receivers.otlp.validate().map_err(invalid)?;
+        self.exporters.prometheus.validate().map_err(invalid)?;
+
+        let mut listeners = vec![("server.endpoint", self.server.endpoint)];
+        if self.receivers.otlp.grpc.enabled {
+            listeners.push(("receivers.otlp.grpc.endpoint", self.receivers.otlp.grpc.endpoint));
+        }
+        if self.receivers.otlp.http.enabled {
+            listeners.push(("receivers.otlp.http.endpoint", self.receivers.otlp.http.endpoint));
+        }
+        for (i, (name_a, a)) in listeners.iter().enumerate() {
+            for (name_b, b) in &listeners[i + 1..] {
+                if a == b && a.addr().port() != 0 {
+                    return Err(invalid(format!(
+                        "{name_a} and {name_b} are both {a}; give each its own port"
+                    )));
+                }
+            }
+        }
+        Ok(Config {
+            server: self.server,
+            logging: self.logging,
+            otlp: self.receivers.otlp,
+            prometheus: self.exporters.prometheus,
+        })
+    }
+}
+
+impl Config {
+    /// Reads and resolves a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Self::from_yaml(DEFAULT_YAML, "<embedded default>")
+    }
+
+    /// Parses YAML text (`source_name` names it in errors), substituting
+    /// `${env:VAR}` from the process environment.
+    pub fn from_yaml(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+        Self::from_yaml_with_env(text, source_name, |name| std::env::var(name).ok())
+    }
+
+    /// As [`from_yaml`](Self::from_yaml) with a given environment.
+    pub fn from_yaml_with_env(
+        text: &str,
+        source_name: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = env::substitute(text, source_name, lookup)?;
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_yaml_ng::from_str(&text).map_err(|e| parse_error(&e, source_name))?
+        };
+        raw.resolve(source_name)
+    }
+}
+
+/// Turns a YAML error into one naming the line, with a "did you mean" for
+/// unknown keys.
+fn parse_error(error: &serde_yaml_ng::Error, source_name: &str) -> ConfigError {
+    let location = error
+        .location()
+        .map(|l| format!(":{}:{}", l.line(), l.column()))
+        .unwrap_or_default();
+    let mut message = error.to_string();
+    // serde_yaml_ng appends " at line X column Y"; the location is already in front.
+    if let Some(cut) = message.find(" at line ") {
+        message.truncate(cut);
+    }
+    if let Some(hint) = unknown_key_hint(&message) {
+        message = hint;
+    }
+    ConfigError::Parse {
+        source_name: source_name.to_string(),
+        location,
+        message,
+    }
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" message, the
+/// closest valid key and the full list.
+fn unknown_key_hint(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (unknown, tail) = rest.split_once('`')?;
+    let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    let best = expected
+        .iter()
+        .map(|k| (strsim::jaro_winkler(unknown, k), *k))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let valid = expected.join(", ");
+    Some(match best {
+        Some((_, key)) => {
+            format!("unknown key `{unknown}`; did you mean `{key}`? (valid keys here: {valid})")
+        }
+        None => format!("unknown key `{unknown}` (valid keys here: {valid})"),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,57 @@
+//! Tests of config parsing: defaults, substitution, errors with line numbers.
+
+use super::*;
+
+#[test]
+fn embedded_default_equals_built_in_defaults() {
+    let parsed = Config::embedded_default().expect("embedded default parses");
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn empty_file_means_defaults() {
+    let parsed = Config::from_yaml("", "empty.yaml").unwrap();
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn unknown_key_names_line_and_suggests() {
+    let text = "receivers:\n  otlp:\n    grpc:\n      endpont: 127.0.0.1:1\n";
+    let err = Config::from_yaml(text, "bad.yaml").unwrap_err().to_string();
+    assert!(err.starts_with("bad.yaml:4:"), "{err}");
+    assert!(err.contains("did you mean `endpoint`"), "{err}");
+}
+
+#[test]
+fn unknown_top_level_section_lists_valid_keys() {
+    let err = Config::from_yaml("exporterz: {}\n", "bad.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.yaml:1:"), "{err}");
+    assert!(err.contains("did you mean `exporters`"), "{err}");
+}
+
+#[test]
+fn env_substitution_applies_before_parsing() {
+    let text = "server:\n  endpoint: 127.0.0.1:${env:ADMIN_PORT}\n";
+    let cfg = Config::from_yaml_with_env(text, "t.yaml", |n| {
+        (n == "ADMIN_PORT").then(|| "19464".to_string())
+    })
+    .unwrap();
+    assert_eq!(cfg.server.endpoint.addr().port(), 19464);
+}
+
+#[test]
+fn bad_value_names_key_position() {
+    let text = "exporters:\n  prometheus:\n    series_ttl: forever\n";
+    let err = Config::from_yaml(text, "t.yaml").unwrap_err().to_string();
+    assert!(err.contains("t.yaml:3:"), "{err}");
+    assert!(err.contains("forever"), "{err}");
+}
+
+#[test]
+fn clashing_ports_are_rejected() {
+    let text = "server:\n  endpoint: 127.0.0.1:4317\n";
+    let err = Config::from_yaml(text, "t.yaml").unwrap_err().to_string();
+    assert!(err.contains("both 127.0.0.1:4317"), "{err}");
+}

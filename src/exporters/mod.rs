@@ -1,0 +1,3 @@
+//! Exporters: where telemetry leaves StreamGate.
+
+pub mod prometheus;

@@ -1,0 +1,100 @@
+//! The Prometheus exporter: received metrics translated by the
+//! OTel→Prometheus rules into a series store, and `/metrics` serving them
+//! (text 0.0.4 or OpenMetrics 1.0, gzip when accepted) together with
+//! StreamGate's own `streamgate_*` series.
+//!
+//! [`PrometheusExporter`] is a [`MetricsConsumer`]: it applies a request to
+//! the store before the receiver answers, so an acknowledged point is
+//! visible on the next scrape. Series unseen for `series_ttl` expire.
+
+pub mod config;
+mod http;
+mod ingest;
+pub mod render;
+pub mod store;
+pub mod translate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::MetricsRequest;
+use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
+use crate::telemetry::{Telemetry, names};
+
+pub use config::PrometheusExporterConfig;
+pub use render::Format;
+pub use store::SeriesStore;
+
+/// The exporter: store + config. Shared as `Arc<PrometheusExporter>`.
+pub struct PrometheusExporter {
+    store: SeriesStore,
+    config: PrometheusExporterConfig,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Builds the exporter from its (validated) config.
+pub fn build(config: PrometheusExporterConfig, telemetry: Arc<Telemetry>) -> Arc<PrometheusExporter> {
+    Arc::new(PrometheusExporter::new(config, telemetry))
+}
+
+impl PrometheusExporter {
+    pub fn new(config: PrometheusExporterConfig, telemetry: Arc<Telemetry>) -> Self {
+        Self {
+            store: SeriesStore::new(telemetry.clone(), names::ALL.to_vec()),
+            config,
+            telemetry,
+        }
+    }
+
+    pub fn store(&self) -> &SeriesStore {
+        &self.store
+    }
+
+    /// Renders everything `/metrics` serves, in `format`.
+    pub fn render(&self, format: Format) -> String {
+        let families = self.store.families_sorted();
+        let mut out = String::with_capacity(4096 + families.len() * 256);
+        for family in &families {
+            render::write_family(family, format, &mut out);
+        }
+        render::write_self_metrics(&self.telemetry.snapshot(), format, &mut out);
+        render::write_eof(format, &mut out);
+        out
+    }
+
+    /// The `/metrics` route.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// Expires idle series until shutdown.
+    pub async fn run_expiry(self: Arc<Self>, shutdown: Shutdown) {
+        let ttl = self.config.series_ttl.get();
+        let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let ttl_secs = ttl.as_secs().min(u32::MAX as u64) as u32;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {
+                    let expired = self.store.expire(ttl_secs);
+                    if expired > 0 {
+                        tracing::debug!(expired, "expired idle series");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl MetricsConsumer for PrometheusExporter {
+    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
+        Ok(ingest::Ingester::new(&self.store, &self.config).ingest(request))
+    }
+}
+
+#[cfg(test)]
+mod tests;

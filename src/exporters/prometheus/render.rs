@@ -1,0 +1,300 @@
+//! Rendering the store and the self-metrics as Prometheus text 0.0.4 or
+//! OpenMetrics 1.0. Label blocks are stored pre-escaped, so a series is
+//! written with a few copies and a number format.
+
+use std::fmt::Write;
+
+use crate::telemetry::{FamilySnapshot, MetricKind};
+
+use super::store::{Family, FamilyKind, SeriesValue, StoredSeries};
+
+/// The exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`.
+    Text,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// Picks the format from an `Accept` header: OpenMetrics when it is
+    /// listed with a non-zero quality, text otherwise.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            if !media.eq_ignore_ascii_case("application/openmetrics-text") {
+                continue;
+            }
+            let zero_quality = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if !zero_quality {
+                return Format::OpenMetrics;
+            }
+        }
+        Format::Text
+    }
+}
+
+/// Writes a float as Prometheus expects: `NaN`, `+Inf`, `-Inf`, integers
+/// without a fraction, others in shortest round-trip form.
+pub fn write_float(value: f64, out: &mut String) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        let mut buf = itoa::Buffer::new();
+        out.push_str(buf.format(value as i64));
+    } else if value.abs() >= 1e15 || value.abs() < 1e-6 {
+        let _ = write!(out, "{value:e}");
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+fn write_help(help: &str, format: Format, out: &mut String) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if format == Format::OpenMetrics => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Writes `# TYPE`, `# UNIT`, `# HELP` for a family. `name` is the family
+/// name as the text format writes it (counters end in `_total`).
+fn write_header(
+    name: &str,
+    kind: &str,
+    help: &str,
+    unit: &str,
+    format: Format,
+    out: &mut String,
+) {
+    let family = family_name(name, kind, format);
+    if !help.is_empty() || format == Format::Text {
+        out.push_str("# HELP ");
+        out.push_str(family);
+        if !help.is_empty() {
+            out.push(' ');
+            write_help(help, format, out);
+        }
+        out.push('\n');
+    }
+    out.push_str("# TYPE ");
+    out.push_str(family);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+    if format == Format::OpenMetrics && !unit.is_empty() && family.ends_with(&format!("_{unit}")) {
+        out.push_str("# UNIT ");
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(unit);
+        out.push('\n');
+    }
+}
+
+/// OpenMetrics names a counter family without `_total`.
+fn family_name<'a>(name: &'a str, kind: &str, format: Format) -> &'a str {
+    if format == Format::OpenMetrics && kind == "counter" {
+        name.strip_suffix("_total").unwrap_or(name)
+    } else {
+        name
+    }
+}
+
+/// Writes `name{labels,extra} value\n`.
+fn write_sample(
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    extra: Option<(&str, &str)>,
+    value: f64,
+    out: &mut String,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    if !labels.is_empty() || extra.is_some() {
+        out.push('{');
+        out.push_str(labels);
+        if let Some((k, v)) = extra {
+            if !labels.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(v);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    write_float(value, out);
+    out.push('\n');
+}
+
+fn write_bound(bound: f64, buf: &mut String) -> &str {
+    buf.clear();
+    write_float(bound, buf);
+    buf
+}
+
+/// Writes one stored family.
+pub fn write_family(family: &Family, format: Format, out: &mut String) {
+    let series = family.series.lock();
+    if series.is_empty() {
+        return;
+    }
+    let text = family.text();
+    let kind = family.kind();
+    write_header(family.name(), kind.as_str(), &text.help, &text.unit, format, out);
+    let sample_base = match (format, kind) {
+        (Format::OpenMetrics, FamilyKind::Counter) => family_name(family.name(), "counter", format),
+        _ => family.name(),
+    };
+    let mut bound = String::new();
+    for s in series.iter() {
+        write_series(sample_base, kind, s, format, &mut bound, out);
+    }
+}
+
+fn write_created(name: &str, s: &StoredSeries, format: Format, out: &mut String) {
+    if format == Format::OpenMetrics && s.state.start_ns > 0 {
+        write_sample(
+            name,
+            "_created",
+            s.labels(),
+            None,
+            s.state.start_ns as f64 / 1e9,
+            out,
+        );
+    }
+}
+
+fn write_series(
+    name: &str,
+    kind: FamilyKind,
+    s: &StoredSeries,
+    format: Format,
+    bound: &mut String,
+    out: &mut String,
+) {
+    let labels = s.labels();
+    match &s.state.value {
+        SeriesValue::Number(v) => {
+            let suffix = if kind == FamilyKind::Counter && format == Format::OpenMetrics {
+                "_total"
+            } else {
+                ""
+            };
+            write_sample(name, suffix, labels, None, *v, out);
+            if kind == FamilyKind::Counter {
+                write_created(name, s, format, out);
+            }
+        }
+        SeriesValue::Histogram(h) => {
+            let mut cumulative = 0u64;
+            if !h.counts.is_empty() {
+                for (b, c) in h.bounds.iter().zip(&h.counts) {
+                    cumulative = cumulative.saturating_add(*c);
+                    let le = write_bound(*b, bound);
+                    write_sample(name, "_bucket", labels, Some(("le", le)), cumulative as f64, out);
+                }
+            }
+            write_sample(name, "_bucket", labels, Some(("le", "+Inf")), h.count as f64, out);
+            if let Some(sum) = h.sum {
+                write_sample(name, "_sum", labels, None, sum, out);
+            }
+            write_sample(name, "_count", labels, None, h.count as f64, out);
+            write_created(name, s, format, out);
+        }
+        SeriesValue::Exponential(h) => {
+            let mut last: Option<f64> = None;
+            let buckets = h.classic_buckets();
+            for (i, (b, c)) in buckets.iter().enumerate() {
+                // Equal bounds (a zero threshold on a bucket edge) keep the last count.
+                if last.is_some_and(|l| *b <= l) {
+                    continue;
+                }
+                if buckets.get(i + 1).is_some_and(|(next, _)| next <= b) {
+                    continue;
+                }
+                last = Some(*b);
+                let le = write_bound(*b, bound);
+                write_sample(name, "_bucket", labels, Some(("le", le)), (*c).min(h.count) as f64, out);
+            }
+            write_sample(name, "_bucket", labels, Some(("le", "+Inf")), h.count as f64, out);
+            if let Some(sum) = h.sum {
+                write_sample(name, "_sum", labels, None, sum, out);
+            }
+            write_sample(name, "_count", labels, None, h.count as f64, out);
+            write_created(name, s, format, out);
+        }
+        SeriesValue::Summary(summary) => {
+            for (q, v) in &summary.quantiles {
+                let quantile = write_bound(*q, bound);
+                write_sample(name, "", labels, Some(("quantile", quantile)), *v, out);
+            }
+            write_sample(name, "_sum", labels, None, summary.sum, out);
+            write_sample(name, "_count", labels, None, summary.count as f64, out);
+            write_created(name, s, format, out);
+        }
+    }
+}
+
+/// Writes StreamGate's own families.
+pub fn write_self_metrics(families: &[FamilySnapshot], format: Format, out: &mut String) {
+    let mut labels = String::new();
+    for family in families {
+        let kind = match family.kind {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        };
+        write_header(family.name, kind, family.help, "", format, out);
+        let base = family_name(family.name, kind, format);
+        for sample in &family.samples {
+            labels.clear();
+            for (i, (k, v)) in sample.labels.iter().enumerate() {
+                if i > 0 {
+                    labels.push(',');
+                }
+                labels.push_str(k);
+                labels.push_str("=\"");
+                super::store::escape_value_into(v, &mut labels);
+                labels.push('"');
+            }
+            let suffix = if kind == "counter" && format == Format::OpenMetrics {
+                "_total"
+            } else {
+                sample.suffix
+            };
+            write_sample(base, suffix, &labels, None, sample.value, out);
+        }
+    }
+}
+
+/// Ends an OpenMetrics exposition.
+pub fn write_eof(format: Format, out: &mut String) {
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+}

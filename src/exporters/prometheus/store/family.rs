@@ -1,0 +1,205 @@
+//! One metric family: its Prometheus type, help and unit, and its series.
+
+use hashbrown::HashTable;
+use parking_lot::Mutex;
+
+use super::value::{Applied, SeriesState, Temporality};
+use super::{LabelSet, StoreError};
+
+/// The Prometheus type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyKind {
+    Gauge,
+    Counter,
+    Histogram,
+    Summary,
+}
+
+impl FamilyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FamilyKind::Gauge => "gauge",
+            FamilyKind::Counter => "counter",
+            FamilyKind::Histogram => "histogram",
+            FamilyKind::Summary => "summary",
+        }
+    }
+}
+
+/// What a point says about its family.
+#[derive(Debug, Clone, Copy)]
+pub struct FamilyMeta<'a> {
+    pub name: &'a str,
+    pub kind: FamilyKind,
+    pub help: &'a str,
+    /// The Prometheus unit word (`seconds`), empty when none.
+    pub unit: &'a str,
+}
+
+/// One stored series.
+#[derive(Debug)]
+pub struct StoredSeries {
+    hash: u64,
+    /// Sorted, escaped `name="value"` pairs joined by commas.
+    labels: Box<str>,
+    pub state: SeriesState,
+    /// [`SeriesStore::now_tick`](super::SeriesStore::now_tick) of the last update.
+    last_seen: u32,
+}
+
+impl StoredSeries {
+    pub fn labels(&self) -> &str {
+        &self.labels
+    }
+}
+
+/// The series of one family.
+#[derive(Default)]
+pub struct SeriesTable {
+    table: HashTable<StoredSeries>,
+}
+
+impl SeriesTable {
+    /// Applies a point to the series with these labels, creating it if new.
+    /// Returns what happened and whether the series is new.
+    pub fn upsert(
+        &mut self,
+        labels: &LabelSet,
+        incoming: SeriesState,
+        temporality: Temporality,
+        now: u32,
+    ) -> (Applied, bool) {
+        let hash = labels.hash();
+        let text = labels.text();
+        if let Some(existing) = self
+            .table
+            .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
+        {
+            existing.last_seen = now;
+            return (existing.state.apply(incoming, temporality), false);
+        }
+        self.table.insert_unique(
+            hash,
+            StoredSeries {
+                hash,
+                labels: text.into(),
+                state: incoming,
+                last_seen: now,
+            },
+            |s| s.hash,
+        );
+        (Applied::Updated, true)
+    }
+
+    /// Removes the series with these labels; true if it existed.
+    pub fn remove(&mut self, labels: &LabelSet) -> bool {
+        let hash = labels.hash();
+        let text = labels.text();
+        match self
+            .table
+            .find_entry(hash, |s| s.hash == hash && &*s.labels == text)
+        {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &StoredSeries> {
+        self.table.iter()
+    }
+
+    pub fn get(&self, labels: &LabelSet) -> Option<&StoredSeries> {
+        let hash = labels.hash();
+        let text = labels.text();
+        self.table
+            .find(hash, |s| s.hash == hash && &*s.labels == text)
+    }
+}
+
+/// A metric family.
+pub struct Family {
+    name: Box<str>,
+    kind: FamilyKind,
+    text: Mutex<FamilyText>,
+    pub series: Mutex<SeriesTable>,
+}
+
+/// Help and unit, which the latest sender may refine.
+#[derive(Debug, Clone, Default)]
+pub struct FamilyText {
+    pub help: String,
+    pub unit: String,
+}
+
+impl Family {
+    pub fn new(meta: &FamilyMeta<'_>) -> Self {
+        Self {
+            name: meta.name.into(),
+            kind: meta.kind,
+            text: Mutex::new(FamilyText {
+                help: meta.help.to_string(),
+                unit: meta.unit.to_string(),
+            }),
+            series: Mutex::new(SeriesTable::default()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> FamilyKind {
+        self.kind
+    }
+
+    pub fn text(&self) -> FamilyText {
+        self.text.lock().clone()
+    }
+
+    pub(super) fn check_kind(&self, name: &str, kind: FamilyKind) -> Result<(), StoreError> {
+        if self.kind == kind {
+            Ok(())
+        } else {
+            Err(StoreError::TypeConflict {
+                name: name.to_string(),
+                existing: self.kind.as_str(),
+                incoming: kind.as_str(),
+            })
+        }
+    }
+
+    /// Keeps the first non-empty help text; fills it if it was empty.
+    pub(super) fn refresh_meta(&self, meta: &FamilyMeta<'_>) {
+        if meta.help.is_empty() {
+            return;
+        }
+        let mut text = self.text.lock();
+        if text.help.is_empty() {
+            text.help = meta.help.to_string();
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.lock().len()
+    }
+
+    /// Drops series last seen before `cutoff`; returns (removed, left).
+    pub(super) fn expire_older_than(&self, cutoff: u32) -> (u64, usize) {
+        let mut series = self.series.lock();
+        let before = series.table.len();
+        series.table.retain(|s| s.last_seen >= cutoff);
+        let left = series.table.len();
+        ((before - left) as u64, left)
+    }
+}

@@ -1,0 +1,190 @@
+//! Building a series' label set without allocating: names and values are
+//! written into reused buffers, sorted, merged, escaped into the canonical
+//! label block and hashed once.
+
+use std::hash::BuildHasher;
+use std::ops::Range;
+
+/// Where a label came from, which decides collisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LabelSource {
+    /// A data-point attribute. Colliding attributes join their values with
+    /// `;`, ordered by the original attribute key.
+    Attribute,
+    /// Derived by the translation (`job`, `instance`, `otel_scope_*`):
+    /// replaces attributes of the same name.
+    Derived,
+}
+
+#[derive(Debug, Clone)]
+struct Pair {
+    name: Range<usize>,
+    value: Range<usize>,
+    /// The attribute key before sanitising, to order collisions.
+    key: Range<usize>,
+    source: LabelSource,
+}
+
+/// A reusable label-set builder. `clear`, `push` …, `finish`, then read
+/// [`text`](Self::text) and [`hash`](Self::hash).
+#[derive(Default)]
+pub struct LabelSet {
+    buf: String,
+    pairs: Vec<Pair>,
+    text: String,
+    hash: u64,
+}
+
+const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_5eed);
+
+impl LabelSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.pairs.clear();
+        self.text.clear();
+        self.hash = 0;
+    }
+
+    /// Adds a label. `write_name` writes the (already valid) label name,
+    /// `write_value` the value; an empty value means no label, as in
+    /// Prometheus. `key` is the original attribute key (for ordering).
+    pub fn push(
+        &mut self,
+        key: &str,
+        write_name: impl FnOnce(&mut String),
+        write_value: impl FnOnce(&mut String),
+        source: LabelSource,
+    ) {
+        let start = self.buf.len();
+        write_name(&mut self.buf);
+        let name = start..self.buf.len();
+        write_value(&mut self.buf);
+        let value = name.end..self.buf.len();
+        if name.is_empty() || value.is_empty() {
+            self.buf.truncate(start);
+            return;
+        }
+        self.buf.push_str(key);
+        let key = value.end..self.buf.len();
+        self.pairs.push(Pair {
+            name,
+            value,
+            key,
+            source,
+        });
+    }
+
+    /// Adds a label whose name and value are plain strings.
+    pub fn push_str(&mut self, name: &str, value: &str, source: LabelSource) {
+        self.push(name, |b| b.push_str(name), |b| b.push_str(value), source);
+    }
+
+    /// Sorts, resolves collisions, renders the canonical block and hashes it.
+    pub fn finish(&mut self) {
+        let buf = &self.buf;
+        self.pairs.sort_by(|a, b| {
+            buf[a.name.clone()]
+                .cmp(&buf[b.name.clone()])
+                .then(b.source.cmp(&a.source))
+                .then_with(|| buf[a.key.clone()].cmp(&buf[b.key.clone()]))
+        });
+        self.text.clear();
+        let mut i = 0;
+        while i < self.pairs.len() {
+            let first = &self.pairs[i];
+            let name = &buf[first.name.clone()];
+            let mut j = i + 1;
+            while j < self.pairs.len() && &buf[self.pairs[j].name.clone()] == name {
+                j += 1;
+            }
+            if !self.text.is_empty() {
+                self.text.push(',');
+            }
+            self.text.push_str(name);
+            self.text.push_str("=\"");
+            if first.source == LabelSource::Derived {
+                escape_value_into(&buf[first.value.clone()], &mut self.text);
+            } else {
+                for (n, pair) in self.pairs[i..j].iter().enumerate() {
+                    if n > 0 {
+                        self.text.push(';');
+                    }
+                    escape_value_into(&buf[pair.value.clone()], &mut self.text);
+                }
+            }
+            self.text.push('"');
+            i = j;
+        }
+        self.hash = HASHER.hash_one(self.text.as_bytes());
+    }
+
+    /// The canonical block: `a="1",b="2"` (no braces), escaped.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Number of labels after merging (valid after `finish`).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
+/// Escapes a label value for both text formats: `\`, `"` and newline.
+pub fn escape_value_into(value: &str, out: &mut String) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_merges_collisions_by_key_and_derived_wins() {
+        let mut set = LabelSet::new();
+        set.push("foo_bar", |b| b.push_str("foo_bar"), |b| b.push_str("b"), LabelSource::Attribute);
+        set.push("foo.bar", |b| b.push_str("foo_bar"), |b| b.push_str("a"), LabelSource::Attribute);
+        set.push_str("job", "from-attr", LabelSource::Attribute);
+        set.push_str("job", "svc", LabelSource::Derived);
+        set.push_str("empty", "", LabelSource::Attribute);
+        set.push_str("a", "q\"\n\\", LabelSource::Attribute);
+        set.finish();
+        assert_eq!(set.text(), r#"a="q\"\n\\",foo_bar="a;b",job="svc""#);
+    }
+
+    #[test]
+    fn same_labels_in_any_order_hash_alike() {
+        let mut a = LabelSet::new();
+        a.push_str("x", "1", LabelSource::Attribute);
+        a.push_str("y", "2", LabelSource::Attribute);
+        a.finish();
+        let mut b = LabelSet::new();
+        b.push_str("y", "2", LabelSource::Attribute);
+        b.push_str("x", "1", LabelSource::Attribute);
+        b.finish();
+        assert_eq!(a.text(), b.text());
+        assert_eq!(a.hash(), b.hash());
+        b.clear();
+        b.push_str("x", "2", LabelSource::Attribute);
+        b.finish();
+        assert_ne!(a.hash(), b.hash());
+    }
+}

@@ -1,0 +1,143 @@
+//! The series store behind `/metrics`: metric families keyed by their
+//! Prometheus name, each holding its series keyed by a canonical label
+//! block.
+//!
+//! A series' identity is the hash of its family name and sorted labels,
+//! computed once per point from the label text built in a reused buffer;
+//! a lookup allocates nothing, and a new series stores its label block
+//! already escaped for the exposition format, so rendering is a copy.
+//!
+//! Locking: the family map is a read-mostly `RwLock`; each family has its
+//! own `Mutex`, taken once per metric of a request (not per point).
+
+mod family;
+mod labels;
+pub mod value;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{RwLock, RwLockReadGuard};
+
+pub use family::{Family, FamilyKind, FamilyMeta, SeriesTable, StoredSeries};
+pub use labels::{LabelSet, LabelSource, escape_value_into};
+pub use value::{Applied, SeriesState, SeriesValue, Temporality};
+
+use crate::telemetry::Telemetry;
+
+/// Why a metric's points could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("metric `{name}` is a {incoming} here but already a {existing}; its points were dropped")]
+    TypeConflict {
+        name: String,
+        existing: &'static str,
+        incoming: &'static str,
+    },
+    #[error("metric `{name}` would collide with StreamGate's own series; rename it")]
+    Reserved { name: String },
+}
+
+/// All series, by family. Shared as `Arc<SeriesStore>`.
+pub struct SeriesStore {
+    families: RwLock<HashMap<Box<str>, Arc<Family>>>,
+    reserved: Vec<&'static str>,
+    epoch: Instant,
+    telemetry: Arc<Telemetry>,
+}
+
+impl SeriesStore {
+    /// `reserved` are family names no received metric may take (our own).
+    pub fn new(telemetry: Arc<Telemetry>, reserved: Vec<&'static str>) -> Self {
+        Self {
+            families: RwLock::new(HashMap::new()),
+            reserved,
+            epoch: Instant::now(),
+            telemetry,
+        }
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Seconds since the store was created: the coarse clock series expire on.
+    pub fn now_tick(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    /// Runs `update` on the family `name` of kind `kind`, creating it if
+    /// needed. The family map stays read-locked while `update` runs, so an
+    /// expiry sweep cannot remove the family under it.
+    pub fn with_family<R>(
+        &self,
+        meta: FamilyMeta<'_>,
+        update: impl FnOnce(&Family) -> R,
+    ) -> Result<R, StoreError> {
+        let map = self.families.read();
+        if let Some(family) = map.get(meta.name) {
+            family.check_kind(meta.name, meta.kind)?;
+            family.refresh_meta(&meta);
+            return Ok(update(family));
+        }
+        drop(map);
+        if self.reserved.iter().any(|r| *r == meta.name) {
+            return Err(StoreError::Reserved {
+                name: meta.name.to_string(),
+            });
+        }
+        let mut map = self.families.write();
+        map.entry(meta.name.into())
+            .or_insert_with(|| Arc::new(Family::new(&meta)));
+        let map = parking_lot::RwLockWriteGuard::downgrade(map);
+        let family = map
+            .get(meta.name)
+            .expect("family inserted under the write lock");
+        family.check_kind(meta.name, meta.kind)?;
+        family.refresh_meta(&meta);
+        Ok(update(family))
+    }
+
+    /// The families, sorted by name, for rendering.
+    pub fn families_sorted(&self) -> Vec<Arc<Family>> {
+        let map: RwLockReadGuard<'_, _> = self.families.read();
+        let mut families: Vec<Arc<Family>> = map.values().cloned().collect();
+        drop(map);
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        families
+    }
+
+    /// Removes series not updated for `ttl_secs`, and families left empty.
+    /// Returns how many series expired.
+    pub fn expire(&self, ttl_secs: u32) -> u64 {
+        let now = self.now_tick();
+        let mut expired = 0;
+        let mut emptied = false;
+        for family in self.families_sorted() {
+            let (removed, left) = family.expire_older_than(now.saturating_sub(ttl_secs));
+            expired += removed;
+            emptied |= left == 0;
+        }
+        if emptied {
+            let mut map = self.families.write();
+            map.retain(|_, family| family.series_count() > 0);
+        }
+        if expired > 0 {
+            self.telemetry.series_expired(expired);
+        }
+        expired
+    }
+
+    /// Number of series over all families.
+    pub fn series_count(&self) -> usize {
+        self.families
+            .read()
+            .values()
+            .map(|f| f.series_count())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,247 @@
+//! The value held for one series and how each kind of OTLP point updates it:
+//! cumulative points replace, delta points accumulate (sums *and*
+//! histograms), out-of-order points are ignored.
+
+use std::sync::Arc;
+
+/// What applying one point did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The series now reflects the point.
+    Updated,
+    /// The point was older than (or, for deltas, as old as) the stored one.
+    OutOfOrder,
+}
+
+/// Explicit-bucket histogram state. `counts` are per bucket (not
+/// cumulative), one more than `bounds` (the last is the `+Inf` bucket), or
+/// empty when the sender gave only count and sum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassicHistogram {
+    pub bounds: Arc<[f64]>,
+    pub counts: Vec<u64>,
+    pub count: u64,
+    pub sum: Option<f64>,
+}
+
+/// Base-2 exponential histogram state, kept native so deltas of different
+/// scales merge exactly; rendered as classic buckets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExponentialHistogram {
+    pub scale: i32,
+    pub zero_threshold: f64,
+    pub zero_count: u64,
+    pub positive: Buckets,
+    pub negative: Buckets,
+    pub count: u64,
+    pub sum: Option<f64>,
+}
+
+/// A run of exponential buckets starting at index `offset`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Buckets {
+    pub offset: i32,
+    pub counts: Vec<u64>,
+}
+
+/// Summary state: (quantile, value) pairs as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub quantiles: Vec<(f64, f64)>,
+    pub count: u64,
+    pub sum: f64,
+}
+
+/// The value of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeriesValue {
+    Number(f64),
+    Histogram(Box<ClassicHistogram>),
+    Exponential(Box<ExponentialHistogram>),
+    Summary(Box<Summary>),
+}
+
+/// How a point combines with what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporality {
+    /// The point carries the total since `start`: replace.
+    Cumulative,
+    /// The point carries the change since the previous point: add.
+    Delta,
+}
+
+/// One stored series: its value and the timestamps of the last point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesState {
+    pub value: SeriesValue,
+    /// Start of the cumulative interval, Unix ns (0 = unknown).
+    pub start_ns: u64,
+    /// Timestamp of the last applied point, Unix ns (0 = unknown).
+    pub time_ns: u64,
+}
+
+impl SeriesState {
+    pub fn new(value: SeriesValue, start_ns: u64, time_ns: u64) -> Self {
+        Self {
+            value,
+            start_ns,
+            time_ns,
+        }
+    }
+
+    fn is_out_of_order(&self, time_ns: u64, temporality: Temporality) -> bool {
+        if time_ns == 0 || self.time_ns == 0 {
+            return false;
+        }
+        match temporality {
+            Temporality::Cumulative => time_ns < self.time_ns,
+            // A repeated delta (same timestamp) would be counted twice.
+            Temporality::Delta => time_ns <= self.time_ns,
+        }
+    }
+
+    /// Applies a point of the same kind. `incoming` is the point's value as
+    /// a fresh state.
+    pub fn apply(&mut self, incoming: SeriesState, temporality: Temporality) -> Applied {
+        if self.is_out_of_order(incoming.time_ns, temporality) {
+            return Applied::OutOfOrder;
+        }
+        match temporality {
+            Temporality::Cumulative => {
+                *self = incoming;
+            }
+            Temporality::Delta => {
+                let merged = match (&mut self.value, incoming.value) {
+                    (SeriesValue::Number(total), SeriesValue::Number(delta)) => {
+                        *total += delta;
+                        true
+                    }
+                    (SeriesValue::Histogram(total), SeriesValue::Histogram(delta)) => {
+                        total.add_delta(*delta)
+                    }
+                    (SeriesValue::Exponential(total), SeriesValue::Exponential(delta)) => {
+                        total.add_delta(*delta);
+                        true
+                    }
+                    (slot, other) => {
+                        *slot = other;
+                        false
+                    }
+                };
+                if !merged {
+                    // A changed layout restarts the accumulation.
+                    self.start_ns = incoming.start_ns;
+                }
+                if self.start_ns == 0 {
+                    self.start_ns = incoming.start_ns;
+                }
+                self.time_ns = incoming.time_ns;
+            }
+        }
+        Applied::Updated
+    }
+}
+
+impl ClassicHistogram {
+    /// Adds a delta; returns false (and takes the delta as the new state)
+    /// when the bucket layout changed.
+    fn add_delta(&mut self, delta: ClassicHistogram) -> bool {
+        if self.bounds != delta.bounds || self.counts.len() != delta.counts.len() {
+            *self = delta;
+            return false;
+        }
+        for (total, add) in self.counts.iter_mut().zip(&delta.counts) {
+            *total = total.saturating_add(*add);
+        }
+        self.count = self.count.saturating_add(delta.count);
+        self.sum = match (self.sum, delta.sum) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        true
+    }
+}
+
+impl Buckets {
+    /// Re-indexes these buckets to a coarser scale (`shift` levels down):
+    /// each bucket index `i` becomes `i >> shift`.
+    fn downscale(&mut self, shift: u32) {
+        if shift == 0 || self.counts.is_empty() {
+            return;
+        }
+        let first = self.offset >> shift;
+        let last = (self.offset + self.counts.len() as i32 - 1) >> shift;
+        let mut merged = vec![0u64; (last - first + 1) as usize];
+        for (i, count) in self.counts.iter().enumerate() {
+            let index = (self.offset + i as i32) >> shift;
+            merged[(index - first) as usize] += count;
+        }
+        self.offset = first;
+        self.counts = merged;
+    }
+
+    fn add(&mut self, other: &Buckets) {
+        if other.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        let first = self.offset.min(other.offset);
+        let last = (self.offset + self.counts.len() as i32).max(other.offset + other.counts.len() as i32);
+        let mut merged = vec![0u64; (last - first) as usize];
+        for (src, offset) in [(&self.counts, self.offset), (&other.counts, other.offset)] {
+            for (i, count) in src.iter().enumerate() {
+                let slot = (offset - first) as usize + i;
+                merged[slot] = merged[slot].saturating_add(*count);
+            }
+        }
+        self.offset = first;
+        self.counts = merged;
+    }
+}
+
+impl ExponentialHistogram {
+    fn add_delta(&mut self, mut delta: ExponentialHistogram) {
+        let scale = self.scale.min(delta.scale);
+        let shift_self = (self.scale - scale) as u32;
+        let shift_delta = (delta.scale - scale) as u32;
+        self.positive.downscale(shift_self);
+        self.negative.downscale(shift_self);
+        delta.positive.downscale(shift_delta);
+        delta.negative.downscale(shift_delta);
+        self.scale = scale;
+        self.positive.add(&delta.positive);
+        self.negative.add(&delta.negative);
+        self.zero_count = self.zero_count.saturating_add(delta.zero_count);
+        self.zero_threshold = self.zero_threshold.max(delta.zero_threshold);
+        self.count = self.count.saturating_add(delta.count);
+        self.sum = match (self.sum, delta.sum) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The classic `le` buckets this histogram maps to: (upper bound,
+    /// cumulative count), ascending, without the final `+Inf`.
+    pub fn classic_buckets(&self) -> Vec<(f64, u64)> {
+        let base_log2 = (-self.scale as f64).exp2();
+        let bound = |index: i32| (index as f64 * base_log2).exp2();
+        let mut out = Vec::with_capacity(self.positive.counts.len() + self.negative.counts.len() + 1);
+        let mut running = 0u64;
+        // Negative bucket i holds values in [-base^(i+1), -base^i): walk from
+        // the most negative upward.
+        for (i, count) in self.negative.counts.iter().enumerate().rev() {
+            running = running.saturating_add(*count);
+            out.push((-bound(self.negative.offset + i as i32), running));
+        }
+        running = running.saturating_add(self.zero_count);
+        out.push((self.zero_threshold, running));
+        for (i, count) in self.positive.counts.iter().enumerate() {
+            running = running.saturating_add(*count);
+            out.push((bound(self.positive.offset + i as i32 + 1), running));
+        }
+        out
+    }
+}

@@ -1,0 +1,93 @@
+//! Label names: every run of characters outside `[a-zA-Z0-9]` becomes one
+//! `_`, and a name starting with a digit gets `key_` in front
+//! (otlptranslator's default label namer).
+
+/// Writes the Prometheus label name for an attribute key into `out`.
+/// Writes nothing when no valid label can be made (empty or all `_`),
+/// which drops the label.
+pub fn sanitize_label_into(key: &str, out: &mut String) {
+    let start = out.len();
+    if is_already_valid(key) {
+        out.push_str(key);
+        return;
+    }
+    let mut last_underscore = false;
+    for c in key.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+            last_underscore = false;
+        } else if !last_underscore {
+            out.push('_');
+            last_underscore = true;
+        }
+    }
+    finish(out, start);
+}
+
+/// Fast path: a key already valid and in canonical form needs no work.
+fn is_already_valid(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    match bytes.first() {
+        Some(b) if b.is_ascii_alphabetic() => {}
+        _ => return false,
+    }
+    let mut last_underscore = false;
+    for b in bytes {
+        match b {
+            b'_' if last_underscore => return false,
+            b'_' => last_underscore = true,
+            b if b.is_ascii_alphanumeric() => last_underscore = false,
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn finish(out: &mut String, start: usize) {
+    let label = &out[start..];
+    if label.is_empty() || label.bytes().all(|b| b == b'_') {
+        out.truncate(start);
+        return;
+    }
+    if label.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(start, "key_");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sanitize(key: &str) -> String {
+        let mut out = String::from("prefix:");
+        sanitize_label_into(key, &mut out);
+        out.split_off("prefix:".len())
+    }
+
+    #[test]
+    fn upstream_vectors() {
+        let cases = [
+            ("label:with:colons", "label_with_colons"),
+            ("LabelWithCapitalLetters", "LabelWithCapitalLetters"),
+            ("label!with&special$chars)", "label_with_special_chars_"),
+            ("label_with_foreign_characters_字符", "label_with_foreign_characters_"),
+            ("label.with.dots", "label_with_dots"),
+            (".foo", "_foo"),
+            ("123label", "key_123label"),
+            ("_label_starting_with_underscore", "_label_starting_with_underscore"),
+            ("__label_starting_with_2underscores", "_label_starting_with_2underscores"),
+            ("label__with__double__underscores", "label_with_double_underscores"),
+            ("label.name__with&&special##chars", "label_name_with_special_chars"),
+            ("trailing_underscores___", "trailing_underscores_"),
+            ("http.method", "http_method"),
+            ("label@with$symbols", "label_with_symbols"),
+            ("service.version", "service_version"),
+        ];
+        for (key, want) in cases {
+            assert_eq!(sanitize(key), want, "key {key:?}");
+        }
+        assert_eq!(sanitize("ようこそ"), "");
+        assert_eq!(sanitize(""), "");
+        assert_eq!(sanitize("__"), "");
+    }
+}

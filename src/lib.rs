@@ -1,0 +1,32 @@
+//! StreamGate: an OpenTelemetry collector with analytics built in.
+//!
+//! OTLP traces, metrics and logs come in over gRPC and HTTP
+//! ([`receivers::otlp`]), pass through the [`pipeline`] as decoded OTLP
+//! structures ([`model`]), and metrics come out on a Prometheus `/metrics`
+//! endpoint translated by the OTel→Prometheus rules
+//! ([`exporters::prometheus`]). [`app::App`] wires it all from a
+//! [`config::Config`].
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`app`] | building components from config, running, draining on shutdown |
+//! | [`config`] | the YAML file: raw (as written) → resolved (validated) |
+//! | [`model`] | types passed between components (OTLP payloads) |
+//! | [`pipeline`] | consumer traits, fan-out, shutdown signal |
+//! | [`receivers::otlp`] | OTLP/gRPC and OTLP/HTTP servers, decoding, limits, status codes |
+//! | [`exporters::prometheus`] | series store, OTel→Prometheus translation, `/metrics` |
+//! | [`api`] | health, readiness, status API |
+//! | [`telemetry`] | StreamGate's own `streamgate_*` metrics and events |
+//!
+//! `docs/ARCHITECTURE.md` gives the bird's-eye view and the invariants.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod exporters;
+pub mod model;
+pub mod pipeline;
+pub mod receivers;
+pub mod telemetry;

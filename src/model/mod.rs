@@ -1,0 +1,10 @@
+//! Internal types passed between components.
+//!
+//! Data travels through the pipeline in its decoded OTLP form (the
+//! `opentelemetry-proto` structures), so a request is decoded once and its
+//! points go straight into the series store without intermediate copies.
+//! This module names those payloads and counts the items in them.
+
+pub mod otlp;
+
+pub use otlp::{LogsRequest, MetricsRequest, TracesRequest};

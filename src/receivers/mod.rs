@@ -1,0 +1,3 @@
+//! Receivers: where telemetry enters StreamGate.
+
+pub mod otlp;

@@ -1,0 +1,224 @@
+//! OTLP/gRPC: the traces, metrics and logs `Export` services (gzip and
+//! zstd), written over tonic's server machinery with a codec that hands us
+//! the raw message bytes. Decoding is ours, so a malformed message is
+//! answered with `INVALID_ARGUMENT` (not retryable) as the OTLP
+//! specification asks, and admission happens before the body is read.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame};
+use tonic::body::Body as TonicBody;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings,
+};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Request, Response, Status};
+
+use crate::telemetry::Transport;
+
+use super::ReceiverContext;
+use super::encoding::Payload;
+use super::process::{self, Refused};
+use super::signal::OtlpSignal;
+
+/// The gRPC service of one signal.
+pub struct SignalService<S: OtlpSignal> {
+    ctx: Arc<ReceiverContext>,
+    _signal: PhantomData<S>,
+}
+
+impl<S: OtlpSignal> SignalService<S> {
+    pub fn new(ctx: Arc<ReceiverContext>) -> Self {
+        Self {
+            ctx,
+            _signal: PhantomData,
+        }
+    }
+}
+
+impl<S: OtlpSignal> Clone for SignalService<S> {
+    fn clone(&self) -> Self {
+        Self::new(self.ctx.clone())
+    }
+}
+
+impl<S: OtlpSignal> NamedService for SignalService<S> {
+    const NAME: &'static str = S::GRPC_SERVICE;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for SignalService<S>
+where
+    S: OtlpSignal,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<TonicBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            if req.uri().path() != S::GRPC_PATH {
+                return Ok(Status::unimplemented(format!(
+                    "unknown method {}",
+                    req.uri().path()
+                ))
+                .into_http());
+            }
+            let started = Instant::now();
+            let permit = match ctx.admission.try_admit() {
+                Ok(permit) => permit,
+                Err(failure) => {
+                    let refusal = Refused::from(failure);
+                    process::refused::<S>(&ctx, Transport::Grpc, &refusal);
+                    ctx.telemetry.record_request_duration(
+                        S::SIGNAL,
+                        Transport::Grpc,
+                        started.elapsed(),
+                    );
+                    return Ok(refusal.failure.to_grpc().into_http());
+                }
+            };
+            let wire_bytes = Arc::new(AtomicU64::new(0));
+            let req = req.map(|body| CountingBody {
+                inner: Box::pin(body),
+                counted: wire_bytes.clone(),
+            });
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            accept.enable(CompressionEncoding::Zstd);
+            let mut grpc = Grpc::new(RawCodec::<S::Response>::default())
+                .apply_compression_config(accept, accept)
+                .apply_max_message_size_config(Some(ctx.max_request_size), None);
+            let response = grpc
+                .unary(
+                    Export::<S> {
+                        ctx: ctx.clone(),
+                        _signal: PhantomData,
+                    },
+                    req,
+                )
+                .await;
+            drop(permit);
+            ctx.telemetry.record_bytes(
+                S::SIGNAL,
+                Transport::Grpc,
+                wire_bytes.load(Ordering::Relaxed),
+            );
+            ctx.telemetry
+                .record_request_duration(S::SIGNAL, Transport::Grpc, started.elapsed());
+            Ok(response)
+        })
+    }
+}
+
+/// The unary handler: raw bytes in, response out.
+struct Export<S: OtlpSignal> {
+    ctx: Arc<ReceiverContext>,
+    _signal: PhantomData<S>,
+}
+
+impl<S: OtlpSignal> UnaryService<Bytes> for Export<S> {
+    type Response = S::Response;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<S::Response>, Status>> + Send>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let body = request.into_inner();
+            let result = process::decode::<S>(&body, Payload::Protobuf)
+                .map_err(Refused::from)
+                .and_then(|decoded| process::consume::<S>(&ctx, &decoded, Transport::Grpc));
+            match result {
+                Ok(response) => Ok(Response::new(response)),
+                Err(refusal) => {
+                    process::refused::<S>(&ctx, Transport::Grpc, &refusal);
+                    Err(refusal.failure.to_grpc())
+                }
+            }
+        })
+    }
+}
+
+/// Encodes responses with prost; decodes requests to their raw bytes.
+struct RawCodec<R>(PhantomData<R>);
+
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<R: prost::Message + Send + 'static> Codec for RawCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = tonic_prost::ProstEncoder<R>;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesDecoder
+    }
+}
+
+struct BytesDecoder;
+
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let len = buf.remaining();
+        Ok(Some(buf.copy_to_bytes(len)))
+    }
+}
+
+/// Counts the body bytes as they arrive on the wire.
+struct CountingBody<B> {
+    inner: Pin<Box<B>>,
+    counted: Arc<AtomicU64>,
+}
+
+impl<B> Body for CountingBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = self.inner.as_mut().poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,184 @@
+//! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with protobuf
+//! or JSON bodies, answered in the request's encoding; errors as
+//! `google.rpc.Status` with the status codes of the OTLP specification.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::BodyExt;
+
+use crate::telemetry::Transport;
+
+use super::ReceiverContext;
+use super::encoding::{Compression, Payload, decompress};
+use super::process;
+use super::signal::{Logs, Metrics, OtlpSignal, Traces};
+use super::status::{Failure, RpcStatus, code, retry_after_seconds};
+
+/// The OTLP/HTTP routes.
+pub fn router(ctx: Arc<ReceiverContext>) -> Router {
+    Router::new()
+        .route(
+            Traces::HTTP_PATH,
+            post(export::<Traces>).fallback(method_not_allowed),
+        )
+        .route(
+            Metrics::HTTP_PATH,
+            post(export::<Metrics>).fallback(method_not_allowed),
+        )
+        .route(
+            Logs::HTTP_PATH,
+            post(export::<Logs>).fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+        .with_state(ctx)
+}
+
+async fn export<S: OtlpSignal>(
+    State(ctx): State<Arc<ReceiverContext>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let payload = content_type.and_then(Payload::from_content_type);
+    let response = match handle::<S>(&ctx, &headers, payload, body).await {
+        Ok(bytes) => {
+            let payload = payload.unwrap_or(Payload::Protobuf);
+            let mut r = Response::new(Body::from(bytes));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(payload.content_type()),
+            );
+            r
+        }
+        Err(refusal) => {
+            process::refused::<S>(&ctx, Transport::Http, &refusal);
+            failure_response(&refusal.failure, payload)
+        }
+    };
+    ctx.telemetry
+        .record_request_duration(S::SIGNAL, Transport::Http, started.elapsed());
+    response
+}
+
+async fn handle<S: OtlpSignal>(
+    ctx: &ReceiverContext,
+    headers: &HeaderMap,
+    payload: Option<Payload>,
+    body: Body,
+) -> Result<Vec<u8>, process::Refused> {
+    let _permit = ctx.admission.try_admit()?;
+    let Some(payload) = payload else {
+        let given = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_else(|| "none".into());
+        return Err(Failure::UnsupportedMediaType(format!(
+            "unsupported Content-Type `{given}`; use application/x-protobuf or application/json"
+        ))
+        .into());
+    };
+    let compression = Compression::from_header(
+        headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let limit = ctx.max_request_size;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit).into());
+    }
+    let wire = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                too_large(limit)
+            } else {
+                Failure::Malformed(format!("cannot read request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    ctx.telemetry
+        .record_bytes(S::SIGNAL, Transport::Http, wire.len() as u64);
+    let body = decompress(wire, compression, limit)?;
+    let request = process::decode::<S>(&body, payload)?;
+    let response = process::consume::<S>(ctx, &request, Transport::Http)?;
+    Ok(encode_response(&response, payload))
+}
+
+fn too_large(limit: usize) -> Failure {
+    Failure::TooLarge(format!("request body exceeds the limit of {limit} bytes"))
+}
+
+fn encode_response<M: prost::Message + serde::Serialize>(message: &M, payload: Payload) -> Vec<u8> {
+    match payload {
+        Payload::Protobuf => message.encode_to_vec(),
+        Payload::Json => serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+/// The error answer: status code, `Retry-After` when retryable, and a
+/// `google.rpc.Status` body in the request's encoding (JSON when unknown).
+fn failure_response(failure: &Failure, payload: Option<Payload>) -> Response {
+    let status = RpcStatus {
+        code: failure.rpc_code(),
+        message: failure.to_string(),
+        details: Vec::new(),
+    };
+    let mut response = status_response(failure.http_status(), &status, payload);
+    if let Some(after) = failure.retry_after() {
+        if let Ok(v) = HeaderValue::from_str(&retry_after_seconds(after).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
+}
+
+fn status_response(http: StatusCode, status: &RpcStatus, payload: Option<Payload>) -> Response {
+    let payload = payload.unwrap_or(Payload::Json);
+    let mut response = (http, encode_response(status, payload)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(payload.content_type()),
+    );
+    response
+}
+
+async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let payload = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Payload::from_content_type);
+    let status = RpcStatus {
+        code: code::UNIMPLEMENTED,
+        message: "method not allowed; OTLP/HTTP export uses POST".into(),
+        details: Vec::new(),
+    };
+    let mut response = status_response(StatusCode::METHOD_NOT_ALLOWED, &status, payload);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+async fn not_found() -> Response {
+    let status = RpcStatus {
+        code: code::NOT_FOUND,
+        message: "unknown path; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs".into(),
+        details: Vec::new(),
+    };
+    status_response(StatusCode::NOT_FOUND, &status, None)
+}

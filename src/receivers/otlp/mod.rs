@@ -1,0 +1,166 @@
+//! The OTLP receiver: OTLP/gRPC and OTLP/HTTP servers for traces, metrics
+//! and logs.
+//!
+//! Each request is admitted (bounded concurrency, draining on shutdown),
+//! read within the size limit (checked again after decompression), decoded
+//! once, and handed to the pipeline's consumer for its signal; the sender
+//! is answered only after the consumer returns. Refusals follow the OTLP
+//! specification: 400 / `INVALID_ARGUMENT` for malformed data, 413 for
+//! oversize, 415 for unknown media types, 429 / 503 with `Retry-After`
+//! (gRPC `RESOURCE_EXHAUSTED` / `UNAVAILABLE` with `RetryInfo`) for
+//! overload, `partial_success` when some items are rejected.
+
+mod admission;
+pub mod config;
+mod encoding;
+mod grpc;
+mod http;
+mod process;
+mod signal;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::pipeline::{LogsConsumer, MetricsConsumer, Shutdown, TracesConsumer};
+use crate::telemetry::Telemetry;
+
+pub use admission::Admission;
+pub use config::OtlpReceiverConfig;
+pub use encoding::{Compression, Payload};
+
+/// Where each signal goes after decoding.
+#[derive(Clone)]
+pub struct Consumers {
+    pub traces: Arc<dyn TracesConsumer>,
+    pub metrics: Arc<dyn MetricsConsumer>,
+    pub logs: Arc<dyn LogsConsumer>,
+}
+
+/// What request handlers share.
+pub struct ReceiverContext {
+    pub(crate) consumers: Consumers,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) admission: Admission,
+    pub(crate) max_request_size: usize,
+    pub(crate) retry_after: Duration,
+}
+
+/// Why the receiver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiverError {
+    #[error("cannot listen for OTLP/{transport} on {endpoint}: {source}")]
+    Bind {
+        transport: &'static str,
+        endpoint: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built, not yet started receiver.
+pub struct OtlpReceiver {
+    config: OtlpReceiverConfig,
+    ctx: Arc<ReceiverContext>,
+}
+
+/// A running receiver: its bound addresses and server tasks.
+pub struct RunningReceiver {
+    pub grpc_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Builds the receiver from its (validated) config.
+pub fn build(
+    config: OtlpReceiverConfig,
+    consumers: Consumers,
+    telemetry: Arc<Telemetry>,
+) -> OtlpReceiver {
+    let admission = Admission::new(config.max_concurrent_requests, config.retry_after.get());
+    let ctx = Arc::new(ReceiverContext {
+        consumers,
+        telemetry,
+        admission,
+        max_request_size: config.max_request_size.bytes() as usize,
+        retry_after: config.retry_after.get(),
+    });
+    OtlpReceiver { config, ctx }
+}
+
+impl OtlpReceiver {
+    /// The admission control, so shutdown can start draining.
+    pub fn admission(&self) -> Admission {
+        self.ctx.admission.clone()
+    }
+
+    /// Binds the enabled servers and serves until `shutdown`, then stops
+    /// accepting and finishes in-flight requests.
+    pub async fn start(&self, shutdown: Shutdown) -> Result<RunningReceiver, ReceiverError> {
+        let mut running = RunningReceiver {
+            grpc_addr: None,
+            http_addr: None,
+            tasks: Vec::new(),
+        };
+        if self.config.grpc.enabled {
+            let endpoint = self.config.grpc.endpoint.addr();
+            let listener = bind(endpoint, "gRPC").await?;
+            let addr = listener.local_addr().unwrap_or(endpoint);
+            tracing::info!(%addr, "OTLP/gRPC receiver listening");
+            running.grpc_addr = Some(addr);
+            running.tasks.push(tokio::spawn(serve_grpc(
+                listener,
+                self.ctx.clone(),
+                shutdown.clone(),
+            )));
+        }
+        if self.config.http.enabled {
+            let endpoint = self.config.http.endpoint.addr();
+            let listener = bind(endpoint, "HTTP").await?;
+            let addr = listener.local_addr().unwrap_or(endpoint);
+            tracing::info!(%addr, "OTLP/HTTP receiver listening");
+            running.http_addr = Some(addr);
+            let router = http::router(self.ctx.clone());
+            let stop = shutdown.clone();
+            running.tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.wait())
+                    .await
+                {
+                    tracing::error!(error = %e, "OTLP/HTTP server failed");
+                }
+            }));
+        }
+        Ok(running)
+    }
+}
+
+async fn bind(endpoint: SocketAddr, transport: &'static str) -> Result<TcpListener, ReceiverError> {
+    TcpListener::bind(endpoint)
+        .await
+        .map_err(|source| ReceiverError::Bind {
+            transport,
+            endpoint,
+            source,
+        })
+}
+
+async fn serve_grpc(listener: TcpListener, ctx: Arc<ReceiverContext>, shutdown: Shutdown) {
+    use signal::{Logs, Metrics, Traces};
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder()
+        .add_service(grpc::SignalService::<Traces>::new(ctx.clone()))
+        .add_service(grpc::SignalService::<Metrics>::new(ctx.clone()))
+        .add_service(grpc::SignalService::<Logs>::new(ctx))
+        .serve_with_incoming_shutdown(incoming, shutdown.wait())
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "OTLP/gRPC server failed");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! What differs between traces, metrics and logs, in one trait, so the
+//! HTTP and gRPC servers are written once for all three signals.
+
+use crate::model::otlp::ItemCount;
+use crate::model::otlp::{
+    ExportLogsPartialSuccess, ExportMetricsPartialSuccess, ExportTracePartialSuccess, LogsRequest,
+    LogsResponse, MetricsRequest, MetricsResponse, TracesRequest, TracesResponse,
+};
+use crate::pipeline::ConsumeResult;
+use crate::telemetry::Signal;
+
+use super::Consumers;
+
+/// One OTLP signal: its request and response types, paths and consumer.
+pub trait OtlpSignal: Send + Sync + 'static {
+    type Request: prost::Message + Default + serde::de::DeserializeOwned + ItemCount + Send + 'static;
+    type Response: prost::Message + serde::Serialize + Default + Send + 'static;
+
+    const SIGNAL: Signal;
+    /// `POST` path on OTLP/HTTP.
+    const HTTP_PATH: &'static str;
+    /// The gRPC service name.
+    const GRPC_SERVICE: &'static str;
+    /// The gRPC method path.
+    const GRPC_PATH: &'static str;
+
+    fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult;
+
+    /// The success answer; `rejected > 0` fills `partial_success`.
+    fn response(rejected: u64, message: String) -> Self::Response;
+}
+
+pub struct Traces;
+pub struct Metrics;
+pub struct Logs;
+
+impl OtlpSignal for Traces {
+    type Request = TracesRequest;
+    type Response = TracesResponse;
+    const SIGNAL: Signal = Signal::Traces;
+    const HTTP_PATH: &'static str = "/v1/traces";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+    fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult {
+        consumers.traces.consume_traces(request)
+    }
+
+    fn response(rejected: u64, message: String) -> Self::Response {
+        TracesResponse {
+            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: rejected as i64,
+                error_message: message,
+            }),
+        }
+    }
+}
+
+impl OtlpSignal for Metrics {
+    type Request = MetricsRequest;
+    type Response = MetricsResponse;
+    const SIGNAL: Signal = Signal::Metrics;
+    const HTTP_PATH: &'static str = "/v1/metrics";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+    fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult {
+        consumers.metrics.consume_metrics(request)
+    }
+
+    fn response(rejected: u64, message: String) -> Self::Response {
+        MetricsResponse {
+            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected as i64,
+                error_message: message,
+            }),
+        }
+    }
+}
+
+impl OtlpSignal for Logs {
+    type Request = LogsRequest;
+    type Response = LogsResponse;
+    const SIGNAL: Signal = Signal::Logs;
+    const HTTP_PATH: &'static str = "/v1/logs";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+    fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult {
+        consumers.logs.consume_logs(request)
+    }
+
+    fn response(rejected: u64, message: String) -> Self::Response {
+        LogsResponse {
+            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected as i64,
+                error_message: message,
+            }),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! StreamGate's own telemetry: the `streamgate_*` self-metrics and the typed
+//! events that count and log in one call.
+//!
+//! Every metric name is a constant in [`names`]. Components record through
+//! [`Telemetry`] (cheap atomics, no locks on the hot path); the Prometheus
+//! exporter reads a [`snapshot`](Telemetry::snapshot) when `/metrics` is
+//! scraped. This module imports nothing else of StreamGate's.
+
+pub mod events;
+mod histogram;
+pub mod names;
+mod snapshot;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use histogram::AtomicHistogram;
+pub use snapshot::{FamilySnapshot, MetricKind, SampleSnapshot};
+
+/// The OTLP signal a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// What one item of this signal is called in counts and messages.
+    pub fn item_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "data points",
+            Signal::Logs => "log records",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The wire transport a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Grpc,
+    Http,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Grpc, Transport::Http];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Http => "http",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a receiver refused items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalReason {
+    /// The body could not be decoded (400 / INVALID_ARGUMENT).
+    Malformed,
+    /// The body was larger than the limit (413 / RESOURCE_EXHAUSTED).
+    TooLarge,
+    /// Unknown content type or encoding (415).
+    UnsupportedMediaType,
+    /// The collector was overloaded or shutting down (429/503, retryable).
+    Overloaded,
+    /// Decoded fine, but some items were rejected (`partial_success`).
+    Rejected,
+}
+
+impl RefusalReason {
+    pub const ALL: [RefusalReason; 5] = [
+        RefusalReason::Malformed,
+        RefusalReason::TooLarge,
+        RefusalReason::UnsupportedMediaType,
+        RefusalReason::Overloaded,
+        RefusalReason::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Malformed => "malformed",
+            RefusalReason::TooLarge => "too_large",
+            RefusalReason::UnsupportedMediaType => "unsupported_media_type",
+            RefusalReason::Overloaded => "overloaded",
+            RefusalReason::Rejected => "rejected",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const SIGNALS: usize = 3;
+const TRANSPORTS: usize = 2;
+const REASONS: usize = 5;
+
+/// Counters kept per (signal, transport).
+#[derive(Default)]
+struct PerRoute<T> {
+    cells: [[T; TRANSPORTS]; SIGNALS],
+}
+
+impl<T> PerRoute<T> {
+    fn get(&self, signal: Signal, transport: Transport) -> &T {
+        &self.cells[signal.index()][transport.index()]
+    }
+}
+
+/// All of StreamGate's self-metrics. Shared as `Arc<Telemetry>`.
+pub struct Telemetry {
+    started: Instant,
+    started_unix: f64,
+    accepted_items: PerRoute<AtomicU64>,
+    refused_items: [PerRoute<AtomicU64>; REASONS],
+    refused_requests: [PerRoute<AtomicU64>; REASONS],
+    received_bytes: PerRoute<AtomicU64>,
+    request_duration: PerRoute<AtomicHistogram>,
+    active_series: AtomicI64,
+    expired_series: AtomicU64,
+    removed_series: AtomicU64,
+    scrapes: AtomicU64,
+    out_of_order_points: AtomicU64,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let started_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Self {
+            started: Instant::now(),
+            started_unix,
+            accepted_items: PerRoute::default(),
+            refused_items: Default::default(),
+            refused_requests: Default::default(),
+            received_bytes: PerRoute::default(),
+            request_duration: PerRoute::default(),
+            active_series: AtomicI64::new(0),
+            expired_series: AtomicU64::new(0),
+            removed_series: AtomicU64::new(0),
+            scrapes: AtomicU64::new(0),
+            out_of_order_points: AtomicU64::new(0),
+        }
+    }
+
+    /// Time since this process started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn record_accepted(&self, signal: Signal, transport: Transport, items: u64) {
+        self.accepted_items
+            .get(signal, transport)
+            .fetch_add(items, Ordering::Relaxed);
+    }
+
+    pub fn record_refused(
+        &self,
+        signal: Signal,
+        transport: Transport,
+        reason: RefusalReason,
+        items: u64,
+    ) {
+        self.refused_items[reason.index()]
+            .get(signal, transport)
+            .fetch_add(items, Ordering::Relaxed);
+        self.refused_requests[reason.index()]
+            .get(signal, transport)
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_bytes(&self, signal: Signal, transport: Transport, bytes: u64) {
+        self.received_bytes
+            .get(signal, transport)
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn record_request_duration(&self, signal: Signal, transport: Transport, took: Duration) {
+        self.request_duration
+            .get(signal, transport)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn series_added(&self, n: u64) {
+        self.active_series.fetch_add(n as i64, Ordering::Relaxed);
+    }
+
+    pub fn series_removed(&self, n: u64) {
+        self.active_series.fetch_sub(n as i64, Ordering::Relaxed);
+        self.removed_series.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn series_expired(&self, n: u64) {
+        self.active_series.fetch_sub(n as i64, Ordering::Relaxed);
+        self.expired_series.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn record_out_of_order(&self, points: u64) {
+        self.out_of_order_points.fetch_add(points, Ordering::Relaxed);
+    }
+
+    pub fn scraped(&self) {
+        self.scrapes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Items accepted so far for one signal over every transport.
+    pub fn accepted_total(&self, signal: Signal) -> u64 {
+        Transport::ALL
+            .iter()
+            .map(|t| self.accepted_items.get(signal, *t).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Series currently held by the Prometheus exporter.
+    pub fn active_series(&self) -> i64 {
+        self.active_series.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,33 @@
+//! Names of StreamGate's self-metrics. Every one starts with `streamgate_`.
+
+pub const BUILD_INFO: &str = "streamgate_build_info";
+pub const UPTIME_SECONDS: &str = "streamgate_uptime_seconds";
+pub const START_TIME_SECONDS: &str = "streamgate_process_start_time_seconds";
+pub const RECEIVER_ACCEPTED_ITEMS: &str = "streamgate_receiver_accepted_items_total";
+pub const RECEIVER_REFUSED_ITEMS: &str = "streamgate_receiver_refused_items_total";
+pub const RECEIVER_REFUSED_REQUESTS: &str = "streamgate_receiver_refused_requests_total";
+pub const RECEIVER_RECEIVED_BYTES: &str = "streamgate_receiver_received_bytes_total";
+pub const RECEIVER_REQUEST_DURATION: &str = "streamgate_receiver_request_duration_seconds";
+pub const EXPORTER_ACTIVE_SERIES: &str = "streamgate_exporter_prometheus_active_series";
+pub const EXPORTER_EXPIRED_SERIES: &str = "streamgate_exporter_prometheus_expired_series_total";
+pub const EXPORTER_REMOVED_SERIES: &str = "streamgate_exporter_prometheus_removed_series_total";
+pub const EXPORTER_SCRAPES: &str = "streamgate_exporter_prometheus_scrapes_total";
+pub const EXPORTER_OUT_OF_ORDER_POINTS: &str =
+    "streamgate_exporter_prometheus_out_of_order_points_total";
+
+/// Every self-metric family name; no received metric may take one.
+pub const ALL: [&str; 13] = [
+    BUILD_INFO,
+    UPTIME_SECONDS,
+    START_TIME_SECONDS,
+    RECEIVER_ACCEPTED_ITEMS,
+    RECEIVER_REFUSED_ITEMS,
+    RECEIVER_REFUSED_REQUESTS,
+    RECEIVER_RECEIVED_BYTES,
+    RECEIVER_REQUEST_DURATION,
+    EXPORTER_ACTIVE_SERIES,
+    EXPORTER_EXPIRED_SERIES,
+    EXPORTER_REMOVED_SERIES,
+    EXPORTER_SCRAPES,
+    EXPORTER_OUT_OF_ORDER_POINTS,
+];

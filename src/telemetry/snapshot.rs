@@ -1,0 +1,208 @@
+//! A point-in-time copy of the self-metrics, in a shape any renderer can write.
+
+use std::sync::atomic::Ordering;
+
+use super::{RefusalReason, Signal, Telemetry, Transport, names};
+
+/// The Prometheus type of a self-metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One sample line: an optional name suffix (`_bucket`, `_sum`, `_count`),
+/// its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSnapshot {
+    pub suffix: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// One metric family. `name` is the full sample name for counters
+/// (ending in `_total`), as the text format writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilySnapshot {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    pub samples: Vec<SampleSnapshot>,
+}
+
+fn sample(labels: Vec<(&'static str, String)>, value: f64) -> SampleSnapshot {
+    SampleSnapshot {
+        suffix: "",
+        labels,
+        value,
+    }
+}
+
+fn route_labels(signal: Signal, transport: Transport) -> Vec<(&'static str, String)> {
+    vec![
+        ("signal", signal.as_str().to_string()),
+        ("transport", transport.as_str().to_string()),
+    ]
+}
+
+impl Telemetry {
+    /// Copies every self-metric. Called once per scrape; allocation is fine.
+    pub fn snapshot(&self) -> Vec<FamilySnapshot> {
+        let mut out = Vec::with_capacity(16);
+        out.push(FamilySnapshot {
+            name: names::BUILD_INFO,
+            help: "StreamGate build information; the value is always 1.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(
+                vec![("version", env!("CARGO_PKG_VERSION").to_string())],
+                1.0,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::START_TIME_SECONDS,
+            help: "Unix time at which this StreamGate process started, in seconds.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(vec![], self.started_unix)],
+        });
+        out.push(FamilySnapshot {
+            name: names::UPTIME_SECONDS,
+            help: "Seconds since this StreamGate process started.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(vec![], self.uptime().as_secs_f64())],
+        });
+
+        let mut accepted = Vec::new();
+        let mut bytes = Vec::new();
+        let mut refused_items = Vec::new();
+        let mut refused_requests = Vec::new();
+        let mut durations = Vec::new();
+        for signal in Signal::ALL {
+            for transport in Transport::ALL {
+                accepted.push(sample(
+                    route_labels(signal, transport),
+                    self.accepted_items.get(signal, transport).load(Ordering::Relaxed) as f64,
+                ));
+                bytes.push(sample(
+                    route_labels(signal, transport),
+                    self.received_bytes.get(signal, transport).load(Ordering::Relaxed) as f64,
+                ));
+                for reason in RefusalReason::ALL {
+                    let mut labels = route_labels(signal, transport);
+                    labels.push(("reason", reason.as_str().to_string()));
+                    refused_items.push(sample(
+                        labels.clone(),
+                        self.refused_items[reason.index()]
+                            .get(signal, transport)
+                            .load(Ordering::Relaxed) as f64,
+                    ));
+                    refused_requests.push(sample(
+                        labels,
+                        self.refused_requests[reason.index()]
+                            .get(signal, transport)
+                            .load(Ordering::Relaxed) as f64,
+                    ));
+                }
+                let (buckets, sum, count) =
+                    self.request_duration.get(signal, transport).cumulative();
+                for (bound, cumulative) in buckets {
+                    let mut labels = route_labels(signal, transport);
+                    labels.push(("le", format_bound(bound)));
+                    durations.push(SampleSnapshot {
+                        suffix: "_bucket",
+                        labels,
+                        value: cumulative as f64,
+                    });
+                }
+                durations.push(SampleSnapshot {
+                    suffix: "_sum",
+                    labels: route_labels(signal, transport),
+                    value: sum,
+                });
+                durations.push(SampleSnapshot {
+                    suffix: "_count",
+                    labels: route_labels(signal, transport),
+                    value: count as f64,
+                });
+            }
+        }
+        out.push(FamilySnapshot {
+            name: names::RECEIVER_ACCEPTED_ITEMS,
+            help: "Items (spans, data points, log records) accepted by the OTLP receiver.",
+            kind: MetricKind::Counter,
+            samples: accepted,
+        });
+        out.push(FamilySnapshot {
+            name: names::RECEIVER_REFUSED_ITEMS,
+            help: "Items refused by the OTLP receiver, by reason. Items in undecodable requests are not countable and are not included.",
+            kind: MetricKind::Counter,
+            samples: refused_items,
+        });
+        out.push(FamilySnapshot {
+            name: names::RECEIVER_REFUSED_REQUESTS,
+            help: "Requests answered with an error or a partial success, by reason.",
+            kind: MetricKind::Counter,
+            samples: refused_requests,
+        });
+        out.push(FamilySnapshot {
+            name: names::RECEIVER_RECEIVED_BYTES,
+            help: "Request body bytes received by the OTLP receiver, as sent on the wire (before decompression).",
+            kind: MetricKind::Counter,
+            samples: bytes,
+        });
+        out.push(FamilySnapshot {
+            name: names::RECEIVER_REQUEST_DURATION,
+            help: "Time from receiving an OTLP request to answering it, in seconds.",
+            kind: MetricKind::Histogram,
+            samples: durations,
+        });
+        out.push(FamilySnapshot {
+            name: names::EXPORTER_ACTIVE_SERIES,
+            help: "Series currently held for /metrics by the Prometheus exporter.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(vec![], self.active_series() as f64)],
+        });
+        out.push(FamilySnapshot {
+            name: names::EXPORTER_EXPIRED_SERIES,
+            help: "Series dropped from /metrics because no point arrived within series_ttl.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.expired_series.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::EXPORTER_REMOVED_SERIES,
+            help: "Series removed from /metrics because a point carried the NoRecordedValue flag.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.removed_series.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::EXPORTER_OUT_OF_ORDER_POINTS,
+            help: "Points ignored because they were older than the point already stored for their series.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.out_of_order_points.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::EXPORTER_SCRAPES,
+            help: "Scrapes of /metrics served.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(vec![], self.scrapes.load(Ordering::Relaxed) as f64)],
+        });
+        out
+    }
+}
+
+fn format_bound(bound: f64) -> String {
+    if bound.is_infinite() {
+        "+Inf".to_string()
+    } else {
+        bound.to_string()
+    }
+}
