@@ -126,7 +126,22 @@ fn too_large(limit: usize) -> Failure {
 fn encode_response<M: prost::Message + serde::Serialize>(message: &M, payload: Payload) -> Vec<u8> {
     match payload {
         Payload::Protobuf => message.encode_to_vec(),
-        Payload::Json => serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec()),
+        Payload::Json => {
+            // OTLP/JSON omits unset fields; serde writes `null` for `None`.
+            let mut value = serde_json::to_value(message).unwrap_or_default();
+            // The proto3 JSON mapping writes int64 counts as strings.
+            if let serde_json::Value::Object(map) = &mut value {
+                map.retain(|_, v| !v.is_null());
+                if let Some(serde_json::Value::Object(partial)) = map.get_mut("partialSuccess") {
+                    for v in partial.values_mut() {
+                        if let Some(n) = v.as_i64() {
+                            *v = serde_json::Value::String(n.to_string());
+                        }
+                    }
+                }
+            }
+            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec())
+        }
     }
 }
 

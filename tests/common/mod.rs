@@ -1,0 +1,347 @@
+//! Test harness for black-box tests: starts the real `streamgate` binary on
+//! free loopback ports with a config in a temp directory, waits for
+//! readiness, scrapes `/metrics`, and stops it with SIGTERM.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running collector.
+pub struct Collector {
+    child: Option<Child>,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stderr_path: PathBuf,
+}
+
+/// Extra YAML for the `receivers.otlp` and `exporters.prometheus` sections.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub receiver_extra: String,
+    pub exporter_extra: String,
+}
+
+impl Collector {
+    pub fn start() -> Collector {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Collector {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = format!(
+            "server:\n  endpoint: {admin}\n  shutdown_timeout: 10s\nlogging:\n  level: info\nreceivers:\n  otlp:\n    grpc:\n      endpoint: {grpc}\n    http:\n      endpoint: {http}\n{}\nexporters:\n  prometheus:\n    series_ttl: 5m\n{}\n",
+            indent(&options.receiver_extra, 4),
+            indent(&options.exporter_extra, 4),
+        );
+        let config_path = dir.path().join("streamgate.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start streamgate");
+        let mut collector = Collector {
+            child: Some(child),
+            grpc,
+            http,
+            admin,
+            dir,
+            stderr_path,
+        };
+        collector.wait_ready();
+        collector
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("streamgate exited early ({status}): {}", self.logs());
+                }
+            }
+            if let Ok(r) = http_client().get(self.url("/readyz")).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("streamgate not ready in 20s: {}", self.logs());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn otlp_http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// The raw `/metrics` text (Prometheus text format).
+    pub fn scrape_text(&self) -> String {
+        http_client()
+            .get(self.url("/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("scrape /metrics")
+    }
+
+    /// `/metrics` parsed into samples.
+    pub fn scrape(&self) -> Samples {
+        Samples::parse(&self.scrape_text())
+    }
+
+    /// Waits until `check` holds for a scrape (the SDKs export async).
+    pub fn scrape_until(&self, what: &str, check: impl Fn(&Samples) -> bool) -> Samples {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let samples = self.scrape();
+            if check(&samples) {
+                return samples;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last scrape:\n{}", samples.text);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("streamgate did not exit after SIGTERM: {}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+/// Parsed samples of a text-format scrape: `name{sorted labels}` → value.
+pub struct Samples {
+    pub text: String,
+    pub values: BTreeMap<String, f64>,
+    pub types: BTreeMap<String, String>,
+    pub help: BTreeMap<String, String>,
+}
+
+impl Samples {
+    pub fn parse(text: &str) -> Samples {
+        let mut values = BTreeMap::new();
+        let mut types = BTreeMap::new();
+        let mut help = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut it = rest.splitn(2, ' ');
+                types.insert(
+                    it.next().unwrap_or_default().to_string(),
+                    it.next().unwrap_or_default().to_string(),
+                );
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let mut it = rest.splitn(2, ' ');
+                help.insert(
+                    it.next().unwrap_or_default().to_string(),
+                    it.next().unwrap_or_default().to_string(),
+                );
+                continue;
+            }
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("bad value in `{line}`")),
+            };
+            values.insert(canonical(series), value);
+        }
+        Samples {
+            text: text.to_string(),
+            values,
+            types,
+            help,
+        }
+    }
+
+    /// The value of `name` with exactly these labels.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.values.get(&key(name, labels)).copied()
+    }
+
+    /// Every sample of `name` whose labels include all of `labels`.
+    pub fn matching(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(String, f64)> {
+        self.values
+            .iter()
+            .filter(|(k, _)| {
+                let (n, l) = k.split_once('{').unwrap_or((k.as_str(), ""));
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(lk, lv)| l.contains(&format!("{lk}=\"{lv}\"")))
+            })
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    pub fn has_family(&self, name: &str) -> bool {
+        self.values
+            .keys()
+            .any(|k| k.split('{').next() == Some(name))
+    }
+}
+
+/// `name{a="1",b="2"}` with labels sorted, for lookups.
+pub fn key(name: &str, labels: &[(&str, &str)]) -> String {
+    let mut labels: Vec<_> = labels.to_vec();
+    labels.sort();
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
+
+fn canonical(series: &str) -> String {
+    let Some((name, rest)) = series.split_once('{') else {
+        return series.to_string();
+    };
+    let inner = rest.strip_suffix('}').unwrap_or(rest);
+    let mut pairs = split_labels(inner);
+    pairs.sort();
+    if pairs.is_empty() {
+        return name.to_string();
+    }
+    format!("{name}{{{}}}", pairs.join(","))
+}
+
+/// Splits `a="x",b="y,z"` respecting quotes and escapes.
+fn split_labels(inner: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in inner.chars() {
+        if escaped {
+            current.push(c);
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                current.push(c);
+                escaped = true;
+            }
+            '"' => {
+                current.push(c);
+                in_quotes = !in_quotes;
+            }
+            ',' if !in_quotes => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Whether tests must find their external peers (set by `scripts/test`).
+/// Outside it, a test whose peer is missing says so and returns.
+pub fn peers_required() -> bool {
+    std::env::var("STREAMGATE_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Finds an executable on PATH, or fails/skips per [`peers_required`].
+pub fn find_peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if peers_required() {
+            panic!("peer `{name}` is not installed; scripts/test installs it");
+        }
+        eprintln!("SKIPPED: peer `{name}` not installed (run scripts/test)");
+    }
+    found
+}
