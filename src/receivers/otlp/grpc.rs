@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -26,6 +26,7 @@ use crate::telemetry::Transport;
 use super::ReceiverContext;
 use super::encoding::Payload;
 use super::process::{self, Refused};
+use super::status::Failure;
 use super::signal::OtlpSignal;
 
 /// The gRPC service of one signal.
@@ -102,16 +103,21 @@ where
             let mut grpc = Grpc::new(RawCodec::<S::Response>::default())
                 .apply_compression_config(accept, accept)
                 .apply_max_message_size_config(Some(ctx.max_request_size), None);
-            let response = grpc
+            let reached = Arc::new(AtomicBool::new(false));
+            let mut response = grpc
                 .unary(
                     Export::<S> {
                         ctx: ctx.clone(),
+                        reached: reached.clone(),
                         _signal: PhantomData,
                     },
                     req,
                 )
                 .await;
             drop(permit);
+            if !reached.load(Ordering::Relaxed) {
+                remap_transport_failure::<S>(&ctx, &mut response);
+            }
             ctx.telemetry.record_bytes(
                 S::SIGNAL,
                 Transport::Grpc,
@@ -124,9 +130,65 @@ where
     }
 }
 
+/// tonic refuses some requests before our handler runs: oversize messages
+/// (as OUT_OF_RANGE, which OTLP senders would retry forever), decompression
+/// bombs (RESOURCE_EXHAUSTED) and corrupt compression (INTERNAL). Give them
+/// the OTLP codes (RESOURCE_EXHAUSTED without RetryInfo, INVALID_ARGUMENT)
+/// and count them.
+fn remap_transport_failure<S: OtlpSignal>(
+    ctx: &ReceiverContext,
+    response: &mut http::Response<TonicBody>,
+) {
+    let headers = response.headers_mut();
+    let Some(code) = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| percent_decode(m))
+        .unwrap_or_default();
+    let failure = match tonic::Code::from_i32(code) {
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Failure::TooLarge(message),
+        tonic::Code::Internal => Failure::Malformed(message),
+        _ => return,
+    };
+    let status = failure.to_grpc();
+    headers.insert(
+        "grpc-status",
+        http::HeaderValue::from(status.code() as i32),
+    );
+    process::refused::<S>(ctx, Transport::Grpc, &Refused::from(failure));
+}
+
+/// Undoes the percent-encoding of `grpc-message`.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The unary handler: raw bytes in, response out.
 struct Export<S: OtlpSignal> {
     ctx: Arc<ReceiverContext>,
+    /// Set when tonic got as far as calling us.
+    reached: Arc<AtomicBool>,
     _signal: PhantomData<S>,
 }
 
@@ -136,6 +198,7 @@ impl<S: OtlpSignal> UnaryService<Bytes> for Export<S> {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let ctx = self.ctx.clone();
+        self.reached.store(true, Ordering::Relaxed);
         Box::pin(async move {
             let body = request.into_inner();
             let result = process::decode::<S>(&body, Payload::Protobuf)
