@@ -1,0 +1,145 @@
+//! Black-box tests of the command line and the process lifecycle: config
+//! validation with clear errors, the documented default config, and a
+//! graceful SIGTERM that finishes in-flight requests and exits 0.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Collector;
+
+fn streamgate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(args)
+        .output()
+        .expect("run streamgate")
+}
+
+/// `print-config` prints the documented default, which `validate` accepts.
+#[test]
+fn print_config_is_valid_and_documented() {
+    let out = streamgate(&["print-config"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for key in ["endpoint: 127.0.0.1:4317", "endpoint: 127.0.0.1:4318", "127.0.0.1:9464", "max_request_size", "series_ttl"] {
+        assert!(text.contains(key), "default config mentions {key}");
+    }
+    assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() > 10, "documented");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("default.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let out = streamgate(&["validate", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+}
+
+/// An unknown key is rejected with exit code 2, its file, line and a
+/// suggestion.
+#[test]
+fn validate_rejects_unknown_key_with_line_and_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "receivers:\n  otlp:\n    max_request_sise: 1MiB\n").unwrap();
+    let out = streamgate(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:3:"), "{err}");
+    assert!(err.contains("did you mean `max_request_size`"), "{err}");
+}
+
+/// `${env:VAR}` is substituted; an unset variable is an error naming it.
+#[test]
+fn env_substitution_in_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("env.yaml");
+    std::fs::write(&path, "exporters:\n  prometheus:\n    namespace: ${env:SG_TEST_NS}\n").unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["validate", "--config", path.to_str().unwrap()])
+        .env("SG_TEST_NS", "shop")
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let missing = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["validate", "--config", path.to_str().unwrap()])
+        .env_remove("SG_TEST_NS")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("SG_TEST_NS"));
+}
+
+/// A missing config file is exit code 2 with the path in the message.
+#[test]
+fn missing_config_file() {
+    let out = streamgate(&["--config", "/nonexistent/streamgate.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/streamgate.yaml"));
+}
+
+/// A port already in use fails the start with exit code 1 and says which.
+#[test]
+fn port_in_use_fails_clearly() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "server:\n  endpoint: 127.0.0.1:{}\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:{port}\n    http:\n      endpoint: 127.0.0.1:{}\n",
+            common::free_port(),
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let out = streamgate(&["--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+/// The collector logs where it listens, answers health and readiness, and
+/// on SIGTERM finishes the request in flight, refuses new ones, and exits 0.
+#[test]
+fn sigterm_drains_in_flight_requests_and_exits_zero() {
+    let mut collector = Collector::start();
+    let logs = collector.logs();
+    assert!(logs.contains(&collector.grpc.to_string()), "{logs}");
+    assert!(logs.contains(&collector.http.to_string()), "{logs}");
+    assert!(logs.contains(&collector.admin.to_string()), "{logs}");
+    let health = common::http_client().get(collector.url("/healthz")).send().unwrap();
+    assert_eq!(health.status(), 200);
+
+    // A request whose body is still arriving when SIGTERM comes.
+    let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"inflight","gauge":{"dataPoints":[{"asDouble":1}]}}]}]}]}"#;
+    let mut slow = TcpStream::connect(collector.http).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        slow,
+        "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    slow.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let pid = collector.pid();
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are no longer accepted.
+    let refused = TcpStream::connect_timeout(&collector.http, Duration::from_millis(500));
+    assert!(refused.is_err(), "listener closed during drain");
+
+    slow.write_all(&body[10..]).unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = slow.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "in-flight request finished: {answer}");
+
+    let status = collector.terminate();
+    assert_eq!(status.code(), Some(0), "{}", collector.logs());
+    assert!(collector.logs().contains("StreamGate stopped"));
+}
