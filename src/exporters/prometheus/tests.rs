@@ -1,0 +1,464 @@
+//! Tests of the exporter's semantics: temporality, resets, ordering,
+//! staleness, expiry, every point kind's rendering, and both formats.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::model::otlp::metrics::{
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    summary_data_point::ValueAtQuantile,
+};
+use crate::model::otlp::resource::Resource;
+
+const DELTA: i32 = 1;
+const CUMULATIVE: i32 = 2;
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn request_with(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> MetricsRequest {
+    MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: resource,
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "test.scope".into(),
+                    version: "2.0".into(),
+                    ..Default::default()
+                }),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn request(metrics: Vec<Metric>) -> MetricsRequest {
+    request_with(vec![kv("service.name", "svc")], metrics)
+}
+
+fn number(start: u64, time: u64, value: f64) -> NumberDataPoint {
+    NumberDataPoint {
+        start_time_unix_nano: start,
+        time_unix_nano: time,
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    }
+}
+
+fn sum(name: &str, temporality: i32, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: "1".into(),
+        description: "a sum".into(),
+        data: Some(Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: temporality,
+            is_monotonic: monotonic,
+        })),
+        ..Default::default()
+    }
+}
+
+fn histogram(name: &str, temporality: i32, points: Vec<HistogramDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: "s".into(),
+        description: "latency".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: points,
+            aggregation_temporality: temporality,
+        })),
+        ..Default::default()
+    }
+}
+
+fn hist_point(time: u64, bounds: &[f64], counts: &[u64], sum: f64) -> HistogramDataPoint {
+    HistogramDataPoint {
+        start_time_unix_nano: 1_000_000_000,
+        time_unix_nano: time,
+        count: counts.iter().sum(),
+        sum: Some(sum),
+        bucket_counts: counts.to_vec(),
+        explicit_bounds: bounds.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn exporter() -> PrometheusExporter {
+    PrometheusExporter::new(PrometheusExporterConfig::default(), Arc::new(Telemetry::new()))
+}
+
+const BASE: &str = r#"job="svc",otel_scope_name="test.scope",otel_scope_version="2.0""#;
+
+fn line(name: &str, extra: &str, value: &str) -> String {
+    if extra.is_empty() {
+        format!("{name}{{{BASE}}} {value}\n")
+    } else {
+        format!("{name}{{{extra},{BASE}}} {value}\n")
+    }
+}
+
+fn line_le(name: &str, le: &str, value: &str) -> String {
+    format!("{name}{{{BASE},le=\"{le}\"}} {value}\n")
+}
+
+#[test]
+fn delta_sums_accumulate_into_cumulative_counters() {
+    let e = exporter();
+    for (t, v) in [(2, 5.0), (3, 2.5), (4, 1.0)] {
+        e.consume_metrics(&request(vec![sum("jobs", DELTA, true, vec![number(t - 1, t, v)])]))
+            .unwrap();
+    }
+    let text = e.render(Format::Text);
+    assert!(text.contains("# TYPE jobs_total counter\n"), "{text}");
+    assert!(text.contains(&line("jobs_total", "", "8.5")), "{text}");
+}
+
+#[test]
+fn repeated_or_older_delta_is_not_counted_twice() {
+    let e = exporter();
+    let delta = request(vec![sum("jobs", DELTA, true, vec![number(1, 2, 5.0)])]);
+    e.consume_metrics(&delta).unwrap();
+    e.consume_metrics(&delta).unwrap();
+    assert!(e.render(Format::Text).contains(&line("jobs_total", "", "5")));
+    assert_eq!(e.telemetry.snapshot().iter().find(|f| f.name == names::EXPORTER_OUT_OF_ORDER_POINTS).unwrap().samples[0].value, 1.0);
+}
+
+#[test]
+fn delta_histograms_accumulate_and_reset_on_new_layout() {
+    let e = exporter();
+    let bounds = [0.1, 1.0];
+    e.consume_metrics(&request(vec![histogram(
+        "rpc.duration",
+        DELTA,
+        vec![hist_point(2, &bounds, &[1, 2, 0], 1.5)],
+    )]))
+    .unwrap();
+    e.consume_metrics(&request(vec![histogram(
+        "rpc.duration",
+        DELTA,
+        vec![hist_point(3, &bounds, &[0, 1, 1], 3.0)],
+    )]))
+    .unwrap();
+    let text = e.render(Format::Text);
+    let name = "rpc_duration_seconds";
+    assert!(text.contains(&line_le(&format!("{name}_bucket"), "0.1", "1")), "{text}");
+    assert!(text.contains(&line_le(&format!("{name}_bucket"), "1", "4")), "{text}");
+    assert!(text.contains(&line_le(&format!("{name}_bucket"), "+Inf", "5")), "{text}");
+    assert!(text.contains(&line(&format!("{name}_sum"), "", "4.5")), "{text}");
+    assert!(text.contains(&line(&format!("{name}_count"), "", "5")), "{text}");
+
+    e.consume_metrics(&request(vec![histogram(
+        "rpc.duration",
+        DELTA,
+        vec![hist_point(4, &[0.5], &[2, 0], 0.2)],
+    )]))
+    .unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains(&line_le(&format!("{name}_bucket"), "0.5", "2")), "{text}");
+    assert!(text.contains(&line(&format!("{name}_count"), "", "2")), "{text}");
+}
+
+#[test]
+fn cumulative_points_replace_and_older_points_are_ignored() {
+    let e = exporter();
+    e.consume_metrics(&request(vec![sum("bytes.out", CUMULATIVE, true, vec![number(1, 10, 100.0)])]))
+        .unwrap();
+    e.consume_metrics(&request(vec![sum("bytes.out", CUMULATIVE, true, vec![number(1, 5, 50.0)])]))
+        .unwrap();
+    assert!(e.render(Format::Text).contains(&line("bytes_out_total", "", "100")));
+    // A counter reset: new start time, lower value.
+    e.consume_metrics(&request(vec![sum("bytes.out", CUMULATIVE, true, vec![number(20_000_000_000, 30_000_000_000, 3.0)])]))
+        .unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains(&line("bytes_out_total", "", "3")), "{text}");
+    let om = e.render(Format::OpenMetrics);
+    assert!(om.contains(&line("bytes_out_created", "", "20")), "{om}");
+}
+
+#[test]
+fn no_recorded_value_removes_the_series() {
+    let e = exporter();
+    e.consume_metrics(&request(vec![sum("temp", CUMULATIVE, false, vec![number(0, 1, 20.0)])]))
+        .unwrap();
+    assert!(e.render(Format::Text).contains(&line("temp", "", "20")));
+    let mut stale = number(0, 2, 0.0);
+    stale.value = None;
+    stale.flags = 1;
+    e.consume_metrics(&request(vec![sum("temp", CUMULATIVE, false, vec![stale])]))
+        .unwrap();
+    assert!(!e.render(Format::Text).contains("temp{"));
+    assert_eq!(e.telemetry.active_series(), 0);
+}
+
+#[test]
+fn idle_series_expire() {
+    let e = exporter();
+    e.consume_metrics(&request(vec![sum("idle", CUMULATIVE, false, vec![number(0, 1, 1.0)])]))
+        .unwrap();
+    assert_eq!(e.store.expire(10), 0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(e.store.expire(0), 1);
+    assert!(!e.render(Format::Text).contains("idle"));
+    assert_eq!(e.store.series_count(), 0);
+    assert_eq!(e.telemetry.active_series(), 0);
+}
+
+#[test]
+fn gauges_ratio_and_non_monotonic_sums() {
+    let e = exporter();
+    let gauge = Metric {
+        name: "cpu.utilization".into(),
+        unit: "1".into(),
+        description: "CPU".into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![number(0, 1, 0.25)],
+        })),
+        ..Default::default()
+    };
+    let updown = Metric {
+        unit: "{connection}".into(),
+        ..sum("db.connections", DELTA, false, vec![number(0, 1, 3.0), number(1, 2, -1.0)])
+    };
+    e.consume_metrics(&request(vec![gauge, updown])).unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains("# TYPE cpu_utilization_ratio gauge\n"), "{text}");
+    assert!(text.contains(&line("cpu_utilization_ratio", "", "0.25")), "{text}");
+    assert!(text.contains("# TYPE db_connections gauge\n"), "{text}");
+    assert!(text.contains(&line("db_connections", "", "2")), "{text}");
+}
+
+#[test]
+fn exponential_histograms_become_classic_buckets() {
+    let e = exporter();
+    // scale 0: base 2. positive offset 0 → buckets (1,2], (2,4]; one zero.
+    let point = ExponentialHistogramDataPoint {
+        start_time_unix_nano: 1,
+        time_unix_nano: 2,
+        count: 4,
+        sum: Some(7.0),
+        scale: 0,
+        zero_count: 1,
+        positive: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1, 2],
+        }),
+        ..Default::default()
+    };
+    let metric = Metric {
+        name: "payload.size".into(),
+        unit: "By".into(),
+        description: "sizes".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![point.clone()],
+            aggregation_temporality: DELTA,
+        })),
+        ..Default::default()
+    };
+    e.consume_metrics(&request(vec![metric.clone()])).unwrap();
+    let name = "payload_size_bytes_bucket";
+    let text = e.render(Format::Text);
+    assert!(text.contains("# TYPE payload_size_bytes histogram\n"), "{text}");
+    assert!(text.contains(&line_le(name, "0", "1")), "{text}");
+    assert!(text.contains(&line_le(name, "2", "2")), "{text}");
+    assert!(text.contains(&line_le(name, "4", "4")), "{text}");
+    assert!(text.contains(&line_le(name, "+Inf", "4")), "{text}");
+
+    // A delta at scale 1 merges after downscaling to scale 0.
+    let finer = ExponentialHistogramDataPoint {
+        time_unix_nano: 3,
+        count: 2,
+        sum: Some(6.0),
+        scale: 1,
+        zero_count: 0,
+        positive: Some(Buckets {
+            offset: 2, // (2, 2.83] and (2.83, 4] at scale 1 → (2, 4] at scale 0
+            bucket_counts: vec![1, 1],
+        }),
+        ..point
+    };
+    let mut metric2 = metric;
+    if let Some(Data::ExponentialHistogram(h)) = &mut metric2.data {
+        h.data_points = vec![finer];
+    }
+    e.consume_metrics(&request(vec![metric2])).unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains(&line_le(name, "4", "6")), "{text}");
+    assert!(text.contains(&line_le(name, "+Inf", "6")), "{text}");
+    assert!(text.contains(&line("payload_size_bytes_sum", "", "13")), "{text}");
+}
+
+#[test]
+fn summaries_render_quantiles() {
+    let e = exporter();
+    let metric = Metric {
+        name: "gc.pause".into(),
+        unit: "ms".into(),
+        description: "pauses".into(),
+        data: Some(Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                time_unix_nano: 1,
+                count: 10,
+                sum: 55.0,
+                quantile_values: vec![
+                    ValueAtQuantile {
+                        quantile: 0.5,
+                        value: 4.0,
+                    },
+                    ValueAtQuantile {
+                        quantile: 0.99,
+                        value: 9.5,
+                    },
+                ],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    e.consume_metrics(&request(vec![metric])).unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains("# TYPE gc_pause_milliseconds summary\n"), "{text}");
+    assert!(text.contains(&format!("gc_pause_milliseconds{{{BASE},quantile=\"0.99\"}} 9.5\n")), "{text}");
+    assert!(text.contains(&line("gc_pause_milliseconds_count", "", "10")), "{text}");
+    assert!(text.contains(&line("gc_pause_milliseconds_sum", "", "55")), "{text}");
+}
+
+#[test]
+fn invalid_histograms_are_rejected_with_reasons() {
+    let e = exporter();
+    let mut bad_count = hist_point(2, &[1.0], &[1, 1], 1.0);
+    bad_count.count = 5;
+    let wrong_len = hist_point(2, &[1.0, 2.0], &[1, 1], 1.0);
+    let unsorted = hist_point(2, &[2.0, 1.0], &[1, 1, 1], 1.0);
+    let outcome = e
+        .consume_metrics(&request(vec![histogram(
+            "h",
+            CUMULATIVE,
+            vec![bad_count, wrong_len, unsorted],
+        )]))
+        .unwrap();
+    assert_eq!(outcome.rejected, 3);
+    assert!(outcome.message.contains("sum to 2 but count is 5"), "{}", outcome.message);
+}
+
+#[test]
+fn resource_becomes_job_instance_and_target_info() {
+    let e = exporter();
+    let resource = vec![
+        kv("service.name", "api"),
+        kv("service.namespace", "shop"),
+        kv("service.instance.id", "pod-1"),
+        kv("deployment.environment", "prod"),
+    ];
+    let mut point = number(0, 1, 1.0);
+    point.attributes = vec![kv("http.route", "/a"), kv("http_route", "/b"), kv("job", "spoof"), kv("1st", "x")];
+    let gauge = Metric {
+        name: "up.ish".into(),
+        description: "g".into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![point],
+        })),
+        ..Default::default()
+    };
+    e.consume_metrics(&request_with(resource, vec![gauge])).unwrap();
+    let text = e.render(Format::Text);
+    assert!(
+        text.contains(r#"up_ish{http_route="/a;/b",instance="pod-1",job="shop/api",key_1st="x",otel_scope_name="test.scope",otel_scope_version="2.0"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"target_info{deployment_environment="prod",instance="pod-1",job="shop/api"} 1"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn resource_without_other_attributes_has_no_target_info() {
+    let e = exporter();
+    e.consume_metrics(&request(vec![sum("x", CUMULATIVE, true, vec![number(0, 1, 1.0)])]))
+        .unwrap();
+    assert!(!e.render(Format::Text).contains("target_info"));
+}
+
+#[test]
+fn openmetrics_output_is_well_formed() {
+    let e = exporter();
+    e.consume_metrics(&request(vec![
+        Metric {
+            unit: "By".into(),
+            ..sum("net.io", CUMULATIVE, true, vec![number(2_000_000_000, 3_000_000_000, 9.0)])
+        },
+        histogram("rpc.duration", CUMULATIVE, vec![hist_point(2, &[0.5], &[1, 0], 0.25)]),
+    ]))
+    .unwrap();
+    let om = e.render(Format::OpenMetrics);
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(om.contains("# TYPE net_io_bytes counter\n"), "{om}");
+    assert!(om.contains("# UNIT net_io_bytes bytes\n"), "{om}");
+    assert!(om.contains(&line("net_io_bytes_total", "", "9")), "{om}");
+    assert!(om.contains(&line("net_io_bytes_created", "", "2")), "{om}");
+    assert!(
+        om.contains("# TYPE rpc_duration_seconds histogram\n# UNIT rpc_duration_seconds seconds\n"),
+        "{om}"
+    );
+    assert!(om.contains("# TYPE streamgate_receiver_accepted_items counter\n"), "{om}");
+    assert!(!e.render(Format::Text).contains("# EOF"));
+}
+
+#[test]
+fn format_negotiation_follows_accept() {
+    assert_eq!(Format::negotiate(None), Format::Text);
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")),
+        Format::OpenMetrics
+    );
+    assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Format::Text);
+    assert_eq!(Format::negotiate(Some("application/openmetrics-text;q=0")), Format::Text);
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let e = exporter();
+    let mut point = number(0, 1, 1.0);
+    point.attributes = vec![kv("path", "C:\\tmp\n\"x\"")];
+    let gauge = Metric {
+        name: "esc".into(),
+        description: "line one\nline two \\ end".into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![point],
+        })),
+        ..Default::default()
+    };
+    e.consume_metrics(&request(vec![gauge])).unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains(r#"path="C:\\tmp\n\"x\"""#), "{text}");
+    assert!(text.contains("# HELP esc line one\\nline two \\\\ end\n"), "{text}");
+}
+
+#[test]
+fn own_metric_names_cannot_be_taken() {
+    let e = exporter();
+    let outcome = e
+        .consume_metrics(&request(vec![Metric {
+            unit: String::new(),
+            ..sum("streamgate.uptime.seconds", CUMULATIVE, false, vec![number(0, 1, 1.0)])
+        }]))
+        .unwrap();
+    assert_eq!(outcome.rejected, 1);
+    assert!(outcome.message.contains("StreamGate's own"), "{}", outcome.message);
+}
