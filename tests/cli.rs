@@ -24,15 +24,31 @@ fn print_config_is_valid_and_documented() {
     let out = streamgate(&["print-config"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for key in ["endpoint: 127.0.0.1:4317", "endpoint: 127.0.0.1:4318", "127.0.0.1:9464", "max_request_size", "series_ttl"] {
+    for key in [
+        "endpoint: 127.0.0.1:4317",
+        "endpoint: 127.0.0.1:4318",
+        "127.0.0.1:9464",
+        "max_request_size",
+        "series_ttl",
+    ] {
         assert!(text.contains(key), "default config mentions {key}");
     }
-    assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() > 10, "documented");
+    assert!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count()
+            > 10,
+        "documented"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("default.yaml");
     std::fs::write(&path, &text).unwrap();
     let out = streamgate(&["validate", "--config", path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
 
@@ -55,13 +71,21 @@ fn validate_rejects_unknown_key_with_line_and_suggestion() {
 fn env_substitution_in_config() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("env.yaml");
-    std::fs::write(&path, "exporters:\n  prometheus:\n    namespace: ${env:SG_TEST_NS}\n").unwrap();
+    std::fs::write(
+        &path,
+        "exporters:\n  prometheus:\n    namespace: ${env:SG_TEST_NS}\n",
+    )
+    .unwrap();
     let ok = Command::new(env!("CARGO_BIN_EXE_streamgate"))
         .args(["validate", "--config", path.to_str().unwrap()])
         .env("SG_TEST_NS", "shop")
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let missing = Command::new(env!("CARGO_BIN_EXE_streamgate"))
         .args(["validate", "--config", path.to_str().unwrap()])
         .env_remove("SG_TEST_NS")
@@ -110,13 +134,17 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     assert!(logs.contains(&collector.grpc.to_string()), "{logs}");
     assert!(logs.contains(&collector.http.to_string()), "{logs}");
     assert!(logs.contains(&collector.admin.to_string()), "{logs}");
-    let health = common::http_client().get(collector.url("/healthz")).send().unwrap();
+    let health = common::http_client()
+        .get(collector.url("/healthz"))
+        .send()
+        .unwrap();
     assert_eq!(health.status(), 200);
 
     // A request whose body is still arriving when SIGTERM comes.
     let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"inflight","gauge":{"dataPoints":[{"asDouble":1}]}}]}]}]}"#;
     let mut slow = TcpStream::connect(collector.http).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     write!(
         slow,
         "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -127,7 +155,10 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     std::thread::sleep(Duration::from_millis(200));
 
     let pid = collector.pid();
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // New connections are no longer accepted.
     let refused = TcpStream::connect_timeout(&collector.http, Duration::from_millis(500));
@@ -137,7 +168,10 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let mut answer = vec![0u8; 1024];
     let n = slow.read(&mut answer).unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]);
-    assert!(answer.starts_with("HTTP/1.1 200"), "in-flight request finished: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request finished: {answer}"
+    );
 
     let status = collector.terminate();
     assert_eq!(status.code(), Some(0), "{}", collector.logs());

@@ -81,7 +81,10 @@ impl Encoder for RawEncoder {
 impl Decoder for ResponseDecoder {
     type Item = MetricsResponse;
     type Error = tonic::Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<MetricsResponse>, tonic::Status> {
+    fn decode(
+        &mut self,
+        buf: &mut DecodeBuf<'_>,
+    ) -> Result<Option<MetricsResponse>, tonic::Status> {
         MetricsResponse::decode(buf)
             .map(Some)
             .map_err(|e| tonic::Status::internal(e.to_string()))
@@ -178,9 +181,12 @@ fn malformed_and_oversize_messages() {
     });
     let rt = runtime();
     rt.block_on(async {
-        let err = send_raw(collector.grpc_url(), Bytes::from_static(b"\xff\xfe garbage"))
-            .await
-            .expect_err("garbage refused");
+        let err = send_raw(
+            collector.grpc_url(),
+            Bytes::from_static(b"\xff\xfe garbage"),
+        )
+        .await
+        .expect_err("garbage refused");
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
         assert!(err.message().contains("cannot decode"), "{}", err.message());
 
@@ -214,14 +220,22 @@ fn malformed_and_oversize_messages() {
     assert_eq!(
         s.get(
             "streamgate_receiver_refused_requests_total",
-            &[("signal", "metrics"), ("transport", "grpc"), ("reason", "malformed")]
+            &[
+                ("signal", "metrics"),
+                ("transport", "grpc"),
+                ("reason", "malformed")
+            ]
         ),
         Some(2.0)
     );
     assert_eq!(
         s.get(
             "streamgate_receiver_refused_requests_total",
-            &[("signal", "metrics"), ("transport", "grpc"), ("reason", "too_large")]
+            &[
+                ("signal", "metrics"),
+                ("transport", "grpc"),
+                ("reason", "too_large")
+            ]
         ),
         Some(2.0)
     );
@@ -244,7 +258,9 @@ fn overload_is_resource_exhausted_with_retry_info() {
     std::thread::sleep(Duration::from_millis(300));
     let rt = runtime();
     rt.block_on(async {
-        let mut client = MetricsServiceClient::connect(collector.grpc_url()).await.unwrap();
+        let mut client = MetricsServiceClient::connect(collector.grpc_url())
+            .await
+            .unwrap();
         let err = client
             .export(request("refused", 1.0))
             .await

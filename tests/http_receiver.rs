@@ -100,10 +100,11 @@ fn post(
 
 fn status_body(response: reqwest::blocking::Response) -> (u16, RpcStatus) {
     let code = response.status().as_u16();
-    let json = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("application/json"));
+    let json = response.headers().get("content-type").is_some_and(|v| {
+        v.to_str()
+            .unwrap_or_default()
+            .starts_with("application/json")
+    });
     let bytes = response.bytes().expect("body");
     let status = if json {
         let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON status body");
@@ -129,7 +130,11 @@ fn refused(collector: &Collector, reason: &str) -> f64 {
         .scrape()
         .get(
             "streamgate_receiver_refused_requests_total",
-            &[("signal", "metrics"), ("transport", "http"), ("reason", reason)],
+            &[
+                ("signal", "metrics"),
+                ("transport", "http"),
+                ("reason", reason),
+            ],
         )
         .unwrap_or(0.0)
 }
@@ -147,27 +152,49 @@ fn accepts_every_encoding_and_answers_in_kind() {
     assert!(response.partial_success.is_none());
 
     let json = serde_json::to_vec(&request(vec![gauge("enc.json", 2.0)])).unwrap();
-    let r = post(&collector, "/v1/metrics", "application/json", None, json.clone());
+    let r = post(
+        &collector,
+        "/v1/metrics",
+        "application/json",
+        None,
+        json.clone(),
+    );
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).expect("JSON response");
     assert!(v.is_object() && v.get("partialSuccess").is_none(), "{v}");
 
     let gz = gzip(&request(vec![gauge("enc.gzip", 3.0)]).encode_to_vec());
-    assert_eq!(post(&collector, "/v1/metrics", PROTOBUF, Some("gzip"), gz).status(), 200);
+    assert_eq!(
+        post(&collector, "/v1/metrics", PROTOBUF, Some("gzip"), gz).status(),
+        200
+    );
 
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(&request(vec![gauge("enc.deflate", 4.0)]).encode_to_vec())
         .unwrap();
     let deflated = z.finish().unwrap();
     assert_eq!(
-        post(&collector, "/v1/metrics", PROTOBUF, Some("deflate"), deflated).status(),
+        post(
+            &collector,
+            "/v1/metrics",
+            PROTOBUF,
+            Some("deflate"),
+            deflated
+        )
+        .status(),
         200
     );
 
-    let zstd = zstd::encode_all(&request(vec![gauge("enc.zstd", 5.0)]).encode_to_vec()[..], 3)
-        .unwrap();
-    assert_eq!(post(&collector, "/v1/metrics", PROTOBUF, Some("zstd"), zstd).status(), 200);
+    let zstd = zstd::encode_all(
+        &request(vec![gauge("enc.zstd", 5.0)]).encode_to_vec()[..],
+        3,
+    )
+    .unwrap();
+    assert_eq!(
+        post(&collector, "/v1/metrics", PROTOBUF, Some("zstd"), zstd).status(),
+        200
+    );
 
     let s = collector.scrape();
     for (name, value) in [
@@ -193,7 +220,13 @@ fn accepts_spec_shaped_otlp_json() {
             "attributes":[{"key":"my.counter.attr","value":{"stringValue":"some value"}}]}]}},
         {"name":"my.gauge","unit":"1","description":"I am a Gauge","gauge":{"dataPoints":[{"asInt":"10","timeUnixNano":"1544712660300000000"}]}}
       ]}]}]}"#;
-    let r = post(&collector, "/v1/metrics", "application/json", None, metrics.into());
+    let r = post(
+        &collector,
+        "/v1/metrics",
+        "application/json",
+        None,
+        metrics.into(),
+    );
     assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
     let s = collector.scrape();
     assert_eq!(
@@ -224,12 +257,24 @@ fn accepts_spec_shaped_otlp_json() {
       "scopeSpans":[{"scope":{"name":"t"},"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
         "name":"I'm a server span","startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000","kind":2,
         "attributes":[{"key":"my.span.attr","value":{"stringValue":"some value"}}]}]}]}]}"#;
-    let r = post(&collector, "/v1/traces", "application/json", None, traces.into());
+    let r = post(
+        &collector,
+        "/v1/traces",
+        "application/json",
+        None,
+        traces.into(),
+    );
     assert_eq!(r.status(), 200);
     let logs = r#"{"resourceLogs":[{"resource":{},"scopeLogs":[{"scope":{},"logRecords":[
         {"timeUnixNano":"1544712660300000000","severityNumber":10,"severityText":"Information","body":{"stringValue":"hello"}},
         {"timeUnixNano":"1544712660300000000","severityNumber":17,"body":{"stringValue":"oops"}}]}]}]}"#;
-    let r = post(&collector, "/v1/logs", "application/json", None, logs.into());
+    let r = post(
+        &collector,
+        "/v1/logs",
+        "application/json",
+        None,
+        logs.into(),
+    );
     assert_eq!(r.status(), 200);
     let s = collector.scrape();
     let accepted = |signal| {
@@ -254,15 +299,28 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
         ..Default::default()
     });
     let good = request(vec![counter("orders", 7)]).encode_to_vec();
-    assert_eq!(post(&collector, "/v1/metrics", PROTOBUF, None, good.clone()).status(), 200);
+    assert_eq!(
+        post(&collector, "/v1/metrics", PROTOBUF, None, good.clone()).status(),
+        200
+    );
 
     // Garbage bytes, protobuf: 400 with a protobuf Status.
-    let r = post(&collector, "/v1/metrics", PROTOBUF, None, b"\xff\xff\xff garbage".to_vec());
+    let r = post(
+        &collector,
+        "/v1/metrics",
+        PROTOBUF,
+        None,
+        b"\xff\xff\xff garbage".to_vec(),
+    );
     assert_eq!(r.headers()["content-type"], PROTOBUF);
     let (code, status) = status_body(r);
     assert_eq!(code, 400);
     assert_eq!(status.code, 3, "INVALID_ARGUMENT");
-    assert!(status.message.contains("cannot decode metrics protobuf"), "{}", status.message);
+    assert!(
+        status.message.contains("cannot decode metrics protobuf"),
+        "{}",
+        status.message
+    );
 
     // Truncated protobuf: 400.
     let (code, _) = status_body(post(
@@ -286,12 +344,24 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
     assert!(status.message.contains("OTLP/JSON"), "{}", status.message);
 
     // Wrong content type: 415.
-    let (code, status) = status_body(post(&collector, "/v1/metrics", "text/plain", None, good.clone()));
+    let (code, status) = status_body(post(
+        &collector,
+        "/v1/metrics",
+        "text/plain",
+        None,
+        good.clone(),
+    ));
     assert_eq!(code, 415);
     assert!(status.message.contains("text/plain"), "{}", status.message);
 
     // Unknown content encoding: 415.
-    let (code, _) = status_body(post(&collector, "/v1/metrics", PROTOBUF, Some("br"), good.clone()));
+    let (code, _) = status_body(post(
+        &collector,
+        "/v1/metrics",
+        PROTOBUF,
+        Some("br"),
+        good.clone(),
+    ));
     assert_eq!(code, 415);
 
     // Corrupt gzip: 400.
@@ -305,16 +375,32 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
     assert_eq!(code, 400);
 
     // Oversized body (declared length): 413.
-    let (code, status) = status_body(post(&collector, "/v1/metrics", PROTOBUF, None, vec![0u8; 70 * 1024]));
+    let (code, status) = status_body(post(
+        &collector,
+        "/v1/metrics",
+        PROTOBUF,
+        None,
+        vec![0u8; 70 * 1024],
+    ));
     assert_eq!(code, 413);
     assert!(status.message.contains("limit"), "{}", status.message);
 
     // Gzip bomb: 64 MiB of zeros in ~64 KiB of gzip is cut off at the limit.
     let bomb = gzip(&vec![0u8; 64 << 20]);
     assert!(bomb.len() < 64 * 1024, "bomb is small on the wire");
-    let (code, status) = status_body(post(&collector, "/v1/metrics", PROTOBUF, Some("gzip"), bomb));
+    let (code, status) = status_body(post(
+        &collector,
+        "/v1/metrics",
+        PROTOBUF,
+        Some("gzip"),
+        bomb,
+    ));
     assert_eq!(code, 413);
-    assert!(status.message.contains("decompression"), "{}", status.message);
+    assert!(
+        status.message.contains("decompression"),
+        "{}",
+        status.message
+    );
 
     // GET: 405 with Allow: POST.
     let r = http_client()
@@ -325,7 +411,13 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
     assert_eq!(r.headers()["allow"], "POST");
 
     // Unknown path: 404.
-    let r = post(&collector, "/v1/profiles-nope", PROTOBUF, None, good.clone());
+    let r = post(
+        &collector,
+        "/v1/profiles-nope",
+        PROTOBUF,
+        None,
+        good.clone(),
+    );
     assert_eq!(r.status(), 404);
 
     // The collector still serves, the earlier series is intact, and the
@@ -335,7 +427,10 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
     assert_eq!(refused(&collector, "malformed"), 4.0);
     assert_eq!(refused(&collector, "unsupported_media_type"), 2.0);
     assert_eq!(refused(&collector, "too_large"), 2.0);
-    assert_eq!(post(&collector, "/v1/metrics", PROTOBUF, None, good).status(), 200);
+    assert_eq!(
+        post(&collector, "/v1/metrics", PROTOBUF, None, good).status(),
+        200
+    );
 }
 
 /// A chunked body without Content-Length that grows past the limit is cut
@@ -375,7 +470,10 @@ fn chunked_oversize_body_is_refused() {
 fn type_conflict_gives_partial_success() {
     let collector = Collector::start();
     let first = request(vec![counter("jobs", 3)]).encode_to_vec();
-    assert_eq!(post(&collector, "/v1/metrics", PROTOBUF, None, first).status(), 200);
+    assert_eq!(
+        post(&collector, "/v1/metrics", PROTOBUF, None, first).status(),
+        200
+    );
     // `jobs_total` as a gauge collides with the counter `jobs_total`.
     let clash = request(vec![gauge("jobs_total", 1.0), gauge("fine", 2.0)]).encode_to_vec();
     let r = post(&collector, "/v1/metrics", PROTOBUF, None, clash);
@@ -383,21 +481,38 @@ fn type_conflict_gives_partial_success() {
     let response = MetricsResponse::decode(r.bytes().unwrap()).unwrap();
     let partial = response.partial_success.expect("partial success");
     assert_eq!(partial.rejected_data_points, 1);
-    assert!(partial.error_message.contains("jobs_total"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("jobs_total"),
+        "{}",
+        partial.error_message
+    );
 
     let clash_json = serde_json::to_vec(&request(vec![gauge("jobs_total", 1.0)])).unwrap();
-    let r = post(&collector, "/v1/metrics", "application/json", None, clash_json);
+    let r = post(
+        &collector,
+        "/v1/metrics",
+        "application/json",
+        None,
+        clash_json,
+    );
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
     assert_eq!(v["partialSuccess"]["rejectedDataPoints"], "1", "{v}");
 
     let s = collector.scrape();
     assert_eq!(s.get("jobs_total", &[("job", "checkout")]), Some(3.0));
     assert_eq!(s.get("fine", &[("job", "checkout")]), Some(2.0));
-    assert_eq!(s.types.get("jobs_total").map(String::as_str), Some("counter"));
+    assert_eq!(
+        s.types.get("jobs_total").map(String::as_str),
+        Some("counter")
+    );
     assert_eq!(
         s.get(
             "streamgate_receiver_refused_items_total",
-            &[("signal", "metrics"), ("transport", "http"), ("reason", "rejected")]
+            &[
+                ("signal", "metrics"),
+                ("transport", "http"),
+                ("reason", "rejected")
+            ]
         ),
         Some(2.0)
     );
@@ -415,7 +530,8 @@ fn overload_is_429_with_retry_after() {
     let body = request(vec![gauge("slow", 1.0)]).encode_to_vec();
     // Hold the only permit: headers and half the body, then wait.
     let mut slow = TcpStream::connect(collector.http).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let head = format!(
         "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: {PROTOBUF}\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -436,5 +552,8 @@ fn overload_is_429_with_retry_after() {
     let n = slow.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     assert_eq!(refused(&collector, "overloaded"), 1.0);
-    assert_eq!(collector.scrape().get("slow", &[("job", "checkout")]), Some(1.0));
+    assert_eq!(
+        collector.scrape().get("slow", &[("job", "checkout")]),
+        Some(1.0)
+    );
 }

@@ -107,10 +107,16 @@ impl RawConfig {
 
         let mut listeners = vec![("server.endpoint", self.server.endpoint)];
         if self.receivers.otlp.grpc.enabled {
-            listeners.push(("receivers.otlp.grpc.endpoint", self.receivers.otlp.grpc.endpoint));
+            listeners.push((
+                "receivers.otlp.grpc.endpoint",
+                self.receivers.otlp.grpc.endpoint,
+            ));
         }
         if self.receivers.otlp.http.enabled {
-            listeners.push(("receivers.otlp.http.endpoint", self.receivers.otlp.http.endpoint));
+            listeners.push((
+                "receivers.otlp.http.endpoint",
+                self.receivers.otlp.http.endpoint,
+            ));
         }
         for (i, (name_a, a)) in listeners.iter().enumerate() {
             for (name_b, b) in &listeners[i + 1..] {

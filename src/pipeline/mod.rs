@@ -59,7 +59,10 @@ impl Consumed {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsumeError {
     #[error("collector overloaded: {reason}")]
-    Overloaded { reason: String, retry_after: Duration },
+    Overloaded {
+        reason: String,
+        retry_after: Duration,
+    },
     #[error("collector is shutting down")]
     ShuttingDown,
 }

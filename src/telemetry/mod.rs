@@ -224,7 +224,8 @@ impl Telemetry {
     }
 
     pub fn record_out_of_order(&self, points: u64) {
-        self.out_of_order_points.fetch_add(points, Ordering::Relaxed);
+        self.out_of_order_points
+            .fetch_add(points, Ordering::Relaxed);
     }
 
     pub fn scraped(&self) {

@@ -81,11 +81,15 @@ impl Telemetry {
             for transport in Transport::ALL {
                 accepted.push(sample(
                     route_labels(signal, transport),
-                    self.accepted_items.get(signal, transport).load(Ordering::Relaxed) as f64,
+                    self.accepted_items
+                        .get(signal, transport)
+                        .load(Ordering::Relaxed) as f64,
                 ));
                 bytes.push(sample(
                     route_labels(signal, transport),
-                    self.received_bytes.get(signal, transport).load(Ordering::Relaxed) as f64,
+                    self.received_bytes
+                        .get(signal, transport)
+                        .load(Ordering::Relaxed) as f64,
                 ));
                 for reason in RefusalReason::ALL {
                     let mut labels = route_labels(signal, transport);

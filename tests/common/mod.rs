@@ -76,15 +76,15 @@ impl Collector {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("streamgate exited early ({status}): {}", self.logs());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("streamgate exited early ({status}): {}", self.logs());
             }
-            if let Ok(r) = http_client().get(self.url("/readyz")).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = http_client().get(self.url("/readyz")).send()
+                && r.status().is_success()
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -126,7 +126,10 @@ impl Collector {
                 return samples;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; last scrape:\n{}", samples.text);
+                panic!(
+                    "timed out waiting for {what}; last scrape:\n{}",
+                    samples.text
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -226,7 +229,9 @@ impl Samples {
             let value: f64 = match value {
                 "+Inf" => f64::INFINITY,
                 "-Inf" => f64::NEG_INFINITY,
-                v => v.parse().unwrap_or_else(|_| panic!("bad value in `{line}`")),
+                v => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in `{line}`")),
             };
             values.insert(canonical(series), value);
         }

@@ -45,9 +45,7 @@ impl PrometheusExporterConfig {
         }
         let ns = &self.namespace;
         if !ns.is_empty()
-            && (!ns
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && (!ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 || ns.starts_with(|c: char| c.is_ascii_digit()))
         {
             return Err(format!(

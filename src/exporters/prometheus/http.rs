@@ -31,7 +31,10 @@ async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: Heade
             Vec::with_capacity(body.len() / 4),
             flate2::Compression::fast(),
         );
-        match encoder.write_all(body.as_bytes()).and_then(|_| encoder.finish()) {
+        match encoder
+            .write_all(body.as_bytes())
+            .and_then(|_| encoder.finish())
+        {
             Ok(compressed) => {
                 let mut r = compressed.into_response();
                 r.headers_mut()
@@ -39,7 +42,10 @@ async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: Heade
                 r
             }
             Err(e) => {
-                return (StatusCode::INTERNAL_SERVER_ERROR, format!("gzip failed: {e}"))
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("gzip failed: {e}"),
+                )
                     .into_response();
             }
         }
@@ -50,9 +56,10 @@ async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: Heade
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    response.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     response
 }
 

@@ -17,8 +17,8 @@ use crate::pipeline::Consumed;
 use super::config::PrometheusExporterConfig;
 use super::store::value::{Buckets, ClassicHistogram, ExponentialHistogram, Summary};
 use super::store::{
-    Applied, FamilyKind, FamilyMeta, LabelSet, LabelSource, SeriesState, SeriesStore,
-    SeriesTable, SeriesValue, Temporality,
+    Applied, FamilyKind, FamilyMeta, LabelSet, LabelSource, SeriesState, SeriesStore, SeriesTable,
+    SeriesValue, Temporality,
 };
 use super::translate::{MetricShape, metric_name, sanitize_label_into, unit_word, write_any_value};
 
@@ -94,7 +94,9 @@ impl<'a> Ingester<'a> {
             }
         }
         if tally.out_of_order > 0 {
-            self.store.telemetry().record_out_of_order(tally.out_of_order);
+            self.store
+                .telemetry()
+                .record_out_of_order(tally.out_of_order);
         }
         if tally.rejected == 0 {
             Consumed::all()
@@ -130,7 +132,11 @@ impl<'a> Ingester<'a> {
             unit: "",
         };
         self.labels.clear();
-        for kv in resource.attributes.iter().filter(|kv| !is_identifying(&kv.key)) {
+        for kv in resource
+            .attributes
+            .iter()
+            .filter(|kv| !is_identifying(&kv.key))
+        {
             push_attribute(&mut self.labels, kv);
         }
         identity.push(&mut self.labels);
@@ -180,7 +186,11 @@ impl<'a> Ingester<'a> {
                 FamilyKind::Histogram,
                 h.data_points.len(),
             ),
-            Data::Summary(s) => (MetricShape::Summary, FamilyKind::Summary, s.data_points.len()),
+            Data::Summary(s) => (
+                MetricShape::Summary,
+                FamilyKind::Summary,
+                s.data_points.len(),
+            ),
         };
         if points == 0 {
             return;
@@ -194,7 +204,10 @@ impl<'a> Ingester<'a> {
         ) else {
             tally.reject(
                 points as u64,
-                format!("metric name `{}` has no character usable in a Prometheus name", metric.name),
+                format!(
+                    "metric name `{}` has no character usable in a Prometheus name",
+                    metric.name
+                ),
             );
             return;
         };
@@ -304,7 +317,9 @@ impl PointWriter<'_> {
     }
 
     fn store(&mut self, state: SeriesState, temporality: Temporality) {
-        let (applied, new) = self.series.upsert(self.labels, state, temporality, self.now);
+        let (applied, new) = self
+            .series
+            .upsert(self.labels, state, temporality, self.now);
         if new {
             self.added += 1;
         }
@@ -348,7 +363,9 @@ impl PointWriter<'_> {
                     bounds.len()
                 ));
             }
-            if bounds.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+            if bounds
+                .windows(2)
+                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
                 || bounds.iter().any(|b| b.is_nan())
             {
                 return self.reject("histogram bounds are not strictly increasing");
@@ -379,7 +396,9 @@ impl PointWriter<'_> {
     }
 
     fn exponential(&mut self, point: &ExponentialHistogramDataPoint) {
-        if point.flags & DataPointFlags::NoRecordedValueMask as u32 == 0 && !(-10..=20).contains(&point.scale) {
+        if point.flags & DataPointFlags::NoRecordedValueMask as u32 == 0
+            && !(-10..=20).contains(&point.scale)
+        {
             return self.reject(&format!(
                 "exponential histogram scale {} is outside -10..=20",
                 point.scale
@@ -462,7 +481,10 @@ impl ResourceIdentity {
         let mut name = None;
         let mut namespace = None;
         let mut instance = None;
-        for kv in resource.map(|r| r.attributes.as_slice()).unwrap_or_default() {
+        for kv in resource
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default()
+        {
             let slot = match kv.key.as_str() {
                 SERVICE_NAME => &mut name,
                 SERVICE_NAMESPACE => &mut namespace,

@@ -33,7 +33,10 @@ pub struct PrometheusExporter {
 }
 
 /// Builds the exporter from its (validated) config.
-pub fn build(config: PrometheusExporterConfig, telemetry: Arc<Telemetry>) -> Arc<PrometheusExporter> {
+pub fn build(
+    config: PrometheusExporterConfig,
+    telemetry: Arc<Telemetry>,
+) -> Arc<PrometheusExporter> {
     Arc::new(PrometheusExporter::new(config, telemetry))
 }
 

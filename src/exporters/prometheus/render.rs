@@ -80,14 +80,7 @@ fn write_help(help: &str, format: Format, out: &mut String) {
 
 /// Writes `# TYPE`, `# UNIT`, `# HELP` for a family. `name` is the family
 /// name as the text format writes it (counters end in `_total`).
-fn write_header(
-    name: &str,
-    kind: &str,
-    help: &str,
-    unit: &str,
-    format: Format,
-    out: &mut String,
-) {
+fn write_header(name: &str, kind: &str, help: &str, unit: &str, format: Format, out: &mut String) {
     let family = family_name(name, kind, format);
     if !help.is_empty() || format == Format::Text {
         out.push_str("# HELP ");
@@ -165,7 +158,14 @@ pub fn write_family(family: &Family, format: Format, out: &mut String) {
     }
     let text = family.text();
     let kind = family.kind();
-    write_header(family.name(), kind.as_str(), &text.help, &text.unit, format, out);
+    write_header(
+        family.name(),
+        kind.as_str(),
+        &text.help,
+        &text.unit,
+        format,
+        out,
+    );
     let sample_base = match (format, kind) {
         (Format::OpenMetrics, FamilyKind::Counter) => family_name(family.name(), "counter", format),
         _ => family.name(),
@@ -216,10 +216,24 @@ fn write_series(
                 for (b, c) in h.bounds.iter().zip(&h.counts) {
                     cumulative = cumulative.saturating_add(*c);
                     let le = write_bound(*b, bound);
-                    write_sample(name, "_bucket", labels, Some(("le", le)), cumulative as f64, out);
+                    write_sample(
+                        name,
+                        "_bucket",
+                        labels,
+                        Some(("le", le)),
+                        cumulative as f64,
+                        out,
+                    );
                 }
             }
-            write_sample(name, "_bucket", labels, Some(("le", "+Inf")), h.count as f64, out);
+            write_sample(
+                name,
+                "_bucket",
+                labels,
+                Some(("le", "+Inf")),
+                h.count as f64,
+                out,
+            );
             if let Some(sum) = h.sum {
                 write_sample(name, "_sum", labels, None, sum, out);
             }
@@ -239,9 +253,23 @@ fn write_series(
                 }
                 last = Some(*b);
                 let le = write_bound(*b, bound);
-                write_sample(name, "_bucket", labels, Some(("le", le)), (*c).min(h.count) as f64, out);
+                write_sample(
+                    name,
+                    "_bucket",
+                    labels,
+                    Some(("le", le)),
+                    (*c).min(h.count) as f64,
+                    out,
+                );
             }
-            write_sample(name, "_bucket", labels, Some(("le", "+Inf")), h.count as f64, out);
+            write_sample(
+                name,
+                "_bucket",
+                labels,
+                Some(("le", "+Inf")),
+                h.count as f64,
+                out,
+            );
             if let Some(sum) = h.sum {
                 write_sample(name, "_sum", labels, None, sum, out);
             }

@@ -100,7 +100,10 @@ fn hist_point(time: u64, bounds: &[f64], counts: &[u64], sum: f64) -> HistogramD
 }
 
 fn exporter() -> PrometheusExporter {
-    PrometheusExporter::new(PrometheusExporterConfig::default(), Arc::new(Telemetry::new()))
+    PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        Arc::new(Telemetry::new()),
+    )
 }
 
 const BASE: &str = r#"job="svc",otel_scope_name="test.scope",otel_scope_version="2.0""#;
@@ -121,8 +124,13 @@ fn line_le(name: &str, le: &str, value: &str) -> String {
 fn delta_sums_accumulate_into_cumulative_counters() {
     let e = exporter();
     for (t, v) in [(2, 5.0), (3, 2.5), (4, 1.0)] {
-        e.consume_metrics(&request(vec![sum("jobs", DELTA, true, vec![number(t - 1, t, v)])]))
-            .unwrap();
+        e.consume_metrics(&request(vec![sum(
+            "jobs",
+            DELTA,
+            true,
+            vec![number(t - 1, t, v)],
+        )]))
+        .unwrap();
     }
     let text = e.render(Format::Text);
     assert!(text.contains("# TYPE jobs_total counter\n"), "{text}");
@@ -135,8 +143,20 @@ fn repeated_or_older_delta_is_not_counted_twice() {
     let delta = request(vec![sum("jobs", DELTA, true, vec![number(1, 2, 5.0)])]);
     e.consume_metrics(&delta).unwrap();
     e.consume_metrics(&delta).unwrap();
-    assert!(e.render(Format::Text).contains(&line("jobs_total", "", "5")));
-    assert_eq!(e.telemetry.snapshot().iter().find(|f| f.name == names::EXPORTER_OUT_OF_ORDER_POINTS).unwrap().samples[0].value, 1.0);
+    assert!(
+        e.render(Format::Text)
+            .contains(&line("jobs_total", "", "5"))
+    );
+    assert_eq!(
+        e.telemetry
+            .snapshot()
+            .iter()
+            .find(|f| f.name == names::EXPORTER_OUT_OF_ORDER_POINTS)
+            .unwrap()
+            .samples[0]
+            .value,
+        1.0
+    );
 }
 
 #[test]
@@ -157,11 +177,26 @@ fn delta_histograms_accumulate_and_reset_on_new_layout() {
     .unwrap();
     let text = e.render(Format::Text);
     let name = "rpc_duration_seconds";
-    assert!(text.contains(&line_le(&format!("{name}_bucket"), "0.1", "1")), "{text}");
-    assert!(text.contains(&line_le(&format!("{name}_bucket"), "1", "4")), "{text}");
-    assert!(text.contains(&line_le(&format!("{name}_bucket"), "+Inf", "5")), "{text}");
-    assert!(text.contains(&line(&format!("{name}_sum"), "", "4.5")), "{text}");
-    assert!(text.contains(&line(&format!("{name}_count"), "", "5")), "{text}");
+    assert!(
+        text.contains(&line_le(&format!("{name}_bucket"), "0.1", "1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line_le(&format!("{name}_bucket"), "1", "4")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line_le(&format!("{name}_bucket"), "+Inf", "5")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line(&format!("{name}_sum"), "", "4.5")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line(&format!("{name}_count"), "", "5")),
+        "{text}"
+    );
 
     e.consume_metrics(&request(vec![histogram(
         "rpc.duration",
@@ -170,21 +205,45 @@ fn delta_histograms_accumulate_and_reset_on_new_layout() {
     )]))
     .unwrap();
     let text = e.render(Format::Text);
-    assert!(text.contains(&line_le(&format!("{name}_bucket"), "0.5", "2")), "{text}");
-    assert!(text.contains(&line(&format!("{name}_count"), "", "2")), "{text}");
+    assert!(
+        text.contains(&line_le(&format!("{name}_bucket"), "0.5", "2")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line(&format!("{name}_count"), "", "2")),
+        "{text}"
+    );
 }
 
 #[test]
 fn cumulative_points_replace_and_older_points_are_ignored() {
     let e = exporter();
-    e.consume_metrics(&request(vec![sum("bytes.out", CUMULATIVE, true, vec![number(1, 10, 100.0)])]))
-        .unwrap();
-    e.consume_metrics(&request(vec![sum("bytes.out", CUMULATIVE, true, vec![number(1, 5, 50.0)])]))
-        .unwrap();
-    assert!(e.render(Format::Text).contains(&line("bytes_out_total", "", "100")));
+    e.consume_metrics(&request(vec![sum(
+        "bytes.out",
+        CUMULATIVE,
+        true,
+        vec![number(1, 10, 100.0)],
+    )]))
+    .unwrap();
+    e.consume_metrics(&request(vec![sum(
+        "bytes.out",
+        CUMULATIVE,
+        true,
+        vec![number(1, 5, 50.0)],
+    )]))
+    .unwrap();
+    assert!(
+        e.render(Format::Text)
+            .contains(&line("bytes_out_total", "", "100"))
+    );
     // A counter reset: new start time, lower value.
-    e.consume_metrics(&request(vec![sum("bytes.out", CUMULATIVE, true, vec![number(20_000_000_000, 30_000_000_000, 3.0)])]))
-        .unwrap();
+    e.consume_metrics(&request(vec![sum(
+        "bytes.out",
+        CUMULATIVE,
+        true,
+        vec![number(20_000_000_000, 30_000_000_000, 3.0)],
+    )]))
+    .unwrap();
     let text = e.render(Format::Text);
     assert!(text.contains(&line("bytes_out_total", "", "3")), "{text}");
     let om = e.render(Format::OpenMetrics);
@@ -194,8 +253,13 @@ fn cumulative_points_replace_and_older_points_are_ignored() {
 #[test]
 fn no_recorded_value_removes_the_series() {
     let e = exporter();
-    e.consume_metrics(&request(vec![sum("temp", CUMULATIVE, false, vec![number(0, 1, 20.0)])]))
-        .unwrap();
+    e.consume_metrics(&request(vec![sum(
+        "temp",
+        CUMULATIVE,
+        false,
+        vec![number(0, 1, 20.0)],
+    )]))
+    .unwrap();
     assert!(e.render(Format::Text).contains(&line("temp", "", "20")));
     let mut stale = number(0, 2, 0.0);
     stale.value = None;
@@ -209,8 +273,13 @@ fn no_recorded_value_removes_the_series() {
 #[test]
 fn idle_series_expire() {
     let e = exporter();
-    e.consume_metrics(&request(vec![sum("idle", CUMULATIVE, false, vec![number(0, 1, 1.0)])]))
-        .unwrap();
+    e.consume_metrics(&request(vec![sum(
+        "idle",
+        CUMULATIVE,
+        false,
+        vec![number(0, 1, 1.0)],
+    )]))
+    .unwrap();
     assert_eq!(e.store.expire(10), 0);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(e.store.expire(0), 1);
@@ -233,12 +302,23 @@ fn gauges_ratio_and_non_monotonic_sums() {
     };
     let updown = Metric {
         unit: "{connection}".into(),
-        ..sum("db.connections", DELTA, false, vec![number(0, 1, 3.0), number(1, 2, -1.0)])
+        ..sum(
+            "db.connections",
+            DELTA,
+            false,
+            vec![number(0, 1, 3.0), number(1, 2, -1.0)],
+        )
     };
     e.consume_metrics(&request(vec![gauge, updown])).unwrap();
     let text = e.render(Format::Text);
-    assert!(text.contains("# TYPE cpu_utilization_ratio gauge\n"), "{text}");
-    assert!(text.contains(&line("cpu_utilization_ratio", "", "0.25")), "{text}");
+    assert!(
+        text.contains("# TYPE cpu_utilization_ratio gauge\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line("cpu_utilization_ratio", "", "0.25")),
+        "{text}"
+    );
     assert!(text.contains("# TYPE db_connections gauge\n"), "{text}");
     assert!(text.contains(&line("db_connections", "", "2")), "{text}");
 }
@@ -273,7 +353,10 @@ fn exponential_histograms_become_classic_buckets() {
     e.consume_metrics(&request(vec![metric.clone()])).unwrap();
     let name = "payload_size_bytes_bucket";
     let text = e.render(Format::Text);
-    assert!(text.contains("# TYPE payload_size_bytes histogram\n"), "{text}");
+    assert!(
+        text.contains("# TYPE payload_size_bytes histogram\n"),
+        "{text}"
+    );
     assert!(text.contains(&line_le(name, "0", "1")), "{text}");
     assert!(text.contains(&line_le(name, "2", "2")), "{text}");
     assert!(text.contains(&line_le(name, "4", "4")), "{text}");
@@ -300,7 +383,10 @@ fn exponential_histograms_become_classic_buckets() {
     let text = e.render(Format::Text);
     assert!(text.contains(&line_le(name, "4", "6")), "{text}");
     assert!(text.contains(&line_le(name, "+Inf", "6")), "{text}");
-    assert!(text.contains(&line("payload_size_bytes_sum", "", "13")), "{text}");
+    assert!(
+        text.contains(&line("payload_size_bytes_sum", "", "13")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -332,10 +418,24 @@ fn summaries_render_quantiles() {
     };
     e.consume_metrics(&request(vec![metric])).unwrap();
     let text = e.render(Format::Text);
-    assert!(text.contains("# TYPE gc_pause_milliseconds summary\n"), "{text}");
-    assert!(text.contains(&format!("gc_pause_milliseconds{{{BASE},quantile=\"0.99\"}} 9.5\n")), "{text}");
-    assert!(text.contains(&line("gc_pause_milliseconds_count", "", "10")), "{text}");
-    assert!(text.contains(&line("gc_pause_milliseconds_sum", "", "55")), "{text}");
+    assert!(
+        text.contains("# TYPE gc_pause_milliseconds summary\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "gc_pause_milliseconds{{{BASE},quantile=\"0.99\"}} 9.5\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line("gc_pause_milliseconds_count", "", "10")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&line("gc_pause_milliseconds_sum", "", "55")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -353,7 +453,11 @@ fn invalid_histograms_are_rejected_with_reasons() {
         )]))
         .unwrap();
     assert_eq!(outcome.rejected, 3);
-    assert!(outcome.message.contains("sum to 2 but count is 5"), "{}", outcome.message);
+    assert!(
+        outcome.message.contains("sum to 2 but count is 5"),
+        "{}",
+        outcome.message
+    );
 }
 
 #[test]
@@ -366,7 +470,12 @@ fn resource_becomes_job_instance_and_target_info() {
         kv("deployment.environment", "prod"),
     ];
     let mut point = number(0, 1, 1.0);
-    point.attributes = vec![kv("http.route", "/a"), kv("http_route", "/b"), kv("job", "spoof"), kv("1st", "x")];
+    point.attributes = vec![
+        kv("http.route", "/a"),
+        kv("http_route", "/b"),
+        kv("job", "spoof"),
+        kv("1st", "x"),
+    ];
     let gauge = Metric {
         name: "up.ish".into(),
         description: "g".into(),
@@ -375,14 +484,17 @@ fn resource_becomes_job_instance_and_target_info() {
         })),
         ..Default::default()
     };
-    e.consume_metrics(&request_with(resource, vec![gauge])).unwrap();
+    e.consume_metrics(&request_with(resource, vec![gauge]))
+        .unwrap();
     let text = e.render(Format::Text);
     assert!(
         text.contains(r#"up_ish{http_route="/a;/b",instance="pod-1",job="shop/api",key_1st="x",otel_scope_name="test.scope",otel_scope_version="2.0"} 1"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"target_info{deployment_environment="prod",instance="pod-1",job="shop/api"} 1"#),
+        text.contains(
+            r#"target_info{deployment_environment="prod",instance="pod-1",job="shop/api"} 1"#
+        ),
         "{text}"
     );
 }
@@ -390,8 +502,13 @@ fn resource_becomes_job_instance_and_target_info() {
 #[test]
 fn resource_without_other_attributes_has_no_target_info() {
     let e = exporter();
-    e.consume_metrics(&request(vec![sum("x", CUMULATIVE, true, vec![number(0, 1, 1.0)])]))
-        .unwrap();
+    e.consume_metrics(&request(vec![sum(
+        "x",
+        CUMULATIVE,
+        true,
+        vec![number(0, 1, 1.0)],
+    )]))
+    .unwrap();
     assert!(!e.render(Format::Text).contains("target_info"));
 }
 
@@ -401,9 +518,18 @@ fn openmetrics_output_is_well_formed() {
     e.consume_metrics(&request(vec![
         Metric {
             unit: "By".into(),
-            ..sum("net.io", CUMULATIVE, true, vec![number(2_000_000_000, 3_000_000_000, 9.0)])
+            ..sum(
+                "net.io",
+                CUMULATIVE,
+                true,
+                vec![number(2_000_000_000, 3_000_000_000, 9.0)],
+            )
         },
-        histogram("rpc.duration", CUMULATIVE, vec![hist_point(2, &[0.5], &[1, 0], 0.25)]),
+        histogram(
+            "rpc.duration",
+            CUMULATIVE,
+            vec![hist_point(2, &[0.5], &[1, 0], 0.25)],
+        ),
     ]))
     .unwrap();
     let om = e.render(Format::OpenMetrics);
@@ -416,7 +542,10 @@ fn openmetrics_output_is_well_formed() {
         om.contains("# TYPE rpc_duration_seconds histogram\n# UNIT rpc_duration_seconds seconds\n"),
         "{om}"
     );
-    assert!(om.contains("# TYPE streamgate_receiver_accepted_items counter\n"), "{om}");
+    assert!(
+        om.contains("# TYPE streamgate_receiver_accepted_items counter\n"),
+        "{om}"
+    );
     assert!(!e.render(Format::Text).contains("# EOF"));
 }
 
@@ -424,11 +553,19 @@ fn openmetrics_output_is_well_formed() {
 fn format_negotiation_follows_accept() {
     assert_eq!(Format::negotiate(None), Format::Text);
     assert_eq!(
-        Format::negotiate(Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")),
+        Format::negotiate(Some(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )),
         Format::OpenMetrics
     );
-    assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Format::Text);
-    assert_eq!(Format::negotiate(Some("application/openmetrics-text;q=0")), Format::Text);
+    assert_eq!(
+        Format::negotiate(Some("text/plain;version=0.0.4")),
+        Format::Text
+    );
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text;q=0")),
+        Format::Text
+    );
 }
 
 #[test]
@@ -447,7 +584,10 @@ fn label_values_are_escaped() {
     e.consume_metrics(&request(vec![gauge])).unwrap();
     let text = e.render(Format::Text);
     assert!(text.contains(r#"path="C:\\tmp\n\"x\"""#), "{text}");
-    assert!(text.contains("# HELP esc line one\\nline two \\\\ end\n"), "{text}");
+    assert!(
+        text.contains("# HELP esc line one\\nline two \\\\ end\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -456,9 +596,18 @@ fn own_metric_names_cannot_be_taken() {
     let outcome = e
         .consume_metrics(&request(vec![Metric {
             unit: String::new(),
-            ..sum("streamgate.uptime.seconds", CUMULATIVE, false, vec![number(0, 1, 1.0)])
+            ..sum(
+                "streamgate.uptime.seconds",
+                CUMULATIVE,
+                false,
+                vec![number(0, 1, 1.0)],
+            )
         }]))
         .unwrap();
     assert_eq!(outcome.rejected, 1);
-    assert!(outcome.message.contains("StreamGate's own"), "{}", outcome.message);
+    assert!(
+        outcome.message.contains("StreamGate's own"),
+        "{}",
+        outcome.message
+    );
 }

@@ -63,16 +63,24 @@ impl Compression {
 }
 
 /// Decompresses `body`, refusing to produce more than `limit` bytes.
-pub fn decompress(body: bytes::Bytes, compression: Compression, limit: usize) -> Result<bytes::Bytes, Failure> {
+pub fn decompress(
+    body: bytes::Bytes,
+    compression: Compression,
+    limit: usize,
+) -> Result<bytes::Bytes, Failure> {
     match compression {
         Compression::Identity => Ok(body),
-        Compression::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(&body[..]), limit, "gzip"),
+        Compression::Gzip => {
+            read_bounded(flate2::read::MultiGzDecoder::new(&body[..]), limit, "gzip")
+        }
         Compression::Deflate => {
             // HTTP "deflate" is zlib-wrapped; some senders send raw deflate.
             match read_bounded(flate2::read::ZlibDecoder::new(&body[..]), limit, "deflate") {
-                Err(Failure::Malformed(_)) => {
-                    read_bounded(flate2::read::DeflateDecoder::new(&body[..]), limit, "deflate")
-                }
+                Err(Failure::Malformed(_)) => read_bounded(
+                    flate2::read::DeflateDecoder::new(&body[..]),
+                    limit,
+                    "deflate",
+                ),
                 other => other,
             }
         }

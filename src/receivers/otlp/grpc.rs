@@ -15,9 +15,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame};
 use tonic::body::Body as TonicBody;
-use tonic::codec::{
-    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings,
-};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
@@ -26,8 +24,8 @@ use crate::telemetry::Transport;
 use super::ReceiverContext;
 use super::encoding::Payload;
 use super::process::{self, Refused};
-use super::status::Failure;
 use super::signal::OtlpSignal;
+use super::status::Failure;
 
 /// The gRPC service of one signal.
 pub struct SignalService<S: OtlpSignal> {
@@ -72,11 +70,10 @@ where
         let ctx = self.ctx.clone();
         Box::pin(async move {
             if req.uri().path() != S::GRPC_PATH {
-                return Ok(Status::unimplemented(format!(
-                    "unknown method {}",
-                    req.uri().path()
-                ))
-                .into_http());
+                return Ok(
+                    Status::unimplemented(format!("unknown method {}", req.uri().path()))
+                        .into_http(),
+                );
             }
             let started = Instant::now();
             let permit = match ctx.admission.try_admit() {
@@ -150,7 +147,7 @@ fn remap_transport_failure<S: OtlpSignal>(
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(|m| percent_decode(m))
+        .map(percent_decode)
         .unwrap_or_default();
     let failure = match tonic::Code::from_i32(code) {
         tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Failure::TooLarge(message),
@@ -158,10 +155,7 @@ fn remap_transport_failure<S: OtlpSignal>(
         _ => return,
     };
     let status = failure.to_grpc();
-    headers.insert(
-        "grpc-status",
-        http::HeaderValue::from(status.code() as i32),
-    );
+    headers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
     process::refused::<S>(ctx, Transport::Grpc, &Refused::from(failure));
 }
 
@@ -171,12 +165,13 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -269,10 +264,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let polled = self.inner.as_mut().poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.counted.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.counted.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         polled
     }

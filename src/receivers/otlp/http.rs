@@ -104,7 +104,9 @@ async fn handle<S: OtlpSignal>(
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 too_large(limit)
             } else {
                 Failure::Malformed(format!("cannot read request body: {e}"))
@@ -154,10 +156,10 @@ fn failure_response(failure: &Failure, payload: Option<Payload>) -> Response {
         details: Vec::new(),
     };
     let mut response = status_response(failure.http_status(), &status, payload);
-    if let Some(after) = failure.retry_after() {
-        if let Ok(v) = HeaderValue::from_str(&retry_after_seconds(after).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(after) = failure.retry_after()
+        && let Ok(v) = HeaderValue::from_str(&retry_after_seconds(after).to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response
 }

@@ -7,10 +7,10 @@ use crate::pipeline::ConsumeError;
 use crate::telemetry::events::{RequestAccepted, RequestRefused};
 use crate::telemetry::{RefusalReason, Transport};
 
+use super::ReceiverContext;
 use super::encoding::Payload;
 use super::signal::OtlpSignal;
 use super::status::Failure;
-use super::ReceiverContext;
 
 /// Decodes an (already decompressed) body.
 pub fn decode<S: OtlpSignal>(body: &[u8], payload: Payload) -> Result<S::Request, Failure> {
@@ -22,7 +22,10 @@ pub fn decode<S: OtlpSignal>(body: &[u8], payload: Payload) -> Result<S::Request
             ))
         }),
         Payload::Json => serde_json::from_slice(body).map_err(|e| {
-            Failure::Malformed(format!("cannot decode {} OTLP/JSON: {e}", S::SIGNAL.as_str()))
+            Failure::Malformed(format!(
+                "cannot decode {} OTLP/JSON: {e}",
+                S::SIGNAL.as_str()
+            ))
         }),
     }
 }

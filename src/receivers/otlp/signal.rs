@@ -13,7 +13,12 @@ use super::Consumers;
 
 /// One OTLP signal: its request and response types, paths and consumer.
 pub trait OtlpSignal: Send + Sync + 'static {
-    type Request: prost::Message + Default + serde::de::DeserializeOwned + ItemCount + Send + 'static;
+    type Request: prost::Message
+        + Default
+        + serde::de::DeserializeOwned
+        + ItemCount
+        + Send
+        + 'static;
     type Response: prost::Message + serde::Serialize + Default + Send + 'static;
 
     const SIGNAL: Signal;
@@ -62,7 +67,8 @@ impl OtlpSignal for Metrics {
     const SIGNAL: Signal = Signal::Metrics;
     const HTTP_PATH: &'static str = "/v1/metrics";
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const GRPC_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
     fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult {
         consumers.metrics.consume_metrics(request)

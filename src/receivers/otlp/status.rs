@@ -51,10 +51,16 @@ pub enum Failure {
     UnsupportedMediaType(String),
     /// Too much load; retry after the hint (429 / RESOURCE_EXHAUSTED with RetryInfo).
     #[error("{message}")]
-    Overloaded { message: String, retry_after: Duration },
+    Overloaded {
+        message: String,
+        retry_after: Duration,
+    },
     /// Draining for shutdown; retry elsewhere or later (503 / UNAVAILABLE).
     #[error("{message}")]
-    ShuttingDown { message: String, retry_after: Duration },
+    ShuttingDown {
+        message: String,
+        retry_after: Duration,
+    },
 }
 
 impl Failure {

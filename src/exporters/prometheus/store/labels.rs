@@ -160,8 +160,18 @@ mod tests {
     #[test]
     fn sorts_merges_collisions_by_key_and_derived_wins() {
         let mut set = LabelSet::new();
-        set.push("foo_bar", |b| b.push_str("foo_bar"), |b| b.push_str("b"), LabelSource::Attribute);
-        set.push("foo.bar", |b| b.push_str("foo_bar"), |b| b.push_str("a"), LabelSource::Attribute);
+        set.push(
+            "foo_bar",
+            |b| b.push_str("foo_bar"),
+            |b| b.push('b'),
+            LabelSource::Attribute,
+        );
+        set.push(
+            "foo.bar",
+            |b| b.push_str("foo_bar"),
+            |b| b.push('a'),
+            LabelSource::Attribute,
+        );
         set.push_str("job", "from-attr", LabelSource::Attribute);
         set.push_str("job", "svc", LabelSource::Derived);
         set.push_str("empty", "", LabelSource::Attribute);

@@ -29,7 +29,9 @@ use crate::telemetry::Telemetry;
 /// Why a metric's points could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    #[error("metric `{name}` is a {incoming} here but already a {existing}; its points were dropped")]
+    #[error(
+        "metric `{name}` is a {incoming} here but already a {existing}; its points were dropped"
+    )]
     TypeConflict {
         name: String,
         existing: &'static str,
@@ -82,7 +84,7 @@ impl SeriesStore {
             return Ok(update(family));
         }
         drop(map);
-        if self.reserved.iter().any(|r| *r == meta.name) {
+        if self.reserved.contains(&meta.name) {
             return Err(StoreError::Reserved {
                 name: meta.name.to_string(),
             });

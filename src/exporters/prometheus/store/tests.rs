@@ -27,12 +27,23 @@ fn labels(pairs: &[(&str, &str)]) -> LabelSet {
     set
 }
 
-fn put(store: &SeriesStore, name: &str, kind: FamilyKind, l: &LabelSet, v: f64) -> Result<bool, StoreError> {
+fn put(
+    store: &SeriesStore,
+    name: &str,
+    kind: FamilyKind,
+    l: &LabelSet,
+    v: f64,
+) -> Result<bool, StoreError> {
     let now = store.now_tick();
     store.with_family(meta(name, kind), |f| {
         f.series
             .lock()
-            .upsert(l, SeriesState::new(SeriesValue::Number(v), 0, 0), Temporality::Cumulative, now)
+            .upsert(
+                l,
+                SeriesState::new(SeriesValue::Number(v), 0, 0),
+                Temporality::Cumulative,
+                now,
+            )
             .1
     })
 }
@@ -44,8 +55,18 @@ fn same_name_other_type_is_a_conflict() {
     assert_eq!(put(&s, "m", FamilyKind::Gauge, &l, 1.0), Ok(true));
     assert_eq!(put(&s, "m", FamilyKind::Gauge, &l, 2.0), Ok(false));
     let err = put(&s, "m", FamilyKind::Counter, &l, 1.0).unwrap_err();
-    assert!(matches!(err, StoreError::TypeConflict { existing: "gauge", incoming: "counter", .. }));
-    assert!(matches!(put(&s, "reserved_name", FamilyKind::Gauge, &l, 1.0), Err(StoreError::Reserved { .. })));
+    assert!(matches!(
+        err,
+        StoreError::TypeConflict {
+            existing: "gauge",
+            incoming: "counter",
+            ..
+        }
+    ));
+    assert!(matches!(
+        put(&s, "reserved_name", FamilyKind::Gauge, &l, 1.0),
+        Err(StoreError::Reserved { .. })
+    ));
     assert_eq!(s.series_count(), 1);
 }
 
@@ -67,7 +88,11 @@ fn concurrent_writers_lose_nothing() {
         t.join().unwrap();
     }
     assert_eq!(s.series_count(), 2000);
-    assert_eq!(s.telemetry().active_series(), 0, "store callers account series, not the store");
+    assert_eq!(
+        s.telemetry().active_series(),
+        0,
+        "store callers account series, not the store"
+    );
 }
 
 #[test]

@@ -189,7 +189,8 @@ impl Buckets {
             return;
         }
         let first = self.offset.min(other.offset);
-        let last = (self.offset + self.counts.len() as i32).max(other.offset + other.counts.len() as i32);
+        let last =
+            (self.offset + self.counts.len() as i32).max(other.offset + other.counts.len() as i32);
         let mut merged = vec![0u64; (last - first) as usize];
         for (src, offset) in [(&self.counts, self.offset), (&other.counts, other.offset)] {
             for (i, count) in src.iter().enumerate() {
@@ -228,7 +229,8 @@ impl ExponentialHistogram {
     pub fn classic_buckets(&self) -> Vec<(f64, u64)> {
         let base_log2 = (-self.scale as f64).exp2();
         let bound = |index: i32| (index as f64 * base_log2).exp2();
-        let mut out = Vec::with_capacity(self.positive.counts.len() + self.negative.counts.len() + 1);
+        let mut out =
+            Vec::with_capacity(self.positive.counts.len() + self.negative.counts.len() + 1);
         let mut running = 0u64;
         // Negative bucket i holds values in [-base^(i+1), -base^i): walk from
         // the most negative upward.

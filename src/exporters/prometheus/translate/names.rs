@@ -138,10 +138,10 @@ pub fn metric_name(
     } else {
         per.strip_suffix('_').unwrap_or(&per).to_string()
     };
-    if !per.is_empty() {
-        if let Some(stripped) = main.strip_suffix('_') {
-            main = stripped.to_string();
-        }
+    if !per.is_empty()
+        && let Some(stripped) = main.strip_suffix('_')
+    {
+        main = stripped.to_string();
     }
     if !main.is_empty() && !tokens.contains(&main) {
         tokens.push(main);
@@ -198,57 +198,279 @@ mod tests {
     #[test]
     fn upstream_vectors() {
         let cases: &[(&str, &str, MetricShape, &str, &str)] = &[
-            ("system.filesystem.usage", "By", Gauge, "", "system_filesystem_usage_bytes"),
+            (
+                "system.filesystem.usage",
+                "By",
+                Gauge,
+                "",
+                "system_filesystem_usage_bytes",
+            ),
             ("system.io", "By", MonotonicSum, "", "system_io_bytes_total"),
-            ("network_transmitted_bytes_total", "By", MonotonicSum, "", "network_transmitted_bytes_total"),
-            ("\t system.filesystem.usage       ", "  By\t", Gauge, "", "system_filesystem_usage_bytes"),
-            ("system.network.dropped", "{packets}", Gauge, "", "system_network_dropped"),
-            ("system.network.dropped", "{packets}", MonotonicSum, "", "system_network_dropped_total"),
-            ("system.network.dropped", "nonstandard:_1", Gauge, "", "system_network_dropped_nonstandard:_1"),
-            ("system.network.packets.dropped", "packets", Gauge, "", "system_network_packets_dropped"),
-            ("system.network.packets", "packets", MonotonicSum, "", "system_network_packets_total"),
-            ("hw.gpu.memory.utilization", "1", Gauge, "", "hw_gpu_memory_utilization_ratio"),
+            (
+                "network_transmitted_bytes_total",
+                "By",
+                MonotonicSum,
+                "",
+                "network_transmitted_bytes_total",
+            ),
+            (
+                "\t system.filesystem.usage       ",
+                "  By\t",
+                Gauge,
+                "",
+                "system_filesystem_usage_bytes",
+            ),
+            (
+                "system.network.dropped",
+                "{packets}",
+                Gauge,
+                "",
+                "system_network_dropped",
+            ),
+            (
+                "system.network.dropped",
+                "{packets}",
+                MonotonicSum,
+                "",
+                "system_network_dropped_total",
+            ),
+            (
+                "system.network.dropped",
+                "nonstandard:_1",
+                Gauge,
+                "",
+                "system_network_dropped_nonstandard:_1",
+            ),
+            (
+                "system.network.packets.dropped",
+                "packets",
+                Gauge,
+                "",
+                "system_network_packets_dropped",
+            ),
+            (
+                "system.network.packets",
+                "packets",
+                MonotonicSum,
+                "",
+                "system_network_packets_total",
+            ),
+            (
+                "hw.gpu.memory.utilization",
+                "1",
+                Gauge,
+                "",
+                "hw_gpu_memory_utilization_ratio",
+            ),
             ("hw.fan.speed_ratio", "1", Gauge, "", "hw_fan_speed_ratio"),
             ("objects", "1", MonotonicSum, "", "objects_total"),
-            ("hw.cpu.speed_limit", "Hz", Gauge, "", "hw_cpu_speed_limit_hertz"),
-            ("broken.metric.speed", "km/h", Gauge, "", "broken_metric_speed_km_per_hour"),
-            ("astro.light.speed_limit", "m/s", Gauge, "", "astro_light_speed_limit_meters_per_second"),
-            ("system.network.dropped", "non/standard:_1", Gauge, "", "system_network_dropped_non_per_standard:_1"),
-            ("broken.metric.speed", "km/°", Gauge, "", "broken_metric_speed_km"),
-            ("broken.metric.success_ratio", "%", Gauge, "", "broken_metric_success_ratio_percent"),
-            ("test.metric.spaces", "   \t  ", Gauge, "", "test_metric_spaces"),
-            ("active_directory.ds.replication.object.rate", "{objects}/s", Gauge, "", "active_directory_ds_replication_object_rate_per_second"),
-            ("system.cpu.load_average.15m", "1", Gauge, "", "system_cpu_load_average_15m_ratio"),
-            ("system.disk.operation_time", "s", MonotonicSum, "", "system_disk_operation_time_seconds_total"),
-            ("mongodbatlas.process.oplog.rate", "GiBy/h", Gauge, "", "mongodbatlas_process_oplog_rate_gibibytes_per_hour"),
-            ("mongodbatlas.process.db.query_targeting.scanned_per_returned", "{scanned}/{returned}", Gauge, "", "mongodbatlas_process_db_query_targeting_scanned_per_returned"),
-            ("apache.workers", "connections", Gauge, "", "apache_workers_connections"),
-            ("redis.latest_fork", "us", Gauge, "", "redis_latest_fork_microseconds"),
-            ("nsxt.node.memory.usage", "KBy", Gauge, "", "nsxt_node_memory_usage_kilobytes"),
+            (
+                "hw.cpu.speed_limit",
+                "Hz",
+                Gauge,
+                "",
+                "hw_cpu_speed_limit_hertz",
+            ),
+            (
+                "broken.metric.speed",
+                "km/h",
+                Gauge,
+                "",
+                "broken_metric_speed_km_per_hour",
+            ),
+            (
+                "astro.light.speed_limit",
+                "m/s",
+                Gauge,
+                "",
+                "astro_light_speed_limit_meters_per_second",
+            ),
+            (
+                "system.network.dropped",
+                "non/standard:_1",
+                Gauge,
+                "",
+                "system_network_dropped_non_per_standard:_1",
+            ),
+            (
+                "broken.metric.speed",
+                "km/°",
+                Gauge,
+                "",
+                "broken_metric_speed_km",
+            ),
+            (
+                "broken.metric.success_ratio",
+                "%",
+                Gauge,
+                "",
+                "broken_metric_success_ratio_percent",
+            ),
+            (
+                "test.metric.spaces",
+                "   \t  ",
+                Gauge,
+                "",
+                "test_metric_spaces",
+            ),
+            (
+                "active_directory.ds.replication.object.rate",
+                "{objects}/s",
+                Gauge,
+                "",
+                "active_directory_ds_replication_object_rate_per_second",
+            ),
+            (
+                "system.cpu.load_average.15m",
+                "1",
+                Gauge,
+                "",
+                "system_cpu_load_average_15m_ratio",
+            ),
+            (
+                "system.disk.operation_time",
+                "s",
+                MonotonicSum,
+                "",
+                "system_disk_operation_time_seconds_total",
+            ),
+            (
+                "mongodbatlas.process.oplog.rate",
+                "GiBy/h",
+                Gauge,
+                "",
+                "mongodbatlas_process_oplog_rate_gibibytes_per_hour",
+            ),
+            (
+                "mongodbatlas.process.db.query_targeting.scanned_per_returned",
+                "{scanned}/{returned}",
+                Gauge,
+                "",
+                "mongodbatlas_process_db_query_targeting_scanned_per_returned",
+            ),
+            (
+                "apache.workers",
+                "connections",
+                Gauge,
+                "",
+                "apache_workers_connections",
+            ),
+            (
+                "redis.latest_fork",
+                "us",
+                Gauge,
+                "",
+                "redis_latest_fork_microseconds",
+            ),
+            (
+                "nsxt.node.memory.usage",
+                "KBy",
+                Gauge,
+                "",
+                "nsxt_node_memory_usage_kilobytes",
+            ),
             ("#test", "", Gauge, "space", "space_test"),
             ("3.14 digits", "", Gauge, "", "_3_14_digits"),
-            ("envoy__rule_engine_zlib_buf_error", "", Gauge, "", "envoy_rule_engine_zlib_buf_error"),
+            (
+                "envoy__rule_engine_zlib_buf_error",
+                "",
+                Gauge,
+                "",
+                "envoy_rule_engine_zlib_buf_error",
+            ),
             (":foo::bar", "", Gauge, "", ":foo::bar"),
             (":foo::bar", "", MonotonicSum, "", ":foo::bar_total"),
-            ("system.io", "foo/bar", MonotonicSum, "", "system_io_foo_per_bar_total"),
-            ("metric_with_字符_foreign_characters", "", MonotonicSum, "", "metric_with_foreign_characters_total"),
+            (
+                "system.io",
+                "foo/bar",
+                MonotonicSum,
+                "",
+                "system_io_foo_per_bar_total",
+            ),
+            (
+                "metric_with_字符_foreign_characters",
+                "",
+                MonotonicSum,
+                "",
+                "metric_with_foreign_characters_total",
+            ),
             ("temperature", "%*()°:C", Gauge, "", "temperature_:C"),
-            ("requests", "1/s", MonotonicSum, "app", "app_requests_per_second_total"),
-            ("123_requests", "", MonotonicSum, "app", "app_123_requests_total"),
-            ("metric__with__multiple__underscores", "unit__multiple__underscores", Gauge, "", "metric_with_multiple_underscores_unit_multiple_underscores"),
-            ("custom_metric", "unit@with#special/chars", Gauge, "", "custom_metric_unit_with_special_per_chars"),
-            ("custom_metric", "By/{custom}", Gauge, "", "custom_metric_bytes"),
+            (
+                "requests",
+                "1/s",
+                MonotonicSum,
+                "app",
+                "app_requests_per_second_total",
+            ),
+            (
+                "123_requests",
+                "",
+                MonotonicSum,
+                "app",
+                "app_123_requests_total",
+            ),
+            (
+                "metric__with__multiple__underscores",
+                "unit__multiple__underscores",
+                Gauge,
+                "",
+                "metric_with_multiple_underscores_unit_multiple_underscores",
+            ),
+            (
+                "custom_metric",
+                "unit@with#special/chars",
+                Gauge,
+                "",
+                "custom_metric_unit_with_special_per_chars",
+            ),
+            (
+                "custom_metric",
+                "By/{custom}",
+                Gauge,
+                "",
+                "custom_metric_bytes",
+            ),
             ("metric", "By/", Gauge, "", "metric_bytes"),
             ("metric", " By / s ", Gauge, "", "metric_bytes_per_second"),
             ("metric", "/", Gauge, "", "metric"),
             ("invoices", "1/mo", Gauge, "", "invoices_per_month"),
-            ("custom", "1/custom_unit", Gauge, "", "custom_per_custom_unit"),
+            (
+                "custom",
+                "1/custom_unit",
+                Gauge,
+                "",
+                "custom_per_custom_unit",
+            ),
             ("capacity", "TiBy", Gauge, "", "capacity_tibibytes"),
-            ("http.request.duration", "ms", Histogram, "", "http_request_duration_milliseconds"),
-            ("response_time", "ms", Summary, "", "response_time_milliseconds"),
-            ("active_connections", "", NonMonotonicSum, "", "active_connections"),
+            (
+                "http.request.duration",
+                "ms",
+                Histogram,
+                "",
+                "http_request_duration_milliseconds",
+            ),
+            (
+                "response_time",
+                "ms",
+                Summary,
+                "",
+                "response_time_milliseconds",
+            ),
+            (
+                "active_connections",
+                "",
+                NonMonotonicSum,
+                "",
+                "active_connections",
+            ),
             ("items", "1", MonotonicSum, "", "items_total"),
-            ("http.server.request.duration", "s", Histogram, "", "http_server_request_duration_seconds"),
+            (
+                "http.server.request.duration",
+                "s",
+                Histogram,
+                "",
+                "http_server_request_duration_seconds",
+            ),
         ];
         for (name, unit, shape, ns, want) in cases {
             assert_eq!(
@@ -263,7 +485,14 @@ mod tests {
     #[test]
     fn without_suffixes_only_sanitises() {
         assert_eq!(
-            metric_name("metric_1_this/one/there(where)", "1", MonotonicSum, "test", false).as_deref(),
+            metric_name(
+                "metric_1_this/one/there(where)",
+                "1",
+                MonotonicSum,
+                "test",
+                false
+            )
+            .as_deref(),
             Some("test_metric_1_this_one_there_where")
         );
         assert_eq!(
