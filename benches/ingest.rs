@@ -30,9 +30,9 @@ fn kv(key: &str, value: String) -> KeyValue {
 }
 
 /// A request like an SDK sends: 5 resource attributes, one scope, and
-/// `metrics` metrics of `points` points each with 5 attributes; a third
-/// each of gauges, counters and histograms.
-pub fn realistic_request(metrics: usize, points: usize, time: u64) -> MetricsRequest {
+/// `metrics` metrics of `points` points each with 5 attributes, cycling
+/// through the first `kinds` of gauge, counter, histogram.
+pub fn realistic_request(metrics: usize, points: usize, kinds: usize, time: u64) -> MetricsRequest {
     let attrs = |i: usize| {
         vec![
             kv("http.request.method", ["GET", "POST", "PUT"][i % 3].into()),
@@ -46,7 +46,7 @@ pub fn realistic_request(metrics: usize, points: usize, time: u64) -> MetricsReq
         ]
     };
     let metric = |m: usize| {
-        let data = match m % 3 {
+        let data = match m % kinds {
             0 => Data::Gauge(Gauge {
                 data_points: (0..points)
                     .map(|i| NumberDataPoint {
@@ -128,7 +128,7 @@ fn exporter() -> PrometheusExporter {
 }
 
 fn ingest(c: &mut Criterion) {
-    let request = realistic_request(12, 100, 2);
+    let request = realistic_request(12, 100, 3, 2);
     let bytes = request.encode_to_vec();
     let points = 12 * 100;
     let mut group = c.benchmark_group("metrics_ingest");
@@ -152,10 +152,11 @@ fn render(c: &mut Criterion) {
     group.sample_size(20);
     for series in [10_000usize, 100_000] {
         let e = exporter();
-        // Gauges and counters only: one sample line per series.
-        let metrics = series / 1000;
-        let request = realistic_request(metrics * 3 / 2, 1000, 2);
+        // Gauges and counters: one sample line per series.
+        let request = realistic_request(series / 1000, 1000, 2, 2);
+        assert_eq!(e.store().series_count(), 0);
         e.consume_metrics(&request).unwrap();
+        assert_eq!(e.store().series_count(), series);
         group.throughput(Throughput::Elements(series as u64));
         group.bench_function(format!("text_{series}_series"), |b| {
             b.iter(|| black_box(e.render(Format::Text).len()))

@@ -21,6 +21,12 @@ pub fn decode<S: OtlpSignal>(body: &[u8], payload: Payload) -> Result<S::Request
                 S::SIGNAL.as_str()
             ))
         }),
+        Payload::Json if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {
+            Err(Failure::Malformed(format!(
+                "cannot decode {} OTLP/JSON: the body must be a JSON object",
+                S::SIGNAL.as_str()
+            )))
+        }
         Payload::Json => serde_json::from_slice(body).map_err(|e| {
             Failure::Malformed(format!(
                 "cannot decode {} OTLP/JSON: {e}",

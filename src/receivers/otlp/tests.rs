@@ -1,1 +1,144 @@
+//! Unit tests of the receiver's decoding pieces: OTLP/JSON as the
+//! specification's examples write it, content types, encodings, bounded
+//! decompression and the status mapping.
 
+use std::io::Write;
+use std::time::Duration;
+
+use super::encoding::{Compression, Payload, decompress};
+use super::process::decode;
+use super::signal::{Logs, Metrics, Traces};
+use super::status::{Failure, retry_after_seconds};
+use crate::model::otlp::ItemCount;
+use crate::model::otlp::metrics::metric::Data;
+
+#[test]
+fn spec_example_json_decodes_for_every_signal() {
+    let metrics =
+        decode::<Metrics>(include_bytes!("testdata/metrics.json"), Payload::Json).unwrap();
+    assert_eq!(metrics.item_count(), 4);
+    let scope = &metrics.resource_metrics[0].scope_metrics[0];
+    assert_eq!(scope.scope.as_ref().unwrap().attributes.len(), 1);
+    match &scope.metrics[3].data {
+        Some(Data::ExponentialHistogram(h)) => {
+            let p = &h.data_points[0];
+            assert_eq!((p.count, p.zero_count, p.scale), (3, 1, 0));
+            assert_eq!(p.positive.as_ref().unwrap().bucket_counts, vec![0, 2]);
+        }
+        other => panic!("expected an exponential histogram, got {other:?}"),
+    }
+    let traces = decode::<Traces>(include_bytes!("testdata/traces.json"), Payload::Json).unwrap();
+    let span = &traces.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(span.trace_id[..4], [0x5b, 0x8e, 0xff, 0xf7]);
+    assert_eq!(span.span_id.len(), 8);
+    assert_eq!(span.kind, 2);
+    let logs = decode::<Logs>(include_bytes!("testdata/logs.json"), Payload::Json).unwrap();
+    assert_eq!(logs.item_count(), 1);
+    assert_eq!(
+        logs.resource_logs[0].scope_logs[0].log_records[0]
+            .attributes
+            .len(),
+        6
+    );
+}
+
+#[test]
+fn malformed_bodies_are_malformed_not_panics() {
+    for body in [
+        &b"{"[..],
+        b"[]",
+        b"{\"resourceMetrics\": 5}",
+        b"\xff\x00\x01",
+    ] {
+        assert!(matches!(
+            decode::<Metrics>(body, Payload::Json),
+            Err(Failure::Malformed(_))
+        ));
+    }
+    assert!(matches!(
+        decode::<Metrics>(b"\x0a\xff\xff\xff\xff\x0f", Payload::Protobuf),
+        Err(Failure::Malformed(_))
+    ));
+}
+
+#[test]
+fn content_types_and_encodings() {
+    assert_eq!(
+        Payload::from_content_type("application/x-protobuf"),
+        Some(Payload::Protobuf)
+    );
+    assert_eq!(
+        Payload::from_content_type("application/json; charset=utf-8"),
+        Some(Payload::Json)
+    );
+    assert_eq!(
+        Payload::from_content_type("Application/JSON"),
+        Some(Payload::Json)
+    );
+    assert_eq!(Payload::from_content_type("text/plain"), None);
+    assert_eq!(
+        Compression::from_header(None).unwrap(),
+        Compression::Identity
+    );
+    assert_eq!(
+        Compression::from_header(Some("GZIP")).unwrap(),
+        Compression::Gzip
+    );
+    assert_eq!(
+        Compression::from_header(Some("zstd")).unwrap(),
+        Compression::Zstd
+    );
+    assert!(matches!(
+        Compression::from_header(Some("br")),
+        Err(Failure::UnsupportedMediaType(_))
+    ));
+}
+
+#[test]
+fn decompression_stops_at_the_limit() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let bomb = bytes::Bytes::from(gz.finish().unwrap());
+    assert!(matches!(
+        decompress(bomb.clone(), Compression::Gzip, 1000),
+        Err(Failure::TooLarge(_))
+    ));
+    assert_eq!(
+        decompress(bomb, Compression::Gzip, 1 << 20).unwrap().len(),
+        1 << 20
+    );
+    let raw = {
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        d.write_all(b"raw deflate").unwrap();
+        d.finish().unwrap()
+    };
+    assert_eq!(
+        &decompress(raw.into(), Compression::Deflate, 100).unwrap()[..],
+        b"raw deflate"
+    );
+}
+
+#[test]
+fn failures_map_to_otlp_codes() {
+    let overloaded = Failure::Overloaded {
+        message: "x".into(),
+        retry_after: Duration::from_millis(1500),
+    };
+    assert_eq!(overloaded.http_status(), 429);
+    assert_eq!(overloaded.to_grpc().code(), tonic::Code::ResourceExhausted);
+    assert_eq!(retry_after_seconds(Duration::from_millis(1500)), 2);
+    assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+    assert_eq!(Failure::Malformed("m".into()).http_status(), 400);
+    assert_eq!(
+        Failure::Malformed("m".into()).to_grpc().code(),
+        tonic::Code::InvalidArgument
+    );
+    assert_eq!(Failure::TooLarge("t".into()).http_status(), 413);
+    assert_eq!(Failure::UnsupportedMediaType("u".into()).http_status(), 415);
+    let draining = Failure::ShuttingDown {
+        message: "bye".into(),
+        retry_after: Duration::from_secs(1),
+    };
+    assert_eq!(draining.http_status(), 503);
+    assert_eq!(draining.to_grpc().code(), tonic::Code::Unavailable);
+}
