@@ -46,7 +46,7 @@ impl Collector {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = format!(
-            "server:\n  endpoint: {admin}\n  shutdown_timeout: 10s\nlogging:\n  level: info\nreceivers:\n  otlp:\n    grpc:\n      endpoint: {grpc}\n    http:\n      endpoint: {http}\n{}\nexporters:\n  prometheus:\n    series_ttl: 5m\n{}\n",
+            "server:\n  endpoint: {admin}\n  shutdown_timeout: 10s\nlogging:\n  level: info\nreceivers:\n  otlp:\n    grpc:\n      endpoint: {grpc}\n    http:\n      endpoint: {http}\n{}\nexporters:\n  prometheus:\n{}\n",
             indent(&options.receiver_extra, 4),
             indent(&options.exporter_extra, 4),
         );

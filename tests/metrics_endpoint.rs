@@ -1,0 +1,152 @@
+//! Black-box tests of `/metrics`: content negotiation (text 0.0.4 vs
+//! OpenMetrics 1.0 with `# EOF`), gzip when accepted, series expiry, and
+//! the status API.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::{Collector, Options, http_client};
+
+const GAUGE: &str = r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"neg"}}]},
+  "scopeMetrics":[{"metrics":[
+    {"name":"queue.depth","unit":"{item}","description":"Items waiting","gauge":{"dataPoints":[{"asInt":"42","timeUnixNano":"1700000000000000000"}]}},
+    {"name":"net.sent","unit":"By","description":"Bytes sent","sum":{"aggregationTemporality":2,"isMonotonic":true,
+      "dataPoints":[{"asInt":"1024","startTimeUnixNano":"1600000000000000000","timeUnixNano":"1700000000000000000"}]}}]}]}]}"#;
+
+fn send(collector: &Collector, body: &str) {
+    let r = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Without an Accept header the answer is text 0.0.4; with OpenMetrics
+/// accepted it is OpenMetrics, counters named without `_total` in their
+/// metadata, with `# UNIT`, `_created` and a final `# EOF`.
+#[test]
+fn negotiates_text_and_openmetrics() {
+    let collector = Collector::start();
+    send(&collector, GAUGE);
+
+    let text = http_client().get(collector.url("/metrics")).send().unwrap();
+    assert_eq!(
+        text.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = text.text().unwrap();
+    assert!(
+        body.contains("# TYPE net_sent_bytes_total counter\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("net_sent_bytes_total{job=\"neg\"} 1024\n"),
+        "{body}"
+    );
+    assert!(body.contains("queue_depth{job=\"neg\"} 42\n"), "{body}");
+    assert!(!body.contains("# EOF"));
+
+    let om = http_client()
+        .get(collector.url("/metrics"))
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .unwrap();
+    assert_eq!(
+        om.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let body = om.text().unwrap();
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert!(body.contains("# TYPE net_sent_bytes counter\n"), "{body}");
+    assert!(body.contains("# UNIT net_sent_bytes bytes\n"), "{body}");
+    assert!(
+        body.contains("net_sent_bytes_total{job=\"neg\"} 1024\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("net_sent_bytes_created{job=\"neg\"} 1600000000\n"),
+        "{body}"
+    );
+}
+
+/// With `Accept-Encoding: gzip` the body is gzip and decompresses to the
+/// same exposition.
+#[test]
+fn gzip_when_accepted() {
+    let collector = Collector::start();
+    send(&collector, GAUGE);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = client
+        .get(collector.url("/metrics"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let compressed = r.bytes().unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut text)
+        .expect("valid gzip");
+    assert!(text.contains("queue_depth{job=\"neg\"} 42\n"), "{text}");
+    let plain = client.get(collector.url("/metrics")).send().unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+}
+
+/// A series with no new point for `series_ttl` disappears and is counted
+/// as expired; active series go back down.
+#[test]
+fn idle_series_expire_after_ttl() {
+    let collector = Collector::start_with(Options {
+        exporter_extra: "series_ttl: 2s".into(),
+        ..Default::default()
+    });
+    send(&collector, GAUGE);
+    let s = collector.scrape();
+    assert_eq!(s.get("queue_depth", &[("job", "neg")]), Some(42.0));
+    assert_eq!(
+        s.get("streamgate_exporter_prometheus_active_series", &[]),
+        Some(2.0)
+    );
+    let s = collector.scrape_until("expiry", |s| {
+        s.get("queue_depth", &[("job", "neg")]).is_none()
+    });
+    assert_eq!(
+        s.get("streamgate_exporter_prometheus_expired_series_total", &[]),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.get("streamgate_exporter_prometheus_active_series", &[]),
+        Some(0.0)
+    );
+}
+
+/// `/api/v1/status` reports readiness, listeners and accepted counts.
+#[test]
+fn status_api_reports_listeners_and_counts() {
+    let collector = Collector::start();
+    send(&collector, GAUGE);
+    let status: serde_json::Value = serde_json::from_slice(
+        &http_client()
+            .get(collector.url("/api/v1/status"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["listeners"]["otlp_grpc"], collector.grpc.to_string());
+    assert_eq!(status["listeners"]["otlp_http"], collector.http.to_string());
+    assert_eq!(status["accepted"]["data_points"], 2);
+    assert_eq!(status["active_series"], 2);
+}
