@@ -611,3 +611,21 @@ fn own_metric_names_cannot_be_taken() {
         outcome.message
     );
 }
+
+/// The specification's OTLP/JSON example, translated: compared line by
+/// line (series order within a family is not part of the format).
+#[test]
+fn spec_example_matches_golden_exposition() {
+    let e = exporter();
+    let request: MetricsRequest =
+        serde_json::from_slice(include_bytes!("testdata/spec_example.json")).unwrap();
+    e.consume_metrics(&request).unwrap();
+    let rendered = e.render(Format::Text);
+    let ours: std::collections::BTreeSet<&str> = rendered
+        .lines()
+        .take_while(|l| !l.contains("streamgate_"))
+        .collect();
+    let golden: std::collections::BTreeSet<&str> =
+        include_str!("testdata/spec_example.prom").lines().collect();
+    assert_eq!(ours, golden, "rendered:\n{rendered}");
+}
