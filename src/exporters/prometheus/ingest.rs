@@ -3,7 +3,6 @@
 //! point of each metric under one family lock.
 
 use std::fmt::Write;
-use std::sync::Arc;
 
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
@@ -15,7 +14,7 @@ use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
 
 use super::config::PrometheusExporterConfig;
-use super::store::value::{Buckets, ClassicHistogram, ExponentialHistogram, Summary};
+use super::store::value::{Buckets, ExponentialHistogram, HistogramPoint, Summary};
 use super::store::{
     Applied, FamilyKind, FamilyMeta, LabelSet, LabelSource, SeriesState, SeriesStore, SeriesTable,
     SeriesValue, Temporality,
@@ -320,6 +319,10 @@ impl PointWriter<'_> {
         let (applied, new) = self
             .series
             .upsert(self.labels, state, temporality, self.now);
+        self.count(applied, new);
+    }
+
+    fn count(&mut self, applied: Applied, new: bool) {
         if new {
             self.added += 1;
         }
@@ -381,18 +384,22 @@ impl PointWriter<'_> {
         if !self.prepare(&point.attributes, point.flags) {
             return;
         }
-        let value = ClassicHistogram {
-            bounds: Arc::from(bounds.as_slice()),
-            counts: counts.clone(),
+        let incoming = HistogramPoint {
+            start_ns: point.start_time_unix_nano,
+            time_ns: point.time_unix_nano,
+            bounds,
+            counts,
             count: point.count,
             sum: point.sum,
         };
-        let state = SeriesState::new(
-            SeriesValue::Histogram(Box::new(value)),
-            point.start_time_unix_nano,
-            point.time_unix_nano,
+        let temporality = self.temporality;
+        let (applied, new) = self.series.upsert_with(
+            self.labels,
+            self.now,
+            || incoming.to_state(),
+            |state| state.apply_histogram(&incoming, temporality),
         );
-        self.store(state, self.temporality);
+        self.count(applied, new);
     }
 
     fn exponential(&mut self, point: &ExponentialHistogramDataPoint) {

@@ -91,6 +91,38 @@ impl SeriesTable {
         (Applied::Updated, true)
     }
 
+    /// Like [`upsert`](Self::upsert) but without building a state for an
+    /// existing series: `update` changes it in place (reusing its buffers),
+    /// `create` builds the state of a new one.
+    pub fn upsert_with(
+        &mut self,
+        labels: &LabelSet,
+        now: u32,
+        create: impl FnOnce() -> SeriesState,
+        update: impl FnOnce(&mut SeriesState) -> Applied,
+    ) -> (Applied, bool) {
+        let hash = labels.hash();
+        let text = labels.text();
+        if let Some(existing) = self
+            .table
+            .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
+        {
+            existing.last_seen = now;
+            return (update(&mut existing.state), false);
+        }
+        self.table.insert_unique(
+            hash,
+            StoredSeries {
+                hash,
+                labels: text.into(),
+                state: create(),
+                last_seen: now,
+            },
+            |s| s.hash,
+        );
+        (Applied::Updated, true)
+    }
+
     /// Removes the series with these labels; true if it existed.
     pub fn remove(&mut self, labels: &LabelSet) -> bool {
         let hash = labels.hash();

@@ -116,8 +116,17 @@ impl SeriesState {
                         *total += delta;
                         true
                     }
-                    (SeriesValue::Histogram(total), SeriesValue::Histogram(delta)) => {
-                        total.add_delta(*delta)
+                    (SeriesValue::Histogram(_), SeriesValue::Histogram(delta)) => {
+                        let point = HistogramPoint {
+                            start_ns: incoming.start_ns,
+                            time_ns: incoming.time_ns,
+                            bounds: &delta.bounds,
+                            counts: &delta.counts,
+                            count: delta.count,
+                            sum: delta.sum,
+                        };
+                        self.merge_histogram(&point, Temporality::Delta);
+                        return Applied::Updated;
                     }
                     (SeriesValue::Exponential(total), SeriesValue::Exponential(delta)) => {
                         total.add_delta(*delta);
@@ -142,23 +151,83 @@ impl SeriesState {
     }
 }
 
-impl ClassicHistogram {
-    /// Adds a delta; returns false (and takes the delta as the new state)
-    /// when the bucket layout changed.
-    fn add_delta(&mut self, delta: ClassicHistogram) -> bool {
-        if self.bounds != delta.bounds || self.counts.len() != delta.counts.len() {
-            *self = delta;
-            return false;
+/// A histogram point as it arrives, borrowed from the request.
+#[derive(Debug, Clone, Copy)]
+pub struct HistogramPoint<'a> {
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub bounds: &'a [f64],
+    pub counts: &'a [u64],
+    pub count: u64,
+    pub sum: Option<f64>,
+}
+
+impl HistogramPoint<'_> {
+    /// The state of a new series holding this point.
+    pub fn to_state(&self) -> SeriesState {
+        SeriesState::new(
+            SeriesValue::Histogram(Box::new(ClassicHistogram {
+                bounds: Arc::from(self.bounds),
+                counts: self.counts.to_vec(),
+                count: self.count,
+                sum: self.sum,
+            })),
+            self.start_ns,
+            self.time_ns,
+        )
+    }
+}
+
+impl SeriesState {
+    /// Applies a histogram point in place: with an unchanged bucket layout
+    /// no allocation happens.
+    pub fn apply_histogram(
+        &mut self,
+        point: &HistogramPoint<'_>,
+        temporality: Temporality,
+    ) -> Applied {
+        if self.is_out_of_order(point.time_ns, temporality) {
+            return Applied::OutOfOrder;
         }
-        for (total, add) in self.counts.iter_mut().zip(&delta.counts) {
-            *total = total.saturating_add(*add);
-        }
-        self.count = self.count.saturating_add(delta.count);
-        self.sum = match (self.sum, delta.sum) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
+        self.merge_histogram(point, temporality);
+        Applied::Updated
+    }
+
+    /// Adds (delta) or sets (cumulative) a histogram point, ordering
+    /// already checked.
+    fn merge_histogram(&mut self, point: &HistogramPoint<'_>, temporality: Temporality) {
+        let SeriesValue::Histogram(h) = &mut self.value else {
+            *self = point.to_state();
+            return;
         };
-        true
+        let same_layout = *h.bounds == *point.bounds && h.counts.len() == point.counts.len();
+        match (temporality, same_layout) {
+            (Temporality::Delta, true) => {
+                for (total, add) in h.counts.iter_mut().zip(point.counts) {
+                    *total = total.saturating_add(*add);
+                }
+                h.count = h.count.saturating_add(point.count);
+                h.sum = match (h.sum, point.sum) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
+                if self.start_ns == 0 {
+                    self.start_ns = point.start_ns;
+                }
+            }
+            (Temporality::Cumulative, true) => {
+                h.counts.copy_from_slice(point.counts);
+                h.count = point.count;
+                h.sum = point.sum;
+                self.start_ns = point.start_ns;
+            }
+            // A new layout restarts the series from this point.
+            (_, false) => {
+                *self = point.to_state();
+                return;
+            }
+        }
+        self.time_ns = point.time_ns;
     }
 }
 
