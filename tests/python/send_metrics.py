@@ -6,7 +6,7 @@ would, for the black-box tests in tests/python_sdk.rs.
 Usage:
     send_metrics.py {grpc,http} ENDPOINT [--compression {none,gzip}]
                     [--temporality {cumulative,delta}] [--instance ID]
-                    [--no-traces] [--no-logs]
+                    [--timeout SECONDS] [--no-traces] [--no-logs]
 
 ENDPOINT is the base address of the collector's OTLP server of that
 transport, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318
@@ -156,6 +156,7 @@ def parse_args(argv):
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--temporality", choices=["cumulative", "delta"], default="cumulative")
     parser.add_argument("--instance", default="checkout-1", help="service.instance.id")
+    parser.add_argument("--timeout", type=float, default=10, help="seconds per export, retries included")
     parser.add_argument("--no-traces", action="store_true")
     parser.add_argument("--no-logs", action="store_true")
     return parser.parse_args(argv)
@@ -189,7 +190,7 @@ def build_exporters(args):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         compression = grpc.Compression.Gzip if args.compression == "gzip" else grpc.Compression.NoCompression
-        common = dict(endpoint=base, insecure=True, timeout=10, compression=compression)
+        common = dict(endpoint=base, insecure=True, timeout=args.timeout, compression=compression)
         return (
             OTLPMetricExporter(preferred_temporality=temporality, **common),
             OTLPSpanExporter(**common),
@@ -201,7 +202,7 @@ def build_exporters(args):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     compression = Compression.Gzip if args.compression == "gzip" else Compression.NoCompression
-    common = dict(timeout=10, compression=compression)
+    common = dict(timeout=args.timeout, compression=compression)
     return (
         OTLPMetricExporter(endpoint=f"{base}/v1/metrics", preferred_temporality=temporality, **common),
         OTLPSpanExporter(endpoint=f"{base}/v1/traces", **common),

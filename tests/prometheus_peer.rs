@@ -1,0 +1,564 @@
+//! Black-box tests against real Prometheus tools: `promtool check metrics`
+//! lints a scrape, and a real `prometheus` server scrapes the collector's
+//! admin address and must store the series sent to it as OTLP/JSON with the
+//! translated names, labels and values, negotiating OpenMetrics as
+//! Prometheus 2.x does by default.
+//!
+//! The tools come from Debian's `prometheus` package (`scripts/test`
+//! installs it). Without them the tests skip, or fail when
+//! `STREAMGATE_REQUIRE_PEERS=1`.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Collector, find_peer, free_port, http_client};
+use serde_json::{Value, json};
+
+/// Now as Unix nanoseconds.
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+}
+
+fn string_attr(key: &str, value: &str) -> Value {
+    json!({ "key": key, "value": { "stringValue": value } })
+}
+
+/// An OTLP/JSON `ExportMetricsServiceRequest`, written by hand as the
+/// OTLP/JSON encoding specifies: lowerCamelCase field names, 64-bit
+/// integers as decimal strings, enums as integers.
+///
+/// Resource `service.name=inventory`, `service.instance.id=inv-7`, scope
+/// `inventory.stock` 0.4.0, and:
+/// - `inventory.reservations` `{reservation}`: monotonic cumulative sum
+///   (`asInt` = `reservations`) with attributes `warehouse.code=ber-1`,
+///   `priority=2` (an int);
+/// - `inventory.fill` `1`: gauge 0.5;
+/// - `inventory.stock.level` `{item}`: non-monotonic sum -3;
+/// - `inventory.pick.duration` `s`: cumulative histogram, bounds
+///   [0.25, 1, 2.5], bucket counts [1, 2, 0, 1], sum 5.5.
+fn inventory_request(start_ns: u64, time_ns: u64, reservations: i64) -> Value {
+    let start = start_ns.to_string();
+    let time = time_ns.to_string();
+    json!({
+        "resourceMetrics": [{
+            "resource": {
+                "attributes": [
+                    string_attr("service.name", "inventory"),
+                    string_attr("service.instance.id", "inv-7"),
+                    string_attr("host.name", "rack-3")
+                ]
+            },
+            "scopeMetrics": [{
+                "scope": { "name": "inventory.stock", "version": "0.4.0" },
+                "metrics": [
+                    {
+                        "name": "inventory.reservations",
+                        "unit": "{reservation}",
+                        "description": "Stock reservations made.",
+                        "sum": {
+                            "aggregationTemporality": 2,
+                            "isMonotonic": true,
+                            "dataPoints": [{
+                                "attributes": [
+                                    string_attr("warehouse.code", "ber-1"),
+                                    { "key": "priority", "value": { "intValue": "2" } }
+                                ],
+                                "startTimeUnixNano": start,
+                                "timeUnixNano": time,
+                                "asInt": reservations.to_string()
+                            }]
+                        }
+                    },
+                    {
+                        "name": "inventory.fill",
+                        "unit": "1",
+                        "description": "Share of shelf space in use.",
+                        "gauge": {
+                            "dataPoints": [{
+                                "attributes": [string_attr("warehouse.code", "ber-1")],
+                                "timeUnixNano": time,
+                                "asDouble": 0.5
+                            }]
+                        }
+                    },
+                    {
+                        "name": "inventory.stock.level",
+                        "unit": "{item}",
+                        "description": "Items in stock, negative when oversold.",
+                        "sum": {
+                            "aggregationTemporality": 2,
+                            "isMonotonic": false,
+                            "dataPoints": [{
+                                "attributes": [string_attr("warehouse.code", "ber-1")],
+                                "startTimeUnixNano": start,
+                                "timeUnixNano": time,
+                                "asInt": "-3"
+                            }]
+                        }
+                    },
+                    {
+                        "name": "inventory.pick.duration",
+                        "unit": "s",
+                        "description": "Time to pick an order.",
+                        "histogram": {
+                            "aggregationTemporality": 2,
+                            "dataPoints": [{
+                                "attributes": [string_attr("warehouse.code", "ber-1")],
+                                "startTimeUnixNano": start,
+                                "timeUnixNano": time,
+                                "count": "4",
+                                "sum": 5.5,
+                                "bucketCounts": ["1", "2", "0", "1"],
+                                "explicitBounds": [0.25, 1.0, 2.5]
+                            }]
+                        }
+                    }
+                ]
+            }]
+        }]
+    })
+}
+
+/// POSTs an OTLP/JSON metrics request; requires a full success answer.
+fn post_json(collector: &Collector, body: &Value) {
+    let response = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .expect("POST /v1/metrics");
+    let status = response.status();
+    let text = response.text().unwrap_or_default();
+    assert_eq!(status.as_u16(), 200, "OTLP/JSON export answered: {text}");
+    let answer: Value = serde_json::from_str(&text).expect("JSON answer");
+    assert!(
+        answer.get("partialSuccess").is_none(),
+        "nothing rejected: {text}\n{}",
+        collector.logs()
+    );
+}
+
+/// `promtool check metrics` finds no problem in a scrape holding every
+/// kind of translated series (all with descriptions) and the
+/// `streamgate_*` self-metrics: exit 0 and no lint for any series.
+#[test]
+fn promtool_check_metrics_finds_no_problems() {
+    let Some(promtool) = find_peer("promtool") else {
+        return;
+    };
+    let collector = Collector::start();
+    let now = now_ns();
+    post_json(
+        &collector,
+        &inventory_request(now - 60_000_000_000, now, 42),
+    );
+    let text = collector.scrape_text();
+    assert!(
+        text.contains("inventory_pick_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains("streamgate_receiver_request_duration_seconds_bucket"),
+        "{text}"
+    );
+
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(text.as_bytes())
+        .expect("feed the scrape to promtool");
+    let output = child.wait_with_output().expect("promtool finished");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let self_lints: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("streamgate_"))
+        .collect();
+    assert!(
+        self_lints.is_empty(),
+        "promtool lints StreamGate's own series:\n{}",
+        self_lints.join("\n")
+    );
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}\n{report}\n--- scrape ---\n{text}",
+        output.status
+    );
+    assert_eq!(report.trim(), "", "promtool printed problems");
+}
+
+/// A real Prometheus server with a temp config and TSDB, killed on drop
+/// (also when a test panics).
+struct Prometheus {
+    child: Option<Child>,
+    addr: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts `binary` scraping `target` every second in two jobs:
+    /// `streamgate` with `honor_labels: true` (the setting for a collector,
+    /// keeping the sender's `job`/`instance`) and `streamgate-plain`
+    /// without it.
+    fn start(binary: &Path, target: &str) -> Prometheus {
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n\
+             \x20 - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n\
+             \x20 - job_name: streamgate-plain\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        // A free port can be taken by someone else before Prometheus binds
+        // it: try another one then.
+        for _ in 0..3 {
+            let mut prometheus = Prometheus::spawn(binary, &config);
+            match prometheus.wait_ready() {
+                Ok(()) => return prometheus,
+                Err(log) if log.contains("address already in use") => continue,
+                Err(log) => panic!("prometheus exited early:\n{log}"),
+            }
+        }
+        panic!("prometheus found no free port in 3 tries");
+    }
+
+    fn spawn(binary: &Path, config: &str) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let log = dir.path().join("prometheus.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start prometheus");
+        Prometheus {
+            child: Some(child),
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Waits for `/-/ready`; `Err(log)` if Prometheus exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Err(format!("exit {status}\n{}", self.logs()));
+            }
+            if let Ok(r) = http_client().get(self.url("/-/ready")).send()
+                && r.status().is_success()
+            {
+                // Ready, and ours: not another server on a reused port.
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    return Err(format!("exit {status}\n{}", self.logs()));
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("prometheus not ready in 30s:\n{}", self.logs());
+    }
+
+    /// `GET path` with query parameters; returns `data` of a success answer.
+    fn api(&self, path: &str, params: &[(&str, &str)]) -> Value {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect();
+        let response = http_client()
+            .get(format!("{}?{}", self.url(path), query.join("&")))
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let text = response.text().expect("API answer");
+        let answer: Value = serde_json::from_str(&text).expect("API answer is JSON");
+        assert_eq!(answer["status"], "success", "{path} {params:?}: {text}");
+        answer["data"].clone()
+    }
+
+    /// The result vector of an instant query.
+    fn query(&self, promql: &str) -> Vec<Value> {
+        let data = self.api("/api/v1/query", &[("query", promql)]);
+        data["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls `promql` until `check` accepts its result (scrapes start a few
+    /// seconds after Prometheus is ready: target discovery is batched).
+    fn query_until(&self, promql: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            let result = self.query(promql);
+            if check(&result) {
+                return result;
+            }
+            if Instant::now() > deadline {
+                let targets = self.api("/api/v1/targets", &[]);
+                panic!(
+                    "timed out waiting for `{promql}`; last result: {result:?}\ntargets: {targets}\n--- prometheus log ---\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Percent-encodes a URL query component (everything but unreserved
+/// characters).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The label set of a query result, as a JSON object.
+fn metric(result: &Value) -> &Value {
+    &result["metric"]
+}
+
+/// The sample value of a query result.
+fn sample_value(result: &Value) -> f64 {
+    result["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no value in {result}"))
+}
+
+/// Results whose value equals `want`.
+fn has_value(want: f64) -> impl Fn(&[Value]) -> bool {
+    move |r: &[Value]| r.len() == 1 && sample_value(&r[0]) == want
+}
+
+/// Real Prometheus scrapes the admin address and stores a counter sent as
+/// OTLP/JSON under its translated name with exact labels and value (the
+/// sender's `job`/`instance` kept with `honor_labels`, moved to
+/// `exported_*` without), sees a later cumulative value, stores the other
+/// families, and reports `up == 1` for both jobs.
+#[test]
+fn prometheus_stores_series_sent_as_otlp_json() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let collector = Collector::start();
+    let start = now_ns() - 60_000_000_000;
+    post_json(&collector, &inventory_request(start, now_ns(), 42));
+    let prometheus = Prometheus::start(&binary, &collector.admin.to_string());
+
+    let honored = prometheus.query_until(
+        r#"inventory_reservations_total{job="inventory"}"#,
+        has_value(42.0),
+    );
+    assert_eq!(
+        metric(&honored[0]),
+        &json!({
+            "__name__": "inventory_reservations_total",
+            "job": "inventory",
+            "instance": "inv-7",
+            "otel_scope_name": "inventory.stock",
+            "otel_scope_version": "0.4.0",
+            "priority": "2",
+            "warehouse_code": "ber-1"
+        })
+    );
+    let plain = prometheus.query_until(
+        r#"inventory_reservations_total{job="streamgate-plain"}"#,
+        has_value(42.0),
+    );
+    assert_eq!(
+        metric(&plain[0]),
+        &json!({
+            "__name__": "inventory_reservations_total",
+            "job": "streamgate-plain",
+            "instance": collector.admin.to_string(),
+            "exported_job": "inventory",
+            "exported_instance": "inv-7",
+            "otel_scope_name": "inventory.stock",
+            "otel_scope_version": "0.4.0",
+            "priority": "2",
+            "warehouse_code": "ber-1"
+        })
+    );
+
+    for job in ["streamgate", "streamgate-plain"] {
+        prometheus.query_until(&format!(r#"up{{job="{job}"}}"#), has_value(1.0));
+    }
+
+    // The other families, as stored by Prometheus.
+    let ber = r#"job="inventory",instance="inv-7",warehouse_code="ber-1""#;
+    let expected = [
+        (format!("inventory_fill_ratio{{{ber}}}"), 0.5),
+        (format!("inventory_stock_level{{{ber}}}"), -3.0),
+        (
+            format!(r#"inventory_pick_duration_seconds_bucket{{{ber},le="0.25"}}"#),
+            1.0,
+        ),
+        (
+            format!(r#"inventory_pick_duration_seconds_bucket{{{ber},le="1"}}"#),
+            3.0,
+        ),
+        (
+            format!(r#"inventory_pick_duration_seconds_bucket{{{ber},le="2.5"}}"#),
+            3.0,
+        ),
+        (
+            format!(r#"inventory_pick_duration_seconds_bucket{{{ber},le="+Inf"}}"#),
+            4.0,
+        ),
+        (format!("inventory_pick_duration_seconds_sum{{{ber}}}"), 5.5),
+        (
+            format!("inventory_pick_duration_seconds_count{{{ber}}}"),
+            4.0,
+        ),
+        (
+            r#"target_info{job="inventory",instance="inv-7",host_name="rack-3"}"#.to_string(),
+            1.0,
+        ),
+        (
+            r#"streamgate_build_info{job="streamgate"}"#.to_string(),
+            1.0,
+        ),
+    ];
+    for (promql, want) in &expected {
+        prometheus.query_until(promql, has_value(*want));
+    }
+    // A quantile Prometheus computes from the translated buckets: the
+    // median (2nd of 4) falls in (0.25, 1], halfway through its 2 counts.
+    prometheus.query_until(
+        &format!("histogram_quantile(0.5, inventory_pick_duration_seconds_bucket{{{ber}}})"),
+        has_value(0.625),
+    );
+
+    // A later cumulative point replaces the value Prometheus scrapes.
+    post_json(&collector, &inventory_request(start, now_ns(), 50));
+    prometheus.query_until(
+        r#"inventory_reservations_total{job="inventory"}"#,
+        has_value(50.0),
+    );
+
+    let targets = prometheus.api("/api/v1/targets", &[]);
+    for target in targets["activeTargets"].as_array().expect("active targets") {
+        assert_eq!(target["health"], "up", "{target}");
+        assert_eq!(target["lastError"], "", "{target}");
+    }
+}
+
+/// Prometheus 2.x asks for OpenMetrics first; the collector answers in
+/// OpenMetrics and Prometheus parses it: the series is found, the
+/// counter's `_created` sample (OpenMetrics only) holds the point's start
+/// time, and the metadata carries the OpenMetrics family name, help and
+/// unit.
+#[test]
+fn prometheus_scrapes_openmetrics() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let collector = Collector::start();
+
+    // What Prometheus 2.42 sends, answered directly.
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let response = http_client()
+        .get(collector.url("/metrics"))
+        .header("Accept", accept)
+        .send()
+        .expect("scrape");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "content type {content_type}"
+    );
+    assert!(response.text().expect("body").ends_with("# EOF\n"));
+
+    let start = now_ns() - 60_000_000_000;
+    post_json(&collector, &inventory_request(start, now_ns(), 42));
+    let prometheus = Prometheus::start(&binary, &collector.admin.to_string());
+
+    prometheus.query_until(
+        r#"inventory_reservations_total{job="inventory",instance="inv-7"}"#,
+        has_value(42.0),
+    );
+    let created = prometheus.query_until(
+        r#"inventory_reservations_created{job="inventory",instance="inv-7"}"#,
+        |r| r.len() == 1,
+    );
+    let start_secs = start as f64 / 1e9;
+    assert!(
+        (sample_value(&created[0]) - start_secs).abs() < 1e-3,
+        "_created {} vs start {start_secs}",
+        sample_value(&created[0])
+    );
+
+    let metadata = prometheus.api("/api/v1/metadata", &[]);
+    assert_eq!(
+        metadata["inventory_reservations"],
+        json!([{ "type": "counter", "help": "Stock reservations made.", "unit": "" }]),
+        "{metadata}"
+    );
+    assert_eq!(
+        metadata["inventory_pick_duration_seconds"],
+        json!([{ "type": "histogram", "help": "Time to pick an order.", "unit": "seconds" }]),
+        "{metadata}"
+    );
+    assert_eq!(
+        metadata["streamgate_receiver_accepted_items"][0]["type"], "counter",
+        "{metadata}"
+    );
+    assert!(
+        metadata.get("inventory_reservations_total").is_none(),
+        "an OpenMetrics counter family has no _total: {metadata}"
+    );
+}
