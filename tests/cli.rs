@@ -113,9 +113,7 @@ fn port_in_use_fails_clearly() {
     std::fs::write(
         &path,
         format!(
-            "server:\n  endpoint: 127.0.0.1:{}\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:{port}\n    http:\n      endpoint: 127.0.0.1:{}\n",
-            common::free_port(),
-            common::free_port()
+            "server:\n  endpoint: 127.0.0.1:0\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:{port}\n    http:\n      endpoint: 127.0.0.1:0\n"
         ),
     )
     .unwrap();

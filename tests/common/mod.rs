@@ -42,11 +42,10 @@ impl Collector {
 
     pub fn start_with(options: Options) -> Collector {
         let dir = tempfile::tempdir().expect("temp dir");
-        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // Port 0 everywhere: the OS picks free ports and the collector logs
+        // the addresses it bound, so tests never race for a port.
         let config = format!(
-            "server:\n  endpoint: {admin}\n  shutdown_timeout: 10s\nlogging:\n  level: info\nreceivers:\n  otlp:\n    grpc:\n      endpoint: {grpc}\n    http:\n      endpoint: {http}\n{}\nexporters:\n  prometheus:\n{}\n",
+            "server:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n{}\nexporters:\n  prometheus:\n{}\n",
             indent(&options.receiver_extra, 4),
             indent(&options.exporter_extra, 4),
         );
@@ -61,16 +60,57 @@ impl Collector {
             .stderr(stderr)
             .spawn()
             .expect("start streamgate");
+        let unbound: SocketAddr = "0.0.0.0:0".parse().unwrap();
         let mut collector = Collector {
             child: Some(child),
-            grpc,
-            http,
-            admin,
+            grpc: unbound,
+            http: unbound,
+            admin: unbound,
             dir,
             stderr_path,
         };
+        collector.wait_listening();
         collector.wait_ready();
         collector
+    }
+
+    /// Reads the bound addresses from the JSON log lines.
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let logs = self.logs();
+            for line in logs.lines() {
+                let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let fields = &entry["fields"];
+                let (Some(message), Some(addr)) =
+                    (fields["message"].as_str(), fields["addr"].as_str())
+                else {
+                    continue;
+                };
+                let addr: SocketAddr = addr.parse().expect("logged address");
+                if message.starts_with("OTLP/gRPC receiver listening") {
+                    self.grpc = addr;
+                } else if message.starts_with("OTLP/HTTP receiver listening") {
+                    self.http = addr;
+                } else if message.starts_with("admin server listening") {
+                    self.admin = addr;
+                }
+            }
+            if self.grpc.port() != 0 && self.http.port() != 0 && self.admin.port() != 0 {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("streamgate exited early ({status}): {logs}");
+            }
+            if Instant::now() > deadline {
+                panic!("streamgate did not log its addresses in 20s: {logs}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_ready(&mut self) {
