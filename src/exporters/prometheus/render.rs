@@ -176,6 +176,49 @@ pub fn write_family(family: &Family, format: Format, out: &mut String) {
     }
 }
 
+/// Writes `_bucket` lines from (upper bound, cumulative count), then
+/// `+Inf`, `_sum`, `_count`. Leading empty negative buckets are left out.
+/// OpenMetrics allows `_sum` and `_count` only together, and no `_sum`
+/// when negative buckets are present.
+#[allow(clippy::too_many_arguments)]
+fn write_histogram(
+    name: &str,
+    s: &StoredSeries,
+    buckets: impl Iterator<Item = (f64, u64)>,
+    count: u64,
+    sum: Option<f64>,
+    format: Format,
+    bound: &mut String,
+    out: &mut String,
+) {
+    let labels = s.labels();
+    let mut negative = false;
+    for (b, cumulative) in buckets {
+        if b < 0.0 && cumulative == 0 {
+            continue;
+        }
+        negative |= b < 0.0;
+        let le = write_bound(b, bound);
+        write_sample(name, "_bucket", labels, Some(("le", le)), cumulative as f64, out);
+    }
+    write_sample(name, "_bucket", labels, Some(("le", "+Inf")), count as f64, out);
+    match format {
+        Format::Text => {
+            if let Some(sum) = sum {
+                write_sample(name, "_sum", labels, None, sum, out);
+            }
+            write_sample(name, "_count", labels, None, count as f64, out);
+        }
+        Format::OpenMetrics => {
+            if let Some(sum) = sum.filter(|_| !negative) {
+                write_sample(name, "_sum", labels, None, sum, out);
+                write_sample(name, "_count", labels, None, count as f64, out);
+            }
+        }
+    }
+    write_created(name, s, format, out);
+}
+
 fn write_created(name: &str, s: &StoredSeries, format: Format, out: &mut String) {
     if format == Format::OpenMetrics && s.state.start_ns > 0 {
         write_sample(
@@ -211,70 +254,21 @@ fn write_series(
             }
         }
         SeriesValue::Histogram(h) => {
-            let mut cumulative = 0u64;
-            if !h.counts.is_empty() {
-                for (b, c) in h.bounds.iter().zip(&h.counts) {
-                    cumulative = cumulative.saturating_add(*c);
-                    let le = write_bound(*b, bound);
-                    write_sample(
-                        name,
-                        "_bucket",
-                        labels,
-                        Some(("le", le)),
-                        cumulative as f64,
-                        out,
-                    );
-                }
-            }
-            write_sample(
-                name,
-                "_bucket",
-                labels,
-                Some(("le", "+Inf")),
-                h.count as f64,
-                out,
-            );
-            if let Some(sum) = h.sum {
-                write_sample(name, "_sum", labels, None, sum, out);
-            }
-            write_sample(name, "_count", labels, None, h.count as f64, out);
-            write_created(name, s, format, out);
+            let buckets = h.bounds.iter().zip(&h.counts).scan(0u64, |running, (b, c)| {
+                *running = running.saturating_add(*c);
+                Some((*b, *running))
+            });
+            write_histogram(name, s, buckets, h.count, h.sum, format, bound, out);
         }
         SeriesValue::Exponential(h) => {
-            let mut last: Option<f64> = None;
             let buckets = h.classic_buckets();
-            for (i, (b, c)) in buckets.iter().enumerate() {
-                // Equal bounds (a zero threshold on a bucket edge) keep the last count.
-                if last.is_some_and(|l| *b <= l) {
-                    continue;
-                }
-                if buckets.get(i + 1).is_some_and(|(next, _)| next <= b) {
-                    continue;
-                }
-                last = Some(*b);
-                let le = write_bound(*b, bound);
-                write_sample(
-                    name,
-                    "_bucket",
-                    labels,
-                    Some(("le", le)),
-                    (*c).min(h.count) as f64,
-                    out,
-                );
-            }
-            write_sample(
-                name,
-                "_bucket",
-                labels,
-                Some(("le", "+Inf")),
-                h.count as f64,
-                out,
-            );
-            if let Some(sum) = h.sum {
-                write_sample(name, "_sum", labels, None, sum, out);
-            }
-            write_sample(name, "_count", labels, None, h.count as f64, out);
-            write_created(name, s, format, out);
+            // Equal edges (a zero threshold on a bucket edge) keep the last count.
+            let distinct = buckets
+                .iter()
+                .enumerate()
+                .filter(|(i, (b, _))| buckets.get(i + 1).is_none_or(|(next, _)| next > b))
+                .map(|(_, (b, c))| (*b, (*c).min(h.count)));
+            write_histogram(name, s, distinct, h.count, h.sum, format, bound, out);
         }
         SeriesValue::Summary(summary) => {
             for (q, v) in &summary.quantiles {

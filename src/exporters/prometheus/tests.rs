@@ -629,3 +629,50 @@ fn spec_example_matches_golden_exposition() {
         include_str!("testdata/spec_example.prom").lines().collect();
     assert_eq!(ours, golden, "rendered:\n{rendered}");
 }
+
+/// OpenMetrics writes `_sum` and `_count` only together, and not at all
+/// when negative buckets remain; leading empty negative buckets are dropped.
+#[test]
+fn openmetrics_histogram_sum_and_count_rules() {
+    let e = exporter();
+    let mut no_sum = hist_point(2, &[1.0], &[1, 1], 0.0);
+    no_sum.sum = None;
+    let negative = ExponentialHistogramDataPoint {
+        time_unix_nano: 2,
+        count: 3,
+        sum: Some(-1.0),
+        scale: 0,
+        negative: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1, 0, 0],
+        }),
+        positive: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![2],
+        }),
+        ..Default::default()
+    };
+    e.consume_metrics(&request(vec![
+        histogram("no.sum", CUMULATIVE, vec![no_sum]),
+        Metric {
+            name: "signed".into(),
+            description: "d".into(),
+            data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: vec![negative],
+                aggregation_temporality: CUMULATIVE,
+            })),
+            ..Default::default()
+        },
+    ]))
+    .unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains(&line("no_sum_seconds_count", "", "2")), "{text}");
+    assert!(text.contains(&line("signed_sum", "", "-1")), "{text}");
+    let om = e.render(Format::OpenMetrics);
+    assert!(!om.contains("no_sum_seconds_count"), "{om}");
+    assert!(!om.contains("signed_sum") && !om.contains("signed_count"), "{om}");
+    // Negative bucket 0 holds [-2, -1): le=-1 has 1; the emptier -4, -8 edges are gone.
+    assert!(om.contains(&line_le("signed_bucket", "-1", "1")), "{om}");
+    assert!(!om.contains("le=\"-2\"") && !om.contains("le=\"-4\""), "{om}");
+    assert!(om.contains(&line_le("signed_bucket", "2", "3")), "{om}");
+}

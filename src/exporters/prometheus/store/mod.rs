@@ -84,14 +84,36 @@ impl SeriesStore {
             return Ok(update(family));
         }
         drop(map);
-        if self.reserved.contains(&meta.name) {
+        let exposed = openmetrics_family(meta.name, meta.kind);
+        if self
+            .reserved
+            .iter()
+            .any(|r| *r == meta.name || r.strip_suffix("_total").unwrap_or(r) == exposed)
+        {
             return Err(StoreError::Reserved {
                 name: meta.name.to_string(),
             });
         }
         let mut map = self.families.write();
-        map.entry(meta.name.into())
-            .or_insert_with(|| Arc::new(Family::new(&meta)));
+        if !map.contains_key(meta.name) {
+            // A counter `x_total` is family `x` in OpenMetrics: it may not
+            // share that name with another family `x`.
+            let sibling = match meta.kind {
+                FamilyKind::Counter if exposed != meta.name => map.get(exposed),
+                FamilyKind::Counter => None,
+                _ => map
+                    .get(format!("{}_total", meta.name).as_str())
+                    .filter(|f| f.kind() == FamilyKind::Counter),
+            };
+            if let Some(other) = sibling {
+                return Err(StoreError::TypeConflict {
+                    name: meta.name.to_string(),
+                    existing: other.kind().as_str(),
+                    incoming: meta.kind.as_str(),
+                });
+            }
+            map.insert(meta.name.into(), Arc::new(Family::new(&meta)));
+        }
         let map = parking_lot::RwLockWriteGuard::downgrade(map);
         let family = map
             .get(meta.name)
@@ -138,6 +160,14 @@ impl SeriesStore {
             .values()
             .map(|f| f.series_count())
             .sum()
+    }
+}
+
+/// The family name OpenMetrics uses: counters drop `_total`.
+pub fn openmetrics_family(name: &str, kind: FamilyKind) -> &str {
+    match kind {
+        FamilyKind::Counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
     }
 }
 
