@@ -161,6 +161,13 @@ impl<'a> Ingester<'a> {
 
     fn ingest_metric(&mut self, metric: &Metric, shared: &SharedLabels, tally: &mut Tally) {
         let Some(data) = &metric.data else {
+            tally.reject(
+                1,
+                format!(
+                    "metric `{}` has no data (gauge, sum, histogram, exponential histogram or summary)",
+                    metric.name
+                ),
+            );
             return;
         };
         let (shape, kind, points) = match data {

@@ -199,9 +199,23 @@ fn write_histogram(
         }
         negative |= b < 0.0;
         let le = write_bound(b, bound);
-        write_sample(name, "_bucket", labels, Some(("le", le)), cumulative as f64, out);
+        write_sample(
+            name,
+            "_bucket",
+            labels,
+            Some(("le", le)),
+            cumulative as f64,
+            out,
+        );
     }
-    write_sample(name, "_bucket", labels, Some(("le", "+Inf")), count as f64, out);
+    write_sample(
+        name,
+        "_bucket",
+        labels,
+        Some(("le", "+Inf")),
+        count as f64,
+        out,
+    );
     match format {
         Format::Text => {
             if let Some(sum) = sum {
@@ -254,10 +268,14 @@ fn write_series(
             }
         }
         SeriesValue::Histogram(h) => {
-            let buckets = h.bounds.iter().zip(&h.counts).scan(0u64, |running, (b, c)| {
-                *running = running.saturating_add(*c);
-                Some((*b, *running))
-            });
+            let buckets = h
+                .bounds
+                .iter()
+                .zip(&h.counts)
+                .scan(0u64, |running, (b, c)| {
+                    *running = running.saturating_add(*c);
+                    Some((*b, *running))
+                });
             write_histogram(name, s, buckets, h.count, h.sum, format, bound, out);
         }
         SeriesValue::Exponential(h) => {

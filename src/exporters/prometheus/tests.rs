@@ -666,13 +666,39 @@ fn openmetrics_histogram_sum_and_count_rules() {
     ]))
     .unwrap();
     let text = e.render(Format::Text);
-    assert!(text.contains(&line("no_sum_seconds_count", "", "2")), "{text}");
+    assert!(
+        text.contains(&line("no_sum_seconds_count", "", "2")),
+        "{text}"
+    );
     assert!(text.contains(&line("signed_sum", "", "-1")), "{text}");
     let om = e.render(Format::OpenMetrics);
     assert!(!om.contains("no_sum_seconds_count"), "{om}");
-    assert!(!om.contains("signed_sum") && !om.contains("signed_count"), "{om}");
+    assert!(
+        !om.contains("signed_sum") && !om.contains("signed_count"),
+        "{om}"
+    );
     // Negative bucket 0 holds [-2, -1): le=-1 has 1; the emptier -4, -8 edges are gone.
     assert!(om.contains(&line_le("signed_bucket", "-1", "1")), "{om}");
-    assert!(!om.contains("le=\"-2\"") && !om.contains("le=\"-4\""), "{om}");
+    assert!(
+        !om.contains("le=\"-2\"") && !om.contains("le=\"-4\""),
+        "{om}"
+    );
     assert!(om.contains(&line_le("signed_bucket", "2", "3")), "{om}");
+}
+
+#[test]
+fn metric_without_data_is_reported_not_dropped_silently() {
+    let e = exporter();
+    let outcome = e
+        .consume_metrics(&request(vec![Metric {
+            name: "empty".into(),
+            ..Default::default()
+        }]))
+        .unwrap();
+    assert_eq!(outcome.rejected, 1);
+    assert!(
+        outcome.message.contains("`empty` has no data"),
+        "{}",
+        outcome.message
+    );
 }

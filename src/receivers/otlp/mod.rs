@@ -15,6 +15,7 @@ pub mod config;
 mod encoding;
 mod grpc;
 mod http;
+mod json;
 mod process;
 mod signal;
 pub mod status;

@@ -27,7 +27,7 @@ pub fn decode<S: OtlpSignal>(body: &[u8], payload: Payload) -> Result<S::Request
                 S::SIGNAL.as_str()
             )))
         }
-        Payload::Json => serde_json::from_slice(body).map_err(|e| {
+        Payload::Json => S::decode_json(body).map_err(|e| {
             Failure::Malformed(format!(
                 "cannot decode {} OTLP/JSON: {e}",
                 S::SIGNAL.as_str()

@@ -31,6 +31,12 @@ pub trait OtlpSignal: Send + Sync + 'static {
 
     fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult;
 
+    /// Decodes OTLP/JSON. The generated serde code is used unless a signal
+    /// needs stricter decoding.
+    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
     /// The success answer; `rejected > 0` fills `partial_success`.
     fn response(rejected: u64, message: String) -> Self::Response;
 }
@@ -72,6 +78,10 @@ impl OtlpSignal for Metrics {
 
     fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult {
         consumers.metrics.consume_metrics(request)
+    }
+
+    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
+        super::json::decode_metrics(body)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

@@ -142,3 +142,50 @@ fn failures_map_to_otlp_codes() {
     assert_eq!(draining.http_status(), 503);
     assert_eq!(draining.to_grpc().code(), tonic::Code::Unavailable);
 }
+
+fn metric_json(metric: &str) -> Vec<u8> {
+    format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{metric}]}}]}}]}}"#).into_bytes()
+}
+
+/// Errors inside a metric's data are 400s naming the problem, never a
+/// silently dropped metric.
+#[test]
+fn json_errors_inside_metric_data_are_malformed() {
+    let cases = [
+        r#"{"name":"a","gauge":{"dataPoints":"oops"}}"#,
+        r#"{"name":"a","histogram":{"dataPoints":[{"explicitBounds":["bad"]}]}}"#,
+        r#"{"name":"a","gauge":{"dataPoints":[{"timeUnixNano":"not-a-number","asInt":"1"}]}}"#,
+        r#"{"name":"a","sum":{"aggregationTemporality":"AGGREGATION_TEMPORALITY_CUMULATIVE","dataPoints":[]}}"#,
+        r#"{"name":"a","gauge":{"dataPoints":[{"asDouble":"lots"}]}}"#,
+        r#"{"name":"a","gauge":{"dataPoints":[{"asDouble":1,"asInt":"1"}]}}"#,
+        r#"{"name":"a","gauge":{"dataPoints":[]},"sum":{"dataPoints":[]}}"#,
+    ];
+    for case in cases {
+        let result = decode::<Metrics>(&metric_json(case), Payload::Json);
+        assert!(
+            matches!(result, Err(Failure::Malformed(_))),
+            "{case}: {result:?}"
+        );
+    }
+}
+
+/// Doubles in every form the proto3 JSON mapping allows.
+#[test]
+fn json_doubles_accept_strings_and_specials() {
+    let body = metric_json(
+        r#"{"name":"a","gauge":{"dataPoints":[{"asDouble":"NaN"},{"asDouble":"Infinity"},{"asDouble":"-Infinity"},{"asDouble":"1.5"},{"asDouble":2},{"asInt":7},{"asInt":"-8"}]}}"#,
+    );
+    let request = decode::<Metrics>(&body, Payload::Json).unwrap();
+    let Some(Data::Gauge(g)) = &request.resource_metrics[0].scope_metrics[0].metrics[0].data else {
+        panic!("a gauge");
+    };
+    use crate::model::otlp::metrics::number_data_point::Value::{AsDouble, AsInt};
+    let values: Vec<_> = g.data_points.iter().map(|p| p.value).collect();
+    assert!(matches!(values[0], Some(AsDouble(v)) if v.is_nan()));
+    assert_eq!(values[1], Some(AsDouble(f64::INFINITY)));
+    assert_eq!(values[2], Some(AsDouble(f64::NEG_INFINITY)));
+    assert_eq!(values[3], Some(AsDouble(1.5)));
+    assert_eq!(values[4], Some(AsDouble(2.0)));
+    assert_eq!(values[5], Some(AsInt(7)));
+    assert_eq!(values[6], Some(AsInt(-8)));
+}

@@ -112,15 +112,27 @@ fn openmetrics_family_names_do_not_collide() {
     // `dup` would be the counter's OpenMetrics family name.
     assert!(matches!(
         put(&s, "dup", FamilyKind::Gauge, &l, 1.0),
-        Err(StoreError::TypeConflict { existing: "counter", .. })
+        Err(StoreError::TypeConflict {
+            existing: "counter",
+            ..
+        })
     ));
     put(&s, "other", FamilyKind::Gauge, &l, 1.0).unwrap();
     assert!(matches!(
         put(&s, "other_total", FamilyKind::Counter, &l, 1.0),
-        Err(StoreError::TypeConflict { existing: "gauge", .. })
+        Err(StoreError::TypeConflict {
+            existing: "gauge",
+            ..
+        })
     ));
     // Reserved: the OpenMetrics name of a reserved counter.
     let r = SeriesStore::new(Arc::new(Telemetry::new()), vec!["own_items_total"]);
-    assert!(matches!(put(&r, "own_items", FamilyKind::Gauge, &l, 1.0), Err(StoreError::Reserved { .. })));
-    assert!(matches!(put(&r, "own_items_total", FamilyKind::Counter, &l, 1.0), Err(StoreError::Reserved { .. })));
+    assert!(matches!(
+        put(&r, "own_items", FamilyKind::Gauge, &l, 1.0),
+        Err(StoreError::Reserved { .. })
+    ));
+    assert!(matches!(
+        put(&r, "own_items_total", FamilyKind::Counter, &l, 1.0),
+        Err(StoreError::Reserved { .. })
+    ));
 }

@@ -1,0 +1,260 @@
+//! OTLP/JSON decoding of metrics, stricter than the generated serde code.
+//!
+//! The generated types flatten the `Metric.data` and `NumberDataPoint.value`
+//! oneofs into `Option`s, and serde turns *any* error inside a flattened
+//! `Option` into `None`: a metric with a malformed point would vanish and
+//! the request would still be answered as a success. Here the oneofs are
+//! ordinary optional fields, so an error anywhere is a 400 naming the field,
+//! and number values accept every form the proto3 JSON mapping allows
+//! (numbers, numeric strings, `"NaN"`, `"Infinity"`, `"-Infinity"`).
+//! Unknown fields are ignored, as the OTLP specification requires.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+
+use crate::model::MetricsRequest;
+use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+use crate::model::otlp::metrics::{
+    Exemplar, ExponentialHistogram, Gauge, Histogram, Metric, NumberDataPoint, ResourceMetrics,
+    ScopeMetrics, Sum, Summary, metric::Data, number_data_point,
+};
+use crate::model::otlp::resource::Resource;
+
+/// Decodes an OTLP/JSON metrics request.
+pub fn decode_metrics(body: &[u8]) -> Result<MetricsRequest, serde_json::Error> {
+    let request: JsonRequest = serde_json::from_slice(body)?;
+    request.into_request().map_err(de::Error::custom)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRequest {
+    #[serde(default)]
+    resource_metrics: Vec<JsonResourceMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonResourceMetrics {
+    #[serde(default)]
+    resource: Option<Resource>,
+    #[serde(default)]
+    scope_metrics: Vec<JsonScopeMetrics>,
+    #[serde(default)]
+    schema_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonScopeMetrics {
+    #[serde(default)]
+    scope: Option<InstrumentationScope>,
+    #[serde(default)]
+    metrics: Vec<JsonMetric>,
+    #[serde(default)]
+    schema_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonMetric {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    metadata: Vec<KeyValue>,
+    #[serde(default)]
+    gauge: Option<JsonGauge>,
+    #[serde(default)]
+    sum: Option<JsonSum>,
+    #[serde(default)]
+    histogram: Option<Histogram>,
+    #[serde(default)]
+    exponential_histogram: Option<ExponentialHistogram>,
+    #[serde(default)]
+    summary: Option<Summary>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonGauge {
+    #[serde(default)]
+    data_points: Vec<JsonNumberPoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSum {
+    #[serde(default)]
+    data_points: Vec<JsonNumberPoint>,
+    #[serde(default)]
+    aggregation_temporality: i32,
+    #[serde(default)]
+    is_monotonic: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonNumberPoint {
+    #[serde(default)]
+    attributes: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "unsigned")]
+    start_time_unix_nano: u64,
+    #[serde(default, deserialize_with = "unsigned")]
+    time_unix_nano: u64,
+    #[serde(default)]
+    exemplars: Vec<Exemplar>,
+    #[serde(default)]
+    flags: u32,
+    #[serde(default, deserialize_with = "some_double")]
+    as_double: Option<f64>,
+    #[serde(default, deserialize_with = "some_signed")]
+    as_int: Option<i64>,
+}
+
+impl JsonRequest {
+    fn into_request(self) -> Result<MetricsRequest, String> {
+        let mut resource_metrics = Vec::with_capacity(self.resource_metrics.len());
+        for rm in self.resource_metrics {
+            let mut scope_metrics = Vec::with_capacity(rm.scope_metrics.len());
+            for sm in rm.scope_metrics {
+                let metrics = sm
+                    .metrics
+                    .into_iter()
+                    .map(JsonMetric::into_metric)
+                    .collect::<Result<Vec<_>, _>>()?;
+                scope_metrics.push(ScopeMetrics {
+                    scope: sm.scope,
+                    metrics,
+                    schema_url: sm.schema_url,
+                });
+            }
+            resource_metrics.push(ResourceMetrics {
+                resource: rm.resource,
+                scope_metrics,
+                schema_url: rm.schema_url,
+            });
+        }
+        Ok(MetricsRequest { resource_metrics })
+    }
+}
+
+impl JsonMetric {
+    fn into_metric(self) -> Result<Metric, String> {
+        let name = self.name;
+        let kinds = [
+            self.gauge.is_some(),
+            self.sum.is_some(),
+            self.histogram.is_some(),
+            self.exponential_histogram.is_some(),
+            self.summary.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() > 1 {
+            return Err(format!("metric `{name}` has more than one data type"));
+        }
+        let data = if let Some(g) = self.gauge {
+            Some(Data::Gauge(Gauge {
+                data_points: points(g.data_points, &name)?,
+            }))
+        } else if let Some(s) = self.sum {
+            Some(Data::Sum(Sum {
+                data_points: points(s.data_points, &name)?,
+                aggregation_temporality: s.aggregation_temporality,
+                is_monotonic: s.is_monotonic,
+            }))
+        } else if let Some(h) = self.histogram {
+            Some(Data::Histogram(h))
+        } else if let Some(h) = self.exponential_histogram {
+            Some(Data::ExponentialHistogram(h))
+        } else {
+            self.summary.map(Data::Summary)
+        };
+        Ok(Metric {
+            name,
+            description: self.description,
+            unit: self.unit,
+            metadata: self.metadata,
+            data,
+        })
+    }
+}
+
+fn points(points: Vec<JsonNumberPoint>, metric: &str) -> Result<Vec<NumberDataPoint>, String> {
+    points
+        .into_iter()
+        .map(|p| {
+            let value = match (p.as_double, p.as_int) {
+                (Some(d), None) => Some(number_data_point::Value::AsDouble(d)),
+                (None, Some(i)) => Some(number_data_point::Value::AsInt(i)),
+                (None, None) => None,
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "metric `{metric}`: a point has both asDouble and asInt"
+                    ));
+                }
+            };
+            Ok(NumberDataPoint {
+                attributes: p.attributes,
+                start_time_unix_nano: p.start_time_unix_nano,
+                time_unix_nano: p.time_unix_nano,
+                exemplars: p.exemplars,
+                flags: p.flags,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// A number or a string holding one.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Text(String),
+}
+
+fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Unsigned(n) => Ok(n),
+        NumberOrText::Text(t) => t
+            .parse()
+            .map_err(|_| de::Error::custom(format!("`{t}` is not an unsigned 64-bit integer"))),
+        _ => Err(de::Error::custom("expected an unsigned 64-bit integer")),
+    }
+}
+
+fn some_signed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Unsigned(n) => i64::try_from(n)
+            .map(Some)
+            .map_err(|_| de::Error::custom("asInt is out of the 64-bit range")),
+        NumberOrText::Signed(n) => Ok(Some(n)),
+        NumberOrText::Text(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| de::Error::custom(format!("asInt `{t}` is not a 64-bit integer"))),
+        NumberOrText::Float(_) => Err(de::Error::custom("asInt must be an integer")),
+    }
+}
+
+fn some_double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match NumberOrText::deserialize(d)? {
+        NumberOrText::Unsigned(n) => Ok(Some(n as f64)),
+        NumberOrText::Signed(n) => Ok(Some(n as f64)),
+        NumberOrText::Float(f) => Ok(Some(f)),
+        NumberOrText::Text(t) => match t.as_str() {
+            "NaN" => Ok(Some(f64::NAN)),
+            "Infinity" => Ok(Some(f64::INFINITY)),
+            "-Infinity" => Ok(Some(f64::NEG_INFINITY)),
+            other => other
+                .parse()
+                .map(Some)
+                .map_err(|_| de::Error::custom(format!("asDouble `{other}` is not a number"))),
+        },
+    }
+}
