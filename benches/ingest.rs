@@ -157,6 +157,10 @@ fn render(c: &mut Criterion) {
         assert_eq!(e.store().series_count(), 0);
         e.consume_metrics(&request).unwrap();
         assert_eq!(e.store().series_count(), series + 1, "plus target_info");
+        eprintln!(
+            "text_{series}_series renders {} bytes",
+            e.render(Format::Text).len()
+        );
         group.throughput(Throughput::Elements(series as u64));
         group.bench_function(format!("text_{series}_series"), |b| {
             b.iter(|| black_box(e.render(Format::Text).len()))
