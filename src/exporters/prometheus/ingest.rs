@@ -257,6 +257,11 @@ impl<'a> Ingester<'a> {
                 temporality,
                 now,
                 metric_name: &metric.name,
+                exposition_label: match kind {
+                    FamilyKind::Histogram => Some("le"),
+                    FamilyKind::Summary => Some("quantile"),
+                    _ => None,
+                },
                 tally,
                 added: 0,
                 removed: 0,
@@ -296,6 +301,8 @@ struct PointWriter<'s> {
     temporality: Temporality,
     now: u32,
     metric_name: &'s str,
+    /// The label the exposition adds to this kind (`le`, `quantile`).
+    exposition_label: Option<&'static str>,
     tally: &'s mut Tally,
     added: u64,
     removed: u64,
@@ -307,7 +314,11 @@ impl PointWriter<'_> {
     fn prepare(&mut self, attributes: &[KeyValue], flags: u32) -> bool {
         self.labels.clear();
         for kv in attributes {
-            push_attribute(self.labels, kv);
+            // `le` / `quantile` are written by the exposition itself; an
+            // attribute of that name would duplicate the label.
+            if Some(kv.key.as_str()) != self.exposition_label {
+                push_attribute(self.labels, kv);
+            }
         }
         for (name, value) in &self.shared.pairs {
             self.labels.push_str(name, value, LabelSource::Derived);

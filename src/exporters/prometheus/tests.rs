@@ -702,3 +702,18 @@ fn metric_without_data_is_reported_not_dropped_silently() {
         outcome.message
     );
 }
+
+/// An attribute named like the label the exposition adds (`le` on a
+/// histogram) is dropped, or the output would repeat the label.
+#[test]
+fn attribute_named_le_does_not_duplicate_the_bucket_label() {
+    let e = exporter();
+    let mut point = hist_point(2, &[1.0], &[1, 0], 0.5);
+    point.attributes = vec![kv("le", "oops"), kv("route", "/x")];
+    e.consume_metrics(&request(vec![histogram("lat", CUMULATIVE, vec![point])]))
+        .unwrap();
+    let text = e.render(Format::Text);
+    let want = r#"lat_seconds_bucket{job="svc",otel_scope_name="test.scope",otel_scope_version="2.0",route="/x",le="1"} 1"#;
+    assert!(text.contains(want), "{text}");
+    assert!(!text.contains("oops"), "{text}");
+}
