@@ -17,11 +17,17 @@ pub struct RequestRefused<'a> {
 impl RequestRefused<'_> {
     pub fn emit(&self, telemetry: &Telemetry) {
         telemetry.record_refused(self.signal, self.transport, self.reason, self.items);
+        // Senders control how often this happens: log at most once a second
+        // per (signal, reason); the count is exact in the metrics anyway.
+        let Some(suppressed) = telemetry.refusal_log_admit(self.signal, self.reason) else {
+            return;
+        };
         match self.reason {
             RefusalReason::Overloaded => tracing::debug!(
                 signal = self.signal.as_str(),
                 transport = self.transport.as_str(),
                 reason = self.reason.as_str(),
+                suppressed,
                 "refused OTLP request: {}",
                 self.message
             ),
@@ -30,6 +36,7 @@ impl RequestRefused<'_> {
                 transport = self.transport.as_str(),
                 reason = self.reason.as_str(),
                 items = self.items,
+                suppressed,
                 "refused OTLP data: {}",
                 self.message
             ),

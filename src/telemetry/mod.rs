@@ -8,6 +8,7 @@
 
 pub mod events;
 mod histogram;
+mod log_limit;
 pub mod names;
 mod snapshot;
 
@@ -141,6 +142,7 @@ pub struct Telemetry {
     removed_series: AtomicU64,
     scrapes: AtomicU64,
     out_of_order_points: AtomicU64,
+    refusal_logs: [[log_limit::LogLimit; REASONS]; SIGNALS],
 }
 
 impl Default for Telemetry {
@@ -168,6 +170,7 @@ impl Telemetry {
             removed_series: AtomicU64::new(0),
             scrapes: AtomicU64::new(0),
             out_of_order_points: AtomicU64::new(0),
+            refusal_logs: Default::default(),
         }
     }
 
@@ -226,6 +229,11 @@ impl Telemetry {
     pub fn record_out_of_order(&self, points: u64) {
         self.out_of_order_points
             .fetch_add(points, Ordering::Relaxed);
+    }
+
+    /// Whether a refusal may be logged now (and how many were not since).
+    pub fn refusal_log_admit(&self, signal: Signal, reason: RefusalReason) -> Option<u64> {
+        self.refusal_logs[signal.index()][reason.index()].admit(self.started)
     }
 
     pub fn scraped(&self) {
