@@ -9,8 +9,12 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState, Health, Listeners};
 use crate::config::Config;
+use crate::connectors::logmetrics::LogMetrics;
+use crate::connectors::spanmetrics::SpanMetrics;
 use crate::exporters::prometheus::{self, PrometheusExporter};
-use crate::pipeline::{Discard, Shutdown, ShutdownTrigger};
+use crate::pipeline::{
+    Discard, Fanout, LogsConsumer, MetricsConsumer, Shutdown, ShutdownTrigger, TracesConsumer,
+};
 use crate::receivers::otlp::{self, Admission, Consumers, OtlpReceiver};
 use crate::telemetry::Telemetry;
 
@@ -35,6 +39,8 @@ pub struct App {
     exporter: Arc<PrometheusExporter>,
     receiver: OtlpReceiver,
     health: Arc<Health>,
+    spanmetrics: Option<Arc<SpanMetrics>>,
+    logmetrics: Option<Arc<LogMetrics>>,
 }
 
 /// A started collector: its addresses and how to stop it.
@@ -52,10 +58,44 @@ impl App {
     pub fn build(config: Config) -> App {
         let telemetry = Arc::new(Telemetry::new());
         let exporter = prometheus::build(config.prometheus.clone(), telemetry.clone());
+        let metrics: Arc<dyn MetricsConsumer> = exporter.clone();
+
+        let spanmetrics = config.spanmetrics.enabled.then(|| {
+            Arc::new(SpanMetrics::new(
+                config.spanmetrics.clone(),
+                metrics.clone(),
+                None,
+                telemetry.clone(),
+            ))
+        });
+        let logmetrics = config.logmetrics.enabled.then(|| {
+            Arc::new(LogMetrics::new(
+                config.logmetrics.clone(),
+                metrics.clone(),
+                telemetry.clone(),
+            ))
+        });
+
+        let mut traces: Vec<Arc<dyn TracesConsumer>> = Vec::new();
+        if let Some(c) = &spanmetrics {
+            traces.push(c.clone());
+        }
+        let mut logs: Vec<Arc<dyn LogsConsumer>> = Vec::new();
+        if let Some(c) = &logmetrics {
+            logs.push(c.clone());
+        }
         let consumers = Consumers {
-            traces: Arc::new(Discard),
-            metrics: exporter.clone(),
-            logs: Arc::new(Discard),
+            traces: if traces.is_empty() {
+                Arc::new(Discard)
+            } else {
+                Arc::new(Fanout::new(traces))
+            },
+            metrics,
+            logs: if logs.is_empty() {
+                Arc::new(Discard)
+            } else {
+                Arc::new(Fanout::new(logs))
+            },
         };
         let receiver = otlp::build(config.otlp.clone(), consumers, telemetry.clone());
         App {
@@ -64,6 +104,8 @@ impl App {
             exporter,
             receiver,
             health: Arc::new(Health::default()),
+            spanmetrics,
+            logmetrics,
         }
     }
 
@@ -106,7 +148,14 @@ impl App {
                 tracing::error!(error = %e, "admin server failed");
             }
         }));
-        tasks.push(tokio::spawn(self.exporter.clone().run_expiry(shutdown)));
+        tasks.push(tokio::spawn(
+            self.exporter.clone().run_expiry(shutdown.clone()),
+        ));
+        tasks.push(tokio::spawn(expire_connectors(
+            self.spanmetrics.clone(),
+            self.logmetrics.clone(),
+            shutdown,
+        )));
 
         self.health.set_ready();
         Ok(Running {
@@ -131,6 +180,31 @@ impl Running {
         match tokio::time::timeout(self.drain_timeout, all).await {
             Ok(()) => Ok(()),
             Err(_) => Err(AppError::DrainTimeout(self.drain_timeout)),
+        }
+    }
+}
+
+/// Drops idle connector series every 10 s until shutdown.
+async fn expire_connectors(
+    spanmetrics: Option<Arc<SpanMetrics>>,
+    logmetrics: Option<Arc<LogMetrics>>,
+    shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                let now = crate::connectors::output::now_ns();
+                if let Some(c) = &spanmetrics {
+                    c.expire(now);
+                }
+                if let Some(c) = &logmetrics {
+                    c.expire(now);
+                }
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 //! | [`config`] | the YAML file: raw (as written) → resolved (validated) |
 //! | [`model`] | types passed between components (OTLP payloads) |
 //! | [`pipeline`] | consumer traits, fan-out, shutdown signal |
+//! | [`connectors`] | traces → span metrics and service graph, logs → log counts |
 //! | [`receivers::otlp`] | OTLP/gRPC and OTLP/HTTP servers, decoding, limits, status codes |
 //! | [`exporters::prometheus`] | series store, OTel→Prometheus translation, `/metrics` |
 //! | [`api`] | health, readiness, status API |
@@ -25,6 +26,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod connectors;
 pub mod exporters;
 pub mod model;
 pub mod pipeline;

@@ -13,6 +13,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use crate::api::config::ServerConfig;
+pub use crate::connectors::logmetrics::LogMetricsConfig;
+pub use crate::connectors::spanmetrics::SpanMetricsConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
 pub use crate::receivers::otlp::config::OtlpReceiverConfig;
 pub use logging::{LogFormat, LoggingConfig};
@@ -58,6 +60,8 @@ pub struct RawConfig {
     pub logging: LoggingConfig,
     /// Where telemetry comes in.
     pub receivers: RawReceivers,
+    /// Signals turned into metrics.
+    pub connectors: RawConnectors,
     /// Where telemetry goes out.
     pub exporters: RawExporters,
 }
@@ -67,6 +71,14 @@ pub struct RawConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RawReceivers {
     pub otlp: OtlpReceiverConfig,
+}
+
+/// `connectors:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConnectors {
+    pub spanmetrics: SpanMetricsConfig,
+    pub logmetrics: LogMetricsConfig,
 }
 
 /// `exporters:`.
@@ -82,6 +94,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub logging: LoggingConfig,
     pub otlp: OtlpReceiverConfig,
+    pub spanmetrics: SpanMetricsConfig,
+    pub logmetrics: LogMetricsConfig,
     pub prometheus: PrometheusExporterConfig,
 }
 
@@ -104,6 +118,8 @@ impl RawConfig {
         self.logging.validate().map_err(invalid)?;
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
+        self.connectors.spanmetrics.validate().map_err(invalid)?;
+        self.connectors.logmetrics.validate().map_err(invalid)?;
 
         let mut listeners = vec![("server.endpoint", self.server.endpoint)];
         if self.receivers.otlp.grpc.enabled {
@@ -131,6 +147,8 @@ impl RawConfig {
             server: self.server,
             logging: self.logging,
             otlp: self.receivers.otlp,
+            spanmetrics: self.connectors.spanmetrics,
+            logmetrics: self.connectors.logmetrics,
             prometheus: self.exporters.prometheus,
         })
     }

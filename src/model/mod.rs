@@ -5,6 +5,9 @@
 //! points go straight into the series store without intermediate copies.
 //! This module names those payloads and counts the items in them.
 
+pub mod observation;
 pub mod otlp;
+pub mod text;
 
+pub use observation::Observations;
 pub use otlp::{LogsRequest, MetricsRequest, TracesRequest};

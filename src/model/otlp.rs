@@ -13,8 +13,10 @@ pub use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceResponse as TracesResponse,
 };
 pub use opentelemetry_proto::tonic::common::v1 as common;
+pub use opentelemetry_proto::tonic::logs::v1 as logs;
 pub use opentelemetry_proto::tonic::metrics::v1 as metrics;
 pub use opentelemetry_proto::tonic::resource::v1 as resource;
+pub use opentelemetry_proto::tonic::trace::v1 as trace;
 
 use metrics::metric::Data;
 

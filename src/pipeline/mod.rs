@@ -13,7 +13,7 @@ mod shutdown;
 
 use std::time::Duration;
 
-use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
+use crate::model::{LogsRequest, MetricsRequest, Observations, TracesRequest};
 
 pub use fanout::Fanout;
 pub use shutdown::{Shutdown, ShutdownTrigger};
@@ -82,6 +82,12 @@ pub trait TracesConsumer: Send + Sync {
 /// Takes decoded log requests.
 pub trait LogsConsumer: Send + Sync {
     fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult;
+}
+
+/// Takes raw measurements (every value, not aggregated) from connectors,
+/// for processors whose statistics need them (window quantiles).
+pub trait ObservationConsumer: Send + Sync {
+    fn observe(&self, batch: &Observations<'_>);
 }
 
 /// The end of a pipeline with nothing attached: accepts and drops.

@@ -116,6 +116,10 @@ const SIGNALS: usize = 3;
 const TRANSPORTS: usize = 2;
 const REASONS: usize = 5;
 
+/// Connectors with self-metrics, in label order.
+pub const CONNECTOR_NAMES: [&str; 3] = ["spanmetrics", "servicegraph", "logmetrics"];
+const CONNECTORS: usize = CONNECTOR_NAMES.len();
+
 /// Counters kept per (signal, transport).
 #[derive(Default)]
 struct PerRoute<T> {
@@ -143,6 +147,7 @@ pub struct Telemetry {
     scrapes: AtomicU64,
     out_of_order_points: AtomicU64,
     refusal_logs: [[log_limit::LogLimit; REASONS]; SIGNALS],
+    connector_overflow: [AtomicU64; CONNECTORS],
 }
 
 impl Default for Telemetry {
@@ -171,6 +176,7 @@ impl Telemetry {
             scrapes: AtomicU64::new(0),
             out_of_order_points: AtomicU64::new(0),
             refusal_logs: Default::default(),
+            connector_overflow: Default::default(),
         }
     }
 
@@ -234,6 +240,13 @@ impl Telemetry {
     /// Whether a refusal may be logged now (and how many were not since).
     pub fn refusal_log_admit(&self, signal: Signal, reason: RefusalReason) -> Option<u64> {
         self.refusal_logs[signal.index()][reason.index()].admit(self.started)
+    }
+
+    /// Points a connector routed to its overflow series.
+    pub fn record_connector_overflow(&self, connector: &str, points: u64) {
+        if let Some(i) = CONNECTOR_NAMES.iter().position(|c| *c == connector) {
+            self.connector_overflow[i].fetch_add(points, Ordering::Relaxed);
+        }
     }
 
     pub fn scraped(&self) {

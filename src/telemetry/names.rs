@@ -15,8 +15,11 @@ pub const EXPORTER_SCRAPES: &str = "streamgate_exporter_prometheus_scrapes_total
 pub const EXPORTER_OUT_OF_ORDER_POINTS: &str =
     "streamgate_exporter_prometheus_out_of_order_points_total";
 
+pub const CONNECTOR_OVERFLOW_POINTS: &str = "streamgate_connector_overflow_points_total";
+
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
+    CONNECTOR_OVERFLOW_POINTS,
     BUILD_INFO,
     UPTIME_SECONDS,
     START_TIME_SECONDS,

@@ -194,6 +194,16 @@ impl Telemetry {
             )],
         });
         out.push(FamilySnapshot {
+            name: names::CONNECTOR_OVERFLOW_POINTS,
+            help: "Points a connector counted in its overflow series because the metric reached its cardinality limit.",
+            kind: MetricKind::Counter,
+            samples: super::CONNECTOR_NAMES
+                .iter()
+                .zip(&self.connector_overflow)
+                .map(|(c, v)| sample(vec![("connector", c.to_string())], v.load(Ordering::Relaxed) as f64))
+                .collect(),
+        });
+        out.push(FamilySnapshot {
             name: names::EXPORTER_SCRAPES,
             help: "Scrapes of /metrics served.",
             kind: MetricKind::Counter,

@@ -14,7 +14,7 @@ use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
 
 use super::config::PrometheusExporterConfig;
-use super::store::value::{Buckets, ExponentialHistogram, HistogramPoint, Summary};
+use super::store::value::{Buckets, ExponentialHistogram, HistogramPoint, StoredExemplar, Summary};
 use super::store::{
     Applied, FamilyKind, FamilyMeta, LabelSet, LabelSource, SeriesState, SeriesStore, SeriesTable,
     SeriesValue, Temporality,
@@ -370,7 +370,19 @@ impl PointWriter<'_> {
             point.start_time_unix_nano,
             point.time_unix_nano,
         );
-        self.store(state, self.temporality);
+        let temporality = self.temporality;
+        let exemplar = point.exemplars.iter().rev().find_map(stored_exemplar);
+        let (applied, new) = self.series.upsert_with(
+            self.labels,
+            self.now,
+            || state.clone(),
+            |existing| existing.apply(state.clone(), temporality),
+        );
+        if let Some(e) = exemplar.filter(|_| applied == Applied::Updated) {
+            self.series
+                .with_state(self.labels, |s| s.record_exemplar(0, 1, e));
+        }
+        self.count(applied, new);
     }
 
     fn histogram(&mut self, point: &HistogramDataPoint) {
@@ -417,6 +429,14 @@ impl PointWriter<'_> {
             || incoming.to_state(),
             |state| state.apply_histogram(&incoming, temporality),
         );
+        if applied == Applied::Updated && !point.exemplars.is_empty() {
+            let slots = bounds.len() + 1;
+            self.series.with_state(self.labels, |s| {
+                for e in point.exemplars.iter().filter_map(stored_exemplar) {
+                    s.record_exemplar(bounds.partition_point(|b| *b < e.value), slots, e);
+                }
+            });
+        }
         self.count(applied, new);
     }
 
@@ -480,6 +500,21 @@ impl PointWriter<'_> {
         // Summaries are always cumulative.
         self.store(state, Temporality::Cumulative);
     }
+}
+
+/// An OTLP exemplar with a trace and span id, as stored.
+fn stored_exemplar(e: &crate::model::otlp::metrics::Exemplar) -> Option<StoredExemplar> {
+    use crate::model::otlp::metrics::exemplar::Value;
+    let value = match e.value? {
+        Value::AsDouble(v) => v,
+        Value::AsInt(v) => v as f64,
+    };
+    Some(StoredExemplar {
+        trace_id: e.trace_id.as_slice().try_into().ok()?,
+        span_id: e.span_id.as_slice().try_into().ok()?,
+        value,
+        time_ns: e.time_unix_nano,
+    })
 }
 
 fn is_identifying(key: &str) -> bool {

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::telemetry::{FamilySnapshot, MetricKind};
 
+use super::store::value::StoredExemplar;
 use super::store::{Family, FamilyKind, SeriesValue, StoredSeries};
 
 /// The exposition format.
@@ -144,6 +145,37 @@ fn write_sample(
     out.push('\n');
 }
 
+/// Appends an OpenMetrics exemplar to the sample line just written:
+/// `… value # {trace_id="…",span_id="…"} value timestamp`.
+fn append_exemplar(e: &StoredExemplar, out: &mut String) {
+    if out.ends_with('\n') {
+        out.pop();
+    }
+    out.push_str(" # {trace_id=\"");
+    hex_into(&e.trace_id, out);
+    out.push_str("\",span_id=\"");
+    hex_into(&e.span_id, out);
+    out.push_str("\"} ");
+    write_float(e.value, out);
+    if e.time_ns > 0 {
+        let _ = write!(
+            out,
+            " {}.{:09}",
+            e.time_ns / 1_000_000_000,
+            e.time_ns % 1_000_000_000
+        );
+    }
+    out.push('\n');
+}
+
+fn hex_into(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+}
+
 fn write_bound(bound: f64, buf: &mut String) -> &str {
     buf.clear();
     write_float(bound, buf);
@@ -184,6 +216,8 @@ pub fn write_family(family: &Family, format: Format, out: &mut String) {
 fn write_histogram(
     name: &str,
     s: &StoredSeries,
+    // Whether bucket i holds exemplar slot i (explicit buckets).
+    exemplars: bool,
     buckets: impl Iterator<Item = (f64, u64)>,
     count: u64,
     sum: Option<f64>,
@@ -193,7 +227,9 @@ fn write_histogram(
 ) {
     let labels = s.labels();
     let mut negative = false;
-    for (b, cumulative) in buckets {
+    let mut slots = 0;
+    for (i, (b, cumulative)) in buckets.enumerate() {
+        slots = i + 1;
         if b < 0.0 && cumulative == 0 {
             continue;
         }
@@ -207,6 +243,9 @@ fn write_histogram(
             cumulative as f64,
             out,
         );
+        if let Some(e) = exemplars.then(|| s.state.exemplar(i)).flatten() {
+            append_exemplar(e, out);
+        }
     }
     write_sample(
         name,
@@ -216,6 +255,9 @@ fn write_histogram(
         count as f64,
         out,
     );
+    if let Some(e) = exemplars.then(|| s.state.exemplar(slots)).flatten() {
+        append_exemplar(e, out);
+    }
     match format {
         Format::Text => {
             if let Some(sum) = sum {
@@ -263,6 +305,12 @@ fn write_series(
                 ""
             };
             write_sample(name, suffix, labels, None, *v, out);
+            if kind == FamilyKind::Counter
+                && format == Format::OpenMetrics
+                && let Some(e) = s.state.exemplar(0)
+            {
+                append_exemplar(e, out);
+            }
             if kind == FamilyKind::Counter {
                 write_created(name, s, format, out);
             }
@@ -276,7 +324,17 @@ fn write_series(
                     *running = running.saturating_add(*c);
                     Some((*b, *running))
                 });
-            write_histogram(name, s, buckets, h.count, h.sum, format, bound, out);
+            write_histogram(
+                name,
+                s,
+                format == Format::OpenMetrics,
+                buckets,
+                h.count,
+                h.sum,
+                format,
+                bound,
+                out,
+            );
         }
         SeriesValue::Exponential(h) => {
             let buckets = h.classic_buckets();
@@ -286,7 +344,7 @@ fn write_series(
                 .enumerate()
                 .filter(|(i, (b, _))| buckets.get(i + 1).is_none_or(|(next, _)| next > b))
                 .map(|(_, (b, c))| (*b, (*c).min(h.count)));
-            write_histogram(name, s, distinct, h.count, h.sum, format, bound, out);
+            write_histogram(name, s, false, distinct, h.count, h.sum, format, bound, out);
         }
         SeriesValue::Summary(summary) => {
             for (q, v) in &summary.quantiles {

@@ -123,6 +123,18 @@ impl SeriesTable {
         (Applied::Updated, true)
     }
 
+    /// Runs `f` on the state of the series with these labels, if present.
+    pub fn with_state(&mut self, labels: &LabelSet, f: impl FnOnce(&mut SeriesState)) {
+        let hash = labels.hash();
+        let text = labels.text();
+        if let Some(s) = self
+            .table
+            .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
+        {
+            f(&mut s.state);
+        }
+    }
+
     /// Removes the series with these labels; true if it existed.
     pub fn remove(&mut self, labels: &LabelSet) -> bool {
         let hash = labels.hash();

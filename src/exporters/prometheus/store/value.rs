@@ -78,6 +78,18 @@ pub struct SeriesState {
     pub start_ns: u64,
     /// Timestamp of the last applied point, Unix ns (0 = unknown).
     pub time_ns: u64,
+    /// The latest exemplar per slot (one slot for numbers, one per bucket
+    /// for histograms); `None` until a point carries one.
+    pub exemplars: Option<Box<[Option<StoredExemplar>]>>,
+}
+
+/// An exemplar: the trace and span behind a value, for OpenMetrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredExemplar {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub value: f64,
+    pub time_ns: u64,
 }
 
 impl SeriesState {
@@ -86,7 +98,25 @@ impl SeriesState {
             value,
             start_ns,
             time_ns,
+            exemplars: None,
         }
+    }
+
+    /// Keeps `exemplar` as the latest one of `slot` (of `slots`).
+    pub fn record_exemplar(&mut self, slot: usize, slots: usize, exemplar: StoredExemplar) {
+        let cells = self
+            .exemplars
+            .get_or_insert_with(|| vec![None; slots].into_boxed_slice());
+        if cells.len() != slots {
+            *cells = vec![None; slots].into_boxed_slice();
+        }
+        if let Some(cell) = cells.get_mut(slot) {
+            *cell = Some(exemplar);
+        }
+    }
+
+    pub fn exemplar(&self, slot: usize) -> Option<&StoredExemplar> {
+        self.exemplars.as_ref()?.get(slot)?.as_ref()
     }
 
     fn is_out_of_order(&self, time_ns: u64, temporality: Temporality) -> bool {
@@ -108,7 +138,9 @@ impl SeriesState {
         }
         match temporality {
             Temporality::Cumulative => {
+                let exemplars = self.exemplars.take();
                 *self = incoming;
+                self.exemplars = exemplars;
             }
             Temporality::Delta => {
                 let merged = match (&mut self.value, incoming.value) {

@@ -1,4 +1,4 @@
-//! Attribute values as label text: strings as they are, numbers and bools
+//! Attribute values as text (labels, dimensions): strings as they are, numbers and bools
 //! as text, bytes as base64, arrays and maps as JSON (as the OTel
 //! Collector's `AsString` renders them).
 

@@ -1,0 +1,15 @@
+//! Connectors: turn one signal into another. Traces become span metrics
+//! (RED) and a service graph; logs become log-record counts. Each connector
+//! is a consumer of its input signal that emits an OTLP metrics request to
+//! its downstream metrics consumer after every input request, so the
+//! metrics are visible as soon as the input is acknowledged.
+//!
+//! Shared pieces: [`table`] (bounded series with overflow, dirty tracking,
+//! expiry), [`output`] (building the emitted request), [`exponential`]
+//! (a self-scaling exponential histogram).
+
+pub mod exponential;
+pub mod logmetrics;
+pub mod output;
+pub mod spanmetrics;
+pub mod table;

@@ -1,0 +1,107 @@
+//! Building the metrics request a connector emits: one `ResourceMetrics`
+//! per resource, each with the connector's metrics in a fixed order.
+
+use crate::model::MetricsRequest;
+use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::model::otlp::metrics::{Metric, ResourceMetrics, ScopeMetrics};
+use crate::model::otlp::resource::Resource;
+
+/// Collects points per resource slot (`None` = the overflow series).
+pub struct Output {
+    scope: InstrumentationScope,
+    template: Vec<Metric>,
+    groups: Vec<(Option<usize>, ResourceMetrics)>,
+}
+
+impl Output {
+    /// `template` holds the connector's metrics with empty point lists.
+    pub fn new(scope: InstrumentationScope, template: Vec<Metric>) -> Self {
+        Self {
+            scope,
+            template,
+            groups: Vec::new(),
+        }
+    }
+
+    /// The metrics of a resource, created from the template on first use.
+    pub fn metrics(&mut self, slot: Option<usize>, resource: &[KeyValue]) -> &mut Vec<Metric> {
+        let position = match self.groups.iter().position(|(s, _)| *s == slot) {
+            Some(p) => p,
+            None => {
+                self.groups.push((
+                    slot,
+                    ResourceMetrics {
+                        resource: Some(Resource {
+                            attributes: resource.to_vec(),
+                            ..Default::default()
+                        }),
+                        scope_metrics: vec![ScopeMetrics {
+                            scope: Some(self.scope.clone()),
+                            metrics: self.template.clone(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    },
+                ));
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[position].1.scope_metrics[0].metrics
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub fn finish(self) -> MetricsRequest {
+        MetricsRequest {
+            resource_metrics: self.groups.into_iter().map(|(_, rm)| rm).collect(),
+        }
+    }
+}
+
+/// A string attribute.
+pub fn string_attribute(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The overflow attribute of the OTel metrics specification.
+pub fn overflow_attribute() -> KeyValue {
+    KeyValue {
+        key: "otel.metric.overflow".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::BoolValue(true)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The value of attribute `key`, if present.
+pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+}
+
+/// The string value of attribute `key`, if it is a non-empty string.
+pub fn find_str<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match find_attribute(attributes, key).and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+/// Unix time now, in nanoseconds.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,191 @@
+//! Configuration of the span-metrics connector (`connectors.spanmetrics`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::types::HumanDuration;
+
+/// `connectors.spanmetrics`: RED metrics from spans, compatible with the
+/// OTel Collector's spanmetrics connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpanMetricsConfig {
+    /// Whether spans are turned into metrics.
+    pub enabled: bool,
+    /// Prefix of the metric names: `{namespace}.calls` and
+    /// `{namespace}.duration` (→ `traces_span_metrics_calls_total`,
+    /// `traces_span_metrics_duration_seconds`).
+    pub namespace: String,
+    /// Upper bounds of the duration histogram's buckets.
+    pub histogram: HistogramConfig,
+    /// Extra dimensions, looked up in the span's attributes, then the
+    /// resource's, then `default`; without a default a missing dimension is
+    /// left out.
+    pub dimensions: Vec<Dimension>,
+    /// Most series per metric; beyond it spans count in one overflow series
+    /// labelled `otel_metric_overflow="true"`.
+    pub cardinality_limit: usize,
+    /// A series with no span for this long is dropped from the connector.
+    pub series_ttl: HumanDuration,
+    /// Attach the trace and span id of recent spans as exemplars.
+    pub exemplars: bool,
+}
+
+/// The duration histogram: `explicit` buckets (the default) or
+/// `exponential`; at most one of the two.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistogramConfig {
+    /// Explicit bucket upper bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<ExplicitBuckets>,
+    /// Base-2 exponential buckets that pick their own scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exponential: Option<ExponentialBuckets>,
+}
+
+/// `histogram.explicit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExplicitBuckets {
+    /// Upper bounds, strictly increasing (durations: `2ms`, `1s`, …).
+    pub buckets: Vec<HumanDuration>,
+}
+
+impl Default for ExplicitBuckets {
+    fn default() -> Self {
+        Self {
+            buckets: default_buckets(),
+        }
+    }
+}
+
+/// `histogram.exponential`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExponentialBuckets {
+    /// Most buckets; the scale halves when more would be needed.
+    pub max_size: u32,
+}
+
+impl Default for ExponentialBuckets {
+    fn default() -> Self {
+        Self { max_size: 160 }
+    }
+}
+
+/// What the histogram config means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistogramKind {
+    /// Bounds in seconds.
+    Explicit(Vec<f64>),
+    Exponential {
+        max_size: u32,
+    },
+}
+
+impl HistogramConfig {
+    pub fn kind(&self) -> HistogramKind {
+        match (&self.explicit, &self.exponential) {
+            (_, Some(e)) => HistogramKind::Exponential {
+                max_size: e.max_size,
+            },
+            (Some(x), None) => {
+                HistogramKind::Explicit(x.buckets.iter().map(|b| b.get().as_secs_f64()).collect())
+            }
+            (None, None) => HistogramKind::Explicit(
+                default_buckets()
+                    .iter()
+                    .map(|b| b.get().as_secs_f64())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// An extra dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dimension {
+    /// Attribute key, e.g. `http.request.method`.
+    pub name: String,
+    /// Value when neither the span nor its resource has the attribute.
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// The spanmetrics connector's default buckets: 2ms … 15s.
+pub fn default_buckets() -> Vec<HumanDuration> {
+    [
+        2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000,
+    ]
+    .iter()
+    .map(|ms| HumanDuration(std::time::Duration::from_millis(*ms)))
+    .collect()
+}
+
+impl Default for SpanMetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: "traces.span.metrics".into(),
+            histogram: HistogramConfig::default(),
+            dimensions: Vec::new(),
+            cardinality_limit: 10_000,
+            series_ttl: HumanDuration::secs(300),
+            exemplars: true,
+        }
+    }
+}
+
+impl SpanMetricsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.namespace.trim().is_empty() {
+            return Err("connectors.spanmetrics.namespace must not be empty".into());
+        }
+        if self.histogram.explicit.is_some() && self.histogram.exponential.is_some() {
+            return Err(
+                "connectors.spanmetrics.histogram: set `explicit` or `exponential`, not both"
+                    .into(),
+            );
+        }
+        match self.histogram.kind() {
+            HistogramKind::Explicit(buckets) => {
+                if buckets.is_empty() {
+                    return Err("connectors.spanmetrics.histogram.explicit.buckets is empty".into());
+                }
+                if buckets.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(
+                        "connectors.spanmetrics.histogram.explicit.buckets must be strictly increasing"
+                            .into(),
+                    );
+                }
+            }
+            HistogramKind::Exponential { max_size } => {
+                if !(4..=1024).contains(&max_size) {
+                    return Err(
+                        "connectors.spanmetrics.histogram.exponential.max_size must be 4..=1024"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if self.cardinality_limit == 0 {
+            return Err("connectors.spanmetrics.cardinality_limit must be at least 1".into());
+        }
+        for d in &self.dimensions {
+            if d.name.is_empty() {
+                return Err(
+                    "connectors.spanmetrics.dimensions: a dimension has an empty name".into(),
+                );
+            }
+            if ["service.name", "span.name", "span.kind", "status.code"].contains(&d.name.as_str())
+            {
+                return Err(format!(
+                    "connectors.spanmetrics.dimensions: `{}` is always a dimension",
+                    d.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! The span-metrics connector: RED metrics from every span, compatible
+//! with the OTel Collector's spanmetrics connector.
+//!
+//! For each span it counts a call and records the duration (seconds) under
+//! the dimensions `service.name`, `span.name`, `span.kind`, `status.code`
+//! and the configured extras. After each traces request it emits the
+//! series that changed as cumulative `{namespace}.calls` and
+//! `{namespace}.duration` (explicit or exponential histogram) with
+//! exemplars, and hands the raw durations to the observation consumer (the
+//! window processor). Series are bounded by `cardinality_limit` (then one
+//! overflow series) and expire after `series_ttl`.
+
+pub mod config;
+mod series;
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::model::otlp::common::InstrumentationScope;
+use crate::model::otlp::metrics::{
+    AggregationTemporality, ExponentialHistogram, Histogram, Metric, Sum, metric::Data,
+};
+use crate::model::text::write_any_value;
+use crate::model::{Observations, TracesRequest};
+use crate::pipeline::{
+    ConsumeResult, Consumed, MetricsConsumer, ObservationConsumer, TracesConsumer,
+};
+use crate::telemetry::Telemetry;
+
+use super::output::{
+    Output, find_attribute, find_str, now_ns, overflow_attribute, string_attribute,
+};
+use super::table::{Table, Upserted, resource_hash};
+pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
+use series::{Exemplar, SpanSeries};
+
+/// Dimensions every span has, in order.
+const FIXED: [&str; 4] = ["service.name", "span.name", "span.kind", "status.code"];
+
+/// The connector. Shared as `Arc<SpanMetrics>`.
+pub struct SpanMetrics {
+    config: SpanMetricsConfig,
+    kind: HistogramKind,
+    bounds: Vec<f64>,
+    dimension_names: Vec<String>,
+    scope: InstrumentationScope,
+    table: Mutex<Table<SpanSeries>>,
+    downstream: Arc<dyn MetricsConsumer>,
+    observer: Option<Arc<dyn ObservationConsumer>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl SpanMetrics {
+    pub fn new(
+        config: SpanMetricsConfig,
+        downstream: Arc<dyn MetricsConsumer>,
+        observer: Option<Arc<dyn ObservationConsumer>>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        let kind = config.histogram.kind();
+        let bounds = match &kind {
+            HistogramKind::Explicit(bounds) => bounds.clone(),
+            HistogramKind::Exponential { .. } => Vec::new(),
+        };
+        let dimension_names = FIXED
+            .iter()
+            .map(|s| s.to_string())
+            .chain(config.dimensions.iter().map(|d| d.name.clone()))
+            .collect();
+        Self {
+            table: Mutex::new(Table::new(config.cardinality_limit)),
+            kind,
+            bounds,
+            dimension_names,
+            scope: InstrumentationScope {
+                name: "streamgate.spanmetrics".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            },
+            config,
+            downstream,
+            observer,
+            telemetry,
+        }
+    }
+
+    fn calls_name(&self) -> String {
+        format!("{}.calls", self.config.namespace)
+    }
+
+    fn duration_name(&self) -> String {
+        format!("{}.duration", self.config.namespace)
+    }
+
+    fn template(&self) -> Vec<Metric> {
+        let duration = match self.kind {
+            HistogramKind::Explicit(_) => Data::Histogram(Histogram {
+                data_points: Vec::new(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            }),
+            HistogramKind::Exponential { .. } => Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: Vec::new(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            }),
+        };
+        vec![
+            Metric {
+                name: self.calls_name(),
+                description: "Spans counted by the span-metrics connector.".into(),
+                data: Some(Data::Sum(Sum {
+                    data_points: Vec::new(),
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                })),
+                ..Default::default()
+            },
+            Metric {
+                name: self.duration_name(),
+                unit: "s".into(),
+                description: "Span durations recorded by the span-metrics connector.".into(),
+                data: Some(duration),
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// Drops series with no span within `series_ttl`. Returns how many.
+    pub fn expire(&self, now_ns: u64) -> usize {
+        let ttl = self.config.series_ttl.get().as_nanos() as u64;
+        self.table.lock().expire(now_ns.saturating_sub(ttl))
+    }
+
+    /// Series currently held.
+    pub fn series(&self) -> usize {
+        self.table.lock().len()
+    }
+
+    fn new_series(&self) -> SpanSeries {
+        SpanSeries::new(&self.kind, self.bounds.len(), self.config.exemplars)
+    }
+}
+
+impl TracesConsumer for SpanMetrics {
+    fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult {
+        let now = now_ns();
+        let keep_values = self.observer.is_some();
+        let mut extras: Vec<String> = vec![String::new(); self.config.dimensions.len()];
+        let mut overflowed = 0u64;
+        let mut table = self.table.lock();
+        for rs in &request.resource_spans {
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            let rhash = resource_hash(resource);
+            let service = find_str(resource, "service.name");
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    let kind = crate::model::otlp::trace::span::SpanKind::try_from(span.kind)
+                        .map(|k| k.as_str_name())
+                        .unwrap_or("SPAN_KIND_UNSPECIFIED");
+                    let status = span
+                        .status
+                        .as_ref()
+                        .and_then(|s| {
+                            crate::model::otlp::trace::status::StatusCode::try_from(s.code).ok()
+                        })
+                        .map(|c| c.as_str_name())
+                        .unwrap_or("STATUS_CODE_UNSET");
+                    for (i, d) in self.config.dimensions.iter().enumerate() {
+                        extras[i].clear();
+                        let found = find_attribute(&span.attributes, &d.name)
+                            .or_else(|| find_attribute(resource, &d.name));
+                        match (found, &d.default) {
+                            (Some(v), _) => write_any_value(Some(v), &mut extras[i]),
+                            (None, Some(default)) => extras[i].push_str(default),
+                            (None, None) => {}
+                        }
+                    }
+                    let mut dims: Vec<Option<&str>> = Vec::with_capacity(4 + extras.len());
+                    dims.extend([service, Some(span.name.as_str()), Some(kind), Some(status)]);
+                    dims.extend(extras.iter().map(|e| (!e.is_empty()).then_some(e.as_str())));
+                    let seconds = span
+                        .end_time_unix_nano
+                        .saturating_sub(span.start_time_unix_nano)
+                        as f64
+                        / 1e9;
+                    let exemplar = (self.config.exemplars
+                        && span.trace_id.len() == 16
+                        && span.span_id.len() == 8)
+                        .then(|| {
+                            Exemplar::new(
+                                &span.trace_id,
+                                &span.span_id,
+                                seconds,
+                                span.end_time_unix_nano,
+                            )
+                        });
+                    let outcome = table.upsert(
+                        resource,
+                        rhash,
+                        &dims,
+                        now,
+                        || self.new_series(),
+                        |s| s.record(seconds, &self.bounds, exemplar, keep_values),
+                    );
+                    if outcome == Upserted::Overflow {
+                        overflowed += 1;
+                    }
+                }
+            }
+        }
+        let mut output = Output::new(self.scope.clone(), self.template());
+        let calls_name = self.calls_name();
+        let duration_name = self.duration_name();
+        table.drain_dirty(|resource, entry| {
+            let attributes = if entry.resource.is_none() {
+                vec![overflow_attribute()]
+            } else {
+                self.dimension_names
+                    .iter()
+                    .zip(&entry.dims)
+                    .filter_map(|(name, value)| value.as_deref().map(|v| string_attribute(name, v)))
+                    .collect()
+            };
+            if let Some(observer) = &self.observer
+                && !entry.value.pending.is_empty()
+            {
+                observer.observe(&Observations {
+                    resource,
+                    scope: &self.scope,
+                    metric: &duration_name,
+                    unit: "s",
+                    description: "Span durations recorded by the span-metrics connector.",
+                    attributes: &attributes,
+                    values: &entry.value.pending,
+                });
+            }
+            entry.value.pending.clear();
+            let metrics = output.metrics(entry.resource, resource);
+            entry
+                .value
+                .write_points(metrics, attributes, &self.bounds, entry.start_ns, now);
+        });
+        drop(table);
+        if overflowed > 0 {
+            self.telemetry
+                .record_connector_overflow("spanmetrics", overflowed);
+        }
+        if !output.is_empty() {
+            let outcome = self.downstream.consume_metrics(&output.finish());
+            if let Ok(Consumed { rejected, message }) = &outcome
+                && *rejected > 0
+            {
+                tracing::warn!(
+                    rejected,
+                    metric = %calls_name,
+                    "span metrics were rejected downstream: {message}"
+                );
+            }
+        }
+        Ok(Consumed::all())
+    }
+}
+
+#[cfg(test)]
+mod tests;

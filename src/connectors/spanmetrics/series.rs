@@ -1,0 +1,181 @@
+//! The state of one span-metrics series: calls, the duration histogram,
+//! exemplars, and the durations not yet handed to the window processor.
+
+use crate::model::otlp::common::KeyValue;
+use crate::model::otlp::metrics::{
+    ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint,
+    exponential_histogram_data_point, metric::Data, number_data_point,
+};
+
+use super::HistogramKind;
+use crate::connectors::exponential::ExpoHistogram;
+
+/// A recent span, kept as an exemplar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    value: f64,
+    time_ns: u64,
+}
+
+impl Exemplar {
+    pub fn new(trace_id: &[u8], span_id: &[u8], value: f64, time_ns: u64) -> Self {
+        let mut t = [0u8; 16];
+        let mut s = [0u8; 8];
+        t.copy_from_slice(&trace_id[..16]);
+        s.copy_from_slice(&span_id[..8]);
+        Self {
+            trace_id: t,
+            span_id: s,
+            value,
+            time_ns,
+        }
+    }
+
+    fn to_otlp(self, value: f64) -> crate::model::otlp::metrics::Exemplar {
+        crate::model::otlp::metrics::Exemplar {
+            time_unix_nano: self.time_ns,
+            span_id: self.span_id.to_vec(),
+            trace_id: self.trace_id.to_vec(),
+            value: Some(crate::model::otlp::metrics::exemplar::Value::AsDouble(
+                value,
+            )),
+            ..Default::default()
+        }
+    }
+}
+
+/// The duration buckets.
+pub enum Buckets {
+    /// Per-bucket counts, one more than the bounds.
+    Explicit(Vec<u64>),
+    Exponential(ExpoHistogram),
+}
+
+pub struct SpanSeries {
+    pub calls: u64,
+    pub sum: f64,
+    pub buckets: Buckets,
+    pub calls_exemplar: Option<Exemplar>,
+    /// Last exemplar per explicit bucket (empty when exemplars are off).
+    pub bucket_exemplars: Vec<Option<Exemplar>>,
+    /// Durations since the last emission, for the observation consumer.
+    pub pending: Vec<f64>,
+}
+
+impl SpanSeries {
+    pub fn new(histogram: &HistogramKind, bounds: usize, exemplars: bool) -> Self {
+        let buckets = match histogram {
+            HistogramKind::Explicit(_) => Buckets::Explicit(vec![0; bounds + 1]),
+            HistogramKind::Exponential { max_size } => {
+                Buckets::Exponential(ExpoHistogram::new(*max_size))
+            }
+        };
+        let bucket_exemplars = if exemplars && matches!(buckets, Buckets::Explicit(_)) {
+            vec![None; bounds + 1]
+        } else {
+            Vec::new()
+        };
+        Self {
+            calls: 0,
+            sum: 0.0,
+            buckets,
+            calls_exemplar: None,
+            bucket_exemplars,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn record(&mut self, seconds: f64, bounds: &[f64], exemplar: Option<Exemplar>, keep: bool) {
+        self.calls += 1;
+        self.sum += seconds;
+        match &mut self.buckets {
+            Buckets::Explicit(counts) => {
+                let slot = bounds.partition_point(|b| *b < seconds);
+                counts[slot] += 1;
+                if let (Some(e), Some(cell)) = (exemplar, self.bucket_exemplars.get_mut(slot)) {
+                    *cell = Some(e);
+                }
+            }
+            Buckets::Exponential(h) => h.record(seconds),
+        }
+        if exemplar.is_some() {
+            self.calls_exemplar = exemplar;
+        }
+        if keep {
+            self.pending.push(seconds);
+        }
+    }
+
+    /// Appends this series' calls and duration points to the resource's
+    /// metrics (in template order: calls, duration).
+    pub fn write_points(
+        &self,
+        metrics: &mut [Metric],
+        attributes: Vec<KeyValue>,
+        bounds: &[f64],
+        start_ns: u64,
+        now_ns: u64,
+    ) {
+        if let Some(Data::Sum(sum)) = metrics.get_mut(0).and_then(|m| m.data.as_mut()) {
+            sum.data_points.push(NumberDataPoint {
+                attributes: attributes.clone(),
+                start_time_unix_nano: start_ns,
+                time_unix_nano: now_ns,
+                value: Some(number_data_point::Value::AsInt(self.calls as i64)),
+                exemplars: self
+                    .calls_exemplar
+                    .map(|e| e.to_otlp(1.0))
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            });
+        }
+        match (
+            metrics.get_mut(1).and_then(|m| m.data.as_mut()),
+            &self.buckets,
+        ) {
+            (Some(Data::Histogram(h)), Buckets::Explicit(counts)) => {
+                h.data_points.push(HistogramDataPoint {
+                    attributes,
+                    start_time_unix_nano: start_ns,
+                    time_unix_nano: now_ns,
+                    count: self.calls,
+                    sum: Some(self.sum),
+                    bucket_counts: counts.clone(),
+                    explicit_bounds: bounds.to_vec(),
+                    exemplars: self
+                        .bucket_exemplars
+                        .iter()
+                        .flatten()
+                        .map(|e| e.to_otlp(e.value))
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+            (Some(Data::ExponentialHistogram(h)), Buckets::Exponential(e)) => {
+                h.data_points.push(ExponentialHistogramDataPoint {
+                    attributes,
+                    start_time_unix_nano: start_ns,
+                    time_unix_nano: now_ns,
+                    count: self.calls,
+                    sum: Some(self.sum),
+                    scale: e.scale,
+                    zero_count: e.zero_count,
+                    positive: Some(exponential_histogram_data_point::Buckets {
+                        offset: e.offset,
+                        bucket_counts: e.counts.clone(),
+                    }),
+                    exemplars: self
+                        .calls_exemplar
+                        .map(|x| x.to_otlp(x.value))
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Tests of the span-metrics connector.

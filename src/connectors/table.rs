@@ -1,0 +1,391 @@
+//! The aggregation table every connector keeps: series keyed by (resource,
+//! dimension values), with a cardinality limit, an overflow series, dirty
+//! tracking for incremental output, and expiry of idle series.
+//!
+//! Resources are stored once and shared by their series. Lookups hash the
+//! candidate's values and compare in place, so an existing series costs no
+//! allocation. Beyond `limit` series the table routes points to one
+//! overflow series (attribute `otel.metric.overflow=true`, no resource), so
+//! memory never grows with the cardinality of the input.
+
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::HashTable;
+
+use crate::model::otlp::common::KeyValue;
+
+const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7ab1e);
+
+/// Hashes a resource's attributes (order-sensitive, as sent).
+pub fn resource_hash(attributes: &[KeyValue]) -> u64 {
+    use crate::model::otlp::common::any_value::Value;
+    let mut h = HASHER.build_hasher();
+    for kv in attributes {
+        h.write(kv.key.as_bytes());
+        h.write_u8(0xff);
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => h.write(s.as_bytes()),
+            Some(Value::IntValue(i)) => h.write_i64(*i),
+            Some(Value::DoubleValue(d)) => h.write_u64(d.to_bits()),
+            Some(Value::BoolValue(b)) => h.write_u8(u8::from(*b)),
+            Some(Value::BytesValue(b)) => h.write(b),
+            Some(other) => h.write(format!("{other:?}").as_bytes()),
+            None => h.write_u8(0),
+        }
+        h.write_u8(0xfe);
+    }
+    h.finish()
+}
+
+/// One aggregated series.
+pub struct Entry<V> {
+    hash: u64,
+    /// Index into the resource slots; `None` for the overflow series.
+    pub resource: Option<usize>,
+    /// Dimension values in the connector's dimension order; `None` means
+    /// the dimension is absent for this series.
+    pub dims: Vec<Option<Box<str>>>,
+    pub value: V,
+    /// Unix ns of the first point.
+    pub start_ns: u64,
+    /// Unix ns of the last point.
+    pub last_ns: u64,
+    dirty: bool,
+}
+
+struct ResourceSlot {
+    hash: u64,
+    attributes: Vec<KeyValue>,
+    series: usize,
+}
+
+/// What [`Table::upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Existing,
+    New,
+    /// The limit was reached: the point went to the overflow series.
+    Overflow,
+}
+
+/// A connector's series.
+pub struct Table<V> {
+    limit: usize,
+    slots: Vec<Option<Entry<V>>>,
+    free: Vec<usize>,
+    index: HashTable<usize>,
+    dirty: Vec<usize>,
+    resources: Vec<Option<ResourceSlot>>,
+    free_resources: Vec<usize>,
+    resource_index: HashTable<usize>,
+    overflow: Option<Entry<V>>,
+    len: usize,
+}
+
+/// Slot of the overflow series in [`Table::dirty`].
+const OVERFLOW: usize = usize::MAX;
+
+impl<V> Table<V> {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            dirty: Vec::new(),
+            resources: Vec::new(),
+            free_resources: Vec::new(),
+            resource_index: HashTable::new(),
+            overflow: None,
+            len: 0,
+        }
+    }
+
+    /// Series held, not counting the overflow series.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Finds or adds the series of `dims` under the resource, and applies
+    /// `update` to its value. `make` builds the value of a new series.
+    pub fn upsert(
+        &mut self,
+        resource: &[KeyValue],
+        resource_hash: u64,
+        dims: &[Option<&str>],
+        now_ns: u64,
+        make: impl FnOnce() -> V,
+        update: impl FnOnce(&mut V),
+    ) -> Upserted {
+        let mut h = HASHER.build_hasher();
+        h.write_u64(resource_hash);
+        for d in dims {
+            match d {
+                Some(v) => {
+                    h.write_u8(1);
+                    h.write(v.as_bytes());
+                    h.write_u8(0xff);
+                }
+                None => h.write_u8(0),
+            }
+        }
+        let hash = h.finish();
+        let slots = &self.slots;
+        let resources = &self.resources;
+        let found = self.index.find(hash, |&slot| {
+            let Some(entry) = slots[slot].as_ref() else {
+                return false;
+            };
+            entry.hash == hash
+                && entry
+                    .resource
+                    .and_then(|r| resources[r].as_ref())
+                    .is_some_and(|r| r.hash == resource_hash)
+                && entry.dims.len() == dims.len()
+                && entry.dims.iter().zip(dims).all(|(a, b)| a.as_deref() == *b)
+        });
+        if let Some(&slot) = found {
+            if let Some(entry) = self.slots[slot].as_mut() {
+                update(&mut entry.value);
+                entry.last_ns = now_ns;
+                if !entry.dirty {
+                    entry.dirty = true;
+                    self.dirty.push(slot);
+                }
+            }
+            return Upserted::Existing;
+        }
+        if self.len >= self.limit {
+            let overflow = self.overflow.get_or_insert_with(|| Entry {
+                hash: 0,
+                resource: None,
+                dims: Vec::new(),
+                value: make(),
+                start_ns: now_ns,
+                last_ns: now_ns,
+                dirty: false,
+            });
+            update(&mut overflow.value);
+            overflow.last_ns = now_ns;
+            if !overflow.dirty {
+                overflow.dirty = true;
+                self.dirty.push(OVERFLOW);
+            }
+            return Upserted::Overflow;
+        }
+        let resource = self.resource_slot(resource, resource_hash);
+        let mut value = make();
+        update(&mut value);
+        let entry = Entry {
+            hash,
+            resource: Some(resource),
+            dims: dims.iter().map(|d| d.map(Box::from)).collect(),
+            value,
+            start_ns: now_ns,
+            last_ns: now_ns,
+            dirty: true,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(entry);
+                s
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash, slot, |&s| {
+            slots[s].as_ref().map(|e| e.hash).unwrap_or_default()
+        });
+        self.dirty.push(slot);
+        self.len += 1;
+        Upserted::New
+    }
+
+    fn resource_slot(&mut self, attributes: &[KeyValue], hash: u64) -> usize {
+        let resources = &self.resources;
+        if let Some(&slot) = self.resource_index.find(hash, |&r| {
+            resources[r]
+                .as_ref()
+                .is_some_and(|r| r.hash == hash && r.attributes == attributes)
+        }) {
+            if let Some(r) = self.resources[slot].as_mut() {
+                r.series += 1;
+            }
+            return slot;
+        }
+        let entry = ResourceSlot {
+            hash,
+            attributes: attributes.to_vec(),
+            series: 1,
+        };
+        let slot = match self.free_resources.pop() {
+            Some(s) => {
+                self.resources[s] = Some(entry);
+                s
+            }
+            None => {
+                self.resources.push(Some(entry));
+                self.resources.len() - 1
+            }
+        };
+        let resources = &self.resources;
+        self.resource_index.insert_unique(hash, slot, |&r| {
+            resources[r].as_ref().map(|r| r.hash).unwrap_or_default()
+        });
+        slot
+    }
+
+    /// The attributes of a resource slot.
+    pub fn resource(&self, slot: Option<usize>) -> &[KeyValue] {
+        slot.and_then(|s| self.resources.get(s))
+            .and_then(|r| r.as_ref())
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Calls `visit` for every series changed since the last call, and
+    /// marks them clean.
+    pub fn drain_dirty(&mut self, mut visit: impl FnMut(&[KeyValue], &mut Entry<V>)) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for slot in &dirty {
+            let entry = if *slot == OVERFLOW {
+                self.overflow.as_mut()
+            } else {
+                self.slots.get_mut(*slot).and_then(|e| e.as_mut())
+            };
+            let Some(entry) = entry else { continue };
+            entry.dirty = false;
+            let resource = entry
+                .resource
+                .and_then(|s| self.resources.get(s))
+                .and_then(|r| r.as_ref())
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            visit(resource, entry);
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    /// Removes series whose last point is older than `cutoff_ns`; returns
+    /// how many. The overflow series expires too.
+    pub fn expire(&mut self, cutoff_ns: u64) -> usize {
+        let mut removed = 0;
+        for slot in 0..self.slots.len() {
+            let stale = self.slots[slot]
+                .as_ref()
+                .is_some_and(|e| e.last_ns < cutoff_ns && !e.dirty);
+            if !stale {
+                continue;
+            }
+            let Some(entry) = self.slots[slot].take() else {
+                continue;
+            };
+            if let Ok(found) = self.index.find_entry(entry.hash, |&s| s == slot) {
+                found.remove();
+            }
+            self.free.push(slot);
+            self.len -= 1;
+            removed += 1;
+            if let Some(r) = entry.resource {
+                self.release_resource(r);
+            }
+        }
+        if self
+            .overflow
+            .as_ref()
+            .is_some_and(|o| o.last_ns < cutoff_ns && !o.dirty)
+        {
+            self.overflow = None;
+            removed += 1;
+        }
+        removed
+    }
+
+    fn release_resource(&mut self, slot: usize) {
+        let Some(r) = self.resources[slot].as_mut() else {
+            return;
+        };
+        r.series -= 1;
+        if r.series == 0 {
+            let hash = r.hash;
+            self.resources[slot] = None;
+            if let Ok(found) = self.resource_index.find_entry(hash, |&s| s == slot) {
+                found.remove();
+            }
+            self.free_resources.push(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(crate::model::otlp::common::AnyValue {
+                value: Some(crate::model::otlp::common::any_value::Value::StringValue(
+                    v.into(),
+                )),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_limits_overflows_and_expires() {
+        let mut t: Table<u64> = Table::new(2);
+        let r = vec![kv("service.name", "a")];
+        let rh = resource_hash(&r);
+        assert_eq!(
+            t.upsert(&r, rh, &[Some("x")], 1, || 0, |v| *v += 1),
+            Upserted::New
+        );
+        assert_eq!(
+            t.upsert(&r, rh, &[Some("x")], 2, || 0, |v| *v += 1),
+            Upserted::Existing
+        );
+        assert_eq!(
+            t.upsert(&r, rh, &[None], 2, || 0, |v| *v += 1),
+            Upserted::New
+        );
+        assert_eq!(
+            t.upsert(&r, rh, &[Some("y")], 3, || 0, |v| *v += 5),
+            Upserted::Overflow
+        );
+        assert_eq!(
+            t.upsert(&r, rh, &[Some("z")], 3, || 0, |v| *v += 5),
+            Upserted::Overflow
+        );
+        let mut seen = Vec::new();
+        t.drain_dirty(|res, e| seen.push((res.len(), e.dims.clone(), e.value)));
+        seen.sort_by_key(|s| s.2);
+        assert_eq!(seen.len(), 3);
+        assert_eq!(
+            seen[2],
+            (0, vec![], 10),
+            "overflow has no resource, sums both"
+        );
+        assert!(seen.contains(&(1, vec![Some("x".into())], 2)));
+        let mut again = 0;
+        t.drain_dirty(|_, _| again += 1);
+        assert_eq!(again, 0, "clean after drain");
+        assert_eq!(t.expire(3), 2, "x (last 2) and None (last 2)");
+        assert_eq!(t.len(), 0);
+        assert_eq!(
+            t.upsert(&r, rh, &[Some("w")], 4, || 0, |v| *v += 1),
+            Upserted::New
+        );
+        assert_eq!(t.expire(4), 1, "only the overflow series (last 3)");
+        assert_eq!(t.len(), 1);
+    }
+}
