@@ -79,7 +79,14 @@ fn modules_import_only_what_the_guide_allows() {
         ),
         (
             "processors/",
-            &["processors", "model", "pipeline", "telemetry", "analytics"],
+            &[
+                "processors",
+                "model",
+                "pipeline",
+                "telemetry",
+                "analytics",
+                "config::types",
+            ],
         ),
         (
             "exporters/",
