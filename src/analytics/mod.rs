@@ -1,0 +1,12 @@
+//! Analytics: pure algorithms over the values the processors feed in.
+//!
+//! Nothing here touches the network, files, threads or a clock: every
+//! function that depends on time takes the time (Unix milliseconds) as an
+//! argument, so results are reproducible and testable with synthetic
+//! clocks. The processors own the evaluation clock and call in.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`aggregation`] | quantile sketches and sliding time windows of them |
+
+pub mod aggregation;
