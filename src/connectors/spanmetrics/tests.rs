@@ -1,1 +1,370 @@
-//! Tests of the span-metrics connector.
+//! Tests of the span-metrics connector: dimensions, buckets, exemplars,
+//! incremental cumulative output, overflow, observations, expiry.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::config::types::HumanDuration;
+use crate::model::MetricsRequest;
+use crate::model::otlp::common::{AnyValue, KeyValue, any_value};
+use crate::model::otlp::metrics::Metric;
+use crate::model::otlp::resource::Resource;
+use crate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
+
+#[derive(Default)]
+struct Capture {
+    requests: Mutex<Vec<MetricsRequest>>,
+    observed: Mutex<Vec<(String, Vec<f64>)>>,
+}
+
+impl MetricsConsumer for Capture {
+    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
+        self.requests.lock().push(request.clone());
+        Ok(Consumed::all())
+    }
+}
+
+impl ObservationConsumer for Capture {
+    fn observe(&self, batch: &Observations<'_>) {
+        let name = batch
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "span.name")
+            .map(|kv| format!("{:?}", kv.value))
+            .unwrap_or_default();
+        self.observed.lock().push((name, batch.values.to_vec()));
+    }
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn span(name: &str, kind: i32, status: i32, millis: u64, id: u8) -> Span {
+    Span {
+        trace_id: vec![id; 16],
+        span_id: vec![id; 8],
+        name: name.into(),
+        kind,
+        start_time_unix_nano: 1_000_000_000,
+        end_time_unix_nano: 1_000_000_000 + millis * 1_000_000,
+        status: Some(Status {
+            code: status,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> TracesRequest {
+    TracesRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: resource,
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn connector(config: SpanMetricsConfig) -> (SpanMetrics, Arc<Capture>, Arc<Telemetry>) {
+    let capture = Arc::new(Capture::default());
+    let telemetry = Arc::new(Telemetry::new());
+    let c = SpanMetrics::new(
+        config,
+        capture.clone(),
+        Some(capture.clone()),
+        telemetry.clone(),
+    );
+    (c, capture, telemetry)
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match &kv.value {
+            Some(AnyValue {
+                value: Some(any_value::Value::StringValue(s)),
+            }) => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+fn metrics(r: &MetricsRequest) -> Vec<&Metric> {
+    r.resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .collect()
+}
+
+#[test]
+fn counts_calls_and_buckets_durations_by_dimension() {
+    let (c, capture, _) = connector(SpanMetricsConfig::default());
+    let spans = vec![
+        span("GET /", 2, 0, 1, 1),
+        span("GET /", 2, 0, 3, 2),
+        span("GET /", 2, 0, 3, 3),
+        span("GET /", 2, 2, 20_000, 4),
+        span("db", 3, 1, 20, 5),
+    ];
+    c.consume_traces(&request(vec![kv("service.name", "shop")], spans))
+        .unwrap();
+    let requests = capture.requests.lock();
+    assert_eq!(requests.len(), 1);
+    let ms = metrics(&requests[0]);
+    assert_eq!(ms[0].name, "traces.span.metrics.calls");
+    assert_eq!(ms[1].name, "traces.span.metrics.duration");
+    assert_eq!(ms[1].unit, "s");
+    let Some(Data::Sum(calls)) = &ms[0].data else {
+        panic!("calls is a sum")
+    };
+    assert!(calls.is_monotonic);
+    assert_eq!(calls.data_points.len(), 3);
+    let ok_get = calls
+        .data_points
+        .iter()
+        .find(|p| {
+            attr(&p.attributes, "span.name") == Some("GET /")
+                && attr(&p.attributes, "status.code") == Some("STATUS_CODE_UNSET")
+        })
+        .expect("GET / unset");
+    assert_eq!(ok_get.value, Some(number_data_point_value(3)));
+    assert_eq!(attr(&ok_get.attributes, "service.name"), Some("shop"));
+    assert_eq!(
+        attr(&ok_get.attributes, "span.kind"),
+        Some("SPAN_KIND_SERVER")
+    );
+    let db = calls
+        .data_points
+        .iter()
+        .find(|p| attr(&p.attributes, "span.name") == Some("db"))
+        .unwrap();
+    assert_eq!(attr(&db.attributes, "span.kind"), Some("SPAN_KIND_CLIENT"));
+    assert_eq!(attr(&db.attributes, "status.code"), Some("STATUS_CODE_OK"));
+
+    let Some(Data::Histogram(h)) = &ms[1].data else {
+        panic!("duration is a histogram")
+    };
+    let get = h
+        .data_points
+        .iter()
+        .find(|p| {
+            attr(&p.attributes, "span.name") == Some("GET /")
+                && attr(&p.attributes, "status.code") == Some("STATUS_CODE_UNSET")
+        })
+        .unwrap();
+    assert_eq!(get.explicit_bounds.len(), 16);
+    assert_eq!(get.explicit_bounds[0], 0.002);
+    assert_eq!(get.explicit_bounds[15], 15.0);
+    // 1 ms → ≤2ms; 3 ms twice → ≤4ms.
+    assert_eq!(&get.bucket_counts[..3], &[1, 2, 0]);
+    assert_eq!(get.count, 3);
+    assert!((get.sum.unwrap() - 0.007).abs() < 1e-12);
+    let error = h
+        .data_points
+        .iter()
+        .find(|p| attr(&p.attributes, "status.code") == Some("STATUS_CODE_ERROR"))
+        .unwrap();
+    assert_eq!(error.bucket_counts[16], 1, "20 s goes to +Inf");
+    // Exemplars: ids of the spans, in the bucket of their value.
+    assert_eq!(get.exemplars.len(), 2, "one per bucket used");
+    assert!(
+        get.exemplars
+            .iter()
+            .all(|e| e.trace_id.len() == 16 && e.span_id.len() == 8)
+    );
+    assert_eq!(ok_get.exemplars.len(), 1);
+    assert_eq!(ok_get.exemplars[0].trace_id, vec![3; 16], "the latest span");
+}
+
+fn number_data_point_value(n: i64) -> crate::model::otlp::metrics::number_data_point::Value {
+    crate::model::otlp::metrics::number_data_point::Value::AsInt(n)
+}
+
+#[test]
+fn output_is_cumulative_and_only_changed_series() {
+    let (c, capture, _) = connector(SpanMetricsConfig::default());
+    let resource = vec![kv("service.name", "shop")];
+    c.consume_traces(&request(
+        resource.clone(),
+        vec![span("a", 2, 0, 5, 1), span("b", 2, 0, 5, 2)],
+    ))
+    .unwrap();
+    c.consume_traces(&request(resource, vec![span("a", 2, 0, 5, 3)]))
+        .unwrap();
+    let requests = capture.requests.lock();
+    let Some(Data::Sum(second)) = &metrics(&requests[1])[0].data else {
+        panic!()
+    };
+    assert_eq!(second.data_points.len(), 1, "only `a` changed");
+    assert_eq!(
+        second.data_points[0].value,
+        Some(number_data_point_value(2))
+    );
+    let first_start = {
+        let Some(Data::Sum(first)) = &metrics(&requests[0])[0].data else {
+            panic!()
+        };
+        first.data_points[0].start_time_unix_nano
+    };
+    assert_eq!(second.data_points[0].start_time_unix_nano, first_start);
+}
+
+#[test]
+fn extra_dimensions_come_from_span_then_resource_then_default() {
+    let config = SpanMetricsConfig {
+        dimensions: vec![
+            Dimension {
+                name: "http.request.method".into(),
+                default: Some("GET".into()),
+            },
+            Dimension {
+                name: "deployment.environment".into(),
+                default: None,
+            },
+            Dimension {
+                name: "missing".into(),
+                default: None,
+            },
+        ],
+        ..Default::default()
+    };
+    let (c, capture, _) = connector(config);
+    let mut with_method = span("a", 2, 0, 5, 1);
+    with_method.attributes = vec![kv("http.request.method", "POST")];
+    let without = span("a", 2, 0, 5, 2);
+    c.consume_traces(&request(
+        vec![
+            kv("service.name", "shop"),
+            kv("deployment.environment", "prod"),
+        ],
+        vec![with_method, without],
+    ))
+    .unwrap();
+    let requests = capture.requests.lock();
+    let Some(Data::Sum(calls)) = &metrics(&requests[0])[0].data else {
+        panic!()
+    };
+    let mut methods: Vec<_> = calls
+        .data_points
+        .iter()
+        .map(|p| {
+            assert_eq!(attr(&p.attributes, "deployment.environment"), Some("prod"));
+            assert!(attr(&p.attributes, "missing").is_none());
+            attr(&p.attributes, "http.request.method")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    methods.sort();
+    assert_eq!(methods, vec!["GET", "POST"]);
+}
+
+#[test]
+fn beyond_the_limit_spans_go_to_one_overflow_series() {
+    let (c, capture, telemetry) = connector(SpanMetricsConfig {
+        cardinality_limit: 2,
+        ..Default::default()
+    });
+    let spans = (0..5)
+        .map(|i| span(&format!("op{i}"), 2, 0, 5, i as u8))
+        .collect();
+    c.consume_traces(&request(vec![kv("service.name", "shop")], spans))
+        .unwrap();
+    assert_eq!(c.series(), 2);
+    let requests = capture.requests.lock();
+    let overflow: Vec<_> = requests[0]
+        .resource_metrics
+        .iter()
+        .filter(|rm| {
+            rm.resource
+                .as_ref()
+                .is_some_and(|r| r.attributes.is_empty())
+        })
+        .collect();
+    assert_eq!(overflow.len(), 1);
+    let Some(Data::Sum(calls)) = &overflow[0].scope_metrics[0].metrics[0].data else {
+        panic!()
+    };
+    assert_eq!(calls.data_points[0].value, Some(number_data_point_value(3)));
+    assert_eq!(
+        calls.data_points[0].attributes[0].key,
+        "otel.metric.overflow"
+    );
+    let snapshot = telemetry.snapshot();
+    let family = snapshot
+        .iter()
+        .find(|f| f.name == "streamgate_connector_overflow_points_total")
+        .unwrap();
+    assert_eq!(family.samples[0].value, 3.0);
+}
+
+#[test]
+fn raw_durations_reach_the_observer() {
+    let (c, capture, _) = connector(SpanMetricsConfig::default());
+    c.consume_traces(&request(
+        vec![kv("service.name", "shop")],
+        vec![span("a", 2, 0, 5, 1), span("a", 2, 0, 7, 2)],
+    ))
+    .unwrap();
+    let observed = capture.observed.lock();
+    assert_eq!(observed.len(), 1);
+    assert_eq!(observed[0].1, vec![0.005, 0.007]);
+}
+
+#[test]
+fn exponential_histograms_when_configured() {
+    let (c, capture, _) = connector(SpanMetricsConfig {
+        histogram: config::HistogramConfig {
+            explicit: None,
+            exponential: Some(config::ExponentialBuckets { max_size: 20 }),
+        },
+        ..Default::default()
+    });
+    let spans = (1..=100).map(|i| span("a", 2, 0, i, i as u8)).collect();
+    c.consume_traces(&request(vec![kv("service.name", "shop")], spans))
+        .unwrap();
+    let requests = capture.requests.lock();
+    let Some(Data::ExponentialHistogram(h)) = &metrics(&requests[0])[1].data else {
+        panic!("exponential")
+    };
+    let p = &h.data_points[0];
+    assert_eq!(p.count, 100);
+    let buckets = p.positive.as_ref().unwrap();
+    assert!(buckets.bucket_counts.len() <= 20);
+    assert_eq!(buckets.bucket_counts.iter().sum::<u64>(), 100);
+}
+
+#[test]
+fn idle_series_expire() {
+    let (c, _, _) = connector(SpanMetricsConfig {
+        series_ttl: HumanDuration::secs(1),
+        ..Default::default()
+    });
+    c.consume_traces(&request(
+        vec![kv("service.name", "shop")],
+        vec![span("a", 2, 0, 5, 1)],
+    ))
+    .unwrap();
+    assert_eq!(c.expire(crate::connectors::output::now_ns()), 0);
+    assert_eq!(
+        c.expire(crate::connectors::output::now_ns() + 2_000_000_000),
+        1
+    );
+    assert_eq!(c.series(), 0);
+}
