@@ -299,6 +299,8 @@ fn assert_families(samples: &Samples) {
         .keys()
         .map(String::as_str)
         .filter(|n| !n.starts_with("streamgate_"))
+        // Span and log metrics come from the connectors; checked apart.
+        .filter(|n| !n.starts_with("traces_") && !n.starts_with("log_"))
         .collect();
     assert_eq!(
         translated,
@@ -390,6 +392,58 @@ fn grpc_export_translates_every_instrument() {
     assert_instance(&samples, "checkout-1", &Expected::times(1.0));
     assert_families(&samples);
     assert_accepted(&samples, "grpc", 1.0, true);
+    assert_span_and_log_metrics(&samples, "checkout-1");
+}
+
+/// The script's 3 spans and 2 log records as span metrics and log counts:
+/// one call per span name, INTERNAL kind, unset status; one record per
+/// severity; no error records.
+fn assert_span_and_log_metrics(samples: &Samples, instance: &str) {
+    let version = env!("CARGO_PKG_VERSION");
+    for span in ["checkout", "reserve-stock", "charge-card"] {
+        let labels = [
+            ("instance", instance),
+            ("job", "shop/checkout"),
+            ("otel_scope_name", "streamgate.spanmetrics"),
+            ("otel_scope_version", version),
+            ("service_name", "checkout"),
+            ("span_kind", "SPAN_KIND_INTERNAL"),
+            ("span_name", span),
+            ("status_code", "STATUS_CODE_UNSET"),
+        ];
+        assert_eq!(
+            samples.get("traces_span_metrics_calls_total", &labels),
+            Some(1.0),
+            "{span}: {}",
+            samples.text
+        );
+        assert_eq!(
+            samples.get("traces_span_metrics_duration_seconds_count", &labels),
+            Some(1.0)
+        );
+        let mut inf = labels.to_vec();
+        inf.push(("le", "+Inf"));
+        assert_eq!(
+            samples.get("traces_span_metrics_duration_seconds_bucket", &inf),
+            Some(1.0)
+        );
+    }
+    for severity in ["INFO", "WARN"] {
+        let labels = [
+            ("instance", instance),
+            ("job", "shop/checkout"),
+            ("otel_scope_name", "streamgate.logmetrics"),
+            ("otel_scope_version", version),
+            ("service_name", "checkout"),
+            ("severity", severity),
+        ];
+        assert_eq!(
+            samples.get("log_records_total", &labels),
+            Some(1.0),
+            "{severity}"
+        );
+    }
+    assert!(!samples.has_family("log_error_records_total"));
 }
 
 /// The SDK's OTLP/HTTP (protobuf) exporters: the same names, labels and

@@ -725,7 +725,8 @@ fn send_spans_and_logs(collector: &Collector, kind: Kind, spans: usize, logs: us
 /// Spans and log records sent by the SDK over gRPC (logs gzip-compressed),
 /// OTLP/HTTP protobuf and OTLP/HTTP JSON are all accepted and counted
 /// exactly in `streamgate_receiver_accepted_items_total` per signal and
-/// transport, with nothing refused and no metric series created.
+/// transport, with nothing refused; the connectors turn them into exactly
+/// one call per span name and one log count per service.
 #[test]
 fn spans_and_logs_are_counted_per_signal_and_transport() {
     let collector = Collector::start();
@@ -742,7 +743,50 @@ fn spans_and_logs_are_counted_per_signal_and_transport() {
     assert_eq!(accepted(&s, "metrics", "grpc"), Some(0.0));
     assert_eq!(accepted(&s, "metrics", "http"), Some(0.0));
     assert_eq!(refused_total(&s), 0.0, "scrape:\n{}", s.text);
-    assert!(translated_families(&s).is_empty(), "scrape:\n{}", s.text);
+    assert_eq!(
+        translated_families(&s),
+        BTreeSet::from([
+            "log_records_total".to_string(),
+            "target_info".to_string(),
+            "traces_span_metrics_calls_total".to_string(),
+            "traces_span_metrics_duration_seconds".to_string(),
+        ]),
+        "scrape:\n{}",
+        s.text
+    );
+    for (kind, spans, logs) in [
+        (Kind::Grpc, 7, 4),
+        (Kind::HttpProto, 5, 6),
+        (Kind::HttpJson, 3, 3),
+    ] {
+        let service = format!("svc-{kind:?}");
+        let job = format!("sdk-tests/{service}");
+        for i in 0..spans {
+            let name = format!("operation-{i}");
+            let calls = s.matching(
+                "traces_span_metrics_calls_total",
+                &[
+                    ("job", &job),
+                    ("service_name", &service),
+                    ("span_name", &name),
+                    ("span_kind", "SPAN_KIND_INTERNAL"),
+                    ("status_code", "STATUS_CODE_UNSET"),
+                ],
+            );
+            assert_eq!(calls.len(), 1, "{service} {name}: {}", s.text);
+            assert_eq!(calls[0].1, 1.0);
+        }
+        let records = s.matching(
+            "log_records_total",
+            &[
+                ("job", &job),
+                ("service_name", &service),
+                ("severity", "INFO"),
+            ],
+        );
+        assert_eq!(records.len(), 1, "{service}");
+        assert_eq!(records[0].1, logs as f64, "{service}");
+    }
     // Settled: a later scrape shows the same counts (no late duplicates).
     std::thread::sleep(Duration::from_millis(300));
     let again = collector.scrape();
