@@ -15,6 +15,7 @@ use crate::exporters::prometheus::{self, PrometheusExporter};
 use crate::pipeline::{
     Discard, Fanout, LogsConsumer, MetricsConsumer, Shutdown, ShutdownTrigger, TracesConsumer,
 };
+use crate::processors::windows::WindowProcessor;
 use crate::receivers::otlp::{self, Admission, Consumers, OtlpReceiver};
 use crate::telemetry::Telemetry;
 
@@ -41,6 +42,7 @@ pub struct App {
     health: Arc<Health>,
     spanmetrics: Option<Arc<SpanMetrics>>,
     logmetrics: Option<Arc<LogMetrics>>,
+    windows: Option<Arc<WindowProcessor>>,
 }
 
 /// A started collector: its addresses and how to stop it.
@@ -58,13 +60,27 @@ impl App {
     pub fn build(config: Config) -> App {
         let telemetry = Arc::new(Telemetry::new());
         let exporter = prometheus::build(config.prometheus.clone(), telemetry.clone());
-        let metrics: Arc<dyn MetricsConsumer> = exporter.clone();
+        // Metrics flow: receivers and connectors → windows → exporter.
+        let windows = config.windows.enabled.then(|| {
+            Arc::new(WindowProcessor::new(
+                config.windows.clone(),
+                exporter.clone(),
+                telemetry.clone(),
+            ))
+        });
+        let metrics: Arc<dyn MetricsConsumer> = match &windows {
+            Some(w) => w.clone(),
+            None => exporter.clone(),
+        };
+        let observer = windows
+            .clone()
+            .map(|w| w as Arc<dyn crate::pipeline::ObservationConsumer>);
 
         let spanmetrics = config.spanmetrics.enabled.then(|| {
             Arc::new(SpanMetrics::new(
                 config.spanmetrics.clone(),
                 metrics.clone(),
-                None,
+                observer.clone(),
                 telemetry.clone(),
             ))
         });
@@ -106,6 +122,7 @@ impl App {
             health: Arc::new(Health::default()),
             spanmetrics,
             logmetrics,
+            windows,
         }
     }
 
@@ -151,6 +168,9 @@ impl App {
         tasks.push(tokio::spawn(
             self.exporter.clone().run_expiry(shutdown.clone()),
         ));
+        if let Some(w) = &self.windows {
+            tasks.push(tokio::spawn(w.clone().run(shutdown.clone())));
+        }
         tasks.push(tokio::spawn(expire_connectors(
             self.spanmetrics.clone(),
             self.logmetrics.clone(),

@@ -16,13 +16,16 @@
 //! | [`model`] | types passed between components (OTLP payloads) |
 //! | [`pipeline`] | consumer traits, fan-out, shutdown signal |
 //! | [`connectors`] | traces → span metrics and service graph, logs → log counts |
+//! | [`processors`] | rolling windows and quantiles over selected series |
 //! | [`receivers::otlp`] | OTLP/gRPC and OTLP/HTTP servers, decoding, limits, status codes |
+//! | [`analytics`] | pure algorithms, time passed in: quantile sketches and sliding windows |
 //! | [`exporters::prometheus`] | series store, OTel→Prometheus translation, `/metrics` |
 //! | [`api`] | health, readiness, status API |
 //! | [`telemetry`] | StreamGate's own `streamgate_*` metrics and events |
 //!
 //! `docs/ARCHITECTURE.md` gives the bird's-eye view and the invariants.
 
+pub mod analytics;
 pub mod api;
 pub mod app;
 pub mod config;
@@ -30,5 +33,6 @@ pub mod connectors;
 pub mod exporters;
 pub mod model;
 pub mod pipeline;
+pub mod processors;
 pub mod receivers;
 pub mod telemetry;

@@ -76,7 +76,13 @@ fn modules_import_only_what_the_guide_allows() {
         // Every component's config.rs may use the shared value types.
         (
             "connectors/",
-            &["connectors", "model", "pipeline", "telemetry", "config::types"],
+            &[
+                "connectors",
+                "model",
+                "pipeline",
+                "telemetry",
+                "config::types",
+            ],
         ),
         (
             "processors/",

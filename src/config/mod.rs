@@ -16,6 +16,7 @@ pub use crate::api::config::ServerConfig;
 pub use crate::connectors::logmetrics::LogMetricsConfig;
 pub use crate::connectors::spanmetrics::SpanMetricsConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
+pub use crate::processors::windows::WindowsConfig;
 pub use crate::receivers::otlp::config::OtlpReceiverConfig;
 pub use logging::{LogFormat, LoggingConfig};
 
@@ -62,6 +63,8 @@ pub struct RawConfig {
     pub receivers: RawReceivers,
     /// Signals turned into metrics.
     pub connectors: RawConnectors,
+    /// Analytics over selected series.
+    pub processors: RawProcessors,
     /// Where telemetry goes out.
     pub exporters: RawExporters,
 }
@@ -81,6 +84,13 @@ pub struct RawConnectors {
     pub logmetrics: LogMetricsConfig,
 }
 
+/// `processors:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawProcessors {
+    pub windows: WindowsConfig,
+}
+
 /// `exporters:`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -96,6 +106,7 @@ pub struct Config {
     pub otlp: OtlpReceiverConfig,
     pub spanmetrics: SpanMetricsConfig,
     pub logmetrics: LogMetricsConfig,
+    pub windows: WindowsConfig,
     pub prometheus: PrometheusExporterConfig,
 }
 
@@ -120,6 +131,7 @@ impl RawConfig {
         self.exporters.prometheus.validate().map_err(invalid)?;
         self.connectors.spanmetrics.validate().map_err(invalid)?;
         self.connectors.logmetrics.validate().map_err(invalid)?;
+        self.processors.windows.validate().map_err(invalid)?;
 
         let mut listeners = vec![("server.endpoint", self.server.endpoint)];
         if self.receivers.otlp.grpc.enabled {
@@ -149,6 +161,7 @@ impl RawConfig {
             otlp: self.receivers.otlp,
             spanmetrics: self.connectors.spanmetrics,
             logmetrics: self.connectors.logmetrics,
+            windows: self.processors.windows,
             prometheus: self.exporters.prometheus,
         })
     }

@@ -148,6 +148,8 @@ pub struct Telemetry {
     out_of_order_points: AtomicU64,
     refusal_logs: [[log_limit::LogLimit; REASONS]; SIGNALS],
     connector_overflow: [AtomicU64; CONNECTORS],
+    windows_series: AtomicU64,
+    windows_skipped: AtomicU64,
 }
 
 impl Default for Telemetry {
@@ -177,6 +179,8 @@ impl Telemetry {
             out_of_order_points: AtomicU64::new(0),
             refusal_logs: Default::default(),
             connector_overflow: Default::default(),
+            windows_series: AtomicU64::new(0),
+            windows_skipped: AtomicU64::new(0),
         }
     }
 
@@ -247,6 +251,16 @@ impl Telemetry {
         if let Some(i) = CONNECTOR_NAMES.iter().position(|c| *c == connector) {
             self.connector_overflow[i].fetch_add(points, Ordering::Relaxed);
         }
+    }
+
+    /// Series the window processor analyses now.
+    pub fn set_windows_series(&self, n: u64) {
+        self.windows_series.store(n, Ordering::Relaxed);
+    }
+
+    /// Points not analysed because `max_series` was reached.
+    pub fn record_windows_skipped(&self, points: u64) {
+        self.windows_skipped.fetch_add(points, Ordering::Relaxed);
     }
 
     pub fn scraped(&self) {

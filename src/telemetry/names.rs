@@ -17,8 +17,13 @@ pub const EXPORTER_OUT_OF_ORDER_POINTS: &str =
 
 pub const CONNECTOR_OVERFLOW_POINTS: &str = "streamgate_connector_overflow_points_total";
 
+pub const WINDOWS_SERIES: &str = "streamgate_processor_windows_series";
+pub const WINDOWS_SKIPPED: &str = "streamgate_processor_windows_skipped_points_total";
+
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 16] = [
+    WINDOWS_SERIES,
+    WINDOWS_SKIPPED,
     CONNECTOR_OVERFLOW_POINTS,
     BUILD_INFO,
     UPTIME_SECONDS,

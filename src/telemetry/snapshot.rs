@@ -204,6 +204,24 @@ impl Telemetry {
                 .collect(),
         });
         out.push(FamilySnapshot {
+            name: names::WINDOWS_SERIES,
+            help: "Series the window processor keeps rolling windows for.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(
+                vec![],
+                self.windows_series.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::WINDOWS_SKIPPED,
+            help: "Points not analysed by the window processor because it holds max_series series.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.windows_skipped.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
             name: names::EXPORTER_SCRAPES,
             help: "Scrapes of /metrics served.",
             kind: MetricKind::Counter,

@@ -56,11 +56,6 @@ impl LogMapping {
         self.relative_accuracy
     }
 
-    /// `ln γ`: the width of one bin in natural-log units.
-    pub(crate) fn ln_gamma(&self) -> f64 {
-        self.ln_gamma
-    }
-
     /// The bin of a positive finite magnitude.
     #[inline]
     pub(crate) fn key(&self, magnitude: f64) -> i64 {

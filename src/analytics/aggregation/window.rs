@@ -1,0 +1,393 @@
+//! [`WindowedStats`]: sliding time windows over one analysed series, each a
+//! ring of clock-aligned sub-bucket [`Sketch`]es.
+//!
+//! # Windows
+//!
+//! A [`WindowSpec`] of length `L` in `n` sub-buckets has sub-buckets of
+//! `w = L / n` ms aligned to the Unix epoch: sub-bucket `k` covers
+//! `[k·w, (k+1)·w)`. The window at `now` is the `n` sub-buckets ending
+//! with the one holding `now`, `k_now − n < k ≤ k_now` with
+//! `k_now = ⌊now / w⌋`, i.e. the span `[(k_now − n + 1)·w, now]`, which is
+//! between `L − w` and `L` long. So a value observed at `t` counts while
+//! `⌊t/w⌋ > ⌊now/w⌋ − n`: it leaves the window between `L − w` and `L`
+//! after `t`, never later, and the window slides in steps of one
+//! sub-bucket. (Keeping also the sub-bucket that straddles `now − L`
+//! would need `n + 1` sketches and report values up to `L + w` old.)
+//!
+//! Each window holds exactly `n` sketches: a sub-bucket is cleared and
+//! reused when time reaches its next turn, so memory does not grow with
+//! traffic or with time, only with the spread of values (see
+//! [`Sketch`]'s bin limit).
+//!
+//! # Rate
+//!
+//! `rate_per_sec = count / covered_secs` where, in milliseconds,
+//!
+//! ```text
+//! covered = max(w, min(now − window_start, now − first))
+//! ```
+//!
+//! `window_start = (k_now − n + 1)·w` is where the window's data can begin
+//! (so `now − window_start` is in `[L − w, L)`), and `first` is the
+//! earliest timestamp this object ever accepted. Using the window's actual
+//! span rather than `L` keeps a steady rate steady as sub-buckets roll
+//! over; using `first` keeps a new series from looking slow; the floor of
+//! one sub-bucket keeps a series' first values from looking like a burst.
+//!
+//! # Late values
+//!
+//! Timestamps may go backwards. A value whose sub-bucket is still in a
+//! window's ring lands there; one older than the ring (that is, outside
+//! the window as of the newest timestamp seen) is dropped from that
+//! window, where it would not count anyway. A value dropped from *every*
+//! window is counted in [`WindowedStats::late_observations`].
+
+use super::AggregationError;
+use super::sketch::{self, Bin, Sketch};
+
+/// The most sub-buckets a window may have.
+pub const MAX_SUB_BUCKETS: u32 = 4096;
+/// The longest window: 400 days.
+pub const MAX_WINDOW_SECS: u64 = 400 * 86_400;
+
+/// One sliding window: its length and how many sub-buckets it slides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowSpec {
+    /// Window length in seconds (e.g. 300).
+    pub length_secs: u64,
+    /// Sub-buckets per window (e.g. 10, so a 300 s window slides by 30 s).
+    pub sub_buckets: u32,
+}
+
+impl WindowSpec {
+    pub const fn new(length_secs: u64, sub_buckets: u32) -> Self {
+        Self {
+            length_secs,
+            sub_buckets,
+        }
+    }
+
+    /// Checks the spec: a positive length up to [`MAX_WINDOW_SECS`], 1 to
+    /// [`MAX_SUB_BUCKETS`] sub-buckets, each a whole number of ms.
+    pub fn validate(&self) -> Result<(), AggregationError> {
+        let reason = if self.length_secs == 0 {
+            Some("the length must be at least 1 s")
+        } else if self.length_secs > MAX_WINDOW_SECS {
+            Some("the length must be at most 400 days")
+        } else if self.sub_buckets == 0 {
+            Some("there must be at least one sub-bucket")
+        } else if self.sub_buckets > MAX_SUB_BUCKETS {
+            Some("there may be at most 4096 sub-buckets")
+        } else if (self.length_secs * 1000) % u64::from(self.sub_buckets) != 0 {
+            Some("the sub-buckets must divide the length into whole milliseconds")
+        } else {
+            None
+        };
+        match reason {
+            None => Ok(()),
+            Some(reason) => Err(AggregationError::Window {
+                length_secs: self.length_secs,
+                sub_buckets: self.sub_buckets,
+                reason,
+            }),
+        }
+    }
+
+    /// The spec clamped into range, and its sub-bucket width in ms (the
+    /// length divided by the sub-buckets, rounded down).
+    fn normalized(&self) -> (Self, u64) {
+        let length_secs = self.length_secs.clamp(1, MAX_WINDOW_SECS);
+        let length_ms = length_secs * 1000;
+        // At most one sub-bucket per ms, so the width is never 0.
+        let sub_buckets = self
+            .sub_buckets
+            .clamp(1, MAX_SUB_BUCKETS)
+            .min(u32::try_from(length_ms).unwrap_or(u32::MAX));
+        let spec = Self::new(length_secs, sub_buckets);
+        (spec, length_ms / u64::from(sub_buckets))
+    }
+}
+
+/// What one window held at the time asked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WindowSummary {
+    /// The window's length (its spec's, after clamping).
+    pub length_secs: u64,
+    /// Values in the window.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// `count` per second of covered time (see the module doc).
+    pub rate_per_sec: f64,
+    /// `sum / count`; `None` when empty.
+    pub mean: Option<f64>,
+    /// Exact smallest value; `None` when empty.
+    pub min: Option<f64>,
+    /// Exact largest value; `None` when empty.
+    pub max: Option<f64>,
+    /// `(q, value)` for each requested `q` in `[0, 1]`, in request order;
+    /// empty when the window is.
+    pub quantiles: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+struct SubBucket {
+    /// `k` of the sub-bucket this sketch holds; `None` before first use.
+    index: Option<u64>,
+    sketch: Sketch,
+}
+
+/// One window's ring of sub-buckets.
+#[derive(Debug, Clone)]
+struct Ring {
+    spec: WindowSpec,
+    width_ms: u64,
+    slots: Vec<SubBucket>,
+    /// The newest sub-bucket index seen.
+    newest: Option<u64>,
+    /// `[start, end)` ms of sub-bucket `newest` and its slot: the hot path
+    /// skips the division while time stays in it.
+    current_start: u64,
+    current_end: u64,
+    current_slot: usize,
+}
+
+impl Ring {
+    fn new(spec: &WindowSpec, template: &Sketch) -> Self {
+        let (spec, width_ms) = spec.normalized();
+        let slot = SubBucket {
+            index: None,
+            sketch: template.clone(),
+        };
+        Self {
+            spec,
+            width_ms,
+            slots: vec![slot; spec.sub_buckets as usize],
+            newest: None,
+            current_start: 0,
+            current_end: 0,
+            current_slot: 0,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    /// Adds the value to its sub-bucket; `false` when that sub-bucket is
+    /// older than the ring.
+    #[inline]
+    fn observe(&mut self, now_ms: u64, value: f64, bin: Bin, n: u64) -> bool {
+        if self.current_start <= now_ms && now_ms < self.current_end {
+            self.slots[self.current_slot].sketch.add_bin(value, bin, n);
+            return true;
+        }
+        let k = now_ms / self.width_ms;
+        if self
+            .newest
+            .is_some_and(|newest| k.saturating_add(self.len()) <= newest)
+        {
+            return false;
+        }
+        let slot_index = (k % self.len()) as usize;
+        let slot = &mut self.slots[slot_index];
+        // A slot can only hold an older sub-bucket here: a newer one with
+        // the same slot would be at least `n` ahead, making `k` late.
+        if slot.index != Some(k) {
+            slot.sketch.clear();
+            slot.index = Some(k);
+        }
+        slot.sketch.add_bin(value, bin, n);
+        if self.newest.is_none_or(|newest| k > newest) {
+            self.newest = Some(k);
+            self.current_start = k * self.width_ms;
+            self.current_end = self.current_start.saturating_add(self.width_ms);
+            self.current_slot = slot_index;
+        }
+        true
+    }
+
+    /// Whether sub-bucket `index` is in the window ending with `k_now`.
+    fn in_window(&self, index: Option<u64>, k_now: u64) -> bool {
+        index.is_some_and(|k| k <= k_now && k.saturating_add(self.len()) > k_now)
+    }
+}
+
+/// Windowed statistics for one analysed series.
+#[derive(Debug, Clone)]
+pub struct WindowedStats {
+    rings: Vec<Ring>,
+    /// Where windows are merged for `summaries`; also the bin mapping.
+    scratch: Sketch,
+    first_ms: Option<u64>,
+    last_ms: Option<u64>,
+    late: u64,
+}
+
+impl WindowedStats {
+    /// One ring per spec, of sketches built by
+    /// [`Sketch::new`]`(relative_accuracy, max_bins)`. Out-of-range
+    /// arguments are clamped (specs: length to 1 s..=[`MAX_WINDOW_SECS`],
+    /// sub-buckets to 1..=[`MAX_SUB_BUCKETS`], width rounded down to whole
+    /// ms); use [`try_new`](Self::try_new) to reject them instead.
+    pub fn new(specs: &[WindowSpec], relative_accuracy: f64, max_bins: usize) -> Self {
+        let template = Sketch::new(relative_accuracy, max_bins);
+        Self {
+            rings: specs
+                .iter()
+                .map(|spec| Ring::new(spec, &template))
+                .collect(),
+            scratch: template,
+            first_ms: None,
+            last_ms: None,
+            late: 0,
+        }
+    }
+
+    /// Like [`new`](Self::new) but rejects out-of-range arguments and an
+    /// empty spec list.
+    pub fn try_new(
+        specs: &[WindowSpec],
+        relative_accuracy: f64,
+        max_bins: usize,
+    ) -> Result<Self, AggregationError> {
+        sketch::validate(relative_accuracy, max_bins)?;
+        if specs.is_empty() {
+            return Err(AggregationError::NoWindows);
+        }
+        for spec in specs {
+            spec.validate()?;
+        }
+        Ok(Self::new(specs, relative_accuracy, max_bins))
+    }
+
+    /// The windows, in spec order (after clamping).
+    pub fn specs(&self) -> impl ExactSizeIterator<Item = WindowSpec> + '_ {
+        self.rings.iter().map(|ring| ring.spec)
+    }
+
+    /// Observes one value at `now_ms` (Unix ms). NaN and ±infinity are
+    /// ignored.
+    #[inline]
+    pub fn observe(&mut self, now_ms: u64, value: f64) {
+        self.observe_n(now_ms, value, 1);
+    }
+
+    /// Observes `n` copies of `value` at `now_ms`. NaN, ±infinity and
+    /// `n = 0` are ignored.
+    pub fn observe_n(&mut self, now_ms: u64, value: f64, n: u64) {
+        if n == 0 || self.rings.is_empty() {
+            return;
+        }
+        let Some(bin) = self.scratch.bin_of(value) else {
+            return;
+        };
+        let mut accepted = false;
+        for ring in &mut self.rings {
+            accepted |= ring.observe(now_ms, value, bin, n);
+        }
+        if accepted {
+            self.first_ms = Some(self.first_ms.map_or(now_ms, |t| t.min(now_ms)));
+            self.last_ms = Some(self.last_ms.map_or(now_ms, |t| t.max(now_ms)));
+        } else {
+            self.late = self.late.saturating_add(n);
+        }
+    }
+
+    /// Values dropped because they were older than every window's ring.
+    pub fn late_observations(&self) -> u64 {
+        self.late
+    }
+
+    /// Fills `out` with one summary per window at `now_ms`, in spec order,
+    /// with the `quantiles` asked for (those outside `[0, 1]` are skipped).
+    /// Entries already in `out` are overwritten in place, so a caller that
+    /// keeps `out` between calls allocates nothing after the first.
+    pub fn summaries(&mut self, now_ms: u64, quantiles: &[f64], out: &mut Vec<WindowSummary>) {
+        out.truncate(self.rings.len());
+        let Self {
+            rings,
+            scratch,
+            first_ms,
+            ..
+        } = self;
+        for (i, ring) in rings.iter().enumerate() {
+            let k_now = now_ms / ring.width_ms;
+            scratch.clear();
+            for slot in &ring.slots {
+                if ring.in_window(slot.index, k_now) {
+                    scratch.merge(&slot.sketch);
+                }
+            }
+            let window_start = k_now.saturating_add(1).saturating_sub(ring.len()) * ring.width_ms;
+            let since_first = first_ms.map_or(0, |first| now_ms.saturating_sub(first));
+            let covered_ms = (now_ms - window_start).min(since_first).max(ring.width_ms);
+            if i == out.len() {
+                out.push(WindowSummary::default());
+            }
+            let summary = &mut out[i];
+            let count = scratch.count();
+            summary.length_secs = ring.spec.length_secs;
+            summary.count = count;
+            summary.sum = scratch.sum();
+            summary.rate_per_sec = count as f64 * 1000.0 / covered_ms as f64;
+            summary.mean = (count > 0).then(|| scratch.sum() / count as f64);
+            summary.min = scratch.min();
+            summary.max = scratch.max();
+            summary.quantiles.clear();
+            summary.quantiles.extend(
+                quantiles
+                    .iter()
+                    .filter_map(|&q| scratch.quantile(q).map(|value| (q, value))),
+            );
+        }
+    }
+
+    /// Whether no window holds anything at `now_ms`: nothing was observed,
+    /// or the newest observation has left every window. An idle series can
+    /// be dropped without changing any summary.
+    pub fn is_idle(&self, now_ms: u64) -> bool {
+        let Some(last) = self.last_ms else {
+            return true;
+        };
+        self.rings
+            .iter()
+            .all(|ring| (last / ring.width_ms).saturating_add(ring.len()) <= now_ms / ring.width_ms)
+    }
+
+    /// Bytes used: the struct, its rings, every sub-bucket sketch and the
+    /// scratch sketch.
+    pub fn memory_bytes(&self) -> usize {
+        let rings: usize = self
+            .rings
+            .iter()
+            .map(|ring| {
+                ring.slots.capacity() * size_of::<SubBucket>()
+                    + ring
+                        .slots
+                        .iter()
+                        .map(|slot| slot.sketch.heap_bytes())
+                        .sum::<usize>()
+            })
+            .sum();
+        size_of::<Self>()
+            + self.rings.capacity() * size_of::<Ring>()
+            + rings
+            + self.scratch.heap_bytes()
+    }
+
+    /// The most [`memory_bytes`](Self::memory_bytes) can ever report for
+    /// these specs and bin limit: every sketch (one per sub-bucket, plus
+    /// the scratch) at [`Sketch::memory_bound`].
+    pub fn memory_bound(specs: &[WindowSpec], max_bins: usize) -> usize {
+        let sketch_heap = Sketch::heap_bound(max_bins);
+        let sub_buckets: usize = specs
+            .iter()
+            .map(|spec| spec.normalized().0.sub_buckets as usize)
+            .sum();
+        size_of::<Self>()
+            + specs.len() * size_of::<Ring>()
+            + sub_buckets * (size_of::<SubBucket>() + sketch_heap)
+            + sketch_heap
+    }
+}

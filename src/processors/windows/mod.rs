@@ -1,0 +1,468 @@
+//! The window processor: rolling windows over selected series.
+//!
+//! It sits in front of the exporter as a [`MetricsConsumer`]: matching
+//! gauges (each point is a sample), histograms and delta exponential
+//! histograms (bucket increments, spread evenly inside each bucket) are fed
+//! into a [`WindowedStats`] per series, then the request is passed on
+//! unchanged. As an [`ObservationConsumer`] it takes raw values from
+//! connectors (span durations), which keep the sketch's 1 % relative error
+//! end to end.
+//!
+//! Every `interval` it emits, per series and window (`window="5m"`), with
+//! the series' own resource, scope and attributes so the results join
+//! with their source in PromQL:
+//! `{name}.window.p50`, `.p95`, `.p99` (one metric per configured
+//! quantile, unit of the source), `{name}.window.mean`, `.min`, `.max`,
+//! `.observations` and `.rate` (per second); for span durations for
+//! example `traces_span_metrics_duration_window_p95_seconds{window="5m"}`.
+//! (A `quantile` label is reserved for summaries in Prometheus, hence one
+//! name per quantile.) A window that empties is withdrawn
+//! (NoRecordedValue) instead of showing stale values.
+
+pub mod config;
+mod pattern;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::analytics::aggregation::{WindowSpec, WindowSummary, WindowedStats};
+use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::model::otlp::metrics::{
+    DataPointFlags, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+    number_data_point,
+};
+use crate::model::otlp::resource::Resource;
+use crate::model::{MetricsRequest, Observations};
+use crate::pipeline::{ConsumeResult, MetricsConsumer, ObservationConsumer, Shutdown};
+use crate::telemetry::Telemetry;
+
+pub use config::WindowsConfig;
+use pattern::Selection;
+use stream::{LastHistogram, Stream, observe_bucket, stream_hash};
+
+/// Relative accuracy of the sketches: quantiles within 1 %.
+const RELATIVE_ACCURACY: f64 = 0.005;
+/// Most bins per sketch (covers nine decades at this accuracy).
+const MAX_BINS: usize = 2048;
+/// Distinct values a bucket increment is spread over.
+const BUCKET_SPREAD: u64 = 16;
+
+/// The processor. Shared as `Arc<WindowProcessor>`.
+pub struct WindowProcessor {
+    config: WindowsConfig,
+    specs: Vec<WindowSpec>,
+    labels: Vec<String>,
+    selection: Selection,
+    streams: Mutex<HashMap<u64, Stream>>,
+    downstream: Arc<dyn MetricsConsumer>,
+    telemetry: Arc<Telemetry>,
+}
+
+/// Unix time now, in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn string_kv(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+impl WindowProcessor {
+    pub fn new(
+        config: WindowsConfig,
+        downstream: Arc<dyn MetricsConsumer>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        let specs = config
+            .windows
+            .iter()
+            .map(|w| WindowSpec::new(w.get().as_secs(), config.sub_buckets))
+            .collect();
+        let labels = config.windows.iter().map(|w| w.to_string()).collect();
+        Self {
+            selection: Selection::new(&config.include, &config.exclude),
+            specs,
+            labels,
+            streams: Mutex::new(HashMap::new()),
+            config,
+            downstream,
+            telemetry,
+        }
+    }
+
+    /// Series analysed now.
+    pub fn series(&self) -> usize {
+        self.streams.lock().len()
+    }
+
+    /// Finds or creates the stream; `None` when `max_series` is reached.
+    fn stream<'a>(
+        &self,
+        streams: &'a mut HashMap<u64, Stream>,
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        metric: &str,
+        unit: &str,
+        attributes: &[KeyValue],
+    ) -> Option<&'a mut Stream> {
+        let hash = stream_hash(resource, scope, metric, attributes);
+        if !streams.contains_key(&hash) {
+            if streams.len() >= self.config.max_series {
+                self.telemetry.record_windows_skipped(1);
+                return None;
+            }
+            let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
+            streams.insert(
+                hash,
+                Stream::new(
+                    resource,
+                    scope,
+                    metric,
+                    unit,
+                    attributes,
+                    stats,
+                    self.specs.len(),
+                ),
+            );
+        }
+        streams.get_mut(&hash)
+    }
+
+    /// Feeds the selected metrics of a request at `now_ms`.
+    pub fn observe_request(&self, request: &MetricsRequest, now_ms: u64) {
+        let mut streams = self.streams.lock();
+        for rm in &request.resource_metrics {
+            let resource = rm
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                let scope = sm.scope.clone().unwrap_or_default();
+                for metric in &sm.metrics {
+                    if self.selection.selects(&metric.name) {
+                        self.observe_metric(&mut streams, resource, &scope, metric, now_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    fn observe_metric(
+        &self,
+        streams: &mut HashMap<u64, Stream>,
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        metric: &Metric,
+        now_ms: u64,
+    ) {
+        let name = metric.name.as_str();
+        let unit = metric.unit.as_str();
+        match &metric.data {
+            Some(Data::Gauge(g)) => {
+                for p in &g.data_points {
+                    let value = match p.value {
+                        Some(number_data_point::Value::AsDouble(v)) => v,
+                        Some(number_data_point::Value::AsInt(v)) => v as f64,
+                        None => continue,
+                    };
+                    if let Some(s) =
+                        self.stream(streams, resource, scope, name, unit, &p.attributes)
+                    {
+                        s.stats.observe(now_ms, value);
+                    }
+                }
+            }
+            Some(Data::Histogram(h)) => {
+                let delta = h.aggregation_temporality == 1;
+                for p in &h.data_points {
+                    if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+                        continue;
+                    }
+                    let Some(s) = self.stream(streams, resource, scope, name, unit, &p.attributes)
+                    else {
+                        continue;
+                    };
+                    let increments: Vec<u64> = if delta {
+                        p.bucket_counts.clone()
+                    } else {
+                        let previous = s.last_histogram.replace(LastHistogram {
+                            start_ns: p.start_time_unix_nano,
+                            bounds: p.explicit_bounds.clone(),
+                            counts: p.bucket_counts.clone(),
+                        });
+                        match previous {
+                            // First sight of a cumulative series: its history
+                            // is unknown, so it only sets the baseline.
+                            None => continue,
+                            Some(prev)
+                                if prev.bounds == p.explicit_bounds
+                                    && prev.start_ns == p.start_time_unix_nano
+                                    && prev
+                                        .counts
+                                        .iter()
+                                        .zip(&p.bucket_counts)
+                                        .all(|(a, b)| b >= a) =>
+                            {
+                                p.bucket_counts
+                                    .iter()
+                                    .zip(&prev.counts)
+                                    .map(|(now, before)| now - before)
+                                    .collect()
+                            }
+                            // A reset (new start or fewer counts): all of it is new.
+                            Some(_) => p.bucket_counts.clone(),
+                        }
+                    };
+                    for (i, n) in increments.iter().enumerate() {
+                        let low = if i == 0 {
+                            p.explicit_bounds.first().copied().unwrap_or(0.0).min(0.0)
+                        } else {
+                            p.explicit_bounds[i - 1]
+                        };
+                        let high = p.explicit_bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                        observe_bucket(&mut s.stats, now_ms, low, high, *n, BUCKET_SPREAD);
+                    }
+                }
+            }
+            Some(Data::ExponentialHistogram(h)) if h.aggregation_temporality == 1 => {
+                for p in &h.data_points {
+                    let Some(s) = self.stream(streams, resource, scope, name, unit, &p.attributes)
+                    else {
+                        continue;
+                    };
+                    let base_log2 = (-(p.scale as f64)).exp2();
+                    if p.zero_count > 0 {
+                        s.stats.observe_n(now_ms, 0.0, p.zero_count);
+                    }
+                    if let Some(b) = &p.positive {
+                        for (i, n) in b.bucket_counts.iter().enumerate() {
+                            let index = b.offset as f64 + i as f64;
+                            let low = (index * base_log2).exp2();
+                            let high = ((index + 1.0) * base_log2).exp2();
+                            observe_bucket(&mut s.stats, now_ms, low, high, *n, BUCKET_SPREAD);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Feeds raw values at `now_ms`.
+    pub fn observe_values(&self, batch: &Observations<'_>, now_ms: u64) {
+        if !self.selection.selects(batch.metric) {
+            return;
+        }
+        let mut streams = self.streams.lock();
+        if let Some(s) = self.stream(
+            &mut streams,
+            batch.resource,
+            batch.scope,
+            batch.metric,
+            batch.unit,
+            batch.attributes,
+        ) {
+            for v in batch.values {
+                s.stats.observe(now_ms, *v);
+            }
+        }
+    }
+
+    /// Computes every window at `now_ms`; drops series idle for longer
+    /// than the longest window. Returns the request to export.
+    pub fn evaluate(&self, now_ms: u64) -> MetricsRequest {
+        let now_ns = now_ms * 1_000_000;
+        let mut streams = self.streams.lock();
+        let mut summaries: Vec<WindowSummary> = Vec::new();
+        let mut resource_metrics = Vec::new();
+        streams.retain(|_, s| !s.stats.is_idle(now_ms) || s.exported.iter().any(|e| *e));
+        for stream in streams.values_mut() {
+            summaries.clear();
+            stream
+                .stats
+                .summaries(now_ms, &self.config.quantiles, &mut summaries);
+            let metrics = self.window_metrics(stream, &summaries, now_ns);
+            if metrics.is_empty() {
+                continue;
+            }
+            resource_metrics.push(ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: stream.resource.clone(),
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(stream.scope.clone()),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        }
+        self.telemetry.set_windows_series(streams.len() as u64);
+        MetricsRequest { resource_metrics }
+    }
+
+    fn window_metrics(
+        &self,
+        stream: &mut Stream,
+        summaries: &[WindowSummary],
+        now_ns: u64,
+    ) -> Vec<Metric> {
+        let mut quantiles: Vec<Vec<NumberDataPoint>> =
+            vec![Vec::new(); self.config.quantiles.len()];
+        let mut mean = Vec::new();
+        let mut min = Vec::new();
+        let mut max = Vec::new();
+        let mut observations = Vec::new();
+        let mut rate = Vec::new();
+        let point = |attributes: Vec<KeyValue>, value: f64| NumberDataPoint {
+            attributes,
+            time_unix_nano: now_ns,
+            value: Some(number_data_point::Value::AsDouble(value)),
+            ..Default::default()
+        };
+        let withdraw = |attributes: Vec<KeyValue>| NumberDataPoint {
+            attributes,
+            time_unix_nano: now_ns,
+            flags: DataPointFlags::NoRecordedValueMask as u32,
+            ..Default::default()
+        };
+        for (w, summary) in summaries.iter().enumerate() {
+            let mut attrs = stream.attributes.clone();
+            attrs.push(string_kv("window", self.labels[w].clone()));
+            if summary.count > 0 {
+                stream.exported[w] = true;
+                for (i, (_, v)) in summary.quantiles.iter().enumerate() {
+                    if let Some(points) = quantiles.get_mut(i) {
+                        points.push(point(attrs.clone(), *v));
+                    }
+                }
+                mean.extend(summary.mean.map(|v| point(attrs.clone(), v)));
+                min.extend(summary.min.map(|v| point(attrs.clone(), v)));
+                max.extend(summary.max.map(|v| point(attrs.clone(), v)));
+            } else if stream.exported[w] {
+                stream.exported[w] = false;
+                for points in &mut quantiles {
+                    points.push(withdraw(attrs.clone()));
+                }
+                mean.push(withdraw(attrs.clone()));
+                min.push(withdraw(attrs.clone()));
+                max.push(withdraw(attrs.clone()));
+            }
+            observations.push(point(attrs.clone(), summary.count as f64));
+            rate.push(point(attrs, summary.rate_per_sec));
+        }
+        let unit = stream.unit.as_str();
+        let name = &stream.metric;
+        let gauge =
+            |suffix: &str, unit: &str, description: &str, points: Vec<NumberDataPoint>| Metric {
+                name: format!("{name}.window.{suffix}"),
+                unit: unit.to_string(),
+                description: description.to_string(),
+                data: Some(Data::Gauge(Gauge {
+                    data_points: points,
+                })),
+                ..Default::default()
+            };
+        let mut metrics: Vec<Metric> = quantiles
+            .into_iter()
+            .zip(&self.config.quantiles)
+            .map(|(points, q)| {
+                gauge(
+                    &quantile_name(*q),
+                    unit,
+                    &format!(
+                        "The {} quantile of the values in the window (sketch, 1% relative error).",
+                        q
+                    ),
+                    points,
+                )
+            })
+            .collect();
+        metrics.extend([
+            gauge("mean", unit, "Mean of the values in the window.", mean),
+            gauge("min", unit, "Smallest value in the window.", min),
+            gauge("max", unit, "Largest value in the window.", max),
+            gauge(
+                "observations",
+                "{observation}",
+                "Values observed in the window.",
+                observations,
+            ),
+            gauge(
+                "rate",
+                "1/s",
+                "Values observed per second over the window.",
+                rate,
+            ),
+        ]);
+        metrics.retain(|m| crate::model::otlp::metric_point_count(m) > 0);
+        metrics
+    }
+
+    /// Evaluates every `interval` and exports, until shutdown.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let mut tick = tokio::time::interval(self.config.interval.get());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {
+                    let request = self.evaluate(now_ms());
+                    if request.resource_metrics.is_empty() {
+                        continue;
+                    }
+                    match self.downstream.consume_metrics(&request) {
+                        Ok(outcome) if outcome.rejected > 0 => tracing::warn!(
+                            rejected = outcome.rejected,
+                            "window series were rejected downstream: {}",
+                            outcome.message
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "window series not exported"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `p50`, `p95`, `p99`, `p99.9` for 0.5, 0.95, 0.99, 0.999 (the dot
+/// becomes `_` in the Prometheus name: `…_window_p99_9_seconds`).
+pub fn quantile_name(q: f64) -> String {
+    let percent = q * 100.0;
+    let text = format!("{percent:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("p{text}")
+}
+
+impl MetricsConsumer for WindowProcessor {
+    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
+        self.observe_request(request, now_ms());
+        self.downstream.consume_metrics(request)
+    }
+}
+
+impl ObservationConsumer for WindowProcessor {
+    fn observe(&self, batch: &Observations<'_>) {
+        self.observe_values(batch, now_ms());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! One analysed series: its identity as an OTLP stream (identifying
+//! resource attributes, scope, metric, attributes), its window statistics,
+//! and the previous cumulative histogram (to turn it into deltas).
+
+use std::hash::{BuildHasher, Hasher};
+
+use crate::analytics::aggregation::WindowedStats;
+use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+
+const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x51de);
+
+/// The resource attributes that make `job` and `instance`.
+pub const IDENTIFYING: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
+
+/// Hash of a stream's identity.
+pub fn stream_hash(
+    resource: &[KeyValue],
+    scope: &InstrumentationScope,
+    metric: &str,
+    attributes: &[KeyValue],
+) -> u64 {
+    let mut h = HASHER.build_hasher();
+    for kv in resource
+        .iter()
+        .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()))
+    {
+        write_kv(&mut h, kv);
+    }
+    h.write_u8(0xfd);
+    h.write(scope.name.as_bytes());
+    h.write_u8(0xff);
+    h.write(scope.version.as_bytes());
+    h.write_u8(0xfd);
+    h.write(metric.as_bytes());
+    h.write_u8(0xfd);
+    for kv in attributes {
+        write_kv(&mut h, kv);
+    }
+    h.finish()
+}
+
+fn write_kv(h: &mut impl Hasher, kv: &KeyValue) {
+    h.write(kv.key.as_bytes());
+    h.write_u8(0xff);
+    let mut text = String::new();
+    crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
+    h.write(text.as_bytes());
+    h.write_u8(0xfe);
+}
+
+/// The previous cumulative explicit-bucket histogram of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastHistogram {
+    pub start_ns: u64,
+    pub bounds: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+/// An analysed series.
+pub struct Stream {
+    pub resource: Vec<KeyValue>,
+    pub scope: InstrumentationScope,
+    pub metric: String,
+    pub unit: String,
+    pub attributes: Vec<KeyValue>,
+    pub stats: WindowedStats,
+    pub last_histogram: Option<LastHistogram>,
+    /// Whether each window's series are on `/metrics` now (so they can be
+    /// withdrawn when the window empties).
+    pub exported: Vec<bool>,
+}
+
+impl Stream {
+    pub fn new(
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        metric: &str,
+        unit: &str,
+        attributes: &[KeyValue],
+        stats: WindowedStats,
+        windows: usize,
+    ) -> Self {
+        Self {
+            resource: resource
+                .iter()
+                .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()))
+                .cloned()
+                .collect(),
+            scope: scope.clone(),
+            metric: metric.to_string(),
+            unit: unit.to_string(),
+            attributes: attributes.to_vec(),
+            stats,
+            last_histogram: None,
+            exported: vec![false; windows],
+        }
+    }
+}
+
+/// Feeds `n` observations spread evenly over the bucket `(low, high]`
+/// (as `histogram_quantile` assumes), with at most `spread` distinct values.
+pub fn observe_bucket(
+    stats: &mut WindowedStats,
+    now_ms: u64,
+    low: f64,
+    high: f64,
+    n: u64,
+    spread: u64,
+) {
+    if n == 0 {
+        return;
+    }
+    if !high.is_finite() {
+        // The +Inf bucket: the highest finite bound is all that is known.
+        stats.observe_n(now_ms, low, n);
+        return;
+    }
+    let points = n.min(spread).max(1);
+    let per = n / points;
+    let mut extra = n % points;
+    for k in 0..points {
+        let value = low + (high - low) * (k as f64 + 0.5) / points as f64;
+        let weight = per + u64::from(extra > 0);
+        extra = extra.saturating_sub(1);
+        stats.observe_n(now_ms, value, weight);
+    }
+}
