@@ -108,9 +108,11 @@ impl WindowProcessor {
     }
 
     /// Finds or creates the stream; `None` when `max_series` is reached.
+    #[allow(clippy::too_many_arguments)]
     fn stream<'a>(
         &self,
         streams: &'a mut HashMap<u64, Stream>,
+        now_ms: u64,
         resource: &[KeyValue],
         scope: &InstrumentationScope,
         metric: &str,
@@ -137,7 +139,9 @@ impl WindowProcessor {
                 ),
             );
         }
-        streams.get_mut(&hash)
+        let stream = streams.get_mut(&hash)?;
+        stream.last_seen_ms = stream.last_seen_ms.max(now_ms);
+        Some(stream)
     }
 
     /// Feeds the selected metrics of a request at `now_ms`.
@@ -179,7 +183,7 @@ impl WindowProcessor {
                         None => continue,
                     };
                     if let Some(s) =
-                        self.stream(streams, resource, scope, name, unit, &p.attributes)
+                        self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
                     {
                         s.stats.observe(now_ms, value);
                     }
@@ -191,7 +195,8 @@ impl WindowProcessor {
                     if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
                         continue;
                     }
-                    let Some(s) = self.stream(streams, resource, scope, name, unit, &p.attributes)
+                    let Some(s) =
+                        self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
                     else {
                         continue;
                     };
@@ -239,7 +244,8 @@ impl WindowProcessor {
             }
             Some(Data::ExponentialHistogram(h)) if h.aggregation_temporality == 1 => {
                 for p in &h.data_points {
-                    let Some(s) = self.stream(streams, resource, scope, name, unit, &p.attributes)
+                    let Some(s) =
+                        self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
                     else {
                         continue;
                     };
@@ -269,6 +275,7 @@ impl WindowProcessor {
         let mut streams = self.streams.lock();
         if let Some(s) = self.stream(
             &mut streams,
+            now_ms,
             batch.resource,
             batch.scope,
             batch.metric,
@@ -288,7 +295,17 @@ impl WindowProcessor {
         let mut streams = self.streams.lock();
         let mut summaries: Vec<WindowSummary> = Vec::new();
         let mut resource_metrics = Vec::new();
-        streams.retain(|_, s| !s.stats.is_idle(now_ms) || s.exported.iter().any(|e| *e));
+        // A series is dropped once nothing arrived for the longest window
+        // and nothing of it is left on /metrics.
+        let longest_ms = self
+            .specs
+            .iter()
+            .map(|w| w.length_secs * 1000)
+            .max()
+            .unwrap_or(0);
+        streams.retain(|_, s| {
+            now_ms.saturating_sub(s.last_seen_ms) <= longest_ms || s.exported.iter().any(|e| *e)
+        });
         for stream in streams.values_mut() {
             summaries.clear();
             stream

@@ -68,6 +68,8 @@ pub struct Stream {
     /// Whether each window's series are on `/metrics` now (so they can be
     /// withdrawn when the window empties).
     pub exported: Vec<bool>,
+    /// Unix ms of the last point of this series (also a baseline-only one).
+    pub last_seen_ms: u64,
 }
 
 impl Stream {
@@ -93,6 +95,7 @@ impl Stream {
             stats,
             last_histogram: None,
             exported: vec![false; windows],
+            last_seen_ms: 0,
         }
     }
 }

@@ -1,1 +1,291 @@
-//! Tests of the window processor.
+//! Tests of the window processor: what it selects, how each kind feeds
+//! the windows, the emitted series, withdrawal of empty windows, limits.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::config::types::HumanDuration;
+use crate::model::otlp::metrics::{Histogram, HistogramDataPoint};
+use crate::pipeline::Consumed;
+
+struct Sink;
+
+impl MetricsConsumer for Sink {
+    fn consume_metrics(&self, _: &MetricsRequest) -> ConsumeResult {
+        Ok(Consumed::all())
+    }
+}
+
+const T0: u64 = 1_800_000_000_000;
+
+fn processor(config: WindowsConfig) -> (WindowProcessor, Arc<Telemetry>) {
+    let telemetry = Arc::new(Telemetry::new());
+    (
+        WindowProcessor::new(config, Arc::new(Sink), telemetry.clone()),
+        telemetry,
+    )
+}
+
+fn config() -> WindowsConfig {
+    WindowsConfig {
+        windows: vec![HumanDuration::secs(60), HumanDuration::secs(300)],
+        ..Default::default()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "lib".into(),
+        ..Default::default()
+    }
+}
+
+fn service() -> Vec<KeyValue> {
+    vec![
+        string_kv("service.name", "api".into()),
+        string_kv("host.name", "h1".into()),
+    ]
+}
+
+/// (metric name, window, value or None when withdrawn) of every point.
+fn points(r: &MetricsRequest) -> Vec<(String, String, Option<f64>)> {
+    let mut out = Vec::new();
+    for m in r
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+    {
+        let Some(Data::Gauge(g)) = &m.data else {
+            continue;
+        };
+        for p in &g.data_points {
+            let window = p
+                .attributes
+                .iter()
+                .find(|kv| kv.key == "window")
+                .map(|kv| format!("{:?}", kv.value.as_ref().and_then(|v| v.value.clone())))
+                .unwrap_or_default();
+            let value = match p.value {
+                Some(number_data_point::Value::AsDouble(v)) if p.flags == 0 => Some(v),
+                _ => None,
+            };
+            out.push((m.name.clone(), window, value));
+        }
+    }
+    out
+}
+
+fn value(r: &MetricsRequest, name: &str, window: &str) -> Option<f64> {
+    points(r)
+        .into_iter()
+        .find(|(n, w, _)| n == name && w.contains(&format!("\"{window}\"")))
+        .and_then(|(_, _, v)| v)
+}
+
+fn observe(p: &WindowProcessor, values: &[f64], now: u64) {
+    let attributes = vec![string_kv("span.name", "GET /".into())];
+    p.observe_values(
+        &Observations {
+            resource: &service(),
+            scope: &scope(),
+            metric: "traces.span.metrics.duration",
+            unit: "s",
+            description: "",
+            attributes: &attributes,
+            values,
+        },
+        now,
+    );
+}
+
+#[test]
+fn raw_values_give_quantiles_within_one_percent() {
+    let (p, _) = processor(config());
+    let values: Vec<f64> = (1..=1000).map(|i| i as f64 / 1000.0).collect();
+    observe(&p, &values, T0);
+    let r = p.evaluate(T0 + 1000);
+    for (name, exact) in [
+        ("traces.span.metrics.duration.window.p50", 0.5),
+        ("traces.span.metrics.duration.window.p95", 0.95),
+        ("traces.span.metrics.duration.window.p99", 0.99),
+    ] {
+        let got = value(&r, name, "1m").expect(name);
+        assert!(
+            (got - exact).abs() / exact <= 0.01,
+            "{name}: {got} vs {exact}"
+        );
+    }
+    assert_eq!(
+        value(&r, "traces.span.metrics.duration.window.observations", "5m"),
+        Some(1000.0)
+    );
+    assert_eq!(
+        value(&r, "traces.span.metrics.duration.window.min", "1m"),
+        Some(0.001)
+    );
+    assert_eq!(
+        value(&r, "traces.span.metrics.duration.window.max", "1m"),
+        Some(1.0)
+    );
+    let mean = value(&r, "traces.span.metrics.duration.window.mean", "1m").unwrap();
+    assert!((mean - 0.5005).abs() < 1e-9);
+    // Only identifying resource attributes are kept (no target_info).
+    let resource = r.resource_metrics[0].resource.as_ref().unwrap();
+    assert_eq!(resource.attributes.len(), 1);
+}
+
+#[test]
+fn empty_windows_are_withdrawn_once() {
+    let (p, _) = processor(config());
+    observe(&p, &[0.2], T0);
+    let r = p.evaluate(T0 + 1000);
+    assert_eq!(
+        value(&r, "traces.span.metrics.duration.window.p50", "1m").map(|v| (v * 100.0).round()),
+        Some(20.0)
+    );
+    // Two minutes later the 1m window is empty: withdrawn, the 5m one still holds.
+    let later = p.evaluate(T0 + 121_000);
+    let p50: Vec<_> = points(&later)
+        .into_iter()
+        .filter(|(n, _, _)| n == "traces.span.metrics.duration.window.p50")
+        .collect();
+    assert_eq!(p50.len(), 2, "{p50:?}");
+    assert!(
+        p50.iter()
+            .any(|(_, w, v)| w.contains("\"1m\"") && v.is_none()),
+        "{p50:?}"
+    );
+    assert!(
+        p50.iter()
+            .any(|(_, w, v)| w.contains("\"5m\"") && v.is_some())
+    );
+    assert_eq!(
+        value(
+            &later,
+            "traces.span.metrics.duration.window.observations",
+            "1m"
+        ),
+        Some(0.0)
+    );
+    // Not withdrawn twice.
+    let again = p.evaluate(T0 + 122_000);
+    assert!(
+        points(&again)
+            .iter()
+            .all(|(n, w, _)| !(n.ends_with(".p50") && w.contains("\"1m\"")))
+    );
+    // After the longest window the series is dropped entirely.
+    p.evaluate(T0 + 400_000);
+    p.evaluate(T0 + 401_000);
+    assert_eq!(p.series(), 0);
+}
+
+fn histogram_request(counts: Vec<u64>, start: u64) -> MetricsRequest {
+    MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: service(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics: vec![Metric {
+                    name: "http.server.request.duration".into(),
+                    unit: "s".into(),
+                    data: Some(Data::Histogram(Histogram {
+                        aggregation_temporality: 2,
+                        data_points: vec![HistogramDataPoint {
+                            start_time_unix_nano: start,
+                            count: counts.iter().sum(),
+                            bucket_counts: counts,
+                            explicit_bounds: vec![0.1, 0.2, 0.4],
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[test]
+fn cumulative_histograms_feed_their_increments() {
+    let (p, _) = processor(config());
+    // First sight only sets the baseline.
+    p.observe_request(&histogram_request(vec![100, 0, 0, 0], 1), T0);
+    assert!(
+        value(
+            &p.evaluate(T0 + 10),
+            "http.server.request.duration.window.observations",
+            "1m"
+        ) == Some(0.0)
+    );
+    // Then 100 more, all in (0.2, 0.4].
+    p.observe_request(&histogram_request(vec![100, 0, 100, 0], 1), T0 + 1000);
+    let r = p.evaluate(T0 + 2000);
+    assert_eq!(
+        value(&r, "http.server.request.duration.window.observations", "1m"),
+        Some(100.0)
+    );
+    let p50 = value(&r, "http.server.request.duration.window.p50", "1m").unwrap();
+    assert!(
+        (0.29..=0.31).contains(&p50),
+        "spread evenly in the bucket: {p50}"
+    );
+    // A reset (new start time) counts all of it as new.
+    p.observe_request(&histogram_request(vec![0, 10, 0, 0], 5), T0 + 3000);
+    let r = p.evaluate(T0 + 4000);
+    assert_eq!(
+        value(&r, "http.server.request.duration.window.observations", "1m"),
+        Some(110.0)
+    );
+}
+
+#[test]
+fn selection_and_series_limit() {
+    let (p, telemetry) = processor(WindowsConfig {
+        include: vec!["*duration*".into()],
+        exclude: vec!["*.internal.*".into()],
+        max_series: 1,
+        ..config()
+    });
+    let other = |metric: &str, span: &str, now| {
+        let attributes = vec![string_kv("span.name", span.into())];
+        p.observe_values(
+            &Observations {
+                resource: &service(),
+                scope: &scope(),
+                metric,
+                unit: "s",
+                description: "",
+                attributes: &attributes,
+                values: &[1.0],
+            },
+            now,
+        );
+    };
+    other("queue.size", "a", T0);
+    other("x.internal.duration", "a", T0);
+    assert_eq!(p.series(), 0);
+    other("rpc.duration", "a", T0);
+    other("rpc.duration", "b", T0);
+    assert_eq!(p.series(), 1);
+    let skipped = telemetry
+        .snapshot()
+        .into_iter()
+        .find(|f| f.name == "streamgate_processor_windows_skipped_points_total")
+        .unwrap();
+    assert_eq!(skipped.samples[0].value, 1.0);
+}
+
+#[test]
+fn quantile_names() {
+    assert_eq!(quantile_name(0.5), "p50");
+    assert_eq!(quantile_name(0.95), "p95");
+    assert_eq!(quantile_name(0.99), "p99");
+    assert_eq!(quantile_name(0.999), "p99.9");
+}
