@@ -185,7 +185,9 @@ impl WindowProcessor {
                     if let Some(s) =
                         self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
                     {
-                        s.stats.observe(now_ms, value);
+                        if !s.raw_values {
+                            s.stats.observe(now_ms, value);
+                        }
                     }
                 }
             }
@@ -200,6 +202,9 @@ impl WindowProcessor {
                     else {
                         continue;
                     };
+                    if s.raw_values {
+                        continue;
+                    }
                     let increments: Vec<u64> = if delta {
                         p.bucket_counts.clone()
                     } else {
@@ -249,6 +254,9 @@ impl WindowProcessor {
                     else {
                         continue;
                     };
+                    if s.raw_values {
+                        continue;
+                    }
                     let base_log2 = (-(p.scale as f64)).exp2();
                     if p.zero_count > 0 {
                         s.stats.observe_n(now_ms, 0.0, p.zero_count);
@@ -282,6 +290,7 @@ impl WindowProcessor {
             batch.unit,
             batch.attributes,
         ) {
+            s.raw_values = true;
             for v in batch.values {
                 s.stats.observe(now_ms, *v);
             }

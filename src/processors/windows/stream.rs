@@ -70,6 +70,9 @@ pub struct Stream {
     pub exported: Vec<bool>,
     /// Unix ms of the last point of this series (also a baseline-only one).
     pub last_seen_ms: u64,
+    /// Raw values arrive for this series (from a connector), so its
+    /// aggregated points must not be counted again.
+    pub raw_values: bool,
 }
 
 impl Stream {
@@ -96,6 +99,7 @@ impl Stream {
             last_histogram: None,
             exported: vec![false; windows],
             last_seen_ms: 0,
+            raw_values: false,
         }
     }
 }

@@ -289,3 +289,45 @@ fn quantile_names() {
     assert_eq!(quantile_name(0.99), "p99");
     assert_eq!(quantile_name(0.999), "p99.9");
 }
+
+/// A series fed raw values by a connector ignores the connector's own
+/// aggregated histogram of the same values (no double counting).
+#[test]
+fn raw_values_are_not_counted_twice() {
+    let (p, _) = processor(config());
+    observe(&p, &[0.1, 0.2], T0);
+    let histogram = MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: service(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics: vec![Metric {
+                    name: "traces.span.metrics.duration".into(),
+                    unit: "s".into(),
+                    data: Some(Data::Histogram(Histogram {
+                        aggregation_temporality: 1,
+                        data_points: vec![HistogramDataPoint {
+                            attributes: vec![string_kv("span.name", "GET /".into())],
+                            count: 2,
+                            bucket_counts: vec![2, 0],
+                            explicit_bounds: vec![1.0],
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    p.observe_request(&histogram, T0);
+    let r = p.evaluate(T0 + 1000);
+    assert_eq!(
+        value(&r, "traces.span.metrics.duration.window.observations", "1m"),
+        Some(2.0)
+    );
+}
