@@ -562,3 +562,89 @@ fn prometheus_scrapes_openmetrics() {
         "an OpenMetrics counter family has no _total: {metadata}"
     );
 }
+
+/// A real Prometheus stores what the connectors and the window processor
+/// derive: span metrics (RED) and log counts from OTLP/JSON traces and
+/// logs, and windowed quantiles; `histogram_quantile` over the span
+/// duration buckets and the window p50 agree on the bucket holding it.
+#[test]
+fn prometheus_stores_span_log_and_window_series() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let collector = Collector::start_with(common::Options {
+        processors_extra: "windows:\n  interval: 200ms\n  windows: [1m]\n".into(),
+        ..Default::default()
+    });
+    let end = now_ns();
+    let spans: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({
+                "traceId": format!("{:032x}", i + 1),
+                "spanId": format!("{:016x}", i + 1),
+                "name": "GET /items",
+                "kind": 2,
+                "startTimeUnixNano": (end - 30_000_000 - i * 1_000_000).to_string(),
+                "endTimeUnixNano": end.to_string(),
+                "status": { "code": if i == 0 { 2 } else { 0 } }
+            })
+        })
+        .collect();
+    let traces = json!({ "resourceSpans": [{
+        "resource": { "attributes": [string_attr("service.name", "catalog")] },
+        "scopeSpans": [{ "scope": { "name": "t" }, "spans": spans }]
+    }]});
+    let logs = json!({ "resourceLogs": [{
+        "resource": { "attributes": [string_attr("service.name", "catalog")] },
+        "scopeLogs": [{ "logRecords": [
+            { "timeUnixNano": end.to_string(), "severityNumber": 17, "severityText": "ERROR", "body": { "stringValue": "db down" } },
+            { "timeUnixNano": end.to_string(), "severityNumber": 9, "body": { "stringValue": "ok" } }
+        ]}]
+    }]});
+    for (path, body) in [("/v1/traces", traces), ("/v1/logs", logs)] {
+        let r = http_client()
+            .post(collector.otlp_http_url(path))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let prometheus = Prometheus::start(&binary, &collector.admin.to_string());
+    let calls = prometheus.query_until(
+        r#"sum by (status_code) (traces_span_metrics_calls_total{job="catalog",span_name="GET /items"})"#,
+        |r| r.len() == 2,
+    );
+    let by_status: std::collections::BTreeMap<String, String> = calls
+        .iter()
+        .map(|s| {
+            (
+                s["metric"]["status_code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                s["value"][1].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(by_status["STATUS_CODE_ERROR"], "1");
+    assert_eq!(by_status["STATUS_CODE_UNSET"], "9");
+    let errors = prometheus.query_until(
+        r#"log_error_records_total{job="catalog",service_name="catalog"}"#,
+        |r| r.len() == 1,
+    );
+    assert_eq!(errors[0]["value"][1], "1");
+    let p50 = prometheus.query_until(
+        r#"traces_span_metrics_duration_window_p50_seconds{job="catalog",status_code="STATUS_CODE_UNSET",window="1m"}"#,
+        |r| r.len() == 1,
+    );
+    // The unset spans last 31..39 ms: the median is 35 ms (±1 %).
+    let value: f64 = p50[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((value - 0.035).abs() <= 0.035 * 0.01, "{value}");
+    let hq = prometheus.query_until(
+        r#"histogram_quantile(0.5, sum by (le) (traces_span_metrics_duration_seconds_bucket{job="catalog",status_code="STATUS_CODE_UNSET"}))"#,
+        |r| r.len() == 1,
+    );
+    let interpolated: f64 = hq[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((0.01..=0.05).contains(&interpolated), "{interpolated}");
+}
