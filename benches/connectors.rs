@@ -1,0 +1,131 @@
+//! Span-metrics throughput: OTLP traces decode alone (the floor) against
+//! decode + span metrics into the Prometheus store, with and without the
+//! window processor fed every raw duration.
+//!
+//! Run: `cargo bench --bench connectors`. Throughput is in spans/s.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use prost::Message;
+use streamgate::connectors::spanmetrics::{SpanMetrics, SpanMetricsConfig};
+use streamgate::exporters::prometheus::{PrometheusExporter, PrometheusExporterConfig};
+use streamgate::model::TracesRequest;
+use streamgate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use streamgate::model::otlp::resource::Resource;
+use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
+use streamgate::pipeline::{MetricsConsumer, ObservationConsumer, TracesConsumer};
+use streamgate::processors::windows::{WindowProcessor, WindowsConfig};
+use streamgate::telemetry::Telemetry;
+
+fn kv(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// 1 000 spans with 10 attributes each over 20 span names, as an SDK
+/// batch sends them.
+fn realistic_traces() -> TracesRequest {
+    let spans = (0..1000u64)
+        .map(|i| Span {
+            trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+            span_id: (i + 1).to_be_bytes().to_vec(),
+            parent_span_id: (i / 2 + 1).to_be_bytes().to_vec(),
+            name: format!("GET /api/v1/items/{}", i % 20),
+            kind: 2,
+            start_time_unix_nano: 1_700_000_000_000_000_000 + i * 1000,
+            end_time_unix_nano: 1_700_000_000_000_000_000 + i * 1000 + (i % 97 + 1) * 1_000_000,
+            attributes: (0..10)
+                .map(|a| {
+                    kv(
+                        &format!("app.attribute.{a}"),
+                        format!("value-{}", (i + a) % 13),
+                    )
+                })
+                .collect(),
+            status: Some(Status {
+                code: if i % 50 == 0 { 2 } else { 0 },
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    TracesRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "checkout".into()),
+                    kv("service.namespace", "shop".into()),
+                    kv("service.instance.id", "pod-7f9c".into()),
+                    kv("host.name", "node-3".into()),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "io.opentelemetry.http".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn span_metrics(c: &mut Criterion) {
+    let bytes = realistic_traces().encode_to_vec();
+    let telemetry = Arc::new(Telemetry::new());
+    let mut group = c.benchmark_group("span_metrics");
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("decode_only", |b| {
+        b.iter(|| black_box(TracesRequest::decode(black_box(&bytes[..])).unwrap()))
+    });
+
+    let exporter: Arc<dyn MetricsConsumer> = Arc::new(PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        telemetry.clone(),
+    ));
+    let plain = SpanMetrics::new(
+        SpanMetricsConfig::default(),
+        exporter.clone(),
+        None,
+        telemetry.clone(),
+    );
+    group.bench_function("decode_spanmetrics_store", |b| {
+        b.iter(|| {
+            let decoded = TracesRequest::decode(black_box(&bytes[..])).unwrap();
+            black_box(plain.consume_traces(&decoded).unwrap())
+        })
+    });
+
+    let windows = Arc::new(WindowProcessor::new(
+        WindowsConfig::default(),
+        exporter,
+        telemetry.clone(),
+    ));
+    let observer: Arc<dyn ObservationConsumer> = windows.clone();
+    let with_windows = SpanMetrics::new(
+        SpanMetricsConfig::default(),
+        windows,
+        Some(observer),
+        telemetry,
+    );
+    group.bench_function("decode_spanmetrics_windows_store", |b| {
+        b.iter(|| {
+            let decoded = TracesRequest::decode(black_box(&bytes[..])).unwrap();
+            black_box(with_windows.consume_traces(&decoded).unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, span_metrics);
+criterion_main!(benches);
