@@ -29,10 +29,12 @@
 //!
 //! # Memory
 //!
-//! Bins are dense counters (2 bytes each until a bin passes 65 535, then
-//! 4, then 8) over the range of bins in use, so a sketch costs
+//! Bins are dense counters over the range of bins in use plus up to a
+//! quarter of slack, one byte each while no bin holds more than 255 values
+//! (then 2, 4 or 8 bytes, as needed), so a sketch of typical latencies
+//! (≈900 bins in use) takes 1–2 KiB; whatever it has seen,
 //! `memory_bytes() ≤ size_of::<Sketch>() + 2 · max_bins · 8`
-//! ([`Sketch::memory_bound`]) whatever it has seen.
+//! ([`Sketch::memory_bound`]).
 
 use super::AggregationError;
 use super::mapping::LogMapping;

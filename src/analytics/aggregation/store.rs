@@ -4,9 +4,11 @@
 //! When a new key would make the run longer than `max_bins`, the bins at
 //! the collapsing end ([`Collapse`]) are summed into the last bin kept, so
 //! counts are never lost, only the resolution at that end. Counters start
-//! at 16 bits and widen the whole run (to 32, then 64 bits) only when one
-//! would overflow, so a sub-bucket of ordinary traffic costs 2 bytes per
-//! bin. `clear` zeroes the counters and keeps the allocation and width.
+//! at 8 bits and widen the whole run (to 16, 32, then 64 bits) only when
+//! one would overflow, so a sketch whose busiest bin holds at most 255
+//! values costs one byte per bin. The run grows to a quarter more than it
+//! needs (at least [`MIN_CHUNK`] bins, at most `max_bins`). `clear` zeroes
+//! the counters and keeps the allocation and width.
 
 use std::ops::Range;
 
@@ -43,6 +45,7 @@ macro_rules! narrow_counter {
         }
     };
 }
+narrow_counter!(u8, U8);
 narrow_counter!(u16, U16);
 narrow_counter!(u32, U32);
 
@@ -61,6 +64,7 @@ impl Counter for u64 {
 /// Counters of one width. Every `Vec` here has `len == capacity`.
 #[derive(Debug, Clone)]
 enum Counts {
+    U8(Vec<u8>),
     U16(Vec<u16>),
     U32(Vec<u32>),
     U64(Vec<u64>),
@@ -70,6 +74,7 @@ enum Counts {
 macro_rules! dispatch {
     ($counts:expr, $v:ident => $body:expr) => {
         match $counts {
+            Counts::U8($v) => $body,
             Counts::U16($v) => $body,
             Counts::U32($v) => $body,
             Counts::U64($v) => $body,
@@ -84,6 +89,7 @@ impl Counts {
 
     fn heap_bytes(&self) -> usize {
         match self {
+            Counts::U8(v) => v.capacity(),
             Counts::U16(v) => v.capacity() * size_of::<u16>(),
             Counts::U32(v) => v.capacity() * size_of::<u32>(),
             Counts::U64(v) => v.capacity() * size_of::<u64>(),
@@ -104,9 +110,10 @@ impl Counts {
     }
 
     fn sum(&self, range: Range<usize>) -> u64 {
-        dispatch!(self, v => v[range]
-            .iter()
-            .fold(0u64, |acc, &c| acc.saturating_add(c.into())))
+        fn total<T: Counter>(v: &[T]) -> u64 {
+            v.iter().fold(0u64, |acc, &c| acc.saturating_add(c.into()))
+        }
+        dispatch!(self, v => total(&v[range]))
     }
 
     fn zero(&mut self, range: Range<usize>) {
@@ -146,6 +153,7 @@ impl Counts {
     /// The next width up (a no-op at 64 bits, which never overflows).
     fn widen(&mut self) {
         let wider = match self {
+            Counts::U8(v) => Counts::U16(v.iter().map(|&c| u16::from(c)).collect()),
             Counts::U16(v) => Counts::U32(v.iter().map(|&c| u32::from(c)).collect()),
             Counts::U32(v) => Counts::U64(v.iter().map(|&c| u64::from(c)).collect()),
             Counts::U64(_) => return,
@@ -200,7 +208,7 @@ impl Store {
     /// `max_bins` must already be validated (at least 1).
     pub(crate) fn new(max_bins: usize, collapse: Collapse) -> Self {
         Self {
-            counts: Counts::U16(Vec::new()),
+            counts: Counts::U8(Vec::new()),
             offset: 0,
             lo: 0,
             hi: 0,
@@ -399,11 +407,7 @@ impl Store {
                 self.offset = offset;
             }
             _ => {
-                let new_len = need
-                    .max(2 * len)
-                    .max(MIN_CHUNK)
-                    .min(self.max_bins)
-                    .max(need);
+                let new_len = (need + need / 4).max(MIN_CHUNK).min(self.max_bins);
                 let slack = (new_len - need) as i64;
                 let offset = match data {
                     None => lo - slack / 2,

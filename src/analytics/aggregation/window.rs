@@ -78,7 +78,7 @@ impl WindowSpec {
             Some("there must be at least one sub-bucket")
         } else if self.sub_buckets > MAX_SUB_BUCKETS {
             Some("there may be at most 4096 sub-buckets")
-        } else if (self.length_secs * 1000) % u64::from(self.sub_buckets) != 0 {
+        } else if !(self.length_secs * 1000).is_multiple_of(u64::from(self.sub_buckets)) {
             Some("the sub-buckets must divide the length into whole milliseconds")
         } else {
             None

@@ -1,0 +1,146 @@
+//! Analytics cost: ns per `WindowedStats::observe` with the five standard
+//! windows (1 m, 5 m, 15 m, 1 h, 1 d in 10 sub-buckets each), per
+//! `summaries` call over full windows, and per `Sketch::add` for
+//! reference. Prints memory per sketch and per `WindowedStats` for
+//! latency-like data next to the worst-case bounds.
+//!
+//! Run: `cargo bench --bench analytics`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use streamgate::analytics::aggregation::{
+    DEFAULT_MAX_BINS, DEFAULT_RELATIVE_ACCURACY, Sketch, WindowSpec, WindowSummary, WindowedStats,
+};
+
+const T0: u64 = 1_700_000_100_000;
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
+
+fn specs() -> [WindowSpec; 5] {
+    [60, 300, 900, 3600, 86_400].map(|secs| WindowSpec::new(secs, 10))
+}
+
+fn stats() -> WindowedStats {
+    WindowedStats::new(&specs(), DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS)
+}
+
+/// Latency-like values (log-normal, median 50 ms, σ = 1) from SplitMix64.
+fn latencies(n: usize) -> Vec<f64> {
+    let mut state = 42u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 + 1e-17
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (next(), next());
+            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            (0.05f64.ln() + z).exp()
+        })
+        .collect()
+}
+
+/// A day and a bit of latencies at `per_sec` values per second.
+fn filled(per_sec: u64) -> (WindowedStats, u64) {
+    let mut stats = stats();
+    let values = latencies(4096);
+    let step = 1000 / per_sec;
+    let end = T0 + 90_000_000;
+    let mut t = T0;
+    let mut i = 0;
+    while t < end {
+        stats.observe(t, values[i % values.len()]);
+        t += step;
+        i += 1;
+    }
+    (stats, end)
+}
+
+fn observe(c: &mut Criterion) {
+    let values = latencies(4096);
+    let mut group = c.benchmark_group("analytics");
+    // One value per ms: a sub-bucket of the 1 m window rolls every 6000.
+    group.bench_function("observe_5_windows", |b| {
+        let mut stats = stats();
+        let (mut t, mut i) = (T0, 0usize);
+        b.iter(|| {
+            stats.observe(black_box(t), black_box(values[i & 4095]));
+            t += 1;
+            i += 1;
+        });
+    });
+    group.bench_function("observe_1_window", |b| {
+        let mut stats = WindowedStats::new(
+            &[WindowSpec::new(300, 10)],
+            DEFAULT_RELATIVE_ACCURACY,
+            DEFAULT_MAX_BINS,
+        );
+        let (mut t, mut i) = (T0, 0usize);
+        b.iter(|| {
+            stats.observe(black_box(t), black_box(values[i & 4095]));
+            t += 1;
+            i += 1;
+        });
+    });
+    group.bench_function("sketch_add", |b| {
+        let mut sketch = Sketch::default();
+        let mut i = 0usize;
+        b.iter(|| {
+            sketch.add(black_box(values[i & 4095]));
+            i += 1;
+        });
+    });
+    group.finish();
+}
+
+fn summaries(c: &mut Criterion) {
+    let (mut stats, now) = filled(10);
+    let mut out: Vec<WindowSummary> = Vec::new();
+    let mut group = c.benchmark_group("analytics");
+    group.bench_function("summaries_5_windows_5_quantiles", |b| {
+        b.iter(|| {
+            stats.summaries(black_box(now), &QUANTILES, &mut out);
+            black_box(&out);
+        });
+    });
+    group.finish();
+}
+
+fn memory() {
+    let values = latencies(100_000);
+    let mut sketch = Sketch::default();
+    for &v in &values {
+        sketch.add(v);
+    }
+    println!(
+        "memory: sketch of 100k latencies {} B (bound {} B)",
+        sketch.memory_bytes(),
+        Sketch::memory_bound(DEFAULT_MAX_BINS)
+    );
+    for per_sec in [1, 10, 1000] {
+        let (mut stats, now) = filled(per_sec);
+        let mut out = Vec::new();
+        stats.summaries(now, &QUANTILES, &mut out);
+        println!(
+            "memory: WindowedStats (5 windows × 10) after 25 h of latencies at {per_sec}/s: {} B",
+            stats.memory_bytes()
+        );
+    }
+    println!(
+        "memory: WindowedStats empty {} B, bound {} B",
+        stats().memory_bytes(),
+        WindowedStats::memory_bound(&specs(), DEFAULT_MAX_BINS)
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    memory();
+    observe(c);
+    summaries(c);
+}
+
+criterion_group!(analytics, benches);
+criterion_main!(analytics);
