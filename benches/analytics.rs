@@ -129,6 +129,24 @@ fn memory() {
             stats.memory_bytes()
         );
     }
+    // Worst-shaped data: a million distinct values over the whole f64
+    // range, both signs, over two days (every sketch at its bin limit).
+    let mut wide = stats();
+    let mut state = 7u64;
+    for i in 0..1_000_000u64 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let magnitude = ((state >> 11) as f64 / (1u64 << 53) as f64 * 1400.0 - 700.0).exp();
+        let value = if i % 2 == 0 { magnitude } else { -magnitude };
+        wide.observe(T0 + i * 173, value);
+    }
+    let mut out = Vec::new();
+    wide.summaries(T0 + 1_000_000 * 173, &QUANTILES, &mut out);
+    println!(
+        "memory: WindowedStats after 1M distinct values over the f64 range: {} B",
+        wide.memory_bytes()
+    );
     println!(
         "memory: WindowedStats empty {} B, bound {} B",
         stats().memory_bytes(),

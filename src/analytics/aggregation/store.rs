@@ -310,6 +310,14 @@ impl Store {
         if rank >= self.total {
             return None;
         }
+        // Walk from the nearer end: rank r from one end is rank
+        // `total − 1 − r` from the other (p99 is a short walk down).
+        let from_other_end = self.total - 1 - rank;
+        let (rank, ascending) = if from_other_end < rank {
+            (from_other_end, !ascending)
+        } else {
+            (rank, ascending)
+        };
         let position = self
             .counts
             .rank_position(self.range(self.lo, self.hi), rank, ascending)?;

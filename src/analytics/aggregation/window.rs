@@ -34,6 +34,18 @@
 //! over; using `first` keeps a new series from looking slow; the floor of
 //! one sub-bucket keeps a series' first values from looking like a burst.
 //!
+//! # Memory
+//!
+//! One sketch per sub-bucket plus one scratch sketch for `summaries`, so
+//! `memory_bytes() ≤ WindowedStats::memory_bound(specs, max_bins)`: about
+//! 1.6 MiB for the five standard windows (1 m, 5 m, 15 m, 1 h, 1 d in 10
+//! sub-buckets each) at 2048 bins, reached only with values spanning the
+//! whole `f64` range on both signs *and* bins holding over 4e9 values.
+//! Measured (`cargo bench --bench analytics`): log-normal latencies take
+//! 58 KB at 1 value/s, 75 KB at 10/s, 97 KB at 1000/s; a million distinct
+//! values over the whole `f64` range take 358 KB. About 13.5 KB of each is
+//! the 51 sketch structs themselves.
+//!
 //! # Late values
 //!
 //! Timestamps may go backwards. A value whose sub-bucket is still in a

@@ -184,10 +184,9 @@ impl WindowProcessor {
                     };
                     if let Some(s) =
                         self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
+                        && !s.raw_values
                     {
-                        if !s.raw_values {
-                            s.stats.observe(now_ms, value);
-                        }
+                        s.stats.observe(now_ms, value);
                     }
                 }
             }
