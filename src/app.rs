@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, ApiState, Health, Listeners};
 use crate::config::Config;
 use crate::connectors::logmetrics::LogMetrics;
+use crate::connectors::servicegraph::ServiceGraph;
 use crate::connectors::spanmetrics::SpanMetrics;
 use crate::exporters::prometheus::{self, PrometheusExporter};
 use crate::pipeline::{
@@ -41,6 +42,7 @@ pub struct App {
     receiver: OtlpReceiver,
     health: Arc<Health>,
     spanmetrics: Option<Arc<SpanMetrics>>,
+    servicegraph: Option<Arc<ServiceGraph>>,
     logmetrics: Option<Arc<LogMetrics>>,
     windows: Option<Arc<WindowProcessor>>,
 }
@@ -84,6 +86,13 @@ impl App {
                 telemetry.clone(),
             ))
         });
+        let servicegraph = config.servicegraph.enabled.then(|| {
+            Arc::new(ServiceGraph::new(
+                config.servicegraph.clone(),
+                metrics.clone(),
+                telemetry.clone(),
+            ))
+        });
         let logmetrics = config.logmetrics.enabled.then(|| {
             Arc::new(LogMetrics::new(
                 config.logmetrics.clone(),
@@ -94,6 +103,9 @@ impl App {
 
         let mut traces: Vec<Arc<dyn TracesConsumer>> = Vec::new();
         if let Some(c) = &spanmetrics {
+            traces.push(c.clone());
+        }
+        if let Some(c) = &servicegraph {
             traces.push(c.clone());
         }
         let mut logs: Vec<Arc<dyn LogsConsumer>> = Vec::new();
@@ -121,6 +133,7 @@ impl App {
             receiver,
             health: Arc::new(Health::default()),
             spanmetrics,
+            servicegraph,
             logmetrics,
             windows,
         }
@@ -173,6 +186,7 @@ impl App {
         }
         tasks.push(tokio::spawn(expire_connectors(
             self.spanmetrics.clone(),
+            self.servicegraph.clone(),
             self.logmetrics.clone(),
             shutdown,
         )));
@@ -204,18 +218,29 @@ impl Running {
     }
 }
 
-/// Drops idle connector series every 10 s until shutdown.
+/// Drops idle connector series every 10 s until shutdown; every second,
+/// expires the service graph's span halves whose wait ended (it also does
+/// so on each traces request, but unpaired spans must be counted when no
+/// traffic comes).
 async fn expire_connectors(
     spanmetrics: Option<Arc<SpanMetrics>>,
+    servicegraph: Option<Arc<ServiceGraph>>,
     logmetrics: Option<Arc<LogMetrics>>,
     shutdown: Shutdown,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    let mut pairing_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    pairing_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
+            _ = pairing_tick.tick(), if servicegraph.is_some() => {
+                if let Some(c) = &servicegraph {
+                    c.expire(crate::connectors::output::now_ns());
+                }
+            }
             _ = tick.tick() => {
                 let now = crate::connectors::output::now_ns();
                 if let Some(c) = &spanmetrics {

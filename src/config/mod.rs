@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::api::config::ServerConfig;
 pub use crate::connectors::logmetrics::LogMetricsConfig;
+pub use crate::connectors::servicegraph::ServiceGraphConfig;
 pub use crate::connectors::spanmetrics::SpanMetricsConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
 pub use crate::processors::windows::WindowsConfig;
@@ -81,6 +82,7 @@ pub struct RawReceivers {
 #[serde(default, deny_unknown_fields)]
 pub struct RawConnectors {
     pub spanmetrics: SpanMetricsConfig,
+    pub servicegraph: ServiceGraphConfig,
     pub logmetrics: LogMetricsConfig,
 }
 
@@ -105,6 +107,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub otlp: OtlpReceiverConfig,
     pub spanmetrics: SpanMetricsConfig,
+    pub servicegraph: ServiceGraphConfig,
     pub logmetrics: LogMetricsConfig,
     pub windows: WindowsConfig,
     pub prometheus: PrometheusExporterConfig,
@@ -130,6 +133,7 @@ impl RawConfig {
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
         self.connectors.spanmetrics.validate().map_err(invalid)?;
+        self.connectors.servicegraph.validate().map_err(invalid)?;
         self.connectors.logmetrics.validate().map_err(invalid)?;
         self.processors.windows.validate().map_err(invalid)?;
 
@@ -160,6 +164,7 @@ impl RawConfig {
             logging: self.logging,
             otlp: self.receivers.otlp,
             spanmetrics: self.connectors.spanmetrics,
+            servicegraph: self.connectors.servicegraph,
             logmetrics: self.connectors.logmetrics,
             windows: self.processors.windows,
             prometheus: self.exporters.prometheus,

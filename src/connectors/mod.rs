@@ -11,5 +11,6 @@
 pub mod exponential;
 pub mod logmetrics;
 pub mod output;
+pub mod servicegraph;
 pub mod spanmetrics;
 pub mod table;

@@ -150,6 +150,10 @@ pub struct Telemetry {
     connector_overflow: [AtomicU64; CONNECTORS],
     windows_series: AtomicU64,
     windows_skipped: AtomicU64,
+    servicegraph_pending: AtomicU64,
+    /// Unpaired halves: [client, server].
+    servicegraph_unpaired: [AtomicU64; 2],
+    servicegraph_dropped: AtomicU64,
 }
 
 impl Default for Telemetry {
@@ -181,6 +185,9 @@ impl Telemetry {
             connector_overflow: Default::default(),
             windows_series: AtomicU64::new(0),
             windows_skipped: AtomicU64::new(0),
+            servicegraph_pending: AtomicU64::new(0),
+            servicegraph_unpaired: Default::default(),
+            servicegraph_dropped: AtomicU64::new(0),
         }
     }
 
@@ -261,6 +268,23 @@ impl Telemetry {
     /// Points not analysed because `max_series` was reached.
     pub fn record_windows_skipped(&self, points: u64) {
         self.windows_skipped.fetch_add(points, Ordering::Relaxed);
+    }
+
+    /// Span halves the service-graph connector holds waiting for their pair.
+    pub fn set_servicegraph_pending(&self, halves: u64) {
+        self.servicegraph_pending.store(halves, Ordering::Relaxed);
+    }
+
+    /// Client and server span halves whose pair did not arrive in time.
+    pub fn record_servicegraph_unpaired(&self, client: u64, server: u64) {
+        self.servicegraph_unpaired[0].fetch_add(client, Ordering::Relaxed);
+        self.servicegraph_unpaired[1].fetch_add(server, Ordering::Relaxed);
+    }
+
+    /// Span halves dropped because the service-graph store was full.
+    pub fn record_servicegraph_dropped(&self, spans: u64) {
+        self.servicegraph_dropped
+            .fetch_add(spans, Ordering::Relaxed);
     }
 
     pub fn scraped(&self) {

@@ -20,8 +20,17 @@ pub const CONNECTOR_OVERFLOW_POINTS: &str = "streamgate_connector_overflow_point
 pub const WINDOWS_SERIES: &str = "streamgate_processor_windows_series";
 pub const WINDOWS_SKIPPED: &str = "streamgate_processor_windows_skipped_points_total";
 
+pub const SERVICEGRAPH_PENDING_SPANS: &str = "streamgate_connector_servicegraph_pending_spans";
+pub const SERVICEGRAPH_UNPAIRED_SPANS: &str =
+    "streamgate_connector_servicegraph_unpaired_spans_total";
+pub const SERVICEGRAPH_DROPPED_SPANS: &str =
+    "streamgate_connector_servicegraph_dropped_spans_total";
+
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 19] = [
+    SERVICEGRAPH_PENDING_SPANS,
+    SERVICEGRAPH_UNPAIRED_SPANS,
+    SERVICEGRAPH_DROPPED_SPANS,
     WINDOWS_SERIES,
     WINDOWS_SKIPPED,
     CONNECTOR_OVERFLOW_POINTS,

@@ -204,6 +204,39 @@ impl Telemetry {
                 .collect(),
         });
         out.push(FamilySnapshot {
+            name: names::SERVICEGRAPH_PENDING_SPANS,
+            help: "Span halves the service-graph connector holds waiting for their pair.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(
+                vec![],
+                self.servicegraph_pending.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::SERVICEGRAPH_UNPAIRED_SPANS,
+            help: "Client or server span halves whose other side did not arrive within connectors.servicegraph.wait.",
+            kind: MetricKind::Counter,
+            samples: ["client", "server"]
+                .iter()
+                .zip(&self.servicegraph_unpaired)
+                .map(|(side, v)| {
+                    sample(
+                        vec![("side", side.to_string())],
+                        v.load(Ordering::Relaxed) as f64,
+                    )
+                })
+                .collect(),
+        });
+        out.push(FamilySnapshot {
+            name: names::SERVICEGRAPH_DROPPED_SPANS,
+            help: "Span halves dropped unpaired because the service-graph store held connectors.servicegraph.max_items.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.servicegraph_dropped.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
             name: names::WINDOWS_SERIES,
             help: "Series the window processor keeps rolling windows for.",
             kind: MetricKind::Gauge,
