@@ -10,7 +10,9 @@ use crate::model::otlp::resource::Resource;
 pub struct Output {
     scope: InstrumentationScope,
     template: Vec<Metric>,
-    groups: Vec<(Option<usize>, ResourceMetrics)>,
+    groups: Vec<ResourceMetrics>,
+    /// Resource slot → index in `groups`.
+    index: std::collections::HashMap<Option<usize>, usize>,
 }
 
 impl Output {
@@ -20,33 +22,32 @@ impl Output {
             scope,
             template,
             groups: Vec::new(),
+            index: std::collections::HashMap::new(),
         }
     }
 
     /// The metrics of a resource, created from the template on first use.
     pub fn metrics(&mut self, slot: Option<usize>, resource: &[KeyValue]) -> &mut Vec<Metric> {
-        let position = match self.groups.iter().position(|(s, _)| *s == slot) {
-            Some(p) => p,
+        let position = match self.index.get(&slot) {
+            Some(p) => *p,
             None => {
-                self.groups.push((
-                    slot,
-                    ResourceMetrics {
-                        resource: Some(Resource {
-                            attributes: resource.to_vec(),
-                            ..Default::default()
-                        }),
-                        scope_metrics: vec![ScopeMetrics {
-                            scope: Some(self.scope.clone()),
-                            metrics: self.template.clone(),
-                            ..Default::default()
-                        }],
+                self.groups.push(ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes: resource.to_vec(),
                         ..Default::default()
-                    },
-                ));
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        scope: Some(self.scope.clone()),
+                        metrics: self.template.clone(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                });
+                self.index.insert(slot, self.groups.len() - 1);
                 self.groups.len() - 1
             }
         };
-        &mut self.groups[position].1.scope_metrics[0].metrics
+        &mut self.groups[position].scope_metrics[0].metrics
     }
 
     pub fn is_empty(&self) -> bool {
@@ -55,7 +56,7 @@ impl Output {
 
     pub fn finish(self) -> MetricsRequest {
         MetricsRequest {
-            resource_metrics: self.groups.into_iter().map(|(_, rm)| rm).collect(),
+            resource_metrics: self.groups,
         }
     }
 }

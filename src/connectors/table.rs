@@ -37,6 +37,16 @@ pub fn resource_hash(attributes: &[KeyValue]) -> u64 {
     h.finish()
 }
 
+/// A resource's attributes sorted by key, and their hash: SDKs may send
+/// the same resource with its attributes in another order (the Rust SDK
+/// keeps them in a hash map), and that must stay one resource.
+pub fn canonical_resource(attributes: &[KeyValue]) -> (Vec<KeyValue>, u64) {
+    let mut sorted = attributes.to_vec();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let hash = resource_hash(&sorted);
+    (sorted, hash)
+}
+
 /// One aggregated series.
 pub struct Entry<V> {
     hash: u64,
@@ -80,6 +90,7 @@ pub struct Table<V> {
     resource_index: HashTable<usize>,
     overflow: Option<Entry<V>>,
     len: usize,
+    last_ns: u64,
 }
 
 /// Slot of the overflow series in [`Table::dirty`].
@@ -98,7 +109,16 @@ impl<V> Table<V> {
             resource_index: HashTable::new(),
             overflow: None,
             len: 0,
+            last_ns: 0,
         }
+    }
+
+    /// A timestamp for the points emitted now: the wall clock, but always
+    /// after the previous one, so the exporter never takes a later state
+    /// for an older one. Call it with the table locked.
+    pub fn tick(&mut self, wall_ns: u64) -> u64 {
+        self.last_ns = wall_ns.max(self.last_ns + 1);
+        self.last_ns
     }
 
     /// Series held, not counting the overflow series.

@@ -26,7 +26,7 @@ use crate::pipeline::{ConsumeResult, Consumed, LogsConsumer, MetricsConsumer};
 use crate::telemetry::Telemetry;
 
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
-use super::table::{Table, Upserted, resource_hash};
+use super::table::{Table, Upserted, canonical_resource};
 pub use config::LogMetricsConfig;
 
 /// The range name of an OTel severity number.
@@ -147,17 +147,18 @@ fn push(metrics: &mut [Metric], index: usize, p: NumberDataPoint) {
 
 impl LogsConsumer for LogMetrics {
     fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
-        let now = now_ns();
         let mut overflowed = 0u64;
         let mut records = self.records.lock();
         let mut errors = self.errors.lock();
+        let now = records.tick(now_ns());
         for rl in &request.resource_logs {
-            let resource = rl
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or_default();
-            let rhash = resource_hash(resource);
+            let (resource, rhash) = canonical_resource(
+                rl.resource
+                    .as_ref()
+                    .map(|r| r.attributes.as_slice())
+                    .unwrap_or_default(),
+            );
+            let resource = resource.as_slice();
             let service = find_str(resource, "service.name");
             for sl in &rl.scope_logs {
                 for record in &sl.log_records {

@@ -31,7 +31,7 @@ use crate::telemetry::Telemetry;
 use super::output::{
     Output, find_attribute, find_str, now_ns, overflow_attribute, string_attribute,
 };
-use super::table::{Table, Upserted, resource_hash};
+use super::table::{Table, Upserted, canonical_resource};
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
 use series::{Exemplar, SpanSeries};
 
@@ -143,18 +143,19 @@ impl SpanMetrics {
 
 impl TracesConsumer for SpanMetrics {
     fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult {
-        let now = now_ns();
         let keep_values = self.observer.is_some();
         let mut extras: Vec<String> = vec![String::new(); self.config.dimensions.len()];
         let mut overflowed = 0u64;
         let mut table = self.table.lock();
+        let now = table.tick(now_ns());
         for rs in &request.resource_spans {
-            let resource = rs
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or_default();
-            let rhash = resource_hash(resource);
+            let (resource, rhash) = canonical_resource(
+                rs.resource
+                    .as_ref()
+                    .map(|r| r.attributes.as_slice())
+                    .unwrap_or_default(),
+            );
+            let resource = resource.as_slice();
             let service = find_str(resource, "service.name");
             for ss in &rs.scope_spans {
                 for span in &ss.spans {

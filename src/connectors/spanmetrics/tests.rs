@@ -368,3 +368,27 @@ fn idle_series_expire() {
     );
     assert_eq!(c.series(), 0);
 }
+
+/// The same resource with its attributes in another order (the Rust SDK
+/// keeps them in a hash map) is one resource: one series, not two.
+#[test]
+fn resource_attribute_order_does_not_split_series() {
+    let (c, capture, _) = connector(SpanMetricsConfig::default());
+    let a = vec![kv("service.name", "shop"), kv("host.name", "h1")];
+    let b = vec![kv("host.name", "h1"), kv("service.name", "shop")];
+    c.consume_traces(&request(a, vec![span("x", 2, 0, 5, 1)]))
+        .unwrap();
+    c.consume_traces(&request(b, vec![span("x", 2, 0, 5, 2)]))
+        .unwrap();
+    assert_eq!(c.series(), 1);
+    let requests = capture.requests.lock();
+    let Some(Data::Sum(calls)) = &metrics(&requests[1])[0].data else {
+        panic!()
+    };
+    assert_eq!(calls.data_points[0].value, Some(number_data_point_value(2)));
+    // Timestamps only move forward.
+    let Some(Data::Sum(first)) = &metrics(&requests[0])[0].data else {
+        panic!()
+    };
+    assert!(calls.data_points[0].time_unix_nano > first.data_points[0].time_unix_nano);
+}

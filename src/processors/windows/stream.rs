@@ -12,7 +12,8 @@ const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed
 /// The resource attributes that make `job` and `instance`.
 pub const IDENTIFYING: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
 
-/// Hash of a stream's identity.
+/// Hash of a stream's identity. Attribute order does not matter: SDKs
+/// may send the same series with its attributes in another order.
 pub fn stream_hash(
     resource: &[KeyValue],
     scope: &InstrumentationScope,
@@ -20,11 +21,10 @@ pub fn stream_hash(
     attributes: &[KeyValue],
 ) -> u64 {
     let mut h = HASHER.build_hasher();
-    for kv in resource
-        .iter()
-        .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()))
-    {
-        write_kv(&mut h, kv);
+    for key in IDENTIFYING {
+        if let Some(kv) = resource.iter().find(|kv| kv.key == key) {
+            write_kv(&mut h, kv);
+        }
     }
     h.write_u8(0xfd);
     h.write(scope.name.as_bytes());
@@ -33,7 +33,9 @@ pub fn stream_hash(
     h.write_u8(0xfd);
     h.write(metric.as_bytes());
     h.write_u8(0xfd);
-    for kv in attributes {
+    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    for kv in sorted {
         write_kv(&mut h, kv);
     }
     h.finish()
