@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::api::{self, ApiState, Health, Listeners};
+use crate::api::{self, ApiState, Health, Listeners, Tail};
 use crate::config::Config;
 use crate::connectors::logmetrics::LogMetrics;
 use crate::connectors::servicegraph::ServiceGraph;
@@ -45,6 +45,7 @@ pub struct App {
     servicegraph: Option<Arc<ServiceGraph>>,
     logmetrics: Option<Arc<LogMetrics>>,
     windows: Option<Arc<WindowProcessor>>,
+    tail: Arc<Tail>,
 }
 
 /// A started collector: its addresses and how to stop it.
@@ -62,6 +63,12 @@ impl App {
     pub fn build(config: Config) -> App {
         let telemetry = Arc::new(Telemetry::new());
         let exporter = prometheus::build(config.prometheus.clone(), telemetry.clone());
+        exporter
+            .store()
+            .set_watch_limits(prometheus::store::WatchLimits {
+                max_series: config.api.history.max_series,
+                points: config.api.history.points,
+            });
         // Metrics flow: receivers and connectors → windows → exporter.
         let windows = config.windows.enabled.then(|| {
             Arc::new(WindowProcessor::new(
@@ -112,6 +119,14 @@ impl App {
         if let Some(c) = &logmetrics {
             logs.push(c.clone());
         }
+        // The API's tail of recent spans and logs sees what the others took.
+        let tail = Arc::new(Tail::new(&config.api.tail));
+        if config.api.tail.spans > 0 {
+            traces.push(tail.clone());
+        }
+        if config.api.tail.logs > 0 {
+            logs.push(tail.clone());
+        }
         let consumers = Consumers {
             traces: if traces.is_empty() {
                 Arc::new(Discard)
@@ -136,6 +151,7 @@ impl App {
             servicegraph,
             logmetrics,
             windows,
+            tail,
         }
     }
 
@@ -166,9 +182,12 @@ impl App {
             health: self.health.clone(),
             telemetry: self.telemetry.clone(),
             listeners: parking_lot::RwLock::new(listeners.clone()),
+            series: self.exporter.clone(),
+            tail: self.tail.clone(),
+            config: self.config.api.clone(),
         });
         let router = api::router(api_state).merge(self.exporter.router());
-        tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1/status)");
+        tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router)

@@ -14,13 +14,13 @@
 //! | [`app`] | building components from config, running, draining on shutdown |
 //! | [`config`] | the YAML file: raw (as written) → resolved (validated) |
 //! | [`model`] | types passed between components (OTLP payloads) |
-//! | [`pipeline`] | consumer traits, fan-out, shutdown signal |
+//! | [`pipeline`] | consumer traits, fan-out, shutdown signal, API query traits |
 //! | [`connectors`] | traces → span metrics and service graph, logs → log counts |
 //! | [`processors`] | rolling windows and quantiles over selected series |
 //! | [`receivers::otlp`] | OTLP/gRPC and OTLP/HTTP servers, decoding, limits, status codes |
 //! | [`analytics`] | pure algorithms, time passed in: quantile sketches and sliding windows |
 //! | [`exporters::prometheus`] | series store, OTel→Prometheus translation, `/metrics` |
-//! | [`api`] | health, readiness, status API |
+//! | [`api`] | health, readiness, status, series and history, span and log tails |
 //! | [`telemetry`] | StreamGate's own `streamgate_*` metrics and events |
 //!
 //! `docs/ARCHITECTURE.md` gives the bird's-eye view and the invariants.

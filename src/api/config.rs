@@ -1,4 +1,5 @@
-//! Configuration of the admin server (`server`): `/metrics`, health and API.
+//! Configuration of the admin server (`server`): `/metrics`, health and
+//! API; and of the debugging API's bounds (`api`).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,106 @@ impl ServerConfig {
         if self.shutdown_timeout.get().is_zero() {
             return Err("server.shutdown_timeout must be above 0".into());
         }
+        Ok(())
+    }
+}
+
+/// `api`: bounds of the debugging JSON API (`/api/v1/series`,
+/// `/api/v1/series/history`, `/api/v1/tail/*`). Everything it keeps is
+/// bounded here, so it costs fixed memory whatever the traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Most series one `GET /api/v1/series` returns: the default and the
+    /// cap of its `limit` parameter.
+    pub series_limit: usize,
+    /// Series history (`GET /api/v1/series/history`).
+    pub history: HistoryConfig,
+    /// The most recent spans and log records (`GET /api/v1/tail/*`).
+    pub tail: TailConfig,
+}
+
+/// `api.history`: which series keep a history and how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Series watched at once. A series is watched from its first history
+    /// request; watching one more drops the least recently requested.
+    pub max_series: usize,
+    /// Points kept per watched series (the oldest is dropped first).
+    pub points: usize,
+}
+
+/// `api.tail`: the rings of recent spans and log records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TailConfig {
+    /// Spans kept (the most recent); 0 turns `/api/v1/tail/traces` off.
+    pub spans: usize,
+    /// Log records kept (the most recent); 0 turns `/api/v1/tail/logs` off.
+    pub logs: usize,
+    /// Longest string kept (span name, attribute value, log body), in
+    /// bytes; longer ones are cut at a character boundary and end in `…`.
+    pub max_string_length: usize,
+    /// Attributes kept per span or log record; the rest are counted in
+    /// `dropped_attributes`.
+    pub max_attributes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            series_limit: 1000,
+            history: HistoryConfig::default(),
+            tail: TailConfig::default(),
+        }
+    }
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            max_series: 64,
+            points: 256,
+        }
+    }
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        Self {
+            spans: 1000,
+            logs: 1000,
+            max_string_length: 256,
+            max_attributes: 32,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// Checks the bounds; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |key: &str, value: usize, min: usize, max: usize| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "api.{key} is {value}; it must be between {min} and {max}"
+                ))
+            }
+        };
+        check("series_limit", self.series_limit, 1, 100_000)?;
+        check("history.max_series", self.history.max_series, 1, 10_000)?;
+        check("history.points", self.history.points, 1, 100_000)?;
+        check("tail.spans", self.tail.spans, 0, 1_000_000)?;
+        check("tail.logs", self.tail.logs, 0, 1_000_000)?;
+        check(
+            "tail.max_string_length",
+            self.tail.max_string_length,
+            16,
+            65_536,
+        )?;
+        check("tail.max_attributes", self.tail.max_attributes, 0, 1_000)?;
         Ok(())
     }
 }

@@ -1,9 +1,23 @@
 //! The admin HTTP API on the `server` endpoint: liveness (`/healthz`),
-//! readiness (`/readyz`) and `GET /api/v1/status`. `/metrics` is mounted
-//! beside it by `app.rs` from the Prometheus exporter.
+//! readiness (`/readyz`), `GET /api/v1/status`, and the live debugging
+//! endpoints:
+//!
+//! - `GET /api/v1/series?match=&limit=`: active series, their labels and
+//!   type (`series.rs`, through the [`SeriesQuery`] `app.rs` wires in);
+//! - `GET /api/v1/series/history?name=&<label>=…`: a series' recent
+//!   points, recorded from its first request on;
+//! - `GET /api/v1/tail/traces` and `/api/v1/tail/logs` (`?service=&limit=`):
+//!   the most recent spans and log records, from the [`Tail`] consumer.
+//!
+//! Errors are JSON `{"error": "..."}`: 400 for a bad parameter, 404 for an
+//! unknown series. `/metrics` is mounted beside the API by `app.rs` from
+//! the Prometheus exporter.
 
 pub mod config;
+mod error;
 mod health;
+mod series;
+pub mod tail;
 
 use std::sync::Arc;
 
@@ -13,9 +27,12 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::pipeline::query::SeriesQuery;
 use crate::telemetry::{Signal, Telemetry};
 
+pub use config::ApiConfig;
 pub use health::Health;
+pub use tail::Tail;
 
 /// Where StreamGate listens, for the status page.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -30,6 +47,12 @@ pub struct ApiState {
     pub health: Arc<Health>,
     pub telemetry: Arc<Telemetry>,
     pub listeners: parking_lot::RwLock<Listeners>,
+    /// The series store, for listing and history.
+    pub series: Arc<dyn SeriesQuery>,
+    /// Recent spans and log records.
+    pub tail: Arc<Tail>,
+    /// Limits of the debugging endpoints.
+    pub config: ApiConfig,
 }
 
 /// The API routes.
@@ -38,6 +61,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/series", get(series::list))
+        .route("/api/v1/series/history", get(series::history))
+        .route("/api/v1/tail/traces", get(tail::traces))
+        .route("/api/v1/tail/logs", get(tail::logs))
         .with_state(state)
 }
 
@@ -75,3 +102,6 @@ async fn status(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         },
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::api::config::ServerConfig;
+pub use crate::api::config::{ApiConfig, ServerConfig};
 pub use crate::connectors::logmetrics::LogMetricsConfig;
 pub use crate::connectors::servicegraph::ServiceGraphConfig;
 pub use crate::connectors::spanmetrics::SpanMetricsConfig;
@@ -58,6 +58,8 @@ pub enum ConfigError {
 pub struct RawConfig {
     /// The admin server: `/metrics`, health, API.
     pub server: ServerConfig,
+    /// Bounds of the debugging API (series, history, tails).
+    pub api: ApiConfig,
     /// Log level and format.
     pub logging: LoggingConfig,
     /// Where telemetry comes in.
@@ -104,6 +106,7 @@ pub struct RawExporters {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
+    pub api: ApiConfig,
     pub logging: LoggingConfig,
     pub otlp: OtlpReceiverConfig,
     pub spanmetrics: SpanMetricsConfig,
@@ -129,6 +132,7 @@ impl RawConfig {
             message,
         };
         self.server.validate().map_err(invalid)?;
+        self.api.validate().map_err(invalid)?;
         self.logging.validate().map_err(invalid)?;
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
@@ -161,6 +165,7 @@ impl RawConfig {
         }
         Ok(Config {
             server: self.server,
+            api: self.api,
             logging: self.logging,
             otlp: self.receivers.otlp,
             spanmetrics: self.connectors.spanmetrics,

@@ -55,3 +55,23 @@ fn clashing_ports_are_rejected() {
     let err = Config::from_yaml(text, "t.yaml").unwrap_err().to_string();
     assert!(err.contains("both 127.0.0.1:4317"), "{err}");
 }
+
+#[test]
+fn api_bounds_are_checked() {
+    let cfg = Config::from_yaml(
+        "api:\n  history:\n    points: 8\n  tail:\n    spans: 0\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(cfg.api.history.points, 8);
+    assert_eq!(cfg.api.history.max_series, 64);
+    assert_eq!(cfg.api.tail.spans, 0);
+    let err = Config::from_yaml("api:\n  history:\n    max_series: 0\n", "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("api.history.max_series is 0"), "{err}");
+    let err = Config::from_yaml("api:\n  tail:\n    span: 5\n", "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did you mean `spans`"), "{err}");
+}

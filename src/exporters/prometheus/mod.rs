@@ -6,10 +6,14 @@
 //! [`PrometheusExporter`] is a [`MetricsConsumer`]: it applies a request to
 //! the store before the receiver answers, so an acknowledged point is
 //! visible on the next scrape. Series unseen for `series_ttl` expire.
+//!
+//! It also answers the API's [`SeriesQuery`](crate::pipeline::query::SeriesQuery)
+//! (`query.rs`): series listing and the history rings of watched series.
 
 pub mod config;
 mod http;
 mod ingest;
+mod query;
 pub mod render;
 pub mod store;
 pub mod translate;

@@ -717,3 +717,178 @@ fn attribute_named_le_does_not_duplicate_the_bucket_label() {
     assert!(text.contains(want), "{text}");
     assert!(!text.contains("oops"), "{text}");
 }
+
+mod queries {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::pipeline::query::{HistoryError, HistoryPoint, SeriesMatcher, SeriesQuery};
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        owned(pairs).into_iter().collect()
+    }
+
+    const SCOPE: [(&str, &str); 3] = [
+        ("job", "svc"),
+        ("otel_scope_name", "test.scope"),
+        ("otel_scope_version", "2.0"),
+    ];
+
+    fn with_scope(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut all = SCOPE.to_vec();
+        all.extend_from_slice(extra);
+        all
+    }
+
+    fn codes(e: &PrometheusExporter, time: u64, values: &[(&str, f64)]) {
+        let points = values
+            .iter()
+            .map(|(code, v)| NumberDataPoint {
+                attributes: vec![kv("code", code)],
+                ..number(1, time, *v)
+            })
+            .collect();
+        e.consume_metrics(&request(vec![
+            sum("http.requests", CUMULATIVE, true, points),
+            sum("other", CUMULATIVE, false, vec![number(1, time, 1.0)]),
+        ]))
+        .unwrap();
+    }
+
+    fn names_and_codes(e: &PrometheusExporter, selector: &str, limit: usize) -> Vec<String> {
+        let page = e.find_series(&SeriesMatcher::parse(selector).unwrap(), limit);
+        page.series
+            .iter()
+            .map(|s| {
+                let code = s.labels.get("code").map(String::as_str).unwrap_or("-");
+                format!("{}:{}:{code}", s.name, s.kind)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn series_are_found_by_name_regex_and_labels_sorted_and_limited() {
+        let e = exporter();
+        codes(&e, 2, &[("500", 1.0), ("200", 5.0), ("404", 2.0)]);
+        let page = e.find_series(&SeriesMatcher::parse("other").unwrap(), 10);
+        assert_eq!(page.series.len(), 1);
+        assert_eq!(page.series[0].kind, "gauge");
+        assert_eq!(page.series[0].labels, map(&SCOPE));
+        assert!(!page.truncated);
+        assert_eq!(
+            names_and_codes(&e, "http_.*", 10),
+            [
+                "http_requests_total:counter:200",
+                "http_requests_total:counter:404",
+                "http_requests_total:counter:500"
+            ]
+        );
+        assert_eq!(
+            names_and_codes(&e, r#"{code=~"[45]..",job="svc"}"#, 10),
+            [
+                "http_requests_total:counter:404",
+                "http_requests_total:counter:500"
+            ]
+        );
+        assert_eq!(names_and_codes(&e, "", 10).len(), 4);
+        let page = e.find_series(&SeriesMatcher::parse(".*").unwrap(), 2);
+        assert!(page.truncated);
+        assert_eq!(page.series.len(), 2);
+        assert_eq!(
+            names_and_codes(&e, ".*", 2),
+            [
+                "http_requests_total:counter:200",
+                "http_requests_total:counter:404"
+            ]
+        );
+        assert_eq!(
+            names_and_codes(&e, ".*", 3),
+            [
+                "http_requests_total:counter:200",
+                "http_requests_total:counter:404",
+                "http_requests_total:counter:500"
+            ]
+        );
+        assert!(
+            e.find_series(&SeriesMatcher::parse(".*").unwrap(), 3)
+                .truncated
+        );
+        assert!(
+            !e.find_series(&SeriesMatcher::parse(".*").unwrap(), 4)
+                .truncated
+        );
+        assert!(names_and_codes(&e, "nothing", 10).is_empty());
+    }
+
+    #[test]
+    fn history_starts_at_the_current_value_and_grows_with_updates() {
+        let e = exporter();
+        codes(&e, 2, &[("200", 5.0), ("500", 1.0)]);
+        let labels = owned(&with_scope(&[("code", "200")]));
+        let first = e.series_history("http_requests_total", &labels).unwrap();
+        assert_eq!(first.kind, "counter");
+        assert_eq!(first.labels, map(&with_scope(&[("code", "200")])));
+        assert_eq!(
+            first.points,
+            [HistoryPoint {
+                time_unix_nano: 2,
+                value: Some(5.0),
+                count: None,
+                sum: None
+            }]
+        );
+        codes(&e, 3, &[("200", 7.0), ("500", 2.0)]);
+        // An older point changes nothing and is not recorded.
+        codes(&e, 1, &[("200", 1.0)]);
+        codes(&e, 4, &[("200", 9.0)]);
+        let grown = e.series_history("http_requests_total", &labels).unwrap();
+        let seen: Vec<(u64, f64)> = grown
+            .points
+            .iter()
+            .map(|p| (p.time_unix_nano, p.value.unwrap()))
+            .collect();
+        assert_eq!(seen, [(2, 5.0), (3, 7.0), (4, 9.0)]);
+        // Labels must be the series' exact set.
+        let err = e
+            .series_history("http_requests_total", &owned(&[("code", "200")]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            HistoryError::NotFound(r#"http_requests_total{code="200"}"#.into())
+        );
+    }
+
+    #[test]
+    fn delta_and_histogram_history_shows_accumulated_count_and_sum() {
+        let e = exporter();
+        let bounds = [0.1, 1.0];
+        let send = |time, counts: &[u64], sum| {
+            e.consume_metrics(&request(vec![histogram(
+                "rpc.duration",
+                DELTA,
+                vec![hist_point(time, &bounds, counts, sum)],
+            )]))
+            .unwrap();
+        };
+        send(2, &[1, 1, 0], 0.5);
+        let labels = owned(&SCOPE);
+        let first = e.series_history("rpc_duration_seconds", &labels).unwrap();
+        assert_eq!(first.kind, "histogram");
+        send(3, &[0, 2, 1], 4.0);
+        let h = e.series_history("rpc_duration_seconds", &labels).unwrap();
+        let seen: Vec<(u64, u64, f64)> = h
+            .points
+            .iter()
+            .map(|p| (p.time_unix_nano, p.count.unwrap(), p.sum.unwrap()))
+            .collect();
+        assert_eq!(seen, [(2, 2, 0.5), (3, 5, 4.5)]);
+        assert!(h.points.iter().all(|p| p.value.is_none()));
+    }
+}

@@ -4,6 +4,7 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use super::value::{Applied, SeriesState, Temporality};
+use super::watch::{self, Watch};
 use super::{LabelSet, StoreError};
 
 /// The Prometheus type of a family.
@@ -57,6 +58,9 @@ impl StoredSeries {
 #[derive(Default)]
 pub struct SeriesTable {
     table: HashTable<StoredSeries>,
+    /// History rings of the watched series of this family; almost always
+    /// empty, and then an update pays only the `is_empty` check.
+    watched: Vec<Watch>,
 }
 
 impl SeriesTable {
@@ -76,9 +80,13 @@ impl SeriesTable {
             .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
         {
             existing.last_seen = now;
-            return (existing.state.apply(incoming, temporality), false);
+            let applied = existing.state.apply(incoming, temporality);
+            if !self.watched.is_empty() && applied == Applied::Updated {
+                watch::record(&mut self.watched, hash, text, &existing.state);
+            }
+            return (applied, false);
         }
-        self.table.insert_unique(
+        let entry = self.table.insert_unique(
             hash,
             StoredSeries {
                 hash,
@@ -88,6 +96,9 @@ impl SeriesTable {
             },
             |s| s.hash,
         );
+        if !self.watched.is_empty() {
+            watch::record(&mut self.watched, hash, text, &entry.get().state);
+        }
         (Applied::Updated, true)
     }
 
@@ -108,9 +119,13 @@ impl SeriesTable {
             .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
         {
             existing.last_seen = now;
-            return (update(&mut existing.state), false);
+            let applied = update(&mut existing.state);
+            if !self.watched.is_empty() && applied == Applied::Updated {
+                watch::record(&mut self.watched, hash, text, &existing.state);
+            }
+            return (applied, false);
         }
-        self.table.insert_unique(
+        let entry = self.table.insert_unique(
             hash,
             StoredSeries {
                 hash,
@@ -120,6 +135,9 @@ impl SeriesTable {
             },
             |s| s.hash,
         );
+        if !self.watched.is_empty() {
+            watch::record(&mut self.watched, hash, text, &entry.get().state);
+        }
         (Applied::Updated, true)
     }
 
@@ -168,6 +186,33 @@ impl SeriesTable {
         let text = labels.text();
         self.table
             .find(hash, |s| s.hash == hash && &*s.labels == text)
+    }
+
+    /// The ring of the series with these labels, started (holding its
+    /// current value) if it was not watched; `None` if there is no such
+    /// series. `capacity` sizes a new ring.
+    pub(super) fn watch(&mut self, labels: &LabelSet, capacity: usize) -> Option<&Watch> {
+        let hash = labels.hash();
+        let text = labels.text();
+        let current = watch::point_of(&self.get(labels)?.state);
+        match self.watched.iter().position(|w| w.is(hash, text)) {
+            Some(at) => Some(&self.watched[at]),
+            None => {
+                self.watched
+                    .push(Watch::new(hash, text.into(), capacity, current));
+                self.watched.last()
+            }
+        }
+    }
+
+    /// Stops watching the series (`hash`, `labels`).
+    pub(super) fn unwatch(&mut self, hash: u64, labels: &str) {
+        self.watched.retain(|w| !w.is(hash, labels));
+    }
+
+    /// Number of watched series in this family.
+    pub fn watched_count(&self) -> usize {
+        self.watched.len()
     }
 }
 

@@ -153,9 +153,55 @@ pub fn escape_value_into(value: &str, out: &mut String) {
     }
 }
 
+/// The (name, unescaped value) pairs of a canonical label block
+/// (`a="1",b="x\"y"`), in block order. The inverse of what
+/// [`LabelSet::finish`] writes.
+pub fn parse_label_block(block: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = block;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                c => value.push(c),
+            }
+        }
+        out.push((name.to_string(), value));
+        rest = after[end..].strip_prefix(',').unwrap_or(&after[end..]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_blocks_parse_back_to_their_values() {
+        let mut set = LabelSet::new();
+        set.push_str("a", "q\"\n\\,=\"", LabelSource::Attribute);
+        set.push_str("b", "plain", LabelSource::Attribute);
+        set.finish();
+        assert_eq!(
+            parse_label_block(set.text()),
+            vec![
+                ("a".to_string(), "q\"\n\\,=\"".to_string()),
+                ("b".to_string(), "plain".to_string()),
+            ]
+        );
+        assert!(parse_label_block("").is_empty());
+    }
 
     #[test]
     fn sorts_merges_collisions_by_key_and_derived_wins() {

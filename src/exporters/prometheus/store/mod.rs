@@ -9,20 +9,31 @@
 //!
 //! Locking: the family map is a read-mostly `RwLock`; each family has its
 //! own `Mutex`, taken once per metric of a request (not per point).
+//!
+//! History: series asked for by `/api/v1/series/history` are *watched*
+//! (`watch.rs`): their ring sits in their family's table and each update
+//! of a watched series appends to it under the family lock it already
+//! holds. The watch list (bounded, least recently requested evicted) has
+//! its own lock, taken only by history requests and always before any
+//! family lock, so it never meets the ingest path.
 
 mod family;
 mod labels;
 pub mod value;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 pub use family::{Family, FamilyKind, FamilyMeta, SeriesTable, StoredSeries};
-pub use labels::{LabelSet, LabelSource, escape_value_into};
+pub use labels::{LabelSet, LabelSource, escape_value_into, parse_label_block};
 pub use value::{Applied, SeriesState, SeriesValue, Temporality};
+pub use watch::{Lru, Watch, WatchKey, WatchLimits};
+
+use crate::pipeline::query::HistoryPoint;
 
 use crate::telemetry::Telemetry;
 
@@ -47,6 +58,16 @@ pub struct SeriesStore {
     reserved: Vec<&'static str>,
     epoch: Instant,
     telemetry: Arc<Telemetry>,
+    watches: Mutex<watch::Watchlist>,
+}
+
+/// The recorded points of a watched series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watched {
+    pub kind: FamilyKind,
+    pub capacity: usize,
+    /// Oldest first.
+    pub points: Vec<HistoryPoint>,
 }
 
 impl SeriesStore {
@@ -57,6 +78,61 @@ impl SeriesStore {
             reserved,
             epoch: Instant::now(),
             telemetry,
+            watches: Mutex::new(watch::Watchlist::default()),
+        }
+    }
+
+    /// Sets how many series may be watched and how many points a new ring
+    /// keeps; rings over the new series limit are dropped.
+    pub fn set_watch_limits(&self, limits: WatchLimits) {
+        let mut watches = self.watches.lock();
+        watches.limits = limits;
+        for key in watches.lru.set_max(limits.max_series) {
+            self.unwatch(&key);
+        }
+    }
+
+    /// The family `name`, if it exists.
+    pub fn family(&self, name: &str) -> Option<Arc<Family>> {
+        self.families.read().get(name).cloned()
+    }
+
+    /// The history of the series `name{labels}`, watching it from now on
+    /// if it was not (its ring then holds its current value). `None` if
+    /// there is no such series.
+    pub fn watch(&self, name: &str, labels: &LabelSet) -> Option<Watched> {
+        let mut watches = self.watches.lock();
+        let family = self.family(name)?;
+        let watched = {
+            let mut table = family.series.lock();
+            let ring = table.watch(labels, watches.limits.points)?;
+            Watched {
+                kind: family.kind(),
+                capacity: ring.capacity(),
+                points: ring.points(),
+            }
+        };
+        let key = WatchKey {
+            family: name.into(),
+            hash: labels.hash(),
+            labels: labels.text().into(),
+        };
+        if let Some(evicted) = watches.lru.touch(key) {
+            self.unwatch(&evicted);
+        }
+        Some(watched)
+    }
+
+    /// Number of watched series.
+    pub fn watched_count(&self) -> usize {
+        self.watches.lock().lru.len()
+    }
+
+    /// Drops the ring of `key` (a family lock; the watch-list lock is held
+    /// by the caller).
+    fn unwatch(&self, key: &WatchKey) {
+        if let Some(family) = self.family(&key.family) {
+            family.series.lock().unwatch(key.hash, &key.labels);
         }
     }
 

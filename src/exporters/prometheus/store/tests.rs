@@ -136,3 +136,121 @@ fn openmetrics_family_names_do_not_collide() {
         Err(StoreError::Reserved { .. })
     ));
 }
+
+mod watching {
+    use super::*;
+    use crate::pipeline::query::HistoryPoint;
+
+    fn value_point(v: f64) -> HistoryPoint {
+        HistoryPoint {
+            time_unix_nano: 1,
+            value: Some(v),
+            count: None,
+            sum: None,
+        }
+    }
+
+    fn values(w: &Watched) -> Vec<f64> {
+        w.points.iter().map(|p| p.value.unwrap()).collect()
+    }
+
+    #[test]
+    fn ring_keeps_the_last_capacity_points() {
+        let mut w = Watch::new(1, "a=\"1\"".into(), 3, value_point(0.0));
+        assert!(w.is(1, "a=\"1\"") && !w.is(1, "a=\"2\"") && !w.is(2, "a=\"1\""));
+        for v in 1..=4 {
+            w.push(value_point(v as f64));
+        }
+        let kept: Vec<f64> = w.points().iter().map(|p| p.value.unwrap()).collect();
+        assert_eq!(kept, [2.0, 3.0, 4.0]);
+        assert_eq!(w.capacity(), 3);
+    }
+
+    #[test]
+    fn lru_evicts_the_least_recently_touched() {
+        let mut lru = Lru::new(2);
+        assert_eq!(lru.touch("a"), None);
+        assert_eq!(lru.touch("b"), None);
+        assert_eq!(lru.touch("a"), None); // a is now the newest
+        assert_eq!(lru.touch("c"), Some("b"));
+        assert!(lru.contains(&"a") && lru.contains(&"c") && !lru.contains(&"b"));
+        assert_eq!(lru.len(), 2);
+        assert_eq!(lru.set_max(1), vec!["a"]);
+        assert_eq!(lru.touch("c"), None);
+        assert_eq!(lru.touch("d"), Some("c"));
+    }
+
+    #[test]
+    fn a_watched_series_records_every_update_and_others_nothing() {
+        let s = store();
+        let watched = labels(&[("a", "1")]);
+        let other = labels(&[("a", "2")]);
+        put(&s, "m", FamilyKind::Gauge, &watched, 1.0).unwrap();
+        put(&s, "m", FamilyKind::Gauge, &other, 10.0).unwrap();
+        assert_eq!(s.watch("m", &labels(&[("a", "3")])), None);
+        assert_eq!(s.watch("nope", &watched), None);
+        assert_eq!(s.watched_count(), 0);
+        // The first request starts the ring with the current value.
+        let first = s.watch("m", &watched).unwrap();
+        assert_eq!(values(&first), [1.0]);
+        assert_eq!((first.kind, first.capacity), (FamilyKind::Gauge, 256));
+        put(&s, "m", FamilyKind::Gauge, &watched, 2.0).unwrap();
+        put(&s, "m", FamilyKind::Gauge, &other, 11.0).unwrap();
+        put(&s, "m", FamilyKind::Gauge, &watched, 3.0).unwrap();
+        assert_eq!(values(&s.watch("m", &watched).unwrap()), [1.0, 2.0, 3.0]);
+        // Asking again does not add a point.
+        assert_eq!(values(&s.watch("m", &watched).unwrap()), [1.0, 2.0, 3.0]);
+        let family = s.family("m").unwrap();
+        assert_eq!(family.series.lock().watched_count(), 1);
+        assert_eq!(s.watched_count(), 1);
+    }
+
+    #[test]
+    fn watching_past_the_limit_drops_the_least_recently_asked() {
+        let s = store();
+        s.set_watch_limits(WatchLimits {
+            max_series: 2,
+            points: 2,
+        });
+        let series: Vec<LabelSet> = (0..3).map(|i| labels(&[("i", &i.to_string())])).collect();
+        for l in &series {
+            put(&s, "m", FamilyKind::Gauge, l, 0.0).unwrap();
+        }
+        s.watch("m", &series[0]).unwrap();
+        s.watch("m", &series[1]).unwrap();
+        s.watch("m", &series[0]).unwrap(); // 1 is now the oldest
+        s.watch("m", &series[2]).unwrap(); // evicts 1
+        assert_eq!(s.watched_count(), 2);
+        assert_eq!(s.family("m").unwrap().series.lock().watched_count(), 2);
+        for l in &series {
+            put(&s, "m", FamilyKind::Gauge, l, 1.0).unwrap();
+            put(&s, "m", FamilyKind::Gauge, l, 2.0).unwrap();
+        }
+        // Rings hold `points` = 2; series 1 starts afresh from its current value.
+        assert_eq!(values(&s.watch("m", &series[0]).unwrap()), [1.0, 2.0]);
+        assert_eq!(values(&s.watch("m", &series[1]).unwrap()), [2.0]);
+        // Lowering the limit drops the oldest rings at once.
+        s.set_watch_limits(WatchLimits {
+            max_series: 1,
+            points: 2,
+        });
+        assert_eq!(s.watched_count(), 1);
+        assert_eq!(s.family("m").unwrap().series.lock().watched_count(), 1);
+    }
+
+    #[test]
+    fn a_watch_survives_its_family_expiring_and_coming_back() {
+        let s = store();
+        let l = labels(&[("a", "1")]);
+        put(&s, "m", FamilyKind::Gauge, &l, 1.0).unwrap();
+        s.watch("m", &l).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(s.expire(0), 1);
+        assert!(s.family("m").is_none());
+        assert_eq!(s.watch("m", &l), None);
+        put(&s, "m", FamilyKind::Gauge, &l, 5.0).unwrap();
+        // The stale entry is reused, not counted twice.
+        assert_eq!(values(&s.watch("m", &l).unwrap()), [5.0]);
+        assert_eq!(s.watched_count(), 1);
+    }
+}

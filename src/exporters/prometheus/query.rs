@@ -1,0 +1,94 @@
+//! [`SeriesQuery`] over the series store, for the JSON API: listing the
+//! series a selector matches and reading (and starting) a series' history.
+//! Both run off the ingest path: a listing holds each family lock only
+//! while it picks that family's matching series.
+
+use std::collections::BTreeMap;
+
+use crate::pipeline::query::{
+    HistoryError, NameMatch, SeriesHistory, SeriesInfo, SeriesMatcher, SeriesPage, SeriesQuery,
+};
+
+use super::PrometheusExporter;
+use super::store::{Family, LabelSet, LabelSource, parse_label_block};
+
+fn label_map(block: &str) -> BTreeMap<String, String> {
+    parse_label_block(block).into_iter().collect()
+}
+
+impl SeriesQuery for PrometheusExporter {
+    fn find_series(&self, matcher: &SeriesMatcher, limit: usize) -> SeriesPage {
+        let store = self.store();
+        let families: Vec<std::sync::Arc<Family>> = match &matcher.name {
+            NameMatch::Exact(name) => store.family(name).into_iter().collect(),
+            _ => store
+                .families_sorted()
+                .into_iter()
+                .filter(|f| matcher.name.matches(f.name()))
+                .collect(),
+        };
+        let mut page = SeriesPage::default();
+        for family in families {
+            let room = limit - page.series.len();
+            let table = family.series.lock();
+            // (label block, parsed labels) of the matching series.
+            let mut found: Vec<(&str, Option<BTreeMap<String, String>>)> = table
+                .iter()
+                .filter_map(|s| {
+                    if matcher.labels.is_empty() {
+                        return Some((s.labels(), None));
+                    }
+                    let labels = label_map(s.labels());
+                    matcher
+                        .labels_match(&labels)
+                        .then_some((s.labels(), Some(labels)))
+                })
+                .collect();
+            if found.len() > room {
+                page.truncated = true;
+                if room == 0 {
+                    break;
+                }
+                found.select_nth_unstable_by(room - 1, |a, b| a.0.cmp(b.0));
+                found.truncate(room);
+            }
+            found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            page.series
+                .extend(found.into_iter().map(|(block, labels)| SeriesInfo {
+                    name: family.name().to_string(),
+                    kind: family.kind().as_str(),
+                    labels: labels.unwrap_or_else(|| label_map(block)),
+                }));
+            if page.truncated {
+                break;
+            }
+        }
+        page
+    }
+
+    fn series_history(
+        &self,
+        name: &str,
+        labels: &[(String, String)],
+    ) -> Result<SeriesHistory, HistoryError> {
+        let mut set = LabelSet::new();
+        for (label, value) in labels {
+            set.push_str(label, value, LabelSource::Derived);
+        }
+        set.finish();
+        let watched = self.store().watch(name, &set).ok_or_else(|| {
+            HistoryError::NotFound(if set.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}{{{}}}", set.text())
+            })
+        })?;
+        Ok(SeriesHistory {
+            name: name.to_string(),
+            kind: watched.kind.as_str(),
+            labels: label_map(set.text()),
+            capacity: watched.capacity,
+            points: watched.points,
+        })
+    }
+}
