@@ -438,3 +438,80 @@ fn promtool_accepts_the_service_graph_series() {
         output.status
     );
 }
+
+/// Two services instrumented with the Rust OpenTelemetry SDK: the
+/// frontend's CLIENT span is the parent of the backend's SERVER span (the
+/// context propagated as it would be over HTTP); the service graph shows
+/// one `frontend` → `backend` edge.
+#[test]
+fn rust_sdk_client_and_server_services_form_an_edge() {
+    use opentelemetry::trace::{
+        Span as _, SpanKind as SdkKind, TraceContextExt, Tracer as _, TracerProvider as _,
+    };
+    use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+    let collector = Collector::start();
+    let provider = |service: &str| {
+        let exporter = SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(collector.otlp_http_url("/v1/traces"))
+            .build()
+            .expect("span exporter");
+        SdkTracerProvider::builder()
+            .with_resource(
+                Resource::builder_empty()
+                    .with_attributes([opentelemetry::KeyValue::new(
+                        "service.name",
+                        service.to_string(),
+                    )])
+                    .build(),
+            )
+            .with_sampler(Sampler::AlwaysOn)
+            .with_simple_exporter(exporter)
+            .build()
+    };
+    let frontend = provider("frontend");
+    let backend = provider("backend");
+    let client_tracer = frontend.tracer("frontend-http-client");
+    let server_tracer = backend.tracer("backend-http-server");
+    for _ in 0..3 {
+        let client = client_tracer
+            .span_builder("GET /api")
+            .with_kind(SdkKind::Client)
+            .start(&client_tracer);
+        let parent =
+            opentelemetry::Context::new().with_remote_span_context(client.span_context().clone());
+        let mut server = server_tracer
+            .span_builder("GET /api")
+            .with_kind(SdkKind::Server)
+            .start_with_context(&server_tracer, &parent);
+        server.end();
+        let mut client = client;
+        client.end();
+    }
+    frontend.force_flush().expect("flush");
+    backend.force_flush().expect("flush");
+    let s = collector.scrape_until("the edge", |s| {
+        !s.matching(
+            "traces_service_graph_request_total",
+            &[("client", "frontend"), ("server", "backend")],
+        )
+        .is_empty()
+    });
+    let edge = s.matching(
+        "traces_service_graph_request_total",
+        &[("client", "frontend"), ("server", "backend")],
+    );
+    assert_eq!(edge.len(), 1, "{}", s.text);
+    assert_eq!(edge[0].1, 3.0);
+    let failed = s.matching(
+        "traces_service_graph_request_failed_total",
+        &[("client", "frontend"), ("server", "backend")],
+    );
+    assert_eq!(failed[0].1, 0.0);
+    frontend.shutdown().expect("shutdown");
+    backend.shutdown().expect("shutdown");
+}
