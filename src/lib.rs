@@ -11,6 +11,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`backtest`] | `streamgate backtest`: analytics over recorded CSV series |
 //! | [`app`] | building components from config, running, draining on shutdown |
 //! | [`config`] | the YAML file: raw (as written) → resolved (validated) |
 //! | [`model`] | types passed between components (OTLP payloads) |
@@ -28,6 +29,7 @@
 pub mod analytics;
 pub mod api;
 pub mod app;
+pub mod backtest;
 pub mod config;
 pub mod connectors;
 pub mod exporters;

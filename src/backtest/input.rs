@@ -1,0 +1,201 @@
+//! Reading backtest inputs: one CSV file, or every `*.csv` under a
+//! directory (recursively, in sorted order), each with a header naming
+//! `timestamp` and `value` columns. Errors name the file, the line and
+//! the fix.
+
+use std::path::{Path, PathBuf};
+
+use super::timestamp;
+
+/// Why an input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Bad {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: no CSV files found (expected a .csv file or a directory holding some)")]
+    Empty { path: String },
+}
+
+/// One parsed row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The timestamp text as written (echoed to the output).
+    pub timestamp_text: String,
+    pub time_secs: f64,
+    /// `None` for an empty or non-numeric cell (a gap).
+    pub value: Option<f64>,
+    pub value_text: String,
+}
+
+/// The CSV files to process: (absolute path, path relative to the input).
+pub fn discover(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>, InputError> {
+    let io = |source| InputError::Io {
+        path: input.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(input).map_err(io)?;
+    let mut found = Vec::new();
+    if meta.is_file() {
+        let name = input.file_name().map(PathBuf::from).unwrap_or_default();
+        found.push((input.to_path_buf(), name));
+    } else {
+        walk(input, input, &mut found)?;
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+    }
+    if found.is_empty() {
+        return Err(InputError::Empty {
+            path: input.display().to_string(),
+        });
+    }
+    Ok(found)
+}
+
+fn walk(root: &Path, dir: &Path, found: &mut Vec<(PathBuf, PathBuf)>) -> Result<(), InputError> {
+    let io = |source| InputError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            walk(root, &path, found)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            found.push((path, relative));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a whole CSV file.
+pub fn read(path: &Path) -> Result<Vec<Row>, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses CSV text; `name` is used in errors.
+pub fn parse(text: &str, name: &str) -> Result<Vec<Row>, InputError> {
+    let bad = |line: usize, message: String| InputError::Bad {
+        path: name.to_string(),
+        line,
+        message,
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((header_index, header)) = lines.next() else {
+        return Err(bad(
+            1,
+            "the file is empty; it needs a header `timestamp,value`".into(),
+        ));
+    };
+    let columns: Vec<String> = header
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+        .collect();
+    let find = |name: &str| columns.iter().position(|c| c == name);
+    let (Some(t_col), Some(v_col)) = (find("timestamp"), find("value")) else {
+        return Err(bad(
+            header_index + 1,
+            format!("the header `{header}` must name the columns `timestamp` and `value`"),
+        ));
+    };
+    let mut rows = Vec::new();
+    let mut previous = f64::NEG_INFINITY;
+    for (index, line) in lines {
+        let cells: Vec<&str> = line
+            .split(',')
+            .map(|c| c.trim().trim_matches('"'))
+            .collect();
+        let (Some(t), Some(v)) = (cells.get(t_col), cells.get(v_col)) else {
+            return Err(bad(
+                index + 1,
+                format!("expected {} columns, found {}", columns.len(), cells.len()),
+            ));
+        };
+        let time_secs = timestamp::parse(t).map_err(|m| bad(index + 1, m))?;
+        if time_secs < previous {
+            return Err(bad(
+                index + 1,
+                format!("timestamp `{t}` is earlier than the row before; sort the file by time"),
+            ));
+        }
+        previous = time_secs;
+        let value = v.parse::<f64>().ok().filter(|x| x.is_finite());
+        rows.push(Row {
+            timestamp_text: t.to_string(),
+            time_secs,
+            value,
+            value_text: v.to_string(),
+        });
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rows_gaps_and_reordered_columns() {
+        let rows = parse(
+            "value,timestamp\n1.5,2014-04-10 00:00:00\n,2014-04-10 00:05:00\nx,1397088600\n",
+            "t.csv",
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].value, Some(1.5));
+        assert_eq!(rows[1].value, None);
+        assert_eq!(rows[2].value, None);
+        assert_eq!(rows[1].time_secs - rows[0].time_secs, 300.0);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_fix() {
+        let err = parse("time,val\n1,2\n", "a.csv").unwrap_err().to_string();
+        assert!(
+            err.starts_with("a.csv:1:") && err.contains("`timestamp` and `value`"),
+            "{err}"
+        );
+        let err = parse("timestamp,value\n1,2\nnope,3\n", "b.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("b.csv:3:") && err.contains("RFC 3339"),
+            "{err}"
+        );
+        let err = parse("timestamp,value\n5,2\n4,3\n", "c.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.csv:3:") && err.contains("sort"), "{err}");
+    }
+
+    #[test]
+    fn discovers_csv_files_recursively_in_order() {
+        let dir = std::env::temp_dir().join(format!("sg-backtest-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("b/c")).unwrap();
+        std::fs::write(dir.join("z.csv"), "timestamp,value\n").unwrap();
+        std::fs::write(dir.join("b/c/a.csv"), "timestamp,value\n").unwrap();
+        std::fs::write(dir.join("b/notes.txt"), "x").unwrap();
+        let found = discover(&dir).unwrap();
+        let relative: Vec<_> = found.iter().map(|(_, r)| r.display().to_string()).collect();
+        assert_eq!(relative, vec!["b/c/a.csv", "z.csv"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
