@@ -7,6 +7,7 @@
 //! configuration.
 
 pub mod input;
+pub mod runner;
 pub mod timestamp;
 
 /// What produces the output columns of each row.
