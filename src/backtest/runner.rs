@@ -39,6 +39,14 @@ impl HorizonScore {
     }
 }
 
+/// A forecast as made on a row: value and interval bounds.
+#[derive(Debug, Clone, Copy)]
+struct Made {
+    value: f64,
+    lower: Option<f64>,
+    upper: Option<f64>,
+}
+
 /// The fixed columns before the forecasts.
 pub const BASE_COLUMNS: [&str; 5] = ["expected", "lower", "upper", "anomaly_score", "anomaly"];
 
@@ -83,8 +91,7 @@ pub fn run(
     out.write_all(line.as_bytes())?;
     let mut cells: Vec<Option<f64>> = Vec::with_capacity(names.len());
     // Forecasts made so far, per row: (value, lower, upper) per horizon.
-    let mut made: Vec<Vec<Option<(f64, Option<f64>, Option<f64>)>>> =
-        Vec::with_capacity(rows.len());
+    let mut made: Vec<Vec<Option<Made>>> = Vec::with_capacity(rows.len());
     for row in rows {
         cells.clear();
         model.update(row.time_secs, row.value, &mut cells);
@@ -102,12 +109,10 @@ pub fn run(
             (0..horizons.len())
                 .map(|h| {
                     let base = BASE_COLUMNS.len() + 3 * h;
-                    cells.get(base).copied().flatten().map(|f| {
-                        (
-                            f,
-                            cells.get(base + 1).copied().flatten(),
-                            cells.get(base + 2).copied().flatten(),
-                        )
+                    cells.get(base).copied().flatten().map(|value| Made {
+                        value,
+                        lower: cells.get(base + 1).copied().flatten(),
+                        upper: cells.get(base + 2).copied().flatten(),
                     })
                 })
                 .collect(),
@@ -119,11 +124,7 @@ pub fn run(
 /// Compares each forecast with the value at its target time (exactly
 /// that timestamp, as in regularly sampled data) and with the naive
 /// forecast (the value when it was made).
-fn score(
-    rows: &[Row],
-    made: &[Vec<Option<(f64, Option<f64>, Option<f64>)>>],
-    horizons: &[Horizon],
-) -> Vec<HorizonScore> {
+fn score(rows: &[Row], made: &[Vec<Option<Made>>], horizons: &[Horizon]) -> Vec<HorizonScore> {
     let mut scores: Vec<HorizonScore> = horizons
         .iter()
         .map(|h| HorizonScore {
@@ -134,7 +135,12 @@ fn score(
     for (h, horizon) in horizons.iter().enumerate() {
         let mut target = 0;
         for (i, row) in rows.iter().enumerate() {
-            let Some((forecast, lower, upper)) = made[i][h] else {
+            let Some(Made {
+                value: forecast,
+                lower,
+                upper,
+            }) = made[i][h]
+            else {
                 continue;
             };
             let Some(now) = row.value else { continue };
