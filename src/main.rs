@@ -31,6 +31,16 @@ enum Command {
     Validate,
     /// Print the embedded default config, with every key documented.
     PrintConfig,
+    /// Run the analytics over recorded CSV series (`timestamp,value`) and
+    /// write per-row baselines, anomaly scores and forecasts.
+    Backtest {
+        /// A CSV file, or a directory searched recursively for *.csv.
+        #[arg(long, value_name = "PATH")]
+        input: PathBuf,
+        /// Where to write the outputs (same relative paths as the inputs).
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +49,24 @@ fn main() -> ExitCode {
         Command::PrintConfig => {
             print!("{DEFAULT_YAML}");
             ExitCode::SUCCESS
+        }
+        Command::Backtest { input, output } => {
+            if let Err(e) = load_config(cli.config.as_deref()) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            let baseline = streamgate::analytics::baselines::BaselineConfig::default();
+            let forecasts = streamgate::analytics::forecasts::ForecastConfig::default();
+            match streamgate::backtest::batch::run(&input, &output, &baseline, &forecasts) {
+                Ok(summary) => {
+                    print!("{}", streamgate::backtest::batch::report(&summary));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Validate => match load_config(cli.config.as_deref()) {
             Ok(_) => {

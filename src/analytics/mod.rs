@@ -8,5 +8,9 @@
 //! | module | owns |
 //! |---|---|
 //! | [`aggregation`] | quantile sketches and sliding time windows of them |
+//! | [`baselines`] | streaming anomaly baseline per series, counter → rate |
+//! | [`forecasts`] | multi-model forecasts with intervals, time to threshold |
 
 pub mod aggregation;
+pub mod baselines;
+pub mod forecasts;

@@ -6,7 +6,9 @@
 //! the [`RowModel`] trait, so the same walker serves every analytics
 //! configuration.
 
+pub mod batch;
 pub mod input;
+pub mod model;
 pub mod runner;
 pub mod timestamp;
 

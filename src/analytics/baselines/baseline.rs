@@ -1,0 +1,705 @@
+//! [`Baseline`]: a robust, seasonal, streaming expected value and band for
+//! one series, with an anomaly score in `[0, 1]` and a rising-edge flag.
+//!
+//! # Model
+//!
+//! `expected = level + season`, where `season` is one of: nothing, the
+//! daily profile at the time-of-day slot of `t`, or the weekly profile at
+//! the hour-of-week slot of `t` — whichever has had the lowest tracked
+//! one-step error (EWMA of absolute error). A profile takes part only once
+//! the series has `min_cycles` periods of history, so short series stay
+//! flat and a profile that does not help is never used.
+//!
+//! # Robust updates (Huber-clipped EWMA)
+//!
+//! `σ = max(1.2533 · scale, floor)` where `scale` is an EWMA of the
+//! absolute residual (1.2533 = √(π/2) turns a mean absolute deviation
+//! into a Gaussian σ) and `floor = max(min_scale_abs, min_scale_rel ·
+//! |level|)` keeps flat or quantised series from dividing by ~0. Every
+//! update uses the residual clipped to `±huber_k · σ`, so one spike moves
+//! the level by at most `alpha · huber_k · σ` and the scale by at most
+//! `alpha_scale · huber_k · σ`: it cannot poison the baseline.
+//!
+//! # Level shifts
+//!
+//! Clipping also slows the response to a genuine level shift. When
+//! `shift_points` consecutive residuals lie beyond `shift_k · σ` on the
+//! same side, the level is re-seated at the median of those points
+//! (deseasonalised), so the baseline re-adapts within `shift_points`
+//! steps instead of drifting for hours.
+//!
+//! # Score and flag
+//!
+//! `z = |x − expected| / σ` and the raw score is `z² / (z² + z_half²)`:
+//! 0 on the expected value, 0.5 at `z_half` σ, → 1 far out. Once the
+//! daily profile is ready σ comes from a 24-slot hour-of-day scale (noise
+//! differs between busy and quiet hours). With `likelihood` on (default)
+//! the exported score is the standard normal CDF of how far a short EWMA
+//! of the raw score lies above its long-run mean, in long-run standard
+//! deviations (after Numenta's anomaly likelihood), so a series that is
+//! always spiky learns that spikes are normal. The flag is a rising edge:
+//! `true` on the update where the score first reaches `threshold`; the
+//! series is then "in anomaly" until the score stays below `clear_ratio ·
+//! threshold` for `clear_points` updates, and no new edge fires within
+//! `holdoff_secs` of the last.
+//!
+//! # NaN, gaps, late points
+//!
+//! Non-finite values and timestamps change nothing and yield `None`.
+//! Timestamps going backwards yield `None` and are counted in
+//! [`Baseline::late_points`]. Gaps need no special case: seasonal slots
+//! are found from `t`, so the profiles line up again after any gap, and a
+//! level that moved during the gap is re-seated by the shift rule.
+//!
+//! # Memory
+//!
+//! Fixed at construction: the struct (with 24 hour-of-day scales) plus
+//! `daily_slots + weekly_slots` profile entries (f64 value + u16 visit
+//! count each) and `shift_points` f64 of run buffer. With the defaults
+//! (288 daily slots of 5 min, 168 weekly slots of 1 h, 12 run points)
+//! [`Baseline::memory_bytes`] is 5 288 bytes.
+
+use super::BaselineError;
+
+/// Gaussian σ over mean absolute deviation, √(π/2).
+const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
+const DAY_SECS: f64 = 86_400.0;
+const WEEK_SECS: f64 = 7.0 * DAY_SECS;
+
+/// `t` modulo `period`, in `[0, period)`: exact for whole seconds (unlike
+/// `x − ⌊x⌋` of `x = t / period`, which can put a point lying exactly on a
+/// slot boundary into the slot before) and cheaper than `rem_euclid`.
+fn phase(t: f64, period: f64) -> f64 {
+    let r = t - (t / period).floor() * period;
+    if r < 0.0 {
+        r + period
+    } else if r >= period {
+        r - period
+    } else {
+        r
+    }
+}
+
+/// Standard normal CDF (statrs).
+fn normal_cdf(x: f64) -> f64 {
+    use statrs::function::erf::erfc;
+    if x.is_nan() {
+        return 0.5;
+    }
+    0.5 * erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// Tuning of a [`Baseline`]. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineConfig {
+    /// Updates before any output is produced (default 12).
+    pub warmup_points: u32,
+    /// EWMA weight of the level (default 0.05).
+    pub alpha: f64,
+    /// EWMA weight of the scale (mean absolute residual) (default 0.02).
+    pub alpha_scale: f64,
+    /// EWMA weight of a seasonal slot on each visit (default 0.1).
+    pub beta_season: f64,
+    /// Residuals are clipped to ±`huber_k` σ before any update (default 3).
+    pub huber_k: f64,
+    /// Width of the band `expected ± band_z · σ` (default 3).
+    pub band_z: f64,
+    /// z at which the score is 0.5 (default 3).
+    pub z_half: f64,
+    /// Score at which an anomaly starts (default 0.95).
+    pub threshold: f64,
+    /// The anomaly ends after the score stays below `clear_ratio ·
+    /// threshold` (default 0.7) ...
+    pub clear_ratio: f64,
+    /// ... for this many updates (default 3).
+    pub clear_points: u32,
+    /// No new rising edge within this many seconds of the last (default
+    /// 21600, 6 h).
+    pub holdoff_secs: f64,
+    /// Consecutive same-side residuals beyond `shift_k` σ that re-seat
+    /// the level (default 12; 1 to 64).
+    pub shift_points: u32,
+    /// See `shift_points` (default 3).
+    pub shift_k: f64,
+    /// Absolute floor of σ (default 1e-9).
+    pub min_scale_abs: f64,
+    /// Floor of σ relative to |level| (default 0.001).
+    pub min_scale_rel: f64,
+    /// Score by the likelihood of the recent raw scores (default true).
+    pub likelihood: bool,
+    /// EWMA weight of the short-term raw score mean (default 0.2).
+    pub alpha_short: f64,
+    /// EWMA weight of the long-term raw score mean and variance (default
+    /// 0.003).
+    pub alpha_long: f64,
+    /// Which seasonal profiles may be learned (default both).
+    pub seasonality: Seasonality,
+    /// Time-of-day slots of the daily profile (default 288, 5 min).
+    pub daily_slots: u32,
+    /// Hour-of-week slots of the weekly profile (default 168, 1 h).
+    pub weekly_slots: u32,
+    /// Periods of history before a profile may be used (default 1.5).
+    pub min_cycles: f64,
+}
+
+/// Which seasonal profiles a [`Baseline`] learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seasonality {
+    None,
+    Daily,
+    DailyAndWeekly,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        Self {
+            warmup_points: 12,
+            alpha: 0.05,
+            alpha_scale: 0.02,
+            beta_season: 0.1,
+            huber_k: 3.0,
+            band_z: 3.0,
+            z_half: 3.0,
+            threshold: 0.95,
+            clear_ratio: 0.7,
+            clear_points: 3,
+            holdoff_secs: 21_600.0,
+            shift_points: 12,
+            shift_k: 3.0,
+            min_scale_abs: 1e-9,
+            min_scale_rel: 0.001,
+            likelihood: true,
+            alpha_short: 0.2,
+            alpha_long: 0.003,
+            seasonality: Seasonality::DailyAndWeekly,
+            daily_slots: 288,
+            weekly_slots: 168,
+            min_cycles: 1.5,
+        }
+    }
+}
+
+fn check(
+    name: &'static str,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    range: &'static str,
+) -> Result<(), BaselineError> {
+    if value.is_finite() && value >= lo && value <= hi {
+        Ok(())
+    } else {
+        Err(BaselineError::OutOfRange { name, value, range })
+    }
+}
+
+impl BaselineConfig {
+    /// Checks every field against its documented range.
+    pub fn validate(&self) -> Result<(), BaselineError> {
+        check("alpha", self.alpha, 1e-6, 1.0, "[1e-6, 1], e.g. 0.05")?;
+        check(
+            "alpha_scale",
+            self.alpha_scale,
+            1e-6,
+            1.0,
+            "[1e-6, 1], e.g. 0.02",
+        )?;
+        check(
+            "beta_season",
+            self.beta_season,
+            1e-6,
+            1.0,
+            "[1e-6, 1], e.g. 0.1",
+        )?;
+        check("huber_k", self.huber_k, 0.5, 100.0, "[0.5, 100], e.g. 3")?;
+        check("band_z", self.band_z, 0.1, 100.0, "[0.1, 100], e.g. 3")?;
+        check("z_half", self.z_half, 0.1, 100.0, "[0.1, 100], e.g. 3")?;
+        check("threshold", self.threshold, 0.0, 1.0, "[0, 1], e.g. 0.95")?;
+        check(
+            "clear_ratio",
+            self.clear_ratio,
+            0.0,
+            1.0,
+            "[0, 1], e.g. 0.7",
+        )?;
+        check(
+            "holdoff_secs",
+            self.holdoff_secs,
+            0.0,
+            1e9,
+            "[0, 1e9], e.g. 21600",
+        )?;
+        check(
+            "shift_points",
+            self.shift_points as f64,
+            1.0,
+            64.0,
+            "[1, 64], e.g. 12",
+        )?;
+        check("shift_k", self.shift_k, 0.5, 100.0, "[0.5, 100], e.g. 3")?;
+        check(
+            "min_scale_abs",
+            self.min_scale_abs,
+            0.0,
+            f64::MAX,
+            "[0, ∞), e.g. 1e-9",
+        )?;
+        check(
+            "min_scale_rel",
+            self.min_scale_rel,
+            0.0,
+            1.0,
+            "[0, 1], e.g. 0.001",
+        )?;
+        check(
+            "daily_slots",
+            self.daily_slots as f64,
+            1.0,
+            1440.0,
+            "[1, 1440], e.g. 288",
+        )?;
+        check(
+            "weekly_slots",
+            self.weekly_slots as f64,
+            1.0,
+            2016.0,
+            "[1, 2016], e.g. 168",
+        )?;
+        check(
+            "alpha_short",
+            self.alpha_short,
+            1e-4,
+            1.0,
+            "[1e-4, 1], e.g. 0.2",
+        )?;
+        check(
+            "alpha_long",
+            self.alpha_long,
+            1e-6,
+            1.0,
+            "[1e-6, 1], e.g. 0.003",
+        )?;
+        check(
+            "min_cycles",
+            self.min_cycles,
+            0.0,
+            100.0,
+            "[0, 100], e.g. 1.5",
+        )?;
+        Ok(())
+    }
+
+    /// The same configuration with every field forced into its range.
+    pub fn clamped(&self) -> Self {
+        let c = |v: f64, lo: f64, hi: f64, d: f64| if v.is_finite() { v.clamp(lo, hi) } else { d };
+        let d = Self::default();
+        Self {
+            warmup_points: self.warmup_points,
+            alpha: c(self.alpha, 1e-6, 1.0, d.alpha),
+            alpha_scale: c(self.alpha_scale, 1e-6, 1.0, d.alpha_scale),
+            beta_season: c(self.beta_season, 1e-6, 1.0, d.beta_season),
+            huber_k: c(self.huber_k, 0.5, 100.0, d.huber_k),
+            band_z: c(self.band_z, 0.1, 100.0, d.band_z),
+            z_half: c(self.z_half, 0.1, 100.0, d.z_half),
+            threshold: c(self.threshold, 0.0, 1.0, d.threshold),
+            clear_ratio: c(self.clear_ratio, 0.0, 1.0, d.clear_ratio),
+            clear_points: self.clear_points,
+            holdoff_secs: c(self.holdoff_secs, 0.0, 1e9, d.holdoff_secs),
+            shift_points: self.shift_points.clamp(1, 64),
+            shift_k: c(self.shift_k, 0.5, 100.0, d.shift_k),
+            min_scale_abs: c(self.min_scale_abs, 0.0, f64::MAX, d.min_scale_abs),
+            min_scale_rel: c(self.min_scale_rel, 0.0, 1.0, d.min_scale_rel),
+            likelihood: self.likelihood,
+            alpha_short: c(self.alpha_short, 1e-4, 1.0, d.alpha_short),
+            alpha_long: c(self.alpha_long, 1e-6, 1.0, d.alpha_long),
+            seasonality: self.seasonality,
+            daily_slots: self.daily_slots.clamp(1, 1440),
+            weekly_slots: self.weekly_slots.clamp(1, 2016),
+            min_cycles: c(self.min_cycles, 0.0, 100.0, d.min_cycles),
+        }
+    }
+}
+
+/// What a [`Baseline`] says about one value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineOutput {
+    /// The value the baseline expected at this time (before seeing it).
+    pub expected: f64,
+    /// `expected − band_z · σ`.
+    pub lower: f64,
+    /// `expected + band_z · σ`.
+    pub upper: f64,
+    /// Anomaly score in `[0, 1]` (the likelihood if enabled, else `raw`).
+    pub score: f64,
+    /// Instantaneous score `z² / (z² + z_half²)` of this value alone.
+    pub raw_score: f64,
+    /// Rising edge: true only on the update where an anomaly starts.
+    pub anomaly: bool,
+    /// Whether the series is currently inside an anomaly (level, for
+    /// display; export `anomaly`, not this, as the alerting signal).
+    pub in_anomaly: bool,
+}
+
+/// A seasonal profile: one robust EWMA of the raw value per slot; the
+/// seasonal term is a slot's value minus the mean over the visited slots,
+/// so it is centred and does not depend on how the level moved while it
+/// was being learned.
+#[derive(Debug, Clone)]
+struct Profile {
+    period: f64,
+    value: Box<[f64]>,
+    visits: Box<[u16]>,
+    sum: f64,
+    seen: u32,
+    /// EWMA of the absolute one-step error when this profile is used.
+    err: f64,
+    ready: bool,
+}
+
+impl Profile {
+    fn new(period: f64, slots: u32) -> Self {
+        Self {
+            period,
+            value: vec![0.0; slots as usize].into_boxed_slice(),
+            visits: vec![0; slots as usize].into_boxed_slice(),
+            sum: 0.0,
+            seen: 0,
+            err: f64::NAN,
+            ready: false,
+        }
+    }
+
+    fn slot(&self, t: f64) -> usize {
+        let n = self.value.len();
+        let frac = phase(t, self.period) / self.period;
+        ((frac * n as f64) as usize).min(n - 1)
+    }
+
+    /// The centred seasonal term at slot `s`.
+    fn term(&self, s: usize) -> f64 {
+        if self.visits[s] == 0 || self.seen == 0 {
+            0.0
+        } else {
+            self.value[s] - self.sum / f64::from(self.seen)
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.value.len() * (size_of::<f64>() + size_of::<u16>())
+    }
+}
+
+/// A streaming anomaly baseline for one series; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    cfg: BaselineConfig,
+    n: u64,
+    first_t: f64,
+    last_t: f64,
+    level: f64,
+    scale: f64,
+    err_flat: f64,
+    daily: Option<Profile>,
+    weekly: Option<Profile>,
+    run: Box<[f64]>,
+    run_len: usize,
+    run_sign: i8,
+    in_anomaly: bool,
+    hour_scale: [f64; 24],
+    hour_visits: [u16; 24],
+    raw_short: f64,
+    raw_mean: f64,
+    raw_var: f64,
+    calm: u32,
+    last_edge_t: f64,
+    late: u64,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Self::new(BaselineConfig::default())
+    }
+}
+
+impl Baseline {
+    /// A baseline with `config` forced into range (see
+    /// [`BaselineConfig::clamped`]).
+    pub fn new(config: BaselineConfig) -> Self {
+        let cfg = config.clamped();
+        let daily =
+            (cfg.seasonality != Seasonality::None).then(|| Profile::new(DAY_SECS, cfg.daily_slots));
+        let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly)
+            .then(|| Profile::new(WEEK_SECS, cfg.weekly_slots));
+        let run = vec![0.0; cfg.shift_points as usize].into_boxed_slice();
+        Self {
+            cfg,
+            n: 0,
+            first_t: f64::NAN,
+            last_t: f64::NEG_INFINITY,
+            level: 0.0,
+            scale: 0.0,
+            err_flat: 0.0,
+            daily,
+            weekly,
+            run,
+            run_len: 0,
+            run_sign: 0,
+            in_anomaly: false,
+            hour_scale: [0.0; 24],
+            hour_visits: [0; 24],
+            raw_short: 0.0,
+            raw_mean: 0.0,
+            raw_var: 0.0,
+            calm: 0,
+            last_edge_t: f64::NEG_INFINITY,
+            late: 0,
+        }
+    }
+
+    /// Like [`Baseline::new`] but rejects out-of-range configuration.
+    pub fn try_new(config: BaselineConfig) -> Result<Self, BaselineError> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
+    /// The configuration in use (after clamping).
+    pub fn config(&self) -> &BaselineConfig {
+        &self.cfg
+    }
+
+    /// Points accepted so far.
+    pub fn points(&self) -> u64 {
+        self.n
+    }
+
+    /// Points dropped because their timestamp went backwards.
+    pub fn late_points(&self) -> u64 {
+        self.late
+    }
+
+    /// Heap + inline bytes held by this baseline; constant after `new`.
+    pub fn memory_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.daily.as_ref().map_or(0, Profile::bytes)
+            + self.weekly.as_ref().map_or(0, Profile::bytes)
+            + self.run.len() * size_of::<f64>()
+    }
+
+    fn hour(t: f64) -> usize {
+        ((phase(t, DAY_SECS) / 3600.0) as usize).min(23)
+    }
+
+    /// σ at `t`: from the hour-of-day scale once the daily profile is
+    /// ready and that hour has been seen enough (noise often differs
+    /// between busy and quiet hours), else from the global scale.
+    fn sigma(&self, t: f64) -> f64 {
+        let floor = self
+            .cfg
+            .min_scale_abs
+            .max(self.cfg.min_scale_rel * self.level.abs());
+        let h = Self::hour(t);
+        let daily_ready = self.daily.as_ref().is_some_and(|p| p.ready);
+        let scale = if daily_ready && self.hour_visits[h] >= 12 {
+            self.hour_scale[h]
+        } else {
+            self.scale
+        };
+        (scale * MAD_TO_SIGMA).max(floor)
+    }
+
+    /// The seasonal term in use at `t` (0 if none helps yet).
+    fn season(&self, t: f64) -> f64 {
+        let mut best = (self.err_flat, 0.0);
+        for p in [&self.daily, &self.weekly].into_iter().flatten() {
+            // A profile must beat the flat model by 5 % to be used.
+            if p.ready && p.err < 0.95 * best.0 {
+                best = (p.err, p.term(p.slot(t)));
+            }
+        }
+        best.1
+    }
+
+    /// The expected value and band at `t` without updating, once warm.
+    pub fn expected_at(&self, t_secs: f64) -> Option<(f64, f64, f64)> {
+        if self.n < u64::from(self.cfg.warmup_points.max(1)) || !t_secs.is_finite() {
+            return None;
+        }
+        let e = self.level + self.season(t_secs);
+        let w = self.cfg.band_z * self.sigma(t_secs);
+        Some((e, e - w, e + w))
+    }
+
+    /// Feeds one value observed at `t_secs` (Unix seconds). Returns `None`
+    /// during warm-up, for non-finite input and for late points.
+    pub fn update(&mut self, t_secs: f64, value: f64) -> Option<BaselineOutput> {
+        if !t_secs.is_finite() || !value.is_finite() {
+            return None;
+        }
+        if t_secs < self.last_t {
+            self.late += 1;
+            return None;
+        }
+        self.last_t = t_secs;
+        if self.n == 0 {
+            self.first_t = t_secs;
+            self.level = value;
+            self.n = 1;
+            return None;
+        }
+        let cfg = &self.cfg;
+        let warm = self.n >= u64::from(cfg.warmup_points.max(1));
+        let sigma = self.sigma(t_secs);
+        let season = self.season(t_secs);
+        let expected = self.level + season;
+        let resid = value - expected;
+        let z = resid.abs() / sigma;
+        let raw = if z.is_finite() {
+            z * z / (z * z + cfg.z_half * cfg.z_half)
+        } else {
+            1.0
+        };
+        // Likelihood: how unusual the recent raw scores are against their
+        // own long-run distribution (after Numenta's anomaly likelihood).
+        let score = if cfg.likelihood && warm {
+            self.raw_short += cfg.alpha_short * (raw - self.raw_short);
+            let a = cfg
+                .alpha_long
+                .max(1.0 / (self.n as f64 - f64::from(cfg.warmup_points) + 2.0));
+            let d = raw - self.raw_mean;
+            self.raw_mean += a * d;
+            self.raw_var = (1.0 - a) * (self.raw_var + a * d * d);
+            let sd = self.raw_var.sqrt().max(0.01);
+            normal_cdf((self.raw_short - self.raw_mean) / sd)
+        } else {
+            raw
+        };
+
+        // Flag with hysteresis (only once warm).
+        let mut edge = false;
+        if warm {
+            if self.in_anomaly {
+                if score < cfg.clear_ratio * cfg.threshold {
+                    self.calm += 1;
+                    if self.calm >= cfg.clear_points {
+                        self.in_anomaly = false;
+                    }
+                } else {
+                    self.calm = 0;
+                }
+            } else if score >= cfg.threshold {
+                self.in_anomaly = true;
+                self.calm = 0;
+                if t_secs - self.last_edge_t >= cfg.holdoff_secs {
+                    edge = true;
+                    self.last_edge_t = t_secs;
+                }
+            }
+        }
+        let band = cfg.band_z * sigma;
+        let out = BaselineOutput {
+            expected,
+            lower: expected - band,
+            upper: expected + band,
+            score,
+            raw_score: raw,
+            anomaly: edge,
+            in_anomaly: self.in_anomaly,
+        };
+
+        // Robust state updates.
+        let n = self.n as f64;
+        let alpha = cfg.alpha.max(1.0 / (n + 1.0));
+        let alpha_s = cfg.alpha_scale.max(1.0 / (n + 1.0));
+        let clip = cfg.huber_k * sigma;
+        let warming = !warm;
+        // During warm-up σ is unreliable: do not clip yet.
+        let rc = if warming {
+            resid
+        } else {
+            resid.clamp(-clip, clip)
+        };
+        let old_level = self.level;
+        self.err_flat += alpha_s * ((value - old_level).abs() - self.err_flat);
+        self.level += alpha * rc;
+        let abs_r = if warming {
+            resid.abs()
+        } else {
+            resid.abs().min(clip)
+        };
+        self.scale += alpha_s * (abs_r - self.scale);
+        let h = Self::hour(t_secs);
+        let hv = self.hour_visits[h];
+        let ah = alpha_s.max(1.0 / (f64::from(hv) + 1.0));
+        self.hour_scale[h] += ah * (abs_r - self.hour_scale[h]);
+        self.hour_visits[h] = hv.saturating_add(1);
+
+        let age = t_secs - self.first_t;
+        let (beta, k, min_cycles) = (cfg.beta_season, cfg.huber_k, cfg.min_cycles);
+        let err_flat = self.err_flat;
+        for p in [&mut self.daily, &mut self.weekly].into_iter().flatten() {
+            let s = p.slot(t_secs);
+            if p.ready {
+                let e = (value - old_level - p.term(s)).abs();
+                p.err = if p.err.is_finite() {
+                    p.err + alpha_s * (e - p.err)
+                } else {
+                    e
+                };
+            } else if age >= min_cycles * p.period {
+                p.ready = true;
+                p.err = err_flat;
+            }
+            let old = p.value[s];
+            if p.visits[s] == 0 {
+                let dev = if warming {
+                    0.0
+                } else {
+                    (value - old_level).clamp(-4.0 * k * sigma, 4.0 * k * sigma)
+                };
+                p.value[s] = old_level + dev;
+                p.seen += 1;
+                p.sum += p.value[s];
+            } else {
+                let b = beta.max(1.0 / (f64::from(p.visits[s]) + 1.0));
+                p.value[s] += b * (value - old).clamp(-clip, clip);
+                p.sum += p.value[s] - old;
+            }
+            p.visits[s] = p.visits[s].saturating_add(1);
+        }
+
+        // Level shift: a run of same-side outliers re-seats the level.
+        let sign: i8 = if warm && resid.abs() > cfg.shift_k * sigma {
+            if resid > 0.0 { 1 } else { -1 }
+        } else {
+            0
+        };
+        if sign != 0 && sign == self.run_sign {
+            if self.run_len < self.run.len() {
+                self.run[self.run_len] = value - season;
+                self.run_len += 1;
+            }
+        } else {
+            self.run_sign = sign;
+            self.run_len = 0;
+            if sign != 0 {
+                self.run[0] = value - season;
+                self.run_len = 1;
+            }
+        }
+        if self.run_len >= self.run.len() {
+            let run = &mut self.run[..];
+            run.sort_unstable_by(f64::total_cmp);
+            let m = run.len() / 2;
+            let med = if run.len() % 2 == 1 {
+                run[m]
+            } else {
+                0.5 * (run[m - 1] + run[m])
+            };
+            self.level = med;
+            self.run_len = 0;
+            self.run_sign = 0;
+        }
+        self.n += 1;
+        warm.then_some(out)
+    }
+}

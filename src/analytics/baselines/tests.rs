@@ -1,0 +1,567 @@
+//! Baseline tests (step, spike, ramp, daily seasonality, level shift, NaN,
+//! gaps and late points, memory) and counter-to-rate tests (reset). Data
+//! comes from a small deterministic PRNG (SplitMix64), so every run sees
+//! the same values.
+//!
+//! Also holds the NAB evaluation (`nab_evaluation`, ignored by default):
+//! `cargo test --release --lib nab_evaluation -- --ignored --nocapture`.
+
+use super::*;
+
+/// SplitMix64: tiny, fast, and good enough to generate test data.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn open01(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    pub(crate) fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.open01(), self.open01());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+const T0: f64 = 1_700_000_000.0;
+const STEP: f64 = 300.0;
+
+/// Feeds `values` at 5-minute steps; returns the outputs.
+fn run(b: &mut Baseline, values: &[f64]) -> Vec<Option<BaselineOutput>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| b.update(T0 + i as f64 * STEP, v))
+        .collect()
+}
+
+fn edges(out: &[Option<BaselineOutput>]) -> Vec<usize> {
+    out.iter()
+        .enumerate()
+        .filter(|(_, o)| o.is_some_and(|o| o.anomaly))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The raw (per-value z) score path, flag at z = 6, 1 h hold-off: for
+/// tests that check the model itself rather than the likelihood stage.
+fn raw_cfg() -> BaselineConfig {
+    BaselineConfig {
+        likelihood: false,
+        threshold: 0.8,
+        holdoff_secs: 3600.0,
+        ..BaselineConfig::default()
+    }
+}
+
+fn noisy(n: usize, level: f64, sd: f64, seed: u64) -> Vec<f64> {
+    let mut rng = Rng(seed);
+    (0..n).map(|_| level + sd * rng.normal()).collect()
+}
+
+#[test]
+fn warm_up_yields_nothing_then_outputs() {
+    let mut b = Baseline::default();
+    let out = run(&mut b, &noisy(30, 10.0, 1.0, 1));
+    assert!(out[..12].iter().all(Option::is_none));
+    assert!(out[12..].iter().all(Option::is_some));
+    let o = out[29].unwrap();
+    assert!(o.lower < o.expected && o.expected < o.upper);
+    assert!((0.0..=1.0).contains(&o.score));
+}
+
+#[test]
+fn step_flags_once_and_readapts() {
+    let mut v = noisy(1000, 10.0, 1.0, 2);
+    for x in &mut v[500..] {
+        *x += 20.0;
+    }
+    let mut b = Baseline::new(raw_cfg());
+    let out = run(&mut b, &v);
+    let e = edges(&out);
+    assert_eq!(e.iter().filter(|&&i| i >= 500).count(), 1, "edges {e:?}");
+    assert!(e.contains(&500), "edges {e:?}");
+    assert!(e.iter().filter(|&&i| i < 500).count() <= 1, "edges {e:?}");
+    // Re-adapted (level shift): expected near 30 soon after.
+    let o = out[530].unwrap();
+    assert!((o.expected - 30.0).abs() < 1.0, "expected {}", o.expected);
+    assert!(!out[600].unwrap().in_anomaly);
+
+    // The default (likelihood) score flags it too, within a few steps.
+    let mut b = Baseline::default();
+    let e = edges(&run(&mut b, &v));
+    assert_eq!(e.iter().filter(|&&i| i >= 500).count(), 1, "edges {e:?}");
+    assert!(e.iter().any(|&i| (500..=503).contains(&i)), "edges {e:?}");
+}
+
+#[test]
+fn level_shift_down_readapts_within_shift_points() {
+    let mut v = noisy(600, 100.0, 2.0, 3);
+    for x in &mut v[300..] {
+        *x -= 50.0;
+    }
+    let mut b = Baseline::default();
+    let out = run(&mut b, &v);
+    let o = out[315].unwrap();
+    assert!((o.expected - 50.0).abs() < 3.0, "expected {}", o.expected);
+}
+
+#[test]
+fn spike_does_not_poison_baseline() {
+    let mut v = noisy(800, 10.0, 1.0, 4);
+    v[400] = 1000.0;
+    let mut b = Baseline::new(raw_cfg());
+    let out = run(&mut b, &v);
+    let spike = out[400].unwrap();
+    assert!(spike.anomaly && spike.score > 0.99);
+    let after = out[401].unwrap();
+    assert!((after.expected - 10.0).abs() < 0.5, "{after:?}");
+    let before = out[399].unwrap();
+    assert!(after.upper - after.lower < 1.3 * (before.upper - before.lower));
+    assert!(edges(&out).iter().filter(|&&i| i > 400).count() == 0);
+}
+
+#[test]
+fn regular_spikes_become_normal_with_the_likelihood_score() {
+    // A spike every 10 points, forever: raw z is huge at every spike.
+    let mut v = noisy(6000, 10.0, 1.0, 11);
+    for x in v.iter_mut().step_by(10) {
+        *x += 30.0;
+    }
+    let mut raw = Baseline::new(BaselineConfig {
+        likelihood: false,
+        ..BaselineConfig::default()
+    });
+    let raw_edges = edges(&run(&mut raw, &v));
+    let mut b = Baseline::default();
+    let out = run(&mut b, &v);
+    let e = edges(&out);
+    // The raw score flags at every hold-off; the likelihood learns the
+    // pattern and stays quiet after the first few days.
+    assert!(
+        raw_edges.iter().filter(|&&i| i > 3000).count() >= 5,
+        "{raw_edges:?}"
+    );
+    assert!(e.iter().filter(|&&i| i > 3000).count() <= 1, "edges {e:?}");
+    // A change of behaviour (a level shift) still flags.
+    let mut w = v.clone();
+    for x in &mut w[5000..] {
+        *x += 15.0;
+    }
+    let mut b = Baseline::default();
+    let e = edges(&run(&mut b, &w));
+    assert!(e.iter().any(|&i| (5000..5010).contains(&i)), "edges {e:?}");
+}
+
+#[test]
+fn ramp_is_tracked_without_flags() {
+    let mut rng = Rng(5);
+    let v: Vec<f64> = (0..2000)
+        .map(|i| 0.01 * i as f64 + 0.5 * rng.normal())
+        .collect();
+    let mut b = Baseline::default();
+    let out = run(&mut b, &v);
+    assert!(edges(&out).len() <= 2, "edges {:?}", edges(&out));
+    let o = out[1999].unwrap();
+    assert!((o.expected - 19.99).abs() < 1.0, "expected {}", o.expected);
+}
+
+fn daily_sine(n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let t = T0 + i as f64 * STEP;
+            50.0 + 20.0 * (std::f64::consts::TAU * t / 86_400.0).sin() + rng.normal()
+        })
+        .collect()
+}
+
+#[test]
+fn learns_daily_seasonality() {
+    let n = 288 * 10;
+    let mut v = daily_sine(n, 6);
+    // An anomaly that stays inside the daily range: +14 at one point.
+    v[n - 100] += 14.0;
+    let mut b = Baseline::new(raw_cfg());
+    let out = run(&mut b, &v);
+    // Over the last 3 days the expected value follows the sine closely.
+    let mut err = 0.0;
+    let mut cnt = 0.0;
+    for (i, o) in out.iter().enumerate().skip(n - 288 * 3) {
+        if i != n - 100 {
+            let t = T0 + i as f64 * STEP;
+            let truth = 50.0 + 20.0 * (std::f64::consts::TAU * t / 86_400.0).sin();
+            err += (o.unwrap().expected - truth).abs();
+            cnt += 1.0;
+        }
+    }
+    assert!(err / cnt < 1.5, "mean error {}", err / cnt);
+    let e = edges(&out);
+    assert!(e.contains(&(n - 100)), "edges {e:?} {:?}", out[n - 100]);
+    assert!(
+        e.iter().filter(|&&i| i > n - 288 * 3).count() == 1,
+        "edges {e:?}"
+    );
+}
+
+#[test]
+fn nan_changes_nothing() {
+    let v = noisy(100, 10.0, 1.0, 7);
+    let mut a = Baseline::default();
+    let mut b = Baseline::default();
+    for (i, &x) in v.iter().enumerate() {
+        let t = T0 + i as f64 * STEP;
+        let oa = a.update(t, x);
+        assert_eq!(b.update(t, f64::NAN), None);
+        assert_eq!(b.update(t, f64::INFINITY), None);
+        assert_eq!(b.update(f64::NAN, x), None);
+        assert_eq!(oa, b.update(t, x));
+    }
+}
+
+#[test]
+fn gaps_keep_seasonal_alignment_and_late_points_are_dropped() {
+    let n = 288 * 8;
+    let v = daily_sine(n, 8);
+    let mut b = Baseline::default();
+    let mut last = None;
+    for (i, &x) in v.iter().enumerate() {
+        // A 1.5-day gap in the middle.
+        if (288 * 4..288 * 4 + 432).contains(&i) {
+            continue;
+        }
+        last = b.update(T0 + i as f64 * STEP, x).or(last);
+        if i == 288 * 4 + 432 + 5 {
+            let o = last.unwrap();
+            assert!(!o.anomaly, "{o:?}");
+            assert!((o.expected - x).abs() < 4.0, "{o:?} vs {x}");
+        }
+    }
+    assert_eq!(b.update(T0, 1.0), None);
+    assert_eq!(b.late_points(), 1);
+}
+
+#[test]
+fn memory_is_bounded_and_constant() {
+    let mut b = Baseline::default();
+    let m0 = b.memory_bytes();
+    run(&mut b, &daily_sine(288 * 15, 9));
+    assert_eq!(b.memory_bytes(), m0);
+    assert!(m0 < 6144, "{m0} bytes");
+}
+
+#[test]
+fn config_validation() {
+    assert!(BaselineConfig::default().validate().is_ok());
+    let bad = BaselineConfig {
+        alpha: 2.0,
+        ..BaselineConfig::default()
+    };
+    assert!(matches!(
+        Baseline::try_new(bad.clone()),
+        Err(BaselineError::OutOfRange { name: "alpha", .. })
+    ));
+    assert_eq!(Baseline::new(bad).config().alpha, 1.0);
+}
+
+#[test]
+fn counter_rate_with_reset() {
+    let mut r = RateConverter::new();
+    assert_eq!(r.update(0.0, 100.0), None);
+    assert_eq!(r.update(10.0, 150.0), Some(5.0));
+    // Reset: the counter restarted from 0 and is now at 20.
+    assert_eq!(r.update(20.0, 20.0), Some(2.0));
+    assert_eq!(r.resets(), 1);
+    assert_eq!(r.update(30.0, 40.0), Some(2.0));
+    // Ignored: NaN, negative, time not advancing.
+    assert_eq!(r.update(40.0, f64::NAN), None);
+    assert_eq!(r.update(40.0, -1.0), None);
+    assert_eq!(r.update(30.0, 50.0), None);
+    assert_eq!(r.update(40.0, 60.0), Some(2.0));
+}
+
+/// Evaluation on the NAB development subset (`../shared/data/nab-dev`, or
+/// `$NAB_DIR`): the NAB standard-profile score of the rising-edge flags at
+/// the default threshold and the best over a threshold sweep, the
+/// forecasts' MAE relative to naive per horizon (geometric mean over
+/// series) and interval coverage, and the per-point cost of one baseline
+/// plus one forecaster. Figures are recorded in `docs/ALGORITHMS.md`.
+///
+/// Run: `cargo test --release --lib nab_evaluation -- --ignored --nocapture`
+#[test]
+#[ignore = "reads the NAB data from disk; run explicitly"]
+fn nab_evaluation() {
+    use crate::analytics::forecasts::{Forecaster, MODELS};
+    use std::time::Instant;
+
+    let dir = std::env::var("NAB_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nab-dev").into());
+    let windows_text =
+        std::fs::read_to_string(format!("{dir}/windows.json")).expect("windows.json");
+    let windows: serde_json::Value = serde_json::from_str(&windows_text).expect("json");
+    type File = (String, Vec<(f64, f64)>, Vec<(usize, usize)>);
+    let mut files: Vec<File> = Vec::new();
+    for (name, wins) in windows.as_object().expect("object") {
+        let text = std::fs::read_to_string(format!("{dir}/{name}")).expect("csv");
+        let rows: Vec<(f64, f64)> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let (ts, v) = l.split_once(',')?;
+                Some((nab::parse_ts(ts)?, v.trim().parse().ok()?))
+            })
+            .collect();
+        let idx = wins
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|w| {
+                let s = nab::parse_ts(w[0].as_str()?)?;
+                let e = nab::parse_ts(w[1].as_str()?)?;
+                let first = rows.iter().position(|r| r.0 >= s)?;
+                let last = rows.iter().rposition(|r| r.0 <= e)?;
+                (first <= last).then_some((first, last))
+            })
+            .collect();
+        files.push((name.clone(), rows, idx));
+    }
+    let total_windows: usize = files.iter().map(|f| f.2.len()).sum();
+    println!(
+        "{} files, {} windows, {} rows",
+        files.len(),
+        total_windows,
+        files.iter().map(|f| f.1.len()).sum::<usize>()
+    );
+
+    let score_at = |cfg: &BaselineConfig, verbose: bool| -> f64 {
+        let mut raw = 0.0;
+        for (name, rows, wins) in &files {
+            let mut b = Baseline::new(cfg.clone());
+            let det: Vec<usize> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| b.update(r.0, r.1).is_some_and(|o| o.anomaly))
+                .map(|(i, _)| i)
+                .collect();
+            let s = nab::file_score(rows.len(), wins, &det);
+            if verbose {
+                println!(
+                    "  {name:60} windows {} detections {:3} raw {s:+.3}",
+                    wins.len(),
+                    det.len()
+                );
+            }
+            raw += s;
+        }
+        let n = total_windows as f64;
+        100.0 * (raw + n) / (2.0 * n)
+    };
+    let mut default = BaselineConfig::default();
+    // Exploration knobs: NAB_SHIFT_POINTS, NAB_ALPHA_LONG, NAB_CLEAR_RATIO.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    if let Some(v) = env("NAB_SHIFT_POINTS") {
+        default.shift_points = v as u32;
+    }
+    if let Some(v) = env("NAB_ALPHA_LONG") {
+        default.alpha_long = v;
+    }
+    if let Some(v) = env("NAB_CLEAR_RATIO") {
+        default.clear_ratio = v;
+    }
+    let default = default;
+    let at_default = score_at(&default, true);
+    let mut best = (default.threshold, at_default);
+    let sweep: Vec<f64> = std::env::var("NAB_SWEEP_ALPHA_SHORT")
+        .ok()
+        .map_or(vec![default.alpha_short], |v| {
+            v.split(',').filter_map(|x| x.parse().ok()).collect()
+        });
+    for alpha_short in sweep {
+        for threshold in [0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999] {
+            for holdoff_secs in [6.0 * 3600.0, 24.0 * 3600.0, 72.0 * 3600.0] {
+                let c = BaselineConfig {
+                    threshold,
+                    holdoff_secs,
+                    alpha_short,
+                    ..default.clone()
+                };
+                let s = score_at(&c, false);
+                println!(
+                    "  alpha_short {alpha_short} threshold {threshold} holdoff {holdoff_secs:6} -> {s:.1}"
+                );
+                if s > best.1 {
+                    best = (threshold, s);
+                }
+            }
+        }
+    }
+    println!(
+        "NAB standard score: default threshold {:.3} -> {at_default:.1}; best threshold {:.4} -> {:.1}",
+        default.threshold, best.0, best.1
+    );
+
+    // Forecasts: relative MAE vs naive per horizon, geometric mean over
+    // series with a non-zero naive error; pooled interval coverage.
+    const STEPS: [usize; 3] = [1, 3, 12];
+    let mut log_rel = [0.0f64; 3];
+    let mut n_rel = [0usize; 3];
+    let mut worst = [0.0f64; 3];
+    let mut covered = [0usize; 3];
+    let mut total = [0usize; 3];
+    let mut chosen = [[0usize; MODELS.len()]; 3];
+    for (name, rows, _) in &files {
+        let mut f = Forecaster::default();
+        let mut mae = [(0.0f64, 0.0f64); 3];
+        for (i, &(t, x)) in rows.iter().enumerate() {
+            f.update(t, x);
+            for (h, &k) in STEPS.iter().enumerate() {
+                let Some(&(ty, y)) = rows.get(i + k) else {
+                    continue;
+                };
+                // Only where the target row is exactly at t + h.
+                if (ty - t - 300.0 * k as f64).abs() > 1.0 {
+                    continue;
+                }
+                if let Some(fc) = f.forecast(h) {
+                    mae[h].0 += (fc.value - y).abs();
+                    mae[h].1 += (x - y).abs();
+                    covered[h] += usize::from(fc.lower <= y && y <= fc.upper);
+                    total[h] += 1;
+                    chosen[h][MODELS.iter().position(|&m| m == fc.model).unwrap_or(0)] += 1;
+                }
+            }
+        }
+        for h in 0..3 {
+            if mae[h].1 > 0.0 && mae[h].0 > 0.0 {
+                log_rel[h] += (mae[h].0 / mae[h].1).ln();
+                worst[h] = worst[h].max(mae[h].0 / mae[h].1);
+                if mae[h].0 > mae[h].1 {
+                    println!(
+                        "  worse than naive at horizon {h}: {name} {:.3}",
+                        mae[h].0 / mae[h].1
+                    );
+                }
+                n_rel[h] += 1;
+            }
+        }
+    }
+    for (h, name) in ["5m", "15m", "1h"].iter().enumerate() {
+        println!(
+            "forecast {name:>3}: relative MAE (geo mean over {} series) {:.3}, worst series {:.3}, 90% interval coverage {:.1}%, chosen {:?}",
+            n_rel[h],
+            (log_rel[h] / n_rel[h] as f64).exp(),
+            worst[h],
+            100.0 * covered[h] as f64 / total[h] as f64,
+            MODELS
+                .iter()
+                .zip(chosen[h])
+                .map(|(m, c)| format!("{}={c}", m.as_str()))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    // Per-point cost of one baseline and one forecaster (3 horizons).
+    let time = |which: u8| {
+        let start = Instant::now();
+        let mut points = 0usize;
+        for _ in 0..5 {
+            for (_, rows, _) in &files {
+                let mut b = Baseline::default();
+                let mut f = Forecaster::default();
+                for &(t, x) in rows {
+                    if which & 1 != 0 {
+                        std::hint::black_box(b.update(t, x));
+                    }
+                    if which & 2 != 0 {
+                        f.update(t, x);
+                        for h in 0..3 {
+                            std::hint::black_box(f.forecast(h));
+                        }
+                    }
+                }
+                points += rows.len();
+            }
+        }
+        start.elapsed().as_nanos() as f64 / points as f64
+    };
+    let (tb, tf, tboth) = (time(1), time(2), time(3));
+    println!(
+        "cost per point: baseline {tb:.0} ns, forecaster update + 3 forecasts {tf:.0} ns, both {tboth:.0} ns"
+    );
+    let b = Baseline::default();
+    let f = Forecaster::default();
+    println!(
+        "memory: baseline {} B, forecaster {} B (before pending queues grow)",
+        b.memory_bytes(),
+        f.memory_bytes()
+    );
+}
+
+/// NAB helpers for the evaluation.
+mod nab {
+    /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC) to Unix seconds.
+    pub fn parse_ts(s: &str) -> Option<f64> {
+        let s = s.trim();
+        let (date, time) = s.split_once([' ', 'T'])?;
+        let mut d = date.split('-').map(|p| p.parse::<i64>());
+        let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+        let mut tp = time.split(':');
+        let (hh, mm) = (
+            tp.next()?.parse::<i64>().ok()?,
+            tp.next()?.parse::<i64>().ok()?,
+        );
+        let ss: f64 = tp.next()?.parse().ok()?;
+        // Days from civil (Howard Hinnant's algorithm).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some((days * 86_400 + hh * 3600 + mm * 60) as f64 + ss)
+    }
+
+    fn scaled_sigmoid(x: f64) -> f64 {
+        if x > 3.0 {
+            -1.0
+        } else {
+            2.0 / (1.0 + (5.0 * x).exp()) - 1.0
+        }
+    }
+
+    /// NAB standard profile (TP 1, FP 0.11, FN 1) raw score of one file.
+    pub fn file_score(n: usize, windows: &[(usize, usize)], detections: &[usize]) -> f64 {
+        let probation = ((0.15 * n as f64) as usize).min(750);
+        let max_tp = scaled_sigmoid(-1.0);
+        let mut tp = vec![f64::NAN; windows.len()];
+        let mut fp = 0.0;
+        for &i in detections.iter().filter(|&&i| i >= probation) {
+            if let Some(w) = windows.iter().position(|&(s, e)| s <= i && i <= e) {
+                let (s, e) = windows[w];
+                let pos = -((e - i + 1) as f64) / (e - s + 1) as f64;
+                let score = scaled_sigmoid(pos) / max_tp;
+                if tp[w].is_nan() || score > tp[w] {
+                    tp[w] = score;
+                }
+            } else if let Some(&(s, e)) = windows.iter().rev().find(|&&(_, e)| e < i) {
+                let pos = (i - e) as f64 / ((e - s) as f64).max(1.0);
+                fp += 0.11 * scaled_sigmoid(pos);
+            } else {
+                fp -= 0.11;
+            }
+        }
+        tp.iter()
+            .map(|&s| if s.is_nan() { -1.0 } else { s })
+            .sum::<f64>()
+            + fp
+    }
+}

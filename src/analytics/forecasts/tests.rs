@@ -1,0 +1,203 @@
+//! Forecaster tests: a linear ramp (trend models beat naive), a random
+//! walk (naive is chosen), interval coverage on Gaussian noise, daily
+//! seasonality, NaN and gaps, time to threshold, memory. Data comes from
+//! SplitMix64, so every run sees the same values.
+
+use super::*;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn open01(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.open01(), self.open01());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+const T0: f64 = 1_700_000_000.0;
+const STEP: f64 = 300.0;
+/// Horizons in steps of the default configuration (5 m, 15 m, 1 h).
+const STEPS: [usize; 3] = [1, 3, 12];
+
+/// Runs the default forecaster over `v` at 5-minute steps and returns,
+/// per horizon, (MAE of the chosen forecasts, MAE of naive, coverage).
+fn evaluate(v: &[f64], skip: usize) -> Vec<(f64, f64, f64)> {
+    let mut f = Forecaster::default();
+    let mut acc = [(0.0, 0.0, 0.0, 0.0); 3];
+    for (i, &x) in v.iter().enumerate() {
+        f.update(T0 + i as f64 * STEP, x);
+        if i < skip {
+            continue;
+        }
+        for (h, &k) in STEPS.iter().enumerate() {
+            if let (Some(fc), Some(&y)) = (f.forecast(h), v.get(i + k)) {
+                let a = &mut acc[h];
+                a.0 += (fc.value - y).abs();
+                a.1 += (x - y).abs();
+                a.2 += f64::from(u8::from(fc.lower <= y && y <= fc.upper));
+                a.3 += 1.0;
+            }
+        }
+    }
+    acc.iter()
+        .map(|a| (a.0 / a.3, a.1 / a.3, a.2 / a.3))
+        .collect()
+}
+
+#[test]
+fn ramp_trend_models_beat_naive() {
+    let mut rng = Rng(1);
+    let v: Vec<f64> = (0..3000)
+        .map(|i| 0.5 * i as f64 + 0.2 * rng.normal())
+        .collect();
+    let r = evaluate(&v, 500);
+    for (h, &(mae, naive, _)) in r.iter().enumerate() {
+        assert!(mae < 0.5 * naive, "horizon {h}: {mae} vs naive {naive}");
+    }
+    let mut f = Forecaster::default();
+    for (i, &x) in v.iter().enumerate() {
+        f.update(T0 + i as f64 * STEP, x);
+    }
+    for h in 0..3 {
+        let m = f.chosen_model(h).unwrap();
+        assert!(matches!(m, Model::Linear | Model::DampedHolt), "{h}: {m:?}");
+    }
+}
+
+#[test]
+fn random_walk_chooses_naive_and_is_not_worse() {
+    let mut rng = Rng(2);
+    let mut x = 100.0;
+    let v: Vec<f64> = (0..5000)
+        .map(|_| {
+            x += rng.normal();
+            x
+        })
+        .collect();
+    let r = evaluate(&v, 500);
+    for (h, &(mae, naive, _)) in r.iter().enumerate() {
+        assert!(mae < 1.03 * naive, "horizon {h}: {mae} vs naive {naive}");
+    }
+    let mut f = Forecaster::default();
+    for (i, &x) in v.iter().enumerate() {
+        f.update(T0 + i as f64 * STEP, x);
+    }
+    let naive = f.tracked_error(0, Model::Naive).unwrap();
+    let chosen = f.tracked_error(0, f.chosen_model(0).unwrap()).unwrap();
+    assert!(chosen <= naive);
+    assert!(
+        chosen > 0.9 * naive,
+        "no model can beat naive by much on a random walk"
+    );
+}
+
+#[test]
+fn intervals_cover_about_90_percent_on_gaussian_noise() {
+    let mut rng = Rng(3);
+    let v: Vec<f64> = (0..20_000).map(|_| 10.0 + rng.normal()).collect();
+    let r = evaluate(&v, 1000);
+    for (h, &(mae, naive, cov)) in r.iter().enumerate() {
+        assert!((0.86..=0.94).contains(&cov), "horizon {h}: coverage {cov}");
+        // Smoothing beats naive on white noise (naive MAE is √2 larger).
+        assert!(mae < 0.85 * naive, "horizon {h}: {mae} vs {naive}");
+    }
+}
+
+#[test]
+fn daily_seasonality_uses_seasonal_naive_at_one_hour() {
+    let mut rng = Rng(4);
+    let v: Vec<f64> = (0..288 * 10)
+        .map(|i| {
+            let t = T0 + i as f64 * STEP;
+            50.0 + 20.0 * (std::f64::consts::TAU * t / 86_400.0).sin() + 0.3 * rng.normal()
+        })
+        .collect();
+    let r = evaluate(&v, 288 * 3);
+    let (mae, naive, _) = r[2];
+    assert!(mae < 0.6 * naive, "1 h: {mae} vs naive {naive}");
+}
+
+#[test]
+fn nan_and_gaps_are_harmless() {
+    let mut f = Forecaster::default();
+    for i in 0..200 {
+        let t = T0 + i as f64 * STEP;
+        f.update(t, 5.0);
+        f.update(t, f64::NAN);
+        f.update(f64::NAN, 1.0);
+        f.update(t - 1.0, 1e9); // late: ignored
+    }
+    // A one-day gap, then the same level.
+    for i in 488..700 {
+        f.update(T0 + i as f64 * STEP, 5.0);
+    }
+    for h in 0..3 {
+        let fc = f.forecast(h).unwrap();
+        assert!((fc.value - 5.0).abs() < 1e-9, "{fc:?}");
+        assert!(fc.lower <= fc.value && fc.value <= fc.upper);
+    }
+}
+
+#[test]
+fn warm_up_then_forecasts() {
+    let mut f = Forecaster::default();
+    assert_eq!(f.forecast(0), None);
+    assert_eq!(f.forecast(7), None);
+    for i in 0..20 {
+        f.update(T0 + i as f64 * STEP, i as f64);
+    }
+    assert!(f.forecast(0).is_some());
+    assert!(
+        f.forecast(2).is_none(),
+        "1 h forecasts have not matured yet"
+    );
+}
+
+#[test]
+fn time_to_threshold_on_a_ramp() {
+    let mut f = Forecaster::default();
+    // 1 unit per minute, from 0.
+    for i in 0..30 {
+        f.update(T0 + i as f64 * 60.0, i as f64);
+    }
+    let eta = f.time_to_threshold(129.0).unwrap();
+    assert!((eta - 6000.0).abs() < 1e-6, "{eta}");
+    assert_eq!(f.time_to_threshold(0.0), None, "moving away");
+    assert_eq!(f.time_to_threshold(f64::NAN), None);
+}
+
+#[test]
+fn memory_is_bounded() {
+    let mut f = Forecaster::default();
+    for i in 0..100_000 {
+        f.update(T0 + i as f64 * 10.0, (i % 17) as f64);
+    }
+    let m = f.memory_bytes();
+    assert!(m < 24 * 1024, "{m} bytes");
+}
+
+#[test]
+fn config_validation() {
+    assert!(ForecastConfig::default().validate().is_ok());
+    let none = ForecastConfig {
+        horizons_secs: vec![],
+        ..ForecastConfig::default()
+    };
+    assert_eq!(
+        Forecaster::try_new(none.clone()).err(),
+        Some(ForecastError::NoHorizons)
+    );
+    assert_eq!(Forecaster::new(none).horizons(), 3);
+}

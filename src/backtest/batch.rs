@@ -1,0 +1,178 @@
+//! The whole backtest: every input file through a fresh model, outputs
+//! written under the output directory with the same relative paths, a
+//! summary across files, and progress on stderr (a live line with rate and
+//! ETA on a terminal, a plain line per file otherwise).
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::input::{self, InputError};
+use super::model::AnalyticsModel;
+use super::runner::{self, HorizonScore};
+use crate::analytics::baselines::BaselineConfig;
+use crate::analytics::forecasts::ForecastConfig;
+
+/// Why a backtest failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Scores of one horizon over all files.
+#[derive(Debug, Clone, Default)]
+pub struct HorizonSummary {
+    pub label: String,
+    pub checked: u64,
+    /// Geometric mean over files of MAE / naive MAE.
+    pub relative_mae_geomean: Option<f64>,
+    /// Outcomes inside the interval, over all files.
+    pub coverage: Option<f64>,
+}
+
+/// What the backtest did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub files: usize,
+    pub rows: u64,
+    pub seconds: f64,
+    pub horizons: Vec<HorizonSummary>,
+}
+
+impl Summary {
+    pub fn points_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.rows as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Runs the backtest from `input` (file or directory) into `output`.
+pub fn run(
+    input: &Path,
+    output: &Path,
+    baseline: &BaselineConfig,
+    forecasts: &ForecastConfig,
+) -> Result<Summary, BacktestError> {
+    let files = input::discover(input)?;
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut summary = Summary {
+        files: files.len(),
+        ..Default::default()
+    };
+    let mut per_file: Vec<Vec<HorizonScore>> = Vec::new();
+    for (n, (path, relative)) in files.iter().enumerate() {
+        let rows = input::read(path)?;
+        let target: PathBuf = output.join(relative);
+        let write_err = |source| BacktestError::Output {
+            path: target.display().to_string(),
+            source,
+        };
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(write_err)?;
+        }
+        let file = std::fs::File::create(&target).map_err(write_err)?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        let mut model = AnalyticsModel::new(baseline.clone(), forecasts.clone());
+        let horizons = model.horizons().to_vec();
+        let scores = runner::run(&rows, &mut model, &horizons, &mut out).map_err(write_err)?;
+        out.flush().map_err(write_err)?;
+        summary.rows += rows.len() as u64;
+        per_file.push(scores);
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = summary.rows as f64 / elapsed.max(1e-9);
+        let eta = elapsed / (n + 1) as f64 * (files.len() - n - 1) as f64;
+        if terminal {
+            eprint!(
+                "\r{}/{} files, {} points, {:.0} points/s, ETA {:.0}s   ",
+                n + 1,
+                files.len(),
+                summary.rows,
+                rate,
+                eta
+            );
+        } else {
+            eprintln!(
+                "[{}/{}] {} ({} rows), {:.0} points/s, ETA {:.0}s",
+                n + 1,
+                files.len(),
+                relative.display(),
+                rows.len(),
+                rate,
+                eta
+            );
+        }
+    }
+    if terminal {
+        eprintln!();
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.horizons = summarise(&per_file);
+    Ok(summary)
+}
+
+fn summarise(per_file: &[Vec<HorizonScore>]) -> Vec<HorizonSummary> {
+    let Some(first) = per_file.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|h| {
+            let mut log_sum = 0.0;
+            let mut files = 0;
+            let mut checked = 0;
+            let (mut covered, mut with_interval) = (0u64, 0u64);
+            for scores in per_file {
+                let s = &scores[h];
+                checked += s.checked;
+                covered += s.covered;
+                with_interval += s.with_interval;
+                if let Some(r) = s.relative_mae().filter(|r| *r > 0.0) {
+                    log_sum += r.ln();
+                    files += 1;
+                }
+            }
+            HorizonSummary {
+                label: first[h].label.clone(),
+                checked,
+                relative_mae_geomean: (files > 0).then(|| (log_sum / files as f64).exp()),
+                coverage: (with_interval > 0).then(|| covered as f64 / with_interval as f64),
+            }
+        })
+        .collect()
+}
+
+/// The summary as printed by the CLI.
+pub fn report(summary: &Summary) -> String {
+    let mut text = format!(
+        "{} files, {} points in {:.2}s ({:.0} points/s)\n",
+        summary.files,
+        summary.rows,
+        summary.seconds,
+        summary.points_per_second()
+    );
+    text.push_str("horizon  forecasts  MAE/naive (geo. mean)  interval coverage\n");
+    for h in &summary.horizons {
+        let mae = h
+            .relative_mae_geomean
+            .map(|v| format!("{v:.3}"))
+            .unwrap_or_else(|| "-".into());
+        let cov = h
+            .coverage
+            .map(|v| format!("{:.1}%", v * 100.0))
+            .unwrap_or_else(|| "-".into());
+        text.push_str(&format!(
+            "{:<8} {:>9}  {:>21}  {:>17}\n",
+            h.label, h.checked, mae, cov
+        ));
+    }
+    text
+}

@@ -1,0 +1,112 @@
+//! Black-box tests of `streamgate backtest`: inputs found recursively,
+//! one output row per input row under the same relative path, the
+//! documented columns, a summary with relative MAE and coverage per
+//! horizon, and clear errors for bad input.
+
+use std::process::Command;
+
+fn backtest(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("backtest")
+        .args(args)
+        .output()
+        .expect("run streamgate backtest")
+}
+
+/// A noisy daily sine sampled every 5 minutes for 4 days, with a spike.
+fn series() -> String {
+    let mut csv = String::from("timestamp,value\n");
+    let mut state = 12345u64;
+    for i in 0..(4 * 288) {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let noise = ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 2.0;
+        let t = 1_700_000_000 + i * 300;
+        let day = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+        let mut v = 50.0 + 20.0 * day.sin() + noise;
+        if i == 900 {
+            v += 80.0;
+        }
+        csv.push_str(&format!("{t},{v:.3}\n"));
+    }
+    csv
+}
+
+/// Outputs mirror the inputs' relative paths and rows; the summary names
+/// each horizon with its relative MAE and coverage; a gap row stays empty.
+#[test]
+fn writes_outputs_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("nested")).unwrap();
+    let mut with_gap = series();
+    with_gap.push_str("1700345600,\n");
+    std::fs::write(input.join("nested/a.csv"), &with_gap).unwrap();
+    std::fs::write(input.join("b.csv"), series()).unwrap();
+    let output = dir.path().join("out");
+    let out = backtest(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("2 files"), "{summary}");
+    for h in ["5m", "15m", "1h"] {
+        assert!(
+            summary.lines().any(|l| l.starts_with(h) && l.contains('%')),
+            "{summary}"
+        );
+    }
+    let a = std::fs::read_to_string(output.join("nested/a.csv")).unwrap();
+    let lines: Vec<&str> = a.lines().collect();
+    assert_eq!(lines.len(), with_gap.lines().count());
+    assert_eq!(
+        lines[0],
+        "timestamp,value,expected,lower,upper,anomaly_score,anomaly,forecast_5m,forecast_5m_lower,forecast_5m_upper,forecast_15m,forecast_15m_lower,forecast_15m_upper,forecast_1h,forecast_1h_lower,forecast_1h_upper"
+    );
+    // Every row keeps its timestamp and value, and has all 16 cells.
+    for (out_line, in_line) in lines.iter().zip(with_gap.lines()).skip(1) {
+        assert!(out_line.starts_with(in_line), "{out_line} vs {in_line}");
+        assert_eq!(out_line.split(',').count(), 16, "{out_line}");
+    }
+    // Past warm-up the baseline and forecasts are filled; the gap row is not.
+    let late: Vec<&str> = lines[1000].split(',').collect();
+    assert!(late[2..].iter().all(|c| !c.is_empty()), "{}", lines[1000]);
+    assert!(
+        lines.last().unwrap().ends_with(",,,,,,,,,,,,,,"),
+        "{}",
+        lines.last().unwrap()
+    );
+    // The spike row is scored high.
+    let spike: Vec<&str> = lines[901].split(',').collect();
+    let score: f64 = spike[5].parse().unwrap();
+    assert!(score > 0.9, "spike scored {score}: {}", lines[901]);
+    assert!(output.join("b.csv").exists());
+}
+
+/// A bad row is an error naming the file and line, with exit code 1.
+#[test]
+fn bad_input_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.csv");
+    std::fs::write(&input, "timestamp,value\n2024-01-01 00:00:00,1\nsoon,2\n").unwrap();
+    let out = backtest(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.csv:3:") && err.contains("timestamp"),
+        "{err}"
+    );
+}
