@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -169,25 +168,7 @@ fn promtool_check_metrics_finds_no_problems() {
         "{text}"
     );
 
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child
-        .stdin
-        .take()
-        .expect("promtool stdin")
-        .write_all(text.as_bytes())
-        .expect("feed the scrape to promtool");
-    let output = child.wait_with_output().expect("promtool finished");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (success, report) = common::promtool_check(&promtool, &text);
     let self_lints: Vec<&str> = report
         .lines()
         .filter(|l| l.contains("streamgate_"))
@@ -198,9 +179,8 @@ fn promtool_check_metrics_finds_no_problems() {
         self_lints.join("\n")
     );
     assert!(
-        output.status.success(),
-        "promtool check metrics: {}\n{report}\n--- scrape ---\n{text}",
-        output.status
+        success,
+        "promtool check metrics failed:\n{report}\n--- scrape ---\n{text}"
     );
     assert_eq!(report.trim(), "", "promtool printed problems");
 }

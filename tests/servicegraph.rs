@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{Collector, Options, Samples, find_peer, http_client};
@@ -413,29 +411,10 @@ fn promtool_accepts_the_service_graph_series() {
     ] {
         assert!(text.contains(family), "{family} in\n{text}");
     }
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child
-        .stdin
-        .take()
-        .expect("promtool stdin")
-        .write_all(text.as_bytes())
-        .expect("feed the scrape to promtool");
-    let output = child.wait_with_output().expect("promtool finished");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (success, report) = common::promtool_check(&promtool, &text);
     assert!(
-        output.status.success() && report.trim().is_empty(),
-        "promtool check metrics: {}\n{report}\n--- scrape ---\n{text}",
-        output.status
+        success && report.trim().is_empty(),
+        "promtool check metrics failed:\n{report}\n--- scrape ---\n{text}"
     );
 }
 

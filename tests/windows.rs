@@ -131,26 +131,7 @@ fn window_series_pass_promtool() {
     let s = collector.scrape_until("window series", |s| {
         window_value(s, "observations", "1m") == Some(3.0)
     });
-    use std::io::Write;
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(s.text.as_bytes())
-        .expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool ran");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {report}");
+    let (success, report) = common::promtool_check(&promtool, &s.text);
+    assert!(success, "promtool: {report}");
     assert_eq!(report.trim(), "", "promtool printed problems");
 }

@@ -8,6 +8,7 @@
 //! expiry), [`output`] (building the emitted request), [`exponential`]
 //! (a self-scaling exponential histogram).
 
+pub mod dimension;
 pub mod exponential;
 pub mod logmetrics;
 pub mod output;

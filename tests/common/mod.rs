@@ -399,3 +399,29 @@ pub fn find_peer(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Runs `promtool check metrics` on an exposition; returns whether it
+/// exited 0 and everything it printed.
+pub fn promtool_check(promtool: &std::path::Path, exposition: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(exposition.as_bytes())
+        .expect("feed the exposition to promtool");
+    let output = child.wait_with_output().expect("promtool finished");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), report)
+}

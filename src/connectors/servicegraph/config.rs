@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::types::HumanDuration;
+pub use crate::connectors::dimension::{Dimension, default_latency_buckets};
 
 /// `connectors.servicegraph`: request, error and latency metrics per edge
 /// (client service → server service), as Grafana's service graph queries
@@ -41,34 +42,13 @@ pub struct ServiceGraphConfig {
     pub series_ttl: HumanDuration,
 }
 
-/// An extra dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Dimension {
-    /// Attribute key, e.g. `deployment.environment.name`.
-    pub name: String,
-    /// Value when neither the span nor its resource has the attribute.
-    #[serde(default)]
-    pub default: Option<String>,
-}
-
-/// The servicegraph connector's default latency buckets: 2ms … 15s.
-pub fn default_buckets() -> Vec<HumanDuration> {
-    [
-        2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000,
-    ]
-    .iter()
-    .map(|ms| HumanDuration(std::time::Duration::from_millis(*ms)))
-    .collect()
-}
-
 impl Default for ServiceGraphConfig {
     fn default() -> Self {
         Self {
             enabled: true,
             max_items: 10_000,
             wait: HumanDuration::secs(2),
-            latency_histogram_buckets: default_buckets(),
+            latency_histogram_buckets: default_latency_buckets(),
             dimensions: Vec::new(),
             virtual_nodes: true,
             peer_attributes: vec!["peer.service".into(), "db.name".into(), "db.system".into()],

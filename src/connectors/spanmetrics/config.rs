@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::types::HumanDuration;
+pub use crate::connectors::dimension::{Dimension, default_latency_buckets};
 
 /// `connectors.spanmetrics`: RED metrics from spans, compatible with the
 /// OTel Collector's spanmetrics connector.
@@ -54,7 +55,7 @@ pub struct ExplicitBuckets {
 impl Default for ExplicitBuckets {
     fn default() -> Self {
         Self {
-            buckets: default_buckets(),
+            buckets: default_latency_buckets(),
         }
     }
 }
@@ -93,34 +94,13 @@ impl HistogramConfig {
                 HistogramKind::Explicit(x.buckets.iter().map(|b| b.get().as_secs_f64()).collect())
             }
             (None, None) => HistogramKind::Explicit(
-                default_buckets()
+                default_latency_buckets()
                     .iter()
                     .map(|b| b.get().as_secs_f64())
                     .collect(),
             ),
         }
     }
-}
-
-/// An extra dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Dimension {
-    /// Attribute key, e.g. `http.request.method`.
-    pub name: String,
-    /// Value when neither the span nor its resource has the attribute.
-    #[serde(default)]
-    pub default: Option<String>,
-}
-
-/// The spanmetrics connector's default buckets: 2ms … 15s.
-pub fn default_buckets() -> Vec<HumanDuration> {
-    [
-        2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000,
-    ]
-    .iter()
-    .map(|ms| HumanDuration(std::time::Duration::from_millis(*ms)))
-    .collect()
 }
 
 impl Default for SpanMetricsConfig {
