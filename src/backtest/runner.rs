@@ -90,8 +90,8 @@ pub fn run(
     line.push('\n');
     out.write_all(line.as_bytes())?;
     let mut cells: Vec<Option<f64>> = Vec::with_capacity(names.len());
-    // Forecasts made so far, per row: (value, lower, upper) per horizon.
-    let mut made: Vec<Vec<Option<Made>>> = Vec::with_capacity(rows.len());
+    // Forecasts made so far: row i, horizon h at `i * horizons.len() + h`.
+    let mut made: Vec<Option<Made>> = Vec::with_capacity(rows.len() * horizons.len());
     for row in rows {
         cells.clear();
         model.update(row.time_secs, row.value, &mut cells);
@@ -105,18 +105,14 @@ pub fn run(
         }
         line.push('\n');
         out.write_all(line.as_bytes())?;
-        made.push(
-            (0..horizons.len())
-                .map(|h| {
-                    let base = BASE_COLUMNS.len() + 3 * h;
-                    cells.get(base).copied().flatten().map(|value| Made {
-                        value,
-                        lower: cells.get(base + 1).copied().flatten(),
-                        upper: cells.get(base + 2).copied().flatten(),
-                    })
-                })
-                .collect(),
-        );
+        made.extend((0..horizons.len()).map(|h| {
+            let base = BASE_COLUMNS.len() + 3 * h;
+            cells.get(base).copied().flatten().map(|value| Made {
+                value,
+                lower: cells.get(base + 1).copied().flatten(),
+                upper: cells.get(base + 2).copied().flatten(),
+            })
+        }));
     }
     Ok(score(rows, &made, horizons))
 }
@@ -124,7 +120,7 @@ pub fn run(
 /// Compares each forecast with the value at its target time (exactly
 /// that timestamp, as in regularly sampled data) and with the naive
 /// forecast (the value when it was made).
-fn score(rows: &[Row], made: &[Vec<Option<Made>>], horizons: &[Horizon]) -> Vec<HorizonScore> {
+fn score(rows: &[Row], made: &[Option<Made>], horizons: &[Horizon]) -> Vec<HorizonScore> {
     let mut scores: Vec<HorizonScore> = horizons
         .iter()
         .map(|h| HorizonScore {
@@ -139,7 +135,7 @@ fn score(rows: &[Row], made: &[Vec<Option<Made>>], horizons: &[Horizon]) -> Vec<
                 value: forecast,
                 lower,
                 upper,
-            }) = made[i][h]
+            }) = made[i * horizons.len() + h]
             else {
                 continue;
             };
