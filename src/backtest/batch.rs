@@ -71,7 +71,8 @@ pub fn run(
     };
     let mut per_file: Vec<Vec<HorizonScore>> = Vec::new();
     for (n, (path, relative)) in files.iter().enumerate() {
-        let rows = input::read(path)?;
+        let series = input::read(path)?;
+        let rows = &series.rows;
         let target: PathBuf = output.join(relative);
         let write_err = |source| BacktestError::Output {
             path: target.display().to_string(),
@@ -84,7 +85,7 @@ pub fn run(
         let mut out = BufWriter::with_capacity(1 << 16, file);
         let mut model = AnalyticsModel::new(baseline.clone(), forecasts.clone());
         let horizons = model.horizons().to_vec();
-        let scores = runner::run(&rows, &mut model, &horizons, &mut out).map_err(write_err)?;
+        let scores = runner::run(&series, &mut model, &horizons, &mut out).map_err(write_err)?;
         out.flush().map_err(write_err)?;
         summary.rows += rows.len() as u64;
         per_file.push(scores);

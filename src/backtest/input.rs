@@ -25,15 +25,40 @@ pub enum InputError {
     Empty { path: String },
 }
 
-/// One parsed row.
+/// One parsed row. Its texts are spans of the file's text (no
+/// allocation per row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// The timestamp text as written (echoed to the output).
-    pub timestamp_text: String,
     pub time_secs: f64,
     /// `None` for an empty or non-numeric cell (a gap).
     pub value: Option<f64>,
-    pub value_text: String,
+    timestamp: std::ops::Range<usize>,
+    value_span: std::ops::Range<usize>,
+}
+
+/// A parsed file: its text and its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    text: String,
+    pub rows: Vec<Row>,
+}
+
+impl Series {
+    /// The timestamp of `row` as written.
+    pub fn timestamp_text(&self, row: &Row) -> &str {
+        &self.text[row.timestamp.clone()]
+    }
+
+    /// The value cell of `row` as written.
+    pub fn value_text(&self, row: &Row) -> &str {
+        &self.text[row.value_span.clone()]
+    }
+}
+
+/// The byte range of `part` (a subslice of `whole`) within `whole`.
+fn span(whole: &str, part: &str) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
 }
 
 /// The CSV files to process: (absolute path, path relative to the input).
@@ -80,16 +105,21 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(PathBuf, PathBuf)>) -> Result<
 }
 
 /// Parses a whole CSV file.
-pub fn read(path: &Path) -> Result<Vec<Row>, InputError> {
+pub fn read(path: &Path) -> Result<Series, InputError> {
     let text = std::fs::read_to_string(path).map_err(|source| InputError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string())
+    parse(text, &path.display().to_string())
 }
 
 /// Parses CSV text; `name` is used in errors.
-pub fn parse(text: &str, name: &str) -> Result<Vec<Row>, InputError> {
+pub fn parse(text: String, name: &str) -> Result<Series, InputError> {
+    let rows = parse_rows(&text, name)?;
+    Ok(Series { text, rows })
+}
+
+fn parse_rows(text: &str, name: &str) -> Result<Vec<Row>, InputError> {
     let bad = |line: usize, message: String| InputError::Bad {
         path: name.to_string(),
         line,
@@ -139,10 +169,10 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<Row>, InputError> {
         previous = time_secs;
         let value = v.parse::<f64>().ok().filter(|x| x.is_finite());
         rows.push(Row {
-            timestamp_text: t.to_string(),
             time_secs,
             value,
-            value_text: v.to_string(),
+            timestamp: span(text, t),
+            value_span: span(text, v),
         });
     }
     Ok(rows)
@@ -154,12 +184,15 @@ mod tests {
 
     #[test]
     fn parses_rows_gaps_and_reordered_columns() {
-        let rows = parse(
-            "value,timestamp\n1.5,2014-04-10 00:00:00\n,2014-04-10 00:05:00\nx,1397088600\n",
+        let series = parse(
+            "value,timestamp\n1.5,2014-04-10 00:00:00\n,2014-04-10 00:05:00\nx,1397088600\n".into(),
             "t.csv",
         )
         .unwrap();
+        let rows = &series.rows;
         assert_eq!(rows.len(), 3);
+        assert_eq!(series.timestamp_text(&rows[0]), "2014-04-10 00:00:00");
+        assert_eq!(series.value_text(&rows[2]), "x");
         assert_eq!(rows[0].value, Some(1.5));
         assert_eq!(rows[1].value, None);
         assert_eq!(rows[2].value, None);
@@ -168,19 +201,21 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_fix() {
-        let err = parse("time,val\n1,2\n", "a.csv").unwrap_err().to_string();
+        let err = parse("time,val\n1,2\n".into(), "a.csv")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("a.csv:1:") && err.contains("`timestamp` and `value`"),
             "{err}"
         );
-        let err = parse("timestamp,value\n1,2\nnope,3\n", "b.csv")
+        let err = parse("timestamp,value\n1,2\nnope,3\n".into(), "b.csv")
             .unwrap_err()
             .to_string();
         assert!(
             err.starts_with("b.csv:3:") && err.contains("RFC 3339"),
             "{err}"
         );
-        let err = parse("timestamp,value\n5,2\n4,3\n", "c.csv")
+        let err = parse("timestamp,value\n5,2\n4,3\n".into(), "c.csv")
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("c.csv:3:") && err.contains("sort"), "{err}");
