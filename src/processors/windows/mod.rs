@@ -145,7 +145,19 @@ impl WindowProcessor {
     }
 
     /// Feeds the selected metrics of a request at `now_ms`.
+    /// Requests with no selected metric cost a name match per metric and
+    /// take no lock.
     pub fn observe_request(&self, request: &MetricsRequest, now_ms: u64) {
+        let any_selected = request
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .any(|m| self.selection.selects(&m.name));
+        if !any_selected {
+            return;
+        }
+        let no_scope = InstrumentationScope::default();
         let mut streams = self.streams.lock();
         for rm in &request.resource_metrics {
             let resource = rm
@@ -154,10 +166,10 @@ impl WindowProcessor {
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or_default();
             for sm in &rm.scope_metrics {
-                let scope = sm.scope.clone().unwrap_or_default();
+                let scope = sm.scope.as_ref().unwrap_or(&no_scope);
                 for metric in &sm.metrics {
                     if self.selection.selects(&metric.name) {
-                        self.observe_metric(&mut streams, resource, &scope, metric, now_ms);
+                        self.observe_metric(&mut streams, resource, scope, metric, now_ms);
                     }
                 }
             }
