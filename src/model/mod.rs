@@ -7,6 +7,7 @@
 
 pub mod observation;
 pub mod otlp;
+pub mod prometheus_name;
 pub mod text;
 
 pub use observation::Observations;

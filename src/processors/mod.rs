@@ -5,4 +5,5 @@
 //! - [`windows`]: rolling windows (1m … 1d) with rate, count, mean, min,
 //!   max and quantiles from mergeable sketches.
 
+pub mod identity;
 pub mod windows;

@@ -39,9 +39,10 @@ use crate::model::{MetricsRequest, Observations};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, ObservationConsumer, Shutdown};
 use crate::telemetry::Telemetry;
 
+use crate::processors::identity::stream_hash;
 pub use config::WindowsConfig;
 use pattern::Selection;
-use stream::{LastHistogram, Stream, observe_bucket, stream_hash};
+use stream::{LastHistogram, Stream, observe_bucket};
 
 /// Relative accuracy of the sketches: quantiles within 1 %.
 const RELATIVE_ACCURACY: f64 = 0.005;

@@ -1,4 +1,6 @@
-//! Metric names: tokens of the OTel name, then the unit (`By`→`bytes`,
+//! Prometheus metric names of OTel metrics (the otlptranslator rules),
+//! shared by the exporter and by processors that label derived series
+//! with their source's name. Metric names: tokens of the OTel name, then the unit (`By`→`bytes`,
 //! `s`→`seconds`, `/s`→`per_second`, `{…}` annotations dropped), then
 //! `total` for monotonic sums and `ratio` for gauges of unit `1`.
 
