@@ -16,6 +16,7 @@ use crate::exporters::prometheus::{self, PrometheusExporter};
 use crate::pipeline::{
     Discard, Fanout, LogsConsumer, MetricsConsumer, Shutdown, ShutdownTrigger, TracesConsumer,
 };
+use crate::processors::analysis::AnalysisProcessor;
 use crate::processors::windows::WindowProcessor;
 use crate::receivers::otlp::{self, Admission, Consumers, OtlpReceiver};
 use crate::telemetry::Telemetry;
@@ -45,6 +46,7 @@ pub struct App {
     servicegraph: Option<Arc<ServiceGraph>>,
     logmetrics: Option<Arc<LogMetrics>>,
     windows: Option<Arc<WindowProcessor>>,
+    analysis: Option<Arc<AnalysisProcessor>>,
     tail: Arc<Tail>,
 }
 
@@ -69,17 +71,28 @@ impl App {
                 max_series: config.api.history.max_series,
                 points: config.api.history.points,
             });
-        // Metrics flow: receivers and connectors → windows → exporter.
+        // Metrics flow: receivers and connectors → windows → analysis → exporter.
+        let analysis = config.analysis.enabled.then(|| {
+            Arc::new(AnalysisProcessor::new(
+                config.analysis.clone(),
+                exporter.clone(),
+                telemetry.clone(),
+            ))
+        });
+        let after_windows: Arc<dyn MetricsConsumer> = match &analysis {
+            Some(a) => a.clone(),
+            None => exporter.clone(),
+        };
         let windows = config.windows.enabled.then(|| {
             Arc::new(WindowProcessor::new(
                 config.windows.clone(),
-                exporter.clone(),
+                after_windows.clone(),
                 telemetry.clone(),
             ))
         });
         let metrics: Arc<dyn MetricsConsumer> = match &windows {
             Some(w) => w.clone(),
-            None => exporter.clone(),
+            None => after_windows,
         };
         let observer = windows
             .clone()
@@ -151,6 +164,7 @@ impl App {
             servicegraph,
             logmetrics,
             windows,
+            analysis,
             tail,
         }
     }
@@ -202,6 +216,9 @@ impl App {
         ));
         if let Some(w) = &self.windows {
             tasks.push(tokio::spawn(w.clone().run(shutdown.clone())));
+        }
+        if let Some(a) = &self.analysis {
+            tasks.push(tokio::spawn(a.clone().run(shutdown.clone())));
         }
         tasks.push(tokio::spawn(expire_connectors(
             self.spanmetrics.clone(),

@@ -17,6 +17,7 @@ pub use crate::connectors::logmetrics::LogMetricsConfig;
 pub use crate::connectors::servicegraph::ServiceGraphConfig;
 pub use crate::connectors::spanmetrics::SpanMetricsConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
+pub use crate::processors::analysis::AnalysisConfig;
 pub use crate::processors::windows::WindowsConfig;
 pub use crate::receivers::otlp::config::OtlpReceiverConfig;
 pub use logging::{LogFormat, LoggingConfig};
@@ -93,6 +94,7 @@ pub struct RawConnectors {
 #[serde(default, deny_unknown_fields)]
 pub struct RawProcessors {
     pub windows: WindowsConfig,
+    pub analysis: AnalysisConfig,
 }
 
 /// `exporters:`.
@@ -113,6 +115,7 @@ pub struct Config {
     pub servicegraph: ServiceGraphConfig,
     pub logmetrics: LogMetricsConfig,
     pub windows: WindowsConfig,
+    pub analysis: AnalysisConfig,
     pub prometheus: PrometheusExporterConfig,
 }
 
@@ -140,6 +143,7 @@ impl RawConfig {
         self.connectors.servicegraph.validate().map_err(invalid)?;
         self.connectors.logmetrics.validate().map_err(invalid)?;
         self.processors.windows.validate().map_err(invalid)?;
+        self.processors.analysis.validate().map_err(invalid)?;
 
         let mut listeners = vec![("server.endpoint", self.server.endpoint)];
         if self.receivers.otlp.grpc.enabled {
@@ -172,6 +176,7 @@ impl RawConfig {
             servicegraph: self.connectors.servicegraph,
             logmetrics: self.connectors.logmetrics,
             windows: self.processors.windows,
+            analysis: self.processors.analysis,
             prometheus: self.exporters.prometheus,
         })
     }

@@ -5,5 +5,7 @@
 //! - [`windows`]: rolling windows (1m … 1d) with rate, count, mean, min,
 //!   max and quantiles from mergeable sketches.
 
+pub mod analysis;
 pub mod identity;
+pub mod pattern;
 pub mod windows;

@@ -150,6 +150,8 @@ pub struct Telemetry {
     connector_overflow: [AtomicU64; CONNECTORS],
     windows_series: AtomicU64,
     windows_skipped: AtomicU64,
+    analysis_series: AtomicU64,
+    analysis_skipped: AtomicU64,
     servicegraph_pending: AtomicU64,
     /// Unpaired halves: [client, server].
     servicegraph_unpaired: [AtomicU64; 2],
@@ -185,6 +187,8 @@ impl Telemetry {
             connector_overflow: Default::default(),
             windows_series: AtomicU64::new(0),
             windows_skipped: AtomicU64::new(0),
+            analysis_series: AtomicU64::new(0),
+            analysis_skipped: AtomicU64::new(0),
             servicegraph_pending: AtomicU64::new(0),
             servicegraph_unpaired: Default::default(),
             servicegraph_dropped: AtomicU64::new(0),
@@ -285,6 +289,16 @@ impl Telemetry {
     pub fn record_servicegraph_dropped(&self, spans: u64) {
         self.servicegraph_dropped
             .fetch_add(spans, Ordering::Relaxed);
+    }
+
+    /// Series the analysis processor analyses now.
+    pub fn set_analysis_series(&self, n: u64) {
+        self.analysis_series.store(n, Ordering::Relaxed);
+    }
+
+    /// Points not analysed because the analysis `max_series` was reached.
+    pub fn record_analysis_skipped(&self, points: u64) {
+        self.analysis_skipped.fetch_add(points, Ordering::Relaxed);
     }
 
     pub fn scraped(&self) {

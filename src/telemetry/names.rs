@@ -26,8 +26,13 @@ pub const SERVICEGRAPH_UNPAIRED_SPANS: &str =
 pub const SERVICEGRAPH_DROPPED_SPANS: &str =
     "streamgate_connector_servicegraph_dropped_spans_total";
 
+pub const ANALYSIS_SERIES: &str = "streamgate_processor_analysis_series";
+pub const ANALYSIS_SKIPPED: &str = "streamgate_processor_analysis_skipped_points_total";
+
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 21] = [
+    ANALYSIS_SERIES,
+    ANALYSIS_SKIPPED,
     SERVICEGRAPH_PENDING_SPANS,
     SERVICEGRAPH_UNPAIRED_SPANS,
     SERVICEGRAPH_DROPPED_SPANS,

@@ -255,6 +255,24 @@ impl Telemetry {
             )],
         });
         out.push(FamilySnapshot {
+            name: names::ANALYSIS_SERIES,
+            help: "Series the analysis processor keeps baselines and forecasts for.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(
+                vec![],
+                self.analysis_series.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::ANALYSIS_SKIPPED,
+            help: "Points not analysed because the analysis processor holds max_series series.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.analysis_skipped.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
             name: names::EXPORTER_SCRAPES,
             help: "Scrapes of /metrics served.",
             kind: MetricKind::Counter,

@@ -20,7 +20,7 @@
 //! (NoRecordedValue) instead of showing stale values.
 
 pub mod config;
-mod pattern;
+
 mod stream;
 
 use std::collections::HashMap;
@@ -40,8 +40,8 @@ use crate::pipeline::{ConsumeResult, MetricsConsumer, ObservationConsumer, Shutd
 use crate::telemetry::Telemetry;
 
 use crate::processors::identity::stream_hash;
+use crate::processors::pattern::Selection;
 pub use config::WindowsConfig;
-use pattern::Selection;
 use stream::{LastHistogram, Stream, observe_bucket};
 
 /// Relative accuracy of the sketches: quantiles within 1 %.

@@ -1,0 +1,91 @@
+//! Configuration of the analysis processor (`processors.analysis`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::types::HumanDuration;
+
+/// `processors.analysis`: learned baselines, anomaly scores and forecasts
+/// for selected series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Whether series are analysed at all.
+    pub enabled: bool,
+    /// Which series: each rule names OTel metrics (`*`, `?` match) and may
+    /// require label values. Counters are analysed as per-second rates.
+    pub select: Vec<SelectRule>,
+    /// The evaluation step, aligned to the clock: each step feeds every
+    /// series' latest value to its baseline and forecaster.
+    pub step: HumanDuration,
+    /// Forecast horizons.
+    pub horizons: Vec<HumanDuration>,
+    /// Most series analysed; further ones are skipped and counted.
+    pub max_series: usize,
+    /// A series with no point for this long stops being analysed and its
+    /// derived series are withdrawn.
+    pub series_ttl: HumanDuration,
+}
+
+/// One selection rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectRule {
+    /// OTel metric name pattern.
+    pub name: String,
+    /// Attribute values the point must have (exact match).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        let rule = |name: &str, labels: &[(&str, &str)]| SelectRule {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        Self {
+            enabled: true,
+            select: vec![
+                rule("traces.span.metrics.calls", &[]),
+                rule("log.error.records", &[]),
+                rule(
+                    "traces.span.metrics.duration.window.p95",
+                    &[("window", "5m")],
+                ),
+            ],
+            step: HumanDuration::secs(30),
+            horizons: [300, 900, 3600]
+                .iter()
+                .map(|s| HumanDuration::secs(*s))
+                .collect(),
+            max_series: 1000,
+            series_ttl: HumanDuration::secs(600),
+        }
+    }
+}
+
+impl AnalysisConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.step.get().as_millis() < 50 {
+            return Err("processors.analysis.step must be at least 50ms".into());
+        }
+        if self.horizons.is_empty() || self.horizons.len() > 8 {
+            return Err("processors.analysis.horizons must list 1 to 8 durations".into());
+        }
+        if self.horizons.iter().any(|h| h.get().is_zero()) {
+            return Err("processors.analysis.horizons must be above 0".into());
+        }
+        if self.max_series == 0 {
+            return Err("processors.analysis.max_series must be at least 1".into());
+        }
+        if self.series_ttl.get() < self.step.get() {
+            return Err("processors.analysis.series_ttl must be at least one step".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,421 @@
+//! The analysis processor: a learned baseline, an anomaly score and
+//! forecasts for every selected series, computed on an evaluation step
+//! aligned to the clock and exported as ordinary series.
+//!
+//! As a [`MetricsConsumer`] in front of the exporter it records the latest
+//! value of each selected series (gauges as they are, monotonic sums as
+//! per-second rates with reset detection) and passes the request on. On
+//! each step it feeds those values to the series' [`Baseline`] and
+//! [`Forecaster`] (from `analytics`) and emits, with the source's resource
+//! identity, scope and attributes plus `metric` (the source's Prometheus
+//! name) and, for counters, `transform="rate"`:
+//! `streamgate_baseline_expected`, `_lower`, `_upper`,
+//! `streamgate_anomaly_score`, `streamgate_anomaly` (1 on the step an
+//! anomaly starts, else 0) and `streamgate_forecast{horizon}`, `_lower`,
+//! `_upper`. A series silent for `series_ttl` is withdrawn.
+
+pub mod config;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::analytics::baselines::{Baseline, BaselineConfig, RateConverter};
+use crate::analytics::forecasts::{ForecastConfig, Forecaster};
+use crate::model::MetricsRequest;
+use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::model::otlp::metrics::{
+    DataPointFlags, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+    number_data_point,
+};
+use crate::model::otlp::resource::Resource;
+use crate::model::prometheus_name::{MetricShape, metric_name};
+use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
+use crate::processors::identity::{IDENTIFYING, stream_hash};
+use crate::processors::pattern::matches;
+use crate::telemetry::Telemetry;
+
+pub use config::{AnalysisConfig, SelectRule};
+
+/// One analysed series.
+struct Series {
+    resource: Vec<KeyValue>,
+    scope: InstrumentationScope,
+    /// Source attributes plus `metric` (and `transform`).
+    attributes: Vec<KeyValue>,
+    rate: Option<RateConverter>,
+    /// Latest value not yet fed to the models.
+    pending: Option<f64>,
+    last_point_secs: f64,
+    baseline: Baseline,
+    forecaster: Forecaster,
+    exported: bool,
+}
+
+/// The processor. Shared as `Arc<AnalysisProcessor>`.
+pub struct AnalysisProcessor {
+    config: AnalysisConfig,
+    horizon_labels: Vec<String>,
+    series: Mutex<HashMap<u64, Series>>,
+    downstream: Arc<dyn MetricsConsumer>,
+    telemetry: Arc<Telemetry>,
+}
+
+fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn attribute_text(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes.iter().find(|kv| kv.key == key).map(|kv| {
+        let mut text = String::new();
+        crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
+        text
+    })
+}
+
+/// Unix time now, in seconds.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl AnalysisProcessor {
+    pub fn new(
+        config: AnalysisConfig,
+        downstream: Arc<dyn MetricsConsumer>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        let horizon_labels = config.horizons.iter().map(|h| h.to_string()).collect();
+        Self {
+            config,
+            horizon_labels,
+            series: Mutex::new(HashMap::new()),
+            downstream,
+            telemetry,
+        }
+    }
+
+    /// Series analysed now.
+    pub fn series_count(&self) -> usize {
+        self.series.lock().len()
+    }
+
+    fn rule_matches(&self, name: &str, attributes: &[KeyValue]) -> bool {
+        self.config.select.iter().any(|rule| {
+            matches(&rule.name, name)
+                && rule
+                    .labels
+                    .iter()
+                    .all(|(k, v)| attribute_text(attributes, k).as_deref() == Some(v.as_str()))
+        })
+    }
+
+    /// Records the latest value of every selected point, at `now` seconds.
+    pub fn observe_request(&self, request: &MetricsRequest, now: f64) {
+        let wanted = |m: &Metric| self.config.select.iter().any(|r| matches(&r.name, &m.name));
+        if !request
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .any(wanted)
+        {
+            return;
+        }
+        let no_scope = InstrumentationScope::default();
+        let mut series = self.series.lock();
+        for rm in &request.resource_metrics {
+            let resource = rm
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                let scope = sm.scope.as_ref().unwrap_or(&no_scope);
+                for metric in sm.metrics.iter().filter(|m| wanted(m)) {
+                    let (points, shape, counter) = match &metric.data {
+                        Some(Data::Gauge(g)) => (&g.data_points, MetricShape::Gauge, false),
+                        Some(Data::Sum(s)) if s.is_monotonic && s.aggregation_temporality == 2 => {
+                            (&s.data_points, MetricShape::MonotonicSum, true)
+                        }
+                        Some(Data::Sum(s)) if !s.is_monotonic => {
+                            (&s.data_points, MetricShape::NonMonotonicSum, false)
+                        }
+                        _ => continue,
+                    };
+                    for p in points {
+                        let value = match p.value {
+                            Some(number_data_point::Value::AsDouble(v)) => v,
+                            Some(number_data_point::Value::AsInt(v)) => v as f64,
+                            None => continue,
+                        };
+                        if !self.rule_matches(&metric.name, &p.attributes) {
+                            continue;
+                        }
+                        let hash = stream_hash(resource, scope, &metric.name, &p.attributes);
+                        if !series.contains_key(&hash) {
+                            if series.len() >= self.config.max_series {
+                                self.telemetry.record_analysis_skipped(1);
+                                continue;
+                            }
+                            let name = metric_name(&metric.name, &metric.unit, shape, "", true)
+                                .unwrap_or_else(|| metric.name.clone());
+                            let mut attributes = p.attributes.clone();
+                            attributes.push(string_kv("metric", &name));
+                            if counter {
+                                attributes.push(string_kv("transform", "rate"));
+                            }
+                            series.insert(
+                                hash,
+                                self.new_series(resource, scope, attributes, counter),
+                            );
+                        }
+                        let Some(s) = series.get_mut(&hash) else {
+                            continue;
+                        };
+                        s.last_point_secs = now;
+                        let sample = match &mut s.rate {
+                            Some(rate) => rate.update(p.time_unix_nano as f64 / 1e9, value),
+                            None => Some(value),
+                        };
+                        if let Some(v) = sample.filter(|v| v.is_finite()) {
+                            s.pending = Some(v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn new_series(
+        &self,
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        attributes: Vec<KeyValue>,
+        counter: bool,
+    ) -> Series {
+        Series {
+            resource: resource
+                .iter()
+                .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()))
+                .cloned()
+                .collect(),
+            scope: scope.clone(),
+            attributes,
+            rate: counter.then(RateConverter::new),
+            pending: None,
+            last_point_secs: 0.0,
+            baseline: Baseline::new(BaselineConfig::default()),
+            forecaster: Forecaster::new(ForecastConfig {
+                horizons_secs: self
+                    .config
+                    .horizons
+                    .iter()
+                    .map(|h| h.get().as_secs_f64())
+                    .collect(),
+                ..ForecastConfig::default()
+            }),
+            exported: false,
+        }
+    }
+
+    /// One evaluation step at `now` seconds: feeds pending values to the
+    /// models and returns the derived series to export.
+    pub fn evaluate(&self, now: f64) -> MetricsRequest {
+        let now_ns = (now * 1e9) as u64;
+        let ttl = self.config.series_ttl.get().as_secs_f64();
+        let mut series = self.series.lock();
+        let mut resource_metrics = Vec::new();
+        let mut gone = Vec::new();
+        for (hash, s) in series.iter_mut() {
+            let stale = now - s.last_point_secs > ttl;
+            let metrics = if stale {
+                gone.push(*hash);
+                if s.exported {
+                    self.withdraw(s, now_ns)
+                } else {
+                    Vec::new()
+                }
+            } else {
+                self.step(s, now, now_ns)
+            };
+            if metrics.is_empty() {
+                continue;
+            }
+            resource_metrics.push(ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: s.resource.clone(),
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(s.scope.clone()),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+        }
+        for hash in gone {
+            series.remove(&hash);
+        }
+        self.telemetry.set_analysis_series(series.len() as u64);
+        MetricsRequest { resource_metrics }
+    }
+
+    fn step(&self, s: &mut Series, now: f64, now_ns: u64) -> Vec<Metric> {
+        let Some(value) = s.pending.take() else {
+            return Vec::new();
+        };
+        let baseline = s.baseline.update(now, value);
+        s.forecaster.update(now, value);
+        let point = |attributes: Vec<KeyValue>, v: f64| NumberDataPoint {
+            attributes,
+            time_unix_nano: now_ns,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        if let Some(b) = baseline {
+            for (name, v) in [
+                ("streamgate.baseline.expected", b.expected),
+                ("streamgate.baseline.lower", b.lower),
+                ("streamgate.baseline.upper", b.upper),
+                ("streamgate.anomaly.score", b.score),
+                ("streamgate.anomaly", if b.anomaly { 1.0 } else { 0.0 }),
+            ] {
+                out.push(gauge(name, vec![point(s.attributes.clone(), v)]));
+            }
+        }
+        let mut forecast = Vec::new();
+        let mut lower = Vec::new();
+        let mut upper = Vec::new();
+        for (h, label) in self.horizon_labels.iter().enumerate() {
+            if let Some(f) = s.forecaster.forecast(h) {
+                let mut a = s.attributes.clone();
+                a.push(string_kv("horizon", label));
+                forecast.push(point(a.clone(), f.value));
+                lower.push(point(a.clone(), f.lower));
+                upper.push(point(a, f.upper));
+            }
+        }
+        if !forecast.is_empty() {
+            out.push(gauge("streamgate.forecast", forecast));
+            out.push(gauge("streamgate.forecast.lower", lower));
+            out.push(gauge("streamgate.forecast.upper", upper));
+        }
+        s.exported |= !out.is_empty();
+        out
+    }
+
+    /// NoRecordedValue for every derived series of `s`.
+    fn withdraw(&self, s: &Series, now_ns: u64) -> Vec<Metric> {
+        let gone = |attributes: Vec<KeyValue>| NumberDataPoint {
+            attributes,
+            time_unix_nano: now_ns,
+            flags: DataPointFlags::NoRecordedValueMask as u32,
+            ..Default::default()
+        };
+        let mut out: Vec<Metric> = [
+            "streamgate.baseline.expected",
+            "streamgate.baseline.lower",
+            "streamgate.baseline.upper",
+            "streamgate.anomaly.score",
+            "streamgate.anomaly",
+        ]
+        .iter()
+        .map(|name| gauge(name, vec![gone(s.attributes.clone())]))
+        .collect();
+        for name in [
+            "streamgate.forecast",
+            "streamgate.forecast.lower",
+            "streamgate.forecast.upper",
+        ] {
+            let points = self
+                .horizon_labels
+                .iter()
+                .map(|label| {
+                    let mut a = s.attributes.clone();
+                    a.push(string_kv("horizon", label));
+                    gone(a)
+                })
+                .collect();
+            out.push(gauge(name, points));
+        }
+        out
+    }
+
+    /// Evaluates on every step boundary of the clock until shutdown.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let step = self.config.step.get().as_secs_f64();
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            let now = now_secs();
+            let next = ((now / step).floor() + 1.0) * step;
+            let sleep =
+                tokio::time::sleep(std::time::Duration::from_secs_f64((next - now).max(0.0)));
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = sleep => {
+                    let request = self.evaluate(next);
+                    if request.resource_metrics.is_empty() {
+                        continue;
+                    }
+                    if let Ok(outcome) = self.downstream.consume_metrics(&request)
+                        && outcome.rejected > 0
+                    {
+                        tracing::warn!(rejected = outcome.rejected, "analysis series rejected downstream: {}", outcome.message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        description: match name {
+            "streamgate.baseline.expected" => {
+                "Value the learned baseline expected for the source series."
+            }
+            "streamgate.baseline.lower" => "Lower edge of the baseline's normal band.",
+            "streamgate.baseline.upper" => "Upper edge of the baseline's normal band.",
+            "streamgate.anomaly.score" => {
+                "Anomaly score of the source series' latest value, 0 to 1."
+            }
+            "streamgate.anomaly" => {
+                "1 on the evaluation step where an anomaly of the source series starts, else 0."
+            }
+            "streamgate.forecast" => "Forecast of the source series at the horizon.",
+            "streamgate.forecast.lower" => {
+                "Lower edge of the forecast's prediction interval (90%)."
+            }
+            _ => "Upper edge of the forecast's prediction interval (90%).",
+        }
+        .into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: points,
+        })),
+        ..Default::default()
+    }
+}
+
+impl MetricsConsumer for AnalysisProcessor {
+    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
+        self.observe_request(request, now_secs());
+        self.downstream.consume_metrics(request)
+    }
+}
+
+#[cfg(test)]
+mod tests;

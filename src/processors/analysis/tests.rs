@@ -1,0 +1,193 @@
+//! Tests of the analysis processor: selection, counters as rates, the
+//! exported series with their source's identity, anomalies, withdrawal.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::config::types::HumanDuration;
+use crate::model::otlp::metrics::Sum;
+use crate::pipeline::Consumed;
+
+struct Sink;
+
+impl MetricsConsumer for Sink {
+    fn consume_metrics(&self, _: &MetricsRequest) -> ConsumeResult {
+        Ok(Consumed::all())
+    }
+}
+
+const T0: f64 = 1_800_000_000.0;
+
+fn processor(select: Vec<SelectRule>) -> AnalysisProcessor {
+    let config = AnalysisConfig {
+        select,
+        step: HumanDuration::secs(30),
+        horizons: vec![HumanDuration::secs(60)],
+        series_ttl: HumanDuration::secs(300),
+        ..Default::default()
+    };
+    AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()))
+}
+
+fn rule(name: &str) -> SelectRule {
+    SelectRule {
+        name: name.into(),
+        labels: Default::default(),
+    }
+}
+
+fn request(name: &str, data: Data) -> MetricsRequest {
+    MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    string_kv("service.name", "api"),
+                    string_kv("host.name", "h"),
+                ],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: name.into(),
+                    unit: "1".into(),
+                    data: Some(data),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn gauge_request(value: f64, route: &str) -> MetricsRequest {
+    request(
+        "queue.depth",
+        Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                attributes: vec![string_kv("route", route)],
+                value: Some(number_data_point::Value::AsDouble(value)),
+                ..Default::default()
+            }],
+        }),
+    )
+}
+
+/// (metric, value, flags) of the points of `name`.
+fn values(r: &MetricsRequest, name: &str) -> Vec<(Vec<KeyValue>, Option<f64>, u32)> {
+    r.resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name == name)
+        .flat_map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.clone(),
+            _ => Vec::new(),
+        })
+        .map(|p| {
+            let v = match p.value {
+                Some(number_data_point::Value::AsDouble(v)) => Some(v),
+                _ => None,
+            };
+            (p.attributes, v, p.flags)
+        })
+        .collect()
+}
+
+#[test]
+fn steady_series_then_a_spike_raises_one_anomaly() {
+    let p = processor(vec![rule("queue.depth")]);
+    let mut anomalies = Vec::new();
+    let mut last = MetricsRequest::default();
+    for step in 0..200 {
+        let noise = ((step * 7919) % 13) as f64 * 0.1;
+        let value = if step == 150 { 500.0 } else { 10.0 + noise };
+        let t = T0 + step as f64 * 30.0;
+        p.observe_request(&gauge_request(value, "/a"), t - 1.0);
+        last = p.evaluate(t);
+        for (_, v, _) in values(&last, "streamgate.anomaly") {
+            if v == Some(1.0) {
+                anomalies.push(step);
+            }
+        }
+    }
+    assert_eq!(anomalies, vec![150], "one rising edge, at the spike");
+    let expected = values(&last, "streamgate.baseline.expected");
+    assert_eq!(expected.len(), 1);
+    let (attributes, v, _) = &expected[0];
+    assert!(
+        (v.unwrap() - 10.6).abs() < 1.0,
+        "the spike did not poison the baseline: {v:?}"
+    );
+    assert_eq!(
+        attribute_text(attributes, "metric").as_deref(),
+        Some("queue_depth_ratio")
+    );
+    assert_eq!(attribute_text(attributes, "route").as_deref(), Some("/a"));
+    assert!(
+        !values(&last, "streamgate.forecast").is_empty(),
+        "forecasts after warm-up"
+    );
+    let resource = last.resource_metrics[0].resource.as_ref().unwrap();
+    assert_eq!(
+        resource.attributes.len(),
+        1,
+        "identifying resource attributes only"
+    );
+}
+
+#[test]
+fn counters_are_analysed_as_rates() {
+    let p = processor(vec![rule("requests")]);
+    let mut last = MetricsRequest::default();
+    for step in 0..40u64 {
+        let t = T0 + step as f64 * 30.0;
+        let counter = request(
+            "requests",
+            Data::Sum(Sum {
+                aggregation_temporality: 2,
+                is_monotonic: true,
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: (t * 1e9) as u64,
+                    // 10 per second.
+                    value: Some(number_data_point::Value::AsInt((step * 300) as i64)),
+                    ..Default::default()
+                }],
+            }),
+        );
+        p.observe_request(&counter, t);
+        last = p.evaluate(t);
+    }
+    let expected = values(&last, "streamgate.baseline.expected");
+    let (attributes, v, _) = &expected[0];
+    assert!((v.unwrap() - 10.0).abs() < 1e-6, "{v:?}");
+    assert_eq!(
+        attribute_text(attributes, "transform").as_deref(),
+        Some("rate")
+    );
+    assert_eq!(
+        attribute_text(attributes, "metric").as_deref(),
+        Some("requests_total")
+    );
+}
+
+#[test]
+fn label_rules_select_points_and_silent_series_are_withdrawn() {
+    let mut only_b = rule("queue.depth");
+    only_b.labels.insert("route".into(), "/b".into());
+    let p = processor(vec![only_b]);
+    for step in 0..20 {
+        let t = T0 + step as f64 * 30.0;
+        p.observe_request(&gauge_request(5.0, "/a"), t);
+        p.observe_request(&gauge_request(5.0, "/b"), t);
+        p.evaluate(t);
+    }
+    assert_eq!(p.series_count(), 1);
+    // Silent past the TTL: every derived series is withdrawn once.
+    let r = p.evaluate(T0 + 20.0 * 30.0 + 400.0);
+    let withdrawn = values(&r, "streamgate.baseline.expected");
+    assert_eq!(withdrawn.len(), 1);
+    assert_eq!(withdrawn[0].2, DataPointFlags::NoRecordedValueMask as u32);
+    assert_eq!(values(&r, "streamgate.forecast").len(), 1);
+    assert_eq!(p.series_count(), 0);
+}
