@@ -26,6 +26,20 @@ pub struct AnalysisConfig {
     /// A series with no point for this long stops being analysed and its
     /// derived series are withdrawn.
     pub series_ttl: HumanDuration,
+    /// Levels whose crossing is forecast: for series matching `name`,
+    /// `streamgate_time_to_threshold_seconds{threshold}` is the time until
+    /// the current trend reaches `value` (absent while it moves away).
+    pub thresholds: Vec<ThresholdRule>,
+}
+
+/// A saturation level to watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRule {
+    /// OTel metric name pattern.
+    pub name: String,
+    /// The level, in the series' unit (per second for counters).
+    pub value: f64,
 }
 
 /// One selection rule.
@@ -65,6 +79,7 @@ impl Default for AnalysisConfig {
                 .collect(),
             max_series: 1000,
             series_ttl: HumanDuration::secs(600),
+            thresholds: Vec::new(),
         }
     }
 }
@@ -82,6 +97,11 @@ impl AnalysisConfig {
         }
         if self.max_series == 0 {
             return Err("processors.analysis.max_series must be at least 1".into());
+        }
+        if self.thresholds.iter().any(|t| !t.value.is_finite()) {
+            return Err(
+                "processors.analysis.thresholds: every value must be a finite number".into(),
+            );
         }
         if self.series_ttl.get() < self.step.get() {
             return Err("processors.analysis.series_ttl must be at least one step".into());

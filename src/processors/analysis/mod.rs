@@ -12,7 +12,9 @@
 //! `streamgate_baseline_expected`, `_lower`, `_upper`,
 //! `streamgate_anomaly_score`, `streamgate_anomaly` (1 on the step an
 //! anomaly starts, else 0) and `streamgate_forecast{horizon}`, `_lower`,
-//! `_upper`. A series silent for `series_ttl` is withdrawn.
+//! `_upper`, and for configured thresholds
+//! `streamgate_time_to_threshold_seconds{threshold}`. A series silent for
+//! `series_ttl` is withdrawn.
 
 pub mod config;
 
@@ -36,7 +38,7 @@ use crate::processors::identity::{IDENTIFYING, stream_hash};
 use crate::processors::pattern::matches;
 use crate::telemetry::Telemetry;
 
-pub use config::{AnalysisConfig, SelectRule};
+pub use config::{AnalysisConfig, SelectRule, ThresholdRule};
 
 /// One analysed series.
 struct Series {
@@ -50,6 +52,9 @@ struct Series {
     last_point_secs: f64,
     baseline: Baseline,
     forecaster: Forecaster,
+    /// Threshold levels that apply to this series, and whether each one's
+    /// time-to-threshold is on /metrics now.
+    thresholds: Vec<(f64, bool)>,
     exported: bool,
 }
 
@@ -174,10 +179,15 @@ impl AnalysisProcessor {
                             if counter {
                                 attributes.push(string_kv("transform", "rate"));
                             }
-                            series.insert(
-                                hash,
-                                self.new_series(resource, scope, attributes, counter),
-                            );
+                            let mut fresh = self.new_series(resource, scope, attributes, counter);
+                            fresh.thresholds = self
+                                .config
+                                .thresholds
+                                .iter()
+                                .filter(|t| matches(&t.name, &metric.name))
+                                .map(|t| (t.value, false))
+                                .collect();
+                            series.insert(hash, fresh);
                         }
                         let Some(s) = series.get_mut(&hash) else {
                             continue;
@@ -212,6 +222,7 @@ impl AnalysisProcessor {
             scope: scope.clone(),
             attributes,
             rate: counter.then(RateConverter::new),
+            thresholds: Vec::new(),
             pending: None,
             last_point_secs: 0.0,
             baseline: Baseline::new(BaselineConfig::default()),
@@ -312,6 +323,32 @@ impl AnalysisProcessor {
             out.push(gauge("streamgate.forecast.lower", lower));
             out.push(gauge("streamgate.forecast.upper", upper));
         }
+        let mut eta = Vec::new();
+        for (level, shown) in &mut s.thresholds {
+            let mut a = s.attributes.clone();
+            a.push(string_kv("threshold", &level.to_string()));
+            match s.forecaster.time_to_threshold(*level) {
+                Some(secs) => {
+                    *shown = true;
+                    eta.push(point(a, secs));
+                }
+                None if *shown => {
+                    *shown = false;
+                    eta.push(NumberDataPoint {
+                        attributes: a,
+                        time_unix_nano: now_ns,
+                        flags: DataPointFlags::NoRecordedValueMask as u32,
+                        ..Default::default()
+                    });
+                }
+                None => {}
+            }
+        }
+        if !eta.is_empty() {
+            let mut m = gauge("streamgate.time_to_threshold", eta);
+            m.unit = "s".into();
+            out.push(m);
+        }
         s.exported |= !out.is_empty();
         out
     }
@@ -349,6 +386,21 @@ impl AnalysisProcessor {
                 })
                 .collect();
             out.push(gauge(name, points));
+        }
+        let shown: Vec<NumberDataPoint> = s
+            .thresholds
+            .iter()
+            .filter(|(_, shown)| *shown)
+            .map(|(level, _)| {
+                let mut a = s.attributes.clone();
+                a.push(string_kv("threshold", &level.to_string()));
+                gone(a)
+            })
+            .collect();
+        if !shown.is_empty() {
+            let mut m = gauge("streamgate.time_to_threshold", shown);
+            m.unit = "s".into();
+            out.push(m);
         }
         out
     }

@@ -191,3 +191,89 @@ fn label_rules_select_points_and_silent_series_are_withdrawn() {
     assert_eq!(values(&r, "streamgate.forecast").len(), 1);
     assert_eq!(p.series_count(), 0);
 }
+
+#[test]
+fn time_to_threshold_follows_the_trend() {
+    let config = AnalysisConfig {
+        select: vec![rule("disk.usage")],
+        thresholds: vec![ThresholdRule {
+            name: "disk.*".into(),
+            value: 1000.0,
+        }],
+        step: HumanDuration::secs(30),
+        horizons: vec![HumanDuration::secs(60)],
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    let mut last = MetricsRequest::default();
+    let (mut shown, mut withdrawn) = (0, 0);
+    for step in 0..40 {
+        let t = T0 + step as f64 * 30.0;
+        // +1 per second: from 100 at step 0.
+        let value = 100.0 + step as f64 * 30.0;
+        let r = request(
+            "disk.usage",
+            Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsDouble(value)),
+                    ..Default::default()
+                }],
+            }),
+        );
+        p.observe_request(&r, t);
+        last = p.evaluate(t);
+        for (a, v, flags) in values(&last, "streamgate.time_to_threshold") {
+            assert_eq!(attribute_text(&a, "threshold").as_deref(), Some("1000"));
+            if flags != 0 {
+                withdrawn += 1;
+            } else if let Some(secs) = v {
+                shown += 1;
+                // (1000 - value) seconds at +1/s.
+                assert!(
+                    (secs - (900.0 - step as f64 * 30.0)).abs() < 1.0,
+                    "{secs} at {step}"
+                );
+            }
+        }
+    }
+    assert!(shown > 10, "shown {shown} times");
+    assert_eq!(withdrawn, 1, "withdrawn once when crossed");
+    // At step 39 the value is 1270, past 1000: the ETA shown before is
+    // withdrawn once the level is behind the trend.
+    let eta = values(&last, "streamgate.time_to_threshold");
+    assert!(eta.is_empty(), "{eta:?}");
+    let p2 = AnalysisProcessor::new(
+        AnalysisConfig {
+            select: vec![rule("disk.usage")],
+            thresholds: vec![ThresholdRule {
+                name: "disk.usage".into(),
+                value: 10_000.0,
+            }],
+            horizons: vec![HumanDuration::secs(60)],
+            ..Default::default()
+        },
+        Arc::new(Sink),
+        Arc::new(Telemetry::new()),
+    );
+    for step in 0..40 {
+        let t = T0 + step as f64 * 30.0;
+        let r = request(
+            "disk.usage",
+            Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsDouble(
+                        100.0 + step as f64 * 30.0,
+                    )),
+                    ..Default::default()
+                }],
+            }),
+        );
+        p2.observe_request(&r, t);
+        last = p2.evaluate(t);
+    }
+    // Value 1270 at +1/s: 10 000 is 8 730 s away.
+    let eta = values(&last, "streamgate.time_to_threshold");
+    assert_eq!(eta.len(), 1, "{eta:?}");
+    let secs = eta[0].1.unwrap();
+    assert!((secs - 8730.0).abs() < 1.0, "{secs}");
+}
