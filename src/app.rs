@@ -199,6 +199,10 @@ impl App {
             series: self.exporter.clone(),
             tail: self.tail.clone(),
             config: self.config.api.clone(),
+            recommendations: self
+                .analysis
+                .clone()
+                .map(|a| a as Arc<dyn crate::model::recommendation::RecommendationSource>),
         });
         let router = api::router(api_state).merge(self.exporter.router());
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");

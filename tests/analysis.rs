@@ -75,4 +75,28 @@ fn injected_anomaly_is_flagged_and_forecasts_appear() {
     let upper = s.matching("streamgate_baseline_upper", &labels)[0].1;
     assert!(upper < 400.0, "{upper}");
     assert_eq!(s.types["streamgate_anomaly"], "gauge");
+
+    // The finding, in words and numbers, on the API.
+    let body: serde_json::Value = serde_json::from_slice(
+        &http_client()
+            .get(collector.url("/api/v1/recommendations"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let list = body["recommendations"].as_array().expect("a list");
+    let anomaly = list
+        .iter()
+        .find(|r| r["kind"] == "anomaly" && r["metric"] == "queue_depth")
+        .unwrap_or_else(|| panic!("an anomaly finding: {body}"));
+    assert_eq!(anomaly["numbers"]["value"], 400.0);
+    assert_eq!(anomaly["labels"]["service.name"], "checkout");
+    assert!(
+        anomaly["summary"]
+            .as_str()
+            .unwrap()
+            .contains("queue_depth of checkout is anomalous")
+    );
 }

@@ -53,6 +53,8 @@ pub struct ApiState {
     pub tail: Arc<Tail>,
     /// Limits of the debugging endpoints.
     pub config: ApiConfig,
+    /// Findings of the analysis processor (none when it is off).
+    pub recommendations: Option<Arc<dyn crate::model::recommendation::RecommendationSource>>,
 }
 
 /// The API routes.
@@ -65,6 +67,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/series/history", get(series::history))
         .route("/api/v1/tail/traces", get(tail::traces))
         .route("/api/v1/tail/logs", get(tail::logs))
+        .route("/api/v1/recommendations", get(recommendations))
         .with_state(state)
 }
 
@@ -84,6 +87,17 @@ struct Accepted {
     spans: u64,
     data_points: u64,
     log_records: u64,
+}
+
+/// `GET /api/v1/recommendations`: plain-language findings from forecasts
+/// and anomalies, soonest threshold crossings first.
+async fn recommendations(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    let list = state
+        .recommendations
+        .as_ref()
+        .map(|r| r.recommendations())
+        .unwrap_or_default();
+    Json(serde_json::json!({ "recommendations": list }))
 }
 
 async fn status(State(state): State<Arc<ApiState>>) -> impl IntoResponse {

@@ -8,6 +8,7 @@
 pub mod observation;
 pub mod otlp;
 pub mod prometheus_name;
+pub mod recommendation;
 pub mod text;
 
 pub use observation::Observations;

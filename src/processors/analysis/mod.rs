@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::analytics::baselines::{Baseline, BaselineConfig, RateConverter};
+use crate::analytics::baselines::{Baseline, BaselineConfig, BaselineOutput, RateConverter};
 use crate::analytics::forecasts::{ForecastConfig, Forecaster};
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -33,6 +33,7 @@ use crate::model::otlp::metrics::{
 };
 use crate::model::otlp::resource::Resource;
 use crate::model::prometheus_name::{MetricShape, metric_name};
+use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{IDENTIFYING, stream_hash};
 use crate::processors::pattern::matches;
@@ -56,6 +57,8 @@ struct Series {
     /// time-to-threshold is on /metrics now.
     thresholds: Vec<(f64, bool)>,
     exported: bool,
+    /// The last value fed to the models and the baseline's verdict on it.
+    last: Option<(f64, BaselineOutput)>,
 }
 
 /// The processor. Shared as `Arc<AnalysisProcessor>`.
@@ -223,6 +226,7 @@ impl AnalysisProcessor {
             attributes,
             rate: counter.then(RateConverter::new),
             thresholds: Vec::new(),
+            last: None,
             pending: None,
             last_point_secs: 0.0,
             baseline: Baseline::new(BaselineConfig::default()),
@@ -288,6 +292,9 @@ impl AnalysisProcessor {
         };
         let baseline = s.baseline.update(now, value);
         s.forecaster.update(now, value);
+        if let Some(b) = baseline {
+            s.last = Some((value, b));
+        }
         let point = |attributes: Vec<KeyValue>, v: f64| NumberDataPoint {
             attributes,
             time_unix_nano: now_ns,
@@ -459,6 +466,97 @@ fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
             data_points: points,
         })),
         ..Default::default()
+    }
+}
+
+/// `12 min`, `5 h 3 min`, `40 s` for a duration in seconds.
+fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+impl RecommendationSource for AnalysisProcessor {
+    fn recommendations(&self) -> Vec<Recommendation> {
+        let series = self.series.lock();
+        let mut out = Vec::new();
+        for s in series.values() {
+            let metric = attribute_text(&s.attributes, "metric").unwrap_or_default();
+            let mut labels: std::collections::BTreeMap<String, String> = s
+                .resource
+                .iter()
+                .chain(s.attributes.iter().filter(|kv| kv.key != "metric"))
+                .map(|kv| {
+                    let mut text = String::new();
+                    crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
+                    (kv.key.clone(), text)
+                })
+                .collect();
+            let service = labels
+                .get("service.name")
+                .cloned()
+                .unwrap_or_else(|| "its source".into());
+            if let Some((value, b)) = s.last.filter(|(_, b)| b.in_anomaly) {
+                out.push(Recommendation {
+                    kind: "anomaly",
+                    summary: format!(
+                        "{metric} of {service} is anomalous: {value:.4} where {:.4} was expected (band {:.4} to {:.4}, score {:.2})",
+                        b.expected, b.lower, b.upper, b.score
+                    ),
+                    metric: metric.clone(),
+                    labels: labels.clone(),
+                    numbers: [
+                        ("value".to_string(), value),
+                        ("expected".to_string(), b.expected),
+                        ("lower".to_string(), b.lower),
+                        ("upper".to_string(), b.upper),
+                        ("score".to_string(), b.score),
+                    ]
+                    .into_iter()
+                    .collect(),
+                });
+            }
+            for (level, _) in &s.thresholds {
+                let Some(eta) = s.forecaster.time_to_threshold(*level) else {
+                    continue;
+                };
+                let value = s.last.map(|(v, _)| v).unwrap_or(f64::NAN);
+                labels.insert("threshold".into(), level.to_string());
+                out.push(Recommendation {
+                    kind: "threshold",
+                    summary: format!(
+                        "{metric} of {service} is forecast to reach {level} in {} (now {value:.4})",
+                        human_duration(eta)
+                    ),
+                    metric: metric.clone(),
+                    labels: labels.clone(),
+                    numbers: [
+                        ("value".to_string(), value),
+                        ("threshold".to_string(), *level),
+                        ("eta_seconds".to_string(), eta),
+                    ]
+                    .into_iter()
+                    .collect(),
+                });
+            }
+        }
+        // Soonest crossings first, then anomalies by score.
+        out.sort_by(|a, b| {
+            let key = |r: &Recommendation| {
+                r.numbers
+                    .get("eta_seconds")
+                    .copied()
+                    .unwrap_or(f64::INFINITY)
+            };
+            key(a).total_cmp(&key(b)).then_with(|| {
+                let score = |r: &Recommendation| r.numbers.get("score").copied().unwrap_or(0.0);
+                score(b).total_cmp(&score(a))
+            })
+        });
+        out
     }
 }
 

@@ -277,3 +277,70 @@ fn time_to_threshold_follows_the_trend() {
     let secs = eta[0].1.unwrap();
     assert!((secs - 8730.0).abs() < 1.0, "{secs}");
 }
+
+/// A series forecast to reach its threshold and a series in an anomaly
+/// each give a recommendation with the numbers behind it.
+#[test]
+fn recommendations_name_the_series_and_numbers() {
+    use crate::model::recommendation::RecommendationSource;
+    let config = AnalysisConfig {
+        select: vec![rule("disk.usage"), rule("queue.depth")],
+        thresholds: vec![ThresholdRule {
+            name: "disk.usage".into(),
+            value: 10_000.0,
+        }],
+        horizons: vec![HumanDuration::secs(60)],
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    for step in 0..150 {
+        let t = T0 + step as f64 * 30.0;
+        let disk = request(
+            "disk.usage",
+            Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsDouble(
+                        100.0 + step as f64 * 30.0,
+                    )),
+                    ..Default::default()
+                }],
+            }),
+        );
+        p.observe_request(&disk, t);
+        let depth = if step == 149 {
+            900.0
+        } else {
+            10.0 + ((step * 7919) % 13) as f64 * 0.1
+        };
+        p.observe_request(&gauge_request(depth, "/a"), t);
+        p.evaluate(t);
+    }
+    let list = p.recommendations();
+    let threshold = list
+        .iter()
+        .find(|r| r.kind == "threshold")
+        .expect("a threshold finding");
+    assert_eq!(threshold.metric, "disk_usage_ratio");
+    // 100 + 149 × 30 = 4570 now, +1/s: 5430 s to 10 000.
+    assert!((threshold.numbers["eta_seconds"] - 5430.0).abs() < 1.0);
+    assert!(
+        threshold
+            .summary
+            .contains("forecast to reach 10000 in 91 min"),
+        "{}",
+        threshold.summary
+    );
+    assert_eq!(threshold.labels["service.name"], "api");
+    let anomaly = list
+        .iter()
+        .find(|r| r.kind == "anomaly")
+        .expect("an anomaly finding");
+    assert_eq!(anomaly.metric, "queue_depth_ratio");
+    assert_eq!(anomaly.numbers["value"], 900.0);
+    assert!(
+        anomaly.summary.contains("is anomalous"),
+        "{}",
+        anomaly.summary
+    );
+    assert_eq!(anomaly.labels["route"], "/a");
+}
