@@ -51,12 +51,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Backtest { input, output } => {
-            if let Err(e) = load_config(cli.config.as_deref()) {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            let config = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let baseline = streamgate::analytics::baselines::BaselineConfig::default();
-            let forecasts = streamgate::analytics::forecasts::ForecastConfig::default();
+            // The forecast horizons are the collector's (processors.analysis).
+            let forecasts = streamgate::analytics::forecasts::ForecastConfig {
+                horizons_secs: config
+                    .analysis
+                    .horizons
+                    .iter()
+                    .map(|h| h.get().as_secs_f64())
+                    .collect(),
+                ..Default::default()
+            };
             match streamgate::backtest::batch::run(&input, &output, &baseline, &forecasts) {
                 Ok(summary) => {
                     print!("{}", streamgate::backtest::batch::report(&summary));

@@ -110,3 +110,37 @@ fn bad_input_names_file_and_line() {
         "{err}"
     );
 }
+
+/// `--config` sets the horizons as `processors.analysis.horizons` does for
+/// the collector.
+#[test]
+fn config_sets_the_horizons() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.csv");
+    std::fs::write(&input, series()).unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        "processors:\n  analysis:\n    horizons: [10m, 2h]\n",
+    )
+    .unwrap();
+    let output = dir.path().join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["--config", config.to_str().unwrap(), "backtest", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(output.join("s.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(header.ends_with(",forecast_10m,forecast_10m_lower,forecast_10m_upper,forecast_2h,forecast_2h_lower,forecast_2h_upper"), "{header}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.lines().any(|l| l.starts_with("10m")), "{summary}");
+    assert!(summary.lines().any(|l| l.starts_with("2h")), "{summary}");
+}
