@@ -7,5 +7,6 @@
 
 pub mod analysis;
 pub mod identity;
+pub mod output;
 pub mod pattern;
 pub mod windows;

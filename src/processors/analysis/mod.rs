@@ -26,16 +26,15 @@ use parking_lot::Mutex;
 use crate::analytics::baselines::{Baseline, BaselineConfig, BaselineOutput, RateConverter};
 use crate::analytics::forecasts::{ForecastConfig, Forecaster};
 use crate::model::MetricsRequest;
-use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
-    DataPointFlags, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
-    number_data_point,
+    DataPointFlags, Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
 };
-use crate::model::otlp::resource::Resource;
 use crate::model::prometheus_name::{MetricShape, metric_name};
 use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{IDENTIFYING, stream_hash};
+use crate::processors::output::{derived, string_kv};
 use crate::processors::pattern::matches;
 use crate::telemetry::Telemetry;
 
@@ -68,16 +67,6 @@ pub struct AnalysisProcessor {
     series: Mutex<HashMap<u64, Series>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
-}
-
-fn string_kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 fn attribute_text(attributes: &[KeyValue], key: &str) -> Option<String> {
@@ -266,18 +255,7 @@ impl AnalysisProcessor {
             if metrics.is_empty() {
                 continue;
             }
-            resource_metrics.push(ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: s.resource.clone(),
-                    ..Default::default()
-                }),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(s.scope.clone()),
-                    metrics,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            });
+            resource_metrics.push(derived(&s.resource, &s.scope, metrics));
         }
         for hash in gone {
             series.remove(&hash);

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::*;
 use crate::config::types::HumanDuration;
 use crate::model::otlp::metrics::Sum;
+use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
+use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
 
 struct Sink;

@@ -29,14 +29,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::analytics::aggregation::{WindowSpec, WindowSummary, WindowedStats};
-use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
-    DataPointFlags, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
-    number_data_point,
+    DataPointFlags, Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
 };
-use crate::model::otlp::resource::Resource;
 use crate::model::{MetricsRequest, Observations};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, ObservationConsumer, Shutdown};
+use crate::processors::output::{derived, string_kv};
 use crate::telemetry::Telemetry;
 
 use crate::processors::identity::stream_hash;
@@ -68,16 +67,6 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn string_kv(key: &str, value: String) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value)),
-        }),
-        ..Default::default()
-    }
 }
 
 impl WindowProcessor {
@@ -336,18 +325,7 @@ impl WindowProcessor {
             if metrics.is_empty() {
                 continue;
             }
-            resource_metrics.push(ResourceMetrics {
-                resource: Some(Resource {
-                    attributes: stream.resource.clone(),
-                    ..Default::default()
-                }),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(stream.scope.clone()),
-                    metrics,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            });
+            resource_metrics.push(derived(&stream.resource, &stream.scope, metrics));
         }
         self.telemetry.set_windows_series(streams.len() as u64);
         MetricsRequest { resource_metrics }
@@ -380,7 +358,7 @@ impl WindowProcessor {
         };
         for (w, summary) in summaries.iter().enumerate() {
             let mut attrs = stream.attributes.clone();
-            attrs.push(string_kv("window", self.labels[w].clone()));
+            attrs.push(string_kv("window", &self.labels[w]));
             if summary.count > 0 {
                 stream.exported[w] = true;
                 for (i, (_, v)) in summary.quantiles.iter().enumerate() {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::*;
 use crate::config::types::HumanDuration;
 use crate::model::otlp::metrics::{Histogram, HistogramDataPoint};
+use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
+use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
 
 struct Sink;
@@ -42,8 +44,8 @@ fn scope() -> InstrumentationScope {
 
 fn service() -> Vec<KeyValue> {
     vec![
-        string_kv("service.name", "api".into()),
-        string_kv("host.name", "h1".into()),
+        string_kv("service.name", "api"),
+        string_kv("host.name", "h1"),
     ]
 }
 
@@ -84,7 +86,7 @@ fn value(r: &MetricsRequest, name: &str, window: &str) -> Option<f64> {
 }
 
 fn observe(p: &WindowProcessor, values: &[f64], now: u64) {
-    let attributes = vec![string_kv("span.name", "GET /".into())];
+    let attributes = vec![string_kv("span.name", "GET /")];
     p.observe_values(
         &Observations {
             resource: &service(),
@@ -254,7 +256,7 @@ fn selection_and_series_limit() {
         ..config()
     });
     let other = |metric: &str, span: &str, now| {
-        let attributes = vec![string_kv("span.name", span.into())];
+        let attributes = vec![string_kv("span.name", span)];
         p.observe_values(
             &Observations {
                 resource: &service(),
@@ -310,7 +312,7 @@ fn raw_values_are_not_counted_twice() {
                     data: Some(Data::Histogram(Histogram {
                         aggregation_temporality: 1,
                         data_points: vec![HistogramDataPoint {
-                            attributes: vec![string_kv("span.name", "GET /".into())],
+                            attributes: vec![string_kv("span.name", "GET /")],
                             count: 2,
                             bucket_counts: vec![2, 0],
                             explicit_bounds: vec![1.0],
