@@ -3,12 +3,21 @@
 //!
 //! # Model
 //!
-//! `expected = level + season`, where `season` is one of: nothing, the
-//! daily profile at the time-of-day slot of `t`, or the weekly profile at
-//! the hour-of-week slot of `t` — whichever has had the lowest tracked
-//! one-step error (EWMA of absolute error). A profile takes part only once
-//! the series has `min_cycles` periods of history, so short series stay
-//! flat and a profile that does not help is never used.
+//! Three candidate models run side by side, each with its own level: flat
+//! (`level`), daily (`level_d + daily term at the time-of-day slot of
+//! `t``) and weekly (`level_w + weekly term at the hour-of-week slot`).
+//! The expected value is the one of the model with the lowest tracked
+//! one-step error (EWMA of absolute error); a profile must beat flat by
+//! 5 % and takes part only once the series has `min_cycles` periods of
+//! history, so short series stay flat and a profile that does not help
+//! is never used. Each model keeps its own level (and clips by its own
+//! error scale) because a shared level would follow whichever model is in
+//! use — a flat level re-learns every daily edge, so the profile's error,
+//! measured against that level, would never look better.
+//!
+//! A slot's first [`EARLY_VISITS`] values are averaged as they are, so a
+//! real pattern is learned within days; later values are clipped like
+//! every other update.
 //!
 //! # Robust updates (Huber-clipped EWMA)
 //!
@@ -41,7 +50,12 @@
 //! `true` on the update where the score first reaches `threshold`; the
 //! series is then "in anomaly" until the score stays below `clear_ratio ·
 //! threshold` for `clear_points` updates, and no new edge fires within
-//! `holdoff_secs` of the last.
+//! `holdoff_secs` of the last. One incident is scored once: while in an
+//! anomaly or within the hold-off, the exported `score` is capped at
+//! `clear_ratio · threshold` (the uncapped value stays available as
+//! `likelihood`), so a threshold on the score column reports each
+//! incident on its first update, like the flag, instead of on every
+//! update of a level shift.
 //!
 //! # NaN, gaps, late points
 //!
@@ -53,11 +67,12 @@
 //!
 //! # Memory
 //!
-//! Fixed at construction: the struct (with 24 hour-of-day scales) plus
+//! Fixed at construction: the struct (with 24 hour-of-day scales and the
+//! models' levels) plus
 //! `daily_slots + weekly_slots` profile entries (f64 value + u16 visit
 //! count each) and `shift_points` f64 of run buffer. With the defaults
 //! (288 daily slots of 5 min, 168 weekly slots of 1 h, 12 run points)
-//! [`Baseline::memory_bytes`] is 5 288 bytes.
+//! [`Baseline::memory_bytes`] is 5 304 bytes.
 
 use super::BaselineError;
 
@@ -65,6 +80,8 @@ use super::BaselineError;
 const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 const DAY_SECS: f64 = 86_400.0;
 const WEEK_SECS: f64 = 7.0 * DAY_SECS;
+/// Visits of a seasonal slot that are averaged without clipping.
+const EARLY_VISITS: u16 = 3;
 
 /// `t` modulo `period`, in `[0, period)`: exact for whole seconds (unlike
 /// `x − ⌊x⌋` of `x = t / period`, which can put a point lying exactly on a
@@ -130,7 +147,7 @@ pub struct BaselineConfig {
     /// EWMA weight of the short-term raw score mean (default 0.2).
     pub alpha_short: f64,
     /// EWMA weight of the long-term raw score mean and variance (default
-    /// 0.003).
+    /// 0.001).
     pub alpha_long: f64,
     /// Which seasonal profiles may be learned (default both).
     pub seasonality: Seasonality,
@@ -170,7 +187,7 @@ impl Default for BaselineConfig {
             min_scale_rel: 0.001,
             likelihood: true,
             alpha_short: 0.2,
-            alpha_long: 0.003,
+            alpha_long: 0.001,
             seasonality: Seasonality::DailyAndWeekly,
             daily_slots: 288,
             weekly_slots: 168,
@@ -277,7 +294,7 @@ impl BaselineConfig {
             self.alpha_long,
             1e-6,
             1.0,
-            "[1e-6, 1], e.g. 0.003",
+            "[1e-6, 1], e.g. 0.001",
         )?;
         check(
             "min_cycles",
@@ -331,6 +348,9 @@ pub struct BaselineOutput {
     pub upper: f64,
     /// Anomaly score in `[0, 1]` (the likelihood if enabled, else `raw`).
     pub score: f64,
+    /// The likelihood before the once-per-incident cap (equals `score`
+    /// outside incidents and hold-offs; `raw_score` if likelihood is off).
+    pub likelihood: f64,
     /// Instantaneous score `z² / (z² + z_half²)` of this value alone.
     pub raw_score: f64,
     /// Rising edge: true only on the update where an anomaly starts.
@@ -351,7 +371,10 @@ struct Profile {
     visits: Box<[u16]>,
     sum: f64,
     seen: u32,
-    /// EWMA of the absolute one-step error when this profile is used.
+    /// This model's own deseasonalised level: each candidate model keeps
+    /// its own state, so its tracked error is what it would have scored.
+    level: f64,
+    /// EWMA of this model's absolute one-step error.
     err: f64,
     ready: bool,
 }
@@ -364,6 +387,7 @@ impl Profile {
             visits: vec![0; slots as usize].into_boxed_slice(),
             sum: 0.0,
             seen: 0,
+            level: f64::NAN,
             err: f64::NAN,
             ready: false,
         }
@@ -507,16 +531,17 @@ impl Baseline {
         (scale * MAD_TO_SIGMA).max(floor)
     }
 
-    /// The seasonal term in use at `t` (0 if none helps yet).
-    fn season(&self, t: f64) -> f64 {
-        let mut best = (self.err_flat, 0.0);
+    /// The chosen model's expected value at `t` and its level: the flat
+    /// level, or a profile's level plus its term, whichever has had the
+    /// lowest tracked error (a profile must beat flat by 5 %).
+    fn expected_and_level(&self, t: f64) -> (f64, f64) {
+        let mut best = (self.err_flat, self.level, self.level);
         for p in [&self.daily, &self.weekly].into_iter().flatten() {
-            // A profile must beat the flat model by 5 % to be used.
             if p.ready && p.err < 0.95 * best.0 {
-                best = (p.err, p.term(p.slot(t)));
+                best = (p.err, p.level + p.term(p.slot(t)), p.level);
             }
         }
-        best.1
+        (best.1, best.2)
     }
 
     /// The expected value and band at `t` without updating, once warm.
@@ -524,7 +549,7 @@ impl Baseline {
         if self.n < u64::from(self.cfg.warmup_points.max(1)) || !t_secs.is_finite() {
             return None;
         }
-        let e = self.level + self.season(t_secs);
+        let (e, _) = self.expected_and_level(t_secs);
         let w = self.cfg.band_z * self.sigma(t_secs);
         Some((e, e - w, e + w))
     }
@@ -543,14 +568,17 @@ impl Baseline {
         if self.n == 0 {
             self.first_t = t_secs;
             self.level = value;
+            for p in [&mut self.daily, &mut self.weekly].into_iter().flatten() {
+                p.level = value;
+            }
             self.n = 1;
             return None;
         }
         let cfg = &self.cfg;
         let warm = self.n >= u64::from(cfg.warmup_points.max(1));
         let sigma = self.sigma(t_secs);
-        let season = self.season(t_secs);
-        let expected = self.level + season;
+        let (expected, chosen_level) = self.expected_and_level(t_secs);
+        let season = expected - chosen_level;
         let resid = value - expected;
         let z = resid.abs() / sigma;
         let raw = if z.is_finite() {
@@ -558,9 +586,11 @@ impl Baseline {
         } else {
             1.0
         };
+        // Surprise: how rare this z, and the recent mean of z, are in the
+        // series' own history (empirical tail with a Gaussian prior).
         // Likelihood: how unusual the recent raw scores are against their
         // own long-run distribution (after Numenta's anomaly likelihood).
-        let score = if cfg.likelihood && warm {
+        let likelihood = if cfg.likelihood && warm {
             self.raw_short += cfg.alpha_short * (raw - self.raw_short);
             let a = cfg
                 .alpha_long
@@ -573,9 +603,14 @@ impl Baseline {
         } else {
             raw
         };
+        let score = likelihood;
 
         // Flag with hysteresis (only once warm).
         let mut edge = false;
+        // A new anomaly may start on this update (not inside one, hold-off
+        // over); otherwise the exported score is capped below the
+        // threshold, so one incident is scored once.
+        let open = !self.in_anomaly && t_secs - self.last_edge_t >= cfg.holdoff_secs;
         if warm {
             if self.in_anomaly {
                 if score < cfg.clear_ratio * cfg.threshold {
@@ -600,7 +635,12 @@ impl Baseline {
             expected,
             lower: expected - band,
             upper: expected + band,
-            score,
+            score: if open {
+                score
+            } else {
+                score.min(cfg.clear_ratio * cfg.threshold)
+            },
+            likelihood,
             raw_score: raw,
             anomaly: edge,
             in_anomaly: self.in_anomaly,
@@ -613,14 +653,14 @@ impl Baseline {
         let clip = cfg.huber_k * sigma;
         let warming = !warm;
         // During warm-up σ is unreliable: do not clip yet.
-        let rc = if warming {
-            resid
-        } else {
-            resid.clamp(-clip, clip)
-        };
-        let old_level = self.level;
-        self.err_flat += alpha_s * ((value - old_level).abs() - self.err_flat);
-        self.level += alpha * rc;
+        let flat_resid = value - self.level;
+        self.err_flat += alpha_s * (flat_resid.abs() - self.err_flat);
+        self.level += alpha
+            * if warming {
+                flat_resid
+            } else {
+                flat_resid.clamp(-clip, clip)
+            };
         let abs_r = if warming {
             resid.abs()
         } else {
@@ -635,33 +675,44 @@ impl Baseline {
 
         let age = t_secs - self.first_t;
         let (beta, k, min_cycles) = (cfg.beta_season, cfg.huber_k, cfg.min_cycles);
-        let err_flat = self.err_flat;
+        let floor = cfg.min_scale_abs.max(cfg.min_scale_rel * self.level.abs());
         for p in [&mut self.daily, &mut self.weekly].into_iter().flatten() {
             let s = p.slot(t_secs);
-            if p.ready {
-                let e = (value - old_level - p.term(s)).abs();
-                p.err = if p.err.is_finite() {
-                    p.err + alpha_s * (e - p.err)
-                } else {
-                    e
-                };
-            } else if age >= min_cycles * p.period {
+            let e = value - p.level - p.term(s);
+            p.err = if p.err.is_finite() {
+                p.err + alpha_s * (e.abs() - p.err)
+            } else {
+                e.abs()
+            };
+            if !p.ready && age >= min_cycles * p.period {
                 p.ready = true;
-                p.err = err_flat;
             }
+            // Clip by this model's own error scale: the chosen model's σ
+            // may be tiny while a profile is still being learned.
+            let p_clip = if p.err.is_finite() {
+                k * (MAD_TO_SIGMA * p.err).max(floor)
+            } else {
+                clip
+            };
+            p.level += alpha * if warming { e } else { e.clamp(-p_clip, p_clip) };
             let old = p.value[s];
             if p.visits[s] == 0 {
-                let dev = if warming {
-                    0.0
-                } else {
-                    (value - old_level).clamp(-4.0 * k * sigma, 4.0 * k * sigma)
-                };
-                p.value[s] = old_level + dev;
+                let dev = if warming { 0.0 } else { value - p.level };
+                p.value[s] = p.level + dev;
                 p.seen += 1;
                 p.sum += p.value[s];
             } else {
-                let b = beta.max(1.0 / (f64::from(p.visits[s]) + 1.0));
-                p.value[s] += b * (value - old).clamp(-clip, clip);
+                // The first visits are averaged as they are (one spike is
+                // diluted, a real pattern learned in days); later ones are
+                // clipped so a spike cannot move an established slot far.
+                let v = p.visits[s];
+                let b = beta.max(1.0 / (f64::from(v) + 1.0));
+                let d = value - old;
+                p.value[s] += b * if v < EARLY_VISITS {
+                    d
+                } else {
+                    d.clamp(-p_clip, p_clip)
+                };
                 p.sum += p.value[s] - old;
             }
             p.visits[s] = p.visits[s].saturating_add(1);
@@ -695,7 +746,12 @@ impl Baseline {
             } else {
                 0.5 * (run[m - 1] + run[m])
             };
-            self.level = med;
+            // Move every model's level by the same step.
+            let delta = med - chosen_level;
+            self.level += delta;
+            for p in [&mut self.daily, &mut self.weekly].into_iter().flatten() {
+                p.level += delta;
+            }
             self.run_len = 0;
             self.run_sign = 0;
         }
