@@ -30,6 +30,35 @@ pub struct AnalysisConfig {
     /// `streamgate_time_to_threshold_seconds{threshold}` is the time until
     /// the current trend reaches `value` (absent while it moves away).
     pub thresholds: Vec<ThresholdRule>,
+    /// Ratios of a counter's increase, analysed like any other series: for
+    /// counters named `name`, the share of the increase on series whose
+    /// attributes match `numerator`, among the series that differ only in
+    /// `over` (default: the error ratio of every span operation).
+    pub ratios: Vec<RatioRule>,
+}
+
+/// A ratio of one counter's increase: `numerator` series over all
+/// values of `over`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatioRule {
+    /// OTel name pattern of a cumulative monotonic counter.
+    pub name: String,
+    /// The attribute summed away (its values make up the denominator).
+    pub over: String,
+    /// Attribute values of the numerator series (exact match).
+    pub numerator: BTreeMap<String, String>,
+}
+
+impl RatioRule {
+    /// The `ratio` label of the analysed series, `key=value[,key=value]`.
+    pub fn label(&self) -> String {
+        self.numerator
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// A saturation level to watch.
@@ -80,6 +109,13 @@ impl Default for AnalysisConfig {
             max_series: 1000,
             series_ttl: HumanDuration::secs(600),
             thresholds: Vec::new(),
+            ratios: vec![RatioRule {
+                name: "traces.span.metrics.calls".into(),
+                over: "status.code".into(),
+                numerator: [("status.code".to_string(), "STATUS_CODE_ERROR".to_string())]
+                    .into_iter()
+                    .collect(),
+            }],
         }
     }
 }
@@ -102,6 +138,14 @@ impl AnalysisConfig {
             return Err(
                 "processors.analysis.thresholds: every value must be a finite number".into(),
             );
+        }
+        for r in &self.ratios {
+            if r.over.is_empty() || r.numerator.is_empty() {
+                return Err(format!(
+                    "processors.analysis.ratios ({}): set `over` and at least one `numerator` attribute",
+                    r.name
+                ));
+            }
         }
         if self.series_ttl.get() < self.step.get() {
             return Err("processors.analysis.series_ttl must be at least one step".into());

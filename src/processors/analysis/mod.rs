@@ -11,12 +11,15 @@
 //! name) and, for counters, `transform="rate"`:
 //! `streamgate_baseline_expected`, `_lower`, `_upper`,
 //! `streamgate_anomaly_score`, `streamgate_anomaly` (1 on the step an
-//! anomaly starts, else 0) and `streamgate_forecast{horizon}`, `_lower`,
+//! anomaly starts, else 0), `streamgate_anomaly_active` (1 while in one) and `streamgate_forecast{horizon}`, `_lower`,
 //! `_upper`, and for configured thresholds
 //! `streamgate_time_to_threshold_seconds{threshold}`. A series silent for
-//! `series_ttl` is withdrawn.
+//! `series_ttl` is withdrawn. Configured ratios (default: the error ratio
+//! of each span operation) are analysed too, as series of their own
+//! labelled `transform="ratio"` and `ratio="<numerator>"` (see `ratio.rs`).
 
 pub mod config;
+mod ratio;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +41,8 @@ use crate::processors::output::{derived, string_kv};
 use crate::processors::pattern::matches;
 use crate::telemetry::Telemetry;
 
-pub use config::{AnalysisConfig, SelectRule, ThresholdRule};
+pub use config::{AnalysisConfig, RatioRule, SelectRule, ThresholdRule};
+use ratio::RatioGroup;
 
 /// One analysed series.
 struct Series {
@@ -47,6 +51,9 @@ struct Series {
     /// Source attributes plus `metric` (and `transform`).
     attributes: Vec<KeyValue>,
     rate: Option<RateConverter>,
+    /// For a ratio series: its member counters (the value is computed on
+    /// each step from their increases).
+    ratio: Option<RatioGroup>,
     /// Latest value not yet fed to the models.
     pending: Option<f64>,
     last_point_secs: f64,
@@ -118,7 +125,10 @@ impl AnalysisProcessor {
 
     /// Records the latest value of every selected point, at `now` seconds.
     pub fn observe_request(&self, request: &MetricsRequest, now: f64) {
-        let wanted = |m: &Metric| self.config.select.iter().any(|r| matches(&r.name, &m.name));
+        let wanted = |m: &Metric| {
+            self.config.select.iter().any(|r| matches(&r.name, &m.name))
+                || self.config.ratios.iter().any(|r| matches(&r.name, &m.name))
+        };
         if !request
             .resource_metrics
             .iter()
@@ -155,6 +165,17 @@ impl AnalysisProcessor {
                             Some(number_data_point::Value::AsInt(v)) => v as f64,
                             None => continue,
                         };
+                        if counter {
+                            self.observe_ratios(
+                                &mut series,
+                                resource,
+                                scope,
+                                metric,
+                                p,
+                                value,
+                                now,
+                            );
+                        }
                         if !self.rule_matches(&metric.name, &p.attributes) {
                             continue;
                         }
@@ -198,6 +219,69 @@ impl AnalysisProcessor {
         }
     }
 
+    /// Records a counter point in every ratio group it belongs to,
+    /// creating the group's analysed series on first sight.
+    #[allow(clippy::too_many_arguments)]
+    fn observe_ratios(
+        &self,
+        series: &mut HashMap<u64, Series>,
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        metric: &Metric,
+        p: &NumberDataPoint,
+        value: f64,
+        now: f64,
+    ) {
+        for (index, rule) in self.config.ratios.iter().enumerate() {
+            if !matches(&rule.name, &metric.name)
+                || !p.attributes.iter().any(|kv| kv.key == rule.over)
+            {
+                continue;
+            }
+            let group_attributes: Vec<KeyValue> = p
+                .attributes
+                .iter()
+                .filter(|kv| kv.key != rule.over)
+                .cloned()
+                .collect();
+            let group_name = format!("{}\u{0}ratio{index}", metric.name);
+            let hash = stream_hash(resource, scope, &group_name, &group_attributes);
+            if !series.contains_key(&hash) {
+                if series.len() >= self.config.max_series {
+                    self.telemetry.record_analysis_skipped(1);
+                    continue;
+                }
+                let name = metric_name(
+                    &metric.name,
+                    &metric.unit,
+                    MetricShape::MonotonicSum,
+                    "",
+                    true,
+                )
+                .unwrap_or_else(|| metric.name.clone());
+                let mut attributes = group_attributes;
+                attributes.push(string_kv("metric", &name));
+                attributes.push(string_kv("transform", "ratio"));
+                attributes.push(string_kv("ratio", &rule.label()));
+                let mut fresh = self.new_series(resource, scope, attributes, false);
+                fresh.ratio = Some(RatioGroup::default());
+                series.insert(hash, fresh);
+            }
+            let Some(s) = series.get_mut(&hash) else {
+                continue;
+            };
+            let numerator = rule
+                .numerator
+                .iter()
+                .all(|(k, v)| attribute_text(&p.attributes, k).as_deref() == Some(v.as_str()));
+            let member = stream_hash(&[], &InstrumentationScope::default(), "", &p.attributes);
+            if let Some(group) = &mut s.ratio {
+                group.record(member, numerator, value);
+            }
+            s.last_point_secs = now;
+        }
+    }
+
     fn new_series(
         &self,
         resource: &[KeyValue],
@@ -214,6 +298,7 @@ impl AnalysisProcessor {
             scope: scope.clone(),
             attributes,
             rate: counter.then(RateConverter::new),
+            ratio: None,
             thresholds: Vec::new(),
             last: None,
             pending: None,
@@ -265,6 +350,9 @@ impl AnalysisProcessor {
     }
 
     fn step(&self, s: &mut Series, now: f64, now_ns: u64) -> Vec<Metric> {
+        if let Some(group) = &mut s.ratio {
+            s.pending = group.step();
+        }
         let Some(value) = s.pending.take() else {
             return Vec::new();
         };
@@ -287,6 +375,10 @@ impl AnalysisProcessor {
                 ("streamgate.baseline.upper", b.upper),
                 ("streamgate.anomaly.score", b.score),
                 ("streamgate.anomaly", if b.anomaly { 1.0 } else { 0.0 }),
+                (
+                    "streamgate.anomaly.active",
+                    if b.in_anomaly { 1.0 } else { 0.0 },
+                ),
             ] {
                 out.push(gauge(name, vec![point(s.attributes.clone(), v)]));
             }
@@ -352,6 +444,7 @@ impl AnalysisProcessor {
             "streamgate.baseline.upper",
             "streamgate.anomaly.score",
             "streamgate.anomaly",
+            "streamgate.anomaly.active",
         ]
         .iter()
         .map(|name| gauge(name, vec![gone(s.attributes.clone())]))
@@ -432,6 +525,9 @@ fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
             }
             "streamgate.anomaly" => {
                 "1 on the evaluation step where an anomaly of the source series starts, else 0."
+            }
+            "streamgate.anomaly.active" => {
+                "1 while the source series is in an anomaly (from its start until the score has calmed), else 0."
             }
             "streamgate.forecast" => "Forecast of the source series at the horizon.",
             "streamgate.forecast.lower" => {

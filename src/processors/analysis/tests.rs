@@ -346,3 +346,72 @@ fn recommendations_name_the_series_and_numbers() {
     );
     assert_eq!(anomaly.labels["route"], "/a");
 }
+
+fn calls_request(ok: f64, error: Option<f64>) -> MetricsRequest {
+    let point = |status: &str, value: f64| NumberDataPoint {
+        attributes: vec![
+            string_kv("span.name", "GET /cart"),
+            string_kv("status.code", status),
+        ],
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    };
+    let mut data_points = vec![point("STATUS_CODE_UNSET", ok)];
+    data_points.extend(error.map(|e| point("STATUS_CODE_ERROR", e)));
+    request(
+        "traces.span.metrics.calls",
+        Data::Sum(Sum {
+            data_points,
+            aggregation_temporality: 2,
+            is_monotonic: true,
+        }),
+    )
+}
+
+#[test]
+fn error_ratio_of_span_calls_is_analysed_by_default() {
+    // Only the default ratio rule: no plain selection.
+    let p = processor(Vec::new());
+    let (mut ok, mut err) = (0.0, 0.0);
+    let mut edges = Vec::new();
+    let mut learned = None;
+    let mut last = MetricsRequest::default();
+    for step in 0..120 {
+        let t = T0 + step as f64 * 30.0;
+        // 100 calls per step, 10 % errors, from step 100 on 50 %.
+        let errors = if step >= 100 { 50.0 } else { 10.0 };
+        ok += 100.0 - errors;
+        err += errors;
+        p.observe_request(&calls_request(ok, Some(err)), t - 1.0);
+        last = p.evaluate(t);
+        if step == 99 {
+            learned = values(&last, "streamgate.baseline.expected")
+                .first()
+                .and_then(|(_, v, _)| *v);
+        }
+        for (_, v, _) in values(&last, "streamgate.anomaly") {
+            if v == Some(1.0) {
+                edges.push(step);
+            }
+        }
+    }
+    let learned = learned.expect("a baseline after warm-up");
+    assert!((learned - 0.1).abs() < 1e-6, "learned {learned}");
+    assert_eq!(edges.len(), 1, "{edges:?}");
+    assert!((100..104).contains(&edges[0]), "{edges:?}");
+    let expected = values(&last, "streamgate.baseline.expected");
+    assert_eq!(expected.len(), 1, "{expected:?}");
+    let (attributes, _, _) = &expected[0];
+    let text = |k: &str| attribute_text(attributes, k);
+    assert_eq!(text("transform").as_deref(), Some("ratio"));
+    assert_eq!(
+        text("ratio").as_deref(),
+        Some("status.code=STATUS_CODE_ERROR")
+    );
+    assert_eq!(
+        text("metric").as_deref(),
+        Some("traces_span_metrics_calls_total")
+    );
+    assert_eq!(text("span.name").as_deref(), Some("GET /cart"));
+    assert_eq!(text("status.code"), None, "summed away");
+}
