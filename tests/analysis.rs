@@ -100,3 +100,46 @@ fn injected_anomaly_is_flagged_and_forecasts_appear() {
             .contains("queue_depth of checkout is anomalous")
     );
 }
+
+/// With the default selection StreamGate analyses its own resident memory
+/// and CPU (as a rate): a baseline near the self-metric appears on
+/// /metrics without any traffic.
+#[test]
+fn own_memory_and_cpu_are_analysed_by_default() {
+    let collector = Collector::start_with(Options {
+        processors_extra: "analysis:\n  step: 100ms\n  horizons: [1s]\n".into(),
+        ..Default::default()
+    });
+    let memory = [
+        ("job", "streamgate"),
+        ("metric", "streamgate_process_resident_memory_bytes"),
+    ];
+    let cpu = [
+        ("job", "streamgate"),
+        ("metric", "streamgate_process_cpu_seconds_total"),
+        ("transform", "rate"),
+    ];
+    let mut last = None;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        let s = collector.scrape();
+        if !s
+            .matching("streamgate_baseline_expected", &memory)
+            .is_empty()
+            && !s.matching("streamgate_baseline_expected", &cpu).is_empty()
+            && !s.matching("streamgate_forecast", &memory).is_empty()
+        {
+            last = Some(s);
+            break;
+        }
+    }
+    let s = last.expect("own memory and CPU baselines and a forecast within 10 s");
+    let rss = s.matching("streamgate_process_resident_memory_bytes", &[])[0].1;
+    let expected = s.matching("streamgate_baseline_expected", &memory)[0].1;
+    assert!(
+        expected > 0.5 * rss && expected < 2.0 * rss,
+        "baseline {expected} vs resident {rss}"
+    );
+    let cores = s.matching("streamgate_baseline_expected", &cpu)[0].1;
+    assert!((0.0..=4.0).contains(&cores), "{cores}");
+}

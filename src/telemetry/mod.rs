@@ -10,6 +10,7 @@ pub mod events;
 mod histogram;
 mod log_limit;
 pub mod names;
+pub mod process;
 mod snapshot;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -165,6 +166,11 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
+    /// Unix time at which this process started, in seconds.
+    pub fn started_unix(&self) -> f64 {
+        self.started_unix
+    }
+
     pub fn new() -> Self {
         let started_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)

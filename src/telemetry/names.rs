@@ -3,6 +3,10 @@
 pub const BUILD_INFO: &str = "streamgate_build_info";
 pub const UPTIME_SECONDS: &str = "streamgate_uptime_seconds";
 pub const START_TIME_SECONDS: &str = "streamgate_process_start_time_seconds";
+pub const PROCESS_RESIDENT_MEMORY: &str = "streamgate_process_resident_memory_bytes";
+pub const PROCESS_CPU_SECONDS: &str = "streamgate_process_cpu_seconds_total";
+pub const PROCESS_OPEN_FDS: &str = "streamgate_process_open_fds";
+pub const PROCESS_THREADS: &str = "streamgate_process_threads";
 pub const RECEIVER_ACCEPTED_ITEMS: &str = "streamgate_receiver_accepted_items_total";
 pub const RECEIVER_REFUSED_ITEMS: &str = "streamgate_receiver_refused_items_total";
 pub const RECEIVER_REFUSED_REQUESTS: &str = "streamgate_receiver_refused_requests_total";
@@ -30,7 +34,11 @@ pub const ANALYSIS_SERIES: &str = "streamgate_processor_analysis_series";
 pub const ANALYSIS_SKIPPED: &str = "streamgate_processor_analysis_skipped_points_total";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 25] = [
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_CPU_SECONDS,
+    PROCESS_OPEN_FDS,
+    PROCESS_THREADS,
     ANALYSIS_SERIES,
     ANALYSIS_SKIPPED,
     SERVICEGRAPH_PENDING_SPANS,

@@ -71,6 +71,42 @@ impl Telemetry {
             kind: MetricKind::Gauge,
             samples: vec![sample(vec![], self.uptime().as_secs_f64())],
         });
+        let process = super::process::read();
+        for (name, help, kind, value) in [
+            (
+                names::PROCESS_RESIDENT_MEMORY,
+                "Resident memory of this StreamGate process, in bytes.",
+                MetricKind::Gauge,
+                process.resident_bytes,
+            ),
+            (
+                names::PROCESS_CPU_SECONDS,
+                "User and system CPU time used by this StreamGate process, in seconds.",
+                MetricKind::Counter,
+                process.cpu_seconds,
+            ),
+            (
+                names::PROCESS_OPEN_FDS,
+                "Open file descriptors of this StreamGate process.",
+                MetricKind::Gauge,
+                process.open_fds,
+            ),
+            (
+                names::PROCESS_THREADS,
+                "Operating-system threads of this StreamGate process.",
+                MetricKind::Gauge,
+                process.threads,
+            ),
+        ] {
+            if let Some(v) = value {
+                out.push(FamilySnapshot {
+                    name,
+                    help,
+                    kind,
+                    samples: vec![sample(vec![], v)],
+                });
+            }
+        }
 
         let mut accepted = Vec::new();
         let mut bytes = Vec::new();

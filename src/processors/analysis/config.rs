@@ -100,6 +100,8 @@ impl Default for AnalysisConfig {
                     "traces.span.metrics.duration.window.p95",
                     &[("window", "5m")],
                 ),
+                rule("streamgate.process.resident_memory", &[]),
+                rule("streamgate.process.cpu", &[]),
             ],
             step: HumanDuration::secs(30),
             horizons: [300, 900, 3600]

@@ -16,9 +16,12 @@
 //! `streamgate_time_to_threshold_seconds{threshold}`. A series silent for
 //! `series_ttl` is withdrawn. Configured ratios (default: the error ratio
 //! of each span operation) are analysed too, as series of their own
-//! labelled `transform="ratio"` and `ratio="<numerator>"` (see `ratio.rs`).
+//! labelled `transform="ratio"` and `ratio="<numerator>"` (see `ratio.rs`),
+//! and so are StreamGate's own memory and CPU, fed in on every step
+//! (see `own.rs`).
 
 pub mod config;
+mod own;
 mod ratio;
 
 use std::collections::HashMap;
@@ -496,6 +499,13 @@ impl AnalysisProcessor {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = sleep => {
+                    // StreamGate's own resources, analysed like any series.
+                    let own = own::request(
+                        &crate::telemetry::process::read(),
+                        (self.telemetry.started_unix() * 1e9) as u64,
+                        (next * 1e9) as u64,
+                    );
+                    self.observe_request(&own, next);
                     let request = self.evaluate(next);
                     if request.resource_metrics.is_empty() {
                         continue;
