@@ -58,17 +58,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let baseline = streamgate::analytics::baselines::BaselineConfig::default();
-            // The forecast horizons are the collector's (processors.analysis).
-            let forecasts = streamgate::analytics::forecasts::ForecastConfig {
-                horizons_secs: config
-                    .analysis
-                    .horizons
-                    .iter()
-                    .map(|h| h.get().as_secs_f64())
-                    .collect(),
-                ..Default::default()
-            };
+            // The very settings the collector uses (processors.analysis).
+            let baseline = config.analysis.anomaly.baseline();
+            let forecasts = config.analysis.forecasts();
             match streamgate::backtest::batch::run(&input, &output, &baseline, &forecasts) {
                 Ok(summary) => {
                     print!("{}", streamgate::backtest::batch::report(&summary));

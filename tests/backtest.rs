@@ -112,7 +112,7 @@ fn bad_input_names_file_and_line() {
 }
 
 /// `--config` sets the horizons as `processors.analysis.horizons` does for
-/// the collector.
+/// the collector, and the band width from `processors.analysis.anomaly`.
 #[test]
 fn config_sets_the_horizons() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,7 +121,7 @@ fn config_sets_the_horizons() {
     let config = dir.path().join("c.yaml");
     std::fs::write(
         &config,
-        "processors:\n  analysis:\n    horizons: [10m, 2h]\n",
+        "processors:\n  analysis:\n    horizons: [10m, 2h]\n    anomaly: {band: 1.5}\n",
     )
     .unwrap();
     let output = dir.path().join("out");
@@ -140,7 +140,37 @@ fn config_sets_the_horizons() {
     let text = std::fs::read_to_string(output.join("s.csv")).unwrap();
     let header = text.lines().next().unwrap();
     assert!(header.ends_with(",forecast_10m,forecast_10m_lower,forecast_10m_upper,forecast_2h,forecast_2h_lower,forecast_2h_upper"), "{header}");
+    // The band is expected ± 1.5 σ: half of the default 3 σ.
+    let narrow = band_widths(&text);
+    let default_output = dir.path().join("default");
+    let out_default = backtest(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        default_output.to_str().unwrap(),
+    ]);
+    assert!(out_default.status.success());
+    let wide = band_widths(&std::fs::read_to_string(default_output.join("s.csv")).unwrap());
+    assert_eq!(narrow.len(), wide.len());
+    assert!(!narrow.is_empty());
+    for (n, w) in narrow.iter().zip(&wide) {
+        assert!((n * 2.0 - w).abs() <= 1e-4 * w.abs().max(1.0), "{n} vs {w}");
+    }
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.lines().any(|l| l.starts_with("10m")), "{summary}");
     assert!(summary.lines().any(|l| l.starts_with("2h")), "{summary}");
+}
+
+/// `upper − lower` of every row that has a band.
+fn band_widths(csv: &str) -> Vec<f64> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (lo, hi) = (col("lower"), col("upper"));
+    lines
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            Some(cells[hi].parse::<f64>().ok()? - cells[lo].parse::<f64>().ok()?)
+        })
+        .collect()
 }

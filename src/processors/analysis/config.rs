@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analytics::baselines::{BaselineConfig, Seasonality};
+use crate::analytics::forecasts::ForecastConfig;
 use crate::config::types::HumanDuration;
 
 /// `processors.analysis`: learned baselines, anomaly scores and forecasts
@@ -35,6 +37,76 @@ pub struct AnalysisConfig {
     /// attributes match `numerator`, among the series that differ only in
     /// `over` (default: the error ratio of every span operation).
     pub ratios: Vec<RatioRule>,
+    /// Anomaly detection settings of every baseline.
+    pub anomaly: AnomalySettings,
+    /// Coverage of the forecasts' prediction intervals (0.5 to 0.999).
+    pub interval: f64,
+}
+
+/// `processors.analysis.anomaly`: how baselines score and flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalySettings {
+    /// Score at which an anomaly starts (0 to 1).
+    pub threshold: f64,
+    /// No new anomaly of the same series within this time of the last.
+    pub holdoff: HumanDuration,
+    /// Width of the exported normal band, in σ.
+    pub band: f64,
+    /// Which seasonal profiles may be learned.
+    pub seasonality: SeasonalityName,
+}
+
+/// Seasonal profiles a baseline may learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeasonalityName {
+    None,
+    Daily,
+    DailyAndWeekly,
+}
+
+impl Default for AnomalySettings {
+    fn default() -> Self {
+        Self {
+            threshold: 0.95,
+            holdoff: HumanDuration::secs(6 * 3600),
+            band: 3.0,
+            seasonality: SeasonalityName::DailyAndWeekly,
+        }
+    }
+}
+
+impl AnomalySettings {
+    /// The baseline configuration these settings give.
+    pub fn baseline(&self) -> BaselineConfig {
+        BaselineConfig {
+            threshold: self.threshold,
+            holdoff_secs: self.holdoff.get().as_secs_f64(),
+            band_z: self.band,
+            seasonality: match self.seasonality {
+                SeasonalityName::None => Seasonality::None,
+                SeasonalityName::Daily => Seasonality::Daily,
+                SeasonalityName::DailyAndWeekly => Seasonality::DailyAndWeekly,
+            },
+            ..BaselineConfig::default()
+        }
+    }
+}
+
+impl AnalysisConfig {
+    /// The forecaster configuration: these horizons and interval.
+    pub fn forecasts(&self) -> ForecastConfig {
+        ForecastConfig {
+            horizons_secs: self
+                .horizons
+                .iter()
+                .map(|h| h.get().as_secs_f64())
+                .collect(),
+            interval_level: self.interval,
+            ..ForecastConfig::default()
+        }
+    }
 }
 
 /// A ratio of one counter's increase: `numerator` series over all
@@ -118,6 +190,8 @@ impl Default for AnalysisConfig {
                     .into_iter()
                     .collect(),
             }],
+            anomaly: AnomalySettings::default(),
+            interval: 0.9,
         }
     }
 }
@@ -149,9 +223,61 @@ impl AnalysisConfig {
                 ));
             }
         }
+        let a = &self.anomaly;
+        if !(a.threshold > 0.0 && a.threshold <= 1.0) {
+            return Err(
+                "processors.analysis.anomaly.threshold must be above 0 and at most 1, e.g. 0.95"
+                    .into(),
+            );
+        }
+        if !(a.band.is_finite() && a.band > 0.0 && a.band <= 100.0) {
+            return Err(
+                "processors.analysis.anomaly.band must be above 0 and at most 100 (σ), e.g. 3"
+                    .into(),
+            );
+        }
+        if !(self.interval >= 0.5 && self.interval <= 0.999) {
+            return Err(
+                "processors.analysis.interval must be between 0.5 and 0.999, e.g. 0.9".into(),
+            );
+        }
         if self.series_ttl.get() < self.step.get() {
             return Err("processors.analysis.series_ttl must be at least one step".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anomaly_settings_are_checked_and_reach_the_baseline() {
+        let ok = AnalysisConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let with = |f: &dyn Fn(&mut AnalysisConfig)| {
+            let mut c = AnalysisConfig::default();
+            f(&mut c);
+            c.validate()
+        };
+        let err = with(&|c| c.anomaly.threshold = 0.0).unwrap_err();
+        assert!(err.contains("anomaly.threshold"), "{err}");
+        let err = with(&|c| c.anomaly.band = f64::NAN).unwrap_err();
+        assert!(err.contains("anomaly.band"), "{err}");
+        let err = with(&|c| c.interval = 1.0).unwrap_err();
+        assert!(err.contains("interval"), "{err}");
+
+        let settings: AnomalySettings =
+            serde_yaml_ng::from_str("{threshold: 0.9, holdoff: 1h, seasonality: daily}")
+                .expect("parses");
+        let b = settings.baseline();
+        assert_eq!(b.threshold, 0.9);
+        assert_eq!(b.holdoff_secs, 3600.0);
+        assert_eq!(b.band_z, 3.0);
+        assert_eq!(b.seasonality, Seasonality::Daily);
+        let f = AnalysisConfig::default().forecasts();
+        assert_eq!(f.horizons_secs, vec![300.0, 900.0, 3600.0]);
+        assert_eq!(f.interval_level, 0.9);
     }
 }

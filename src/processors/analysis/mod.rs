@@ -44,7 +44,7 @@ use crate::processors::output::{derived, string_kv};
 use crate::processors::pattern::matches;
 use crate::telemetry::Telemetry;
 
-pub use config::{AnalysisConfig, RatioRule, SelectRule, ThresholdRule};
+pub use config::{AnalysisConfig, AnomalySettings, RatioRule, SelectRule, ThresholdRule};
 use ratio::RatioGroup;
 
 /// One analysed series.
@@ -74,6 +74,8 @@ struct Series {
 pub struct AnalysisProcessor {
     config: AnalysisConfig,
     horizon_labels: Vec<String>,
+    baseline_config: BaselineConfig,
+    forecast_config: ForecastConfig,
     series: Mutex<HashMap<u64, Series>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
@@ -103,6 +105,8 @@ impl AnalysisProcessor {
     ) -> Self {
         let horizon_labels = config.horizons.iter().map(|h| h.to_string()).collect();
         Self {
+            baseline_config: config.anomaly.baseline(),
+            forecast_config: config.forecasts(),
             config,
             horizon_labels,
             series: Mutex::new(HashMap::new()),
@@ -306,16 +310,8 @@ impl AnalysisProcessor {
             last: None,
             pending: None,
             last_point_secs: 0.0,
-            baseline: Baseline::new(BaselineConfig::default()),
-            forecaster: Forecaster::new(ForecastConfig {
-                horizons_secs: self
-                    .config
-                    .horizons
-                    .iter()
-                    .map(|h| h.get().as_secs_f64())
-                    .collect(),
-                ..ForecastConfig::default()
-            }),
+            baseline: Baseline::new(self.baseline_config.clone()),
+            forecaster: Forecaster::new(self.forecast_config.clone()),
             exported: false,
         }
     }
