@@ -174,3 +174,75 @@ fn band_widths(csv: &str) -> Vec<f64> {
         })
         .collect()
 }
+
+/// `scripts/nab-score` scores backtest output as NAB does: a flag at the
+/// start of the only window is perfect (100), and the sweep of the score
+/// column finds the threshold that keeps the false positive out.
+#[test]
+fn nab_score_script_scores_flags_and_sweeps_the_score_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("cat")).unwrap();
+    let mut csv = String::from("timestamp,value,anomaly_score,anomaly\n");
+    for i in 0..100 {
+        let (score, flag) = match i {
+            50 => ("0.99", "1"),
+            80 => ("0.97", "0"),
+            _ => ("0.1", "0"),
+        };
+        csv.push_str(&format!("{},1,{score},{flag}\n", 1_400_000_000 + i * 300));
+    }
+    std::fs::write(out.join("cat/a.csv"), csv).unwrap();
+    let window = |i: i64| chrono_like(1_400_000_000 + i * 300);
+    std::fs::write(
+        dir.path().join("windows.json"),
+        format!(
+            "{{\"cat/a.csv\": [[\"{}\", \"{}\"]]}}",
+            window(50),
+            window(59)
+        ),
+    )
+    .unwrap();
+    let result = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/nab-score"))
+        .arg(&out)
+        .arg(dir.path().join("windows.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(text.contains("windows 1"), "{text}");
+    assert!(text.contains("flags (anomaly column): 100.0"), "{text}");
+    // Threshold 0.99 catches the window alone; 0.97 would add a false
+    // positive right after it.
+    assert!(
+        text.contains("score (anomaly_score column) at best threshold 0.99: 100.0"),
+        "{text}"
+    );
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of Unix seconds.
+fn chrono_like(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
