@@ -156,7 +156,10 @@ fn memory() {
 
 /// Per-point cost of the baseline and all forecasts together (issue 4's
 /// budget: under 200 ns), on a noisy daily sine at 5-minute steps, after
-/// warm-up, reading the three forecasts each point as the collector does.
+/// warm-up, reading the three forecasts each point as the collector does;
+/// and of the forecaster alone, also at jittered 10 s steps with
+/// fractional timestamps (as evaluation steps are stamped), where `Δt`
+/// changes at every point.
 fn baseline_and_forecasts(c: &mut Criterion) {
     use streamgate::analytics::baselines::{Baseline, BaselineConfig};
     use streamgate::analytics::forecasts::{ForecastConfig, Forecaster};
@@ -193,6 +196,36 @@ fn baseline_and_forecasts(c: &mut Criterion) {
             let v = value(i);
             i += 1;
             black_box(baseline.update(t, v))
+        })
+    });
+    group.bench_function("forecaster_and_3_forecasts_per_point", |b| {
+        b.iter(|| {
+            let t = 1_700_000_000.0 + i as f64 * 300.0;
+            let v = value(i);
+            i += 1;
+            forecaster.update(t, v);
+            for h in 0..3 {
+                black_box(forecaster.forecast(h));
+            }
+        })
+    });
+    let mut jittered = Forecaster::new(ForecastConfig::default());
+    let stamp = |i: u64| {
+        1_700_000_000.123 + i as f64 * 10.0 + 0.01 * (noise[(i * 7 % 4096) as usize] - 0.05)
+    };
+    let mut j = 0u64;
+    for _ in 0..10_000 {
+        jittered.update(stamp(j), value(j));
+        j += 1;
+    }
+    group.bench_function("forecaster_and_3_forecasts_per_point_jittered_10s", |b| {
+        b.iter(|| {
+            let (t, v) = (stamp(j), value(j));
+            j += 1;
+            jittered.update(t, v);
+            for h in 0..3 {
+                black_box(jittered.forecast(h));
+            }
         })
     });
     group.finish();

@@ -34,14 +34,27 @@
 //! level)))`, so long-run coverage converges to the level even for heavy
 //! tailed or skewed residuals.
 //!
+//! # Cost
+//!
+//! Constant per point. The least-squares sums slide with the window
+//! (recomputed from it each time it wraps, so rounding does not
+//! accumulate; a window of equal values has slope exactly 0). Daily
+//! profile slots come from a multiplication with an exact correction and
+//! are cached per horizon. The normal quantile is computed at
+//! construction, `error_alpha / √k` when `Δt` changes, the damped-trend
+//! sums when `Δt` moves by over 1 %. Once every model has enough matured
+//! forecasts that its weight is `error_alpha / √k`, scoring a matured
+//! forecast has no branch or division per model. [`Forecaster::forecast`]
+//! reads the forecasts `update` made.
+//!
 //! # Memory
 //!
-//! Fixed after construction except the pending queues, which are bounded
-//! by `max_pending` entries per horizon (forecasts made while a queue is
-//! full are simply not tracked). [`Forecaster::memory_bytes`] reports the
-//! allocated total.
-
-use std::collections::VecDeque;
+//! Fixed after construction except the pending queues: rings of 16
+//! entries (48 bytes each; fewer if `max_pending` is lower) per horizon at
+//! construction, doubled when full, and bounded by `max_pending` entries
+//! per horizon (forecasts made while a queue is full are simply not
+//! tracked). A horizon's queue holds about `h / Δt` entries.
+//! [`Forecaster::memory_bytes`] reports the allocated total.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -49,17 +62,31 @@ use super::ForecastError;
 
 const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 const DAY_SECS: f64 = 86_400.0;
-/// `t` modulo `period` in `[0, period)`, exact for whole seconds.
-fn phase(t: f64, period: f64) -> f64 {
-    let r = t - (t / period).floor() * period;
+
+/// `t` modulo a day in `[0, 86400)`, exact for whole seconds. The
+/// quotient is truncated from a multiplication (no division, no `floor`
+/// call); it is off by at most one, which the correction absorbs, and
+/// `t - q · 86400` is exact, so the result equals the `floor` version.
+#[inline]
+fn day_phase(t: f64) -> f64 {
+    let q = if t.abs() < 4.5e15 {
+        (t * (1.0 / DAY_SECS)) as i64 as f64
+    } else {
+        (t / DAY_SECS).floor()
+    };
+    let r = t - q * DAY_SECS;
     if r < 0.0 {
-        r + period
-    } else if r >= period {
-        r - period
+        r + DAY_SECS
+    } else if r >= DAY_SECS {
+        r - DAY_SECS
     } else {
         r
     }
 }
+
+/// Entries allocated per pending queue at construction (it doubles as
+/// needed, up to `max_pending`).
+const INITIAL_PENDING: usize = 16;
 
 /// The most horizons a forecaster tracks.
 pub const MAX_HORIZONS: usize = 8;
@@ -320,22 +347,327 @@ struct Pending {
     preds: [f64; N_MODELS],
 }
 
+impl Pending {
+    const EMPTY: Self = Self {
+        target_t: f64::NAN,
+        preds: [f64::NAN; N_MODELS],
+    };
+}
+
+/// First-in first-out ring of pending forecasts. Its capacity is a power
+/// of two, doubled when full while fewer than `max_pending` are queued.
+#[derive(Debug, Clone)]
+struct PendingQueue {
+    buf: Box<[Pending]>,
+    head: usize,
+    len: usize,
+}
+
+impl PendingQueue {
+    fn new(max_pending: usize) -> Self {
+        let capacity = max_pending.min(INITIAL_PENDING).next_power_of_two();
+        Self {
+            buf: vec![Pending::EMPTY; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Removes and returns the oldest entry if its target is `≤ until`.
+    #[inline]
+    fn pop_due(&mut self, until: f64) -> Option<&Pending> {
+        if self.len == 0 {
+            return None;
+        }
+        let head = self.head;
+        let p = self.buf.get(head)?;
+        if p.target_t > until {
+            return None;
+        }
+        self.head = (head + 1) & (self.buf.len() - 1);
+        self.len -= 1;
+        self.buf.get(head)
+    }
+
+    /// Appends `p` unless `max_pending` entries are already queued.
+    #[inline]
+    fn push(&mut self, p: Pending, max_pending: usize) {
+        if self.len >= max_pending {
+            return;
+        }
+        if self.len == self.buf.len() {
+            self.grow();
+        }
+        let i = (self.head + self.len) & (self.buf.len() - 1);
+        if let Some(slot) = self.buf.get_mut(i) {
+            *slot = p;
+            self.len += 1;
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let mut buf = Vec::with_capacity(2 * self.buf.len());
+        let (newer, older) = self.buf.split_at(self.head);
+        buf.extend_from_slice(older);
+        buf.extend_from_slice(newer);
+        buf.resize(2 * self.buf.len(), Pending::EMPTY);
+        self.buf = buf.into_boxed_slice();
+        self.head = 0;
+    }
+}
+
+/// A daily-profile slot, reused while successive lookups fall in it.
+#[derive(Debug, Clone, Copy)]
+struct SlotCache {
+    /// `slot · 86400`: the slot covers `phase · n` in `[lo, lo + 86400)`.
+    lo: f64,
+    slot: usize,
+}
+
+impl SlotCache {
+    const EMPTY: Self = Self {
+        lo: f64::NAN,
+        slot: 0,
+    };
+
+    /// Slot of a day phase in a profile of `n > 0` slots: `⌊phase · n /
+    /// 86400⌋`, exact, from a multiplication and a correction (no
+    /// division) when the cached slot does not cover it.
+    #[inline]
+    fn get(&mut self, phase: f64, n: usize) -> usize {
+        let x = phase * n as f64;
+        if x >= self.lo && x < self.lo + DAY_SECS {
+            return self.slot;
+        }
+        let mut s = (x * (1.0 / DAY_SECS)) as u32;
+        if f64::from(s + 1) * DAY_SECS <= x {
+            s += 1;
+        } else if s > 0 && f64::from(s) * DAY_SECS > x {
+            s -= 1;
+        }
+        let s = (s as usize).min(n - 1);
+        *self = Self {
+            lo: s as f64 * DAY_SECS,
+            slot: s,
+        };
+        s
+    }
+}
+
+/// Interval calibration constants shared by the horizons.
+#[derive(Debug, Clone, Copy)]
+struct Calibration {
+    /// Scale factors after a miss and a hit (precomputed `exp`).
+    grow: f64,
+    shrink: f64,
+    /// Bounds of the scale: `m` in `[0.05, 20]`, times `z · √(π/2)`.
+    lo: f64,
+    hi: f64,
+}
+
+const ALL_MODELS: u8 = (1 << N_MODELS) - 1;
+
+/// Per-horizon tracked errors and interval scales of every model.
+#[derive(Debug, Clone)]
+struct Tracking {
+    /// EWMA weight of a matured error, `error_alpha / √max(1, h/Δt)`, for
+    /// the `Δt` in `Forecaster::alpha_dt`.
+    err_alpha: f64,
+    /// Target time of the newest queued forecast in which some model
+    /// could not predict (those take the general scoring path).
+    partial_until: f64,
+    mae: [f64; N_MODELS],
+    /// Interval half-width per unit of MAE: `m · z · √(π/2)`.
+    scale: [f64; N_MODELS],
+    /// Matured forecasts per model, less `bulk` (see `Tracking::count`).
+    matured: [u32; N_MODELS],
+    /// Forecasts every model matured in since `matured` was last brought
+    /// up to date (by the settled path, which scores all five).
+    bulk: u32,
+    /// The configured `min_matured`.
+    min_matured: u32,
+    /// Bit `m`: model `m` has at least `max(min_matured, 1)` matured
+    /// forecasts, and enough of them that its weight `max(err_alpha, 1 /
+    /// (count + 1))` is `err_alpha`.
+    settled: u8,
+    /// `1 / (count + 1)` of the least settled model when `settled` was
+    /// computed: while `err_alpha` stays at or above it, `settled` holds.
+    floor: f64,
+}
+
 #[derive(Debug, Clone)]
 struct HorizonState {
     secs: f64,
+    inv_secs: f64,
     /// Σ φ^i for i in 1..=h/Δt, refreshed when Δt moves by over 1 %.
     damp: f64,
-    pending: VecDeque<Pending>,
-    mae: [f64; N_MODELS],
-    matured: [u32; N_MODELS],
-    mult: [f64; N_MODELS],
+    /// `h` modulo a day, and the profile slot of the last `t + h`.
+    phase: f64,
+    slot: SlotCache,
+    /// Every model's forecast from the last point (what `forecast` reads).
+    cur: [f64; N_MODELS],
+    track: Tracking,
+    pending: PendingQueue,
+}
+
+impl Tracking {
+    fn new(error_alpha: f64, unit: f64, min_matured: u32) -> Self {
+        Self {
+            err_alpha: error_alpha,
+            partial_until: f64::NEG_INFINITY,
+            mae: [0.0; N_MODELS],
+            scale: [unit; N_MODELS],
+            matured: [0; N_MODELS],
+            bulk: 0,
+            min_matured,
+            settled: 0,
+            floor: f64::INFINITY,
+        }
+    }
+
+    /// Matured forecasts of model `m`.
+    #[inline]
+    fn count(&self, m: usize) -> u32 {
+        self.matured[m].saturating_add(self.bulk)
+    }
+
+    /// Recomputes `settled` (and `floor`) from the counts.
+    fn refresh_settled(&mut self) {
+        let (mut bits, mut least) = (0, u32::MAX);
+        for m in 0..N_MODELS {
+            let k = self.count(m);
+            if k >= self.min_matured.max(1) && (f64::from(k) + 1.0) * self.err_alpha >= 1.0 {
+                bits |= 1 << m;
+                least = least.min(k);
+            }
+        }
+        self.settled = bits;
+        self.floor = 1.0 / (f64::from(least) + 1.0);
+    }
+
+    /// Sets the error weight for a new `Δt`.
+    #[inline]
+    fn set_err_alpha(&mut self, err_alpha: f64) {
+        self.err_alpha = err_alpha;
+        if err_alpha < self.floor {
+            self.refresh_settled();
+        }
+    }
+
+    /// Scores one matured forecast against the observed `value`.
+    #[inline]
+    fn score(&mut self, p: &Pending, value: f64, cal: &Calibration) {
+        let preds = &p.preds;
+        // Usually every model predicted and is settled: no branch per
+        // model.
+        if p.target_t > self.partial_until && self.settled == ALL_MODELS {
+            let a = self.err_alpha;
+            let (mae, scale) = (&mut self.mae, &mut self.scale);
+            for m in 0..N_MODELS {
+                let e = (value - preds[m]).abs();
+                let s = scale[m]
+                    * if e > scale[m] * mae[m] {
+                        cal.grow
+                    } else {
+                        cal.shrink
+                    };
+                let s = if s < cal.lo { cal.lo } else { s };
+                scale[m] = if s > cal.hi { cal.hi } else { s };
+                mae[m] += a * (e - mae[m]);
+            }
+            self.bulk = self.bulk.saturating_add(1);
+            return;
+        }
+        // Else, if every model that predicted is settled (e.g. seasonal
+        // naive before a day of history or when disabled): skip the rest.
+        let finite = preds
+            .iter()
+            .enumerate()
+            .fold(0, |bits, (m, p)| bits | (u8::from(p.is_finite()) << m));
+        if finite & !self.settled != 0 {
+            self.score_each(preds, value, cal);
+            return;
+        }
+        let a = self.err_alpha;
+        for (m, &pred) in preds.iter().enumerate() {
+            if finite & (1 << m) == 0 {
+                continue;
+            }
+            let e = (value - pred).abs();
+            let s = self.scale[m];
+            let f = if e > s * self.mae[m] {
+                cal.grow
+            } else {
+                cal.shrink
+            };
+            self.scale[m] = (s * f).clamp(cal.lo, cal.hi);
+            self.mae[m] += a * (e - self.mae[m]);
+            self.matured[m] = self.matured[m].saturating_add(1);
+        }
+    }
+
+    /// `Tracking::score` for any state, model by model (as during the
+    /// warm-up).
+    #[cold]
+    fn score_each(&mut self, preds: &[f64; N_MODELS], value: f64, cal: &Calibration) {
+        for m in 0..N_MODELS {
+            self.matured[m] = self.count(m);
+        }
+        self.bulk = 0;
+        let ea = self.err_alpha;
+        for (m, &pred) in preds.iter().enumerate() {
+            if !pred.is_finite() {
+                continue;
+            }
+            let e = (value - pred).abs();
+            let k = self.matured[m];
+            if k > 0 {
+                let s = self.scale[m];
+                let f = if e > s * self.mae[m] {
+                    cal.grow
+                } else {
+                    cal.shrink
+                };
+                self.scale[m] = (s * f).clamp(cal.lo, cal.hi);
+            }
+            let a = if self.settled & (1 << m) != 0 {
+                ea
+            } else {
+                ea.max(1.0 / (f64::from(k) + 1.0))
+            };
+            self.mae[m] += a * (e - self.mae[m]);
+            self.matured[m] = k.saturating_add(1);
+        }
+        self.refresh_settled();
+    }
+
+    /// Index of the chosen model: another model must beat naive by
+    /// `naive_margin` to replace it, and have `min_matured` matured
+    /// forecasts (every settled model has).
+    #[inline]
+    fn chosen(&self, naive_margin: f64) -> usize {
+        let settled = self.settled == ALL_MODELS;
+        let mut best = 0;
+        let mut best_err = self.mae[0] * (1.0 - naive_margin);
+        for m in 1..N_MODELS {
+            if (settled || self.count(m) >= self.min_matured) && self.mae[m] < best_err {
+                best_err = self.mae[m];
+                best = m;
+            }
+        }
+        best
+    }
 }
 
 /// Streaming multi-model forecaster for one series; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Forecaster {
     cfg: ForecastConfig,
-    z: f64,
     n: u64,
     last_t: f64,
     last_v: f64,
@@ -347,17 +679,31 @@ pub struct Forecaster {
     ring: Box<[(f64, f64)]>,
     ring_head: usize,
     ring_len: usize,
+    /// `1 / ring_len`.
+    inv_len: f64,
+    /// Sliding sums over the ring of `u = t − anchor_t` and `w = v −
+    /// anchor_v`: Σu, Σw, Σu², Σuw. Recomputed from the ring (with the
+    /// newest point as anchor) each time the ring wraps, so rounding does
+    /// not accumulate.
+    sums: [f64; 4],
+    anchor_t: f64,
+    anchor_v: f64,
+    /// Trailing points equal to the last value (up to the ring size): a
+    /// constant window has slope exactly 0, whatever the sums' rounding.
+    same: usize,
+    /// Daily profile, NaN where no value was seen yet.
     profile: Box<[f64]>,
-    profile_seen: Box<[bool]>,
+    /// Profile slot of the last point.
+    slot: SlotCache,
     first_t: f64,
     horizons: Vec<HorizonState>,
     /// Regression at the last point (cached by `update`).
     reg: Option<(f64, f64)>,
-    /// Calibration factors for a miss and a hit (precomputed `exp`).
-    grow: f64,
-    shrink: f64,
-    /// `Δt` and per-horizon damped-trend sums it was computed for.
+    cal: Calibration,
+    /// `Δt` the per-horizon damped-trend sums were computed for.
     damp_dt: f64,
+    /// `Δt` the per-horizon error weights were computed for.
+    alpha_dt: f64,
 }
 
 impl Default for Forecaster {
@@ -371,20 +717,22 @@ impl Forecaster {
     pub fn new(config: ForecastConfig) -> Self {
         let cfg = config.clamped();
         let z = Normal::standard().inverse_cdf(0.5 + cfg.interval_level / 2.0);
+        let unit = z * MAD_TO_SIGMA;
         let horizons = cfg
             .horizons_secs
             .iter()
             .map(|&secs| HorizonState {
                 secs,
+                inv_secs: 1.0 / secs,
                 damp: 0.0,
-                pending: VecDeque::with_capacity(cfg.max_pending.min(64)),
-                mae: [0.0; N_MODELS],
-                matured: [0; N_MODELS],
-                mult: [1.0; N_MODELS],
+                phase: day_phase(secs),
+                slot: SlotCache::EMPTY,
+                cur: [f64::NAN; N_MODELS],
+                track: Tracking::new(cfg.error_alpha, unit, cfg.min_matured),
+                pending: PendingQueue::new(cfg.max_pending),
             })
             .collect();
         Self {
-            z,
             n: 0,
             last_t: f64::NEG_INFINITY,
             last_v: f64::NAN,
@@ -395,14 +743,24 @@ impl Forecaster {
             ring: vec![(0.0, 0.0); cfg.regression_points].into_boxed_slice(),
             ring_head: 0,
             ring_len: 0,
-            profile: vec![0.0; cfg.daily_slots as usize].into_boxed_slice(),
-            profile_seen: vec![false; cfg.daily_slots as usize].into_boxed_slice(),
+            inv_len: 0.0,
+            sums: [0.0; 4],
+            anchor_t: 0.0,
+            anchor_v: 0.0,
+            same: 0,
+            profile: vec![f64::NAN; cfg.daily_slots as usize].into_boxed_slice(),
+            slot: SlotCache::EMPTY,
             first_t: f64::NAN,
             horizons,
             reg: None,
-            grow: (cfg.calibration_rate * cfg.interval_level).exp(),
-            shrink: (-cfg.calibration_rate * (1.0 - cfg.interval_level)).exp(),
+            cal: Calibration {
+                grow: (cfg.calibration_rate * cfg.interval_level).exp(),
+                shrink: (-cfg.calibration_rate * (1.0 - cfg.interval_level)).exp(),
+                lo: 0.05 * unit,
+                hi: 20.0 * unit,
+            },
             damp_dt: f64::NAN,
+            alpha_dt: f64::NEG_INFINITY,
             cfg,
         }
     }
@@ -428,7 +786,7 @@ impl Forecaster {
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>()
             + self.ring.len() * size_of::<(f64, f64)>()
-            + self.profile.len() * (size_of::<f64>() + size_of::<bool>())
+            + self.profile.len() * size_of::<f64>()
             + self
                 .horizons
                 .iter()
@@ -436,59 +794,74 @@ impl Forecaster {
                 .sum::<usize>()
     }
 
-    fn slot(&self, t: f64) -> usize {
-        let n = self.profile.len();
-        ((phase(t, DAY_SECS) * n as f64 / DAY_SECS) as usize).min(n - 1)
-    }
-
-    fn seasonal_ready(&self) -> bool {
-        !self.profile.is_empty() && self.last_t - self.first_t >= DAY_SECS
+    /// Adds `(t, v)` to the ring and its sums, dropping the oldest point
+    /// once full.
+    #[inline]
+    fn push_ring(&mut self, t: f64, v: f64) {
+        let cap = self.ring.len();
+        self.same = if v == self.last_v {
+            (self.same + 1).min(cap)
+        } else {
+            1
+        };
+        let (at, av) = (self.anchor_t, self.anchor_v);
+        let [su, sw, suu, suw] = &mut self.sums;
+        if self.ring_len == cap {
+            let (ot, ov) = self.ring[self.ring_head];
+            let (u, w) = (ot - at, ov - av);
+            *su -= u;
+            *sw -= w;
+            *suu -= u * u;
+            *suw -= u * w;
+        } else {
+            self.ring_len += 1;
+            self.inv_len = 1.0 / self.ring_len as f64;
+        }
+        let (u, w) = (t - at, v - av);
+        *su += u;
+        *sw += w;
+        *suu += u * u;
+        *suw += u * w;
+        self.ring[self.ring_head] = (t, v);
+        self.ring_head += 1;
+        if self.ring_head == cap {
+            self.ring_head = 0;
+            // Re-anchor at the newest point and recompute the sums.
+            self.anchor_t = t;
+            self.anchor_v = v;
+            let mut sums = [0.0; 4];
+            for &(t, v) in &self.ring[..self.ring_len] {
+                let (u, w) = (t - self.anchor_t, v - self.anchor_v);
+                sums[0] += u;
+                sums[1] += w;
+                sums[2] += u * u;
+                sums[3] += u * w;
+            }
+            self.sums = sums;
+        }
     }
 
     /// Least-squares line over the ring: (value at `last_t`, slope/s).
+    #[inline]
     fn regression(&self) -> Option<(f64, f64)> {
         if self.ring_len < 3 {
             return None;
         }
         let n = self.ring_len as f64;
-        let (mut st, mut sv, mut stt, mut stv) = (0.0, 0.0, 0.0, 0.0);
-        for &(t, v) in &self.ring[..self.ring_len] {
-            let x = t - self.last_t;
-            st += x;
-            sv += v;
-            stt += x * x;
-            stv += x * v;
-        }
-        let den = n * stt - st * st;
+        let [su, sw, suu, suw] = self.sums;
+        // Both are invariant under the shift of origin.
+        let den = n * suu - su * su;
         if den.abs() < 1e-12 {
             return None;
         }
-        let slope = (n * stv - st * sv) / den;
-        let intercept = (sv - slope * st) / n;
+        if self.same >= self.ring_len {
+            return Some((self.last_v, 0.0));
+        }
+        let slope = (n * suw - su * sw) / den;
+        // Σ(t − last_t) = Σu − n · (last_t − anchor_t).
+        let st = su - n * (self.last_t - self.anchor_t);
+        let intercept = self.anchor_v + (sw - slope * st) * self.inv_len;
         Some((intercept, slope))
-    }
-
-    /// Every model's prediction for `h` seconds past the last point (NaN
-    /// where a model cannot predict yet).
-    fn predict_all(&self, h: f64, damp: f64, reg: Option<(f64, f64)>) -> [f64; N_MODELS] {
-        let linear = reg.map_or(f64::NAN, |(a, b)| a + b * h);
-        let seasonal = if self.seasonal_ready() {
-            let (s0, s1) = (self.slot(self.last_t), self.slot(self.last_t + h));
-            if self.profile_seen[s0] && self.profile_seen[s1] {
-                self.last_v + self.profile[s1] - self.profile[s0]
-            } else {
-                f64::NAN
-            }
-        } else {
-            f64::NAN
-        };
-        [
-            self.last_v,
-            self.ses,
-            self.holt_l + damp * self.holt_b,
-            linear,
-            seasonal,
-        ]
     }
 
     /// Feeds one value observed at `t_secs`. Non-finite values and
@@ -497,52 +870,32 @@ impl Forecaster {
         if !t_secs.is_finite() || !value.is_finite() || t_secs <= self.last_t {
             return;
         }
-        // Score matured forecasts against this value.
-        let cfg = &self.cfg;
-        let half = if self.dt.is_finite() {
-            0.5 * self.dt
-        } else {
-            0.0
-        };
+        // Matured forecasts are scored with the spacing known before this
+        // point. Overlapping forecasts' errors are correlated: average
+        // over more of them at longer horizons (÷√steps). Recomputed only
+        // when Δt moved (never, once a regular series' Δt has settled).
         let dt = self.dt;
-        for hs in &mut self.horizons {
-            // Overlapping forecasts' errors are correlated: average over
-            // more of them at longer horizons (÷√steps).
-            let steps = if dt.is_finite() && dt > 0.0 {
-                (hs.secs / dt).max(1.0)
-            } else {
-                1.0
-            };
-            let err_alpha = cfg.error_alpha / steps.sqrt();
-            while let Some(p) = hs.pending.front().copied() {
-                if p.target_t > t_secs + half {
-                    break;
-                }
-                hs.pending.pop_front();
-                if p.target_t < t_secs - half {
-                    continue; // a gap: nothing observed near the target
-                }
-                for m in 0..N_MODELS {
-                    let pred = p.preds[m];
-                    if !pred.is_finite() {
-                        continue;
-                    }
-                    let e = (value - pred).abs();
-                    if hs.matured[m] > 0 {
-                        let width = hs.mult[m] * self.z * MAD_TO_SIGMA * hs.mae[m];
-                        let f = if e > width { self.grow } else { self.shrink };
-                        hs.mult[m] = (hs.mult[m] * f).clamp(0.05, 20.0);
-                    }
-                    let a = err_alpha.max(1.0 / (f64::from(hs.matured[m]) + 1.0));
-                    hs.mae[m] += a * (e - hs.mae[m]);
-                    hs.matured[m] = hs.matured[m].saturating_add(1);
-                }
+        if dt.to_bits() != self.alpha_dt.to_bits() {
+            let valid = dt.is_finite() && dt > 0.0;
+            for hs in &mut self.horizons {
+                let inv_steps = if valid {
+                    (dt * hs.inv_secs).min(1.0)
+                } else {
+                    1.0
+                };
+                hs.track
+                    .set_err_alpha(self.cfg.error_alpha * inv_steps.sqrt());
             }
+            self.alpha_dt = dt;
         }
+        let half = if dt.is_finite() { 0.5 * dt } else { 0.0 };
 
         // Update the models.
+        let cfg = &self.cfg;
         if self.n == 0 {
             self.first_t = t_secs;
+            self.anchor_t = t_secs;
+            self.anchor_v = value;
             self.ses = value;
             self.holt_l = value;
             self.holt_b = 0.0;
@@ -559,24 +912,24 @@ impl Forecaster {
             self.holt_l = a * value + (1.0 - a) * (prev_l + phi * self.holt_b);
             self.holt_b = b * (self.holt_l - prev_l) + (1.0 - b) * phi * self.holt_b;
         }
-        if !self.profile.is_empty() {
-            let s = self.slot(t_secs);
-            if self.profile_seen[s] {
-                self.profile[s] += 0.3 * (value - self.profile[s]);
-            } else {
-                self.profile[s] = value;
-                self.profile_seen[s] = true;
+        let slots = self.profile.len();
+        let phase = day_phase(t_secs);
+        let mut now = f64::NAN;
+        if slots > 0 {
+            let s = self.slot.get(phase, slots);
+            if let Some(p) = self.profile.get_mut(s) {
+                *p = if p.is_nan() {
+                    value
+                } else {
+                    *p + 0.3 * (value - *p)
+                };
+                now = *p;
             }
         }
-        let cap = self.ring.len();
-        self.ring[self.ring_head] = (t_secs, value);
-        self.ring_head = (self.ring_head + 1) % cap;
-        self.ring_len = (self.ring_len + 1).min(cap);
+        self.push_ring(t_secs, value);
         self.last_t = t_secs;
         self.last_v = value;
         self.n += 1;
-
-        // Record this point's forecasts for scoring when they mature.
         let reg = self.regression();
         self.reg = reg;
         if !(self.damp_dt.is_finite() && (self.dt - self.damp_dt).abs() <= 0.01 * self.damp_dt) {
@@ -594,35 +947,58 @@ impl Forecaster {
                     phi * (1.0 - phi.powf(steps)) / (1.0 - phi)
                 };
             }
-            self.damp_dt = dt;
+            self.damp_dt = self.dt;
         }
-        let max_pending = self.cfg.max_pending;
-        for i in 0..self.horizons.len() {
-            let (h, damp) = (self.horizons[i].secs, self.horizons[i].damp);
-            let preds = self.predict_all(h, damp, reg);
-            let hs = &mut self.horizons[i];
-            if hs.pending.len() < max_pending {
-                hs.pending.push_back(Pending {
-                    target_t: t_secs + h,
-                    preds,
-                });
+
+        // Per horizon: score the forecasts maturing now, then record this
+        // point's forecasts for scoring when they mature. Seasonal naive
+        // needs a day of history and both profile slots seen (NaN
+        // otherwise, through the profile's NaN).
+        let seasonal = slots > 0 && t_secs - self.first_t >= DAY_SECS;
+        let (max_pending, cal) = (self.cfg.max_pending, self.cal);
+        let (ses, holt_l, holt_b) = (self.ses, self.holt_l, self.holt_b);
+        for hs in &mut self.horizons {
+            while let Some(p) = hs.pending.pop_due(t_secs + half) {
+                if p.target_t >= t_secs - half {
+                    hs.track.score(p, value, &cal);
+                } // else a gap: nothing observed near the target
             }
+            let h = hs.secs;
+            let seasonal = if seasonal {
+                // (t + h) mod day from the two phases: exact when `t + h`
+                // is (e.g. whole seconds).
+                let mut p = phase + hs.phase;
+                if p >= DAY_SECS {
+                    p -= DAY_SECS;
+                }
+                let s1 = hs.slot.get(p, slots);
+                self.profile.get(s1).map_or(f64::NAN, |p1| value + p1 - now)
+            } else {
+                f64::NAN
+            };
+            let preds = [
+                value,
+                ses,
+                holt_l + hs.damp * holt_b,
+                reg.map_or(f64::NAN, |(a, b)| a + b * h),
+                seasonal,
+            ];
+            let target_t = t_secs + h;
+            // (Naive is always finite; `p · 0` is 0 for finite `p`, NaN
+            // otherwise, and a sum that overflows only errs on the safe
+            // side.)
+            if (preds[1] + preds[2] + preds[3] + preds[4]) * 0.0 != 0.0 {
+                hs.track.partial_until = target_t;
+            }
+            hs.pending.push(Pending { target_t, preds }, max_pending);
+            hs.cur = preds;
         }
     }
 
     /// The model currently chosen for `horizon_idx`.
     pub fn chosen_model(&self, horizon_idx: usize) -> Option<Model> {
         let hs = self.horizons.get(horizon_idx)?;
-        // Another model must beat naive by `naive_margin` to replace it.
-        let mut best = 0;
-        let mut best_err = hs.mae[0] * (1.0 - self.cfg.naive_margin);
-        for m in 1..N_MODELS {
-            if hs.matured[m] >= self.cfg.min_matured && hs.mae[m] < best_err {
-                best_err = hs.mae[m];
-                best = m;
-            }
-        }
-        Some(MODELS[best])
+        Some(MODELS[hs.track.chosen(self.cfg.naive_margin)])
     }
 
     /// Tracked mean absolute error of `model` at `horizon_idx` (`None`
@@ -630,33 +1006,31 @@ impl Forecaster {
     pub fn tracked_error(&self, horizon_idx: usize, model: Model) -> Option<f64> {
         let hs = self.horizons.get(horizon_idx)?;
         let m = MODELS.iter().position(|&x| x == model)?;
-        (hs.matured[m] > 0).then_some(hs.mae[m])
+        (hs.track.count(m) > 0).then_some(hs.track.mae[m])
     }
 
     /// The forecast for `horizon_idx` from the data so far; `None` until
     /// the naive model has `min_matured` matured forecasts there.
+    #[inline]
     pub fn forecast(&self, horizon_idx: usize) -> Option<Forecast> {
         let hs = self.horizons.get(horizon_idx)?;
-        if hs.matured[0] < self.cfg.min_matured.max(1) {
+        let tr = &hs.track;
+        if tr.settled != ALL_MODELS && tr.count(0) < tr.min_matured.max(1) {
             return None;
         }
-        let model = self.chosen_model(horizon_idx)?;
-        let m = MODELS.iter().position(|&x| x == model)?;
-        let mut value = self.predict_all(hs.secs, hs.damp, self.reg)[m];
-        let mut model = model;
-        let mut mi = m;
+        let mut mi = tr.chosen(self.cfg.naive_margin);
+        let mut value = hs.cur[mi];
         if !value.is_finite() {
             value = self.last_v;
-            model = Model::Naive;
             mi = 0;
         }
-        let w = hs.mult[mi] * self.z * MAD_TO_SIGMA * hs.mae[mi];
+        let w = tr.scale[mi] * tr.mae[mi];
         Some(Forecast {
             horizon_secs: hs.secs,
             value,
             lower: value - w,
             upper: value + w,
-            model,
+            model: MODELS[mi],
         })
     }
 
