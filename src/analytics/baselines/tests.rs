@@ -348,6 +348,22 @@ fn an_incident_is_scored_once() {
     assert!(next.likelihood >= cfg.threshold, "{next:?}");
 }
 
+#[test]
+fn fast_normal_cdf_matches_statrs() {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let n = Normal::standard();
+    let mut worst = 0.0f64;
+    for i in -4000..=4000 {
+        let x = f64::from(i) * 0.0025;
+        worst = worst.max((baseline::normal_cdf(x) - n.cdf(x)).abs());
+    }
+    assert!(worst < 1e-7, "{worst}");
+    assert_eq!(baseline::normal_cdf(f64::NAN), 0.5);
+    assert_eq!(baseline::normal_cdf(f64::INFINITY), 1.0);
+    assert_eq!(baseline::normal_cdf(f64::NEG_INFINITY), 0.0);
+    assert!(baseline::normal_cdf(-40.0) >= 0.0);
+}
+
 /// Evaluation on the NAB development subset (`../shared/data/nab-dev`, or
 /// `$NAB_DIR`): the NAB standard-profile score of the rising-edge flags at
 /// the default threshold and the best over a threshold sweep, the
