@@ -68,12 +68,15 @@ pub fn columns(horizons: &[Horizon]) -> Vec<String> {
 fn cell(out: &mut String, v: Option<f64>) {
     out.push(',');
     if let Some(v) = v {
-        if v.fract() == 0.0 && v.abs() < 1e15 {
-            out.push_str(itoa::Buffer::new().format(v as i64));
+        // Whole numbers (counts, flags) as integers; the cast comparison
+        // avoids a library `trunc` call per cell.
+        let whole = v as i64;
+        if v.abs() < 1e15 && whole as f64 == v {
+            out.push_str(itoa::Buffer::new().format(whole));
         } else if v.is_finite() && v.abs() < f32::MAX as f64 {
-            out.push_str(ryu::Buffer::new().format(v as f32));
+            out.push_str(zmij::Buffer::new().format_finite(v as f32));
         } else {
-            out.push_str(ryu::Buffer::new().format(v));
+            out.push_str(zmij::Buffer::new().format(v));
         }
     }
 }
