@@ -1034,6 +1034,12 @@ impl Forecaster {
         })
     }
 
+    /// The current linear trend (least squares over the regression
+    /// window, as `predict_linear`), in units per second.
+    pub fn trend_per_sec(&self) -> Option<f64> {
+        self.reg.map(|(_, slope)| slope).filter(|s| s.is_finite())
+    }
+
     /// Seconds from the last point until the series' current linear trend
     /// (least squares over the regression window, as `predict_linear`)
     /// reaches `threshold` from the side the fitted line is on now. `None`

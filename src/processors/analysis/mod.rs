@@ -559,6 +559,38 @@ fn human_duration(secs: f64) -> String {
     }
 }
 
+/// A value in the unit of a Prometheus metric name: bytes as KB/MB/GB
+/// (decimal), seconds and ratios as they are, with 4 significant digits.
+fn human_quantity(v: f64, metric: &str) -> String {
+    if !v.is_finite() {
+        return "unknown".into();
+    }
+    if metric.ends_with("_bytes") || metric.contains("_bytes_") {
+        let a = v.abs();
+        let (div, unit) = match a {
+            a if a >= 1e9 => (1e9, "GB"),
+            a if a >= 1e6 => (1e6, "MB"),
+            a if a >= 1e3 => (1e3, "KB"),
+            _ => (1.0, "B"),
+        };
+        return format!("{} {unit}", significant(v / div));
+    }
+    significant(v)
+}
+
+/// 4 significant digits, no exponent for everyday magnitudes.
+fn significant(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if !(1e-4..1e9).contains(&a) {
+        return format!("{v:.3e}");
+    }
+    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
 impl RecommendationSource for AnalysisProcessor {
     fn recommendations(&self) -> Vec<Recommendation> {
         let series = self.series.lock();
@@ -604,12 +636,17 @@ impl RecommendationSource for AnalysisProcessor {
                     continue;
                 };
                 let value = s.last.map(|(v, _)| v).unwrap_or(f64::NAN);
+                let per_hour = s.forecaster.trend_per_sec().unwrap_or(f64::NAN) * 3600.0;
                 labels.insert("threshold".into(), level.to_string());
                 out.push(Recommendation {
                     kind: "threshold",
                     summary: format!(
-                        "{metric} of {service} is forecast to reach {level} in {} (now {value:.4})",
-                        human_duration(eta)
+                        "{metric} of {service} {} {} per hour and is forecast to reach {} in {} (now {})",
+                        if per_hour >= 0.0 { "grows" } else { "falls" },
+                        human_quantity(per_hour.abs(), &metric),
+                        human_quantity(*level, &metric),
+                        human_duration(eta),
+                        human_quantity(value, &metric),
                     ),
                     metric: metric.clone(),
                     labels: labels.clone(),
@@ -617,6 +654,7 @@ impl RecommendationSource for AnalysisProcessor {
                         ("value".to_string(), value),
                         ("threshold".to_string(), *level),
                         ("eta_seconds".to_string(), eta),
+                        ("rate_per_hour".to_string(), per_hour),
                     ]
                     .into_iter()
                     .collect(),

@@ -325,12 +325,10 @@ fn recommendations_name_the_series_and_numbers() {
     assert_eq!(threshold.metric, "disk_usage_ratio");
     // 100 + 149 × 30 = 4570 now, +1/s: 5430 s to 10 000.
     assert!((threshold.numbers["eta_seconds"] - 5430.0).abs() < 1.0);
-    assert!(
-        threshold
-            .summary
-            .contains("forecast to reach 10000 in 91 min"),
-        "{}",
-        threshold.summary
+    assert!((threshold.numbers["rate_per_hour"] - 3600.0).abs() < 1.0);
+    assert_eq!(
+        threshold.summary,
+        "disk_usage_ratio of api grows 3600 per hour and is forecast to reach 10000 in 91 min (now 4570)",
     );
     assert_eq!(threshold.labels["service.name"], "api");
     let anomaly = list
@@ -414,4 +412,17 @@ fn error_ratio_of_span_calls_is_analysed_by_default() {
     );
     assert_eq!(text("span.name").as_deref(), Some("GET /cart"));
     assert_eq!(text("status.code"), None, "summed away");
+}
+
+#[test]
+fn quantities_are_written_for_people() {
+    assert_eq!(
+        human_quantity(40e6, "process_resident_memory_bytes"),
+        "40.00 MB"
+    );
+    assert_eq!(human_quantity(1.5e9, "x_bytes_total"), "1.500 GB");
+    assert_eq!(human_quantity(512.0, "x_bytes"), "512.0 B");
+    assert_eq!(human_quantity(0.25, "latency_seconds"), "0.2500");
+    assert_eq!(human_quantity(f64::NAN, "x"), "unknown");
+    assert_eq!(human_quantity(2e12, "x"), "2.000e12");
 }
