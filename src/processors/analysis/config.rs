@@ -18,6 +18,9 @@ pub struct AnalysisConfig {
     /// Which series: each rule names OTel metrics (`*`, `?` match) and may
     /// require label values. Counters are analysed as per-second rates.
     pub select: Vec<SelectRule>,
+    /// Points matching any of these rules are not analysed, even when a
+    /// `select` or `ratios` rule takes them (e.g. one noisy service).
+    pub exclude: Vec<SelectRule>,
     /// The evaluation step, aligned to the clock: each step feeds every
     /// series' latest value to its baseline and forecaster.
     pub step: HumanDuration,
@@ -149,7 +152,8 @@ pub struct ThresholdRule {
 pub struct SelectRule {
     /// OTel metric name pattern.
     pub name: String,
-    /// Attribute values the point must have (exact match).
+    /// Attribute values the point must have (exact match; looked up in
+    /// the point's attributes, then its resource's).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
@@ -175,6 +179,7 @@ impl Default for AnalysisConfig {
                 rule("streamgate.process.resident_memory", &[]),
                 rule("streamgate.process.cpu", &[]),
             ],
+            exclude: Vec::new(),
             step: HumanDuration::secs(30),
             horizons: [300, 900, 3600]
                 .iter()

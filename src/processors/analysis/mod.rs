@@ -81,6 +81,27 @@ pub struct AnalysisProcessor {
     telemetry: Arc<Telemetry>,
 }
 
+/// Whether a point of metric `name` with `attributes` (under `resource`)
+/// matches one of `rules`: name pattern and exact label values, a label
+/// looked up in the point's attributes first, then the resource's (so
+/// `service.name` works for span metrics).
+fn any_rule_matches(
+    rules: &[SelectRule],
+    name: &str,
+    attributes: &[KeyValue],
+    resource: &[KeyValue],
+) -> bool {
+    rules.iter().any(|rule| {
+        matches(&rule.name, name)
+            && rule.labels.iter().all(|(k, v)| {
+                attribute_text(attributes, k)
+                    .or_else(|| attribute_text(resource, k))
+                    .as_deref()
+                    == Some(v.as_str())
+            })
+    })
+}
+
 fn attribute_text(attributes: &[KeyValue], key: &str) -> Option<String> {
     attributes.iter().find(|kv| kv.key == key).map(|kv| {
         let mut text = String::new();
@@ -120,14 +141,13 @@ impl AnalysisProcessor {
         self.series.lock().len()
     }
 
-    fn rule_matches(&self, name: &str, attributes: &[KeyValue]) -> bool {
-        self.config.select.iter().any(|rule| {
-            matches(&rule.name, name)
-                && rule
-                    .labels
-                    .iter()
-                    .all(|(k, v)| attribute_text(attributes, k).as_deref() == Some(v.as_str()))
-        })
+    fn rule_matches(&self, name: &str, attributes: &[KeyValue], resource: &[KeyValue]) -> bool {
+        any_rule_matches(&self.config.select, name, attributes, resource)
+    }
+
+    fn excluded(&self, name: &str, attributes: &[KeyValue], resource: &[KeyValue]) -> bool {
+        !self.config.exclude.is_empty()
+            && any_rule_matches(&self.config.exclude, name, attributes, resource)
     }
 
     /// Records the latest value of every selected point, at `now` seconds.
@@ -172,6 +192,9 @@ impl AnalysisProcessor {
                             Some(number_data_point::Value::AsInt(v)) => v as f64,
                             None => continue,
                         };
+                        if self.excluded(&metric.name, &p.attributes, resource) {
+                            continue;
+                        }
                         if counter {
                             self.observe_ratios(
                                 &mut series,
@@ -183,7 +206,7 @@ impl AnalysisProcessor {
                                 now,
                             );
                         }
-                        if !self.rule_matches(&metric.name, &p.attributes) {
+                        if !self.rule_matches(&metric.name, &p.attributes, resource) {
                             continue;
                         }
                         let hash = stream_hash(resource, scope, &metric.name, &p.attributes);

@@ -426,3 +426,33 @@ fn quantities_are_written_for_people() {
     assert_eq!(human_quantity(f64::NAN, "x"), "unknown");
     assert_eq!(human_quantity(2e12, "x"), "2.000e12");
 }
+
+#[test]
+fn exclude_rules_win_over_select_and_match_resource_attributes() {
+    let config = AnalysisConfig {
+        select: vec![rule("queue.depth")],
+        exclude: vec![SelectRule {
+            name: "queue.*".into(),
+            labels: [("route".to_string(), "/b".to_string())].into(),
+        }],
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    p.observe_request(&gauge_request(1.0, "/a"), T0);
+    p.observe_request(&gauge_request(1.0, "/b"), T0);
+    assert_eq!(p.series_count(), 1, "/b is excluded");
+
+    // service.name is a resource attribute: excluding the service drops
+    // all of its points.
+    let config = AnalysisConfig {
+        select: vec![rule("queue.depth")],
+        exclude: vec![SelectRule {
+            name: "*".into(),
+            labels: [("service.name".to_string(), "api".to_string())].into(),
+        }],
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    p.observe_request(&gauge_request(1.0, "/a"), T0);
+    assert_eq!(p.series_count(), 0);
+}
