@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::connectors::logmetrics::LogMetrics;
 use crate::connectors::servicegraph::ServiceGraph;
 use crate::connectors::spanmetrics::SpanMetrics;
+use crate::exporters::alertmanager::Alerting;
 use crate::exporters::prometheus::{self, PrometheusExporter};
 use crate::pipeline::{
     Discard, Fanout, LogsConsumer, MetricsConsumer, Shutdown, ShutdownTrigger, TracesConsumer,
@@ -192,6 +193,22 @@ impl App {
             otlp_http: received.http_addr.map(|a| a.to_string()),
             server: Some(server_addr.to_string()),
         };
+        let recommendations = self
+            .analysis
+            .clone()
+            .map(|a| a as Arc<dyn crate::model::recommendation::RecommendationSource>);
+        let (alerting, notifier_task) = Alerting::new(
+            self.config.alerting.clone(),
+            recommendations.clone(),
+            self.telemetry.clone(),
+            &format!("http://{server_addr}"),
+            shutdown.clone(),
+        );
+        tasks.extend(notifier_task);
+        if !self.config.alerting.url.is_empty() {
+            tracing::info!(url = %self.config.alerting.url, "pushing alerts to Alertmanager");
+        }
+        tasks.push(tokio::spawn(alerting.clone().run(shutdown.clone())));
         let api_state = Arc::new(ApiState {
             health: self.health.clone(),
             telemetry: self.telemetry.clone(),
@@ -199,10 +216,8 @@ impl App {
             series: self.exporter.clone(),
             tail: self.tail.clone(),
             config: self.config.api.clone(),
-            recommendations: self
-                .analysis
-                .clone()
-                .map(|a| a as Arc<dyn crate::model::recommendation::RecommendationSource>),
+            recommendations,
+            alerts: Some(alerting as Arc<dyn crate::pipeline::query::AlertsQuery>),
         });
         let router = api::router(api_state).merge(self.exporter.router());
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");

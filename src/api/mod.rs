@@ -7,12 +7,15 @@
 //! - `GET /api/v1/series/history?name=&<label>=…`: a series' recent
 //!   points, recorded from its first request on;
 //! - `GET /api/v1/tail/traces` and `/api/v1/tail/logs` (`?service=&limit=`):
-//!   the most recent spans and log records, from the [`Tail`] consumer.
+//!   the most recent spans and log records, from the [`Tail`] consumer;
+//! - `GET /api/v1/recommendations`: findings of the analysis processor;
+//! - `/api/v1/alerts…`: built-in alerts (`alerts.rs`).
 //!
 //! Errors are JSON `{"error": "..."}`: 400 for a bad parameter, 404 for an
 //! unknown series. `/metrics` is mounted beside the API by `app.rs` from
 //! the Prometheus exporter.
 
+mod alerts;
 pub mod config;
 mod error;
 mod health;
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 
 use crate::pipeline::query::SeriesQuery;
@@ -55,6 +58,8 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// Findings of the analysis processor (none when it is off).
     pub recommendations: Option<Arc<dyn crate::model::recommendation::RecommendationSource>>,
+    /// Built-in alerts (none when not running).
+    pub alerts: Option<Arc<dyn crate::pipeline::query::AlertsQuery>>,
 }
 
 /// The API routes.
@@ -68,6 +73,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/tail/traces", get(tail::traces))
         .route("/api/v1/tail/logs", get(tail::logs))
         .route("/api/v1/recommendations", get(recommendations))
+        .route("/api/v1/alerts", get(alerts::list).post(alerts::create))
+        .route("/api/v1/alerts/history", get(alerts::history))
+        .route("/api/v1/alerts/{id}", get(alerts::one))
+        .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
         .with_state(state)
 }
 

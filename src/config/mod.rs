@@ -16,6 +16,7 @@ pub use crate::api::config::{ApiConfig, ServerConfig};
 pub use crate::connectors::logmetrics::LogMetricsConfig;
 pub use crate::connectors::servicegraph::ServiceGraphConfig;
 pub use crate::connectors::spanmetrics::SpanMetricsConfig;
+pub use crate::exporters::alertmanager::config::AlertingConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
 pub use crate::processors::analysis::AnalysisConfig;
 pub use crate::processors::windows::WindowsConfig;
@@ -102,6 +103,7 @@ pub struct RawProcessors {
 #[serde(default, deny_unknown_fields)]
 pub struct RawExporters {
     pub prometheus: PrometheusExporterConfig,
+    pub alertmanager: AlertingConfig,
 }
 
 /// A validated configuration, ready to build components from.
@@ -117,6 +119,7 @@ pub struct Config {
     pub windows: WindowsConfig,
     pub analysis: AnalysisConfig,
     pub prometheus: PrometheusExporterConfig,
+    pub alerting: AlertingConfig,
 }
 
 impl Default for Config {
@@ -139,6 +142,7 @@ impl RawConfig {
         self.logging.validate().map_err(invalid)?;
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
+        self.exporters.alertmanager.validate().map_err(invalid)?;
         self.connectors.spanmetrics.validate().map_err(invalid)?;
         self.connectors.servicegraph.validate().map_err(invalid)?;
         self.connectors.logmetrics.validate().map_err(invalid)?;
@@ -178,6 +182,7 @@ impl RawConfig {
             windows: self.processors.windows,
             analysis: self.processors.analysis,
             prometheus: self.exporters.prometheus,
+            alerting: self.exporters.alertmanager,
         })
     }
 }

@@ -1,3 +1,4 @@
 //! Exporters: where telemetry leaves StreamGate.
 
+pub mod alertmanager;
 pub mod prometheus;

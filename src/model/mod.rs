@@ -5,11 +5,13 @@
 //! points go straight into the series store without intermediate copies.
 //! This module names those payloads and counts the items in them.
 
+pub mod alert;
 pub mod observation;
 pub mod otlp;
 pub mod prometheus_name;
 pub mod recommendation;
 pub mod text;
+pub mod time;
 
 pub use observation::Observations;
 pub use otlp::{LogsRequest, MetricsRequest, TracesRequest};

@@ -300,3 +300,26 @@ fn parse_quoted(text: &str) -> Option<(String, &str)> {
     }
     None
 }
+
+/// StreamGate's built-in alerts, for the API (`/api/v1/alerts`).
+pub trait AlertsQuery: Send + Sync {
+    /// Active alerts, newest first.
+    fn active(&self) -> Vec<crate::model::alert::Alert>;
+    /// Resolved alerts, most recent first.
+    fn history(&self) -> Vec<crate::model::alert::Alert>;
+    /// One alert by id, active or resolved.
+    fn get(&self, id: &str) -> Option<crate::model::alert::Alert>;
+    /// Creates (or refreshes) a manual alert; `ends_at` in Unix seconds.
+    fn create(
+        &self,
+        labels: std::collections::BTreeMap<String, String>,
+        annotations: std::collections::BTreeMap<String, String>,
+        severity: crate::model::alert::Severity,
+        ends_at: Option<f64>,
+    ) -> Result<crate::model::alert::Alert, crate::model::alert::AlertError>;
+    /// Resolves an active alert.
+    fn resolve(
+        &self,
+        id: &str,
+    ) -> Result<crate::model::alert::Alert, crate::model::alert::AlertError>;
+}

@@ -157,6 +157,38 @@ pub struct Telemetry {
     /// Unpaired halves: [client, server].
     servicegraph_unpaired: [AtomicU64; 2],
     servicegraph_dropped: AtomicU64,
+    /// Alert notifications to Alertmanager: [sent, failed, dropped].
+    alerting_notifications: [AtomicU64; 3],
+    alerting_queue: AtomicI64,
+    /// Active alerts by severity: [info, warning, critical].
+    alerting_active: [AtomicI64; 3],
+}
+
+/// What became of an alert notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    /// Alertmanager accepted it.
+    Sent,
+    /// Refused or unreachable after the retries.
+    Failed,
+    /// Not queued: the queue was full.
+    Dropped,
+}
+
+impl NotificationOutcome {
+    pub const ALL: [NotificationOutcome; 3] = [
+        NotificationOutcome::Sent,
+        NotificationOutcome::Failed,
+        NotificationOutcome::Dropped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationOutcome::Sent => "sent",
+            NotificationOutcome::Failed => "failed",
+            NotificationOutcome::Dropped => "dropped",
+        }
+    }
 }
 
 impl Default for Telemetry {
@@ -195,6 +227,9 @@ impl Telemetry {
             windows_skipped: AtomicU64::new(0),
             analysis_series: AtomicU64::new(0),
             analysis_skipped: AtomicU64::new(0),
+            alerting_notifications: Default::default(),
+            alerting_queue: AtomicI64::new(0),
+            alerting_active: Default::default(),
             servicegraph_pending: AtomicU64::new(0),
             servicegraph_unpaired: Default::default(),
             servicegraph_dropped: AtomicU64::new(0),
@@ -303,6 +338,28 @@ impl Telemetry {
     }
 
     /// Points not analysed because the analysis `max_series` was reached.
+    /// Counts one alert notification by outcome.
+    pub fn record_notification(&self, outcome: NotificationOutcome) {
+        self.alerting_notifications[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notifications waiting for delivery.
+    pub fn set_alerting_queue(&self, n: usize) {
+        self.alerting_queue.store(n as i64, Ordering::Relaxed);
+    }
+
+    /// Active alerts by severity: [info, warning, critical].
+    pub fn set_active_alerts(&self, counts: [usize; 3]) {
+        for (slot, n) in self.alerting_active.iter().zip(counts) {
+            slot.store(n as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Notifications counted so far with `outcome`.
+    pub fn notifications(&self, outcome: NotificationOutcome) -> u64 {
+        self.alerting_notifications[outcome as usize].load(Ordering::Relaxed)
+    }
+
     pub fn record_analysis_skipped(&self, points: u64) {
         self.analysis_skipped.fetch_add(points, Ordering::Relaxed);
     }

@@ -33,8 +33,15 @@ pub const SERVICEGRAPH_DROPPED_SPANS: &str =
 pub const ANALYSIS_SERIES: &str = "streamgate_processor_analysis_series";
 pub const ANALYSIS_SKIPPED: &str = "streamgate_processor_analysis_skipped_points_total";
 
+pub const ALERTING_NOTIFICATIONS: &str = "streamgate_alerting_notifications_total";
+pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
+pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
+
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 28] = [
+    ALERTING_NOTIFICATIONS,
+    ALERTING_QUEUE,
+    ALERTING_ACTIVE,
     PROCESS_RESIDENT_MEMORY,
     PROCESS_CPU_SECONDS,
     PROCESS_OPEN_FDS,

@@ -309,6 +309,44 @@ impl Telemetry {
             )],
         });
         out.push(FamilySnapshot {
+            name: names::ALERTING_NOTIFICATIONS,
+            help: "Alert notifications pushed to Alertmanager, by outcome (sent, failed after retries, dropped because the queue was full).",
+            kind: MetricKind::Counter,
+            samples: super::NotificationOutcome::ALL
+                .iter()
+                .map(|o| {
+                    sample(
+                        vec![("outcome", o.as_str().to_string())],
+                        self.alerting_notifications[*o as usize].load(Ordering::Relaxed) as f64,
+                    )
+                })
+                .collect(),
+        });
+        out.push(FamilySnapshot {
+            name: names::ALERTING_QUEUE,
+            help: "Alert notifications waiting to be pushed to Alertmanager.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(
+                vec![],
+                self.alerting_queue.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::ALERTING_ACTIVE,
+            help: "Alerts of StreamGate's built-in alerting that are active now, by severity.",
+            kind: MetricKind::Gauge,
+            samples: ["info", "warning", "critical"]
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    sample(
+                        vec![("severity", s.to_string())],
+                        self.alerting_active[i].load(Ordering::Relaxed) as f64,
+                    )
+                })
+                .collect(),
+        });
+        out.push(FamilySnapshot {
             name: names::EXPORTER_SCRAPES,
             help: "Scrapes of /metrics served.",
             kind: MetricKind::Counter,

@@ -1,0 +1,344 @@
+//! Built-in alerting, for users who want alerts without a rule evaluator:
+//! anomalies and threshold forecasts of the analysis processor become
+//! alerts with a lifecycle, kept for the API and pushed to Alertmanager.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `book.rs` | [`AlertBook`]: create, deduplicate by fingerprint, escalate, resolve, history (pure) |
+//! | `wire.rs` | Alertmanager API v2 `postableAlerts` JSON |
+//! | `notifier.rs` | [`Notifier`]: bounded queue, retries with backoff, outcome counts |
+//! | `config.rs` | `exporters.alertmanager` settings |
+//!
+//! Every `evaluation_interval` the component reads the current
+//! recommendations (a series in an anomaly → `StreamGateAnomaly`, a level
+//! forecast to be crossed within `forecast_within` →
+//! `StreamGateForecastBreach`), reconciles them with the book and pushes
+//! what changed; every `resend_interval` it re-sends all active alerts
+//! and those resolved in the last 15 minutes, with `endsAt` three resend
+//! intervals ahead for firing ones, so Alertmanager resolves them itself
+//! if StreamGate disappears. All of it runs on its own task and reads
+//! snapshots: it never blocks ingest.
+
+mod book;
+pub mod config;
+mod notifier;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::model::recommendation::{Recommendation, RecommendationSource};
+use crate::pipeline::Shutdown;
+use crate::pipeline::query::AlertsQuery;
+use crate::telemetry::Telemetry;
+
+pub use crate::model::alert::{Alert, AlertError, Severity, Source};
+pub use book::{AlertBook, BookConfig, Candidate, Change};
+pub use config::AlertingConfig;
+pub use notifier::{Notifier, NotifierConfig};
+
+/// Where the runbooks live; alerts link to their section.
+pub const RUNBOOK_BASE: &str =
+    "https://github.com/streamgate/streamgate/blob/main/docs/runbooks.md";
+/// Resolved alerts are re-sent for this long.
+const RESEND_RESOLVED_SECS: f64 = 15.0 * 60.0;
+
+/// The alerting component; shared as `Arc<Alerting>`.
+pub struct Alerting {
+    cfg: AlertingConfig,
+    book: Mutex<AlertBook>,
+    source: Option<Arc<dyn RecommendationSource>>,
+    notifier: Option<Notifier>,
+    telemetry: Arc<Telemetry>,
+    /// `<external url>/api/v1/alerts`; an alert's `generatorURL` is this
+    /// plus `/<id>`.
+    generator_base: String,
+}
+
+/// Unix time now, in seconds.
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A Prometheus-safe label name: `service.name` → `service_name`.
+fn label_name(key: &str) -> String {
+    let mut s: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() {
+        s.insert(0, '_');
+    }
+    s
+}
+
+impl Alerting {
+    /// Builds the component; with an Alertmanager URL it also starts the
+    /// delivery task (so it must run inside the Tokio runtime).
+    pub fn new(
+        cfg: AlertingConfig,
+        source: Option<Arc<dyn RecommendationSource>>,
+        telemetry: Arc<Telemetry>,
+        default_external_url: &str,
+        shutdown: Shutdown,
+    ) -> (Arc<Alerting>, Option<tokio::task::JoinHandle<()>>) {
+        let (notifier, handle) = if cfg.url.is_empty() {
+            (None, None)
+        } else {
+            let (n, h) = Notifier::spawn(
+                NotifierConfig {
+                    url: cfg.url.clone(),
+                    timeout: cfg.timeout.get(),
+                    queue: cfg.queue,
+                    attempts: cfg.attempts,
+                    backoff: Duration::from_secs(1),
+                },
+                telemetry.clone(),
+                shutdown,
+            );
+            (Some(n), Some(h))
+        };
+        let external = if cfg.external_url.is_empty() {
+            default_external_url.to_string()
+        } else {
+            cfg.external_url.clone()
+        };
+        let alerting = Alerting {
+            book: Mutex::new(AlertBook::new(BookConfig {
+                escalate_after_secs: cfg.escalate_after.get().as_secs_f64(),
+                history: cfg.history,
+                max_active: cfg.max_active,
+            })),
+            source,
+            notifier,
+            telemetry,
+            generator_base: format!("{}/api/v1/alerts", external.trim_end_matches('/')),
+            cfg,
+        };
+        (Arc::new(alerting), handle)
+    }
+
+    /// The alerts the recommendations call for now.
+    fn candidates(&self, recommendations: Vec<Recommendation>) -> Vec<Candidate> {
+        let within = self.cfg.forecast_within.get().as_secs_f64();
+        let critical = self.cfg.critical_within.get().as_secs_f64();
+        let mut out = Vec::new();
+        for r in recommendations {
+            let (alertname, source, severity) = match r.kind {
+                "anomaly" => ("StreamGateAnomaly", Source::Anomaly, Severity::Warning),
+                "threshold" => {
+                    let eta = r
+                        .numbers
+                        .get("eta_seconds")
+                        .copied()
+                        .unwrap_or(f64::INFINITY);
+                    if eta > within {
+                        continue;
+                    }
+                    let severity = if eta <= critical {
+                        Severity::Critical
+                    } else {
+                        Severity::Warning
+                    };
+                    ("StreamGateForecastBreach", Source::Forecast, severity)
+                }
+                _ => continue,
+            };
+            let mut labels: BTreeMap<String, String> = BTreeMap::new();
+            for (k, v) in &r.labels {
+                if !v.is_empty() {
+                    labels.insert(label_name(k), v.clone());
+                }
+            }
+            let service = r
+                .labels
+                .get("service.name")
+                .or_else(|| r.labels.get("job"))
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
+            labels.insert("service".into(), service);
+            labels.insert("metric".into(), r.metric.clone());
+            labels.insert("alertname".into(), alertname.into());
+            labels.remove("severity");
+            let numbers = r
+                .numbers
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let annotations: BTreeMap<String, String> = [
+                ("summary".to_string(), r.summary.clone()),
+                (
+                    "description".to_string(),
+                    format!("{} ({numbers}).", r.summary),
+                ),
+                (
+                    "runbook_url".to_string(),
+                    format!("{RUNBOOK_BASE}#{}", alertname.to_lowercase()),
+                ),
+            ]
+            .into();
+            out.push(Candidate {
+                labels,
+                annotations,
+                severity,
+                source,
+            });
+        }
+        out
+    }
+
+    /// One evaluation at `now`: derive, reconcile, push what changed.
+    pub fn evaluate(&self, now: f64) {
+        if !self.cfg.enabled {
+            return;
+        }
+        let recommendations = self
+            .source
+            .as_ref()
+            .map(|s| s.recommendations())
+            .unwrap_or_default();
+        let candidates = self.candidates(recommendations);
+        let (changes, refused) = {
+            let mut book = self.book.lock();
+            let r = book.reconcile(now, &[Source::Anomaly, Source::Forecast], candidates);
+            self.telemetry.set_active_alerts(book.count_by_severity());
+            r
+        };
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                max_active = self.cfg.max_active,
+                "alerts not raised: alerting.max_active reached"
+            );
+        }
+        self.push_changes(changes, now);
+    }
+
+    fn push_changes(&self, changes: Vec<Change>, now: f64) {
+        if changes.is_empty() {
+            return;
+        }
+        let alerts: Vec<Alert> = changes
+            .into_iter()
+            .map(|c| match c {
+                Change::Firing(a) | Change::Resolved(a) => a,
+            })
+            .collect();
+        self.push(&alerts, now);
+    }
+
+    fn push(&self, alerts: &[Alert], now: f64) {
+        if alerts.is_empty() {
+            return;
+        }
+        if let Some(n) = &self.notifier {
+            let valid_for = 3.0 * self.cfg.resend_interval.get().as_secs_f64();
+            n.send(wire::body(alerts, now, valid_for, &self.generator_base));
+        }
+    }
+
+    /// Re-sends active and recently resolved alerts.
+    pub fn resend(&self, now: f64) {
+        let alerts = self.book.lock().to_resend(now, RESEND_RESOLVED_SECS);
+        self.push(&alerts, now);
+    }
+
+    /// Evaluates every `evaluation_interval` and re-sends every
+    /// `resend_interval` until shutdown.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(self.cfg.evaluation_interval.get());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let resend_every = self.cfg.resend_interval.get().as_secs_f64();
+        let mut last_resend = now_secs();
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {
+                    let now = now_secs();
+                    self.evaluate(now);
+                    if now - last_resend >= resend_every {
+                        last_resend = now;
+                        self.resend(now);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AlertsQuery for Alerting {
+    fn active(&self) -> Vec<Alert> {
+        self.book.lock().active()
+    }
+
+    fn history(&self) -> Vec<Alert> {
+        self.book.lock().history()
+    }
+
+    fn get(&self, id: &str) -> Option<Alert> {
+        self.book.lock().get(id)
+    }
+
+    /// Creates a manual alert and pushes it.
+    fn create(
+        &self,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+        severity: Severity,
+        ends_at: Option<f64>,
+    ) -> Result<Alert, AlertError> {
+        let now = now_secs();
+        for k in labels.keys().chain(annotations.keys()) {
+            if label_name(k) != *k || k.starts_with("__") {
+                return Err(AlertError::Invalid(format!(
+                    "{k:?} is not a valid label or annotation name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
+                )));
+            }
+        }
+        let total: usize = labels
+            .iter()
+            .chain(annotations.iter())
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if total > 16 * 1024 || labels.len() + annotations.len() > 64 {
+            return Err(AlertError::Invalid(
+                "too many or too long labels and annotations (at most 64 entries, 16 KiB)".into(),
+            ));
+        }
+        let mut labels = labels;
+        labels.remove("severity");
+        let alert = {
+            let mut book = self.book.lock();
+            let a = book.create_manual(now, labels, annotations, severity, ends_at)?;
+            self.telemetry.set_active_alerts(book.count_by_severity());
+            a
+        };
+        self.push(std::slice::from_ref(&alert), now);
+        Ok(alert)
+    }
+
+    /// Resolves an active alert and pushes the resolution.
+    fn resolve(&self, id: &str) -> Result<Alert, AlertError> {
+        let now = now_secs();
+        let alert = {
+            let mut book = self.book.lock();
+            let a = book.resolve(id, now)?;
+            self.telemetry.set_active_alerts(book.count_by_severity());
+            a
+        };
+        self.push(std::slice::from_ref(&alert), now);
+        Ok(alert)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! Tests of the alerting component: recommendations become alerts with
+//! routing labels and runbook links; forecasts only within the window,
+//! critical when close; manual alerts are validated.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::pipeline::query::AlertsQuery;
+
+struct Fixed(Mutex<Vec<Recommendation>>);
+
+impl RecommendationSource for Fixed {
+    fn recommendations(&self) -> Vec<Recommendation> {
+        self.0.lock().clone()
+    }
+}
+
+fn rec(kind: &'static str, eta: f64) -> Recommendation {
+    Recommendation {
+        kind,
+        summary: format!("{kind} finding"),
+        metric: "http_latency_seconds".into(),
+        labels: [
+            ("service.name".to_string(), "checkout".to_string()),
+            ("span.name".to_string(), "GET /cart".to_string()),
+        ]
+        .into(),
+        numbers: [("eta_seconds".to_string(), eta), ("value".to_string(), 1.5)].into(),
+    }
+}
+
+fn component(recs: Vec<Recommendation>) -> (Arc<Alerting>, Arc<Fixed>) {
+    let source = Arc::new(Fixed(Mutex::new(recs)));
+    let (_trigger, shutdown) = Shutdown::new();
+    let (a, handle) = Alerting::new(
+        AlertingConfig::default(),
+        Some(source.clone() as Arc<dyn RecommendationSource>),
+        Arc::new(Telemetry::new()),
+        "http://127.0.0.1:9464",
+        shutdown,
+    );
+    assert!(handle.is_none(), "no Alertmanager configured");
+    (a, source)
+}
+
+#[test]
+fn recommendations_become_labelled_alerts_and_resolve_when_gone() {
+    let (a, source) = component(vec![
+        rec("anomaly", f64::NAN),
+        rec("threshold", 600.0),
+        rec("threshold", 7200.0),
+    ]);
+    a.evaluate(1000.0);
+    let active = a.active();
+    assert_eq!(
+        active.len(),
+        2,
+        "the 2 h forecast is beyond forecast_within"
+    );
+    let anomaly = active
+        .iter()
+        .find(|x| x.labels["alertname"] == "StreamGateAnomaly")
+        .expect("anomaly alert");
+    assert_eq!(anomaly.labels["service"], "checkout");
+    assert_eq!(anomaly.labels["service_name"], "checkout");
+    assert_eq!(anomaly.labels["span_name"], "GET /cart");
+    assert_eq!(anomaly.labels["metric"], "http_latency_seconds");
+    assert_eq!(anomaly.labels["severity"], "warning");
+    assert!(anomaly.annotations["runbook_url"].ends_with("runbooks.md#streamgateanomaly"));
+    assert!(anomaly.annotations["description"].contains("value=1.5"));
+    let breach = active
+        .iter()
+        .find(|x| x.labels["alertname"] == "StreamGateForecastBreach")
+        .expect("forecast alert");
+    assert_eq!(
+        breach.labels["severity"], "critical",
+        "10 min is within critical_within"
+    );
+
+    source.0.lock().clear();
+    a.evaluate(1015.0);
+    assert!(a.active().is_empty());
+    let history = a.history();
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().all(|x| x.ends_at == Some(1015.0)));
+    assert!(a.get(&history[0].id).is_some());
+}
+
+#[test]
+fn manual_alerts_are_checked_created_and_resolved() {
+    let (a, _) = component(Vec::new());
+    let bad = a.create(
+        [("alert.name".to_string(), "x".to_string())].into(),
+        BTreeMap::new(),
+        Severity::Warning,
+        None,
+    );
+    assert!(matches!(bad, Err(AlertError::Invalid(_))), "{bad:?}");
+    let created = a
+        .create(
+            [
+                ("alertname".to_string(), "DiskFull".to_string()),
+                ("severity".to_string(), "info".to_string()),
+            ]
+            .into(),
+            [("summary".to_string(), "disk".to_string())].into(),
+            Severity::Critical,
+            None,
+        )
+        .expect("created");
+    assert_eq!(
+        created.labels["severity"], "critical",
+        "the severity field wins"
+    );
+    // A later evaluation of the automatic sources leaves it alone.
+    a.evaluate(super::now_secs());
+    assert_eq!(a.active().len(), 1);
+    let resolved = a.resolve(&created.id).expect("resolved");
+    assert!(resolved.ends_at.is_some());
+    assert!(matches!(
+        a.resolve(&created.id),
+        Err(AlertError::NotFound(_))
+    ));
+}
+
+#[test]
+fn label_names_are_made_prometheus_safe() {
+    assert_eq!(label_name("service.name"), "service_name");
+    assert_eq!(label_name("9lives"), "_9lives");
+    assert_eq!(label_name("ok_name"), "ok_name");
+}
