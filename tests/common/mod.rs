@@ -39,6 +39,8 @@ pub struct Options {
     pub processors_extra: String,
     /// YAML under `api:`.
     pub api_extra: String,
+    /// YAML under `exporters:` beside `prometheus` (e.g. `alertmanager:`).
+    pub exporters_extra: String,
 }
 
 impl Collector {
@@ -51,12 +53,13 @@ impl Collector {
         // Port 0 everywhere: the OS picks free ports and the collector logs
         // the addresses it bound, so tests never race for a port.
         let config = format!(
-            "server:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n",
+            "server:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n{}\n",
             indent(&options.api_extra, 2),
             indent(&options.receiver_extra, 4),
             indent(&options.connectors_extra, 2),
             indent(&options.processors_extra, 2),
             indent(&options.exporter_extra, 4),
+            indent(&options.exporters_extra, 2),
         );
         let config_path = dir.path().join("streamgate.yaml");
         std::fs::write(&config_path, config).expect("write config");
