@@ -209,6 +209,10 @@ impl App {
             tracing::info!(url = %self.config.alerting.url, "pushing alerts to Alertmanager");
         }
         tasks.push(tokio::spawn(alerting.clone().run(shutdown.clone())));
+        tasks.push(tokio::spawn(sample_health(
+            self.telemetry.clone(),
+            shutdown.clone(),
+        )));
         let api_state = Arc::new(ApiState {
             health: self.health.clone(),
             telemetry: self.telemetry.clone(),
@@ -339,5 +343,18 @@ pub async fn wait_for_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
         _ = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// Samples the health counters every 10 s (for `/api/v1/status`).
+async fn sample_health(telemetry: Arc<crate::telemetry::Telemetry>, shutdown: Shutdown) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => telemetry.sample_health(),
+        }
     }
 }

@@ -149,4 +149,31 @@ fn status_api_reports_listeners_and_counts() {
     assert_eq!(status["listeners"]["otlp_http"], collector.http.to_string());
     assert_eq!(status["accepted"]["data_points"], 2);
     assert_eq!(status["active_series"], 2);
+    assert_eq!(status["health"]["status"], "ok", "{status}");
+    assert_eq!(status["health"]["reasons"], serde_json::json!([]));
+
+    // Malformed input turns the verdict to degraded, with the reason.
+    let r = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(vec![0xff, 0xff, 0xff])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let status: serde_json::Value = serde_json::from_slice(
+        &http_client()
+            .get(collector.url("/api/v1/status"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["health"]["status"], "degraded", "{status}");
+    assert!(
+        status["health"]["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("1 requests refused as malformed")),
+        "{status}"
+    );
 }

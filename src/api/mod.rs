@@ -82,6 +82,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 #[derive(Serialize)]
 struct Status {
+    /// `ok`, `degraded` or `failing`, with the reasons.
+    health: crate::telemetry::health::HealthReport,
     version: &'static str,
     ready: bool,
     draining: bool,
@@ -112,6 +114,7 @@ async fn recommendations(State(state): State<Arc<ApiState>>) -> impl IntoRespons
 async fn status(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     let t = &state.telemetry;
     Json(Status {
+        health: t.health(state.health.is_ready(), state.health.is_draining()),
         version: env!("CARGO_PKG_VERSION"),
         ready: state.health.is_ready(),
         draining: state.health.is_draining(),

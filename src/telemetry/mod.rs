@@ -7,6 +7,7 @@
 //! scraped. This module imports nothing else of StreamGate's.
 
 pub mod events;
+pub mod health;
 mod histogram;
 mod log_limit;
 pub mod names;
@@ -162,6 +163,7 @@ pub struct Telemetry {
     alerting_queue: AtomicI64,
     /// Active alerts by severity: [info, warning, critical].
     alerting_active: [AtomicI64; 3],
+    health: parking_lot::Mutex<health::HealthWindow>,
 }
 
 /// What became of an alert notification.
@@ -230,6 +232,7 @@ impl Telemetry {
             alerting_notifications: Default::default(),
             alerting_queue: AtomicI64::new(0),
             alerting_active: Default::default(),
+            health: Default::default(),
             servicegraph_pending: AtomicU64::new(0),
             servicegraph_unpaired: Default::default(),
             servicegraph_dropped: AtomicU64::new(0),
@@ -338,6 +341,49 @@ impl Telemetry {
     }
 
     /// Points not analysed because the analysis `max_series` was reached.
+    /// Sum of a per-route counter over every signal and transport.
+    fn route_sum(cells: &PerRoute<AtomicU64>) -> u64 {
+        cells
+            .cells
+            .iter()
+            .flatten()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The counters overall health is judged on.
+    pub fn health_counters(&self) -> health::HealthCounters {
+        let requests = |r: RefusalReason| Self::route_sum(&self.refused_requests[r.index()]);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        health::HealthCounters {
+            overloaded_requests: requests(RefusalReason::Overloaded),
+            refused_items: requests(RefusalReason::Malformed)
+                + requests(RefusalReason::TooLarge)
+                + requests(RefusalReason::UnsupportedMediaType),
+            rejected_items: Self::route_sum(&self.refused_items[RefusalReason::Rejected.index()]),
+            limited_points: self.connector_overflow.iter().map(load).sum::<u64>()
+                + load(&self.windows_skipped)
+                + load(&self.analysis_skipped),
+            dropped_spans: load(&self.servicegraph_dropped),
+            failed_notifications: self.notifications(NotificationOutcome::Failed)
+                + self.notifications(NotificationOutcome::Dropped),
+            sent_notifications: self.notifications(NotificationOutcome::Sent),
+        }
+    }
+
+    /// Takes a health sample now (called every few seconds).
+    pub fn sample_health(&self) {
+        let now = self.uptime().as_secs_f64();
+        let counters = self.health_counters();
+        self.health.lock().sample(now, counters);
+    }
+
+    /// Overall health from the recent samples.
+    pub fn health(&self, ready: bool, draining: bool) -> health::HealthReport {
+        let counters = self.health_counters();
+        self.health.lock().assess(ready, draining, counters)
+    }
+
     /// Counts one alert notification by outcome.
     pub fn record_notification(&self, outcome: NotificationOutcome) {
         self.alerting_notifications[outcome as usize].fetch_add(1, Ordering::Relaxed);
