@@ -29,6 +29,16 @@ pub trait SeriesQuery: Send + Sync {
         name: &str,
         labels: &[(String, String)],
     ) -> Result<SeriesHistory, HistoryError>;
+
+    /// The sum of the numeric series of family `name` whose labels include
+    /// every `(label, value)` of `filter`, grouped by the values of `by`
+    /// (a missing label groups as ""). For reports, off the ingest path.
+    fn sum_by(
+        &self,
+        name: &str,
+        by: &[&str],
+        filter: &[(&str, &str)],
+    ) -> Vec<(BTreeMap<String, String>, f64)>;
 }
 
 /// Why a history could not be returned.

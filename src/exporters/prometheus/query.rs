@@ -17,6 +17,37 @@ fn label_map(block: &str) -> BTreeMap<String, String> {
 }
 
 impl SeriesQuery for PrometheusExporter {
+    fn sum_by(
+        &self,
+        name: &str,
+        by: &[&str],
+        filter: &[(&str, &str)],
+    ) -> Vec<(BTreeMap<String, String>, f64)> {
+        let Some(family) = self.store().family(name) else {
+            return Vec::new();
+        };
+        let mut sums: BTreeMap<BTreeMap<String, String>, f64> = BTreeMap::new();
+        let table = family.series.lock();
+        for s in table.iter() {
+            let super::store::SeriesValue::Number(v) = s.state.value else {
+                continue;
+            };
+            let labels = label_map(s.labels());
+            if !filter
+                .iter()
+                .all(|(k, want)| labels.get(*k).is_some_and(|v| v == want))
+            {
+                continue;
+            }
+            let key = by
+                .iter()
+                .map(|k| (k.to_string(), labels.get(*k).cloned().unwrap_or_default()))
+                .collect();
+            *sums.entry(key).or_insert(0.0) += v;
+        }
+        sums.into_iter().collect()
+    }
+
     fn find_series(&self, matcher: &SeriesMatcher, limit: usize) -> SeriesPage {
         let store = self.store();
         let families: Vec<std::sync::Arc<Family>> = match &matcher.name {
