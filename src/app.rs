@@ -213,6 +213,15 @@ impl App {
             self.telemetry.clone(),
             shutdown.clone(),
         )));
+        let alerts_query = alerting.clone() as Arc<dyn crate::pipeline::query::AlertsQuery>;
+        let reports = Arc::new(api::reports::Reports::new(
+            self.config.api.reports.clone(),
+            self.telemetry.clone(),
+            self.exporter.clone(),
+            recommendations.clone(),
+            Some(alerts_query.clone()),
+        ));
+        tasks.push(tokio::spawn(reports.clone().run(shutdown.clone())));
         let api_state = Arc::new(ApiState {
             health: self.health.clone(),
             telemetry: self.telemetry.clone(),
@@ -221,7 +230,8 @@ impl App {
             tail: self.tail.clone(),
             config: self.config.api.clone(),
             recommendations,
-            alerts: Some(alerting as Arc<dyn crate::pipeline::query::AlertsQuery>),
+            alerts: Some(alerts_query),
+            reports: Some(reports),
         });
         let router = api::router(api_state).merge(self.exporter.router());
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");

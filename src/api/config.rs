@@ -46,6 +46,35 @@ pub struct ApiConfig {
     pub history: HistoryConfig,
     /// The most recent spans and log records (`GET /api/v1/tail/*`).
     pub tail: TailConfig,
+    /// Period summaries (`/api/v1/reports`).
+    pub reports: ReportsConfig,
+}
+
+/// `api.reports`: summaries of a period (anomalies, forecasts near
+/// thresholds, recommendations, SLO status, ingest volume, alerts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// A report is generated on this schedule (and on `POST`).
+    pub interval: HumanDuration,
+    /// Reports kept (the oldest is dropped first).
+    pub history: usize,
+    /// Availability objective per service for the SLO status (0.999 =
+    /// 99.9 % of server calls without error).
+    pub slo_objective: f64,
+    /// Entries per list in a report (anomalies, forecasts, ...).
+    pub top: usize,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self {
+            interval: HumanDuration::secs(3600),
+            history: 48,
+            slo_objective: 0.999,
+            top: 10,
+        }
+    }
 }
 
 /// `api.history`: which series keep a history and how much.
@@ -81,6 +110,7 @@ impl Default for ApiConfig {
             series_limit: 1000,
             history: HistoryConfig::default(),
             tail: TailConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }
@@ -129,6 +159,17 @@ impl ApiConfig {
             65_536,
         )?;
         check("tail.max_attributes", self.tail.max_attributes, 0, 1_000)?;
+        check("reports.history", self.reports.history, 1, 10_000)?;
+        check("reports.top", self.reports.top, 1, 1_000)?;
+        if self.reports.interval.get().as_secs() < 1 {
+            return Err("api.reports.interval must be at least 1s".into());
+        }
+        let o = self.reports.slo_objective;
+        if !(o > 0.0 && o < 1.0) {
+            return Err(format!(
+                "api.reports.slo_objective is {o}; it must be between 0 and 1 (exclusive), e.g. 0.999"
+            ));
+        }
         Ok(())
     }
 }

@@ -9,7 +9,8 @@
 //! - `GET /api/v1/tail/traces` and `/api/v1/tail/logs` (`?service=&limit=`):
 //!   the most recent spans and log records, from the [`Tail`] consumer;
 //! - `GET /api/v1/recommendations`: findings of the analysis processor;
-//! - `/api/v1/alerts…`: built-in alerts (`alerts.rs`).
+//! - `/api/v1/alerts…`: built-in alerts (`alerts.rs`);
+//! - `/api/v1/reports…`: period reports (`reports.rs`).
 //!
 //! Errors are JSON `{"error": "..."}`: 400 for a bad parameter, 404 for an
 //! unknown series. `/metrics` is mounted beside the API by `app.rs` from
@@ -19,6 +20,7 @@ mod alerts;
 pub mod config;
 mod error;
 mod health;
+pub mod reports;
 mod series;
 pub mod tail;
 
@@ -60,6 +62,8 @@ pub struct ApiState {
     pub recommendations: Option<Arc<dyn crate::model::recommendation::RecommendationSource>>,
     /// Built-in alerts (none when not running).
     pub alerts: Option<Arc<dyn crate::pipeline::query::AlertsQuery>>,
+    /// Period reports (none when not running).
+    pub reports: Option<Arc<reports::Reports>>,
 }
 
 /// The API routes.
@@ -77,6 +81,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/alerts/history", get(alerts::history))
         .route("/api/v1/alerts/{id}", get(alerts::one))
         .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/api/v1/reports", get(reports::list).post(reports::create))
+        .route("/api/v1/reports/latest", get(reports::latest))
+        .route("/api/v1/reports/{id}", get(reports::one))
         .with_state(state)
 }
 

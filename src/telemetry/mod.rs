@@ -371,6 +371,11 @@ impl Telemetry {
         }
     }
 
+    /// Requests refused for any reason, over every signal and transport.
+    pub fn refused_requests_total(&self) -> u64 {
+        self.refused_requests.iter().map(Self::route_sum).sum()
+    }
+
     /// Takes a health sample now (called every few seconds).
     pub fn sample_health(&self) {
         let now = self.uptime().as_secs_f64();
