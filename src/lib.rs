@@ -21,7 +21,8 @@
 //! | [`receivers::otlp`] | OTLP/gRPC and OTLP/HTTP servers, decoding, limits, status codes |
 //! | [`analytics`] | pure algorithms, time passed in: quantile sketches and sliding windows |
 //! | [`exporters::prometheus`] | series store, OTel→Prometheus translation, `/metrics` |
-//! | [`api`] | health, readiness, status, series and history, span and log tails |
+//! | [`exporters::alertmanager`] | built-in alerts: lifecycle, push to Alertmanager API v2 |
+//! | [`api`] | health, readiness, status, series and history, span and log tails, alerts, reports |
 //! | [`telemetry`] | StreamGate's own `streamgate_*` metrics and events |
 //!
 //! `docs/ARCHITECTURE.md` gives the bird's-eye view and the invariants.
