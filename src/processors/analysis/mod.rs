@@ -110,6 +110,9 @@ fn attribute_text(attributes: &[KeyValue], key: &str) -> Option<String> {
     })
 }
 
+/// Steps after start before StreamGate's own resources are analysed.
+const OWN_SETTLE_STEPS: f64 = 20.0;
+
 /// Unix time now, in seconds.
 pub fn now_secs() -> f64 {
     std::time::SystemTime::now()
@@ -518,12 +521,19 @@ impl AnalysisProcessor {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = sleep => {
-                    // StreamGate's own resources, analysed like any series.
-                    let own = own::request(
+                    // StreamGate's own resources, analysed like any series,
+                    // once the start-up allocations have settled (a process
+                    // growing to its working size is not an anomaly).
+                    let settled = next - self.telemetry.started_unix() >= OWN_SETTLE_STEPS * step;
+                    let own = if !settled {
+                        MetricsRequest::default()
+                    } else {
+                        own::request(
                         &crate::telemetry::process::read(),
                         (self.telemetry.started_unix() * 1e9) as u64,
                         (next * 1e9) as u64,
-                    );
+                    )
+                    };
                     self.observe_request(&own, next);
                     let request = self.evaluate(next);
                     if request.resource_metrics.is_empty() {
