@@ -233,7 +233,10 @@ impl App {
             alerts: Some(alerts_query),
             reports: Some(reports),
         });
-        let router = api::router(api_state).merge(self.exporter.router());
+        let profiling = crate::exporters::pprof::Profiling::new(self.config.pprof.clone());
+        let router = api::router(api_state)
+            .merge(self.exporter.router())
+            .merge(profiling.router());
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {

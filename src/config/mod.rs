@@ -17,6 +17,7 @@ pub use crate::connectors::logmetrics::LogMetricsConfig;
 pub use crate::connectors::servicegraph::ServiceGraphConfig;
 pub use crate::connectors::spanmetrics::SpanMetricsConfig;
 pub use crate::exporters::alertmanager::config::AlertingConfig;
+pub use crate::exporters::pprof::config::PprofConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
 pub use crate::processors::analysis::AnalysisConfig;
 pub use crate::processors::windows::WindowsConfig;
@@ -104,6 +105,7 @@ pub struct RawProcessors {
 pub struct RawExporters {
     pub prometheus: PrometheusExporterConfig,
     pub alertmanager: AlertingConfig,
+    pub pprof: PprofConfig,
 }
 
 /// A validated configuration, ready to build components from.
@@ -120,6 +122,7 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub prometheus: PrometheusExporterConfig,
     pub alerting: AlertingConfig,
+    pub pprof: PprofConfig,
 }
 
 impl Default for Config {
@@ -143,6 +146,7 @@ impl RawConfig {
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
         self.exporters.alertmanager.validate().map_err(invalid)?;
+        self.exporters.pprof.validate().map_err(invalid)?;
         self.connectors.spanmetrics.validate().map_err(invalid)?;
         self.connectors.servicegraph.validate().map_err(invalid)?;
         self.connectors.logmetrics.validate().map_err(invalid)?;
@@ -183,6 +187,7 @@ impl RawConfig {
             analysis: self.processors.analysis,
             prometheus: self.exporters.prometheus,
             alerting: self.exporters.alertmanager,
+            pprof: self.exporters.pprof,
         })
     }
 }

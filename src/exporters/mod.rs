@@ -1,4 +1,5 @@
 //! Exporters: where telemetry leaves StreamGate.
 
 pub mod alertmanager;
+pub mod pprof;
 pub mod prometheus;
