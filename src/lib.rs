@@ -22,6 +22,7 @@
 //! | [`analytics`] | pure algorithms, time passed in: quantile sketches and sliding windows |
 //! | [`exporters::prometheus`] | series store, OTel→Prometheus translation, `/metrics` |
 //! | [`exporters::alertmanager`] | built-in alerts: lifecycle, push to Alertmanager API v2 |
+//! | [`exporters::pprof`] | self-profiling: CPU profiles and flame graphs on `/debug/pprof` |
 //! | [`api`] | health, readiness, status, series and history, span and log tails, alerts, reports |
 //! | [`telemetry`] | StreamGate's own `streamgate_*` metrics and events |
 //!
