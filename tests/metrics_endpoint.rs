@@ -177,3 +177,35 @@ fn status_api_reports_listeners_and_counts() {
         "{status}"
     );
 }
+
+/// The async runtime's state is on /metrics: workers, alive tasks, the
+/// global queue, and per-worker busy time and parks.
+#[test]
+fn runtime_metrics_are_exported() {
+    let collector = Collector::start();
+    send(&collector, GAUGE);
+    let s = collector.scrape();
+    let workers = s
+        .get("streamgate_runtime_workers", &[])
+        .expect("streamgate_runtime_workers");
+    assert!(workers >= 1.0, "{workers}");
+    assert!(
+        s.get("streamgate_runtime_alive_tasks", &[])
+            .is_some_and(|n| n >= 1.0)
+    );
+    assert!(
+        s.get("streamgate_runtime_global_queue_depth", &[])
+            .is_some()
+    );
+    assert_eq!(
+        s.types["streamgate_runtime_worker_busy_seconds_total"],
+        "counter"
+    );
+    let busy = s.matching("streamgate_runtime_worker_busy_seconds_total", &[]);
+    assert_eq!(busy.len() as f64, workers, "one per worker");
+    assert_eq!(
+        s.matching("streamgate_runtime_worker_parks_total", &[])
+            .len() as f64,
+        workers
+    );
+}

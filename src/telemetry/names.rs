@@ -33,12 +33,23 @@ pub const SERVICEGRAPH_DROPPED_SPANS: &str =
 pub const ANALYSIS_SERIES: &str = "streamgate_processor_analysis_series";
 pub const ANALYSIS_SKIPPED: &str = "streamgate_processor_analysis_skipped_points_total";
 
+pub const RUNTIME_WORKERS: &str = "streamgate_runtime_workers";
+pub const RUNTIME_ALIVE_TASKS: &str = "streamgate_runtime_alive_tasks";
+pub const RUNTIME_GLOBAL_QUEUE: &str = "streamgate_runtime_global_queue_depth";
+pub const RUNTIME_BUSY_SECONDS: &str = "streamgate_runtime_worker_busy_seconds_total";
+pub const RUNTIME_PARKS: &str = "streamgate_runtime_worker_parks_total";
+
 pub const ALERTING_NOTIFICATIONS: &str = "streamgate_alerting_notifications_total";
 pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 28] = [
+pub const ALL: [&str; 33] = [
+    RUNTIME_WORKERS,
+    RUNTIME_ALIVE_TASKS,
+    RUNTIME_GLOBAL_QUEUE,
+    RUNTIME_BUSY_SECONDS,
+    RUNTIME_PARKS,
     ALERTING_NOTIFICATIONS,
     ALERTING_QUEUE,
     ALERTING_ACTIVE,

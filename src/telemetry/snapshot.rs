@@ -71,6 +71,7 @@ impl Telemetry {
             kind: MetricKind::Gauge,
             samples: vec![sample(vec![], self.uptime().as_secs_f64())],
         });
+        runtime_families(&mut out);
         let process = super::process::read();
         for (name, help, kind, value) in [
             (
@@ -354,6 +355,57 @@ impl Telemetry {
         });
         out
     }
+}
+
+/// The Tokio runtime's state (the async counterpart of goroutine counts),
+/// read from the runtime the snapshot is taken on; absent outside one.
+fn runtime_families(out: &mut Vec<FamilySnapshot>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let m = handle.metrics();
+    let workers = m.num_workers();
+    for (name, help, value) in [
+        (
+            names::RUNTIME_WORKERS,
+            "Worker threads of the async runtime.",
+            workers,
+        ),
+        (
+            names::RUNTIME_ALIVE_TASKS,
+            "Async tasks alive in the runtime (spawned and not finished).",
+            m.num_alive_tasks(),
+        ),
+        (
+            names::RUNTIME_GLOBAL_QUEUE,
+            "Tasks waiting in the runtime's global queue for a worker.",
+            m.global_queue_depth(),
+        ),
+    ] {
+        out.push(FamilySnapshot {
+            name,
+            help,
+            kind: MetricKind::Gauge,
+            samples: vec![sample(vec![], value as f64)],
+        });
+    }
+    let per_worker = |f: &dyn Fn(usize) -> f64| -> Vec<SampleSnapshot> {
+        (0..workers)
+            .map(|w| sample(vec![("worker", w.to_string())], f(w)))
+            .collect()
+    };
+    out.push(FamilySnapshot {
+        name: names::RUNTIME_BUSY_SECONDS,
+        help: "Time each runtime worker spent running tasks, in seconds.",
+        kind: MetricKind::Counter,
+        samples: per_worker(&|w| m.worker_total_busy_duration(w).as_secs_f64()),
+    });
+    out.push(FamilySnapshot {
+        name: names::RUNTIME_PARKS,
+        help: "Times each runtime worker parked (went idle waiting for work).",
+        kind: MetricKind::Counter,
+        samples: per_worker(&|w| m.worker_park_count(w) as f64),
+    });
 }
 
 fn format_bound(bound: f64) -> String {
