@@ -234,6 +234,14 @@ impl App {
             reports: Some(reports),
         });
         let profiling = crate::exporters::pprof::Profiling::new(self.config.pprof.clone());
+        if !self.config.pprof.pyroscope.url.is_empty() {
+            tracing::info!(url = %self.config.pprof.pyroscope.url, "pushing CPU profiles to Pyroscope");
+            tasks.push(tokio::spawn(
+                profiling
+                    .clone()
+                    .run_continuous(self.telemetry.clone(), shutdown.clone()),
+            ));
+        }
         let router = api::router(api_state)
             .merge(self.exporter.router())
             .merge(profiling.router());

@@ -164,6 +164,8 @@ pub struct Telemetry {
     /// Active alerts by severity: [info, warning, critical].
     alerting_active: [AtomicI64; 3],
     health: parking_lot::Mutex<health::HealthWindow>,
+    /// Profile pushes: [sent, failed, dropped].
+    profiling_pushes: [AtomicU64; 3],
 }
 
 /// What became of an alert notification.
@@ -233,6 +235,7 @@ impl Telemetry {
             alerting_queue: AtomicI64::new(0),
             alerting_active: Default::default(),
             health: Default::default(),
+            profiling_pushes: Default::default(),
             servicegraph_pending: AtomicU64::new(0),
             servicegraph_unpaired: Default::default(),
             servicegraph_dropped: AtomicU64::new(0),
@@ -387,6 +390,11 @@ impl Telemetry {
     pub fn health(&self, ready: bool, draining: bool) -> health::HealthReport {
         let counters = self.health_counters();
         self.health.lock().assess(ready, draining, counters)
+    }
+
+    /// Counts one profile push by outcome.
+    pub fn record_profile_push(&self, outcome: NotificationOutcome) {
+        self.profiling_pushes[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one alert notification by outcome.

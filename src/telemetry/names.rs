@@ -39,12 +39,15 @@ pub const RUNTIME_GLOBAL_QUEUE: &str = "streamgate_runtime_global_queue_depth";
 pub const RUNTIME_BUSY_SECONDS: &str = "streamgate_runtime_worker_busy_seconds_total";
 pub const RUNTIME_PARKS: &str = "streamgate_runtime_worker_parks_total";
 
+pub const PROFILING_PUSHES: &str = "streamgate_profiling_pushes_total";
+
 pub const ALERTING_NOTIFICATIONS: &str = "streamgate_alerting_notifications_total";
 pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 33] = [
+pub const ALL: [&str; 34] = [
+    PROFILING_PUSHES,
     RUNTIME_WORKERS,
     RUNTIME_ALIVE_TASKS,
     RUNTIME_GLOBAL_QUEUE,

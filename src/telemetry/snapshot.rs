@@ -324,6 +324,20 @@ impl Telemetry {
                 .collect(),
         });
         out.push(FamilySnapshot {
+            name: names::PROFILING_PUSHES,
+            help: "CPU profiles pushed to Pyroscope, by outcome (sent, failed after retries, dropped because the queue was full).",
+            kind: MetricKind::Counter,
+            samples: super::NotificationOutcome::ALL
+                .iter()
+                .map(|o| {
+                    sample(
+                        vec![("outcome", o.as_str().to_string())],
+                        self.profiling_pushes[*o as usize].load(Ordering::Relaxed) as f64,
+                    )
+                })
+                .collect(),
+        });
+        out.push(FamilySnapshot {
             name: names::ALERTING_QUEUE,
             help: "Alert notifications waiting to be pushed to Alertmanager.",
             kind: MetricKind::Gauge,

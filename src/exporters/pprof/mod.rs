@@ -3,6 +3,7 @@
 //! | file | owns |
 //! |---|---|
 //! | `cpu.rs` | one CPU profile (pprof-rs), rendered as gzipped pprof or SVG |
+//! | `push.rs` | push to Pyroscope `/ingest` (multipart pprof), bounded queue, retries |
 //! | `config.rs` | `exporters.pprof` settings |
 //!
 //! - `GET /debug/pprof/profile?seconds=N`: a CPU profile of N seconds
@@ -13,9 +14,14 @@
 //!
 //! One CPU profile runs at a time (the sampler is process-wide): a second
 //! request while one runs is answered 409 with `Retry-After`.
+//!
+//! With `pyroscope.url` set, profiles are taken continuously in
+//! consecutive `upload_interval` windows and pushed (`push.rs`); an
+//! on-demand request then waits for the current window to end.
 
 pub mod config;
 mod cpu;
+pub mod push;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,14 +95,69 @@ impl Profiling {
         Ok(Duration::from_secs(secs))
     }
 
-    /// Takes one CPU profile unless one is running.
+    /// Takes one CPU profile unless one is running (with continuous
+    /// profiling on, waits up to one window for the sampler).
     pub async fn cpu(&self, duration: Duration, format: Format) -> Result<Vec<u8>, PprofError> {
-        let _running = self.running.try_lock().map_err(|_| PprofError::Busy)?;
+        let _running = if self.cfg.pyroscope.url.is_empty() {
+            self.running.try_lock().map_err(|_| PprofError::Busy)?
+        } else {
+            tokio::time::timeout(
+                self.cfg.pyroscope.upload_interval.get() + Duration::from_secs(2),
+                self.running.lock(),
+            )
+            .await
+            .map_err(|_| PprofError::Busy)?
+        };
         let frequency = self.cfg.frequency;
         tokio::task::spawn_blocking(move || cpu::profile(duration, frequency, format))
             .await
             .map_err(|e| PprofError::Profiler(e.to_string()))?
     }
+}
+
+impl Profiling {
+    /// Continuous profiling: consecutive windows pushed to Pyroscope,
+    /// until shutdown. Does nothing without `pyroscope.url`.
+    pub async fn run_continuous(
+        self: Arc<Self>,
+        telemetry: Arc<crate::telemetry::Telemetry>,
+        shutdown: crate::pipeline::Shutdown,
+    ) {
+        let cfg = self.cfg.pyroscope.clone();
+        if cfg.url.is_empty() {
+            return;
+        }
+        let frequency = self.cfg.frequency;
+        let window = cfg.upload_interval.get();
+        let (pusher, worker) = push::Pusher::spawn(cfg, frequency, telemetry, shutdown.clone());
+        while !shutdown.is_triggered() {
+            let from = unix_now();
+            let taken = {
+                let _running = self.running.lock().await;
+                tokio::task::spawn_blocking(move || cpu::profile(window, frequency, Format::Pprof))
+                    .await
+            };
+            let until = unix_now().max(from + 1);
+            match taken {
+                Ok(Ok(profile)) => pusher.send(push::Upload {
+                    from,
+                    until,
+                    profile,
+                }),
+                Ok(Err(e)) => tracing::warn!("continuous profile failed: {e}"),
+                Err(e) => tracing::warn!("continuous profile failed: {e}"),
+            }
+        }
+        drop(pusher);
+        let _ = worker.await;
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn refusal(e: PprofError) -> Response {

@@ -1,0 +1,213 @@
+//! Continuous profiling pushed to a Pyroscope-compatible server. There is
+//! no Pyroscope package to install, so a stand-in server here checks each
+//! request strictly against Pyroscope's documented ingest API: `POST
+//! /ingest` with `name=<app>.cpu{labels}`, integer `from` < `until`,
+//! `format=pprof`, `sampleRate`, the tenant and auth headers, and a
+//! multipart body whose `profile` field is a gzipped pprof that decodes
+//! with sample types. An unreachable server is counted, never blocking.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Collector, Options, free_port, http_client};
+use pprof::protos::Message as _;
+
+/// One received request: method, path, query, headers (lower-case), body.
+struct Received {
+    method: String,
+    path: String,
+    query: HashMap<String, String>,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn stand_in() -> (String, Arc<Mutex<Vec<Received>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let method = parts.next().unwrap_or("").to_string();
+            let target = parts.next().unwrap_or("").to_string();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let query = query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), decode(v)))
+                .collect();
+            let mut headers = HashMap::new();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let length = headers
+                .get("content-length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            sink.lock().unwrap().push(Received {
+                method,
+                path: path.to_string(),
+                query,
+                headers,
+                body,
+            });
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+/// The `profile` part of a multipart/form-data body.
+fn profile_part(content_type: &str, body: &[u8]) -> Vec<u8> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .expect("a boundary");
+    let delimiter = format!("--{boundary}");
+    let text = body;
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let start = find(text, delimiter.as_bytes(), 0).expect("first boundary");
+    let headers_end = find(text, b"\r\n\r\n", start).expect("part headers");
+    let headers = std::str::from_utf8(&text[start..headers_end]).unwrap();
+    assert!(
+        headers.contains("Content-Disposition: form-data; name=\"profile\""),
+        "{headers}"
+    );
+    let data_start = headers_end + 4;
+    let end =
+        find(text, format!("\r\n{delimiter}--").as_bytes(), data_start).expect("closing boundary");
+    text[data_start..end].to_vec()
+}
+
+#[test]
+fn profiles_are_pushed_as_pyroscope_documents() {
+    let (url, got) = stand_in();
+    let collector = Collector::start_with(Options {
+        exporters_extra: format!(
+            "pprof:\n  pyroscope:\n    url: {url}\n    upload_interval: 1s\n    tenant_id: acme\n    bearer_token: s3cret\n    labels: {{env: test}}\n"
+        ),
+        ..Default::default()
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        let _ = http_client().get(collector.url("/metrics")).send();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = got.lock().unwrap();
+    assert!(
+        got.len() >= 2,
+        "two windows pushed within 20 s, got {}",
+        got.len()
+    );
+    for r in got.iter() {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/ingest");
+        assert_eq!(r.query["name"], "streamgate.cpu{env=test}");
+        assert_eq!(r.query["format"], "pprof");
+        assert_eq!(r.query["sampleRate"], "100");
+        let from: u64 = r.query["from"].parse().expect("from in seconds");
+        let until: u64 = r.query["until"].parse().expect("until in seconds");
+        assert!(from < until && until - from <= 3, "{from}..{until}");
+        assert_eq!(r.headers["x-scope-orgid"], "acme");
+        assert_eq!(r.headers["authorization"], "Bearer s3cret");
+        let ct = &r.headers["content-type"];
+        assert!(ct.starts_with("multipart/form-data"), "{ct}");
+        let part = profile_part(ct, &r.body);
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&part[..])
+            .read_to_end(&mut raw)
+            .expect("gzipped");
+        let profile = pprof::protos::Profile::decode(&raw[..]).expect("a pprof profile");
+        assert!(!profile.sample_type.is_empty());
+        let strings = &profile.string_table;
+        let kind = &strings[profile.sample_type[0].ty as usize];
+        assert!(["cpu", "samples"].contains(&kind.as_str()), "{kind}");
+        assert!(profile.period > 0);
+    }
+    // Consecutive windows.
+    let a: u64 = got[0].query["until"].parse().unwrap();
+    let b: u64 = got[1].query["from"].parse().unwrap();
+    assert!(
+        b >= a.saturating_sub(1),
+        "windows follow each other: {a} then {b}"
+    );
+    let s = collector.scrape();
+    assert!(
+        s.get("streamgate_profiling_pushes_total", &[("outcome", "sent")])
+            .is_some_and(|n| n >= 2.0),
+        "{}",
+        s.text
+    );
+}
+
+#[test]
+fn unreachable_pyroscope_is_counted_and_ingest_unaffected() {
+    let port = free_port();
+    let collector = Collector::start_with(Options {
+        exporters_extra: format!(
+            "pprof:\n  pyroscope:\n    url: http://127.0.0.1:{port}\n    upload_interval: 1s\n    attempts: 1\n    timeout: 500ms\n"
+        ),
+        ..Default::default()
+    });
+    let s = collector.scrape_until("a failed profile push", |s| {
+        s.get(
+            "streamgate_profiling_pushes_total",
+            &[("outcome", "failed")],
+        )
+        .is_some_and(|n| n >= 1.0)
+    });
+    assert_eq!(
+        s.get("streamgate_profiling_pushes_total", &[("outcome", "sent")]),
+        Some(0.0)
+    );
+    let r = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"resourceMetrics":[]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
