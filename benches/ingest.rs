@@ -144,6 +144,22 @@ fn ingest(c: &mut Criterion) {
             black_box(e.consume_metrics(&decoded).unwrap())
         })
     });
+    // The same with the CPU profiler sampling the process at 100 Hz, as
+    // continuous profiling does: the ratio to the case above is its
+    // overhead (target: under 2 % loss).
+    {
+        let _profiler = pprof::ProfilerGuardBuilder::default()
+            .frequency(100)
+            .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+            .build()
+            .expect("profiler");
+        group.bench_function("decode_translate_store_profiled_100hz", |b| {
+            b.iter(|| {
+                let decoded = MetricsRequest::decode(black_box(&bytes[..])).unwrap();
+                black_box(e.consume_metrics(&decoded).unwrap())
+            })
+        });
+    }
     group.finish();
 }
 
