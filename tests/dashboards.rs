@@ -23,10 +23,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Collector, Options, find_peer, free_port, http_client};
+use common::prometheus::Prometheus;
+use common::{Collector, Options, find_peer, http_client};
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{
@@ -450,112 +451,23 @@ impl Traffic {
 
 // ---------------------------------------------------------------- Prometheus
 
-/// A real Prometheus scraping the collector every second (job
-/// `streamgate`, `honor_labels: true`), with a temp config and TSDB,
-/// killed on drop.
-struct Prometheus {
-    child: Option<Child>,
-    addr: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// A real Prometheus scraping `target` every second (job `streamgate`,
+/// `honor_labels: true`).
+fn start_prometheus(binary: &Path, target: &str) -> Prometheus {
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    Prometheus::start(binary, &config)
 }
 
 impl Prometheus {
-    fn start(binary: &Path, target: &str) -> Prometheus {
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n\
-             \x20 - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n"
-        );
-        // A free port can be taken before Prometheus binds it: retry.
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let config_path = dir.path().join("prometheus.yml");
-            std::fs::write(&config_path, &config).expect("write prometheus.yml");
-            let log = dir.path().join("prometheus.log");
-            let log_file = std::fs::File::create(&log).expect("log file");
-            let addr = format!("127.0.0.1:{}", free_port());
-            let child = Command::new(binary)
-                .arg(format!("--config.file={}", config_path.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().expect("log file"))
-                .stderr(log_file)
-                .spawn()
-                .expect("start prometheus");
-            let mut prometheus = Prometheus {
-                child: Some(child),
-                addr,
-                log,
-                _dir: dir,
-            };
-            match prometheus.wait_ready() {
-                Ok(()) => return prometheus,
-                Err(log) if log.contains("address already in use") => continue,
-                Err(log) => panic!("prometheus exited early:\n{log}"),
-            }
-        }
-        panic!("prometheus found no free port in 3 tries");
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                return Err(format!("exit {status}\n{}", self.logs()));
-            }
-            if let Ok(r) = http_client().get(self.url("/-/ready")).send()
-                && r.status().is_success()
-            {
-                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                    return Err(format!("exit {status}\n{}", self.logs()));
-                }
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("prometheus not ready in 30s:\n{}", self.logs());
-    }
-
-    /// An instant query: its result, or Prometheus' error.
-    fn query(&self, promql: &str) -> Result<Vec<Value>, String> {
-        let response = http_client()
-            .get(format!(
-                "{}?query={}",
-                self.url("/api/v1/query"),
-                percent_encode(promql)
-            ))
-            .send()
-            .map_err(|e| format!("GET /api/v1/query: {e}"))?;
-        let text = response.text().map_err(|e| e.to_string())?;
-        let answer: Value =
-            serde_json::from_str(&text).map_err(|e| format!("not JSON ({e}): {text}"))?;
-        if answer["status"] != "success" {
-            return Err(format!("{}: {}", answer["errorType"], answer["error"]));
-        }
-        Ok(answer["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
-    }
-
     /// Polls `promql` until it returns data.
     fn wait_for(&self, promql: &str) {
         let deadline = Instant::now() + Duration::from_secs(45);
         loop {
-            match self.query(promql) {
+            match self.try_query(promql) {
                 Ok(r) if !r.is_empty() => return,
                 Err(e) => panic!("`{promql}`: {e}"),
                 Ok(_) if Instant::now() > deadline => {
@@ -565,28 +477,6 @@ impl Prometheus {
             }
         }
     }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Percent-encodes a URL query component.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------- queries
@@ -736,7 +626,7 @@ fn variable_values(d: &Value, prometheus: &Prometheus) -> BTreeMap<String, Vec<S
         let regex = Regex::new(pattern.trim_start_matches('/').trim_end_matches('/'))
             .unwrap_or_else(|e| panic!("variable {name}: regex {pattern}: {e}"));
         let options: Vec<String> = prometheus
-            .query(&promql)
+            .try_query(&promql)
             .unwrap_or_else(|e| panic!("variable {name}: `{promql}`: {e}"))
             .iter()
             .map(query_result_text)
@@ -798,7 +688,7 @@ fn every_dashboard_query_returns_data_from_real_prometheus() {
         processors_extra: PROCESSORS.into(),
         ..Default::default()
     });
-    let prometheus = Prometheus::start(&binary, &collector.admin.to_string());
+    let prometheus = start_prometheus(&binary, &collector.admin.to_string());
     let traffic = Traffic::new(&collector);
 
     // A malformed request, for the refusal panels.
@@ -870,7 +760,7 @@ fn every_dashboard_query_returns_data_from_real_prometheus() {
         failures = Vec::new();
         let mut empty = Vec::new();
         for (place, promql) in pending {
-            match prometheus.query(&promql) {
+            match prometheus.try_query(&promql) {
                 Err(e) => failures.push(format!("{place}: does not parse: {e}\n    {promql}")),
                 Ok(r) if r.is_empty() => {
                     if let Some((metric, why)) =

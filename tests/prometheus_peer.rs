@@ -10,11 +10,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Collector, find_peer, free_port, http_client};
+use common::prometheus::{Prometheus, sample_value};
+use common::{Collector, find_peer, http_client};
 use serde_json::{Value, json};
 
 /// Now as Unix nanoseconds.
@@ -185,118 +185,21 @@ fn promtool_check_metrics_finds_no_problems() {
     assert_eq!(report.trim(), "", "promtool printed problems");
 }
 
-/// A real Prometheus server with a temp config and TSDB, killed on drop
-/// (also when a test panics).
-struct Prometheus {
-    child: Option<Child>,
-    addr: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// Starts `binary` scraping `target` every second in two jobs:
+/// `streamgate` with `honor_labels: true` (the setting for a collector,
+/// keeping the sender's `job`/`instance`) and `streamgate-plain` without
+/// it.
+fn start_prometheus(binary: &Path, target: &str) -> Prometheus {
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n\
+         \x20 - job_name: streamgate-plain\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    Prometheus::start(binary, &config)
 }
 
 impl Prometheus {
-    /// Starts `binary` scraping `target` every second in two jobs:
-    /// `streamgate` with `honor_labels: true` (the setting for a collector,
-    /// keeping the sender's `job`/`instance`) and `streamgate-plain`
-    /// without it.
-    fn start(binary: &Path, target: &str) -> Prometheus {
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n\
-             \x20 - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n\
-             \x20 - job_name: streamgate-plain\n    static_configs:\n      - targets: ['{target}']\n"
-        );
-        // A free port can be taken by someone else before Prometheus binds
-        // it: try another one then.
-        for _ in 0..3 {
-            let mut prometheus = Prometheus::spawn(binary, &config);
-            match prometheus.wait_ready() {
-                Ok(()) => return prometheus,
-                Err(log) if log.contains("address already in use") => continue,
-                Err(log) => panic!("prometheus exited early:\n{log}"),
-            }
-        }
-        panic!("prometheus found no free port in 3 tries");
-    }
-
-    fn spawn(binary: &Path, config: &str) -> Prometheus {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let log = dir.path().join("prometheus.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start prometheus");
-        Prometheus {
-            child: Some(child),
-            addr,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// Waits for `/-/ready`; `Err(log)` if Prometheus exited first.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                return Err(format!("exit {status}\n{}", self.logs()));
-            }
-            if let Ok(r) = http_client().get(self.url("/-/ready")).send()
-                && r.status().is_success()
-            {
-                // Ready, and ours: not another server on a reused port.
-                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                    return Err(format!("exit {status}\n{}", self.logs()));
-                }
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("prometheus not ready in 30s:\n{}", self.logs());
-    }
-
-    /// `GET path` with query parameters; returns `data` of a success answer.
-    fn api(&self, path: &str, params: &[(&str, &str)]) -> Value {
-        let query: Vec<String> = params
-            .iter()
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-            .collect();
-        let response = http_client()
-            .get(format!("{}?{}", self.url(path), query.join("&")))
-            .send()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let text = response.text().expect("API answer");
-        let answer: Value = serde_json::from_str(&text).expect("API answer is JSON");
-        assert_eq!(answer["status"], "success", "{path} {params:?}: {text}");
-        answer["data"].clone()
-    }
-
-    /// The result vector of an instant query.
-    fn query(&self, promql: &str) -> Vec<Value> {
-        let data = self.api("/api/v1/query", &[("query", promql)]);
-        data["result"].as_array().cloned().unwrap_or_default()
-    }
-
     /// Polls `promql` until `check` accepts its result (scrapes start a few
     /// seconds after Prometheus is ready: target discovery is batched).
     fn query_until(&self, promql: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -318,40 +221,9 @@ impl Prometheus {
     }
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Percent-encodes a URL query component (everything but unreserved
-/// characters).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The label set of a query result, as a JSON object.
 fn metric(result: &Value) -> &Value {
     &result["metric"]
-}
-
-/// The sample value of a query result.
-fn sample_value(result: &Value) -> f64 {
-    result["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no value in {result}"))
 }
 
 /// Results whose value equals `want`.
@@ -372,7 +244,7 @@ fn prometheus_stores_series_sent_as_otlp_json() {
     let collector = Collector::start();
     let start = now_ns() - 60_000_000_000;
     post_json(&collector, &inventory_request(start, now_ns(), 42));
-    let prometheus = Prometheus::start(&binary, &collector.admin.to_string());
+    let prometheus = start_prometheus(&binary, &collector.admin.to_string());
 
     let honored = prometheus.query_until(
         r#"inventory_reservations_total{job="inventory"}"#,
@@ -505,7 +377,7 @@ fn prometheus_scrapes_openmetrics() {
 
     let start = now_ns() - 60_000_000_000;
     post_json(&collector, &inventory_request(start, now_ns(), 42));
-    let prometheus = Prometheus::start(&binary, &collector.admin.to_string());
+    let prometheus = start_prometheus(&binary, &collector.admin.to_string());
 
     prometheus.query_until(
         r#"inventory_reservations_total{job="inventory",instance="inv-7"}"#,
@@ -590,7 +462,7 @@ fn prometheus_stores_span_log_and_window_series() {
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let prometheus = Prometheus::start(&binary, &collector.admin.to_string());
+    let prometheus = start_prometheus(&binary, &collector.admin.to_string());
     let calls = prometheus.query_until(
         r#"sum by (status_code) (traces_span_metrics_calls_total{job="catalog",span_name="GET /items"})"#,
         |r| r.len() == 2,

@@ -3,6 +3,8 @@
 //! readiness, scrapes `/metrics`, and stops it with SIGTERM.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
