@@ -1,10 +1,11 @@
 //! Continuous profiling pushed to a Pyroscope-compatible server. There is
 //! no Pyroscope package to install, so a stand-in server here checks each
 //! request strictly against Pyroscope's documented ingest API: `POST
-//! /ingest` with `name=<app>.cpu{labels}`, integer `from` < `until`,
-//! `format=pprof`, `sampleRate`, the tenant and auth headers, and a
-//! multipart body whose `profile` field is a gzipped pprof that decodes
-//! with sample types. An unreachable server is counted, never blocking.
+//! /ingest` with `name=<app>.cpu{labels}` (CPU, with `sampleRate`) or
+//! `name=<app>.inuse_space{labels}` (heap), integer `from` < `until`,
+//! `format=pprof`, the tenant and auth headers, and a multipart body whose
+//! `profile` field is a gzipped pprof that decodes with the sample types
+//! of its kind. An unreachable server is counted, never blocking.
 
 mod common;
 
@@ -127,27 +128,35 @@ fn profiles_are_pushed_as_pyroscope_documents() {
     let (url, got) = stand_in();
     let collector = Collector::start_with(Options {
         exporters_extra: format!(
-            "pprof:\n  pyroscope:\n    url: {url}\n    upload_interval: 1s\n    tenant_id: acme\n    bearer_token: s3cret\n    labels: {{env: test}}\n"
+            "pprof:\n  pyroscope:\n    url: {url}\n    upload_interval: 1s\n    heap_interval: 1s\n    tenant_id: acme\n    bearer_token: s3cret\n    labels: {{env: test}}\n"
         ),
         ..Default::default()
     });
+    let is_cpu = |r: &Received| r.query.get("name").is_some_and(|n| n.contains(".cpu"));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while got.lock().unwrap().len() < 2 && Instant::now() < deadline {
+    loop {
+        {
+            let got = got.lock().unwrap();
+            let cpu = got.iter().filter(|r| is_cpu(r)).count();
+            if (cpu >= 2 && got.len() > cpu) || Instant::now() > deadline {
+                break;
+            }
+        }
         let _ = http_client().get(collector.url("/metrics")).send();
         std::thread::sleep(Duration::from_millis(50));
     }
     let got = got.lock().unwrap();
+    let (cpu, heap): (Vec<&Received>, Vec<&Received>) = got.iter().partition(|r| is_cpu(r));
     assert!(
-        got.len() >= 2,
-        "two windows pushed within 20 s, got {}",
-        got.len()
+        cpu.len() >= 2 && !heap.is_empty(),
+        "two CPU windows and a heap profile pushed within 20 s, got {} and {}",
+        cpu.len(),
+        heap.len()
     );
     for r in got.iter() {
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/ingest");
-        assert_eq!(r.query["name"], "streamgate.cpu{env=test}");
         assert_eq!(r.query["format"], "pprof");
-        assert_eq!(r.query["sampleRate"], "100");
         let from: u64 = r.query["from"].parse().expect("from in seconds");
         let until: u64 = r.query["until"].parse().expect("until in seconds");
         assert!(from < until && until - from <= 3, "{from}..{until}");
@@ -164,12 +173,26 @@ fn profiles_are_pushed_as_pyroscope_documents() {
         assert!(!profile.sample_type.is_empty());
         let strings = &profile.string_table;
         let kind = &strings[profile.sample_type[0].ty as usize];
-        assert!(["cpu", "samples"].contains(&kind.as_str()), "{kind}");
-        assert!(profile.period > 0);
+        let unit = &strings[profile.sample_type[0].unit as usize];
+        if is_cpu(r) {
+            assert_eq!(r.query["name"], "streamgate.cpu{env=test}");
+            assert_eq!(r.query["sampleRate"], "100");
+            assert!(["cpu", "samples"].contains(&kind.as_str()), "{kind}");
+            assert!(profile.period > 0);
+        } else {
+            assert_eq!(r.query["name"], "streamgate.inuse_space{env=test}");
+            assert!(!r.query.contains_key("sampleRate"), "no rate for heap");
+            assert_eq!((kind.as_str(), unit.as_str()), ("inuse_space", "bytes"));
+            assert!(!profile.sample.is_empty(), "live allocations sampled");
+            assert!(
+                profile.sample.iter().all(|s| s.value[0] > 0),
+                "bytes per stack"
+            );
+        }
     }
     // Consecutive windows.
-    let a: u64 = got[0].query["until"].parse().unwrap();
-    let b: u64 = got[1].query["from"].parse().unwrap();
+    let a: u64 = cpu[0].query["until"].parse().unwrap();
+    let b: u64 = cpu[1].query["from"].parse().unwrap();
     assert!(
         b >= a.saturating_sub(1),
         "windows follow each other: {a} then {b}"
@@ -177,7 +200,7 @@ fn profiles_are_pushed_as_pyroscope_documents() {
     let s = collector.scrape();
     assert!(
         s.get("streamgate_profiling_pushes_total", &[("outcome", "sent")])
-            .is_some_and(|n| n >= 2.0),
+            .is_some_and(|n| n >= 3.0),
         "{}",
         s.text
     );

@@ -6,6 +6,7 @@
 //! exporter reads a [`snapshot`](Telemetry::snapshot) when `/metrics` is
 //! scraped. This module imports nothing else of StreamGate's.
 
+pub mod allocator;
 pub mod events;
 pub mod health;
 mod histogram;

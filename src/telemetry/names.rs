@@ -7,6 +7,9 @@ pub const PROCESS_RESIDENT_MEMORY: &str = "streamgate_process_resident_memory_by
 pub const PROCESS_CPU_SECONDS: &str = "streamgate_process_cpu_seconds_total";
 pub const PROCESS_OPEN_FDS: &str = "streamgate_process_open_fds";
 pub const PROCESS_THREADS: &str = "streamgate_process_threads";
+pub const PROCESS_MEMORY_LIMIT: &str = "streamgate_process_memory_limit_bytes";
+pub const HEAP_ALLOCATED: &str = "streamgate_heap_allocated_bytes";
+pub const HEAP_RESIDENT: &str = "streamgate_heap_resident_bytes";
 pub const RECEIVER_ACCEPTED_ITEMS: &str = "streamgate_receiver_accepted_items_total";
 pub const RECEIVER_REFUSED_ITEMS: &str = "streamgate_receiver_refused_items_total";
 pub const RECEIVER_REFUSED_REQUESTS: &str = "streamgate_receiver_refused_requests_total";
@@ -46,7 +49,10 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 34] = [
+pub const ALL: [&str; 37] = [
+    PROCESS_MEMORY_LIMIT,
+    HEAP_ALLOCATED,
+    HEAP_RESIDENT,
     PROFILING_PUSHES,
     RUNTIME_WORKERS,
     RUNTIME_ALIVE_TASKS,

@@ -73,7 +73,26 @@ impl Telemetry {
         });
         runtime_families(&mut out);
         let process = super::process::read();
+        let heap = super::allocator::read();
         for (name, help, kind, value) in [
+            (
+                names::HEAP_ALLOCATED,
+                "Bytes in live heap allocations of this StreamGate process (jemalloc).",
+                MetricKind::Gauge,
+                heap.map(|h| h.allocated),
+            ),
+            (
+                names::HEAP_RESIDENT,
+                "Resident bytes held by the heap allocator: live data, metadata and freed pages not yet returned to the system (jemalloc).",
+                MetricKind::Gauge,
+                heap.map(|h| h.resident),
+            ),
+            (
+                names::PROCESS_MEMORY_LIMIT,
+                "Most memory this StreamGate process may use: its cgroup's limit, else the machine's memory, in bytes.",
+                MetricKind::Gauge,
+                super::allocator::memory_limit_bytes(),
+            ),
             (
                 names::PROCESS_RESIDENT_MEMORY,
                 "Resident memory of this StreamGate process, in bytes.",

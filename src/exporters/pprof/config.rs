@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::types::HumanDuration;
 
-/// `exporters.pprof`: StreamGate's own CPU profiles on `/debug/pprof`.
+/// `exporters.pprof`: StreamGate's own CPU and heap profiles on
+/// `/debug/pprof`, optionally pushed to Pyroscope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PprofConfig {
@@ -16,23 +17,33 @@ pub struct PprofConfig {
     pub frequency: u32,
     /// Longest profile a request may ask for, in seconds.
     pub max_seconds: u64,
+    /// Average bytes allocated between two samples of the heap profiler
+    /// (a power of two; smaller is finer and costlier).
+    pub heap_sample_bytes: u64,
+    /// When set, `/debug/pprof/*` answers only requests with
+    /// `Authorization: Bearer <access_token>` (401 otherwise).
+    pub access_token: String,
     /// Continuous profiling pushed to a Pyroscope-compatible server.
     pub pyroscope: PyroscopeConfig,
 }
 
 /// `exporters.pprof.pyroscope`: with `url` set, CPU profiles are taken
-/// continuously in consecutive `upload_interval` windows and pushed.
+/// continuously in consecutive `upload_interval` windows and pushed, and
+/// a heap profile every `heap_interval`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PyroscopeConfig {
     /// `http://host:4040` (empty: no continuous profiling).
     pub url: String,
-    /// The application name; profiles are `<name>.cpu{labels}`.
+    /// The application name; profiles are `<name>.cpu{labels}` and
+    /// `<name>.inuse_space{labels}`.
     pub application_name: String,
     /// Labels of every profile (e.g. `{env: prod}`).
     pub labels: BTreeMap<String, String>,
     /// Length of each profile window.
     pub upload_interval: HumanDuration,
+    /// Time between two heap profiles (`0s`: none).
+    pub heap_interval: HumanDuration,
     /// `X-Scope-OrgID` for multi-tenant servers (empty: none).
     pub tenant_id: String,
     /// Bearer token (empty: none); wins over basic auth.
@@ -54,6 +65,7 @@ impl Default for PyroscopeConfig {
             application_name: "streamgate".into(),
             labels: BTreeMap::new(),
             upload_interval: HumanDuration::secs(10),
+            heap_interval: HumanDuration::secs(60),
             tenant_id: String::new(),
             bearer_token: String::new(),
             basic_auth_username: String::new(),
@@ -71,6 +83,8 @@ impl Default for PprofConfig {
             enabled: true,
             frequency: 100,
             max_seconds: 60,
+            heap_sample_bytes: 512 * 1024,
+            access_token: String::new(),
             pyroscope: PyroscopeConfig::default(),
         }
     }
@@ -88,6 +102,14 @@ impl PprofConfig {
             return Err(format!(
                 "exporters.pprof.max_seconds is {}; it must be between 1 and 3600",
                 self.max_seconds
+            ));
+        }
+        if !self.heap_sample_bytes.is_power_of_two()
+            || !(4096..=1 << 30).contains(&self.heap_sample_bytes)
+        {
+            return Err(format!(
+                "exporters.pprof.heap_sample_bytes is {}; it must be a power of two from 4096 to 1073741824, e.g. 524288",
+                self.heap_sample_bytes
             ));
         }
         let p = &self.pyroscope;
@@ -113,6 +135,11 @@ impl PprofConfig {
         }
         if p.upload_interval.get().as_millis() < 1000 {
             return Err("exporters.pprof.pyroscope.upload_interval must be at least 1s".into());
+        }
+        if !p.heap_interval.get().is_zero() && p.heap_interval.get().as_millis() < 1000 {
+            return Err(
+                "exporters.pprof.pyroscope.heap_interval must be 0s (off) or at least 1s".into(),
+            );
         }
         if p.queue == 0 || p.attempts == 0 || p.timeout.get().is_zero() {
             return Err(

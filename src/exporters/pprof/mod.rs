@@ -1,8 +1,10 @@
-//! Self-profiling: StreamGate's own CPU profiles on `/debug/pprof`.
+//! Self-profiling: StreamGate's own CPU and heap profiles on
+//! `/debug/pprof`, and pushed to Pyroscope.
 //!
 //! | file | owns |
 //! |---|---|
 //! | `cpu.rs` | one CPU profile (pprof-rs), rendered as gzipped pprof or SVG |
+//! | `heap.rs` | the heap in use (jemalloc's sampling profiler), pprof or SVG |
 //! | `push.rs` | push to Pyroscope `/ingest` (multipart pprof), bounded queue, retries |
 //! | `config.rs` | `exporters.pprof` settings |
 //!
@@ -10,17 +12,23 @@
 //!   (default 30, at most `max_seconds`) as `profile.proto`, gzipped, as
 //!   `go tool pprof` and Pyroscope read it;
 //! - `GET /debug/pprof/flamegraph?seconds=N`: the same as an SVG flame
-//!   graph.
+//!   graph;
+//! - `GET /debug/pprof/heap`: the memory in use by call stack
+//!   (`inuse_space`), gzipped pprof; `/debug/pprof/heap/flamegraph`: SVG.
 //!
 //! One CPU profile runs at a time (the sampler is process-wide): a second
-//! request while one runs is answered 409 with `Retry-After`.
+//! request while one runs is answered 409 with `Retry-After`. With
+//! `access_token` set, every route needs `Authorization: Bearer <token>`
+//! (compared in constant time) and answers 401 otherwise.
 //!
-//! With `pyroscope.url` set, profiles are taken continuously in
-//! consecutive `upload_interval` windows and pushed (`push.rs`); an
-//! on-demand request then waits for the current window to end.
+//! With `pyroscope.url` set, CPU profiles are taken continuously in
+//! consecutive `upload_interval` windows and a heap profile every
+//! `heap_interval`, and pushed (`push.rs`); an on-demand CPU request then
+//! waits for the current window to end.
 
 pub mod config;
 mod cpu;
+mod heap;
 pub mod push;
 
 use std::sync::Arc;
@@ -34,7 +42,9 @@ use axum::routing::get;
 use serde::Deserialize;
 
 pub use config::PprofConfig;
-pub use cpu::Format;
+pub use cpu::{Format, SymbolCache, profile as cpu_profile_blocking};
+pub use heap::profile as heap_profile_blocking;
+pub use push::ProfileKind;
 
 /// Why a profile could not be taken.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -45,6 +55,8 @@ pub enum PprofError {
     Busy,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The profiling endpoints' state.
@@ -61,7 +73,12 @@ struct Params {
 }
 
 impl Profiling {
+    /// Sets up the heap profiler from `cfg` (a failure is logged: CPU
+    /// profiles still work).
     pub fn new(cfg: PprofConfig) -> Arc<Self> {
+        if let Err(e) = heap::configure(cfg.enabled, cfg.heap_sample_bytes) {
+            tracing::warn!("heap profiling: {e}");
+        }
         Arc::new(Self {
             cfg,
             running: tokio::sync::Mutex::new(()),
@@ -76,6 +93,12 @@ impl Profiling {
         Router::new()
             .route("/debug/pprof/profile", get(cpu_profile))
             .route("/debug/pprof/flamegraph", get(flamegraph))
+            .route("/debug/pprof/heap", get(heap_profile))
+            .route("/debug/pprof/heap/flamegraph", get(heap_flamegraph))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                require_token,
+            ))
             .with_state(self.clone())
     }
 
@@ -109,13 +132,30 @@ impl Profiling {
             .map_err(|_| PprofError::Busy)?
         };
         let frequency = self.cfg.frequency;
-        tokio::task::spawn_blocking(move || cpu::profile(duration, frequency, format))
-            .await
-            .map_err(|e| PprofError::Profiler(e.to_string()))?
+        let continuous = !self.cfg.pyroscope.url.is_empty();
+        tokio::task::spawn_blocking(move || {
+            let taken = cpu::profile(duration, frequency, format, &mut SymbolCache::default());
+            release_symbols(continuous);
+            taken
+        })
+        .await
+        .map_err(|e| PprofError::Profiler(e.to_string()))?
     }
 }
 
 impl Profiling {
+    /// The heap in use now, sampled.
+    pub async fn heap(&self, format: Format) -> Result<Vec<u8>, PprofError> {
+        let continuous = !self.cfg.pyroscope.url.is_empty();
+        tokio::task::spawn_blocking(move || {
+            let taken = heap::profile(format);
+            release_symbols(continuous);
+            taken
+        })
+        .await
+        .map_err(|e| PprofError::Profiler(e.to_string()))?
+    }
+
     /// Continuous profiling: consecutive windows pushed to Pyroscope,
     /// until shutdown. Does nothing without `pyroscope.url`.
     pub async fn run_continuous(
@@ -129,17 +169,37 @@ impl Profiling {
         }
         let frequency = self.cfg.frequency;
         let window = cfg.upload_interval.get();
+        let heap_interval = cfg.heap_interval.get();
         let (pusher, worker) = push::Pusher::spawn(cfg, frequency, telemetry, shutdown.clone());
+        let heap_pushes = (!heap_interval.is_zero() && heap::available()).then(|| {
+            tokio::spawn(push_heap_profiles(
+                self.clone(),
+                pusher.clone(),
+                heap_interval,
+                shutdown.clone(),
+            ))
+        });
+        // Kept across windows: each code address is symbolised once.
+        let mut symbols = Some(SymbolCache::default());
         while !shutdown.is_triggered() {
             let from = unix_now();
+            let mut cache = symbols.take().unwrap_or_default();
             let taken = {
                 let _running = self.running.lock().await;
-                tokio::task::spawn_blocking(move || cpu::profile(window, frequency, Format::Pprof))
-                    .await
+                tokio::task::spawn_blocking(move || {
+                    let taken = cpu::profile(window, frequency, Format::Pprof, &mut cache);
+                    (taken, cache)
+                })
+                .await
+                .map(|(taken, cache)| {
+                    symbols = Some(cache);
+                    taken
+                })
             };
             let until = unix_now().max(from + 1);
             match taken {
                 Ok(Ok(profile)) => pusher.send(push::Upload {
+                    kind: ProfileKind::Cpu,
                     from,
                     until,
                     profile,
@@ -148,8 +208,91 @@ impl Profiling {
                 Err(e) => tracing::warn!("continuous profile failed: {e}"),
             }
         }
+        if let Some(task) = heap_pushes {
+            let _ = task.await;
+        }
         drop(pusher);
         let _ = worker.await;
+    }
+}
+
+/// A heap profile every `interval` until shutdown, each covering the
+/// interval before it (Pyroscope shows in-use memory as of `until`).
+async fn push_heap_profiles(
+    profiling: Arc<Profiling>,
+    pusher: push::Pusher,
+    interval: Duration,
+    shutdown: crate::pipeline::Shutdown,
+) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut from = unix_now();
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let until = unix_now().max(from + 1);
+        match profiling.heap(Format::Pprof).await {
+            Ok(profile) => pusher.send(push::Upload {
+                kind: ProfileKind::Heap,
+                from,
+                until,
+                profile,
+            }),
+            Err(e) => tracing::warn!("heap profile failed: {e}"),
+        }
+        from = until;
+    }
+}
+
+/// With `access_token` set, refuses requests without the matching
+/// `Authorization: Bearer` header (401, `WWW-Authenticate: Bearer`).
+async fn require_token(
+    State(p): State<Arc<Profiling>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let expected = p.cfg.access_token.as_bytes();
+    if expected.is_empty() {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given, expected) {
+        return next.run(request).await;
+    }
+    let mut r = (
+        StatusCode::UNAUTHORIZED,
+        "/debug/pprof needs \"Authorization: Bearer <exporters.pprof.access_token>\"\n",
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"streamgate\""),
+    );
+    r
+}
+
+/// Equality whose time depends only on the lengths, not on where the
+/// bytes first differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Symbolising loads the binary's debug information (about 80 MB for a
+/// release build) into a process-wide cache. Continuous profiling keeps
+/// it, since reloading costs about 0.25 s of CPU per profile; after an
+/// on-demand profile it is dropped, so an idle collector does not keep it.
+fn release_symbols(continuous: bool) {
+    if !continuous {
+        backtrace::clear_symbol_cache();
     }
 }
 
@@ -165,6 +308,7 @@ fn refusal(e: PprofError) -> Response {
         PprofError::Busy => StatusCode::CONFLICT,
         PprofError::BadRequest(_) => StatusCode::BAD_REQUEST,
         PprofError::Profiler(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        PprofError::Unavailable(_) => StatusCode::NOT_IMPLEMENTED,
     };
     let mut r = (status, e.to_string() + "\n").into_response();
     if status == StatusCode::CONFLICT {
@@ -183,11 +327,20 @@ async fn run(p: &Profiling, params: Result<Query<Params>, String>, format: Forma
         Ok(d) => d,
         Err(e) => return refusal(e),
     };
-    match p.cpu(duration, format).await {
+    let stem = match format {
+        Format::Pprof => "profile",
+        Format::Flamegraph => "flamegraph",
+    };
+    answer(p.cpu(duration, format).await, format, stem)
+}
+
+/// A profile as a download, or the refusal.
+fn answer(taken: Result<Vec<u8>, PprofError>, format: Format, stem: &str) -> Response {
+    match taken {
         Ok(body) => {
             let (content_type, name) = match format {
-                Format::Pprof => ("application/octet-stream", "profile.pb.gz"),
-                Format::Flamegraph => ("image/svg+xml", "flamegraph.svg"),
+                Format::Pprof => ("application/octet-stream", format!("{stem}.pb.gz")),
+                Format::Flamegraph => ("image/svg+xml", format!("{stem}.svg")),
             };
             (
                 [
@@ -217,4 +370,12 @@ async fn flamegraph(
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     run(&p, params.map_err(|e| e.body_text()), Format::Flamegraph).await
+}
+
+async fn heap_profile(State(p): State<Arc<Profiling>>) -> Response {
+    answer(p.heap(Format::Pprof).await, Format::Pprof, "heap")
+}
+
+async fn heap_flamegraph(State(p): State<Arc<Profiling>>) -> Response {
+    answer(p.heap(Format::Flamegraph).await, Format::Flamegraph, "heap")
 }

@@ -1,6 +1,7 @@
 //! Pushing profiles to a Pyroscope-compatible server with its documented
 //! ingest API: `POST <url>/ingest?name=<app>.cpu{labels}&from=&until=
-//! &format=pprof&sampleRate=&spyName=streamgate`, the gzipped pprof as the
+//! &format=pprof&sampleRate=&spyName=streamgate` (heap profiles as
+//! `<app>.inuse_space`, without `sampleRate`), the gzipped pprof as the
 //! multipart field `profile`; `X-Scope-OrgID` for the tenant and basic
 //! or bearer auth when configured. Profiles wait in a bounded queue (a
 //! full queue drops and counts); each is tried `attempts` times with
@@ -21,8 +22,28 @@ use super::config::PyroscopeConfig;
 use crate::pipeline::Shutdown;
 use crate::telemetry::{NotificationOutcome, Telemetry};
 
-/// One profile to push: its window (Unix seconds) and gzipped pprof.
+/// What a profile measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileKind {
+    /// CPU time by stack, sampled at the configured frequency.
+    Cpu,
+    /// Memory in use by allocating stack.
+    Heap,
+}
+
+impl ProfileKind {
+    /// The suffix of the Pyroscope series name.
+    fn suffix(self) -> &'static str {
+        match self {
+            ProfileKind::Cpu => "cpu",
+            ProfileKind::Heap => "inuse_space",
+        }
+    }
+}
+
+/// One profile to push: its kind, window (Unix seconds) and gzipped pprof.
 pub struct Upload {
+    pub kind: ProfileKind,
     pub from: u64,
     pub until: u64,
     pub profile: Vec<u8>,
@@ -44,17 +65,26 @@ fn encode(text: &str) -> String {
 }
 
 /// `<app>.cpu{k=v,...}` as Pyroscope names a series.
-pub fn series_name(cfg: &PyroscopeConfig) -> String {
+pub fn series_name(cfg: &PyroscopeConfig, kind: ProfileKind) -> String {
     let labels: Vec<String> = cfg.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{}.cpu{{{}}}", cfg.application_name, labels.join(","))
+    format!(
+        "{}.{}{{{}}}",
+        cfg.application_name,
+        kind.suffix(),
+        labels.join(",")
+    )
 }
 
 /// The request URI and multipart body for one upload.
 pub fn request_parts(cfg: &PyroscopeConfig, sample_rate: u32, u: &Upload) -> (String, Vec<u8>) {
+    let rate = match u.kind {
+        ProfileKind::Cpu => format!("&sampleRate={sample_rate}"),
+        ProfileKind::Heap => String::new(),
+    };
     let uri = format!(
-        "{}/ingest?name={}&from={}&until={}&format=pprof&sampleRate={sample_rate}&spyName=streamgate",
+        "{}/ingest?name={}&from={}&until={}&format=pprof{rate}&spyName=streamgate",
         cfg.url.trim_end_matches('/'),
-        encode(&series_name(cfg)),
+        encode(&series_name(cfg, u.kind)),
         u.from,
         u.until
     );

@@ -42,7 +42,7 @@ use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{IDENTIFYING, stream_hash};
 use crate::processors::output::{derived, string_kv};
 use crate::processors::pattern::matches;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, names};
 
 pub use config::{AnalysisConfig, AnomalySettings, RatioRule, SelectRule, ThresholdRule};
 use ratio::RatioGroup;
@@ -79,7 +79,14 @@ pub struct AnalysisProcessor {
     series: Mutex<HashMap<u64, Series>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
+    /// The process' memory limit, the default threshold of its own memory.
+    memory_limit: Option<f64>,
 }
+
+/// Crossings forecast further ahead than this are not recommendations
+/// (`streamgate_time_to_threshold_seconds` still shows them): a trend
+/// extrapolated for weeks says little.
+const RECOMMEND_WITHIN_SECS: f64 = 86_400.0;
 
 /// Whether a point of metric `name` with `attributes` (under `resource`)
 /// matches one of `rules`: name pattern and exact label values, a label
@@ -122,13 +129,27 @@ pub fn now_secs() -> f64 {
 }
 
 impl AnalysisProcessor {
+    /// Builds the processor; StreamGate's own memory series get the
+    /// process' memory limit as a threshold unless a rule names them.
     pub fn new(
-        config: AnalysisConfig,
+        mut config: AnalysisConfig,
         downstream: Arc<dyn MetricsConsumer>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
+        let memory_limit = crate::telemetry::allocator::memory_limit_bytes();
+        if let Some(limit) = memory_limit {
+            for name in [own::RESIDENT_MEMORY, own::HEAP_ALLOCATED] {
+                if !config.thresholds.iter().any(|t| matches(&t.name, name)) {
+                    config.thresholds.push(ThresholdRule {
+                        name: name.into(),
+                        value: limit,
+                    });
+                }
+            }
+        }
         let horizon_labels = config.horizons.iter().map(|h| h.to_string()).collect();
         Self {
+            memory_limit,
             baseline_config: config.anomaly.baseline(),
             forecast_config: config.forecasts(),
             config,
@@ -529,10 +550,10 @@ impl AnalysisProcessor {
                         MetricsRequest::default()
                     } else {
                         own::request(
-                        &crate::telemetry::process::read(),
-                        (self.telemetry.started_unix() * 1e9) as u64,
-                        (next * 1e9) as u64,
-                    )
+                            &own::OwnReading::now(),
+                            (self.telemetry.started_unix() * 1e9) as u64,
+                            (next * 1e9) as u64,
+                        )
                     };
                     self.observe_request(&own, next);
                     let request = self.evaluate(next);
@@ -665,19 +686,30 @@ impl RecommendationSource for AnalysisProcessor {
                 });
             }
             for (level, _) in &s.thresholds {
-                let Some(eta) = s.forecaster.time_to_threshold(*level) else {
+                let Some(eta) = s
+                    .forecaster
+                    .time_to_threshold(*level)
+                    .filter(|eta| *eta <= RECOMMEND_WITHIN_SECS)
+                else {
                     continue;
                 };
                 let value = s.last.map(|(v, _)| v).unwrap_or(f64::NAN);
                 let per_hour = s.forecaster.trend_per_sec().unwrap_or(f64::NAN) * 3600.0;
                 labels.insert("threshold".into(), level.to_string());
+                let own_memory = service == "streamgate"
+                    && [names::PROCESS_RESIDENT_MEMORY, names::HEAP_ALLOCATED]
+                        .contains(&metric.as_str());
+                let target = if own_memory && Some(*level) == self.memory_limit {
+                    format!("its memory limit ({})", human_quantity(*level, &metric))
+                } else {
+                    human_quantity(*level, &metric)
+                };
                 out.push(Recommendation {
                     kind: "threshold",
                     summary: format!(
-                        "{metric} of {service} {} {} per hour and is forecast to reach {} in {} (now {})",
+                        "{metric} of {service} {} {} per hour and is forecast to reach {target} in {} (now {})",
                         if per_hour >= 0.0 { "grows" } else { "falls" },
                         human_quantity(per_hour.abs(), &metric),
-                        human_quantity(*level, &metric),
                         human_duration(eta),
                         human_quantity(value, &metric),
                     ),
