@@ -101,9 +101,10 @@ fn injected_anomaly_is_flagged_and_forecasts_appear() {
     );
 }
 
-/// With the default selection StreamGate analyses its own resident memory
-/// and CPU (as a rate): a baseline near the self-metric appears on
-/// /metrics without any traffic.
+/// With the default selection StreamGate analyses its own resident memory,
+/// heap, CPU (as a rate) and runtime queue: a baseline near the
+/// self-metric appears on /metrics without any traffic, and its memory is
+/// forecast against the memory limit.
 #[test]
 fn own_memory_and_cpu_are_analysed_by_default() {
     let collector = Collector::start_with(Options {
@@ -119,15 +120,22 @@ fn own_memory_and_cpu_are_analysed_by_default() {
         ("metric", "streamgate_process_cpu_seconds_total"),
         ("transform", "rate"),
     ];
+    let heap = [
+        ("job", "streamgate"),
+        ("metric", "streamgate_heap_allocated_bytes"),
+    ];
+    let queue = [
+        ("job", "streamgate"),
+        ("metric", "streamgate_runtime_global_queue_depth"),
+    ];
     let mut last = None;
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(200));
         let s = collector.scrape();
-        if !s
-            .matching("streamgate_baseline_expected", &memory)
-            .is_empty()
-            && !s.matching("streamgate_baseline_expected", &cpu).is_empty()
-            && !s.matching("streamgate_forecast", &memory).is_empty()
+        if [&memory[..], &cpu, &heap, &queue].iter().all(|labels| {
+            !s.matching("streamgate_baseline_expected", labels)
+                .is_empty()
+        }) && !s.matching("streamgate_forecast", &memory).is_empty()
         {
             last = Some(s);
             break;
@@ -142,4 +150,10 @@ fn own_memory_and_cpu_are_analysed_by_default() {
     );
     let cores = s.matching("streamgate_baseline_expected", &cpu)[0].1;
     assert!((0.0..=4.0).contains(&cores), "{cores}");
+    let allocated = s.matching("streamgate_heap_allocated_bytes", &[])[0].1;
+    let expected = s.matching("streamgate_baseline_expected", &heap)[0].1;
+    assert!(
+        expected > 0.3 * allocated && expected < 3.0 * allocated,
+        "baseline {expected} vs heap {allocated}"
+    );
 }

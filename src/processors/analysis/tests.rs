@@ -456,3 +456,64 @@ fn exclude_rules_win_over_select_and_match_resource_attributes() {
     p.observe_request(&gauge_request(1.0, "/a"), T0);
     assert_eq!(p.series_count(), 0);
 }
+
+/// StreamGate's own heap, growing steadily, is forecast to reach the
+/// process' memory limit: a recommendation says how fast and when.
+#[test]
+fn own_heap_growth_is_forecast_to_the_memory_limit() {
+    let Some(limit) = crate::telemetry::allocator::memory_limit_bytes() else {
+        return; // no /proc: no limit to forecast to
+    };
+    let p = AnalysisProcessor::new(
+        AnalysisConfig {
+            horizons: vec![HumanDuration::secs(300)],
+            ..Default::default()
+        },
+        Arc::new(Sink),
+        Arc::new(Telemetry::new()),
+    );
+    // limit/1000 more every 30 s step: 150 steps end at 15.9 % of the limit.
+    let per_step = limit / 1000.0;
+    for step in 0..150 {
+        let t = T0 + step as f64 * 30.0;
+        let reading = own::OwnReading {
+            heap_allocated: Some(limit * 0.01 + step as f64 * per_step),
+            queue_depth: Some(0.0),
+            ..Default::default()
+        };
+        p.observe_request(&own::request(&reading, 0, (t * 1e9) as u64), t);
+        p.evaluate(t);
+    }
+    let list = p.recommendations();
+    let heap = list
+        .iter()
+        .find(|r| r.kind == "threshold" && r.metric == "streamgate_heap_allocated_bytes")
+        .unwrap_or_else(|| panic!("a heap finding in {list:?}"));
+    assert_eq!(heap.numbers["threshold"], limit);
+    assert_eq!(heap.labels["service.name"], "streamgate");
+    // Now 0.159 × limit, growing limit/1000 per 30 s: 841 steps to go.
+    let eta = 841.0 * 30.0;
+    assert!(
+        (heap.numbers["eta_seconds"] - eta).abs() < 0.01 * eta,
+        "{:?}",
+        heap.numbers
+    );
+    assert!(
+        (heap.numbers["rate_per_hour"] - per_step * 120.0).abs() < 0.01 * per_step * 120.0,
+        "{:?}",
+        heap.numbers
+    );
+    assert!(
+        heap.summary
+            .starts_with("streamgate_heap_allocated_bytes of streamgate grows "),
+        "{}",
+        heap.summary
+    );
+    assert!(
+        heap.summary
+            .contains(" per hour and is forecast to reach its memory limit ("),
+        "{}",
+        heap.summary
+    );
+    assert!(heap.summary.contains(" in 7 h 0 min"), "{}", heap.summary);
+}
