@@ -117,10 +117,12 @@ fn heap_profile_is_read_by_go_tool_pprof() {
     std::fs::write(&file, &profile).unwrap();
     let top = go_pprof(&go, &collector, &["-top"], &file);
     assert!(top.contains("Type: inuse_space"), "{top}");
-    // Allocation sites in StreamGate's own source, by function and line.
+    // Allocation sites in StreamGate's own functions and source lines.
     let lines = go_pprof(&go, &collector, &["-traces", "-lines"], &file);
     assert!(
-        lines.contains("/src/exporters/prometheus/") || lines.contains("/src/receivers/otlp/"),
+        lines.contains("streamgate::")
+            && (lines.contains("/src/exporters/prometheus/")
+                || lines.contains("/src/receivers/otlp/")),
         "StreamGate's own allocation sites: {lines}"
     );
 
