@@ -12,6 +12,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`backtest`] | `streamgate backtest`: analytics over recorded CSV series |
+//! | [`loadgen`] | `streamgate loadgen`: OTLP load over gRPC or HTTP, with latency and refusals |
 //! | [`app`] | building components from config, running, draining on shutdown |
 //! | [`config`] | the YAML file: raw (as written) → resolved (validated) |
 //! | [`model`] | types passed between components (OTLP payloads) |
@@ -35,6 +36,7 @@ pub mod backtest;
 pub mod config;
 pub mod connectors;
 pub mod exporters;
+pub mod loadgen;
 pub mod model;
 pub mod pipeline;
 pub mod processors;

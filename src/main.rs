@@ -55,6 +55,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         output: PathBuf,
     },
+    /// Send OTLP load (metrics, spans or logs over gRPC or HTTP) to a
+    /// receiver on this machine and report the achieved rate, refusals
+    /// and latency percentiles.
+    Loadgen(streamgate::loadgen::LoadgenArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Loadgen(args) => loadgen(args),
         Command::Validate => match load_config(cli.config.as_deref()) {
             Ok(_) => {
                 let name = cli
@@ -158,4 +163,43 @@ fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("StreamGate stopped");
         Ok(())
     })
+}
+
+/// `streamgate loadgen`: progress lines on stderr, the summary on stdout.
+fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(streamgate::loadgen::run(&args, |line| eprintln!("{line}"))) {
+        Ok(summary) => {
+            if args.json {
+                match serde_json::to_string_pretty(&summary) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            } else {
+                print!("{}", streamgate::loadgen::report(&summary));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ streamgate::loadgen::LoadgenError::Invalid(_))
+        | Err(e @ streamgate::loadgen::LoadgenError::Endpoint(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

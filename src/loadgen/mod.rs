@@ -1,0 +1,472 @@
+//! `streamgate loadgen`: OTLP load for StreamGate (or any OTLP receiver).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `payload.rs` | metrics, spans or log records over a fixed set of series |
+//! | `sender.rs` | one connection: OTLP/gRPC or OTLP/HTTP, answers as OTLP says |
+//! | `latency.rs` | request latencies in log buckets, quantiles |
+//!
+//! `concurrency` workers send requests of `batch` items, paced together
+//! to `rate` items per second (open loop: a late request is sent at once,
+//! not skipped) or flat out with `rate` 0, for `duration`. The summary has
+//! the achieved rate, the server's refusals and partial rejections, and
+//! latency percentiles; with `metrics_url` (StreamGate's `/metrics`) also
+//! the server's CPU time, so throughput per server CPU-second.
+//!
+//! Loopback only unless `allow_remote`, and at most one hour: a load
+//! generator must not be pointed at someone else's collector by accident.
+
+mod latency;
+pub mod payload;
+mod sender;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::types::HumanDuration;
+pub use latency::Latencies;
+pub use sender::{Answer, Encoding};
+use sender::{Payload, Sender};
+
+/// Why a load run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error("bad endpoint {0}")]
+    Endpoint(String),
+    #[error("cannot connect to {0}")]
+    Connect(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    Metrics,
+    Traces,
+    Logs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Grpc,
+    Http,
+}
+
+/// What to send, where, how fast and for how long.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    /// What to send: data points, spans or log records.
+    #[arg(long, value_enum, default_value = "metrics")]
+    pub signal: Signal,
+    /// OTLP/gRPC or OTLP/HTTP.
+    #[arg(long, value_enum, default_value = "grpc")]
+    pub transport: Transport,
+    /// OTLP/HTTP body encoding.
+    #[arg(long, value_enum, default_value = "protobuf")]
+    pub encoding: Encoding,
+    /// Receiver address (default http://127.0.0.1:4317 for gRPC,
+    /// http://127.0.0.1:4318 for HTTP; the `/v1/<signal>` path is added).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Items per second, all workers together; 0 sends flat out.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// How long to send (at most 1h).
+    #[arg(long, default_value = "10s")]
+    pub duration: HumanDuration,
+    /// Distinct series (metrics), operations (spans) or sources (logs).
+    #[arg(long, default_value_t = 10_000)]
+    pub series: u64,
+    /// Items per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u64,
+    /// Attributes per item.
+    #[arg(long, default_value_t = 5)]
+    pub attributes: u64,
+    /// Requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u64,
+    /// StreamGate's /metrics, read before and after for its CPU time.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// Allow an endpoint that is not on this machine's loopback.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl LoadgenArgs {
+    fn endpoint(&self) -> String {
+        self.endpoint
+            .clone()
+            .unwrap_or_else(|| match self.transport {
+                Transport::Grpc => "http://127.0.0.1:4317".into(),
+                Transport::Http => "http://127.0.0.1:4318".into(),
+            })
+    }
+
+    pub fn validate(&self) -> Result<(), LoadgenError> {
+        let invalid = |m: &str| Err(LoadgenError::Invalid(m.into()));
+        if self.duration.get().is_zero() || self.duration.get() > Duration::from_secs(3600) {
+            return invalid("--duration must be above 0 and at most 1h");
+        }
+        if self.batch == 0 || self.batch > 100_000 {
+            return invalid("--batch must be 1 to 100000 items per request");
+        }
+        if self.series == 0 || self.concurrency == 0 || self.concurrency > 1024 {
+            return invalid("--series must be above 0 and --concurrency 1 to 1024");
+        }
+        if self.attributes > 128 {
+            return invalid("--attributes must be at most 128");
+        }
+        let endpoint = self.endpoint();
+        let uri: http::Uri = endpoint
+            .parse()
+            .map_err(|e| LoadgenError::Endpoint(format!("{endpoint}: {e}")))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(LoadgenError::Endpoint(format!(
+                "{endpoint}: only http:// endpoints are supported"
+            )));
+        }
+        let host = uri.host().unwrap_or_default();
+        if !self.allow_remote && !is_loopback(host) {
+            return Err(LoadgenError::Endpoint(format!(
+                "{endpoint} is not on loopback; pass --allow-remote to load another machine"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Counters the workers share, read by the progress lines.
+#[derive(Default)]
+struct Live {
+    requests: AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// One worker's tally.
+#[derive(Default)]
+struct Tally {
+    latencies: Latencies,
+    accepted: u64,
+    rejected: u64,
+    refused_items: u64,
+    failed_requests: u64,
+    refusals: BTreeMap<String, u64>,
+}
+
+/// What a run achieved.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub signal: Signal,
+    pub transport: Transport,
+    pub seconds: f64,
+    pub requests: u64,
+    pub items_sent: u64,
+    /// Items the server took (sent minus refused and rejected).
+    pub items_accepted: u64,
+    /// Items refused by `partial_success`.
+    pub items_rejected: u64,
+    /// Items of requests refused as a whole.
+    pub items_refused: u64,
+    /// Requests without an answer (connection failures).
+    pub requests_failed: u64,
+    /// Refused requests by HTTP status or gRPC code (`retryable` marked).
+    pub refusals: BTreeMap<String, u64>,
+    /// Accepted items per second of the run.
+    pub accepted_per_second: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p90_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    /// The server's CPU time during the run (with `metrics_url`).
+    pub server_cpu_seconds: Option<f64>,
+    /// Accepted items per server CPU-second (with `metrics_url`).
+    pub accepted_per_server_cpu_second: Option<f64>,
+}
+
+/// Runs the load; `progress` gets a line about once a second.
+pub async fn run(
+    args: &LoadgenArgs,
+    mut progress: impl FnMut(String),
+) -> Result<Summary, LoadgenError> {
+    args.validate()?;
+    let endpoint = args.endpoint();
+    let mut senders = Vec::new();
+    for _ in 0..args.concurrency {
+        senders.push(match args.transport {
+            Transport::Grpc => Sender::grpc(&endpoint).await?,
+            Transport::Http => Sender::http(&endpoint, args.encoding),
+        });
+    }
+    let server_cpu_before = match &args.metrics_url {
+        Some(url) => Some(server_cpu_seconds(url).await?),
+        None => None,
+    };
+    let shape = payload::Shape {
+        series: args.series,
+        batch: args.batch,
+        attributes: args.attributes,
+    };
+    let live = Arc::new(Live::default());
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let start_ns = unix_nanos();
+    let deadline = start + args.duration.get();
+    let mut workers = tokio::task::JoinSet::new();
+    for sender in senders {
+        let (live, next, signal, rate, batch) = (
+            live.clone(),
+            next.clone(),
+            args.signal,
+            args.rate,
+            args.batch,
+        );
+        workers.spawn(async move {
+            let mut tally = Tally::default();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if rate > 0 {
+                    let due =
+                        start + Duration::from_secs_f64(index as f64 * batch as f64 / rate as f64);
+                    if due >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let now_ns = unix_nanos();
+                let payload = match signal {
+                    Signal::Metrics => {
+                        Payload::Metrics(payload::metrics(&shape, index, start_ns, now_ns))
+                    }
+                    Signal::Traces => Payload::Traces(payload::traces(&shape, index, now_ns)),
+                    Signal::Logs => Payload::Logs(payload::logs(&shape, index, now_ns)),
+                };
+                let sent = Instant::now();
+                let answer = sender.send(payload).await;
+                tally.latencies.record(sent.elapsed());
+                live.requests.fetch_add(1, Ordering::Relaxed);
+                match answer {
+                    Answer::Accepted { rejected } => {
+                        let rejected = rejected.min(batch);
+                        tally.accepted += batch - rejected;
+                        tally.rejected += rejected;
+                        live.accepted.fetch_add(batch - rejected, Ordering::Relaxed);
+                    }
+                    Answer::Refused { status, retryable } => {
+                        tally.refused_items += batch;
+                        let key = if retryable {
+                            format!("{status} (retryable)")
+                        } else {
+                            status
+                        };
+                        *tally.refusals.entry(key).or_default() += 1;
+                        live.refused.fetch_add(batch, Ordering::Relaxed);
+                    }
+                    Answer::Failed(why) => {
+                        tally.failed_requests += 1;
+                        *tally
+                            .refusals
+                            .entry(format!("no answer: {why}"))
+                            .or_default() += 1;
+                        // A refused connection answers at once: do not spin.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            tally
+        });
+    }
+    let mut total = Tally::default();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            joined = workers.join_next() => match joined {
+                Some(Ok(t)) => {
+                    total.latencies.merge(&t.latencies);
+                    total.accepted += t.accepted;
+                    total.rejected += t.rejected;
+                    total.refused_items += t.refused_items;
+                    total.failed_requests += t.failed_requests;
+                    for (k, v) in t.refusals {
+                        *total.refusals.entry(k).or_default() += v;
+                    }
+                }
+                Some(Err(e)) => return Err(LoadgenError::Invalid(format!("a worker failed: {e}"))),
+                None => break,
+            },
+            _ = ticker.tick() => progress(progress_line(&live, start, args.duration.get())),
+        }
+    }
+    progress(progress_line(&live, start, args.duration.get()));
+    let seconds = start.elapsed().as_secs_f64();
+    let server_cpu = match (&args.metrics_url, server_cpu_before) {
+        (Some(url), Some(before)) => Some(server_cpu_seconds(url).await? - before),
+        _ => None,
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let requests = total.latencies.count();
+    Ok(Summary {
+        signal: args.signal,
+        transport: args.transport,
+        seconds,
+        requests,
+        items_sent: requests * args.batch,
+        items_accepted: total.accepted,
+        items_rejected: total.rejected,
+        items_refused: total.refused_items,
+        requests_failed: total.failed_requests,
+        refusals: total.refusals,
+        accepted_per_second: total.accepted as f64 / seconds,
+        latency_p50_ms: ms(total.latencies.quantile(0.5)),
+        latency_p90_ms: ms(total.latencies.quantile(0.9)),
+        latency_p99_ms: ms(total.latencies.quantile(0.99)),
+        latency_max_ms: ms(total.latencies.max()),
+        server_cpu_seconds: server_cpu,
+        accepted_per_server_cpu_second: server_cpu
+            .filter(|c| *c > 0.0)
+            .map(|c| total.accepted as f64 / c),
+    })
+}
+
+/// `loadgen: 3/10 s, 1500 requests, 1500000 items accepted (500000/s), 0 refused`
+fn progress_line(live: &Live, start: Instant, duration: Duration) -> String {
+    let secs = start.elapsed().as_secs_f64();
+    let accepted = live.accepted.load(Ordering::Relaxed);
+    format!(
+        "loadgen: {secs:.0}/{:.0} s, {} requests, {accepted} items accepted ({:.0}/s), {} refused",
+        duration.as_secs_f64(),
+        live.requests.load(Ordering::Relaxed),
+        accepted as f64 / secs.max(1e-9),
+        live.refused.load(Ordering::Relaxed),
+    )
+}
+
+/// The summary as a few aligned lines.
+pub fn report(s: &Summary) -> String {
+    let mut out = format!(
+        "{:?} over {:?}: {} requests in {:.1} s\n  items: {} sent, {} accepted ({:.0}/s), {} rejected (partial success), {} refused\n  latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        s.signal,
+        s.transport,
+        s.requests,
+        s.seconds,
+        s.items_sent,
+        s.items_accepted,
+        s.accepted_per_second,
+        s.items_rejected,
+        s.items_refused,
+        s.latency_p50_ms,
+        s.latency_p90_ms,
+        s.latency_p99_ms,
+        s.latency_max_ms,
+    );
+    if let (Some(cpu), Some(per)) = (s.server_cpu_seconds, s.accepted_per_server_cpu_second) {
+        out.push_str(&format!(
+            "  server: {cpu:.2} CPU-s, {per:.0} accepted items per CPU-second\n"
+        ));
+    }
+    for (status, n) in &s.refusals {
+        out.push_str(&format!("  refused {status}: {n} requests\n"));
+    }
+    out
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// `streamgate_process_cpu_seconds_total` from a `/metrics` page.
+async fn server_cpu_seconds(url: &str) -> Result<f64, LoadgenError> {
+    use http_body_util::{BodyExt, Empty};
+    let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| LoadgenError::Endpoint(format!("--metrics-url {url}: {e}")))?;
+    let response = client
+        .get(uri)
+        .await
+        .map_err(|e| LoadgenError::Connect(format!("--metrics-url {url}: {e}")))?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| LoadgenError::Connect(format!("--metrics-url {url}: {e}")))?
+        .to_bytes();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("streamgate_process_cpu_seconds_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            LoadgenError::Invalid(format!(
+                "--metrics-url {url} has no streamgate_process_cpu_seconds_total"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LoadgenArgs,
+    }
+
+    fn args(line: &[&str]) -> LoadgenArgs {
+        Cli::parse_from(std::iter::once("loadgen").chain(line.iter().copied())).args
+    }
+
+    #[test]
+    fn only_loopback_without_allow_remote_and_bounded() {
+        assert!(args(&[]).validate().is_ok());
+        assert!(
+            args(&["--endpoint", "http://[::1]:4317"])
+                .validate()
+                .is_ok()
+        );
+        let remote = args(&["--endpoint", "http://10.1.2.3:4317"]).validate();
+        assert!(
+            remote.unwrap_err().to_string().contains("--allow-remote"),
+            "remote refused"
+        );
+        assert!(
+            args(&["--endpoint", "http://10.1.2.3:4317", "--allow-remote"])
+                .validate()
+                .is_ok()
+        );
+        assert!(args(&["--duration", "2h"]).validate().is_err());
+        assert!(args(&["--batch", "0"]).validate().is_err());
+        assert!(
+            args(&["--endpoint", "https://127.0.0.1:4317"])
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! The requests the load generator sends: OTLP metrics, spans or log
+//! records shaped like an SDK's, over a fixed number of distinct series,
+//! stamped with the current time when built.
+//!
+//! Request `i` covers items `i × batch .. (i + 1) × batch`, taken modulo
+//! `series`, so every series recurs once per `series / batch` requests.
+
+use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::model::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use crate::model::otlp::metrics::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data,
+    number_data_point,
+};
+use crate::model::otlp::resource::Resource;
+use crate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span, status};
+use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
+
+/// Distinct metric names the series are spread over (even: gauges, odd:
+/// cumulative counters).
+const METRICS: u64 = 10;
+/// Distinct services of spans and log records.
+const SERVICES: u64 = 5;
+
+/// What each request holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Distinct series (metrics), operations (spans) or sources (logs).
+    pub series: u64,
+    /// Items per request.
+    pub batch: u64,
+    /// Attributes per item (the series' identity is one of them).
+    pub attributes: u64,
+}
+
+fn text(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// `n` attributes for item `id`: its identity first, then `attr.k`.
+fn attributes(id: u64, n: u64, identity: &str) -> Vec<KeyValue> {
+    let mut out = Vec::with_capacity(n as usize);
+    if n > 0 {
+        out.push(text(identity, format!("{id}")));
+    }
+    for k in 1..n {
+        out.push(text(
+            &format!("attr.{k}"),
+            format!("value-{}", (id + k) % 7),
+        ));
+    }
+    out
+}
+
+fn resource(service: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![
+            text("service.name", service.into()),
+            text("service.instance.id", "loadgen-1".into()),
+            text("host.name", "loadgen".into()),
+        ],
+        ..Default::default()
+    })
+}
+
+fn scope() -> Option<InstrumentationScope> {
+    Some(InstrumentationScope {
+        name: "streamgate.loadgen".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    })
+}
+
+/// The item ids of request `index`.
+fn ids(shape: &Shape, index: u64) -> impl Iterator<Item = u64> {
+    let series = shape.series.max(1);
+    let first = index.wrapping_mul(shape.batch);
+    (0..shape.batch).map(move |k| first.wrapping_add(k) % series)
+}
+
+/// Metrics request `index` at `now_ns`, started at `start_ns`.
+pub fn metrics(shape: &Shape, index: u64, start_ns: u64, now_ns: u64) -> MetricsRequest {
+    let mut by_metric: Vec<Vec<NumberDataPoint>> = vec![Vec::new(); METRICS as usize];
+    for id in ids(shape, index) {
+        let m = id % METRICS;
+        by_metric[m as usize].push(NumberDataPoint {
+            attributes: attributes(id, shape.attributes, "series.id"),
+            start_time_unix_nano: if m % 2 == 1 { start_ns } else { 0 },
+            time_unix_nano: now_ns,
+            // Counters grow with the request index; gauges wander.
+            value: Some(number_data_point::Value::AsDouble(if m % 2 == 1 {
+                index as f64
+            } else {
+                (id % 100) as f64 + (index % 10) as f64
+            })),
+            ..Default::default()
+        });
+    }
+    let metrics = by_metric
+        .into_iter()
+        .enumerate()
+        .filter(|(_, points)| !points.is_empty())
+        .map(|(m, data_points)| Metric {
+            name: format!("loadgen.metric.{m}"),
+            unit: if m % 2 == 1 { "1".into() } else { "ms".into() },
+            data: Some(if m % 2 == 1 {
+                Data::Sum(Sum {
+                    data_points,
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                })
+            } else {
+                Data::Gauge(Gauge { data_points })
+            }),
+            ..Default::default()
+        })
+        .collect();
+    MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource("loadgen"),
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope(),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Traces request `index` at `now_ns`: one span per item, grouped by
+/// service; 1 in 100 spans is an error.
+pub fn traces(shape: &Shape, index: u64, now_ns: u64) -> TracesRequest {
+    let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES as usize];
+    for (k, id) in ids(shape, index).enumerate() {
+        let serial = index.wrapping_mul(shape.batch).wrapping_add(k as u64);
+        let duration_ns = 1_000_000 + (serial * 7919 % 50) * 1_000_000;
+        let error = serial.is_multiple_of(100);
+        by_service[(id % SERVICES) as usize].push(Span {
+            trace_id: serial.to_be_bytes().repeat(2),
+            span_id: serial.to_be_bytes().to_vec(),
+            name: format!("GET /api/v1/items/{}", id / SERVICES),
+            kind: span::SpanKind::Server as i32,
+            start_time_unix_nano: now_ns.saturating_sub(duration_ns),
+            end_time_unix_nano: now_ns,
+            attributes: attributes(id, shape.attributes, "loadgen.operation"),
+            status: Some(Status {
+                code: if error {
+                    status::StatusCode::Error as i32
+                } else {
+                    status::StatusCode::Unset as i32
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    TracesRequest {
+        resource_spans: by_service
+            .into_iter()
+            .enumerate()
+            .filter(|(_, spans)| !spans.is_empty())
+            .map(|(s, spans)| ResourceSpans {
+                resource: resource(&format!("loadgen-{s}")),
+                scope_spans: vec![ScopeSpans {
+                    scope: scope(),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// Logs request `index` at `now_ns`: one record per item, grouped by
+/// service; 1 in 20 records is an error.
+pub fn logs(shape: &Shape, index: u64, now_ns: u64) -> LogsRequest {
+    let mut by_service: Vec<Vec<LogRecord>> = vec![Vec::new(); SERVICES as usize];
+    for (k, id) in ids(shape, index).enumerate() {
+        let serial = index.wrapping_mul(shape.batch).wrapping_add(k as u64);
+        let error = serial.is_multiple_of(20);
+        by_service[(id % SERVICES) as usize].push(LogRecord {
+            time_unix_nano: now_ns,
+            observed_time_unix_nano: now_ns,
+            severity_number: if error { 17 } else { 9 },
+            severity_text: if error { "ERROR" } else { "INFO" }.into(),
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!(
+                    "request {serial} for source {id} handled"
+                ))),
+            }),
+            attributes: attributes(id, shape.attributes, "loadgen.source"),
+            ..Default::default()
+        });
+    }
+    LogsRequest {
+        resource_logs: by_service
+            .into_iter()
+            .enumerate()
+            .filter(|(_, records)| !records.is_empty())
+            .map(|(s, log_records)| ResourceLogs {
+                resource: resource(&format!("loadgen-{s}")),
+                scope_logs: vec![ScopeLogs {
+                    scope: scope(),
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::otlp::ItemCount;
+
+    const SHAPE: Shape = Shape {
+        series: 25,
+        batch: 10,
+        attributes: 3,
+    };
+
+    #[test]
+    fn every_request_holds_a_batch_and_series_recur() {
+        let a = metrics(&SHAPE, 0, 1, 2);
+        assert_eq!(a.item_count(), 10);
+        assert_eq!(traces(&SHAPE, 0, 2).item_count(), 10);
+        assert_eq!(logs(&SHAPE, 0, 2).item_count(), 10);
+        // Requests 0, 1, 2 cover ids 0..10, 10..20, 20..25 + 0..5.
+        let ids = |i| ids(&SHAPE, i).collect::<Vec<_>>();
+        assert_eq!(ids(2), vec![20, 21, 22, 23, 24, 0, 1, 2, 3, 4]);
+        let point = match &a.resource_metrics[0].scope_metrics[0].metrics[0].data {
+            Some(Data::Gauge(g)) => g.data_points[0].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(point.attributes.len(), 3);
+        assert_eq!(point.time_unix_nano, 2);
+    }
+}

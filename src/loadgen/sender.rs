@@ -1,0 +1,204 @@
+//! One connection's worth of sending: OTLP/gRPC through the generated
+//! tonic clients, or OTLP/HTTP (protobuf or JSON) through hyper, each
+//! answer read as the OTLP specification says: success with an optional
+//! `partial_success`, or a refusal with its status.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message as _;
+use tonic::transport::Channel;
+
+use super::LoadgenError;
+use crate::model::otlp::{LogsResponse, MetricsResponse, TracesResponse};
+use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
+
+/// One request of any signal.
+pub enum Payload {
+    Metrics(MetricsRequest),
+    Traces(TracesRequest),
+    Logs(LogsRequest),
+}
+
+/// How the server answered one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Accepted, `rejected` items of it refused by `partial_success`.
+    Accepted { rejected: u64 },
+    /// Refused as a whole: the HTTP status or gRPC code, and whether the
+    /// server asked to retry (429/503, `RESOURCE_EXHAUSTED`/`UNAVAILABLE`).
+    Refused { status: String, retryable: bool },
+    /// No answer: connection or protocol failure.
+    Failed(String),
+}
+
+/// The wire encoding of OTLP/HTTP bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+pub enum Sender {
+    Grpc(Channel),
+    Http {
+        client: Box<Client<HttpConnector, Full<Bytes>>>,
+        /// `http://host:port` (the signal path is added per request).
+        base: String,
+        encoding: Encoding,
+    },
+}
+
+impl Sender {
+    /// A gRPC sender with its own HTTP/2 connection to `endpoint`.
+    pub async fn grpc(endpoint: &str) -> Result<Self, LoadgenError> {
+        let channel = Channel::from_shared(endpoint.to_string())
+            .map_err(|e| LoadgenError::Endpoint(format!("{endpoint}: {e}")))?
+            .connect()
+            .await
+            .map_err(|e| LoadgenError::Connect(format!("{endpoint}: {e}")))?;
+        Ok(Sender::Grpc(channel))
+    }
+
+    pub fn http(base: &str, encoding: Encoding) -> Self {
+        Sender::Http {
+            client: Box::new(Client::builder(TokioExecutor::new()).build(HttpConnector::new())),
+            base: base.trim_end_matches('/').to_string(),
+            encoding,
+        }
+    }
+
+    pub async fn send(&self, payload: Payload) -> Answer {
+        match self {
+            Sender::Grpc(channel) => grpc(channel.clone(), payload).await,
+            Sender::Http {
+                client,
+                base,
+                encoding,
+            } => http(client, base, *encoding, payload).await,
+        }
+    }
+}
+
+fn grpc_refusal(status: tonic::Status) -> Answer {
+    match status.code() {
+        tonic::Code::Unavailable if status.message().contains("connect") => {
+            Answer::Failed(status.message().to_string())
+        }
+        code => Answer::Refused {
+            status: format!("{code:?}"),
+            retryable: matches!(
+                code,
+                tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+            ),
+        },
+    }
+}
+
+async fn grpc(channel: Channel, payload: Payload) -> Answer {
+    let rejected = match payload {
+        Payload::Metrics(r) => MetricsServiceClient::new(channel).export(r).await.map(|a| {
+            a.into_inner()
+                .partial_success
+                .map_or(0, |p| p.rejected_data_points)
+        }),
+        Payload::Traces(r) => TraceServiceClient::new(channel).export(r).await.map(|a| {
+            a.into_inner()
+                .partial_success
+                .map_or(0, |p| p.rejected_spans)
+        }),
+        Payload::Logs(r) => LogsServiceClient::new(channel).export(r).await.map(|a| {
+            a.into_inner()
+                .partial_success
+                .map_or(0, |p| p.rejected_log_records)
+        }),
+    };
+    match rejected {
+        Ok(rejected) => Answer::Accepted {
+            rejected: rejected.max(0) as u64,
+        },
+        Err(status) => grpc_refusal(status),
+    }
+}
+
+async fn http(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    base: &str,
+    encoding: Encoding,
+    payload: Payload,
+) -> Answer {
+    let (path, body) = match (&payload, encoding) {
+        (Payload::Metrics(r), Encoding::Protobuf) => ("metrics", r.encode_to_vec()),
+        (Payload::Traces(r), Encoding::Protobuf) => ("traces", r.encode_to_vec()),
+        (Payload::Logs(r), Encoding::Protobuf) => ("logs", r.encode_to_vec()),
+        (Payload::Metrics(r), Encoding::Json) => ("metrics", json(r)),
+        (Payload::Traces(r), Encoding::Json) => ("traces", json(r)),
+        (Payload::Logs(r), Encoding::Json) => ("logs", json(r)),
+    };
+    let content_type = match encoding {
+        Encoding::Protobuf => "application/x-protobuf",
+        Encoding::Json => "application/json",
+    };
+    let request = match http::Request::post(format!("{base}/v1/{path}"))
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+    {
+        Ok(r) => r,
+        Err(e) => return Answer::Failed(e.to_string()),
+    };
+    let response = match client.request(request).await {
+        Ok(r) => r,
+        Err(e) => return Answer::Failed(e.to_string()),
+    };
+    let status = response.status();
+    let body = match response.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Answer::Failed(e.to_string()),
+    };
+    if !status.is_success() {
+        return Answer::Refused {
+            status: status.as_u16().to_string(),
+            retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+        };
+    }
+    Answer::Accepted {
+        rejected: rejected_in(&payload, encoding, &body),
+    }
+}
+
+fn json<T: serde::Serialize>(request: &T) -> Vec<u8> {
+    serde_json::to_vec(request).unwrap_or_default()
+}
+
+/// `partial_success`'s rejected count in a success body (0 if absent).
+fn rejected_in(payload: &Payload, encoding: Encoding, body: &[u8]) -> u64 {
+    let rejected = match (payload, encoding) {
+        (Payload::Metrics(_), Encoding::Protobuf) => MetricsResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| p.rejected_data_points),
+        (Payload::Traces(_), Encoding::Protobuf) => TracesResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| p.rejected_spans),
+        (Payload::Logs(_), Encoding::Protobuf) => LogsResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| p.rejected_log_records),
+        (_, Encoding::Json) => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                let partial = v.get("partialSuccess")?;
+                ["rejectedDataPoints", "rejectedSpans", "rejectedLogRecords"]
+                    .iter()
+                    .find_map(|k| partial.get(*k))
+                    .and_then(|n| n.as_str().and_then(|s| s.parse().ok()).or(n.as_i64()))
+            }),
+    };
+    rejected.unwrap_or(0).max(0) as u64
+}
