@@ -8,10 +8,17 @@
 //! of the request: each item is rendered once, at ingest, into one JSON
 //! string, which is what the ring keeps. The ring lock is taken once per
 //! request, to append the batch; a query copies the strings it returns.
+//!
+//! Once a ring is full, a request is captured only if the last capture is
+//! [`CAPTURE_EVERY`] old: under heavy ingest the tail shows the spans of
+//! the newest captured request (at most that old) instead of rendering
+//! every item only to drop it a moment later.
 
 use std::collections::VecDeque;
 use std::fmt::{self, Display, Write as _};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::header;
@@ -38,11 +45,19 @@ struct Item {
     json: Box<str>,
 }
 
+/// Least time between two captured requests once a ring is full.
+pub const CAPTURE_EVERY: Duration = Duration::from_millis(100);
+
 /// A bounded ring of items, newest at the back.
 #[derive(Debug)]
 pub struct Ring {
     capacity: usize,
     items: Mutex<VecDeque<Item>>,
+    /// Set once the ring has held `capacity` items.
+    full: AtomicBool,
+    /// When the last request was captured, in µs since `epoch`.
+    last_capture_us: AtomicU64,
+    epoch: Instant,
 }
 
 impl Ring {
@@ -50,7 +65,29 @@ impl Ring {
         Self {
             capacity,
             items: Mutex::new(VecDeque::new()),
+            full: AtomicBool::new(false),
+            last_capture_us: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
+    }
+
+    /// Whether to capture the request arriving now: always until full,
+    /// then once per [`CAPTURE_EVERY`] (one caller wins the slot).
+    fn should_capture(&self) -> bool {
+        if self.capacity == 0 {
+            return false;
+        }
+        let now = self.epoch.elapsed().as_micros() as u64;
+        let last = self.last_capture_us.load(Ordering::Relaxed);
+        if self.full.load(Ordering::Relaxed)
+            && now.saturating_sub(last) < CAPTURE_EVERY.as_micros() as u64
+        {
+            return false;
+        }
+        self.last_capture_us
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+            || !self.full.load(Ordering::Relaxed)
     }
 
     /// Appends a batch (oldest first), dropping the oldest items over
@@ -65,6 +102,9 @@ impl Ring {
         items.drain(..dropped);
         let skip = batch.len().saturating_sub(self.capacity);
         items.extend(batch.into_iter().skip(skip));
+        if items.len() >= self.capacity {
+            self.full.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Up to `limit` items of `service` (any when `None`), newest first,
@@ -172,7 +212,7 @@ fn service_of(resource: Option<&Resource>) -> Arc<str> {
 impl TracesConsumer for Tail {
     fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult {
         let capacity = self.spans.capacity;
-        if capacity == 0 {
+        if !self.spans.should_capture() {
             return Ok(Consumed::all());
         }
         let total: usize = request
@@ -212,7 +252,7 @@ impl TracesConsumer for Tail {
 impl LogsConsumer for Tail {
     fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
         let capacity = self.logs.capacity;
-        if capacity == 0 {
+        if !self.logs.should_capture() {
             return Ok(Consumed::all());
         }
         let total: usize = request
@@ -399,7 +439,18 @@ impl Hex<'_> {
 
 impl Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // Ids are 8 or 16 bytes: hex them on the stack in one write.
+        let mut text = [0u8; 64];
+        for chunk in self.0.chunks(32) {
+            for (i, b) in chunk.iter().enumerate() {
+                text[2 * i] = DIGITS[(b >> 4) as usize];
+                text[2 * i + 1] = DIGITS[(b & 15) as usize];
+            }
+            let hex = std::str::from_utf8(&text[..2 * chunk.len()]).map_err(|_| fmt::Error)?;
+            f.write_str(hex)?;
+        }
+        Ok(())
     }
 }
 
@@ -528,5 +579,41 @@ fn tail_answer(state: &ApiState, raw: RawParams, what: &'static str) -> Response
     match answer() {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: usize) -> Item {
+        Item {
+            service: Arc::from("s"),
+            json: n.to_string().into(),
+        }
+    }
+
+    #[test]
+    fn a_full_ring_captures_once_per_interval() {
+        let ring = Ring::new(3);
+        // Until full, every request is captured.
+        assert!(ring.should_capture());
+        ring.extend(vec![item(1), item(2)]);
+        assert!(ring.should_capture());
+        ring.extend(vec![item(3), item(4)]);
+        assert_eq!(ring.newest(None, 10), "[4,3,2]");
+        // Full: the next request within the interval is skipped.
+        assert!(!ring.should_capture());
+        std::thread::sleep(CAPTURE_EVERY + Duration::from_millis(20));
+        assert!(ring.should_capture());
+        assert!(!ring.should_capture(), "one capture per interval");
+        assert!(!Ring::new(0).should_capture());
+    }
+
+    #[test]
+    fn ids_are_lower_case_hex() {
+        assert_eq!(Hex(&[0x00, 0xab, 0x7f]).to_string(), "00ab7f");
+        assert_eq!(Hex(&[0xfe; 40]).to_string(), "fe".repeat(40));
+        assert_eq!(Hex(&[]).to_string(), "");
     }
 }
