@@ -209,3 +209,57 @@ fn runtime_metrics_are_exported() {
         workers
     );
 }
+
+/// A large exposition is streamed in chunks (no `Content-Length`), whole,
+/// and the gzipped stream decodes to the same series.
+#[test]
+fn large_expositions_are_streamed_whole_plain_and_gzipped() {
+    let collector = Collector::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["loadgen", "--endpoint"])
+        .arg(format!("http://{}", collector.grpc))
+        .args([
+            "--series",
+            "40000",
+            "--batch",
+            "4000",
+            "--rate",
+            "40000",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .expect("loadgen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = common::http_client();
+    let plain = client.get(collector.url("/metrics")).send().unwrap();
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("content-length").is_none(), "streamed");
+    let plain = plain.text().unwrap();
+    assert!(plain.len() > 5_000_000, "{} bytes", plain.len());
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("loadgen_metric_"))
+            .count()
+    };
+    assert_eq!(series(&plain), 40_000);
+    assert!(plain.contains("\nstreamgate_exporter_prometheus_active_series 40001\n"));
+    let gz = client
+        .get(collector.url("/metrics"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gz.bytes().unwrap()[..]),
+        &mut text,
+    )
+    .expect("one valid gzip stream");
+    assert_eq!(series(&text), 40_000);
+    assert!(text.ends_with("\n"), "complete");
+}

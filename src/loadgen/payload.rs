@@ -107,7 +107,8 @@ pub fn metrics(shape: &Shape, index: u64, start_ns: u64, now_ns: u64) -> Metrics
         .filter(|(_, points)| !points.is_empty())
         .map(|(m, data_points)| Metric {
             name: format!("loadgen.metric.{m}"),
-            unit: if m % 2 == 1 { "1".into() } else { "ms".into() },
+            description: format!("Load generator series group {m}."),
+            unit: if m % 2 == 1 { "1".into() } else { "s".into() },
             data: Some(if m % 2 == 1 {
                 Data::Sum(Sum {
                     data_points,

@@ -59,14 +59,43 @@ impl PrometheusExporter {
 
     /// Renders everything `/metrics` serves, in `format`.
     pub fn render(&self, format: Format) -> String {
+        let mut out = String::new();
+        self.render_chunks(format, usize::MAX, &mut |chunk| {
+            out.push_str(&chunk);
+            true
+        });
+        out
+    }
+
+    /// Renders the exposition in chunks of about `chunk_size` bytes, each
+    /// handed to `sink` as soon as it is full (so the whole output never
+    /// sits in memory); stops when `sink` answers `false` (the client
+    /// went away). A family's lock is held while its series are written.
+    pub fn render_chunks(
+        &self,
+        format: Format,
+        chunk_size: usize,
+        sink: &mut dyn FnMut(String) -> bool,
+    ) {
         let families = self.store.families_sorted();
-        let mut out = String::with_capacity(4096 + families.len() * 256);
+        let capacity = chunk_size.min(4096 + families.len() * 256);
+        let mut out = String::with_capacity(capacity);
+        let mut open = true;
+        let mut hand_over = |out: &mut String| {
+            if out.len() >= chunk_size {
+                open = sink(std::mem::replace(out, String::with_capacity(capacity)));
+            }
+            open
+        };
         for family in &families {
-            render::write_family(family, format, &mut out);
+            render::write_family_chunked(family, format, &mut out, &mut hand_over);
+            if !hand_over(&mut out) {
+                return;
+            }
         }
         render::write_self_metrics(&self.telemetry.snapshot(), format, &mut out);
         render::write_eof(format, &mut out);
-        out
+        sink(out);
     }
 
     /// The `/metrics` route.

@@ -184,6 +184,18 @@ fn write_bound(bound: f64, buf: &mut String) -> &str {
 
 /// Writes one stored family.
 pub fn write_family(family: &Family, format: Format, out: &mut String) {
+    write_family_chunked(family, format, out, &mut |_| true);
+}
+
+/// [`write_family`], calling `after_series` with the output after each
+/// series (to hand over full chunks while the family is written); stops
+/// early when it answers `false`.
+pub fn write_family_chunked(
+    family: &Family,
+    format: Format,
+    out: &mut String,
+    after_series: &mut dyn FnMut(&mut String) -> bool,
+) {
     let series = family.series.lock();
     if series.is_empty() {
         return;
@@ -205,6 +217,9 @@ pub fn write_family(family: &Family, format: Format, out: &mut String) {
     let mut bound = String::new();
     for s in series.iter() {
         write_series(sample_base, kind, s, format, &mut bound, out);
+        if !after_series(out) {
+            return;
+        }
     }
 }
 
