@@ -125,6 +125,11 @@ fn heap_profile_is_read_by_go_tool_pprof() {
                 || lines.contains("/src/receivers/otlp/")),
         "StreamGate's own allocation sites: {lines}"
     );
+    // The allocator's own frames are not shown as the allocating code.
+    assert!(
+        !lines.contains("prof_backtrace_impl") && !lines.contains("_rjem_"),
+        "{lines}"
+    );
 
     let svg = client
         .get(collector.url("/debug/pprof/heap/flamegraph"))

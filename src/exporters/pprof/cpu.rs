@@ -40,6 +40,17 @@ struct ResolvedSymbol {
     filename: Option<PathBuf>,
 }
 
+impl ResolvedSymbol {
+    fn to_pprof(&self) -> pprof::Symbol {
+        pprof::Symbol {
+            name: self.name.clone(),
+            addr: None,
+            lineno: self.lineno,
+            filename: self.filename.clone(),
+        }
+    }
+}
+
 /// Code address → its frames, kept across profiles; bounded (cleared
 /// when it grows past [`SymbolCache::MAX_ADDRESSES`]).
 #[derive(Default)]
@@ -67,6 +78,32 @@ impl SymbolCache {
         })
     }
 
+    /// The frames of a return address taken from a stack (not the first
+    /// frame's own instruction pointer), innermost first.
+    pub(super) fn resolve_return_address(&mut self, address: usize) -> Vec<pprof::Symbol> {
+        if self.frames.len() >= Self::MAX_ADDRESSES {
+            self.frames.clear();
+        }
+        self.frames
+            .entry(address)
+            .or_insert_with(|| {
+                let mut symbols = Vec::new();
+                // `resolve` looks up the instruction before the address,
+                // the call that returns there.
+                backtrace::resolve(address as *mut std::ffi::c_void, |symbol| {
+                    symbols.push(ResolvedSymbol {
+                        name: symbol.name().map(|n| n.as_bytes().to_vec()),
+                        lineno: symbol.lineno(),
+                        filename: symbol.filename().map(|p| p.to_path_buf()),
+                    })
+                });
+                symbols
+            })
+            .iter()
+            .map(ResolvedSymbol::to_pprof)
+            .collect()
+    }
+
     /// The report of `unresolved`, each address resolved once.
     fn symbolise(&mut self, unresolved: pprof::UnresolvedReport) -> pprof::Report {
         let mut data: HashMap<pprof::Frames, isize> = HashMap::new();
@@ -86,17 +123,7 @@ impl SymbolCache {
                     continue;
                 }
                 if !symbols.is_empty() {
-                    frames.push(
-                        symbols
-                            .iter()
-                            .map(|s| pprof::Symbol {
-                                name: s.name.clone(),
-                                addr: None,
-                                lineno: s.lineno,
-                                filename: s.filename.clone(),
-                            })
-                            .collect(),
-                    );
+                    frames.push(symbols.iter().map(ResolvedSymbol::to_pprof).collect());
                 }
             }
             let key = pprof::Frames {
