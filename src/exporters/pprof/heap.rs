@@ -5,7 +5,7 @@
 //!
 //! jemalloc's dump is read by jemalloc_pprof; the stacks are symbolised
 //! here the way CPU profiles are (same symboliser, so functions carry
-//! their full `crate::module::name` where the binary's symbols give it),
+//! their full paths, `streamgate::…`, where the binary's symbols give it),
 //! with the allocator's own frames taken off the top, and encoded with
 //! pprof-rs, retyped as `inuse_space` in bytes.
 //!
