@@ -44,6 +44,52 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same ingest from 1 and from 2 threads at once, each thread sending
+/// its own instance's series into the same families (as two SDK
+/// processes of one service do): the throughput ratio is the scaling
+/// (target: at least 1.8 with 2 threads on 2 cores).
+fn threads(c: &mut Criterion) {
+    let points = 12 * 100;
+    let e = exporter();
+    let payloads: Vec<Vec<u8>> = (0..2)
+        .map(|t| {
+            let mut request = realistic_request(12, 100, 3, 2);
+            if let Some(resource) = request.resource_metrics[0].resource.as_mut() {
+                for kv in &mut resource.attributes {
+                    if kv.key == "service.instance.id" {
+                        *kv = requests::kv("service.instance.id", format!("pod-{t}"));
+                    }
+                }
+            }
+            e.consume_metrics(&request).unwrap();
+            request.encode_to_vec()
+        })
+        .collect();
+    let mut group = c.benchmark_group("metrics_ingest_threads");
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(points * threads as u64));
+        group.bench_function(format!("decode_translate_store_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                std::thread::scope(|scope| {
+                    for bytes in &payloads[..threads] {
+                        let e = &e;
+                        scope.spawn(move || {
+                            for _ in 0..iters {
+                                let decoded =
+                                    MetricsRequest::decode(black_box(&bytes[..])).unwrap();
+                                black_box(e.consume_metrics(&decoded).unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn render(c: &mut Criterion) {
     let mut group = c.benchmark_group("metrics_render");
     group.sample_size(20);
@@ -66,5 +112,5 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, render);
+criterion_group!(benches, ingest, threads, render);
 criterion_main!(benches);

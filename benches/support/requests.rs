@@ -8,7 +8,7 @@ use streamgate::model::otlp::metrics::{
 };
 use streamgate::model::otlp::resource::Resource;
 
-fn kv(key: &str, value: String) -> KeyValue {
+pub fn kv(key: &str, value: String) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
