@@ -184,18 +184,22 @@ pub fn profile(
                 .map_err(|e| PprofError::Profiler(e.to_string()))?;
             Ok(svg)
         }
-        Format::Pprof => {
-            let profile = report
+        Format::Pprof => gzipped(
+            &report
                 .pprof()
-                .map_err(|e| PprofError::Profiler(e.to_string()))?;
-            let mut raw = Vec::new();
-            profile
-                .encode(&mut raw)
-                .map_err(|e| PprofError::Profiler(e.to_string()))?;
-            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-            gz.write_all(&raw)
-                .and_then(|_| gz.finish())
-                .map_err(|e| PprofError::Profiler(e.to_string()))
-        }
+                .map_err(|e| PprofError::Profiler(e.to_string()))?,
+        ),
     }
+}
+
+/// `profile.proto`, gzipped, as `go tool pprof` and Pyroscope read it.
+pub(super) fn gzipped(profile: &pprof::protos::Profile) -> Result<Vec<u8>, PprofError> {
+    let mut raw = Vec::new();
+    profile
+        .encode(&mut raw)
+        .map_err(|e| PprofError::Profiler(e.to_string()))?;
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(&raw)
+        .and_then(|_| gz.finish())
+        .map_err(|e| PprofError::Profiler(e.to_string()))
 }

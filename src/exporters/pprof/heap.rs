@@ -13,14 +13,8 @@
 //! `prof:true` (the `streamgate` binary sets that in `main.rs`); in any
 //! other process every call answers [`PprofError::Unavailable`].
 
-use std::io::Write as _;
-
-use flate2::Compression;
-use flate2::write::GzEncoder;
-use pprof::protos::Message as _;
-
 use super::PprofError;
-use super::cpu::{Format, SymbolCache};
+use super::cpu::{Format, SymbolCache, gzipped};
 
 /// Why heap profiling is off in this process.
 const UNAVAILABLE: &str = "heap profiling is not available in this process: its allocator is not jemalloc started with prof:true";
@@ -94,14 +88,7 @@ pub fn profile(format: Format) -> Result<Vec<u8>, PprofError> {
                 .pprof()
                 .map_err(|e| PprofError::Profiler(e.to_string()))?;
             retype_as_inuse_space(&mut profile, sample_bytes);
-            let mut raw = Vec::new();
-            profile
-                .encode(&mut raw)
-                .map_err(|e| PprofError::Profiler(e.to_string()))?;
-            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-            gz.write_all(&raw)
-                .and_then(|_| gz.finish())
-                .map_err(|e| PprofError::Profiler(e.to_string()))
+            gzipped(&profile)
         }
     }
 }
