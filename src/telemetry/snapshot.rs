@@ -1,6 +1,6 @@
 //! A point-in-time copy of the self-metrics, in a shape any renderer can write.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{RefusalReason, Signal, Telemetry, Transport, names};
 
@@ -29,6 +29,28 @@ pub struct FamilySnapshot {
     pub help: &'static str,
     pub kind: MetricKind,
     pub samples: Vec<SampleSnapshot>,
+}
+
+/// A counter family with one sample per delivery outcome.
+fn outcome_family(
+    name: &'static str,
+    help: &'static str,
+    counts: &[AtomicU64; 3],
+) -> FamilySnapshot {
+    FamilySnapshot {
+        name,
+        help,
+        kind: MetricKind::Counter,
+        samples: super::NotificationOutcome::ALL
+            .iter()
+            .map(|o| {
+                sample(
+                    vec![("outcome", o.as_str().to_string())],
+                    counts[*o as usize].load(Ordering::Relaxed) as f64,
+                )
+            })
+            .collect(),
+    }
 }
 
 fn sample(labels: Vec<(&'static str, String)>, value: f64) -> SampleSnapshot {
@@ -328,34 +350,16 @@ impl Telemetry {
                 self.analysis_skipped.load(Ordering::Relaxed) as f64,
             )],
         });
-        out.push(FamilySnapshot {
-            name: names::ALERTING_NOTIFICATIONS,
-            help: "Alert notifications pushed to Alertmanager, by outcome (sent, failed after retries, dropped because the queue was full).",
-            kind: MetricKind::Counter,
-            samples: super::NotificationOutcome::ALL
-                .iter()
-                .map(|o| {
-                    sample(
-                        vec![("outcome", o.as_str().to_string())],
-                        self.alerting_notifications[*o as usize].load(Ordering::Relaxed) as f64,
-                    )
-                })
-                .collect(),
-        });
-        out.push(FamilySnapshot {
-            name: names::PROFILING_PUSHES,
-            help: "CPU profiles pushed to Pyroscope, by outcome (sent, failed after retries, dropped because the queue was full).",
-            kind: MetricKind::Counter,
-            samples: super::NotificationOutcome::ALL
-                .iter()
-                .map(|o| {
-                    sample(
-                        vec![("outcome", o.as_str().to_string())],
-                        self.profiling_pushes[*o as usize].load(Ordering::Relaxed) as f64,
-                    )
-                })
-                .collect(),
-        });
+        out.push(outcome_family(
+            names::ALERTING_NOTIFICATIONS,
+            "Alert notifications pushed to Alertmanager, by outcome (sent, failed after retries, dropped because the queue was full).",
+            &self.alerting_notifications,
+        ));
+        out.push(outcome_family(
+            names::PROFILING_PUSHES,
+            "CPU and heap profiles pushed to Pyroscope, by outcome (sent, failed after retries, dropped because the queue was full).",
+            &self.profiling_pushes,
+        ));
         out.push(FamilySnapshot {
             name: names::ALERTING_QUEUE,
             help: "Alert notifications waiting to be pushed to Alertmanager.",

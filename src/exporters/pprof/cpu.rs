@@ -61,13 +61,19 @@ pub struct SymbolCache {
 impl SymbolCache {
     const MAX_ADDRESSES: usize = 200_000;
 
-    fn resolve(&mut self, frame: &backtrace::Frame) -> &[ResolvedSymbol] {
+    /// The frames at `address`, looked up by `lookup` (which reports each
+    /// symbol it finds) the first time only.
+    fn cached(
+        &mut self,
+        address: usize,
+        lookup: impl FnOnce(&mut dyn FnMut(&backtrace::Symbol)),
+    ) -> &[ResolvedSymbol] {
         if self.frames.len() >= Self::MAX_ADDRESSES {
             self.frames.clear();
         }
-        self.frames.entry(frame.ip() as usize).or_insert_with(|| {
+        self.frames.entry(address).or_insert_with(|| {
             let mut symbols = Vec::new();
-            backtrace::resolve_frame(frame, |symbol| {
+            lookup(&mut |symbol| {
                 symbols.push(ResolvedSymbol {
                     name: symbol.name().map(|n| n.as_bytes().to_vec()),
                     lineno: symbol.lineno(),
@@ -78,30 +84,23 @@ impl SymbolCache {
         })
     }
 
+    fn resolve(&mut self, frame: &backtrace::Frame) -> &[ResolvedSymbol] {
+        self.cached(frame.ip() as usize, |found| {
+            backtrace::resolve_frame(frame, found)
+        })
+    }
+
     /// The frames of a return address taken from a stack (not the first
     /// frame's own instruction pointer), innermost first.
     pub(super) fn resolve_return_address(&mut self, address: usize) -> Vec<pprof::Symbol> {
-        if self.frames.len() >= Self::MAX_ADDRESSES {
-            self.frames.clear();
-        }
-        self.frames
-            .entry(address)
-            .or_insert_with(|| {
-                let mut symbols = Vec::new();
-                // `resolve` looks up the instruction before the address,
-                // the call that returns there.
-                backtrace::resolve(address as *mut std::ffi::c_void, |symbol| {
-                    symbols.push(ResolvedSymbol {
-                        name: symbol.name().map(|n| n.as_bytes().to_vec()),
-                        lineno: symbol.lineno(),
-                        filename: symbol.filename().map(|p| p.to_path_buf()),
-                    })
-                });
-                symbols
-            })
-            .iter()
-            .map(ResolvedSymbol::to_pprof)
-            .collect()
+        // `resolve` looks up the instruction before the address, the call
+        // that returns there.
+        self.cached(address, |found| {
+            backtrace::resolve(address as *mut std::ffi::c_void, found)
+        })
+        .iter()
+        .map(ResolvedSymbol::to_pprof)
+        .collect()
     }
 
     /// The report of `unresolved`, each address resolved once.

@@ -132,9 +132,21 @@ impl Profiling {
             .map_err(|_| PprofError::Busy)?
         };
         let frequency = self.cfg.frequency;
+        self.on_demand(move || {
+            cpu::profile(duration, frequency, format, &mut SymbolCache::default())
+        })
+        .await
+    }
+
+    /// Runs an on-demand profile on a blocking thread, then drops the
+    /// symboliser's cache unless continuous profiling keeps using it.
+    async fn on_demand(
+        &self,
+        take: impl FnOnce() -> Result<Vec<u8>, PprofError> + Send + 'static,
+    ) -> Result<Vec<u8>, PprofError> {
         let continuous = !self.cfg.pyroscope.url.is_empty();
         tokio::task::spawn_blocking(move || {
-            let taken = cpu::profile(duration, frequency, format, &mut SymbolCache::default());
+            let taken = take();
             release_symbols(continuous);
             taken
         })
@@ -146,14 +158,7 @@ impl Profiling {
 impl Profiling {
     /// The heap in use now, sampled.
     pub async fn heap(&self, format: Format) -> Result<Vec<u8>, PprofError> {
-        let continuous = !self.cfg.pyroscope.url.is_empty();
-        tokio::task::spawn_blocking(move || {
-            let taken = heap::profile(format);
-            release_symbols(continuous);
-            taken
-        })
-        .await
-        .map_err(|e| PprofError::Profiler(e.to_string()))?
+        self.on_demand(move || heap::profile(format)).await
     }
 
     /// Continuous profiling: consecutive windows pushed to Pyroscope,
