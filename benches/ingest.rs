@@ -6,10 +6,11 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use streamgate::exporters::prometheus::{Format, PrometheusExporter, PrometheusExporterConfig};
-use streamgate::model::MetricsRequest;
+use streamgate::model::{MetricsBatch, MetricsRequest};
 use streamgate::pipeline::MetricsConsumer;
 use streamgate::telemetry::Telemetry;
 
@@ -26,19 +27,23 @@ fn exporter() -> PrometheusExporter {
 
 fn ingest(c: &mut Criterion) {
     let request = realistic_request(12, 100, 3, 2);
-    let bytes = request.encode_to_vec();
+    let bytes = Bytes::from(request.encode_to_vec());
     let points = 12 * 100;
     let mut group = c.benchmark_group("metrics_ingest");
     group.throughput(Throughput::Elements(points));
     group.bench_function("decode_only", |b| {
         b.iter(|| black_box(MetricsRequest::decode(black_box(&bytes[..])).unwrap()))
     });
+    group.bench_function("validate_in_place", |b| {
+        b.iter(|| black_box(MetricsBatch::decode(black_box(bytes.clone())).unwrap()))
+    });
     let e = exporter();
-    e.consume_metrics(&request).unwrap();
+    e.consume_metrics(&MetricsBatch::from_request(request))
+        .unwrap();
     group.bench_function("decode_translate_store", |b| {
         b.iter(|| {
-            let decoded = MetricsRequest::decode(black_box(&bytes[..])).unwrap();
-            black_box(e.consume_metrics(&decoded).unwrap())
+            let batch = MetricsBatch::decode(black_box(bytes.clone())).unwrap();
+            black_box(e.consume_metrics(&batch).unwrap())
         })
     });
     group.finish();
@@ -51,7 +56,7 @@ fn ingest(c: &mut Criterion) {
 fn threads(c: &mut Criterion) {
     let points = 12 * 100;
     let e = exporter();
-    let payloads: Vec<Vec<u8>> = (0..2)
+    let payloads: Vec<Bytes> = (0..2)
         .map(|t| {
             let mut request = realistic_request(12, 100, 3, 2);
             if let Some(resource) = request.resource_metrics[0].resource.as_mut() {
@@ -61,8 +66,9 @@ fn threads(c: &mut Criterion) {
                     }
                 }
             }
-            e.consume_metrics(&request).unwrap();
-            request.encode_to_vec()
+            let batch = MetricsBatch::from_request(request);
+            e.consume_metrics(&batch).unwrap();
+            Bytes::copy_from_slice(batch.wire())
         })
         .collect();
     let mut group = c.benchmark_group("metrics_ingest_threads");
@@ -76,9 +82,8 @@ fn threads(c: &mut Criterion) {
                         let e = &e;
                         scope.spawn(move || {
                             for _ in 0..iters {
-                                let decoded =
-                                    MetricsRequest::decode(black_box(&bytes[..])).unwrap();
-                                black_box(e.consume_metrics(&decoded).unwrap());
+                                let batch = MetricsBatch::decode(black_box(bytes.clone())).unwrap();
+                                black_box(e.consume_metrics(&batch).unwrap());
                             }
                         });
                     }
@@ -98,7 +103,8 @@ fn render(c: &mut Criterion) {
         // Gauges and counters: one sample line per series.
         let request = realistic_request(series / 1000, 1000, 2, 2);
         assert_eq!(e.store().series_count(), 0);
-        e.consume_metrics(&request).unwrap();
+        e.consume_metrics(&MetricsBatch::from_request(request))
+            .unwrap();
         assert_eq!(e.store().series_count(), series + 1, "plus target_info");
         eprintln!(
             "text_{series}_series renders {} bytes",

@@ -20,12 +20,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use prost::Message;
 use streamgate::exporters::pprof::{
     Format, SymbolCache, cpu_profile_blocking, heap_profile_blocking,
 };
 use streamgate::exporters::prometheus::{PrometheusExporter, PrometheusExporterConfig};
-use streamgate::model::MetricsRequest;
+use streamgate::model::MetricsBatch;
 use streamgate::pipeline::MetricsConsumer;
 use streamgate::telemetry::Telemetry;
 
@@ -85,8 +86,8 @@ fn ingest_block(
     let cpu = process_cpu_seconds();
     let mut n = 0u64;
     while !done(start) {
-        let decoded = MetricsRequest::decode(black_box(bytes)).expect("decodes");
-        black_box(e.consume_metrics(&decoded).expect("consumed"));
+        let batch = MetricsBatch::decode(Bytes::copy_from_slice(black_box(bytes))).expect("valid");
+        black_box(e.consume_metrics(&batch).expect("consumed"));
         n += 1;
     }
     (n * points) as f64 / (process_cpu_seconds() - cpu)
@@ -114,7 +115,8 @@ fn main() {
         PrometheusExporterConfig::default(),
         Arc::new(Telemetry::new()),
     );
-    e.consume_metrics(&request).expect("consumed");
+    e.consume_metrics(&MetricsBatch::from_request(request))
+        .expect("consumed");
     // Warm up, and load the symboliser's cache as continuous mode keeps it.
     ingest_block(&e, &bytes, points, |s| {
         s.elapsed() >= Duration::from_secs(2)

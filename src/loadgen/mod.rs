@@ -16,6 +16,7 @@
 //! Loopback only unless `allow_remote`, and at most one hour: a load
 //! generator must not be pointed at someone else's collector by accident.
 
+mod baseline;
 mod latency;
 pub mod payload;
 mod sender;
@@ -96,6 +97,10 @@ pub struct LoadgenArgs {
     /// Allow an endpoint that is not on this machine's loopback.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Before the load, measure how fast prost decodes the same payloads
+    /// (items per CPU-second, in this process) to compare the server with.
+    #[arg(long)]
+    pub baseline: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -199,6 +204,9 @@ pub struct Summary {
     pub server_cpu_seconds: Option<f64>,
     /// Accepted items per server CPU-second (with `metrics_url`).
     pub accepted_per_server_cpu_second: Option<f64>,
+    /// Items per CPU-second prost decodes from the same payloads (with
+    /// `baseline`).
+    pub prost_decode_per_cpu_second: Option<f64>,
 }
 
 /// Runs the load; `progress` gets a line about once a second.
@@ -223,6 +231,17 @@ pub async fn run(
         series: args.series,
         batch: args.batch,
         attributes: args.attributes,
+    };
+    let prost_decode = if args.baseline {
+        let (signal, shape) = (args.signal, shape);
+        tokio::task::spawn_blocking(move || {
+            baseline::prost_decode_rate(signal, &shape, Duration::from_secs(2))
+        })
+        .await
+        .ok()
+        .flatten()
+    } else {
+        None
     };
     let live = Arc::new(Live::default());
     let next = Arc::new(AtomicU64::new(0));
@@ -346,6 +365,7 @@ pub async fn run(
         accepted_per_server_cpu_second: server_cpu
             .filter(|c| *c > 0.0)
             .map(|c| total.accepted as f64 / c),
+        prost_decode_per_cpu_second: prost_decode,
     })
 }
 
@@ -384,6 +404,15 @@ pub fn report(s: &Summary) -> String {
         out.push_str(&format!(
             "  server: {cpu:.2} CPU-s, {per:.0} accepted items per CPU-second\n"
         ));
+    }
+    if let Some(floor) = s.prost_decode_per_cpu_second {
+        out.push_str(&format!(
+            "  prost decode alone: {floor:.0} items per CPU-second"
+        ));
+        if let Some(per) = s.accepted_per_server_cpu_second {
+            out.push_str(&format!(" (server/decode ratio {:.2})", per / floor));
+        }
+        out.push('\n');
     }
     for (status, n) in &s.refusals {
         out.push_str(&format!("  refused {status}: {n} requests\n"));

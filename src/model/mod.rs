@@ -6,12 +6,15 @@
 //! This module names those payloads and counts the items in them.
 
 pub mod alert;
+pub mod batch;
 pub mod observation;
 pub mod otlp;
 pub mod prometheus_name;
 pub mod recommendation;
 pub mod text;
 pub mod time;
+pub mod wire;
 
+pub use batch::MetricsBatch;
 pub use observation::Observations;
 pub use otlp::{LogsRequest, MetricsRequest, TracesRequest};

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use crate::model::otlp::common::{AnyValue, any_value::Value};
+use crate::model::wire::AnyValueView;
 
 /// Appends the label text of `value` to `out`. Nesting is bounded by the
 /// decoder's recursion limit.
@@ -25,6 +26,22 @@ pub fn write_any_value(value: Option<&AnyValue>, out: &mut String) {
                 write_json(v, out);
             }
         }
+    }
+}
+
+/// [`write_any_value`] for a value read in place: the same text.
+pub fn write_any_view(value: &AnyValueView<'_>, out: &mut String) {
+    match *value {
+        AnyValueView::Empty => {}
+        AnyValueView::String(s) => out.push_str(s),
+        AnyValueView::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        AnyValueView::Int(i) => {
+            let mut buf = itoa::Buffer::new();
+            out.push_str(buf.format(i));
+        }
+        AnyValueView::Double(d) => write_double(d, out),
+        AnyValueView::Bytes(b) => base64_into(b, out),
+        AnyValueView::Complex(_) => write_any_value(value.to_owned_value().as_ref(), out),
     }
 }
 
@@ -130,9 +147,17 @@ mod tests {
     use super::*;
     use crate::model::otlp::common::{ArrayValue, KeyValue, KeyValueList};
 
+    /// The text of a value, checked to be the same when read in place.
     fn text(v: Value) -> String {
+        use prost::Message;
+        let owned = AnyValue { value: Some(v) };
         let mut out = String::new();
-        write_any_value(Some(&AnyValue { value: Some(v) }), &mut out);
+        write_any_value(Some(&owned), &mut out);
+        let bytes = owned.encode_to_vec();
+        let view = AnyValueView::parse_nested(&bytes, 0).expect("valid value");
+        let mut in_place = String::new();
+        write_any_view(&view, &mut in_place);
+        assert_eq!(in_place, out);
         out
     }
 

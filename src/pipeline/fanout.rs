@@ -1,9 +1,10 @@
 //! Fan-out: one request to every attached consumer, outcomes merged.
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use super::{ConsumeResult, Consumed, LogsConsumer, MetricsConsumer, TracesConsumer};
-use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
+use crate::model::{LogsRequest, TracesRequest};
 
 /// Sends each request to all consumers in order. The first whole-request
 /// refusal stops the fan-out and is returned; otherwise rejections merge.
@@ -34,7 +35,7 @@ impl<C: ?Sized> Fanout<C> {
 }
 
 impl MetricsConsumer for Fanout<dyn MetricsConsumer> {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
         self.each(|c| c.consume_metrics(request))
     }
 }

@@ -16,7 +16,7 @@ mod shutdown;
 
 use std::time::Duration;
 
-use crate::model::{LogsRequest, MetricsRequest, Observations, TracesRequest};
+use crate::model::{LogsRequest, MetricsBatch, Observations, TracesRequest};
 
 pub use fanout::Fanout;
 pub use shutdown::{Shutdown, ShutdownTrigger};
@@ -74,7 +74,7 @@ pub type ConsumeResult = Result<Consumed, ConsumeError>;
 
 /// Takes decoded metrics requests.
 pub trait MetricsConsumer: Send + Sync {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult;
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult;
 }
 
 /// Takes decoded trace requests.
@@ -99,7 +99,7 @@ pub trait ObservationConsumer: Send + Sync {
 pub struct Discard;
 
 impl MetricsConsumer for Discard {
-    fn consume_metrics(&self, _: &MetricsRequest) -> ConsumeResult {
+    fn consume_metrics(&self, _: &MetricsBatch) -> ConsumeResult {
         Ok(Consumed::all())
     }
 }

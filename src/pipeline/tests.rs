@@ -1,5 +1,6 @@
 //! Tests of the pipeline contracts: fan-out merging and shutdown semantics.
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use super::*;
 struct Rejecting(u64, &'static str, AtomicUsize);
 
 impl MetricsConsumer for Rejecting {
-    fn consume_metrics(&self, _: &MetricsRequest) -> ConsumeResult {
+    fn consume_metrics(&self, _: &MetricsBatch) -> ConsumeResult {
         self.2.fetch_add(1, Ordering::Relaxed);
         Ok(Consumed::rejected(self.0, self.1))
     }
@@ -18,7 +19,7 @@ impl MetricsConsumer for Rejecting {
 struct Overloaded;
 
 impl MetricsConsumer for Overloaded {
-    fn consume_metrics(&self, _: &MetricsRequest) -> ConsumeResult {
+    fn consume_metrics(&self, _: &MetricsBatch) -> ConsumeResult {
         Err(ConsumeError::Overloaded {
             reason: "full".into(),
             retry_after: Duration::from_secs(1),
@@ -31,7 +32,9 @@ fn fanout_merges_rejections_and_calls_everyone() {
     let a = Arc::new(Rejecting(2, "a", AtomicUsize::new(0)));
     let b = Arc::new(Rejecting(5, "b", AtomicUsize::new(0)));
     let fan: Fanout<dyn MetricsConsumer> = Fanout::new(vec![a.clone(), b.clone()]);
-    let out = fan.consume_metrics(&MetricsRequest::default()).unwrap();
+    let out = fan
+        .consume_metrics(&MetricsBatch::from_request(Default::default()))
+        .unwrap();
     assert_eq!(out.rejected, 5);
     assert_eq!(out.message, "a; b");
     assert_eq!(a.2.load(Ordering::Relaxed), 1);
@@ -42,7 +45,9 @@ fn fanout_merges_rejections_and_calls_everyone() {
 fn fanout_stops_at_overload() {
     let after = Arc::new(Rejecting(0, "", AtomicUsize::new(0)));
     let fan: Fanout<dyn MetricsConsumer> = Fanout::new(vec![Arc::new(Overloaded), after.clone()]);
-    let err = fan.consume_metrics(&MetricsRequest::default()).unwrap_err();
+    let err = fan
+        .consume_metrics(&MetricsBatch::from_request(Default::default()))
+        .unwrap_err();
     assert!(matches!(err, ConsumeError::Overloaded { .. }));
     assert_eq!(after.2.load(Ordering::Relaxed), 0);
 }

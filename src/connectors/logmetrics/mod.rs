@@ -13,6 +13,7 @@
 
 pub mod config;
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -241,7 +242,9 @@ impl LogsConsumer for LogMetrics {
                         .retain(|m| crate::model::otlp::metric_point_count(m) > 0);
                 }
             }
-            if let Ok(outcome) = self.downstream.consume_metrics(&request)
+            if let Ok(outcome) = self
+                .downstream
+                .consume_metrics(&MetricsBatch::from_request(request))
                 && outcome.rejected > 0
             {
                 tracing::warn!(

@@ -1,6 +1,7 @@
 //! Tests of the log-metrics connector: severity naming, error detection,
 //! counts per service, overflow.
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -15,8 +16,8 @@ use crate::model::otlp::resource::Resource;
 struct Capture(Mutex<Vec<MetricsRequest>>);
 
 impl MetricsConsumer for Capture {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
-        self.0.lock().push(request.clone());
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
+        self.0.lock().push(request.request().clone());
         Ok(Consumed::all())
     }
 }

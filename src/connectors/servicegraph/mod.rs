@@ -51,6 +51,7 @@
 pub mod config;
 pub mod store;
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -623,7 +624,10 @@ impl ServiceGraph {
         if output.is_empty() {
             return;
         }
-        match self.downstream.consume_metrics(&output.finish()) {
+        match self
+            .downstream
+            .consume_metrics(&MetricsBatch::from_request(output.finish()))
+        {
             Ok(Consumed { rejected, message }) if rejected > 0 => {
                 tracing::warn!(
                     rejected,

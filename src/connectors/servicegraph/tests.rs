@@ -3,6 +3,7 @@
 //! edges, extra dimensions, expiry of halves (on requests and on the
 //! periodic call), the store limit, the cardinality limit, series expiry.
 
+use crate::model::MetricsBatch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -32,8 +33,8 @@ struct Capture {
 }
 
 impl MetricsConsumer for Capture {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
-        self.requests.lock().push(request.clone());
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
+        self.requests.lock().push(request.request().clone());
         Ok(Consumed::all())
     }
 }

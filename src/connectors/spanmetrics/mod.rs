@@ -13,6 +13,7 @@
 pub mod config;
 mod series;
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -251,7 +252,9 @@ impl TracesConsumer for SpanMetrics {
                 .record_connector_overflow("spanmetrics", overflowed);
         }
         if !output.is_empty() {
-            let outcome = self.downstream.consume_metrics(&output.finish());
+            let outcome = self
+                .downstream
+                .consume_metrics(&MetricsBatch::from_request(output.finish()));
             if let Ok(Consumed { rejected, message }) = &outcome
                 && *rejected > 0
             {

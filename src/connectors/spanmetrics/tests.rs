@@ -1,6 +1,7 @@
 //! Tests of the span-metrics connector: dimensions, buckets, exemplars,
 //! incremental cumulative output, overflow, observations, expiry.
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -20,8 +21,8 @@ struct Capture {
 }
 
 impl MetricsConsumer for Capture {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
-        self.requests.lock().push(request.clone());
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
+        self.requests.lock().push(request.request().clone());
         Ok(Consumed::all())
     }
 }

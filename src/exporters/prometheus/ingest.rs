@@ -3,35 +3,49 @@
 //! point of each metric under one family lock.
 
 use std::fmt::Write;
+use std::hash::{BuildHasher, Hasher};
 
-use crate::model::MetricsRequest;
-use crate::model::otlp::common::{InstrumentationScope, KeyValue};
-use crate::model::otlp::metrics::{
-    AggregationTemporality, DataPointFlags, ExponentialHistogramDataPoint, HistogramDataPoint,
-    Metric, NumberDataPoint, SummaryDataPoint, metric::Data, number_data_point,
+use crate::model::MetricsBatch;
+use crate::model::otlp::metrics::DataPointFlags;
+use crate::model::text::write_any_view;
+use crate::model::wire::metrics::{
+    ExemplarView, ExponentialPointView, HistogramPointView, NumberPointView, SummaryPointView,
 };
-use crate::model::otlp::resource::Resource;
+use crate::model::wire::{
+    Attributes, KeyValueView, MetricData, MetricView, Repeated, ResourceView, ScopeView,
+};
 use crate::pipeline::Consumed;
 
 use super::config::PrometheusExporterConfig;
 use super::store::value::{Buckets, ExponentialHistogram, HistogramPoint, StoredExemplar, Summary};
 use super::store::{
-    Applied, FamilyKind, FamilyMeta, LabelSet, LabelSource, SeriesState, SeriesStore, SeriesTable,
-    SeriesValue, Temporality,
+    Applied, FamilyKind, FamilyMeta, LabelSet, LabelSource, RawKey, SeriesState, SeriesStore,
+    SeriesTable, SeriesValue, Temporality,
 };
-use super::translate::{MetricShape, metric_name, sanitize_label_into, unit_word, write_any_value};
+use super::translate::{MetricShape, metric_name, sanitize_label_into, unit_word};
 
 const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 pub const TARGET_INFO: &str = "target_info";
 
+const DELTA: i32 = 1;
+const CUMULATIVE: i32 = 2;
+
 /// Labels shared by every point under one scope: `job`, `instance`,
-/// `otel_scope_*`, as (name, value) pairs already valid.
+/// `otel_scope_*`, as (name, value) pairs already valid, and a hash of
+/// them that seeds the points' raw keys.
 #[derive(Default)]
 struct SharedLabels {
     pairs: Vec<(String, String)>,
+    hash: u64,
 }
+
+/// Two independent seeds make the 128-bit raw key.
+const RAW_SEEDS: [foldhash::fast::FixedState; 2] = [
+    foldhash::fast::FixedState::with_seed(0x243f_6a88_85a3_08d3),
+    foldhash::fast::FixedState::with_seed(0x1319_8a2e_0370_7344),
+];
 
 /// Counts what one request did, for partial success and self-metrics.
 #[derive(Default)]
@@ -54,9 +68,17 @@ impl Tally {
 pub struct Ingester<'a> {
     store: &'a SeriesStore,
     config: &'a PrometheusExporterConfig,
+    buffers: Buffers,
+    now: u32,
+}
+
+/// Reused per point: the label set and the decoded bucket lists.
+#[derive(Default)]
+struct Buffers {
     labels: LabelSet,
     scratch: String,
-    now: u32,
+    counts: Vec<u64>,
+    bounds: Vec<f64>,
 }
 
 impl<'a> Ingester<'a> {
@@ -64,31 +86,30 @@ impl<'a> Ingester<'a> {
         Self {
             store,
             config,
-            labels: LabelSet::new(),
-            scratch: String::new(),
+            buffers: Buffers::default(),
             now: store.now_tick(),
         }
     }
 
     /// Applies every point of the request. Rejected points are counted and
     /// explained in the result; nothing else is lost.
-    pub fn ingest(&mut self, request: &MetricsRequest) -> Consumed {
+    pub fn ingest(&mut self, batch: &MetricsBatch) -> Consumed {
         self.now = self.store.now_tick();
         let mut tally = Tally::default();
-        for resource_metrics in &request.resource_metrics {
+        for resource_metrics in batch.view().resource_metrics.iter() {
             let resource = resource_metrics.resource.as_ref();
             let identity = ResourceIdentity::of(resource);
             if self.config.target_info {
                 self.write_target_info(resource, &identity, &mut tally);
             }
-            for scope_metrics in &resource_metrics.scope_metrics {
+            for scope_metrics in resource_metrics.scope_metrics.iter() {
                 let shared = shared_labels(
                     &identity,
                     scope_metrics.scope.as_ref(),
-                    &scope_metrics.schema_url,
+                    scope_metrics.schema_url,
                 );
-                for metric in &scope_metrics.metrics {
-                    self.ingest_metric(metric, &shared, &mut tally);
+                for metric in scope_metrics.metrics.iter() {
+                    self.ingest_metric(&metric, &shared, &mut tally);
                 }
             }
         }
@@ -106,17 +127,18 @@ impl<'a> Ingester<'a> {
 
     fn write_target_info(
         &mut self,
-        resource: Option<&Resource>,
+        resource: Option<&ResourceView<'_>>,
         identity: &ResourceIdentity,
         tally: &mut Tally,
     ) {
         let Some(resource) = resource else { return };
-        let others = resource
-            .attributes
-            .iter()
-            .filter(|kv| !is_identifying(&kv.key))
-            .count();
-        if others == 0 || (identity.job.is_none() && identity.instance.is_none()) {
+        let others = || {
+            resource
+                .attributes
+                .iter()
+                .filter(|kv| !is_identifying(kv.key))
+        };
+        if others().next().is_none() || (identity.job.is_none() && identity.instance.is_none()) {
             return;
         }
         let name = if self.config.namespace.is_empty() {
@@ -130,17 +152,14 @@ impl<'a> Ingester<'a> {
             help: "Target metadata",
             unit: "",
         };
-        self.labels.clear();
-        for kv in resource
-            .attributes
-            .iter()
-            .filter(|kv| !is_identifying(&kv.key))
-        {
-            push_attribute(&mut self.labels, kv);
+        let labels = &mut self.buffers.labels;
+        labels.clear();
+        for kv in others() {
+            push_attribute(labels, &kv);
         }
-        identity.push(&mut self.labels);
-        self.labels.finish();
-        let labels = &self.labels;
+        identity.push(labels);
+        labels.finish();
+        let labels = &*labels;
         let now = self.now;
         let result = self.store.with_family(meta, |family| {
             let mut series = family.series.lock();
@@ -159,7 +178,7 @@ impl<'a> Ingester<'a> {
         }
     }
 
-    fn ingest_metric(&mut self, metric: &Metric, shared: &SharedLabels, tally: &mut Tally) {
+    fn ingest_metric(&mut self, metric: &MetricView<'_>, shared: &SharedLabels, tally: &mut Tally) {
         let Some(data) = &metric.data else {
             tally.reject(
                 1,
@@ -170,40 +189,29 @@ impl<'a> Ingester<'a> {
             );
             return;
         };
-        let (shape, kind, points) = match data {
-            Data::Gauge(g) => (MetricShape::Gauge, FamilyKind::Gauge, g.data_points.len()),
-            Data::Sum(s) if s.is_monotonic => (
-                MetricShape::MonotonicSum,
-                FamilyKind::Counter,
-                s.data_points.len(),
-            ),
-            Data::Sum(s) => (
-                MetricShape::NonMonotonicSum,
-                FamilyKind::Gauge,
-                s.data_points.len(),
-            ),
-            Data::Histogram(h) => (
-                MetricShape::Histogram,
-                FamilyKind::Histogram,
-                h.data_points.len(),
-            ),
-            Data::ExponentialHistogram(h) => (
-                MetricShape::Histogram,
-                FamilyKind::Histogram,
-                h.data_points.len(),
-            ),
-            Data::Summary(s) => (
-                MetricShape::Summary,
-                FamilyKind::Summary,
-                s.data_points.len(),
-            ),
+        let (shape, kind, temporality) = match *data {
+            MetricData::Gauge(_) => (MetricShape::Gauge, FamilyKind::Gauge, CUMULATIVE),
+            MetricData::Sum {
+                monotonic: true,
+                temporality,
+                ..
+            } => (MetricShape::MonotonicSum, FamilyKind::Counter, temporality),
+            MetricData::Sum { temporality, .. } => {
+                (MetricShape::NonMonotonicSum, FamilyKind::Gauge, temporality)
+            }
+            MetricData::Histogram { temporality, .. }
+            | MetricData::Exponential { temporality, .. } => {
+                (MetricShape::Histogram, FamilyKind::Histogram, temporality)
+            }
+            MetricData::Summary(_) => (MetricShape::Summary, FamilyKind::Summary, CUMULATIVE),
         };
+        let points = data.point_count();
         if points == 0 {
             return;
         }
         let Some(name) = metric_name(
-            &metric.name,
-            &metric.unit,
+            metric.name,
+            metric.unit,
             shape,
             &self.config.namespace,
             self.config.add_metric_suffixes,
@@ -217,46 +225,38 @@ impl<'a> Ingester<'a> {
             );
             return;
         };
-        let temporality = match data {
-            Data::Sum(s) => s.aggregation_temporality,
-            Data::Histogram(h) => h.aggregation_temporality,
-            Data::ExponentialHistogram(h) => h.aggregation_temporality,
-            _ => AggregationTemporality::Cumulative as i32,
+        let temporality = match temporality {
+            DELTA => Temporality::Delta,
+            CUMULATIVE => Temporality::Cumulative,
+            _ => {
+                tally.reject(
+                    points as u64,
+                    format!(
+                        "metric `{}` has unspecified aggregation temporality",
+                        metric.name
+                    ),
+                );
+                return;
+            }
         };
-        let temporality = if temporality == AggregationTemporality::Delta as i32 {
-            Temporality::Delta
-        } else if temporality == AggregationTemporality::Cumulative as i32 {
-            Temporality::Cumulative
-        } else {
-            tally.reject(
-                points as u64,
-                format!(
-                    "metric `{}` has unspecified aggregation temporality",
-                    metric.name
-                ),
-            );
-            return;
-        };
-        let unit = unit_word(&metric.unit);
+        let unit = unit_word(metric.unit);
         let meta = FamilyMeta {
             name: &name,
             kind,
-            help: &metric.description,
+            help: metric.description,
             unit: &unit,
         };
         let now = self.now;
-        let labels = &mut self.labels;
-        let scratch = &mut self.scratch;
+        let buffers = &mut self.buffers;
         let result = self.store.with_family(meta, |family| {
             let mut series = family.series.lock();
             let mut writer = PointWriter {
                 series: &mut series,
-                labels,
-                scratch,
+                buffers,
                 shared,
                 temporality,
                 now,
-                metric_name: &metric.name,
+                metric_name: metric.name,
                 exposition_label: match kind {
                     FamilyKind::Histogram => Some("le"),
                     FamilyKind::Summary => Some("quantile"),
@@ -267,13 +267,16 @@ impl<'a> Ingester<'a> {
                 removed: 0,
             };
             match data {
-                Data::Gauge(g) => g.data_points.iter().for_each(|p| writer.number(p)),
-                Data::Sum(s) => s.data_points.iter().for_each(|p| writer.number(p)),
-                Data::Histogram(h) => h.data_points.iter().for_each(|p| writer.histogram(p)),
-                Data::ExponentialHistogram(h) => {
-                    h.data_points.iter().for_each(|p| writer.exponential(p))
+                MetricData::Gauge(p) | MetricData::Sum { points: p, .. } => {
+                    p.iter().for_each(|p| writer.number(&p))
                 }
-                Data::Summary(s) => s.data_points.iter().for_each(|p| writer.summary(p)),
+                MetricData::Histogram { points, .. } => {
+                    points.iter().for_each(|p| writer.histogram(&p))
+                }
+                MetricData::Exponential { points, .. } => {
+                    points.iter().for_each(|p| writer.exponential(&p))
+                }
+                MetricData::Summary(points) => points.iter().for_each(|p| writer.summary(&p)),
             }
             (writer.added, writer.removed)
         });
@@ -295,8 +298,7 @@ impl<'a> Ingester<'a> {
 /// Writes the points of one metric into its family's series table.
 struct PointWriter<'s> {
     series: &'s mut SeriesTable,
-    labels: &'s mut LabelSet,
-    scratch: &'s mut String,
+    buffers: &'s mut Buffers,
     shared: &'s SharedLabels,
     temporality: Temporality,
     now: u32,
@@ -309,34 +311,66 @@ struct PointWriter<'s> {
 }
 
 impl PointWriter<'_> {
-    /// Builds the label set of a point; returns false if the point says
-    /// "no recorded value" (the series was removed instead).
-    fn prepare(&mut self, attributes: &[KeyValue], flags: u32) -> bool {
-        self.labels.clear();
-        for kv in attributes {
+    /// The raw key of a point: its attribute bytes as sent, seeded with the
+    /// scope's shared labels.
+    fn raw_key(&self, attributes: &Attributes<'_>) -> RawKey {
+        let mut hashers = RAW_SEEDS.map(|seed| seed.build_hasher());
+        for hasher in &mut hashers {
+            hasher.write_u64(self.shared.hash);
+        }
+        for bytes in attributes.raw().flatten() {
+            for hasher in &mut hashers {
+                hasher.write_usize(bytes.len());
+                hasher.write(bytes);
+            }
+        }
+        RawKey(hashers.map(|h| h.finish()))
+    }
+
+    /// Builds the label set of a point into the buffers.
+    fn build_labels(&mut self, attributes: &Attributes<'_>) {
+        let labels = &mut self.buffers.labels;
+        labels.clear();
+        for kv in attributes.iter() {
             // `le` / `quantile` are written by the exposition itself; an
             // attribute of that name would duplicate the label.
-            if Some(kv.key.as_str()) != self.exposition_label {
-                push_attribute(self.labels, kv);
+            if Some(kv.key) != self.exposition_label {
+                push_attribute(labels, &kv);
             }
         }
         for (name, value) in &self.shared.pairs {
-            self.labels.push_str(name, value, LabelSource::Derived);
+            labels.push_str(name, value, LabelSource::Derived);
         }
-        self.labels.finish();
-        if flags & DataPointFlags::NoRecordedValueMask as u32 != 0 {
-            if self.series.remove(self.labels) {
-                self.removed += 1;
-            }
-            return false;
-        }
-        true
+        labels.finish();
     }
 
-    fn store(&mut self, state: SeriesState, temporality: Temporality) {
-        let (applied, new) = self
-            .series
-            .upsert(self.labels, state, temporality, self.now);
+    /// Applies a point to its series: `update` for an existing one (found
+    /// by raw key when known), `create` for a new one. A point flagged "no
+    /// recorded value" removes the series instead.
+    fn write(
+        &mut self,
+        attributes: &Attributes<'_>,
+        flags: u32,
+        create: impl FnOnce() -> SeriesState,
+        update: impl FnOnce(&mut SeriesState) -> Applied,
+    ) {
+        if flags & DataPointFlags::NoRecordedValueMask as u32 != 0 {
+            self.build_labels(attributes);
+            if self.series.remove(&self.buffers.labels) {
+                self.removed += 1;
+            }
+            return;
+        }
+        let key = self.raw_key(attributes);
+        let mut update = Some(update);
+        if let Some(applied) = self.series.update_raw(key, self.now, &mut update) {
+            return self.count(applied, false);
+        }
+        let Some(update) = update else { return };
+        self.build_labels(attributes);
+        let labels = &self.buffers.labels;
+        let (applied, new) = self.series.upsert_with(labels, self.now, create, update);
+        self.series.remember_raw(key, labels);
         self.count(applied, new);
     }
 
@@ -350,44 +384,58 @@ impl PointWriter<'_> {
     }
 
     fn reject(&mut self, why: &str) {
-        self.scratch.clear();
-        let _ = write!(self.scratch, "metric `{}`: {why}", self.metric_name);
-        self.tally.reject(1, self.scratch.clone());
+        let scratch = &mut self.buffers.scratch;
+        scratch.clear();
+        let _ = write!(scratch, "metric `{}`: {why}", self.metric_name);
+        let message = scratch.clone();
+        self.tally.reject(1, message);
     }
 
-    fn number(&mut self, point: &NumberDataPoint) {
+    fn number(&mut self, point: &NumberPointView<'_>) {
         let value = match point.value {
-            Some(number_data_point::Value::AsDouble(v)) => v,
-            Some(number_data_point::Value::AsInt(v)) => v as f64,
+            Some(v) => v,
             None if point.flags & DataPointFlags::NoRecordedValueMask as u32 != 0 => 0.0,
             None => return self.reject("a number point has no value"),
         };
-        if !self.prepare(&point.attributes, point.flags) {
-            return;
-        }
-        let state = SeriesState::new(
-            SeriesValue::Number(value),
-            point.start_time_unix_nano,
-            point.time_unix_nano,
-        );
+        let state = SeriesState::new(SeriesValue::Number(value), point.start_ns, point.time_ns);
         let temporality = self.temporality;
-        let exemplar = point.exemplars.iter().rev().find_map(stored_exemplar);
-        let (applied, new) = self.series.upsert_with(
-            self.labels,
-            self.now,
-            || state.clone(),
-            |existing| existing.apply(state.clone(), temporality),
+        let exemplar = latest_exemplar(&point.exemplars);
+        let with_exemplar = |state: &mut SeriesState| {
+            if let Some(e) = exemplar {
+                state.record_exemplar(0, 1, e);
+            }
+        };
+        self.write(
+            &point.attributes,
+            point.flags,
+            || {
+                let mut new = state.clone();
+                with_exemplar(&mut new);
+                new
+            },
+            |existing| {
+                let applied = existing.apply(state.clone(), temporality);
+                if applied == Applied::Updated {
+                    with_exemplar(existing);
+                }
+                applied
+            },
         );
-        if let Some(e) = exemplar.filter(|_| applied == Applied::Updated) {
-            self.series
-                .with_state(self.labels, |s| s.record_exemplar(0, 1, e));
-        }
-        self.count(applied, new);
     }
 
-    fn histogram(&mut self, point: &HistogramDataPoint) {
-        let bounds = &point.explicit_bounds;
-        let counts = &point.bucket_counts;
+    fn histogram(&mut self, point: &HistogramPointView<'_>) {
+        let mut counts = std::mem::take(&mut self.buffers.counts);
+        let mut bounds = std::mem::take(&mut self.buffers.bounds);
+        counts.clear();
+        bounds.clear();
+        point.bucket_counts.read_into(&mut counts);
+        point.explicit_bounds.read_doubles_into(&mut bounds);
+        self.histogram_with(point, &counts, &bounds);
+        self.buffers.counts = counts;
+        self.buffers.bounds = bounds;
+    }
+
+    fn histogram_with(&mut self, point: &HistogramPointView<'_>, counts: &[u64], bounds: &[f64]) {
         if point.flags & DataPointFlags::NoRecordedValueMask as u32 == 0 {
             if !counts.is_empty() && counts.len() != bounds.len() + 1 {
                 return self.reject(&format!(
@@ -411,36 +459,40 @@ impl PointWriter<'_> {
                 ));
             }
         }
-        if !self.prepare(&point.attributes, point.flags) {
-            return;
-        }
         let incoming = HistogramPoint {
-            start_ns: point.start_time_unix_nano,
-            time_ns: point.time_unix_nano,
+            start_ns: point.start_ns,
+            time_ns: point.time_ns,
             bounds,
             counts,
             count: point.count,
             sum: point.sum,
         };
         let temporality = self.temporality;
-        let (applied, new) = self.series.upsert_with(
-            self.labels,
-            self.now,
-            || incoming.to_state(),
-            |state| state.apply_histogram(&incoming, temporality),
-        );
-        if applied == Applied::Updated && !point.exemplars.is_empty() {
-            let slots = bounds.len() + 1;
-            self.series.with_state(self.labels, |s| {
-                for e in point.exemplars.iter().filter_map(stored_exemplar) {
-                    s.record_exemplar(bounds.partition_point(|b| *b < e.value), slots, e);
+        let slots = bounds.len() + 1;
+        let with_exemplars = |state: &mut SeriesState| {
+            for e in point.exemplars.iter().filter_map(|e| stored_exemplar(&e)) {
+                state.record_exemplar(bounds.partition_point(|b| *b < e.value), slots, e);
+            }
+        };
+        self.write(
+            &point.attributes,
+            point.flags,
+            || {
+                let mut state = incoming.to_state();
+                with_exemplars(&mut state);
+                state
+            },
+            |state| {
+                let applied = state.apply_histogram(&incoming, temporality);
+                if applied == Applied::Updated {
+                    with_exemplars(state);
                 }
-            });
-        }
-        self.count(applied, new);
+                applied
+            },
+        );
     }
 
-    fn exponential(&mut self, point: &ExponentialHistogramDataPoint) {
+    fn exponential(&mut self, point: &ExponentialPointView<'_>) {
         if point.flags & DataPointFlags::NoRecordedValueMask as u32 == 0
             && !(-10..=20).contains(&point.scale)
         {
@@ -449,17 +501,15 @@ impl PointWriter<'_> {
                 point.scale
             ));
         }
-        if !self.prepare(&point.attributes, point.flags) {
-            return;
-        }
-        let buckets = |b: &Option<_>| match b {
-            Some(crate::model::otlp::metrics::exponential_histogram_data_point::Buckets {
-                offset,
-                bucket_counts,
-            }) => Buckets {
-                offset: *offset,
-                counts: bucket_counts.clone(),
-            },
+        let buckets = |b: &Option<crate::model::wire::metrics::BucketsView<'_>>| match b {
+            Some(b) => {
+                let mut counts = Vec::new();
+                b.counts.read_into(&mut counts);
+                Buckets {
+                    offset: b.offset,
+                    counts,
+                }
+            }
             None => Buckets::default(),
         };
         let value = ExponentialHistogram {
@@ -473,16 +523,13 @@ impl PointWriter<'_> {
         };
         let state = SeriesState::new(
             SeriesValue::Exponential(Box::new(value)),
-            point.start_time_unix_nano,
-            point.time_unix_nano,
+            point.start_ns,
+            point.time_ns,
         );
-        self.store(state, self.temporality);
+        self.store(&point.attributes, point.flags, state, self.temporality);
     }
 
-    fn summary(&mut self, point: &SummaryDataPoint) {
-        if !self.prepare(&point.attributes, point.flags) {
-            return;
-        }
+    fn summary(&mut self, point: &SummaryPointView<'_>) {
         let value = Summary {
             quantiles: point
                 .quantile_values
@@ -494,26 +541,48 @@ impl PointWriter<'_> {
         };
         let state = SeriesState::new(
             SeriesValue::Summary(Box::new(value)),
-            point.start_time_unix_nano,
-            point.time_unix_nano,
+            point.start_ns,
+            point.time_ns,
         );
         // Summaries are always cumulative.
-        self.store(state, Temporality::Cumulative);
+        self.store(
+            &point.attributes,
+            point.flags,
+            state,
+            Temporality::Cumulative,
+        );
+    }
+
+    /// Writes a whole new state (exponential histograms, summaries).
+    fn store(
+        &mut self,
+        attributes: &Attributes<'_>,
+        flags: u32,
+        state: SeriesState,
+        temporality: Temporality,
+    ) {
+        let incoming = state.clone();
+        self.write(
+            attributes,
+            flags,
+            || state,
+            |existing| existing.apply(incoming, temporality),
+        );
     }
 }
 
+/// The last exemplar of a point that names a trace and span.
+fn latest_exemplar(exemplars: &Repeated<'_, ExemplarView<'_>>) -> Option<StoredExemplar> {
+    exemplars.iter().filter_map(|e| stored_exemplar(&e)).last()
+}
+
 /// An OTLP exemplar with a trace and span id, as stored.
-fn stored_exemplar(e: &crate::model::otlp::metrics::Exemplar) -> Option<StoredExemplar> {
-    use crate::model::otlp::metrics::exemplar::Value;
-    let value = match e.value? {
-        Value::AsDouble(v) => v,
-        Value::AsInt(v) => v as f64,
-    };
+fn stored_exemplar(e: &ExemplarView<'_>) -> Option<StoredExemplar> {
     Some(StoredExemplar {
-        trace_id: e.trace_id.as_slice().try_into().ok()?,
-        span_id: e.span_id.as_slice().try_into().ok()?,
-        value,
-        time_ns: e.time_unix_nano,
+        trace_id: e.trace_id.try_into().ok()?,
+        span_id: e.span_id.try_into().ok()?,
+        value: e.value?,
+        time_ns: e.time_ns,
     })
 }
 
@@ -521,11 +590,11 @@ fn is_identifying(key: &str) -> bool {
     matches!(key, SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID)
 }
 
-fn push_attribute(labels: &mut LabelSet, kv: &KeyValue) {
+fn push_attribute(labels: &mut LabelSet, kv: &KeyValueView<'_>) {
     labels.push(
-        &kv.key,
-        |b| sanitize_label_into(&kv.key, b),
-        |b| write_any_value(kv.value.as_ref(), b),
+        kv.key,
+        |b| sanitize_label_into(kv.key, b),
+        |b| write_any_view(&kv.value, b),
         LabelSource::Attribute,
     );
 }
@@ -537,22 +606,19 @@ struct ResourceIdentity {
 }
 
 impl ResourceIdentity {
-    fn of(resource: Option<&Resource>) -> Self {
+    fn of(resource: Option<&ResourceView<'_>>) -> Self {
         let mut name = None;
         let mut namespace = None;
         let mut instance = None;
-        for kv in resource
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or_default()
-        {
-            let slot = match kv.key.as_str() {
+        for kv in resource.iter().flat_map(|r| r.attributes.iter()) {
+            let slot = match kv.key {
                 SERVICE_NAME => &mut name,
                 SERVICE_NAMESPACE => &mut namespace,
                 SERVICE_INSTANCE_ID => &mut instance,
                 _ => continue,
             };
             let mut text = String::new();
-            write_any_value(kv.value.as_ref(), &mut text);
+            write_any_view(&kv.value, &mut text);
             *slot = Some(text).filter(|t| !t.is_empty());
         }
         let job = match (namespace, name) {
@@ -575,7 +641,7 @@ impl ResourceIdentity {
 
 fn shared_labels(
     identity: &ResourceIdentity,
-    scope: Option<&InstrumentationScope>,
+    scope: Option<&ScopeView<'_>>,
     schema_url: &str,
 ) -> SharedLabels {
     let mut pairs = Vec::with_capacity(4);
@@ -587,16 +653,16 @@ fn shared_labels(
     }
     if let Some(scope) = scope {
         if !scope.name.is_empty() {
-            pairs.push(("otel_scope_name".into(), scope.name.clone()));
+            pairs.push(("otel_scope_name".into(), scope.name.to_string()));
         }
         if !scope.version.is_empty() {
-            pairs.push(("otel_scope_version".into(), scope.version.clone()));
+            pairs.push(("otel_scope_version".into(), scope.version.to_string()));
         }
-        for kv in &scope.attributes {
+        for kv in scope.attributes.iter() {
             let mut name = String::new();
             sanitize_label_into(&format!("otel_scope_{}", kv.key), &mut name);
             let mut value = String::new();
-            write_any_value(kv.value.as_ref(), &mut value);
+            write_any_view(&kv.value, &mut value);
             if !name.is_empty() && !value.is_empty() {
                 pairs.push((name, value));
             }
@@ -605,5 +671,15 @@ fn shared_labels(
     if !schema_url.is_empty() {
         pairs.push(("otel_scope_schema_url".into(), schema_url.to_string()));
     }
-    SharedLabels { pairs }
+    let mut hasher = RAW_SEEDS[0].build_hasher();
+    for (name, value) in &pairs {
+        hasher.write_usize(name.len());
+        hasher.write(name.as_bytes());
+        hasher.write_usize(value.len());
+        hasher.write(value.as_bytes());
+    }
+    SharedLabels {
+        hash: hasher.finish(),
+        pairs,
+    }
 }

@@ -18,10 +18,10 @@ pub mod render;
 pub mod store;
 pub mod translate;
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::MetricsRequest;
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::telemetry::{Telemetry, names};
 
@@ -127,7 +127,7 @@ impl PrometheusExporter {
 }
 
 impl MetricsConsumer for PrometheusExporter {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
         Ok(ingest::Ingester::new(&self.store, &self.config).ingest(request))
     }
 }

@@ -12,6 +12,7 @@ use crate::model::otlp::metrics::{
     summary_data_point::ValueAtQuantile,
 };
 use crate::model::otlp::resource::Resource;
+use crate::model::{MetricsBatch, MetricsRequest};
 
 const DELTA: i32 = 1;
 const CUMULATIVE: i32 = 2;
@@ -26,8 +27,8 @@ fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn request_with(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> MetricsRequest {
-    MetricsRequest {
+fn request_with(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> MetricsBatch {
+    MetricsBatch::from_request(MetricsRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
                 attributes: resource,
@@ -44,10 +45,10 @@ fn request_with(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> MetricsRequest
             }],
             ..Default::default()
         }],
-    }
+    })
 }
 
-fn request(metrics: Vec<Metric>) -> MetricsRequest {
+fn request(metrics: Vec<Metric>) -> MetricsBatch {
     request_with(vec![kv("service.name", "svc")], metrics)
 }
 
@@ -268,6 +269,62 @@ fn no_recorded_value_removes_the_series() {
         .unwrap();
     assert!(!e.render(Format::Text).contains("temp{"));
     assert_eq!(e.telemetry.active_series(), 0);
+}
+
+/// A point whose attributes were seen before finds its series by raw key;
+/// the answer must be the one the full translation gives: attribute order
+/// does not matter, scopes stay apart, removed series come back.
+#[test]
+fn known_points_update_the_series_their_labels_name() {
+    let e = exporter();
+    let point = |value: f64, attrs: &[(&str, &str)]| {
+        let mut p = number(0, value as u64, value);
+        p.attributes = attrs.iter().map(|(k, v)| kv(k, v)).collect();
+        p
+    };
+    let send = |e: &PrometheusExporter, scope: &str, p: NumberDataPoint| {
+        let mut batch = request(vec![sum("temp", CUMULATIVE, false, vec![p])])
+            .request()
+            .clone();
+        batch.resource_metrics[0].scope_metrics[0]
+            .scope
+            .as_mut()
+            .unwrap()
+            .version = scope.into();
+        e.consume_metrics(&MetricsBatch::from_request(batch))
+            .unwrap();
+    };
+    let labels = |scope: &str| {
+        format!(
+            "a=\"1\",b=\"2\",job=\"svc\",otel_scope_name=\"test.scope\",otel_scope_version=\"{scope}\""
+        )
+    };
+    send(&e, "1", point(1.0, &[("a", "1"), ("b", "2")]));
+    send(&e, "1", point(2.0, &[("b", "2"), ("a", "1")]));
+    send(&e, "1", point(3.0, &[("a", "1"), ("b", "2")]));
+    send(&e, "2", point(4.0, &[("a", "1"), ("b", "2")]));
+    let text = e.render(Format::Text);
+    assert!(
+        text.contains(&format!("temp{{{}}} 3\n", labels("1"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("temp{{{}}} 4\n", labels("2"))),
+        "{text}"
+    );
+    assert_eq!(e.store.series_count(), 2);
+    let mut stale = point(5.0, &[("b", "2"), ("a", "1")]);
+    stale.value = None;
+    stale.flags = 1;
+    send(&e, "1", stale);
+    assert_eq!(e.store.series_count(), 1);
+    send(&e, "1", point(6.0, &[("a", "1"), ("b", "2")]));
+    let text = e.render(Format::Text);
+    assert!(
+        text.contains(&format!("temp{{{}}} 6\n", labels("1"))),
+        "{text}"
+    );
+    assert_eq!(e.store.series_count(), 2);
 }
 
 #[test]
@@ -619,7 +676,8 @@ fn spec_example_matches_golden_exposition() {
     let e = exporter();
     let request: MetricsRequest =
         serde_json::from_slice(include_bytes!("testdata/spec_example.json")).unwrap();
-    e.consume_metrics(&request).unwrap();
+    e.consume_metrics(&MetricsBatch::from_request(request))
+        .unwrap();
     let rendered = e.render(Format::Text);
     let ours: std::collections::BTreeSet<&str> = rendered
         .lines()

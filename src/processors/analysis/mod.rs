@@ -24,6 +24,7 @@ pub mod config;
 mod own;
 mod ratio;
 
+use crate::model::MetricsBatch;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -175,11 +176,14 @@ impl AnalysisProcessor {
     }
 
     /// Records the latest value of every selected point, at `now` seconds.
+    /// Whether a metric of this name is analysed or feeds a ratio.
+    fn wants(&self, name: &str) -> bool {
+        self.config.select.iter().any(|r| matches(&r.name, name))
+            || self.config.ratios.iter().any(|r| matches(&r.name, name))
+    }
+
     pub fn observe_request(&self, request: &MetricsRequest, now: f64) {
-        let wanted = |m: &Metric| {
-            self.config.select.iter().any(|r| matches(&r.name, &m.name))
-                || self.config.ratios.iter().any(|r| matches(&r.name, &m.name))
-        };
+        let wanted = |m: &Metric| self.wants(&m.name);
         if !request
             .resource_metrics
             .iter()
@@ -560,7 +564,7 @@ impl AnalysisProcessor {
                     if request.resource_metrics.is_empty() {
                         continue;
                     }
-                    if let Ok(outcome) = self.downstream.consume_metrics(&request)
+                    if let Ok(outcome) = self.downstream.consume_metrics(&MetricsBatch::from_request(request))
                         && outcome.rejected > 0
                     {
                         tracing::warn!(rejected = outcome.rejected, "analysis series rejected downstream: {}", outcome.message);
@@ -744,8 +748,11 @@ impl RecommendationSource for AnalysisProcessor {
 }
 
 impl MetricsConsumer for AnalysisProcessor {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
-        self.observe_request(request, now_secs());
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
+        // Decoded into owned structures only when a metric is wanted.
+        if request.view().metric_names().any(|name| self.wants(name)) {
+            self.observe_request(request.request(), now_secs());
+        }
         self.downstream.consume_metrics(request)
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the analysis processor: selection, counters as rates, the
 //! exported series with their source's identity, anomalies, withdrawal.
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use super::*;
@@ -13,7 +14,7 @@ use crate::pipeline::Consumed;
 struct Sink;
 
 impl MetricsConsumer for Sink {
-    fn consume_metrics(&self, _: &MetricsRequest) -> ConsumeResult {
+    fn consume_metrics(&self, _: &MetricsBatch) -> ConsumeResult {
         Ok(Consumed::all())
     }
 }

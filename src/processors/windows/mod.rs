@@ -23,6 +23,7 @@ pub mod config;
 
 mod stream;
 
+use crate::model::MetricsBatch;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -443,7 +444,7 @@ impl WindowProcessor {
                     if request.resource_metrics.is_empty() {
                         continue;
                     }
-                    match self.downstream.consume_metrics(&request) {
+                    match self.downstream.consume_metrics(&MetricsBatch::from_request(request)) {
                         Ok(outcome) if outcome.rejected > 0 => tracing::warn!(
                             rejected = outcome.rejected,
                             "window series were rejected downstream: {}",
@@ -468,8 +469,15 @@ pub fn quantile_name(q: f64) -> String {
 }
 
 impl MetricsConsumer for WindowProcessor {
-    fn consume_metrics(&self, request: &MetricsRequest) -> ConsumeResult {
-        self.observe_request(request, now_ms());
+    fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
+        // Decoded into owned structures only when a metric is selected.
+        if request
+            .view()
+            .metric_names()
+            .any(|name| self.selection.selects(name))
+        {
+            self.observe_request(request.request(), now_ms());
+        }
         self.downstream.consume_metrics(request)
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the window processor: what it selects, how each kind feeds
 //! the windows, the emitted series, withdrawal of empty windows, limits.
 
+use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use super::*;
@@ -13,7 +14,7 @@ use crate::pipeline::Consumed;
 struct Sink;
 
 impl MetricsConsumer for Sink {
-    fn consume_metrics(&self, _: &MetricsRequest) -> ConsumeResult {
+    fn consume_metrics(&self, _: &MetricsBatch) -> ConsumeResult {
         Ok(Consumed::all())
     }
 }

@@ -196,7 +196,7 @@ impl<S: OtlpSignal> UnaryService<Bytes> for Export<S> {
         self.reached.store(true, Ordering::Relaxed);
         Box::pin(async move {
             let body = request.into_inner();
-            let result = process::decode::<S>(&body, Payload::Protobuf)
+            let result = process::decode::<S>(body, Payload::Protobuf)
                 .map_err(Refused::from)
                 .and_then(|decoded| process::consume::<S>(&ctx, &decoded, Transport::Grpc));
             match result {

@@ -116,7 +116,7 @@ async fn handle<S: OtlpSignal>(
     ctx.telemetry
         .record_bytes(S::SIGNAL, Transport::Http, wire.len() as u64);
     let body = decompress(wire, compression, limit)?;
-    let request = process::decode::<S>(&body, payload)?;
+    let request = process::decode::<S>(body, payload)?;
     let response = process::consume::<S>(ctx, &request, Transport::Http)?;
     Ok(encode_response(&response, payload))
 }

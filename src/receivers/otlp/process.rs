@@ -2,6 +2,8 @@
 //! count, hand to the pipeline, turn the outcome into a response or a
 //! failure, and record it all in telemetry.
 
+use bytes::Bytes;
+
 use crate::model::otlp::ItemCount;
 use crate::pipeline::ConsumeError;
 use crate::telemetry::events::{RequestAccepted, RequestRefused};
@@ -13,9 +15,9 @@ use super::signal::OtlpSignal;
 use super::status::Failure;
 
 /// Decodes an (already decompressed) body.
-pub fn decode<S: OtlpSignal>(body: &[u8], payload: Payload) -> Result<S::Request, Failure> {
+pub fn decode<S: OtlpSignal>(body: Bytes, payload: Payload) -> Result<S::Request, Failure> {
     match payload {
-        Payload::Protobuf => <S::Request as prost::Message>::decode(body).map_err(|e| {
+        Payload::Protobuf => S::decode_protobuf(body).map_err(|e| {
             Failure::Malformed(format!(
                 "cannot decode {} protobuf: {e}",
                 S::SIGNAL.as_str()
@@ -27,7 +29,7 @@ pub fn decode<S: OtlpSignal>(body: &[u8], payload: Payload) -> Result<S::Request
                 S::SIGNAL.as_str()
             )))
         }
-        Payload::Json => S::decode_json(body).map_err(|e| {
+        Payload::Json => S::decode_json(&body).map_err(|e| {
             Failure::Malformed(format!(
                 "cannot decode {} OTLP/JSON: {e}",
                 S::SIGNAL.as_str()

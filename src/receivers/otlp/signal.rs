@@ -1,10 +1,13 @@
 //! What differs between traces, metrics and logs, in one trait, so the
 //! HTTP and gRPC servers are written once for all three signals.
 
+use bytes::Bytes;
+
+use crate::model::MetricsBatch;
 use crate::model::otlp::ItemCount;
 use crate::model::otlp::{
     ExportLogsPartialSuccess, ExportMetricsPartialSuccess, ExportTracePartialSuccess, LogsRequest,
-    LogsResponse, MetricsRequest, MetricsResponse, TracesRequest, TracesResponse,
+    LogsResponse, MetricsResponse, TracesRequest, TracesResponse,
 };
 use crate::pipeline::ConsumeResult;
 use crate::telemetry::Signal;
@@ -13,12 +16,8 @@ use super::Consumers;
 
 /// One OTLP signal: its request and response types, paths and consumer.
 pub trait OtlpSignal: Send + Sync + 'static {
-    type Request: prost::Message
-        + Default
-        + serde::de::DeserializeOwned
-        + ItemCount
-        + Send
-        + 'static;
+    /// What the pipeline is handed.
+    type Request: ItemCount + Send + Sync + 'static;
     type Response: prost::Message + serde::Serialize + Default + Send + 'static;
 
     const SIGNAL: Signal;
@@ -31,11 +30,12 @@ pub trait OtlpSignal: Send + Sync + 'static {
 
     fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult;
 
-    /// Decodes OTLP/JSON. The generated serde code is used unless a signal
-    /// needs stricter decoding.
-    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        serde_json::from_slice(body)
-    }
+    /// Decodes (or, for metrics, validates) a protobuf body; the error
+    /// says what is wrong.
+    fn decode_protobuf(body: Bytes) -> Result<Self::Request, String>;
+
+    /// Decodes OTLP/JSON.
+    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error>;
 
     /// The success answer; `rejected > 0` fills `partial_success`.
     fn response(rejected: u64, message: String) -> Self::Response;
@@ -57,6 +57,14 @@ impl OtlpSignal for Traces {
         consumers.traces.consume_traces(request)
     }
 
+    fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
+        prost_decode(&body)
+    }
+
+    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
     fn response(rejected: u64, message: String) -> Self::Response {
         TracesResponse {
             partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
@@ -68,7 +76,7 @@ impl OtlpSignal for Traces {
 }
 
 impl OtlpSignal for Metrics {
-    type Request = MetricsRequest;
+    type Request = MetricsBatch;
     type Response = MetricsResponse;
     const SIGNAL: Signal = Signal::Metrics;
     const HTTP_PATH: &'static str = "/v1/metrics";
@@ -80,8 +88,12 @@ impl OtlpSignal for Metrics {
         consumers.metrics.consume_metrics(request)
     }
 
+    fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
+        MetricsBatch::decode(body).map_err(|e| e.to_string())
+    }
+
     fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        super::json::decode_metrics(body)
+        super::json::decode_metrics(body).map(MetricsBatch::from_request)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {
@@ -106,6 +118,14 @@ impl OtlpSignal for Logs {
         consumers.logs.consume_logs(request)
     }
 
+    fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
+        prost_decode(&body)
+    }
+
+    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
     fn response(rejected: u64, message: String) -> Self::Response {
         LogsResponse {
             partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
@@ -114,4 +134,9 @@ impl OtlpSignal for Logs {
             }),
         }
     }
+}
+
+/// Decodes a protobuf message into its owned structures.
+fn prost_decode<T: prost::Message + Default>(body: &[u8]) -> Result<T, String> {
+    T::decode(body).map_err(|e| e.to_string())
 }

@@ -14,10 +14,13 @@ use crate::model::otlp::metrics::metric::Data;
 
 #[test]
 fn spec_example_json_decodes_for_every_signal() {
-    let metrics =
-        decode::<Metrics>(include_bytes!("testdata/metrics.json"), Payload::Json).unwrap();
+    let metrics = decode::<Metrics>(
+        bytes::Bytes::from_static(include_bytes!("testdata/metrics.json")),
+        Payload::Json,
+    )
+    .unwrap();
     assert_eq!(metrics.item_count(), 4);
-    let scope = &metrics.resource_metrics[0].scope_metrics[0];
+    let scope = &metrics.request().resource_metrics[0].scope_metrics[0];
     assert_eq!(scope.scope.as_ref().unwrap().attributes.len(), 1);
     match &scope.metrics[3].data {
         Some(Data::ExponentialHistogram(h)) => {
@@ -27,12 +30,20 @@ fn spec_example_json_decodes_for_every_signal() {
         }
         other => panic!("expected an exponential histogram, got {other:?}"),
     }
-    let traces = decode::<Traces>(include_bytes!("testdata/traces.json"), Payload::Json).unwrap();
+    let traces = decode::<Traces>(
+        bytes::Bytes::from_static(include_bytes!("testdata/traces.json")),
+        Payload::Json,
+    )
+    .unwrap();
     let span = &traces.resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(span.trace_id[..4], [0x5b, 0x8e, 0xff, 0xf7]);
     assert_eq!(span.span_id.len(), 8);
     assert_eq!(span.kind, 2);
-    let logs = decode::<Logs>(include_bytes!("testdata/logs.json"), Payload::Json).unwrap();
+    let logs = decode::<Logs>(
+        bytes::Bytes::from_static(include_bytes!("testdata/logs.json")),
+        Payload::Json,
+    )
+    .unwrap();
     assert_eq!(logs.item_count(), 1);
     assert_eq!(
         logs.resource_logs[0].scope_logs[0].log_records[0]
@@ -51,12 +62,15 @@ fn malformed_bodies_are_malformed_not_panics() {
         b"\xff\x00\x01",
     ] {
         assert!(matches!(
-            decode::<Metrics>(body, Payload::Json),
+            decode::<Metrics>(bytes::Bytes::copy_from_slice(body), Payload::Json),
             Err(Failure::Malformed(_))
         ));
     }
     assert!(matches!(
-        decode::<Metrics>(b"\x0a\xff\xff\xff\xff\x0f", Payload::Protobuf),
+        decode::<Metrics>(
+            bytes::Bytes::from_static(b"\x0a\xff\xff\xff\xff\x0f"),
+            Payload::Protobuf
+        ),
         Err(Failure::Malformed(_))
     ));
 }
@@ -161,7 +175,7 @@ fn json_errors_inside_metric_data_are_malformed() {
         r#"{"name":"a","gauge":{"dataPoints":[]},"sum":{"dataPoints":[]}}"#,
     ];
     for case in cases {
-        let result = decode::<Metrics>(&metric_json(case), Payload::Json);
+        let result = decode::<Metrics>(metric_json(case).into(), Payload::Json);
         assert!(
             matches!(result, Err(Failure::Malformed(_))),
             "{case}: {result:?}"
@@ -175,8 +189,10 @@ fn json_doubles_accept_strings_and_specials() {
     let body = metric_json(
         r#"{"name":"a","gauge":{"dataPoints":[{"asDouble":"NaN"},{"asDouble":"Infinity"},{"asDouble":"-Infinity"},{"asDouble":"1.5"},{"asDouble":2},{"asInt":7},{"asInt":"-8"}]}}"#,
     );
-    let request = decode::<Metrics>(&body, Payload::Json).unwrap();
-    let Some(Data::Gauge(g)) = &request.resource_metrics[0].scope_metrics[0].metrics[0].data else {
+    let request = decode::<Metrics>(body.into(), Payload::Json).unwrap();
+    let Some(Data::Gauge(g)) =
+        &request.request().resource_metrics[0].scope_metrics[0].metrics[0].data
+    else {
         panic!("a gauge");
     };
     use crate::model::otlp::metrics::number_data_point::Value::{AsDouble, AsInt};

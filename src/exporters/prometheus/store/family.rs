@@ -54,10 +54,27 @@ impl StoredSeries {
     }
 }
 
+/// A 128-bit hash of everything a point's labels are translated from (its
+/// attribute bytes as sent, and the labels its resource and scope add). The
+/// same key always translates to the same labels, so a known key finds its
+/// series without building, sorting and escaping the labels again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawKey(pub [u64; 2]);
+
+/// A raw key and the label hash of the series it translates to.
+struct RawEntry {
+    key: RawKey,
+    series: u64,
+}
+
 /// The series of one family.
 #[derive(Default)]
 pub struct SeriesTable {
     table: HashTable<StoredSeries>,
+    /// Raw keys seen for the series, when their label hash is unique in
+    /// the table (so the hash alone names the series). A cache: entries
+    /// whose series is gone are ignored and refreshed.
+    raw: HashTable<RawEntry>,
     /// History rings of the watched series of this family; almost always
     /// empty, and then an update pays only the `is_empty` check.
     watched: Vec<Watch>,
@@ -86,6 +103,7 @@ impl SeriesTable {
             }
             return (applied, false);
         }
+        self.before_insert(hash);
         let entry = self.table.insert_unique(
             hash,
             StoredSeries {
@@ -125,6 +143,7 @@ impl SeriesTable {
             }
             return (applied, false);
         }
+        self.before_insert(hash);
         let entry = self.table.insert_unique(
             hash,
             StoredSeries {
@@ -139,6 +158,63 @@ impl SeriesTable {
             watch::record(&mut self.watched, hash, text, &entry.get().state);
         }
         (Applied::Updated, true)
+    }
+
+    /// A new series whose label hash another series already has makes raw
+    /// keys to that hash ambiguous: forget them all (this is ~never).
+    fn before_insert(&mut self, hash: u64) {
+        if !self.raw.is_empty() && self.table.iter_hash(hash).any(|s| s.hash == hash) {
+            self.raw.clear();
+        }
+    }
+
+    /// Applies `update` (taking it out of the option) to the series a raw
+    /// key is known to translate to; `None`, with `update` left in place,
+    /// when the key is unknown.
+    pub fn update_raw<F: FnOnce(&mut SeriesState) -> Applied>(
+        &mut self,
+        key: RawKey,
+        now: u32,
+        update: &mut Option<F>,
+    ) -> Option<Applied> {
+        let hash = self
+            .raw
+            .find(key.0[0], |e| e.key == key)
+            .map(|e| e.series)?;
+        let existing = self.table.find_mut(hash, |s| s.hash == hash)?;
+        let update = update.take()?;
+        existing.last_seen = now;
+        let applied = update(&mut existing.state);
+        if !self.watched.is_empty() && applied == Applied::Updated {
+            watch::record(&mut self.watched, hash, &existing.labels, &existing.state);
+        }
+        Some(applied)
+    }
+
+    /// Remembers that `key` translates to the series with these labels
+    /// (after an upsert), unless another series shares their hash.
+    pub fn remember_raw(&mut self, key: RawKey, labels: &LabelSet) {
+        let hash = labels.hash();
+        if self
+            .table
+            .iter_hash(hash)
+            .filter(|s| s.hash == hash)
+            .count()
+            != 1
+        {
+            return;
+        }
+        // Bounded: senders varying attribute order could add keys forever.
+        if self.raw.len() >= 2 * self.table.len() + 1024 {
+            self.raw.clear();
+        }
+        match self.raw.find_mut(key.0[0], |e| e.key == key) {
+            Some(entry) => entry.series = hash,
+            None => {
+                self.raw
+                    .insert_unique(key.0[0], RawEntry { key, series: hash }, |e| e.key.0[0]);
+            }
+        }
     }
 
     /// Runs `f` on the state of the series with these labels, if present.
@@ -289,6 +365,10 @@ impl Family {
         let before = series.table.len();
         series.table.retain(|s| s.last_seen >= cutoff);
         let left = series.table.len();
+        if left < before {
+            let SeriesTable { table, raw, .. } = &mut *series;
+            raw.retain(|e| table.find(e.series, |s| s.hash == e.series).is_some());
+        }
         ((before - left) as u64, left)
     }
 }

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
-pub use family::{Family, FamilyKind, FamilyMeta, SeriesTable, StoredSeries};
+pub use family::{Family, FamilyKind, FamilyMeta, RawKey, SeriesTable, StoredSeries};
 pub use labels::{LabelSet, LabelSource, escape_value_into, parse_label_block};
 pub use value::{Applied, SeriesState, SeriesValue, Temporality};
 pub use watch::{Lru, Watch, WatchKey, WatchLimits};

@@ -1,0 +1,425 @@
+//! Views of the OTLP messages every signal shares: attributes (`KeyValue`,
+//! `AnyValue`), `Resource`, `InstrumentationScope`, and [`Repeated`], the
+//! lazy list of a repeated message field.
+
+use std::marker::PhantomData;
+
+use prost::Message;
+
+use super::reader::{Field, Fields, WireError, for_each_field};
+use crate::model::otlp::common::AnyValue;
+
+/// How deep arrays and key-value lists may nest inside an attribute value
+/// (prost's own recursion limit).
+pub const MAX_DEPTH: usize = 100;
+
+/// A message type that can be viewed in place.
+pub trait MessageView<'a>: Sized {
+    /// The protobuf message name, for errors.
+    const NAME: &'static str;
+    /// Reads the message's own fields (not its repeated children).
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError>;
+}
+
+/// A repeated message field, read lazily from its parent's bytes.
+pub struct Repeated<'a, T> {
+    parent: &'a [u8],
+    number: u32,
+    parent_name: &'static str,
+    field: &'static str,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Repeated<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Repeated<'_, T> {}
+
+impl<T> std::fmt::Debug for Repeated<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repeated({}.{})", self.parent_name, self.field)
+    }
+}
+
+impl<'a, T: MessageView<'a> + 'a> Repeated<'a, T> {
+    pub fn new(
+        parent: &'a [u8],
+        number: u32,
+        parent_name: &'static str,
+        field: &'static str,
+    ) -> Self {
+        Self {
+            parent,
+            number,
+            parent_name,
+            field,
+            _item: PhantomData,
+        }
+    }
+
+    /// The raw bytes of each element.
+    pub fn raw(&self) -> impl Iterator<Item = Result<&'a [u8], WireError>> + use<'a, T> {
+        let mut fields = Fields::new(self.parent, self.parent_name);
+        let (number, message, field) = (self.number, self.parent_name, self.field);
+        std::iter::from_fn(move || {
+            loop {
+                match fields.next_field() {
+                    Ok(Some((n, value))) if n == number => {
+                        return Some(
+                            Field {
+                                value,
+                                message,
+                                field,
+                            }
+                            .message(),
+                        );
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        // Stop after the first error.
+                        fields = Fields::new(&[], message);
+                        return Some(Err(e));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Each element parsed, errors included (for validation).
+    pub fn try_iter(&self) -> impl Iterator<Item = Result<T, WireError>> + use<'a, T> {
+        self.raw().map(|bytes| bytes.and_then(T::parse))
+    }
+
+    /// Each element of an already validated message; an element that does
+    /// not parse (impossible after validation) is skipped.
+    pub fn iter(&self) -> impl Iterator<Item = T> + use<'a, T> {
+        self.try_iter().filter_map(Result::ok)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw().next().is_none()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.raw().count()
+    }
+}
+
+/// An attribute value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnyValueView<'a> {
+    /// No value (or a profiles-only string-table reference).
+    Empty,
+    String(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// An array or key-value list: the whole `AnyValue` message.
+    Complex(&'a [u8]),
+}
+
+impl<'a> AnyValueView<'a> {
+    /// Reads an `AnyValue` message, checking nested values down to `depth`.
+    pub fn parse_nested(bytes: &'a [u8], depth: usize) -> Result<Self, WireError> {
+        const NAME: &str = "AnyValue";
+        if depth > MAX_DEPTH {
+            return Err(WireError::TooDeep {
+                message: NAME,
+                limit: MAX_DEPTH,
+            });
+        }
+        let mut out = AnyValueView::Empty;
+        for_each_field(bytes, NAME, |n, value| {
+            let f = |field| Field {
+                value,
+                message: NAME,
+                field,
+            };
+            out = match n {
+                1 => AnyValueView::String(f("string_value").string()?),
+                2 => AnyValueView::Bool(f("bool_value").boolean()?),
+                3 => AnyValueView::Int(f("int_value").varint()? as i64),
+                4 => AnyValueView::Double(f("double_value").double()?),
+                5 => {
+                    for_each_item(f("array_value").message()?, "ArrayValue", |item| {
+                        AnyValueView::parse_nested(item, depth + 1).map(|_| ())
+                    })?;
+                    AnyValueView::Complex(bytes)
+                }
+                6 => {
+                    for_each_item(f("kvlist_value").message()?, "KeyValueList", |item| {
+                        KeyValueView::parse_nested(item, depth + 1).map(|_| ())
+                    })?;
+                    AnyValueView::Complex(bytes)
+                }
+                7 => AnyValueView::Bytes(f("bytes_value").bytes()?),
+                8 => {
+                    f("string_value_strindex").int32()?;
+                    AnyValueView::Empty
+                }
+                _ => out,
+            };
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The value as the owned OTLP type (for the rare array and list values
+    /// that are rendered as JSON).
+    pub fn to_owned_value(&self) -> Option<AnyValue> {
+        use crate::model::otlp::common::any_value::Value as V;
+        let value = match *self {
+            AnyValueView::Empty => return None,
+            AnyValueView::String(s) => V::StringValue(s.to_string()),
+            AnyValueView::Bool(b) => V::BoolValue(b),
+            AnyValueView::Int(i) => V::IntValue(i),
+            AnyValueView::Double(d) => V::DoubleValue(d),
+            AnyValueView::Bytes(b) => V::BytesValue(b.to_vec()),
+            AnyValueView::Complex(bytes) => return AnyValue::decode(bytes).ok(),
+        };
+        Some(AnyValue { value: Some(value) })
+    }
+}
+
+/// Runs `check` on each element of the `values` list (field 1) of an
+/// `ArrayValue` or `KeyValueList`.
+fn for_each_item<'a>(
+    list: &'a [u8],
+    message: &'static str,
+    mut check: impl FnMut(&'a [u8]) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    for_each_field(list, message, |n, value| {
+        if n == 1 {
+            check(
+                Field {
+                    value,
+                    message,
+                    field: "values",
+                }
+                .message()?,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// One attribute.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyValueView<'a> {
+    pub key: &'a str,
+    pub value: AnyValueView<'a>,
+}
+
+impl<'a> KeyValueView<'a> {
+    fn parse_nested(bytes: &'a [u8], depth: usize) -> Result<Self, WireError> {
+        const NAME: &str = "KeyValue";
+        let mut out = KeyValueView {
+            key: "",
+            value: AnyValueView::Empty,
+        };
+        for_each_field(bytes, NAME, |n, value| {
+            let f = |field| Field {
+                value,
+                message: NAME,
+                field,
+            };
+            match n {
+                1 => out.key = f("key").string()?,
+                2 => out.value = AnyValueView::parse_nested(f("value").message()?, depth)?,
+                3 => {
+                    f("key_strindex").int32()?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+impl<'a> MessageView<'a> for KeyValueView<'a> {
+    const NAME: &'static str = "KeyValue";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        Self::parse_nested(bytes, 0)
+    }
+}
+
+/// Attributes of anything: a repeated `KeyValue` field.
+pub type Attributes<'a> = Repeated<'a, KeyValueView<'a>>;
+
+/// Checks every attribute; returns how many there are.
+pub fn validate_attributes(attributes: &Attributes<'_>) -> Result<usize, WireError> {
+    let mut n = 0;
+    for kv in attributes.try_iter() {
+        kv?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A `Resource`.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceView<'a> {
+    pub attributes: Attributes<'a>,
+}
+
+impl<'a> MessageView<'a> for ResourceView<'a> {
+    const NAME: &'static str = "Resource";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        for_each_field(bytes, Self::NAME, |n, value| {
+            let f = |field| Field {
+                value,
+                message: Self::NAME,
+                field,
+            };
+            match n {
+                2 => {
+                    f("dropped_attributes_count").uint32()?;
+                }
+                3 => validate_entity_ref(f("entity_refs").message()?)?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(Self {
+            attributes: Repeated::new(bytes, 1, Self::NAME, "attributes"),
+        })
+    }
+}
+
+impl ResourceView<'_> {
+    pub fn validate(&self) -> Result<(), WireError> {
+        validate_attributes(&self.attributes).map(|_| ())
+    }
+}
+
+fn validate_entity_ref(bytes: &[u8]) -> Result<(), WireError> {
+    const NAME: &str = "EntityRef";
+    for_each_field(bytes, NAME, |n, value| {
+        let field = match n {
+            1 => "schema_url",
+            2 => "type",
+            3 => "id_keys",
+            4 => "description_keys",
+            _ => return Ok(()),
+        };
+        Field {
+            value,
+            message: NAME,
+            field,
+        }
+        .string()
+        .map(|_| ())
+    })
+}
+
+/// An `InstrumentationScope`.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeView<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub attributes: Attributes<'a>,
+}
+
+impl<'a> MessageView<'a> for ScopeView<'a> {
+    const NAME: &'static str = "InstrumentationScope";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let mut out = ScopeView {
+            name: "",
+            version: "",
+            attributes: Repeated::new(bytes, 3, Self::NAME, "attributes"),
+        };
+        for_each_field(bytes, Self::NAME, |n, value| {
+            let f = |field| Field {
+                value,
+                message: Self::NAME,
+                field,
+            };
+            match n {
+                1 => out.name = f("name").string()?,
+                2 => out.version = f("version").string()?,
+                4 => {
+                    f("dropped_attributes_count").uint32()?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+impl ScopeView<'_> {
+    pub fn validate(&self) -> Result<(), WireError> {
+        validate_attributes(&self.attributes).map(|_| ())
+    }
+}
+
+/// Reads an optional sub-message field: the last occurrence wins.
+pub fn optional<'a, T: MessageView<'a>>(bytes: Option<&'a [u8]>) -> Result<Option<T>, WireError> {
+    bytes.map(T::parse).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::otlp::common::{ArrayValue, KeyValue, KeyValueList, any_value::Value as V};
+
+    fn kv(key: &str, value: V) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn attribute_values_read_as_prost_wrote_them() {
+        let nested = V::ArrayValue(ArrayValue {
+            values: vec![AnyValue {
+                value: Some(V::KvlistValue(KeyValueList {
+                    values: vec![kv("k", V::IntValue(-3))],
+                })),
+            }],
+        });
+        let cases = vec![
+            kv("s", V::StringValue("héllo".into())),
+            kv("b", V::BoolValue(true)),
+            kv("i", V::IntValue(-42)),
+            kv("d", V::DoubleValue(1.5)),
+            kv("y", V::BytesValue(vec![0, 1, 255])),
+            kv("n", nested.clone()),
+        ];
+        for case in cases {
+            let bytes = case.encode_to_vec();
+            let view = KeyValueView::parse(&bytes).expect("valid");
+            assert_eq!(view.key, case.key);
+            assert_eq!(view.value.to_owned_value(), case.value);
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut value = AnyValue {
+            value: Some(V::IntValue(1)),
+        };
+        for _ in 0..(MAX_DEPTH + 5) {
+            value = AnyValue {
+                value: Some(V::ArrayValue(ArrayValue {
+                    values: vec![value],
+                })),
+            };
+        }
+        let bytes = value.encode_to_vec();
+        assert!(matches!(
+            AnyValueView::parse_nested(&bytes, 0),
+            Err(WireError::TooDeep { .. })
+        ));
+    }
+}
