@@ -298,7 +298,8 @@ impl Running {
     }
 }
 
-/// Drops idle connector series every 10 s until shutdown; every second,
+/// Flushes the span-metrics connector every `flush_interval` (and once at
+/// shutdown); drops idle connector series every 10 s until shutdown; every second,
 /// expires the service graph's span halves whose wait ended (it also does
 /// so on each traces request, but unpaired spans must be counted when no
 /// traffic comes).
@@ -311,11 +312,28 @@ async fn expire_connectors(
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
     let mut pairing_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     pairing_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let flush_every = spanmetrics
+        .as_ref()
+        .map(|c| c.flush_interval())
+        .filter(|d| !d.is_zero());
+    let mut flush_tick = tokio::time::interval(flush_every.unwrap_or(std::time::Duration::MAX / 4));
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = &mut stop => return,
+            _ = &mut stop => {
+                // What was counted since the last flush still goes out.
+                if let Some(c) = &spanmetrics {
+                    c.flush();
+                }
+                return;
+            }
+            _ = flush_tick.tick(), if flush_every.is_some() => {
+                if let Some(c) = &spanmetrics {
+                    c.flush();
+                }
+            }
             _ = pairing_tick.tick(), if servicegraph.is_some() => {
                 if let Some(c) = &servicegraph {
                     c.expire(crate::connectors::output::now_ns());

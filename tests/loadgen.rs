@@ -1,6 +1,6 @@
 //! `streamgate loadgen` against a running StreamGate: every signal over
-//! both transports is accepted and counted alike on both sides, a target
-//! rate is kept, refusals are reported by status, and endpoints off
+//! both transports is accepted and counted alike on both sides, the prost
+//! baseline is measured beside the server's figure, a target rate is kept, refusals are reported by status, and endpoints off
 //! loopback are refused unless allowed.
 
 mod common;
@@ -103,6 +103,43 @@ fn every_signal_over_both_transports_is_accepted_and_counted() {
     ]);
     assert!(s["items_accepted"].as_u64().unwrap() >= 20, "{s}");
     assert_eq!(s["items_refused"].as_u64(), Some(0), "{s}");
+}
+
+/// `--baseline` measures prost decoding of the same payloads and reports
+/// it beside the server's accepted items per CPU-second.
+#[test]
+fn the_decode_baseline_is_reported_beside_the_server_figure() {
+    let collector = Collector::start();
+    for signal in ["metrics", "traces", "logs"] {
+        let s = loadgen(&[
+            "--signal",
+            signal,
+            "--endpoint",
+            &format!("http://{}", collector.grpc),
+            "--duration",
+            "1s",
+            "--batch",
+            "100",
+            "--metrics-url",
+            &collector.url("/metrics"),
+            "--baseline",
+        ]);
+        let floor = s["prost_decode_per_cpu_second"].as_f64().unwrap_or(0.0);
+        // Any machine decodes more than 10,000 items of 5 attributes per
+        // CPU-second, and none a billion.
+        assert!((1e4..1e9).contains(&floor), "{signal}: {s}");
+        assert!(
+            s["accepted_per_server_cpu_second"].as_f64().is_some(),
+            "{s}"
+        );
+    }
+    let s = loadgen(&[
+        "--endpoint",
+        &format!("http://{}", collector.grpc),
+        "--duration",
+        "1s",
+    ]);
+    assert!(s["prost_decode_per_cpu_second"].is_null(), "{s}");
 }
 
 #[test]

@@ -223,10 +223,11 @@ fn large_expositions_are_streamed_whole_plain_and_gzipped() {
             "40000",
             "--batch",
             "4000",
-            "--rate",
-            "40000",
+            "--concurrency",
+            "1",
             "--duration",
-            "1s",
+            "3s",
+            "--json",
         ])
         .output()
         .expect("loadgen");
@@ -234,6 +235,13 @@ fn large_expositions_are_streamed_whole_plain_and_gzipped() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // Flat out for 3 s: every one of the 40,000 series was sent at least
+    // once (10 requests) even on a loaded machine.
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert!(
+        summary["items_accepted"].as_u64().unwrap_or(0) >= 40_000,
+        "{summary}"
     );
     let client = common::http_client();
     let plain = client.get(collector.url("/metrics")).send().unwrap();

@@ -390,6 +390,8 @@ fn grpc_export_translates_every_instrument() {
     send(&python, &collector, &with(&grpc_args(&collector), &[]));
     let samples = collector.scrape();
     assert_instance(&samples, "checkout-1", &Expected::times(1.0));
+    // Span metrics come on the connector's next flush.
+    let samples = collector.scrape_after_span_calls(3.0);
     assert_families(&samples);
     assert_accepted(&samples, "grpc", 1.0, true);
     assert_span_and_log_metrics(&samples, "checkout-1");

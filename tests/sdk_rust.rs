@@ -734,12 +734,13 @@ fn spans_and_logs_are_counted_per_signal_and_transport() {
     send_spans_and_logs(&collector, Kind::HttpProto, 5, 6);
     send_spans_and_logs(&collector, Kind::HttpJson, 3, 3);
 
-    let s = collector.scrape_until("all spans and logs", |s| {
+    collector.scrape_until("all spans and logs", |s| {
         accepted(s, "traces", "grpc") == Some(7.0)
             && accepted(s, "traces", "http") == Some(8.0)
             && accepted(s, "logs", "grpc") == Some(4.0)
             && accepted(s, "logs", "http") == Some(9.0)
     });
+    let s = collector.scrape_after_span_calls(15.0);
     assert_eq!(accepted(&s, "metrics", "grpc"), Some(0.0));
     assert_eq!(accepted(&s, "metrics", "http"), Some(0.0));
     assert_eq!(refused_total(&s), 0.0, "scrape:\n{}", s.text);

@@ -2,7 +2,8 @@
 //! OpenTelemetry SDK over OTLP/HTTP come out of `/metrics` as the
 //! spanmetrics connector's series — exact calls, duration buckets in
 //! seconds, error status, extra dimensions, exemplars in OpenMetrics, and
-//! the overflow series past the cardinality limit.
+//! the overflow series past the cardinality limit. The connector emits on
+//! its default 1 s flush interval, so each check waits for the calls sent.
 
 mod common;
 
@@ -113,7 +114,7 @@ fn spans_become_red_metrics() {
             spec("SELECT carts", SpanKind::Client, 7, false),
         ],
     );
-    let s = collector.scrape();
+    let s = collector.scrape_after_span_calls(5.0);
     let ok = labels(
         "checkout",
         "GET /cart",
@@ -170,7 +171,7 @@ fn spans_become_red_metrics() {
         "checkout",
         vec![spec("GET /cart", SpanKind::Server, 1, false)],
     );
-    let s = collector.scrape();
+    let s = collector.scrape_after_span_calls(6.0);
     assert_eq!(s.get("traces_span_metrics_calls_total", &ok), Some(4.0));
     assert_eq!(bucket(&s, &ok, "0.002"), Some(2.0));
 }
@@ -185,6 +186,7 @@ fn exemplars_in_openmetrics() {
         "cart",
         vec![spec("GET /x", SpanKind::Server, 30, false)],
     );
+    collector.scrape_after_span_calls(1.0);
     let om = http_client()
         .get(collector.url("/metrics"))
         .header("Accept", "application/openmetrics-text; version=1.0.0")
@@ -233,7 +235,7 @@ fn extra_dimensions() {
         "api",
         vec![post, spec("route", SpanKind::Server, 5, false)],
     );
-    let s = collector.scrape();
+    let s = collector.scrape_after_span_calls(2.0);
     let mut base = labels("api", "route", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET");
     base.push(("deployment_environment_name", "test"));
     for method in ["GET", "POST"] {
@@ -264,7 +266,7 @@ fn overflow_series_past_the_limit() {
             .map(|n| spec(n, SpanKind::Server, 5, false))
             .collect(),
     );
-    let s = collector.scrape();
+    let s = collector.scrape_after_span_calls(5.0);
     let overflow = s.matching(
         "traces_span_metrics_calls_total",
         &[("otel_metric_overflow", "true")],

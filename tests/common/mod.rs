@@ -171,6 +171,19 @@ impl Collector {
         Samples::parse(&self.scrape_text())
     }
 
+    /// Waits until the span-metrics connector has emitted `total` calls in
+    /// all (it flushes every `flush_interval`, 1 s by default, not on each
+    /// request) and returns that scrape.
+    pub fn scrape_after_span_calls(&self, total: f64) -> Samples {
+        self.scrape_until(&format!("{total} span calls"), |s| {
+            s.matching("traces_span_metrics_calls_total", &[])
+                .iter()
+                .map(|(_, v)| v)
+                .sum::<f64>()
+                == total
+        })
+    }
+
     /// Waits until `check` holds for a scrape (the SDKs export async).
     pub fn scrape_until(&self, what: &str, check: impl Fn(&Samples) -> bool) -> Samples {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -29,6 +29,11 @@ pub struct SpanMetricsConfig {
     pub series_ttl: HumanDuration,
     /// Attach the trace and span id of recent spans as exemplars.
     pub exemplars: bool,
+    /// How often the series that changed are handed on as metrics (`0s`:
+    /// after every traces request). Spans are counted as they arrive; this
+    /// only sets how soon the counts show on `/metrics`, and lets a busy
+    /// series be emitted once per interval instead of once per request.
+    pub flush_interval: HumanDuration,
 }
 
 /// The duration histogram: `explicit` buckets (the default) or
@@ -113,6 +118,7 @@ impl Default for SpanMetricsConfig {
             cardinality_limit: 10_000,
             series_ttl: HumanDuration::secs(300),
             exemplars: true,
+            flush_interval: HumanDuration::secs(1),
         }
     }
 }
@@ -151,6 +157,9 @@ impl SpanMetricsConfig {
         }
         if self.cardinality_limit == 0 {
             return Err("connectors.spanmetrics.cardinality_limit must be at least 1".into());
+        }
+        if self.flush_interval.get() > std::time::Duration::from_secs(60) {
+            return Err("connectors.spanmetrics.flush_interval must be at most 1m".into());
         }
         for d in &self.dimensions {
             if d.name.is_empty() {

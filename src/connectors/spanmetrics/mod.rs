@@ -3,11 +3,11 @@
 //!
 //! For each span it counts a call and records the duration (seconds) under
 //! the dimensions `service.name`, `span.name`, `span.kind`, `status.code`
-//! and the configured extras. After each traces request it emits the
-//! series that changed as cumulative `{namespace}.calls` and
-//! `{namespace}.duration` (explicit or exponential histogram) with
-//! exemplars, and hands the raw durations to the observation consumer (the
-//! window processor). Series are bounded by `cardinality_limit` (then one
+//! and the configured extras. Every `flush_interval` (or after each traces
+//! request when it is zero) it emits the series that changed as cumulative
+//! `{namespace}.calls` and `{namespace}.duration` (explicit or exponential
+//! histogram) with exemplars, and hands the raw durations to the
+//! observation consumer (the window processor). Series are bounded by `cardinality_limit` (then one
 //! overflow series) and expire after `series_ttl`.
 
 pub mod config;
@@ -132,9 +132,70 @@ impl SpanMetrics {
         self.table.lock().expire(now_ns.saturating_sub(ttl))
     }
 
+    /// How often changed series are emitted (zero: after every request).
+    pub fn flush_interval(&self) -> std::time::Duration {
+        self.config.flush_interval.get()
+    }
+
     /// Series currently held.
     pub fn series(&self) -> usize {
         self.table.lock().len()
+    }
+
+    /// Hands the series that changed since the last flush on as metrics
+    /// (cumulative calls and durations), and their new durations to the
+    /// observation consumer. Runs after every request with a zero
+    /// `flush_interval`, else on that interval and at shutdown.
+    pub fn flush(&self) {
+        let mut table = self.table.lock();
+        let now = table.tick(now_ns());
+        let mut output = Output::new(self.scope.clone(), self.template());
+        let calls_name = self.calls_name();
+        let duration_name = self.duration_name();
+        table.drain_dirty(|resource, entry| {
+            let attributes = if entry.resource.is_none() {
+                vec![overflow_attribute()]
+            } else {
+                self.dimension_names
+                    .iter()
+                    .zip(&entry.dims)
+                    .filter_map(|(name, value)| value.as_deref().map(|v| string_attribute(name, v)))
+                    .collect()
+            };
+            if let Some(observer) = &self.observer
+                && !entry.value.pending.is_empty()
+            {
+                observer.observe(&Observations {
+                    resource,
+                    scope: &self.scope,
+                    metric: &duration_name,
+                    unit: "s",
+                    description: "Span durations recorded by the span-metrics connector.",
+                    attributes: &attributes,
+                    values: &entry.value.pending,
+                });
+            }
+            entry.value.pending.clear();
+            let metrics = output.metrics(entry.resource, resource);
+            entry
+                .value
+                .write_points(metrics, attributes, &self.bounds, entry.start_ns, now);
+        });
+        drop(table);
+        if !output.is_empty() {
+            let outcome = self
+                .downstream
+                .consume_metrics(&MetricsBatch::from_request(output.finish()));
+            if let Ok(Consumed { rejected, message }) = &outcome
+                && *rejected > 0
+            {
+                tracing::warn!(
+                    rejected,
+                    metric = %calls_name,
+                    "span metrics were rejected downstream: {message}"
+                );
+            }
+        }
     }
 
     fn new_series(&self) -> SpanSeries {
@@ -214,56 +275,13 @@ impl TracesConsumer for SpanMetrics {
                 }
             }
         }
-        let mut output = Output::new(self.scope.clone(), self.template());
-        let calls_name = self.calls_name();
-        let duration_name = self.duration_name();
-        table.drain_dirty(|resource, entry| {
-            let attributes = if entry.resource.is_none() {
-                vec![overflow_attribute()]
-            } else {
-                self.dimension_names
-                    .iter()
-                    .zip(&entry.dims)
-                    .filter_map(|(name, value)| value.as_deref().map(|v| string_attribute(name, v)))
-                    .collect()
-            };
-            if let Some(observer) = &self.observer
-                && !entry.value.pending.is_empty()
-            {
-                observer.observe(&Observations {
-                    resource,
-                    scope: &self.scope,
-                    metric: &duration_name,
-                    unit: "s",
-                    description: "Span durations recorded by the span-metrics connector.",
-                    attributes: &attributes,
-                    values: &entry.value.pending,
-                });
-            }
-            entry.value.pending.clear();
-            let metrics = output.metrics(entry.resource, resource);
-            entry
-                .value
-                .write_points(metrics, attributes, &self.bounds, entry.start_ns, now);
-        });
         drop(table);
         if overflowed > 0 {
             self.telemetry
                 .record_connector_overflow("spanmetrics", overflowed);
         }
-        if !output.is_empty() {
-            let outcome = self
-                .downstream
-                .consume_metrics(&MetricsBatch::from_request(output.finish()));
-            if let Ok(Consumed { rejected, message }) = &outcome
-                && *rejected > 0
-            {
-                tracing::warn!(
-                    rejected,
-                    metric = %calls_name,
-                    "span metrics were rejected downstream: {message}"
-                );
-            }
+        if self.config.flush_interval.get().is_zero() {
+            self.flush();
         }
         Ok(Consumed::all())
     }

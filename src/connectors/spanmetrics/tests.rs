@@ -81,7 +81,16 @@ fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> TracesRequest {
     }
 }
 
+/// A connector that emits after every request (`flush_interval: 0s`).
 fn connector(config: SpanMetricsConfig) -> (SpanMetrics, Arc<Capture>, Arc<Telemetry>) {
+    connector_flushing_every(config, HumanDuration::secs(0))
+}
+
+fn connector_flushing_every(
+    mut config: SpanMetricsConfig,
+    interval: HumanDuration,
+) -> (SpanMetrics, Arc<Capture>, Arc<Telemetry>) {
+    config.flush_interval = interval;
     let capture = Arc::new(Capture::default());
     let telemetry = Arc::new(Telemetry::new());
     let c = SpanMetrics::new(
@@ -111,6 +120,46 @@ fn metrics(r: &MetricsRequest) -> Vec<&Metric> {
         .flat_map(|rm| &rm.scope_metrics)
         .flat_map(|sm| &sm.metrics)
         .collect()
+}
+
+/// With a flush interval, requests only count; one flush emits each
+/// changed series once with everything counted since the last flush.
+#[test]
+fn a_flush_interval_emits_each_changed_series_once() {
+    let (c, capture, _) =
+        connector_flushing_every(SpanMetricsConfig::default(), HumanDuration::secs(1));
+    for i in 0..3 {
+        c.consume_traces(&request(
+            vec![kv("service.name", "shop")],
+            vec![span("GET /", 2, 0, 1, i), span("GET /", 2, 0, 1, 10 + i)],
+        ))
+        .unwrap();
+    }
+    assert!(
+        capture.requests.lock().is_empty(),
+        "nothing before the flush"
+    );
+    assert!(capture.observed.lock().is_empty());
+    c.flush();
+    let requests = capture.requests.lock().clone();
+    assert_eq!(requests.len(), 1);
+    let emitted = metrics(&requests[0]);
+    let calls = emitted
+        .iter()
+        .find(|m| m.name.ends_with(".calls"))
+        .expect("calls");
+    let Some(Data::Sum(sum)) = &calls.data else {
+        panic!("calls is a sum")
+    };
+    assert_eq!(sum.data_points.len(), 1, "one series, once");
+    assert_eq!(
+        sum.data_points[0].value,
+        Some(crate::model::otlp::metrics::number_data_point::Value::AsInt(6))
+    );
+    let observed: usize = capture.observed.lock().iter().map(|(_, v)| v.len()).sum();
+    assert_eq!(observed, 6, "every duration reaches the windows");
+    c.flush();
+    assert_eq!(capture.requests.lock().len(), 1, "nothing changed since");
 }
 
 #[test]

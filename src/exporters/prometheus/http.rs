@@ -3,6 +3,7 @@
 //! chunk by chunk when asked), at most 8 in flight, so neither an async
 //! worker nor a second copy of the output is tied up by a large scrape.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 
-use super::{Format, PrometheusExporter};
+use super::{ChunkSink, Format, PrometheusExporter};
 
 pub fn router(exporter: Arc<PrometheusExporter>) -> Router {
     Router::new()
@@ -29,6 +30,55 @@ pub fn router(exporter: Arc<PrometheusExporter>) -> Router {
 const CHUNK_BYTES: usize = 256 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
+/// Sends rendered chunks to the response body, gzipped when asked. While
+/// a family's lock is held it never waits for a slow client: chunks the
+/// body has no room for are held, and sent (waiting) between families, so
+/// ingest and expiry wait at most for one family's rendering, never for
+/// the network. Memory held is at most one family's exposition.
+struct StreamSink {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    gz: Option<GzEncoder<Vec<u8>>>,
+    held: VecDeque<Bytes>,
+}
+
+impl ChunkSink for StreamSink {
+    fn push(&mut self, chunk: String) -> bool {
+        let bytes = match self.gz.as_mut() {
+            None => Bytes::from(chunk),
+            Some(encoder) => {
+                if encoder.write_all(chunk.as_bytes()).is_err() {
+                    return false;
+                }
+                Bytes::from(std::mem::take(encoder.get_mut()))
+            }
+        };
+        if bytes.is_empty() {
+            return true;
+        }
+        if !self.held.is_empty() {
+            self.held.push_back(bytes);
+            return true;
+        }
+        match self.tx.try_send(bytes) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(bytes)) => {
+                self.held.push_back(bytes);
+                true
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn settle(&mut self) -> bool {
+        while let Some(bytes) = self.held.pop_front() {
+            if self.tx.blocking_send(bytes).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
@@ -40,25 +90,17 @@ async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: Heade
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     // Rendering reads every series: off the async workers, streamed.
     tokio::task::spawn_blocking(move || {
-        let mut gz = gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-        let mut send = |chunk: String| -> bool {
-            let bytes = match gz.as_mut() {
-                None => Bytes::from(chunk),
-                Some(encoder) => {
-                    if encoder.write_all(chunk.as_bytes()).is_err() {
-                        return false;
-                    }
-                    Bytes::from(std::mem::take(encoder.get_mut()))
-                }
-            };
-            bytes.is_empty() || tx.blocking_send(bytes).is_ok()
+        let mut sink = StreamSink {
+            tx,
+            gz: gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast())),
+            held: VecDeque::new(),
         };
-        exporter.render_chunks(format, CHUNK_BYTES, &mut send);
-        if let Some(encoder) = gz
+        exporter.render_chunks(format, CHUNK_BYTES, &mut sink);
+        if let Some(encoder) = sink.gz.take()
             && let Ok(rest) = encoder.finish()
             && !rest.is_empty()
         {
-            let _ = tx.blocking_send(Bytes::from(rest));
+            let _ = sink.tx.blocking_send(Bytes::from(rest));
         }
     });
     let mut response = Response::new(Body::new(ChunkBody { rx }));

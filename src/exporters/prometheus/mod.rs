@@ -59,43 +59,46 @@ impl PrometheusExporter {
 
     /// Renders everything `/metrics` serves, in `format`.
     pub fn render(&self, format: Format) -> String {
-        let mut out = String::new();
-        self.render_chunks(format, usize::MAX, &mut |chunk| {
-            out.push_str(&chunk);
-            true
-        });
-        out
+        struct Collect(String);
+        impl ChunkSink for Collect {
+            fn push(&mut self, chunk: String) -> bool {
+                self.0.push_str(&chunk);
+                true
+            }
+        }
+        let mut out = Collect(String::new());
+        self.render_chunks(format, usize::MAX, &mut out);
+        out.0
     }
 
     /// Renders the exposition in chunks of about `chunk_size` bytes, each
     /// handed to `sink` as soon as it is full (so the whole output never
     /// sits in memory); stops when `sink` answers `false` (the client
-    /// went away). A family's lock is held while its series are written.
-    pub fn render_chunks(
-        &self,
-        format: Format,
-        chunk_size: usize,
-        sink: &mut dyn FnMut(String) -> bool,
-    ) {
+    /// went away). A family's lock is held while its series are written,
+    /// so `push` must not wait; `settle`, called between families with no
+    /// lock held, may.
+    pub fn render_chunks(&self, format: Format, chunk_size: usize, sink: &mut dyn ChunkSink) {
         let families = self.store.families_sorted();
         let capacity = chunk_size.min(4096 + families.len() * 256);
         let mut out = String::with_capacity(capacity);
         let mut open = true;
-        let mut hand_over = |out: &mut String| {
-            if out.len() >= chunk_size {
-                open = sink(std::mem::replace(out, String::with_capacity(capacity)));
-            }
-            open
-        };
         for family in &families {
+            let mut hand_over = |out: &mut String| {
+                if out.len() >= chunk_size {
+                    open = sink.push(std::mem::replace(out, String::with_capacity(capacity)));
+                }
+                open
+            };
             render::write_family_chunked(family, format, &mut out, &mut hand_over);
-            if !hand_over(&mut out) {
+            if !hand_over(&mut out) || !sink.settle() {
                 return;
             }
         }
         render::write_self_metrics(&self.telemetry.snapshot(), format, &mut out);
         render::write_eof(format, &mut out);
-        sink(out);
+        if sink.push(out) {
+            sink.settle();
+        }
     }
 
     /// The `/metrics` route.
@@ -116,13 +119,30 @@ impl PrometheusExporter {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tick.tick() => {
-                    let expired = self.store.expire(ttl_secs);
+                    // Waits for family locks a scrape may hold: not on an
+                    // async worker.
+                    let exporter = self.clone();
+                    let expired = tokio::task::spawn_blocking(move || exporter.store.expire(ttl_secs))
+                        .await
+                        .unwrap_or(0);
                     if expired > 0 {
                         tracing::debug!(expired, "expired idle series");
                     }
                 }
             }
         }
+    }
+}
+
+/// Where [`PrometheusExporter::render_chunks`] puts the exposition.
+pub trait ChunkSink {
+    /// Takes one chunk while a family lock may be held: must not wait.
+    /// `false` stops the rendering (the client went away).
+    fn push(&mut self, chunk: String) -> bool;
+    /// Called between families, with no lock held: may wait for what was
+    /// pushed to be taken. `false` stops the rendering.
+    fn settle(&mut self) -> bool {
+        true
     }
 }
 
