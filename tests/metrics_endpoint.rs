@@ -271,3 +271,73 @@ fn large_expositions_are_streamed_whole_plain_and_gzipped() {
     assert_eq!(series(&text), 40_000);
     assert!(text.ends_with("\n"), "complete");
 }
+
+/// A scraper that stops reading (a stuck or slow Prometheus) never holds
+/// up ingest: the exposition waits for the client only between families,
+/// with no lock held, so points for every family are still applied and
+/// acknowledged while the scrape hangs.
+#[test]
+fn a_stalled_scrape_does_not_block_ingest() {
+    use std::io::Write;
+    let collector = Collector::start();
+    // Runs the load generator; fails (instead of hanging) if it has not
+    // finished 30 s after it was due to.
+    let load = |duration: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args(["loadgen", "--endpoint"])
+            .arg(format!("http://{}", collector.grpc))
+            .args(["--series", "60000", "--batch", "6000", "--concurrency", "1"])
+            .args(["--duration", duration, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("loadgen");
+        let deadline = std::time::Instant::now() + Duration::from_secs(35);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("ingest is blocked: the load generator did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut stdout)
+            .expect("summary");
+        let summary: serde_json::Value = serde_json::from_str(&stdout).expect("summary");
+        summary
+    };
+    let first = load("3s");
+    assert!(
+        first["items_accepted"].as_u64().unwrap_or(0) >= 60_000,
+        "{first}"
+    );
+    // About 12 MB of exposition; the client reads 1 KB of it, then nothing.
+    let mut stalled = std::net::TcpStream::connect(collector.admin).expect("connect");
+    write!(
+        stalled,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\n\r\n",
+        collector.admin
+    )
+    .unwrap();
+    let mut head = [0u8; 1024];
+    stalled.read_exact(&mut head).expect("the scrape starts");
+    std::thread::sleep(Duration::from_secs(1));
+    let during = load("2s");
+    let accepted = during["items_accepted"].as_u64().unwrap_or(0);
+    assert!(
+        accepted >= 6_000,
+        "ingest went on during the stalled scrape: {during}"
+    );
+    assert_eq!(during["items_refused"].as_u64(), Some(0), "{during}");
+    let health = http_client()
+        .get(collector.url("/readyz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .expect("readyz answers");
+    assert_eq!(health.status(), 200);
+    drop(stalled);
+}
