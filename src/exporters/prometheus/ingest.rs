@@ -312,11 +312,20 @@ struct PointWriter<'s> {
 
 impl PointWriter<'_> {
     /// The raw key of a point: its attribute bytes as sent, seeded with the
-    /// scope's shared labels.
-    fn raw_key(&self, attributes: &Attributes<'_>) -> RawKey {
+    /// scope's shared labels. `contiguous` is the encoded attributes when
+    /// they are one run (hashed in one go); otherwise each is hashed with
+    /// its length. Two layouts of one attribute set may get two keys: both
+    /// lead to the same series (the second through the labels index).
+    fn raw_key(&self, attributes: &Attributes<'_>, contiguous: Option<&[u8]>) -> RawKey {
         let mut hashers = RAW_SEEDS.map(|seed| seed.build_hasher());
         for hasher in &mut hashers {
             hasher.write_u64(self.shared.hash);
+        }
+        if let Some(bytes) = contiguous {
+            for hasher in &mut hashers {
+                hasher.write(bytes);
+            }
+            return RawKey(hashers.map(|h| h.finish()));
         }
         for bytes in attributes.raw().flatten() {
             for hasher in &mut hashers {
@@ -350,6 +359,7 @@ impl PointWriter<'_> {
     fn write(
         &mut self,
         attributes: &Attributes<'_>,
+        contiguous: Option<&[u8]>,
         flags: u32,
         create: impl FnOnce() -> SeriesState,
         update: impl FnOnce(&mut SeriesState) -> Applied,
@@ -361,7 +371,7 @@ impl PointWriter<'_> {
             }
             return;
         }
-        let key = self.raw_key(attributes);
+        let key = self.raw_key(attributes, contiguous);
         let mut update = Some(update);
         if let Some(applied) = self.series.update_raw(key, self.now, &mut update) {
             return self.count(applied, false);
@@ -369,8 +379,9 @@ impl PointWriter<'_> {
         let Some(update) = update else { return };
         self.build_labels(attributes);
         let labels = &self.buffers.labels;
-        let (applied, new) = self.series.upsert_with(labels, self.now, create, update);
-        self.series.remember_raw(key, labels);
+        let (applied, new) = self
+            .series
+            .upsert_keyed(labels, Some(key), self.now, create, update);
         self.count(applied, new);
     }
 
@@ -399,7 +410,10 @@ impl PointWriter<'_> {
         };
         let state = SeriesState::new(SeriesValue::Number(value), point.start_ns, point.time_ns);
         let temporality = self.temporality;
-        let exemplar = latest_exemplar(&point.exemplars);
+        let exemplar = point
+            .has_exemplars
+            .then(|| latest_exemplar(&point.exemplars))
+            .flatten();
         let with_exemplar = |state: &mut SeriesState| {
             if let Some(e) = exemplar {
                 state.record_exemplar(0, 1, e);
@@ -407,6 +421,7 @@ impl PointWriter<'_> {
         };
         self.write(
             &point.attributes,
+            point.attribute_bytes,
             point.flags,
             || {
                 let mut new = state.clone();
@@ -476,6 +491,7 @@ impl PointWriter<'_> {
         };
         self.write(
             &point.attributes,
+            None,
             point.flags,
             || {
                 let mut state = incoming.to_state();
@@ -564,6 +580,7 @@ impl PointWriter<'_> {
         let incoming = state.clone();
         self.write(
             attributes,
+            None,
             flags,
             || state,
             |existing| existing.apply(incoming, temporality),

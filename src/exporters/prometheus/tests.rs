@@ -325,6 +325,23 @@ fn known_points_update_the_series_their_labels_name() {
         "{text}"
     );
     assert_eq!(e.store.series_count(), 2);
+    // Other bytes, same labels: `a` as an integer renders as "1" too.
+    let mut int_a = point(7.0, &[("b", "2")]);
+    int_a.attributes.push(KeyValue {
+        key: "a".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(1)),
+        }),
+        ..Default::default()
+    });
+    send(&e, "1", int_a);
+    send(&e, "1", point(8.0, &[("b", "2"), ("a", "1")]));
+    let text = e.render(Format::Text);
+    assert!(
+        text.contains(&format!("temp{{{}}} 8\n", labels("1"))),
+        "{text}"
+    );
+    assert_eq!(e.store.series_count(), 2);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::common::{
     Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView, optional,
     validate_attributes,
 };
-use super::reader::{Field, Packed64, PackedVarint, Value, WireError, for_each_field};
+use super::reader::{Field, Fields, Packed64, PackedVarint, Value, WireError, for_each_field};
 
 /// Builds the typed-field reader for field `field` of message `message`.
 macro_rules! field {
@@ -256,7 +256,12 @@ pub struct NumberPointView<'a> {
     /// `as_double`, or `as_int` as a double; `None` when neither is set.
     pub value: Option<f64>,
     pub exemplars: Repeated<'a, ExemplarView<'a>>,
+    /// Whether any exemplar is present (saves a pass when none is).
+    pub has_exemplars: bool,
     pub flags: u32,
+    /// The encoded attribute fields when they are one contiguous run (as
+    /// every SDK writes them): the point's attribute identity in one slice.
+    pub attribute_bytes: Option<&'a [u8]>,
 }
 
 impl<'a> MessageView<'a> for NumberPointView<'a> {
@@ -268,20 +273,61 @@ impl<'a> MessageView<'a> for NumberPointView<'a> {
             time_ns: 0,
             value: None,
             exemplars: Repeated::new(bytes, 5, Self::NAME, "exemplars"),
+            has_exemplars: false,
             flags: 0,
+            attribute_bytes: None,
         };
-        for_each_field(bytes, Self::NAME, |n, v| {
+        let mut fields = Fields::new(bytes, Self::NAME);
+        let mut run = Run::default();
+        loop {
+            let start = bytes.len() - fields.remaining();
+            let Some((n, v)) = fields.next_field()? else {
+                break;
+            };
             match n {
                 2 => out.start_ns = field!(v, Self::NAME, "start_time_unix_nano").fixed64()?,
                 3 => out.time_ns = field!(v, Self::NAME, "time_unix_nano").fixed64()?,
                 4 => out.value = Some(field!(v, Self::NAME, "as_double").double()?),
+                5 => out.has_exemplars = true,
                 6 => out.value = Some(field!(v, Self::NAME, "as_int").fixed64()? as i64 as f64),
+                7 => run.extend(start, bytes.len() - fields.remaining()),
                 8 => out.flags = field!(v, Self::NAME, "flags").uint32()?,
                 _ => {}
             }
-            Ok(())
-        })?;
+        }
+        out.attribute_bytes = run.slice(bytes);
         Ok(out)
+    }
+}
+
+/// Where a repeated field's occurrences lie in their message, while they
+/// are adjacent.
+#[derive(Default)]
+struct Run {
+    span: Option<(usize, usize)>,
+    broken: bool,
+}
+
+impl Run {
+    fn extend(&mut self, start: usize, end: usize) {
+        self.span = match self.span {
+            None => Some((start, end)),
+            Some((first, last)) if last == start => Some((first, end)),
+            Some(span) => {
+                self.broken = true;
+                Some(span)
+            }
+        };
+    }
+
+    /// The run's bytes (empty when the field is absent); `None` if the
+    /// occurrences were not adjacent.
+    fn slice<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        match (self.broken, self.span) {
+            (true, _) => None,
+            (false, None) => Some(&[]),
+            (false, Some((start, end))) => bytes.get(start..end),
+        }
     }
 }
 

@@ -71,6 +71,11 @@ impl<'a> Fields<'a> {
         Self { buf, message }
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The next field, `None` at the end of the message.
     #[inline]
     pub fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, WireError> {

@@ -392,3 +392,49 @@ fn invalid_utf8_in_a_label_value_is_refused() {
     let error = validate_metrics(&bytes).expect_err("invalid UTF-8");
     assert_eq!(error.to_string(), "Metric.name: string is not valid UTF-8");
 }
+
+#[test]
+fn adjacent_attributes_are_one_slice_and_interleaved_ones_are_not() {
+    use super::MessageView;
+    use super::metrics::NumberPointView;
+    let point = NumberDataPoint {
+        attributes: vec![kv("a", V::StringValue("1".into())), kv("b", V::IntValue(2))],
+        time_unix_nano: 5,
+        value: Some(number_data_point::Value::AsDouble(1.0)),
+        ..Default::default()
+    };
+    let bytes = point.encode_to_vec();
+    let view = NumberPointView::parse(&bytes).expect("valid");
+    let run = view
+        .attribute_bytes
+        .expect("prost writes attributes together");
+    let expected: Vec<u8> = point
+        .attributes
+        .iter()
+        .flat_map(|a| {
+            let body = a.encode_to_vec();
+            let mut field = vec![0x3a, body.len() as u8];
+            field.extend(body);
+            field
+        })
+        .collect();
+    assert_eq!(run, &expected[..]);
+    assert!(!view.has_exemplars);
+    // attribute, flags, attribute: not one run.
+    let one = kv("a", V::StringValue("1".into())).encode_to_vec();
+    let mut interleaved = vec![0x3a, one.len() as u8];
+    interleaved.extend(&one);
+    interleaved.extend([0x40, 1]);
+    interleaved.extend([0x3a, one.len() as u8]);
+    interleaved.extend(&one);
+    let view = NumberPointView::parse(&interleaved).expect("valid");
+    assert_eq!(view.attribute_bytes, None);
+    assert_eq!(view.attributes.len(), 2);
+    let none = NumberDataPoint::default().encode_to_vec();
+    assert_eq!(
+        NumberPointView::parse(&none)
+            .expect("valid")
+            .attribute_bytes,
+        Some(&[][..])
+    );
+}

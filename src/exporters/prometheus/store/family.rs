@@ -3,6 +3,7 @@
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 
+use super::labels::label_hash;
 use super::value::{Applied, SeriesState, Temporality};
 use super::watch::{self, Watch};
 use super::{LabelSet, StoreError};
@@ -40,7 +41,9 @@ pub struct FamilyMeta<'a> {
 /// One stored series.
 #[derive(Debug)]
 pub struct StoredSeries {
-    hash: u64,
+    /// The series' key in its table: the raw key of the first point that
+    /// created it (or one derived from its labels).
+    key: RawKey,
     /// Sorted, escaped `name="value"` pairs joined by commas.
     labels: Box<str>,
     pub state: SeriesState,
@@ -61,26 +64,65 @@ impl StoredSeries {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawKey(pub [u64; 2]);
 
-/// A raw key and the label hash of the series it translates to.
-struct RawEntry {
-    key: RawKey,
-    series: u64,
+/// Seeds of the keys of series created from labels alone.
+const TEXT_SEEDS: [foldhash::fast::FixedState; 2] = [
+    foldhash::fast::FixedState::with_seed(0x452821e638d01377),
+    foldhash::fast::FixedState::with_seed(0xbe5466cf34e90c6c),
+];
+
+impl RawKey {
+    /// The key of a series created from its labels (no raw point).
+    fn of_labels(text: &str) -> Self {
+        use std::hash::BuildHasher;
+        RawKey(TEXT_SEEDS.map(|seed| seed.hash_one(text)))
+    }
 }
 
-/// The series of one family.
+/// The labels index: label hash → key of the series with those labels.
+struct LabelEntry {
+    hash: u64,
+    key: RawKey,
+}
+
+/// A further raw key of a series (its attributes sent in another order,
+/// or another set that translates to the same labels).
+struct Alias {
+    raw: RawKey,
+    key: RawKey,
+}
+
+/// The series of one family, keyed by raw key so that a point of a known
+/// series costs one probe of one table; indexed by labels for everything
+/// else (new raw keys, removal, watches, queries).
 #[derive(Default)]
 pub struct SeriesTable {
     table: HashTable<StoredSeries>,
-    /// Raw keys seen for the series, when their label hash is unique in
-    /// the table (so the hash alone names the series). A cache: entries
-    /// whose series is gone are ignored and refreshed.
-    raw: HashTable<RawEntry>,
+    by_labels: HashTable<LabelEntry>,
+    aliases: HashTable<Alias>,
     /// History rings of the watched series of this family; almost always
     /// empty, and then an update pays only the `is_empty` check.
     watched: Vec<Watch>,
 }
 
 impl SeriesTable {
+    /// The key of the series with these labels.
+    fn key_of(&self, labels: &LabelSet) -> Option<RawKey> {
+        let (hash, text) = (labels.hash(), labels.text());
+        let table = &self.table;
+        self.by_labels
+            .find(hash, |e| {
+                e.hash == hash
+                    && table
+                        .find(e.key.0[0], |s| s.key == e.key)
+                        .is_some_and(|s| &*s.labels == text)
+            })
+            .map(|e| e.key)
+    }
+
+    fn series_mut(&mut self, key: RawKey) -> Option<&mut StoredSeries> {
+        self.table.find_mut(key.0[0], |s| s.key == key)
+    }
+
     /// Applies a point to the series with these labels, creating it if new.
     /// Returns what happened and whether the series is new.
     pub fn upsert(
@@ -90,34 +132,14 @@ impl SeriesTable {
         temporality: Temporality,
         now: u32,
     ) -> (Applied, bool) {
-        let hash = labels.hash();
-        let text = labels.text();
-        if let Some(existing) = self
-            .table
-            .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
-        {
-            existing.last_seen = now;
-            let applied = existing.state.apply(incoming, temporality);
-            if !self.watched.is_empty() && applied == Applied::Updated {
-                watch::record(&mut self.watched, hash, text, &existing.state);
-            }
-            return (applied, false);
-        }
-        self.before_insert(hash);
-        let entry = self.table.insert_unique(
-            hash,
-            StoredSeries {
-                hash,
-                labels: text.into(),
-                state: incoming,
-                last_seen: now,
-            },
-            |s| s.hash,
-        );
-        if !self.watched.is_empty() {
-            watch::record(&mut self.watched, hash, text, &entry.get().state);
-        }
-        (Applied::Updated, true)
+        let update = incoming.clone();
+        self.upsert_keyed(
+            labels,
+            None,
+            now,
+            || incoming,
+            |state| state.apply(update, temporality),
+        )
     }
 
     /// Like [`upsert`](Self::upsert) but without building a state for an
@@ -130,41 +152,69 @@ impl SeriesTable {
         create: impl FnOnce() -> SeriesState,
         update: impl FnOnce(&mut SeriesState) -> Applied,
     ) -> (Applied, bool) {
+        self.upsert_keyed(labels, None, now, create, update)
+    }
+
+    /// [`upsert_with`](Self::upsert_with) for a point whose raw key `raw`
+    /// was not known: the key is remembered for its series.
+    pub fn upsert_keyed(
+        &mut self,
+        labels: &LabelSet,
+        raw: Option<RawKey>,
+        now: u32,
+        create: impl FnOnce() -> SeriesState,
+        update: impl FnOnce(&mut SeriesState) -> Applied,
+    ) -> (Applied, bool) {
         let hash = labels.hash();
-        let text = labels.text();
-        if let Some(existing) = self
-            .table
-            .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
-        {
-            existing.last_seen = now;
-            let applied = update(&mut existing.state);
-            if !self.watched.is_empty() && applied == Applied::Updated {
-                watch::record(&mut self.watched, hash, text, &existing.state);
+        if let Some(key) = self.key_of(labels) {
+            if let Some(raw) = raw.filter(|r| *r != key) {
+                self.add_alias(raw, key);
             }
-            return (applied, false);
+            // Found through the table, so present.
+            if let Some(existing) = self.table.find_mut(key.0[0], |s| s.key == key) {
+                existing.last_seen = now;
+                let applied = update(&mut existing.state);
+                if !self.watched.is_empty() && applied == Applied::Updated {
+                    watch::record(&mut self.watched, hash, &existing.labels, &existing.state);
+                }
+                return (applied, false);
+            }
         }
-        self.before_insert(hash);
+        let text = labels.text();
+        // A raw key is new here (the caller looked it up); a key derived
+        // from labels could only repeat by a 128-bit collision.
+        let key = raw
+            .filter(|k| self.series_mut(*k).is_none())
+            .unwrap_or_else(|| RawKey::of_labels(text));
         let entry = self.table.insert_unique(
-            hash,
+            key.0[0],
             StoredSeries {
-                hash,
+                key,
                 labels: text.into(),
                 state: create(),
                 last_seen: now,
             },
-            |s| s.hash,
+            |s| s.key.0[0],
         );
         if !self.watched.is_empty() {
             watch::record(&mut self.watched, hash, text, &entry.get().state);
         }
+        self.by_labels
+            .insert_unique(hash, LabelEntry { hash, key }, |e| e.hash);
         (Applied::Updated, true)
     }
 
-    /// A new series whose label hash another series already has makes raw
-    /// keys to that hash ambiguous: forget them all (this is ~never).
-    fn before_insert(&mut self, hash: u64) {
-        if !self.raw.is_empty() && self.table.iter_hash(hash).any(|s| s.hash == hash) {
-            self.raw.clear();
+    fn add_alias(&mut self, raw: RawKey, key: RawKey) {
+        // Bounded: senders varying attribute order could add keys forever.
+        if self.aliases.len() >= self.table.len() + 1024 {
+            self.aliases.clear();
+        }
+        match self.aliases.find_mut(raw.0[0], |a| a.raw == raw) {
+            Some(alias) => alias.key = key,
+            None => {
+                self.aliases
+                    .insert_unique(raw.0[0], Alias { raw, key }, |a| a.raw.0[0]);
+            }
         }
     }
 
@@ -173,57 +223,32 @@ impl SeriesTable {
     /// when the key is unknown.
     pub fn update_raw<F: FnOnce(&mut SeriesState) -> Applied>(
         &mut self,
-        key: RawKey,
+        raw: RawKey,
         now: u32,
         update: &mut Option<F>,
     ) -> Option<Applied> {
-        let hash = self
-            .raw
-            .find(key.0[0], |e| e.key == key)
-            .map(|e| e.series)?;
-        let existing = self.table.find_mut(hash, |s| s.hash == hash)?;
+        let index = match self.table.find_bucket_index(raw.0[0], |s| s.key == raw) {
+            Some(index) => index,
+            None => {
+                let key = self.aliases.find(raw.0[0], |a| a.raw == raw)?.key;
+                self.table.find_bucket_index(key.0[0], |s| s.key == key)?
+            }
+        };
+        let existing = self.table.get_bucket_mut(index)?;
         let update = update.take()?;
         existing.last_seen = now;
         let applied = update(&mut existing.state);
         if !self.watched.is_empty() && applied == Applied::Updated {
+            let hash = label_hash(&existing.labels);
             watch::record(&mut self.watched, hash, &existing.labels, &existing.state);
         }
         Some(applied)
     }
 
-    /// Remembers that `key` translates to the series with these labels
-    /// (after an upsert), unless another series shares their hash.
-    pub fn remember_raw(&mut self, key: RawKey, labels: &LabelSet) {
-        let hash = labels.hash();
-        if self
-            .table
-            .iter_hash(hash)
-            .filter(|s| s.hash == hash)
-            .count()
-            != 1
-        {
-            return;
-        }
-        // Bounded: senders varying attribute order could add keys forever.
-        if self.raw.len() >= 2 * self.table.len() + 1024 {
-            self.raw.clear();
-        }
-        match self.raw.find_mut(key.0[0], |e| e.key == key) {
-            Some(entry) => entry.series = hash,
-            None => {
-                self.raw
-                    .insert_unique(key.0[0], RawEntry { key, series: hash }, |e| e.key.0[0]);
-            }
-        }
-    }
-
     /// Runs `f` on the state of the series with these labels, if present.
     pub fn with_state(&mut self, labels: &LabelSet, f: impl FnOnce(&mut SeriesState)) {
-        let hash = labels.hash();
-        let text = labels.text();
-        if let Some(s) = self
-            .table
-            .find_mut(hash, |s| s.hash == hash && &*s.labels == text)
+        if let Some(key) = self.key_of(labels)
+            && let Some(s) = self.series_mut(key)
         {
             f(&mut s.state);
         }
@@ -231,12 +256,14 @@ impl SeriesTable {
 
     /// Removes the series with these labels; true if it existed.
     pub fn remove(&mut self, labels: &LabelSet) -> bool {
+        let Some(key) = self.key_of(labels) else {
+            return false;
+        };
         let hash = labels.hash();
-        let text = labels.text();
-        match self
-            .table
-            .find_entry(hash, |s| s.hash == hash && &*s.labels == text)
-        {
+        if let Ok(entry) = self.by_labels.find_entry(hash, |e| e.key == key) {
+            entry.remove();
+        }
+        match self.table.find_entry(key.0[0], |s| s.key == key) {
             Ok(entry) => {
                 entry.remove();
                 true
@@ -258,10 +285,23 @@ impl SeriesTable {
     }
 
     pub fn get(&self, labels: &LabelSet) -> Option<&StoredSeries> {
-        let hash = labels.hash();
-        let text = labels.text();
-        self.table
-            .find(hash, |s| s.hash == hash && &*s.labels == text)
+        let key = self.key_of(labels)?;
+        self.table.find(key.0[0], |s| s.key == key)
+    }
+
+    /// Drops series last seen before `cutoff` with their index entries;
+    /// returns how many.
+    fn retain_seen_since(&mut self, cutoff: u32) -> u64 {
+        let before = self.table.len();
+        self.table.retain(|s| s.last_seen >= cutoff);
+        let removed = (before - self.table.len()) as u64;
+        if removed > 0 {
+            let table = &self.table;
+            let present = |key: RawKey| table.find(key.0[0], |s| s.key == key).is_some();
+            self.by_labels.retain(|e| present(e.key));
+            self.aliases.retain(|a| present(a.key));
+        }
+        removed
     }
 
     /// The ring of the series with these labels, started (holding its
@@ -362,13 +402,7 @@ impl Family {
     /// Drops series last seen before `cutoff`; returns (removed, left).
     pub(super) fn expire_older_than(&self, cutoff: u32) -> (u64, usize) {
         let mut series = self.series.lock();
-        let before = series.table.len();
-        series.table.retain(|s| s.last_seen >= cutoff);
-        let left = series.table.len();
-        if left < before {
-            let SeriesTable { table, raw, .. } = &mut *series;
-            raw.retain(|e| table.find(e.series, |s| s.hash == e.series).is_some());
-        }
-        ((before - left) as u64, left)
+        let removed = series.retain_seen_since(cutoff);
+        (removed, series.len())
     }
 }

@@ -119,7 +119,7 @@ impl LabelSet {
             self.text.push('"');
             i = j;
         }
-        self.hash = HASHER.hash_one(self.text.as_bytes());
+        self.hash = label_hash(&self.text);
     }
 
     /// The canonical block: `a="1",b="2"` (no braces), escaped.
@@ -135,6 +135,11 @@ impl LabelSet {
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
     }
+}
+
+/// The hash of a canonical label block (as [`LabelSet::hash`] gives it).
+pub fn label_hash(text: &str) -> u64 {
+    HASHER.hash_one(text.as_bytes())
 }
 
 /// Escapes a label value for both text formats: `\`, `"` and newline.
