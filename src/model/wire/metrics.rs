@@ -600,14 +600,26 @@ pub fn validate_metrics(bytes: &[u8]) -> Result<u64, WireError> {
 
 fn validate_points(data: &MetricData<'_>) -> Result<u64, WireError> {
     match data {
+        // The most common point: its own fields and children in one pass.
         MetricData::Gauge(list) | MetricData::Sum { points: list, .. } => {
-            validate_each(list, |bytes| {
+            let mut n = 0;
+            for bytes in list.raw() {
                 point_children(
-                    bytes,
+                    bytes?,
                     NumberPointView::NAME,
-                    &[(7, Child::Attribute), (5, Child::Exemplar)],
-                )
-            })
+                    &[
+                        (7, Child::Attribute),
+                        (2, Child::Scalar64("start_time_unix_nano")),
+                        (3, Child::Scalar64("time_unix_nano")),
+                        (4, Child::Scalar64("as_double")),
+                        (6, Child::Scalar64("as_int")),
+                        (8, Child::Varint("flags")),
+                        (5, Child::Exemplar),
+                    ],
+                )?;
+                n += 1;
+            }
+            Ok(n)
         }
         MetricData::Histogram { points, .. } => validate_each(points, |bytes| {
             point_children(
@@ -658,7 +670,7 @@ fn validate_each<'a, T: MessageView<'a> + 'a>(
     Ok(n)
 }
 
-/// A repeated child field of a data point.
+/// A field of a data point checked by [`point_children`].
 #[derive(Clone, Copy)]
 enum Child {
     Attribute,
@@ -666,6 +678,10 @@ enum Child {
     Quantile,
     /// A repeated 8-byte scalar, packed or not.
     Fixed64(&'static str),
+    /// A single 8-byte scalar (`fixed64`, `sfixed64`, `double`).
+    Scalar64(&'static str),
+    /// A single varint scalar.
+    Varint(&'static str),
 }
 
 /// Checks a point's repeated children in one pass over its fields.
@@ -707,6 +723,12 @@ fn point_children(
                 }
                 _ => return Err(field(name).wrong()),
             },
+            Child::Scalar64(name) => {
+                field(name).fixed64()?;
+            }
+            Child::Varint(name) => {
+                field(name).varint()?;
+            }
         }
         Ok(())
     })
