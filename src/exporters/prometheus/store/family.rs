@@ -78,10 +78,12 @@ impl RawKey {
     }
 }
 
-/// The labels index: label hash → key of the series with those labels.
+/// The labels index: label hash → first word of the key of the series
+/// with those labels (16 bytes a series; the labels are compared to tell
+/// apart series whose keys share that word).
 struct LabelEntry {
     hash: u64,
-    key: RawKey,
+    key0: u64,
 }
 
 /// A further raw key of a series (its attributes sent in another order,
@@ -109,14 +111,16 @@ impl SeriesTable {
     fn key_of(&self, labels: &LabelSet) -> Option<RawKey> {
         let (hash, text) = (labels.hash(), labels.text());
         let table = &self.table;
+        let with_labels = |key0: u64| {
+            table
+                .iter_hash(key0)
+                .find(|s| s.key.0[0] == key0 && &*s.labels == text)
+                .map(|s| s.key)
+        };
         self.by_labels
-            .find(hash, |e| {
-                e.hash == hash
-                    && table
-                        .find(e.key.0[0], |s| s.key == e.key)
-                        .is_some_and(|s| &*s.labels == text)
-            })
-            .map(|e| e.key)
+            .iter_hash(hash)
+            .filter(|e| e.hash == hash)
+            .find_map(|e| with_labels(e.key0))
     }
 
     fn series_mut(&mut self, key: RawKey) -> Option<&mut StoredSeries> {
@@ -199,8 +203,14 @@ impl SeriesTable {
         if !self.watched.is_empty() {
             watch::record(&mut self.watched, hash, text, &entry.get().state);
         }
-        self.by_labels
-            .insert_unique(hash, LabelEntry { hash, key }, |e| e.hash);
+        self.by_labels.insert_unique(
+            hash,
+            LabelEntry {
+                hash,
+                key0: key.0[0],
+            },
+            |e| e.hash,
+        );
         (Applied::Updated, true)
     }
 
@@ -260,7 +270,10 @@ impl SeriesTable {
             return false;
         };
         let hash = labels.hash();
-        if let Ok(entry) = self.by_labels.find_entry(hash, |e| e.key == key) {
+        if let Ok(entry) = self
+            .by_labels
+            .find_entry(hash, |e| e.hash == hash && e.key0 == key.0[0])
+        {
             entry.remove();
         }
         match self.table.find_entry(key.0[0], |s| s.key == key) {
@@ -297,9 +310,9 @@ impl SeriesTable {
         let removed = (before - self.table.len()) as u64;
         if removed > 0 {
             let table = &self.table;
-            let present = |key: RawKey| table.find(key.0[0], |s| s.key == key).is_some();
-            self.by_labels.retain(|e| present(e.key));
-            self.aliases.retain(|a| present(a.key));
+            let present = |key0: u64| table.find(key0, |s| s.key.0[0] == key0).is_some();
+            self.by_labels.retain(|e| present(e.key0));
+            self.aliases.retain(|a| present(a.key.0[0]));
         }
         removed
     }

@@ -254,3 +254,11 @@ mod watching {
         assert_eq!(s.watched_count(), 1);
     }
 }
+
+/// Every active series pays for one table slot: keep it small (memory per
+/// series is an issue 7 target).
+#[test]
+fn a_series_slot_stays_small() {
+    assert!(std::mem::size_of::<super::StoredSeries>() <= 80);
+    assert!(std::mem::size_of::<super::SeriesState>() <= 40);
+}
