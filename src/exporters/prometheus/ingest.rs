@@ -205,10 +205,11 @@ impl<'a> Ingester<'a> {
             }
             MetricData::Summary(_) => (MetricShape::Summary, FamilyKind::Summary, CUMULATIVE),
         };
-        let points = data.point_count();
-        if points == 0 {
+        if data.has_no_points() {
             return;
         }
+        // Counted only for a rejection: it is a walk over the metric.
+        let points = || data.point_count() as u64;
         let Some(name) = metric_name(
             metric.name,
             metric.unit,
@@ -217,7 +218,7 @@ impl<'a> Ingester<'a> {
             self.config.add_metric_suffixes,
         ) else {
             tally.reject(
-                points as u64,
+                points(),
                 format!(
                     "metric name `{}` has no character usable in a Prometheus name",
                     metric.name
@@ -230,7 +231,7 @@ impl<'a> Ingester<'a> {
             CUMULATIVE => Temporality::Cumulative,
             _ => {
                 tally.reject(
-                    points as u64,
+                    points(),
                     format!(
                         "metric `{}` has unspecified aggregation temporality",
                         metric.name
@@ -290,7 +291,7 @@ impl<'a> Ingester<'a> {
                     telemetry.series_removed(removed);
                 }
             }
-            Err(e) => tally.reject(points as u64, e.to_string()),
+            Err(e) => tally.reject(points(), e.to_string()),
         }
     }
 }

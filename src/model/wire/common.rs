@@ -253,14 +253,9 @@ impl<'a> MessageView<'a> for KeyValueView<'a> {
 /// Attributes of anything: a repeated `KeyValue` field.
 pub type Attributes<'a> = Repeated<'a, KeyValueView<'a>>;
 
-/// Checks every attribute; returns how many there are.
-pub fn validate_attributes(attributes: &Attributes<'_>) -> Result<usize, WireError> {
-    let mut n = 0;
-    for kv in attributes.try_iter() {
-        kv?;
-        n += 1;
-    }
-    Ok(n)
+/// Checks every attribute.
+pub fn validate_attributes(attributes: &Attributes<'_>) -> Result<(), WireError> {
+    attributes.try_iter().try_for_each(|kv| kv.map(|_| ()))
 }
 
 /// A `Resource`.
@@ -295,7 +290,7 @@ impl<'a> MessageView<'a> for ResourceView<'a> {
 
 impl ResourceView<'_> {
     pub fn validate(&self) -> Result<(), WireError> {
-        validate_attributes(&self.attributes).map(|_| ())
+        validate_attributes(&self.attributes)
     }
 }
 
@@ -357,7 +352,7 @@ impl<'a> MessageView<'a> for ScopeView<'a> {
 
 impl ScopeView<'_> {
     pub fn validate(&self) -> Result<(), WireError> {
-        validate_attributes(&self.attributes).map(|_| ())
+        validate_attributes(&self.attributes)
     }
 }
 

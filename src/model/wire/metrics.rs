@@ -6,7 +6,7 @@ use super::common::{
     Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView, optional,
     validate_attributes,
 };
-use super::reader::{Field, Fields, Packed64, PackedVarint, Value, WireError, for_each_field};
+use super::reader::{Field, Fields, Packed64, PackedVarint, WireError, for_each_field};
 
 /// Builds the typed-field reader for field `field` of message `message`.
 macro_rules! field {
@@ -139,13 +139,23 @@ pub enum MetricData<'a> {
 }
 
 impl MetricData<'_> {
-    /// Number of data points.
+    /// Number of data points (a walk over the metric's fields).
     pub fn point_count(&self) -> usize {
         match self {
             MetricData::Gauge(p) | MetricData::Sum { points: p, .. } => p.len(),
             MetricData::Histogram { points, .. } => points.len(),
             MetricData::Exponential { points, .. } => points.len(),
             MetricData::Summary(p) => p.len(),
+        }
+    }
+
+    /// Whether the metric has no data point (stops at the first).
+    pub fn has_no_points(&self) -> bool {
+        match self {
+            MetricData::Gauge(p) | MetricData::Sum { points: p, .. } => p.is_empty(),
+            MetricData::Histogram { points, .. } => points.is_empty(),
+            MetricData::Exponential { points, .. } => points.is_empty(),
+            MetricData::Summary(p) => p.is_empty(),
         }
     }
 }
@@ -710,19 +720,9 @@ fn point_children(
             Child::Quantile => {
                 QuantileView::parse(field("quantile_values").message()?)?;
             }
-            Child::Fixed64(name) => match value {
-                Value::Fixed64(_) => {}
-                Value::Bytes(b) if b.len() % 8 == 0 => {}
-                Value::Bytes(b) => {
-                    return Err(WireError::PackedLength {
-                        message,
-                        field: name,
-                        len: b.len(),
-                        width: 8,
-                    });
-                }
-                _ => return Err(field(name).wrong()),
-            },
+            Child::Fixed64(name) => {
+                field(name).packed64_len()?;
+            }
             Child::Scalar64(name) => {
                 field(name).fixed64()?;
             }

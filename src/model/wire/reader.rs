@@ -226,6 +226,22 @@ impl<'a> Field<'a> {
         Ok(f64::from_bits(self.fixed64()?))
     }
 
+    /// How many 8-byte values one occurrence of a repeated `fixed64` or
+    /// `double` field holds: one unpacked, or a packed run.
+    pub fn packed64_len(&self) -> Result<usize, WireError> {
+        match self.value {
+            Value::Fixed64(_) => Ok(1),
+            Value::Bytes(b) if b.len() % 8 == 0 => Ok(b.len() / 8),
+            Value::Bytes(b) => Err(WireError::PackedLength {
+                message: self.message,
+                field: self.field,
+                len: b.len(),
+                width: 8,
+            }),
+            _ => Err(self.wrong()),
+        }
+    }
+
     /// A message field's bytes (same wire type as `bytes`).
     pub fn message(&self) -> Result<&'a [u8], WireError> {
         self.bytes()
@@ -277,28 +293,14 @@ impl<'a> Packed64<'a> {
     /// Checks every occurrence; returns how many values there are.
     pub fn validate(&self, field: &'static str) -> Result<usize, WireError> {
         let mut count = 0;
-        for_each_field(self.msg, self.message, |n, v| {
-            if n != self.number {
-                return Ok(());
-            }
-            match v {
-                Value::Fixed64(_) => count += 1,
-                Value::Bytes(b) if b.len() % 8 == 0 => count += b.len() / 8,
-                Value::Bytes(b) => {
-                    return Err(WireError::PackedLength {
-                        message: self.message,
-                        field,
-                        len: b.len(),
-                        width: 8,
-                    });
+        for_each_field(self.msg, self.message, |n, value| {
+            if n == self.number {
+                count += Field {
+                    value,
+                    message: self.message,
+                    field,
                 }
-                other => {
-                    return Err(WireError::WrongWireType {
-                        message: self.message,
-                        field,
-                        wire_type: other.wire_type(),
-                    });
-                }
+                .packed64_len()?;
             }
             Ok(())
         })?;

@@ -146,21 +146,11 @@ impl SeriesTable {
         )
     }
 
-    /// Like [`upsert`](Self::upsert) but without building a state for an
-    /// existing series: `update` changes it in place (reusing its buffers),
-    /// `create` builds the state of a new one.
-    pub fn upsert_with(
-        &mut self,
-        labels: &LabelSet,
-        now: u32,
-        create: impl FnOnce() -> SeriesState,
-        update: impl FnOnce(&mut SeriesState) -> Applied,
-    ) -> (Applied, bool) {
-        self.upsert_keyed(labels, None, now, create, update)
-    }
-
-    /// [`upsert_with`](Self::upsert_with) for a point whose raw key `raw`
-    /// was not known: the key is remembered for its series.
+    /// Applies a point to the series with these labels without building a
+    /// state for an existing one: `update` changes it in place (reusing its
+    /// buffers), `create` builds the state of a new one. `raw` is the
+    /// point's raw key when it was looked up and not known: it is
+    /// remembered for the series (as its key, or an alias).
     pub fn upsert_keyed(
         &mut self,
         labels: &LabelSet,
