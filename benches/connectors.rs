@@ -11,10 +11,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use streamgate::connectors::spanmetrics::{SpanMetrics, SpanMetricsConfig};
 use streamgate::exporters::prometheus::{PrometheusExporter, PrometheusExporterConfig};
-use streamgate::model::TracesRequest;
 use streamgate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use streamgate::model::otlp::resource::Resource;
 use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
+use streamgate::model::{TracesBatch, TracesRequest};
 use streamgate::pipeline::{MetricsConsumer, ObservationConsumer, TracesConsumer};
 use streamgate::processors::windows::{WindowProcessor, WindowsConfig};
 use streamgate::telemetry::Telemetry;
@@ -82,6 +82,7 @@ fn realistic_traces() -> TracesRequest {
 
 fn span_metrics(c: &mut Criterion) {
     let bytes = realistic_traces().encode_to_vec();
+    let shared = bytes::Bytes::from(bytes.clone());
     let telemetry = Arc::new(Telemetry::new());
     let mut group = c.benchmark_group("span_metrics");
     group.throughput(Throughput::Elements(1000));
@@ -101,8 +102,8 @@ fn span_metrics(c: &mut Criterion) {
     );
     group.bench_function("decode_spanmetrics_store", |b| {
         b.iter(|| {
-            let decoded = TracesRequest::decode(black_box(&bytes[..])).unwrap();
-            black_box(plain.consume_traces(&decoded).unwrap())
+            let batch = TracesBatch::decode(black_box(shared.clone())).unwrap();
+            black_box(plain.consume_traces(&batch).unwrap())
         })
     });
 
@@ -120,8 +121,8 @@ fn span_metrics(c: &mut Criterion) {
     );
     group.bench_function("decode_spanmetrics_windows_store", |b| {
         b.iter(|| {
-            let decoded = TracesRequest::decode(black_box(&bytes[..])).unwrap();
-            black_box(with_windows.consume_traces(&decoded).unwrap())
+            let batch = TracesBatch::decode(black_box(shared.clone())).unwrap();
+            black_box(with_windows.consume_traces(&batch).unwrap())
         })
     });
     group.finish();

@@ -31,7 +31,7 @@ use crate::model::otlp::logs::LogRecord;
 use crate::model::otlp::resource::Resource;
 use crate::model::otlp::trace::{Span, span::SpanKind, status::StatusCode};
 use crate::model::text::write_any_value;
-use crate::model::{LogsRequest, TracesRequest};
+use crate::model::{LogsRequest, TracesBatch};
 use crate::pipeline::{ConsumeResult, Consumed, LogsConsumer, TracesConsumer};
 
 use super::ApiState;
@@ -210,11 +210,12 @@ fn service_of(resource: Option<&Resource>) -> Arc<str> {
 }
 
 impl TracesConsumer for Tail {
-    fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult {
+    fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
         let capacity = self.spans.capacity;
         if !self.spans.should_capture() {
             return Ok(Consumed::all());
         }
+        let request = batch.request();
         let total: usize = request
             .resource_spans
             .iter()

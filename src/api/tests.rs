@@ -12,7 +12,7 @@ use crate::model::otlp::common::{AnyValue, ArrayValue, KeyValue, any_value::Valu
 use crate::model::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use crate::model::otlp::resource::Resource;
 use crate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
-use crate::model::{LogsRequest, TracesRequest};
+use crate::model::{LogsRequest, TracesBatch, TracesRequest};
 use crate::pipeline::{LogsConsumer, TracesConsumer};
 
 fn attr(key: &str, value: Any) -> KeyValue {
@@ -42,8 +42,8 @@ fn span(name: &str) -> Span {
     }
 }
 
-fn traces(batches: Vec<(&str, Vec<Span>)>) -> TracesRequest {
-    TracesRequest {
+fn traces(batches: Vec<(&str, Vec<Span>)>) -> TracesBatch {
+    TracesBatch::from_request(TracesRequest {
         resource_spans: batches
             .into_iter()
             .map(|(service, spans)| ResourceSpans {
@@ -55,7 +55,7 @@ fn traces(batches: Vec<(&str, Vec<Span>)>) -> TracesRequest {
                 ..Default::default()
             })
             .collect(),
-    }
+    })
 }
 
 fn tail(spans: usize, logs: usize) -> Tail {

@@ -40,11 +40,10 @@ pub fn resource_hash(attributes: &[KeyValue]) -> u64 {
 /// A resource's attributes sorted by key, and their hash: SDKs may send
 /// the same resource with its attributes in another order (the Rust SDK
 /// keeps them in a hash map), and that must stay one resource.
-pub fn canonical_resource(attributes: &[KeyValue]) -> (Vec<KeyValue>, u64) {
-    let mut sorted = attributes.to_vec();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let hash = resource_hash(&sorted);
-    (sorted, hash)
+pub fn canonical_resource(mut attributes: Vec<KeyValue>) -> (Vec<KeyValue>, u64) {
+    attributes.sort_by(|a, b| a.key.cmp(&b.key));
+    let hash = resource_hash(&attributes);
+    (attributes, hash)
 }
 
 /// One aggregated series.

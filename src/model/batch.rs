@@ -1,60 +1,106 @@
-//! [`MetricsBatch`]: a metrics request as the pipeline carries it, its
-//! validated protobuf bytes. Hot consumers read it in place through
-//! [`MetricsBatch::view`]; others may ask for the decoded OTLP structures,
-//! which are built once, on first use.
+//! [`Batch`]: a request as the pipeline carries it, its validated protobuf
+//! bytes and what validating them learned (the point count; for traces an
+//! index of the spans). Hot consumers read it in place through `view()`
+//! ([`MetricsBatch::view`], [`TracesBatch::resources`]); others may ask
+//! for the decoded OTLP structures, which are built once, on first use.
 
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 use prost::Message;
 
-use super::otlp::{ItemCount, MetricsRequest};
+use super::otlp::{ItemCount, MetricsRequest, TracesRequest};
 use super::wire::WireError;
 use super::wire::metrics::{MetricsRequestView, validate_metrics};
+use super::wire::span_index::{IndexedResource, SpanIndex};
+use super::wire::traces::TracesRequestView;
 
-/// A validated metrics request.
-#[derive(Debug)]
-pub struct MetricsBatch {
-    wire: Bytes,
-    points: u64,
-    decoded: OnceLock<MetricsRequest>,
+/// An OTLP export request that can travel as validated bytes.
+pub trait WireRequest: Message + Default + ItemCount + Send + Sync + 'static {
+    /// What validation learns and the batch keeps for its consumers.
+    type Index: std::fmt::Debug + Default + Send + Sync;
+
+    /// Checks a whole request in protobuf form (every field prost would
+    /// check).
+    fn validate(bytes: &[u8]) -> Result<Self::Index, WireError>;
+
+    /// The number of items in a validated request.
+    fn count(index: &Self::Index) -> u64;
 }
 
-impl MetricsBatch {
-    /// Checks an `ExportMetricsServiceRequest` in protobuf form.
+impl WireRequest for MetricsRequest {
+    /// The number of data points.
+    type Index = u64;
+
+    fn validate(bytes: &[u8]) -> Result<u64, WireError> {
+        validate_metrics(bytes)
+    }
+
+    fn count(points: &u64) -> u64 {
+        *points
+    }
+}
+
+impl WireRequest for TracesRequest {
+    type Index = SpanIndex;
+
+    fn validate(bytes: &[u8]) -> Result<SpanIndex, WireError> {
+        SpanIndex::build(bytes)
+    }
+
+    fn count(index: &SpanIndex) -> u64 {
+        index.len() as u64
+    }
+}
+
+/// A validated request.
+#[derive(Debug)]
+pub struct Batch<R: WireRequest> {
+    wire: Bytes,
+    index: R::Index,
+    decoded: OnceLock<R>,
+}
+
+/// A validated metrics request.
+pub type MetricsBatch = Batch<MetricsRequest>;
+/// A validated traces request.
+pub type TracesBatch = Batch<TracesRequest>;
+
+impl<R: WireRequest> Batch<R> {
+    /// Checks a request in protobuf form.
     pub fn decode(wire: Bytes) -> Result<Self, WireError> {
-        let points = validate_metrics(&wire)?;
+        let index = R::validate(&wire)?;
         Ok(Self {
             wire,
-            points,
+            index,
             decoded: OnceLock::new(),
         })
     }
 
     /// Wraps a request built in process (or decoded from OTLP/JSON).
-    pub fn from_request(request: MetricsRequest) -> Self {
-        let points = request.item_count();
+    pub fn from_request(request: R) -> Self {
         let wire = Bytes::from(request.encode_to_vec());
+        // What prost encodes always validates; were it ever refused, the
+        // consumers reading in place would see no items.
+        let index = R::validate(&wire).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "an encoded request failed validation");
+            R::Index::default()
+        });
         Self {
             wire,
-            points,
+            index,
             decoded: OnceLock::from(request),
         }
     }
 
-    /// The request read in place.
-    pub fn view(&self) -> MetricsRequestView<'_> {
-        MetricsRequestView::new(&self.wire)
-    }
-
     /// The request as decoded OTLP structures, decoded on first use.
-    pub fn request(&self) -> &MetricsRequest {
+    pub fn request(&self) -> &R {
         self.decoded.get_or_init(|| {
             // Validation checked every field prost reads, so this cannot
-            // fail; if it ever did, the consumers asking see no points.
-            MetricsRequest::decode(&self.wire[..]).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "validated metrics request failed to decode");
-                MetricsRequest::default()
+            // fail; if it ever did, the consumers asking see no items.
+            R::decode(&self.wire[..]).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "validated request failed to decode");
+                R::default()
             })
         })
     }
@@ -65,15 +111,35 @@ impl MetricsBatch {
     }
 }
 
-impl From<MetricsRequest> for MetricsBatch {
-    fn from(request: MetricsRequest) -> Self {
+impl MetricsBatch {
+    /// The request read in place.
+    pub fn view(&self) -> MetricsRequestView<'_> {
+        MetricsRequestView::new(&self.wire)
+    }
+}
+
+impl TracesBatch {
+    /// The request read in place.
+    pub fn view(&self) -> TracesRequestView<'_> {
+        TracesRequestView::new(&self.wire)
+    }
+
+    /// The spans by resource, from the index validation built: no
+    /// second reading of the bytes.
+    pub fn resources(&self) -> impl Iterator<Item = IndexedResource<'_>> {
+        self.index.resources(&self.wire)
+    }
+}
+
+impl<R: WireRequest> From<R> for Batch<R> {
+    fn from(request: R) -> Self {
         Self::from_request(request)
     }
 }
 
-impl ItemCount for MetricsBatch {
+impl<R: WireRequest> ItemCount for Batch<R> {
     fn item_count(&self) -> u64 {
-        self.points
+        R::count(&self.index)
     }
 }
 
@@ -81,20 +147,24 @@ impl ItemCount for MetricsBatch {
 mod tests {
     use super::*;
 
-    #[test]
-    fn truncated_requests_are_refused_and_whole_ones_counted() {
-        let request = crate::model::wire::tests::sample_metrics();
+    fn truncations_agree_with_prost<R: WireRequest + PartialEq + std::fmt::Debug>(request: R) {
         let bytes = request.encode_to_vec();
-        let batch = MetricsBatch::decode(Bytes::from(bytes.clone())).expect("valid");
+        let batch = Batch::<R>::decode(Bytes::from(bytes.clone())).expect("valid");
         assert_eq!(batch.item_count(), request.item_count());
         assert_eq!(batch.request(), &request);
         let mut refused = 0;
         for cut in 0..bytes.len() {
-            let prost_ok = MetricsRequest::decode(&bytes[..cut]).is_ok();
-            let ours = MetricsBatch::decode(Bytes::copy_from_slice(&bytes[..cut]));
+            let prost_ok = R::decode(&bytes[..cut]).is_ok();
+            let ours = Batch::<R>::decode(Bytes::copy_from_slice(&bytes[..cut]));
             assert_eq!(ours.is_ok(), prost_ok, "cut at {cut}: {ours:?}");
             refused += usize::from(ours.is_err());
         }
         assert!(refused > bytes.len() / 2);
+    }
+
+    #[test]
+    fn truncated_requests_are_refused_and_whole_ones_counted() {
+        truncations_agree_with_prost(crate::model::wire::tests::sample_metrics());
+        truncations_agree_with_prost(crate::model::wire::traces_tests::sample_traces());
     }
 }

@@ -15,6 +15,6 @@ pub mod text;
 pub mod time;
 pub mod wire;
 
-pub use batch::MetricsBatch;
+pub use batch::{MetricsBatch, TracesBatch};
 pub use observation::Observations;
 pub use otlp::{LogsRequest, MetricsRequest, TracesRequest};

@@ -4,7 +4,7 @@ use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use super::{ConsumeResult, Consumed, LogsConsumer, MetricsConsumer, TracesConsumer};
-use crate::model::{LogsRequest, TracesRequest};
+use crate::model::{LogsRequest, TracesBatch};
 
 /// Sends each request to all consumers in order. The first whole-request
 /// refusal stops the fan-out and is returned; otherwise rejections merge.
@@ -41,8 +41,8 @@ impl MetricsConsumer for Fanout<dyn MetricsConsumer> {
 }
 
 impl TracesConsumer for Fanout<dyn TracesConsumer> {
-    fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult {
-        self.each(|c| c.consume_traces(request))
+    fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
+        self.each(|c| c.consume_traces(batch))
     }
 }
 

@@ -16,7 +16,7 @@ mod shutdown;
 
 use std::time::Duration;
 
-use crate::model::{LogsRequest, MetricsBatch, Observations, TracesRequest};
+use crate::model::{LogsRequest, MetricsBatch, Observations, TracesBatch};
 
 pub use fanout::Fanout;
 pub use shutdown::{Shutdown, ShutdownTrigger};
@@ -79,7 +79,7 @@ pub trait MetricsConsumer: Send + Sync {
 
 /// Takes decoded trace requests.
 pub trait TracesConsumer: Send + Sync {
-    fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult;
+    fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult;
 }
 
 /// Takes decoded log requests.
@@ -105,7 +105,7 @@ impl MetricsConsumer for Discard {
 }
 
 impl TracesConsumer for Discard {
-    fn consume_traces(&self, _: &TracesRequest) -> ConsumeResult {
+    fn consume_traces(&self, _: &TracesBatch) -> ConsumeResult {
         Ok(Consumed::all())
     }
 }

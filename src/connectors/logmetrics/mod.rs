@@ -156,7 +156,7 @@ impl LogsConsumer for LogMetrics {
             let (resource, rhash) = canonical_resource(
                 rl.resource
                     .as_ref()
-                    .map(|r| r.attributes.as_slice())
+                    .map(|r| r.attributes.clone())
                     .unwrap_or_default(),
             );
             let resource = resource.as_slice();

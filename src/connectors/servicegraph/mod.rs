@@ -56,21 +56,21 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::model::TracesRequest;
+use crate::model::TracesBatch;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum,
     metric::Data, number_data_point,
 };
-use crate::model::otlp::trace::Span;
 use crate::model::otlp::trace::span::SpanKind;
 use crate::model::otlp::trace::status::StatusCode;
-use crate::model::text::write_any_value;
+use crate::model::wire::Attributes;
+use crate::model::wire::traces::SpanView;
 use crate::pipeline::{ConsumeResult, Consumed, MetricsConsumer, TracesConsumer};
 use crate::telemetry::Telemetry;
 
 use super::output::{
-    Output, find_attribute, find_str, now_ns, overflow_attribute, string_attribute,
+    AttributeLookup, Output, find_str, now_ns, overflow_attribute, string_attribute,
 };
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
@@ -260,24 +260,21 @@ impl ServiceGraph {
 
     /// Pairs the spans of a request as of `now_ns` (Unix ns), after expiring
     /// the halves whose wait ended, and emits the changed series.
-    pub fn consume_traces_at(&self, request: &TracesRequest, now_ns: u64) {
+    pub fn consume_batch_at(&self, batch: &TracesBatch, now_ns: u64) {
         let mut state = self.state.lock();
         let now = advance(&mut state, now_ns);
         let mut tally = Tally::default();
         self.expire_halves(&mut state, now, &mut tally);
-        for rs in &request.resource_spans {
+        for rs in batch.resources() {
             let resource = rs
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
+                .resource()
+                .map(|r| r.attributes.to_owned_vec())
                 .unwrap_or_default();
-            let Some(service) = find_str(resource, "service.name") else {
+            let Some(service) = find_str(&resource, "service.name") else {
                 continue;
             };
-            for ss in &rs.scope_spans {
-                for span in &ss.spans {
-                    self.span(&mut state, resource, service, span, now, &mut tally);
-                }
+            for span in rs.spans() {
+                self.span(&mut state, &resource, service, &span, now, &mut tally);
             }
         }
         self.finish(&mut state, now, &tally);
@@ -316,7 +313,7 @@ impl ServiceGraph {
         state: &mut State,
         resource: &[KeyValue],
         service: &str,
-        span: &Span,
+        span: &SpanView<'_>,
         now: u64,
         tally: &mut Tally,
     ) {
@@ -327,18 +324,12 @@ impl ServiceGraph {
             Ok(SpanKind::Consumer) => (Side::Server, true),
             _ => return,
         };
-        let seconds = span
-            .end_time_unix_nano
-            .saturating_sub(span.start_time_unix_nano) as f64
-            / 1e9;
-        let failed = span
-            .status
-            .as_ref()
-            .is_some_and(|s| s.code == StatusCode::Error as i32);
-        let dims = self.dimension_values(&span.attributes, resource);
+        let seconds = span.seconds();
+        let failed = span.status_code == StatusCode::Error as i32;
+        let dims = self.dimension_values(&span.attributes(), resource);
         let key = match side {
             Side::Client => {
-                if !messaging && let Some(database) = database_name(&span.attributes, resource) {
+                if !messaging && let Some(database) = database_name(&span.attributes(), resource) {
                     let edge = Edge {
                         client: service,
                         server: &database,
@@ -352,7 +343,7 @@ impl ServiceGraph {
                     self.record_edge(&mut state.edges, &edge, now, tally);
                     return;
                 }
-                store::key(&span.trace_id, &span.span_id)
+                store::key(span.trace_id, span.span_id)
             }
             Side::Server => {
                 if span.parent_span_id.iter().all(|b| *b == 0) {
@@ -372,7 +363,7 @@ impl ServiceGraph {
                     }
                     return;
                 }
-                store::key(&span.trace_id, &span.parent_span_id)
+                store::key(span.trace_id, span.parent_span_id)
             }
         };
         let Some(key) = key else {
@@ -383,7 +374,7 @@ impl ServiceGraph {
                 self.config
                     .peer_attributes
                     .iter()
-                    .find_map(|p| attribute_text(&span.attributes, p))
+                    .find_map(|p| span.attributes().text(p))
             })
             .flatten()
             .map(String::into_boxed_str);
@@ -425,15 +416,16 @@ impl ServiceGraph {
     /// The extra dimension values of one side, in config order.
     fn dimension_values(
         &self,
-        attributes: &[KeyValue],
+        attributes: &Attributes<'_>,
         resource: &[KeyValue],
     ) -> Vec<Option<Box<str>>> {
         self.config
             .dimensions
             .iter()
             .map(|d| {
-                attribute_text(attributes, &d.name)
-                    .or_else(|| attribute_text(resource, &d.name))
+                attributes
+                    .text(&d.name)
+                    .or_else(|| resource.text(&d.name))
                     .or_else(|| d.default.clone())
                     .map(String::into_boxed_str)
             })
@@ -654,8 +646,8 @@ impl ServiceGraph {
 }
 
 impl TracesConsumer for ServiceGraph {
-    fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult {
-        self.consume_traces_at(request, now_ns());
+    fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
+        self.consume_batch_at(batch, now_ns());
         Ok(Consumed::all())
     }
 }
@@ -748,17 +740,9 @@ fn push_histogram(metrics: &mut [Metric], index: usize, point: HistogramDataPoin
     }
 }
 
-/// An attribute's value as text, if present and not empty.
-fn attribute_text(attributes: &[KeyValue], key: &str) -> Option<String> {
-    let value = find_attribute(attributes, key)?;
-    let mut text = String::new();
-    write_any_value(Some(value), &mut text);
-    (!text.is_empty()).then_some(text)
-}
-
 /// The database node a CLIENT span calls, if it is a database request.
-fn database_name(span: &[KeyValue], resource: &[KeyValue]) -> Option<String> {
-    let find = |key: &str| attribute_text(span, key).or_else(|| attribute_text(resource, key));
+fn database_name(span: &Attributes<'_>, resource: &[KeyValue]) -> Option<String> {
+    let find = |key: &str| span.text(key).or_else(|| resource.text(key));
     if !DATABASE_MARKERS.iter().any(|m| find(m).is_some()) {
         return None;
     }

@@ -11,7 +11,20 @@ use parking_lot::Mutex;
 
 use super::*;
 use crate::config::types::HumanDuration;
-use crate::model::MetricsRequest;
+use crate::model::otlp::TracesRequest;
+use crate::model::text::write_any_value;
+use crate::model::{MetricsRequest, TracesBatch};
+
+/// The tests build owned requests; the connector reads them as a batch.
+trait ConsumeOwned {
+    fn consume_traces_at(&self, request: &TracesRequest, now_ns: u64);
+}
+
+impl ConsumeOwned for ServiceGraph {
+    fn consume_traces_at(&self, request: &TracesRequest, now_ns: u64) {
+        self.consume_batch_at(&TracesBatch::from_request(request.clone()), now_ns);
+    }
+}
 use crate::model::otlp::common::{AnyValue, KeyValue, any_value};
 use crate::model::otlp::resource::Resource;
 use crate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};

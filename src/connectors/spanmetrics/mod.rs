@@ -22,15 +22,15 @@ use crate::model::otlp::common::InstrumentationScope;
 use crate::model::otlp::metrics::{
     AggregationTemporality, ExponentialHistogram, Histogram, Metric, Sum, metric::Data,
 };
-use crate::model::text::write_any_value;
-use crate::model::{Observations, TracesRequest};
+use crate::model::otlp::trace::{span::SpanKind, status::StatusCode};
+use crate::model::{Observations, TracesBatch};
 use crate::pipeline::{
     ConsumeResult, Consumed, MetricsConsumer, ObservationConsumer, TracesConsumer,
 };
 use crate::telemetry::Telemetry;
 
 use super::output::{
-    Output, find_attribute, find_str, now_ns, overflow_attribute, string_attribute,
+    AttributeLookup, Output, find_str, now_ns, overflow_attribute, string_attribute,
 };
 use super::table::{Table, Upserted, canonical_resource};
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
@@ -204,74 +204,51 @@ impl SpanMetrics {
 }
 
 impl TracesConsumer for SpanMetrics {
-    fn consume_traces(&self, request: &TracesRequest) -> ConsumeResult {
+    fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
         let keep_values = self.observer.is_some();
         let mut extras: Vec<String> = vec![String::new(); self.config.dimensions.len()];
         let mut overflowed = 0u64;
         let mut table = self.table.lock();
         let now = table.tick(now_ns());
-        for rs in &request.resource_spans {
+        for rs in batch.resources() {
             let (resource, rhash) = canonical_resource(
-                rs.resource
-                    .as_ref()
-                    .map(|r| r.attributes.as_slice())
+                rs.resource()
+                    .map(|r| r.attributes.to_owned_vec())
                     .unwrap_or_default(),
             );
             let resource = resource.as_slice();
             let service = find_str(resource, "service.name");
-            for ss in &rs.scope_spans {
-                for span in &ss.spans {
-                    let kind = crate::model::otlp::trace::span::SpanKind::try_from(span.kind)
-                        .map(|k| k.as_str_name())
-                        .unwrap_or("SPAN_KIND_UNSPECIFIED");
-                    let status = span
-                        .status
-                        .as_ref()
-                        .and_then(|s| {
-                            crate::model::otlp::trace::status::StatusCode::try_from(s.code).ok()
-                        })
-                        .map(|c| c.as_str_name())
-                        .unwrap_or("STATUS_CODE_UNSET");
-                    for (i, d) in self.config.dimensions.iter().enumerate() {
-                        extras[i].clear();
-                        let found = find_attribute(&span.attributes, &d.name)
-                            .or_else(|| find_attribute(resource, &d.name));
-                        match (found, &d.default) {
-                            (Some(v), _) => write_any_value(Some(v), &mut extras[i]),
-                            (None, Some(default)) => extras[i].push_str(default),
-                            (None, None) => {}
-                        }
+            for span in rs.spans() {
+                for (extra, d) in extras.iter_mut().zip(&self.config.dimensions) {
+                    extra.clear();
+                    let found = span.attributes().write_text(&d.name, extra)
+                        || resource.write_text(&d.name, extra);
+                    if let (false, Some(default)) = (found, &d.default) {
+                        extra.push_str(default);
                     }
-                    let mut dims: Vec<Option<&str>> = Vec::with_capacity(4 + extras.len());
-                    dims.extend([service, Some(span.name.as_str()), Some(kind), Some(status)]);
-                    dims.extend(extras.iter().map(|e| (!e.is_empty()).then_some(e.as_str())));
-                    let seconds = span
-                        .end_time_unix_nano
-                        .saturating_sub(span.start_time_unix_nano)
-                        as f64
-                        / 1e9;
-                    let exemplar = (self.config.exemplars
-                        && span.trace_id.len() == 16
-                        && span.span_id.len() == 8)
-                        .then(|| {
-                            Exemplar::new(
-                                &span.trace_id,
-                                &span.span_id,
-                                seconds,
-                                span.end_time_unix_nano,
-                            )
-                        });
-                    let outcome = table.upsert(
-                        resource,
-                        rhash,
-                        &dims,
-                        now,
-                        || self.new_series(),
-                        |s| s.record(seconds, &self.bounds, exemplar, keep_values),
-                    );
-                    if outcome == Upserted::Overflow {
-                        overflowed += 1;
-                    }
+                }
+                let mut dims: Vec<Option<&str>> = Vec::with_capacity(FIXED.len() + extras.len());
+                dims.extend([
+                    service,
+                    Some(span.name),
+                    Some(kind_name(span.kind)),
+                    Some(status_name(span.status_code)),
+                ]);
+                dims.extend(extras.iter().map(|e| (!e.is_empty()).then_some(e.as_str())));
+                let seconds = span.seconds();
+                let exemplar =
+                    (self.config.exemplars && span.trace_id.len() == 16 && span.span_id.len() == 8)
+                        .then(|| Exemplar::new(span.trace_id, span.span_id, seconds, span.end_ns));
+                let outcome = table.upsert(
+                    resource,
+                    rhash,
+                    &dims,
+                    now,
+                    || self.new_series(),
+                    |s| s.record(seconds, &self.bounds, exemplar, keep_values),
+                );
+                if outcome == Upserted::Overflow {
+                    overflowed += 1;
                 }
             }
         }
@@ -285,6 +262,21 @@ impl TracesConsumer for SpanMetrics {
         }
         Ok(Consumed::all())
     }
+}
+
+/// The `span.kind` dimension of a kind number (`SPAN_KIND_UNSPECIFIED`
+/// for numbers the protocol does not define).
+fn kind_name(kind: i32) -> &'static str {
+    SpanKind::try_from(kind)
+        .map(|k| k.as_str_name())
+        .unwrap_or("SPAN_KIND_UNSPECIFIED")
+}
+
+/// The `status.code` dimension of a status code number.
+fn status_name(code: i32) -> &'static str {
+    StatusCode::try_from(code)
+        .map(|c| c.as_str_name())
+        .unwrap_or("STATUS_CODE_UNSET")
 }
 
 #[cfg(test)]

@@ -65,8 +65,8 @@ fn span(name: &str, kind: i32, status: i32, millis: u64, id: u8) -> Span {
     }
 }
 
-fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> TracesRequest {
-    TracesRequest {
+fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> TracesBatch {
+    TracesBatch::from_request(crate::model::TracesRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
                 attributes: resource,
@@ -78,7 +78,7 @@ fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> TracesRequest {
             }],
             ..Default::default()
         }],
-    }
+    })
 }
 
 /// A connector that emits after every request (`flush_interval: 0s`).

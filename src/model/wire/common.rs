@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use prost::Message;
 
 use super::reader::{Field, Fields, WireError, for_each_field};
-use crate::model::otlp::common::AnyValue;
+use crate::model::otlp::common::{AnyValue, KeyValue};
 
 /// How deep arrays and key-value lists may nest inside an attribute value
 /// (prost's own recursion limit).
@@ -253,6 +253,24 @@ impl<'a> MessageView<'a> for KeyValueView<'a> {
 /// Attributes of anything: a repeated `KeyValue` field.
 pub type Attributes<'a> = Repeated<'a, KeyValueView<'a>>;
 
+impl<'a> Attributes<'a> {
+    /// The value of the first attribute named `key` (of a validated list).
+    pub fn find(&self, key: &str) -> Option<AnyValueView<'a>> {
+        self.iter().find(|kv| kv.key == key).map(|kv| kv.value)
+    }
+
+    /// The attributes as owned OTLP key-values.
+    pub fn to_owned_vec(&self) -> Vec<KeyValue> {
+        self.iter()
+            .map(|kv| KeyValue {
+                key: kv.key.to_string(),
+                value: kv.value.to_owned_value(),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
 /// Checks every attribute.
 pub fn validate_attributes(attributes: &Attributes<'_>) -> Result<(), WireError> {
     attributes.try_iter().try_for_each(|kv| kv.map(|_| ()))
@@ -288,9 +306,14 @@ impl<'a> MessageView<'a> for ResourceView<'a> {
     }
 }
 
-impl ResourceView<'_> {
+impl<'a> ResourceView<'a> {
     pub fn validate(&self) -> Result<(), WireError> {
         validate_attributes(&self.attributes)
+    }
+
+    /// The encoded `Resource` message.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.attributes.parent
     }
 }
 
@@ -354,6 +377,31 @@ impl ScopeView<'_> {
     pub fn validate(&self) -> Result<(), WireError> {
         validate_attributes(&self.attributes)
     }
+}
+
+/// Field 1 (a message: the resource or scope) and field 3 (`schema_url`),
+/// the shape every `Resource*` and `Scope*` container message shares.
+pub fn head_and_schema_url<'a>(
+    bytes: &'a [u8],
+    message: &'static str,
+    head: &'static str,
+) -> Result<(Option<&'a [u8]>, &'a str), WireError> {
+    let mut first = None;
+    let mut schema_url = "";
+    for_each_field(bytes, message, |n, value| {
+        let field = |field| Field {
+            value,
+            message,
+            field,
+        };
+        match n {
+            1 => first = Some(field(head).message()?),
+            3 => schema_url = field("schema_url").string()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok((first, schema_url))
 }
 
 /// Reads an optional sub-message field: the last occurrence wins.

@@ -3,21 +3,10 @@
 //! a whole request (every field prost would check) and counts its points.
 
 use super::common::{
-    Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView, optional,
-    validate_attributes,
+    Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView, head_and_schema_url,
+    optional, validate_attributes,
 };
 use super::reader::{Field, Fields, Packed64, PackedVarint, WireError, for_each_field};
-
-/// Builds the typed-field reader for field `field` of message `message`.
-macro_rules! field {
-    ($value:expr, $message:expr, $field:literal) => {
-        Field {
-            value: $value,
-            message: $message,
-            field: $field,
-        }
-    };
-}
 
 /// `ExportMetricsServiceRequest`.
 #[derive(Debug, Clone, Copy)]
@@ -68,31 +57,6 @@ impl<'a> MessageView<'a> for ResourceMetricsView<'a> {
             schema_url,
         })
     }
-}
-
-/// Field 1 (a message: the resource or scope) and field 3 (`schema_url`),
-/// the shape `ResourceMetrics` and `ScopeMetrics` share.
-fn head_and_schema_url<'a>(
-    bytes: &'a [u8],
-    message: &'static str,
-    head: &'static str,
-) -> Result<(Option<&'a [u8]>, &'a str), WireError> {
-    let mut first = None;
-    let mut schema_url = "";
-    for_each_field(bytes, message, |n, value| {
-        let field = |field| Field {
-            value,
-            message,
-            field,
-        };
-        match n {
-            1 => first = Some(field(head).message()?),
-            3 => schema_url = field("schema_url").string()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok((first, schema_url))
 }
 
 /// `ScopeMetrics`.

@@ -34,6 +34,8 @@ pub enum WireError {
         len: usize,
         width: usize,
     },
+    #[error("{message}: request larger than 4 GiB")]
+    TooLarge { message: &'static str },
     #[error("{message}: values nested deeper than {limit} levels")]
     TooDeep { message: &'static str, limit: usize },
 }
@@ -218,6 +220,13 @@ impl<'a> Field<'a> {
     pub fn fixed64(&self) -> Result<u64, WireError> {
         match self.value {
             Value::Fixed64(v) => Ok(v),
+            _ => Err(self.wrong()),
+        }
+    }
+
+    pub fn fixed32(&self) -> Result<u32, WireError> {
+        match self.value {
+            Value::Fixed32(v) => Ok(v),
             _ => Err(self.wrong()),
         }
     }

@@ -15,7 +15,7 @@ use crate::model::otlp::metrics::{
 use crate::model::otlp::resource::Resource;
 use crate::model::otlp::{ItemCount, MetricsRequest};
 
-fn kv(key: &str, value: V) -> KeyValue {
+pub(super) fn kv(key: &str, value: V) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue { value: Some(value) }),
@@ -148,14 +148,8 @@ pub fn sample_metrics() -> MetricsRequest {
     }
 }
 
-fn owned_attributes(list: &super::Attributes<'_>) -> Vec<KeyValue> {
-    list.iter()
-        .map(|kv| KeyValue {
-            key: kv.key.into(),
-            value: kv.value.to_owned_value(),
-            ..Default::default()
-        })
-        .collect()
+pub(super) fn owned_attributes(list: &super::Attributes<'_>) -> Vec<KeyValue> {
+    list.to_owned_vec()
 }
 
 /// Rebuilds the owned request from the views, field by field.

@@ -3,12 +3,12 @@
 
 use bytes::Bytes;
 
-use crate::model::MetricsBatch;
 use crate::model::otlp::ItemCount;
 use crate::model::otlp::{
     ExportLogsPartialSuccess, ExportMetricsPartialSuccess, ExportTracePartialSuccess, LogsRequest,
-    LogsResponse, MetricsResponse, TracesRequest, TracesResponse,
+    LogsResponse, MetricsResponse, TracesResponse,
 };
+use crate::model::{MetricsBatch, TracesBatch};
 use crate::pipeline::ConsumeResult;
 use crate::telemetry::Signal;
 
@@ -30,7 +30,7 @@ pub trait OtlpSignal: Send + Sync + 'static {
 
     fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult;
 
-    /// Decodes (or, for metrics, validates) a protobuf body; the error
+    /// Decodes (or, for metrics and traces, validates) a protobuf body; the error
     /// says what is wrong.
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String>;
 
@@ -46,7 +46,7 @@ pub struct Metrics;
 pub struct Logs;
 
 impl OtlpSignal for Traces {
-    type Request = TracesRequest;
+    type Request = TracesBatch;
     type Response = TracesResponse;
     const SIGNAL: Signal = Signal::Traces;
     const HTTP_PATH: &'static str = "/v1/traces";
@@ -58,11 +58,11 @@ impl OtlpSignal for Traces {
     }
 
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
-        prost_decode(&body)
+        TracesBatch::decode(body).map_err(|e| e.to_string())
     }
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        serde_json::from_slice(body)
+        serde_json::from_slice(body).map(TracesBatch::from_request)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

@@ -35,7 +35,7 @@ fn spec_example_json_decodes_for_every_signal() {
         Payload::Json,
     )
     .unwrap();
-    let span = &traces.resource_spans[0].scope_spans[0].spans[0];
+    let span = &traces.request().resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(span.trace_id[..4], [0x5b, 0x8e, 0xff, 0xf7]);
     assert_eq!(span.span_id.len(), 8);
     assert_eq!(span.kind, 2);

@@ -1,0 +1,337 @@
+//! Views of the OTLP trace messages, from `ExportTraceServiceRequest` down
+//! to spans, their events, links and status, and [`validate_traces`], the
+//! one pass that checks a whole request (every field prost would check)
+//! and counts its spans.
+
+use super::common::{
+    Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView, head_and_schema_url,
+    optional, validate_attributes,
+};
+use super::reader::{Field, Fields, Value, WireError, for_each_field};
+use super::span_index::SpanIndex;
+
+/// `ExportTraceServiceRequest`.
+#[derive(Debug, Clone, Copy)]
+pub struct TracesRequestView<'a> {
+    pub resource_spans: Repeated<'a, ResourceSpansView<'a>>,
+}
+
+impl<'a> TracesRequestView<'a> {
+    /// The view of a request's bytes (validate them first).
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            resource_spans: Repeated::new(bytes, 1, "ExportTraceServiceRequest", "resource_spans"),
+        }
+    }
+}
+
+/// `ResourceSpans`.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceSpansView<'a> {
+    pub resource: Option<ResourceView<'a>>,
+    pub scope_spans: Repeated<'a, ScopeSpansView<'a>>,
+    pub schema_url: &'a str,
+}
+
+impl<'a> MessageView<'a> for ResourceSpansView<'a> {
+    const NAME: &'static str = "ResourceSpans";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let (resource, schema_url) = head_and_schema_url(bytes, Self::NAME, "resource")?;
+        Ok(Self {
+            resource: optional(resource)?,
+            scope_spans: Repeated::new(bytes, 2, Self::NAME, "scope_spans"),
+            schema_url,
+        })
+    }
+}
+
+/// `ScopeSpans`.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeSpansView<'a> {
+    pub scope: Option<ScopeView<'a>>,
+    pub spans: Repeated<'a, SpanView<'a>>,
+    pub schema_url: &'a str,
+}
+
+impl<'a> MessageView<'a> for ScopeSpansView<'a> {
+    const NAME: &'static str = "ScopeSpans";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let (scope, schema_url) = head_and_schema_url(bytes, Self::NAME, "scope")?;
+        Ok(Self {
+            scope: optional(scope)?,
+            spans: Repeated::new(bytes, 2, Self::NAME, "spans"),
+            schema_url,
+        })
+    }
+}
+
+/// `Span`: the fields every span consumer reads, decoded; the rest
+/// (attributes, events, links, trace state, dropped counts, the status
+/// message) read on demand from the span's bytes. `kind` and `status_code`
+/// are the numbers as sent (protobuf enums are open: an unknown number is
+/// kept, not refused). Small, because consumers walk millions of these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpanView<'a> {
+    pub(super) bytes: &'a [u8],
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub parent_span_id: &'a [u8],
+    pub name: &'a str,
+    pub kind: i32,
+    /// The status code; 0 (unset) without a status.
+    pub status_code: i32,
+    pub flags: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+impl<'a> SpanView<'a> {
+    /// Duration in seconds (0 when the end is before the start).
+    pub fn seconds(&self) -> f64 {
+        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+
+    pub fn attributes(&self) -> Attributes<'a> {
+        Repeated::new(self.bytes, 9, Self::NAME, "attributes")
+    }
+
+    pub fn events(&self) -> Repeated<'a, EventView<'a>> {
+        Repeated::new(self.bytes, 11, Self::NAME, "events")
+    }
+
+    pub fn links(&self) -> Repeated<'a, LinkView<'a>> {
+        Repeated::new(self.bytes, 13, Self::NAME, "links")
+    }
+
+    /// The status (last occurrence), if sent.
+    pub fn status(&self) -> Option<StatusView<'a>> {
+        self.last(15)
+            .and_then(|v| StatusView::parse(field!(v, Self::NAME, "status").message().ok()?).ok())
+    }
+
+    pub fn trace_state(&self) -> &'a str {
+        self.last(3)
+            .and_then(|v| field!(v, Self::NAME, "trace_state").string().ok())
+            .unwrap_or("")
+    }
+
+    pub fn dropped_attributes_count(&self) -> u32 {
+        self.varint(10)
+    }
+
+    pub fn dropped_events_count(&self) -> u32 {
+        self.varint(12)
+    }
+
+    pub fn dropped_links_count(&self) -> u32 {
+        self.varint(14)
+    }
+
+    /// The last occurrence of field `number` (of a validated span).
+    fn last(&self, number: u32) -> Option<Value<'a>> {
+        let mut fields = Fields::new(self.bytes, Self::NAME);
+        let mut found = None;
+        while let Ok(Some((n, v))) = fields.next_field() {
+            if n == number {
+                found = Some(v);
+            }
+        }
+        found
+    }
+
+    fn varint(&self, number: u32) -> u32 {
+        self.last(number)
+            .and_then(|v| field!(v, Self::NAME, "dropped count").uint32().ok())
+            .unwrap_or(0)
+    }
+
+    /// Reads the span's fields in one walk, checking every one of them;
+    /// attributes (9), events (11) and links (13) go to `child`.
+    fn parse_with(
+        bytes: &'a [u8],
+        mut child: impl FnMut(u32, Value<'a>) -> Result<(), WireError>,
+    ) -> Result<Self, WireError> {
+        const NAME: &str = SpanView::NAME;
+        let mut out = SpanView {
+            bytes,
+            trace_id: &[],
+            span_id: &[],
+            parent_span_id: &[],
+            name: "",
+            kind: 0,
+            status_code: 0,
+            flags: 0,
+            start_ns: 0,
+            end_ns: 0,
+        };
+        for_each_field(bytes, NAME, |n, v| {
+            match n {
+                1 => out.trace_id = field!(v, NAME, "trace_id").bytes()?,
+                2 => out.span_id = field!(v, NAME, "span_id").bytes()?,
+                3 => {
+                    field!(v, NAME, "trace_state").string()?;
+                }
+                4 => out.parent_span_id = field!(v, NAME, "parent_span_id").bytes()?,
+                5 => out.name = field!(v, NAME, "name").string()?,
+                6 => out.kind = field!(v, NAME, "kind").int32()?,
+                7 => out.start_ns = field!(v, NAME, "start_time_unix_nano").fixed64()?,
+                8 => out.end_ns = field!(v, NAME, "end_time_unix_nano").fixed64()?,
+                10 => {
+                    field!(v, NAME, "dropped_attributes_count").uint32()?;
+                }
+                12 => {
+                    field!(v, NAME, "dropped_events_count").uint32()?;
+                }
+                14 => {
+                    field!(v, NAME, "dropped_links_count").uint32()?;
+                }
+                15 => {
+                    out.status_code = StatusView::parse(field!(v, NAME, "status").message()?)?.code
+                }
+                16 => out.flags = field!(v, NAME, "flags").fixed32()?,
+                9 | 11 | 13 => child(n, v)?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+impl<'a> MessageView<'a> for SpanView<'a> {
+    const NAME: &'static str = "Span";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        Self::parse_with(bytes, |_, _| Ok(()))
+    }
+}
+
+impl<'a> SpanView<'a> {
+    /// Checks a span's own fields and its attributes, events and links,
+    /// in one walk.
+    pub fn validate(bytes: &'a [u8]) -> Result<Self, WireError> {
+        const NAME: &str = SpanView::NAME;
+        SpanView::parse_with(bytes, |n, v| {
+            match n {
+                9 => {
+                    KeyValueView::parse(field!(v, NAME, "attributes").message()?)?;
+                }
+                11 => {
+                    let event = EventView::parse(field!(v, NAME, "events").message()?)?;
+                    validate_attributes(&event.attributes)?;
+                }
+                _ => {
+                    let link = LinkView::parse(field!(v, NAME, "links").message()?)?;
+                    validate_attributes(&link.attributes)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `Status`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatusView<'a> {
+    pub message: &'a str,
+    pub code: i32,
+}
+
+impl<'a> MessageView<'a> for StatusView<'a> {
+    const NAME: &'static str = "Status";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let mut out = StatusView {
+            message: "",
+            code: 0,
+        };
+        for_each_field(bytes, Self::NAME, |n, v| {
+            match n {
+                2 => out.message = field!(v, Self::NAME, "message").string()?,
+                3 => out.code = field!(v, Self::NAME, "code").int32()?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// `Span.Event`.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    pub time_ns: u64,
+    pub name: &'a str,
+    pub attributes: Attributes<'a>,
+    pub dropped_attributes_count: u32,
+}
+
+impl<'a> MessageView<'a> for EventView<'a> {
+    const NAME: &'static str = "Event";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let mut out = EventView {
+            time_ns: 0,
+            name: "",
+            attributes: Repeated::new(bytes, 3, Self::NAME, "attributes"),
+            dropped_attributes_count: 0,
+        };
+        for_each_field(bytes, Self::NAME, |n, v| {
+            match n {
+                1 => out.time_ns = field!(v, Self::NAME, "time_unix_nano").fixed64()?,
+                2 => out.name = field!(v, Self::NAME, "name").string()?,
+                4 => {
+                    out.dropped_attributes_count =
+                        field!(v, Self::NAME, "dropped_attributes_count").uint32()?
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// `Span.Link`.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkView<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub attributes: Attributes<'a>,
+    pub dropped_attributes_count: u32,
+    pub flags: u32,
+}
+
+impl<'a> MessageView<'a> for LinkView<'a> {
+    const NAME: &'static str = "Link";
+    fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        const NAME: &str = LinkView::NAME;
+        let mut out = LinkView {
+            trace_id: &[],
+            span_id: &[],
+            trace_state: "",
+            attributes: Repeated::new(bytes, 4, NAME, "attributes"),
+            dropped_attributes_count: 0,
+            flags: 0,
+        };
+        for_each_field(bytes, NAME, |n, v| {
+            match n {
+                1 => out.trace_id = field!(v, NAME, "trace_id").bytes()?,
+                2 => out.span_id = field!(v, NAME, "span_id").bytes()?,
+                3 => out.trace_state = field!(v, NAME, "trace_state").string()?,
+                5 => {
+                    out.dropped_attributes_count =
+                        field!(v, NAME, "dropped_attributes_count").uint32()?
+                }
+                6 => out.flags = field!(v, NAME, "flags").fixed32()?,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Checks a whole `ExportTraceServiceRequest` and returns its number of
+/// spans. After this, every view of the request reads without error.
+pub fn validate_traces(bytes: &[u8]) -> Result<u64, WireError> {
+    SpanIndex::build(bytes).map(|index| index.len() as u64)
+}

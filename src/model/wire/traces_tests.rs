@@ -1,0 +1,286 @@
+//! The trace views read exactly what prost reads: a request with events,
+//! links, status and every span field, walked through the views, matches
+//! its prost decoding; truncated and corrupt bytes are refused by
+//! validation where prost refuses them.
+
+use prost::Message;
+
+use super::span_index::SpanIndex;
+use super::tests::{kv, owned_attributes};
+use super::traces::{SpanView, TracesRequestView, validate_traces};
+use crate::model::otlp::common::{InstrumentationScope, any_value::Value as V};
+use crate::model::otlp::resource::Resource;
+use crate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status, span};
+use crate::model::otlp::{ItemCount, TracesRequest};
+
+/// Two resources, spans with every field set, events, links and status.
+pub fn sample_traces() -> TracesRequest {
+    let full = Span {
+        trace_id: vec![7; 16],
+        span_id: vec![3; 8],
+        trace_state: "vendor=x".into(),
+        parent_span_id: vec![1; 8],
+        flags: 0x301,
+        name: "GET /items/{id}".into(),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: 1_000,
+        end_time_unix_nano: 2_500_000,
+        attributes: vec![
+            kv("http.request.method", V::StringValue("GET".into())),
+            kv("http.response.status_code", V::IntValue(200)),
+        ],
+        dropped_attributes_count: 2,
+        events: vec![span::Event {
+            time_unix_nano: 1_500,
+            name: "exception".into(),
+            attributes: vec![kv("exception.type", V::StringValue("IOError".into()))],
+            dropped_attributes_count: 1,
+        }],
+        dropped_events_count: 3,
+        links: vec![span::Link {
+            trace_id: vec![9; 16],
+            span_id: vec![8; 8],
+            trace_state: "k=v".into(),
+            attributes: vec![kv("link.kind", V::StringValue("follows".into()))],
+            dropped_attributes_count: 4,
+            flags: 1,
+        }],
+        dropped_links_count: 5,
+        status: Some(Status {
+            message: "boom".into(),
+            code: 2,
+        }),
+    };
+    let bare = Span {
+        name: "internal".into(),
+        kind: 42, // unknown enum numbers are kept
+        ..Default::default()
+    };
+    let resource = |service: &str| {
+        Some(Resource {
+            attributes: vec![kv("service.name", V::StringValue(service.into()))],
+            ..Default::default()
+        })
+    };
+    TracesRequest {
+        resource_spans: vec![
+            ResourceSpans {
+                resource: resource("checkout"),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "lib".into(),
+                        version: "1.0".into(),
+                        attributes: vec![kv("a", V::BoolValue(true))],
+                        dropped_attributes_count: 0,
+                    }),
+                    spans: vec![full, bare],
+                    schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
+                }],
+                schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
+            },
+            ResourceSpans {
+                resource: resource("cart"),
+                scope_spans: vec![ScopeSpans::default()],
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+/// Rebuilds the owned request from the views, field by field.
+fn rebuild(bytes: &[u8]) -> TracesRequest {
+    let view = TracesRequestView::new(bytes);
+    TracesRequest {
+        resource_spans: view
+            .resource_spans
+            .iter()
+            .map(|rs| ResourceSpans {
+                resource: rs.resource.map(|r| Resource {
+                    attributes: owned_attributes(&r.attributes),
+                    ..Default::default()
+                }),
+                schema_url: rs.schema_url.into(),
+                scope_spans: rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| ScopeSpans {
+                        scope: ss.scope.map(|s| InstrumentationScope {
+                            name: s.name.into(),
+                            version: s.version.into(),
+                            attributes: owned_attributes(&s.attributes),
+                            dropped_attributes_count: 0,
+                        }),
+                        schema_url: ss.schema_url.into(),
+                        spans: ss.spans.iter().map(rebuild_span).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn rebuild_span(s: super::traces::SpanView<'_>) -> Span {
+    Span {
+        trace_id: s.trace_id.to_vec(),
+        span_id: s.span_id.to_vec(),
+        trace_state: s.trace_state().into(),
+        parent_span_id: s.parent_span_id.to_vec(),
+        flags: s.flags,
+        name: s.name.into(),
+        kind: s.kind,
+        start_time_unix_nano: s.start_ns,
+        end_time_unix_nano: s.end_ns,
+        attributes: owned_attributes(&s.attributes()),
+        dropped_attributes_count: s.dropped_attributes_count(),
+        events: s
+            .events()
+            .iter()
+            .map(|e| span::Event {
+                time_unix_nano: e.time_ns,
+                name: e.name.into(),
+                attributes: owned_attributes(&e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
+            .collect(),
+        dropped_events_count: s.dropped_events_count(),
+        links: s
+            .links()
+            .iter()
+            .map(|l| span::Link {
+                trace_id: l.trace_id.to_vec(),
+                span_id: l.span_id.to_vec(),
+                trace_state: l.trace_state.into(),
+                attributes: owned_attributes(&l.attributes),
+                dropped_attributes_count: l.dropped_attributes_count,
+                flags: l.flags,
+            })
+            .collect(),
+        dropped_links_count: s.dropped_links_count(),
+        status: s.status().map(|st| Status {
+            message: st.message.into(),
+            code: st.code,
+        }),
+    }
+}
+
+/// The request with every empty `AnyValue` taken as absent, as the views
+/// read it (both mean "no value").
+fn without_empty_values(mut request: TracesRequest) -> TracesRequest {
+    fn clear(attributes: &mut [crate::model::otlp::common::KeyValue]) {
+        for kv in attributes {
+            if kv.value.as_ref().is_some_and(|v| v.value.is_none()) {
+                kv.value = None;
+            }
+        }
+    }
+    for rs in &mut request.resource_spans {
+        if let Some(r) = &mut rs.resource {
+            clear(&mut r.attributes);
+        }
+        for ss in &mut rs.scope_spans {
+            if let Some(s) = &mut ss.scope {
+                clear(&mut s.attributes);
+            }
+            for span in &mut ss.spans {
+                clear(&mut span.attributes);
+                span.events
+                    .iter_mut()
+                    .for_each(|e| clear(&mut e.attributes));
+                span.links.iter_mut().for_each(|l| clear(&mut l.attributes));
+            }
+        }
+    }
+    request
+}
+
+/// The index validation builds gives the same spans and resources as
+/// reading the request's views.
+fn assert_index_matches_views(bytes: &[u8]) {
+    let index = SpanIndex::build(bytes).expect("valid");
+    let by_view: Vec<(Option<&[u8]>, Vec<SpanView<'_>>)> = TracesRequestView::new(bytes)
+        .resource_spans
+        .iter()
+        .map(|rs| {
+            (
+                rs.resource.map(|r| r.bytes()),
+                rs.scope_spans
+                    .iter()
+                    .flat_map(|ss| ss.spans.iter())
+                    .collect(),
+            )
+        })
+        .collect();
+    let by_index: Vec<(Option<&[u8]>, Vec<SpanView<'_>>)> = index
+        .resources(bytes)
+        .map(|r| (r.resource().map(|r| r.bytes()), r.spans().collect()))
+        .collect();
+    assert_eq!(by_index, by_view);
+}
+
+#[test]
+fn views_read_every_span_field_prost_reads() {
+    let request = sample_traces();
+    let bytes = request.encode_to_vec();
+    assert_eq!(validate_traces(&bytes), Ok(request.item_count()));
+    assert_eq!(rebuild(&bytes), request);
+    assert_index_matches_views(&bytes);
+    let first = TracesRequestView::new(&bytes)
+        .resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter())
+        .next()
+        .expect("a span");
+    assert_eq!(first.status_code, 2);
+    assert!((first.seconds() - 0.002499).abs() < 1e-12);
+}
+
+#[test]
+fn every_truncation_and_single_byte_corruption_agrees_with_prost() {
+    let bytes = sample_traces().encode_to_vec();
+    for cut in 0..bytes.len() {
+        let ours = validate_traces(&bytes[..cut]);
+        let prost = TracesRequest::decode(&bytes[..cut]);
+        assert_eq!(ours.is_ok(), prost.is_ok(), "cut at {cut}: {ours:?}");
+    }
+    let mut both_accepted = 0;
+    for at in 0..bytes.len() {
+        for flip in [0x80u8, 0xff, 0x01, 0x06] {
+            let mut corrupt = bytes.clone();
+            corrupt[at] ^= flip;
+            let ours = validate_traces(&corrupt);
+            let prost = TracesRequest::decode(&corrupt[..]);
+            assert_eq!(
+                ours.is_ok(),
+                prost.is_ok(),
+                "byte {at} ^ {flip:#x}: {ours:?}"
+            );
+            if let (Ok(count), Ok(decoded)) = (ours, prost) {
+                assert_eq!(count, decoded.item_count());
+                assert_index_matches_views(&corrupt);
+                assert_eq!(
+                    rebuild(&corrupt),
+                    without_empty_values(decoded),
+                    "byte {at} ^ {flip:#x}"
+                );
+                both_accepted += 1;
+            }
+        }
+    }
+    assert!(both_accepted > 0);
+}
+
+#[test]
+fn invalid_utf8_in_a_span_name_is_refused_with_the_field_named() {
+    let mut request = sample_traces();
+    request.resource_spans[0].scope_spans[0].spans[0].name = "é-op".into();
+    let mut bytes = request.encode_to_vec();
+    let at = bytes
+        .windows(2)
+        .position(|w| w == "é".as_bytes())
+        .expect("encoded name");
+    bytes[at + 1] = 0x41;
+    assert!(TracesRequest::decode(&bytes[..]).is_err());
+    let error = validate_traces(&bytes).expect_err("invalid UTF-8");
+    assert_eq!(error.to_string(), "Span.name: string is not valid UTF-8");
+}
