@@ -89,6 +89,9 @@ fn span_metrics(c: &mut Criterion) {
     group.bench_function("decode_only", |b| {
         b.iter(|| black_box(TracesRequest::decode(black_box(&bytes[..])).unwrap()))
     });
+    group.bench_function("validate_and_index", |b| {
+        b.iter(|| black_box(TracesBatch::decode(black_box(shared.clone())).unwrap()))
+    });
 
     let exporter: Arc<dyn MetricsConsumer> = Arc::new(PrometheusExporter::new(
         PrometheusExporterConfig::default(),

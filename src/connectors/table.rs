@@ -2,9 +2,12 @@
 //! dimension values), with a cardinality limit, an overflow series, dirty
 //! tracking for incremental output, and expiry of idle series.
 //!
-//! Resources are stored once and shared by their series. Lookups hash the
-//! candidate's values and compare in place, so an existing series costs no
-//! allocation. Beyond `limit` series the table routes points to one
+//! Resources are stored once and shared by their series. A series is found
+//! by a 128-bit hash of its resource and dimension values, kept in the
+//! index itself: an existing series costs one probe and no allocation, and
+//! its stored values are not compared (as with the Prometheus store's raw
+//! keys, a collision between two of a table's series is far less likely
+//! than a memory error). Beyond `limit` series the table routes points to one
 //! overflow series (attribute `otel.metric.overflow=true`, no resource), so
 //! memory never grows with the cardinality of the input.
 
@@ -15,6 +18,8 @@ use hashbrown::HashTable;
 use crate::model::otlp::common::KeyValue;
 
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7ab1e);
+/// The second half of a series key.
+const HASHER_HIGH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5e71e5);
 
 /// Hashes a resource's attributes (order-sensitive, as sent).
 pub fn resource_hash(attributes: &[KeyValue]) -> u64 {
@@ -46,9 +51,39 @@ pub fn canonical_resource(mut attributes: Vec<KeyValue>) -> (Vec<KeyValue>, u64)
     (attributes, hash)
 }
 
+/// The identity of a series: a 128-bit hash of its resource and values.
+type SeriesKey = [u64; 2];
+
+/// An index bucket: the key, so a probe needs no other memory, and where
+/// the series is.
+struct IndexEntry {
+    key: SeriesKey,
+    slot: usize,
+}
+
+/// The key of a series of the resource with hash `resource_hash`.
+fn series_key(resource_hash: u64, dims: &[Option<&str>]) -> SeriesKey {
+    let mut low = HASHER.build_hasher();
+    let mut high = HASHER_HIGH.build_hasher();
+    for h in [&mut low, &mut high] {
+        h.write_u64(resource_hash);
+        for d in dims {
+            match d {
+                Some(v) => {
+                    h.write_u8(1);
+                    h.write(v.as_bytes());
+                    h.write_u8(0xff);
+                }
+                None => h.write_u8(0),
+            }
+        }
+    }
+    [low.finish(), high.finish()]
+}
+
 /// One aggregated series.
 pub struct Entry<V> {
-    hash: u64,
+    key: SeriesKey,
     /// Index into the resource slots; `None` for the overflow series.
     pub resource: Option<usize>,
     /// Dimension values in the connector's dimension order; `None` means
@@ -82,7 +117,7 @@ pub struct Table<V> {
     limit: usize,
     slots: Vec<Option<Entry<V>>>,
     free: Vec<usize>,
-    index: HashTable<usize>,
+    index: HashTable<IndexEntry>,
     dirty: Vec<usize>,
     resources: Vec<Option<ResourceSlot>>,
     free_resources: Vec<usize>,
@@ -140,34 +175,9 @@ impl<V> Table<V> {
         make: impl FnOnce() -> V,
         update: impl FnOnce(&mut V),
     ) -> Upserted {
-        let mut h = HASHER.build_hasher();
-        h.write_u64(resource_hash);
-        for d in dims {
-            match d {
-                Some(v) => {
-                    h.write_u8(1);
-                    h.write(v.as_bytes());
-                    h.write_u8(0xff);
-                }
-                None => h.write_u8(0),
-            }
-        }
-        let hash = h.finish();
-        let slots = &self.slots;
-        let resources = &self.resources;
-        let found = self.index.find(hash, |&slot| {
-            let Some(entry) = slots[slot].as_ref() else {
-                return false;
-            };
-            entry.hash == hash
-                && entry
-                    .resource
-                    .and_then(|r| resources[r].as_ref())
-                    .is_some_and(|r| r.hash == resource_hash)
-                && entry.dims.len() == dims.len()
-                && entry.dims.iter().zip(dims).all(|(a, b)| a.as_deref() == *b)
-        });
-        if let Some(&slot) = found {
+        let key = series_key(resource_hash, dims);
+        let found = self.index.find(key[0], |e| e.key == key).map(|e| e.slot);
+        if let Some(slot) = found {
             if let Some(entry) = self.slots[slot].as_mut() {
                 update(&mut entry.value);
                 entry.last_ns = now_ns;
@@ -180,7 +190,7 @@ impl<V> Table<V> {
         }
         if self.len >= self.limit {
             let overflow = self.overflow.get_or_insert_with(|| Entry {
-                hash: 0,
+                key: [0; 2],
                 resource: None,
                 dims: Vec::new(),
                 value: make(),
@@ -200,7 +210,7 @@ impl<V> Table<V> {
         let mut value = make();
         update(&mut value);
         let entry = Entry {
-            hash,
+            key,
             resource: Some(resource),
             dims: dims.iter().map(|d| d.map(Box::from)).collect(),
             value,
@@ -218,10 +228,8 @@ impl<V> Table<V> {
                 self.slots.len() - 1
             }
         };
-        let slots = &self.slots;
-        self.index.insert_unique(hash, slot, |&s| {
-            slots[s].as_ref().map(|e| e.hash).unwrap_or_default()
-        });
+        self.index
+            .insert_unique(key[0], IndexEntry { key, slot }, |e| e.key[0]);
         self.dirty.push(slot);
         self.len += 1;
         Upserted::New
@@ -307,7 +315,7 @@ impl<V> Table<V> {
             let Some(entry) = self.slots[slot].take() else {
                 continue;
             };
-            if let Ok(found) = self.index.find_entry(entry.hash, |&s| s == slot) {
+            if let Ok(found) = self.index.find_entry(entry.key[0], |e| e.slot == slot) {
                 found.remove();
             }
             self.free.push(slot);

@@ -227,14 +227,22 @@ impl TracesConsumer for SpanMetrics {
                         extra.push_str(default);
                     }
                 }
-                let mut dims: Vec<Option<&str>> = Vec::with_capacity(FIXED.len() + extras.len());
-                dims.extend([
+                let fixed: [Option<&str>; FIXED.len()] = [
                     service,
                     Some(span.name),
                     Some(kind_name(span.kind)),
                     Some(status_name(span.status_code)),
-                ]);
-                dims.extend(extras.iter().map(|e| (!e.is_empty()).then_some(e.as_str())));
+                ];
+                let with_extras: Vec<Option<&str>>;
+                let dims: &[Option<&str>] = if extras.is_empty() {
+                    &fixed
+                } else {
+                    with_extras = fixed
+                        .into_iter()
+                        .chain(extras.iter().map(|e| (!e.is_empty()).then_some(e.as_str())))
+                        .collect();
+                    &with_extras
+                };
                 let seconds = span.seconds();
                 let exemplar =
                     (self.config.exemplars && span.trace_id.len() == 16 && span.span_id.len() == 8)
@@ -242,7 +250,7 @@ impl TracesConsumer for SpanMetrics {
                 let outcome = table.upsert(
                     resource,
                     rhash,
-                    &dims,
+                    dims,
                     now,
                     || self.new_series(),
                     |s| s.record(seconds, &self.bounds, exemplar, keep_values),

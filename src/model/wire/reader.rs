@@ -79,7 +79,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The next field, `None` at the end of the message.
-    #[inline]
+    #[inline(always)]
     pub fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, WireError> {
         if self.buf.is_empty() {
             return Ok(None);
@@ -186,8 +186,9 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn string(&self) -> Result<&'a str, WireError> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| WireError::InvalidUtf8 {
+        utf8(self.bytes()?).ok_or(WireError::InvalidUtf8 {
             message: self.message,
             field: self.field,
         })
@@ -255,6 +256,18 @@ impl<'a> Field<'a> {
     pub fn message(&self) -> Result<&'a [u8], WireError> {
         self.bytes()
     }
+}
+
+/// `bytes` as text, if they are valid UTF-8.
+#[inline]
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8. Keys, names and most values are
+        // ASCII, and this check is several times cheaper than the general
+        // one on short strings.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Walks the fields of `buf`, calling `on_field(number, field)` for each;

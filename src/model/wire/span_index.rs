@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::common::{MessageView, ResourceView};
-use super::reader::WireError;
+use super::reader::{WireError, utf8};
 use super::traces::{SpanView, TracesRequestView};
 
 /// A byte range of the request (requests are far below 4 GiB: the
@@ -159,7 +159,7 @@ impl<'a> IndexedResource<'a> {
             span_id: e.span_id.get(bytes),
             parent_span_id: e.parent_span_id.get(bytes),
             // Checked when indexed; a failure here is impossible.
-            name: std::str::from_utf8(e.name.get(bytes)).unwrap_or_default(),
+            name: utf8(e.name.get(bytes)).unwrap_or_default(),
             kind: e.kind,
             status_code: e.status_code,
             flags: e.flags,
