@@ -17,6 +17,7 @@ use streamgate::model::otlp::metrics::{
     number_data_point,
 };
 use streamgate::model::otlp::resource::Resource;
+use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 use streamgate::model::otlp::{MetricsRequest, MetricsResponse};
 use streamgate::receivers::otlp::status::RpcStatus;
 
@@ -320,6 +321,59 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
         status.message.contains("cannot decode metrics protobuf"),
         "{}",
         status.message
+    );
+
+    // A span name that is not UTF-8: 400 naming the field, counted as a
+    // malformed traces request; a good traces request is still accepted.
+    let span = |name: &str| streamgate::model::otlp::TracesRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", "checkout")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    name: name.into(),
+                    kind: 2,
+                    end_time_unix_nano: 1_000_000,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut bad_span = span("é-op").encode_to_vec();
+    let at = bad_span
+        .windows(2)
+        .position(|w| w == "é".as_bytes())
+        .expect("encoded name");
+    bad_span[at + 1] = b'A';
+    let (code, status) = status_body(post(&collector, "/v1/traces", PROTOBUF, None, bad_span));
+    assert_eq!(code, 400);
+    assert!(
+        status
+            .message
+            .contains("Span.name: string is not valid UTF-8"),
+        "{}",
+        status.message
+    );
+    let malformed_traces = collector
+        .scrape()
+        .get(
+            "streamgate_receiver_refused_requests_total",
+            &[
+                ("signal", "traces"),
+                ("transport", "http"),
+                ("reason", "malformed"),
+            ],
+        )
+        .unwrap_or(0.0);
+    assert_eq!(malformed_traces, 1.0);
+    let good_span = span("GET /").encode_to_vec();
+    assert_eq!(
+        post(&collector, "/v1/traces", PROTOBUF, None, good_span).status(),
+        200
     );
 
     // Truncated protobuf: 400.

@@ -68,13 +68,14 @@ fn series_key(resource_hash: u64, dims: &[Option<&str>]) -> SeriesKey {
     for h in [&mut low, &mut high] {
         h.write_u64(resource_hash);
         for d in dims {
+            // Length + 1 before each value (0: absent) keeps the values
+            // apart in two writes per value.
             match d {
                 Some(v) => {
-                    h.write_u8(1);
+                    h.write_usize(v.len() + 1);
                     h.write(v.as_bytes());
-                    h.write_u8(0xff);
                 }
-                None => h.write_u8(0),
+                None => h.write_usize(0),
             }
         }
     }

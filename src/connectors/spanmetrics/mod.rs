@@ -199,7 +199,7 @@ impl SpanMetrics {
     }
 
     fn new_series(&self) -> SpanSeries {
-        SpanSeries::new(&self.kind, self.bounds.len(), self.config.exemplars)
+        SpanSeries::new(&self.kind, self.bounds.len())
     }
 }
 

@@ -58,31 +58,28 @@ pub struct SpanSeries {
     pub sum: f64,
     pub buckets: Buckets,
     pub calls_exemplar: Option<Exemplar>,
-    /// Last exemplar per explicit bucket (empty when exemplars are off).
-    pub bucket_exemplars: Vec<Option<Exemplar>>,
+    /// The last exemplar of each explicit bucket that has one, by bucket
+    /// index: spans of a series fall in few buckets, so this stays a few
+    /// entries instead of one slot per bucket.
+    pub bucket_exemplars: Vec<(usize, Exemplar)>,
     /// Durations since the last emission, for the observation consumer.
     pub pending: Vec<f64>,
 }
 
 impl SpanSeries {
-    pub fn new(histogram: &HistogramKind, bounds: usize, exemplars: bool) -> Self {
+    pub fn new(histogram: &HistogramKind, bounds: usize) -> Self {
         let buckets = match histogram {
             HistogramKind::Explicit(_) => Buckets::Explicit(vec![0; bounds + 1]),
             HistogramKind::Exponential { max_size } => {
                 Buckets::Exponential(ExpoHistogram::new(*max_size))
             }
         };
-        let bucket_exemplars = if exemplars && matches!(buckets, Buckets::Explicit(_)) {
-            vec![None; bounds + 1]
-        } else {
-            Vec::new()
-        };
         Self {
             calls: 0,
             sum: 0.0,
             buckets,
             calls_exemplar: None,
-            bucket_exemplars,
+            bucket_exemplars: Vec::new(),
             pending: Vec::new(),
         }
     }
@@ -94,8 +91,11 @@ impl SpanSeries {
             Buckets::Explicit(counts) => {
                 let slot = bounds.partition_point(|b| *b < seconds);
                 counts[slot] += 1;
-                if let (Some(e), Some(cell)) = (exemplar, self.bucket_exemplars.get_mut(slot)) {
-                    *cell = Some(e);
+                if let Some(e) = exemplar {
+                    match self.bucket_exemplars.iter_mut().find(|(b, _)| *b == slot) {
+                        Some((_, cell)) => *cell = e,
+                        None => self.bucket_exemplars.push((slot, e)),
+                    }
                 }
             }
             Buckets::Exponential(h) => h.record(seconds),
@@ -145,12 +145,11 @@ impl SpanSeries {
                     sum: Some(self.sum),
                     bucket_counts: counts.clone(),
                     explicit_bounds: bounds.to_vec(),
-                    exemplars: self
-                        .bucket_exemplars
-                        .iter()
-                        .flatten()
-                        .map(|e| e.to_otlp(e.value))
-                        .collect(),
+                    exemplars: {
+                        let mut by_bucket = self.bucket_exemplars.clone();
+                        by_bucket.sort_unstable_by_key(|(bucket, _)| *bucket);
+                        by_bucket.iter().map(|(_, e)| e.to_otlp(e.value)).collect()
+                    },
                     ..Default::default()
                 });
             }
