@@ -5,8 +5,6 @@ use crate::model::MetricsRequest;
 use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use crate::model::otlp::metrics::{Metric, ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
-use crate::model::text::{write_any_value, write_any_view};
-use crate::model::wire::{AnyValueView, Attributes};
 
 /// Collects points per resource slot (`None` = the overflow series).
 pub struct Output {
@@ -98,41 +96,6 @@ pub fn find_str<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     match find_attribute(attributes, key).and_then(|v| v.value.as_ref()) {
         Some(any_value::Value::StringValue(s)) if !s.is_empty() => Some(s),
         _ => None,
-    }
-}
-
-/// Attribute lists a connector looks dimensions up in: owned (a resource
-/// the table keeps) or read in place (a span's, from the request bytes).
-pub trait AttributeLookup {
-    /// Appends the text of the first attribute named `key` to `out`;
-    /// whether there was one.
-    fn write_text(&self, key: &str, out: &mut String) -> bool;
-
-    /// The text of attribute `key`, if present and not empty.
-    fn text(&self, key: &str) -> Option<String> {
-        let mut text = String::new();
-        (self.write_text(key, &mut text) && !text.is_empty()).then_some(text)
-    }
-}
-
-impl AttributeLookup for [KeyValue] {
-    fn write_text(&self, key: &str, out: &mut String) -> bool {
-        find_attribute(self, key)
-            .map(|v| write_any_value(Some(v), out))
-            .is_some()
-    }
-}
-
-impl AttributeLookup for Attributes<'_> {
-    fn write_text(&self, key: &str, out: &mut String) -> bool {
-        match self.find(key) {
-            // As with owned attributes: a key without a value is absent.
-            None | Some(AnyValueView::Empty) => false,
-            Some(value) => {
-                write_any_view(&value, out);
-                true
-            }
-        }
     }
 }
 

@@ -4,8 +4,90 @@
 
 use std::fmt::Write;
 
-use crate::model::otlp::common::{AnyValue, any_value::Value};
-use crate::model::wire::AnyValueView;
+use crate::model::otlp::common::{AnyValue, KeyValue, any_value::Value};
+use crate::model::wire::{AnyValueView, Attributes};
+
+/// Attribute lists read as text: owned (`[KeyValue]`, kept by a component)
+/// or in place ([`Attributes`], from the request bytes), with the same
+/// text either way. A key without a value is absent.
+pub trait AttributeLookup {
+    /// Appends the text of the first attribute named `key` to `out`;
+    /// whether there was one.
+    fn write_text(&self, key: &str, out: &mut String) -> bool;
+
+    /// Calls `each(key, text)` for every attribute that has a value;
+    /// `scratch` holds the texts that are not strings already.
+    fn for_each_text(&self, scratch: &mut String, each: impl FnMut(&str, &str));
+
+    /// The text of attribute `key`, if present and not empty.
+    fn text(&self, key: &str) -> Option<String> {
+        let mut text = String::new();
+        (self.write_text(key, &mut text) && !text.is_empty()).then_some(text)
+    }
+}
+
+impl AttributeLookup for [KeyValue] {
+    fn write_text(&self, key: &str, out: &mut String) -> bool {
+        match self
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+        {
+            Some(value) if has_text(value) => {
+                write_any_value(Some(value), out);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn for_each_text(&self, scratch: &mut String, mut each: impl FnMut(&str, &str)) {
+        for kv in self {
+            match kv.value.as_ref() {
+                Some(AnyValue {
+                    value: Some(Value::StringValue(s)),
+                }) => each(&kv.key, s),
+                Some(value) if has_text(value) => {
+                    scratch.clear();
+                    write_any_value(Some(value), scratch);
+                    each(&kv.key, scratch);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether a value is one (not empty, not a profiles-only reference).
+fn has_text(value: &AnyValue) -> bool {
+    !matches!(value.value, None | Some(Value::StringValueStrindex(_)))
+}
+
+impl AttributeLookup for Attributes<'_> {
+    fn write_text(&self, key: &str, out: &mut String) -> bool {
+        match self.find(key) {
+            None | Some(AnyValueView::Empty) => false,
+            Some(value) => {
+                write_any_view(&value, out);
+                true
+            }
+        }
+    }
+
+    fn for_each_text(&self, scratch: &mut String, mut each: impl FnMut(&str, &str)) {
+        for kv in self.iter() {
+            match kv.value {
+                AnyValueView::Empty => {}
+                AnyValueView::String(s) => each(kv.key, s),
+                value => {
+                    scratch.clear();
+                    write_any_view(&value, scratch);
+                    each(kv.key, scratch);
+                }
+            }
+        }
+    }
+}
 
 /// Appends the label text of `value` to `out`. Nesting is bounded by the
 /// decoder's recursion limit.

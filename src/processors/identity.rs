@@ -1,50 +1,192 @@
 //! The identity of an OTLP stream as processors key it: identifying
 //! resource attributes (those that make `job` and `instance`), scope,
 //! metric name and point attributes, independent of attribute order.
+//!
+//! It is computed in two steps, so a request pays the resource and scope
+//! part once per scope: [`scope_identity`], then [`stream_hash`] per point.
+//! Both read attributes through [`AttributeLookup`], so a stream has the
+//! same identity whether its attributes are owned (raw values from a
+//! connector) or read in place from a request.
 
 use std::hash::{BuildHasher, Hasher};
 
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+use crate::model::text::AttributeLookup;
+use crate::model::wire::{Attributes, ScopeView};
 
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x51de);
 
 /// The resource attributes that make `job` and `instance`.
 pub const IDENTIFYING: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
 
-/// Hash of a stream's identity. Attribute order does not matter: SDKs
-/// may send the same series with its attributes in another order.
-pub fn stream_hash(
-    resource: &[KeyValue],
-    scope: &InstrumentationScope,
-    metric: &str,
-    attributes: &[KeyValue],
+/// Where a scope's metrics come from, read in place: its resource and
+/// scope, and their identity ([`scope_identity`]).
+pub struct ScopeSource<'r, 'a> {
+    pub resource: &'r Attributes<'a>,
+    pub scope: Option<ScopeView<'a>>,
+    pub identity: u64,
+}
+
+impl ScopeSource<'_, '_> {
+    /// The identifying resource attributes, as a new series keeps them.
+    pub fn identifying_resource(&self) -> Vec<KeyValue> {
+        self.resource
+            .iter()
+            .filter(|kv| IDENTIFYING.contains(&kv.key))
+            .map(|kv| KeyValue {
+                key: kv.key.to_string(),
+                value: kv.value.to_owned_value(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// The scope, as a new series keeps it.
+    pub fn owned_scope(&self) -> InstrumentationScope {
+        self.scope
+            .map(|s| InstrumentationScope {
+                name: s.name.to_string(),
+                version: s.version.to_string(),
+                attributes: s.attributes.to_owned_vec(),
+                dropped_attributes_count: 0,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The identity of the streams of one resource and scope.
+pub fn scope_identity(
+    resource: &(impl AttributeLookup + ?Sized),
+    scope_name: &str,
+    scope_version: &str,
 ) -> u64 {
     let mut h = HASHER.build_hasher();
+    let mut text = String::new();
     for key in IDENTIFYING {
-        if let Some(kv) = resource.iter().find(|kv| kv.key == key) {
-            write_kv(&mut h, kv);
+        text.clear();
+        if resource.write_text(key, &mut text) {
+            write_pair(&mut h, key, &text);
         }
     }
     h.write_u8(0xfd);
-    h.write(scope.name.as_bytes());
-    h.write_u8(0xff);
-    h.write(scope.version.as_bytes());
-    h.write_u8(0xfd);
-    h.write(metric.as_bytes());
-    h.write_u8(0xfd);
-    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    for kv in sorted {
-        write_kv(&mut h, kv);
-    }
+    write_pair(&mut h, scope_name, scope_version);
     h.finish()
 }
 
-fn write_kv(h: &mut impl Hasher, kv: &KeyValue) {
-    h.write(kv.key.as_bytes());
-    h.write_u8(0xff);
-    let mut text = String::new();
-    crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
-    h.write(text.as_bytes());
-    h.write_u8(0xfe);
+/// Hash of a stream's identity within its scope. Attribute order does not
+/// matter (SDKs may send the same series with its attributes in another
+/// order): each attribute is hashed alone and the hashes are summed.
+/// `scratch` holds attribute texts (reuse it across points).
+pub fn stream_hash(
+    scope: u64,
+    metric: &str,
+    attributes: &(impl AttributeLookup + ?Sized),
+    scratch: &mut String,
+) -> u64 {
+    let mut sum = 0u64;
+    attributes.for_each_text(scratch, |key, text| {
+        sum = sum.wrapping_add(attribute_hash(key, text));
+    });
+    with_attributes(scope, metric, sum)
+}
+
+/// The hash of one attribute, as [`stream_hash`] sums them.
+pub fn attribute_hash(key: &str, text: &str) -> u64 {
+    let mut h = HASHER.build_hasher();
+    write_pair(&mut h, key, text);
+    h.finish()
+}
+
+/// A stream's identity from its scope, metric and summed attribute hashes.
+pub fn with_attributes(scope: u64, metric: &str, attributes: u64) -> u64 {
+    let mut h = HASHER.build_hasher();
+    h.write_u64(scope);
+    h.write(metric.as_bytes());
+    h.write_u8(0xfd);
+    h.write_u64(attributes);
+    h.finish()
+}
+
+fn write_pair(h: &mut impl Hasher, key: &str, value: &str) {
+    h.write_usize(key.len());
+    h.write(key.as_bytes());
+    h.write_usize(value.len());
+    h.write(value.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::otlp::common::{AnyValue, KeyValue, any_value::Value};
+    use crate::model::wire::Attributes;
+    use prost::Message;
+
+    fn kv(key: &str, value: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    /// Encodes `attributes` as a `Resource` and views them in place.
+    fn in_place(attributes: &[KeyValue]) -> Vec<u8> {
+        crate::model::otlp::resource::Resource {
+            attributes: attributes.to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn owned_and_in_place_attributes_give_one_identity_in_any_order() {
+        let resource = vec![
+            kv("service.name", Value::StringValue("shop".into())),
+            kv("host.name", Value::StringValue("h1".into())),
+        ];
+        let attributes = vec![
+            kv("code", Value::IntValue(200)),
+            kv("method", Value::StringValue("GET".into())),
+            kv("ok", Value::BoolValue(true)),
+        ];
+        let reversed: Vec<KeyValue> = attributes.iter().rev().cloned().collect();
+        let mut scratch = String::new();
+        let scope = scope_identity(resource.as_slice(), "lib", "1.0");
+        let owned = stream_hash(scope, "requests", attributes.as_slice(), &mut scratch);
+        assert_eq!(
+            owned,
+            stream_hash(scope, "requests", reversed.as_slice(), &mut scratch)
+        );
+
+        let resource_bytes = in_place(&resource);
+        let attribute_bytes = in_place(&attributes);
+        let resource_view: Attributes<'_> =
+            Attributes::new(&resource_bytes, 1, "Resource", "attributes");
+        let attribute_view: Attributes<'_> =
+            Attributes::new(&attribute_bytes, 1, "Resource", "attributes");
+        let scope_in_place = scope_identity(&resource_view, "lib", "1.0");
+        assert_eq!(scope_in_place, scope);
+        assert_eq!(
+            stream_hash(scope_in_place, "requests", &attribute_view, &mut scratch),
+            owned
+        );
+
+        // Another value, metric, scope or identifying resource attribute is
+        // another stream; a non-identifying resource attribute is not.
+        let other = vec![kv("code", Value::IntValue(500))];
+        assert_ne!(
+            stream_hash(scope, "requests", other.as_slice(), &mut scratch),
+            owned
+        );
+        assert_ne!(
+            stream_hash(scope, "errors", attributes.as_slice(), &mut scratch),
+            owned
+        );
+        assert_ne!(scope_identity(resource.as_slice(), "lib", "2.0"), scope);
+        let mut moved = resource.clone();
+        moved[1] = kv("host.name", Value::StringValue("h2".into()));
+        assert_eq!(scope_identity(moved.as_slice(), "lib", "1.0"), scope);
+        moved[0] = kv("service.name", Value::StringValue("cart".into()));
+        assert_ne!(scope_identity(moved.as_slice(), "lib", "1.0"), scope);
+    }
 }

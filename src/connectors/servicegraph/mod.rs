@@ -64,14 +64,13 @@ use crate::model::otlp::metrics::{
 };
 use crate::model::otlp::trace::span::SpanKind;
 use crate::model::otlp::trace::status::StatusCode;
+use crate::model::text::AttributeLookup;
 use crate::model::wire::Attributes;
 use crate::model::wire::traces::SpanView;
 use crate::pipeline::{ConsumeResult, Consumed, MetricsConsumer, TracesConsumer};
 use crate::telemetry::Telemetry;
 
-use super::output::{
-    AttributeLookup, Output, find_str, now_ns, overflow_attribute, string_attribute,
-};
+use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
 use store::{Half, Offer, PendingStore, Side};

@@ -23,15 +23,14 @@ use crate::model::otlp::metrics::{
     AggregationTemporality, ExponentialHistogram, Histogram, Metric, Sum, metric::Data,
 };
 use crate::model::otlp::trace::{span::SpanKind, status::StatusCode};
+use crate::model::text::AttributeLookup;
 use crate::model::{Observations, TracesBatch};
 use crate::pipeline::{
     ConsumeResult, Consumed, MetricsConsumer, ObservationConsumer, TracesConsumer,
 };
 use crate::telemetry::Telemetry;
 
-use super::output::{
-    AttributeLookup, Output, find_str, now_ns, overflow_attribute, string_attribute,
-};
+use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, canonical_resource};
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
 use series::{Exemplar, SpanSeries};

@@ -26,6 +26,7 @@ mod ratio;
 
 use crate::model::MetricsBatch;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -39,8 +40,12 @@ use crate::model::otlp::metrics::{
 };
 use crate::model::prometheus_name::{MetricShape, metric_name};
 use crate::model::recommendation::{Recommendation, RecommendationSource};
+use crate::model::text::AttributeLookup;
+use crate::model::wire::{Attributes, MetricData, MetricView};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
-use crate::processors::identity::{IDENTIFYING, stream_hash};
+use crate::processors::identity::{
+    ScopeSource, attribute_hash, scope_identity, stream_hash, with_attributes,
+};
 use crate::processors::output::{derived, string_kv};
 use crate::processors::pattern::matches;
 use crate::telemetry::{Telemetry, names};
@@ -93,30 +98,25 @@ const RECOMMEND_WITHIN_SECS: f64 = 86_400.0;
 /// matches one of `rules`: name pattern and exact label values, a label
 /// looked up in the point's attributes first, then the resource's (so
 /// `service.name` works for span metrics).
-fn any_rule_matches(
-    rules: &[SelectRule],
-    name: &str,
-    attributes: &[KeyValue],
-    resource: &[KeyValue],
-) -> bool {
+fn any_rule_matches<A, R>(rules: &[SelectRule], name: &str, attributes: &A, resource: &R) -> bool
+where
+    A: AttributeLookup + ?Sized,
+    R: AttributeLookup + ?Sized,
+{
     rules.iter().any(|rule| {
         matches(&rule.name, name)
             && rule.labels.iter().all(|(k, v)| {
-                attribute_text(attributes, k)
-                    .or_else(|| attribute_text(resource, k))
-                    .as_deref()
-                    == Some(v.as_str())
+                attributes.text(k).or_else(|| resource.text(k)).as_deref() == Some(v.as_str())
             })
     })
 }
 
-fn attribute_text(attributes: &[KeyValue], key: &str) -> Option<String> {
-    attributes.iter().find(|kv| kv.key == key).map(|kv| {
-        let mut text = String::new();
-        crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
-        text
-    })
-}
+/// Aggregation temporality `CUMULATIVE`.
+const CUMULATIVE: i32 = 2;
+
+/// Mixed into a ratio group's identity (with the rule's index), so a group
+/// never shares its stream's identity.
+const RATIO_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Steps after start before StreamGate's own resources are analysed.
 const OWN_SETTLE_STEPS: f64 = 20.0;
@@ -166,106 +166,127 @@ impl AnalysisProcessor {
         self.series.lock().len()
     }
 
-    fn rule_matches(&self, name: &str, attributes: &[KeyValue], resource: &[KeyValue]) -> bool {
+    fn rule_matches(
+        &self,
+        name: &str,
+        attributes: &Attributes<'_>,
+        resource: &Attributes<'_>,
+    ) -> bool {
         any_rule_matches(&self.config.select, name, attributes, resource)
     }
 
-    fn excluded(&self, name: &str, attributes: &[KeyValue], resource: &[KeyValue]) -> bool {
+    fn excluded(&self, name: &str, attributes: &Attributes<'_>, resource: &Attributes<'_>) -> bool {
         !self.config.exclude.is_empty()
             && any_rule_matches(&self.config.exclude, name, attributes, resource)
     }
 
-    /// Records the latest value of every selected point, at `now` seconds.
     /// Whether a metric of this name is analysed or feeds a ratio.
     fn wants(&self, name: &str) -> bool {
         self.config.select.iter().any(|r| matches(&r.name, name))
             || self.config.ratios.iter().any(|r| matches(&r.name, name))
     }
 
-    pub fn observe_request(&self, request: &MetricsRequest, now: f64) {
-        let wanted = |m: &Metric| self.wants(&m.name);
-        if !request
-            .resource_metrics
-            .iter()
-            .flat_map(|rm| &rm.scope_metrics)
-            .flat_map(|sm| &sm.metrics)
-            .any(wanted)
-        {
+    /// Records the latest value of every selected point, at `now` seconds,
+    /// reading the request in place.
+    pub fn observe_request(&self, request: &MetricsBatch, now: f64) {
+        let view = request.view();
+        if !view.metric_names().any(|name| self.wants(name)) {
             return;
         }
-        let no_scope = InstrumentationScope::default();
+        let no_attributes = Attributes::new(&[], 1, "Resource", "attributes");
+        let mut text = String::new();
         let mut series = self.series.lock();
-        for rm in &request.resource_metrics {
-            let resource = rm
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or_default();
-            for sm in &rm.scope_metrics {
-                let scope = sm.scope.as_ref().unwrap_or(&no_scope);
-                for metric in sm.metrics.iter().filter(|m| wanted(m)) {
-                    let (points, shape, counter) = match &metric.data {
-                        Some(Data::Gauge(g)) => (&g.data_points, MetricShape::Gauge, false),
-                        Some(Data::Sum(s)) if s.is_monotonic && s.aggregation_temporality == 2 => {
-                            (&s.data_points, MetricShape::MonotonicSum, true)
-                        }
-                        Some(Data::Sum(s)) if !s.is_monotonic => {
-                            (&s.data_points, MetricShape::NonMonotonicSum, false)
-                        }
+        for rm in view.resource_metrics.iter() {
+            let resource = rm.resource.map_or(no_attributes, |r| r.attributes);
+            for sm in rm.scope_metrics.iter() {
+                let (scope_name, scope_version) =
+                    sm.scope.map_or(("", ""), |s| (s.name, s.version));
+                let source = ScopeSource {
+                    resource: &resource,
+                    scope: sm.scope,
+                    identity: scope_identity(&resource, scope_name, scope_version),
+                };
+                for metric in sm.metrics.iter().filter(|m| self.wants(m.name)) {
+                    let (points, shape, counter) = match metric.data {
+                        Some(MetricData::Gauge(points)) => (points, MetricShape::Gauge, false),
+                        Some(MetricData::Sum {
+                            points,
+                            temporality: CUMULATIVE,
+                            monotonic: true,
+                        }) => (points, MetricShape::MonotonicSum, true),
+                        Some(MetricData::Sum {
+                            points,
+                            monotonic: false,
+                            ..
+                        }) => (points, MetricShape::NonMonotonicSum, false),
                         _ => continue,
                     };
-                    for p in points {
-                        let value = match p.value {
-                            Some(number_data_point::Value::AsDouble(v)) => v,
-                            Some(number_data_point::Value::AsInt(v)) => v as f64,
-                            None => continue,
-                        };
-                        if self.excluded(&metric.name, &p.attributes, resource) {
+                    let ratio_rules: Vec<(usize, &RatioRule)> = if counter {
+                        self.config
+                            .ratios
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, rule)| matches(&rule.name, metric.name))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    let selected = self
+                        .config
+                        .select
+                        .iter()
+                        .any(|r| matches(&r.name, metric.name));
+                    for p in points.iter() {
+                        let Some(value) = p.value else { continue };
+                        if self.excluded(metric.name, &p.attributes, &resource) {
                             continue;
                         }
-                        if counter {
-                            self.observe_ratios(
+                        for &(index, rule) in &ratio_rules {
+                            self.observe_ratio(
                                 &mut series,
-                                resource,
-                                scope,
-                                metric,
-                                p,
+                                &source,
+                                &metric,
+                                (index, rule),
+                                &p.attributes,
                                 value,
                                 now,
+                                &mut text,
                             );
                         }
-                        if !self.rule_matches(&metric.name, &p.attributes, resource) {
+                        if !selected || !self.rule_matches(metric.name, &p.attributes, &resource) {
                             continue;
                         }
-                        let hash = stream_hash(resource, scope, &metric.name, &p.attributes);
-                        if !series.contains_key(&hash) {
-                            if series.len() >= self.config.max_series {
+                        let hash =
+                            stream_hash(source.identity, metric.name, &p.attributes, &mut text);
+                        let full = series.len() >= self.config.max_series;
+                        let s = match series.entry(hash) {
+                            Entry::Occupied(e) => e.into_mut(),
+                            Entry::Vacant(_) if full => {
                                 self.telemetry.record_analysis_skipped(1);
                                 continue;
                             }
-                            let name = metric_name(&metric.name, &metric.unit, shape, "", true)
-                                .unwrap_or_else(|| metric.name.clone());
-                            let mut attributes = p.attributes.clone();
-                            attributes.push(string_kv("metric", &name));
-                            if counter {
-                                attributes.push(string_kv("transform", "rate"));
+                            Entry::Vacant(e) => {
+                                let name = metric_name(metric.name, metric.unit, shape, "", true)
+                                    .unwrap_or_else(|| metric.name.to_string());
+                                let mut attributes = p.attributes.to_owned_vec();
+                                attributes.push(string_kv("metric", &name));
+                                if counter {
+                                    attributes.push(string_kv("transform", "rate"));
+                                }
+                                let mut fresh = self.new_series(&source, attributes, counter);
+                                fresh.thresholds = self
+                                    .config
+                                    .thresholds
+                                    .iter()
+                                    .filter(|t| matches(&t.name, metric.name))
+                                    .map(|t| (t.value, false))
+                                    .collect();
+                                e.insert(fresh)
                             }
-                            let mut fresh = self.new_series(resource, scope, attributes, counter);
-                            fresh.thresholds = self
-                                .config
-                                .thresholds
-                                .iter()
-                                .filter(|t| matches(&t.name, &metric.name))
-                                .map(|t| (t.value, false))
-                                .collect();
-                            series.insert(hash, fresh);
-                        }
-                        let Some(s) = series.get_mut(&hash) else {
-                            continue;
                         };
                         s.last_point_secs = now;
                         let sample = match &mut s.rate {
-                            Some(rate) => rate.update(p.time_unix_nano as f64 / 1e9, value),
+                            Some(rate) => rate.update(p.time_ns as f64 / 1e9, value),
                             None => Some(value),
                         };
                         if let Some(v) = sample.filter(|v| v.is_finite()) {
@@ -277,83 +298,83 @@ impl AnalysisProcessor {
         }
     }
 
-    /// Records a counter point in every ratio group it belongs to,
-    /// creating the group's analysed series on first sight.
+    /// Records a counter point in a ratio group (the point's attributes
+    /// without the rule's `over` attribute), creating the group's analysed
+    /// series on first sight.
     #[allow(clippy::too_many_arguments)]
-    fn observe_ratios(
+    fn observe_ratio(
         &self,
         series: &mut HashMap<u64, Series>,
-        resource: &[KeyValue],
-        scope: &InstrumentationScope,
-        metric: &Metric,
-        p: &NumberDataPoint,
+        source: &ScopeSource<'_, '_>,
+        metric: &MetricView<'_>,
+        (index, rule): (usize, &RatioRule),
+        attributes: &Attributes<'_>,
         value: f64,
         now: f64,
+        text: &mut String,
     ) {
-        for (index, rule) in self.config.ratios.iter().enumerate() {
-            if !matches(&rule.name, &metric.name)
-                || !p.attributes.iter().any(|kv| kv.key == rule.over)
-            {
-                continue;
+        if attributes.find(&rule.over).is_none() {
+            return;
+        }
+        // The member (the point's own series) and its group, in one pass.
+        let (mut member, mut group) = (0u64, 0u64);
+        attributes.for_each_text(text, |key, value| {
+            let h = attribute_hash(key, value);
+            member = member.wrapping_add(h);
+            if key != rule.over {
+                group = group.wrapping_add(h);
             }
-            let group_attributes: Vec<KeyValue> = p
-                .attributes
-                .iter()
-                .filter(|kv| kv.key != rule.over)
-                .cloned()
-                .collect();
-            let group_name = format!("{}\u{0}ratio{index}", metric.name);
-            let hash = stream_hash(resource, scope, &group_name, &group_attributes);
-            if !series.contains_key(&hash) {
-                if series.len() >= self.config.max_series {
-                    self.telemetry.record_analysis_skipped(1);
-                    continue;
-                }
+        });
+        let salted = source.identity ^ RATIO_SALT.wrapping_mul(index as u64 + 1);
+        let hash = with_attributes(salted, metric.name, group);
+        let full = series.len() >= self.config.max_series;
+        let s = match series.entry(hash) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if full => {
+                self.telemetry.record_analysis_skipped(1);
+                return;
+            }
+            Entry::Vacant(e) => {
                 let name = metric_name(
-                    &metric.name,
-                    &metric.unit,
+                    metric.name,
+                    metric.unit,
                     MetricShape::MonotonicSum,
                     "",
                     true,
                 )
-                .unwrap_or_else(|| metric.name.clone());
-                let mut attributes = group_attributes;
-                attributes.push(string_kv("metric", &name));
-                attributes.push(string_kv("transform", "ratio"));
-                attributes.push(string_kv("ratio", &rule.label()));
-                let mut fresh = self.new_series(resource, scope, attributes, false);
+                .unwrap_or_else(|| metric.name.to_string());
+                let mut group_attributes: Vec<KeyValue> = attributes
+                    .to_owned_vec()
+                    .into_iter()
+                    .filter(|kv| kv.key != rule.over)
+                    .collect();
+                group_attributes.push(string_kv("metric", &name));
+                group_attributes.push(string_kv("transform", "ratio"));
+                group_attributes.push(string_kv("ratio", &rule.label()));
+                let mut fresh = self.new_series(source, group_attributes, false);
                 fresh.ratio = Some(RatioGroup::default());
-                series.insert(hash, fresh);
+                e.insert(fresh)
             }
-            let Some(s) = series.get_mut(&hash) else {
-                continue;
-            };
-            let numerator = rule
-                .numerator
-                .iter()
-                .all(|(k, v)| attribute_text(&p.attributes, k).as_deref() == Some(v.as_str()));
-            let member = stream_hash(&[], &InstrumentationScope::default(), "", &p.attributes);
-            if let Some(group) = &mut s.ratio {
-                group.record(member, numerator, value);
-            }
-            s.last_point_secs = now;
+        };
+        let numerator = rule
+            .numerator
+            .iter()
+            .all(|(k, v)| attributes.text(k).as_deref() == Some(v.as_str()));
+        if let Some(group) = &mut s.ratio {
+            group.record(member, numerator, value);
         }
+        s.last_point_secs = now;
     }
 
     fn new_series(
         &self,
-        resource: &[KeyValue],
-        scope: &InstrumentationScope,
+        source: &ScopeSource<'_, '_>,
         attributes: Vec<KeyValue>,
         counter: bool,
     ) -> Series {
         Series {
-            resource: resource
-                .iter()
-                .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()))
-                .cloned()
-                .collect(),
-            scope: scope.clone(),
+            resource: source.identifying_resource(),
+            scope: source.owned_scope(),
             attributes,
             rate: counter.then(RateConverter::new),
             ratio: None,
@@ -559,7 +580,7 @@ impl AnalysisProcessor {
                             (next * 1e9) as u64,
                         )
                     };
-                    self.observe_request(&own, next);
+                    self.observe_request(&MetricsBatch::from_request(own), next);
                     let request = self.evaluate(next);
                     if request.resource_metrics.is_empty() {
                         continue;
@@ -654,7 +675,7 @@ impl RecommendationSource for AnalysisProcessor {
         let series = self.series.lock();
         let mut out = Vec::new();
         for s in series.values() {
-            let metric = attribute_text(&s.attributes, "metric").unwrap_or_default();
+            let metric = s.attributes.as_slice().text("metric").unwrap_or_default();
             let mut labels: std::collections::BTreeMap<String, String> = s
                 .resource
                 .iter()
@@ -749,10 +770,7 @@ impl RecommendationSource for AnalysisProcessor {
 
 impl MetricsConsumer for AnalysisProcessor {
     fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
-        // Decoded into owned structures only when a metric is wanted.
-        if request.view().metric_names().any(|name| self.wants(name)) {
-            self.observe_request(request.request(), now_secs());
-        }
+        self.observe_request(request, now_secs());
         self.downstream.consume_metrics(request)
     }
 }

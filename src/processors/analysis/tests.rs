@@ -2,6 +2,7 @@
 //! exported series with their source's identity, anomalies, withdrawal.
 
 use crate::model::MetricsBatch;
+use crate::model::text::AttributeLookup;
 use std::sync::Arc;
 
 use super::*;
@@ -106,7 +107,10 @@ fn steady_series_then_a_spike_raises_one_anomaly() {
         let noise = ((step * 7919) % 13) as f64 * 0.1;
         let value = if step == 150 { 500.0 } else { 10.0 + noise };
         let t = T0 + step as f64 * 30.0;
-        p.observe_request(&gauge_request(value, "/a"), t - 1.0);
+        p.observe_request(
+            &MetricsBatch::from_request((gauge_request(value, "/a")).clone()),
+            t - 1.0,
+        );
         last = p.evaluate(t);
         for (_, v, _) in values(&last, "streamgate.anomaly") {
             if v == Some(1.0) {
@@ -123,10 +127,10 @@ fn steady_series_then_a_spike_raises_one_anomaly() {
         "the spike did not poison the baseline: {v:?}"
     );
     assert_eq!(
-        attribute_text(attributes, "metric").as_deref(),
+        attributes.text("metric").as_deref(),
         Some("queue_depth_ratio")
     );
-    assert_eq!(attribute_text(attributes, "route").as_deref(), Some("/a"));
+    assert_eq!(attributes.text("route").as_deref(), Some("/a"));
     assert!(
         !values(&last, "streamgate.forecast").is_empty(),
         "forecasts after warm-up"
@@ -158,20 +162,14 @@ fn counters_are_analysed_as_rates() {
                 }],
             }),
         );
-        p.observe_request(&counter, t);
+        p.observe_request(&MetricsBatch::from_request((counter).clone()), t);
         last = p.evaluate(t);
     }
     let expected = values(&last, "streamgate.baseline.expected");
     let (attributes, v, _) = &expected[0];
     assert!((v.unwrap() - 10.0).abs() < 1e-6, "{v:?}");
-    assert_eq!(
-        attribute_text(attributes, "transform").as_deref(),
-        Some("rate")
-    );
-    assert_eq!(
-        attribute_text(attributes, "metric").as_deref(),
-        Some("requests_total")
-    );
+    assert_eq!(attributes.text("transform").as_deref(), Some("rate"));
+    assert_eq!(attributes.text("metric").as_deref(), Some("requests_total"));
 }
 
 #[test]
@@ -181,8 +179,14 @@ fn label_rules_select_points_and_silent_series_are_withdrawn() {
     let p = processor(vec![only_b]);
     for step in 0..20 {
         let t = T0 + step as f64 * 30.0;
-        p.observe_request(&gauge_request(5.0, "/a"), t);
-        p.observe_request(&gauge_request(5.0, "/b"), t);
+        p.observe_request(
+            &MetricsBatch::from_request((gauge_request(5.0, "/a")).clone()),
+            t,
+        );
+        p.observe_request(
+            &MetricsBatch::from_request((gauge_request(5.0, "/b")).clone()),
+            t,
+        );
         p.evaluate(t);
     }
     assert_eq!(p.series_count(), 1);
@@ -223,10 +227,10 @@ fn time_to_threshold_follows_the_trend() {
                 }],
             }),
         );
-        p.observe_request(&r, t);
+        p.observe_request(&MetricsBatch::from_request((r).clone()), t);
         last = p.evaluate(t);
         for (a, v, flags) in values(&last, "streamgate.time_to_threshold") {
-            assert_eq!(attribute_text(&a, "threshold").as_deref(), Some("1000"));
+            assert_eq!(a.text("threshold").as_deref(), Some("1000"));
             if flags != 0 {
                 withdrawn += 1;
             } else if let Some(secs) = v {
@@ -271,7 +275,7 @@ fn time_to_threshold_follows_the_trend() {
                 }],
             }),
         );
-        p2.observe_request(&r, t);
+        p2.observe_request(&MetricsBatch::from_request((r).clone()), t);
         last = p2.evaluate(t);
     }
     // Value 1270 at +1/s: 10 000 is 8 730 s away.
@@ -309,13 +313,16 @@ fn recommendations_name_the_series_and_numbers() {
                 }],
             }),
         );
-        p.observe_request(&disk, t);
+        p.observe_request(&MetricsBatch::from_request((disk).clone()), t);
         let depth = if step == 149 {
             900.0
         } else {
             10.0 + ((step * 7919) % 13) as f64 * 0.1
         };
-        p.observe_request(&gauge_request(depth, "/a"), t);
+        p.observe_request(
+            &MetricsBatch::from_request((gauge_request(depth, "/a")).clone()),
+            t,
+        );
         p.evaluate(t);
     }
     let list = p.recommendations();
@@ -381,7 +388,10 @@ fn error_ratio_of_span_calls_is_analysed_by_default() {
         let errors = if step >= 100 { 50.0 } else { 10.0 };
         ok += 100.0 - errors;
         err += errors;
-        p.observe_request(&calls_request(ok, Some(err)), t - 1.0);
+        p.observe_request(
+            &MetricsBatch::from_request((calls_request(ok, Some(err))).clone()),
+            t - 1.0,
+        );
         last = p.evaluate(t);
         if step == 99 {
             learned = values(&last, "streamgate.baseline.expected")
@@ -401,7 +411,7 @@ fn error_ratio_of_span_calls_is_analysed_by_default() {
     let expected = values(&last, "streamgate.baseline.expected");
     assert_eq!(expected.len(), 1, "{expected:?}");
     let (attributes, _, _) = &expected[0];
-    let text = |k: &str| attribute_text(attributes, k);
+    let text = |k: &str| attributes.text(k);
     assert_eq!(text("transform").as_deref(), Some("ratio"));
     assert_eq!(
         text("ratio").as_deref(),
@@ -439,8 +449,14 @@ fn exclude_rules_win_over_select_and_match_resource_attributes() {
         ..Default::default()
     };
     let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
-    p.observe_request(&gauge_request(1.0, "/a"), T0);
-    p.observe_request(&gauge_request(1.0, "/b"), T0);
+    p.observe_request(
+        &MetricsBatch::from_request((gauge_request(1.0, "/a")).clone()),
+        T0,
+    );
+    p.observe_request(
+        &MetricsBatch::from_request((gauge_request(1.0, "/b")).clone()),
+        T0,
+    );
     assert_eq!(p.series_count(), 1, "/b is excluded");
 
     // service.name is a resource attribute: excluding the service drops
@@ -454,7 +470,10 @@ fn exclude_rules_win_over_select_and_match_resource_attributes() {
         ..Default::default()
     };
     let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
-    p.observe_request(&gauge_request(1.0, "/a"), T0);
+    p.observe_request(
+        &MetricsBatch::from_request((gauge_request(1.0, "/a")).clone()),
+        T0,
+    );
     assert_eq!(p.series_count(), 0);
 }
 
@@ -482,7 +501,10 @@ fn own_heap_growth_is_forecast_to_the_memory_limit() {
             queue_depth: Some(0.0),
             ..Default::default()
         };
-        p.observe_request(&own::request(&reading, 0, (t * 1e9) as u64), t);
+        p.observe_request(
+            &MetricsBatch::from_request((own::request(&reading, 0, (t * 1e9) as u64)).clone()),
+            t,
+        );
         p.evaluate(t);
     }
     let list = p.recommendations();

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::analytics::aggregation::{WindowSpec, WindowSummary, WindowedStats};
-use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+use crate::model::otlp::common::KeyValue;
 use crate::model::otlp::metrics::{
     DataPointFlags, Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
 };
@@ -39,7 +39,8 @@ use crate::pipeline::{ConsumeResult, MetricsConsumer, ObservationConsumer, Shutd
 use crate::processors::output::{derived, string_kv};
 use crate::telemetry::Telemetry;
 
-use crate::processors::identity::stream_hash;
+use crate::model::wire::{Attributes, MetricData, MetricView};
+use crate::processors::identity::{ScopeSource, scope_identity, stream_hash};
 use crate::processors::pattern::Selection;
 pub use config::WindowsConfig;
 use stream::{LastHistogram, Stream, observe_bucket};
@@ -98,173 +99,192 @@ impl WindowProcessor {
         self.streams.lock().len()
     }
 
-    /// Finds or creates the stream; `None` when `max_series` is reached.
-    #[allow(clippy::too_many_arguments)]
+    /// Finds the stream of identity `hash`, or creates it with `make`;
+    /// `None` when `max_series` is reached.
     fn stream<'a>(
         &self,
         streams: &'a mut HashMap<u64, Stream>,
         now_ms: u64,
-        resource: &[KeyValue],
-        scope: &InstrumentationScope,
-        metric: &str,
-        unit: &str,
-        attributes: &[KeyValue],
+        hash: u64,
+        make: impl FnOnce(WindowedStats, usize) -> Stream,
     ) -> Option<&'a mut Stream> {
-        let hash = stream_hash(resource, scope, metric, attributes);
         if !streams.contains_key(&hash) {
             if streams.len() >= self.config.max_series {
                 self.telemetry.record_windows_skipped(1);
                 return None;
             }
             let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
-            streams.insert(
-                hash,
-                Stream::new(
-                    resource,
-                    scope,
-                    metric,
-                    unit,
-                    attributes,
-                    stats,
-                    self.specs.len(),
-                ),
-            );
+            streams.insert(hash, make(stats, self.specs.len()));
         }
         let stream = streams.get_mut(&hash)?;
         stream.last_seen_ms = stream.last_seen_ms.max(now_ms);
         Some(stream)
     }
 
-    /// Feeds the selected metrics of a request at `now_ms`.
+    /// Feeds the selected metrics of a request at `now_ms`, read in place.
     /// Requests with no selected metric cost a name match per metric and
     /// take no lock.
-    pub fn observe_request(&self, request: &MetricsRequest, now_ms: u64) {
-        let any_selected = request
-            .resource_metrics
-            .iter()
-            .flat_map(|rm| &rm.scope_metrics)
-            .flat_map(|sm| &sm.metrics)
-            .any(|m| self.selection.selects(&m.name));
-        if !any_selected {
+    pub fn observe_request(&self, request: &MetricsBatch, now_ms: u64) {
+        let view = request.view();
+        if !view.metric_names().any(|name| self.selection.selects(name)) {
             return;
         }
-        let no_scope = InstrumentationScope::default();
+        let no_attributes = Attributes::new(&[], 1, "Resource", "attributes");
+        let mut scratch = Scratch::default();
         let mut streams = self.streams.lock();
-        for rm in &request.resource_metrics {
-            let resource = rm
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or_default();
-            for sm in &rm.scope_metrics {
-                let scope = sm.scope.as_ref().unwrap_or(&no_scope);
-                for metric in &sm.metrics {
-                    if self.selection.selects(&metric.name) {
-                        self.observe_metric(&mut streams, resource, scope, metric, now_ms);
+        for rm in view.resource_metrics.iter() {
+            let resource = rm.resource.map_or(no_attributes, |r| r.attributes);
+            for sm in rm.scope_metrics.iter() {
+                let (scope_name, scope_version) =
+                    sm.scope.map_or(("", ""), |s| (s.name, s.version));
+                let source = ScopeSource {
+                    resource: &resource,
+                    scope: sm.scope,
+                    identity: scope_identity(&resource, scope_name, scope_version),
+                };
+                for metric in sm.metrics.iter() {
+                    if self.selection.selects(metric.name) {
+                        self.observe_metric(&mut streams, &source, &metric, now_ms, &mut scratch);
                     }
                 }
             }
         }
     }
 
+    /// The stream of a point read in place (created on first sight);
+    /// `None` when it cannot be created or is fed raw values instead.
+    fn point_stream<'s>(
+        &self,
+        streams: &'s mut HashMap<u64, Stream>,
+        source: &ScopeSource<'_, '_>,
+        metric: &MetricView<'_>,
+        attributes: &Attributes<'_>,
+        now_ms: u64,
+        text: &mut String,
+    ) -> Option<&'s mut Stream> {
+        let hash = stream_hash(source.identity, metric.name, attributes, text);
+        self.stream(streams, now_ms, hash, |stats, windows| {
+            Stream::new(
+                &source.identifying_resource(),
+                &source.owned_scope(),
+                metric.name,
+                metric.unit,
+                &attributes.to_owned_vec(),
+                stats,
+                windows,
+            )
+        })
+        .filter(|s| !s.raw_values)
+    }
+
     fn observe_metric(
         &self,
         streams: &mut HashMap<u64, Stream>,
-        resource: &[KeyValue],
-        scope: &InstrumentationScope,
-        metric: &Metric,
+        source: &ScopeSource<'_, '_>,
+        metric: &MetricView<'_>,
         now_ms: u64,
+        scratch: &mut Scratch,
     ) {
-        let name = metric.name.as_str();
-        let unit = metric.unit.as_str();
-        match &metric.data {
-            Some(Data::Gauge(g)) => {
-                for p in &g.data_points {
-                    let value = match p.value {
-                        Some(number_data_point::Value::AsDouble(v)) => v,
-                        Some(number_data_point::Value::AsInt(v)) => v as f64,
-                        None => continue,
-                    };
-                    if let Some(s) =
-                        self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
-                        && !s.raw_values
-                    {
+        match metric.data {
+            Some(MetricData::Gauge(points)) => {
+                for p in points.iter() {
+                    let Some(value) = p.value else { continue };
+                    if let Some(s) = self.point_stream(
+                        streams,
+                        source,
+                        metric,
+                        &p.attributes,
+                        now_ms,
+                        &mut scratch.text,
+                    ) {
                         s.stats.observe(now_ms, value);
                     }
                 }
             }
-            Some(Data::Histogram(h)) => {
-                let delta = h.aggregation_temporality == 1;
-                for p in &h.data_points {
-                    if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+            Some(MetricData::Histogram {
+                points,
+                temporality,
+            }) => {
+                for p in points.iter() {
+                    scratch.counts.clear();
+                    scratch.bounds.clear();
+                    p.bucket_counts.read_into(&mut scratch.counts);
+                    p.explicit_bounds.read_doubles_into(&mut scratch.bounds);
+                    let (counts, bounds) = (&scratch.counts, &scratch.bounds);
+                    if counts.len() != bounds.len() + 1 {
                         continue;
                     }
-                    let Some(s) =
-                        self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
-                    else {
+                    let Some(s) = self.point_stream(
+                        streams,
+                        source,
+                        metric,
+                        &p.attributes,
+                        now_ms,
+                        &mut scratch.text,
+                    ) else {
                         continue;
                     };
-                    if s.raw_values {
-                        continue;
-                    }
-                    let increments: Vec<u64> = if delta {
-                        p.bucket_counts.clone()
+                    let increments: Vec<u64> = if temporality == DELTA {
+                        counts.clone()
                     } else {
                         let previous = s.last_histogram.replace(LastHistogram {
-                            start_ns: p.start_time_unix_nano,
-                            bounds: p.explicit_bounds.clone(),
-                            counts: p.bucket_counts.clone(),
+                            start_ns: p.start_ns,
+                            bounds: bounds.clone(),
+                            counts: counts.clone(),
                         });
                         match previous {
                             // First sight of a cumulative series: its history
                             // is unknown, so it only sets the baseline.
                             None => continue,
                             Some(prev)
-                                if prev.bounds == p.explicit_bounds
-                                    && prev.start_ns == p.start_time_unix_nano
-                                    && prev
-                                        .counts
-                                        .iter()
-                                        .zip(&p.bucket_counts)
-                                        .all(|(a, b)| b >= a) =>
+                                if prev.bounds == *bounds
+                                    && prev.start_ns == p.start_ns
+                                    && prev.counts.iter().zip(counts).all(|(a, b)| b >= a) =>
                             {
-                                p.bucket_counts
+                                counts
                                     .iter()
                                     .zip(&prev.counts)
                                     .map(|(now, before)| now - before)
                                     .collect()
                             }
                             // A reset (new start or fewer counts): all of it is new.
-                            Some(_) => p.bucket_counts.clone(),
+                            Some(_) => counts.clone(),
                         }
                     };
                     for (i, n) in increments.iter().enumerate() {
                         let low = if i == 0 {
-                            p.explicit_bounds.first().copied().unwrap_or(0.0).min(0.0)
+                            bounds.first().copied().unwrap_or(0.0).min(0.0)
                         } else {
-                            p.explicit_bounds[i - 1]
+                            bounds[i - 1]
                         };
-                        let high = p.explicit_bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                        let high = bounds.get(i).copied().unwrap_or(f64::INFINITY);
                         observe_bucket(&mut s.stats, now_ms, low, high, *n, BUCKET_SPREAD);
                     }
                 }
             }
-            Some(Data::ExponentialHistogram(h)) if h.aggregation_temporality == 1 => {
-                for p in &h.data_points {
-                    let Some(s) =
-                        self.stream(streams, now_ms, resource, scope, name, unit, &p.attributes)
-                    else {
+            Some(MetricData::Exponential {
+                points,
+                temporality: DELTA,
+            }) => {
+                for p in points.iter() {
+                    let Some(s) = self.point_stream(
+                        streams,
+                        source,
+                        metric,
+                        &p.attributes,
+                        now_ms,
+                        &mut scratch.text,
+                    ) else {
                         continue;
                     };
-                    if s.raw_values {
-                        continue;
-                    }
                     let base_log2 = (-(p.scale as f64)).exp2();
                     if p.zero_count > 0 {
                         s.stats.observe_n(now_ms, 0.0, p.zero_count);
                     }
                     if let Some(b) = &p.positive {
-                        for (i, n) in b.bucket_counts.iter().enumerate() {
+                        scratch.counts.clear();
+                        b.counts.read_into(&mut scratch.counts);
+                        for (i, n) in scratch.counts.iter().enumerate() {
                             let index = b.offset as f64 + i as f64;
                             let low = (index * base_log2).exp2();
                             let high = ((index + 1.0) * base_log2).exp2();
@@ -282,16 +302,20 @@ impl WindowProcessor {
         if !self.selection.selects(batch.metric) {
             return;
         }
+        let identity = scope_identity(batch.resource, &batch.scope.name, &batch.scope.version);
+        let hash = stream_hash(identity, batch.metric, batch.attributes, &mut String::new());
         let mut streams = self.streams.lock();
-        if let Some(s) = self.stream(
-            &mut streams,
-            now_ms,
-            batch.resource,
-            batch.scope,
-            batch.metric,
-            batch.unit,
-            batch.attributes,
-        ) {
+        if let Some(s) = self.stream(&mut streams, now_ms, hash, |stats, windows| {
+            Stream::new(
+                batch.resource,
+                batch.scope,
+                batch.metric,
+                batch.unit,
+                batch.attributes,
+                stats,
+                windows,
+            )
+        }) {
             s.raw_values = true;
             for v in batch.values {
                 s.stats.observe(now_ms, *v);
@@ -470,16 +494,20 @@ pub fn quantile_name(q: f64) -> String {
 
 impl MetricsConsumer for WindowProcessor {
     fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
-        // Decoded into owned structures only when a metric is selected.
-        if request
-            .view()
-            .metric_names()
-            .any(|name| self.selection.selects(name))
-        {
-            self.observe_request(request.request(), now_ms());
-        }
+        self.observe_request(request, now_ms());
         self.downstream.consume_metrics(request)
     }
+}
+
+/// Aggregation temporality `DELTA`.
+const DELTA: i32 = 1;
+
+/// Buffers reused across the points of a request.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    counts: Vec<u64>,
+    bounds: Vec<f64>,
 }
 
 impl ObservationConsumer for WindowProcessor {

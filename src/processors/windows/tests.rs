@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::types::HumanDuration;
+use crate::model::otlp::common::InstrumentationScope;
 use crate::model::otlp::metrics::{Histogram, HistogramDataPoint};
 use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
@@ -219,7 +220,10 @@ fn histogram_request(counts: Vec<u64>, start: u64) -> MetricsRequest {
 fn cumulative_histograms_feed_their_increments() {
     let (p, _) = processor(config());
     // First sight only sets the baseline.
-    p.observe_request(&histogram_request(vec![100, 0, 0, 0], 1), T0);
+    p.observe_request(
+        &MetricsBatch::from_request((histogram_request(vec![100, 0, 0, 0], 1)).clone()),
+        T0,
+    );
     assert!(
         value(
             &p.evaluate(T0 + 10),
@@ -228,7 +232,10 @@ fn cumulative_histograms_feed_their_increments() {
         ) == Some(0.0)
     );
     // Then 100 more, all in (0.2, 0.4].
-    p.observe_request(&histogram_request(vec![100, 0, 100, 0], 1), T0 + 1000);
+    p.observe_request(
+        &MetricsBatch::from_request((histogram_request(vec![100, 0, 100, 0], 1)).clone()),
+        T0 + 1000,
+    );
     let r = p.evaluate(T0 + 2000);
     assert_eq!(
         value(&r, "http.server.request.duration.window.observations", "1m"),
@@ -240,7 +247,10 @@ fn cumulative_histograms_feed_their_increments() {
         "spread evenly in the bucket: {p50}"
     );
     // A reset (new start time) counts all of it as new.
-    p.observe_request(&histogram_request(vec![0, 10, 0, 0], 5), T0 + 3000);
+    p.observe_request(
+        &MetricsBatch::from_request((histogram_request(vec![0, 10, 0, 0], 5)).clone()),
+        T0 + 3000,
+    );
     let r = p.evaluate(T0 + 4000);
     assert_eq!(
         value(&r, "http.server.request.duration.window.observations", "1m"),
@@ -327,7 +337,7 @@ fn raw_values_are_not_counted_twice() {
             ..Default::default()
         }],
     };
-    p.observe_request(&histogram, T0);
+    p.observe_request(&MetricsBatch::from_request((histogram).clone()), T0);
     let r = p.evaluate(T0 + 1000);
     assert_eq!(
         value(&r, "traces.span.metrics.duration.window.observations", "1m"),
