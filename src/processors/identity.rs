@@ -19,6 +19,32 @@ const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed
 /// The resource attributes that make `job` and `instance`.
 pub const IDENTIFYING: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
 
+/// Maps keyed by stream identity: the keys are hashes already, so the
+/// map uses them as they are instead of hashing them again.
+pub type ByIdentity<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdentityHasher>>;
+
+/// The hasher of [`ByIdentity`]: passes a `u64` key through.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Where a scope's metrics come from, read in place: its resource and
 /// scope, and their identity ([`scope_identity`]).
 pub struct ScopeSource<'r, 'a> {

@@ -25,7 +25,6 @@ mod own;
 mod ratio;
 
 use crate::model::MetricsBatch;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
@@ -44,7 +43,7 @@ use crate::model::text::AttributeLookup;
 use crate::model::wire::{Attributes, MetricData, MetricView};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{
-    ScopeSource, attribute_hash, scope_identity, stream_hash, with_attributes,
+    ByIdentity, ScopeSource, attribute_hash, scope_identity, stream_hash, with_attributes,
 };
 use crate::processors::output::{derived, string_kv};
 use crate::processors::pattern::matches;
@@ -82,7 +81,7 @@ pub struct AnalysisProcessor {
     horizon_labels: Vec<String>,
     baseline_config: BaselineConfig,
     forecast_config: ForecastConfig,
-    series: Mutex<HashMap<u64, Series>>,
+    series: Mutex<ByIdentity<Series>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
     /// The process' memory limit, the default threshold of its own memory.
@@ -98,16 +97,25 @@ const RECOMMEND_WITHIN_SECS: f64 = 86_400.0;
 /// matches one of `rules`: name pattern and exact label values, a label
 /// looked up in the point's attributes first, then the resource's (so
 /// `service.name` works for span metrics).
-fn any_rule_matches<A, R>(rules: &[SelectRule], name: &str, attributes: &A, resource: &R) -> bool
+/// The rules whose name pattern matches metric `name`.
+fn rules_for<'r>(rules: &'r [SelectRule], name: &str) -> Vec<&'r SelectRule> {
+    rules
+        .iter()
+        .filter(|rule| matches(&rule.name, name))
+        .collect()
+}
+
+/// Whether any of `rules` (already matched by name) matches a point by
+/// its labels, looked up in the point's attributes, then the resource's.
+fn labels_match<A, R>(rules: &[&SelectRule], attributes: &A, resource: &R) -> bool
 where
     A: AttributeLookup + ?Sized,
     R: AttributeLookup + ?Sized,
 {
     rules.iter().any(|rule| {
-        matches(&rule.name, name)
-            && rule.labels.iter().all(|(k, v)| {
-                attributes.text(k).or_else(|| resource.text(k)).as_deref() == Some(v.as_str())
-            })
+        rule.labels.iter().all(|(k, v)| {
+            attributes.text(k).or_else(|| resource.text(k)).as_deref() == Some(v.as_str())
+        })
     })
 }
 
@@ -155,7 +163,7 @@ impl AnalysisProcessor {
             forecast_config: config.forecasts(),
             config,
             horizon_labels,
-            series: Mutex::new(HashMap::new()),
+            series: Mutex::new(ByIdentity::default()),
             downstream,
             telemetry,
         }
@@ -164,20 +172,6 @@ impl AnalysisProcessor {
     /// Series analysed now.
     pub fn series_count(&self) -> usize {
         self.series.lock().len()
-    }
-
-    fn rule_matches(
-        &self,
-        name: &str,
-        attributes: &Attributes<'_>,
-        resource: &Attributes<'_>,
-    ) -> bool {
-        any_rule_matches(&self.config.select, name, attributes, resource)
-    }
-
-    fn excluded(&self, name: &str, attributes: &Attributes<'_>, resource: &Attributes<'_>) -> bool {
-        !self.config.exclude.is_empty()
-            && any_rule_matches(&self.config.exclude, name, attributes, resource)
     }
 
     /// Whether a metric of this name is analysed or feeds a ratio.
@@ -231,14 +225,11 @@ impl AnalysisProcessor {
                     } else {
                         Vec::new()
                     };
-                    let selected = self
-                        .config
-                        .select
-                        .iter()
-                        .any(|r| matches(&r.name, metric.name));
+                    let select = rules_for(&self.config.select, metric.name);
+                    let exclude = rules_for(&self.config.exclude, metric.name);
                     for p in points.iter() {
                         let Some(value) = p.value else { continue };
-                        if self.excluded(metric.name, &p.attributes, &resource) {
+                        if labels_match(&exclude, &p.attributes, &resource) {
                             continue;
                         }
                         for &(index, rule) in &ratio_rules {
@@ -253,7 +244,7 @@ impl AnalysisProcessor {
                                 &mut text,
                             );
                         }
-                        if !selected || !self.rule_matches(metric.name, &p.attributes, &resource) {
+                        if !labels_match(&select, &p.attributes, &resource) {
                             continue;
                         }
                         let hash =
@@ -304,7 +295,7 @@ impl AnalysisProcessor {
     #[allow(clippy::too_many_arguments)]
     fn observe_ratio(
         &self,
-        series: &mut HashMap<u64, Series>,
+        series: &mut ByIdentity<Series>,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         (index, rule): (usize, &RatioRule),

@@ -24,7 +24,6 @@ pub mod config;
 mod stream;
 
 use crate::model::MetricsBatch;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -40,7 +39,7 @@ use crate::processors::output::{derived, string_kv};
 use crate::telemetry::Telemetry;
 
 use crate::model::wire::{Attributes, MetricData, MetricView};
-use crate::processors::identity::{ScopeSource, scope_identity, stream_hash};
+use crate::processors::identity::{ByIdentity, ScopeSource, scope_identity, stream_hash};
 use crate::processors::pattern::Selection;
 pub use config::WindowsConfig;
 use stream::{LastHistogram, Stream, observe_bucket};
@@ -58,7 +57,7 @@ pub struct WindowProcessor {
     specs: Vec<WindowSpec>,
     labels: Vec<String>,
     selection: Selection,
-    streams: Mutex<HashMap<u64, Stream>>,
+    streams: Mutex<ByIdentity<Stream>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
 }
@@ -87,7 +86,7 @@ impl WindowProcessor {
             selection: Selection::new(&config.include, &config.exclude),
             specs,
             labels,
-            streams: Mutex::new(HashMap::new()),
+            streams: Mutex::new(ByIdentity::default()),
             config,
             downstream,
             telemetry,
@@ -103,7 +102,7 @@ impl WindowProcessor {
     /// `None` when `max_series` is reached.
     fn stream<'a>(
         &self,
-        streams: &'a mut HashMap<u64, Stream>,
+        streams: &'a mut ByIdentity<Stream>,
         now_ms: u64,
         hash: u64,
         make: impl FnOnce(WindowedStats, usize) -> Stream,
@@ -155,7 +154,7 @@ impl WindowProcessor {
     /// `None` when it cannot be created or is fed raw values instead.
     fn point_stream<'s>(
         &self,
-        streams: &'s mut HashMap<u64, Stream>,
+        streams: &'s mut ByIdentity<Stream>,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         attributes: &Attributes<'_>,
@@ -179,7 +178,7 @@ impl WindowProcessor {
 
     fn observe_metric(
         &self,
-        streams: &mut HashMap<u64, Stream>,
+        streams: &mut ByIdentity<Stream>,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         now_ms: u64,
