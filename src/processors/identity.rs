@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::text::AttributeLookup;
-use crate::model::wire::{Attributes, ScopeView};
+use crate::model::wire::{Attributes, MetricView, MetricsRequestView, Repeated, ScopeView};
 
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x51de);
 
@@ -53,7 +53,28 @@ pub struct ScopeSource<'r, 'a> {
     pub identity: u64,
 }
 
-impl ScopeSource<'_, '_> {
+impl<'a> ScopeSource<'_, 'a> {
+    /// Calls `each` with the source and the metrics of every scope of a
+    /// request read in place.
+    pub fn each_scope(
+        request: MetricsRequestView<'a>,
+        mut each: impl FnMut(&ScopeSource<'_, 'a>, Repeated<'a, MetricView<'a>>),
+    ) {
+        let no_attributes = Attributes::new(&[], 1, "Resource", "attributes");
+        for rm in request.resource_metrics.iter() {
+            let resource = rm.resource.map_or(no_attributes, |r| r.attributes);
+            for sm in rm.scope_metrics.iter() {
+                let (name, version) = sm.scope.map_or(("", ""), |s| (s.name, s.version));
+                let source = ScopeSource {
+                    resource: &resource,
+                    scope: sm.scope,
+                    identity: scope_identity(&resource, name, version),
+                };
+                each(&source, sm.metrics);
+            }
+        }
+    }
+
     /// The identifying resource attributes, as a new series keeps them.
     pub fn identifying_resource(&self) -> Vec<KeyValue> {
         self.resource

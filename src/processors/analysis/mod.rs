@@ -43,7 +43,7 @@ use crate::model::text::AttributeLookup;
 use crate::model::wire::{Attributes, MetricData, MetricView};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{
-    ByIdentity, ScopeSource, attribute_hash, scope_identity, stream_hash, with_attributes,
+    ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
 };
 use crate::processors::output::{derived, string_kv};
 use crate::processors::pattern::matches;
@@ -187,106 +187,94 @@ impl AnalysisProcessor {
         if !view.metric_names().any(|name| self.wants(name)) {
             return;
         }
-        let no_attributes = Attributes::new(&[], 1, "Resource", "attributes");
         let mut text = String::new();
         let mut series = self.series.lock();
-        for rm in view.resource_metrics.iter() {
-            let resource = rm.resource.map_or(no_attributes, |r| r.attributes);
-            for sm in rm.scope_metrics.iter() {
-                let (scope_name, scope_version) =
-                    sm.scope.map_or(("", ""), |s| (s.name, s.version));
-                let source = ScopeSource {
-                    resource: &resource,
-                    scope: sm.scope,
-                    identity: scope_identity(&resource, scope_name, scope_version),
+        ScopeSource::each_scope(view, |source, metrics| {
+            for metric in metrics.iter().filter(|m| self.wants(m.name)) {
+                let (points, shape, counter) = match metric.data {
+                    Some(MetricData::Gauge(points)) => (points, MetricShape::Gauge, false),
+                    Some(MetricData::Sum {
+                        points,
+                        temporality: CUMULATIVE,
+                        monotonic: true,
+                    }) => (points, MetricShape::MonotonicSum, true),
+                    Some(MetricData::Sum {
+                        points,
+                        monotonic: false,
+                        ..
+                    }) => (points, MetricShape::NonMonotonicSum, false),
+                    _ => continue,
                 };
-                for metric in sm.metrics.iter().filter(|m| self.wants(m.name)) {
-                    let (points, shape, counter) = match metric.data {
-                        Some(MetricData::Gauge(points)) => (points, MetricShape::Gauge, false),
-                        Some(MetricData::Sum {
-                            points,
-                            temporality: CUMULATIVE,
-                            monotonic: true,
-                        }) => (points, MetricShape::MonotonicSum, true),
-                        Some(MetricData::Sum {
-                            points,
-                            monotonic: false,
-                            ..
-                        }) => (points, MetricShape::NonMonotonicSum, false),
-                        _ => continue,
-                    };
-                    let ratio_rules: Vec<(usize, &RatioRule)> = if counter {
-                        self.config
-                            .ratios
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, rule)| matches(&rule.name, metric.name))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    let select = rules_for(&self.config.select, metric.name);
-                    let exclude = rules_for(&self.config.exclude, metric.name);
-                    for p in points.iter() {
-                        let Some(value) = p.value else { continue };
-                        if labels_match(&exclude, &p.attributes, &resource) {
+                let ratio_rules: Vec<(usize, &RatioRule)> = if counter {
+                    self.config
+                        .ratios
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, rule)| matches(&rule.name, metric.name))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let select = rules_for(&self.config.select, metric.name);
+                let exclude = rules_for(&self.config.exclude, metric.name);
+                for p in points.iter() {
+                    let Some(value) = p.value else { continue };
+                    if labels_match(&exclude, &p.attributes, source.resource) {
+                        continue;
+                    }
+                    for &(index, rule) in &ratio_rules {
+                        self.observe_ratio(
+                            &mut series,
+                            source,
+                            &metric,
+                            (index, rule),
+                            &p.attributes,
+                            value,
+                            now,
+                            &mut text,
+                        );
+                    }
+                    if !labels_match(&select, &p.attributes, source.resource) {
+                        continue;
+                    }
+                    let hash = stream_hash(source.identity, metric.name, &p.attributes, &mut text);
+                    let full = series.len() >= self.config.max_series;
+                    let s = match series.entry(hash) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(_) if full => {
+                            self.telemetry.record_analysis_skipped(1);
                             continue;
                         }
-                        for &(index, rule) in &ratio_rules {
-                            self.observe_ratio(
-                                &mut series,
-                                &source,
-                                &metric,
-                                (index, rule),
-                                &p.attributes,
-                                value,
-                                now,
-                                &mut text,
-                            );
-                        }
-                        if !labels_match(&select, &p.attributes, &resource) {
-                            continue;
-                        }
-                        let hash =
-                            stream_hash(source.identity, metric.name, &p.attributes, &mut text);
-                        let full = series.len() >= self.config.max_series;
-                        let s = match series.entry(hash) {
-                            Entry::Occupied(e) => e.into_mut(),
-                            Entry::Vacant(_) if full => {
-                                self.telemetry.record_analysis_skipped(1);
-                                continue;
+                        Entry::Vacant(e) => {
+                            let name = metric_name(metric.name, metric.unit, shape, "", true)
+                                .unwrap_or_else(|| metric.name.to_string());
+                            let mut attributes = p.attributes.to_owned_vec();
+                            attributes.push(string_kv("metric", &name));
+                            if counter {
+                                attributes.push(string_kv("transform", "rate"));
                             }
-                            Entry::Vacant(e) => {
-                                let name = metric_name(metric.name, metric.unit, shape, "", true)
-                                    .unwrap_or_else(|| metric.name.to_string());
-                                let mut attributes = p.attributes.to_owned_vec();
-                                attributes.push(string_kv("metric", &name));
-                                if counter {
-                                    attributes.push(string_kv("transform", "rate"));
-                                }
-                                let mut fresh = self.new_series(&source, attributes, counter);
-                                fresh.thresholds = self
-                                    .config
-                                    .thresholds
-                                    .iter()
-                                    .filter(|t| matches(&t.name, metric.name))
-                                    .map(|t| (t.value, false))
-                                    .collect();
-                                e.insert(fresh)
-                            }
-                        };
-                        s.last_point_secs = now;
-                        let sample = match &mut s.rate {
-                            Some(rate) => rate.update(p.time_ns as f64 / 1e9, value),
-                            None => Some(value),
-                        };
-                        if let Some(v) = sample.filter(|v| v.is_finite()) {
-                            s.pending = Some(v);
+                            let mut fresh = self.new_series(source, attributes, counter);
+                            fresh.thresholds = self
+                                .config
+                                .thresholds
+                                .iter()
+                                .filter(|t| matches(&t.name, metric.name))
+                                .map(|t| (t.value, false))
+                                .collect();
+                            e.insert(fresh)
                         }
+                    };
+                    s.last_point_secs = now;
+                    let sample = match &mut s.rate {
+                        Some(rate) => rate.update(p.time_ns as f64 / 1e9, value),
+                        None => Some(value),
+                    };
+                    if let Some(v) = sample.filter(|v| v.is_finite()) {
+                        s.pending = Some(v);
                     }
                 }
             }
-        }
+        });
     }
 
     /// Records a counter point in a ratio group (the point's attributes

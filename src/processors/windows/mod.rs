@@ -128,26 +128,15 @@ impl WindowProcessor {
         if !view.metric_names().any(|name| self.selection.selects(name)) {
             return;
         }
-        let no_attributes = Attributes::new(&[], 1, "Resource", "attributes");
         let mut scratch = Scratch::default();
         let mut streams = self.streams.lock();
-        for rm in view.resource_metrics.iter() {
-            let resource = rm.resource.map_or(no_attributes, |r| r.attributes);
-            for sm in rm.scope_metrics.iter() {
-                let (scope_name, scope_version) =
-                    sm.scope.map_or(("", ""), |s| (s.name, s.version));
-                let source = ScopeSource {
-                    resource: &resource,
-                    scope: sm.scope,
-                    identity: scope_identity(&resource, scope_name, scope_version),
-                };
-                for metric in sm.metrics.iter() {
-                    if self.selection.selects(metric.name) {
-                        self.observe_metric(&mut streams, &source, &metric, now_ms, &mut scratch);
-                    }
+        ScopeSource::each_scope(view, |source, metrics| {
+            for metric in metrics.iter() {
+                if self.selection.selects(metric.name) {
+                    self.observe_metric(&mut streams, source, &metric, now_ms, &mut scratch);
                 }
             }
-        }
+        });
     }
 
     /// The stream of a point read in place (created on first sight);
