@@ -1,9 +1,11 @@
 //! Internal types passed between components.
 //!
-//! Data travels through the pipeline in its decoded OTLP form (the
-//! `opentelemetry-proto` structures), so a request is decoded once and its
-//! points go straight into the series store without intermediate copies.
-//! This module names those payloads and counts the items in them.
+//! Metrics and traces travel through the pipeline as validated protobuf
+//! bytes ([`batch`]) read in place through [`wire`] views, so a request is
+//! checked once and its points go straight into the series store without
+//! intermediate copies; logs travel in their decoded OTLP form (the
+//! `opentelemetry-proto` structures). This module names those payloads and
+//! counts the items in them.
 
 pub mod alert;
 pub mod batch;
