@@ -235,8 +235,32 @@ fn baseline_and_forecasts(c: &mut Criterion) {
     group.finish();
 }
 
+/// Analysis state per series: a baseline and a forecaster with the
+/// default settings after 8 days of points every 60 s (profiles filled,
+/// every horizon's queue of pending forecasts at its steady length).
+fn analysis_memory() {
+    use streamgate::analytics::baselines::{Baseline, BaselineConfig};
+    use streamgate::analytics::forecasts::{ForecastConfig, Forecaster};
+    let mut baseline = Baseline::new(BaselineConfig::default());
+    let mut forecaster = Forecaster::new(ForecastConfig::default());
+    let (fresh_b, fresh_f) = (baseline.memory_bytes(), forecaster.memory_bytes());
+    for i in 0..(8 * 1440) {
+        let t = 1_700_000_000.0 + 60.0 * i as f64;
+        let v = 100.0 + 20.0 * (t / 86_400.0 * std::f64::consts::TAU).sin();
+        baseline.update(t, v);
+        forecaster.update(t, v);
+    }
+    println!(
+        "memory: analysis state per series: baseline {} B (new {fresh_b} B), forecaster {} B (new {fresh_f} B), both {} B",
+        baseline.memory_bytes(),
+        forecaster.memory_bytes(),
+        baseline.memory_bytes() + forecaster.memory_bytes()
+    );
+}
+
 fn benches(c: &mut Criterion) {
     memory();
+    analysis_memory();
     observe(c);
     summaries(c);
     baseline_and_forecasts(c);

@@ -72,6 +72,26 @@ fn threads(c: &mut Criterion) {
         })
         .collect();
     let mut group = c.benchmark_group("metrics_ingest_threads");
+    // The machine's own ceiling: prost decode shares nothing between the
+    // threads, so its 2-thread ratio is what the cores allow.
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(points * threads as u64));
+        group.bench_function(format!("prost_decode_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                std::thread::scope(|scope| {
+                    for bytes in &payloads[..threads] {
+                        scope.spawn(move || {
+                            for _ in 0..iters {
+                                black_box(MetricsRequest::decode(black_box(&bytes[..])).unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(points * threads as u64));
         group.bench_function(format!("decode_translate_store_{threads}_threads"), |b| {

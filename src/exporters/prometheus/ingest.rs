@@ -108,8 +108,17 @@ impl<'a> Ingester<'a> {
                     scope_metrics.scope.as_ref(),
                     scope_metrics.schema_url,
                 );
+                // A metric whose family another request holds is put off
+                // until the scope's other metrics are in, so two requests
+                // into the same families rarely wait for each other.
+                let mut busy = Vec::new();
                 for metric in scope_metrics.metrics.iter() {
-                    self.ingest_metric(&metric, &shared, &mut tally);
+                    if !self.ingest_metric(&metric, &shared, &mut tally, false) {
+                        busy.push(metric);
+                    }
+                }
+                for metric in busy {
+                    self.ingest_metric(&metric, &shared, &mut tally, true);
                 }
             }
         }
@@ -178,7 +187,16 @@ impl<'a> Ingester<'a> {
         }
     }
 
-    fn ingest_metric(&mut self, metric: &MetricView<'_>, shared: &SharedLabels, tally: &mut Tally) {
+    /// Applies one metric's points. Without `wait`, returns `false` (and
+    /// changes nothing) when its family's table is locked by another
+    /// request; otherwise `true`.
+    fn ingest_metric(
+        &mut self,
+        metric: &MetricView<'_>,
+        shared: &SharedLabels,
+        tally: &mut Tally,
+        wait: bool,
+    ) -> bool {
         let Some(data) = &metric.data else {
             tally.reject(
                 1,
@@ -187,7 +205,7 @@ impl<'a> Ingester<'a> {
                     metric.name
                 ),
             );
-            return;
+            return true;
         };
         let (shape, kind, temporality) = match *data {
             MetricData::Gauge(_) => (MetricShape::Gauge, FamilyKind::Gauge, CUMULATIVE),
@@ -206,7 +224,7 @@ impl<'a> Ingester<'a> {
             MetricData::Summary(_) => (MetricShape::Summary, FamilyKind::Summary, CUMULATIVE),
         };
         if data.has_no_points() {
-            return;
+            return true;
         }
         // Counted only for a rejection: it is a walk over the metric.
         let points = || data.point_count() as u64;
@@ -224,7 +242,7 @@ impl<'a> Ingester<'a> {
                     metric.name
                 ),
             );
-            return;
+            return true;
         };
         let temporality = match temporality {
             DELTA => Temporality::Delta,
@@ -237,7 +255,7 @@ impl<'a> Ingester<'a> {
                         metric.name
                     ),
                 );
-                return;
+                return true;
             }
         };
         let unit = unit_word(metric.unit);
@@ -250,7 +268,11 @@ impl<'a> Ingester<'a> {
         let now = self.now;
         let buffers = &mut self.buffers;
         let result = self.store.with_family(meta, |family| {
-            let mut series = family.series.lock();
+            let mut series = if wait {
+                family.series.lock()
+            } else {
+                family.series.try_lock()?
+            };
             let mut writer = PointWriter {
                 series: &mut series,
                 buffers,
@@ -279,10 +301,11 @@ impl<'a> Ingester<'a> {
                 }
                 MetricData::Summary(points) => points.iter().for_each(|p| writer.summary(&p)),
             }
-            (writer.added, writer.removed)
+            Some((writer.added, writer.removed))
         });
         match result {
-            Ok((added, removed)) => {
+            Ok(None) => return false,
+            Ok(Some((added, removed))) => {
                 let telemetry = self.store.telemetry();
                 if added > 0 {
                     telemetry.series_added(added);
@@ -293,6 +316,7 @@ impl<'a> Ingester<'a> {
             }
             Err(e) => tally.reject(points(), e.to_string()),
         }
+        true
     }
 }
 
