@@ -81,7 +81,9 @@ pub struct AnalysisProcessor {
     horizon_labels: Vec<String>,
     baseline_config: BaselineConfig,
     forecast_config: ForecastConfig,
-    series: Mutex<ByIdentity<Series>>,
+    /// Boxed: the map stays small enough to probe from cache, and a
+    /// point touches only its own series' memory.
+    series: Mutex<ByIdentity<Box<Series>>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
     /// The process' memory limit, the default threshold of its own memory.
@@ -261,7 +263,7 @@ impl AnalysisProcessor {
                                 .filter(|t| matches(&t.name, metric.name))
                                 .map(|t| (t.value, false))
                                 .collect();
-                            e.insert(fresh)
+                            e.insert(Box::new(fresh))
                         }
                     };
                     s.last_point_secs = now;
@@ -283,7 +285,7 @@ impl AnalysisProcessor {
     #[allow(clippy::too_many_arguments)]
     fn observe_ratio(
         &self,
-        series: &mut ByIdentity<Series>,
+        series: &mut ByIdentity<Box<Series>>,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         (index, rule): (usize, &RatioRule),
@@ -332,7 +334,7 @@ impl AnalysisProcessor {
                 group_attributes.push(string_kv("ratio", &rule.label()));
                 let mut fresh = self.new_series(source, group_attributes, false);
                 fresh.ratio = Some(RatioGroup::default());
-                e.insert(fresh)
+                e.insert(Box::new(fresh))
             }
         };
         let numerator = rule

@@ -57,7 +57,8 @@ pub struct WindowProcessor {
     specs: Vec<WindowSpec>,
     labels: Vec<String>,
     selection: Selection,
-    streams: Mutex<ByIdentity<Stream>>,
+    /// Boxed, as the analysis processor's series.
+    streams: Mutex<ByIdentity<Box<Stream>>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
 }
@@ -102,7 +103,7 @@ impl WindowProcessor {
     /// `None` when `max_series` is reached.
     fn stream<'a>(
         &self,
-        streams: &'a mut ByIdentity<Stream>,
+        streams: &'a mut ByIdentity<Box<Stream>>,
         now_ms: u64,
         hash: u64,
         make: impl FnOnce(WindowedStats, usize) -> Stream,
@@ -113,7 +114,7 @@ impl WindowProcessor {
                 return None;
             }
             let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
-            streams.insert(hash, make(stats, self.specs.len()));
+            streams.insert(hash, Box::new(make(stats, self.specs.len())));
         }
         let stream = streams.get_mut(&hash)?;
         stream.last_seen_ms = stream.last_seen_ms.max(now_ms);
@@ -143,7 +144,7 @@ impl WindowProcessor {
     /// `None` when it cannot be created or is fed raw values instead.
     fn point_stream<'s>(
         &self,
-        streams: &'s mut ByIdentity<Stream>,
+        streams: &'s mut ByIdentity<Box<Stream>>,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         attributes: &Attributes<'_>,
@@ -167,7 +168,7 @@ impl WindowProcessor {
 
     fn observe_metric(
         &self,
-        streams: &mut ByIdentity<Stream>,
+        streams: &mut ByIdentity<Box<Stream>>,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         now_ms: u64,
