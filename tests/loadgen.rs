@@ -1,7 +1,9 @@
 //! `streamgate loadgen` against a running StreamGate: every signal over
 //! both transports is accepted and counted alike on both sides, the prost
-//! baseline is measured beside the server's figure, a target rate is kept, refusals are reported by status, and endpoints off
-//! loopback are refused unless allowed.
+//! baseline is measured beside the server's figure, visibility probes
+//! time an accepted point until it shows on `/metrics`, a target rate is
+//! kept, refusals are reported by status, and endpoints off loopback are
+//! refused unless allowed.
 
 mod common;
 
@@ -140,6 +142,59 @@ fn the_decode_baseline_is_reported_beside_the_server_figure() {
         "1s",
     ]);
     assert!(s["prost_decode_per_cpu_second"].is_null(), "{s}");
+}
+
+/// `--probe-visibility` exports probe points beside the load and times
+/// each from its answer to the `/metrics` read that shows it; the probe
+/// series is really on `/metrics` afterwards, and the flag needs
+/// `--metrics-url`.
+#[test]
+fn visibility_probes_time_an_accepted_point_until_it_shows() {
+    let collector = Collector::start();
+    for transport in ["grpc", "http"] {
+        let endpoint = match transport {
+            "grpc" => format!("http://{}", collector.grpc),
+            _ => format!("http://{}", collector.http),
+        };
+        let s = loadgen(&[
+            "--transport",
+            transport,
+            "--endpoint",
+            &endpoint,
+            "--duration",
+            "2s",
+            "--batch",
+            "100",
+            "--rate",
+            "2000",
+            "--metrics-url",
+            &collector.url("/metrics"),
+            "--probe-visibility",
+        ]);
+        let probes = s["visibility_probes"].as_u64().unwrap_or(0);
+        assert!(probes >= 5, "{transport}: {s}");
+        assert_eq!(s["visibility_missed"].as_u64(), Some(0), "{s}");
+        // Acknowledged means applied: the first read after the answer
+        // already shows the point.
+        assert_eq!(s["visibility_extra_reads"].as_u64(), Some(0), "{s}");
+        let p99 = s["visibility_p99_ms"].as_f64().expect("a p99");
+        assert!(p99 > 0.0 && p99 < 2000.0, "{s}");
+    }
+    let probe = collector
+        .scrape()
+        .matching("loadgen_probe", &[("job", "loadgen-probe")]);
+    assert_eq!(probe.len(), 1, "the probe series is on /metrics: {probe:?}");
+    assert!(probe[0].1 >= 5.0, "the last probe's number: {probe:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["loadgen", "--probe-visibility", "--duration", "1s"])
+        .output()
+        .expect("streamgate loadgen runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--probe-visibility needs --metrics-url"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

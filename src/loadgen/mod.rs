@@ -5,13 +5,15 @@
 //! | `payload.rs` | metrics, spans or log records over a fixed set of series |
 //! | `sender.rs` | one connection: OTLP/gRPC or OTLP/HTTP, answers as OTLP says |
 //! | `latency.rs` | request latencies in log buckets, quantiles |
+//! | `probe.rs` | visibility probes: export answered → readable on `/metrics` |
 //!
 //! `concurrency` workers send requests of `batch` items, paced together
 //! to `rate` items per second (open loop: a late request is sent at once,
 //! not skipped) or flat out with `rate` 0, for `duration`. The summary has
 //! the achieved rate, the server's refusals and partial rejections, and
 //! latency percentiles; with `metrics_url` (StreamGate's `/metrics`) also
-//! the server's CPU time, so throughput per server CPU-second.
+//! the server's CPU time, so throughput per server CPU-second, and with
+//! `probe_visibility` how soon an accepted point shows on `/metrics`.
 //!
 //! Loopback only unless `allow_remote`, and at most one hour: a load
 //! generator must not be pointed at someone else's collector by accident.
@@ -19,6 +21,7 @@
 mod baseline;
 mod latency;
 pub mod payload;
+mod probe;
 mod sender;
 
 use std::collections::BTreeMap;
@@ -101,6 +104,11 @@ pub struct LoadgenArgs {
     /// (items per CPU-second, in this process) to compare the server with.
     #[arg(long)]
     pub baseline: bool,
+    /// During the load, every 100 ms export one probe point on a
+    /// connection of its own and time how long after the answer it shows
+    /// on `--metrics-url` (needs it).
+    #[arg(long)]
+    pub probe_visibility: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -120,6 +128,9 @@ impl LoadgenArgs {
         let invalid = |m: &str| Err(LoadgenError::Invalid(m.into()));
         if self.duration.get().is_zero() || self.duration.get() > Duration::from_secs(3600) {
             return invalid("--duration must be above 0 and at most 1h");
+        }
+        if self.probe_visibility && self.metrics_url.is_none() {
+            return invalid("--probe-visibility needs --metrics-url (StreamGate's /metrics)");
         }
         if self.batch == 0 || self.batch > 100_000 {
             return invalid("--batch must be 1 to 100000 items per request");
@@ -207,6 +218,17 @@ pub struct Summary {
     /// Items per CPU-second prost decodes from the same payloads (with
     /// `baseline`).
     pub prost_decode_per_cpu_second: Option<f64>,
+    /// Probes measured, and missed (not visible within 2 s), with
+    /// `probe_visibility`.
+    pub visibility_probes: Option<u64>,
+    pub visibility_missed: Option<u64>,
+    /// From an export's answer to its point read on `/metrics`.
+    pub visibility_p50_ms: Option<f64>,
+    pub visibility_p99_ms: Option<f64>,
+    pub visibility_max_ms: Option<f64>,
+    /// Reads of `/metrics` beyond the first a probe needed (0: each
+    /// point showed on the first read after its answer).
+    pub visibility_extra_reads: Option<u64>,
 }
 
 /// Runs the load; `progress` gets a line about once a second.
@@ -242,6 +264,19 @@ pub async fn run(
         .flatten()
     } else {
         None
+    };
+    let probes = match (args.probe_visibility, &args.metrics_url) {
+        (true, Some(url)) => {
+            let sender = match args.transport {
+                Transport::Grpc => Sender::grpc(&endpoint).await?,
+                Transport::Http => Sender::http(&endpoint, args.encoding),
+            };
+            let (url, deadline) = (url.clone(), Instant::now() + args.duration.get());
+            Some(tokio::spawn(async move {
+                probe::run(sender, &url, Duration::from_millis(100), deadline).await
+            }))
+        }
+        _ => None,
     };
     let live = Arc::new(Live::default());
     let next = Arc::new(AtomicU64::new(0));
@@ -344,6 +379,13 @@ pub async fn run(
         _ => None,
     };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let probes = match probes {
+        Some(task) => Some(
+            task.await
+                .map_err(|e| LoadgenError::Invalid(format!("the probe task failed: {e}")))??,
+        ),
+        None => None,
+    };
     let requests = total.latencies.count();
     Ok(Summary {
         signal: args.signal,
@@ -366,6 +408,12 @@ pub async fn run(
             .filter(|c| *c > 0.0)
             .map(|c| total.accepted as f64 / c),
         prost_decode_per_cpu_second: prost_decode,
+        visibility_probes: probes.as_ref().map(|p| p.latencies.count()),
+        visibility_missed: probes.as_ref().map(|p| p.missed),
+        visibility_p50_ms: probes.as_ref().map(|p| ms(p.latencies.quantile(0.5))),
+        visibility_p99_ms: probes.as_ref().map(|p| ms(p.latencies.quantile(0.99))),
+        visibility_max_ms: probes.as_ref().map(|p| ms(p.latencies.max())),
+        visibility_extra_reads: probes.as_ref().map(|p| p.extra_reads),
     })
 }
 
@@ -414,6 +462,17 @@ pub fn report(s: &Summary) -> String {
         }
         out.push('\n');
     }
+    if let (Some(n), Some(missed), Some(p50), Some(p99), Some(max)) = (
+        s.visibility_probes,
+        s.visibility_missed,
+        s.visibility_p50_ms,
+        s.visibility_p99_ms,
+        s.visibility_max_ms,
+    ) {
+        out.push_str(&format!(
+            "  visible on /metrics after the answer: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms ({n} probes, {missed} missed, {} extra reads)\n", s.visibility_extra_reads.unwrap_or(0)
+        ));
+    }
     for (status, n) in &s.refusals {
         out.push_str(&format!("  refused {status}: {n} requests\n"));
     }
@@ -427,8 +486,8 @@ fn unix_nanos() -> u64 {
         .unwrap_or(0)
 }
 
-/// `streamgate_process_cpu_seconds_total` from a `/metrics` page.
-async fn server_cpu_seconds(url: &str) -> Result<f64, LoadgenError> {
+/// The body of `GET url` as text.
+async fn fetch_text(url: &str) -> Result<String, LoadgenError> {
     use http_body_util::{BodyExt, Empty};
     let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -446,7 +505,13 @@ async fn server_cpu_seconds(url: &str) -> Result<f64, LoadgenError> {
         .await
         .map_err(|e| LoadgenError::Connect(format!("--metrics-url {url}: {e}")))?
         .to_bytes();
-    String::from_utf8_lossy(&body)
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `streamgate_process_cpu_seconds_total` from a `/metrics` page.
+async fn server_cpu_seconds(url: &str) -> Result<f64, LoadgenError> {
+    fetch_text(url)
+        .await?
         .lines()
         .find_map(|l| l.strip_prefix("streamgate_process_cpu_seconds_total "))
         .and_then(|v| v.trim().parse().ok())

@@ -134,6 +134,33 @@ pub fn metrics(shape: &Shape, index: u64, start_ns: u64, now_ns: u64) -> Metrics
     }
 }
 
+/// The visibility probe's request: one gauge point, `loadgen.probe`,
+/// whose value is the probe's number.
+pub fn probe(number: u64, now_ns: u64) -> MetricsRequest {
+    MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource("loadgen-probe"),
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope(),
+                metrics: vec![Metric {
+                    name: "loadgen.probe".into(),
+                    description: "The load generator's visibility probe.".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            time_unix_nano: now_ns,
+                            value: Some(number_data_point::Value::AsDouble(number as f64)),
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
 /// Traces request `index` at `now_ns`: one span per item, grouped by
 /// service; 1 in 100 spans is an error.
 pub fn traces(shape: &Shape, index: u64, now_ns: u64) -> TracesRequest {
