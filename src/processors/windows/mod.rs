@@ -186,7 +186,7 @@ impl WindowProcessor {
                         now_ms,
                         &mut scratch.text,
                     ) {
-                        s.stats.observe(now_ms, value);
+                        s.stage(now_ms, value);
                     }
                 }
             }
@@ -331,6 +331,7 @@ impl WindowProcessor {
             now_ms.saturating_sub(s.last_seen_ms) <= longest_ms || s.exported.iter().any(|e| *e)
         });
         for stream in streams.values_mut() {
+            stream.flush();
             summaries.clear();
             stream
                 .stats

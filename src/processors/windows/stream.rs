@@ -31,7 +31,15 @@ pub struct Stream {
     /// Raw values arrive for this series (from a connector), so its
     /// aggregated points must not be counted again.
     pub raw_values: bool,
+    /// Gauge samples not yet in `stats` (time, value): fed [`STAGED`] at
+    /// a time, so the five windows' sketches are loaded into cache once
+    /// per batch instead of once per sample. Flushed before `stats` is
+    /// read.
+    staged: Vec<(u64, f64)>,
 }
+
+/// Samples staged per series before they go into its windows.
+pub const STAGED: usize = 8;
 
 impl Stream {
     pub fn new(
@@ -58,6 +66,25 @@ impl Stream {
             exported: vec![false; windows],
             last_seen_ms: 0,
             raw_values: false,
+            staged: Vec::new(),
+        }
+    }
+
+    /// Takes a gauge sample observed at `now_ms`.
+    pub fn stage(&mut self, now_ms: u64, value: f64) {
+        if self.staged.capacity() == 0 {
+            self.staged.reserve_exact(STAGED);
+        }
+        self.staged.push((now_ms, value));
+        if self.staged.len() >= STAGED {
+            self.flush();
+        }
+    }
+
+    /// Feeds the staged samples into the windows, each at its own time.
+    pub fn flush(&mut self) {
+        for (now_ms, value) in self.staged.drain(..) {
+            self.stats.observe(now_ms, value);
         }
     }
 }

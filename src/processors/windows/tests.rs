@@ -344,3 +344,68 @@ fn raw_values_are_not_counted_twice() {
         Some(2.0)
     );
 }
+
+/// A gauge request of one point per value, each its own request.
+fn gauge_request(value: f64) -> MetricsRequest {
+    MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: service(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics: vec![Metric {
+                    name: "queue.depth".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            attributes: vec![string_kv("queue", "orders")],
+                            value: Some(number_data_point::Value::AsDouble(value)),
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Gauge samples are staged a few at a time on their way into the
+/// windows: fewer than a batch still count at the next evaluation, each
+/// at its own time, and more than a batch all count.
+#[test]
+fn staged_gauge_samples_all_count_at_the_next_evaluation() {
+    let (p, _) = processor(WindowsConfig {
+        include: vec!["queue.*".into()],
+        ..config()
+    });
+    for (k, v) in [3.0, 9.0, 5.0].into_iter().enumerate() {
+        p.observe_request(&MetricsBatch::from_request(gauge_request(v)), T0 + k as u64);
+    }
+    let r = p.evaluate(T0 + 1000);
+    assert_eq!(
+        value(&r, "queue.depth.window.observations", "1m"),
+        Some(3.0)
+    );
+    assert_eq!(value(&r, "queue.depth.window.max", "1m"), Some(9.0));
+    assert_eq!(value(&r, "queue.depth.window.min", "1m"), Some(3.0));
+    let many = super::stream::STAGED as u64 * 2 + 3;
+    for k in 0..many {
+        p.observe_request(
+            &MetricsBatch::from_request(gauge_request(k as f64)),
+            T0 + 2000 + k,
+        );
+    }
+    let r = p.evaluate(T0 + 3000);
+    assert_eq!(
+        value(&r, "queue.depth.window.observations", "1m"),
+        Some((3 + many) as f64)
+    );
+    assert_eq!(
+        value(&r, "queue.depth.window.max", "1m"),
+        Some((many - 1) as f64)
+    );
+}
