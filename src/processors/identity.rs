@@ -3,10 +3,14 @@
 //! metric name and point attributes, independent of attribute order.
 //!
 //! It is computed in two steps, so a request pays the resource and scope
-//! part once per scope: [`scope_identity`], then [`stream_hash`] per point.
-//! Both read attributes through [`AttributeLookup`], so a stream has the
-//! same identity whether its attributes are owned (raw values from a
-//! connector) or read in place from a request.
+//! part once per scope: [`scope_identity`] (resource attributes read as
+//! text through [`AttributeLookup`]), then [`stream_hash`] per point (each
+//! attribute's encoded `KeyValue`, so points read in place are hashed
+//! without parsing their attributes). A stream has the same identity
+//! whether its attributes are owned (raw values from a connector) or read
+//! in place from a request. An attribute whose value changes encoding
+//! (an int sent as a string) makes another stream here, though the
+//! Prometheus labels are the same text.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -15,6 +19,8 @@ use crate::model::text::AttributeLookup;
 use crate::model::wire::{Attributes, MetricView, MetricsRequestView, Repeated, ScopeView};
 
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x51de);
+/// Encoded attributes ([`stream_hash`]).
+const RAW_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7a3);
 
 /// The resource attributes that make `job` and `instance`.
 pub const IDENTIFYING: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
@@ -122,19 +128,44 @@ pub fn scope_identity(
 
 /// Hash of a stream's identity within its scope. Attribute order does not
 /// matter (SDKs may send the same series with its attributes in another
-/// order): each attribute is hashed alone and the hashes are summed.
-/// `scratch` holds attribute texts (reuse it across points).
+/// order): each attribute is hashed alone, as its encoded `KeyValue`, and
+/// the hashes are summed. Hashing the encoding needs no parsing of the
+/// attributes read in place; owned ones are encoded as prost (and every
+/// SDK) writes them. `scratch` holds encodings (reuse it across points).
 pub fn stream_hash(
     scope: u64,
     metric: &str,
-    attributes: &(impl AttributeLookup + ?Sized),
-    scratch: &mut String,
+    attributes: &(impl EncodedAttributes + ?Sized),
+    scratch: &mut Vec<u8>,
 ) -> u64 {
     let mut sum = 0u64;
-    attributes.for_each_text(scratch, |key, text| {
-        sum = sum.wrapping_add(attribute_hash(key, text));
+    attributes.for_each_encoded(scratch, |bytes| {
+        sum = sum.wrapping_add(RAW_HASHER.hash_one(bytes));
     });
     with_attributes(scope, metric, sum)
+}
+
+/// Attribute lists as encoded `KeyValue` messages.
+pub trait EncodedAttributes {
+    /// Calls `each` with every attribute's encoding.
+    fn for_each_encoded(&self, scratch: &mut Vec<u8>, each: impl FnMut(&[u8]));
+}
+
+impl EncodedAttributes for [KeyValue] {
+    fn for_each_encoded(&self, scratch: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
+        for kv in self {
+            scratch.clear();
+            prost::Message::encode_raw(kv, scratch);
+            each(scratch);
+        }
+    }
+}
+
+impl EncodedAttributes for Attributes<'_> {
+    fn for_each_encoded(&self, _: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
+        // A validated list: every element reads.
+        self.raw().flatten().for_each(&mut each);
+    }
 }
 
 /// The hash of one attribute, as [`stream_hash`] sums them.
@@ -197,7 +228,7 @@ mod tests {
             kv("ok", Value::BoolValue(true)),
         ];
         let reversed: Vec<KeyValue> = attributes.iter().rev().cloned().collect();
-        let mut scratch = String::new();
+        let mut scratch = Vec::new();
         let scope = scope_identity(resource.as_slice(), "lib", "1.0");
         let owned = stream_hash(scope, "requests", attributes.as_slice(), &mut scratch);
         assert_eq!(

@@ -190,6 +190,7 @@ impl AnalysisProcessor {
             return;
         }
         let mut text = String::new();
+        let mut encoded = Vec::new();
         let mut series = self.series.lock();
         ScopeSource::each_scope(view, |source, metrics| {
             for metric in metrics.iter().filter(|m| self.wants(m.name)) {
@@ -239,7 +240,8 @@ impl AnalysisProcessor {
                     if !labels_match(&select, &p.attributes, source.resource) {
                         continue;
                     }
-                    let hash = stream_hash(source.identity, metric.name, &p.attributes, &mut text);
+                    let hash =
+                        stream_hash(source.identity, metric.name, &p.attributes, &mut encoded);
                     let full = series.len() >= self.config.max_series;
                     let s = match series.entry(hash) {
                         Entry::Occupied(e) => e.into_mut(),

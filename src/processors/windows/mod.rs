@@ -149,9 +149,9 @@ impl WindowProcessor {
         metric: &MetricView<'_>,
         attributes: &Attributes<'_>,
         now_ms: u64,
-        text: &mut String,
+        encoded: &mut Vec<u8>,
     ) -> Option<&'s mut Stream> {
-        let hash = stream_hash(source.identity, metric.name, attributes, text);
+        let hash = stream_hash(source.identity, metric.name, attributes, encoded);
         self.stream(streams, now_ms, hash, |stats, windows| {
             Stream::new(
                 &source.identifying_resource(),
@@ -184,7 +184,7 @@ impl WindowProcessor {
                         metric,
                         &p.attributes,
                         now_ms,
-                        &mut scratch.text,
+                        &mut scratch.encoded,
                     ) {
                         s.stage(now_ms, value);
                     }
@@ -209,7 +209,7 @@ impl WindowProcessor {
                         metric,
                         &p.attributes,
                         now_ms,
-                        &mut scratch.text,
+                        &mut scratch.encoded,
                     ) else {
                         continue;
                     };
@@ -262,7 +262,7 @@ impl WindowProcessor {
                         metric,
                         &p.attributes,
                         now_ms,
-                        &mut scratch.text,
+                        &mut scratch.encoded,
                     ) else {
                         continue;
                     };
@@ -292,7 +292,7 @@ impl WindowProcessor {
             return;
         }
         let identity = scope_identity(batch.resource, &batch.scope.name, &batch.scope.version);
-        let hash = stream_hash(identity, batch.metric, batch.attributes, &mut String::new());
+        let hash = stream_hash(identity, batch.metric, batch.attributes, &mut Vec::new());
         let mut streams = self.streams.lock();
         if let Some(s) = self.stream(&mut streams, now_ms, hash, |stats, windows| {
             Stream::new(
@@ -495,7 +495,7 @@ const DELTA: i32 = 1;
 /// Buffers reused across the points of a request.
 #[derive(Default)]
 struct Scratch {
-    text: String,
+    encoded: Vec<u8>,
     counts: Vec<u64>,
     bounds: Vec<f64>,
 }
