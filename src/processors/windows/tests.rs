@@ -185,7 +185,8 @@ fn empty_windows_are_withdrawn_once() {
     assert_eq!(p.series(), 0);
 }
 
-fn histogram_request(counts: Vec<u64>, start: u64) -> MetricsRequest {
+/// A request of `metric` from the test service and scope.
+fn request_of(metric: Metric) -> MetricsRequest {
     MetricsRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
@@ -194,26 +195,30 @@ fn histogram_request(counts: Vec<u64>, start: u64) -> MetricsRequest {
             }),
             scope_metrics: vec![ScopeMetrics {
                 scope: Some(scope()),
-                metrics: vec![Metric {
-                    name: "http.server.request.duration".into(),
-                    unit: "s".into(),
-                    data: Some(Data::Histogram(Histogram {
-                        aggregation_temporality: 2,
-                        data_points: vec![HistogramDataPoint {
-                            start_time_unix_nano: start,
-                            count: counts.iter().sum(),
-                            bucket_counts: counts,
-                            explicit_bounds: vec![0.1, 0.2, 0.4],
-                            ..Default::default()
-                        }],
-                    })),
-                    ..Default::default()
-                }],
+                metrics: vec![metric],
                 ..Default::default()
             }],
             ..Default::default()
         }],
     }
+}
+
+fn histogram_request(counts: Vec<u64>, start: u64) -> MetricsRequest {
+    request_of(Metric {
+        name: "http.server.request.duration".into(),
+        unit: "s".into(),
+        data: Some(Data::Histogram(Histogram {
+            aggregation_temporality: 2,
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: start,
+                count: counts.iter().sum(),
+                bucket_counts: counts,
+                explicit_bounds: vec![0.1, 0.2, 0.4],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -345,32 +350,19 @@ fn raw_values_are_not_counted_twice() {
     );
 }
 
-/// A gauge request of one point per value, each its own request.
+/// A request of one gauge point.
 fn gauge_request(value: f64) -> MetricsRequest {
-    MetricsRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: service(),
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(scope()),
-                metrics: vec![Metric {
-                    name: "queue.depth".into(),
-                    data: Some(Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            attributes: vec![string_kv("queue", "orders")],
-                            value: Some(number_data_point::Value::AsDouble(value)),
-                            ..Default::default()
-                        }],
-                    })),
-                    ..Default::default()
-                }],
+    request_of(Metric {
+        name: "queue.depth".into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                attributes: vec![string_kv("queue", "orders")],
+                value: Some(number_data_point::Value::AsDouble(value)),
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        })),
+        ..Default::default()
+    })
 }
 
 /// Gauge samples are staged a few at a time on their way into the
