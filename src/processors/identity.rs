@@ -86,11 +86,7 @@ impl<'a> ScopeSource<'_, 'a> {
         self.resource
             .iter()
             .filter(|kv| IDENTIFYING.contains(&kv.key))
-            .map(|kv| KeyValue {
-                key: kv.key.to_string(),
-                value: kv.value.to_owned_value(),
-                ..Default::default()
-            })
+            .map(|kv| kv.to_owned_kv())
             .collect()
     }
 

@@ -243,6 +243,17 @@ impl<'a> KeyValueView<'a> {
     }
 }
 
+impl KeyValueView<'_> {
+    /// The attribute as an owned OTLP key-value.
+    pub fn to_owned_kv(&self) -> KeyValue {
+        KeyValue {
+            key: self.key.to_string(),
+            value: self.value.to_owned_value(),
+            ..Default::default()
+        }
+    }
+}
+
 impl<'a> MessageView<'a> for KeyValueView<'a> {
     const NAME: &'static str = "KeyValue";
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
@@ -261,13 +272,7 @@ impl<'a> Attributes<'a> {
 
     /// The attributes as owned OTLP key-values.
     pub fn to_owned_vec(&self) -> Vec<KeyValue> {
-        self.iter()
-            .map(|kv| KeyValue {
-                key: kv.key.to_string(),
-                value: kv.value.to_owned_value(),
-                ..Default::default()
-            })
-            .collect()
+        self.iter().map(|kv| kv.to_owned_kv()).collect()
     }
 }
 

@@ -242,31 +242,25 @@ impl AnalysisProcessor {
                     }
                     let hash =
                         stream_hash(source.identity, metric.name, &p.attributes, &mut encoded);
-                    let full = series.len() >= self.config.max_series;
-                    let s = match series.entry(hash) {
-                        Entry::Occupied(e) => e.into_mut(),
-                        Entry::Vacant(_) if full => {
-                            self.telemetry.record_analysis_skipped(1);
-                            continue;
+                    let Some(s) = self.series_or_new(&mut series, hash, || {
+                        let name = metric_name(metric.name, metric.unit, shape, "", true)
+                            .unwrap_or_else(|| metric.name.to_string());
+                        let mut attributes = p.attributes.to_owned_vec();
+                        attributes.push(string_kv("metric", &name));
+                        if counter {
+                            attributes.push(string_kv("transform", "rate"));
                         }
-                        Entry::Vacant(e) => {
-                            let name = metric_name(metric.name, metric.unit, shape, "", true)
-                                .unwrap_or_else(|| metric.name.to_string());
-                            let mut attributes = p.attributes.to_owned_vec();
-                            attributes.push(string_kv("metric", &name));
-                            if counter {
-                                attributes.push(string_kv("transform", "rate"));
-                            }
-                            let mut fresh = self.new_series(source, attributes, counter);
-                            fresh.thresholds = self
-                                .config
-                                .thresholds
-                                .iter()
-                                .filter(|t| matches(&t.name, metric.name))
-                                .map(|t| (t.value, false))
-                                .collect();
-                            e.insert(Box::new(fresh))
-                        }
+                        let mut fresh = self.new_series(source, attributes, counter);
+                        fresh.thresholds = self
+                            .config
+                            .thresholds
+                            .iter()
+                            .filter(|t| matches(&t.name, metric.name))
+                            .map(|t| (t.value, false))
+                            .collect();
+                        fresh
+                    }) else {
+                        continue;
                     };
                     s.last_point_secs = now;
                     let sample = match &mut s.rate {
@@ -310,34 +304,28 @@ impl AnalysisProcessor {
         });
         let salted = source.identity ^ RATIO_SALT.wrapping_mul(index as u64 + 1);
         let hash = with_attributes(salted, metric.name, group);
-        let full = series.len() >= self.config.max_series;
-        let s = match series.entry(hash) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(_) if full => {
-                self.telemetry.record_analysis_skipped(1);
-                return;
-            }
-            Entry::Vacant(e) => {
-                let name = metric_name(
-                    metric.name,
-                    metric.unit,
-                    MetricShape::MonotonicSum,
-                    "",
-                    true,
-                )
-                .unwrap_or_else(|| metric.name.to_string());
-                let mut group_attributes: Vec<KeyValue> = attributes
-                    .to_owned_vec()
-                    .into_iter()
-                    .filter(|kv| kv.key != rule.over)
-                    .collect();
-                group_attributes.push(string_kv("metric", &name));
-                group_attributes.push(string_kv("transform", "ratio"));
-                group_attributes.push(string_kv("ratio", &rule.label()));
-                let mut fresh = self.new_series(source, group_attributes, false);
-                fresh.ratio = Some(RatioGroup::default());
-                e.insert(Box::new(fresh))
-            }
+        let Some(s) = self.series_or_new(series, hash, || {
+            let name = metric_name(
+                metric.name,
+                metric.unit,
+                MetricShape::MonotonicSum,
+                "",
+                true,
+            )
+            .unwrap_or_else(|| metric.name.to_string());
+            let mut group_attributes: Vec<KeyValue> = attributes
+                .to_owned_vec()
+                .into_iter()
+                .filter(|kv| kv.key != rule.over)
+                .collect();
+            group_attributes.push(string_kv("metric", &name));
+            group_attributes.push(string_kv("transform", "ratio"));
+            group_attributes.push(string_kv("ratio", &rule.label()));
+            let mut fresh = self.new_series(source, group_attributes, false);
+            fresh.ratio = Some(RatioGroup::default());
+            fresh
+        }) else {
+            return;
         };
         let numerator = rule
             .numerator
@@ -347,6 +335,25 @@ impl AnalysisProcessor {
             group.record(member, numerator, value);
         }
         s.last_point_secs = now;
+    }
+
+    /// The series of identity `hash`, created with `make` on first sight;
+    /// `None` (counted as skipped) when `max_series` is reached.
+    fn series_or_new<'s>(
+        &self,
+        series: &'s mut ByIdentity<Box<Series>>,
+        hash: u64,
+        make: impl FnOnce() -> Series,
+    ) -> Option<&'s mut Series> {
+        let full = series.len() >= self.config.max_series;
+        match series.entry(hash) {
+            Entry::Occupied(e) => Some(e.into_mut()),
+            Entry::Vacant(_) if full => {
+                self.telemetry.record_analysis_skipped(1);
+                None
+            }
+            Entry::Vacant(e) => Some(e.insert(Box::new(make()))),
+        }
     }
 
     fn new_series(
