@@ -67,12 +67,15 @@
 //!
 //! # Memory
 //!
-//! Fixed at construction: the struct (with 24 hour-of-day scales and the
-//! models' levels) plus
-//! `daily_slots + weekly_slots` profile entries (f64 value + u16 visit
-//! count each) and `shift_points` f64 of run buffer. With the defaults
-//! (288 daily slots of 5 min, 168 weekly slots of 1 h, 12 run points)
-//! [`Baseline::memory_bytes`] is 5 304 bytes.
+//! Fixed at construction: the struct (with 24 hour-of-day scales in `f32`
+//! and the models' levels) plus `daily_slots + weekly_slots` profile
+//! entries (an `f32` value relative to the series' first value and a `u8`
+//! visit count each) and `shift_points` f64 of run buffer; the
+//! configuration is shared ([`BaselineSettings`]). With the defaults (288
+//! daily slots of 5 min, 168 weekly slots of 1 h, 12 run points)
+//! [`Baseline::memory_bytes`] is 2 816 bytes.
+
+use std::sync::Arc;
 
 use super::BaselineError;
 
@@ -81,7 +84,7 @@ const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 const DAY_SECS: f64 = 86_400.0;
 const WEEK_SECS: f64 = 7.0 * DAY_SECS;
 /// Visits of a seasonal slot that are averaged without clipping.
-const EARLY_VISITS: u16 = 3;
+const EARLY_VISITS: u8 = 3;
 
 /// `t` modulo `period`, in `[0, period)`: exact for whole seconds (unlike
 /// `x − ⌊x⌋` of `x = t / period`, which can put a point lying exactly on a
@@ -404,8 +407,14 @@ struct Profile {
     period: f64,
     /// `slots / period`.
     slots_per_sec: f64,
-    value: Box<[f64]>,
-    visits: Box<[u16]>,
+    /// Each slot's value less `origin` (the series' first value), in
+    /// `f32`: relative to the origin, single precision keeps about seven
+    /// digits of the seasonal shape whatever the series' magnitude.
+    value: Box<[f32]>,
+    /// Visits per slot, saturating at 255 (only the first few matter).
+    visits: Box<[u8]>,
+    origin: f64,
+    /// Sum of `value` over the visited slots.
     sum: f64,
     seen: u32,
     /// `1 / seen` (0 before the first visit).
@@ -425,6 +434,7 @@ impl Profile {
             slots_per_sec: f64::from(slots) / period,
             value: vec![0.0; slots as usize].into_boxed_slice(),
             visits: vec![0; slots as usize].into_boxed_slice(),
+            origin: 0.0,
             sum: 0.0,
             seen: 0,
             inv_seen: 0.0,
@@ -442,24 +452,65 @@ impl Profile {
         ((phase * self.slots_per_sec) as usize).min(n - 1)
     }
 
+    /// Slot `s`'s value less the origin.
+    #[inline]
+    fn offset(&self, s: usize) -> f64 {
+        f64::from(self.value[s])
+    }
+
+    /// Sets slot `s` to `value` (absolute), keeping `sum` in step.
+    #[inline]
+    fn set(&mut self, s: usize, value: f64) {
+        let old = self.offset(s);
+        self.value[s] = (value - self.origin) as f32;
+        self.sum += self.offset(s) - old;
+    }
+
     /// The centred seasonal term at slot `s`.
     fn term(&self, s: usize) -> f64 {
         if self.visits[s] == 0 || self.seen == 0 {
             0.0
         } else {
-            self.value[s] - self.sum * self.inv_seen
+            self.offset(s) - self.sum * self.inv_seen
         }
     }
 
     fn bytes(&self) -> usize {
-        self.value.len() * (size_of::<f64>() + size_of::<u16>())
+        self.value.len() * (size_of::<f32>() + size_of::<u8>())
+    }
+}
+
+/// A [`BaselineConfig`], forced into range, shared by every [`Baseline`]
+/// made from it (one pointer per series instead of a copy).
+/// `From<BaselineConfig>` clamps.
+#[derive(Debug, Clone)]
+pub struct BaselineSettings(Arc<BaselineConfig>);
+
+impl From<BaselineConfig> for BaselineSettings {
+    fn from(config: BaselineConfig) -> Self {
+        Self(Arc::new(config.clamped()))
+    }
+}
+
+impl BaselineSettings {
+    /// The configuration (after clamping).
+    pub fn config(&self) -> &BaselineConfig {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for BaselineSettings {
+    type Target = BaselineConfig;
+
+    fn deref(&self) -> &BaselineConfig {
+        &self.0
     }
 }
 
 /// A streaming anomaly baseline for one series; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Baseline {
-    cfg: BaselineConfig,
+    cfg: BaselineSettings,
     n: u64,
     first_t: f64,
     last_t: f64,
@@ -472,8 +523,10 @@ pub struct Baseline {
     run_len: usize,
     run_sign: i8,
     in_anomaly: bool,
-    hour_scale: [f64; 24],
-    hour_visits: [u16; 24],
+    /// Mean absolute residual per hour of the day.
+    hour_scale: [f32; 24],
+    /// Updates per hour of the day, saturating at 255.
+    hour_visits: [u8; 24],
     raw_short: f64,
     raw_mean: f64,
     raw_var: f64,
@@ -491,8 +544,8 @@ impl Default for Baseline {
 impl Baseline {
     /// A baseline with `config` forced into range (see
     /// [`BaselineConfig::clamped`]).
-    pub fn new(config: BaselineConfig) -> Self {
-        let cfg = config.clamped();
+    pub fn new(config: impl Into<BaselineSettings>) -> Self {
+        let cfg: BaselineSettings = config.into();
         let daily =
             (cfg.seasonality != Seasonality::None).then(|| Profile::new(DAY_SECS, cfg.daily_slots));
         let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly)
@@ -531,7 +584,7 @@ impl Baseline {
 
     /// The configuration in use (after clamping).
     pub fn config(&self) -> &BaselineConfig {
-        &self.cfg
+        self.cfg.config()
     }
 
     /// Points accepted so far.
@@ -574,7 +627,7 @@ impl Baseline {
         let h = c.hour;
         let daily_ready = self.daily.as_ref().is_some_and(|p| p.ready);
         let scale = if daily_ready && self.hour_visits[h] >= 12 {
-            self.hour_scale[h]
+            f64::from(self.hour_scale[h])
         } else {
             self.scale
         };
@@ -624,6 +677,7 @@ impl Baseline {
             self.level = value;
             for p in [&mut self.daily, &mut self.weekly].into_iter().flatten() {
                 p.level = value;
+                p.origin = value;
             }
             self.n = 1;
             return None;
@@ -728,7 +782,8 @@ impl Baseline {
         let h = c.hour;
         let hv = self.hour_visits[h];
         let ah = warm_rate(alpha_s, f64::from(hv));
-        self.hour_scale[h] += ah * (abs_r - self.hour_scale[h]);
+        let hs = f64::from(self.hour_scale[h]);
+        self.hour_scale[h] = (hs + ah * (abs_r - hs)) as f32;
         self.hour_visits[h] = hv.saturating_add(1);
 
         let age = t_secs - self.first_t;
@@ -754,28 +809,27 @@ impl Baseline {
                 clip
             };
             p.level += alpha * if warming { e } else { e.clamp(-p_clip, p_clip) };
-            let old = p.value[s];
-            if p.visits[s] == 0 {
+            let v = p.visits[s];
+            if v == 0 {
                 let dev = if warming { 0.0 } else { value - p.level };
-                p.value[s] = p.level + dev;
                 p.seen += 1;
                 p.inv_seen = 1.0 / f64::from(p.seen);
-                p.sum += p.value[s];
+                p.set(s, p.level + dev);
             } else {
                 // The first visits are averaged as they are (one spike is
                 // diluted, a real pattern learned in days); later ones are
                 // clipped so a spike cannot move an established slot far.
-                let v = p.visits[s];
                 let b = warm_rate(beta, f64::from(v));
+                let old = p.origin + p.offset(s);
                 let d = value - old;
-                p.value[s] += b * if v < EARLY_VISITS {
+                let step = b * if v < EARLY_VISITS {
                     d
                 } else {
                     d.clamp(-p_clip, p_clip)
                 };
-                p.sum += p.value[s] - old;
+                p.set(s, old + step);
             }
-            p.visits[s] = p.visits[s].saturating_add(1);
+            p.visits[s] = v.saturating_add(1);
         }
 
         // Level shift: a run of same-side outliers re-seats the level.

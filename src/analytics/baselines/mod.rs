@@ -18,7 +18,7 @@ mod rate;
 #[cfg(test)]
 mod tests;
 
-pub use baseline::{Baseline, BaselineConfig, BaselineOutput, Seasonality};
+pub use baseline::{Baseline, BaselineConfig, BaselineOutput, BaselineSettings, Seasonality};
 pub use rate::RateConverter;
 
 /// Why baseline parameters were rejected (by [`BaselineConfig::validate`]

@@ -13,11 +13,13 @@
 //!
 //! # Choice
 //!
-//! Every forecast made at `t` for `t + h` is kept (per horizon, in a
-//! bounded queue) until a value arrives within `Δt/2` of `t + h`; then
-//! each model's absolute error updates its EWMA (weight `error_alpha /
-//! √k`: overlapping forecasts' errors are correlated, so longer horizons
-//! average over more of them). The
+//! Per horizon, a forecast made at `t` for `t + h` is tracked every `h /
+//! max_pending` and kept until a value arrives within `Δt/2` of `t + h`;
+//! then each model's absolute error updates its EWMA (weight `error_alpha
+//! / √k`, `k = h / Δt`: overlapping forecasts' errors are correlated, so
+//! longer horizons average over more of them; when fewer than `k` are
+//! tracked each stands for `k / max_pending` of them, see
+//! `error_weight`). The
 //! forecast for a horizon uses the model with the lowest tracked error
 //! among those with at least `min_matured` matured forecasts; another
 //! model must beat naive by `naive_margin` and naive is used until others
@@ -49,12 +51,15 @@
 //!
 //! # Memory
 //!
-//! Fixed after construction except the pending queues: rings of 16
-//! entries (48 bytes each; fewer if `max_pending` is lower) per horizon at
-//! construction, doubled when full, and bounded by `max_pending` entries
-//! per horizon (forecasts made while a queue is full are simply not
-//! tracked). A horizon's queue holds about `h / Δt` entries.
-//! [`Forecaster::memory_bytes`] reports the allocated total.
+//! Fixed at construction: the struct, the regression ring, the daily
+//! profile (`f32` relative to the first value) and per horizon a ring of
+//! `max_pending` tracked forecasts (32 bytes each), made `h /
+//! max_pending` apart so it never grows whatever `h / Δt` is. The
+//! configuration is shared ([`ForecastSettings`]).
+//! [`Forecaster::memory_bytes`] reports the total: 1 968 bytes with the
+//! defaults.
+
+use std::sync::Arc;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -84,9 +89,8 @@ fn day_phase(t: f64) -> f64 {
     }
 }
 
-/// Entries allocated per pending queue at construction (it doubles as
-/// needed, up to `max_pending`).
-const INITIAL_PENDING: usize = 16;
+/// The most forecasts tracked at once per horizon.
+pub const MAX_PENDING: usize = 64;
 
 /// The most horizons a forecaster tracks.
 pub const MAX_HORIZONS: usize = 8;
@@ -158,8 +162,10 @@ pub struct ForecastConfig {
     /// Relative margin by which another model's tracked error must be
     /// below naive's to be chosen (default 0.03).
     pub naive_margin: f64,
-    /// Bound on tracked, not yet matured forecasts per horizon (default
-    /// 256).
+    /// Forecasts tracked (kept until they mature and are scored) at once
+    /// per horizon, made `h / max_pending` apart (default 4; 1 to 64).
+    /// Overlapping forecasts' errors are strongly correlated, so a few
+    /// per horizon carry nearly all the information of one per point.
     pub max_pending: usize,
 }
 
@@ -178,7 +184,7 @@ impl Default for ForecastConfig {
             min_matured: 12,
             calibration_rate: 0.05,
             naive_margin: 0.03,
-            max_pending: 256,
+            max_pending: 4,
         }
     }
 }
@@ -287,8 +293,8 @@ impl ForecastConfig {
             "max_pending",
             self.max_pending as f64,
             1.0,
-            65_536.0,
-            "[1, 65536], e.g. 256",
+            MAX_PENDING as f64,
+            "[1, 64], e.g. 4",
         )?;
         Ok(())
     }
@@ -321,7 +327,7 @@ impl ForecastConfig {
             min_matured: self.min_matured,
             calibration_rate: c(self.calibration_rate, 0.0, 1.0, d.calibration_rate),
             naive_margin: c(self.naive_margin, 0.0, 0.5, d.naive_margin),
-            max_pending: self.max_pending.clamp(1, 65_536),
+            max_pending: self.max_pending.clamp(1, MAX_PENDING),
         }
     }
 }
@@ -341,35 +347,84 @@ pub struct Forecast {
     pub model: Model,
 }
 
+/// One tracked forecast: the naive forecast (the value it was made from)
+/// in full and the other models' forecasts as `f32` differences from it,
+/// so an entry is 32 bytes and keeps full precision for series far from
+/// zero.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     target_t: f64,
-    preds: [f64; N_MODELS],
+    base: f64,
+    /// Models 1.. less `base`; NaN where a model could not forecast.
+    deltas: [f32; N_MODELS - 1],
 }
 
 impl Pending {
     const EMPTY: Self = Self {
         target_t: f64::NAN,
-        preds: [f64::NAN; N_MODELS],
+        base: f64::NAN,
+        deltas: [f32::NAN; N_MODELS - 1],
     };
+
+    #[inline]
+    fn new(target_t: f64, preds: &[f64; N_MODELS]) -> Self {
+        let base = preds[0];
+        let mut deltas = [f32::NAN; N_MODELS - 1];
+        for (d, p) in deltas.iter_mut().zip(&preds[1..]) {
+            *d = (p - base) as f32;
+        }
+        Self {
+            target_t,
+            base,
+            deltas,
+        }
+    }
+
+    #[inline]
+    fn preds(&self) -> [f64; N_MODELS] {
+        let b = self.base;
+        let d = &self.deltas;
+        [
+            b,
+            b + f64::from(d[0]),
+            b + f64::from(d[1]),
+            b + f64::from(d[2]),
+            b + f64::from(d[3]),
+        ]
+    }
 }
 
-/// First-in first-out ring of pending forecasts. Its capacity is a power
-/// of two, doubled when full while fewer than `max_pending` are queued.
+/// EWMA weight of one matured error at horizon `h` for spacing `dt`:
+/// `error_alpha / √k` with `k = h / Δt` steps when every point's forecast
+/// is tracked (overlapping forecasts' errors are correlated, so longer
+/// horizons average over more of them); when only `tracked < k` are, each
+/// carries the weight of the `k / tracked` it stands for, `error_alpha ·
+/// √k / tracked`, so the error tracks over the same time either way.
+fn error_weight(error_alpha: f64, h: f64, dt: f64, valid: bool, tracked: usize) -> f64 {
+    let k = if valid { (h / dt).max(1.0) } else { 1.0 };
+    (error_alpha * k.sqrt() / k.min(tracked as f64)).min(1.0)
+}
+
+/// First-in first-out ring of the forecasts tracked for one horizon: at
+/// most `max_pending`, made at least `h / max_pending` apart, so the ring
+/// never needs to grow and a horizon's memory does not depend on how
+/// many points it spans.
 #[derive(Debug, Clone)]
 struct PendingQueue {
     buf: Box<[Pending]>,
-    head: usize,
-    len: usize,
+    head: u16,
+    len: u16,
+    /// Earliest time the next forecast is tracked.
+    next_t: f64,
 }
 
 impl PendingQueue {
     fn new(max_pending: usize) -> Self {
-        let capacity = max_pending.min(INITIAL_PENDING).next_power_of_two();
         Self {
-            buf: vec![Pending::EMPTY; capacity].into_boxed_slice(),
+            buf: vec![Pending::EMPTY; max_pending.clamp(1, MAX_PENDING)].into_boxed_slice(),
             head: 0,
             len: 0,
+            next_t: f64::NEG_INFINITY,
         }
     }
 
@@ -379,45 +434,46 @@ impl PendingQueue {
 
     /// Removes and returns the oldest entry if its target is `≤ until`.
     #[inline]
-    fn pop_due(&mut self, until: f64) -> Option<&Pending> {
+    fn pop_due(&mut self, until: f64) -> Option<Pending> {
         if self.len == 0 {
             return None;
         }
-        let head = self.head;
-        let p = self.buf.get(head)?;
+        let head = usize::from(self.head);
+        let p = *self.buf.get(head)?;
         if p.target_t > until {
             return None;
         }
-        self.head = (head + 1) & (self.buf.len() - 1);
+        self.head = if head + 1 == self.buf.len() {
+            0
+        } else {
+            self.head + 1
+        };
         self.len -= 1;
-        self.buf.get(head)
+        Some(p)
     }
 
-    /// Appends `p` unless `max_pending` entries are already queued.
+    /// Whether a forecast made at `t` is to be tracked.
     #[inline]
-    fn push(&mut self, p: Pending, max_pending: usize) {
-        if self.len >= max_pending {
+    fn due(&self, t: f64) -> bool {
+        t >= self.next_t && usize::from(self.len) < self.buf.len()
+    }
+
+    /// Tracks `p`, made at `t`; the next is tracked from `t + spacing`.
+    #[inline]
+    fn push(&mut self, p: Pending, t: f64, spacing: f64) {
+        let cap = self.buf.len();
+        if usize::from(self.len) >= cap {
             return;
         }
-        if self.len == self.buf.len() {
-            self.grow();
+        let mut i = usize::from(self.head) + usize::from(self.len);
+        if i >= cap {
+            i -= cap;
         }
-        let i = (self.head + self.len) & (self.buf.len() - 1);
         if let Some(slot) = self.buf.get_mut(i) {
             *slot = p;
             self.len += 1;
+            self.next_t = t + spacing;
         }
-    }
-
-    #[cold]
-    fn grow(&mut self) {
-        let mut buf = Vec::with_capacity(2 * self.buf.len());
-        let (newer, older) = self.buf.split_at(self.head);
-        buf.extend_from_slice(older);
-        buf.extend_from_slice(newer);
-        buf.resize(2 * self.buf.len(), Pending::EMPTY);
-        self.buf = buf.into_boxed_slice();
-        self.head = 0;
     }
 }
 
@@ -503,7 +559,6 @@ struct Tracking {
 #[derive(Debug, Clone)]
 struct HorizonState {
     secs: f64,
-    inv_secs: f64,
     /// Σ φ^i for i in 1..=h/Δt, refreshed when Δt moves by over 1 %.
     damp: f64,
     /// `h` modulo a day, and the profile slot of the last `t + h`.
@@ -562,7 +617,7 @@ impl Tracking {
     /// Scores one matured forecast against the observed `value`.
     #[inline]
     fn score(&mut self, p: &Pending, value: f64, cal: &Calibration) {
-        let preds = &p.preds;
+        let preds = &p.preds();
         // Usually every model predicted and is settled: no branch per
         // model.
         if p.target_t > self.partial_until && self.settled == ALL_MODELS {
@@ -664,10 +719,46 @@ impl Tracking {
     }
 }
 
+/// A [`ForecastConfig`], forced into range, with the constants derived
+/// from it, shared by every [`Forecaster`] made from it (one pointer per
+/// series instead of a copy). `From<ForecastConfig>` clamps.
+#[derive(Debug, Clone)]
+pub struct ForecastSettings(Arc<Settings>);
+
+#[derive(Debug)]
+struct Settings {
+    cfg: ForecastConfig,
+    /// `z · √(π/2)`: the interval half-width per unit of MAE.
+    unit: f64,
+    cal: Calibration,
+}
+
+impl From<ForecastConfig> for ForecastSettings {
+    fn from(config: ForecastConfig) -> Self {
+        let cfg = config.clamped();
+        let z = Normal::standard().inverse_cdf(0.5 + cfg.interval_level / 2.0);
+        let unit = z * MAD_TO_SIGMA;
+        let cal = Calibration {
+            grow: (cfg.calibration_rate * cfg.interval_level).exp(),
+            shrink: (-cfg.calibration_rate * (1.0 - cfg.interval_level)).exp(),
+            lo: 0.05 * unit,
+            hi: 20.0 * unit,
+        };
+        Self(Arc::new(Settings { cfg, unit, cal }))
+    }
+}
+
+impl ForecastSettings {
+    /// The configuration (after clamping).
+    pub fn config(&self) -> &ForecastConfig {
+        &self.0.cfg
+    }
+}
+
 /// Streaming multi-model forecaster for one series; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Forecaster {
-    cfg: ForecastConfig,
+    settings: ForecastSettings,
     n: u64,
     last_t: f64,
     last_v: f64,
@@ -691,15 +782,16 @@ pub struct Forecaster {
     /// Trailing points equal to the last value (up to the ring size): a
     /// constant window has slope exactly 0, whatever the sums' rounding.
     same: usize,
-    /// Daily profile, NaN where no value was seen yet.
-    profile: Box<[f64]>,
+    /// Daily profile as differences from `origin` (the first value), NaN
+    /// where no value was seen yet.
+    profile: Box<[f32]>,
+    origin: f64,
     /// Profile slot of the last point.
     slot: SlotCache,
     first_t: f64,
-    horizons: Vec<HorizonState>,
+    horizons: Box<[HorizonState]>,
     /// Regression at the last point (cached by `update`).
     reg: Option<(f64, f64)>,
-    cal: Calibration,
     /// `Δt` the per-horizon damped-trend sums were computed for.
     damp_dt: f64,
     /// `Δt` the per-horizon error weights were computed for.
@@ -713,17 +805,16 @@ impl Default for Forecaster {
 }
 
 impl Forecaster {
-    /// A forecaster with `config` forced into range.
-    pub fn new(config: ForecastConfig) -> Self {
-        let cfg = config.clamped();
-        let z = Normal::standard().inverse_cdf(0.5 + cfg.interval_level / 2.0);
-        let unit = z * MAD_TO_SIGMA;
+    /// A forecaster with `config` forced into range; pass
+    /// [`ForecastSettings`] to share one configuration between many.
+    pub fn new(config: impl Into<ForecastSettings>) -> Self {
+        let settings: ForecastSettings = config.into();
+        let (cfg, unit) = (&settings.0.cfg, settings.0.unit);
         let horizons = cfg
             .horizons_secs
             .iter()
             .map(|&secs| HorizonState {
                 secs,
-                inv_secs: 1.0 / secs,
                 damp: 0.0,
                 phase: day_phase(secs),
                 slot: SlotCache::EMPTY,
@@ -748,20 +839,15 @@ impl Forecaster {
             anchor_t: 0.0,
             anchor_v: 0.0,
             same: 0,
-            profile: vec![f64::NAN; cfg.daily_slots as usize].into_boxed_slice(),
+            profile: vec![f32::NAN; cfg.daily_slots as usize].into_boxed_slice(),
+            origin: 0.0,
             slot: SlotCache::EMPTY,
             first_t: f64::NAN,
             horizons,
             reg: None,
-            cal: Calibration {
-                grow: (cfg.calibration_rate * cfg.interval_level).exp(),
-                shrink: (-cfg.calibration_rate * (1.0 - cfg.interval_level)).exp(),
-                lo: 0.05 * unit,
-                hi: 20.0 * unit,
-            },
             damp_dt: f64::NAN,
             alpha_dt: f64::NEG_INFINITY,
-            cfg,
+            settings,
         }
     }
 
@@ -773,7 +859,7 @@ impl Forecaster {
 
     /// The configuration in use (after clamping).
     pub fn config(&self) -> &ForecastConfig {
-        &self.cfg
+        self.settings.config()
     }
 
     /// Number of horizons (valid `horizon_idx` are `0..horizons()`).
@@ -786,7 +872,7 @@ impl Forecaster {
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>()
             + self.ring.len() * size_of::<(f64, f64)>()
-            + self.profile.len() * size_of::<f64>()
+            + self.profile.len() * size_of::<f32>()
             + self
                 .horizons
                 .iter()
@@ -877,23 +963,25 @@ impl Forecaster {
         let dt = self.dt;
         if dt.to_bits() != self.alpha_dt.to_bits() {
             let valid = dt.is_finite() && dt > 0.0;
+            let error_alpha = self.settings.0.cfg.error_alpha;
             for hs in &mut self.horizons {
-                let inv_steps = if valid {
-                    (dt * hs.inv_secs).min(1.0)
-                } else {
-                    1.0
-                };
-                hs.track
-                    .set_err_alpha(self.cfg.error_alpha * inv_steps.sqrt());
+                hs.track.set_err_alpha(error_weight(
+                    error_alpha,
+                    hs.secs,
+                    dt,
+                    valid,
+                    hs.pending.capacity(),
+                ));
             }
             self.alpha_dt = dt;
         }
         let half = if dt.is_finite() { 0.5 * dt } else { 0.0 };
 
         // Update the models.
-        let cfg = &self.cfg;
+        let cfg = &self.settings.0.cfg;
         if self.n == 0 {
             self.first_t = t_secs;
+            self.origin = value;
             self.anchor_t = t_secs;
             self.anchor_v = value;
             self.ses = value;
@@ -917,13 +1005,16 @@ impl Forecaster {
         let mut now = f64::NAN;
         if slots > 0 {
             let s = self.slot.get(phase, slots);
+            let x = value - self.origin;
             if let Some(p) = self.profile.get_mut(s) {
-                *p = if p.is_nan() {
-                    value
+                let old = f64::from(*p);
+                let new = if old.is_nan() {
+                    x
                 } else {
-                    *p + 0.3 * (value - *p)
+                    old + 0.3 * (x - old)
                 };
-                now = *p;
+                *p = new as f32;
+                now = f64::from(*p);
             }
         }
         self.push_ring(t_secs, value);
@@ -933,7 +1024,7 @@ impl Forecaster {
         let reg = self.regression();
         self.reg = reg;
         if !(self.damp_dt.is_finite() && (self.dt - self.damp_dt).abs() <= 0.01 * self.damp_dt) {
-            let phi = self.cfg.holt_phi;
+            let phi = self.settings.0.cfg.holt_phi;
             let dt = self.dt;
             for hs in &mut self.horizons {
                 let steps = if dt.is_finite() && dt > 0.0 {
@@ -955,12 +1046,12 @@ impl Forecaster {
         // needs a day of history and both profile slots seen (NaN
         // otherwise, through the profile's NaN).
         let seasonal = slots > 0 && t_secs - self.first_t >= DAY_SECS;
-        let (max_pending, cal) = (self.cfg.max_pending, self.cal);
+        let cal = self.settings.0.cal;
         let (ses, holt_l, holt_b) = (self.ses, self.holt_l, self.holt_b);
         for hs in &mut self.horizons {
             while let Some(p) = hs.pending.pop_due(t_secs + half) {
                 if p.target_t >= t_secs - half {
-                    hs.track.score(p, value, &cal);
+                    hs.track.score(&p, value, &cal);
                 } // else a gap: nothing observed near the target
             }
             let h = hs.secs;
@@ -972,7 +1063,9 @@ impl Forecaster {
                     p -= DAY_SECS;
                 }
                 let s1 = hs.slot.get(p, slots);
-                self.profile.get(s1).map_or(f64::NAN, |p1| value + p1 - now)
+                self.profile
+                    .get(s1)
+                    .map_or(f64::NAN, |&p1| value + (f64::from(p1) - now))
             } else {
                 f64::NAN
             };
@@ -983,14 +1076,18 @@ impl Forecaster {
                 reg.map_or(f64::NAN, |(a, b)| a + b * h),
                 seasonal,
             ];
-            let target_t = t_secs + h;
-            // (Naive is always finite; `p · 0` is 0 for finite `p`, NaN
-            // otherwise, and a sum that overflows only errs on the safe
-            // side.)
-            if (preds[1] + preds[2] + preds[3] + preds[4]) * 0.0 != 0.0 {
-                hs.track.partial_until = target_t;
+            if hs.pending.due(t_secs) {
+                let target_t = t_secs + h;
+                // (Naive is always finite; `p · 0` is 0 for finite `p`,
+                // NaN otherwise, and a sum that overflows only errs on the
+                // safe side.)
+                if (preds[1] + preds[2] + preds[3] + preds[4]) * 0.0 != 0.0 {
+                    hs.track.partial_until = target_t;
+                }
+                let spacing = h / hs.pending.capacity() as f64 - half;
+                hs.pending
+                    .push(Pending::new(target_t, &preds), t_secs, spacing);
             }
-            hs.pending.push(Pending { target_t, preds }, max_pending);
             hs.cur = preds;
         }
     }
@@ -998,7 +1095,7 @@ impl Forecaster {
     /// The model currently chosen for `horizon_idx`.
     pub fn chosen_model(&self, horizon_idx: usize) -> Option<Model> {
         let hs = self.horizons.get(horizon_idx)?;
-        Some(MODELS[hs.track.chosen(self.cfg.naive_margin)])
+        Some(MODELS[hs.track.chosen(self.settings.0.cfg.naive_margin)])
     }
 
     /// Tracked mean absolute error of `model` at `horizon_idx` (`None`
@@ -1018,7 +1115,7 @@ impl Forecaster {
         if tr.settled != ALL_MODELS && tr.count(0) < tr.min_matured.max(1) {
             return None;
         }
-        let mut mi = tr.chosen(self.cfg.naive_margin);
+        let mut mi = tr.chosen(self.settings.0.cfg.naive_margin);
         let mut value = hs.cur[mi];
         if !value.is_finite() {
             value = self.last_v;

@@ -16,7 +16,7 @@ mod forecaster;
 #[cfg(test)]
 mod tests;
 
-pub use forecaster::{Forecast, ForecastConfig, Forecaster, MODELS, Model};
+pub use forecaster::{Forecast, ForecastConfig, ForecastSettings, Forecaster, MODELS, Model};
 
 /// Why forecast parameters were rejected (by [`ForecastConfig::validate`]
 /// and [`Forecaster::try_new`]; [`Forecaster::new`] clamps instead).

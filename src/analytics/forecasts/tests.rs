@@ -179,13 +179,22 @@ fn time_to_threshold_on_a_ramp() {
 }
 
 #[test]
-fn memory_is_bounded() {
-    let mut f = Forecaster::default();
-    for i in 0..100_000 {
-        f.update(T0 + i as f64 * 10.0, (i % 17) as f64);
+fn memory_is_fixed_whatever_the_step() {
+    // A horizon's state must not grow with h / Δt: 1 h at a 1 s step is
+    // 3 600 steps, at 60 s 60.
+    let fresh = Forecaster::default().memory_bytes();
+    for step in [1.0, 10.0, 60.0] {
+        let mut f = Forecaster::default();
+        for i in 0..20_000 {
+            f.update(T0 + i as f64 * step, (i % 17) as f64);
+        }
+        assert_eq!(f.memory_bytes(), fresh, "step {step}");
+        assert!(
+            f.forecast(2).is_some(),
+            "step {step}: the 1 h horizon matured"
+        );
     }
-    let m = f.memory_bytes();
-    assert!(m < 24 * 1024, "{m} bytes");
+    assert!(fresh <= 2048, "{fresh} bytes");
 }
 
 #[test]

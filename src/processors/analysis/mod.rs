@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::analytics::baselines::{Baseline, BaselineConfig, BaselineOutput, RateConverter};
-use crate::analytics::forecasts::{ForecastConfig, Forecaster};
+use crate::analytics::baselines::{Baseline, BaselineOutput, BaselineSettings, RateConverter};
+use crate::analytics::forecasts::{ForecastSettings, Forecaster};
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
@@ -79,8 +79,9 @@ struct Series {
 pub struct AnalysisProcessor {
     config: AnalysisConfig,
     horizon_labels: Vec<String>,
-    baseline_config: BaselineConfig,
-    forecast_config: ForecastConfig,
+    /// Shared by every series' baseline and forecaster (one pointer each).
+    baseline_settings: BaselineSettings,
+    forecast_settings: ForecastSettings,
     /// Boxed: the map stays small enough to probe from cache, and a
     /// point touches only its own series' memory.
     series: Mutex<ByIdentity<Box<Series>>>,
@@ -161,8 +162,8 @@ impl AnalysisProcessor {
         let horizon_labels = config.horizons.iter().map(|h| h.to_string()).collect();
         Self {
             memory_limit,
-            baseline_config: config.anomaly.baseline(),
-            forecast_config: config.forecasts(),
+            baseline_settings: config.anomaly.baseline().into(),
+            forecast_settings: config.forecasts().into(),
             config,
             horizon_labels,
             series: Mutex::new(ByIdentity::default()),
@@ -372,8 +373,8 @@ impl AnalysisProcessor {
             last: None,
             pending: None,
             last_point_secs: 0.0,
-            baseline: Baseline::new(self.baseline_config.clone()),
-            forecaster: Forecaster::new(self.forecast_config.clone()),
+            baseline: Baseline::new(self.baseline_settings.clone()),
+            forecaster: Forecaster::new(self.forecast_settings.clone()),
             exported: false,
         }
     }
