@@ -32,7 +32,7 @@ impl SeriesQuery for PrometheusExporter {
             let super::store::SeriesValue::Number(v) = s.state.value else {
                 continue;
             };
-            let labels = label_map(s.labels());
+            let labels = label_map(&s.labels().to_string());
             if !filter
                 .iter()
                 .all(|(k, want)| labels.get(*k).is_some_and(|v| v == want))
@@ -63,16 +63,17 @@ impl SeriesQuery for PrometheusExporter {
             let room = limit - page.series.len();
             let table = family.series.lock();
             // (label block, parsed labels) of the matching series.
-            let mut found: Vec<(&str, Option<BTreeMap<String, String>>)> = table
+            let mut found: Vec<(String, Option<BTreeMap<String, String>>)> = table
                 .iter()
                 .filter_map(|s| {
+                    let block = s.labels().to_string();
                     if matcher.labels.is_empty() {
-                        return Some((s.labels(), None));
+                        return Some((block, None));
                     }
-                    let labels = label_map(s.labels());
+                    let labels = label_map(&block);
                     matcher
                         .labels_match(&labels)
-                        .then_some((s.labels(), Some(labels)))
+                        .then_some((block, Some(labels)))
                 })
                 .collect();
             if found.len() > room {
@@ -80,15 +81,15 @@ impl SeriesQuery for PrometheusExporter {
                 if room == 0 {
                     break;
                 }
-                found.select_nth_unstable_by(room - 1, |a, b| a.0.cmp(b.0));
+                found.select_nth_unstable_by(room - 1, |a, b| a.0.cmp(&b.0));
                 found.truncate(room);
             }
-            found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             page.series
                 .extend(found.into_iter().map(|(block, labels)| SeriesInfo {
                     name: family.name().to_string(),
                     kind: family.kind().as_str(),
-                    labels: labels.unwrap_or_else(|| label_map(block)),
+                    labels: labels.unwrap_or_else(|| label_map(&block)),
                 }));
             if page.truncated {
                 break;

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::telemetry::{FamilySnapshot, MetricKind};
 
 use super::store::value::StoredExemplar;
-use super::store::{Family, FamilyKind, SeriesValue, StoredSeries};
+use super::store::{Family, FamilyKind, LabelText, SeriesValue, SeriesView};
 
 /// The exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn family_name<'a>(name: &'a str, kind: &str, format: Format) -> &'a str {
 fn write_sample(
     name: &str,
     suffix: &str,
-    labels: &str,
+    labels: LabelText<'_>,
     extra: Option<(&str, &str)>,
     value: f64,
     out: &mut String,
@@ -128,7 +128,7 @@ fn write_sample(
     out.push_str(suffix);
     if !labels.is_empty() || extra.is_some() {
         out.push('{');
-        out.push_str(labels);
+        labels.push_to(out);
         if let Some((k, v)) = extra {
             if !labels.is_empty() {
                 out.push(',');
@@ -216,7 +216,7 @@ pub fn write_family_chunked(
     };
     let mut bound = String::new();
     for s in series.iter() {
-        write_series(sample_base, kind, s, format, &mut bound, out);
+        write_series(sample_base, kind, &s, format, &mut bound, out);
         if !after_series(out) {
             return;
         }
@@ -230,7 +230,7 @@ pub fn write_family_chunked(
 #[allow(clippy::too_many_arguments)]
 fn write_histogram(
     name: &str,
-    s: &StoredSeries,
+    s: &SeriesView<'_>,
     // Whether bucket i holds exemplar slot i (explicit buckets).
     exemplars: bool,
     buckets: impl Iterator<Item = (f64, u64)>,
@@ -290,7 +290,7 @@ fn write_histogram(
     write_created(name, s, format, out);
 }
 
-fn write_created(name: &str, s: &StoredSeries, format: Format, out: &mut String) {
+fn write_created(name: &str, s: &SeriesView<'_>, format: Format, out: &mut String) {
     if format == Format::OpenMetrics && s.state.start_ns > 0 {
         write_sample(
             name,
@@ -306,7 +306,7 @@ fn write_created(name: &str, s: &StoredSeries, format: Format, out: &mut String)
 fn write_series(
     name: &str,
     kind: FamilyKind,
-    s: &StoredSeries,
+    s: &SeriesView<'_>,
     format: Format,
     bound: &mut String,
     out: &mut String,
@@ -400,7 +400,14 @@ pub fn write_self_metrics(families: &[FamilySnapshot], format: Format, out: &mut
             } else {
                 sample.suffix
             };
-            write_sample(base, suffix, &labels, None, sample.value, out);
+            write_sample(
+                base,
+                suffix,
+                LabelText::whole(&labels),
+                None,
+                sample.value,
+                out,
+            );
         }
     }
 }

@@ -4,6 +4,7 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use super::labels::label_hash;
+use super::shared::{LabelText, SharedLabels, Splice};
 use super::value::{Applied, SeriesState, Temporality};
 use super::watch::{self, Watch};
 use super::{LabelSet, StoreError};
@@ -44,16 +45,26 @@ pub struct StoredSeries {
     /// The series' key in its table: the raw key of the first point that
     /// created it (or one derived from its labels).
     key: RawKey,
-    /// Sorted, escaped `name="value"` pairs joined by commas.
+    /// Sorted, escaped `name="value"` pairs joined by commas, less the
+    /// run kept in the family's [`SharedLabels`] (see `splice`).
     labels: Box<str>,
     pub state: SeriesState,
     /// [`SeriesStore::now_tick`](super::SeriesStore::now_tick) of the last update.
     last_seen: u32,
+    /// Where the shared run goes back into `labels`.
+    splice: Splice,
 }
 
-impl StoredSeries {
-    pub fn labels(&self) -> &str {
-        &self.labels
+/// A stored series as readers see it: its whole label block and state.
+#[derive(Clone, Copy)]
+pub struct SeriesView<'a> {
+    labels: LabelText<'a>,
+    pub state: &'a SeriesState,
+}
+
+impl<'a> SeriesView<'a> {
+    pub fn labels(&self) -> LabelText<'a> {
+        self.labels
     }
 }
 
@@ -99,6 +110,9 @@ struct Alias {
 #[derive(Default)]
 pub struct SeriesTable {
     table: HashTable<StoredSeries>,
+    /// The label runs the family's series share (`instance`, `job`,
+    /// `otel_scope_*`), each kept once.
+    shared: SharedLabels,
     by_labels: HashTable<LabelEntry>,
     aliases: HashTable<Alias>,
     /// History rings of the watched series of this family; almost always
@@ -110,11 +124,11 @@ impl SeriesTable {
     /// The key of the series with these labels.
     fn key_of(&self, labels: &LabelSet) -> Option<RawKey> {
         let (hash, text) = (labels.hash(), labels.text());
-        let table = &self.table;
+        let (table, shared) = (&self.table, &self.shared);
         let with_labels = |key0: u64| {
             table
                 .iter_hash(key0)
-                .find(|s| s.key.0[0] == key0 && &*s.labels == text)
+                .find(|s| s.key.0[0] == key0 && shared.text(&s.labels, s.splice).is(text))
                 .map(|s| s.key)
         };
         self.by_labels
@@ -169,7 +183,7 @@ impl SeriesTable {
                 existing.last_seen = now;
                 let applied = update(&mut existing.state);
                 if !self.watched.is_empty() && applied == Applied::Updated {
-                    watch::record(&mut self.watched, hash, &existing.labels, &existing.state);
+                    watch::record(&mut self.watched, hash, labels.text(), &existing.state);
                 }
                 return (applied, false);
             }
@@ -180,13 +194,15 @@ impl SeriesTable {
         let key = raw
             .filter(|k| self.series_mut(*k).is_none())
             .unwrap_or_else(|| RawKey::of_labels(text));
+        let (own, splice) = self.shared.split(text, labels.shared_span());
         let entry = self.table.insert_unique(
             key.0[0],
             StoredSeries {
                 key,
-                labels: text.into(),
+                labels: own,
                 state: create(),
                 last_seen: now,
+                splice,
             },
             |s| s.key.0[0],
         );
@@ -239,8 +255,11 @@ impl SeriesTable {
         existing.last_seen = now;
         let applied = update(&mut existing.state);
         if !self.watched.is_empty() && applied == Applied::Updated {
-            let hash = label_hash(&existing.labels);
-            watch::record(&mut self.watched, hash, &existing.labels, &existing.state);
+            let text = self
+                .shared
+                .text(&existing.labels, existing.splice)
+                .to_string();
+            watch::record(&mut self.watched, label_hash(&text), &text, &existing.state);
         }
         Some(applied)
     }
@@ -268,7 +287,8 @@ impl SeriesTable {
         }
         match self.table.find_entry(key.0[0], |s| s.key == key) {
             Ok(entry) => {
-                entry.remove();
+                let (removed, _) = entry.remove();
+                self.shared.release(removed.splice);
                 true
             }
             Err(_) => false,
@@ -283,20 +303,40 @@ impl SeriesTable {
         self.table.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &StoredSeries> {
-        self.table.iter()
+    pub fn iter(&self) -> impl Iterator<Item = SeriesView<'_>> {
+        self.table.iter().map(|s| self.view(s))
     }
 
-    pub fn get(&self, labels: &LabelSet) -> Option<&StoredSeries> {
+    pub fn get(&self, labels: &LabelSet) -> Option<SeriesView<'_>> {
         let key = self.key_of(labels)?;
-        self.table.find(key.0[0], |s| s.key == key)
+        let s = self.table.find(key.0[0], |s| s.key == key)?;
+        Some(self.view(s))
+    }
+
+    fn view<'a>(&'a self, s: &'a StoredSeries) -> SeriesView<'a> {
+        SeriesView {
+            labels: self.shared.text(&s.labels, s.splice),
+            state: &s.state,
+        }
+    }
+
+    /// Distinct label runs shared by this family's series.
+    pub fn shared_runs(&self) -> usize {
+        self.shared.len()
     }
 
     /// Drops series last seen before `cutoff` with their index entries;
     /// returns how many.
     fn retain_seen_since(&mut self, cutoff: u32) -> u64 {
         let before = self.table.len();
-        self.table.retain(|s| s.last_seen >= cutoff);
+        let shared = &mut self.shared;
+        self.table.retain(|s| {
+            let keep = s.last_seen >= cutoff;
+            if !keep {
+                shared.release(s.splice);
+            }
+            keep
+        });
         let removed = (before - self.table.len()) as u64;
         if removed > 0 {
             let table = &self.table;

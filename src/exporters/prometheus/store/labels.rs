@@ -33,7 +33,13 @@ pub struct LabelSet {
     pairs: Vec<Pair>,
     text: String,
     hash: u64,
+    /// The longest run of derived labels in `text` (see
+    /// [`shared_span`](Self::shared_span)).
+    shared: Range<usize>,
 }
+
+/// Runs of derived labels shorter than this are not worth sharing.
+const MIN_SHARED_BYTES: usize = 16;
 
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_5eed);
 
@@ -47,6 +53,7 @@ impl LabelSet {
         self.pairs.clear();
         self.text.clear();
         self.hash = 0;
+        self.shared = 0..0;
     }
 
     /// Adds a label. `write_name` writes the (already valid) label name,
@@ -93,6 +100,7 @@ impl LabelSet {
                 .then_with(|| buf[a.key.clone()].cmp(&buf[b.key.clone()]))
         });
         self.text.clear();
+        let (mut run, mut best) = (0..0, 0..0);
         let mut i = 0;
         while i < self.pairs.len() {
             let first = &self.pairs[i];
@@ -103,6 +111,12 @@ impl LabelSet {
             }
             if !self.text.is_empty() {
                 self.text.push(',');
+            }
+            let start = self.text.len();
+            if first.source != LabelSource::Derived {
+                run = 0..0;
+            } else if run.is_empty() {
+                run = start..start;
             }
             self.text.push_str(name);
             self.text.push_str("=\"");
@@ -117,9 +131,28 @@ impl LabelSet {
                 }
             }
             self.text.push('"');
+            if first.source == LabelSource::Derived {
+                run.end = self.text.len();
+                if run.len() > best.len() {
+                    best = run.clone();
+                }
+            }
             i = j;
         }
+        self.shared = if best.len() >= MIN_SHARED_BYTES {
+            best
+        } else {
+            0..0
+        };
         self.hash = label_hash(&self.text);
+    }
+
+    /// The longest run of consecutive derived labels in [`text`](Self::text)
+    /// (`job`, `instance`, `otel_scope_*`: the same for every series of a
+    /// scope), without the commas around it; empty when there is none
+    /// worth sharing. The store keeps that part once per family.
+    pub fn shared_span(&self) -> Range<usize> {
+        self.shared.clone()
     }
 
     /// The canonical block: `a="1",b="2"` (no braces), escaped.

@@ -19,6 +19,7 @@
 
 mod family;
 mod labels;
+mod shared;
 pub mod value;
 mod watch;
 
@@ -28,8 +29,9 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
-pub use family::{Family, FamilyKind, FamilyMeta, RawKey, SeriesTable, StoredSeries};
+pub use family::{Family, FamilyKind, FamilyMeta, RawKey, SeriesTable, SeriesView, StoredSeries};
 pub use labels::{LabelSet, LabelSource, escape_value_into, parse_label_block};
+pub use shared::LabelText;
 pub use value::{Applied, SeriesState, SeriesValue, Temporality};
 pub use watch::{Lru, Watch, WatchKey, WatchLimits};
 

@@ -262,3 +262,61 @@ fn a_series_slot_stays_small() {
     assert!(std::mem::size_of::<super::StoredSeries>() <= 80);
     assert!(std::mem::size_of::<super::SeriesState>() <= 40);
 }
+
+/// Labels of one scope's series: `a` from the point, the rest derived.
+fn scoped(a: &str, job: &str) -> LabelSet {
+    let mut set = LabelSet::new();
+    set.push_str("a", a, LabelSource::Attribute);
+    set.push_str("instance", "host-1:9000", LabelSource::Derived);
+    set.push_str("job", job, LabelSource::Derived);
+    set.push_str("otel_scope_name", "io.example.lib", LabelSource::Derived);
+    set.push_str("zone", "eu", LabelSource::Attribute);
+    set.finish();
+    set
+}
+
+#[test]
+fn series_of_a_scope_keep_their_derived_labels_once() {
+    assert!(
+        size_of::<StoredSeries>() <= 80,
+        "{}",
+        size_of::<StoredSeries>()
+    );
+    let s = store();
+    for i in 0..100 {
+        let l = scoped(&i.to_string(), "shop");
+        assert_eq!(put(&s, "m", FamilyKind::Gauge, &l, i as f64), Ok(true));
+    }
+    let other = scoped("0", "billing");
+    assert_eq!(put(&s, "m", FamilyKind::Gauge, &other, -1.0), Ok(true));
+    let family = s.family("m").unwrap();
+    let mut table = family.series.lock();
+    assert_eq!(table.len(), 101);
+    assert_eq!(table.shared_runs(), 2, "one run per (instance, job, scope)");
+
+    // Every series reads back whole, in canonical order.
+    let mut blocks: Vec<String> = table.iter().map(|v| v.labels().to_string()).collect();
+    blocks.sort();
+    assert!(blocks.contains(&scoped("7", "shop").text().to_string()));
+    assert!(blocks.contains(&other.text().to_string()));
+    // Found by the same labels whatever their source.
+    let plain = labels(&[
+        ("a", "7"),
+        ("instance", "host-1:9000"),
+        ("job", "shop"),
+        ("otel_scope_name", "io.example.lib"),
+        ("zone", "eu"),
+    ]);
+    assert!(plain.shared_span().is_empty());
+    let found = table.get(&plain).expect("found by plain labels");
+    assert_eq!(found.state.value, SeriesValue::Number(7.0));
+    assert!(table.get(&scoped("7", "billing")).is_none());
+
+    // The last user of a run releases it.
+    assert!(table.remove(&other));
+    assert_eq!(table.shared_runs(), 1);
+    drop(table);
+    let (removed, left) = family.expire_older_than(u32::MAX);
+    assert_eq!((removed, left), (100, 0));
+    assert_eq!(family.series.lock().shared_runs(), 0);
+}
