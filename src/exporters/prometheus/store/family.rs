@@ -353,7 +353,7 @@ impl SeriesTable {
     pub(super) fn watch(&mut self, labels: &LabelSet, capacity: usize) -> Option<&Watch> {
         let hash = labels.hash();
         let text = labels.text();
-        let current = watch::point_of(&self.get(labels)?.state);
+        let current = watch::point_of(self.get(labels)?.state);
         match self.watched.iter().position(|w| w.is(hash, text)) {
             Some(at) => Some(&self.watched[at]),
             None => {
