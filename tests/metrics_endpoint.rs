@@ -341,3 +341,26 @@ fn a_stalled_scrape_does_not_block_ingest() {
     assert_eq!(health.status(), 200);
     drop(stalled);
 }
+
+/// Each scrape's render time is counted (without waits for the client),
+/// and the last one is shown on its own.
+#[test]
+fn render_time_is_reported() {
+    let collector = Collector::start();
+    send(&collector, GAUGE);
+    collector.scrape_text();
+    let samples = collector.scrape();
+    let total = samples
+        .get("streamgate_exporter_prometheus_render_seconds_total", &[])
+        .expect("render seconds");
+    let last = samples
+        .get("streamgate_exporter_prometheus_last_render_seconds", &[])
+        .expect("last render");
+    assert!(total > 0.0 && total < 10.0, "total {total}");
+    assert!(last > 0.0 && last <= total, "last {last}, total {total}");
+    let later = collector
+        .scrape()
+        .get("streamgate_exporter_prometheus_render_seconds_total", &[])
+        .expect("render seconds");
+    assert!(later > total, "{later} after {total}");
+}

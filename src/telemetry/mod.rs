@@ -148,6 +148,10 @@ pub struct Telemetry {
     expired_series: AtomicU64,
     removed_series: AtomicU64,
     scrapes: AtomicU64,
+    /// Time spent rendering /metrics, and the last render's, in ns
+    /// (waits for slow clients not counted).
+    render_nanos: AtomicU64,
+    last_render_nanos: AtomicU64,
     out_of_order_points: AtomicU64,
     refusal_logs: [[log_limit::LogLimit; REASONS]; SIGNALS],
     connector_overflow: [AtomicU64; CONNECTORS],
@@ -225,6 +229,8 @@ impl Telemetry {
             expired_series: AtomicU64::new(0),
             removed_series: AtomicU64::new(0),
             scrapes: AtomicU64::new(0),
+            render_nanos: AtomicU64::new(0),
+            last_render_nanos: AtomicU64::new(0),
             out_of_order_points: AtomicU64::new(0),
             refusal_logs: Default::default(),
             connector_overflow: Default::default(),
@@ -426,6 +432,14 @@ impl Telemetry {
 
     pub fn scraped(&self) {
         self.scrapes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One /metrics exposition took `spent` to render (not counting
+    /// waits for the client to read).
+    pub fn rendered(&self, spent: std::time::Duration) {
+        let ns = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.render_nanos.fetch_add(ns, Ordering::Relaxed);
+        self.last_render_nanos.store(ns, Ordering::Relaxed);
     }
 
     /// Items accepted so far for one signal over every transport.

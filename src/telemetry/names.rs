@@ -19,6 +19,8 @@ pub const EXPORTER_ACTIVE_SERIES: &str = "streamgate_exporter_prometheus_active_
 pub const EXPORTER_EXPIRED_SERIES: &str = "streamgate_exporter_prometheus_expired_series_total";
 pub const EXPORTER_REMOVED_SERIES: &str = "streamgate_exporter_prometheus_removed_series_total";
 pub const EXPORTER_SCRAPES: &str = "streamgate_exporter_prometheus_scrapes_total";
+pub const EXPORTER_RENDER_SECONDS: &str = "streamgate_exporter_prometheus_render_seconds_total";
+pub const EXPORTER_LAST_RENDER_SECONDS: &str = "streamgate_exporter_prometheus_last_render_seconds";
 pub const EXPORTER_OUT_OF_ORDER_POINTS: &str =
     "streamgate_exporter_prometheus_out_of_order_points_total";
 
@@ -49,7 +51,7 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 37] = [
+pub const ALL: [&str; 39] = [
     PROCESS_MEMORY_LIMIT,
     HEAP_ALLOCATED,
     HEAP_RESIDENT,
@@ -86,5 +88,7 @@ pub const ALL: [&str; 37] = [
     EXPORTER_EXPIRED_SERIES,
     EXPORTER_REMOVED_SERIES,
     EXPORTER_SCRAPES,
+    EXPORTER_RENDER_SECONDS,
+    EXPORTER_LAST_RENDER_SECONDS,
     EXPORTER_OUT_OF_ORDER_POINTS,
 ];

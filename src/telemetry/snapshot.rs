@@ -390,6 +390,24 @@ impl Telemetry {
             kind: MetricKind::Counter,
             samples: vec![sample(vec![], self.scrapes.load(Ordering::Relaxed) as f64)],
         });
+        out.push(FamilySnapshot {
+            name: names::EXPORTER_RENDER_SECONDS,
+            help: "Time spent rendering /metrics (waits for slow clients not counted).",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.render_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            )],
+        });
+        out.push(FamilySnapshot {
+            name: names::EXPORTER_LAST_RENDER_SECONDS,
+            help: "Time the last completed /metrics exposition took to render.",
+            kind: MetricKind::Gauge,
+            samples: vec![sample(
+                vec![],
+                self.last_render_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            )],
+        });
         out
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -39,6 +40,18 @@ struct StreamSink {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     gz: Option<GzEncoder<Vec<u8>>>,
     held: VecDeque<Bytes>,
+    /// Time spent waiting for the client to take chunks.
+    waited: Duration,
+}
+
+impl StreamSink {
+    /// Sends `bytes`, waiting for room; false once the client is gone.
+    fn send_waiting(&mut self, bytes: Bytes) -> bool {
+        let started = Instant::now();
+        let sent = self.tx.blocking_send(bytes).is_ok();
+        self.waited += started.elapsed();
+        sent
+    }
 }
 
 impl ChunkSink for StreamSink {
@@ -71,7 +84,7 @@ impl ChunkSink for StreamSink {
 
     fn settle(&mut self) -> bool {
         while let Some(bytes) = self.held.pop_front() {
-            if self.tx.blocking_send(bytes).is_err() {
+            if !self.send_waiting(bytes) {
                 return false;
             }
         }
@@ -90,18 +103,23 @@ async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: Heade
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     // Rendering reads every series: off the async workers, streamed.
     tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
         let mut sink = StreamSink {
             tx,
             gz: gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast())),
             held: VecDeque::new(),
+            waited: Duration::ZERO,
         };
         exporter.render_chunks(format, CHUNK_BYTES, &mut sink);
         if let Some(encoder) = sink.gz.take()
             && let Ok(rest) = encoder.finish()
             && !rest.is_empty()
         {
-            let _ = sink.tx.blocking_send(Bytes::from(rest));
+            sink.send_waiting(Bytes::from(rest));
         }
+        exporter
+            .telemetry
+            .rendered(started.elapsed().saturating_sub(sink.waited));
     });
     let mut response = Response::new(Body::new(ChunkBody { rx }));
     if gzip {
