@@ -364,3 +364,59 @@ fn render_time_is_reported() {
         .expect("render seconds");
     assert!(later > total, "{later} after {total}");
 }
+
+/// `?name[]=` renders only the named metrics (by family or sample name),
+/// received and StreamGate's own alike, in either format.
+#[test]
+fn name_parameters_select_metrics() {
+    let collector = Collector::start();
+    send(&collector, GAUGE);
+    let get = |query: &str, accept: Option<&str>| {
+        let mut request = http_client().get(collector.url(&format!("/metrics?{query}")));
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        let r = request.send().unwrap();
+        assert_eq!(r.status(), 200, "{query}");
+        r.text().unwrap()
+    };
+    let one = get("name[]=queue_depth", None);
+    assert!(one.contains("queue_depth{job=\"neg\"} 42\n"), "{one}");
+    assert!(!one.contains("net_sent"), "{one}");
+    assert!(!one.contains("streamgate_"), "{one}");
+    assert!(!one.contains("target_info"), "{one}");
+
+    // URL-encoded brackets, a counter by its sample name, one of our own.
+    let two = get(
+        "name%5B%5D=net_sent_bytes_total&name[]=streamgate_exporter_prometheus_scrapes_total",
+        None,
+    );
+    assert!(
+        two.contains("net_sent_bytes_total{job=\"neg\"} 1024\n"),
+        "{two}"
+    );
+    assert!(
+        two.contains("streamgate_exporter_prometheus_scrapes_total "),
+        "{two}"
+    );
+    assert!(!two.contains("queue_depth"), "{two}");
+
+    // OpenMetrics: the counter asked for by its base name, still ending in
+    // `# EOF`.
+    let om = get(
+        "name[]=net_sent_bytes",
+        Some("application/openmetrics-text;version=1.0.0"),
+    );
+    assert!(
+        om.contains("net_sent_bytes_total{job=\"neg\"} 1024\n"),
+        "{om}"
+    );
+    assert!(om.contains("net_sent_bytes_created{job=\"neg\"}"), "{om}");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(!om.contains("queue_depth"), "{om}");
+
+    // No such metric: an empty exposition, not an error.
+    assert_eq!(get("name[]=nothing_here", None), "");
+    // Other parameters change nothing.
+    assert!(get("x=1", None).contains("queue_depth"));
+}

@@ -188,13 +188,15 @@ fn promtool_check_metrics_finds_no_problems() {
 /// Starts `binary` scraping `target` every second in two jobs:
 /// `streamgate` with `honor_labels: true` (the setting for a collector,
 /// keeping the sender's `job`/`instance`) and `streamgate-plain` without
-/// it.
+/// it; a third, `streamgate-subset`, asks for one metric only with
+/// `params: {name[]: [...]}`.
 fn start_prometheus(binary: &Path, target: &str) -> Prometheus {
     let config = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
          scrape_configs:\n\
          \x20 - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n\
-         \x20 - job_name: streamgate-plain\n    static_configs:\n      - targets: ['{target}']\n"
+         \x20 - job_name: streamgate-plain\n    static_configs:\n      - targets: ['{target}']\n\
+         \x20 - job_name: streamgate-subset\n    params:\n      'name[]': [inventory_fill_ratio]\n    static_configs:\n      - targets: ['{target}']\n"
     );
     Prometheus::start(binary, &config)
 }
@@ -281,9 +283,23 @@ fn prometheus_stores_series_sent_as_otlp_json() {
         })
     );
 
-    for job in ["streamgate", "streamgate-plain"] {
+    for job in ["streamgate", "streamgate-plain", "streamgate-subset"] {
         prometheus.query_until(&format!(r#"up{{job="{job}"}}"#), has_value(1.0));
     }
+    // The subset job got the one metric it asked for, and nothing else.
+    prometheus.query_until(
+        r#"inventory_fill_ratio{job="streamgate-subset",exported_job="inventory"}"#,
+        has_value(0.5),
+    );
+    prometheus.query_until(
+        r#"scrape_samples_scraped{job="streamgate-subset"}"#,
+        has_value(1.0),
+    );
+    assert!(
+        prometheus
+            .query(r#"{job="streamgate-subset",__name__=~"inventory_stock.*|streamgate_.*|target_info"}"#)
+            .is_empty()
+    );
 
     // The other families, as stored by Prometheus.
     let ber = r#"job="inventory",instance="inv-7",warehouse_code="ber-1""#;

@@ -1,10 +1,12 @@
 //! Visibility probes: how long after StreamGate answers an OTLP export its
 //! point can be read on `/metrics`. Every `every`, one gauge point
 //! (`loadgen.probe`, its value the probe's number) is exported on a
-//! connection of its own; once it is accepted, `/metrics` is read until
-//! that value shows, and the time from the answer to the read that showed
-//! it is recorded (a whole scrape included). A probe not visible within
-//! [`GIVE_UP`] counts as missed.
+//! connection of its own; once it is accepted, `/metrics?name[]=
+//! loadgen_probe` (only the probe's metric, so what is timed is when the
+//! point shows, not how long a page of every series takes to read) is
+//! read until that value shows, and the time from the answer to the read
+//! that showed it is recorded (that read included). A probe not visible
+//! within [`GIVE_UP`] counts as missed.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,7 @@ pub async fn run(
     deadline: Instant,
 ) -> Result<Probes, LoadgenError> {
     let mut probes = Probes::default();
+    let url = probe_url(metrics_url);
     let mut ticker = tokio::time::interval(every);
     for number in 1u64.. {
         ticker.tick().await;
@@ -55,7 +58,7 @@ pub async fn run(
         let answered = Instant::now();
         for read in 0u64.. {
             probes.extra_reads += read.min(1);
-            let page = fetch_text(metrics_url).await?;
+            let page = fetch_text(&url).await?;
             if shows(&page, number) {
                 probes.latencies.record(answered.elapsed());
                 break;
@@ -68,6 +71,12 @@ pub async fn run(
         }
     }
     Ok(probes)
+}
+
+/// `metrics_url` asking for the probe's metric only.
+fn probe_url(metrics_url: &str) -> String {
+    let join = if metrics_url.contains('?') { '&' } else { '?' };
+    format!("{metrics_url}{join}name[]=loadgen_probe")
 }
 
 /// Whether a `/metrics` page shows probe `number`.
@@ -89,5 +98,17 @@ mod tests {
         assert!(shows(page, 12));
         assert!(!shows(page, 7));
         assert!(!shows(page, 1));
+    }
+
+    #[test]
+    fn the_probe_reads_its_own_metric_only() {
+        assert_eq!(
+            probe_url("http://127.0.0.1:9464/metrics"),
+            "http://127.0.0.1:9464/metrics?name[]=loadgen_probe"
+        );
+        assert_eq!(
+            probe_url("http://h/metrics?a=1"),
+            "http://h/metrics?a=1&name[]=loadgen_probe"
+        );
     }
 }

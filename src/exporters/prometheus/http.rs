@@ -2,6 +2,8 @@
 //! exposition is rendered on a blocking thread in 256 KiB chunks (gzipped
 //! chunk by chunk when asked), at most 8 in flight, so neither an async
 //! worker nor a second copy of the output is tied up by a large scrape.
+//! `?name[]=<metric>` (repeatable) renders only those metrics, as the
+//! Prometheus client libraries' exporters do.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -10,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 
-use super::{ChunkSink, Format, PrometheusExporter};
+use super::{ChunkSink, Format, NameFilter, PrometheusExporter};
 
 pub fn router(exporter: Arc<PrometheusExporter>) -> Router {
     Router::new()
@@ -92,7 +94,12 @@ impl ChunkSink for StreamSink {
     }
 }
 
-async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: HeaderMap) -> Response {
+async fn metrics(
+    State(exporter): State<Arc<PrometheusExporter>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let names = NameFilter::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
     let gzip = headers
@@ -110,7 +117,7 @@ async fn metrics(State(exporter): State<Arc<PrometheusExporter>>, headers: Heade
             held: VecDeque::new(),
             waited: Duration::ZERO,
         };
-        exporter.render_chunks(format, CHUNK_BYTES, &mut sink);
+        exporter.render_chunks(format, &names, CHUNK_BYTES, &mut sink);
         if let Some(encoder) = sink.gz.take()
             && let Ok(rest) = encoder.finish()
             && !rest.is_empty()

@@ -13,6 +13,7 @@
 pub mod config;
 mod http;
 mod ingest;
+mod names_filter;
 mod query;
 pub mod render;
 pub mod store;
@@ -26,6 +27,7 @@ use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::telemetry::{Telemetry, names};
 
 pub use config::PrometheusExporterConfig;
+pub use names_filter::NameFilter;
 pub use render::Format;
 pub use store::SeriesStore;
 
@@ -67,7 +69,7 @@ impl PrometheusExporter {
             }
         }
         let mut out = Collect(String::new());
-        self.render_chunks(format, usize::MAX, &mut out);
+        self.render_chunks(format, &NameFilter::all(), usize::MAX, &mut out);
         out.0
     }
 
@@ -76,9 +78,16 @@ impl PrometheusExporter {
     /// sits in memory); stops when `sink` answers `false` (the client
     /// went away). A family's lock is held while its series are written,
     /// so `push` must not wait; `settle`, called between families with no
-    /// lock held, may.
-    pub fn render_chunks(&self, format: Format, chunk_size: usize, sink: &mut dyn ChunkSink) {
-        let families = self.store.families_sorted();
+    /// lock held, may. Only the families `names` asks for are written.
+    pub fn render_chunks(
+        &self,
+        format: Format,
+        names: &NameFilter,
+        chunk_size: usize,
+        sink: &mut dyn ChunkSink,
+    ) {
+        let mut families = self.store.families_sorted();
+        families.retain(|f| names.matches(f.name()));
         let capacity = chunk_size.min(4096 + families.len() * 256);
         let mut out = String::with_capacity(capacity);
         let mut open = true;
@@ -94,7 +103,9 @@ impl PrometheusExporter {
                 return;
             }
         }
-        render::write_self_metrics(&self.telemetry.snapshot(), format, &mut out);
+        let mut own = self.telemetry.snapshot();
+        own.retain(|f| names.matches(f.name));
+        render::write_self_metrics(&own, format, &mut out);
         render::write_eof(format, &mut out);
         if sink.push(out) {
             sink.settle();
