@@ -246,13 +246,13 @@ impl App {
             .merge(self.exporter.router())
             .merge(profiling.router());
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.wait())
-                .await
-            {
-                tracing::error!(error = %e, "admin server failed");
+        self.telemetry
+            .set_runtime(tokio::runtime::Handle::current());
+        let admin = serve_admin(listener, router, shutdown.clone())
+            .map_err(|source| AppError::ServerBind { endpoint, source })?;
+        tasks.push(tokio::task::spawn_blocking(move || {
+            if admin.join().is_err() {
+                tracing::error!("admin server thread panicked");
             }
         }));
         tasks.push(tokio::spawn(
@@ -350,6 +350,42 @@ async fn expire_connectors(
             }
         }
     }
+}
+
+/// Serves the admin router (`/metrics`, health, API, pprof) on a thread
+/// and runtime of its own, so scrapes and health checks are answered
+/// while ingest keeps the main workers busy: they never queue behind OTLP
+/// requests (rendering itself still runs on that runtime's blocking
+/// threads). The thread ends when `stop` fires and the server drained.
+fn serve_admin(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: Shutdown,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("streamgate-admin-blocking")
+        .build()?;
+    std::thread::Builder::new()
+        .name("streamgate-admin".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin server failed");
+                        return;
+                    }
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.wait())
+                    .await
+                {
+                    tracing::error!(error = %e, "admin server failed");
+                }
+            });
+        })
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {

@@ -267,14 +267,16 @@ pub async fn run(
     };
     let probes = match (args.probe_visibility, &args.metrics_url) {
         (true, Some(url)) => {
-            let sender = match args.transport {
-                Transport::Grpc => Sender::grpc(&endpoint).await?,
-                Transport::Http => Sender::http(&endpoint, args.encoding),
-            };
-            let (url, deadline) = (url.clone(), Instant::now() + args.duration.get());
-            Some(tokio::spawn(async move {
+            let (transport, encoding) = (args.transport, args.encoding);
+            let (endpoint, url) = (endpoint.clone(), url.clone());
+            let deadline = Instant::now() + args.duration.get();
+            Some(probe::spawn(deadline, async move {
+                let sender = match transport {
+                    Transport::Grpc => Sender::grpc(&endpoint).await?,
+                    Transport::Http => Sender::http(&endpoint, encoding),
+                };
                 probe::run(sender, &url, Duration::from_millis(100), deadline).await
-            }))
+            })?)
         }
         _ => None,
     };
@@ -380,9 +382,12 @@ pub async fn run(
     };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let probes = match probes {
-        Some(task) => Some(
-            task.await
-                .map_err(|e| LoadgenError::Invalid(format!("the probe task failed: {e}")))??,
+        Some(thread) => Some(
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| LoadgenError::Invalid("the probe thread failed".into()))??,
         ),
         None => None,
     };

@@ -31,6 +31,30 @@ pub struct Probes {
     pub extra_reads: u64,
 }
 
+/// Runs `probes` (a [`run`]) on a thread and runtime of its own, so the
+/// probes' timing never waits for the load's busy workers. The thread
+/// gives up a little after `deadline`.
+pub fn spawn(
+    deadline: Instant,
+    probes: impl Future<Output = Result<Probes, LoadgenError>> + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<Probes, LoadgenError>>, LoadgenError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LoadgenError::Invalid(format!("cannot start the probe runtime: {e}")))?;
+    let limit = deadline.saturating_duration_since(Instant::now()) + GIVE_UP + GIVE_UP;
+    std::thread::Builder::new()
+        .name("loadgen-probe".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                tokio::time::timeout(limit, probes).await.map_err(|_| {
+                    LoadgenError::Invalid("the probes did not finish in time".into())
+                })?
+            })
+        })
+        .map_err(|e| LoadgenError::Invalid(format!("cannot start the probe thread: {e}")))
+}
+
 /// Probes every `every` until `deadline`.
 pub async fn run(
     sender: Sender,

@@ -148,6 +148,9 @@ pub struct Telemetry {
     expired_series: AtomicU64,
     removed_series: AtomicU64,
     scrapes: AtomicU64,
+    /// The runtime ingest runs on, whose state `streamgate_runtime_*`
+    /// shows (the admin server has a runtime of its own).
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
     /// Time spent rendering /metrics, and the last render's, in ns
     /// (waits for slow clients not counted).
     render_nanos: AtomicU64,
@@ -229,6 +232,7 @@ impl Telemetry {
             expired_series: AtomicU64::new(0),
             removed_series: AtomicU64::new(0),
             scrapes: AtomicU64::new(0),
+            runtime: std::sync::OnceLock::new(),
             render_nanos: AtomicU64::new(0),
             last_render_nanos: AtomicU64::new(0),
             out_of_order_points: AtomicU64::new(0),
@@ -432,6 +436,20 @@ impl Telemetry {
 
     pub fn scraped(&self) {
         self.scrapes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the runtime `streamgate_runtime_*` describes (the first call
+    /// wins); until then, the runtime a snapshot is taken on.
+    pub fn set_runtime(&self, handle: tokio::runtime::Handle) {
+        let _ = self.runtime.set(handle);
+    }
+
+    /// The runtime `streamgate_runtime_*` describes, if any.
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime
+            .get()
+            .cloned()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
     }
 
     /// One /metrics exposition took `spent` to render (not counting

@@ -93,7 +93,9 @@ impl Telemetry {
             kind: MetricKind::Gauge,
             samples: vec![sample(vec![], self.uptime().as_secs_f64())],
         });
-        runtime_families(&mut out);
+        if let Some(runtime) = self.runtime() {
+            runtime_families(&runtime, &mut out);
+        }
         let process = super::process::read();
         let heap = super::allocator::read();
         for (name, help, kind, value) in [
@@ -412,12 +414,10 @@ impl Telemetry {
     }
 }
 
-/// The Tokio runtime's state (the async counterpart of goroutine counts),
-/// read from the runtime the snapshot is taken on; absent outside one.
-fn runtime_families(out: &mut Vec<FamilySnapshot>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
+/// The Tokio runtime's state (the async counterpart of goroutine counts):
+/// of the ingest runtime ([`Telemetry::set_runtime`]), else of the one
+/// the snapshot is taken on; absent outside one.
+fn runtime_families(handle: &tokio::runtime::Handle, out: &mut Vec<FamilySnapshot>) {
     let m = handle.metrics();
     let workers = m.num_workers();
     for (name, help, value) in [

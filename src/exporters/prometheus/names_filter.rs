@@ -3,8 +3,9 @@
 //! are rendered, so a scrape job (`params: {name[]: [...]}`) or a probe
 //! can read a few families out of millions of series.
 
-/// Sample-name suffixes a family's lines may carry.
-const SUFFIXES: [&str; 5] = ["_total", "_bucket", "_count", "_sum", "_created"];
+/// Sample-name suffixes a family's lines may carry besides its name
+/// (counters are stored under their `_total` name already).
+const SUFFIXES: [&str; 4] = ["_bucket", "_count", "_sum", "_created"];
 
 /// The names asked for; empty means every family.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
