@@ -52,21 +52,24 @@ use crate::telemetry::{Telemetry, names};
 pub use config::{AnalysisConfig, AnomalySettings, RatioRule, SelectRule, ThresholdRule};
 use ratio::RatioGroup;
 
-/// One analysed series.
+/// One analysed series. `repr(C)` with the fields every point touches
+/// first (`pending`, `last_point_secs`, `rate`: one cache line), so a
+/// point does not load the models' or labels' lines.
+#[repr(C)]
 struct Series {
-    resource: Vec<KeyValue>,
-    scope: InstrumentationScope,
-    /// Source attributes plus `metric` (and `transform`).
-    attributes: Vec<KeyValue>,
+    /// Latest value not yet fed to the models.
+    pending: Option<f64>,
+    last_point_secs: f64,
     rate: Option<RateConverter>,
     /// For a ratio series: its member counters (the value is computed on
     /// each step from their increases).
     ratio: Option<RatioGroup>,
-    /// Latest value not yet fed to the models.
-    pending: Option<f64>,
-    last_point_secs: f64,
     baseline: Baseline,
     forecaster: Forecaster,
+    resource: Vec<KeyValue>,
+    scope: InstrumentationScope,
+    /// Source attributes plus `metric` (and `transform`).
+    attributes: Vec<KeyValue>,
     /// Threshold levels that apply to this series, and whether each one's
     /// time-to-threshold is on /metrics now.
     thresholds: Vec<(f64, bool)>,

@@ -24,6 +24,7 @@ pub mod config;
 mod stream;
 
 use crate::model::MetricsBatch;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -108,15 +109,18 @@ impl WindowProcessor {
         hash: u64,
         make: impl FnOnce(WindowedStats, usize) -> Stream,
     ) -> Option<&'a mut Stream> {
-        if !streams.contains_key(&hash) {
-            if streams.len() >= self.config.max_series {
+        let full = streams.len() >= self.config.max_series;
+        let stream = match streams.entry(hash) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if full => {
                 self.telemetry.record_windows_skipped(1);
                 return None;
             }
-            let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
-            streams.insert(hash, Box::new(make(stats, self.specs.len())));
-        }
-        let stream = streams.get_mut(&hash)?;
+            Entry::Vacant(e) => {
+                let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
+                e.insert(Box::new(make(stats, self.specs.len())))
+            }
+        };
         stream.last_seen_ms = stream.last_seen_ms.max(now_ms);
         Some(stream)
     }

@@ -14,28 +14,34 @@ pub struct LastHistogram {
     pub counts: Vec<u64>,
 }
 
-/// An analysed series.
+/// An analysed series. `repr(C)` with the fields every point touches
+/// first (`last_seen_ms`, `raw_values`, the staged samples), so a point
+/// costs the cache lines it writes and not the series' labels or
+/// windows.
+#[repr(C)]
 pub struct Stream {
-    pub resource: Vec<KeyValue>,
-    pub scope: InstrumentationScope,
-    pub metric: String,
-    pub unit: String,
-    pub attributes: Vec<KeyValue>,
-    pub stats: WindowedStats,
-    pub last_histogram: Option<LastHistogram>,
-    /// Whether each window's series are on `/metrics` now (so they can be
-    /// withdrawn when the window empties).
-    pub exported: Vec<bool>,
     /// Unix ms of the last point of this series (also a baseline-only one).
     pub last_seen_ms: u64,
     /// Raw values arrive for this series (from a connector), so its
     /// aggregated points must not be counted again.
     pub raw_values: bool,
+    /// Samples in `staged`.
+    staged_len: u8,
     /// Gauge samples not yet in `stats` (time, value): fed [`STAGED`] at
     /// a time, so the five windows' sketches are loaded into cache once
     /// per batch instead of once per sample. Flushed before `stats` is
-    /// read.
-    staged: Vec<(u64, f64)>,
+    /// read. Inline, so staging a sample follows no pointer.
+    staged: [(u64, f64); STAGED],
+    pub stats: WindowedStats,
+    pub resource: Vec<KeyValue>,
+    pub scope: InstrumentationScope,
+    pub metric: String,
+    pub unit: String,
+    pub attributes: Vec<KeyValue>,
+    pub last_histogram: Option<LastHistogram>,
+    /// Whether each window's series are on `/metrics` now (so they can be
+    /// withdrawn when the window empties).
+    pub exported: Vec<bool>,
 }
 
 /// Samples staged per series before they go into its windows.
@@ -66,24 +72,26 @@ impl Stream {
             exported: vec![false; windows],
             last_seen_ms: 0,
             raw_values: false,
-            staged: Vec::new(),
+            staged_len: 0,
+            staged: [(0, 0.0); STAGED],
         }
     }
 
     /// Takes a gauge sample observed at `now_ms`.
     pub fn stage(&mut self, now_ms: u64, value: f64) {
-        if self.staged.capacity() == 0 {
-            self.staged.reserve_exact(STAGED);
+        if let Some(slot) = self.staged.get_mut(usize::from(self.staged_len)) {
+            *slot = (now_ms, value);
+            self.staged_len += 1;
         }
-        self.staged.push((now_ms, value));
-        if self.staged.len() >= STAGED {
+        if usize::from(self.staged_len) >= STAGED {
             self.flush();
         }
     }
 
     /// Feeds the staged samples into the windows, each at its own time.
     pub fn flush(&mut self) {
-        for (now_ms, value) in self.staged.drain(..) {
+        let n = usize::from(std::mem::take(&mut self.staged_len));
+        for &(now_ms, value) in &self.staged[..n] {
             self.stats.observe(now_ms, value);
         }
     }
