@@ -76,13 +76,19 @@ impl Notifier {
     /// Queues a JSON body of postable alerts; never waits. Returns false
     /// (and counts a drop) when the queue is full.
     pub fn send(&self, body: Vec<u8>) -> bool {
+        // Counted before it is queued: the worker (on another thread) may
+        // take it and count it out at once.
+        let n = self
+            .queued
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         match self.tx.try_send(body) {
             Ok(()) => {
-                let n = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
                 self.telemetry.set_alerting_queue(n);
                 true
             }
             Err(_) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
                 self.telemetry
                     .record_notification(NotificationOutcome::Dropped);
                 false
@@ -217,5 +223,52 @@ impl Worker {
         } else {
             Err(Failure::Final(why))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Senders on other threads than the worker's keep the queue count
+    /// within the queue and back to zero once drained. (It once went
+    /// below zero when the worker took a batch before the sender counted
+    /// it in, and the next send overflowed; that interleaving is rare
+    /// here, `tests/alerting.rs` met it with the API on its own thread.)
+    #[test]
+    fn queue_count_stays_sane_with_senders_on_other_threads() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (trigger, shutdown) = Shutdown::new();
+        let cfg = NotifierConfig {
+            // Nothing listens on the discard port: each delivery fails fast.
+            url: "http://127.0.0.1:9".into(),
+            timeout: Duration::from_millis(200),
+            queue: 4,
+            attempts: 1,
+            backoff: Duration::from_millis(1),
+        };
+        let telemetry = Arc::new(Telemetry::new());
+        let (notifier, worker) =
+            runtime.block_on(async { Notifier::spawn(cfg, telemetry.clone(), shutdown.clone()) });
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                let notifier = &notifier;
+                scope.spawn(move || {
+                    for _ in 0..5_000 {
+                        notifier.send(b"[]".to_vec());
+                        assert!(notifier.queued.load(Ordering::Relaxed) <= 4 + 2);
+                    }
+                });
+            }
+        });
+        trigger.trigger();
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+        });
+        assert_eq!(notifier.queued.load(Ordering::Relaxed), 0);
     }
 }
