@@ -52,15 +52,19 @@ use crate::telemetry::{Telemetry, names};
 pub use config::{AnalysisConfig, AnomalySettings, RatioRule, SelectRule, ThresholdRule};
 use ratio::RatioGroup;
 
-/// One analysed series. `repr(C)` with the fields every point touches
-/// first (`pending`, `last_point_secs`, `rate`: one cache line), so a
-/// point does not load the models' or labels' lines.
-#[repr(C)]
-struct Series {
+/// An analysed series' entry in the processor's map: what every point
+/// writes is held in the entry itself (the cache line the map probe loads
+/// anyway), the rest behind a box, so a point follows no pointer.
+struct Slot {
     /// Latest value not yet fed to the models.
     pending: Option<f64>,
     last_point_secs: f64,
     rate: Option<RateConverter>,
+    series: Box<Series>,
+}
+
+/// One analysed series: its identity, models and export state.
+struct Series {
     /// For a ratio series: its member counters (the value is computed on
     /// each step from their increases).
     ratio: Option<RatioGroup>,
@@ -87,7 +91,7 @@ pub struct AnalysisProcessor {
     forecast_settings: ForecastSettings,
     /// Boxed: the map stays small enough to probe from cache, and a
     /// point touches only its own series' memory.
-    series: Mutex<ByIdentity<Box<Series>>>,
+    series: Mutex<ByIdentity<Slot>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
     /// The process' memory limit, the default threshold of its own memory.
@@ -255,7 +259,7 @@ impl AnalysisProcessor {
                             attributes.push(string_kv("transform", "rate"));
                         }
                         let mut fresh = self.new_series(source, attributes, counter);
-                        fresh.thresholds = self
+                        fresh.series.thresholds = self
                             .config
                             .thresholds
                             .iter()
@@ -285,7 +289,7 @@ impl AnalysisProcessor {
     #[allow(clippy::too_many_arguments)]
     fn observe_ratio(
         &self,
-        series: &mut ByIdentity<Box<Series>>,
+        series: &mut ByIdentity<Slot>,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         (index, rule): (usize, &RatioRule),
@@ -326,7 +330,7 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("transform", "ratio"));
             group_attributes.push(string_kv("ratio", &rule.label()));
             let mut fresh = self.new_series(source, group_attributes, false);
-            fresh.ratio = Some(RatioGroup::default());
+            fresh.series.ratio = Some(RatioGroup::default());
             fresh
         }) else {
             return;
@@ -335,7 +339,7 @@ impl AnalysisProcessor {
             .numerator
             .iter()
             .all(|(k, v)| attributes.text(k).as_deref() == Some(v.as_str()));
-        if let Some(group) = &mut s.ratio {
+        if let Some(group) = &mut s.series.ratio {
             group.record(member, numerator, value);
         }
         s.last_point_secs = now;
@@ -345,10 +349,10 @@ impl AnalysisProcessor {
     /// `None` (counted as skipped) when `max_series` is reached.
     fn series_or_new<'s>(
         &self,
-        series: &'s mut ByIdentity<Box<Series>>,
+        series: &'s mut ByIdentity<Slot>,
         hash: u64,
-        make: impl FnOnce() -> Series,
-    ) -> Option<&'s mut Series> {
+        make: impl FnOnce() -> Slot,
+    ) -> Option<&'s mut Slot> {
         let full = series.len() >= self.config.max_series;
         match series.entry(hash) {
             Entry::Occupied(e) => Some(e.into_mut()),
@@ -356,7 +360,7 @@ impl AnalysisProcessor {
                 self.telemetry.record_analysis_skipped(1);
                 None
             }
-            Entry::Vacant(e) => Some(e.insert(Box::new(make()))),
+            Entry::Vacant(e) => Some(e.insert(make())),
         }
     }
 
@@ -365,20 +369,22 @@ impl AnalysisProcessor {
         source: &ScopeSource<'_, '_>,
         attributes: Vec<KeyValue>,
         counter: bool,
-    ) -> Series {
-        Series {
-            resource: source.identifying_resource(),
-            scope: source.owned_scope(),
-            attributes,
-            rate: counter.then(RateConverter::new),
-            ratio: None,
-            thresholds: Vec::new(),
-            last: None,
+    ) -> Slot {
+        Slot {
             pending: None,
             last_point_secs: 0.0,
-            baseline: Baseline::new(self.baseline_settings.clone()),
-            forecaster: Forecaster::new(self.forecast_settings.clone()),
-            exported: false,
+            rate: counter.then(RateConverter::new),
+            series: Box::new(Series {
+                resource: source.identifying_resource(),
+                scope: source.owned_scope(),
+                attributes,
+                ratio: None,
+                thresholds: Vec::new(),
+                last: None,
+                baseline: Baseline::new(self.baseline_settings.clone()),
+                forecaster: Forecaster::new(self.forecast_settings.clone()),
+                exported: false,
+            }),
         }
     }
 
@@ -390,8 +396,9 @@ impl AnalysisProcessor {
         let mut series = self.series.lock();
         let mut resource_metrics = Vec::new();
         let mut gone = Vec::new();
-        for (hash, s) in series.iter_mut() {
-            let stale = now - s.last_point_secs > ttl;
+        for (hash, slot) in series.iter_mut() {
+            let stale = now - slot.last_point_secs > ttl;
+            let s = &mut slot.series;
             let metrics = if stale {
                 gone.push(*hash);
                 if s.exported {
@@ -400,7 +407,13 @@ impl AnalysisProcessor {
                     Vec::new()
                 }
             } else {
-                self.step(s, now, now_ns)
+                if let Some(group) = &mut s.ratio {
+                    slot.pending = group.step();
+                }
+                match slot.pending.take() {
+                    Some(value) => self.step(s, value, now, now_ns),
+                    None => Vec::new(),
+                }
             };
             if metrics.is_empty() {
                 continue;
@@ -414,13 +427,9 @@ impl AnalysisProcessor {
         MetricsRequest { resource_metrics }
     }
 
-    fn step(&self, s: &mut Series, now: f64, now_ns: u64) -> Vec<Metric> {
-        if let Some(group) = &mut s.ratio {
-            s.pending = group.step();
-        }
-        let Some(value) = s.pending.take() else {
-            return Vec::new();
-        };
+    /// Feeds `value` (the step's latest) to the models of `s` and returns
+    /// its derived series.
+    fn step(&self, s: &mut Series, value: f64, now: f64, now_ns: u64) -> Vec<Metric> {
         let baseline = s.baseline.update(now, value);
         s.forecaster.update(now, value);
         if let Some(b) = baseline {
@@ -668,7 +677,7 @@ impl RecommendationSource for AnalysisProcessor {
     fn recommendations(&self) -> Vec<Recommendation> {
         let series = self.series.lock();
         let mut out = Vec::new();
-        for s in series.values() {
+        for s in series.values().map(|slot| &slot.series) {
             let metric = s.attributes.as_slice().text("metric").unwrap_or_default();
             let mut labels: std::collections::BTreeMap<String, String> = s
                 .resource
