@@ -149,10 +149,22 @@ async fn bind(endpoint: SocketAddr, transport: &'static str) -> Result<TcpListen
         })
 }
 
+/// HTTP/2 flow-control window per stream and per connection, and the
+/// largest frame a client may send, on the OTLP/gRPC server.
+const GRPC_STREAM_WINDOW: u32 = 4 << 20;
+const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
+const GRPC_MAX_FRAME: u32 = 1 << 20;
+
 async fn serve_grpc(listener: TcpListener, ctx: Arc<ReceiverContext>, shutdown: Shutdown) {
     use signal::{Logs, Metrics, Traces};
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // OTLP requests are large (a batch is hundreds of KB): wide HTTP/2
+    // windows and frames let a request arrive without a window update
+    // per 64 KiB, and with fewer frames to parse.
     let result = tonic::transport::Server::builder()
+        .initial_stream_window_size(GRPC_STREAM_WINDOW)
+        .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
+        .max_frame_size(GRPC_MAX_FRAME)
         .add_service(grpc::SignalService::<Traces>::new(ctx.clone()))
         .add_service(grpc::SignalService::<Metrics>::new(ctx.clone()))
         .add_service(grpc::SignalService::<Logs>::new(ctx))
