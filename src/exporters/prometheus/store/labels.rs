@@ -112,15 +112,15 @@ impl LabelSet {
             if !self.text.is_empty() {
                 self.text.push(',');
             }
-            let start = self.text.len();
-            if first.source != LabelSource::Derived {
+            let derived = first.source == LabelSource::Derived;
+            if !derived {
                 run = 0..0;
             } else if run.is_empty() {
-                run = start..start;
+                run = self.text.len()..self.text.len();
             }
             self.text.push_str(name);
             self.text.push_str("=\"");
-            if first.source == LabelSource::Derived {
+            if derived {
                 escape_value_into(&buf[first.value.clone()], &mut self.text);
             } else {
                 for (n, pair) in self.pairs[i..j].iter().enumerate() {
@@ -131,7 +131,7 @@ impl LabelSet {
                 }
             }
             self.text.push('"');
-            if first.source == LabelSource::Derived {
+            if derived {
                 run.end = self.text.len();
                 if run.len() > best.len() {
                     best = run.clone();
