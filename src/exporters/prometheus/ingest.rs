@@ -96,6 +96,8 @@ impl<'a> Ingester<'a> {
     pub fn ingest(&mut self, batch: &MetricsBatch) -> Consumed {
         self.now = self.store.now_tick();
         let mut tally = Tally::default();
+        // Number points with their raw keys, one metric at a time (reused).
+        let mut keyed = Vec::new();
         for resource_metrics in batch.view().resource_metrics.iter() {
             let resource = resource_metrics.resource.as_ref();
             let identity = ResourceIdentity::of(resource);
@@ -113,12 +115,12 @@ impl<'a> Ingester<'a> {
                 // into the same families rarely wait for each other.
                 let mut busy = Vec::new();
                 for metric in scope_metrics.metrics.iter() {
-                    if !self.ingest_metric(&metric, &shared, &mut tally, false) {
+                    if !self.ingest_metric(&metric, &shared, &mut tally, false, &mut keyed) {
                         busy.push(metric);
                     }
                 }
                 for metric in busy {
-                    self.ingest_metric(&metric, &shared, &mut tally, true);
+                    self.ingest_metric(&metric, &shared, &mut tally, true, &mut keyed);
                 }
             }
         }
@@ -190,12 +192,13 @@ impl<'a> Ingester<'a> {
     /// Applies one metric's points. Without `wait`, returns `false` (and
     /// changes nothing) when its family's table is locked by another
     /// request; otherwise `true`.
-    fn ingest_metric(
+    fn ingest_metric<'b>(
         &mut self,
-        metric: &MetricView<'_>,
+        metric: &MetricView<'b>,
         shared: &SharedLabels,
         tally: &mut Tally,
         wait: bool,
+        keyed: &mut Vec<(RawKey, NumberPointView<'b>)>,
     ) -> bool {
         let Some(data) = &metric.data else {
             tally.reject(
@@ -266,6 +269,20 @@ impl<'a> Ingester<'a> {
             unit: &unit,
         };
         let now = self.now;
+        // Number points are read and keyed before the family lock: the
+        // hashing is off the lock, and under it the table is probed for
+        // every key back to back (see `SeriesTable::touch`), so the
+        // probes' cache misses overlap instead of following each other.
+        keyed.clear();
+        if let MetricData::Gauge(p) | MetricData::Sum { points: p, .. } = data {
+            keyed.extend(p.iter().map(|point| {
+                (
+                    raw_key(shared.hash, &point.attributes, point.attribute_bytes),
+                    point,
+                )
+            }));
+        }
+        let keyed = &*keyed;
         let buffers = &mut self.buffers;
         let result = self.store.with_family(meta, |family| {
             let mut series = if wait {
@@ -290,8 +307,13 @@ impl<'a> Ingester<'a> {
                 removed: 0,
             };
             match data {
-                MetricData::Gauge(p) | MetricData::Sum { points: p, .. } => {
-                    p.iter().for_each(|p| writer.number(&p))
+                MetricData::Gauge(_) | MetricData::Sum { .. } => {
+                    for (key, _) in keyed {
+                        writer.series.touch(*key);
+                    }
+                    for (key, point) in keyed {
+                        writer.number(point, *key);
+                    }
                 }
                 MetricData::Histogram { points, .. } => {
                     points.iter().for_each(|p| writer.histogram(&p))
@@ -320,6 +342,32 @@ impl<'a> Ingester<'a> {
     }
 }
 
+/// The raw key of a point: its attribute bytes as sent, seeded with the
+/// hash of the scope's shared labels. `contiguous` is the encoded
+/// attributes when they are one run (hashed in one go); otherwise each is
+/// hashed with its length. Two layouts of one attribute set may get two
+/// keys: both lead to the same series (the second through the labels
+/// index).
+fn raw_key(shared_hash: u64, attributes: &Attributes<'_>, contiguous: Option<&[u8]>) -> RawKey {
+    let mut hashers = RAW_SEEDS.map(|seed| seed.build_hasher());
+    for hasher in &mut hashers {
+        hasher.write_u64(shared_hash);
+    }
+    if let Some(bytes) = contiguous {
+        for hasher in &mut hashers {
+            hasher.write(bytes);
+        }
+        return RawKey(hashers.map(|h| h.finish()));
+    }
+    for bytes in attributes.raw().flatten() {
+        for hasher in &mut hashers {
+            hasher.write_usize(bytes.len());
+            hasher.write(bytes);
+        }
+    }
+    RawKey(hashers.map(|h| h.finish()))
+}
+
 /// Writes the points of one metric into its family's series table.
 struct PointWriter<'s> {
     series: &'s mut SeriesTable,
@@ -336,31 +384,6 @@ struct PointWriter<'s> {
 }
 
 impl PointWriter<'_> {
-    /// The raw key of a point: its attribute bytes as sent, seeded with the
-    /// scope's shared labels. `contiguous` is the encoded attributes when
-    /// they are one run (hashed in one go); otherwise each is hashed with
-    /// its length. Two layouts of one attribute set may get two keys: both
-    /// lead to the same series (the second through the labels index).
-    fn raw_key(&self, attributes: &Attributes<'_>, contiguous: Option<&[u8]>) -> RawKey {
-        let mut hashers = RAW_SEEDS.map(|seed| seed.build_hasher());
-        for hasher in &mut hashers {
-            hasher.write_u64(self.shared.hash);
-        }
-        if let Some(bytes) = contiguous {
-            for hasher in &mut hashers {
-                hasher.write(bytes);
-            }
-            return RawKey(hashers.map(|h| h.finish()));
-        }
-        for bytes in attributes.raw().flatten() {
-            for hasher in &mut hashers {
-                hasher.write_usize(bytes.len());
-                hasher.write(bytes);
-            }
-        }
-        RawKey(hashers.map(|h| h.finish()))
-    }
-
     /// Builds the label set of a point into the buffers.
     fn build_labels(&mut self, attributes: &Attributes<'_>) {
         let labels = &mut self.buffers.labels;
@@ -384,7 +407,7 @@ impl PointWriter<'_> {
     fn write(
         &mut self,
         attributes: &Attributes<'_>,
-        contiguous: Option<&[u8]>,
+        key: RawKey,
         flags: u32,
         create: impl FnOnce() -> SeriesState,
         update: impl FnOnce(&mut SeriesState) -> Applied,
@@ -396,7 +419,6 @@ impl PointWriter<'_> {
             }
             return;
         }
-        let key = self.raw_key(attributes, contiguous);
         let mut update = Some(update);
         if let Some(applied) = self.series.update_raw(key, self.now, &mut update) {
             return self.count(applied, false);
@@ -427,7 +449,8 @@ impl PointWriter<'_> {
         self.tally.reject(1, message);
     }
 
-    fn number(&mut self, point: &NumberPointView<'_>) {
+    /// Writes a number point whose raw key is `key`.
+    fn number(&mut self, point: &NumberPointView<'_>, key: RawKey) {
         let value = match point.value {
             Some(v) => v,
             None if point.flags & DataPointFlags::NoRecordedValueMask as u32 != 0 => 0.0,
@@ -446,7 +469,7 @@ impl PointWriter<'_> {
         };
         self.write(
             &point.attributes,
-            point.attribute_bytes,
+            key,
             point.flags,
             || {
                 let mut new = state.clone();
@@ -516,7 +539,7 @@ impl PointWriter<'_> {
         };
         self.write(
             &point.attributes,
-            None,
+            raw_key(self.shared.hash, &point.attributes, None),
             point.flags,
             || {
                 let mut state = incoming.to_state();
@@ -605,7 +628,7 @@ impl PointWriter<'_> {
         let incoming = state.clone();
         self.write(
             attributes,
-            None,
+            raw_key(self.shared.hash, attributes, None),
             flags,
             || state,
             |existing| existing.apply(incoming, temporality),

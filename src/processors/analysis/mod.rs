@@ -25,6 +25,7 @@ mod own;
 mod ratio;
 
 use crate::model::MetricsBatch;
+use crate::model::otlp::ItemCount;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
@@ -40,7 +41,8 @@ use crate::model::otlp::metrics::{
 use crate::model::prometheus_name::{MetricShape, metric_name};
 use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::model::text::AttributeLookup;
-use crate::model::wire::{Attributes, MetricData, MetricView};
+use crate::model::wire::metrics::NumberPointView;
+use crate::model::wire::{Attributes, MetricData, MetricView, MetricsRequestView, Repeated};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{
     ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
@@ -61,6 +63,61 @@ struct Slot {
     last_point_secs: f64,
     rate: Option<RateConverter>,
     series: Box<Series>,
+}
+
+impl Slot {
+    /// Records an observation of this series at `now`: its value, or for
+    /// a counter its rate since the last point.
+    #[inline]
+    fn record(&mut self, o: &Observation, now: f64) {
+        self.last_point_secs = now;
+        let sample = match &mut self.rate {
+            Some(rate) => rate.update(o.time_secs, o.value),
+            None => Some(o.value),
+        };
+        if let Some(v) = sample.filter(|v| v.is_finite()) {
+            self.pending = Some(v);
+        }
+    }
+}
+
+/// A selected point, as the first pass of
+/// [`AnalysisProcessor::observe_request`] reads it.
+struct Observation {
+    hash: u64,
+    value: f64,
+    time_secs: f64,
+}
+
+/// What an analysed metric's points are.
+#[derive(Clone, Copy)]
+struct Kind {
+    shape: MetricShape,
+    /// A cumulative monotonic sum, analysed as a per-second rate.
+    counter: bool,
+}
+
+impl Kind {
+    /// The number points of `metric` and their kind, for the metric types
+    /// that are analysed (gauges, cumulative monotonic and non-monotonic
+    /// sums).
+    fn of<'a>(metric: &MetricView<'a>) -> Option<(Repeated<'a, NumberPointView<'a>>, Kind)> {
+        let (points, shape, counter) = match metric.data {
+            Some(MetricData::Gauge(points)) => (points, MetricShape::Gauge, false),
+            Some(MetricData::Sum {
+                points,
+                temporality: CUMULATIVE,
+                monotonic: true,
+            }) => (points, MetricShape::MonotonicSum, true),
+            Some(MetricData::Sum {
+                points,
+                monotonic: false,
+                ..
+            }) => (points, MetricShape::NonMonotonicSum, false),
+            _ => return None,
+        };
+        Some((points, Kind { shape, counter }))
+    }
 }
 
 /// One analysed series: its identity, models and export state.
@@ -192,41 +249,159 @@ impl AnalysisProcessor {
 
     /// Records the latest value of every selected point, at `now` seconds,
     /// reading the request in place.
+    ///
+    /// Two passes: the identities of the selected points are hashed
+    /// without the lock, then the map is probed for all of them back to
+    /// back. The probes are independent, so the processor overlaps their
+    /// cache misses instead of waiting for each between two points'
+    /// parsing and hashing, and the lock is held only for the probes.
+    /// Points of series not seen before are created by a second walk of
+    /// the request (rare once series are known).
     pub fn observe_request(&self, request: &MetricsBatch, now: f64) {
         let view = request.view();
         if !view.metric_names().any(|name| self.wants(name)) {
             return;
         }
-        let mut text = String::new();
         let mut encoded = Vec::new();
+        let mut observed = Vec::with_capacity(request.item_count() as usize);
+        self.for_each_selected(view, |source, metric, _, p, value| {
+            observed.push(Observation {
+                hash: stream_hash(source.identity, metric.name, &p.attributes, &mut encoded),
+                value,
+                time_secs: p.time_ns as f64 / 1e9,
+            });
+        });
         let mut series = self.series.lock();
+        let mut missing = Vec::new();
+        for (i, o) in observed.iter().enumerate() {
+            match series.get_mut(&o.hash) {
+                Some(slot) => slot.record(o, now),
+                None => missing.push(i),
+            }
+        }
+        if !missing.is_empty() {
+            self.create_missing(&mut series, view, &observed, &missing, now);
+        }
+        if view.metric_names().any(|name| self.has_ratio(name)) {
+            self.observe_ratios(&mut series, view, now);
+        }
+    }
+
+    /// Calls `each` with every point the select rules pick (and the
+    /// exclude rules do not), in request order, with its metric's shape
+    /// and value.
+    fn for_each_selected<'a>(
+        &self,
+        view: MetricsRequestView<'a>,
+        mut each: impl FnMut(&ScopeSource<'_, 'a>, &MetricView<'a>, Kind, &NumberPointView<'a>, f64),
+    ) {
         ScopeSource::each_scope(view, |source, metrics| {
-            for metric in metrics.iter().filter(|m| self.wants(m.name)) {
-                let (points, shape, counter) = match metric.data {
-                    Some(MetricData::Gauge(points)) => (points, MetricShape::Gauge, false),
-                    Some(MetricData::Sum {
-                        points,
-                        temporality: CUMULATIVE,
-                        monotonic: true,
-                    }) => (points, MetricShape::MonotonicSum, true),
-                    Some(MetricData::Sum {
-                        points,
-                        monotonic: false,
-                        ..
-                    }) => (points, MetricShape::NonMonotonicSum, false),
-                    _ => continue,
-                };
-                let ratio_rules: Vec<(usize, &RatioRule)> = if counter {
-                    self.config
-                        .ratios
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, rule)| matches(&rule.name, metric.name))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+            for metric in metrics.iter() {
                 let select = rules_for(&self.config.select, metric.name);
+                if select.is_empty() {
+                    continue;
+                }
+                let Some((points, kind)) = Kind::of(&metric) else {
+                    continue;
+                };
+                let exclude = rules_for(&self.config.exclude, metric.name);
+                for p in points.iter() {
+                    let Some(value) = p.value else { continue };
+                    if labels_match(&exclude, &p.attributes, source.resource)
+                        || !labels_match(&select, &p.attributes, source.resource)
+                    {
+                        continue;
+                    }
+                    each(source, &metric, kind, &p, value);
+                }
+            }
+        });
+    }
+
+    /// Creates the series of the `missing` observations (indices into
+    /// `observed`, ascending) by walking the request again in the same
+    /// order, and records their values.
+    fn create_missing(
+        &self,
+        series: &mut ByIdentity<Slot>,
+        view: MetricsRequestView<'_>,
+        observed: &[Observation],
+        missing: &[usize],
+        now: f64,
+    ) {
+        let mut next = missing.iter().copied().peekable();
+        let mut index = 0;
+        self.for_each_selected(view, |source, metric, kind, p, _| {
+            let this = index;
+            index += 1;
+            if next.next_if_eq(&this).is_none() {
+                return;
+            }
+            let Some(o) = observed.get(this) else { return };
+            let made = self.series_or_new(series, o.hash, || {
+                self.new_stream_series(source, metric, kind, &p.attributes)
+            });
+            if let Some(slot) = made {
+                slot.record(o, now);
+            }
+        });
+    }
+
+    /// A new analysed series for a point of `metric` with `attributes`.
+    fn new_stream_series(
+        &self,
+        source: &ScopeSource<'_, '_>,
+        metric: &MetricView<'_>,
+        kind: Kind,
+        attributes: &Attributes<'_>,
+    ) -> Slot {
+        let name = metric_name(metric.name, metric.unit, kind.shape, "", true)
+            .unwrap_or_else(|| metric.name.to_string());
+        let mut owned = attributes.to_owned_vec();
+        owned.push(string_kv("metric", &name));
+        if kind.counter {
+            owned.push(string_kv("transform", "rate"));
+        }
+        let mut fresh = self.new_series(source, owned, kind.counter);
+        fresh.series.thresholds = self
+            .config
+            .thresholds
+            .iter()
+            .filter(|t| matches(&t.name, metric.name))
+            .map(|t| (t.value, false))
+            .collect();
+        fresh
+    }
+
+    /// Whether counters named `name` feed a ratio rule.
+    fn has_ratio(&self, name: &str) -> bool {
+        self.config.ratios.iter().any(|r| matches(&r.name, name))
+    }
+
+    /// Records the points of the request's counters that feed ratio
+    /// rules (the exclude rules apply to them too).
+    fn observe_ratios(
+        &self,
+        series: &mut ByIdentity<Slot>,
+        view: MetricsRequestView<'_>,
+        now: f64,
+    ) {
+        let mut text = String::new();
+        ScopeSource::each_scope(view, |source, metrics| {
+            for metric in metrics.iter().filter(|m| self.has_ratio(m.name)) {
+                let Some((points, kind)) = Kind::of(&metric) else {
+                    continue;
+                };
+                if !kind.counter {
+                    continue;
+                }
+                let ratio_rules: Vec<(usize, &RatioRule)> = self
+                    .config
+                    .ratios
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rule)| matches(&rule.name, metric.name))
+                    .collect();
                 let exclude = rules_for(&self.config.exclude, metric.name);
                 for p in points.iter() {
                     let Some(value) = p.value else { continue };
@@ -235,7 +410,7 @@ impl AnalysisProcessor {
                     }
                     for &(index, rule) in &ratio_rules {
                         self.observe_ratio(
-                            &mut series,
+                            series,
                             source,
                             &metric,
                             (index, rule),
@@ -244,39 +419,6 @@ impl AnalysisProcessor {
                             now,
                             &mut text,
                         );
-                    }
-                    if !labels_match(&select, &p.attributes, source.resource) {
-                        continue;
-                    }
-                    let hash =
-                        stream_hash(source.identity, metric.name, &p.attributes, &mut encoded);
-                    let Some(s) = self.series_or_new(&mut series, hash, || {
-                        let name = metric_name(metric.name, metric.unit, shape, "", true)
-                            .unwrap_or_else(|| metric.name.to_string());
-                        let mut attributes = p.attributes.to_owned_vec();
-                        attributes.push(string_kv("metric", &name));
-                        if counter {
-                            attributes.push(string_kv("transform", "rate"));
-                        }
-                        let mut fresh = self.new_series(source, attributes, counter);
-                        fresh.series.thresholds = self
-                            .config
-                            .thresholds
-                            .iter()
-                            .filter(|t| matches(&t.name, metric.name))
-                            .map(|t| (t.value, false))
-                            .collect();
-                        fresh
-                    }) else {
-                        continue;
-                    };
-                    s.last_point_secs = now;
-                    let sample = match &mut s.rate {
-                        Some(rate) => rate.update(p.time_ns as f64 / 1e9, value),
-                        None => Some(value),
-                    };
-                    if let Some(v) = sample.filter(|v| v.is_finite()) {
-                        s.pending = Some(v);
                     }
                 }
             }

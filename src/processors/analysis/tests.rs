@@ -540,3 +540,84 @@ fn own_heap_growth_is_forecast_to_the_memory_limit() {
     );
     assert!(heap.summary.contains(" in 7 h 0 min"), "{}", heap.summary);
 }
+
+fn gauges_request(points: &[(&str, f64)]) -> MetricsRequest {
+    request(
+        "queue.depth",
+        Data::Gauge(Gauge {
+            data_points: points
+                .iter()
+                .map(|&(route, value)| NumberDataPoint {
+                    attributes: vec![string_kv("route", route)],
+                    value: Some(number_data_point::Value::AsDouble(value)),
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+    )
+}
+
+/// The value each series holds for the next step, by its `route`.
+fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String, Option<f64>> {
+    p.series
+        .lock()
+        .values()
+        .map(|slot| {
+            let route = slot.series.attributes.text("route").unwrap_or_default();
+            (route.to_string(), slot.pending)
+        })
+        .collect()
+}
+
+#[test]
+fn new_and_known_series_in_one_request_each_get_their_own_value() {
+    let p = processor(vec![rule("queue.depth")]);
+    let batch = |points: &[(&str, f64)]| MetricsBatch::from_request(gauges_request(points));
+    p.observe_request(&batch(&[("/a", 1.0), ("/c", 3.0)]), T0);
+    // Known and new series interleaved, and a new series twice: the
+    // first pass finds /a and /c, the second walk creates /b and /d.
+    p.observe_request(
+        &batch(&[
+            ("/a", 10.0),
+            ("/b", 20.0),
+            ("/c", 30.0),
+            ("/d", 40.0),
+            ("/b", 21.0),
+        ]),
+        T0 + 1.0,
+    );
+    let pending = pending_by_route(&p);
+    let want: std::collections::BTreeMap<String, Option<f64>> =
+        [("/a", 10.0), ("/b", 21.0), ("/c", 30.0), ("/d", 40.0)]
+            .into_iter()
+            .map(|(r, v)| (r.to_string(), Some(v)))
+            .collect();
+    assert_eq!(pending, want);
+}
+
+#[test]
+fn series_beyond_max_series_are_counted_not_created() {
+    let config = AnalysisConfig {
+        select: vec![rule("queue.depth")],
+        max_series: 2,
+        ..Default::default()
+    };
+    let telemetry = Arc::new(Telemetry::new());
+    let p = AnalysisProcessor::new(config, Arc::new(Sink), telemetry.clone());
+    let batch = MetricsBatch::from_request(gauges_request(&[
+        ("/a", 1.0),
+        ("/b", 2.0),
+        ("/c", 3.0),
+        ("/a", 4.0),
+    ]));
+    p.observe_request(&batch, T0);
+    let pending = pending_by_route(&p);
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending.get("/a"), Some(&Some(4.0)));
+    assert_eq!(pending.get("/b"), Some(&Some(2.0)));
+    assert_eq!(
+        telemetry.health_counters().limited_points,
+        1,
+        "/c is counted"
+    );
+}

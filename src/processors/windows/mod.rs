@@ -24,6 +24,7 @@ pub mod config;
 mod stream;
 
 use crate::model::MetricsBatch;
+use crate::model::otlp::ItemCount;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
@@ -128,17 +129,83 @@ impl WindowProcessor {
     /// Feeds the selected metrics of a request at `now_ms`, read in place.
     /// Requests with no selected metric cost a name match per metric and
     /// take no lock.
+    ///
+    /// Gauge samples go in two passes, as in the analysis processor: their
+    /// identities are hashed without the lock, then their streams are
+    /// probed back to back under it, so the probes' cache misses overlap.
+    /// A second walk creates the streams first seen in this request and
+    /// feeds the histograms.
     pub fn observe_request(&self, request: &MetricsBatch, now_ms: u64) {
         let view = request.view();
         if !view.metric_names().any(|name| self.selection.selects(name)) {
             return;
         }
         let mut scratch = Scratch::default();
-        let mut streams = self.streams.lock();
+        let mut samples = Vec::with_capacity(request.item_count() as usize);
+        let mut histograms = false;
         ScopeSource::each_scope(view, |source, metrics| {
-            for metric in metrics.iter() {
-                if self.selection.selects(metric.name) {
+            for metric in metrics.iter().filter(|m| self.selection.selects(m.name)) {
+                let Some(MetricData::Gauge(points)) = metric.data else {
+                    histograms = true;
+                    continue;
+                };
+                for p in points.iter() {
+                    if let Some(value) = p.value {
+                        let hash = stream_hash(
+                            source.identity,
+                            metric.name,
+                            &p.attributes,
+                            &mut scratch.encoded,
+                        );
+                        samples.push((hash, value));
+                    }
+                }
+            }
+        });
+        let mut streams = self.streams.lock();
+        let mut missing = Vec::new();
+        for (i, &(hash, value)) in samples.iter().enumerate() {
+            match streams.get_mut(&hash) {
+                Some(s) => {
+                    s.last_seen_ms = s.last_seen_ms.max(now_ms);
+                    if !s.raw_values {
+                        s.stage(now_ms, value);
+                    }
+                }
+                None => missing.push(i),
+            }
+        }
+        if missing.is_empty() && !histograms {
+            return;
+        }
+        let mut missing = missing.into_iter().peekable();
+        let mut index = 0;
+        ScopeSource::each_scope(view, |source, metrics| {
+            for metric in metrics.iter().filter(|m| self.selection.selects(m.name)) {
+                let Some(MetricData::Gauge(points)) = metric.data else {
                     self.observe_metric(&mut streams, source, &metric, now_ms, &mut scratch);
+                    continue;
+                };
+                if missing.peek().is_none() {
+                    continue;
+                }
+                for p in points.iter() {
+                    let Some(value) = p.value else { continue };
+                    let this = index;
+                    index += 1;
+                    if missing.next_if_eq(&this).is_none() {
+                        continue;
+                    }
+                    if let Some(s) = self.point_stream(
+                        &mut streams,
+                        source,
+                        &metric,
+                        &p.attributes,
+                        now_ms,
+                        &mut scratch.encoded,
+                    ) {
+                        s.stage(now_ms, value);
+                    }
                 }
             }
         });
@@ -170,6 +237,8 @@ impl WindowProcessor {
         .filter(|s| !s.raw_values)
     }
 
+    /// Feeds the points of a histogram or delta exponential histogram
+    /// metric (gauges go through `observe_request`'s two passes).
     fn observe_metric(
         &self,
         streams: &mut ByIdentity<Box<Stream>>,
@@ -179,21 +248,6 @@ impl WindowProcessor {
         scratch: &mut Scratch,
     ) {
         match metric.data {
-            Some(MetricData::Gauge(points)) => {
-                for p in points.iter() {
-                    let Some(value) = p.value else { continue };
-                    if let Some(s) = self.point_stream(
-                        streams,
-                        source,
-                        metric,
-                        &p.attributes,
-                        now_ms,
-                        &mut scratch.encoded,
-                    ) {
-                        s.stage(now_ms, value);
-                    }
-                }
-            }
             Some(MetricData::Histogram {
                 points,
                 temporality,

@@ -401,3 +401,111 @@ fn staged_gauge_samples_all_count_at_the_next_evaluation() {
         Some((many - 1) as f64)
     );
 }
+
+/// A request of queue gauges (`queue`, value) and a cumulative histogram.
+fn mixed_request(queues: &[(&str, f64)], histogram_counts: Vec<u64>) -> MetricsRequest {
+    let mut request = histogram_request(histogram_counts, 1);
+    request.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .push(Metric {
+            name: "queue.depth".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: queues
+                    .iter()
+                    .map(|&(queue, value)| NumberDataPoint {
+                        attributes: vec![string_kv("queue", queue)],
+                        value: Some(number_data_point::Value::AsDouble(value)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            })),
+            ..Default::default()
+        });
+    request
+}
+
+/// The 1m value of `name` per `queue` attribute.
+fn per_queue(r: &MetricsRequest, name: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for m in r
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name == name)
+    {
+        let Some(Data::Gauge(g)) = &m.data else {
+            continue;
+        };
+        for p in &g.data_points {
+            let text = |key: &str| {
+                p.attributes
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .and_then(|kv| kv.value.as_ref())
+                    .and_then(|v| match &v.value {
+                        Some(crate::model::otlp::common::any_value::Value::StringValue(s)) => {
+                            Some(s.clone())
+                        }
+                        _ => None,
+                    })
+            };
+            if let (Some(queue), Some("1m"), Some(number_data_point::Value::AsDouble(v))) =
+                (text("queue"), text("window").as_deref(), p.value)
+            {
+                out.insert(queue, v);
+            }
+        }
+    }
+    out
+}
+
+/// Gauge samples of known and new series interleaved in one request, with
+/// a histogram beside them: each sample reaches its own series (the new
+/// ones through the second walk) and the histogram is fed as well.
+#[test]
+fn new_and_known_gauge_series_in_one_request_each_get_their_samples() {
+    let (p, _) = processor(WindowsConfig {
+        include: vec!["queue.*".into(), "http.*".into()],
+        ..config()
+    });
+    let batch =
+        |queues: &[(&str, f64)], counts| MetricsBatch::from_request(mixed_request(queues, counts));
+    p.observe_request(&batch(&[("orders", 1.0)], vec![1, 0, 0, 0]), T0);
+    p.observe_request(
+        &batch(
+            &[
+                ("orders", 2.0),
+                ("billing", 5.0),
+                ("orders", 3.0),
+                ("mail", 7.0),
+                ("billing", 4.0),
+            ],
+            vec![1, 2, 0, 0],
+        ),
+        T0 + 1,
+    );
+    assert_eq!(p.series(), 4, "three queues and the histogram");
+    let r = p.evaluate(T0 + 1000);
+    let count = per_queue(&r, "queue.depth.window.observations");
+    let max = per_queue(&r, "queue.depth.window.max");
+    let want = |pairs: &[(&str, f64)]| {
+        pairs
+            .iter()
+            .map(|&(q, v)| (q.to_string(), v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        count,
+        want(&[("billing", 2.0), ("mail", 1.0), ("orders", 3.0)])
+    );
+    assert_eq!(
+        max,
+        want(&[("billing", 5.0), ("mail", 7.0), ("orders", 3.0)])
+    );
+    assert_eq!(
+        value(&r, "http.server.request.duration.window.observations", "1m"),
+        Some(2.0),
+        "the histogram's increment since the first request"
+    );
+}
