@@ -52,7 +52,7 @@ pub fn canonical_resource(mut attributes: Vec<KeyValue>) -> (Vec<KeyValue>, u64)
 }
 
 /// The identity of a series: a 128-bit hash of its resource and values.
-type SeriesKey = [u64; 2];
+pub type SeriesKey = [u64; 2];
 
 /// An index bucket: the key, so a probe needs no other memory, and where
 /// the series is.
@@ -62,7 +62,7 @@ struct IndexEntry {
 }
 
 /// The key of a series of the resource with hash `resource_hash`.
-fn series_key(resource_hash: u64, dims: &[Option<&str>]) -> SeriesKey {
+pub fn series_key(resource_hash: u64, dims: &[Option<&str>]) -> SeriesKey {
     let mut low = HASHER.build_hasher();
     let mut high = HASHER_HIGH.build_hasher();
     for h in [&mut low, &mut high] {
@@ -165,6 +165,52 @@ impl<V> Table<V> {
         self.len == 0
     }
 
+    /// The slot of the series with this key.
+    #[inline]
+    fn slot_of(&self, key: SeriesKey) -> Option<usize> {
+        self.index.find(key[0], |e| e.key == key).map(|e| e.slot)
+    }
+
+    /// Applies `update` to the series in `slot` and marks it changed.
+    #[inline]
+    fn update_slot(&mut self, slot: usize, now_ns: u64, update: impl FnOnce(&mut V)) {
+        if let Some(Some(entry)) = self.slots.get_mut(slot) {
+            update(&mut entry.value);
+            entry.last_ns = now_ns;
+            if !entry.dirty {
+                entry.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    /// Loads the index entry and the series of a key, so that a later
+    /// update finds them in cache. Called for a batch of keys back to back
+    /// it lets their cache misses overlap.
+    #[inline]
+    pub fn touch(&self, key: SeriesKey) {
+        let entry = self.slot_of(key).and_then(|slot| self.slots.get(slot));
+        std::hint::black_box(entry.is_some_and(|e| e.as_ref().is_some_and(|e| e.dirty)));
+    }
+
+    /// Applies `update` to the series of `key` if it exists (the key from
+    /// [`series_key`]); `false`, and nothing changed, if it does not.
+    #[inline]
+    pub fn update_existing(
+        &mut self,
+        key: SeriesKey,
+        now_ns: u64,
+        update: impl FnOnce(&mut V),
+    ) -> bool {
+        match self.slot_of(key) {
+            Some(slot) => {
+                self.update_slot(slot, now_ns, update);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Finds or adds the series of `dims` under the resource, and applies
     /// `update` to its value. `make` builds the value of a new series.
     pub fn upsert(
@@ -177,16 +223,8 @@ impl<V> Table<V> {
         update: impl FnOnce(&mut V),
     ) -> Upserted {
         let key = series_key(resource_hash, dims);
-        let found = self.index.find(key[0], |e| e.key == key).map(|e| e.slot);
-        if let Some(slot) = found {
-            if let Some(entry) = self.slots[slot].as_mut() {
-                update(&mut entry.value);
-                entry.last_ns = now_ns;
-                if !entry.dirty {
-                    entry.dirty = true;
-                    self.dirty.push(slot);
-                }
-            }
+        if let Some(slot) = self.slot_of(key) {
+            self.update_slot(slot, now_ns, update);
             return Upserted::Existing;
         }
         if self.len >= self.limit {

@@ -14,6 +14,9 @@ pub mod config;
 mod series;
 
 use crate::model::MetricsBatch;
+use crate::model::otlp::ItemCount;
+use crate::model::otlp::common::KeyValue;
+use crate::model::wire::traces::SpanView;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -31,7 +34,7 @@ use crate::pipeline::{
 use crate::telemetry::Telemetry;
 
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
-use super::table::{Table, Upserted, canonical_resource};
+use super::table::{SeriesKey, Table, Upserted, canonical_resource, series_key};
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
 use series::{Exemplar, SpanSeries};
 
@@ -203,12 +206,91 @@ impl SpanMetrics {
 }
 
 impl TracesConsumer for SpanMetrics {
+    /// Two passes, as the metrics processors: every span's series key,
+    /// duration and exemplar are read without the lock, then the table is
+    /// probed for all of them back to back under it (their cache misses
+    /// overlap, and two requests share the lock for less time). Spans of
+    /// series not seen before are added by a second walk of the request.
     fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
         let keep_values = self.observer.is_some();
-        let mut extras: Vec<String> = vec![String::new(); self.config.dimensions.len()];
-        let mut overflowed = 0u64;
+        let mut samples = Vec::with_capacity(batch.item_count() as usize);
+        self.for_each_span(batch, |_, rhash, dims, span| {
+            let seconds = span.seconds();
+            samples.push(SpanSample {
+                key: series_key(rhash, dims),
+                seconds,
+                exemplar: self.exemplar(span, seconds),
+            });
+        });
         let mut table = self.table.lock();
         let now = table.tick(now_ns());
+        for sample in &samples {
+            table.touch(sample.key);
+        }
+        let mut missing = Vec::new();
+        for (i, sample) in samples.iter().enumerate() {
+            let found = table.update_existing(sample.key, now, |s| {
+                s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values)
+            });
+            if !found {
+                missing.push(i);
+            }
+        }
+        let mut overflowed = 0u64;
+        if !missing.is_empty() {
+            let mut missing = missing.into_iter().peekable();
+            let mut index = 0;
+            self.for_each_span(batch, |resource, rhash, dims, _| {
+                let this = index;
+                index += 1;
+                if missing.next_if_eq(&this).is_none() {
+                    return;
+                }
+                let Some(sample) = samples.get(this) else {
+                    return;
+                };
+                let outcome = table.upsert(
+                    resource,
+                    rhash,
+                    dims,
+                    now,
+                    || self.new_series(),
+                    |s| s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values),
+                );
+                if outcome == Upserted::Overflow {
+                    overflowed += 1;
+                }
+            });
+        }
+        drop(table);
+        if overflowed > 0 {
+            self.telemetry
+                .record_connector_overflow("spanmetrics", overflowed);
+        }
+        if self.config.flush_interval.get().is_zero() {
+            self.flush();
+        }
+        Ok(Consumed::all())
+    }
+}
+
+/// A span as the first pass of `consume_traces` reads it.
+struct SpanSample {
+    key: SeriesKey,
+    seconds: f64,
+    exemplar: Option<Exemplar>,
+}
+
+impl SpanMetrics {
+    /// Calls `each` with every span of the request, in order, with its
+    /// resource (canonical), the resource's hash and the span's dimension
+    /// values.
+    fn for_each_span<'a>(
+        &self,
+        batch: &'a TracesBatch,
+        mut each: impl FnMut(&[KeyValue], u64, &[Option<&str>], &SpanView<'a>),
+    ) {
+        let mut extras: Vec<String> = vec![String::new(); self.config.dimensions.len()];
         for rs in batch.resources() {
             let (resource, rhash) = canonical_resource(
                 rs.resource()
@@ -232,42 +314,24 @@ impl TracesConsumer for SpanMetrics {
                     Some(kind_name(span.kind)),
                     Some(status_name(span.status_code)),
                 ];
-                let with_extras: Vec<Option<&str>>;
-                let dims: &[Option<&str>] = if extras.is_empty() {
-                    &fixed
+                if extras.is_empty() {
+                    each(resource, rhash, &fixed, &span);
                 } else {
-                    with_extras = fixed
+                    let with_extras: Vec<Option<&str>> = fixed
                         .into_iter()
                         .chain(extras.iter().map(|e| (!e.is_empty()).then_some(e.as_str())))
                         .collect();
-                    &with_extras
-                };
-                let seconds = span.seconds();
-                let exemplar =
-                    (self.config.exemplars && span.trace_id.len() == 16 && span.span_id.len() == 8)
-                        .then(|| Exemplar::new(span.trace_id, span.span_id, seconds, span.end_ns));
-                let outcome = table.upsert(
-                    resource,
-                    rhash,
-                    dims,
-                    now,
-                    || self.new_series(),
-                    |s| s.record(seconds, &self.bounds, exemplar, keep_values),
-                );
-                if outcome == Upserted::Overflow {
-                    overflowed += 1;
+                    each(resource, rhash, &with_extras, &span);
                 }
             }
         }
-        drop(table);
-        if overflowed > 0 {
-            self.telemetry
-                .record_connector_overflow("spanmetrics", overflowed);
-        }
-        if self.config.flush_interval.get().is_zero() {
-            self.flush();
-        }
-        Ok(Consumed::all())
+    }
+
+    /// The exemplar a span leaves on its series, when exemplars are on and
+    /// its ids are well formed.
+    fn exemplar(&self, span: &SpanView<'_>, seconds: f64) -> Option<Exemplar> {
+        (self.config.exemplars && span.trace_id.len() == 16 && span.span_id.len() == 8)
+            .then(|| Exemplar::new(span.trace_id, span.span_id, seconds, span.end_ns))
     }
 }
 

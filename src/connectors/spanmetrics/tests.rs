@@ -442,3 +442,46 @@ fn resource_attribute_order_does_not_split_series() {
     };
     assert!(calls.data_points[0].time_unix_nano > first.data_points[0].time_unix_nano);
 }
+
+/// Spans of known and new series interleaved in one request: each is
+/// counted once on its own series (the known ones in the first pass, the
+/// new ones when the second walk adds them).
+#[test]
+fn known_and_new_series_in_one_request_each_count_their_spans() {
+    let (c, capture, _) =
+        connector_flushing_every(SpanMetricsConfig::default(), HumanDuration::secs(1));
+    let shop = || vec![kv("service.name", "shop")];
+    c.consume_traces(&request(shop(), vec![span("a", 2, 0, 1, 1)]))
+        .unwrap();
+    let names = ["a", "b", "a", "c", "b"];
+    let spans = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| span(name, 2, 0, 1, 2 + i as u8))
+        .collect();
+    c.consume_traces(&request(shop(), spans)).unwrap();
+    c.flush();
+    let requests = capture.requests.lock();
+    let emitted = metrics(&requests[0]);
+    let calls = emitted
+        .iter()
+        .find(|m| m.name.ends_with(".calls"))
+        .expect("calls");
+    let Some(Data::Sum(sum)) = &calls.data else {
+        panic!("calls is a sum")
+    };
+    let mut counts: Vec<(String, Option<_>)> = sum
+        .data_points
+        .iter()
+        .map(|p| {
+            let name = attr(&p.attributes, "span.name").unwrap_or_default();
+            (name.to_string(), p.value)
+        })
+        .collect();
+    counts.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(String, Option<_>)> = [("a", 3), ("b", 2), ("c", 1)]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), Some(number_data_point_value(v))))
+        .collect();
+    assert_eq!(counts, want);
+}
