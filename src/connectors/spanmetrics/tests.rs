@@ -122,6 +122,18 @@ fn metrics(r: &MetricsRequest) -> Vec<&Metric> {
         .collect()
 }
 
+/// The `.calls` sum of an emitted request.
+fn calls_sum(r: &MetricsRequest) -> &crate::model::otlp::metrics::Sum {
+    let calls = metrics(r)
+        .into_iter()
+        .find(|m| m.name.ends_with(".calls"))
+        .expect("calls");
+    let Some(Data::Sum(sum)) = &calls.data else {
+        panic!("calls is a sum")
+    };
+    sum
+}
+
 /// With a flush interval, requests only count; one flush emits each
 /// changed series once with everything counted since the last flush.
 #[test]
@@ -143,14 +155,7 @@ fn a_flush_interval_emits_each_changed_series_once() {
     c.flush();
     let requests = capture.requests.lock().clone();
     assert_eq!(requests.len(), 1);
-    let emitted = metrics(&requests[0]);
-    let calls = emitted
-        .iter()
-        .find(|m| m.name.ends_with(".calls"))
-        .expect("calls");
-    let Some(Data::Sum(sum)) = &calls.data else {
-        panic!("calls is a sum")
-    };
+    let sum = calls_sum(&requests[0]);
     assert_eq!(sum.data_points.len(), 1, "one series, once");
     assert_eq!(
         sum.data_points[0].value,
@@ -462,14 +467,7 @@ fn known_and_new_series_in_one_request_each_count_their_spans() {
     c.consume_traces(&request(shop(), spans)).unwrap();
     c.flush();
     let requests = capture.requests.lock();
-    let emitted = metrics(&requests[0]);
-    let calls = emitted
-        .iter()
-        .find(|m| m.name.ends_with(".calls"))
-        .expect("calls");
-    let Some(Data::Sum(sum)) = &calls.data else {
-        panic!("calls is a sum")
-    };
+    let sum = calls_sum(&requests[0]);
     let mut counts: Vec<(String, Option<_>)> = sum
         .data_points
         .iter()
