@@ -92,6 +92,26 @@ fn threads(c: &mut Criterion) {
             })
         });
     }
+    // The in-place validation alone (no store, nothing shared): how the
+    // wire reader's own work scales on this machine.
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(points * threads as u64));
+        group.bench_function(format!("validate_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                std::thread::scope(|scope| {
+                    for bytes in &payloads[..threads] {
+                        scope.spawn(move || {
+                            for _ in 0..iters {
+                                black_box(MetricsBatch::decode(black_box(bytes.clone())).unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(points * threads as u64));
         group.bench_function(format!("decode_translate_store_{threads}_threads"), |b| {

@@ -145,9 +145,17 @@ impl WindowProcessor {
         let mut histograms = false;
         ScopeSource::each_scope(view, |source, metrics| {
             for metric in metrics.iter().filter(|m| self.selection.selects(m.name)) {
-                let Some(MetricData::Gauge(points)) = metric.data else {
-                    histograms = true;
-                    continue;
+                let points = match metric.data {
+                    Some(MetricData::Gauge(points)) => points,
+                    Some(MetricData::Histogram { .. })
+                    | Some(MetricData::Exponential {
+                        temporality: DELTA, ..
+                    }) => {
+                        histograms = true;
+                        continue;
+                    }
+                    // Sums and summaries do not feed windows.
+                    _ => continue,
                 };
                 for p in points.iter() {
                     if let Some(value) = p.value {

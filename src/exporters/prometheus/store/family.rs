@@ -2,6 +2,7 @@
 
 use hashbrown::HashTable;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::labels::label_hash;
 use super::shared::{LabelText, SharedLabels, Splice};
@@ -392,6 +393,9 @@ pub struct Family {
     name: Box<str>,
     kind: FamilyKind,
     text: Mutex<FamilyText>,
+    /// Whether `text.help` is set: once it is, writers skip the text lock
+    /// (every metric of every request would take it otherwise).
+    has_help: AtomicBool,
     pub series: Mutex<SeriesTable>,
 }
 
@@ -411,6 +415,7 @@ impl Family {
                 help: meta.help.to_string(),
                 unit: meta.unit.to_string(),
             }),
+            has_help: AtomicBool::new(!meta.help.is_empty()),
             series: Mutex::new(SeriesTable::default()),
         }
     }
@@ -441,13 +446,14 @@ impl Family {
 
     /// Keeps the first non-empty help text; fills it if it was empty.
     pub(super) fn refresh_meta(&self, meta: &FamilyMeta<'_>) {
-        if meta.help.is_empty() {
+        if meta.help.is_empty() || self.has_help.load(Ordering::Relaxed) {
             return;
         }
         let mut text = self.text.lock();
         if text.help.is_empty() {
             text.help = meta.help.to_string();
         }
+        self.has_help.store(true, Ordering::Relaxed);
     }
 
     pub fn series_count(&self) -> usize {
