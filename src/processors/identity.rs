@@ -16,7 +16,9 @@ use std::hash::{BuildHasher, Hasher};
 
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::text::AttributeLookup;
-use crate::model::wire::{Attributes, MetricView, MetricsRequestView, Repeated, ScopeView};
+use crate::model::wire::{
+    Attributes, FieldName, MetricView, MetricsRequestView, Repeated, ScopeView,
+};
 
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x51de);
 /// Encoded attributes ([`stream_hash`]).
@@ -66,7 +68,7 @@ impl<'a> ScopeSource<'_, 'a> {
         request: MetricsRequestView<'a>,
         mut each: impl FnMut(&ScopeSource<'_, 'a>, Repeated<'a, MetricView<'a>>),
     ) {
-        let no_attributes = Attributes::new(&[], 1, "Resource", "attributes");
+        let no_attributes = Attributes::new(&[], 1, &FieldName("Resource", "attributes"));
         for rm in request.resource_metrics.iter() {
             let resource = rm.resource.map_or(no_attributes, |r| r.attributes);
             for sm in rm.scope_metrics.iter() {
@@ -235,9 +237,9 @@ mod tests {
         let resource_bytes = in_place(&resource);
         let attribute_bytes = in_place(&attributes);
         let resource_view: Attributes<'_> =
-            Attributes::new(&resource_bytes, 1, "Resource", "attributes");
+            Attributes::new(&resource_bytes, 1, &FieldName("Resource", "attributes"));
         let attribute_view: Attributes<'_> =
-            Attributes::new(&attribute_bytes, 1, "Resource", "attributes");
+            Attributes::new(&attribute_bytes, 1, &FieldName("Resource", "attributes"));
         let scope_in_place = scope_identity(&resource_view, "lib", "1.0");
         assert_eq!(scope_in_place, scope);
         assert_eq!(

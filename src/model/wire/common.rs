@@ -25,10 +25,16 @@ pub trait MessageView<'a>: Sized {
 pub struct Repeated<'a, T> {
     parent: &'a [u8],
     number: u32,
-    parent_name: &'static str,
-    field: &'static str,
+    /// Message and field name, for errors. One pointer: the views holding
+    /// lists are moved on every step of an iteration, so their size counts.
+    name: &'static FieldName,
     _item: PhantomData<fn() -> T>,
 }
+
+/// A repeated field's message and field names, as errors name them
+/// (`FieldName("Sum", "data_points")`).
+#[derive(Debug)]
+pub struct FieldName(pub &'static str, pub &'static str);
 
 impl<T> Clone for Repeated<'_, T> {
     fn clone(&self) -> Self {
@@ -40,30 +46,24 @@ impl<T> Copy for Repeated<'_, T> {}
 
 impl<T> std::fmt::Debug for Repeated<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Repeated({}.{})", self.parent_name, self.field)
+        write!(f, "Repeated({}.{})", self.name.0, self.name.1)
     }
 }
 
 impl<'a, T: MessageView<'a> + 'a> Repeated<'a, T> {
-    pub fn new(
-        parent: &'a [u8],
-        number: u32,
-        parent_name: &'static str,
-        field: &'static str,
-    ) -> Self {
+    pub fn new(parent: &'a [u8], number: u32, name: &'static FieldName) -> Self {
         Self {
             parent,
             number,
-            parent_name,
-            field,
+            name,
             _item: PhantomData,
         }
     }
 
     /// The raw bytes of each element.
     pub fn raw(&self) -> impl Iterator<Item = Result<&'a [u8], WireError>> + use<'a, T> {
-        let mut fields = Fields::new(self.parent, self.parent_name);
-        let (number, message, field) = (self.number, self.parent_name, self.field);
+        let mut fields = Fields::new(self.parent, self.name.0);
+        let (number, message, field) = (self.number, self.name.0, self.name.1);
         std::iter::from_fn(move || {
             loop {
                 match fields.next_field() {
@@ -306,7 +306,7 @@ impl<'a> MessageView<'a> for ResourceView<'a> {
             Ok(())
         })?;
         Ok(Self {
-            attributes: Repeated::new(bytes, 1, Self::NAME, "attributes"),
+            attributes: Repeated::new(bytes, 1, &FieldName(Self::NAME, "attributes")),
         })
     }
 }
@@ -356,7 +356,7 @@ impl<'a> MessageView<'a> for ScopeView<'a> {
         let mut out = ScopeView {
             name: "",
             version: "",
-            attributes: Repeated::new(bytes, 3, Self::NAME, "attributes"),
+            attributes: Repeated::new(bytes, 3, &FieldName(Self::NAME, "attributes")),
         };
         for_each_field(bytes, Self::NAME, |n, value| {
             let f = |field| Field {

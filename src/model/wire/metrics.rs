@@ -3,8 +3,8 @@
 //! a whole request (every field prost would check) and counts its points.
 
 use super::common::{
-    Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView, head_and_schema_url,
-    optional, validate_attributes,
+    Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
+    head_and_schema_url, optional, validate_attributes,
 };
 use super::reader::{Field, Fields, Packed64, PackedVarint, WireError, for_each_field};
 
@@ -21,8 +21,7 @@ impl<'a> MetricsRequestView<'a> {
             resource_metrics: Repeated::new(
                 bytes,
                 1,
-                "ExportMetricsServiceRequest",
-                "resource_metrics",
+                &FieldName("ExportMetricsServiceRequest", "resource_metrics"),
             ),
         }
     }
@@ -53,7 +52,7 @@ impl<'a> MessageView<'a> for ResourceMetricsView<'a> {
         let (resource, schema_url) = head_and_schema_url(bytes, Self::NAME, "resource")?;
         Ok(Self {
             resource: optional(resource)?,
-            scope_metrics: Repeated::new(bytes, 2, Self::NAME, "scope_metrics"),
+            scope_metrics: Repeated::new(bytes, 2, &FieldName(Self::NAME, "scope_metrics")),
             schema_url,
         })
     }
@@ -73,7 +72,7 @@ impl<'a> MessageView<'a> for ScopeMetricsView<'a> {
         let (scope, schema_url) = head_and_schema_url(bytes, Self::NAME, "scope")?;
         Ok(Self {
             scope: optional(scope)?,
-            metrics: Repeated::new(bytes, 2, Self::NAME, "metrics"),
+            metrics: Repeated::new(bytes, 2, &FieldName(Self::NAME, "metrics")),
             schema_url,
         })
     }
@@ -142,7 +141,7 @@ impl<'a> MessageView<'a> for MetricView<'a> {
             description: "",
             unit: "",
             data: None,
-            metadata: Repeated::new(bytes, 12, Self::NAME, "metadata"),
+            metadata: Repeated::new(bytes, 12, &FieldName(Self::NAME, "metadata")),
         };
         for_each_field(bytes, Self::NAME, |n, v| {
             match n {
@@ -161,8 +160,7 @@ impl<'a> MessageView<'a> for MetricView<'a> {
                     out.data = Some(MetricData::Summary(Repeated::new(
                         field!(v, Self::NAME, "summary").message()?,
                         1,
-                        "Summary",
-                        "data_points",
+                        &FieldName("Summary", "data_points"),
                     )))
                 }
                 _ => {}
@@ -174,7 +172,7 @@ impl<'a> MessageView<'a> for MetricView<'a> {
 }
 
 fn gauge(bytes: &[u8]) -> MetricData<'_> {
-    MetricData::Gauge(Repeated::new(bytes, 1, "Gauge", "data_points"))
+    MetricData::Gauge(Repeated::new(bytes, 1, &FieldName("Gauge", "data_points")))
 }
 
 fn temporality_of(bytes: &[u8], message: &'static str) -> Result<TemporalityCode, WireError> {
@@ -201,7 +199,7 @@ fn sum(bytes: &[u8]) -> Result<MetricData<'_>, WireError> {
         Ok(())
     })?;
     Ok(MetricData::Sum {
-        points: Repeated::new(bytes, 1, NAME, "data_points"),
+        points: Repeated::new(bytes, 1, &FieldName(NAME, "data_points")),
         temporality,
         monotonic,
     })
@@ -209,14 +207,14 @@ fn sum(bytes: &[u8]) -> Result<MetricData<'_>, WireError> {
 
 fn histogram(bytes: &[u8]) -> Result<MetricData<'_>, WireError> {
     Ok(MetricData::Histogram {
-        points: Repeated::new(bytes, 1, "Histogram", "data_points"),
+        points: Repeated::new(bytes, 1, &FieldName("Histogram", "data_points")),
         temporality: temporality_of(bytes, "Histogram")?,
     })
 }
 
 fn exponential(bytes: &[u8]) -> Result<MetricData<'_>, WireError> {
     Ok(MetricData::Exponential {
-        points: Repeated::new(bytes, 1, "ExponentialHistogram", "data_points"),
+        points: Repeated::new(bytes, 1, &FieldName("ExponentialHistogram", "data_points")),
         temporality: temporality_of(bytes, "ExponentialHistogram")?,
     })
 }
@@ -242,11 +240,11 @@ impl<'a> MessageView<'a> for NumberPointView<'a> {
     const NAME: &'static str = "NumberDataPoint";
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
         let mut out = NumberPointView {
-            attributes: Repeated::new(bytes, 7, Self::NAME, "attributes"),
+            attributes: Repeated::new(bytes, 7, &FieldName(Self::NAME, "attributes")),
             start_ns: 0,
             time_ns: 0,
             value: None,
-            exemplars: Repeated::new(bytes, 5, Self::NAME, "exemplars"),
+            exemplars: Repeated::new(bytes, 5, &FieldName(Self::NAME, "exemplars")),
             has_exemplars: false,
             flags: 0,
             attribute_bytes: None,
@@ -325,14 +323,14 @@ impl<'a> MessageView<'a> for HistogramPointView<'a> {
     const NAME: &'static str = "HistogramDataPoint";
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
         let mut out = HistogramPointView {
-            attributes: Repeated::new(bytes, 9, Self::NAME, "attributes"),
+            attributes: Repeated::new(bytes, 9, &FieldName(Self::NAME, "attributes")),
             start_ns: 0,
             time_ns: 0,
             count: 0,
             sum: None,
             bucket_counts: Packed64::new(bytes, 6, Self::NAME),
             explicit_bounds: Packed64::new(bytes, 7, Self::NAME),
-            exemplars: Repeated::new(bytes, 8, Self::NAME, "exemplars"),
+            exemplars: Repeated::new(bytes, 8, &FieldName(Self::NAME, "exemplars")),
             flags: 0,
             min: None,
             max: None,
@@ -401,7 +399,7 @@ impl<'a> MessageView<'a> for ExponentialPointView<'a> {
     const NAME: &'static str = "ExponentialHistogramDataPoint";
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
         let mut out = ExponentialPointView {
-            attributes: Repeated::new(bytes, 1, Self::NAME, "attributes"),
+            attributes: Repeated::new(bytes, 1, &FieldName(Self::NAME, "attributes")),
             start_ns: 0,
             time_ns: 0,
             count: 0,
@@ -411,7 +409,7 @@ impl<'a> MessageView<'a> for ExponentialPointView<'a> {
             positive: None,
             negative: None,
             flags: 0,
-            exemplars: Repeated::new(bytes, 11, Self::NAME, "exemplars"),
+            exemplars: Repeated::new(bytes, 11, &FieldName(Self::NAME, "exemplars")),
             min: None,
             max: None,
             zero_threshold: 0.0,
@@ -462,12 +460,12 @@ impl<'a> MessageView<'a> for SummaryPointView<'a> {
     const NAME: &'static str = "SummaryDataPoint";
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
         let mut out = SummaryPointView {
-            attributes: Repeated::new(bytes, 7, Self::NAME, "attributes"),
+            attributes: Repeated::new(bytes, 7, &FieldName(Self::NAME, "attributes")),
             start_ns: 0,
             time_ns: 0,
             count: 0,
             sum: 0.0,
-            quantile_values: Repeated::new(bytes, 6, Self::NAME, "quantile_values"),
+            quantile_values: Repeated::new(bytes, 6, &FieldName(Self::NAME, "quantile_values")),
             flags: 0,
         };
         for_each_field(bytes, Self::NAME, |n, v| {
@@ -525,7 +523,11 @@ impl<'a> MessageView<'a> for ExemplarView<'a> {
     const NAME: &'static str = "Exemplar";
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
         let mut out = ExemplarView {
-            filtered_attributes: Repeated::new(bytes, 7, Self::NAME, "filtered_attributes"),
+            filtered_attributes: Repeated::new(
+                bytes,
+                7,
+                &FieldName(Self::NAME, "filtered_attributes"),
+            ),
             time_ns: 0,
             value: None,
             span_id: &[],

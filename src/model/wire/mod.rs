@@ -25,7 +25,8 @@ pub mod span_index;
 pub mod traces;
 
 pub use common::{
-    AnyValueView, Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
+    AnyValueView, Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView,
+    ScopeView,
 };
 pub use metrics::{MetricData, MetricView, MetricsRequestView};
 pub use reader::WireError;

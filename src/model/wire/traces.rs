@@ -4,8 +4,8 @@
 //! and counts its spans.
 
 use super::common::{
-    Attributes, KeyValueView, MessageView, Repeated, ResourceView, ScopeView, head_and_schema_url,
-    optional, validate_attributes,
+    Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
+    head_and_schema_url, optional, validate_attributes,
 };
 use super::reader::{Field, Fields, Value, WireError, for_each_field};
 use super::span_index::SpanIndex;
@@ -20,7 +20,11 @@ impl<'a> TracesRequestView<'a> {
     /// The view of a request's bytes (validate them first).
     pub fn new(bytes: &'a [u8]) -> Self {
         Self {
-            resource_spans: Repeated::new(bytes, 1, "ExportTraceServiceRequest", "resource_spans"),
+            resource_spans: Repeated::new(
+                bytes,
+                1,
+                &FieldName("ExportTraceServiceRequest", "resource_spans"),
+            ),
         }
     }
 }
@@ -39,7 +43,7 @@ impl<'a> MessageView<'a> for ResourceSpansView<'a> {
         let (resource, schema_url) = head_and_schema_url(bytes, Self::NAME, "resource")?;
         Ok(Self {
             resource: optional(resource)?,
-            scope_spans: Repeated::new(bytes, 2, Self::NAME, "scope_spans"),
+            scope_spans: Repeated::new(bytes, 2, &FieldName(Self::NAME, "scope_spans")),
             schema_url,
         })
     }
@@ -59,7 +63,7 @@ impl<'a> MessageView<'a> for ScopeSpansView<'a> {
         let (scope, schema_url) = head_and_schema_url(bytes, Self::NAME, "scope")?;
         Ok(Self {
             scope: optional(scope)?,
-            spans: Repeated::new(bytes, 2, Self::NAME, "spans"),
+            spans: Repeated::new(bytes, 2, &FieldName(Self::NAME, "spans")),
             schema_url,
         })
     }
@@ -92,15 +96,15 @@ impl<'a> SpanView<'a> {
     }
 
     pub fn attributes(&self) -> Attributes<'a> {
-        Repeated::new(self.bytes, 9, Self::NAME, "attributes")
+        Repeated::new(self.bytes, 9, &FieldName(Self::NAME, "attributes"))
     }
 
     pub fn events(&self) -> Repeated<'a, EventView<'a>> {
-        Repeated::new(self.bytes, 11, Self::NAME, "events")
+        Repeated::new(self.bytes, 11, &FieldName(Self::NAME, "events"))
     }
 
     pub fn links(&self) -> Repeated<'a, LinkView<'a>> {
-        Repeated::new(self.bytes, 13, Self::NAME, "links")
+        Repeated::new(self.bytes, 13, &FieldName(Self::NAME, "links"))
     }
 
     /// The status (last occurrence), if sent.
@@ -270,7 +274,7 @@ impl<'a> MessageView<'a> for EventView<'a> {
         let mut out = EventView {
             time_ns: 0,
             name: "",
-            attributes: Repeated::new(bytes, 3, Self::NAME, "attributes"),
+            attributes: Repeated::new(bytes, 3, &FieldName(Self::NAME, "attributes")),
             dropped_attributes_count: 0,
         };
         for_each_field(bytes, Self::NAME, |n, v| {
@@ -308,7 +312,7 @@ impl<'a> MessageView<'a> for LinkView<'a> {
             trace_id: &[],
             span_id: &[],
             trace_state: "",
-            attributes: Repeated::new(bytes, 4, NAME, "attributes"),
+            attributes: Repeated::new(bytes, 4, &FieldName(NAME, "attributes")),
             dropped_attributes_count: 0,
             flags: 0,
         };
