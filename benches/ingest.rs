@@ -49,6 +49,9 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
+/// One payload's work in the threads bench.
+type Work<'a> = &'a (dyn Fn(&Bytes) + Sync);
+
 /// The same ingest from 1 and from 2 threads at once, each thread sending
 /// its own instance's series into the same families (as two SDK
 /// processes of one service do): the throughput ratio is the scaling
@@ -72,65 +75,47 @@ fn threads(c: &mut Criterion) {
         })
         .collect();
     let mut group = c.benchmark_group("metrics_ingest_threads");
+    // Runs `work` on one payload per thread, `iters` times each, and
+    // returns the wall time until every thread is done.
+    let on_threads = |threads: usize, iters: u64, work: Work<'_>| {
+        let start = std::time::Instant::now();
+        std::thread::scope(|scope| {
+            for bytes in &payloads[..threads] {
+                scope.spawn(move || {
+                    for _ in 0..iters {
+                        work(bytes);
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    };
     // The machine's own ceiling: prost decode shares nothing between the
-    // threads, so its 2-thread ratio is what the cores allow.
-    for threads in [1usize, 2] {
-        group.throughput(Throughput::Elements(points * threads as u64));
-        group.bench_function(format!("prost_decode_{threads}_threads"), |b| {
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                std::thread::scope(|scope| {
-                    for bytes in &payloads[..threads] {
-                        scope.spawn(move || {
-                            for _ in 0..iters {
-                                black_box(MetricsRequest::decode(black_box(&bytes[..])).unwrap());
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            })
-        });
-    }
-    // The in-place validation alone (no store, nothing shared): how the
-    // wire reader's own work scales on this machine.
-    for threads in [1usize, 2] {
-        group.throughput(Throughput::Elements(points * threads as u64));
-        group.bench_function(format!("validate_{threads}_threads"), |b| {
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                std::thread::scope(|scope| {
-                    for bytes in &payloads[..threads] {
-                        scope.spawn(move || {
-                            for _ in 0..iters {
-                                black_box(MetricsBatch::decode(black_box(bytes.clone())).unwrap());
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            })
-        });
-    }
-    for threads in [1usize, 2] {
-        group.throughput(Throughput::Elements(points * threads as u64));
-        group.bench_function(format!("decode_translate_store_{threads}_threads"), |b| {
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                std::thread::scope(|scope| {
-                    for bytes in &payloads[..threads] {
-                        let e = &e;
-                        scope.spawn(move || {
-                            for _ in 0..iters {
-                                let batch = MetricsBatch::decode(black_box(bytes.clone())).unwrap();
-                                black_box(e.consume_metrics(&batch).unwrap());
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            })
-        });
+    // threads, so its 2-thread ratio is what the cores allow. The in-place
+    // validation alone (no store, nothing shared) shows how the wire
+    // reader's own work scales.
+    let prost = |bytes: &Bytes| {
+        black_box(MetricsRequest::decode(black_box(&bytes[..])).unwrap());
+    };
+    let validate = |bytes: &Bytes| {
+        black_box(MetricsBatch::decode(black_box(bytes.clone())).unwrap());
+    };
+    let store = |bytes: &Bytes| {
+        let batch = MetricsBatch::decode(black_box(bytes.clone())).unwrap();
+        black_box(e.consume_metrics(&batch).unwrap());
+    };
+    let cases: [(&str, Work<'_>); 3] = [
+        ("prost_decode", &prost),
+        ("validate", &validate),
+        ("decode_translate_store", &store),
+    ];
+    for (name, work) in cases {
+        for threads in [1usize, 2] {
+            group.throughput(Throughput::Elements(points * threads as u64));
+            group.bench_function(format!("{name}_{threads}_threads"), |b| {
+                b.iter_custom(|iters| on_threads(threads, iters, work))
+            });
+        }
     }
     group.finish();
 }
