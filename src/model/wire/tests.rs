@@ -432,3 +432,25 @@ fn adjacent_attributes_are_one_slice_and_interleaved_ones_are_not() {
         Some(&[][..])
     );
 }
+
+/// A list element of the wrong wire type is reported under the list's
+/// message and field names.
+#[test]
+fn a_repeated_field_names_its_message_and_field_in_errors() {
+    use super::common::{FieldName, Repeated};
+    use super::metrics::NumberPointView;
+    // Field 1 as a varint where `Gauge.data_points` holds messages.
+    let bytes = [0x08, 0x01];
+    let points: Repeated<'_, NumberPointView<'_>> =
+        Repeated::new(&bytes, 1, &FieldName("Gauge", "data_points"));
+    let error = points
+        .try_iter()
+        .next()
+        .expect("one element")
+        .expect_err("wrong wire type");
+    assert!(
+        error.to_string().starts_with("Gauge.data_points"),
+        "{error}"
+    );
+    assert_eq!(format!("{points:?}"), "Repeated(Gauge.data_points)");
+}

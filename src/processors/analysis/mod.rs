@@ -243,8 +243,7 @@ impl AnalysisProcessor {
 
     /// Whether a metric of this name is analysed or feeds a ratio.
     fn wants(&self, name: &str) -> bool {
-        self.config.select.iter().any(|r| matches(&r.name, name))
-            || self.config.ratios.iter().any(|r| matches(&r.name, name))
+        self.config.select.iter().any(|r| matches(&r.name, name)) || self.has_ratio(name)
     }
 
     /// Records the latest value of every selected point, at `now` seconds,
