@@ -178,7 +178,7 @@ fn baseline_and_forecasts(c: &mut Criterion) {
     for _ in 0..10_000 {
         let t = 1_700_000_000.0 + i as f64 * 300.0;
         baseline.update(t, value(i));
-        forecaster.update(t, value(i));
+        forecaster.update_with(t, value(i), &baseline);
         i += 1;
     }
     let mut group = c.benchmark_group("analytics");
@@ -188,7 +188,7 @@ fn baseline_and_forecasts(c: &mut Criterion) {
             let v = value(i);
             i += 1;
             black_box(baseline.update(t, v));
-            forecaster.update(t, v);
+            forecaster.update_with(t, v, &baseline);
             for h in 0..3 {
                 black_box(forecaster.forecast(h));
             }
@@ -248,7 +248,7 @@ fn analysis_memory() {
         let t = 1_700_000_000.0 + 60.0 * i as f64;
         let v = 100.0 + 20.0 * (t / 86_400.0 * std::f64::consts::TAU).sin();
         baseline.update(t, v);
-        forecaster.update(t, v);
+        forecaster.update_with(t, v, &baseline);
     }
     println!(
         "memory: analysis state per series: baseline {} B (new {fresh_b} B), forecaster {} B (new {fresh_f} B), both {} B",

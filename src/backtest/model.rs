@@ -68,7 +68,8 @@ impl RowModel for AnalyticsModel {
             ]),
             None => out.extend([None; 5]),
         }
-        self.forecaster.update(time_secs, value);
+        self.forecaster
+            .update_with(time_secs, value, &self.baseline);
         for h in 0..self.horizons.len() {
             match self.forecaster.forecast(h) {
                 Some(f) => out.extend([Some(f.value), Some(f.lower), Some(f.upper)]),

@@ -15,7 +15,7 @@
 //! use — a flat level re-learns every daily edge, so the profile's error,
 //! measured against that level, would never look better.
 //!
-//! A slot's first [`EARLY_VISITS`] values are averaged as they are, so a
+//! A slot's first [`ESTABLISHED`] values are averaged as they are, so a
 //! real pattern is learned within days; later values are clipped like
 //! every other update.
 //!
@@ -78,22 +78,22 @@
 use std::sync::Arc;
 
 use super::BaselineError;
+use crate::analytics::forecasts::DailyShape;
 
 /// Gaussian σ over mean absolute deviation, √(π/2).
 const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 const DAY_SECS: f64 = 86_400.0;
 const WEEK_SECS: f64 = 7.0 * DAY_SECS;
-/// Visits of a seasonal slot that are averaged without clipping.
-const EARLY_VISITS: u8 = 3;
-
 /// `t` modulo `period`, in `[0, period)`: exact for whole seconds (unlike
 /// `x − ⌊x⌋` of `x = t / period`, which can put a point lying exactly on a
 /// slot boundary into the slot before) and cheaper than `rem_euclid`. The
 /// quotient is truncated by an integer conversion (one instruction, where
-/// `floor` may be a library call) and the remainder corrected into range.
+/// `floor` may be a library call) and the remainder corrected into range
+/// (which also absorbs the off-by-one the multiplication by `1 / period`,
+/// folded to a constant, may give instead of a division).
 #[inline]
 fn phase(t: f64, period: f64) -> f64 {
-    let r = t - ((t / period) as i64) as f64 * period;
+    let r = t - ((t * (1.0 / period)) as i64) as f64 * period;
     if r < 0.0 {
         r + period
     } else if r >= period {
@@ -117,10 +117,10 @@ fn warm_rate(rate: f64, count: f64) -> f64 {
 
 /// Where a time falls in the seasonal periods.
 struct Clock {
-    /// Seconds into the UTC day.
-    day: f64,
-    /// Seconds into the week.
-    week: f64,
+    /// The daily profile's slot (0 without one).
+    day_slot: usize,
+    /// The weekly profile's slot (0 without one).
+    week_slot: usize,
     /// Hour of the UTC day, 0–23.
     hour: usize,
 }
@@ -228,7 +228,7 @@ impl Default for BaselineConfig {
             alpha_long: 0.001,
             seasonality: Seasonality::DailyAndWeekly,
             daily_slots: 288,
-            weekly_slots: 168,
+            weekly_slots: 56,
             min_cycles: 1.5,
         }
     }
@@ -398,48 +398,82 @@ pub struct BaselineOutput {
     pub in_anomaly: bool,
 }
 
-/// A seasonal profile: one robust EWMA of the raw value per slot; the
-/// seasonal term is a slot's value minus the mean over the visited slots,
-/// so it is centred and does not depend on how the level moved while it
-/// was being learned.
+/// A seasonal profile: one robust EWMA of its input per slot, stored as
+/// an 8-bit code; the seasonal term is a slot's value minus the mean over
+/// the visited slots, so it is centred and does not depend on how the
+/// level moved while it was being learned.
+///
+/// A slot's value is `origin + step · code`. Codes are written with
+/// stochastic rounding (dithered by a hash of the time), so an EWMA step
+/// smaller than one code still moves the slot by the right amount on
+/// average. The step adapts: it doubles when a value would not fit in
+/// ±127 codes, and once per period it halves while the codes would still
+/// fit (so the profile keeps 64–127 codes of resolution across its
+/// range). The origin follows the mean of the visited slots, so a level
+/// that drifts over weeks does not use the range up.
 #[derive(Debug, Clone)]
 struct Profile {
-    period: f64,
-    /// `slots / period`.
-    slots_per_sec: f64,
-    /// Each slot's value less `origin` (the series' first value), in
-    /// `f32`: relative to the origin, single precision keeps about seven
-    /// digits of the seasonal shape whatever the series' magnitude.
-    value: Box<[f32]>,
-    /// Visits per slot, saturating at 255 (only the first few matter).
-    visits: Box<[u8]>,
-    origin: f64,
-    /// Sum of `value` over the visited slots.
-    sum: f64,
+    /// Codes (`i8` as `u8`), then the visit counts, 2 bits per slot
+    /// (0 = never, 1–2 = early visits, 3 = established).
+    cells: Box<[u8]>,
+    slots: u32,
+    /// Number of visited slots.
     seen: u32,
+    /// Sum of the visited slots' codes.
+    sum: i32,
+    /// `sum / seen`, kept in step with both.
+    mean: f32,
     /// `1 / seen` (0 before the first visit).
-    inv_seen: f64,
+    inv_seen: f32,
+    /// Value units per code (0 until the first value away from origin).
+    step: f32,
+    /// `1 / step` (0 while `step` is).
+    inv_step: f32,
+    /// The slot written last: the step is refined when slot 0 is entered
+    /// (once per period).
+    last_slot: u32,
+    /// EWMA of this model's absolute one-step error.
+    err: f32,
+    origin: f64,
     /// This model's own deseasonalised level: each candidate model keeps
     /// its own state, so its tracked error is what it would have scored.
     level: f64,
-    /// EWMA of this model's absolute one-step error.
-    err: f64,
+    /// `slots / period`.
+    slots_per_sec: f64,
     ready: bool,
+}
+
+/// Visits of a slot after which it is established (clipped updates at
+/// `beta_season`); the 2-bit visit count saturates here.
+const ESTABLISHED: u8 = 3;
+/// A code's range: ±`CODE_MAX`.
+const CODE_MAX: f64 = 127.0;
+
+/// A uniform dither in `[0, 1)` from a time and a slot (a multiplicative
+/// hash; deterministic, no state).
+#[inline]
+fn dither(t: f64, s: usize) -> f64 {
+    let h = (t.to_bits() ^ (s as u64).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 40) as f64 * (1.0 / (1u64 << 24) as f64)
 }
 
 impl Profile {
     fn new(period: f64, slots: u32) -> Self {
+        let n = slots as usize;
         Self {
-            period,
-            slots_per_sec: f64::from(slots) / period,
-            value: vec![0.0; slots as usize].into_boxed_slice(),
-            visits: vec![0; slots as usize].into_boxed_slice(),
-            origin: 0.0,
-            sum: 0.0,
+            cells: vec![0; n + n.div_ceil(4)].into_boxed_slice(),
+            slots,
             seen: 0,
+            sum: 0,
+            mean: 0.0,
             inv_seen: 0.0,
+            step: 0.0,
+            inv_step: 0.0,
+            last_slot: 0,
+            err: f32::NAN,
+            origin: 0.0,
             level: f64::NAN,
-            err: f64::NAN,
+            slots_per_sec: f64::from(slots) / period,
             ready: false,
         }
     }
@@ -448,35 +482,175 @@ impl Profile {
     /// `phase` (seconds).
     #[inline]
     fn slot_at(&self, phase: f64) -> usize {
-        let n = self.value.len();
+        let n = self.slots as usize;
         ((phase * self.slots_per_sec) as usize).min(n - 1)
     }
 
-    /// Slot `s`'s value less the origin.
     #[inline]
-    fn offset(&self, s: usize) -> f64 {
-        f64::from(self.value[s])
+    fn code(&self, s: usize) -> i32 {
+        i32::from(self.cells[s] as i8)
     }
 
-    /// Sets slot `s` to `value` (absolute), keeping `sum` in step.
     #[inline]
-    fn set(&mut self, s: usize, value: f64) {
-        let old = self.offset(s);
-        self.value[s] = (value - self.origin) as f32;
-        self.sum += self.offset(s) - old;
+    fn visits(&self, s: usize) -> u8 {
+        let byte = self.cells[self.slots as usize + s / 4];
+        (byte >> ((s % 4) * 2)) & 3
+    }
+
+    #[inline]
+    fn set_visits(&mut self, s: usize, v: u8) {
+        let i = self.slots as usize + s / 4;
+        let shift = (s % 4) * 2;
+        self.cells[i] = (self.cells[i] & !(3 << shift)) | ((v & 3) << shift);
+    }
+
+    /// Slot `s`'s value (absolute).
+    #[inline]
+    fn value(&self, s: usize) -> f64 {
+        self.origin + f64::from(self.step) * f64::from(self.code(s))
     }
 
     /// The centred seasonal term at slot `s`.
+    #[inline]
     fn term(&self, s: usize) -> f64 {
-        if self.visits[s] == 0 || self.seen == 0 {
+        if self.seen == 0 || self.visits(s) == 0 {
             0.0
         } else {
-            self.offset(s) - self.sum * self.inv_seen
+            f64::from(self.step) * (f64::from(self.code(s)) - f64::from(self.mean))
         }
     }
 
+    /// Sets slot `s` to `value` (absolute), rounding stochastically with
+    /// `u` in `[0, 1)`, and its visit count to `visits` (1 to 3).
+    fn set(&mut self, s: usize, value: f64, u: f64, visits: u8) {
+        if self.visits(s) == 0 {
+            self.seen += 1;
+            self.inv_seen = 1.0 / self.seen as f32;
+        } else {
+            self.sum -= self.code(s);
+        }
+        self.set_visits(s, visits.clamp(1, ESTABLISHED));
+        // While the scale changes, `s` holds a code of 0 that the sum
+        // counts (every rescale recomputes the sum from the codes).
+        self.cells[s] = 0;
+        let mut recentred = false;
+        let code = loop {
+            if self.step == 0.0 {
+                // The first value away from the origin sets the scale.
+                let step = ((value - self.origin).abs() / 64.0) as f32;
+                if step > 0.0 && step.is_finite() {
+                    self.set_step(step);
+                } else {
+                    break 0;
+                }
+            }
+            let y = (value - self.origin) * f64::from(self.inv_step) + u;
+            // ⌊y⌋ by truncating a positive number (`floor` may be a
+            // library call).
+            if y.abs() <= CODE_MAX + 1.0 {
+                let c = (y + 256.0) as i32 - 256;
+                if c.abs() <= CODE_MAX as i32 {
+                    break c;
+                }
+            } else if !y.is_finite() {
+                break 0;
+            }
+            // Re-centring first (once), then a coarser step.
+            if recentred || !self.recentre() {
+                self.rescale_coarser();
+            }
+            recentred = true;
+        };
+        let placeholder = self.code(s);
+        self.cells[s] = code as i8 as u8;
+        self.sum += code - placeholder;
+        self.mean = self.sum as f32 * self.inv_seen;
+        if s == 0 && self.last_slot != 0 {
+            self.refine();
+        }
+        self.last_slot = s as u32;
+    }
+
+    fn set_step(&mut self, step: f32) {
+        self.step = step;
+        self.inv_step = 1.0 / step;
+    }
+
+    /// The visited slots.
+    fn visited(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.slots as usize).filter(|&s| self.visits(s) > 0)
+    }
+
+    /// Moves the origin to the mean of the visited slots; false if it is
+    /// there already.
+    fn recentre(&mut self) -> bool {
+        if self.seen == 0 {
+            return false;
+        }
+        let mean = (f64::from(self.sum) / f64::from(self.seen)).round() as i32;
+        if mean == 0 {
+            return false;
+        }
+        self.origin += f64::from(self.step) * f64::from(mean);
+        self.map_codes(|c| c - mean);
+        self.resum();
+        true
+    }
+
+    /// Doubles the step (halving every code).
+    fn rescale_coarser(&mut self) {
+        self.set_step(self.step * 2.0);
+        // Round half away from zero keeps the halving symmetric.
+        self.map_codes(|c| if c >= 0 { (c + 1) / 2 } else { (c - 1) / 2 });
+        self.resum();
+    }
+
+    /// Halves the step while every code would still fit with room to
+    /// spare (once per period, when slot 0 is written).
+    fn refine(&mut self) {
+        let _ = self.recentre();
+        let widest = self
+            .visited()
+            .map(|s| self.code(s).abs())
+            .max()
+            .unwrap_or(0);
+        let mut widest = widest;
+        let mut doublings = 0;
+        while widest > 0 && widest * 2 <= 100 && doublings < 8 {
+            widest *= 2;
+            doublings += 1;
+        }
+        if doublings == 0 {
+            return;
+        }
+        let k = 1 << doublings;
+        self.set_step(self.step / k as f32);
+        self.map_codes(|c| c * k);
+        self.resum();
+    }
+
+    /// Rewrites every visited slot's code through `f` (clamped to the
+    /// code range).
+    fn map_codes(&mut self, f: impl Fn(i32) -> i32) {
+        for s in 0..self.slots as usize {
+            if self.visits(s) > 0 {
+                self.cells[s] = f(self.code(s)).clamp(-127, 127) as i8 as u8;
+            }
+        }
+    }
+
+    fn resum(&mut self) {
+        self.sum = self.visited().map(|s| self.code(s)).sum();
+        self.mean = self.sum as f32 * self.inv_seen;
+    }
+
+    /// The length of this profile's period in seconds.
+    fn period(&self) -> f64 {
+        f64::from(self.slots) / self.slots_per_sec
+    }
+
     fn bytes(&self) -> usize {
-        self.value.len() * (size_of::<f32>() + size_of::<u8>())
+        self.cells.len()
     }
 }
 
@@ -517,9 +691,13 @@ pub struct Baseline {
     level: f64,
     scale: f64,
     err_flat: f64,
+    /// The daily profile of the raw value.
     daily: Option<Profile>,
+    /// The weekly correction: a profile of the value less the daily term.
     weekly: Option<Profile>,
-    run: Box<[f64]>,
+    /// The series' first value: the run buffer holds values less this.
+    origin: f64,
+    run: Box<[f32]>,
     run_len: usize,
     run_sign: i8,
     in_anomaly: bool,
@@ -550,7 +728,7 @@ impl Baseline {
             (cfg.seasonality != Seasonality::None).then(|| Profile::new(DAY_SECS, cfg.daily_slots));
         let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly)
             .then(|| Profile::new(WEEK_SECS, cfg.weekly_slots));
-        let run = vec![0.0; cfg.shift_points as usize].into_boxed_slice();
+        let run = vec![0.0f32; cfg.shift_points as usize].into_boxed_slice();
         Self {
             cfg,
             n: 0,
@@ -561,6 +739,7 @@ impl Baseline {
             err_flat: 0.0,
             daily,
             weekly,
+            origin: 0.0,
             run,
             run_len: 0,
             run_sign: 0,
@@ -602,16 +781,19 @@ impl Baseline {
         size_of::<Self>()
             + self.daily.as_ref().map_or(0, Profile::bytes)
             + self.weekly.as_ref().map_or(0, Profile::bytes)
-            + self.run.len() * size_of::<f64>()
+            + self.run.len() * size_of::<f32>()
     }
 
     /// Where `t` falls in the day and the week (computed once per update).
     #[inline]
-    fn clock(t: f64) -> Clock {
+    fn clock(&self, t: f64) -> Clock {
         let day = phase(t, DAY_SECS);
         Clock {
-            day,
-            week: phase(t, WEEK_SECS),
+            day_slot: self.daily.as_ref().map_or(0, |p| p.slot_at(day)),
+            week_slot: self
+                .weekly
+                .as_ref()
+                .map_or(0, |p| p.slot_at(phase(t, WEEK_SECS))),
             hour: ((day * (1.0 / 3600.0)) as usize).min(23),
         }
     }
@@ -637,17 +819,39 @@ impl Baseline {
     /// The chosen model's expected value at `t` and its level: the flat
     /// level, or a profile's level plus its term, whichever has had the
     /// lowest tracked error (a profile must beat flat by 5 %).
-    fn expected_and_level(&self, c: &Clock) -> (f64, f64) {
+    fn expected_and_level(&self, c: &Clock, daily: f64) -> (f64, f64) {
         let mut best = (self.err_flat, self.level, self.level);
-        for (p, ph) in [(&self.daily, c.day), (&self.weekly, c.week)] {
-            if let Some(p) = p
-                && p.ready
-                && p.err < 0.95 * best.0
-            {
-                best = (p.err, p.level + p.term(p.slot_at(ph)), p.level);
-            }
+        // A profile must beat flat by 5 %.
+        let mut bar = 0.95;
+        if let Some(p) = &self.daily
+            && p.ready
+            && f64::from(p.err) < bar * best.0
+        {
+            best = (f64::from(p.err), p.level + daily, p.level);
+            // The weekly model is the daily one plus the weekly
+            // correction: it refines the daily model and is preferred to
+            // it unless its error is 5 % higher. (Judged by recent error
+            // alone, the daily model often wins on weekdays and is still
+            // the one chosen when the weekend starts.)
+            bar = 1.05;
+        }
+        if let Some(p) = &self.weekly
+            && p.ready
+            && f64::from(p.err) < bar * best.0
+        {
+            best = (
+                f64::from(p.err),
+                p.level + daily + p.term(c.week_slot),
+                p.level,
+            );
         }
         (best.1, best.2)
+    }
+
+    /// The daily profile's centred term at `c` (0 without one).
+    #[inline]
+    fn daily_term(&self, c: &Clock) -> f64 {
+        self.daily.as_ref().map_or(0.0, |p| p.term(c.day_slot))
     }
 
     /// The expected value and band at `t` without updating, once warm.
@@ -655,8 +859,8 @@ impl Baseline {
         if self.n < u64::from(self.cfg.warmup_points.max(1)) || !t_secs.is_finite() {
             return None;
         }
-        let c = Self::clock(t_secs);
-        let (e, _) = self.expected_and_level(&c);
+        let c = self.clock(t_secs);
+        let (e, _) = self.expected_and_level(&c, self.daily_term(&c));
         let w = self.cfg.band_z * self.sigma(&c);
         Some((e, e - w, e + w))
     }
@@ -674,6 +878,7 @@ impl Baseline {
         self.last_t = t_secs;
         if self.n == 0 {
             self.first_t = t_secs;
+            self.origin = value;
             self.level = value;
             for p in [&mut self.daily, &mut self.weekly].into_iter().flatten() {
                 p.level = value;
@@ -684,9 +889,10 @@ impl Baseline {
         }
         let cfg = &self.cfg;
         let warm = self.n >= u64::from(cfg.warmup_points.max(1));
-        let c = Self::clock(t_secs);
+        let c = self.clock(t_secs);
+        let daily = self.daily_term(&c);
         let sigma = self.sigma(&c);
-        let (expected, chosen_level) = self.expected_and_level(&c);
+        let (expected, chosen_level) = self.expected_and_level(&c, daily);
         let season = expected - chosen_level;
         let resid = value - expected;
         // z²/(z² + z_half²) with z = |resid|/σ, in one division.
@@ -789,47 +995,46 @@ impl Baseline {
         let age = t_secs - self.first_t;
         let (beta, k, min_cycles) = (cfg.beta_season, cfg.huber_k, cfg.min_cycles);
         let floor = cfg.min_scale_abs.max(cfg.min_scale_rel * self.level.abs());
-        for (p, ph) in [(&mut self.daily, c.day), (&mut self.weekly, c.week)] {
+        // The weekly correction learns the value less the daily term.
+        for (p, s, y) in [
+            (&mut self.daily, c.day_slot, value),
+            (&mut self.weekly, c.week_slot, value - daily),
+        ] {
             let Some(p) = p else { continue };
-            let s = p.slot_at(ph);
-            let e = value - p.level - p.term(s);
-            p.err = if p.err.is_finite() {
-                p.err + alpha_s * (e.abs() - p.err)
+            let e = y - p.level - p.term(s);
+            let err = if p.err.is_finite() {
+                f64::from(p.err) + alpha_s * (e.abs() - f64::from(p.err))
             } else {
                 e.abs()
             };
-            if !p.ready && age >= min_cycles * p.period {
+            p.err = err as f32;
+            if !p.ready && age >= min_cycles * p.period() {
                 p.ready = true;
             }
             // Clip by this model's own error scale: the chosen model's σ
             // may be tiny while a profile is still being learned.
-            let p_clip = if p.err.is_finite() {
-                k * (MAD_TO_SIGMA * p.err).max(floor)
+            let p_clip = if err.is_finite() {
+                k * (MAD_TO_SIGMA * err).max(floor)
             } else {
                 clip
             };
             p.level += alpha * if warming { e } else { e.clamp(-p_clip, p_clip) };
-            let v = p.visits[s];
-            if v == 0 {
-                let dev = if warming { 0.0 } else { value - p.level };
-                p.seen += 1;
-                p.inv_seen = 1.0 / f64::from(p.seen);
-                p.set(s, p.level + dev);
+            let v = p.visits(s);
+            let target = if v == 0 {
+                if warming { p.level } else { y }
             } else {
                 // The first visits are averaged as they are (one spike is
                 // diluted, a real pattern learned in days); later ones are
                 // clipped so a spike cannot move an established slot far.
-                let b = warm_rate(beta, f64::from(v));
-                let old = p.origin + p.offset(s);
-                let d = value - old;
-                let step = b * if v < EARLY_VISITS {
-                    d
+                let old = p.value(s);
+                let d = y - old;
+                if v < ESTABLISHED {
+                    old + d / (f64::from(v) + 1.0)
                 } else {
-                    d.clamp(-p_clip, p_clip)
-                };
-                p.set(s, old + step);
-            }
-            p.visits[s] = v.saturating_add(1);
+                    old + beta * d.clamp(-p_clip, p_clip)
+                }
+            };
+            p.set(s, target, dither(t_secs, s), v + 1);
         }
 
         // Level shift: a run of same-side outliers re-seats the level.
@@ -840,26 +1045,26 @@ impl Baseline {
         };
         if sign != 0 && sign == self.run_sign {
             if self.run_len < self.run.len() {
-                self.run[self.run_len] = value - season;
+                self.run[self.run_len] = (value - season - self.origin) as f32;
                 self.run_len += 1;
             }
         } else {
             self.run_sign = sign;
             self.run_len = 0;
             if sign != 0 {
-                self.run[0] = value - season;
+                self.run[0] = (value - season - self.origin) as f32;
                 self.run_len = 1;
             }
         }
         if self.run_len >= self.run.len() {
             let run = &mut self.run[..];
-            run.sort_unstable_by(f64::total_cmp);
+            run.sort_unstable_by(f32::total_cmp);
             let m = run.len() / 2;
             let med = if run.len() % 2 == 1 {
-                run[m]
+                f64::from(run[m])
             } else {
-                0.5 * (run[m - 1] + run[m])
-            };
+                0.5 * (f64::from(run[m - 1]) + f64::from(run[m]))
+            } + self.origin;
             // Move every model's level by the same step.
             let delta = med - chosen_level;
             self.level += delta;
@@ -871,5 +1076,33 @@ impl Baseline {
         }
         self.n += 1;
         warm.then_some(out)
+    }
+}
+
+/// The daily profile as a forecaster's daily shape: the centred term of
+/// the time of day's slot, once that slot has been visited.
+impl DailyShape for Baseline {
+    fn daily_changes(&self, t_secs: f64, ahead_secs: &[f64], out: &mut [f32]) {
+        out.fill(f32::NAN);
+        let Some(p) = self.daily.as_ref() else {
+            return;
+        };
+        let now_phase = phase(t_secs, DAY_SECS);
+        let s = p.slot_at(now_phase);
+        if p.visits(s) == 0 {
+            return;
+        }
+        let now = p.term(s);
+        for (o, &h) in out.iter_mut().zip(ahead_secs) {
+            // (t + h) mod day from the two phases: exact when `t + h` is.
+            let mut then = now_phase + phase(h, DAY_SECS);
+            if then >= DAY_SECS {
+                then -= DAY_SECS;
+            }
+            let s = p.slot_at(then);
+            if p.visits(s) > 0 {
+                *o = (p.term(s) - now) as f32;
+            }
+        }
     }
 }

@@ -68,27 +68,6 @@ use super::ForecastError;
 const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 const DAY_SECS: f64 = 86_400.0;
 
-/// `t` modulo a day in `[0, 86400)`, exact for whole seconds. The
-/// quotient is truncated from a multiplication (no division, no `floor`
-/// call); it is off by at most one, which the correction absorbs, and
-/// `t - q · 86400` is exact, so the result equals the `floor` version.
-#[inline]
-fn day_phase(t: f64) -> f64 {
-    let q = if t.abs() < 4.5e15 {
-        (t * (1.0 / DAY_SECS)) as i64 as f64
-    } else {
-        (t / DAY_SECS).floor()
-    };
-    let r = t - q * DAY_SECS;
-    if r < 0.0 {
-        r + DAY_SECS
-    } else if r >= DAY_SECS {
-        r - DAY_SECS
-    } else {
-        r
-    }
-}
-
 /// The most forecasts tracked at once per horizon.
 pub const MAX_PENDING: usize = 64;
 
@@ -150,9 +129,6 @@ pub struct ForecastConfig {
     pub holt_phi: f64,
     /// Points in the regression window (default 12; 3 to 256).
     pub regression_points: usize,
-    /// Slots of the daily profile for [`Model::SeasonalNaive`] (default
-    /// 96; 0 disables the model).
-    pub daily_slots: u32,
     /// EWMA weight of each matured absolute error (default 0.02).
     pub error_alpha: f64,
     /// Matured forecasts before a model may be chosen (default 12).
@@ -179,7 +155,6 @@ impl Default for ForecastConfig {
             holt_beta: 0.1,
             holt_phi: 0.9,
             regression_points: 12,
-            daily_slots: 96,
             error_alpha: 0.02,
             min_matured: 12,
             calibration_rate: 0.05,
@@ -262,13 +237,6 @@ impl ForecastConfig {
             "[3, 256], e.g. 12",
         )?;
         check(
-            "daily_slots",
-            f64::from(self.daily_slots),
-            0.0,
-            1440.0,
-            "[0, 1440], e.g. 96",
-        )?;
-        check(
             "error_alpha",
             self.error_alpha,
             1e-4,
@@ -322,7 +290,6 @@ impl ForecastConfig {
             holt_beta: c(self.holt_beta, 0.0, 1.0, d.holt_beta),
             holt_phi: c(self.holt_phi, 0.0, 0.999, d.holt_phi),
             regression_points: self.regression_points.clamp(3, 256),
-            daily_slots: self.daily_slots.min(1440),
             error_alpha: c(self.error_alpha, 1e-4, 1.0, d.error_alpha),
             min_matured: self.min_matured,
             calibration_rate: c(self.calibration_rate, 0.0, 1.0, d.calibration_rate),
@@ -347,49 +314,71 @@ pub struct Forecast {
     pub model: Model,
 }
 
-/// One tracked forecast: the naive forecast (the value it was made from)
-/// in full and the other models' forecasts as `f32` differences from it,
-/// so an entry is 32 bytes and keeps full precision for series far from
-/// zero.
+/// One tracked forecast, 16 bytes: its target time as the step from the
+/// previous entry's target, the naive forecast (the value it was made
+/// from) as `f32` relative to the series' first value, and the other
+/// models' forecasts as differences from it in 16-bit floats (bfloat16:
+/// 8 bits of precision on the difference, far below the errors scored).
 #[derive(Debug, Clone, Copy)]
 struct Pending {
-    target_t: f64,
-    base: f64,
-    /// Models 1.. less `base`; NaN where a model could not forecast.
-    deltas: [f32; N_MODELS - 1],
+    /// Target time less the previous entry's (0 for an entry pushed into
+    /// an empty queue: the horizon keeps the head's target).
+    after: f32,
+    /// Naive forecast less the series' first value.
+    base: f32,
+    /// Models 1.. less `base`, as bfloat16; NaN where a model could not
+    /// forecast.
+    deltas: [u16; N_MODELS - 1],
+}
+
+/// `x` as a bfloat16 (the high half of its `f32`, rounded to nearest
+/// even); NaN stays NaN.
+#[inline]
+fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return 0x7fc0;
+    }
+    let round = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+#[inline]
+fn from_bf16(h: u16) -> f64 {
+    f64::from(f32::from_bits(u32::from(h) << 16))
 }
 
 impl Pending {
     const EMPTY: Self = Self {
-        target_t: f64::NAN,
-        base: f64::NAN,
-        deltas: [f32::NAN; N_MODELS - 1],
+        after: 0.0,
+        base: f32::NAN,
+        deltas: [0x7fc0; N_MODELS - 1],
     };
 
     #[inline]
-    fn new(target_t: f64, preds: &[f64; N_MODELS]) -> Self {
+    fn new(after: f32, origin: f64, preds: &[f64; N_MODELS]) -> Self {
         let base = preds[0];
-        let mut deltas = [f32::NAN; N_MODELS - 1];
+        let mut deltas = [0x7fc0; N_MODELS - 1];
         for (d, p) in deltas.iter_mut().zip(&preds[1..]) {
-            *d = (p - base) as f32;
+            *d = to_bf16((p - base) as f32);
         }
         Self {
-            target_t,
-            base,
+            after,
+            base: (base - origin) as f32,
             deltas,
         }
     }
 
     #[inline]
-    fn preds(&self) -> [f64; N_MODELS] {
-        let b = self.base;
+    fn preds(&self, origin: f64) -> [f64; N_MODELS] {
+        let b = origin + f64::from(self.base);
         let d = &self.deltas;
         [
             b,
-            b + f64::from(d[0]),
-            b + f64::from(d[1]),
-            b + f64::from(d[2]),
-            b + f64::from(d[3]),
+            b + from_bf16(d[0]),
+            b + from_bf16(d[1]),
+            b + from_bf16(d[2]),
+            b + from_bf16(d[3]),
         ]
     }
 }
@@ -405,113 +394,80 @@ fn error_weight(error_alpha: f64, h: f64, dt: f64, valid: bool, tracked: usize) 
     (error_alpha * k.sqrt() / k.min(tracked as f64)).min(1.0)
 }
 
-/// First-in first-out ring of the forecasts tracked for one horizon: at
-/// most `max_pending`, made at least `h / max_pending` apart, so the ring
-/// never needs to grow and a horizon's memory does not depend on how
-/// many points it spans.
-#[derive(Debug, Clone)]
-struct PendingQueue {
-    buf: Box<[Pending]>,
-    head: u16,
-    len: u16,
-    /// Earliest time the next forecast is tracked.
-    next_t: f64,
+/// First-in first-out ring of the forecasts tracked for one horizon, in
+/// its share of [`Forecaster`]'s pending buffer: at most `max_pending`,
+/// made at least `h / max_pending` apart, so the ring never grows and a
+/// horizon's memory does not depend on how many points it spans.
+#[derive(Debug, Clone, Copy)]
+struct Queue {
+    /// Target time of the oldest entry.
+    head_target: f64,
+    /// Target time of the newest entry, as the entries' steps rebuild it
+    /// (so a step's rounding never accumulates).
+    tail_target: f64,
+    head: u8,
+    len: u8,
 }
 
-impl PendingQueue {
-    fn new(max_pending: usize) -> Self {
-        Self {
-            buf: vec![Pending::EMPTY; max_pending.clamp(1, MAX_PENDING)].into_boxed_slice(),
-            head: 0,
-            len: 0,
-            next_t: f64::NEG_INFINITY,
-        }
-    }
+impl Queue {
+    const EMPTY: Self = Self {
+        head_target: f64::NAN,
+        tail_target: f64::NEG_INFINITY,
+        head: 0,
+        len: 0,
+    };
 
-    fn capacity(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Removes and returns the oldest entry if its target is `≤ until`.
+    /// Removes and returns the oldest entry (and its target) if its
+    /// target is `≤ until`.
     #[inline]
-    fn pop_due(&mut self, until: f64) -> Option<Pending> {
-        if self.len == 0 {
+    fn pop_due(&mut self, buf: &[Pending], until: f64) -> Option<(f64, Pending)> {
+        if self.len == 0 || self.head_target > until {
             return None;
         }
         let head = usize::from(self.head);
-        let p = *self.buf.get(head)?;
-        if p.target_t > until {
-            return None;
-        }
-        self.head = if head + 1 == self.buf.len() {
-            0
-        } else {
-            self.head + 1
-        };
+        let p = *buf.get(head)?;
+        let target = self.head_target;
+        let next = if head + 1 == buf.len() { 0 } else { head + 1 };
+        self.head = next as u8;
         self.len -= 1;
-        Some(p)
+        if self.len > 0 {
+            self.head_target += f64::from(buf[next].after);
+        }
+        Some((target, p))
     }
 
-    /// Whether a forecast made at `t` is to be tracked.
+    /// Whether a forecast for `target` (made at `t`, `h` ahead) is to be
+    /// tracked: the queue has room and the newest one was made at least
+    /// `spacing` before `t`.
     #[inline]
-    fn due(&self, t: f64) -> bool {
-        t >= self.next_t && usize::from(self.len) < self.buf.len()
+    fn due(&self, cap: usize, t: f64, h: f64, spacing: f64) -> bool {
+        usize::from(self.len) < cap && t >= self.tail_target - h + spacing
     }
 
-    /// Tracks `p`, made at `t`; the next is tracked from `t + spacing`.
+    /// Tracks a forecast for `target` with predictions `preds`.
     #[inline]
-    fn push(&mut self, p: Pending, t: f64, spacing: f64) {
-        let cap = self.buf.len();
+    fn push(&mut self, buf: &mut [Pending], target: f64, origin: f64, preds: &[f64; N_MODELS]) {
+        let cap = buf.len();
         if usize::from(self.len) >= cap {
             return;
         }
+        let after = if self.len == 0 {
+            self.head_target = target;
+            self.tail_target = target;
+            0.0
+        } else {
+            let step = (target - self.tail_target) as f32;
+            self.tail_target += f64::from(step);
+            step
+        };
         let mut i = usize::from(self.head) + usize::from(self.len);
         if i >= cap {
             i -= cap;
         }
-        if let Some(slot) = self.buf.get_mut(i) {
-            *slot = p;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = Pending::new(after, origin, preds);
             self.len += 1;
-            self.next_t = t + spacing;
         }
-    }
-}
-
-/// A daily-profile slot, reused while successive lookups fall in it.
-#[derive(Debug, Clone, Copy)]
-struct SlotCache {
-    /// `slot · 86400`: the slot covers `phase · n` in `[lo, lo + 86400)`.
-    lo: f64,
-    slot: usize,
-}
-
-impl SlotCache {
-    const EMPTY: Self = Self {
-        lo: f64::NAN,
-        slot: 0,
-    };
-
-    /// Slot of a day phase in a profile of `n > 0` slots: `⌊phase · n /
-    /// 86400⌋`, exact, from a multiplication and a correction (no
-    /// division) when the cached slot does not cover it.
-    #[inline]
-    fn get(&mut self, phase: f64, n: usize) -> usize {
-        let x = phase * n as f64;
-        if x >= self.lo && x < self.lo + DAY_SECS {
-            return self.slot;
-        }
-        let mut s = (x * (1.0 / DAY_SECS)) as u32;
-        if f64::from(s + 1) * DAY_SECS <= x {
-            s += 1;
-        } else if s > 0 && f64::from(s) * DAY_SECS > x {
-            s -= 1;
-        }
-        let s = (s as usize).min(n - 1);
-        *self = Self {
-            lo: s as f64 * DAY_SECS,
-            slot: s,
-        };
-        s
     }
 }
 
@@ -528,60 +484,56 @@ struct Calibration {
 
 const ALL_MODELS: u8 = (1 << N_MODELS) - 1;
 
-/// Per-horizon tracked errors and interval scales of every model.
+#[derive(Debug, Clone)]
+struct HorizonState {
+    queue: Queue,
+    track: Tracking,
+    /// Σ φ^i for i in 1..=h/Δt, refreshed when Δt moves by over 1 %.
+    damp: f32,
+    /// The daily shape's change from the last point to `t + h` (NaN
+    /// without one): seasonal naive's forecast less the last value.
+    season: f32,
+}
+
+/// Per-horizon tracked errors and interval scales of every model, stored
+/// in `f32` (computed in `f64`): a tracked error needs a few digits, not
+/// sixteen.
 #[derive(Debug, Clone)]
 struct Tracking {
-    /// EWMA weight of a matured error, `error_alpha / √max(1, h/Δt)`, for
-    /// the `Δt` in `Forecaster::alpha_dt`.
-    err_alpha: f64,
     /// Target time of the newest queued forecast in which some model
     /// could not predict (those take the general scoring path).
     partial_until: f64,
-    mae: [f64; N_MODELS],
+    /// EWMA weight of a matured error, `error_alpha / √max(1, h/Δt)`, for
+    /// the `Δt` in `Forecaster::alpha_dt`.
+    err_alpha: f32,
+    /// `1 / (count + 1)` of the least settled model when `settled` was
+    /// computed: while `err_alpha` stays at or above it, `settled` holds.
+    floor: f32,
+    mae: [f32; N_MODELS],
     /// Interval half-width per unit of MAE: `m · z · √(π/2)`.
-    scale: [f64; N_MODELS],
+    scale: [f32; N_MODELS],
     /// Matured forecasts per model, less `bulk` (see `Tracking::count`).
     matured: [u32; N_MODELS],
     /// Forecasts every model matured in since `matured` was last brought
     /// up to date (by the settled path, which scores all five).
     bulk: u32,
-    /// The configured `min_matured`.
-    min_matured: u32,
     /// Bit `m`: model `m` has at least `max(min_matured, 1)` matured
     /// forecasts, and enough of them that its weight `max(err_alpha, 1 /
     /// (count + 1))` is `err_alpha`.
     settled: u8,
-    /// `1 / (count + 1)` of the least settled model when `settled` was
-    /// computed: while `err_alpha` stays at or above it, `settled` holds.
-    floor: f64,
-}
-
-#[derive(Debug, Clone)]
-struct HorizonState {
-    secs: f64,
-    /// Σ φ^i for i in 1..=h/Δt, refreshed when Δt moves by over 1 %.
-    damp: f64,
-    /// `h` modulo a day, and the profile slot of the last `t + h`.
-    phase: f64,
-    slot: SlotCache,
-    /// Every model's forecast from the last point (what `forecast` reads).
-    cur: [f64; N_MODELS],
-    track: Tracking,
-    pending: PendingQueue,
 }
 
 impl Tracking {
-    fn new(error_alpha: f64, unit: f64, min_matured: u32) -> Self {
+    fn new(error_alpha: f64, unit: f64) -> Self {
         Self {
-            err_alpha: error_alpha,
             partial_until: f64::NEG_INFINITY,
+            err_alpha: error_alpha as f32,
+            floor: f32::INFINITY,
             mae: [0.0; N_MODELS],
-            scale: [unit; N_MODELS],
+            scale: [unit as f32; N_MODELS],
             matured: [0; N_MODELS],
             bulk: 0,
-            min_matured,
             settled: 0,
-            floor: f64::INFINITY,
         }
     }
 
@@ -592,48 +544,62 @@ impl Tracking {
     }
 
     /// Recomputes `settled` (and `floor`) from the counts.
-    fn refresh_settled(&mut self) {
+    fn refresh_settled(&mut self, min_matured: u32) {
         let (mut bits, mut least) = (0, u32::MAX);
+        let a = f64::from(self.err_alpha);
         for m in 0..N_MODELS {
             let k = self.count(m);
-            if k >= self.min_matured.max(1) && (f64::from(k) + 1.0) * self.err_alpha >= 1.0 {
+            if k >= min_matured.max(1) && (f64::from(k) + 1.0) * a >= 1.0 {
                 bits |= 1 << m;
                 least = least.min(k);
             }
         }
         self.settled = bits;
-        self.floor = 1.0 / (f64::from(least) + 1.0);
+        self.floor = (1.0 / (f64::from(least) + 1.0)) as f32;
     }
 
     /// Sets the error weight for a new `Δt`.
     #[inline]
-    fn set_err_alpha(&mut self, err_alpha: f64) {
-        self.err_alpha = err_alpha;
-        if err_alpha < self.floor {
-            self.refresh_settled();
+    fn set_err_alpha(&mut self, err_alpha: f64, min_matured: u32) {
+        self.err_alpha = err_alpha as f32;
+        if self.err_alpha < self.floor {
+            self.refresh_settled(min_matured);
         }
+    }
+
+    /// One model's interval scale after a forecast with error `e`.
+    #[inline]
+    fn rescale(&mut self, m: usize, e: f64, cal: &Calibration) {
+        let s = f64::from(self.scale[m]);
+        let f = if e > s * f64::from(self.mae[m]) {
+            cal.grow
+        } else {
+            cal.shrink
+        };
+        let s = s * f;
+        let s = if s < cal.lo { cal.lo } else { s };
+        self.scale[m] = (if s > cal.hi { cal.hi } else { s }) as f32;
     }
 
     /// Scores one matured forecast against the observed `value`.
     #[inline]
-    fn score(&mut self, p: &Pending, value: f64, cal: &Calibration) {
-        let preds = &p.preds();
+    fn score(
+        &mut self,
+        target_t: f64,
+        preds: &[f64; N_MODELS],
+        value: f64,
+        cal: &Calibration,
+        min_matured: u32,
+    ) {
+        let a = f64::from(self.err_alpha);
         // Usually every model predicted and is settled: no branch per
         // model.
-        if p.target_t > self.partial_until && self.settled == ALL_MODELS {
-            let a = self.err_alpha;
-            let (mae, scale) = (&mut self.mae, &mut self.scale);
-            for m in 0..N_MODELS {
-                let e = (value - preds[m]).abs();
-                let s = scale[m]
-                    * if e > scale[m] * mae[m] {
-                        cal.grow
-                    } else {
-                        cal.shrink
-                    };
-                let s = if s < cal.lo { cal.lo } else { s };
-                scale[m] = if s > cal.hi { cal.hi } else { s };
-                mae[m] += a * (e - mae[m]);
+        if target_t > self.partial_until && self.settled == ALL_MODELS {
+            for (m, &pred) in preds.iter().enumerate() {
+                let e = (value - pred).abs();
+                self.rescale(m, e, cal);
+                let mae = f64::from(self.mae[m]);
+                self.mae[m] = (mae + a * (e - mae)) as f32;
             }
             self.bulk = self.bulk.saturating_add(1);
             return;
@@ -645,23 +611,17 @@ impl Tracking {
             .enumerate()
             .fold(0, |bits, (m, p)| bits | (u8::from(p.is_finite()) << m));
         if finite & !self.settled != 0 {
-            self.score_each(preds, value, cal);
+            self.score_each(preds, value, cal, min_matured);
             return;
         }
-        let a = self.err_alpha;
         for (m, &pred) in preds.iter().enumerate() {
             if finite & (1 << m) == 0 {
                 continue;
             }
             let e = (value - pred).abs();
-            let s = self.scale[m];
-            let f = if e > s * self.mae[m] {
-                cal.grow
-            } else {
-                cal.shrink
-            };
-            self.scale[m] = (s * f).clamp(cal.lo, cal.hi);
-            self.mae[m] += a * (e - self.mae[m]);
+            self.rescale(m, e, cal);
+            let mae = f64::from(self.mae[m]);
+            self.mae[m] = (mae + a * (e - mae)) as f32;
             self.matured[m] = self.matured[m].saturating_add(1);
         }
     }
@@ -669,12 +629,18 @@ impl Tracking {
     /// `Tracking::score` for any state, model by model (as during the
     /// warm-up).
     #[cold]
-    fn score_each(&mut self, preds: &[f64; N_MODELS], value: f64, cal: &Calibration) {
+    fn score_each(
+        &mut self,
+        preds: &[f64; N_MODELS],
+        value: f64,
+        cal: &Calibration,
+        min_matured: u32,
+    ) {
         for m in 0..N_MODELS {
             self.matured[m] = self.count(m);
         }
         self.bulk = 0;
-        let ea = self.err_alpha;
+        let ea = f64::from(self.err_alpha);
         for (m, &pred) in preds.iter().enumerate() {
             if !pred.is_finite() {
                 continue;
@@ -682,40 +648,42 @@ impl Tracking {
             let e = (value - pred).abs();
             let k = self.matured[m];
             if k > 0 {
-                let s = self.scale[m];
-                let f = if e > s * self.mae[m] {
-                    cal.grow
-                } else {
-                    cal.shrink
-                };
-                self.scale[m] = (s * f).clamp(cal.lo, cal.hi);
+                self.rescale(m, e, cal);
             }
             let a = if self.settled & (1 << m) != 0 {
                 ea
             } else {
                 ea.max(1.0 / (f64::from(k) + 1.0))
             };
-            self.mae[m] += a * (e - self.mae[m]);
+            let mae = f64::from(self.mae[m]);
+            self.mae[m] = (mae + a * (e - mae)) as f32;
             self.matured[m] = k.saturating_add(1);
         }
-        self.refresh_settled();
+        self.refresh_settled(min_matured);
     }
 
     /// Index of the chosen model: another model must beat naive by
     /// `naive_margin` to replace it, and have `min_matured` matured
     /// forecasts (every settled model has).
     #[inline]
-    fn chosen(&self, naive_margin: f64) -> usize {
+    fn chosen(&self, naive_margin: f64, min_matured: u32) -> usize {
         let settled = self.settled == ALL_MODELS;
         let mut best = 0;
-        let mut best_err = self.mae[0] * (1.0 - naive_margin);
+        let mut best_err = f64::from(self.mae[0]) * (1.0 - naive_margin);
         for m in 1..N_MODELS {
-            if (settled || self.count(m) >= self.min_matured) && self.mae[m] < best_err {
-                best_err = self.mae[m];
+            let mae = f64::from(self.mae[m]);
+            if (settled || self.count(m) >= min_matured) && mae < best_err {
+                best_err = mae;
                 best = m;
             }
         }
         best
+    }
+
+    /// Model `m`'s interval half-width.
+    #[inline]
+    fn width(&self, m: usize) -> f64 {
+        f64::from(self.scale[m]) * f64::from(self.mae[m])
     }
 }
 
@@ -755,23 +723,47 @@ impl ForecastSettings {
     }
 }
 
+/// The daily seasonal shape a [`Forecaster`]'s seasonal-naive model reads:
+/// a centred daily term at any time. [`Baseline`](crate::analytics::baselines::Baseline)
+/// implements it with its daily profile, so a series learns its daily
+/// shape once for both.
+pub trait DailyShape {
+    /// Writes into `out[i]` the shape's change from `t_secs` to `t_secs +
+    /// ahead_secs[i]`, NaN where it has not been learned (no profile, or
+    /// either time of day not seen yet).
+    fn daily_changes(&self, t_secs: f64, ahead_secs: &[f64], out: &mut [f32]);
+}
+
+/// No daily shape: seasonal naive never forecasts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoShape;
+
+impl DailyShape for NoShape {
+    fn daily_changes(&self, _t_secs: f64, _ahead_secs: &[f64], out: &mut [f32]) {
+        out.fill(f32::NAN);
+    }
+}
+
 /// Streaming multi-model forecaster for one series; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Forecaster {
     settings: ForecastSettings,
-    n: u64,
+    /// Ring of the last `regression_points` points as `(t − anchor_t, v −
+    /// anchor_v)`.
+    ring: Box<[(f32, f32)]>,
+    horizons: Box<[HorizonState]>,
+    /// Every horizon's tracked forecasts: horizon `i`'s queue lives in
+    /// `pending[i · max_pending ..][.. max_pending]`.
+    pending: Box<[Pending]>,
     last_t: f64,
     last_v: f64,
+    first_t: f64,
+    /// The first value: tracked forecasts are stored relative to it.
+    origin: f64,
     dt: f64,
     ses: f64,
     holt_l: f64,
     holt_b: f64,
-    /// Ring of the last `regression_points` (t, v).
-    ring: Box<[(f64, f64)]>,
-    ring_head: usize,
-    ring_len: usize,
-    /// `1 / ring_len`.
-    inv_len: f64,
     /// Sliding sums over the ring of `u = t − anchor_t` and `w = v −
     /// anchor_v`: Σu, Σw, Σu², Σuw. Recomputed from the ring (with the
     /// newest point as anchor) each time the ring wraps, so rounding does
@@ -779,23 +771,18 @@ pub struct Forecaster {
     sums: [f64; 4],
     anchor_t: f64,
     anchor_v: f64,
-    /// Trailing points equal to the last value (up to the ring size): a
-    /// constant window has slope exactly 0, whatever the sums' rounding.
-    same: usize,
-    /// Daily profile as differences from `origin` (the first value), NaN
-    /// where no value was seen yet.
-    profile: Box<[f32]>,
-    origin: f64,
-    /// Profile slot of the last point.
-    slot: SlotCache,
-    first_t: f64,
-    horizons: Box<[HorizonState]>,
-    /// Regression at the last point (cached by `update`).
-    reg: Option<(f64, f64)>,
-    /// `Δt` the per-horizon damped-trend sums were computed for.
-    damp_dt: f64,
+    /// Regression at the last point, intercept and slope (NaN without).
+    reg: (f64, f64),
     /// `Δt` the per-horizon error weights were computed for.
     alpha_dt: f64,
+    /// `Δt` the per-horizon damped-trend sums were computed for.
+    damp_dt: f32,
+    n: u32,
+    ring_head: u16,
+    ring_len: u16,
+    /// Trailing points equal to the last value (up to the ring size): a
+    /// constant window has slope exactly 0, whatever the sums' rounding.
+    same: u16,
 }
 
 impl Default for Forecaster {
@@ -813,40 +800,36 @@ impl Forecaster {
         let horizons = cfg
             .horizons_secs
             .iter()
-            .map(|&secs| HorizonState {
-                secs,
+            .map(|_| HorizonState {
+                queue: Queue::EMPTY,
+                track: Tracking::new(cfg.error_alpha, unit),
                 damp: 0.0,
-                phase: day_phase(secs),
-                slot: SlotCache::EMPTY,
-                cur: [f64::NAN; N_MODELS],
-                track: Tracking::new(cfg.error_alpha, unit, cfg.min_matured),
-                pending: PendingQueue::new(cfg.max_pending),
+                season: f32::NAN,
             })
             .collect();
+        let pending = vec![Pending::EMPTY; cfg.horizons_secs.len() * cfg.max_pending];
         Self {
-            n: 0,
+            ring: vec![(0.0, 0.0); cfg.regression_points].into_boxed_slice(),
+            horizons,
+            pending: pending.into_boxed_slice(),
             last_t: f64::NEG_INFINITY,
             last_v: f64::NAN,
+            first_t: f64::NAN,
+            origin: 0.0,
             dt: f64::NAN,
             ses: 0.0,
             holt_l: 0.0,
             holt_b: 0.0,
-            ring: vec![(0.0, 0.0); cfg.regression_points].into_boxed_slice(),
-            ring_head: 0,
-            ring_len: 0,
-            inv_len: 0.0,
             sums: [0.0; 4],
             anchor_t: 0.0,
             anchor_v: 0.0,
-            same: 0,
-            profile: vec![f32::NAN; cfg.daily_slots as usize].into_boxed_slice(),
-            origin: 0.0,
-            slot: SlotCache::EMPTY,
-            first_t: f64::NAN,
-            horizons,
-            reg: None,
-            damp_dt: f64::NAN,
+            reg: (f64::NAN, f64::NAN),
             alpha_dt: f64::NEG_INFINITY,
+            damp_dt: f32::NAN,
+            n: 0,
+            ring_head: 0,
+            ring_len: 0,
+            same: 0,
             settings,
         }
     }
@@ -867,17 +850,13 @@ impl Forecaster {
         self.horizons.len()
     }
 
-    /// Bytes held (struct, ring, profile and the pending queues'
-    /// allocated capacity).
+    /// Bytes held (struct, ring, horizons and their tracked forecasts);
+    /// fixed at construction.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>()
-            + self.ring.len() * size_of::<(f64, f64)>()
-            + self.profile.len() * size_of::<f32>()
-            + self
-                .horizons
-                .iter()
-                .map(|h| size_of::<HorizonState>() + h.pending.capacity() * size_of::<Pending>())
-                .sum::<usize>()
+            + size_of_val(&*self.ring)
+            + size_of_val(&*self.horizons)
+            + size_of_val(&*self.pending)
     }
 
     /// Adds `(t, v)` to the ring and its sums, dropping the oldest point
@@ -885,74 +864,107 @@ impl Forecaster {
     #[inline]
     fn push_ring(&mut self, t: f64, v: f64) {
         let cap = self.ring.len();
+        let len = usize::from(self.ring_len);
         self.same = if v == self.last_v {
-            (self.same + 1).min(cap)
+            (self.same + 1).min(cap as u16)
         } else {
             1
         };
         let (at, av) = (self.anchor_t, self.anchor_v);
+        let head = usize::from(self.ring_head);
         let [su, sw, suu, suw] = &mut self.sums;
-        if self.ring_len == cap {
-            let (ot, ov) = self.ring[self.ring_head];
-            let (u, w) = (ot - at, ov - av);
+        if len == cap {
+            let (u, w) = self.ring[head];
+            let (u, w) = (f64::from(u), f64::from(w));
             *su -= u;
             *sw -= w;
             *suu -= u * u;
             *suw -= u * w;
         } else {
             self.ring_len += 1;
-            self.inv_len = 1.0 / self.ring_len as f64;
         }
-        let (u, w) = (t - at, v - av);
-        *su += u;
-        *sw += w;
-        *suu += u * u;
-        *suw += u * w;
-        self.ring[self.ring_head] = (t, v);
-        self.ring_head += 1;
-        if self.ring_head == cap {
-            self.ring_head = 0;
-            // Re-anchor at the newest point and recompute the sums.
-            self.anchor_t = t;
-            self.anchor_v = v;
-            let mut sums = [0.0; 4];
-            for &(t, v) in &self.ring[..self.ring_len] {
-                let (u, w) = (t - self.anchor_t, v - self.anchor_v);
-                sums[0] += u;
-                sums[1] += w;
-                sums[2] += u * u;
-                sums[3] += u * w;
-            }
-            self.sums = sums;
+        // The sums take the point as stored, so removing it later cancels.
+        let (u, w) = ((t - at) as f32, (v - av) as f32);
+        let (uf, wf) = (f64::from(u), f64::from(w));
+        *su += uf;
+        *sw += wf;
+        *suu += uf * uf;
+        *suw += uf * wf;
+        self.ring[head] = (u, w);
+        let next = head + 1;
+        if next < cap {
+            self.ring_head = next as u16;
+            return;
         }
+        self.ring_head = 0;
+        // Re-anchor at the newest point and recompute the sums.
+        let (du, dw) = (at - t, av - v);
+        self.anchor_t = t;
+        self.anchor_v = v;
+        let mut sums = [0.0; 4];
+        for p in &mut self.ring[..usize::from(self.ring_len)] {
+            let u = (f64::from(p.0) + du) as f32;
+            let w = (f64::from(p.1) + dw) as f32;
+            *p = (u, w);
+            let (u, w) = (f64::from(u), f64::from(w));
+            sums[0] += u;
+            sums[1] += w;
+            sums[2] += u * u;
+            sums[3] += u * w;
+        }
+        self.sums = sums;
     }
 
-    /// Least-squares line over the ring: (value at `last_t`, slope/s).
+    /// Least-squares line over the ring: (value at `last_t`, slope/s), NaN
+    /// with fewer than 3 points or no spread in time.
     #[inline]
-    fn regression(&self) -> Option<(f64, f64)> {
+    fn regression(&self) -> (f64, f64) {
+        const NONE: (f64, f64) = (f64::NAN, f64::NAN);
         if self.ring_len < 3 {
-            return None;
+            return NONE;
         }
-        let n = self.ring_len as f64;
+        let n = f64::from(self.ring_len);
         let [su, sw, suu, suw] = self.sums;
         // Both are invariant under the shift of origin.
         let den = n * suu - su * su;
         if den.abs() < 1e-12 {
-            return None;
+            return NONE;
         }
         if self.same >= self.ring_len {
-            return Some((self.last_v, 0.0));
+            return (self.last_v, 0.0);
         }
         let slope = (n * suw - su * sw) / den;
         // Σ(t − last_t) = Σu − n · (last_t − anchor_t).
         let st = su - n * (self.last_t - self.anchor_t);
-        let intercept = self.anchor_v + (sw - slope * st) * self.inv_len;
-        Some((intercept, slope))
+        let intercept = self.anchor_v + (sw - slope * st) / n;
+        (intercept, slope)
     }
 
-    /// Feeds one value observed at `t_secs`. Non-finite values and
+    /// Every model's forecast for horizon `i` from the last point.
+    #[inline]
+    fn predictions(&self, i: usize, h: f64) -> [f64; N_MODELS] {
+        let hs = &self.horizons[i];
+        [
+            self.last_v,
+            self.ses,
+            self.holt_l + f64::from(hs.damp) * self.holt_b,
+            self.reg.0 + self.reg.1 * h,
+            self.last_v + f64::from(hs.season),
+        ]
+    }
+
+    /// Feeds one value observed at `t_secs`, without a daily shape (the
+    /// seasonal-naive model then never forecasts). Non-finite values and
     /// timestamps that do not advance are ignored.
     pub fn update(&mut self, t_secs: f64, value: f64) {
+        self.update_with(t_secs, value, &NoShape);
+    }
+
+    /// Feeds one value observed at `t_secs`; seasonal naive forecasts the
+    /// last value plus `shape`'s change to `t + h` once a day of history
+    /// exists. Non-finite values and timestamps that do not advance are
+    /// ignored.
+    pub fn update_with(&mut self, t_secs: f64, value: f64, shape: &impl DailyShape) {
         if !t_secs.is_finite() || !value.is_finite() || t_secs <= self.last_t {
             return;
         }
@@ -961,24 +973,21 @@ impl Forecaster {
         // over more of them at longer horizons (÷√steps). Recomputed only
         // when Δt moved (never, once a regular series' Δt has settled).
         let dt = self.dt;
+        let cfg = &self.settings.0.cfg;
+        let cap = cfg.max_pending;
         if dt.to_bits() != self.alpha_dt.to_bits() {
             let valid = dt.is_finite() && dt > 0.0;
-            let error_alpha = self.settings.0.cfg.error_alpha;
-            for hs in &mut self.horizons {
-                hs.track.set_err_alpha(error_weight(
-                    error_alpha,
-                    hs.secs,
-                    dt,
-                    valid,
-                    hs.pending.capacity(),
-                ));
+            for (hs, &h) in self.horizons.iter_mut().zip(&cfg.horizons_secs) {
+                hs.track.set_err_alpha(
+                    error_weight(cfg.error_alpha, h, dt, valid, cap),
+                    cfg.min_matured,
+                );
             }
             self.alpha_dt = dt;
         }
         let half = if dt.is_finite() { 0.5 * dt } else { 0.0 };
 
         // Update the models.
-        let cfg = &self.settings.0.cfg;
         if self.n == 0 {
             self.first_t = t_secs;
             self.origin = value;
@@ -1000,102 +1009,74 @@ impl Forecaster {
             self.holt_l = a * value + (1.0 - a) * (prev_l + phi * self.holt_b);
             self.holt_b = b * (self.holt_l - prev_l) + (1.0 - b) * phi * self.holt_b;
         }
-        let slots = self.profile.len();
-        let phase = day_phase(t_secs);
-        let mut now = f64::NAN;
-        if slots > 0 {
-            let s = self.slot.get(phase, slots);
-            let x = value - self.origin;
-            if let Some(p) = self.profile.get_mut(s) {
-                let old = f64::from(*p);
-                let new = if old.is_nan() {
-                    x
-                } else {
-                    old + 0.3 * (x - old)
-                };
-                *p = new as f32;
-                now = f64::from(*p);
-            }
-        }
         self.push_ring(t_secs, value);
         self.last_t = t_secs;
         self.last_v = value;
-        self.n += 1;
-        let reg = self.regression();
-        self.reg = reg;
-        if !(self.damp_dt.is_finite() && (self.dt - self.damp_dt).abs() <= 0.01 * self.damp_dt) {
-            let phi = self.settings.0.cfg.holt_phi;
-            let dt = self.dt;
-            for hs in &mut self.horizons {
+        self.n = self.n.saturating_add(1);
+        self.reg = self.regression();
+        let cfg = &self.settings.0.cfg;
+        let damp_dt = f64::from(self.damp_dt);
+        if !(damp_dt.is_finite() && (self.dt - damp_dt).abs() <= 0.01 * damp_dt) {
+            let (phi, dt) = (cfg.holt_phi, self.dt);
+            for (hs, &h) in self.horizons.iter_mut().zip(&cfg.horizons_secs) {
                 let steps = if dt.is_finite() && dt > 0.0 {
-                    hs.secs / dt
+                    h / dt
                 } else {
                     1.0
                 };
                 hs.damp = if phi < 1e-9 {
                     0.0
                 } else {
-                    phi * (1.0 - phi.powf(steps)) / (1.0 - phi)
+                    (phi * (1.0 - phi.powf(steps)) / (1.0 - phi)) as f32
                 };
             }
-            self.damp_dt = self.dt;
+            self.damp_dt = self.dt as f32;
         }
 
         // Per horizon: score the forecasts maturing now, then record this
         // point's forecasts for scoring when they mature. Seasonal naive
-        // needs a day of history and both profile slots seen (NaN
-        // otherwise, through the profile's NaN).
-        let seasonal = slots > 0 && t_secs - self.first_t >= DAY_SECS;
+        // needs a day of history and the shape at both times.
+        let horizons = self.horizons.len();
+        let mut season = [f32::NAN; MAX_HORIZONS];
+        if t_secs - self.first_t >= DAY_SECS {
+            shape.daily_changes(t_secs, &cfg.horizons_secs, &mut season[..horizons]);
+        }
         let cal = self.settings.0.cal;
-        let (ses, holt_l, holt_b) = (self.ses, self.holt_l, self.holt_b);
-        for hs in &mut self.horizons {
-            while let Some(p) = hs.pending.pop_due(t_secs + half) {
-                if p.target_t >= t_secs - half {
-                    hs.track.score(&p, value, &cal);
+        let min_matured = cfg.min_matured;
+        let origin = self.origin;
+        for (i, &season) in season.iter().enumerate().take(horizons) {
+            let h = self.settings.0.cfg.horizons_secs[i];
+            let buf = &mut self.pending[i * cap..][..cap];
+            let hs = &mut self.horizons[i];
+            while let Some((target_t, p)) = hs.queue.pop_due(buf, t_secs + half) {
+                if target_t >= t_secs - half {
+                    hs.track
+                        .score(target_t, &p.preds(origin), value, &cal, min_matured);
                 } // else a gap: nothing observed near the target
             }
-            let h = hs.secs;
-            let seasonal = if seasonal {
-                // (t + h) mod day from the two phases: exact when `t + h`
-                // is (e.g. whole seconds).
-                let mut p = phase + hs.phase;
-                if p >= DAY_SECS {
-                    p -= DAY_SECS;
-                }
-                let s1 = hs.slot.get(p, slots);
-                self.profile
-                    .get(s1)
-                    .map_or(f64::NAN, |&p1| value + (f64::from(p1) - now))
-            } else {
-                f64::NAN
-            };
-            let preds = [
-                value,
-                ses,
-                holt_l + hs.damp * holt_b,
-                reg.map_or(f64::NAN, |(a, b)| a + b * h),
-                seasonal,
-            ];
-            if hs.pending.due(t_secs) {
+            hs.season = season;
+            let spacing = h / cap as f64 - half;
+            if hs.queue.due(cap, t_secs, h, spacing) {
+                let preds = self.predictions(i, h);
                 let target_t = t_secs + h;
+                let hs = &mut self.horizons[i];
                 // (Naive is always finite; `p · 0` is 0 for finite `p`,
                 // NaN otherwise, and a sum that overflows only errs on the
                 // safe side.)
                 if (preds[1] + preds[2] + preds[3] + preds[4]) * 0.0 != 0.0 {
                     hs.track.partial_until = target_t;
                 }
-                let spacing = h / hs.pending.capacity() as f64 - half;
-                hs.pending
-                    .push(Pending::new(target_t, &preds), t_secs, spacing);
+                let buf = &mut self.pending[i * cap..][..cap];
+                hs.queue.push(buf, target_t, origin, &preds);
             }
-            hs.cur = preds;
         }
     }
 
     /// The model currently chosen for `horizon_idx`.
     pub fn chosen_model(&self, horizon_idx: usize) -> Option<Model> {
         let hs = self.horizons.get(horizon_idx)?;
-        Some(MODELS[hs.track.chosen(self.settings.0.cfg.naive_margin)])
+        let cfg = &self.settings.0.cfg;
+        Some(MODELS[hs.track.chosen(cfg.naive_margin, cfg.min_matured)])
     }
 
     /// Tracked mean absolute error of `model` at `horizon_idx` (`None`
@@ -1103,7 +1084,7 @@ impl Forecaster {
     pub fn tracked_error(&self, horizon_idx: usize, model: Model) -> Option<f64> {
         let hs = self.horizons.get(horizon_idx)?;
         let m = MODELS.iter().position(|&x| x == model)?;
-        (hs.track.count(m) > 0).then_some(hs.track.mae[m])
+        (hs.track.count(m) > 0).then_some(f64::from(hs.track.mae[m]))
     }
 
     /// The forecast for `horizon_idx` from the data so far; `None` until
@@ -1112,18 +1093,20 @@ impl Forecaster {
     pub fn forecast(&self, horizon_idx: usize) -> Option<Forecast> {
         let hs = self.horizons.get(horizon_idx)?;
         let tr = &hs.track;
-        if tr.settled != ALL_MODELS && tr.count(0) < tr.min_matured.max(1) {
+        let cfg = &self.settings.0.cfg;
+        if tr.settled != ALL_MODELS && tr.count(0) < cfg.min_matured.max(1) {
             return None;
         }
-        let mut mi = tr.chosen(self.settings.0.cfg.naive_margin);
-        let mut value = hs.cur[mi];
+        let h = cfg.horizons_secs[horizon_idx];
+        let mut mi = tr.chosen(cfg.naive_margin, cfg.min_matured);
+        let mut value = self.predictions(horizon_idx, h)[mi];
         if !value.is_finite() {
             value = self.last_v;
             mi = 0;
         }
-        let w = tr.scale[mi] * tr.mae[mi];
+        let w = tr.width(mi);
         Some(Forecast {
-            horizon_secs: hs.secs,
+            horizon_secs: h,
             value,
             lower: value - w,
             upper: value + w,
@@ -1134,7 +1117,7 @@ impl Forecaster {
     /// The current linear trend (least squares over the regression
     /// window, as `predict_linear`), in units per second.
     pub fn trend_per_sec(&self) -> Option<f64> {
-        self.reg.map(|(_, slope)| slope).filter(|s| s.is_finite())
+        Some(self.reg.1).filter(|s| s.is_finite())
     }
 
     /// Seconds from the last point until the series' current linear trend
@@ -1147,8 +1130,8 @@ impl Forecaster {
         if !threshold.is_finite() {
             return None;
         }
-        let (now, slope) = self.reg?;
-        if slope == 0.0 || !slope.is_finite() {
+        let (now, slope) = self.reg;
+        if slope == 0.0 || !slope.is_finite() || !now.is_finite() {
             return None;
         }
         let eta = (threshold - now) / slope;

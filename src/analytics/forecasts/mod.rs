@@ -5,7 +5,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `forecaster.rs` | [`Forecaster`], [`ForecastConfig`], [`Forecast`], [`Model`] |
+//! | `forecaster.rs` | [`Forecaster`], [`ForecastConfig`], [`Forecast`], [`Model`], [`DailyShape`] |
 //!
 //! Pure: time is passed in as Unix seconds (`f64`), no clock, no I/O.
 //! See `docs/ALGORITHMS.md` for the models, their references and the
@@ -16,7 +16,9 @@ mod forecaster;
 #[cfg(test)]
 mod tests;
 
-pub use forecaster::{Forecast, ForecastConfig, ForecastSettings, Forecaster, MODELS, Model};
+pub use forecaster::{
+    DailyShape, Forecast, ForecastConfig, ForecastSettings, Forecaster, MODELS, Model, NoShape,
+};
 
 /// Why forecast parameters were rejected (by [`ForecastConfig::validate`]
 /// and [`Forecaster::try_new`]; [`Forecaster::new`] clamps instead).

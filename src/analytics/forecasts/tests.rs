@@ -31,13 +31,23 @@ const STEP: f64 = 300.0;
 /// Horizons in steps of the default configuration (5 m, 15 m, 1 h).
 const STEPS: [usize; 3] = [1, 3, 12];
 
-/// Runs the default forecaster over `v` at 5-minute steps and returns,
-/// per horizon, (MAE of the chosen forecasts, MAE of naive, coverage).
+/// Runs the default forecaster (with a default baseline as its daily
+/// shape, as the analysis processor does) over `v` at 5-minute steps and
+/// returns, per horizon, (MAE of the chosen forecasts, MAE of naive,
+/// coverage).
 fn evaluate(v: &[f64], skip: usize) -> Vec<(f64, f64, f64)> {
+    evaluate_with(v, skip).0
+}
+
+/// [`evaluate`], also returning the forecaster.
+fn evaluate_with(v: &[f64], skip: usize) -> (Vec<(f64, f64, f64)>, Forecaster) {
     let mut f = Forecaster::default();
+    let mut shape = crate::analytics::baselines::Baseline::default();
     let mut acc = [(0.0, 0.0, 0.0, 0.0); 3];
     for (i, &x) in v.iter().enumerate() {
-        f.update(T0 + i as f64 * STEP, x);
+        let t = T0 + i as f64 * STEP;
+        shape.update(t, x);
+        f.update_with(t, x, &shape);
         if i < skip {
             continue;
         }
@@ -51,9 +61,11 @@ fn evaluate(v: &[f64], skip: usize) -> Vec<(f64, f64, f64)> {
             }
         }
     }
-    acc.iter()
+    let stats = acc
+        .iter()
         .map(|a| (a.0 / a.3, a.1 / a.3, a.2 / a.3))
-        .collect()
+        .collect();
+    (stats, f)
 }
 
 #[test]
@@ -124,9 +136,17 @@ fn daily_seasonality_uses_seasonal_naive_at_one_hour() {
             50.0 + 20.0 * (std::f64::consts::TAU * t / 86_400.0).sin() + 0.3 * rng.normal()
         })
         .collect();
-    let r = evaluate(&v, 288 * 3);
+    let (r, f) = evaluate_with(&v, 288 * 3);
     let (mae, naive, _) = r[2];
     assert!(mae < 0.6 * naive, "1 h: {mae} vs naive {naive}");
+    assert_eq!(f.chosen_model(2), Some(Model::SeasonalNaive));
+    // Without a daily shape the model never forecasts.
+    let mut alone = Forecaster::default();
+    for (i, &x) in v.iter().enumerate() {
+        alone.update(T0 + i as f64 * STEP, x);
+    }
+    assert_eq!(alone.tracked_error(2, Model::SeasonalNaive), None);
+    assert_ne!(alone.chosen_model(2), Some(Model::SeasonalNaive));
 }
 
 #[test]

@@ -572,7 +572,7 @@ impl AnalysisProcessor {
     /// its derived series.
     fn step(&self, s: &mut Series, value: f64, now: f64, now_ns: u64) -> Vec<Metric> {
         let baseline = s.baseline.update(now, value);
-        s.forecaster.update(now, value);
+        s.forecaster.update_with(now, value, &s.baseline);
         if let Some(b) = baseline {
             s.last = Some((value, b));
         }
