@@ -213,6 +213,22 @@ fn baseline_and_forecasts(c: &mut Criterion) {
             }
         })
     });
+    // The forecaster reading a (fixed) baseline's daily shape: what the
+    // seasonal-naive model adds to the forecaster alone.
+    group.bench_function(
+        "forecaster_with_daily_shape_and_3_forecasts_per_point",
+        |b| {
+            b.iter(|| {
+                let t = 1_700_000_000.0 + i as f64 * 300.0;
+                let v = value(i);
+                i += 1;
+                forecaster.update_with(t, v, &baseline);
+                for h in 0..3 {
+                    black_box(forecaster.forecast(h));
+                }
+            })
+        },
+    );
     let mut jittered = Forecaster::new(ForecastConfig::default());
     let stamp = |i: u64| {
         1_700_000_000.123 + i as f64 * 10.0 + 0.01 * (noise[(i * 7 % 4096) as usize] - 0.05)

@@ -520,19 +520,44 @@ impl Profile {
         }
     }
 
-    /// Sets slot `s` to `value` (absolute), rounding stochastically with
-    /// `u` in `[0, 1)`, and its visit count to `visits` (1 to 3).
-    fn set(&mut self, s: usize, value: f64, u: f64, visits: u8) {
-        if self.visits(s) == 0 {
+    /// Sets slot `s`, visited `old_visits` times before, to `value`
+    /// (absolute), rounding stochastically with `u` in `[0, 1)`.
+    #[inline]
+    fn set(&mut self, s: usize, old_visits: u8, value: f64, u: f64) {
+        let old = if old_visits == 0 {
             self.seen += 1;
             self.inv_seen = 1.0 / self.seen as f32;
+            0
         } else {
-            self.sum -= self.code(s);
+            self.code(s)
+        };
+        self.set_visits(s, (old_visits + 1).min(ESTABLISHED));
+        let y = (value - self.origin) * f64::from(self.inv_step) + u;
+        if y.abs() <= CODE_MAX && self.step > 0.0 {
+            // ⌊y⌋ by truncating a positive number (`floor` may be a
+            // library call).
+            let code = (y + 256.0) as i32 - 256;
+            self.cells[s] = code as i8 as u8;
+            self.sum += code - old;
+        } else {
+            self.set_rescaling(s, old, value, u);
         }
-        self.set_visits(s, visits.clamp(1, ESTABLISHED));
+        self.mean = self.sum as f32 * self.inv_seen;
+        if s == 0 && self.last_slot != 0 {
+            self.refine();
+        }
+        self.last_slot = s as u32;
+    }
+
+    /// [`Profile::set`] for a value that does not fit the current step
+    /// and origin (or the first value away from the origin): re-centres,
+    /// then coarsens the step until it fits.
+    #[cold]
+    fn set_rescaling(&mut self, s: usize, old: i32, value: f64, u: f64) {
         // While the scale changes, `s` holds a code of 0 that the sum
         // counts (every rescale recomputes the sum from the codes).
         self.cells[s] = 0;
+        self.sum -= old;
         let mut recentred = false;
         let code = loop {
             if self.step == 0.0 {
@@ -545,13 +570,8 @@ impl Profile {
                 }
             }
             let y = (value - self.origin) * f64::from(self.inv_step) + u;
-            // ⌊y⌋ by truncating a positive number (`floor` may be a
-            // library call).
-            if y.abs() <= CODE_MAX + 1.0 {
-                let c = (y + 256.0) as i32 - 256;
-                if c.abs() <= CODE_MAX as i32 {
-                    break c;
-                }
+            if y.abs() <= CODE_MAX {
+                break (y + 256.0) as i32 - 256;
             } else if !y.is_finite() {
                 break 0;
             }
@@ -564,11 +584,6 @@ impl Profile {
         let placeholder = self.code(s);
         self.cells[s] = code as i8 as u8;
         self.sum += code - placeholder;
-        self.mean = self.sum as f32 * self.inv_seen;
-        if s == 0 && self.last_slot != 0 {
-            self.refine();
-        }
-        self.last_slot = s as u32;
     }
 
     fn set_step(&mut self, step: f32) {
@@ -1034,7 +1049,7 @@ impl Baseline {
                     old + beta * d.clamp(-p_clip, p_clip)
                 }
             };
-            p.set(s, target, dither(t_secs, s), v + 1);
+            p.set(s, v, target, dither(t_secs, s));
         }
 
         // Level shift: a run of same-side outliers re-seats the level.
@@ -1082,27 +1097,31 @@ impl Baseline {
 /// The daily profile as a forecaster's daily shape: the centred term of
 /// the time of day's slot, once that slot has been visited.
 impl DailyShape for Baseline {
-    fn daily_changes(&self, t_secs: f64, ahead_secs: &[f64], out: &mut [f32]) {
-        out.fill(f32::NAN);
+    #[inline]
+    fn daily_changes(&self, t_secs: f64, ahead: &[f64], out: &mut [f32]) {
         let Some(p) = self.daily.as_ref() else {
+            out.fill(f32::NAN);
             return;
         };
         let now_phase = phase(t_secs, DAY_SECS);
         let s = p.slot_at(now_phase);
         if p.visits(s) == 0 {
+            out.fill(f32::NAN);
             return;
         }
         let now = p.term(s);
-        for (o, &h) in out.iter_mut().zip(ahead_secs) {
+        for (o, &h) in out.iter_mut().zip(ahead) {
             // (t + h) mod day from the two phases: exact when `t + h` is.
-            let mut then = now_phase + phase(h, DAY_SECS);
+            let mut then = now_phase + h;
             if then >= DAY_SECS {
                 then -= DAY_SECS;
             }
             let s = p.slot_at(then);
-            if p.visits(s) > 0 {
-                *o = (p.term(s) - now) as f32;
-            }
+            *o = if p.visits(s) > 0 {
+                (p.term(s) - now) as f32
+            } else {
+                f32::NAN
+            };
         }
     }
 }

@@ -699,6 +699,8 @@ struct Settings {
     /// `z · √(π/2)`: the interval half-width per unit of MAE.
     unit: f64,
     cal: Calibration,
+    /// Each horizon modulo a day (what a daily shape needs of it).
+    ahead_of_day: Vec<f64>,
 }
 
 impl From<ForecastConfig> for ForecastSettings {
@@ -712,7 +714,17 @@ impl From<ForecastConfig> for ForecastSettings {
             lo: 0.05 * unit,
             hi: 20.0 * unit,
         };
-        Self(Arc::new(Settings { cfg, unit, cal }))
+        let ahead_of_day = cfg
+            .horizons_secs
+            .iter()
+            .map(|h| h.rem_euclid(DAY_SECS))
+            .collect();
+        Self(Arc::new(Settings {
+            cfg,
+            unit,
+            cal,
+            ahead_of_day,
+        }))
     }
 }
 
@@ -729,9 +741,10 @@ impl ForecastSettings {
 /// shape once for both.
 pub trait DailyShape {
     /// Writes into `out[i]` the shape's change from `t_secs` to `t_secs +
-    /// ahead_secs[i]`, NaN where it has not been learned (no profile, or
-    /// either time of day not seen yet).
-    fn daily_changes(&self, t_secs: f64, ahead_secs: &[f64], out: &mut [f32]);
+    /// ahead[i]`, NaN where it has not been learned (no profile, or either
+    /// time of day not seen yet). Each `ahead[i]` is in `[0, 86400)`: a
+    /// horizon modulo a day.
+    fn daily_changes(&self, t_secs: f64, ahead: &[f64], out: &mut [f32]);
 }
 
 /// No daily shape: seasonal naive never forecasts.
@@ -739,7 +752,7 @@ pub trait DailyShape {
 pub struct NoShape;
 
 impl DailyShape for NoShape {
-    fn daily_changes(&self, _t_secs: f64, _ahead_secs: &[f64], out: &mut [f32]) {
+    fn daily_changes(&self, _t_secs: f64, _ahead: &[f64], out: &mut [f32]) {
         out.fill(f32::NAN);
     }
 }
@@ -940,17 +953,24 @@ impl Forecaster {
         (intercept, slope)
     }
 
+    /// Model `m`'s forecast for horizon `i` (`h` seconds) from the last
+    /// point.
+    #[inline]
+    fn prediction(&self, i: usize, h: f64, m: usize) -> f64 {
+        let hs = &self.horizons[i];
+        match m {
+            0 => self.last_v,
+            1 => self.ses,
+            2 => self.holt_l + f64::from(hs.damp) * self.holt_b,
+            3 => self.reg.0 + self.reg.1 * h,
+            _ => self.last_v + f64::from(hs.season),
+        }
+    }
+
     /// Every model's forecast for horizon `i` from the last point.
     #[inline]
     fn predictions(&self, i: usize, h: f64) -> [f64; N_MODELS] {
-        let hs = &self.horizons[i];
-        [
-            self.last_v,
-            self.ses,
-            self.holt_l + f64::from(hs.damp) * self.holt_b,
-            self.reg.0 + self.reg.1 * h,
-            self.last_v + f64::from(hs.season),
-        ]
+        std::array::from_fn(|m| self.prediction(i, h, m))
     }
 
     /// Feeds one value observed at `t_secs`, without a daily shape (the
@@ -1039,7 +1059,8 @@ impl Forecaster {
         let horizons = self.horizons.len();
         let mut season = [f32::NAN; MAX_HORIZONS];
         if t_secs - self.first_t >= DAY_SECS {
-            shape.daily_changes(t_secs, &cfg.horizons_secs, &mut season[..horizons]);
+            let ahead = &self.settings.0.ahead_of_day;
+            shape.daily_changes(t_secs, ahead, &mut season[..horizons]);
         }
         let cal = self.settings.0.cal;
         let min_matured = cfg.min_matured;
@@ -1099,7 +1120,7 @@ impl Forecaster {
         }
         let h = cfg.horizons_secs[horizon_idx];
         let mut mi = tr.chosen(cfg.naive_margin, cfg.min_matured);
-        let mut value = self.predictions(horizon_idx, h)[mi];
+        let mut value = self.prediction(horizon_idx, h, mi);
         if !value.is_finite() {
             value = self.last_v;
             mi = 0;
