@@ -5,10 +5,14 @@
 //!
 //! Three candidate models run side by side, each with its own level: flat
 //! (`level`), daily (`level_d + daily term at the time-of-day slot of
-//! `t``) and weekly (`level_w + weekly term at the hour-of-week slot`).
-//! The expected value is the one of the model with the lowest tracked
-//! one-step error (EWMA of absolute error); a profile must beat flat by
-//! 5 % and takes part only once the series has `min_cycles` periods of
+//! `t``) and weekly (`level_w + daily term + weekly correction at the
+//! slot of the week`, 3-hour slots by default: the correction profile
+//! learns the value less the daily term, so a weekday/weekend difference
+//! costs 56 slots, not 168 hour-of-week ones). The expected value is the
+//! one of the model with the lowest tracked one-step error (EWMA of
+//! absolute error); a profile must beat flat by 5 % (the weekly model,
+//! a refinement of the daily one, is preferred to it unless 5 % worse)
+//! and takes part only once the series has `min_cycles` periods of
 //! history, so short series stay flat and a profile that does not help
 //! is never used. Each model keeps its own level (and clips by its own
 //! error scale) because a shared level would follow whichever model is in
@@ -69,11 +73,12 @@
 //!
 //! Fixed at construction: the struct (with 24 hour-of-day scales in `f32`
 //! and the models' levels) plus `daily_slots + weekly_slots` profile
-//! entries (an `f32` value relative to the series' first value and a `u8`
-//! visit count each) and `shift_points` f64 of run buffer; the
-//! configuration is shared ([`BaselineSettings`]). With the defaults (288
-//! daily slots of 5 min, 168 weekly slots of 1 h, 12 run points)
-//! [`Baseline::memory_bytes`] is 2 816 bytes.
+//! slots of 10 bits each (an 8-bit code with a per-profile step, written
+//! with dithered rounding, and a 2-bit visit count; see [`Profile`]) and
+//! `shift_points` `f32` of run buffer; the configuration is shared
+//! ([`BaselineSettings`]). With the defaults (288 daily slots of 5 min,
+//! 56 weekly slots of 3 h, 12 run points) [`Baseline::memory_bytes`] is
+//! 894 bytes.
 
 use std::sync::Arc;
 

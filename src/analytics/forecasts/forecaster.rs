@@ -7,8 +7,11 @@
 //! last value (naive), simple exponential smoothing, damped-trend Holt,
 //! least-squares line over the last `regression_points` points (as
 //! Prometheus `predict_linear`), and seasonal naive (last value plus the
-//! daily profile's change from now to `t + h`, once a day of history
-//! exists). Horizons are in seconds; a model that works in steps uses
+//! daily shape's change from now to `t + h`, once a day of history
+//! exists). The daily shape is the series' baseline's daily profile
+//! ([`DailyShape`], passed to [`Forecaster::update_with`]), so a series
+//! learns its day once; [`Forecaster::update`] has none and seasonal
+//! naive then never forecasts. Horizons are in seconds; a model that works in steps uses
 //! `k = h / Δt` with `Δt` an EWMA of the observed spacing.
 //!
 //! # Choice
@@ -40,24 +43,25 @@
 //!
 //! Constant per point. The least-squares sums slide with the window
 //! (recomputed from it each time it wraps, so rounding does not
-//! accumulate; a window of equal values has slope exactly 0). Daily
-//! profile slots come from a multiplication with an exact correction and
-//! are cached per horizon. The normal quantile is computed at
-//! construction, `error_alpha / √k` when `Δt` changes, the damped-trend
-//! sums when `Δt` moves by over 1 %. Once every model has enough matured
-//! forecasts that its weight is `error_alpha / √k`, scoring a matured
-//! forecast has no branch or division per model. [`Forecaster::forecast`]
-//! reads the forecasts `update` made.
+//! accumulate; a window of equal values has slope exactly 0). The daily
+//! shape is read once per point for every horizon, with the horizons
+//! taken modulo a day at construction. The normal quantile is computed
+//! at construction, `error_alpha / √k` when `Δt` changes, the
+//! damped-trend sums when `Δt` moves by over 1 %. Once every model has
+//! enough matured forecasts that its weight is `error_alpha / √k`,
+//! scoring a matured forecast has no branch or division per model.
+//! [`Forecaster::forecast`] computes the chosen model's forecast from
+//! the state `update` left.
 //!
 //! # Memory
 //!
-//! Fixed at construction: the struct, the regression ring, the daily
-//! profile (`f32` relative to the first value) and per horizon a ring of
-//! `max_pending` tracked forecasts (32 bytes each), made `h /
-//! max_pending` apart so it never grows whatever `h / Δt` is. The
-//! configuration is shared ([`ForecastSettings`]).
-//! [`Forecaster::memory_bytes`] reports the total: 1 968 bytes with the
-//! defaults.
+//! Fixed at construction: the struct, the regression ring (`f32` offsets
+//! from an anchor point), per horizon the models' tracked errors and
+//! interval scales in `f32` and a ring of `max_pending` tracked forecasts
+//! (16 bytes each: see `Pending`), made `h / max_pending` apart so it
+//! never grows whatever `h / Δt` is. The configuration is shared
+//! ([`ForecastSettings`]). [`Forecaster::memory_bytes`] reports the
+//! total: 856 bytes with the defaults.
 
 use std::sync::Arc;
 
