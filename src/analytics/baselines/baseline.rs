@@ -454,6 +454,13 @@ const ESTABLISHED: u8 = 3;
 /// A code's range: ±`CODE_MAX`.
 const CODE_MAX: f64 = 127.0;
 
+/// `⌊y⌋` for `|y| ≤ CODE_MAX`, by truncating a positive number (`floor`
+/// may be a library call).
+#[inline]
+fn floor_code(y: f64) -> i32 {
+    (y + 256.0) as i32 - 256
+}
+
 /// A uniform dither in `[0, 1)` from a time and a slot (a multiplicative
 /// hash; deterministic, no state).
 #[inline]
@@ -539,9 +546,7 @@ impl Profile {
         self.set_visits(s, (old_visits + 1).min(ESTABLISHED));
         let y = (value - self.origin) * f64::from(self.inv_step) + u;
         if y.abs() <= CODE_MAX && self.step > 0.0 {
-            // ⌊y⌋ by truncating a positive number (`floor` may be a
-            // library call).
-            let code = (y + 256.0) as i32 - 256;
+            let code = floor_code(y);
             self.cells[s] = code as i8 as u8;
             self.sum += code - old;
         } else {
@@ -576,7 +581,7 @@ impl Profile {
             }
             let y = (value - self.origin) * f64::from(self.inv_step) + u;
             if y.abs() <= CODE_MAX {
-                break (y + 256.0) as i32 - 256;
+                break floor_code(y);
             } else if !y.is_finite() {
                 break 0;
             }
@@ -613,7 +618,6 @@ impl Profile {
         }
         self.origin += f64::from(self.step) * f64::from(mean);
         self.map_codes(|c| c - mean);
-        self.resum();
         true
     }
 
@@ -622,19 +626,17 @@ impl Profile {
         self.set_step(self.step * 2.0);
         // Round half away from zero keeps the halving symmetric.
         self.map_codes(|c| if c >= 0 { (c + 1) / 2 } else { (c - 1) / 2 });
-        self.resum();
     }
 
     /// Halves the step while every code would still fit with room to
     /// spare (once per period, when slot 0 is written).
     fn refine(&mut self) {
         let _ = self.recentre();
-        let widest = self
+        let mut widest = self
             .visited()
             .map(|s| self.code(s).abs())
             .max()
             .unwrap_or(0);
-        let mut widest = widest;
         let mut doublings = 0;
         while widest > 0 && widest * 2 <= 100 && doublings < 8 {
             widest *= 2;
@@ -646,17 +648,18 @@ impl Profile {
         let k = 1 << doublings;
         self.set_step(self.step / k as f32);
         self.map_codes(|c| c * k);
-        self.resum();
     }
 
     /// Rewrites every visited slot's code through `f` (clamped to the
-    /// code range).
+    /// code range) and recomputes the sum.
     fn map_codes(&mut self, f: impl Fn(i32) -> i32) {
+        let max = CODE_MAX as i32;
         for s in 0..self.slots as usize {
             if self.visits(s) > 0 {
-                self.cells[s] = f(self.code(s)).clamp(-127, 127) as i8 as u8;
+                self.cells[s] = f(self.code(s)).clamp(-max, max) as i8 as u8;
             }
         }
+        self.resum();
     }
 
     fn resum(&mut self) {
