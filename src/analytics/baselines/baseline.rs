@@ -418,8 +418,9 @@ pub struct BaselineOutput {
 /// that drifts over weeks does not use the range up.
 #[derive(Debug, Clone)]
 struct Profile {
-    /// Codes (`i8` as `u8`), then the visit counts, 2 bits per slot
-    /// (0 = never, 1–2 = early visits, 3 = established).
+    /// Codes (`i8` as `u8`; [`UNSEEN`] for a slot never visited, so
+    /// reading a term takes one load), then the visit counts, 2 bits per
+    /// slot (0 = never, 1–2 = early visits, 3 = established).
     cells: Box<[u8]>,
     slots: u32,
     /// Number of visited slots.
@@ -453,6 +454,8 @@ struct Profile {
 const ESTABLISHED: u8 = 3;
 /// A code's range: ±`CODE_MAX`.
 const CODE_MAX: f64 = 127.0;
+/// The code of a slot never visited (outside the code range).
+const UNSEEN: u8 = 0x80;
 
 /// `⌊y⌋` for `|y| ≤ CODE_MAX`, by truncating a positive number (`floor`
 /// may be a library call).
@@ -472,8 +475,10 @@ fn dither(t: f64, s: usize) -> f64 {
 impl Profile {
     fn new(period: f64, slots: u32) -> Self {
         let n = slots as usize;
+        let mut cells = vec![0; n + n.div_ceil(4)];
+        cells[..n].fill(UNSEEN);
         Self {
-            cells: vec![0; n + n.div_ceil(4)].into_boxed_slice(),
+            cells: cells.into_boxed_slice(),
             slots,
             seen: 0,
             sum: 0,
@@ -503,6 +508,12 @@ impl Profile {
         i32::from(self.cells[s] as i8)
     }
 
+    /// Whether slot `s` has been visited (one load: its code).
+    #[inline]
+    fn is_seen(&self, s: usize) -> bool {
+        self.cells[s] != UNSEEN
+    }
+
     #[inline]
     fn visits(&self, s: usize) -> u8 {
         let byte = self.cells[self.slots as usize + s / 4];
@@ -525,10 +536,11 @@ impl Profile {
     /// The centred seasonal term at slot `s`.
     #[inline]
     fn term(&self, s: usize) -> f64 {
-        if self.seen == 0 || self.visits(s) == 0 {
+        let code = self.cells[s];
+        if code == UNSEEN {
             0.0
         } else {
-            f64::from(self.step) * (f64::from(self.code(s)) - f64::from(self.mean))
+            f64::from(self.step) * (f64::from(code as i8) - f64::from(self.mean))
         }
     }
 
@@ -603,7 +615,7 @@ impl Profile {
 
     /// The visited slots.
     fn visited(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.slots as usize).filter(|&s| self.visits(s) > 0)
+        (0..self.slots as usize).filter(|&s| self.is_seen(s))
     }
 
     /// Moves the origin to the mean of the visited slots; false if it is
@@ -655,7 +667,7 @@ impl Profile {
     fn map_codes(&mut self, f: impl Fn(i32) -> i32) {
         let max = CODE_MAX as i32;
         for s in 0..self.slots as usize {
-            if self.visits(s) > 0 {
+            if self.is_seen(s) {
                 self.cells[s] = f(self.code(s)).clamp(-max, max) as i8 as u8;
             }
         }
@@ -1113,7 +1125,7 @@ impl DailyShape for Baseline {
         };
         let now_phase = phase(t_secs, DAY_SECS);
         let s = p.slot_at(now_phase);
-        if p.visits(s) == 0 {
+        if !p.is_seen(s) {
             out.fill(f32::NAN);
             return;
         }
@@ -1125,7 +1137,7 @@ impl DailyShape for Baseline {
                 then -= DAY_SECS;
             }
             let s = p.slot_at(then);
-            *o = if p.visits(s) > 0 {
+            *o = if p.is_seen(s) {
                 (p.term(s) - now) as f32
             } else {
                 f32::NAN

@@ -475,15 +475,20 @@ impl Queue {
     }
 }
 
-/// Interval calibration constants shared by the horizons.
+/// Constants of scoring matured forecasts, shared by the horizons.
 #[derive(Debug, Clone, Copy)]
-struct Calibration {
-    /// Scale factors after a miss and a hit (precomputed `exp`).
-    grow: f64,
-    shrink: f64,
-    /// Bounds of the scale: `m` in `[0.05, 20]`, times `z · √(π/2)`.
-    lo: f64,
-    hi: f64,
+struct Scoring {
+    /// Interval scale factors after a miss and a hit (precomputed `exp`).
+    grow: f32,
+    shrink: f32,
+    /// Bounds of the interval scale: `m` in `[0.05, 20]`, times `z ·
+    /// √(π/2)`.
+    lo: f32,
+    hi: f32,
+    /// `1 − naive_margin`: what another model's error must be below, as
+    /// a fraction of naive's.
+    naive_bar: f32,
+    min_matured: u32,
 }
 
 const ALL_MODELS: u8 = (1 << N_MODELS) - 1;
@@ -525,6 +530,9 @@ struct Tracking {
     /// forecasts, and enough of them that its weight `max(err_alpha, 1 /
     /// (count + 1))` is `err_alpha`.
     settled: u8,
+    /// The chosen model's index, brought up to date whenever an error,
+    /// a count or `settled` changes (see `Tracking::choose`).
+    chosen: u8,
 }
 
 impl Tracking {
@@ -538,6 +546,7 @@ impl Tracking {
             matured: [0; N_MODELS],
             bulk: 0,
             settled: 0,
+            chosen: 0,
         }
     }
 
@@ -548,7 +557,8 @@ impl Tracking {
     }
 
     /// Recomputes `settled` (and `floor`) from the counts.
-    fn refresh_settled(&mut self, min_matured: u32) {
+    fn refresh_settled(&mut self, sc: &Scoring) {
+        let min_matured = sc.min_matured;
         let (mut bits, mut least) = (0, u32::MAX);
         let a = f64::from(self.err_alpha);
         for m in 0..N_MODELS {
@@ -560,52 +570,40 @@ impl Tracking {
         }
         self.settled = bits;
         self.floor = (1.0 / (f64::from(least) + 1.0)) as f32;
+        self.choose(sc);
     }
 
     /// Sets the error weight for a new `Δt`.
     #[inline]
-    fn set_err_alpha(&mut self, err_alpha: f64, min_matured: u32) {
+    fn set_err_alpha(&mut self, err_alpha: f64, sc: &Scoring) {
         self.err_alpha = err_alpha as f32;
         if self.err_alpha < self.floor {
-            self.refresh_settled(min_matured);
+            self.refresh_settled(sc);
         }
     }
 
-    /// One model's interval scale after a forecast with error `e`.
+    /// Model `m`'s error and interval scale after a forecast with error
+    /// `e`, weighted `a` (in `f32`: branch-free, and no conversions).
     #[inline]
-    fn rescale(&mut self, m: usize, e: f64, cal: &Calibration) {
-        let s = f64::from(self.scale[m]);
-        let f = if e > s * f64::from(self.mae[m]) {
-            cal.grow
-        } else {
-            cal.shrink
-        };
-        let s = s * f;
-        let s = if s < cal.lo { cal.lo } else { s };
-        self.scale[m] = (if s > cal.hi { cal.hi } else { s }) as f32;
+    fn learn(&mut self, m: usize, e: f32, a: f32, sc: &Scoring) {
+        let (s, mae) = (self.scale[m], self.mae[m]);
+        let f = if e > s * mae { sc.grow } else { sc.shrink };
+        self.scale[m] = (s * f).max(sc.lo).min(sc.hi);
+        self.mae[m] = mae + a * (e - mae);
     }
 
     /// Scores one matured forecast against the observed `value`.
     #[inline]
-    fn score(
-        &mut self,
-        target_t: f64,
-        preds: &[f64; N_MODELS],
-        value: f64,
-        cal: &Calibration,
-        min_matured: u32,
-    ) {
-        let a = f64::from(self.err_alpha);
+    fn score(&mut self, target_t: f64, preds: &[f64; N_MODELS], value: f64, sc: &Scoring) {
+        let a = self.err_alpha;
         // Usually every model predicted and is settled: no branch per
         // model.
         if target_t > self.partial_until && self.settled == ALL_MODELS {
             for (m, &pred) in preds.iter().enumerate() {
-                let e = (value - pred).abs();
-                self.rescale(m, e, cal);
-                let mae = f64::from(self.mae[m]);
-                self.mae[m] = (mae + a * (e - mae)) as f32;
+                self.learn(m, (value - pred).abs() as f32, a, sc);
             }
             self.bulk = self.bulk.saturating_add(1);
+            self.choose(sc);
             return;
         }
         // Else, if every model that predicted is settled (e.g. seasonal
@@ -615,73 +613,65 @@ impl Tracking {
             .enumerate()
             .fold(0, |bits, (m, p)| bits | (u8::from(p.is_finite()) << m));
         if finite & !self.settled != 0 {
-            self.score_each(preds, value, cal, min_matured);
+            self.score_each(preds, value, sc);
             return;
         }
         for (m, &pred) in preds.iter().enumerate() {
             if finite & (1 << m) == 0 {
                 continue;
             }
-            let e = (value - pred).abs();
-            self.rescale(m, e, cal);
-            let mae = f64::from(self.mae[m]);
-            self.mae[m] = (mae + a * (e - mae)) as f32;
+            self.learn(m, (value - pred).abs() as f32, a, sc);
             self.matured[m] = self.matured[m].saturating_add(1);
         }
+        self.choose(sc);
     }
 
     /// `Tracking::score` for any state, model by model (as during the
     /// warm-up).
     #[cold]
-    fn score_each(
-        &mut self,
-        preds: &[f64; N_MODELS],
-        value: f64,
-        cal: &Calibration,
-        min_matured: u32,
-    ) {
+    fn score_each(&mut self, preds: &[f64; N_MODELS], value: f64, sc: &Scoring) {
         for m in 0..N_MODELS {
             self.matured[m] = self.count(m);
         }
         self.bulk = 0;
-        let ea = f64::from(self.err_alpha);
+        let ea = self.err_alpha;
         for (m, &pred) in preds.iter().enumerate() {
             if !pred.is_finite() {
                 continue;
             }
-            let e = (value - pred).abs();
+            let e = (value - pred).abs() as f32;
             let k = self.matured[m];
-            if k > 0 {
-                self.rescale(m, e, cal);
-            }
             let a = if self.settled & (1 << m) != 0 {
                 ea
             } else {
-                ea.max(1.0 / (f64::from(k) + 1.0))
+                ea.max((1.0 / (f64::from(k) + 1.0)) as f32)
             };
-            let mae = f64::from(self.mae[m]);
-            self.mae[m] = (mae + a * (e - mae)) as f32;
+            if k > 0 {
+                self.learn(m, e, a, sc);
+            } else {
+                self.mae[m] += a * (e - self.mae[m]);
+            }
             self.matured[m] = k.saturating_add(1);
         }
-        self.refresh_settled(min_matured);
+        self.refresh_settled(sc);
     }
 
-    /// Index of the chosen model: another model must beat naive by
+    /// Brings `chosen` up to date: another model must beat naive by
     /// `naive_margin` to replace it, and have `min_matured` matured
     /// forecasts (every settled model has).
     #[inline]
-    fn chosen(&self, naive_margin: f64, min_matured: u32) -> usize {
+    fn choose(&mut self, sc: &Scoring) {
         let settled = self.settled == ALL_MODELS;
         let mut best = 0;
-        let mut best_err = f64::from(self.mae[0]) * (1.0 - naive_margin);
+        let mut best_err = self.mae[0] * sc.naive_bar;
         for m in 1..N_MODELS {
-            let mae = f64::from(self.mae[m]);
-            if (settled || self.count(m) >= min_matured) && mae < best_err {
+            let mae = self.mae[m];
+            if (settled || self.count(m) >= sc.min_matured) && mae < best_err {
                 best_err = mae;
                 best = m;
             }
         }
-        best
+        self.chosen = best as u8;
     }
 
     /// Model `m`'s interval half-width.
@@ -702,7 +692,7 @@ struct Settings {
     cfg: ForecastConfig,
     /// `z · √(π/2)`: the interval half-width per unit of MAE.
     unit: f64,
-    cal: Calibration,
+    scoring: Scoring,
     /// Each horizon modulo a day (what a daily shape needs of it).
     ahead_of_day: Vec<f64>,
 }
@@ -712,11 +702,13 @@ impl From<ForecastConfig> for ForecastSettings {
         let cfg = config.clamped();
         let z = Normal::standard().inverse_cdf(0.5 + cfg.interval_level / 2.0);
         let unit = z * MAD_TO_SIGMA;
-        let cal = Calibration {
-            grow: (cfg.calibration_rate * cfg.interval_level).exp(),
-            shrink: (-cfg.calibration_rate * (1.0 - cfg.interval_level)).exp(),
-            lo: 0.05 * unit,
-            hi: 20.0 * unit,
+        let scoring = Scoring {
+            grow: (cfg.calibration_rate * cfg.interval_level).exp() as f32,
+            shrink: (-cfg.calibration_rate * (1.0 - cfg.interval_level)).exp() as f32,
+            lo: (0.05 * unit) as f32,
+            hi: (20.0 * unit) as f32,
+            naive_bar: (1.0 - cfg.naive_margin) as f32,
+            min_matured: cfg.min_matured,
         };
         let ahead_of_day = cfg
             .horizons_secs
@@ -726,7 +718,7 @@ impl From<ForecastConfig> for ForecastSettings {
         Self(Arc::new(Settings {
             cfg,
             unit,
-            cal,
+            scoring,
             ahead_of_day,
         }))
     }
@@ -1004,7 +996,7 @@ impl Forecaster {
             for (hs, &h) in self.horizons.iter_mut().zip(&cfg.horizons_secs) {
                 hs.track.set_err_alpha(
                     error_weight(cfg.error_alpha, h, dt, valid, cap),
-                    cfg.min_matured,
+                    &self.settings.0.scoring,
                 );
             }
             self.alpha_dt = dt;
@@ -1066,8 +1058,7 @@ impl Forecaster {
             let ahead = &self.settings.0.ahead_of_day;
             shape.daily_changes(t_secs, ahead, &mut season[..horizons]);
         }
-        let cal = self.settings.0.cal;
-        let min_matured = cfg.min_matured;
+        let scoring = self.settings.0.scoring;
         let origin = self.origin;
         for (i, &season) in season.iter().enumerate().take(horizons) {
             let h = self.settings.0.cfg.horizons_secs[i];
@@ -1075,8 +1066,7 @@ impl Forecaster {
             let hs = &mut self.horizons[i];
             while let Some((target_t, p)) = hs.queue.pop_due(buf, t_secs + half) {
                 if target_t >= t_secs - half {
-                    hs.track
-                        .score(target_t, &p.preds(origin), value, &cal, min_matured);
+                    hs.track.score(target_t, &p.preds(origin), value, &scoring);
                 } // else a gap: nothing observed near the target
             }
             hs.season = season;
@@ -1100,8 +1090,7 @@ impl Forecaster {
     /// The model currently chosen for `horizon_idx`.
     pub fn chosen_model(&self, horizon_idx: usize) -> Option<Model> {
         let hs = self.horizons.get(horizon_idx)?;
-        let cfg = &self.settings.0.cfg;
-        Some(MODELS[hs.track.chosen(cfg.naive_margin, cfg.min_matured)])
+        Some(MODELS[usize::from(hs.track.chosen)])
     }
 
     /// Tracked mean absolute error of `model` at `horizon_idx` (`None`
@@ -1123,7 +1112,7 @@ impl Forecaster {
             return None;
         }
         let h = cfg.horizons_secs[horizon_idx];
-        let mut mi = tr.chosen(cfg.naive_margin, cfg.min_matured);
+        let mut mi = usize::from(tr.chosen);
         let mut value = self.prediction(horizon_idx, h, mi);
         if !value.is_finite() {
             value = self.last_v;
