@@ -23,7 +23,7 @@ impl RequestRefused<'_> {
             return;
         };
         match self.reason {
-            RefusalReason::Overloaded => tracing::debug!(
+            RefusalReason::Overloaded | RefusalReason::MemoryLimited => tracing::debug!(
                 signal = self.signal.as_str(),
                 transport = self.transport.as_str(),
                 reason = self.reason.as_str(),

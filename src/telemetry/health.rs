@@ -35,6 +35,8 @@ pub struct HealthReport {
 pub struct HealthCounters {
     /// Requests refused because of overload.
     pub overloaded_requests: u64,
+    /// Requests refused by the memory limiter.
+    pub memory_limited_requests: u64,
     /// Requests refused as malformed, too large or of an unknown type
     /// (their items cannot always be counted).
     pub refused_items: u64,
@@ -87,6 +89,12 @@ impl HealthWindow {
         if overloaded > 0 {
             degraded(format!(
                 "overloaded: {overloaded} requests refused for lack of capacity in the last {minutes} min (senders retry)"
+            ));
+        }
+        let limited = d(|c| c.memory_limited_requests);
+        if limited > 0 {
+            degraded(format!(
+                "memory limit: {limited} requests refused because memory was above the soft limit in the last {minutes} min (senders retry)"
             ));
         }
         let refused = d(|c| c.refused_items);

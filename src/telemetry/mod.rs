@@ -87,16 +87,20 @@ pub enum RefusalReason {
     UnsupportedMediaType,
     /// The collector was overloaded or shutting down (429/503, retryable).
     Overloaded,
+    /// Memory was above the soft limit, or the requests in flight at their
+    /// budget (429, retryable).
+    MemoryLimited,
     /// Decoded fine, but some items were rejected (`partial_success`).
     Rejected,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 5] = [
+    pub const ALL: [RefusalReason; REASONS] = [
         RefusalReason::Malformed,
         RefusalReason::TooLarge,
         RefusalReason::UnsupportedMediaType,
         RefusalReason::Overloaded,
+        RefusalReason::MemoryLimited,
         RefusalReason::Rejected,
     ];
 
@@ -106,6 +110,7 @@ impl RefusalReason {
             RefusalReason::TooLarge => "too_large",
             RefusalReason::UnsupportedMediaType => "unsupported_media_type",
             RefusalReason::Overloaded => "overloaded",
+            RefusalReason::MemoryLimited => "memory_limited",
             RefusalReason::Rejected => "rejected",
         }
     }
@@ -117,7 +122,7 @@ impl RefusalReason {
 
 const SIGNALS: usize = 3;
 const TRANSPORTS: usize = 2;
-const REASONS: usize = 5;
+const REASONS: usize = 6;
 
 /// Connectors with self-metrics, in label order.
 pub const CONNECTOR_NAMES: [&str; 3] = ["spanmetrics", "servicegraph", "logmetrics"];
@@ -145,6 +150,10 @@ pub struct Telemetry {
     received_bytes: PerRoute<AtomicU64>,
     request_duration: PerRoute<AtomicHistogram>,
     active_series: AtomicI64,
+    /// The memory limiter's soft and hard limits (0: off).
+    memory_limits: [AtomicU64; 2],
+    /// Request bytes held against the memory limiter's in-flight budget.
+    in_flight_bytes: AtomicU64,
     expired_series: AtomicU64,
     removed_series: AtomicU64,
     scrapes: AtomicU64,
@@ -229,6 +238,8 @@ impl Telemetry {
             received_bytes: PerRoute::default(),
             request_duration: PerRoute::default(),
             active_series: AtomicI64::new(0),
+            memory_limits: Default::default(),
+            in_flight_bytes: AtomicU64::new(0),
             expired_series: AtomicU64::new(0),
             removed_series: AtomicU64::new(0),
             scrapes: AtomicU64::new(0),
@@ -289,6 +300,17 @@ impl Telemetry {
         self.request_duration
             .get(signal, transport)
             .observe(took.as_secs_f64());
+    }
+
+    /// The memory limiter's soft and hard limits, bytes (0: off).
+    pub fn set_memory_limits(&self, soft: u64, hard: u64) {
+        self.memory_limits[0].store(soft, Ordering::Relaxed);
+        self.memory_limits[1].store(hard, Ordering::Relaxed);
+    }
+
+    /// Request bytes now held against the in-flight budget.
+    pub fn set_in_flight_bytes(&self, bytes: u64) {
+        self.in_flight_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub fn series_added(&self, n: u64) {
@@ -371,6 +393,7 @@ impl Telemetry {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         health::HealthCounters {
             overloaded_requests: requests(RefusalReason::Overloaded),
+            memory_limited_requests: requests(RefusalReason::MemoryLimited),
             refused_items: requests(RefusalReason::Malformed)
                 + requests(RefusalReason::TooLarge)
                 + requests(RefusalReason::UnsupportedMediaType),

@@ -15,6 +15,8 @@ pub const RECEIVER_REFUSED_ITEMS: &str = "streamgate_receiver_refused_items_tota
 pub const RECEIVER_REFUSED_REQUESTS: &str = "streamgate_receiver_refused_requests_total";
 pub const RECEIVER_RECEIVED_BYTES: &str = "streamgate_receiver_received_bytes_total";
 pub const RECEIVER_REQUEST_DURATION: &str = "streamgate_receiver_request_duration_seconds";
+pub const RECEIVER_MEMORY_LIMIT: &str = "streamgate_receiver_memory_limit_bytes";
+pub const RECEIVER_IN_FLIGHT_BYTES: &str = "streamgate_receiver_in_flight_bytes";
 pub const EXPORTER_ACTIVE_SERIES: &str = "streamgate_exporter_prometheus_active_series";
 pub const EXPORTER_EXPIRED_SERIES: &str = "streamgate_exporter_prometheus_expired_series_total";
 pub const EXPORTER_REMOVED_SERIES: &str = "streamgate_exporter_prometheus_removed_series_total";
@@ -51,7 +53,9 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 39] = [
+pub const ALL: [&str; 41] = [
+    RECEIVER_MEMORY_LIMIT,
+    RECEIVER_IN_FLIGHT_BYTES,
     PROCESS_MEMORY_LIMIT,
     HEAP_ALLOCATED,
     HEAP_RESIDENT,

@@ -43,6 +43,20 @@ pub fn read() -> ProcessStats {
     }
 }
 
+/// The resident set size alone (`VmRSS`), for callers that read it
+/// often (the memory limiter, every 100 ms by default).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// utime + stime from a `/proc/<pid>/stat` line. The command name (field
 /// 2) is in parentheses and may hold spaces, so fields are counted after
 /// the last `)`: utime and stime are fields 14 and 15 of the line.
@@ -75,5 +89,6 @@ mod tests {
         assert!(s.cpu_seconds.is_some_and(|c| c >= 0.0), "{s:?}");
         assert!(s.open_fds.is_some_and(|n| n >= 3.0), "{s:?}");
         assert!(s.threads.is_some_and(|n| n >= 1.0), "{s:?}");
+        assert!(resident_bytes().is_some_and(|b| b > 1 << 20));
     }
 }

@@ -273,6 +273,28 @@ impl Telemetry {
                 self.out_of_order_points.load(Ordering::Relaxed) as f64,
             )],
         });
+        let limits = &self.memory_limits;
+        if limits[0].load(Ordering::Relaxed) > 0 {
+            out.push(FamilySnapshot {
+                name: names::RECEIVER_MEMORY_LIMIT,
+                help: "The memory limiter's limits on resident memory: above soft, new data is refused with 429 / RESOURCE_EXHAUSTED; hard is what memory is kept under.",
+                kind: MetricKind::Gauge,
+                samples: ["soft", "hard"]
+                    .iter()
+                    .zip(limits)
+                    .map(|(l, v)| sample(vec![("limit", l.to_string())], v.load(Ordering::Relaxed) as f64))
+                    .collect(),
+            });
+            out.push(FamilySnapshot {
+                name: names::RECEIVER_IN_FLIGHT_BYTES,
+                help: "Bytes of requests being read or processed, held against the memory limiter's budget (hard less soft).",
+                kind: MetricKind::Gauge,
+                samples: vec![sample(
+                    vec![],
+                    self.in_flight_bytes.load(Ordering::Relaxed) as f64,
+                )],
+            });
+        }
         out.push(FamilySnapshot {
             name: names::CONNECTOR_OVERFLOW_POINTS,
             help: "Points a connector counted in its overflow series because the metric reached its cardinality limit.",

@@ -1,6 +1,6 @@
 //! Admission control shared by both servers: a bound on requests in
-//! flight, refused at once (never queued) with a retry hint, and the
-//! draining state during shutdown.
+//! flight, refused at once (never queued) with a retry hint, the memory
+//! limiter's verdict, and the draining state during shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::memory::MemoryLimiter;
 use super::status::Failure;
 
 /// Hands out permits for requests. Cheap to clone.
@@ -17,16 +18,23 @@ pub struct Admission {
     draining: Arc<AtomicBool>,
     limit: usize,
     retry_after: Duration,
+    memory: MemoryLimiter,
 }
 
 impl Admission {
-    pub fn new(max_concurrent: usize, retry_after: Duration) -> Self {
+    pub fn new(max_concurrent: usize, retry_after: Duration, memory: MemoryLimiter) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             draining: Arc::new(AtomicBool::new(false)),
             limit: max_concurrent,
             retry_after,
+            memory,
         }
+    }
+
+    /// The memory limiter requests reserve their bytes from.
+    pub fn memory(&self) -> &MemoryLimiter {
+        &self.memory
     }
 
     /// A permit held for the whole request, including reading its body.
@@ -38,6 +46,7 @@ impl Admission {
                 retry_after: self.retry_after,
             });
         }
+        self.memory.check()?;
         self.permits
             .clone()
             .try_acquire_owned()

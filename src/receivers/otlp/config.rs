@@ -1,6 +1,8 @@
 //! Configuration of the OTLP receiver (`receivers.otlp`).
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::types::{ByteSize, Endpoint, HumanDuration};
 
@@ -23,6 +25,113 @@ pub struct OtlpReceiverConfig {
     /// The delay suggested to senders in `Retry-After` / `RetryInfo` when
     /// StreamGate is overloaded or shutting down.
     pub retry_after: HumanDuration,
+    /// Refusing new data when memory runs short.
+    pub memory_limiter: MemoryLimiterConfig,
+}
+
+/// `receivers.otlp.memory_limiter`: soft and hard limits on resident
+/// memory. Above the soft limit new requests are refused with 429 /
+/// `RESOURCE_EXHAUSTED` and a retry hint; requests in flight may use at
+/// most `hard − soft` bytes, so memory stays under the hard limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryLimiterConfig {
+    /// The memory StreamGate may use: `auto` (the cgroup's limit, else
+    /// the machine's memory) or a size such as `2GiB`.
+    pub limit: MemoryLimit,
+    /// Percent of `limit` above which new data is refused.
+    pub soft_percent: u8,
+    /// Percent of `limit` that resident memory is kept under.
+    pub hard_percent: u8,
+    /// How often resident memory is read.
+    pub check_interval: HumanDuration,
+}
+
+impl Default for MemoryLimiterConfig {
+    fn default() -> Self {
+        Self {
+            limit: MemoryLimit::Auto,
+            soft_percent: 80,
+            hard_percent: 90,
+            check_interval: HumanDuration(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+/// `auto` or a size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryLimit {
+    Auto,
+    Size(ByteSize),
+}
+
+impl fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemoryLimit::Auto => f.write_str("auto"),
+            MemoryLimit::Size(size) => size.fmt(f),
+        }
+    }
+}
+
+impl Serialize for MemoryLimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Number(u64),
+            Text(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Number(n) => Ok(MemoryLimit::Size(ByteSize(n))),
+            Either::Text(t) if t.trim() == "auto" => Ok(MemoryLimit::Auto),
+            Either::Text(t) => t
+                .parse()
+                .map(MemoryLimit::Size)
+                .map_err(|e| serde::de::Error::custom(format!("{e}, or `auto`"))),
+        }
+    }
+}
+
+impl MemoryLimiterConfig {
+    fn validate(&self) -> Result<(), String> {
+        let key = "receivers.otlp.memory_limiter";
+        if let MemoryLimit::Size(size) = self.limit
+            && size.bytes() < 64 << 20
+        {
+            return Err(format!(
+                "{key}.limit is {size}; it must be at least 64MiB (or `auto`)"
+            ));
+        }
+        if !(1..=99).contains(&self.soft_percent) || !(1..=99).contains(&self.hard_percent) {
+            return Err(format!(
+                "{key}: soft_percent ({}) and hard_percent ({}) must be between 1 and 99",
+                self.soft_percent, self.hard_percent
+            ));
+        }
+        if self.soft_percent >= self.hard_percent {
+            return Err(format!(
+                "{key}.soft_percent ({}) must be below hard_percent ({}): the difference is the budget of requests in flight",
+                self.soft_percent, self.hard_percent
+            ));
+        }
+        let interval = self.check_interval.get();
+        if interval < std::time::Duration::from_millis(10)
+            || interval > std::time::Duration::from_secs(10)
+        {
+            return Err(format!(
+                "{key}.check_interval is {}; it must be between 10ms and 10s",
+                self.check_interval
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One listening server.
@@ -54,6 +163,7 @@ impl Default for OtlpReceiverConfig {
             max_request_size: ByteSize::mib(20),
             max_concurrent_requests: 256,
             retry_after: HumanDuration::secs(1),
+            memory_limiter: MemoryLimiterConfig::default(),
         }
     }
 }
@@ -73,6 +183,7 @@ impl OtlpReceiverConfig {
         if self.max_concurrent_requests == 0 {
             return Err("receivers.otlp.max_concurrent_requests must be at least 1".into());
         }
+        self.memory_limiter.validate()?;
         if !self.grpc.enabled && !self.http.enabled {
             return Err("receivers.otlp: both grpc and http are disabled; enable one".into());
         }

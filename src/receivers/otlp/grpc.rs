@@ -23,6 +23,7 @@ use crate::telemetry::Transport;
 
 use super::ReceiverContext;
 use super::encoding::Payload;
+use super::memory::{MemoryLimiter, Reservation};
 use super::process::{self, Refused};
 use super::signal::OtlpSignal;
 use super::status::Failure;
@@ -90,9 +91,12 @@ where
                 }
             };
             let wire_bytes = Arc::new(AtomicU64::new(0));
+            let held = Arc::new(Held::default());
             let req = req.map(|body| CountingBody {
                 inner: Box::pin(body),
                 counted: wire_bytes.clone(),
+                memory: ctx.admission.memory().clone(),
+                held: held.clone(),
             });
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
@@ -106,15 +110,22 @@ where
                     Export::<S> {
                         ctx: ctx.clone(),
                         reached: reached.clone(),
+                        held: held.clone(),
                         _signal: PhantomData,
                     },
                     req,
                 )
                 .await;
             drop(permit);
-            if !reached.load(Ordering::Relaxed) {
+            let over_budget = held.failure.lock().ok().and_then(|mut f| f.take());
+            if let Some(failure) = over_budget {
+                let refusal = Refused::from(failure);
+                process::refused::<S>(&ctx, Transport::Grpc, &refusal);
+                response = refusal.failure.to_grpc().into_http();
+            } else if !reached.load(Ordering::Relaxed) {
                 remap_transport_failure::<S>(&ctx, &mut response);
             }
+            drop(held);
             ctx.telemetry.record_bytes(
                 S::SIGNAL,
                 Transport::Grpc,
@@ -179,11 +190,38 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A request's bytes held against the memory limiter's in-flight budget,
+/// and the refusal if they did not fit.
+#[derive(Default)]
+struct Held {
+    reservation: std::sync::Mutex<Reservation>,
+    failure: std::sync::Mutex<Option<Failure>>,
+}
+
+impl Held {
+    /// Reserves `bytes` more; on refusal remembers why.
+    fn reserve(&self, memory: &MemoryLimiter, bytes: u64) -> Result<(), Failure> {
+        let Ok(mut reservation) = self.reservation.lock() else {
+            return Ok(());
+        };
+        memory.reserve(&mut reservation, bytes).inspect_err(|f| {
+            if let Ok(mut slot) = self.failure.lock() {
+                *slot = Some(f.clone());
+            }
+        })
+    }
+
+    fn bytes(&self) -> u64 {
+        self.reservation.lock().map_or(0, |r| r.bytes())
+    }
+}
+
 /// The unary handler: raw bytes in, response out.
 struct Export<S: OtlpSignal> {
     ctx: Arc<ReceiverContext>,
     /// Set when tonic got as far as calling us.
     reached: Arc<AtomicBool>,
+    held: Arc<Held>,
     _signal: PhantomData<S>,
 }
 
@@ -193,9 +231,16 @@ impl<S: OtlpSignal> UnaryService<Bytes> for Export<S> {
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let ctx = self.ctx.clone();
+        let held = self.held.clone();
         self.reached.store(true, Ordering::Relaxed);
         Box::pin(async move {
             let body = request.into_inner();
+            // A compressed message is larger than the wire bytes held.
+            let more = (body.len() as u64).saturating_sub(held.bytes());
+            if let Err(failure) = held.reserve(ctx.admission.memory(), more) {
+                // Answered (and counted) by the caller, which sees it held.
+                return Err(failure.to_grpc());
+            }
             let result = process::decode::<S>(body, Payload::Protobuf)
                 .map_err(Refused::from)
                 .and_then(|decoded| process::consume::<S>(&ctx, &decoded, Transport::Grpc));
@@ -246,10 +291,14 @@ impl Decoder for BytesDecoder {
     }
 }
 
-/// Counts the body bytes as they arrive on the wire.
+/// Counts the body bytes as they arrive on the wire, reserving them from
+/// the memory limiter's in-flight budget; a frame that does not fit ends
+/// the body (the request is then answered as memory-limited).
 struct CountingBody<B> {
     inner: Pin<Box<B>>,
     counted: Arc<AtomicU64>,
+    memory: MemoryLimiter,
+    held: Arc<Held>,
 }
 
 impl<B> Body for CountingBody<B>
@@ -267,7 +316,11 @@ where
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
-            self.counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let n = data.len() as u64;
+            self.counted.fetch_add(n, Ordering::Relaxed);
+            if self.held.reserve(&self.memory, n).is_err() {
+                return Poll::Ready(None);
+            }
         }
         polled
     }

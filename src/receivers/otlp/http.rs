@@ -17,6 +17,7 @@ use crate::telemetry::Transport;
 
 use super::ReceiverContext;
 use super::encoding::{Compression, Payload, decompress};
+use super::memory::Reservation;
 use super::process;
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{Failure, RpcStatus, code, retry_after_seconds};
@@ -100,6 +101,18 @@ async fn handle<S: OtlpSignal>(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit).into());
     }
+    // The body's bytes count against the memory limiter's in-flight
+    // budget: up front when the length is declared, else once read.
+    let memory = ctx.admission.memory();
+    let mut reserved = Reservation::default();
+    if let Some(n) = declared
+        && let Err(failure) = memory.reserve(&mut reserved, n)
+    {
+        // Read the body without keeping it, so the sender gets the 429
+        // and its retry hint instead of a connection reset mid-upload.
+        discard(body, limit).await;
+        return Err(failure.into());
+    }
     let wire = http_body_util::Limited::new(body, limit)
         .collect()
         .await
@@ -115,10 +128,27 @@ async fn handle<S: OtlpSignal>(
         .to_bytes();
     ctx.telemetry
         .record_bytes(S::SIGNAL, Transport::Http, wire.len() as u64);
+    if declared.is_none() {
+        memory.reserve(&mut reserved, wire.len() as u64)?;
+    }
     let body = decompress(wire, compression, limit)?;
+    if compression != Compression::Identity {
+        memory.reserve(&mut reserved, body.len() as u64)?;
+    }
     let request = process::decode::<S>(body, payload)?;
     let response = process::consume::<S>(ctx, &request, Transport::Http)?;
     Ok(encode_response(&response, payload))
+}
+
+/// Reads and drops up to `limit` bytes of `body`.
+async fn discard(mut body: Body, limit: usize) {
+    let mut read = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, |d| d.len());
+        if read > limit {
+            return;
+        }
+    }
 }
 
 fn too_large(limit: usize) -> Failure {

@@ -13,9 +13,11 @@
 mod admission;
 pub mod config;
 mod encoding;
+pub mod fuzzing;
 mod grpc;
 mod http;
 mod json;
+pub mod memory;
 mod process;
 mod signal;
 pub mod status;
@@ -33,6 +35,7 @@ use crate::telemetry::Telemetry;
 pub use admission::Admission;
 pub use config::OtlpReceiverConfig;
 pub use encoding::{Compression, Payload};
+pub use memory::{MemoryLimiter, MemoryLimits};
 
 /// Where each signal goes after decoding.
 #[derive(Clone)]
@@ -81,7 +84,29 @@ pub fn build(
     consumers: Consumers,
     telemetry: Arc<Telemetry>,
 ) -> OtlpReceiver {
-    let admission = Admission::new(config.max_concurrent_requests, config.retry_after.get());
+    let limits = MemoryLimits::resolve(&config.memory_limiter);
+    if limits.enabled() {
+        tracing::info!(
+            limit_bytes = limits.limit,
+            soft_limit_bytes = limits.soft,
+            hard_limit_bytes = limits.hard,
+            source = limits.source.as_str(),
+            "memory limiter on"
+        );
+    } else {
+        tracing::warn!(
+            "memory limiter off: no memory limit could be read; set receivers.otlp.memory_limiter.limit"
+        );
+    }
+    let memory = MemoryLimiter::new(limits, config.retry_after.get());
+    if limits.enabled() {
+        telemetry.set_memory_limits(limits.soft, limits.hard);
+    }
+    let admission = Admission::new(
+        config.max_concurrent_requests,
+        config.retry_after.get(),
+        memory,
+    );
     let ctx = Arc::new(ReceiverContext {
         consumers,
         telemetry,
@@ -106,6 +131,22 @@ impl OtlpReceiver {
             http_addr: None,
             tasks: Vec::new(),
         };
+        let memory = self.ctx.admission.memory().clone();
+        if memory
+            .start(
+                self.config.memory_limiter.check_interval.get(),
+                Some(self.ctx.telemetry.clone()),
+            )
+            .is_some()
+        {
+            // The sampler thread exits once the receiver is gone; stop it
+            // at shutdown too.
+            let stop = shutdown.clone();
+            running.tasks.push(tokio::spawn(async move {
+                stop.wait().await;
+                memory.stop();
+            }));
+        }
         if self.config.grpc.enabled {
             let endpoint = self.config.grpc.endpoint.addr();
             let listener = bind(endpoint, "gRPC").await?;

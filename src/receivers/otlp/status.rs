@@ -55,6 +55,13 @@ pub enum Failure {
         message: String,
         retry_after: Duration,
     },
+    /// Memory above the soft limit, or the in-flight budget full; retry
+    /// after the hint (429 / RESOURCE_EXHAUSTED with RetryInfo).
+    #[error("{message}")]
+    MemoryLimited {
+        message: String,
+        retry_after: Duration,
+    },
     /// Draining for shutdown; retry elsewhere or later (503 / UNAVAILABLE).
     #[error("{message}")]
     ShuttingDown {
@@ -69,7 +76,9 @@ impl Failure {
             Failure::Malformed(_) => http::StatusCode::BAD_REQUEST,
             Failure::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
             Failure::UnsupportedMediaType(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Failure::Overloaded { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+            Failure::Overloaded { .. } | Failure::MemoryLimited { .. } => {
+                http::StatusCode::TOO_MANY_REQUESTS
+            }
             Failure::ShuttingDown { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -77,16 +86,18 @@ impl Failure {
     pub fn rpc_code(&self) -> i32 {
         match self {
             Failure::Malformed(_) | Failure::UnsupportedMediaType(_) => code::INVALID_ARGUMENT,
-            Failure::TooLarge(_) | Failure::Overloaded { .. } => code::RESOURCE_EXHAUSTED,
+            Failure::TooLarge(_) | Failure::Overloaded { .. } | Failure::MemoryLimited { .. } => {
+                code::RESOURCE_EXHAUSTED
+            }
             Failure::ShuttingDown { .. } => code::UNAVAILABLE,
         }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Failure::Overloaded { retry_after, .. } | Failure::ShuttingDown { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            Failure::Overloaded { retry_after, .. }
+            | Failure::MemoryLimited { retry_after, .. }
+            | Failure::ShuttingDown { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -98,6 +109,7 @@ impl Failure {
             Failure::TooLarge(_) => RefusalReason::TooLarge,
             Failure::UnsupportedMediaType(_) => RefusalReason::UnsupportedMediaType,
             Failure::Overloaded { .. } | Failure::ShuttingDown { .. } => RefusalReason::Overloaded,
+            Failure::MemoryLimited { .. } => RefusalReason::MemoryLimited,
         }
     }
 
@@ -110,7 +122,8 @@ impl Failure {
                 tonic::Status::invalid_argument(message)
             }
             Failure::TooLarge(_) => tonic::Status::resource_exhausted(message),
-            Failure::Overloaded { retry_after, .. } => tonic::Status::with_error_details(
+            Failure::Overloaded { retry_after, .. }
+            | Failure::MemoryLimited { retry_after, .. } => tonic::Status::with_error_details(
                 tonic::Code::ResourceExhausted,
                 message,
                 ErrorDetails::with_retry_info(Some(*retry_after)),
