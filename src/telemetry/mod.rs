@@ -165,6 +165,7 @@ pub struct Telemetry {
     render_nanos: AtomicU64,
     last_render_nanos: AtomicU64,
     out_of_order_points: AtomicU64,
+    exporter_overflow_points: AtomicU64,
     refusal_logs: [[log_limit::LogLimit; REASONS]; SIGNALS],
     connector_overflow: [AtomicU64; CONNECTORS],
     windows_series: AtomicU64,
@@ -247,6 +248,7 @@ impl Telemetry {
             render_nanos: AtomicU64::new(0),
             last_render_nanos: AtomicU64::new(0),
             out_of_order_points: AtomicU64::new(0),
+            exporter_overflow_points: AtomicU64::new(0),
             refusal_logs: Default::default(),
             connector_overflow: Default::default(),
             windows_series: AtomicU64::new(0),
@@ -337,6 +339,13 @@ impl Telemetry {
         self.refusal_logs[signal.index()][reason.index()].admit(self.started)
     }
 
+    /// Points of series beyond the exporter's series limits, folded into
+    /// their metric's overflow series.
+    pub fn record_exporter_overflow(&self, points: u64) {
+        self.exporter_overflow_points
+            .fetch_add(points, Ordering::Relaxed);
+    }
+
     /// Points a connector routed to its overflow series.
     pub fn record_connector_overflow(&self, connector: &str, points: u64) {
         if let Some(i) = CONNECTOR_NAMES.iter().position(|c| *c == connector) {
@@ -399,6 +408,7 @@ impl Telemetry {
                 + requests(RefusalReason::UnsupportedMediaType),
             rejected_items: Self::route_sum(&self.refused_items[RefusalReason::Rejected.index()]),
             limited_points: self.connector_overflow.iter().map(load).sum::<u64>()
+                + load(&self.exporter_overflow_points)
                 + load(&self.windows_skipped)
                 + load(&self.analysis_skipped),
             dropped_spans: load(&self.servicegraph_dropped),

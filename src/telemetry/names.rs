@@ -25,6 +25,7 @@ pub const EXPORTER_RENDER_SECONDS: &str = "streamgate_exporter_prometheus_render
 pub const EXPORTER_LAST_RENDER_SECONDS: &str = "streamgate_exporter_prometheus_last_render_seconds";
 pub const EXPORTER_OUT_OF_ORDER_POINTS: &str =
     "streamgate_exporter_prometheus_out_of_order_points_total";
+pub const EXPORTER_OVERFLOW_POINTS: &str = "streamgate_exporter_prometheus_overflow_points_total";
 
 pub const CONNECTOR_OVERFLOW_POINTS: &str = "streamgate_connector_overflow_points_total";
 
@@ -53,7 +54,8 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 41] = [
+pub const ALL: [&str; 42] = [
+    EXPORTER_OVERFLOW_POINTS,
     RECEIVER_MEMORY_LIMIT,
     RECEIVER_IN_FLIGHT_BYTES,
     PROCESS_MEMORY_LIMIT,

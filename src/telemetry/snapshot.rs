@@ -296,6 +296,15 @@ impl Telemetry {
             });
         }
         out.push(FamilySnapshot {
+            name: names::EXPORTER_OVERFLOW_POINTS,
+            help: "Points of new series beyond exporters.prometheus.max_series or max_series_per_metric, folded into their metric's otel_metric_overflow=\"true\" series.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.exporter_overflow_points.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
             name: names::CONNECTOR_OVERFLOW_POINTS,
             help: "Points a connector counted in its overflow series because the metric reached its cardinality limit.",
             kind: MetricKind::Counter,

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::types::HumanDuration;
 
+use super::store::SeriesLimits;
+
 /// `exporters.prometheus`: how received metrics appear on `/metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +24,12 @@ pub struct PrometheusExporterConfig {
     /// Emit `target_info` with the resource attributes not used for `job`
     /// and `instance`.
     pub target_info: bool,
+    /// Most series on `/metrics` over all metrics. A new series beyond it
+    /// is folded into its metric's `otel_metric_overflow="true"` series
+    /// (counted in `streamgate_exporter_prometheus_overflow_points_total`).
+    pub max_series: usize,
+    /// Most series of one metric; beyond it likewise.
+    pub max_series_per_metric: usize,
 }
 
 impl Default for PrometheusExporterConfig {
@@ -31,12 +39,28 @@ impl Default for PrometheusExporterConfig {
             namespace: String::new(),
             add_metric_suffixes: true,
             target_info: true,
+            max_series: 2_000_000,
+            max_series_per_metric: 200_000,
         }
     }
 }
 
 impl PrometheusExporterConfig {
+    /// The series limits of the store.
+    pub fn series_limits(&self) -> SeriesLimits {
+        SeriesLimits {
+            per_metric: self.max_series_per_metric,
+            global: self.max_series,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        if self.max_series == 0 || self.max_series_per_metric == 0 {
+            return Err(
+                "exporters.prometheus.max_series and max_series_per_metric must be at least 1"
+                    .into(),
+            );
+        }
         if self.series_ttl.get().as_secs() < 1 {
             return Err(format!(
                 "exporters.prometheus.series_ttl is {}; it must be at least 1s",

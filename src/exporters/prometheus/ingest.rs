@@ -19,8 +19,8 @@ use crate::pipeline::Consumed;
 use super::config::PrometheusExporterConfig;
 use super::store::value::{Buckets, ExponentialHistogram, HistogramPoint, StoredExemplar, Summary};
 use super::store::{
-    Applied, FamilyKind, FamilyMeta, LabelSet, LabelSource, RawKey, SeriesState, SeriesStore,
-    SeriesTable, SeriesValue, Temporality,
+    Applied, FamilyKind, FamilyMeta, Folded, LabelSet, LabelSource, OVERFLOW_LABEL, RawKey,
+    SeriesLimits, SeriesState, SeriesStore, SeriesTable, SeriesValue, Temporality,
 };
 use super::translate::{MetricShape, metric_name, sanitize_label_into, unit_word};
 
@@ -76,6 +76,8 @@ pub struct Ingester<'a> {
 #[derive(Default)]
 struct Buffers {
     labels: LabelSet,
+    /// `otel_metric_overflow="true"`, built on first use.
+    overflow: LabelSet,
     scratch: String,
     counts: Vec<u64>,
     bounds: Vec<f64>,
@@ -269,6 +271,8 @@ impl<'a> Ingester<'a> {
             unit: &unit,
         };
         let now = self.now;
+        let limits = self.config.series_limits();
+        let global = usize::try_from(self.store.telemetry().active_series()).unwrap_or(0);
         // Number points are read and keyed before the family lock: the
         // hashing is off the lock, and under it the table is probed for
         // every key back to back (see `SeriesTable::touch`), so the
@@ -295,6 +299,9 @@ impl<'a> Ingester<'a> {
                 buffers,
                 shared,
                 temporality,
+                kind,
+                limits,
+                global,
                 now,
                 metric_name: metric.name,
                 exposition_label: match kind {
@@ -305,6 +312,7 @@ impl<'a> Ingester<'a> {
                 tally,
                 added: 0,
                 removed: 0,
+                overflowed: 0,
             };
             match data {
                 MetricData::Gauge(_) | MetricData::Sum { .. } => {
@@ -323,12 +331,15 @@ impl<'a> Ingester<'a> {
                 }
                 MetricData::Summary(points) => points.iter().for_each(|p| writer.summary(&p)),
             }
-            Some((writer.added, writer.removed))
+            Some((writer.added, writer.removed, writer.overflowed))
         });
         match result {
             Ok(None) => return false,
-            Ok(Some((added, removed))) => {
+            Ok(Some((added, removed, overflowed))) => {
                 let telemetry = self.store.telemetry();
+                if overflowed > 0 {
+                    telemetry.record_exporter_overflow(overflowed);
+                }
                 if added > 0 {
                     telemetry.series_added(added);
                 }
@@ -374,6 +385,10 @@ struct PointWriter<'s> {
     buffers: &'s mut Buffers,
     shared: &'s SharedLabels,
     temporality: Temporality,
+    kind: FamilyKind,
+    limits: SeriesLimits,
+    /// Series in the store when this metric's points began.
+    global: usize,
     now: u32,
     metric_name: &'s str,
     /// The label the exposition adds to this kind (`le`, `quantile`).
@@ -381,6 +396,8 @@ struct PointWriter<'s> {
     tally: &'s mut Tally,
     added: u64,
     removed: u64,
+    /// Points folded into the overflow series.
+    overflowed: u64,
 }
 
 impl PointWriter<'_> {
@@ -426,10 +443,43 @@ impl PointWriter<'_> {
         let Some(update) = update else { return };
         self.build_labels(attributes);
         let labels = &self.buffers.labels;
+        let total = self.global.saturating_add(self.added as usize);
+        if !self.limits.allow(self.series.len(), total) && !self.series.contains(labels) {
+            return self.overflow(key, create());
+        }
         let (applied, new) = self
             .series
             .upsert_keyed(labels, Some(key), self.now, create, update);
         self.count(applied, new);
+    }
+
+    /// Folds a point of a new series beyond a series limit into the
+    /// family's overflow series.
+    fn overflow(&mut self, key: RawKey, incoming: SeriesState) {
+        let labels = &mut self.buffers.overflow;
+        if labels.is_empty() {
+            labels.push_str(OVERFLOW_LABEL, "true", LabelSource::Attribute);
+            labels.finish();
+        }
+        let (folded, new) = self.series.fold_overflow(
+            labels,
+            key,
+            self.kind,
+            self.temporality,
+            incoming,
+            self.limits.tracked(),
+            self.now,
+        );
+        if new {
+            self.added += 1;
+        }
+        match folded {
+            Folded::Folded => self.overflowed += 1,
+            Folded::Refused => self.reject(
+                "series limit reached and the overflow series tracks as many cumulative series as it may; \
+                 the point of a series it has not seen cannot be added without counting its history twice",
+            ),
+        }
     }
 
     fn count(&mut self, applied: Applied, new: bool) {

@@ -5,6 +5,7 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::labels::label_hash;
+use super::overflow::{self, Folded, LastValues};
 use super::shared::{LabelText, SharedLabels, Splice};
 use super::value::{Applied, SeriesState, Temporality};
 use super::watch::{self, Watch};
@@ -119,6 +120,9 @@ pub struct SeriesTable {
     /// History rings of the watched series of this family; almost always
     /// empty, and then an update pays only the `is_empty` check.
     watched: Vec<Watch>,
+    /// The last values of the cumulative series folded into the overflow
+    /// series (absent until a series limit is reached).
+    overflowed: Option<Box<LastValues>>,
 }
 
 impl SeriesTable {
@@ -136,6 +140,46 @@ impl SeriesTable {
             .iter_hash(hash)
             .filter(|e| e.hash == hash)
             .find_map(|e| with_labels(e.key0))
+    }
+
+    /// Whether a series with these labels is stored.
+    pub fn contains(&self, labels: &LabelSet) -> bool {
+        self.key_of(labels).is_some()
+    }
+
+    /// Folds a point of the series with raw key `raw` (beyond a series
+    /// limit) into the overflow series labelled `overflow_labels`,
+    /// creating it if needed; returns what happened and whether the
+    /// overflow series is new. See [`overflow`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn fold_overflow(
+        &mut self,
+        overflow_labels: &LabelSet,
+        raw: RawKey,
+        kind: FamilyKind,
+        temporality: Temporality,
+        incoming: SeriesState,
+        tracked: usize,
+        now: u32,
+    ) -> (Folded, bool) {
+        let key = self.key_of(overflow_labels);
+        let last = self.overflowed.get_or_insert_with(Default::default);
+        let total = key
+            .and_then(|k| self.table.find_mut(k.0[0], |s| s.key == k))
+            .map(|s| {
+                s.last_seen = now;
+                &mut s.state
+            });
+        let (folded, create) =
+            overflow::fold(last, raw.0[0], kind, temporality, incoming, total, tracked);
+        match create {
+            Some(state) => {
+                let (_, new) =
+                    self.upsert_keyed(overflow_labels, None, now, || state, |_| Applied::Updated);
+                (folded, new)
+            }
+            None => (folded, false),
+        }
     }
 
     fn series_mut(&mut self, key: RawKey) -> Option<&mut StoredSeries> {
@@ -343,13 +387,20 @@ impl SeriesTable {
     fn retain_seen_since(&mut self, cutoff: u32) -> u64 {
         let before = self.table.len();
         let shared = &mut self.shared;
+        let mut overflow_expired = false;
         self.table.retain(|s| {
             let keep = s.last_seen >= cutoff;
             if !keep {
                 shared.release(s.splice);
+                overflow_expired |= &*s.labels == overflow::OVERFLOW_TEXT;
             }
             keep
         });
+        if overflow_expired {
+            // The overflow series is gone: so are the last values it was
+            // summed from.
+            self.overflowed = None;
+        }
         let removed = (before - self.table.len()) as u64;
         if removed > 0 {
             let table = &self.table;

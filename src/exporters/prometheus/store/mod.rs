@@ -19,6 +19,7 @@
 
 mod family;
 mod labels;
+pub mod overflow;
 mod shared;
 pub mod value;
 mod watch;
@@ -31,6 +32,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 pub use family::{Family, FamilyKind, FamilyMeta, RawKey, SeriesTable, SeriesView, StoredSeries};
 pub use labels::{LabelSet, LabelSource, escape_value_into, parse_label_block};
+pub use overflow::{Folded, OVERFLOW_LABEL, SeriesLimits};
 pub use shared::LabelText;
 pub use value::{Applied, SeriesState, SeriesValue, Temporality};
 pub use watch::{Lru, Watch, WatchKey, WatchLimits};
