@@ -23,7 +23,7 @@ use tonic_types::StatusExt;
 
 const PROTOBUF: &str = "application/x-protobuf";
 
-/// A gauge request whose one attribute carries `padding` bytes, so its
+/// A gauge request whose description carries `padding` bytes, so its
 /// size can be chosen.
 fn request(name: &str, padding: usize) -> MetricsRequest {
     let string = |s: String| AnyValue {
@@ -42,13 +42,9 @@ fn request(name: &str, padding: usize) -> MetricsRequest {
             scope_metrics: vec![ScopeMetrics {
                 metrics: vec![Metric {
                     name: name.into(),
+                    description: "x".repeat(padding),
                     data: Some(Data::Gauge(Gauge {
                         data_points: vec![NumberDataPoint {
-                            attributes: vec![KeyValue {
-                                key: "padding".into(),
-                                value: Some(string("x".repeat(padding))),
-                                ..Default::default()
-                            }],
                             time_unix_nano: 1,
                             value: Some(number_data_point::Value::AsDouble(1.0)),
                             ..Default::default()

@@ -85,6 +85,8 @@ pub enum RefusalReason {
     TooLarge,
     /// Unknown content type or encoding (415).
     UnsupportedMediaType,
+    /// The body did not arrive within the read timeout (408).
+    Timeout,
     /// The collector was overloaded or shutting down (429/503, retryable).
     Overloaded,
     /// Memory was above the soft limit, or the requests in flight at their
@@ -99,6 +101,7 @@ impl RefusalReason {
         RefusalReason::Malformed,
         RefusalReason::TooLarge,
         RefusalReason::UnsupportedMediaType,
+        RefusalReason::Timeout,
         RefusalReason::Overloaded,
         RefusalReason::MemoryLimited,
         RefusalReason::Rejected,
@@ -109,6 +112,7 @@ impl RefusalReason {
             RefusalReason::Malformed => "malformed",
             RefusalReason::TooLarge => "too_large",
             RefusalReason::UnsupportedMediaType => "unsupported_media_type",
+            RefusalReason::Timeout => "timeout",
             RefusalReason::Overloaded => "overloaded",
             RefusalReason::MemoryLimited => "memory_limited",
             RefusalReason::Rejected => "rejected",
@@ -122,7 +126,7 @@ impl RefusalReason {
 
 const SIGNALS: usize = 3;
 const TRANSPORTS: usize = 2;
-const REASONS: usize = 6;
+const REASONS: usize = 7;
 
 /// Connectors with self-metrics, in label order.
 pub const CONNECTOR_NAMES: [&str; 3] = ["spanmetrics", "servicegraph", "logmetrics"];
@@ -405,7 +409,8 @@ impl Telemetry {
             memory_limited_requests: requests(RefusalReason::MemoryLimited),
             refused_items: requests(RefusalReason::Malformed)
                 + requests(RefusalReason::TooLarge)
-                + requests(RefusalReason::UnsupportedMediaType),
+                + requests(RefusalReason::UnsupportedMediaType)
+                + requests(RefusalReason::Timeout),
             rejected_items: Self::route_sum(&self.refused_items[RefusalReason::Rejected.index()]),
             limited_points: self.connector_overflow.iter().map(load).sum::<u64>()
                 + load(&self.exporter_overflow_points)

@@ -30,6 +30,14 @@ pub struct PrometheusExporterConfig {
     pub max_series: usize,
     /// Most series of one metric; beyond it likewise.
     pub max_series_per_metric: usize,
+    /// Most labels of a new series (attributes plus `job`, `instance` and
+    /// scope labels); a point with more is refused (partial success), as
+    /// Prometheus' `label_limit` and Mimir's label-count limit would fail
+    /// it later.
+    pub max_labels_per_series: usize,
+    /// Most bytes of one label value of a new series; a point with a
+    /// longer one is refused likewise.
+    pub max_label_value_length: usize,
 }
 
 impl Default for PrometheusExporterConfig {
@@ -41,6 +49,8 @@ impl Default for PrometheusExporterConfig {
             target_info: true,
             max_series: 2_000_000,
             max_series_per_metric: 200_000,
+            max_labels_per_series: 128,
+            max_label_value_length: 4096,
         }
     }
 }
@@ -55,6 +65,12 @@ impl PrometheusExporterConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if self.max_labels_per_series < 8 || self.max_label_value_length < 64 {
+            return Err(
+                "exporters.prometheus.max_labels_per_series must be at least 8 and max_label_value_length at least 64"
+                    .into(),
+            );
+        }
         if self.max_series == 0 || self.max_series_per_metric == 0 {
             return Err(
                 "exporters.prometheus.max_series and max_series_per_metric must be at least 1"

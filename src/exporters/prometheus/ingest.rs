@@ -301,6 +301,10 @@ impl<'a> Ingester<'a> {
                 temporality,
                 kind,
                 limits,
+                label_limits: (
+                    self.config.max_labels_per_series,
+                    self.config.max_label_value_length,
+                ),
                 global,
                 now,
                 metric_name: metric.name,
@@ -387,6 +391,8 @@ struct PointWriter<'s> {
     temporality: Temporality,
     kind: FamilyKind,
     limits: SeriesLimits,
+    /// Most labels and longest label value of a new series.
+    label_limits: (usize, usize),
     /// Series in the store when this metric's points began.
     global: usize,
     now: u32,
@@ -442,6 +448,20 @@ impl PointWriter<'_> {
         }
         let Some(update) = update else { return };
         self.build_labels(attributes);
+        let labels = &self.buffers.labels;
+        let (count, longest) = (labels.len(), labels.longest_value());
+        if count > self.label_limits.0 {
+            let limit = self.label_limits.0;
+            return self.reject(&format!(
+                "a point has {count} attributes and labels; the limit is {limit} (exporters.prometheus.max_labels_per_series)"
+            ));
+        }
+        if longest > self.label_limits.1 {
+            let limit = self.label_limits.1;
+            return self.reject(&format!(
+                "a label value is {longest} bytes; the limit is {limit} bytes (exporters.prometheus.max_label_value_length)"
+            ));
+        }
         let labels = &self.buffers.labels;
         let total = self.global.saturating_add(self.added as usize);
         if !self.limits.allow(self.series.len(), total) && !self.series.contains(labels) {
@@ -506,6 +526,9 @@ impl PointWriter<'_> {
             None if point.flags & DataPointFlags::NoRecordedValueMask as u32 != 0 => 0.0,
             None => return self.reject("a number point has no value"),
         };
+        if self.kind == FamilyKind::Counter && value < 0.0 {
+            return self.reject("a monotonic sum has a negative value; a counter only grows");
+        }
         let state = SeriesState::new(SeriesValue::Number(value), point.start_ns, point.time_ns);
         let temporality = self.temporality;
         let exemplar = point

@@ -25,6 +25,10 @@ pub struct OtlpReceiverConfig {
     /// The delay suggested to senders in `Retry-After` / `RetryInfo` when
     /// StreamGate is overloaded or shutting down.
     pub retry_after: HumanDuration,
+    /// Most time a client may take to send a request: its headers
+    /// (else the connection is closed) and its body (else 408 /
+    /// `DEADLINE_EXCEEDED`). Bounds what slow or stalled senders hold.
+    pub read_timeout: HumanDuration,
     /// Refusing new data when memory runs short.
     pub memory_limiter: MemoryLimiterConfig,
 }
@@ -163,6 +167,7 @@ impl Default for OtlpReceiverConfig {
             max_request_size: ByteSize::mib(20),
             max_concurrent_requests: 256,
             retry_after: HumanDuration::secs(1),
+            read_timeout: HumanDuration::secs(30),
             memory_limiter: MemoryLimiterConfig::default(),
         }
     }
@@ -184,6 +189,12 @@ impl OtlpReceiverConfig {
             return Err("receivers.otlp.max_concurrent_requests must be at least 1".into());
         }
         self.memory_limiter.validate()?;
+        if self.read_timeout.get() < std::time::Duration::from_millis(100) {
+            return Err(format!(
+                "receivers.otlp.read_timeout is {}; it must be at least 100ms",
+                self.read_timeout
+            ));
+        }
         if !self.grpc.enabled && !self.http.enabled {
             return Err("receivers.otlp: both grpc and http are disabled; enable one".into());
         }

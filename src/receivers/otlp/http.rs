@@ -113,9 +113,15 @@ async fn handle<S: OtlpSignal>(
         discard(body, limit).await;
         return Err(failure.into());
     }
-    let wire = http_body_util::Limited::new(body, limit)
-        .collect()
+    let read = http_body_util::Limited::new(body, limit).collect();
+    let wire = tokio::time::timeout(ctx.read_timeout, read)
         .await
+        .map_err(|_| {
+            Failure::ReadTimeout(format!(
+                "the request body did not arrive within {:?} (receivers.otlp.read_timeout)",
+                ctx.read_timeout
+            ))
+        })?
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

@@ -16,6 +16,7 @@ mod encoding;
 pub mod fuzzing;
 mod grpc;
 mod http;
+pub mod http_server;
 mod json;
 pub mod memory;
 mod process;
@@ -52,6 +53,8 @@ pub struct ReceiverContext {
     pub(crate) admission: Admission,
     pub(crate) max_request_size: usize,
     pub(crate) retry_after: Duration,
+    /// Most time to receive a request body.
+    pub(crate) read_timeout: Duration,
 }
 
 /// Why the receiver could not start.
@@ -113,6 +116,7 @@ pub fn build(
         admission,
         max_request_size: config.max_request_size.bytes() as usize,
         retry_after: config.retry_after.get(),
+        read_timeout: config.read_timeout.get(),
     });
     OtlpReceiver { config, ctx }
 }
@@ -166,15 +170,13 @@ impl OtlpReceiver {
             tracing::info!(%addr, "OTLP/HTTP receiver listening");
             running.http_addr = Some(addr);
             let router = http::router(self.ctx.clone());
-            let stop = shutdown.clone();
-            running.tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.wait())
-                    .await
-                {
-                    tracing::error!(error = %e, "OTLP/HTTP server failed");
-                }
-            }));
+            running.tasks.push(tokio::spawn(http_server::serve(
+                listener,
+                router,
+                self.config.read_timeout.get(),
+                shutdown.clone(),
+                "OTLP/HTTP",
+            )));
         }
         Ok(running)
     }
@@ -203,6 +205,9 @@ async fn serve_grpc(listener: TcpListener, ctx: Arc<ReceiverContext>, shutdown: 
     // windows and frames let a request arrive without a window update
     // per 64 KiB, and with fewer frames to parse.
     let result = tonic::transport::Server::builder()
+        // A request (its body, as the handler waits for it) that takes
+        // longer is cancelled: a stalled sender holds no slot for long.
+        .timeout(ctx.read_timeout)
         .initial_stream_window_size(GRPC_STREAM_WINDOW)
         .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
         .max_frame_size(GRPC_MAX_FRAME)

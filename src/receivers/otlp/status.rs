@@ -31,6 +31,7 @@ pub mod prost_types_any {
 /// gRPC status codes used here (google.rpc.Code).
 pub mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
+    pub const DEADLINE_EXCEEDED: i32 = 4;
     pub const NOT_FOUND: i32 = 5;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const UNIMPLEMENTED: i32 = 12;
@@ -55,6 +56,10 @@ pub enum Failure {
         message: String,
         retry_after: Duration,
     },
+    /// The body did not arrive within the read timeout (408 /
+    /// DEADLINE_EXCEEDED).
+    #[error("{0}")]
+    ReadTimeout(String),
     /// Memory above the soft limit, or the in-flight budget full; retry
     /// after the hint (429 / RESOURCE_EXHAUSTED with RetryInfo).
     #[error("{message}")]
@@ -76,6 +81,7 @@ impl Failure {
             Failure::Malformed(_) => http::StatusCode::BAD_REQUEST,
             Failure::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
             Failure::UnsupportedMediaType(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Failure::ReadTimeout(_) => http::StatusCode::REQUEST_TIMEOUT,
             Failure::Overloaded { .. } | Failure::MemoryLimited { .. } => {
                 http::StatusCode::TOO_MANY_REQUESTS
             }
@@ -86,6 +92,7 @@ impl Failure {
     pub fn rpc_code(&self) -> i32 {
         match self {
             Failure::Malformed(_) | Failure::UnsupportedMediaType(_) => code::INVALID_ARGUMENT,
+            Failure::ReadTimeout(_) => code::DEADLINE_EXCEEDED,
             Failure::TooLarge(_) | Failure::Overloaded { .. } | Failure::MemoryLimited { .. } => {
                 code::RESOURCE_EXHAUSTED
             }
@@ -108,6 +115,7 @@ impl Failure {
             Failure::Malformed(_) => RefusalReason::Malformed,
             Failure::TooLarge(_) => RefusalReason::TooLarge,
             Failure::UnsupportedMediaType(_) => RefusalReason::UnsupportedMediaType,
+            Failure::ReadTimeout(_) => RefusalReason::Timeout,
             Failure::Overloaded { .. } | Failure::ShuttingDown { .. } => RefusalReason::Overloaded,
             Failure::MemoryLimited { .. } => RefusalReason::MemoryLimited,
         }
@@ -122,6 +130,7 @@ impl Failure {
                 tonic::Status::invalid_argument(message)
             }
             Failure::TooLarge(_) => tonic::Status::resource_exhausted(message),
+            Failure::ReadTimeout(_) => tonic::Status::deadline_exceeded(message),
             Failure::Overloaded { retry_after, .. }
             | Failure::MemoryLimited { retry_after, .. } => tonic::Status::with_error_details(
                 tonic::Code::ResourceExhausted,

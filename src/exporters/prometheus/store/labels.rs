@@ -85,6 +85,16 @@ impl LabelSet {
         });
     }
 
+    /// Labels pushed (attributes that collide on one name count apart).
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Bytes of the longest label value.
+    pub fn longest_value(&self) -> usize {
+        self.pairs.iter().map(|p| p.value.len()).max().unwrap_or(0)
+    }
+
     /// Adds a label whose name and value are plain strings.
     pub fn push_str(&mut self, name: &str, value: &str, source: LabelSource) {
         self.push(name, |b| b.push_str(name), |b| b.push_str(value), source);
