@@ -352,6 +352,9 @@ async fn expire_connectors(
     }
 }
 
+/// How long a client of the admin server may take to send its headers.
+const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the admin router (`/metrics`, health, API, pprof) on a thread
 /// and runtime of its own, so scrapes and health checks are answered
 /// while ingest keeps the main workers busy: they never queue behind OTLP
@@ -378,12 +381,16 @@ fn serve_admin(
                         return;
                     }
                 };
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.wait())
-                    .await
-                {
-                    tracing::error!(error = %e, "admin server failed");
-                }
+                // Headers must arrive within 10 s (slow loris); the
+                // admin routes read no request bodies worth bounding.
+                crate::receivers::otlp::http_server::serve(
+                    listener,
+                    router,
+                    ADMIN_HEADER_TIMEOUT,
+                    stop,
+                    "admin",
+                )
+                .await;
             });
         })
 }
