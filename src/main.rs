@@ -19,11 +19,12 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// jemalloc's start-up options: the heap profiler samples one allocation
 /// per 512 KiB allocated on average (about 1 % CPU at most; turned off at
 /// start when `exporters.pprof` is disabled), and unused dirty pages are
-/// returned to the system after 5 s.
+/// returned to the system after 1 s (so resident memory, which the
+/// memory limiter watches, falls soon after a burst or a render).
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8] =
-    b"prof:true,prof_active:true,lg_prof_sample:19,dirty_decay_ms:5000,muzzy_decay_ms:5000\0";
+    b"prof:true,prof_active:true,lg_prof_sample:19,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
 
 /// StreamGate: an OpenTelemetry collector with analytics built in.
 /// OTLP in (gRPC :4317, HTTP :4318), Prometheus /metrics out (:9464).

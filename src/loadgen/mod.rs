@@ -203,7 +203,8 @@ pub struct Summary {
     pub items_refused: u64,
     /// Requests without an answer (connection failures).
     pub requests_failed: u64,
-    /// Refused requests by HTTP status or gRPC code (`retryable` marked).
+    /// Refused requests by HTTP status or gRPC code (`retryable` and retry
+    /// hints marked).
     pub refusals: BTreeMap<String, u64>,
     /// Accepted items per second of the run.
     pub accepted_per_second: f64,
@@ -328,12 +329,16 @@ pub async fn run(
                         tally.rejected += rejected;
                         live.accepted.fetch_add(batch - rejected, Ordering::Relaxed);
                     }
-                    Answer::Refused { status, retryable } => {
+                    Answer::Refused {
+                        status,
+                        retryable,
+                        hinted,
+                    } => {
                         tally.refused_items += batch;
-                        let key = if retryable {
-                            format!("{status} (retryable)")
-                        } else {
-                            status
+                        let key = match (retryable, hinted) {
+                            (true, true) => format!("{status} (retryable, with a retry hint)"),
+                            (true, false) => format!("{status} (retryable, no retry hint)"),
+                            (false, _) => status,
                         };
                         *tally.refusals.entry(key).or_default() += 1;
                         live.refused.fetch_add(batch, Ordering::Relaxed);

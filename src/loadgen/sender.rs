@@ -30,9 +30,15 @@ pub enum Payload {
 pub enum Answer {
     /// Accepted, `rejected` items of it refused by `partial_success`.
     Accepted { rejected: u64 },
-    /// Refused as a whole: the HTTP status or gRPC code, and whether the
-    /// server asked to retry (429/503, `RESOURCE_EXHAUSTED`/`UNAVAILABLE`).
-    Refused { status: String, retryable: bool },
+    /// Refused as a whole: the HTTP status or gRPC code, whether it is
+    /// one senders retry (429/502/503/504, `RESOURCE_EXHAUSTED`/
+    /// `UNAVAILABLE`), and whether the server said when (`Retry-After`,
+    /// `RetryInfo`).
+    Refused {
+        status: String,
+        retryable: bool,
+        hinted: bool,
+    },
     /// No answer: connection or protocol failure.
     Failed(String),
 }
@@ -96,6 +102,10 @@ fn grpc_refusal(status: tonic::Status) -> Answer {
                 code,
                 tonic::Code::ResourceExhausted | tonic::Code::Unavailable
             ),
+            hinted: {
+                use tonic_types::StatusExt;
+                status.get_details_retry_info().is_some()
+            },
         },
     }
 }
@@ -156,6 +166,7 @@ async fn http(
         Err(e) => return Answer::Failed(e.to_string()),
     };
     let status = response.status();
+    let hinted = response.headers().contains_key(http::header::RETRY_AFTER);
     let body = match response.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Answer::Failed(e.to_string()),
@@ -164,6 +175,7 @@ async fn http(
         return Answer::Refused {
             status: status.as_u16().to_string(),
             retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+            hinted,
         };
     }
     Answer::Accepted {

@@ -55,9 +55,9 @@ impl Default for MemoryLimiterConfig {
     fn default() -> Self {
         Self {
             limit: MemoryLimit::Auto,
-            soft_percent: 80,
+            soft_percent: 70,
             hard_percent: 90,
-            check_interval: HumanDuration(std::time::Duration::from_millis(100)),
+            check_interval: HumanDuration(std::time::Duration::from_millis(20)),
         }
     }
 }
