@@ -87,6 +87,8 @@ pub enum RefusalReason {
     UnsupportedMediaType,
     /// The body did not arrive within the read timeout (408).
     Timeout,
+    /// Missing or wrong credentials (401).
+    Unauthenticated,
     /// The collector was overloaded or shutting down (429/503, retryable).
     Overloaded,
     /// Memory was above the soft limit, or the requests in flight at their
@@ -102,6 +104,7 @@ impl RefusalReason {
         RefusalReason::TooLarge,
         RefusalReason::UnsupportedMediaType,
         RefusalReason::Timeout,
+        RefusalReason::Unauthenticated,
         RefusalReason::Overloaded,
         RefusalReason::MemoryLimited,
         RefusalReason::Rejected,
@@ -113,6 +116,7 @@ impl RefusalReason {
             RefusalReason::TooLarge => "too_large",
             RefusalReason::UnsupportedMediaType => "unsupported_media_type",
             RefusalReason::Timeout => "timeout",
+            RefusalReason::Unauthenticated => "unauthenticated",
             RefusalReason::Overloaded => "overloaded",
             RefusalReason::MemoryLimited => "memory_limited",
             RefusalReason::Rejected => "rejected",
@@ -126,7 +130,7 @@ impl RefusalReason {
 
 const SIGNALS: usize = 3;
 const TRANSPORTS: usize = 2;
-const REASONS: usize = 7;
+const REASONS: usize = 8;
 
 /// Connectors with self-metrics, in label order.
 pub const CONNECTOR_NAMES: [&str; 3] = ["spanmetrics", "servicegraph", "logmetrics"];
@@ -410,7 +414,8 @@ impl Telemetry {
             refused_items: requests(RefusalReason::Malformed)
                 + requests(RefusalReason::TooLarge)
                 + requests(RefusalReason::UnsupportedMediaType)
-                + requests(RefusalReason::Timeout),
+                + requests(RefusalReason::Timeout)
+                + requests(RefusalReason::Unauthenticated),
             rejected_items: Self::route_sum(&self.refused_items[RefusalReason::Rejected.index()]),
             limited_points: self.connector_overflow.iter().map(load).sum::<u64>()
                 + load(&self.exporter_overflow_points)

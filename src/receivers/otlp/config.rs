@@ -31,6 +31,86 @@ pub struct OtlpReceiverConfig {
     pub read_timeout: HumanDuration,
     /// Refusing new data when memory runs short.
     pub memory_limiter: MemoryLimiterConfig,
+    /// Credentials senders must present (none: no authentication).
+    pub auth: AuthConfig,
+}
+
+/// `receivers.otlp.auth`: accepted credentials. With any configured, a
+/// request without one of them gets 401 / `UNAUTHENTICATED`. Write them
+/// as `${env:NAME}` so they stay out of the file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `Authorization: Bearer <token>` with any of these tokens.
+    pub bearer_tokens: Vec<Secret>,
+    /// `Authorization: Basic …` with any of these users.
+    pub basic: Vec<BasicUser>,
+}
+
+/// A user for HTTP basic authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicUser {
+    pub username: String,
+    pub password: Secret,
+}
+
+/// A secret string: read from the file like any other, never printed
+/// (its `Debug` and serialised forms are `<redacted>`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for comparing credentials.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), String> {
+        for token in &self.bearer_tokens {
+            let t = token.expose();
+            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(
+                    "receivers.otlp.auth.bearer_tokens: each token must be at least 16 characters, without spaces"
+                        .into(),
+                );
+            }
+        }
+        for user in &self.basic {
+            if user.username.is_empty() || user.username.contains(':') {
+                return Err(format!(
+                    "receivers.otlp.auth.basic: username `{}` must be non-empty and without `:`",
+                    user.username
+                ));
+            }
+            if user.password.expose().len() < 8 {
+                return Err(format!(
+                    "receivers.otlp.auth.basic: the password of `{}` must be at least 8 characters",
+                    user.username
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `receivers.otlp.memory_limiter`: soft and hard limits on resident
@@ -169,6 +249,7 @@ impl Default for OtlpReceiverConfig {
             retry_after: HumanDuration::secs(1),
             read_timeout: HumanDuration::secs(30),
             memory_limiter: MemoryLimiterConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -189,6 +270,7 @@ impl OtlpReceiverConfig {
             return Err("receivers.otlp.max_concurrent_requests must be at least 1".into());
         }
         self.memory_limiter.validate()?;
+        self.auth.validate()?;
         if self.read_timeout.get() < std::time::Duration::from_millis(100) {
             return Err(format!(
                 "receivers.otlp.read_timeout is {}; it must be at least 100ms",

@@ -77,7 +77,15 @@ where
                 );
             }
             let started = Instant::now();
-            let permit = match ctx.admission.try_admit() {
+            let authorized = match &ctx.auth {
+                Some(auth) => auth.check(
+                    req.headers()
+                        .get(http::header::AUTHORIZATION)
+                        .map(http::HeaderValue::as_bytes),
+                ),
+                None => Ok(()),
+            };
+            let permit = match authorized.and_then(|()| ctx.admission.try_admit()) {
                 Ok(permit) => permit,
                 Err(failure) => {
                     let refusal = Refused::from(failure);

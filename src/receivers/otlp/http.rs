@@ -77,6 +77,13 @@ async fn handle<S: OtlpSignal>(
     payload: Option<Payload>,
     body: Body,
 ) -> Result<Vec<u8>, process::Refused> {
+    if let Some(auth) = &ctx.auth {
+        auth.check(
+            headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        )?;
+    }
     let _permit = ctx.admission.try_admit()?;
     let Some(payload) = payload else {
         let given = headers
@@ -196,6 +203,12 @@ fn failure_response(failure: &Failure, payload: Option<Payload>) -> Response {
         && let Ok(v) = HeaderValue::from_str(&retry_after_seconds(after).to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if matches!(failure, Failure::Unauthenticated(_)) {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"streamgate\", Basic realm=\"streamgate\""),
+        );
     }
     response
 }

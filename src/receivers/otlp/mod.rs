@@ -11,6 +11,7 @@
 //! overload, `partial_success` when some items are rejected.
 
 mod admission;
+pub mod auth;
 pub mod config;
 mod encoding;
 pub mod fuzzing;
@@ -55,6 +56,8 @@ pub struct ReceiverContext {
     pub(crate) retry_after: Duration,
     /// Most time to receive a request body.
     pub(crate) read_timeout: Duration,
+    /// The credentials requests must carry (`None`: no authentication).
+    pub(crate) auth: Option<auth::Authenticator>,
 }
 
 /// Why the receiver could not start.
@@ -117,6 +120,7 @@ pub fn build(
         max_request_size: config.max_request_size.bytes() as usize,
         retry_after: config.retry_after.get(),
         read_timeout: config.read_timeout.get(),
+        auth: auth::Authenticator::from_config(&config.auth),
     });
     OtlpReceiver { config, ctx }
 }

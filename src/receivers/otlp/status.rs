@@ -36,6 +36,7 @@ pub mod code {
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const UNIMPLEMENTED: i32 = 12;
     pub const UNAVAILABLE: i32 = 14;
+    pub const UNAUTHENTICATED: i32 = 16;
 }
 
 /// Why a request was refused as a whole.
@@ -56,6 +57,9 @@ pub enum Failure {
         message: String,
         retry_after: Duration,
     },
+    /// Missing or wrong credentials (401 / UNAUTHENTICATED).
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The body did not arrive within the read timeout (408 /
     /// DEADLINE_EXCEEDED).
     #[error("{0}")]
@@ -82,6 +86,7 @@ impl Failure {
             Failure::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
             Failure::UnsupportedMediaType(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Failure::ReadTimeout(_) => http::StatusCode::REQUEST_TIMEOUT,
+            Failure::Unauthenticated(_) => http::StatusCode::UNAUTHORIZED,
             Failure::Overloaded { .. } | Failure::MemoryLimited { .. } => {
                 http::StatusCode::TOO_MANY_REQUESTS
             }
@@ -93,6 +98,7 @@ impl Failure {
         match self {
             Failure::Malformed(_) | Failure::UnsupportedMediaType(_) => code::INVALID_ARGUMENT,
             Failure::ReadTimeout(_) => code::DEADLINE_EXCEEDED,
+            Failure::Unauthenticated(_) => code::UNAUTHENTICATED,
             Failure::TooLarge(_) | Failure::Overloaded { .. } | Failure::MemoryLimited { .. } => {
                 code::RESOURCE_EXHAUSTED
             }
@@ -116,6 +122,7 @@ impl Failure {
             Failure::TooLarge(_) => RefusalReason::TooLarge,
             Failure::UnsupportedMediaType(_) => RefusalReason::UnsupportedMediaType,
             Failure::ReadTimeout(_) => RefusalReason::Timeout,
+            Failure::Unauthenticated(_) => RefusalReason::Unauthenticated,
             Failure::Overloaded { .. } | Failure::ShuttingDown { .. } => RefusalReason::Overloaded,
             Failure::MemoryLimited { .. } => RefusalReason::MemoryLimited,
         }
@@ -131,6 +138,7 @@ impl Failure {
             }
             Failure::TooLarge(_) => tonic::Status::resource_exhausted(message),
             Failure::ReadTimeout(_) => tonic::Status::deadline_exceeded(message),
+            Failure::Unauthenticated(_) => tonic::Status::unauthenticated(message),
             Failure::Overloaded { retry_after, .. }
             | Failure::MemoryLimited { retry_after, .. } => tonic::Status::with_error_details(
                 tonic::Code::ResourceExhausted,
