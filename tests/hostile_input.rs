@@ -494,3 +494,53 @@ fn slow_senders_are_cut_off_and_others_are_served() {
         .sum::<f64>();
     assert_eq!(timeouts, 1.0);
 }
+
+/// A log record whose body is nested 5,000 levels deep (prost's decoder
+/// alone recursed until the stack overflowed, killing the process): 400
+/// naming the nesting, over HTTP and gRPC, and the collector lives on.
+#[test]
+fn a_deeply_nested_log_body_is_refused_not_a_crash() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    use streamgate::model::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+
+    let collector = Collector::start();
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(nested(5000)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let response = http_client()
+        .post(collector.otlp_http_url("/v1/logs"))
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .expect("POST /v1/logs");
+    assert_eq!(response.status().as_u16(), 400);
+    let status = RpcStatus::decode(response.bytes().expect("body")).expect("Status");
+    assert!(
+        status.message.contains("nested deeper"),
+        "{}",
+        status.message
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut client = LogsServiceClient::connect(collector.grpc_url())
+            .await
+            .expect("connect");
+        let err = client.export(request).await.expect_err("refused");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    });
+    // Still serving.
+    assert!(collector.scrape().has_family("streamgate_uptime_seconds"));
+}

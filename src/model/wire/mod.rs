@@ -19,6 +19,7 @@ macro_rules! field {
 }
 
 pub mod common;
+pub mod logs;
 pub mod metrics;
 pub mod reader;
 pub mod span_index;

@@ -119,6 +119,9 @@ impl OtlpSignal for Logs {
     }
 
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
+        // Checked in place first: prost's decoder alone can be driven
+        // into unbounded recursion (see `model::wire::logs`).
+        crate::model::wire::logs::check_logs_request(&body).map_err(|e| e.to_string())?;
         prost_decode(&body)
     }
 
