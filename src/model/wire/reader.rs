@@ -7,8 +7,10 @@
 pub enum WireError {
     #[error("{message}: message ends inside a field")]
     Truncated { message: &'static str },
-    #[error("{message}: varint longer than 10 bytes")]
+    #[error("{message}: varint longer than 10 bytes or over 64 bits")]
     VarintOverflow { message: &'static str },
+    #[error("{message}: field key {key} is over 32 bits")]
+    KeyOverflow { message: &'static str, key: u64 },
     #[error("{message}: field number 0 is not allowed")]
     ZeroField { message: &'static str },
     #[error("{message}: unsupported wire type {wire_type}")]
@@ -85,6 +87,14 @@ impl<'a> Fields<'a> {
             return Ok(None);
         }
         let key = self.varint()?;
+        // As protobuf decoders do: a key over 32 bits is invalid (it
+        // would otherwise alias a smaller field number).
+        if key > u64::from(u32::MAX) {
+            return Err(WireError::KeyOverflow {
+                message: self.message,
+                key,
+            });
+        }
         let number = (key >> 3) as u32;
         if number == 0 {
             return Err(WireError::ZeroField {
@@ -144,6 +154,12 @@ impl<'a> Fields<'a> {
     fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for (i, byte) in self.buf.iter().enumerate().take(10) {
+            // The tenth byte holds bit 63 alone.
+            if i == 9 && *byte > 1 {
+                return Err(WireError::VarintOverflow {
+                    message: self.message,
+                });
+            }
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
                 self.buf = &self.buf[i + 1..];
@@ -425,6 +441,35 @@ impl<'a> PackedVarint<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer: both were read where protobuf decoders refuse
+    /// them (a key over 32 bits aliased field 1; a 10-byte varint's extra
+    /// bits were dropped).
+    #[test]
+    fn keys_over_32_bits_and_varints_over_64_bits_are_refused() {
+        // Key 2^32 + 8 (field 1 plus bit 32), then a varint 1.
+        let key = [0x88, 0x80, 0x80, 0x80, 0x10, 0x01];
+        assert!(matches!(
+            Fields::new(&key, "T").next_field(),
+            Err(WireError::KeyOverflow { .. })
+        ));
+        // Field 1, varint of 10 bytes whose last byte is 2 (bit 64).
+        let long = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+        ];
+        assert_eq!(
+            Fields::new(&long, "T").next_field(),
+            Err(WireError::VarintOverflow { message: "T" })
+        );
+        // u64::MAX itself is fine.
+        let max = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert_eq!(
+            Fields::new(&max, "T").next_field(),
+            Ok(Some((1, Value::Varint(u64::MAX))))
+        );
+    }
 
     #[test]
     fn reads_each_wire_type_and_rejects_truncation() {
