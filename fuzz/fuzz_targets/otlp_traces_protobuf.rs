@@ -1,0 +1,12 @@
+//! OTLP traces in protobuf: in-place validation and the span index, span
+//! metrics, the service graph, the span tail, and the metrics they emit.
+//! See `streamgate_fuzz::run` for what every input goes through.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use streamgate_fuzz::{Target, run};
+
+fuzz_target!(|data: &[u8]| {
+    run(Target::TracesProtobuf, data);
+});
