@@ -10,7 +10,9 @@ use super::reader::{Field, Fields, WireError, for_each_field};
 use crate::model::otlp::common::{AnyValue, KeyValue};
 
 /// How deep arrays and key-value lists may nest inside an attribute value
-/// (prost's own recursion limit).
+/// (the value of prost's recursion limit, which this build does not have:
+/// `pprof_util` turns on prost's `no-recursion-limit`, so every request
+/// prost decodes is checked in place first, see `wire::logs`).
 pub const MAX_DEPTH: usize = 100;
 
 /// A message type that can be viewed in place.

@@ -166,20 +166,14 @@ impl Serialize for MemoryLimit {
 
 impl<'de> Deserialize<'de> for MemoryLimit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Number(u64),
-            Text(String),
+        // `auto`, else whatever a size may be (ByteSize's own parsing).
+        let value = serde_yaml_ng::Value::deserialize(d)?;
+        if value.as_str().is_some_and(|t| t.trim() == "auto") {
+            return Ok(MemoryLimit::Auto);
         }
-        match Either::deserialize(d)? {
-            Either::Number(n) => Ok(MemoryLimit::Size(ByteSize(n))),
-            Either::Text(t) if t.trim() == "auto" => Ok(MemoryLimit::Auto),
-            Either::Text(t) => t
-                .parse()
-                .map(MemoryLimit::Size)
-                .map_err(|e| serde::de::Error::custom(format!("{e}, or `auto`"))),
-        }
+        ByteSize::deserialize(value)
+            .map(MemoryLimit::Size)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or `auto`")))
     }
 }
 
