@@ -17,7 +17,10 @@ use crate::model::wire::{
 use crate::pipeline::Consumed;
 
 use super::config::PrometheusExporterConfig;
-use super::store::value::{Buckets, ExponentialHistogram, HistogramPoint, StoredExemplar, Summary};
+use super::store::value::{
+    Buckets, EXPONENTIAL_SCALES, ExponentialHistogram, HistogramPoint, StoredExemplar, Summary,
+    exponential_index_limit,
+};
 use super::store::{
     Applied, FamilyKind, FamilyMeta, Folded, LabelSet, LabelSource, OVERFLOW_LABEL, RawKey,
     SeriesLimits, SeriesState, SeriesStore, SeriesTable, SeriesValue, Temporality,
@@ -630,9 +633,8 @@ impl PointWriter<'_> {
     }
 
     fn exponential(&mut self, point: &ExponentialPointView<'_>) {
-        if point.flags & DataPointFlags::NoRecordedValueMask as u32 == 0
-            && !(-10..=20).contains(&point.scale)
-        {
+        let recorded = point.flags & DataPointFlags::NoRecordedValueMask as u32 == 0;
+        if recorded && !EXPONENTIAL_SCALES.contains(&point.scale) {
             return self.reject(&format!(
                 "exponential histogram scale {} is outside -10..=20",
                 point.scale
@@ -649,12 +651,20 @@ impl PointWriter<'_> {
             }
             None => Buckets::default(),
         };
+        let (positive, negative) = (buckets(&point.positive), buckets(&point.negative));
+        let limit = exponential_index_limit(point.scale);
+        if recorded && !(positive.within(limit) && negative.within(limit)) {
+            return self.reject(&format!(
+                "exponential histogram bucket indices reach past ±{limit}, beyond any finite value at scale {}",
+                point.scale
+            ));
+        }
         let value = ExponentialHistogram {
             scale: point.scale,
             zero_threshold: point.zero_threshold,
             zero_count: point.zero_count,
-            positive: buckets(&point.positive),
-            negative: buckets(&point.negative),
+            positive,
+            negative,
             count: point.count,
             sum: point.sum,
         };

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::store::value::MERGED_BUCKETS;
 use super::*;
 use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use crate::model::otlp::metrics::{
@@ -461,6 +462,108 @@ fn exponential_histograms_become_classic_buckets() {
         text.contains(&line("payload_size_bytes_sum", "", "13")),
         "{text}"
     );
+}
+
+fn exponential_metric(points: Vec<ExponentialHistogramDataPoint>) -> Metric {
+    Metric {
+        name: "latency".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: points,
+            aggregation_temporality: DELTA,
+        })),
+        ..Default::default()
+    }
+}
+
+fn exponential_point(
+    time: u64,
+    scale: i32,
+    offset: i32,
+    counts: Vec<u64>,
+) -> ExponentialHistogramDataPoint {
+    ExponentialHistogramDataPoint {
+        time_unix_nano: time,
+        count: counts.iter().sum(),
+        scale,
+        positive: Some(Buckets {
+            offset,
+            bucket_counts: counts,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The classic bucket counts of the `latency` histogram: (le, count).
+fn latency_buckets(text: &str) -> Vec<(f64, u64)> {
+    text.lines()
+        .filter(|l| l.starts_with("latency_bucket{"))
+        .filter_map(|l| l.split_once("le=\"").map(|(_, rest)| rest))
+        .filter_map(|l| {
+            let (le, count) = l.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn exponential_deltas_far_apart_merge_at_a_coarser_scale() {
+    let e = exporter();
+    // Scale 20, one bucket near 2^-1000 and one near 2^+1000: adding them
+    // at scale 20 would need two billion buckets (16 GB).
+    let low = exponential_point(1, 20, -1_000 << 20, vec![3]);
+    let high = exponential_point(2, 20, 1_000 << 20, vec![4]);
+    for point in [low, high] {
+        let outcome = e
+            .consume_metrics(&request(vec![exponential_metric(vec![point])]))
+            .unwrap();
+        assert_eq!(outcome.rejected, 0, "{}", outcome.message);
+    }
+    let text = e.render(Format::Text);
+    let buckets = latency_buckets(&text);
+    assert!(
+        buckets.len() <= MERGED_BUCKETS + 2,
+        "{} buckets",
+        buckets.len()
+    );
+    assert_eq!(buckets.last(), Some(&(f64::INFINITY, 7)), "{text}");
+    // Nothing counted is lost: the low value's bucket ends below 1, the
+    // high one's starts above it.
+    let below_one = buckets
+        .iter()
+        .filter(|(le, _)| *le <= 1.0)
+        .map(|b| b.1)
+        .max();
+    assert_eq!(below_one, Some(3), "{text}");
+    let count = text.lines().find(|l| l.starts_with("latency_count{"));
+    assert!(count.is_some_and(|l| l.ends_with(" 7")), "{text}");
+}
+
+#[test]
+fn exponential_bucket_indices_beyond_finite_values_are_rejected() {
+    let e = exporter();
+    let near_max = exponential_point(1, 20, i32::MAX - 1, vec![1, 1]);
+    let far_below = exponential_point(1, 0, -1_100, vec![1]);
+    let edge = exponential_point(1, 0, 1_000, vec![1]);
+    let outcome = e
+        .consume_metrics(&request(vec![exponential_metric(vec![
+            near_max, far_below, edge,
+        ])]))
+        .unwrap();
+    assert_eq!(outcome.rejected, 2, "{}", outcome.message);
+    assert!(
+        outcome.message.contains("beyond any finite value"),
+        "{}",
+        outcome.message
+    );
+    // The valid point is kept: 2^1000 < values ≤ 2^1001.
+    let text = e.render(Format::Text);
+    let count = text.lines().find(|l| l.starts_with("latency_count{"));
+    assert!(count.is_some_and(|l| l.ends_with(" 1")), "{text}");
 }
 
 #[test]

@@ -402,7 +402,7 @@ pub fn head_and_schema_url<'a>(
             field,
         };
         match n {
-            1 => first = Some(field(head).message()?),
+            1 => once(&mut first, field(head).message()?, message, head)?,
             3 => schema_url = field("schema_url").string()?,
             _ => {}
         }
@@ -411,7 +411,21 @@ pub fn head_and_schema_url<'a>(
     Ok((first, schema_url))
 }
 
-/// Reads an optional sub-message field: the last occurrence wins.
+/// Sets a singular sub-message field read from the wire, refusing a
+/// second occurrence (see [`WireError::RepeatedMessage`]).
+pub fn once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    message: &'static str,
+    field: &'static str,
+) -> Result<(), WireError> {
+    match slot.replace(value) {
+        None => Ok(()),
+        Some(_) => Err(WireError::RepeatedMessage { message, field }),
+    }
+}
+
+/// Reads an optional sub-message field (sent at most once: see [`once`]).
 pub fn optional<'a, T: MessageView<'a>>(bytes: Option<&'a [u8]>) -> Result<Option<T>, WireError> {
     bytes.map(T::parse).transpose()
 }

@@ -4,7 +4,7 @@
 
 use super::common::{
     Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
-    head_and_schema_url, optional, validate_attributes,
+    head_and_schema_url, once, optional, validate_attributes,
 };
 use super::reader::{Field, Fields, Packed64, PackedVarint, WireError, for_each_field};
 
@@ -144,26 +144,37 @@ impl<'a> MessageView<'a> for MetricView<'a> {
             metadata: Repeated::new(bytes, 12, &FieldName(Self::NAME, "metadata")),
         };
         for_each_field(bytes, Self::NAME, |n, v| {
-            match n {
-                1 => out.name = field!(v, Self::NAME, "name").string()?,
-                2 => out.description = field!(v, Self::NAME, "description").string()?,
-                3 => out.unit = field!(v, Self::NAME, "unit").string()?,
-                5 => out.data = Some(gauge(field!(v, Self::NAME, "gauge").message()?)),
-                7 => out.data = Some(sum(field!(v, Self::NAME, "sum").message()?)?),
-                9 => out.data = Some(histogram(field!(v, Self::NAME, "histogram").message()?)?),
-                10 => {
-                    out.data = Some(exponential(
-                        field!(v, Self::NAME, "exponential_histogram").message()?,
-                    )?)
+            let data = match n {
+                1 => {
+                    out.name = field!(v, Self::NAME, "name").string()?;
+                    return Ok(());
                 }
-                11 => {
-                    out.data = Some(MetricData::Summary(Repeated::new(
-                        field!(v, Self::NAME, "summary").message()?,
-                        1,
-                        &FieldName("Summary", "data_points"),
-                    )))
+                2 => {
+                    out.description = field!(v, Self::NAME, "description").string()?;
+                    return Ok(());
                 }
-                _ => {}
+                3 => {
+                    out.unit = field!(v, Self::NAME, "unit").string()?;
+                    return Ok(());
+                }
+                5 => gauge(field!(v, Self::NAME, "gauge").message()?),
+                7 => sum(field!(v, Self::NAME, "sum").message()?)?,
+                9 => histogram(field!(v, Self::NAME, "histogram").message()?)?,
+                10 => exponential(field!(v, Self::NAME, "exponential_histogram").message()?)?,
+                11 => MetricData::Summary(Repeated::new(
+                    field!(v, Self::NAME, "summary").message()?,
+                    1,
+                    &FieldName("Summary", "data_points"),
+                )),
+                _ => return Ok(()),
+            };
+            // `data` is a oneof of messages: a second part, or a second
+            // member, is refused (see `WireError::RepeatedMessage`).
+            if out.data.replace(data).is_some() {
+                return Err(WireError::RepeatedMessage {
+                    message: Self::NAME,
+                    field: "data",
+                });
             }
             Ok(())
         })?;
@@ -422,16 +433,18 @@ impl<'a> MessageView<'a> for ExponentialPointView<'a> {
                 5 => out.sum = Some(field!(v, Self::NAME, "sum").double()?),
                 6 => out.scale = field!(v, Self::NAME, "scale").sint32()?,
                 7 => out.zero_count = field!(v, Self::NAME, "zero_count").fixed64()?,
-                8 => {
-                    out.positive = Some(BucketsView::parse(
-                        field!(v, Self::NAME, "positive").message()?,
-                    )?)
-                }
-                9 => {
-                    out.negative = Some(BucketsView::parse(
-                        field!(v, Self::NAME, "negative").message()?,
-                    )?)
-                }
+                8 => once(
+                    &mut out.positive,
+                    BucketsView::parse(field!(v, Self::NAME, "positive").message()?)?,
+                    Self::NAME,
+                    "positive",
+                )?,
+                9 => once(
+                    &mut out.negative,
+                    BucketsView::parse(field!(v, Self::NAME, "negative").message()?)?,
+                    Self::NAME,
+                    "negative",
+                )?,
                 10 => out.flags = field!(v, Self::NAME, "flags").uint32()?,
                 12 => out.min = Some(field!(v, Self::NAME, "min").double()?),
                 13 => out.max = Some(field!(v, Self::NAME, "max").double()?),

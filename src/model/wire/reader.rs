@@ -40,6 +40,16 @@ pub enum WireError {
     TooLarge { message: &'static str },
     #[error("{message}: values nested deeper than {limit} levels")]
     TooDeep { message: &'static str, limit: usize },
+    /// A singular sub-message (or a second member of a oneof of messages)
+    /// sent more than once. Protobuf would merge the parts (or keep the
+    /// last member); no OTLP encoder splits a message, and reading in
+    /// place cannot merge, so the request is refused rather than read
+    /// with a part silently dropped.
+    #[error("{message}.{field}: sent more than once (a singular message must come in one part)")]
+    RepeatedMessage {
+        message: &'static str,
+        field: &'static str,
+    },
 }
 
 /// One field's value as it is on the wire.

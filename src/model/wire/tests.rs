@@ -454,3 +454,84 @@ fn a_repeated_field_names_its_message_and_field_in_errors() {
     );
     assert_eq!(format!("{points:?}"), "Repeated(Gauge.data_points)");
 }
+
+/// `bytes` as field `field` (length-delimited) of an enclosing message.
+fn wrapped(field: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    prost::encoding::encode_key(field, prost::encoding::WireType::LengthDelimited, &mut out);
+    prost::encoding::encode_varint(bytes.len() as u64, &mut out);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A request holding one `Metric` whose encoding is `metric`.
+fn request_of_metric(metric: &[u8]) -> Vec<u8> {
+    wrapped(1, &wrapped(2, &wrapped(2, metric)))
+}
+
+/// Protobuf merges a singular message sent in parts (and keeps the last
+/// member of a oneof); reading in place cannot, so such requests are
+/// refused, naming the field, instead of read with a part dropped.
+#[test]
+fn a_singular_message_sent_twice_is_refused() {
+    let gauge = |value: f64| {
+        metric(
+            "g",
+            Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsDouble(value)),
+                    ..Default::default()
+                }],
+            }),
+        )
+    };
+    // The same metric twice: prost merges it into one with two points.
+    let mut twice = gauge(1.0).encode_to_vec();
+    twice.extend(gauge(2.0).encode_to_vec());
+    let bytes = request_of_metric(&twice);
+    let merged = MetricsRequest::decode(&bytes[..]).expect("prost merges");
+    assert_eq!(merged.item_count(), 2);
+    let error = validate_metrics(&bytes).expect_err("split message");
+    assert_eq!(
+        error.to_string(),
+        "Metric.data: sent more than once (a singular message must come in one part)"
+    );
+    // A gauge, then a sum: the oneof's second member.
+    let mut gauge_then_sum = gauge(1.0).encode_to_vec();
+    gauge_then_sum.extend(
+        metric(
+            "g",
+            Data::Sum(Sum {
+                data_points: vec![NumberDataPoint::default()],
+                ..Default::default()
+            }),
+        )
+        .encode_to_vec(),
+    );
+    assert!(validate_metrics(&request_of_metric(&gauge_then_sum)).is_err());
+    // A resource in two parts.
+    let resource = Resource::default().encode_to_vec();
+    let mut resource_metrics = wrapped(1, &resource);
+    resource_metrics.extend(wrapped(1, &resource));
+    let error = validate_metrics(&wrapped(1, &resource_metrics)).expect_err("two resources");
+    assert!(
+        error.to_string().starts_with("ResourceMetrics.resource"),
+        "{error}"
+    );
+    // Positive buckets in two parts.
+    let buckets = Buckets {
+        offset: 0,
+        bucket_counts: vec![1],
+    }
+    .encode_to_vec();
+    let mut point = wrapped(8, &buckets);
+    point.extend(wrapped(8, &buckets));
+    let exponential = wrapped(10, &wrapped(1, &point));
+    let error = validate_metrics(&request_of_metric(&exponential)).expect_err("two parts");
+    assert!(
+        error
+            .to_string()
+            .starts_with("ExponentialHistogramDataPoint.positive"),
+        "{error}"
+    );
+}

@@ -5,7 +5,7 @@
 
 use super::common::{
     Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
-    head_and_schema_url, optional, validate_attributes,
+    head_and_schema_url, once, optional, validate_attributes,
 };
 use super::reader::{Field, Fields, Value, WireError, for_each_field};
 use super::span_index::SpanIndex;
@@ -168,6 +168,7 @@ impl<'a> SpanView<'a> {
             start_ns: 0,
             end_ns: 0,
         };
+        let mut status_seen = None;
         for_each_field(bytes, NAME, |n, v| {
             match n {
                 1 => out.trace_id = field!(v, NAME, "trace_id").bytes()?,
@@ -190,7 +191,9 @@ impl<'a> SpanView<'a> {
                     field!(v, NAME, "dropped_links_count").uint32()?;
                 }
                 15 => {
-                    out.status_code = StatusView::parse(field!(v, NAME, "status").message()?)?.code
+                    let status = StatusView::parse(field!(v, NAME, "status").message()?)?;
+                    once(&mut status_seen, (), NAME, "status")?;
+                    out.status_code = status.code;
                 }
                 16 => out.flags = field!(v, NAME, "flags").fixed32()?,
                 9 | 11 | 13 => child(n, v)?,

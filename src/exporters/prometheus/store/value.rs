@@ -44,6 +44,28 @@ pub struct Buckets {
     pub counts: Vec<u64>,
 }
 
+/// The scales an exponential histogram may have (as the OTel data model
+/// allows: base 2^(2^-scale) from 2^1024 down to 2^(2^-20)).
+pub const EXPONENTIAL_SCALES: std::ops::RangeInclusive<i32> = -10..=20;
+
+/// How many buckets a side of a delta exponential histogram may span
+/// after adding two points, unless a point alone is wider. OTel SDKs
+/// default to 160 buckets a side; adding deltas whose ranges lie far
+/// apart lowers the scale until the sum fits, as an SDK would, instead
+/// of allocating the whole gap.
+pub const MERGED_BUCKETS: usize = 160;
+
+/// The largest bucket index magnitude a finite `f64` can fall into at
+/// `scale`: |value| lies within 2^±1075, so |index| ≤ 1075 × 2^scale.
+/// At scale 20 that is 1,127,219,200, well inside `i32`.
+pub fn exponential_index_limit(scale: i32) -> i64 {
+    if scale >= 0 {
+        1075_i64 << scale
+    } else {
+        (1075_i64 >> -scale) + 1
+    }
+}
+
 /// Summary state: (quantile, value) pairs as sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -267,6 +289,40 @@ impl SeriesState {
 }
 
 impl Buckets {
+    /// Whether every bucket index lies within `±limit` (see
+    /// [`exponential_index_limit`]); empty buckets always do.
+    pub fn within(&self, limit: i64) -> bool {
+        let first = i64::from(self.offset);
+        let last = first + self.counts.len() as i64 - 1;
+        self.counts.is_empty() || (first >= -limit && last <= limit)
+    }
+
+    /// The first and last index these buckets cover once re-indexed
+    /// `shift` levels down, or `None` when there are none.
+    fn range_after(&self, shift: u32) -> Option<(i64, i64)> {
+        if self.counts.is_empty() {
+            return None;
+        }
+        let first = i64::from(self.offset);
+        let last = first + self.counts.len() as i64 - 1;
+        Some((first >> shift, last >> shift))
+    }
+
+    /// How many buckets `self` re-indexed `shift` levels down and `other`
+    /// `other_shift` levels down span together.
+    fn merged_width(&self, shift: u32, other: &Buckets, other_shift: u32) -> usize {
+        let ranges = [self.range_after(shift), other.range_after(other_shift)];
+        let mut covered = ranges.into_iter().flatten();
+        let Some((mut first, mut last)) = covered.next() else {
+            return 0;
+        };
+        for (f, l) in covered {
+            first = first.min(f);
+            last = last.max(l);
+        }
+        (last - first + 1) as usize
+    }
+
     /// Re-indexes these buckets to a coarser scale (`shift` levels down):
     /// each bucket index `i` becomes `i >> shift`.
     fn downscale(&mut self, shift: u32) {
@@ -309,7 +365,10 @@ impl Buckets {
 
 impl ExponentialHistogram {
     fn add_delta(&mut self, mut delta: ExponentialHistogram) {
-        let scale = self.scale.min(delta.scale);
+        let mut scale = self.scale.min(delta.scale);
+        while scale > *EXPONENTIAL_SCALES.start() && !self.fits_with(&delta, scale) {
+            scale -= 1;
+        }
         let shift_self = (self.scale - scale) as u32;
         let shift_delta = (delta.scale - scale) as u32;
         self.positive.downscale(shift_self);
@@ -326,6 +385,22 @@ impl ExponentialHistogram {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
         };
+    }
+
+    /// Whether `self` and `delta` added at `scale` keep each side within
+    /// [`MERGED_BUCKETS`] (or within the wider of the two, if one is).
+    fn fits_with(&self, delta: &ExponentialHistogram, scale: i32) -> bool {
+        let shift = (self.scale - scale) as u32;
+        let delta_shift = (delta.scale - scale) as u32;
+        [
+            (&self.positive, &delta.positive),
+            (&self.negative, &delta.negative),
+        ]
+        .into_iter()
+        .all(|(own, other)| {
+            let cap = MERGED_BUCKETS.max(own.counts.len()).max(other.counts.len());
+            own.merged_width(shift, other, delta_shift) <= cap
+        })
     }
 
     /// The classic `le` buckets this histogram maps to: (upper bound,
