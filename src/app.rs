@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+mod admin;
+
 use crate::api::{self, ApiState, Health, Listeners, Tail};
 use crate::config::Config;
 use crate::connectors::logmetrics::LogMetrics;
@@ -32,6 +34,8 @@ pub enum AppError {
         endpoint: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] otlp::tls::TlsError),
     #[error("shutdown did not finish within {0:?}; in-flight requests were abandoned")]
     DrainTimeout(std::time::Duration),
 }
@@ -179,6 +183,7 @@ impl App {
         let (trigger, shutdown) = Shutdown::new();
         let mut tasks = Vec::new();
 
+        let admin_tls = admin::tls(&self.config.server, self.telemetry.clone())?;
         let endpoint = self.config.server.endpoint.addr();
         let listener = TcpListener::bind(endpoint)
             .await
@@ -248,7 +253,8 @@ impl App {
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");
         self.telemetry
             .set_runtime(tokio::runtime::Handle::current());
-        let admin = serve_admin(listener, router, shutdown.clone())
+        let router = admin::guard(router, &self.config.server, self.telemetry.clone());
+        let admin = admin::serve(listener, router, admin_tls, shutdown.clone())
             .map_err(|source| AppError::ServerBind { endpoint, source })?;
         tasks.push(tokio::task::spawn_blocking(move || {
             if admin.join().is_err() {
@@ -350,49 +356,6 @@ async fn expire_connectors(
             }
         }
     }
-}
-
-/// How long a client of the admin server may take to send its headers.
-const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Serves the admin router (`/metrics`, health, API, pprof) on a thread
-/// and runtime of its own, so scrapes and health checks are answered
-/// while ingest keeps the main workers busy: they never queue behind OTLP
-/// requests (rendering itself still runs on that runtime's blocking
-/// threads). The thread ends when `stop` fires and the server drained.
-fn serve_admin(
-    listener: TcpListener,
-    router: axum::Router,
-    stop: Shutdown,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let listener = listener.into_std()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_name("streamgate-admin-blocking")
-        .build()?;
-    std::thread::Builder::new()
-        .name("streamgate-admin".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(e) => {
-                        tracing::error!(error = %e, "admin server failed");
-                        return;
-                    }
-                };
-                // Headers must arrive within 10 s (slow loris); the
-                // admin routes read no request bodies worth bounding.
-                crate::receivers::otlp::http_server::serve(
-                    listener,
-                    router,
-                    ADMIN_HEADER_TIMEOUT,
-                    stop,
-                    "admin",
-                )
-                .await;
-            });
-        })
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {

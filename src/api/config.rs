@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::types::{Endpoint, HumanDuration};
+use crate::config::types::{AuthConfig, Endpoint, HumanDuration, TlsConfig};
 
 /// `server`: the HTTP server for `/metrics`, `/healthz`, `/readyz` and `/api`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,6 +13,26 @@ pub struct ServerConfig {
     pub endpoint: Endpoint,
     /// How long shutdown waits for in-flight requests before giving up.
     pub shutdown_timeout: HumanDuration,
+    /// Serve HTTPS instead of plain HTTP (absent: plain HTTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Credentials for the admin server (none: no authentication).
+    pub auth: AuthConfig,
+    /// With `auth` set, what needs credentials: `writes` (requests that
+    /// change state, `POST` and the like, and `/debug/pprof`) or `all`
+    /// (everything but `/healthz` and `/readyz`, which probes use).
+    pub require_auth_for: AuthScope,
+}
+
+/// What the admin server's credentials guard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthScope {
+    /// Requests that change state, and profiling.
+    #[default]
+    Writes,
+    /// Everything but the health probes.
+    All,
 }
 
 impl Default for ServerConfig {
@@ -20,6 +40,9 @@ impl Default for ServerConfig {
         Self {
             endpoint: Endpoint::loopback(9464),
             shutdown_timeout: HumanDuration::secs(30),
+            tls: None,
+            auth: AuthConfig::default(),
+            require_auth_for: AuthScope::Writes,
         }
     }
 }
@@ -28,6 +51,10 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.shutdown_timeout.get().is_zero() {
             return Err("server.shutdown_timeout must be above 0".into());
+        }
+        self.auth.validate("server.auth")?;
+        if let Some(tls) = &self.tls {
+            tls.validate("server.tls")?;
         }
         Ok(())
     }

@@ -192,6 +192,30 @@ pub struct Telemetry {
     health: parking_lot::Mutex<health::HealthWindow>,
     /// Profile pushes: [sent, failed, dropped].
     profiling_pushes: [AtomicU64; 3],
+    /// Failed TLS handshakes, by `TlsServer`.
+    tls_handshake_failures: [AtomicU64; 3],
+    /// Admin requests refused for missing or wrong credentials.
+    admin_unauthenticated: AtomicU64,
+}
+
+/// A server of StreamGate's, as `server` label of its connection metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsServer {
+    OtlpGrpc,
+    OtlpHttp,
+    Admin,
+}
+
+impl TlsServer {
+    pub const ALL: [TlsServer; 3] = [TlsServer::OtlpGrpc, TlsServer::OtlpHttp, TlsServer::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsServer::OtlpGrpc => "otlp_grpc",
+            TlsServer::OtlpHttp => "otlp_http",
+            TlsServer::Admin => "admin",
+        }
+    }
 }
 
 /// What became of an alert notification.
@@ -268,6 +292,8 @@ impl Telemetry {
             alerting_active: Default::default(),
             health: Default::default(),
             profiling_pushes: Default::default(),
+            tls_handshake_failures: Default::default(),
+            admin_unauthenticated: AtomicU64::new(0),
             servicegraph_pending: AtomicU64::new(0),
             servicegraph_unpaired: Default::default(),
             servicegraph_dropped: AtomicU64::new(0),
@@ -447,6 +473,18 @@ impl Telemetry {
     }
 
     /// Counts one profile push by outcome.
+    pub fn record_tls_handshake_failure(&self, server: TlsServer) {
+        self.tls_handshake_failures[server as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn tls_handshake_failures(&self, server: TlsServer) -> u64 {
+        self.tls_handshake_failures[server as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn record_admin_unauthenticated(&self) {
+        self.admin_unauthenticated.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn record_profile_push(&self, outcome: NotificationOutcome) {
         self.profiling_pushes[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }

@@ -49,13 +49,18 @@ pub const RUNTIME_PARKS: &str = "streamgate_runtime_worker_parks_total";
 
 pub const PROFILING_PUSHES: &str = "streamgate_profiling_pushes_total";
 
+pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_server_tls_handshake_failures_total";
+pub const ADMIN_UNAUTHENTICATED: &str = "streamgate_server_unauthenticated_requests_total";
+
 pub const ALERTING_NOTIFICATIONS: &str = "streamgate_alerting_notifications_total";
 pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 42] = [
+pub const ALL: [&str; 44] = [
     EXPORTER_OVERFLOW_POINTS,
+    TLS_HANDSHAKE_FAILURES,
+    ADMIN_UNAUTHENTICATED,
     RECEIVER_MEMORY_LIMIT,
     RECEIVER_IN_FLIGHT_BYTES,
     PROCESS_MEMORY_LIMIT,

@@ -394,6 +394,29 @@ impl Telemetry {
             &self.profiling_pushes,
         ));
         out.push(FamilySnapshot {
+            name: names::TLS_HANDSHAKE_FAILURES,
+            help: "TLS handshakes that failed or timed out, by server (otlp_grpc, otlp_http, admin): plaintext clients, untrusted or missing client certificates, protocol errors.",
+            kind: MetricKind::Counter,
+            samples: super::TlsServer::ALL
+                .iter()
+                .map(|s| {
+                    sample(
+                        vec![("server", s.as_str().to_string())],
+                        self.tls_handshake_failures[*s as usize].load(Ordering::Relaxed) as f64,
+                    )
+                })
+                .collect(),
+        });
+        out.push(FamilySnapshot {
+            name: names::ADMIN_UNAUTHENTICATED,
+            help: "Requests to the admin server refused with 401 for missing or wrong credentials.",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.admin_unauthenticated.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
             name: names::ALERTING_QUEUE,
             help: "Alert notifications waiting to be pushed to Alertmanager.",
             kind: MetricKind::Gauge,

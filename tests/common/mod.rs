@@ -3,6 +3,7 @@
 //! readiness, scrapes `/metrics`, and stops it with SIGTERM.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod prometheus;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ pub struct Collector {
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     stderr_path: PathBuf,
+    /// Set when the admin server speaks HTTPS (see `Options::admin_ca`).
+    admin_ca: Option<PathBuf>,
 }
 
 /// Extra YAML for the `receivers.otlp` and `exporters.prometheus` sections.
@@ -43,6 +46,15 @@ pub struct Options {
     pub api_extra: String,
     /// YAML under `exporters:` beside `prometheus` (e.g. `alertmanager:`).
     pub exporters_extra: String,
+    /// YAML under `server:` (the admin server) beside its endpoint.
+    pub server_extra: String,
+    /// YAML under `receivers.otlp.grpc:` and `receivers.otlp.http:`
+    /// beside their endpoints (e.g. `tls:`).
+    pub grpc_extra: String,
+    pub http_extra: String,
+    /// The CA to trust when `server_extra` turns on the admin server's
+    /// TLS: readiness is then polled over HTTPS with curl.
+    pub admin_ca: Option<PathBuf>,
 }
 
 impl Collector {
@@ -55,8 +67,11 @@ impl Collector {
         // Port 0 everywhere: the OS picks free ports and the collector logs
         // the addresses it bound, so tests never race for a port.
         let config = format!(
-            "server:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n{}\n",
+            "server:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\n{}\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n{}\n    http:\n      endpoint: 127.0.0.1:0\n{}\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n{}\n",
+            indent(&options.server_extra, 2),
             indent(&options.api_extra, 2),
+            indent(&options.grpc_extra, 6),
+            indent(&options.http_extra, 6),
             indent(&options.receiver_extra, 4),
             indent(&options.connectors_extra, 2),
             indent(&options.processors_extra, 2),
@@ -82,6 +97,7 @@ impl Collector {
             admin: unbound,
             dir,
             stderr_path,
+            admin_ca: options.admin_ca.clone(),
         };
         collector.wait_listening();
         collector.wait_ready();
@@ -135,14 +151,29 @@ impl Collector {
             {
                 panic!("streamgate exited early ({status}): {}", self.logs());
             }
-            if let Ok(r) = http_client().get(self.url("/readyz")).send()
-                && r.status().is_success()
-            {
+            if self.is_ready() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("streamgate not ready in 20s: {}", self.logs());
+    }
+
+    /// Whether `/readyz` answers 200 (over HTTPS with curl when the admin
+    /// server speaks TLS).
+    fn is_ready(&self) -> bool {
+        match &self.admin_ca {
+            None => http_client()
+                .get(self.url("/readyz"))
+                .send()
+                .is_ok_and(|r| r.status().is_success()),
+            Some(ca) => Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "--max-time", "5", "--cacert"])
+                .arg(ca)
+                .arg(format!("https://localhost:{}/readyz", self.admin.port()))
+                .status()
+                .is_ok_and(|s| s.success()),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,10 +7,12 @@ Usage:
     send_metrics.py {grpc,http} ENDPOINT [--compression {none,gzip}]
                     [--temporality {cumulative,delta}] [--instance ID]
                     [--timeout SECONDS] [--no-traces] [--no-logs]
+                    [--ca PEM [--client-cert PEM --client-key PEM]]
 
 ENDPOINT is the base address of the collector's OTLP server of that
 transport, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318
-(HTTP; the /v1/<signal> paths are appended here).
+(HTTP; the /v1/<signal> paths are appended here). With https:// the
+exporters use TLS, trusting --ca, and present --client-cert when given.
 
 Every signal is exported exactly once, by force_flush (no periodic export),
 then the providers are shut down. Exit status: 0 when every export
@@ -159,7 +161,17 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=float, default=10, help="seconds per export, retries included")
     parser.add_argument("--no-traces", action="store_true")
     parser.add_argument("--no-logs", action="store_true")
+    parser.add_argument("--ca", help="PEM file of the CA to trust (an https:// endpoint)")
+    parser.add_argument("--client-cert", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--client-key", help="PEM key of --client-cert")
     return parser.parse_args(argv)
+
+
+def read_file(path):
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def temporality_preference(name):
@@ -190,7 +202,16 @@ def build_exporters(args):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         compression = grpc.Compression.Gzip if args.compression == "gzip" else grpc.Compression.NoCompression
-        common = dict(endpoint=base, insecure=True, timeout=args.timeout, compression=compression)
+        common = dict(endpoint=base, timeout=args.timeout, compression=compression)
+        if base.startswith("https://"):
+            common["insecure"] = False
+            common["credentials"] = grpc.ssl_channel_credentials(
+                root_certificates=read_file(args.ca),
+                private_key=read_file(args.client_key),
+                certificate_chain=read_file(args.client_cert),
+            )
+        else:
+            common["insecure"] = True
         return (
             OTLPMetricExporter(preferred_temporality=temporality, **common),
             OTLPSpanExporter(**common),
@@ -203,6 +224,11 @@ def build_exporters(args):
 
     compression = Compression.Gzip if args.compression == "gzip" else Compression.NoCompression
     common = dict(timeout=args.timeout, compression=compression)
+    if args.ca:
+        common["certificate_file"] = args.ca
+    if args.client_cert:
+        common["client_certificate_file"] = args.client_cert
+        common["client_key_file"] = args.client_key
     return (
         OTLPMetricExporter(endpoint=f"{base}/v1/metrics", preferred_temporality=temporality, **common),
         OTLPSpanExporter(endpoint=f"{base}/v1/traces", **common),

@@ -1,15 +1,40 @@
-//! Authentication of OTLP requests: bearer tokens and HTTP basic
-//! credentials from `receivers.otlp.auth`, checked against the
-//! `Authorization` header (HTTP) or metadata (gRPC) in constant time.
-//! With nothing configured every request passes; with anything
-//! configured, a request without valid credentials is refused with 401 /
-//! `UNAUTHENTICATED` before its body is read. Credentials never appear in
-//! logs or errors.
+//! Authentication: bearer tokens and HTTP basic credentials (an
+//! `auth:` section: `receivers.otlp.auth`, `server.auth`), checked
+//! against the `Authorization` header (HTTP) or metadata (gRPC) in
+//! constant time. With nothing configured every request passes; with
+//! anything configured, an OTLP request without valid credentials is
+//! refused with 401 / `UNAUTHENTICATED` before its body is read (the
+//! admin server's guard, in `app.rs`, answers 401 the same way).
+//! Credentials never appear in logs or errors.
 
 use base64::Engine;
 
-use super::config::AuthConfig;
 use super::status::Failure;
+use crate::config::types::AuthConfig;
+
+/// The `WWW-Authenticate` challenge of a 401.
+pub const CHALLENGE: &str = "Bearer realm=\"streamgate\", Basic realm=\"streamgate\"";
+
+/// Why a request's credentials were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No `Authorization` header.
+    Missing,
+    /// An `Authorization` header that matches no configured credential.
+    Wrong,
+}
+
+impl Denied {
+    /// What the client is told (never the credentials).
+    pub fn message(self) -> &'static str {
+        match self {
+            Denied::Missing => {
+                "this server requires credentials: send an Authorization header (Bearer token or Basic)"
+            }
+            Denied::Wrong => "the credentials in the Authorization header were not accepted",
+        }
+    }
+}
 
 /// The accepted credentials, as the exact `Authorization` header values
 /// that carry them.
@@ -40,26 +65,24 @@ impl Authenticator {
         (!accepted.is_empty()).then_some(Self { accepted })
     }
 
+    /// Checks an `Authorization` value, as an OTLP refusal.
+    pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), Failure> {
+        self.verify(authorization)
+            .map_err(|denied| Failure::Unauthenticated(denied.message().into()))
+    }
+
     /// Checks an `Authorization` value. Every accepted credential is
     /// compared in full, in time that depends only on the lengths, so the
     /// answer's timing tells nothing about how close a guess was.
-    pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), Failure> {
+    pub fn verify(&self, authorization: Option<&[u8]>) -> Result<(), Denied> {
         let Some(given) = authorization else {
-            return Err(Failure::Unauthenticated(
-                "this collector requires credentials: send an Authorization header (Bearer token or Basic)".into(),
-            ));
+            return Err(Denied::Missing);
         };
         let mut ok = false;
         for accepted in &self.accepted {
             ok |= constant_time_eq(given, accepted);
         }
-        if ok {
-            Ok(())
-        } else {
-            Err(Failure::Unauthenticated(
-                "the credentials in the Authorization header were not accepted".into(),
-            ))
-        }
+        if ok { Ok(()) } else { Err(Denied::Wrong) }
     }
 }
 
@@ -77,7 +100,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receivers::otlp::config::{BasicUser, Secret};
+    use crate::config::types::{BasicUser, Secret};
 
     fn auth() -> Authenticator {
         Authenticator::from_config(&AuthConfig {

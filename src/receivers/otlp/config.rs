@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::config::types::{AuthConfig, BasicUser, Secret, TlsConfig};
 use crate::config::types::{ByteSize, Endpoint, HumanDuration};
 
 /// `receivers.otlp`: the OTLP/gRPC and OTLP/HTTP servers.
@@ -33,84 +34,6 @@ pub struct OtlpReceiverConfig {
     pub memory_limiter: MemoryLimiterConfig,
     /// Credentials senders must present (none: no authentication).
     pub auth: AuthConfig,
-}
-
-/// `receivers.otlp.auth`: accepted credentials. With any configured, a
-/// request without one of them gets 401 / `UNAUTHENTICATED`. Write them
-/// as `${env:NAME}` so they stay out of the file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// `Authorization: Bearer <token>` with any of these tokens.
-    pub bearer_tokens: Vec<Secret>,
-    /// `Authorization: Basic …` with any of these users.
-    pub basic: Vec<BasicUser>,
-}
-
-/// A user for HTTP basic authentication.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicUser {
-    pub username: String,
-    pub password: Secret,
-}
-
-/// A secret string: read from the file like any other, never printed
-/// (its `Debug` and serialised forms are `<redacted>`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for comparing credentials.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
-
-impl AuthConfig {
-    fn validate(&self) -> Result<(), String> {
-        for token in &self.bearer_tokens {
-            let t = token.expose();
-            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(
-                    "receivers.otlp.auth.bearer_tokens: each token must be at least 16 characters, without spaces"
-                        .into(),
-                );
-            }
-        }
-        for user in &self.basic {
-            if user.username.is_empty() || user.username.contains(':') {
-                return Err(format!(
-                    "receivers.otlp.auth.basic: username `{}` must be non-empty and without `:`",
-                    user.username
-                ));
-            }
-            if user.password.expose().len() < 8 {
-                return Err(format!(
-                    "receivers.otlp.auth.basic: the password of `{}` must be at least 8 characters",
-                    user.username
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `receivers.otlp.memory_limiter`: soft and hard limits on resident
@@ -221,6 +144,9 @@ pub struct ServerConfig {
     pub enabled: bool,
     /// Listen address, `IP:PORT`. Containers use `0.0.0.0`.
     pub endpoint: Endpoint,
+    /// Serve TLS instead of plaintext (absent: plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 fn enabled() -> bool {
@@ -233,10 +159,12 @@ impl Default for OtlpReceiverConfig {
             grpc: ServerConfig {
                 enabled: true,
                 endpoint: Endpoint::loopback(4317),
+                tls: None,
             },
             http: ServerConfig {
                 enabled: true,
                 endpoint: Endpoint::loopback(4318),
+                tls: None,
             },
             max_request_size: ByteSize::mib(20),
             max_concurrent_requests: 256,
@@ -264,7 +192,12 @@ impl OtlpReceiverConfig {
             return Err("receivers.otlp.max_concurrent_requests must be at least 1".into());
         }
         self.memory_limiter.validate()?;
-        self.auth.validate()?;
+        self.auth.validate("receivers.otlp.auth")?;
+        for (key, server) in [("grpc", &self.grpc), ("http", &self.http)] {
+            if let Some(tls) = &server.tls {
+                tls.validate(&format!("receivers.otlp.{key}.tls"))?;
+            }
+        }
         if self.read_timeout.get() < std::time::Duration::from_millis(100) {
             return Err(format!(
                 "receivers.otlp.read_timeout is {}; it must be at least 100ms",

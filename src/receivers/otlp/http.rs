@@ -207,7 +207,7 @@ fn failure_response(failure: &Failure, payload: Option<Payload>) -> Response {
     if matches!(failure, Failure::Unauthenticated(_)) {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"streamgate\", Basic realm=\"streamgate\""),
+            HeaderValue::from_static(super::auth::CHALLENGE),
         );
     }
     response

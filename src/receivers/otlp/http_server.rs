@@ -2,9 +2,11 @@
 //! a client may take to send its request headers, so a connection that
 //! trickles them (slow loris) is closed instead of held open forever.
 //! Bodies are bounded by the handlers (`receivers.otlp.read_timeout` on
-//! the OTLP routes). On shutdown the listener closes and open connections
-//! finish their requests.
+//! the OTLP routes). With TLS, each connection's handshake runs on its own
+//! task (a slow one holds up no other). On shutdown the listener closes
+//! and open connections finish their requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,14 +16,16 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use super::tls::ServerTls;
 use crate::pipeline::Shutdown;
 
-/// Serves `router` on `listener` until `shutdown`, then waits for the open
-/// connections' requests to finish.
+/// Serves `router` on `listener` (over `tls` when given) until `shutdown`,
+/// then waits for the open connections' requests to finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    tls: Option<Arc<ServerTls>>,
     shutdown: Shutdown,
     name: &'static str,
 ) {
@@ -50,12 +54,28 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |request| router.clone().oneshot(request));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+                Some(tls) => {
+                    let Some(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(server = name, error = %e, "connection ended with an error");
             }
         });

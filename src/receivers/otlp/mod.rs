@@ -23,6 +23,7 @@ pub mod memory;
 mod process;
 mod signal;
 pub mod status;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::{LogsConsumer, MetricsConsumer, Shutdown, TracesConsumer};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, TlsServer};
 
 pub use admission::Admission;
 pub use config::OtlpReceiverConfig;
@@ -69,6 +70,8 @@ pub enum ReceiverError {
         endpoint: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A built, not yet started receiver.
@@ -155,14 +158,29 @@ impl OtlpReceiver {
                 memory.stop();
             }));
         }
+        // TLS files are read before anything listens: a bad file stops
+        // the start with its path and the reason.
+        let grpc_tls = self.tls(
+            &self.config.grpc,
+            "grpc",
+            tls::Alpn::H2,
+            TlsServer::OtlpGrpc,
+        )?;
+        let http_tls = self.tls(
+            &self.config.http,
+            "http",
+            tls::Alpn::H2AndHttp1,
+            TlsServer::OtlpHttp,
+        )?;
         if self.config.grpc.enabled {
             let endpoint = self.config.grpc.endpoint.addr();
             let listener = bind(endpoint, "gRPC").await?;
             let addr = listener.local_addr().unwrap_or(endpoint);
-            tracing::info!(%addr, "OTLP/gRPC receiver listening");
+            tracing::info!(%addr, tls = grpc_tls.is_some(), "OTLP/gRPC receiver listening");
             running.grpc_addr = Some(addr);
             running.tasks.push(tokio::spawn(serve_grpc(
                 listener,
+                grpc_tls,
                 self.ctx.clone(),
                 shutdown.clone(),
             )));
@@ -171,18 +189,41 @@ impl OtlpReceiver {
             let endpoint = self.config.http.endpoint.addr();
             let listener = bind(endpoint, "HTTP").await?;
             let addr = listener.local_addr().unwrap_or(endpoint);
-            tracing::info!(%addr, "OTLP/HTTP receiver listening");
+            tracing::info!(%addr, tls = http_tls.is_some(), "OTLP/HTTP receiver listening");
             running.http_addr = Some(addr);
             let router = http::router(self.ctx.clone());
             running.tasks.push(tokio::spawn(http_server::serve(
                 listener,
                 router,
                 self.config.read_timeout.get(),
+                http_tls,
                 shutdown.clone(),
                 "OTLP/HTTP",
             )));
         }
         Ok(running)
+    }
+
+    /// The TLS of one server, when it is enabled and configured.
+    fn tls(
+        &self,
+        server: &config::ServerConfig,
+        key: &str,
+        alpn: tls::Alpn,
+        which: TlsServer,
+    ) -> Result<Option<Arc<tls::ServerTls>>, tls::TlsError> {
+        let Some(settings) = server.tls.as_ref().filter(|_| server.enabled) else {
+            return Ok(None);
+        };
+        let tls = tls::ServerTls::new(
+            settings,
+            &format!("receivers.otlp.{key}.tls"),
+            alpn,
+            which,
+            self.config.read_timeout.get(),
+            self.ctx.telemetry.clone(),
+        )?;
+        Ok(Some(Arc::new(tls)))
     }
 }
 
@@ -202,13 +243,17 @@ const GRPC_STREAM_WINDOW: u32 = 4 << 20;
 const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
 const GRPC_MAX_FRAME: u32 = 1 << 20;
 
-async fn serve_grpc(listener: TcpListener, ctx: Arc<ReceiverContext>, shutdown: Shutdown) {
+async fn serve_grpc(
+    listener: TcpListener,
+    tls: Option<Arc<tls::ServerTls>>,
+    ctx: Arc<ReceiverContext>,
+    shutdown: Shutdown,
+) {
     use signal::{Logs, Metrics, Traces};
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     // OTLP requests are large (a batch is hundreds of KB): wide HTTP/2
     // windows and frames let a request arrive without a window update
     // per 64 KiB, and with fewer frames to parse.
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         // A request (its body, as the handler waits for it) that takes
         // longer is cancelled: a stalled sender holds no slot for long.
         .timeout(ctx.read_timeout)
@@ -217,12 +262,62 @@ async fn serve_grpc(listener: TcpListener, ctx: Arc<ReceiverContext>, shutdown: 
         .max_frame_size(GRPC_MAX_FRAME)
         .add_service(grpc::SignalService::<Traces>::new(ctx.clone()))
         .add_service(grpc::SignalService::<Metrics>::new(ctx.clone()))
-        .add_service(grpc::SignalService::<Logs>::new(ctx))
-        .serve_with_incoming_shutdown(incoming, shutdown.wait())
-        .await;
+        .add_service(grpc::SignalService::<Logs>::new(ctx));
+    let result = match tls {
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                .await
+        }
+        Some(tls) => {
+            let incoming = tls_incoming(listener, tls, shutdown.clone());
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                .await
+        }
+    };
     if let Err(e) = result {
         tracing::error!(error = %e, "OTLP/gRPC server failed");
     }
+}
+
+/// The connections of `listener` once their TLS handshake is done. Each
+/// handshake runs on its own task, so a slow client delays no other;
+/// connections that fail theirs never reach the server.
+fn tls_incoming(
+    listener: TcpListener,
+    tls: Arc<tls::ServerTls>,
+    shutdown: Shutdown,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tls::TlsConnection>> {
+    let (ready, incoming) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "OTLP/gRPC: cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let tls = tls.clone();
+            let ready = ready.clone();
+            tokio::spawn(async move {
+                if let Some(connection) = tls.accept(stream).await {
+                    let _ = ready.send(Ok(connection)).await;
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(incoming)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Value types used in the config file: byte sizes (`20MiB`), durations
-//! (`5m`, `250ms`) and listen endpoints (`127.0.0.1:4317`).
+//! (`5m`, `250ms`) and listen endpoints (`127.0.0.1:4317`); and the
+//! security settings every server shares ([`security`]).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -7,6 +8,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod security;
+
+pub use security::{AuthConfig, BasicUser, Secret, TlsConfig, TlsVersion};
 
 /// A size in bytes, written as a number or with a unit: `B`, `KB`, `MB`,
 /// `GB` (powers of 1000) or `KiB`, `MiB`, `GiB` (powers of 1024).
