@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 mod admin;
+pub mod state;
 
 use crate::api::{self, ApiState, Health, Listeners, Tail};
 use crate::config::Config;
@@ -16,6 +17,7 @@ use crate::connectors::servicegraph::ServiceGraph;
 use crate::connectors::spanmetrics::SpanMetrics;
 use crate::exporters::alertmanager::Alerting;
 use crate::exporters::prometheus::{self, PrometheusExporter};
+use crate::pipeline::durable::Durable;
 use crate::pipeline::{
     Discard, Fanout, LogsConsumer, MetricsConsumer, Shutdown, ShutdownTrigger, TracesConsumer,
 };
@@ -36,6 +38,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Tls(#[from] otlp::tls::TlsError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
     #[error("shutdown did not finish within {0:?}; in-flight requests were abandoned")]
     DrainTimeout(std::time::Duration),
 }
@@ -63,6 +67,7 @@ pub struct Running {
     health: Arc<Health>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     drain_timeout: std::time::Duration,
+    state: Option<Arc<state::StateStore>>,
 }
 
 impl App {
@@ -184,6 +189,17 @@ impl App {
         let mut tasks = Vec::new();
 
         let admin_tls = admin::tls(&self.config.server, self.telemetry.clone())?;
+        // Saved state is read back before any data can arrive.
+        let store = state::StateStore::open(
+            &self.config.state,
+            self.durable_components(),
+            self.telemetry.clone(),
+        )?
+        .map(Arc::new);
+        if let Some(store) = &store {
+            store.restore_all();
+            tasks.push(tokio::spawn(store.clone().run(shutdown.clone())));
+        }
         let endpoint = self.config.server.endpoint.addr();
         let listener = TcpListener::bind(endpoint)
             .await
@@ -285,7 +301,17 @@ impl App {
             health: self.health,
             tasks,
             drain_timeout: self.config.server.shutdown_timeout.get(),
+            state: store,
         })
+    }
+
+    /// The components whose state is kept across restarts.
+    fn durable_components(&self) -> Vec<Arc<dyn Durable>> {
+        let mut out: Vec<Arc<dyn Durable>> = Vec::new();
+        if let Some(a) = &self.analysis {
+            out.push(a.clone());
+        }
+        out
     }
 }
 
@@ -297,10 +323,22 @@ impl Running {
         self.admission.start_draining();
         self.trigger.trigger();
         let all = futures_join(self.tasks);
-        match tokio::time::timeout(self.drain_timeout, all).await {
-            Ok(()) => Ok(()),
-            Err(_) => Err(AppError::DrainTimeout(self.drain_timeout)),
+        let drained = tokio::time::timeout(self.drain_timeout, all).await;
+        // Everything acknowledged has been applied: keep it.
+        if let Some(store) = self.state {
+            let started = std::time::Instant::now();
+            if tokio::task::spawn_blocking(move || store.snapshot_all())
+                .await
+                .is_err()
+            {
+                tracing::error!("the final state snapshot panicked");
+            }
+            tracing::info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "state written at shutdown"
+            );
         }
+        drained.map_err(|_| AppError::DrainTimeout(self.drain_timeout))
     }
 }
 

@@ -113,7 +113,8 @@ fn port_in_use_fails_clearly() {
     std::fs::write(
         &path,
         format!(
-            "server:\n  endpoint: 127.0.0.1:0\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:{port}\n    http:\n      endpoint: 127.0.0.1:0\n"
+            "state:\n  directory: {}\nserver:\n  endpoint: 127.0.0.1:0\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:{port}\n    http:\n      endpoint: 127.0.0.1:0\n",
+            dir.path().join("state").display()
         ),
     )
     .unwrap();

@@ -6,6 +6,7 @@
 
 mod env;
 mod logging;
+mod state;
 pub mod types;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use crate::processors::analysis::AnalysisConfig;
 pub use crate::processors::windows::WindowsConfig;
 pub use crate::receivers::otlp::config::OtlpReceiverConfig;
 pub use logging::{LogFormat, LoggingConfig};
+pub use state::StateConfig;
 
 /// The documented default configuration, embedded in the binary.
 pub const DEFAULT_YAML: &str = include_str!("default.yaml");
@@ -65,6 +67,8 @@ pub struct RawConfig {
     pub api: ApiConfig,
     /// Log level and format.
     pub logging: LoggingConfig,
+    /// Where state that outlives a restart is kept.
+    pub state: StateConfig,
     /// Where telemetry comes in.
     pub receivers: RawReceivers,
     /// Signals turned into metrics.
@@ -114,6 +118,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub api: ApiConfig,
     pub logging: LoggingConfig,
+    pub state: StateConfig,
     pub otlp: OtlpReceiverConfig,
     pub spanmetrics: SpanMetricsConfig,
     pub servicegraph: ServiceGraphConfig,
@@ -143,6 +148,7 @@ impl RawConfig {
         self.server.validate().map_err(invalid)?;
         self.api.validate().map_err(invalid)?;
         self.logging.validate().map_err(invalid)?;
+        self.state.validate().map_err(invalid)?;
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
         self.exporters.alertmanager.validate().map_err(invalid)?;
@@ -179,6 +185,7 @@ impl RawConfig {
             server: self.server,
             api: self.api,
             logging: self.logging,
+            state: self.state,
             otlp: self.receivers.otlp,
             spanmetrics: self.connectors.spanmetrics,
             servicegraph: self.connectors.servicegraph,

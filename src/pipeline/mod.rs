@@ -7,9 +7,11 @@
 //! as overloaded (which becomes 429/503 or `RESOURCE_EXHAUSTED`, retryable).
 //! [`Fanout`] sends one request to several consumers; [`Shutdown`] is the
 //! signal every long-running component watches to drain and stop.
-//! [`query`] holds the read-only queries the API asks of components
+//! [`durable`] is the contract of components whose state is kept across
+//! restarts. [`query`] holds the read-only queries the API asks of components
 //! (series listing and history) without importing them.
 
+pub mod durable;
 mod fanout;
 pub mod query;
 mod shutdown;

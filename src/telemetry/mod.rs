@@ -196,6 +196,22 @@ pub struct Telemetry {
     tls_handshake_failures: [AtomicU64; 3],
     /// Admin requests refused for missing or wrong credentials.
     admin_unauthenticated: AtomicU64,
+    /// The state store's work, by component.
+    state: parking_lot::Mutex<std::collections::BTreeMap<&'static str, StateStats>>,
+}
+
+/// What the state store did for one component.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateStats {
+    pub snapshots_ok: u64,
+    pub snapshots_failed: u64,
+    /// Size of the last snapshot written.
+    pub bytes: u64,
+    /// Unix time of the last snapshot written (0: none yet).
+    pub last_written_unix: f64,
+    /// Items taken back at start.
+    pub restored: u64,
+    pub restore_failures: u64,
 }
 
 /// A server of StreamGate's, as `server` label of its connection metrics.
@@ -294,6 +310,7 @@ impl Telemetry {
             profiling_pushes: Default::default(),
             tls_handshake_failures: Default::default(),
             admin_unauthenticated: AtomicU64::new(0),
+            state: Default::default(),
             servicegraph_pending: AtomicU64::new(0),
             servicegraph_unpaired: Default::default(),
             servicegraph_dropped: AtomicU64::new(0),
@@ -479,6 +496,38 @@ impl Telemetry {
 
     pub fn tls_handshake_failures(&self, server: TlsServer) -> u64 {
         self.tls_handshake_failures[server as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn record_state_snapshot(&self, component: &'static str, ok: bool, bytes: u64) {
+        let mut state = self.state.lock();
+        let stats = state.entry(component).or_default();
+        if ok {
+            stats.snapshots_ok += 1;
+            stats.bytes = bytes;
+            stats.last_written_unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+        } else {
+            stats.snapshots_failed += 1;
+        }
+    }
+
+    pub fn set_state_restored(&self, component: &'static str, items: u64) {
+        self.state.lock().entry(component).or_default().restored = items;
+    }
+
+    pub fn record_state_restore_failure(&self, component: &'static str) {
+        self.state
+            .lock()
+            .entry(component)
+            .or_default()
+            .restore_failures += 1;
+    }
+
+    /// What the state store did, by component.
+    pub fn state_stats(&self) -> Vec<(&'static str, StateStats)> {
+        self.state.lock().iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     pub fn record_admin_unauthenticated(&self) {

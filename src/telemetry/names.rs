@@ -49,6 +49,12 @@ pub const RUNTIME_PARKS: &str = "streamgate_runtime_worker_parks_total";
 
 pub const PROFILING_PUSHES: &str = "streamgate_profiling_pushes_total";
 
+pub const STATE_SNAPSHOTS: &str = "streamgate_state_snapshots_total";
+pub const STATE_SNAPSHOT_BYTES: &str = "streamgate_state_snapshot_bytes";
+pub const STATE_LAST_SNAPSHOT: &str = "streamgate_state_last_snapshot_timestamp_seconds";
+pub const STATE_RESTORED_ITEMS: &str = "streamgate_state_restored_items";
+pub const STATE_RESTORE_FAILURES: &str = "streamgate_state_restore_failures_total";
+
 pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_server_tls_handshake_failures_total";
 pub const ADMIN_UNAUTHENTICATED: &str = "streamgate_server_unauthenticated_requests_total";
 
@@ -57,7 +63,12 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 44] = [
+pub const ALL: [&str; 49] = [
+    STATE_SNAPSHOTS,
+    STATE_SNAPSHOT_BYTES,
+    STATE_LAST_SNAPSHOT,
+    STATE_RESTORED_ITEMS,
+    STATE_RESTORE_FAILURES,
     EXPORTER_OVERFLOW_POINTS,
     TLS_HANDSHAKE_FAILURES,
     ADMIN_UNAUTHENTICATED,

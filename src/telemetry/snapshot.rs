@@ -393,6 +393,55 @@ impl Telemetry {
             "CPU and heap profiles pushed to Pyroscope, by outcome (sent, failed after retries, dropped because the queue was full).",
             &self.profiling_pushes,
         ));
+        let state = self.state_stats();
+        let per_component = |value: &dyn Fn(&super::StateStats) -> f64| -> Vec<SampleSnapshot> {
+            state
+                .iter()
+                .map(|(name, stats)| sample(vec![("component", name.to_string())], value(stats)))
+                .collect()
+        };
+        out.push(FamilySnapshot {
+            name: names::STATE_SNAPSHOTS,
+            help: "State snapshots written to state.directory, by component and outcome (ok, failed).",
+            kind: MetricKind::Counter,
+            samples: state
+                .iter()
+                .flat_map(|(name, stats)| {
+                    [("ok", stats.snapshots_ok), ("failed", stats.snapshots_failed)].map(
+                        |(outcome, n)| {
+                            sample(
+                                vec![("component", name.to_string()), ("outcome", outcome.into())],
+                                n as f64,
+                            )
+                        },
+                    )
+                })
+                .collect(),
+        });
+        out.push(FamilySnapshot {
+            name: names::STATE_SNAPSHOT_BYTES,
+            help: "Size of the last state snapshot written, by component.",
+            kind: MetricKind::Gauge,
+            samples: per_component(&|s| s.bytes as f64),
+        });
+        out.push(FamilySnapshot {
+            name: names::STATE_LAST_SNAPSHOT,
+            help: "Unix time of the last state snapshot written, by component (0: none yet).",
+            kind: MetricKind::Gauge,
+            samples: per_component(&|s| s.last_written_unix),
+        });
+        out.push(FamilySnapshot {
+            name: names::STATE_RESTORED_ITEMS,
+            help: "Items (series, alerts) taken back from saved state at start, by component.",
+            kind: MetricKind::Gauge,
+            samples: per_component(&|s| s.restored as f64),
+        });
+        out.push(FamilySnapshot {
+            name: names::STATE_RESTORE_FAILURES,
+            help: "Saved state files that could not be used at start (damaged or from another version) and were set aside, by component.",
+            kind: MetricKind::Counter,
+            samples: per_component(&|s| s.restore_failures as f64),
+        });
         out.push(FamilySnapshot {
             name: names::TLS_HANDSHAKE_FAILURES,
             help: "TLS handshakes that failed or timed out, by server (otlp_grpc, otlp_http, admin): plaintext clients, untrusted or missing client certificates, protocol errors.",

@@ -55,6 +55,11 @@ pub struct Options {
     /// The CA to trust when `server_extra` turns on the admin server's
     /// TLS: readiness is then polled over HTTPS with curl.
     pub admin_ca: Option<PathBuf>,
+    /// `state.directory` (default: `state/` in the collector's temp
+    /// directory, so every collector starts afresh).
+    pub state_dir: Option<PathBuf>,
+    /// YAML under `state:` beside `directory` (e.g. `interval: 1s`).
+    pub state_extra: String,
 }
 
 impl Collector {
@@ -67,7 +72,13 @@ impl Collector {
         // Port 0 everywhere: the OS picks free ports and the collector logs
         // the addresses it bound, so tests never race for a port.
         let config = format!(
-            "server:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\n{}\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n{}\n    http:\n      endpoint: 127.0.0.1:0\n{}\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n{}\n",
+            "state:\n  directory: {}\n{}\nserver:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\n{}\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n{}\n    http:\n      endpoint: 127.0.0.1:0\n{}\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n{}\n",
+            options
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| dir.path().join("state"))
+                .display(),
+            indent(&options.state_extra, 2),
             indent(&options.server_extra, 2),
             indent(&options.api_extra, 2),
             indent(&options.grpc_extra, 6),
@@ -243,6 +254,13 @@ impl Collector {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown work at all) and waits.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
     }
 
     /// Sends SIGTERM and waits for exit.

@@ -416,7 +416,7 @@ pub struct BaselineOutput {
 /// fit (so the profile keeps 64–127 codes of resolution across its
 /// range). The origin follows the mean of the visited slots, so a level
 /// that drifts over weeks does not use the range up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Profile {
     /// Codes (`i8` as `u8`; [`UNSEEN`] for a slot never visited, so
     /// reading a term takes one load), then the visit counts, 2 bits per
@@ -473,6 +473,16 @@ fn dither(t: f64, s: usize) -> f64 {
 }
 
 impl Profile {
+    /// Whether a deserialised profile has the layout of one made with
+    /// `slots` slots (so every index computed from a time is in range).
+    fn fits(&self, slots: u32) -> bool {
+        let n = slots as usize;
+        self.slots == slots
+            && self.cells.len() == n + n.div_ceil(4)
+            && self.seen <= slots
+            && self.last_slot < slots.max(1)
+    }
+
     fn new(period: f64, slots: u32) -> Self {
         let n = slots as usize;
         let mut cells = vec![0; n + n.div_ceil(4)];
@@ -701,6 +711,12 @@ impl From<BaselineConfig> for BaselineSettings {
     }
 }
 
+impl Default for BaselineSettings {
+    fn default() -> Self {
+        BaselineConfig::default().into()
+    }
+}
+
 impl BaselineSettings {
     /// The configuration (after clamping).
     pub fn config(&self) -> &BaselineConfig {
@@ -717,8 +733,12 @@ impl std::ops::Deref for BaselineSettings {
 }
 
 /// A streaming anomaly baseline for one series; see the module docs.
-#[derive(Debug, Clone)]
+///
+/// Serialisable for durable state, without its settings: a deserialised
+/// baseline is attached to the current ones with [`Baseline::resume`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Baseline {
+    #[serde(skip)]
     cfg: BaselineSettings,
     n: u64,
     first_t: f64,
@@ -791,6 +811,31 @@ impl Baseline {
     }
 
     /// Like [`Baseline::new`] but rejects out-of-range configuration.
+    /// A deserialised baseline attached to `settings`, or `None` when its
+    /// shape does not fit them (seasonality or slot counts changed, or
+    /// the state is inconsistent): it must then start afresh.
+    pub fn resume(mut self, settings: BaselineSettings) -> Option<Self> {
+        let profile_fits = |profile: &Option<Profile>, wanted: bool, slots: u32| match profile {
+            None => !wanted,
+            Some(p) => wanted && p.fits(slots),
+        };
+        let fits = profile_fits(
+            &self.daily,
+            settings.seasonality != Seasonality::None,
+            settings.daily_slots,
+        ) && profile_fits(
+            &self.weekly,
+            settings.seasonality == Seasonality::DailyAndWeekly,
+            settings.weekly_slots,
+        ) && self.run.len() == settings.shift_points as usize
+            && self.run_len <= self.run.len();
+        if !fits {
+            return None;
+        }
+        self.cfg = settings;
+        Some(self)
+    }
+
     pub fn try_new(config: BaselineConfig) -> Result<Self, BaselineError> {
         config.validate()?;
         Ok(Self::new(config))

@@ -9,7 +9,7 @@
 //! sample does not produce a huge spike. Memory: 32 bytes.
 
 /// Turns cumulative counter samples into per-second rates.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RateConverter {
     prev: Option<(f64, f64)>,
     resets: u64,

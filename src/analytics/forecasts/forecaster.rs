@@ -323,7 +323,7 @@ pub struct Forecast {
 /// from) as `f32` relative to the series' first value, and the other
 /// models' forecasts as differences from it in 16-bit floats (bfloat16:
 /// 8 bits of precision on the difference, far below the errors scored).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Pending {
     /// Target time less the previous entry's (0 for an entry pushed into
     /// an empty queue: the horizon keeps the head's target).
@@ -402,7 +402,7 @@ fn error_weight(error_alpha: f64, h: f64, dt: f64, valid: bool, tracked: usize) 
 /// its share of [`Forecaster`]'s pending buffer: at most `max_pending`,
 /// made at least `h / max_pending` apart, so the ring never grows and a
 /// horizon's memory does not depend on how many points it spans.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Queue {
     /// Target time of the oldest entry.
     head_target: f64,
@@ -493,7 +493,7 @@ struct Scoring {
 
 const ALL_MODELS: u8 = (1 << N_MODELS) - 1;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct HorizonState {
     queue: Queue,
     track: Tracking,
@@ -507,7 +507,7 @@ struct HorizonState {
 /// Per-horizon tracked errors and interval scales of every model, stored
 /// in `f32` (computed in `f64`): a tracked error needs a few digits, not
 /// sixteen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Tracking {
     /// Target time of the newest queued forecast in which some model
     /// could not predict (those take the general scoring path).
@@ -724,6 +724,12 @@ impl From<ForecastConfig> for ForecastSettings {
     }
 }
 
+impl Default for ForecastSettings {
+    fn default() -> Self {
+        ForecastConfig::default().into()
+    }
+}
+
 impl ForecastSettings {
     /// The configuration (after clamping).
     pub fn config(&self) -> &ForecastConfig {
@@ -754,8 +760,12 @@ impl DailyShape for NoShape {
 }
 
 /// Streaming multi-model forecaster for one series; see the module docs.
-#[derive(Debug, Clone)]
+///
+/// Serialisable for durable state, without its settings: a deserialised
+/// forecaster is attached to the current ones with [`Forecaster::resume`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Forecaster {
+    #[serde(skip)]
     settings: ForecastSettings,
     /// Ring of the last `regression_points` points as `(t − anchor_t, v −
     /// anchor_v)`.
@@ -844,6 +854,29 @@ impl Forecaster {
     }
 
     /// Like [`Forecaster::new`] but rejects out-of-range configuration.
+    /// A deserialised forecaster attached to `settings`, or `None` when
+    /// its shape does not fit them (horizons, ring or queue sizes changed,
+    /// or the state is inconsistent): it must then start afresh.
+    pub fn resume(mut self, settings: ForecastSettings) -> Option<Self> {
+        let cfg = &settings.0.cfg;
+        let ring = self.ring.len();
+        let fits = ring == cfg.regression_points
+            && usize::from(self.ring_len) <= ring
+            && (ring == 0 || usize::from(self.ring_head) < ring)
+            && self.horizons.len() == cfg.horizons_secs.len()
+            && self.pending.len() == cfg.horizons_secs.len() * cfg.max_pending
+            && self.horizons.iter().all(|h| {
+                usize::from(h.queue.len) <= cfg.max_pending
+                    && (cfg.max_pending == 0 || usize::from(h.queue.head) < cfg.max_pending)
+                    && usize::from(h.track.chosen) < N_MODELS
+            });
+        if !fits {
+            return None;
+        }
+        self.settings = settings;
+        Some(self)
+    }
+
     pub fn try_new(config: ForecastConfig) -> Result<Self, ForecastError> {
         config.validate()?;
         Ok(Self::new(config))

@@ -21,6 +21,7 @@
 //! (see `own.rs`).
 
 pub mod config;
+mod durable;
 mod own;
 mod ratio;
 
@@ -149,6 +150,9 @@ pub struct AnalysisProcessor {
     /// Boxed: the map stays small enough to probe from cache, and a
     /// point touches only its own series' memory.
     series: Mutex<ByIdentity<Slot>>,
+    /// Models read back from saved state, waiting for their series' first
+    /// point (see `durable.rs`). Locked after `series` when both are.
+    restored: Mutex<ByIdentity<durable::Saved>>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
     /// The process' memory limit, the default threshold of its own memory.
@@ -231,6 +235,7 @@ impl AnalysisProcessor {
             config,
             horizon_labels,
             series: Mutex::new(ByIdentity::default()),
+            restored: Mutex::new(ByIdentity::default()),
             downstream,
             telemetry,
         }
@@ -501,7 +506,13 @@ impl AnalysisProcessor {
                 self.telemetry.record_analysis_skipped(1);
                 None
             }
-            Entry::Vacant(e) => Some(e.insert(make())),
+            Entry::Vacant(e) => {
+                let mut slot = make();
+                if let Some(saved) = self.restored.lock().remove(&hash) {
+                    saved.claim(&mut slot);
+                }
+                Some(e.insert(slot))
+            }
         }
     }
 
@@ -564,6 +575,9 @@ impl AnalysisProcessor {
         for hash in gone {
             series.remove(&hash);
         }
+        self.restored
+            .lock()
+            .retain(|_, saved| now - saved.last_point_secs <= durable::UNCLAIMED_TTL_SECS);
         self.telemetry.set_analysis_series(series.len() as u64);
         MetricsRequest { resource_metrics }
     }

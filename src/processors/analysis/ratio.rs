@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 /// One member counter series.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Member {
     numerator: bool,
     /// Latest cumulative value received.
@@ -24,7 +24,7 @@ struct Member {
 }
 
 /// The members of one ratio and their counts at the last step.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RatioGroup {
     members: HashMap<u64, Member>,
     /// Whether a step has run: members first seen after that started at 0

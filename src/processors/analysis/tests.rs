@@ -11,6 +11,7 @@ use crate::model::otlp::metrics::Sum;
 use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
+use crate::pipeline::durable::Restored;
 
 struct Sink;
 
@@ -620,4 +621,135 @@ fn series_beyond_max_series_are_counted_not_created() {
         1,
         "/c is counted"
     );
+}
+
+/// The derived series of one evaluation, as comparable (name, value) pairs.
+fn derived_values(r: &MetricsRequest) -> Vec<(String, Option<f64>)> {
+    let mut out: Vec<(String, Option<f64>)> = r
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .flat_map(|m| {
+            values(r, &m.name)
+                .into_iter()
+                .map(|(attributes, v, _)| {
+                    let horizon = attributes.text("horizon").unwrap_or_default();
+                    (format!("{}{horizon}", m.name), v)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup();
+    out
+}
+
+/// A processor restored from another's snapshot continues exactly where
+/// the other was: the same baselines, forecasts and counter rates, once
+/// each series' first point after the restart claims its models.
+#[test]
+fn restored_models_continue_where_the_snapshot_left_them() {
+    use crate::pipeline::durable::Durable;
+    let select = vec![rule("queue.depth"), rule("jobs.done")];
+    let counter = |total: f64| {
+        request(
+            "jobs.done",
+            Data::Sum(Sum {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsDouble(total)),
+                    ..Default::default()
+                }],
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            }),
+        )
+    };
+    let feed = |p: &AnalysisProcessor, step: usize| {
+        let t = T0 + step as f64 * 30.0;
+        let value = 10.0 + (step as f64 * 0.7).sin() * 3.0;
+        p.observe_request(
+            &MetricsBatch::from_request(gauge_request(value, "/a")),
+            t - 1.0,
+        );
+        let mut c = counter(step as f64 * 12.0);
+        if let Some(Data::Sum(s)) = &mut c.resource_metrics[0].scope_metrics[0].metrics[0].data {
+            s.data_points[0].time_unix_nano = ((t - 1.0) * 1e9) as u64;
+        }
+        p.observe_request(&MetricsBatch::from_request(c), t - 1.0);
+        p.evaluate(t)
+    };
+    let original = processor(select.clone());
+    for step in 0..120 {
+        feed(&original, step);
+    }
+    let mut snapshot = Vec::new();
+    original.snapshot(&mut snapshot).expect("snapshot");
+
+    let restarted = processor(select.clone());
+    let restored = restarted.restore(&snapshot).expect("restore");
+    assert_eq!(
+        restored,
+        Restored {
+            items: 2,
+            discarded: 0
+        }
+    );
+    assert_eq!(restarted.series_count(), 0, "models wait for their series");
+    // A snapshot before the series return keeps the waiting models.
+    let mut again = Vec::new();
+    restarted.snapshot(&mut again).expect("snapshot");
+    assert_eq!(again.len(), snapshot.len());
+
+    for step in 120..160 {
+        let a = derived_values(&feed(&original, step));
+        let b = derived_values(&feed(&restarted, step));
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "step {step}: the restored processor diverged");
+    }
+
+    // Without the snapshot, the first outputs differ (warm-up again).
+    let fresh = processor(select);
+    let a = derived_values(&feed(&original, 160));
+    let b = derived_values(&feed(&fresh, 160));
+    assert_ne!(a, b);
+}
+
+/// A snapshot taken with other seasonality settings is discarded per
+/// series (counted), never attached to models of another shape; bytes
+/// that are not a snapshot are an error.
+#[test]
+fn models_of_another_shape_are_discarded_and_garbage_refused() {
+    use crate::pipeline::durable::Durable;
+    let original = processor(vec![rule("queue.depth")]);
+    for step in 0..30 {
+        let t = T0 + step as f64 * 30.0;
+        original.observe_request(
+            &MetricsBatch::from_request(gauge_request(5.0, "/a")),
+            t - 1.0,
+        );
+        original.evaluate(t);
+    }
+    let mut snapshot = Vec::new();
+    original.snapshot(&mut snapshot).expect("snapshot");
+    let mut config = AnalysisConfig {
+        select: vec![rule("queue.depth")],
+        step: HumanDuration::secs(30),
+        horizons: vec![HumanDuration::secs(60), HumanDuration::secs(300)],
+        series_ttl: HumanDuration::secs(300),
+        ..Default::default()
+    };
+    config.horizons.push(HumanDuration::secs(900));
+    let other = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    assert_eq!(
+        other.restore(&snapshot).expect("readable"),
+        Restored {
+            items: 0,
+            discarded: 1
+        }
+    );
+    assert!(other.restore(&[0xff, 0xff, 0xff]).is_err());
+    let mut cut = snapshot.clone();
+    cut.truncate(snapshot.len() / 2);
+    assert!(processor(vec![rule("queue.depth")]).restore(&cut).is_err());
 }

@@ -1,0 +1,166 @@
+//! The analysis processor's durable state: every analysed series' models
+//! (baseline with its daily and weekly profiles, forecaster with its
+//! tracked errors, counter-rate and ratio state), keyed by the series'
+//! identity hash, so a restart keeps what weeks of data taught them.
+//!
+//! Models are restored before data arrives and wait to be claimed: the
+//! first point of a series after the restart takes its saved models, in
+//! place of new ones. Models not claimed within [`UNCLAIMED_TTL`] are
+//! dropped (they are written again meanwhile, so a second restart keeps
+//! them). A model whose shape no longer fits the configuration (other
+//! seasonality, slot counts, horizons) starts afresh and is counted as
+//! discarded.
+//!
+//! Payload (postcard): the number of series, then each series.
+
+use serde::{Deserialize, Serialize};
+
+use super::ratio::RatioGroup;
+use super::{AnalysisProcessor, Slot};
+use crate::analytics::baselines::{Baseline, RateConverter};
+use crate::analytics::forecasts::Forecaster;
+use crate::pipeline::durable::{Durable, DurableError, Restored};
+
+/// How long restored models wait for their series to reappear.
+pub const UNCLAIMED_TTL_SECS: f64 = 7.0 * 86_400.0;
+
+/// One series as written.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    hash: u64,
+    last_point_secs: f64,
+    rate: &'a Option<RateConverter>,
+    ratio: &'a Option<RatioGroup>,
+    baseline: &'a Baseline,
+    forecaster: &'a Forecaster,
+}
+
+/// One series as read back (the same fields, owned).
+#[derive(Deserialize)]
+struct SavedOwned {
+    hash: u64,
+    last_point_secs: f64,
+    rate: Option<RateConverter>,
+    ratio: Option<RatioGroup>,
+    baseline: Baseline,
+    forecaster: Forecaster,
+}
+
+/// Restored models waiting for their series.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub last_point_secs: f64,
+    rate: Option<RateConverter>,
+    ratio: Option<RatioGroup>,
+    baseline: Baseline,
+    forecaster: Forecaster,
+}
+
+impl Saved {
+    fn to_ref(&self, hash: u64) -> SavedRef<'_> {
+        SavedRef {
+            hash,
+            last_point_secs: self.last_point_secs,
+            rate: &self.rate,
+            ratio: &self.ratio,
+            baseline: &self.baseline,
+            forecaster: &self.forecaster,
+        }
+    }
+
+    /// Puts these models into a slot just made for their series.
+    pub fn claim(self, slot: &mut Slot) {
+        // A counter stays a counter: keep the saved rate state only where
+        // the new slot converts rates too.
+        if slot.rate.is_some() && self.rate.is_some() {
+            slot.rate = self.rate;
+        }
+        if slot.series.ratio.is_some() && self.ratio.is_some() {
+            slot.series.ratio = self.ratio;
+        }
+        slot.series.baseline = self.baseline;
+        slot.series.forecaster = self.forecaster;
+    }
+}
+
+fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DurableError> {
+    let written = std::mem::take(out);
+    *out = postcard::to_extend(value, written).map_err(DurableError::encode)?;
+    Ok(())
+}
+
+impl Durable for AnalysisProcessor {
+    fn state_name(&self) -> &'static str {
+        "analysis"
+    }
+
+    fn state_version(&self) -> u32 {
+        1
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), DurableError> {
+        let series = self.series.lock();
+        let restored = self.restored.lock();
+        put(&((series.len() + restored.len()) as u64), out)?;
+        for (hash, slot) in series.iter() {
+            let s = &slot.series;
+            put(
+                &SavedRef {
+                    hash: *hash,
+                    last_point_secs: slot.last_point_secs,
+                    rate: &slot.rate,
+                    ratio: &s.ratio,
+                    baseline: &s.baseline,
+                    forecaster: &s.forecaster,
+                },
+                out,
+            )?;
+        }
+        for (hash, saved) in restored.iter() {
+            put(&saved.to_ref(*hash), out)?;
+        }
+        Ok(())
+    }
+
+    fn restore(&self, snapshot: &[u8]) -> Result<Restored, DurableError> {
+        let (count, mut rest): (u64, _) =
+            postcard::take_from_bytes(snapshot).map_err(DurableError::decode)?;
+        let mut outcome = Restored::default();
+        let mut restored = self.restored.lock();
+        for _ in 0..count {
+            let (saved, tail): (SavedOwned, _) =
+                postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
+            rest = tail;
+            let models = saved
+                .baseline
+                .resume(self.baseline_settings.clone())
+                .zip(saved.forecaster.resume(self.forecast_settings.clone()));
+            let Some((baseline, forecaster)) = models else {
+                outcome.discarded += 1;
+                continue;
+            };
+            if restored.len() >= self.config.max_series {
+                outcome.discarded += 1;
+                continue;
+            }
+            restored.insert(
+                saved.hash,
+                Saved {
+                    last_point_secs: saved.last_point_secs,
+                    rate: saved.rate,
+                    ratio: saved.ratio,
+                    baseline,
+                    forecaster,
+                },
+            );
+            outcome.items += 1;
+        }
+        if !rest.is_empty() {
+            return Err(DurableError::decode(format!(
+                "{} bytes after the last series",
+                rest.len()
+            )));
+        }
+        Ok(outcome)
+    }
+}

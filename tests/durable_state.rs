@@ -1,0 +1,206 @@
+//! Black-box tests of durable state (`state:`): the binary keeps its
+//! analysis models across a `kill -9` (losing at most one snapshot
+//! interval) and across a graceful restart, and a damaged or foreign
+//! state file is reported, set aside and never stops the start.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Collector, Options, http_client};
+
+const ANALYSIS: &str = "analysis:\n  select: [{name: queue.depth}]\n  step: 100ms\n  horizons: [1s]\n  series_ttl: 1m\n";
+
+fn gauge(value: f64) -> String {
+    format!(
+        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"checkout"}}}}]}},
+          "scopeMetrics":[{{"metrics":[{{"name":"queue.depth","unit":"{{item}}",
+            "gauge":{{"dataPoints":[{{"asDouble":{value}}}]}}}}]}}]}}]}}"#
+    )
+}
+
+fn collector(state: &Path, interval: &str) -> Collector {
+    Collector::start_with(Options {
+        processors_extra: ANALYSIS.into(),
+        state_dir: Some(state.to_path_buf()),
+        state_extra: format!("interval: {interval}"),
+        ..Default::default()
+    })
+}
+
+fn send(c: &Collector, value: f64) {
+    let r = http_client()
+        .post(c.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(gauge(value))
+        .send()
+        .expect("send");
+    assert_eq!(r.status(), 200);
+}
+
+/// Sends a steady series long enough for the baseline to warm up.
+fn teach(c: &Collector) {
+    for i in 0..40 {
+        send(c, 20.0 + (i % 5) as f64 * 0.5);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const LABELS: [(&str, &str); 2] = [("job", "checkout"), ("metric", "queue_depth")];
+
+fn expected(c: &Collector) -> Option<f64> {
+    c.scrape()
+        .matching("streamgate_baseline_expected", &LABELS)
+        .first()
+        .map(|m| m.1)
+}
+
+fn state_metric(c: &Collector, name: &str, extra: &[(&str, &str)]) -> f64 {
+    let mut labels = vec![("component", "analysis")];
+    labels.extend_from_slice(extra);
+    c.scrape().get(name, &labels).unwrap_or(0.0)
+}
+
+/// After a restart, one point is enough for the restored baseline to
+/// speak (a fresh one needs its warm-up of 12 points).
+fn speaks_after_one_point(c: &Collector) -> Option<f64> {
+    send(c, 21.0);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Some(v) = expected(c) {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn kill_9_keeps_the_models_of_the_last_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let mut first = collector(&state, "1s");
+    teach(&first);
+    let before = expected(&first).expect("the baseline warmed up");
+    // Wait for a snapshot taken after the teaching.
+    let taught_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state_metric(
+        &first,
+        "streamgate_state_last_snapshot_timestamp_seconds",
+        &[],
+    ) < taught_at
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot within 10s: {}",
+            first.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill();
+
+    let second = collector(&state, "1s");
+    assert!(
+        state_metric(&second, "streamgate_state_restored_items", &[]) >= 1.0,
+        "{}",
+        second.logs()
+    );
+    assert!(
+        second.logs().contains("state restored"),
+        "{}",
+        second.logs()
+    );
+    let after = speaks_after_one_point(&second).expect("the restored baseline speaks at once");
+    assert!(
+        (after - before).abs() < 2.0,
+        "restored expected {after}, before the kill {before}"
+    );
+
+    // The same single point to a collector without that state: silence
+    // (the warm-up starts again), which is what the restore saved.
+    let fresh = collector(&dir.path().join("other"), "1s");
+    assert_eq!(speaks_after_one_point(&fresh), None);
+}
+
+#[test]
+fn a_graceful_stop_writes_the_state_it_has() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    // An interval far longer than the test: only shutdown writes.
+    let mut first = collector(&state, "1h");
+    teach(&first);
+    assert!(expected(&first).is_some());
+    assert_eq!(
+        state_metric(
+            &first,
+            "streamgate_state_snapshots_total",
+            &[("outcome", "ok")]
+        ),
+        0.0
+    );
+    assert!(first.terminate().success());
+    assert!(state.join("analysis.state").is_file());
+    let second = collector(&state, "1h");
+    assert!(
+        speaks_after_one_point(&second).is_some(),
+        "{}",
+        second.logs()
+    );
+}
+
+#[test]
+fn damaged_and_foreign_state_is_set_aside_and_the_start_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    std::fs::write(state.join("analysis.state"), b"this is not a state file").expect("write");
+    let c = collector(&state, "1h");
+    assert_eq!(
+        state_metric(&c, "streamgate_state_restore_failures_total", &[]),
+        1.0
+    );
+    let logs = c.logs();
+    assert!(logs.contains("saved state cannot be used"), "{logs}");
+    assert!(logs.contains("not a StreamGate state file"), "{logs}");
+    let aside: Vec<_> = std::fs::read_dir(state.join("corrupt"))
+        .expect("corrupt/ made")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].starts_with("analysis."), "{aside:?}");
+    // It works as a fresh collector.
+    teach(&c);
+    assert!(expected(&c).is_some());
+}
+
+#[test]
+fn a_state_directory_in_use_stops_the_second_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let _first = collector(&state, "1h");
+    let config = dir.path().join("second.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state:\n  directory: {}\nserver:\n  endpoint: 127.0.0.1:0\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n",
+            state.display()
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another StreamGate process"),
+        "{err}"
+    );
+}
