@@ -311,6 +311,15 @@ impl App {
         if let Some(a) = &self.analysis {
             out.push(a.clone());
         }
+        if let Some(c) = &self.spanmetrics {
+            out.push(c.clone());
+        }
+        if let Some(c) = &self.logmetrics {
+            out.push(c.clone());
+        }
+        if let Some(c) = &self.servicegraph {
+            out.push(c.clone());
+        }
         out
     }
 }

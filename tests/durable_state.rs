@@ -1,7 +1,8 @@
 //! Black-box tests of durable state (`state:`): the binary keeps its
-//! analysis models across a `kill -9` (losing at most one snapshot
-//! interval) and across a graceful restart, and a damaged or foreign
-//! state file is reported, set aside and never stops the start.
+//! analysis models and its span-metrics counters across a `kill -9`
+//! (losing at most one snapshot interval) and across a graceful restart,
+//! and a damaged or foreign state file is reported, set aside and never
+//! stops the start.
 
 mod common;
 
@@ -9,6 +10,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Collector, Options, http_client};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 
 const ANALYSIS: &str = "analysis:\n  select: [{name: queue.depth}]\n  step: 100ms\n  horizons: [1s]\n  series_ttl: 1m\n";
 
@@ -203,4 +209,92 @@ fn a_state_directory_in_use_stops_the_second_process() {
         err.contains("in use by another StreamGate process"),
         "{err}"
     );
+}
+
+/// Sends `n` spans of operation `GET /cart` of service `cart` with the
+/// Rust SDK.
+fn send_spans(c: &Collector, n: usize) {
+    let exporter = SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(c.otlp_http_url("/v1/traces"))
+        .with_timeout(Duration::from_secs(10))
+        .build()
+        .expect("span exporter");
+    let provider = SdkTracerProvider::builder()
+        .with_resource(
+            Resource::builder_empty()
+                .with_attributes([KeyValue::new("service.name", "cart")])
+                .build(),
+        )
+        .with_simple_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("durable-state-test");
+    for _ in 0..n {
+        tracer.start("GET /cart").end();
+    }
+    provider.force_flush().expect("flush");
+    provider.shutdown().expect("shutdown");
+}
+
+/// `traces_span_metrics_calls_total` of the test's operation, with the
+/// start time of its series (OpenMetrics `_created`).
+fn calls(c: &Collector) -> Option<f64> {
+    c.scrape()
+        .matching(
+            "traces_span_metrics_calls_total",
+            &[("service_name", "cart"), ("span_name", "GET /cart")],
+        )
+        .first()
+        .map(|m| m.1)
+}
+
+fn wait_for_calls(c: &Collector, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls(c) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "calls_total never reached {want} (now {:?}): {}",
+            calls(c),
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A span-metrics counter continues across `kill -9` from the last
+/// snapshot: Prometheus sees it grow, not reset to 0.
+#[test]
+fn kill_9_keeps_span_metrics_counters_growing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let mut first = collector(&state, "1s");
+    send_spans(&first, 7);
+    wait_for_calls(&first, 7.0);
+    // A snapshot written after the spans were counted.
+    let counted_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let snapshot_of = |c: &Collector| {
+        c.scrape()
+            .get(
+                "streamgate_state_last_snapshot_timestamp_seconds",
+                &[("component", "spanmetrics")],
+            )
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while snapshot_of(&first) < counted_at {
+        assert!(Instant::now() < deadline, "no snapshot: {}", first.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill();
+
+    let second = collector(&state, "1s");
+    // Restored series are emitted at the connector's first flush, before
+    // any new span.
+    wait_for_calls(&second, 7.0);
+    send_spans(&second, 3);
+    wait_for_calls(&second, 10.0);
 }

@@ -3,7 +3,7 @@
 //! `max_size`, as OTel SDKs' exponential aggregation does.
 
 /// Positive values only (durations); zero goes to the zero bucket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExpoHistogram {
     pub scale: i32,
     pub offset: i32,

@@ -66,7 +66,7 @@ pub fn is_error(number: i32, text: &str) -> bool {
 }
 
 /// Counts per series.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Counts {
     records: u64,
 }
@@ -260,3 +260,48 @@ impl LogsConsumer for LogMetrics {
 
 #[cfg(test)]
 mod tests;
+
+/// Durable state: the record and error-record counts of every series, so
+/// `log_records_total` continues across a restart instead of resetting.
+impl crate::pipeline::durable::Durable for LogMetrics {
+    fn state_name(&self) -> &'static str {
+        "logmetrics"
+    }
+
+    fn state_version(&self) -> u32 {
+        1
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
+        use crate::pipeline::durable::DurableError;
+        self.records
+            .lock()
+            .save(out)
+            .map_err(DurableError::encode)?;
+        self.errors.lock().save(out).map_err(DurableError::encode)
+    }
+
+    fn restore(
+        &self,
+        snapshot: &[u8],
+    ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
+        use crate::pipeline::durable::{DurableError, Restored};
+        let (rest, a, a_discarded) = self
+            .records
+            .lock()
+            .load(snapshot, |_, _| true)
+            .map_err(DurableError::decode)?;
+        let (rest, b, b_discarded) = self
+            .errors
+            .lock()
+            .load(rest, |_, _| true)
+            .map_err(DurableError::decode)?;
+        if !rest.is_empty() {
+            return Err(DurableError::decode("bytes after the last series"));
+        }
+        Ok(Restored {
+            items: a + b,
+            discarded: a_discarded + b_discarded,
+        })
+    }
+}

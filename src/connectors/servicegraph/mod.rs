@@ -104,6 +104,7 @@ const DATABASE_MARKERS: [&str; 4] = ["db.system.name", "db.system", "db.namespac
 const DROP_LOG_INTERVAL_NS: u64 = 10_000_000_000;
 
 /// A latency histogram with the configured bounds.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Latency {
     counts: Vec<u64>,
     sum: f64,
@@ -147,6 +148,7 @@ impl Latency {
 }
 
 /// One edge series.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct EdgeSeries {
     requests: u64,
     failed: u64,
@@ -155,7 +157,7 @@ struct EdgeSeries {
 }
 
 /// One unpaired/dropped series.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct SpanCounts {
     unpaired: u64,
     dropped: u64,
@@ -761,3 +763,53 @@ fn database_name(span: &Attributes<'_>, resource: &[KeyValue]) -> Option<String>
 
 #[cfg(test)]
 mod tests;
+
+/// Durable state: the request, failure and latency counts of every edge
+/// and the unpaired and dropped span counts, so they continue across a
+/// restart. Span halves waiting for their other half are not kept: they
+/// would expire unpaired before the restart ended anyway.
+impl crate::pipeline::durable::Durable for ServiceGraph {
+    fn state_name(&self) -> &'static str {
+        "servicegraph"
+    }
+
+    fn state_version(&self) -> u32 {
+        1
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
+        use crate::pipeline::durable::DurableError;
+        let state = self.state.lock();
+        state.edges.save(out).map_err(DurableError::encode)?;
+        state.spans.save(out).map_err(DurableError::encode)
+    }
+
+    fn restore(
+        &self,
+        snapshot: &[u8],
+    ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
+        use crate::pipeline::durable::{DurableError, Restored};
+        let labels = self.edge_labels.len();
+        let buckets = self.bounds.len() + 1;
+        let mut state = self.state.lock();
+        let (rest, a, a_discarded) = state
+            .edges
+            .load(snapshot, |e: &EdgeSeries, n| {
+                (n == labels || n == 0)
+                    && e.server.counts.len() == buckets
+                    && e.client.counts.len() == buckets
+            })
+            .map_err(DurableError::decode)?;
+        let (rest, b, b_discarded) = state
+            .spans
+            .load(rest, |_, n| n == 3 || n == 0)
+            .map_err(DurableError::decode)?;
+        if !rest.is_empty() {
+            return Err(DurableError::decode("bytes after the last series"));
+        }
+        Ok(Restored {
+            items: a + b,
+            discarded: a_discarded + b_discarded,
+        })
+    }
+}

@@ -36,7 +36,7 @@ use crate::telemetry::Telemetry;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{SeriesKey, Table, Upserted, canonical_resource, series_key};
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
-use series::{Exemplar, SpanSeries};
+use series::{Buckets, Exemplar, SpanSeries};
 
 /// Dimensions every span has, in order.
 const FIXED: [&str; 4] = ["service.name", "span.name", "span.kind", "status.code"];
@@ -352,3 +352,51 @@ fn status_name(code: i32) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// Durable state: every series' calls, duration histogram and exemplars,
+/// so `calls_total` and the duration histogram continue across a restart
+/// with their start time instead of resetting.
+impl crate::pipeline::durable::Durable for SpanMetrics {
+    fn state_name(&self) -> &'static str {
+        "spanmetrics"
+    }
+
+    fn state_version(&self) -> u32 {
+        1
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
+        self.table
+            .lock()
+            .save(out)
+            .map_err(crate::pipeline::durable::DurableError::encode)
+    }
+
+    fn restore(
+        &self,
+        snapshot: &[u8],
+    ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
+        use crate::pipeline::durable::{DurableError, Restored};
+        let dims = self.dimension_names.len();
+        let buckets = self.bounds.len() + 1;
+        let exponential = matches!(self.kind, HistogramKind::Exponential { .. });
+        // Series whose layout no longer matches the configuration (other
+        // dimensions, bounds or histogram kind) start afresh.
+        let fits = |s: &SpanSeries, n: usize| {
+            (n == dims || n == 0)
+                && match &s.buckets {
+                    Buckets::Explicit(counts) => !exponential && counts.len() == buckets,
+                    Buckets::Exponential(_) => exponential,
+                }
+        };
+        let (rest, items, discarded) = self
+            .table
+            .lock()
+            .load(snapshot, fits)
+            .map_err(DurableError::decode)?;
+        if !rest.is_empty() {
+            return Err(DurableError::decode("bytes after the last series"));
+        }
+        Ok(Restored { items, discarded })
+    }
+}

@@ -11,7 +11,7 @@ use super::HistogramKind;
 use crate::connectors::exponential::ExpoHistogram;
 
 /// A recent span, kept as an exemplar.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Exemplar {
     trace_id: [u8; 16],
     span_id: [u8; 8],
@@ -47,12 +47,14 @@ impl Exemplar {
 }
 
 /// The duration buckets.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum Buckets {
     /// Per-bucket counts, one more than the bounds.
     Explicit(Vec<u64>),
     Exponential(ExpoHistogram),
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SpanSeries {
     pub calls: u64,
     pub sum: f64,
@@ -62,7 +64,9 @@ pub struct SpanSeries {
     /// index: spans of a series fall in few buckets, so this stays a few
     /// entries instead of one slot per bucket.
     pub bucket_exemplars: Vec<(usize, Exemplar)>,
-    /// Durations since the last emission, for the observation consumer.
+    /// Durations since the last emission, for the observation consumer
+    /// (not kept across restarts: the window processor has counted them).
+    #[serde(skip)]
     pub pending: Vec<f64>,
 }
 
