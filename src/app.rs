@@ -189,22 +189,34 @@ impl App {
         let mut tasks = Vec::new();
 
         let admin_tls = admin::tls(&self.config.server, self.telemetry.clone())?;
-        // Saved state is read back before any data can arrive.
-        let store = state::StateStore::open(
-            &self.config.state,
-            self.durable_components(),
-            self.telemetry.clone(),
-        )?
-        .map(Arc::new);
-        if let Some(store) = &store {
-            store.restore_all();
-            tasks.push(tokio::spawn(store.clone().run(shutdown.clone())));
-        }
         let endpoint = self.config.server.endpoint.addr();
         let listener = TcpListener::bind(endpoint)
             .await
             .map_err(|source| AppError::ServerBind { endpoint, source })?;
         let server_addr = listener.local_addr().unwrap_or(endpoint);
+        let scheme = if admin_tls.is_some() { "https" } else { "http" };
+
+        let recommendations = self
+            .analysis
+            .clone()
+            .map(|a| a as Arc<dyn crate::model::recommendation::RecommendationSource>);
+        let (alerting, notifier_task) = Alerting::new(
+            self.config.alerting.clone(),
+            recommendations.clone(),
+            self.telemetry.clone(),
+            &format!("{scheme}://{server_addr}"),
+            shutdown.clone(),
+        );
+
+        // Saved state is read back before any data can arrive.
+        let mut durable = self.durable_components();
+        durable.push(alerting.clone());
+        let store = state::StateStore::open(&self.config.state, durable, self.telemetry.clone())?
+            .map(Arc::new);
+        if let Some(store) = &store {
+            store.restore_all();
+            tasks.push(tokio::spawn(store.clone().run(shutdown.clone())));
+        }
 
         let received = self.receiver.start(shutdown.clone()).await?;
         tasks.extend(received.tasks);
@@ -214,17 +226,6 @@ impl App {
             otlp_http: received.http_addr.map(|a| a.to_string()),
             server: Some(server_addr.to_string()),
         };
-        let recommendations = self
-            .analysis
-            .clone()
-            .map(|a| a as Arc<dyn crate::model::recommendation::RecommendationSource>);
-        let (alerting, notifier_task) = Alerting::new(
-            self.config.alerting.clone(),
-            recommendations.clone(),
-            self.telemetry.clone(),
-            &format!("http://{server_addr}"),
-            shutdown.clone(),
-        );
         tasks.extend(notifier_task);
         if !self.config.alerting.url.is_empty() {
             tracing::info!(url = %self.config.alerting.url, "pushing alerts to Alertmanager");

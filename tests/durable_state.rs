@@ -298,3 +298,53 @@ fn kill_9_keeps_span_metrics_counters_growing() {
     send_spans(&second, 3);
     wait_for_calls(&second, 10.0);
 }
+
+/// An alert created through the API survives `kill -9` with its id and
+/// start time.
+#[test]
+fn kill_9_keeps_active_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let mut first = collector(&state, "1s");
+    let created: serde_json::Value = serde_json::from_str(
+        &http_client()
+            .post(first.url("/api/v1/alerts"))
+            .header("Content-Type", "application/json")
+            .body(r#"{"labels": {"alertname": "DiskAlmostFull", "service": "db"}, "severity": "warning"}"#)
+            .send()
+            .expect("create")
+            .text()
+            .expect("body"),
+    )
+    .expect("JSON");
+    let id = created["id"].as_str().expect("id").to_string();
+    let snapshot_of = |c: &Collector| {
+        c.scrape()
+            .get(
+                "streamgate_state_last_snapshot_timestamp_seconds",
+                &[("component", "alerts")],
+            )
+            .unwrap_or(0.0)
+    };
+    let created_at = created["starts_at"].as_f64().expect("starts_at");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while snapshot_of(&first) < created_at {
+        assert!(Instant::now() < deadline, "no snapshot: {}", first.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill();
+
+    let second = collector(&state, "1s");
+    let alert: serde_json::Value = serde_json::from_str(
+        &http_client()
+            .get(second.url(&format!("/api/v1/alerts/{id}")))
+            .send()
+            .expect("get")
+            .text()
+            .expect("body"),
+    )
+    .expect("JSON");
+    assert_eq!(alert["labels"]["alertname"], "DiskAlmostFull", "{alert}");
+    assert_eq!(alert["starts_at"].as_f64(), Some(created_at), "{alert}");
+    assert!(alert["ends_at"].is_null(), "still active: {alert}");
+}

@@ -257,6 +257,37 @@ impl AlertBook {
         Ok(self.retire(a, now))
     }
 
+    /// The active alerts and the history, for durable state.
+    pub fn saved(&self) -> (Vec<&Alert>, Vec<&Alert>) {
+        (
+            self.active.values().collect(),
+            self.history.iter().collect(),
+        )
+    }
+
+    /// Takes back saved alerts into an empty book (at start, before any
+    /// source reports): active ones up to `max_active`, the history up to
+    /// its bound. Returns (taken back, left out).
+    pub fn restore(&mut self, active: Vec<Alert>, history: Vec<Alert>) -> (u64, u64) {
+        let (mut kept, mut left) = (0, 0);
+        for alert in active {
+            if self.active.len() >= self.cfg.max_active || alert.ends_at.is_some_and(|e| e.is_nan())
+            {
+                left += 1;
+                continue;
+            }
+            self.active.insert(fingerprint(&alert.labels), alert);
+            kept += 1;
+        }
+        let skip = history.len().saturating_sub(self.cfg.history);
+        left += skip as u64;
+        for alert in history.into_iter().skip(skip) {
+            self.history.push_back(alert);
+            kept += 1;
+        }
+        (kept, left)
+    }
+
     /// Alerts to re-send periodically: every active one, and those
     /// resolved within `resolved_for` seconds (so a receiver that missed
     /// the resolution still learns of it).

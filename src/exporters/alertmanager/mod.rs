@@ -258,7 +258,9 @@ impl Alerting {
         let mut tick = tokio::time::interval(self.cfg.evaluation_interval.get());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let resend_every = self.cfg.resend_interval.get().as_secs_f64();
-        let mut last_resend = now_secs();
+        // The first tick re-sends what is active: after a restart, the
+        // alerts restored from saved state reach Alertmanager at once.
+        let mut last_resend = f64::NEG_INFINITY;
         loop {
             tokio::select! {
                 _ = &mut stop => return,
@@ -342,3 +344,43 @@ impl AlertsQuery for Alerting {
 
 #[cfg(test)]
 mod tests;
+
+/// Durable state: active alerts (with their start time, severity and
+/// escalation) and the recent history, so a restart neither forgets an
+/// alert nor shows it starting again; restored active alerts are re-sent
+/// to Alertmanager on the first evaluation, and those whose condition
+/// cleared meanwhile resolve then.
+impl crate::pipeline::durable::Durable for Alerting {
+    fn state_name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn state_version(&self) -> u32 {
+        1
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
+        use crate::pipeline::durable::DurableError;
+        let book = self.book.lock();
+        let saved = book.saved();
+        let written = std::mem::take(out);
+        *out = postcard::to_extend(&saved, written).map_err(DurableError::encode)?;
+        Ok(())
+    }
+
+    fn restore(
+        &self,
+        snapshot: &[u8],
+    ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
+        use crate::pipeline::durable::{DurableError, Restored};
+        let ((active, history), rest): ((Vec<Alert>, Vec<Alert>), _) =
+            postcard::take_from_bytes(snapshot).map_err(DurableError::decode)?;
+        if !rest.is_empty() {
+            return Err(DurableError::decode("bytes after the alerts"));
+        }
+        let mut book = self.book.lock();
+        let (items, discarded) = book.restore(active, history);
+        self.telemetry.set_active_alerts(book.count_by_severity());
+        Ok(Restored { items, discarded })
+    }
+}
