@@ -312,6 +312,9 @@ impl App {
         if let Some(a) = &self.analysis {
             out.push(a.clone());
         }
+        if let Some(w) = &self.windows {
+            out.push(w.clone());
+        }
         if let Some(c) = &self.spanmetrics {
             out.push(c.clone());
         }

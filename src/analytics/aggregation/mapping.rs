@@ -30,7 +30,7 @@
 //! accuracy accepted (`1e-6`), so `|k| < 4e8`.
 
 /// Maps positive finite magnitudes to bin keys and back.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LogMapping {
     relative_accuracy: f64,
     ln_gamma: f64,

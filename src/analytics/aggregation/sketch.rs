@@ -63,7 +63,7 @@ pub(crate) enum Bin {
 }
 
 /// A mergeable quantile sketch with relative-error guarantees.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Sketch {
     mapping: LogMapping,
     /// Bins of positive values by key, folding the lowest keys.
@@ -86,6 +86,12 @@ impl Default for Sketch {
 }
 
 impl Sketch {
+    /// Whether `other` was made with the same accuracy and bin limit (so
+    /// the two merge, and a deserialised one fits the configuration).
+    pub fn same_shape(&self, other: &Sketch) -> bool {
+        self.mapping == other.mapping && self.max_bins == other.max_bins
+    }
+
     /// A sketch answering quantiles within `relative_accuracy` (e.g.
     /// `0.005`), keeping at most `max_bins` bins per sign (e.g. `2048`).
     /// Out-of-range arguments are clamped to

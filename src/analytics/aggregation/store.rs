@@ -14,7 +14,7 @@ use std::ops::Range;
 
 /// Which end of the key range gives way when the range would exceed
 /// `max_bins`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Collapse {
     /// Keys below `highest key − max_bins + 1` fold into that key.
     Lowest,
@@ -62,7 +62,7 @@ impl Counter for u64 {
 }
 
 /// Counters of one width. Every `Vec` here has `len == capacity`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Counts {
     U8(Vec<u8>),
     U16(Vec<u16>),
@@ -190,7 +190,7 @@ fn add_slice<D: Counter, S: Counter>(dst: &mut [D], src: &[S]) -> Result<(), usi
 }
 
 /// Counts per key for one sign.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Store {
     counts: Counts,
     /// Key of `counts[0]`.

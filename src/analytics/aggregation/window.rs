@@ -63,7 +63,7 @@ pub const MAX_SUB_BUCKETS: u32 = 4096;
 pub const MAX_WINDOW_SECS: u64 = 400 * 86_400;
 
 /// One sliding window: its length and how many sub-buckets it slides by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WindowSpec {
     /// Window length in seconds (e.g. 300).
     pub length_secs: u64,
@@ -142,7 +142,7 @@ pub struct WindowSummary {
     pub quantiles: Vec<(f64, f64)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SubBucket {
     /// `k` of the sub-bucket this sketch holds; `None` before first use.
     index: Option<u64>,
@@ -150,7 +150,7 @@ struct SubBucket {
 }
 
 /// One window's ring of sub-buckets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Ring {
     spec: WindowSpec,
     width_ms: u64,
@@ -184,6 +184,11 @@ impl Ring {
 
     fn len(&self) -> u64 {
         self.slots.len() as u64
+    }
+
+    /// A sketch of this ring's shape (its first slot's).
+    fn scratch_template(&self) -> &Sketch {
+        &self.slots[0].sketch
     }
 
     /// Adds the value to its sub-bucket; `false` when that sub-bucket is
@@ -226,7 +231,7 @@ impl Ring {
 }
 
 /// Windowed statistics for one analysed series.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WindowedStats {
     rings: Vec<Ring>,
     /// Where windows are merged for `summaries`; also the bin mapping.
@@ -237,6 +242,23 @@ pub struct WindowedStats {
 }
 
 impl WindowedStats {
+    /// Whether deserialised stats have the layout of `template` (a fresh
+    /// one from the current configuration): the same windows, sub-bucket
+    /// counts and sketch shape, every index in range.
+    pub fn fits(&self, template: &WindowedStats) -> bool {
+        self.rings.len() == template.rings.len()
+            && self.scratch.same_shape(&template.scratch)
+            && self.rings.iter().zip(&template.rings).all(|(a, b)| {
+                a.spec == b.spec
+                    && a.width_ms == b.width_ms
+                    && a.slots.len() == b.slots.len()
+                    && a.current_slot < a.slots.len().max(1)
+                    && a.slots
+                        .iter()
+                        .all(|s| s.sketch.same_shape(b.scratch_template()))
+            })
+    }
+
     /// One ring per spec, of sketches built by
     /// [`Sketch::new`]`(relative_accuracy, max_bins)`. Out-of-range
     /// arguments are clamped (specs: length to 1 s..=[`MAX_WINDOW_SECS`],

@@ -20,6 +20,7 @@
 //! (NoRecordedValue) instead of showing stale values.
 
 pub mod config;
+mod durable;
 
 mod stream;
 

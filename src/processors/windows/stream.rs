@@ -7,7 +7,7 @@ use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::processors::identity::IDENTIFYING;
 
 /// The previous cumulative explicit-bucket histogram of a stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LastHistogram {
     pub start_ns: u64,
     pub bounds: Vec<f64>,

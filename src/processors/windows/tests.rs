@@ -509,3 +509,47 @@ fn new_and_known_gauge_series_in_one_request_each_get_their_samples() {
         "the histogram's increment since the first request"
     );
 }
+
+/// A processor restored from another's snapshot reports the same windows
+/// at once, before any new data, and keeps adding to them; a snapshot of
+/// other windows is discarded.
+#[test]
+fn restored_windows_report_what_was_saved() {
+    use crate::pipeline::durable::{Durable, Restored};
+    let (original, _) = processor(config());
+    let values: Vec<f64> = (1..=500).map(|i| i as f64 / 100.0).collect();
+    observe(&original, &values, T0);
+    let mut snapshot = Vec::new();
+    original.snapshot(&mut snapshot).expect("snapshot");
+
+    let (restored, _) = processor(config());
+    assert_eq!(
+        restored.restore(&snapshot).expect("restore"),
+        Restored {
+            items: 1,
+            discarded: 0
+        }
+    );
+    let a = points(&original.evaluate(T0 + 1000));
+    let b = points(&restored.evaluate(T0 + 1000));
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    observe(&original, &[7.0], T0 + 2000);
+    observe(&restored, &[7.0], T0 + 2000);
+    assert_eq!(
+        points(&original.evaluate(T0 + 3000)),
+        points(&restored.evaluate(T0 + 3000))
+    );
+
+    let (other, _) = processor(WindowsConfig {
+        windows: vec![HumanDuration::secs(60)],
+        ..Default::default()
+    });
+    assert_eq!(
+        other.restore(&snapshot).expect("readable"),
+        Restored {
+            items: 0,
+            discarded: 1
+        }
+    );
+}

@@ -1,0 +1,135 @@
+//! The window processor's durable state: every stream's identity and its
+//! windows' sketches (1m to 1d), so the day-long percentiles a dashboard
+//! shows do not start from nothing after a restart. Restored streams are
+//! evaluated at the next step like any other, before new data arrives; a
+//! stream whose windows no longer match the configuration (other window
+//! lengths, sub-buckets or sketch accuracy) is discarded.
+//!
+//! Payload (postcard): the number of streams, then each stream, with its
+//! resource, scope and attributes as protobuf.
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use super::stream::{LastHistogram, Stream};
+use super::{MAX_BINS, RELATIVE_ACCURACY, WindowProcessor};
+use crate::analytics::aggregation::WindowedStats;
+use crate::model::otlp::common::InstrumentationScope;
+use crate::model::otlp::resource::Resource;
+use crate::pipeline::durable::{Durable, DurableError, Restored};
+
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    hash: u64,
+    last_seen_ms: u64,
+    raw_values: bool,
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+    metric: &'a str,
+    unit: &'a str,
+    attributes: Vec<u8>,
+    stats: &'a WindowedStats,
+    last_histogram: &'a Option<LastHistogram>,
+}
+
+#[derive(Deserialize)]
+struct SavedOwned {
+    hash: u64,
+    last_seen_ms: u64,
+    raw_values: bool,
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+    metric: String,
+    unit: String,
+    attributes: Vec<u8>,
+    stats: WindowedStats,
+    last_histogram: Option<LastHistogram>,
+}
+
+/// Attributes as a protobuf `Resource` (its field 1 is the attribute list).
+fn attributes_bytes(attributes: &[crate::model::otlp::common::KeyValue]) -> Vec<u8> {
+    let mut out = Vec::new();
+    prost::encoding::message::encode_repeated(1, attributes, &mut out);
+    out
+}
+
+fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DurableError> {
+    let written = std::mem::take(out);
+    *out = postcard::to_extend(value, written).map_err(DurableError::encode)?;
+    Ok(())
+}
+
+impl Durable for WindowProcessor {
+    fn state_name(&self) -> &'static str {
+        "windows"
+    }
+
+    fn state_version(&self) -> u32 {
+        1
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), DurableError> {
+        let mut streams = self.streams.lock();
+        put(&(streams.len() as u64), out)?;
+        for (hash, stream) in streams.iter_mut() {
+            // Staged samples go into the windows first, so none is lost.
+            stream.flush();
+            put(
+                &SavedRef {
+                    hash: *hash,
+                    last_seen_ms: stream.last_seen_ms,
+                    raw_values: stream.raw_values,
+                    resource: attributes_bytes(&stream.resource),
+                    scope: stream.scope.encode_to_vec(),
+                    metric: &stream.metric,
+                    unit: &stream.unit,
+                    attributes: attributes_bytes(&stream.attributes),
+                    stats: &stream.stats,
+                    last_histogram: &stream.last_histogram,
+                },
+                out,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn restore(&self, snapshot: &[u8]) -> Result<Restored, DurableError> {
+        let (count, mut rest): (u64, _) =
+            postcard::take_from_bytes(snapshot).map_err(DurableError::decode)?;
+        let template = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
+        let mut outcome = Restored::default();
+        let mut streams = self.streams.lock();
+        for _ in 0..count {
+            let (saved, tail): (SavedOwned, _) =
+                postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
+            rest = tail;
+            if !saved.stats.fits(&template) || streams.len() >= self.config.max_series {
+                outcome.discarded += 1;
+                continue;
+            }
+            let resource = Resource::decode(&saved.resource[..]).map_err(DurableError::decode)?;
+            let scope =
+                InstrumentationScope::decode(&saved.scope[..]).map_err(DurableError::decode)?;
+            let attributes =
+                Resource::decode(&saved.attributes[..]).map_err(DurableError::decode)?;
+            let mut stream = Stream::new(
+                &resource.attributes,
+                &scope,
+                &saved.metric,
+                &saved.unit,
+                &attributes.attributes,
+                saved.stats,
+                self.specs.len(),
+            );
+            stream.last_seen_ms = saved.last_seen_ms;
+            stream.raw_values = saved.raw_values;
+            stream.last_histogram = saved.last_histogram;
+            streams.insert(saved.hash, Box::new(stream));
+            outcome.items += 1;
+        }
+        if !rest.is_empty() {
+            return Err(DurableError::decode("bytes after the last stream"));
+        }
+        Ok(outcome)
+    }
+}
