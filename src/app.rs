@@ -308,7 +308,7 @@ impl App {
 
     /// The components whose state is kept across restarts.
     fn durable_components(&self) -> Vec<Arc<dyn Durable>> {
-        let mut out: Vec<Arc<dyn Durable>> = Vec::new();
+        let mut out: Vec<Arc<dyn Durable>> = vec![self.exporter.clone()];
         if let Some(a) = &self.analysis {
             out.push(a.clone());
         }

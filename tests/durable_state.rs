@@ -348,3 +348,77 @@ fn kill_9_keeps_active_alerts() {
     assert_eq!(alert["starts_at"].as_f64(), Some(created_at), "{alert}");
     assert!(alert["ends_at"].is_null(), "still active: {alert}");
 }
+
+/// Exports `orders` (+n) with the Rust SDK in delta temporality.
+fn send_delta(c: &Collector, n: u64) {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(c.otlp_http_url("/v1/metrics"))
+        .with_temporality(Temporality::Delta)
+        .build()
+        .expect("metric exporter");
+    let provider = SdkMeterProvider::builder()
+        .with_resource(
+            Resource::builder_empty()
+                .with_attributes([KeyValue::new("service.name", "shop")])
+                .build(),
+        )
+        .with_reader(
+            PeriodicReader::builder(exporter)
+                .with_interval(Duration::from_secs(3600))
+                .build(),
+        )
+        .build();
+    provider
+        .meter("durable-state-test")
+        .u64_counter("orders")
+        .build()
+        .add(n, &[]);
+    provider.force_flush().expect("flush");
+    provider.shutdown().expect("shutdown");
+}
+
+fn orders(c: &Collector) -> Option<f64> {
+    c.scrape()
+        .matching("orders_total", &[("job", "shop")])
+        .first()
+        .map(|m| m.1)
+}
+
+/// A counter a delta sender feeds is a total only StreamGate knows: it
+/// continues across `kill -9` instead of restarting from the next delta.
+#[test]
+fn kill_9_keeps_delta_totals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let mut first = collector(&state, "1s");
+    send_delta(&first, 5);
+    send_delta(&first, 4);
+    assert_eq!(orders(&first), Some(9.0));
+    let sent_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first
+        .scrape()
+        .get(
+            "streamgate_state_last_snapshot_timestamp_seconds",
+            &[("component", "exporter")],
+        )
+        .unwrap_or(0.0)
+        < sent_at
+    {
+        assert!(Instant::now() < deadline, "no snapshot: {}", first.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.kill();
+
+    let second = collector(&state, "1s");
+    assert_eq!(orders(&second), Some(9.0), "restored before any new point");
+    send_delta(&second, 2);
+    assert_eq!(orders(&second), Some(11.0));
+}

@@ -292,6 +292,9 @@ impl<'a> Ingester<'a> {
         let keyed = &*keyed;
         let buffers = &mut self.buffers;
         let result = self.store.with_family(meta, |family| {
+            if temporality == Temporality::Delta {
+                family.mark_accumulating();
+            }
             let mut series = if wait {
                 family.series.lock()
             } else {

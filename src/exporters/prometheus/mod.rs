@@ -165,3 +165,32 @@ impl MetricsConsumer for PrometheusExporter {
 
 #[cfg(test)]
 mod tests;
+
+/// Durable state: the totals of delta senders' series (see
+/// `store/durable.rs`), so those counters continue across a restart.
+impl crate::pipeline::durable::Durable for PrometheusExporter {
+    fn state_name(&self) -> &'static str {
+        "exporter"
+    }
+
+    fn state_version(&self) -> u32 {
+        1
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
+        self.store()
+            .save_accumulated(out)
+            .map_err(crate::pipeline::durable::DurableError::encode)
+    }
+
+    fn restore(
+        &self,
+        snapshot: &[u8],
+    ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
+        let (items, discarded) = self
+            .store()
+            .restore_accumulated(snapshot)
+            .map_err(crate::pipeline::durable::DurableError::decode)?;
+        Ok(crate::pipeline::durable::Restored { items, discarded })
+    }
+}

@@ -1070,3 +1070,61 @@ mod queries {
         assert!(h.points.iter().all(|p| p.value.is_none()));
     }
 }
+
+/// Totals added up from deltas (sums and histograms) survive a restart
+/// through durable state and keep adding; cumulative series are not
+/// saved (their sender's next point carries the total).
+#[test]
+fn delta_totals_are_restored_and_keep_adding() {
+    use crate::pipeline::durable::Durable;
+    let e = exporter();
+    for (t, v) in [(2, 5.0), (3, 2.5)] {
+        e.consume_metrics(&request(vec![sum(
+            "jobs",
+            DELTA,
+            true,
+            vec![number(1, t, v)],
+        )]))
+        .unwrap();
+    }
+    e.consume_metrics(&request(vec![histogram(
+        "wait",
+        DELTA,
+        vec![hist_point(2, &[1.0], &[3, 1], 2.0)],
+    )]))
+    .unwrap();
+    e.consume_metrics(&request(vec![sum(
+        "bytes.sent",
+        CUMULATIVE,
+        true,
+        vec![number(1, 2, 100.0)],
+    )]))
+    .unwrap();
+    let mut snapshot = Vec::new();
+    e.snapshot(&mut snapshot).unwrap();
+
+    let restarted = exporter();
+    let restored = restarted.restore(&snapshot).unwrap();
+    assert_eq!(restored.items, 2, "the delta sum and the delta histogram");
+    let text = restarted.render(Format::Text);
+    assert!(text.contains(&line("jobs_total", "", "7.5")), "{text}");
+    assert!(
+        text.contains(&line_le("wait_seconds_bucket", "+Inf", "4")),
+        "{text}"
+    );
+    assert!(!text.contains("bytes_sent"), "{text}");
+    restarted
+        .consume_metrics(&request(vec![sum(
+            "jobs",
+            DELTA,
+            true,
+            vec![number(1, 9, 1.0)],
+        )]))
+        .unwrap();
+    let text = restarted.render(Format::Text);
+    assert!(text.contains(&line("jobs_total", "", "8.5")), "{text}");
+    // The start time is the original one (OpenMetrics `_created`).
+    let om = restarted.render(Format::OpenMetrics);
+    assert!(om.contains("jobs_created{"), "{om}");
+    assert!(restarted.restore(&[9, 9, 9]).is_err());
+}

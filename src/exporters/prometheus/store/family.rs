@@ -447,6 +447,9 @@ pub struct Family {
     /// Whether `text.help` is set: once it is, writers skip the text lock
     /// (every metric of every request would take it otherwise).
     has_help: AtomicBool,
+    /// Whether delta points were added up here: its series then hold
+    /// totals only StreamGate knows, kept in durable state.
+    accumulates: AtomicBool,
     pub series: Mutex<SeriesTable>,
 }
 
@@ -467,6 +470,7 @@ impl Family {
                 unit: meta.unit.to_string(),
             }),
             has_help: AtomicBool::new(!meta.help.is_empty()),
+            accumulates: AtomicBool::new(false),
             series: Mutex::new(SeriesTable::default()),
         }
     }
@@ -505,6 +509,18 @@ impl Family {
             text.help = meta.help.to_string();
         }
         self.has_help.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the family as holding totals added up from deltas.
+    pub fn mark_accumulating(&self) {
+        if !self.accumulates.load(Ordering::Relaxed) {
+            self.accumulates.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether delta points were added up in this family.
+    pub fn accumulates(&self) -> bool {
+        self.accumulates.load(Ordering::Relaxed)
     }
 
     pub fn series_count(&self) -> usize {

@@ -17,6 +17,7 @@
 //! its own lock, taken only by history requests and always before any
 //! family lock, so it never meets the ingest path.
 
+mod durable;
 mod family;
 mod labels;
 pub mod overflow;

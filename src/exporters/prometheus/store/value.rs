@@ -26,7 +26,7 @@ pub struct ClassicHistogram {
 
 /// Base-2 exponential histogram state, kept native so deltas of different
 /// scales merge exactly; rendered as classic buckets.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExponentialHistogram {
     pub scale: i32,
     pub zero_threshold: f64,
@@ -38,7 +38,7 @@ pub struct ExponentialHistogram {
 }
 
 /// A run of exponential buckets starting at index `offset`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Buckets {
     pub offset: i32,
     pub counts: Vec<u64>,
