@@ -21,6 +21,9 @@ use crate::analytics::baselines::{Baseline, RateConverter};
 use crate::analytics::forecasts::Forecaster;
 use crate::pipeline::durable::{Durable, DurableError, Restored};
 
+/// Series written per lock of the series map.
+const CHUNK: usize = 128;
+
 /// How long restored models wait for their series to reappear.
 pub const UNCLAIMED_TTL_SECS: f64 = 7.0 * 86_400.0;
 
@@ -98,27 +101,41 @@ impl Durable for AnalysisProcessor {
         1
     }
 
+    /// Written [`CHUNK`] series per lock, so evaluation and ingest wait
+    /// at most for one chunk (a series' models are kilobytes).
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), DurableError> {
-        let series = self.series.lock();
-        let restored = self.restored.lock();
-        put(&((series.len() + restored.len()) as u64), out)?;
-        for (hash, slot) in series.iter() {
-            let s = &slot.series;
-            put(
-                &SavedRef {
-                    hash: *hash,
-                    last_point_secs: slot.last_point_secs,
-                    rate: &slot.rate,
-                    ratio: &s.ratio,
-                    baseline: &s.baseline,
-                    forecaster: &s.forecaster,
-                },
-                out,
-            )?;
+        let hashes: Vec<u64> = self.series.lock().keys().copied().collect();
+        let mut items = Vec::new();
+        let mut written = 0u64;
+        for chunk in hashes.chunks(CHUNK) {
+            let series = self.series.lock();
+            for hash in chunk {
+                let Some(slot) = series.get(hash) else {
+                    continue;
+                };
+                let s = &slot.series;
+                put(
+                    &SavedRef {
+                        hash: *hash,
+                        last_point_secs: slot.last_point_secs,
+                        rate: &slot.rate,
+                        ratio: &s.ratio,
+                        baseline: &s.baseline,
+                        forecaster: &s.forecaster,
+                    },
+                    &mut items,
+                )?;
+                written += 1;
+            }
         }
-        for (hash, saved) in restored.iter() {
-            put(&saved.to_ref(*hash), out)?;
+        // Models restored but not claimed yet are kept too (a claim moves
+        // them into the series map, so none is written twice).
+        for (hash, saved) in self.restored.lock().iter() {
+            put(&saved.to_ref(*hash), &mut items)?;
+            written += 1;
         }
+        put(&written, out)?;
+        out.extend_from_slice(&items);
         Ok(())
     }
 

@@ -53,6 +53,30 @@ fn attributes_bytes(attributes: &[crate::model::otlp::common::KeyValue]) -> Vec<
     out
 }
 
+/// Streams written per lock of the stream map.
+const CHUNK: usize = 64;
+
+/// Appends one stream; its staged samples go into the windows first, so
+/// none is lost.
+fn write_stream(hash: u64, stream: &mut Stream, out: &mut Vec<u8>) -> Result<(), DurableError> {
+    stream.flush();
+    put(
+        &SavedRef {
+            hash,
+            last_seen_ms: stream.last_seen_ms,
+            raw_values: stream.raw_values,
+            resource: attributes_bytes(&stream.resource),
+            scope: stream.scope.encode_to_vec(),
+            metric: &stream.metric,
+            unit: &stream.unit,
+            attributes: attributes_bytes(&stream.attributes),
+            stats: &stream.stats,
+            last_histogram: &stream.last_histogram,
+        },
+        out,
+    )
+}
+
 fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DurableError> {
     let written = std::mem::take(out);
     *out = postcard::to_extend(value, written).map_err(DurableError::encode)?;
@@ -68,28 +92,24 @@ impl Durable for WindowProcessor {
         1
     }
 
+    /// Written [`CHUNK`] streams per lock, so ingest waits at most for
+    /// one chunk (a stream's sketches are kilobytes).
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), DurableError> {
-        let mut streams = self.streams.lock();
-        put(&(streams.len() as u64), out)?;
-        for (hash, stream) in streams.iter_mut() {
-            // Staged samples go into the windows first, so none is lost.
-            stream.flush();
-            put(
-                &SavedRef {
-                    hash: *hash,
-                    last_seen_ms: stream.last_seen_ms,
-                    raw_values: stream.raw_values,
-                    resource: attributes_bytes(&stream.resource),
-                    scope: stream.scope.encode_to_vec(),
-                    metric: &stream.metric,
-                    unit: &stream.unit,
-                    attributes: attributes_bytes(&stream.attributes),
-                    stats: &stream.stats,
-                    last_histogram: &stream.last_histogram,
-                },
-                out,
-            )?;
+        let hashes: Vec<u64> = self.streams.lock().keys().copied().collect();
+        let mut items = Vec::new();
+        let mut written = 0u64;
+        for chunk in hashes.chunks(CHUNK) {
+            let mut streams = self.streams.lock();
+            for hash in chunk {
+                let Some(stream) = streams.get_mut(hash) else {
+                    continue;
+                };
+                written += 1;
+                write_stream(*hash, stream, &mut items)?;
+            }
         }
+        put(&written, out)?;
+        out.extend_from_slice(&items);
         Ok(())
     }
 
