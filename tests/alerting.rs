@@ -99,6 +99,15 @@ fn test_config(webhook: &str) -> String {
 }
 
 fn start_alertmanager(binary: &Path, amtool: Option<&Path>, webhook: &str) -> Alertmanager {
+    start_alertmanager_on(binary, amtool, webhook, free_port())
+}
+
+fn start_alertmanager_on(
+    binary: &Path,
+    amtool: Option<&Path>,
+    webhook: &str,
+    port: u16,
+) -> Alertmanager {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(&config, test_config(webhook)).expect("write config");
@@ -124,7 +133,6 @@ fn start_alertmanager(binary: &Path, amtool: Option<&Path>, webhook: &str) -> Al
             );
         }
     }
-    let port = free_port();
     let child = Command::new(binary)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
@@ -492,4 +500,97 @@ fn unreachable_alertmanager_is_counted_not_blocking() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Alertmanager is down when alerts fire and resolve: the notifications
+/// fail (bounded retries, counted), ingest goes on at full speed, and once
+/// Alertmanager is up the periodic re-send delivers the alert still active
+/// and the one resolved meanwhile. The outage lasts `STREAMGATE_OUTAGE_SECS`
+/// (default 8; the figures in docs/RELIABILITY.md are from a 180 s run).
+#[test]
+fn alerts_raised_during_an_alertmanager_outage_arrive_after_it() {
+    let Some((binary, _)) = peers() else {
+        return;
+    };
+    let outage = Duration::from_secs(
+        std::env::var("STREAMGATE_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(8),
+    );
+    let (hook, received) = webhook();
+    let port = free_port();
+    let collector = Collector::start_with(Options {
+        exporters_extra: format!(
+            "alertmanager:\n  url: http://127.0.0.1:{port}\n  evaluation_interval: 200ms\n  resend_interval: 1s\n  attempts: 2\n  timeout: 500ms\n"
+        ),
+        ..Default::default()
+    });
+    let create = |name: &str| -> String {
+        let r = http_client()
+            .post(collector.url("/api/v1/alerts"))
+            .header("Content-Type", "application/json")
+            .body(format!(
+                r#"{{"labels": {{"alertname": "{name}", "service": "db"}}, "severity": "warning"}}"#
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        json(r)["id"].as_str().unwrap().to_string()
+    };
+    let started = Instant::now();
+    create("StillFiring");
+    let gone = create("ResolvedDuringOutage");
+    let r = http_client()
+        .post(collector.url(&format!("/api/v1/alerts/{gone}/resolve")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Ingest during the outage: every request answered, none slow.
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < outage {
+        let sent = Instant::now();
+        let r = http_client()
+            .post(collector.otlp_http_url("/v1/metrics"))
+            .header("Content-Type", "application/json")
+            .body(gauge(1.0))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        slowest = slowest.max(sent.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(slowest < Duration::from_secs(1), "ingest waited {slowest:?}");
+    let failed = collector
+        .scrape()
+        .get(
+            "streamgate_alerting_notifications_total",
+            &[("outcome", "failed")],
+        )
+        .unwrap_or(0.0);
+    assert!(failed >= 1.0, "failures are counted");
+
+    let _am = start_alertmanager_on(&binary, None, &hook, port);
+    let back = Instant::now();
+    wait_for(
+        "both alerts, one firing and one resolved, after the outage",
+        &received,
+        30,
+        |n| {
+            n.iter()
+                .any(|(s, l)| s == "firing" && l["alertname"] == "StillFiring")
+                && n.iter()
+                    .any(|(s, l)| s == "resolved" && l["alertname"] == "ResolvedDuringOutage")
+        },
+    );
+    let s = collector.scrape();
+    let sent = s.get("streamgate_alerting_notifications_total", &[("outcome", "sent")]);
+    assert!(sent.is_some_and(|v| v >= 1.0));
+    eprintln!(
+        "outage {outage:?}: {failed} notifications failed, slowest ingest request {slowest:?}; \
+         delivered {:?} after Alertmanager was ready; {} sent, {:?} dropped",
+        back.elapsed(),
+        sent.unwrap_or(0.0),
+        s.get("streamgate_alerting_notifications_total", &[("outcome", "dropped")])
+    );
 }

@@ -45,7 +45,10 @@ fn decode(text: &str) -> String {
 }
 
 fn stand_in() -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    stand_in_on(TcpListener::bind("127.0.0.1:0").unwrap())
+}
+
+fn stand_in_on(listener: TcpListener) -> (String, Arc<Mutex<Vec<Received>>>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let sink = got.clone();
@@ -233,4 +236,42 @@ fn unreachable_pyroscope_is_counted_and_ingest_unaffected() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Pyroscope down for a while, then back: pushes fail meanwhile (bounded
+/// retries and queue, counted), ingest is unaffected, and pushing resumes
+/// on its own once the server answers.
+#[test]
+fn pushing_resumes_after_a_pyroscope_outage() {
+    let port = free_port();
+    let collector = Collector::start_with(Options {
+        exporters_extra: format!(
+            "pprof:\n  pyroscope:\n    url: http://127.0.0.1:{port}\n    upload_interval: 1s\n    heap_interval: 1s\n    attempts: 2\n    timeout: 500ms\n"
+        ),
+        ..Default::default()
+    });
+    collector.scrape_until("failed pushes during the outage", |s| {
+        s.get("streamgate_profiling_pushes_total", &[("outcome", "failed")])
+            .is_some_and(|n| n >= 2.0)
+    });
+    let sent = Instant::now();
+    let r = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"resourceMetrics":[]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(sent.elapsed() < Duration::from_secs(1));
+
+    let (_, got) = stand_in_on(TcpListener::bind(("127.0.0.1", port)).expect("the port again"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no push after the outage");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    collector.scrape_until("a push counted as sent", |s| {
+        s.get("streamgate_profiling_pushes_total", &[("outcome", "sent")])
+            .is_some_and(|n| n >= 1.0)
+    });
 }
