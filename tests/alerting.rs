@@ -560,7 +560,10 @@ fn alerts_raised_during_an_alertmanager_outage_arrive_after_it() {
         slowest = slowest.max(sent.elapsed());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(slowest < Duration::from_secs(1), "ingest waited {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "ingest waited {slowest:?}"
+    );
     let failed = collector
         .scrape()
         .get(
@@ -584,13 +587,19 @@ fn alerts_raised_during_an_alertmanager_outage_arrive_after_it() {
         },
     );
     let s = collector.scrape();
-    let sent = s.get("streamgate_alerting_notifications_total", &[("outcome", "sent")]);
+    let sent = s.get(
+        "streamgate_alerting_notifications_total",
+        &[("outcome", "sent")],
+    );
     assert!(sent.is_some_and(|v| v >= 1.0));
     eprintln!(
         "outage {outage:?}: {failed} notifications failed, slowest ingest request {slowest:?}; \
          delivered {:?} after Alertmanager was ready; {} sent, {:?} dropped",
         back.elapsed(),
         sent.unwrap_or(0.0),
-        s.get("streamgate_alerting_notifications_total", &[("outcome", "dropped")])
+        s.get(
+            "streamgate_alerting_notifications_total",
+            &[("outcome", "dropped")]
+        )
     );
 }

@@ -563,3 +563,59 @@ fn a_deeply_nested_log_body_is_refused_not_a_crash() {
     // Still serving.
     assert!(collector.scrape().has_family("streamgate_uptime_seconds"));
 }
+
+/// Oversized headers: more than 100 fields on HTTP/1.1 get 431, a header
+/// list over 16 KiB is refused on OTLP/gRPC, and the collector serves the
+/// next request as usual.
+#[test]
+fn oversized_headers_are_refused() {
+    let collector = Collector::start();
+    let body = request(
+        "headers",
+        vec![gauge("ok", vec![number_point(vec![], T0, 1.0)])],
+    )
+    .encode_to_vec();
+    let mut many = reqwest::header::HeaderMap::new();
+    for i in 0..150 {
+        many.insert(
+            reqwest::header::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name"),
+            "v".parse().expect("value"),
+        );
+    }
+    let response = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("content-type", "application/x-protobuf")
+        .headers(many)
+        .body(body.clone())
+        .send()
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 431);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut client = MetricsServiceClient::connect(collector.grpc_url())
+            .await
+            .expect("connect");
+        let mut export = tonic::Request::new(MetricsRequest::decode(&body[..]).expect("request"));
+        export
+            .metadata_mut()
+            .insert("x-big", "x".repeat(32 * 1024).parse().expect("metadata"));
+        let err = client.export(export).await.expect_err("refused");
+        assert_ne!(err.code(), tonic::Code::Ok, "{err:?}");
+        // The same connection's next, normal request is served.
+        let ok = client
+            .export(MetricsRequest::decode(&body[..]).expect("request"))
+            .await;
+        assert!(ok.is_ok(), "{ok:?}");
+    });
+    let response = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 200);
+}

@@ -251,8 +251,11 @@ fn pushing_resumes_after_a_pyroscope_outage() {
         ..Default::default()
     });
     collector.scrape_until("failed pushes during the outage", |s| {
-        s.get("streamgate_profiling_pushes_total", &[("outcome", "failed")])
-            .is_some_and(|n| n >= 2.0)
+        s.get(
+            "streamgate_profiling_pushes_total",
+            &[("outcome", "failed")],
+        )
+        .is_some_and(|n| n >= 2.0)
     });
     let sent = Instant::now();
     let r = http_client()

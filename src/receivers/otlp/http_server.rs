@@ -19,6 +19,13 @@ use tower::ServiceExt;
 use super::tls::ServerTls;
 use crate::pipeline::Shutdown;
 
+/// Most header fields in an HTTP/1.1 request (beyond: 431). Their bytes
+/// are bounded by hyper's read buffer (about 400 KiB).
+pub const MAX_HEADERS: usize = 100;
+/// Most bytes of an HTTP/2 request's header list (beyond: the stream is
+/// refused), on both servers and on OTLP/gRPC.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
 /// Serves `router` on `listener` (over `tls` when given) until `shutdown`,
 /// then waits for the open connections' requests to finish.
 pub async fn serve(
@@ -33,7 +40,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_headers(MAX_HEADERS);
+    builder.http2().max_header_list_size(MAX_HEADER_LIST_BYTES);
     let graceful = GracefulShutdown::new();
     let stop = shutdown.wait();
     tokio::pin!(stop);

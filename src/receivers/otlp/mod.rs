@@ -260,6 +260,7 @@ async fn serve_grpc(
         .initial_stream_window_size(GRPC_STREAM_WINDOW)
         .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
         .max_frame_size(GRPC_MAX_FRAME)
+        .http2_max_header_list_size(http_server::MAX_HEADER_LIST_BYTES)
         .add_service(grpc::SignalService::<Traces>::new(ctx.clone()))
         .add_service(grpc::SignalService::<Metrics>::new(ctx.clone()))
         .add_service(grpc::SignalService::<Logs>::new(ctx));
