@@ -32,16 +32,22 @@ pub fn router(exporter: Arc<PrometheusExporter>) -> Router {
 /// rendering rather than memory filling up.
 const CHUNK_BYTES: usize = 256 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 8;
+/// Most rendered bytes held back while a family is locked (see
+/// `StreamSink::push`).
+const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
 /// Sends rendered chunks to the response body, gzipped when asked. While
 /// a family's lock is held it never waits for a slow client: chunks the
 /// body has no room for are held, and sent (waiting) between families, so
 /// ingest and expiry wait at most for one family's rendering, never for
-/// the network. Memory held is at most one family's exposition.
+/// the network. Memory held is at most one family's exposition, and at
+/// most 16 MiB: a larger family waits for the client past that.
 struct StreamSink {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     gz: Option<GzEncoder<Vec<u8>>>,
     held: VecDeque<Bytes>,
+    /// Bytes in `held`.
+    held_bytes: usize,
     /// Time spent waiting for the client to take chunks.
     waited: Duration,
 }
@@ -71,12 +77,20 @@ impl ChunkSink for StreamSink {
             return true;
         }
         if !self.held.is_empty() {
+            self.held_bytes += bytes.len();
             self.held.push_back(bytes);
+            // A family's exposition larger than the cap (a family of
+            // millions of series) is not buffered whole: past it, the
+            // render waits for the client even with the family locked.
+            if self.held_bytes > MAX_HELD_BYTES {
+                return self.settle();
+            }
             return true;
         }
         match self.tx.try_send(bytes) {
             Ok(()) => true,
             Err(tokio::sync::mpsc::error::TrySendError::Full(bytes)) => {
+                self.held_bytes += bytes.len();
                 self.held.push_back(bytes);
                 true
             }
@@ -85,6 +99,7 @@ impl ChunkSink for StreamSink {
     }
 
     fn settle(&mut self) -> bool {
+        self.held_bytes = 0;
         while let Some(bytes) = self.held.pop_front() {
             if !self.send_waiting(bytes) {
                 return false;
@@ -115,6 +130,7 @@ async fn metrics(
             tx,
             gz: gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast())),
             held: VecDeque::new(),
+            held_bytes: 0,
             waited: Duration::ZERO,
         };
         exporter.render_chunks(format, &names, CHUNK_BYTES, &mut sink);

@@ -4,7 +4,9 @@
 //! The limit is the cgroup's (`memory.max`, or v1's
 //! `memory.limit_in_bytes`) when there is one, else the machine's memory,
 //! unless configured. A sampler thread reads the resident set size
-//! (`/proc/self/status`) every `check_interval`; above the soft limit every
+//! (`/proc/self/status`) every `check_interval` (and, while above the soft
+//! limit, first has the allocator return the freed pages it holds); above
+//! the soft limit every
 //! new request is refused with 429 / `RESOURCE_EXHAUSTED` and
 //! `Retry-After` / `RetryInfo`, so senders back off and retry instead of
 //! StreamGate growing until the kernel kills it.
@@ -15,7 +17,11 @@
 //! decompressed body), and a request that does not fit is refused the
 //! same way. So what is kept (at most the soft limit when admission
 //! stops) plus what is in flight (at most the budget) stays under the
-//! hard limit.
+//! hard limit. Since what is kept can pass the soft limit between two
+//! samples, a reservation is also refused while the last sample plus the
+//! bytes would come within a quarter of the budget of the hard limit:
+//! that quarter is left for other transient memory (rendering `/metrics`,
+//! writing state).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -200,6 +206,11 @@ impl MemoryLimiter {
         }
     }
 
+    /// Whether the last sample was above the soft limit.
+    pub fn above_soft(&self) -> bool {
+        self.inner.above_soft.load(Ordering::Relaxed)
+    }
+
     /// Starts the sampler thread, which also reports the in-flight bytes
     /// to `telemetry`; it stops when the limiter is dropped or
     /// [`MemoryLimiter::stop`] is called.
@@ -223,6 +234,16 @@ impl MemoryLimiter {
                     let limiter = MemoryLimiter { inner };
                     if let Some(resident) = resident_bytes() {
                         limiter.observe(resident);
+                        // Above the soft limit, freed memory the allocator
+                        // still holds (request bodies read and dropped) is
+                        // returned at once, and memory read again: it is
+                        // often what keeps resident memory up.
+                        if limiter.above_soft() {
+                            crate::telemetry::allocator::release_free_memory();
+                            if let Some(resident) = resident_bytes() {
+                                limiter.observe(resident);
+                            }
+                        }
                     }
                     if let Some(t) = &telemetry {
                         t.set_in_flight_bytes(limiter.in_flight_bytes());
@@ -276,6 +297,24 @@ impl MemoryLimiter {
             ),
             retry_after: inner.retry_after,
         };
+        // What is kept may have grown past the soft limit between two
+        // samples, and the allocator keeps freed pages a while: once the
+        // last sample is near the hard limit, in-flight bytes would take
+        // it over, so they are refused too. A quarter of the budget stays
+        // free for everything else that allocates (a `/metrics` render, a
+        // state snapshot).
+        let ceiling = inner.limits.hard.saturating_sub(inner.budget_bytes / 4);
+        let resident = inner.resident.load(Ordering::Relaxed);
+        if resident.saturating_add(bytes) > ceiling {
+            return Err(Failure::MemoryLimited {
+                message: format!(
+                    "memory limiter: resident memory {} is near the hard limit {}; retry later",
+                    mib(resident),
+                    mib(inner.limits.hard)
+                ),
+                retry_after: inner.retry_after,
+            });
+        }
         let permits = u32::try_from(permits).map_err(|_| refused())?;
         let got = inner
             .budget
