@@ -13,6 +13,9 @@ pub struct ServerConfig {
     pub endpoint: Endpoint,
     /// How long shutdown waits for in-flight requests before giving up.
     pub shutdown_timeout: HumanDuration,
+    /// Requests handled at once; more get 503 with `Retry-After` at once
+    /// (a scrape storm or a flood of API calls cannot pile up).
+    pub max_concurrent_requests: usize,
     /// Serve HTTPS instead of plain HTTP (absent: plain HTTP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
         Self {
             endpoint: Endpoint::loopback(9464),
             shutdown_timeout: HumanDuration::secs(30),
+            max_concurrent_requests: 64,
             tls: None,
             auth: AuthConfig::default(),
             require_auth_for: AuthScope::Writes,
@@ -51,6 +55,9 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.shutdown_timeout.get().is_zero() {
             return Err("server.shutdown_timeout must be above 0".into());
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err("server.max_concurrent_requests must be at least 1".into());
         }
         self.auth.validate("server.auth")?;
         if let Some(tls) = &self.tls {

@@ -41,6 +41,64 @@ pub fn tls(
     Ok(Some(Arc::new(tls)))
 }
 
+/// `router` answering at most `max` requests at once; beyond, 503 with
+/// `Retry-After: 1` at once (nothing queues).
+pub fn limit(router: axum::Router, max: usize) -> axum::Router {
+    let permits = Arc::new(tokio::sync::Semaphore::new(max));
+    router.layer(axum::middleware::from_fn_with_state(permits, admit))
+}
+
+async fn admit(
+    State(permits): State<Arc<tokio::sync::Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(permit) = permits.try_acquire_owned() else {
+        let body = serde_json::json!({
+            "error": "too many requests to the admin server at once (server.max_concurrent_requests); retry later"
+        });
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    // The permit lives as long as the body: a `/metrics` render streams
+    // after the handler returned.
+    next.run(request).await.map(|body| {
+        axum::body::Body::new(Held {
+            body,
+            _permit: permit,
+        })
+    })
+}
+
+/// A response body holding a permit until it is done or dropped.
+struct Held {
+    body: axum::body::Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Held {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// What the guard needs.
 struct Guard {
     auth: Authenticator,
@@ -136,6 +194,43 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn requests_beyond_the_limit_get_503_at_once() {
+        use tower::ServiceExt;
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let open = gate.clone();
+        let router = axum::Router::new().route(
+            "/slow",
+            axum::routing::get(move || {
+                let gate = open.clone();
+                async move {
+                    gate.notified().await;
+                    "done"
+                }
+            }),
+        );
+        let router = limit(router, 1);
+        let get = || {
+            Request::builder()
+                .uri("/slow")
+                .body(axum::body::Body::empty())
+                .expect("request")
+        };
+        let first = tokio::spawn(router.clone().oneshot(get()));
+        tokio::task::yield_now().await;
+        let refused = router.clone().oneshot(get()).await.expect("answered");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        gate.notify_one();
+        let served = first.await.expect("task").expect("answered");
+        assert_eq!(served.status(), StatusCode::OK);
+        // Its body done and dropped, the permit is back.
+        drop(served);
+        gate.notify_one();
+        let again = router.oneshot(get()).await.expect("answered");
+        assert_eq!(again.status(), StatusCode::OK);
+    }
 
     #[test]
     fn writes_scope_guards_state_changes_and_profiling_only() {

@@ -29,7 +29,7 @@ pub struct BasicUser {
 
 /// A secret string: read from the file like any other, never printed
 /// (its `Debug` and serialised forms are `<redacted>`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -41,6 +41,11 @@ impl Secret {
     /// The secret itself, for comparing credentials.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether no secret was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

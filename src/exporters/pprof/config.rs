@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::types::HumanDuration;
+use crate::config::types::{HumanDuration, Secret};
 
 /// `exporters.pprof`: StreamGate's own CPU and heap profiles on
 /// `/debug/pprof`, optionally pushed to Pyroscope.
@@ -22,7 +22,7 @@ pub struct PprofConfig {
     pub heap_sample_bytes: u64,
     /// When set, `/debug/pprof/*` answers only requests with
     /// `Authorization: Bearer <access_token>` (401 otherwise).
-    pub access_token: String,
+    pub access_token: Secret,
     /// Continuous profiling pushed to a Pyroscope-compatible server.
     pub pyroscope: PyroscopeConfig,
 }
@@ -47,9 +47,9 @@ pub struct PyroscopeConfig {
     /// `X-Scope-OrgID` for multi-tenant servers (empty: none).
     pub tenant_id: String,
     /// Bearer token (empty: none); wins over basic auth.
-    pub bearer_token: String,
+    pub bearer_token: Secret,
     pub basic_auth_username: String,
-    pub basic_auth_password: String,
+    pub basic_auth_password: Secret,
     /// Per push request.
     pub timeout: HumanDuration,
     /// Profiles waiting to be pushed at most; more are dropped and counted.
@@ -67,9 +67,9 @@ impl Default for PyroscopeConfig {
             upload_interval: HumanDuration::secs(10),
             heap_interval: HumanDuration::secs(60),
             tenant_id: String::new(),
-            bearer_token: String::new(),
+            bearer_token: Secret::default(),
             basic_auth_username: String::new(),
-            basic_auth_password: String::new(),
+            basic_auth_password: Secret::default(),
             timeout: HumanDuration::secs(10),
             queue: 6,
             attempts: 3,
@@ -84,7 +84,7 @@ impl Default for PprofConfig {
             frequency: 100,
             max_seconds: 60,
             heap_sample_bytes: 512 * 1024,
-            access_token: String::new(),
+            access_token: Secret::default(),
             pyroscope: PyroscopeConfig::default(),
         }
     }

@@ -258,7 +258,7 @@ async fn require_token(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let expected = p.cfg.access_token.as_bytes();
+    let expected = p.cfg.access_token.expose().as_bytes();
     if expected.is_empty() {
         return next.run(request).await;
     }

@@ -201,13 +201,14 @@ impl Worker {
         if !self.cfg.bearer_token.is_empty() {
             request = request.header(
                 http::header::AUTHORIZATION,
-                format!("Bearer {}", self.cfg.bearer_token),
+                format!("Bearer {}", self.cfg.bearer_token.expose()),
             );
         } else if !self.cfg.basic_auth_username.is_empty() {
             use base64::Engine as _;
             let token = base64::engine::general_purpose::STANDARD.encode(format!(
                 "{}:{}",
-                self.cfg.basic_auth_username, self.cfg.basic_auth_password
+                self.cfg.basic_auth_username,
+                self.cfg.basic_auth_password.expose()
             ));
             request = request.header(http::header::AUTHORIZATION, format!("Basic {token}"));
         }
