@@ -52,3 +52,10 @@ pub trait Durable: Send + Sync {
     /// Takes back a snapshot of this version, before any data arrives.
     fn restore(&self, snapshot: &[u8]) -> Result<Restored, DurableError>;
 }
+
+/// Appends `value` to `out` in postcard, the encoding snapshots use.
+pub fn append<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DurableError> {
+    let written = std::mem::take(out);
+    *out = postcard::to_extend(value, written).map_err(DurableError::encode)?;
+    Ok(())
+}

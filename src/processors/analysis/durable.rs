@@ -19,7 +19,7 @@ use super::ratio::RatioGroup;
 use super::{AnalysisProcessor, Slot};
 use crate::analytics::baselines::{Baseline, RateConverter};
 use crate::analytics::forecasts::Forecaster;
-use crate::pipeline::durable::{Durable, DurableError, Restored};
+use crate::pipeline::durable::{Durable, DurableError, Restored, append as put};
 
 /// Series written per lock of the series map.
 const CHUNK: usize = 128;
@@ -84,12 +84,6 @@ impl Saved {
         slot.series.baseline = self.baseline;
         slot.series.forecaster = self.forecaster;
     }
-}
-
-fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DurableError> {
-    let written = std::mem::take(out);
-    *out = postcard::to_extend(value, written).map_err(DurableError::encode)?;
-    Ok(())
 }
 
 impl Durable for AnalysisProcessor {

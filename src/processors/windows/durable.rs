@@ -16,7 +16,7 @@ use super::{MAX_BINS, RELATIVE_ACCURACY, WindowProcessor};
 use crate::analytics::aggregation::WindowedStats;
 use crate::model::otlp::common::InstrumentationScope;
 use crate::model::otlp::resource::Resource;
-use crate::pipeline::durable::{Durable, DurableError, Restored};
+use crate::pipeline::durable::{Durable, DurableError, Restored, append as put};
 
 #[derive(Serialize)]
 struct SavedRef<'a> {
@@ -75,12 +75,6 @@ fn write_stream(hash: u64, stream: &mut Stream, out: &mut Vec<u8>) -> Result<(),
         },
         out,
     )
-}
-
-fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), DurableError> {
-    let written = std::mem::take(out);
-    *out = postcard::to_extend(value, written).map_err(DurableError::encode)?;
-    Ok(())
 }
 
 impl Durable for WindowProcessor {
