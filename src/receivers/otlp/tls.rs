@@ -6,8 +6,9 @@
 //! StreamGate with the file and the reason) and again when they change on
 //! disk, so a rotated certificate is served without a restart; a
 //! rotation that cannot be loaded keeps the previous certificate and is
-//! logged. Handshakes run on the connection's own task, bounded in time,
-//! and failures are counted in `streamgate_server_tls_handshake_failures_total`.
+//! logged. Handshakes run on the connection's own task, bounded in time
+//! and in number ([`MAX_HANDSHAKES`] at once), and failures are counted in
+//! `streamgate_server_tls_handshake_failures_total`.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -79,7 +80,14 @@ pub struct ServerTls {
     telemetry: Arc<Telemetry>,
     handshake_timeout: Duration,
     current: parking_lot::Mutex<Loaded>,
+    /// Handshakes under way at most (see [`MAX_HANDSHAKES`]).
+    handshakes: tokio::sync::Semaphore,
 }
+
+/// TLS handshakes one server runs at once; a connection beyond is closed
+/// at once (counted as a failed handshake), so a flood of connections
+/// that never finish theirs holds bounded memory.
+pub const MAX_HANDSHAKES: usize = 256;
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,6 +126,7 @@ impl ServerTls {
                 stamps: stamps(settings),
                 checked: Instant::now(),
             }),
+            handshakes: tokio::sync::Semaphore::new(MAX_HANDSHAKES),
         })
     }
 
@@ -150,6 +159,15 @@ impl ServerTls {
     /// debug) when it fails or takes too long.
     pub async fn accept(&self, stream: TcpStream) -> Option<TlsConnection> {
         let peer = stream.peer_addr().ok();
+        let Ok(_slot) = self.handshakes.try_acquire() else {
+            self.telemetry.record_tls_handshake_failure(self.server);
+            tracing::debug!(
+                server = self.server.as_str(),
+                ?peer,
+                "too many TLS handshakes at once: connection closed"
+            );
+            return None;
+        };
         let acceptor = TlsAcceptor::from(self.config());
         let failure =
             match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
