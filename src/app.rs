@@ -418,6 +418,24 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
+/// What `streamgate validate` checks beyond the file itself: every
+/// configured TLS certificate, key and client CA loads.
+pub fn check_files(config: &Config) -> Result<(), otlp::tls::TlsError> {
+    let otlp = [
+        ("receivers.otlp.grpc.tls", &config.otlp.grpc),
+        ("receivers.otlp.http.tls", &config.otlp.http),
+    ];
+    for (key, server) in otlp {
+        if let Some(tls) = server.tls.as_ref().filter(|_| server.enabled) {
+            otlp::tls::check(tls, key)?;
+        }
+    }
+    if let Some(tls) = &config.server.tls {
+        otlp::tls::check(tls, "server.tls")?;
+    }
+    Ok(())
+}
+
 /// Waits for SIGINT or SIGTERM.
 pub async fn wait_for_signal() {
     let ctrl_c = async {

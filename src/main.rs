@@ -92,7 +92,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Loadgen(args) => loadgen(args),
-        Command::Validate => match load_config(cli.config.as_deref()) {
+        Command::Validate => match load_config(cli.config.as_deref())
+            .map_err(anyhow::Error::from)
+            .and_then(|config| app::check_files(&config).map_err(anyhow::Error::from))
+        {
             Ok(_) => {
                 let name = cli
                     .config

@@ -176,3 +176,28 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     assert_eq!(status.code(), Some(0), "{}", collector.logs());
     assert!(collector.logs().contains("StreamGate stopped"));
 }
+
+/// `validate` loads the TLS files a config names: a missing key file is
+/// exit code 2 with the config key and the path.
+#[test]
+fn validate_checks_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let missing = dir.path().join("missing-key.pem");
+    std::fs::write(
+        &path,
+        format!(
+            "receivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:4317\n      tls:\n        cert_file: {}\n        key_file: {}\n",
+            dir.path().join("missing-cert.pem").display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let out = streamgate(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("receivers.otlp.grpc.tls.cert_file") && err.contains("missing-cert.pem"),
+        "{err}"
+    );
+}

@@ -181,6 +181,12 @@ impl ServerTls {
     }
 }
 
+/// Loads `settings` (at `key` in the config file) without serving, to
+/// check the files (`streamgate validate`).
+pub fn check(settings: &TlsConfig, key: &str) -> Result<(), TlsError> {
+    build(settings, key, Alpn::H2).map(|_| ())
+}
+
 /// The modification times of the files, to notice a rotation.
 fn stamps(settings: &TlsConfig) -> Vec<Option<SystemTime>> {
     [
