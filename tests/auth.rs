@@ -201,3 +201,35 @@ fn requests_without_credentials_get_401_or_unauthenticated_basic_works() {
     assert_eq!(refused(&c, "http"), 2.0);
     assert_eq!(refused(&c, "grpc"), 1.0);
 }
+
+/// An unauthenticated upload over HTTP/2 (curl, prior knowledge) gets the
+/// 401 itself, not a reset stream, even with a body larger than what is
+/// read of it.
+#[test]
+fn an_unauthenticated_http2_upload_gets_the_401() {
+    let c = collector();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = dir.path().join("body.bin");
+    std::fs::write(&body, vec![0u8; 1 << 20]).expect("body");
+    for _ in 0..5 {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--http2-prior-knowledge",
+            ])
+            .args([
+                "-H",
+                "Content-Type: application/x-protobuf",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", body.display()))
+            .arg(c.otlp_http_url("/v1/metrics"))
+            .output()
+            .expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{out:?}");
+    }
+}

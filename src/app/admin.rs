@@ -99,8 +99,9 @@ impl http_body::Body for Held {
     }
 }
 
-/// Most bytes of a refused request's body read before the 401.
-const MAX_REFUSED_BODY: usize = 64 * 1024;
+/// Most bytes of a refused request's body read (and dropped) before the
+/// 401: admin requests are small JSON documents.
+const MAX_REFUSED_BODY: usize = 1024 * 1024;
 
 /// What the guard needs.
 struct Guard {
@@ -152,7 +153,8 @@ async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
             // Read (and drop) a small body first: answering while the
             // client still sends makes some clients report a reset
             // instead of the 401 (HTTP/2 streams cut short).
-            let _ = axum::body::to_bytes(request.into_body(), MAX_REFUSED_BODY).await;
+            let drain = axum::body::to_bytes(request.into_body(), MAX_REFUSED_BODY);
+            let _ = tokio::time::timeout(HEADER_TIMEOUT, drain).await;
             let body = serde_json::json!({ "error": denied.message() });
             let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
             response.headers_mut().insert(

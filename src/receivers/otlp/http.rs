@@ -77,12 +77,18 @@ async fn handle<S: OtlpSignal>(
     payload: Option<Payload>,
     body: Body,
 ) -> Result<Vec<u8>, process::Refused> {
-    if let Some(auth) = &ctx.auth {
-        auth.check(
+    if let Some(auth) = &ctx.auth
+        && let Err(failure) = auth.check(
             headers
                 .get(header::AUTHORIZATION)
                 .map(HeaderValue::as_bytes),
-        )?;
+        )
+    {
+        // The body is read (and dropped, nothing kept) first: answered
+        // mid-upload, HTTP/2 clients such as curl report a reset stream
+        // instead of the 401. Bounded by the size limit and read_timeout.
+        discard(body, ctx.max_request_size, ctx.read_timeout).await;
+        return Err(failure.into());
     }
     let _permit = ctx.admission.try_admit()?;
     let Some(payload) = payload else {
@@ -117,7 +123,7 @@ async fn handle<S: OtlpSignal>(
     {
         // Read the body without keeping it, so the sender gets the 429
         // and its retry hint instead of a connection reset mid-upload.
-        discard(body, limit).await;
+        discard(body, limit, ctx.read_timeout).await;
         return Err(failure.into());
     }
     let read = http_body_util::Limited::new(body, limit).collect();
@@ -154,14 +160,19 @@ async fn handle<S: OtlpSignal>(
 }
 
 /// Reads and drops up to `limit` bytes of `body`.
-async fn discard(mut body: Body, limit: usize) {
-    let mut read = 0;
-    while let Some(Ok(frame)) = body.frame().await {
-        read += frame.data_ref().map_or(0, |d| d.len());
-        if read > limit {
-            return;
+/// Reads and drops up to `limit` bytes of `body`, for at most `within`
+/// (a stalled sender holds nothing for longer).
+async fn discard(mut body: Body, limit: usize, within: std::time::Duration) {
+    let drain = async {
+        let mut read = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len());
+            if read > limit {
+                return;
+            }
         }
-    }
+    };
+    let _ = tokio::time::timeout(within, drain).await;
 }
 
 fn too_large(limit: usize) -> Failure {
