@@ -3,7 +3,7 @@
 //! against the `Authorization` header (HTTP) or metadata (gRPC) in
 //! constant time. With nothing configured every request passes; with
 //! anything configured, an OTLP request without valid credentials is
-//! refused with 401 / `UNAUTHENTICATED` before its body is read (the
+//! refused with 401 / `UNAUTHENTICATED` before admission and decoding (the
 //! admin server's guard, in `app.rs`, answers 401 the same way).
 //! Credentials never appear in logs or errors.
 
