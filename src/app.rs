@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 mod admin;
+pub mod probe;
 pub mod state;
 
 use crate::api::{self, ApiState, Health, Listeners, Tail};

@@ -60,6 +60,16 @@ enum Command {
     /// receiver on this machine and report the achieved rate, refusals
     /// and latency percentiles.
     Loadgen(streamgate::loadgen::LoadgenArgs),
+    /// GET a health endpoint once (for container health checks): exit 0
+    /// on a 2xx answer, 1 otherwise.
+    Healthcheck {
+        /// The endpoint (plain HTTP).
+        #[arg(long, default_value = "http://127.0.0.1:9464/readyz")]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,6 +102,18 @@ fn main() -> ExitCode {
             }
         }
         Command::Loadgen(args) => loadgen(args),
+        Command::Healthcheck { url, timeout } => {
+            match app::probe::probe(&url, std::time::Duration::from_secs(timeout)) {
+                Ok(status) => {
+                    println!("{url}: {status}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Validate => match load_config(cli.config.as_deref())
             .map_err(anyhow::Error::from)
             .and_then(|config| app::check_files(&config).map_err(anyhow::Error::from))
