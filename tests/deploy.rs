@@ -84,3 +84,119 @@ fn healthcheck_answers_for_a_live_collector_and_fails_for_a_dead_one() {
     let out = streamgate(&["healthcheck", "--url", &collector.url("/nonexistent")]);
     assert_eq!(out.status.code(), Some(1), "a 404 is not healthy");
 }
+
+/// The compose stack: `docker-compose config` accepts it, every file it
+/// mounts exists, Prometheus' config passes `promtool check config` with
+/// the shipped rules where the stack mounts them, StreamGate's config is
+/// valid, and Grafana's provisioning points where the dashboards are
+/// mounted.
+#[test]
+fn the_compose_stack_and_its_configs_are_valid() {
+    let dir = Path::new(ROOT).join("deploy/compose");
+    let compose_text = std::fs::read_to_string(dir.join("docker-compose.yml")).expect("compose");
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose_text).expect("YAML");
+    let services = compose["services"].as_mapping().expect("services");
+    for wanted in [
+        "streamgate",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "pyroscope",
+        "demo-load",
+    ] {
+        assert!(services.contains_key(wanted), "service {wanted}");
+    }
+    for (name, service) in services {
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let source = volume
+                .as_str()
+                .expect("short volume syntax")
+                .split(':')
+                .next()
+                .unwrap_or("");
+            if source.starts_with('.') {
+                assert!(
+                    dir.join(source).exists(),
+                    "{name:?} mounts {source}, which does not exist"
+                );
+            }
+        }
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let port = port.as_str().expect("port string");
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name:?} publishes {port} beyond loopback"
+            );
+        }
+    }
+
+    let out = streamgate(&[
+        "--config",
+        dir.join("streamgate.yaml").to_str().unwrap(),
+        "validate",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let grafana = dir.join("grafana/provisioning");
+    let datasources: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(grafana.join("datasources/prometheus.yml")).expect("datasources"),
+    )
+    .expect("YAML");
+    assert_eq!(
+        datasources["datasources"][0]["url"],
+        "http://prometheus:9090"
+    );
+    assert_eq!(datasources["datasources"][0]["isDefault"], true);
+    let dashboards: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(grafana.join("dashboards/streamgate.yml")).expect("dashboards"),
+    )
+    .expect("YAML");
+    let path = dashboards["providers"][0]["options"]["path"]
+        .as_str()
+        .expect("path");
+    assert!(
+        compose_text.contains(&format!("../../dashboards:{path}")),
+        "the dashboards are mounted where the provider reads them ({path})"
+    );
+
+    if let Some(promtool) = common::find_peer("promtool") {
+        // As the stack mounts it: rules/ beside prometheus.yml.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            dir.join("prometheus.yml"),
+            tmp.path().join("prometheus.yml"),
+        )
+        .expect("copy");
+        std::os::unix::fs::symlink(Path::new(ROOT).join("rules"), tmp.path().join("rules"))
+            .expect("link");
+        let out = Command::new(promtool)
+            .args(["check", "config"])
+            .arg(tmp.path().join("prometheus.yml"))
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if let Some(compose_tool) = common::find_peer("docker-compose") {
+        let out = Command::new(compose_tool)
+            .args(["-f"])
+            .arg(dir.join("docker-compose.yml"))
+            .args(["config", "-q"])
+            .output()
+            .expect("docker-compose");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
