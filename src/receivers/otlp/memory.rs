@@ -387,6 +387,24 @@ mod tests {
         m.reserve(&mut b, 5 << 20).unwrap();
     }
 
+    /// Near the hard limit (last sample within a quarter of the budget
+    /// of it), in-flight bytes are refused even with budget left.
+    #[test]
+    fn in_flight_bytes_are_refused_near_the_hard_limit() {
+        let m = limiter(100);
+        // hard 90 MiB, budget 10 MiB: the ceiling is 87.5 MiB.
+        m.observe(86 << 20);
+        let mut a = Reservation::default();
+        m.reserve(&mut a, 1 << 20).unwrap();
+        m.observe(87 << 20);
+        let refused = m.reserve(&mut a, 1 << 20).unwrap_err();
+        assert_eq!(refused.http_status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.to_string().contains("near the hard limit"), "{refused}");
+        assert_eq!(a.bytes(), 1 << 20, "the refused bytes were not taken");
+        m.observe(80 << 20);
+        m.reserve(&mut a, 1 << 20).unwrap();
+    }
+
     #[test]
     fn no_limit_means_nothing_is_refused() {
         let m = MemoryLimiter::unlimited();
