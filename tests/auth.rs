@@ -11,14 +11,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Collector, Options, http_client};
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::{
     MetricExporter, Protocol, RetryPolicy, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prost::Message;
 use streamgate::model::otlp::MetricsRequest;
 
@@ -33,26 +30,8 @@ fn collector() -> Collector {
     })
 }
 
-/// A meter provider exporting one counter through `exporter`; flushing it
-/// returns the export's outcome.
 fn provider(exporter: MetricExporter, service: &str) -> SdkMeterProvider {
-    let reader = PeriodicReader::builder(exporter)
-        .with_interval(Duration::from_secs(3600))
-        .build();
-    let provider = SdkMeterProvider::builder()
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service.to_string())
-                .build(),
-        )
-        .with_reader(reader)
-        .build();
-    provider
-        .meter("auth-test")
-        .u64_counter("logins")
-        .build()
-        .add(3, &[KeyValue::new("result", "ok")]);
-    provider
+    common::sdk::logins_provider(exporter, service, "auth-test")
 }
 
 fn http_exporter(c: &Collector, token: &str) -> MetricExporter {

@@ -82,6 +82,35 @@ fn speaks_after_one_point(c: &Collector) -> Option<f64> {
     None
 }
 
+/// Unix time now, in seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+/// Waits (at most 10 s) for a snapshot of `component` written after `since`.
+fn wait_for_snapshot(c: &Collector, component: &str, since: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .scrape()
+        .get(
+            "streamgate_state_last_snapshot_timestamp_seconds",
+            &[("component", component)],
+        )
+        .unwrap_or(0.0)
+        < since
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no {component} snapshot within 10s: {}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn kill_9_keeps_the_models_of_the_last_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -89,25 +118,7 @@ fn kill_9_keeps_the_models_of_the_last_snapshot() {
     let mut first = collector(&state, "1s");
     teach(&first);
     let before = expected(&first).expect("the baseline warmed up");
-    // Wait for a snapshot taken after the teaching.
-    let taught_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state_metric(
-        &first,
-        "streamgate_state_last_snapshot_timestamp_seconds",
-        &[],
-    ) < taught_at
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot within 10s: {}",
-            first.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_snapshot(&first, "analysis", unix_now());
     first.kill();
 
     let second = collector(&state, "1s");
@@ -271,24 +282,7 @@ fn kill_9_keeps_span_metrics_counters_growing() {
     let mut first = collector(&state, "1s");
     send_spans(&first, 7);
     wait_for_calls(&first, 7.0);
-    // A snapshot written after the spans were counted.
-    let counted_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    let snapshot_of = |c: &Collector| {
-        c.scrape()
-            .get(
-                "streamgate_state_last_snapshot_timestamp_seconds",
-                &[("component", "spanmetrics")],
-            )
-            .unwrap_or(0.0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while snapshot_of(&first) < counted_at {
-        assert!(Instant::now() < deadline, "no snapshot: {}", first.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_snapshot(&first, "spanmetrics", unix_now());
     first.kill();
 
     let second = collector(&state, "1s");
@@ -318,20 +312,8 @@ fn kill_9_keeps_active_alerts() {
     )
     .expect("JSON");
     let id = created["id"].as_str().expect("id").to_string();
-    let snapshot_of = |c: &Collector| {
-        c.scrape()
-            .get(
-                "streamgate_state_last_snapshot_timestamp_seconds",
-                &[("component", "alerts")],
-            )
-            .unwrap_or(0.0)
-    };
     let created_at = created["starts_at"].as_f64().expect("starts_at");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while snapshot_of(&first) < created_at {
-        assert!(Instant::now() < deadline, "no snapshot: {}", first.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_snapshot(&first, "alerts", created_at);
     first.kill();
 
     let second = collector(&state, "1s");
@@ -398,23 +380,7 @@ fn kill_9_keeps_delta_totals() {
     send_delta(&first, 5);
     send_delta(&first, 4);
     assert_eq!(orders(&first), Some(9.0));
-    let sent_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while first
-        .scrape()
-        .get(
-            "streamgate_state_last_snapshot_timestamp_seconds",
-            &[("component", "exporter")],
-        )
-        .unwrap_or(0.0)
-        < sent_at
-    {
-        assert!(Instant::now() < deadline, "no snapshot: {}", first.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_snapshot(&first, "exporter", unix_now());
     first.kill();
 
     let second = collector(&state, "1s");

@@ -16,11 +16,8 @@ use std::time::{Duration, Instant};
 use common::pki::{self, Pki};
 use common::prometheus::Prometheus;
 use common::{Collector, Options, find_peer, http_client, peers_required};
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::{MetricExporter, RetryPolicy, WithExportConfig, WithTonicConfig};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prost::Message;
 use streamgate::model::otlp::MetricsRequest;
 use streamgate::model::otlp::common::{AnyValue, KeyValue as OtlpKeyValue, any_value};
@@ -47,25 +44,8 @@ fn pki_in(dir: &Path) -> Pki {
     pki::generate(dir)
 }
 
-/// A meter provider exporting `logins` (3) as service `service`.
 fn provider(exporter: MetricExporter, service: &str) -> SdkMeterProvider {
-    let reader = PeriodicReader::builder(exporter)
-        .with_interval(Duration::from_secs(3600))
-        .build();
-    let provider = SdkMeterProvider::builder()
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service.to_string())
-                .build(),
-        )
-        .with_reader(reader)
-        .build();
-    provider
-        .meter("tls-test")
-        .u64_counter("logins")
-        .build()
-        .add(3, &[KeyValue::new("result", "ok")]);
-    provider
+    common::sdk::logins_provider(exporter, service, "tls-test")
 }
 
 /// The Rust SDK's gRPC exporter to `endpoint`, trusting the test CA and

@@ -5,6 +5,7 @@
 
 pub mod pki;
 pub mod prometheus;
+pub mod sdk;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -399,7 +399,10 @@ mod tests {
         m.observe(87 << 20);
         let refused = m.reserve(&mut a, 1 << 20).unwrap_err();
         assert_eq!(refused.http_status(), http::StatusCode::TOO_MANY_REQUESTS);
-        assert!(refused.to_string().contains("near the hard limit"), "{refused}");
+        assert!(
+            refused.to_string().contains("near the hard limit"),
+            "{refused}"
+        );
         assert_eq!(a.bytes(), 1 << 20, "the refused bytes were not taken");
         m.observe(80 << 20);
         m.reserve(&mut a, 1 << 20).unwrap();
