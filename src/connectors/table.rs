@@ -21,6 +21,7 @@ use std::hash::{BuildHasher, Hasher};
 use hashbrown::HashTable;
 
 use crate::model::otlp::common::KeyValue;
+use crate::pipeline::durable::{DurableError, append as put};
 
 const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x7ab1e);
 /// The second half of a series key.
@@ -157,13 +158,6 @@ struct SavedEntryOwned<V> {
     value: V,
     start_ns: u64,
     last_ns: u64,
-}
-
-/// Appends `value` in postcard to `out`.
-pub fn put<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
-    let written = std::mem::take(out);
-    *out = postcard::to_extend(value, written)?;
-    Ok(())
 }
 
 impl<V> Table<V> {
@@ -412,7 +406,7 @@ impl<V> Table<V> {
 
     /// Appends every series (the overflow series too) to `out`: their
     /// number, then each as a [`SavedEntry`].
-    pub fn save(&self, out: &mut Vec<u8>) -> Result<(), postcard::Error>
+    pub fn save(&self, out: &mut Vec<u8>) -> Result<(), DurableError>
     where
         V: serde::Serialize,
     {
@@ -457,15 +451,17 @@ impl<V> Table<V> {
         &mut self,
         bytes: &'b [u8],
         fits: impl Fn(&V, usize) -> bool,
-    ) -> Result<(&'b [u8], u64, u64), postcard::Error>
+    ) -> Result<(&'b [u8], u64, u64), DurableError>
     where
         V: serde::de::DeserializeOwned,
     {
         use prost::Message;
-        let (count, mut rest): (u64, _) = postcard::take_from_bytes(bytes)?;
+        let (count, mut rest): (u64, _) =
+            postcard::take_from_bytes(bytes).map_err(DurableError::decode)?;
         let (mut restored, mut discarded) = (0, 0);
         for _ in 0..count {
-            let (saved, tail): (SavedEntryOwned<V>, _) = postcard::take_from_bytes(rest)?;
+            let (saved, tail): (SavedEntryOwned<V>, _) =
+                postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
             rest = tail;
             if !fits(&saved.value, saved.dims.len()) {
                 discarded += 1;
@@ -492,7 +488,9 @@ impl<V> Table<V> {
             }
             let Ok(resource) = crate::model::otlp::resource::Resource::decode(&saved.resource[..])
             else {
-                return Err(postcard::Error::DeserializeBadEncoding);
+                return Err(DurableError::decode(
+                    "a saved resource is not a protobuf Resource",
+                ));
             };
             let attributes = resource.attributes;
             let hash = resource_hash(&attributes);

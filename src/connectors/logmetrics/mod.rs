@@ -273,12 +273,8 @@ impl crate::pipeline::durable::Durable for LogMetrics {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
-        use crate::pipeline::durable::DurableError;
-        self.records
-            .lock()
-            .save(out)
-            .map_err(DurableError::encode)?;
-        self.errors.lock().save(out).map_err(DurableError::encode)
+        self.records.lock().save(out)?;
+        self.errors.lock().save(out)
     }
 
     fn restore(
@@ -286,16 +282,8 @@ impl crate::pipeline::durable::Durable for LogMetrics {
         snapshot: &[u8],
     ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
         use crate::pipeline::durable::{DurableError, Restored};
-        let (rest, a, a_discarded) = self
-            .records
-            .lock()
-            .load(snapshot, |_, _| true)
-            .map_err(DurableError::decode)?;
-        let (rest, b, b_discarded) = self
-            .errors
-            .lock()
-            .load(rest, |_, _| true)
-            .map_err(DurableError::decode)?;
+        let (rest, a, a_discarded) = self.records.lock().load(snapshot, |_, _| true)?;
+        let (rest, b, b_discarded) = self.errors.lock().load(rest, |_, _| true)?;
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last series"));
         }

@@ -778,10 +778,9 @@ impl crate::pipeline::durable::Durable for ServiceGraph {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
-        use crate::pipeline::durable::DurableError;
         let state = self.state.lock();
-        state.edges.save(out).map_err(DurableError::encode)?;
-        state.spans.save(out).map_err(DurableError::encode)
+        state.edges.save(out)?;
+        state.spans.save(out)
     }
 
     fn restore(
@@ -792,18 +791,12 @@ impl crate::pipeline::durable::Durable for ServiceGraph {
         let labels = self.edge_labels.len();
         let buckets = self.bounds.len() + 1;
         let mut state = self.state.lock();
-        let (rest, a, a_discarded) = state
-            .edges
-            .load(snapshot, |e: &EdgeSeries, n| {
-                (n == labels || n == 0)
-                    && e.server.counts.len() == buckets
-                    && e.client.counts.len() == buckets
-            })
-            .map_err(DurableError::decode)?;
-        let (rest, b, b_discarded) = state
-            .spans
-            .load(rest, |_, n| n == 3 || n == 0)
-            .map_err(DurableError::decode)?;
+        let (rest, a, a_discarded) = state.edges.load(snapshot, |e: &EdgeSeries, n| {
+            (n == labels || n == 0)
+                && e.server.counts.len() == buckets
+                && e.client.counts.len() == buckets
+        })?;
+        let (rest, b, b_discarded) = state.spans.load(rest, |_, n| n == 3 || n == 0)?;
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last series"));
         }

@@ -366,10 +366,7 @@ impl crate::pipeline::durable::Durable for SpanMetrics {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
-        self.table
-            .lock()
-            .save(out)
-            .map_err(crate::pipeline::durable::DurableError::encode)
+        self.table.lock().save(out)
     }
 
     fn restore(
@@ -389,11 +386,7 @@ impl crate::pipeline::durable::Durable for SpanMetrics {
                     Buckets::Exponential(_) => exponential,
                 }
         };
-        let (rest, items, discarded) = self
-            .table
-            .lock()
-            .load(snapshot, fits)
-            .map_err(DurableError::decode)?;
+        let (rest, items, discarded) = self.table.lock().load(snapshot, fits)?;
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last series"));
         }

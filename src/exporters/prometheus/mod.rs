@@ -178,19 +178,14 @@ impl crate::pipeline::durable::Durable for PrometheusExporter {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
-        self.store()
-            .save_accumulated(out)
-            .map_err(crate::pipeline::durable::DurableError::encode)
+        self.store().save_accumulated(out)
     }
 
     fn restore(
         &self,
         snapshot: &[u8],
     ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
-        let (items, discarded) = self
-            .store()
-            .restore_accumulated(snapshot)
-            .map_err(crate::pipeline::durable::DurableError::decode)?;
+        let (items, discarded) = self.store().restore_accumulated(snapshot)?;
         Ok(crate::pipeline::durable::Restored { items, discarded })
     }
 }

@@ -16,6 +16,7 @@ use super::SeriesStore;
 use super::family::{FamilyKind, FamilyMeta};
 use super::labels::{LabelSet, LabelSource, parse_label_block};
 use super::value::{ClassicHistogram, ExponentialHistogram, SeriesState, SeriesValue, Temporality};
+use crate::pipeline::durable::{DurableError, append as put};
 
 #[derive(Serialize, Deserialize)]
 struct SavedFamily {
@@ -114,7 +115,7 @@ fn parse_labels(text: &str, out: &mut LabelSet) {
 
 impl SeriesStore {
     /// Appends the series of every accumulating family to `out`.
-    pub fn save_accumulated(&self, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+    pub fn save_accumulated(&self, out: &mut Vec<u8>) -> Result<(), DurableError> {
         let families: Vec<_> = self
             .families_sorted()
             .into_iter()
@@ -155,17 +156,20 @@ impl SeriesStore {
 
     /// Takes back what [`SeriesStore::save_accumulated`] wrote; returns
     /// (series restored, series discarded).
-    pub fn restore_accumulated(&self, bytes: &[u8]) -> Result<(u64, u64), postcard::Error> {
-        let (families, mut rest): (u64, _) = postcard::take_from_bytes(bytes)?;
+    pub fn restore_accumulated(&self, bytes: &[u8]) -> Result<(u64, u64), DurableError> {
+        let (families, mut rest): (u64, _) =
+            postcard::take_from_bytes(bytes).map_err(DurableError::decode)?;
         let (mut restored, mut discarded) = (0u64, 0u64);
         let mut labels = LabelSet::new();
         let now = self.now_tick();
         for _ in 0..families {
-            let (family, tail): (SavedFamily, _) = postcard::take_from_bytes(rest)?;
+            let (family, tail): (SavedFamily, _) =
+                postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
             rest = tail;
             let mut series = Vec::with_capacity(family.series.min(1 << 20) as usize);
             for _ in 0..family.series {
-                let (saved, tail): (SavedSeries, _) = postcard::take_from_bytes(rest)?;
+                let (saved, tail): (SavedSeries, _) =
+                    postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
                 rest = tail;
                 series.push(saved);
             }
@@ -212,16 +216,10 @@ impl SeriesStore {
             }
         }
         if !rest.is_empty() {
-            return Err(postcard::Error::DeserializeBadEncoding);
+            return Err(DurableError::decode("bytes after the last family"));
         }
         Ok((restored, discarded))
     }
-}
-
-fn put<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
-    let written = std::mem::take(out);
-    *out = postcard::to_extend(value, written)?;
-    Ok(())
 }
 
 #[cfg(test)]
