@@ -41,6 +41,8 @@ pub enum AppError {
     Tls(#[from] otlp::tls::TlsError),
     #[error(transparent)]
     State(#[from] state::StateError),
+    #[error(transparent)]
+    Exporter(#[from] crate::exporters::delivery::DeliveryError),
     #[error("shutdown did not finish within {0:?}; in-flight requests were abandoned")]
     DrainTimeout(std::time::Duration),
 }
@@ -75,7 +77,10 @@ impl App {
     /// Builds every component from the config.
     pub fn build(config: Config) -> App {
         let telemetry = Arc::new(Telemetry::new());
-        let exporter = prometheus::build(config.prometheus.clone(), telemetry.clone());
+        let exporter = Arc::new(
+            prometheus::PrometheusExporter::new(config.prometheus.clone(), telemetry.clone())
+                .with_collector_instance(&config.collector_instance),
+        );
         exporter
             .store()
             .set_watch_limits(prometheus::store::WatchLimits {
@@ -190,6 +195,15 @@ impl App {
         let mut tasks = Vec::new();
 
         let admin_tls = admin::tls(&self.config.server, self.telemetry.clone())?;
+        // Push exporters are set up (and their files read) before any
+        // listener binds, so a bad setting stops the start cleanly.
+        if let Some(remote) = crate::exporters::remote_write::start(
+            &self.config.remote_write,
+            self.exporter.clone(),
+            shutdown.clone(),
+        )? {
+            tasks.extend(remote);
+        }
         let endpoint = self.config.server.endpoint.addr();
         let listener = TcpListener::bind(endpoint)
             .await
@@ -283,6 +297,7 @@ impl App {
         tasks.push(tokio::spawn(
             self.exporter.clone().run_expiry(shutdown.clone()),
         ));
+
         if let Some(w) = &self.windows {
             tasks.push(tokio::spawn(w.clone().run(shutdown.clone())));
         }

@@ -20,6 +20,7 @@ pub use crate::connectors::spanmetrics::SpanMetricsConfig;
 pub use crate::exporters::alertmanager::config::AlertingConfig;
 pub use crate::exporters::pprof::config::PprofConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
+pub use crate::exporters::remote_write::RemoteWriteConfig;
 pub use crate::processors::analysis::AnalysisConfig;
 pub use crate::processors::windows::WindowsConfig;
 pub use crate::receivers::otlp::config::OtlpReceiverConfig;
@@ -61,6 +62,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
+    /// This replica's name, added as `collector_instance` to every series
+    /// on `/metrics` and in remote write (empty: no label), so replicas
+    /// sharing a backend never write the same series.
+    pub collector_instance: String,
     /// The admin server: `/metrics`, health, API.
     pub server: ServerConfig,
     /// Bounds of the debugging API (series, history, tails).
@@ -108,6 +113,7 @@ pub struct RawProcessors {
 #[serde(default, deny_unknown_fields)]
 pub struct RawExporters {
     pub prometheus: PrometheusExporterConfig,
+    pub remote_write: RemoteWriteConfig,
     pub alertmanager: AlertingConfig,
     pub pprof: PprofConfig,
 }
@@ -115,6 +121,7 @@ pub struct RawExporters {
 /// A validated configuration, ready to build components from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    pub collector_instance: String,
     pub server: ServerConfig,
     pub api: ApiConfig,
     pub logging: LoggingConfig,
@@ -126,6 +133,7 @@ pub struct Config {
     pub windows: WindowsConfig,
     pub analysis: AnalysisConfig,
     pub prometheus: PrometheusExporterConfig,
+    pub remote_write: RemoteWriteConfig,
     pub alerting: AlertingConfig,
     pub pprof: PprofConfig,
 }
@@ -151,6 +159,12 @@ impl RawConfig {
         self.state.validate().map_err(invalid)?;
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
+        self.exporters.remote_write.validate().map_err(invalid)?;
+        if self.collector_instance.chars().any(char::is_control) {
+            return Err(invalid(
+                "collector_instance must not hold control characters".into(),
+            ));
+        }
         self.exporters.alertmanager.validate().map_err(invalid)?;
         self.exporters.pprof.validate().map_err(invalid)?;
         self.connectors.spanmetrics.validate().map_err(invalid)?;
@@ -182,6 +196,7 @@ impl RawConfig {
             }
         }
         Ok(Config {
+            collector_instance: self.collector_instance,
             server: self.server,
             api: self.api,
             logging: self.logging,
@@ -193,6 +208,7 @@ impl RawConfig {
             windows: self.processors.windows,
             analysis: self.processors.analysis,
             prometheus: self.exporters.prometheus,
+            remote_write: self.exporters.remote_write,
             alerting: self.exporters.alertmanager,
             pprof: self.exporters.pprof,
         })

@@ -7,6 +7,7 @@
 //! scraped. This module imports nothing else of StreamGate's.
 
 pub mod allocator;
+pub mod delivery;
 pub mod events;
 pub mod health;
 mod histogram;
@@ -18,6 +19,7 @@ mod snapshot;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use delivery::{Delivery, DeliveryOutcome, DeliveryStats};
 pub use histogram::AtomicHistogram;
 pub use snapshot::{FamilySnapshot, MetricKind, SampleSnapshot};
 
@@ -192,6 +194,8 @@ pub struct Telemetry {
     health: parking_lot::Mutex<health::HealthWindow>,
     /// Profile pushes: [sent, failed, dropped].
     profiling_pushes: [AtomicU64; 3],
+    /// The push exporters' counters, by [`Delivery`].
+    delivery: [DeliveryStats; delivery::DELIVERIES],
     /// Failed TLS handshakes, by `TlsServer`.
     tls_handshake_failures: [AtomicU64; 3],
     /// Admin requests refused for missing or wrong credentials.
@@ -308,6 +312,7 @@ impl Telemetry {
             alerting_active: Default::default(),
             health: Default::default(),
             profiling_pushes: Default::default(),
+            delivery: Default::default(),
             tls_handshake_failures: Default::default(),
             admin_unauthenticated: AtomicU64::new(0),
             state: Default::default(),
@@ -532,6 +537,11 @@ impl Telemetry {
 
     pub fn record_admin_unauthenticated(&self) {
         self.admin_unauthenticated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters of one push exporter.
+    pub fn delivery(&self, which: Delivery) -> &DeliveryStats {
+        &self.delivery[which as usize]
     }
 
     pub fn record_profile_push(&self, outcome: NotificationOutcome) {

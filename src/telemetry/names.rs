@@ -49,6 +49,15 @@ pub const RUNTIME_PARKS: &str = "streamgate_runtime_worker_parks_total";
 
 pub const PROFILING_PUSHES: &str = "streamgate_profiling_pushes_total";
 
+pub const DELIVERY_ITEMS: &str = "streamgate_exporter_sent_items_total";
+pub const DELIVERY_FAILED: &str = "streamgate_exporter_failed_items_total";
+pub const DELIVERY_DROPPED: &str = "streamgate_exporter_dropped_items_total";
+pub const DELIVERY_RETRIES: &str = "streamgate_exporter_retried_requests_total";
+pub const DELIVERY_QUEUE_ITEMS: &str = "streamgate_exporter_queue_items";
+pub const DELIVERY_QUEUE_BYTES: &str = "streamgate_exporter_queue_bytes";
+pub const DELIVERY_QUEUE_CAPACITY: &str = "streamgate_exporter_queue_capacity_bytes";
+pub const DELIVERY_LAST_SUCCESS: &str = "streamgate_exporter_last_success_timestamp_seconds";
+
 pub const STATE_SNAPSHOTS: &str = "streamgate_state_snapshots_total";
 pub const STATE_SNAPSHOT_BYTES: &str = "streamgate_state_snapshot_bytes";
 pub const STATE_LAST_SNAPSHOT: &str = "streamgate_state_last_snapshot_timestamp_seconds";
@@ -63,7 +72,15 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 49] = [
+pub const ALL: [&str; 57] = [
+    DELIVERY_ITEMS,
+    DELIVERY_FAILED,
+    DELIVERY_DROPPED,
+    DELIVERY_RETRIES,
+    DELIVERY_QUEUE_ITEMS,
+    DELIVERY_QUEUE_BYTES,
+    DELIVERY_QUEUE_CAPACITY,
+    DELIVERY_LAST_SUCCESS,
     STATE_SNAPSHOTS,
     STATE_SNAPSHOT_BYTES,
     STATE_LAST_SNAPSHOT,

@@ -393,6 +393,7 @@ impl Telemetry {
             "CPU and heap profiles pushed to Pyroscope, by outcome (sent, failed after retries, dropped because the queue was full).",
             &self.profiling_pushes,
         ));
+        self.delivery_families(&mut out);
         let state = self.state_stats();
         let per_component = |value: &dyn Fn(&super::StateStats) -> f64| -> Vec<SampleSnapshot> {
             state
@@ -571,5 +572,91 @@ fn format_bound(bound: f64) -> String {
         "+Inf".to_string()
     } else {
         bound.to_string()
+    }
+}
+
+impl Telemetry {
+    /// `streamgate_exporter_*` of the configured push exporters.
+    fn delivery_families(&self, out: &mut Vec<FamilySnapshot>) {
+        use super::delivery::{Delivery, DeliveryOutcome};
+        let enabled: Vec<Delivery> = Delivery::ALL
+            .into_iter()
+            .filter(|d| self.delivery(*d).is_enabled())
+            .collect();
+        if enabled.is_empty() {
+            return;
+        }
+        let labels = |d: Delivery| {
+            vec![
+                ("exporter", d.exporter().to_string()),
+                ("signal", d.signal().to_string()),
+            ]
+        };
+        let family = |name: &'static str,
+                      help: &'static str,
+                      kind: MetricKind,
+                      value: &dyn Fn(Delivery) -> f64| FamilySnapshot {
+            name,
+            help,
+            kind,
+            samples: enabled
+                .iter()
+                .map(|d| sample(labels(*d), value(*d)))
+                .collect(),
+        };
+        let items =
+            |outcome: DeliveryOutcome| move |d: Delivery| self.delivery(d).items(outcome) as f64;
+        out.push(family(
+            names::DELIVERY_ITEMS,
+            "Items (samples, spans, data points, log records) a push exporter delivered.",
+            MetricKind::Counter,
+            &items(DeliveryOutcome::Sent),
+        ));
+        out.push(family(
+            names::DELIVERY_FAILED,
+            "Items a push exporter gave up on: refused by the endpoint (4xx other than 429), or still failing when too old or at shutdown.",
+            MetricKind::Counter,
+            &items(DeliveryOutcome::Failed),
+        ));
+        out.push(family(
+            names::DELIVERY_DROPPED,
+            "Items a push exporter dropped unsent because its queue was full.",
+            MetricKind::Counter,
+            &items(DeliveryOutcome::Dropped),
+        ));
+        out.push(family(
+            names::DELIVERY_RETRIES,
+            "Requests a push exporter retried (connection errors, timeouts, 429, 5xx).",
+            MetricKind::Counter,
+            &|d| self.delivery(d).requests_retried.load(Ordering::Relaxed) as f64,
+        ));
+        out.push(family(
+            names::DELIVERY_QUEUE_ITEMS,
+            "Items waiting in a push exporter's queue.",
+            MetricKind::Gauge,
+            &|d| self.delivery(d).queue_items.load(Ordering::Relaxed) as f64,
+        ));
+        out.push(family(
+            names::DELIVERY_QUEUE_BYTES,
+            "Encoded bytes waiting in a push exporter's queue.",
+            MetricKind::Gauge,
+            &|d| self.delivery(d).queue_bytes.load(Ordering::Relaxed) as f64,
+        ));
+        out.push(family(
+            names::DELIVERY_QUEUE_CAPACITY,
+            "Most encoded bytes a push exporter's queue holds; beyond it the oldest batches are dropped.",
+            MetricKind::Gauge,
+            &|d| {
+                self.delivery(d)
+                    .queue_capacity_bytes
+                    .load(Ordering::Relaxed) as f64
+            },
+        ));
+        out.push(family(
+            names::DELIVERY_LAST_SUCCESS,
+            "Unix time of a push exporter's last accepted request (0: none yet).",
+            MetricKind::Gauge,
+            &|d| self.delivery(d).last_success_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        ));
     }
 }

@@ -61,6 +61,8 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// YAML under `state:` beside `directory` (e.g. `interval: 1s`).
     pub state_extra: String,
+    /// Top-level YAML (e.g. `collector_instance: a`).
+    pub top_extra: String,
 }
 
 impl Collector {
@@ -73,7 +75,8 @@ impl Collector {
         // Port 0 everywhere: the OS picks free ports and the collector logs
         // the addresses it bound, so tests never race for a port.
         let config = format!(
-            "state:\n  directory: {}\n{}\nserver:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\n{}\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n{}\n    http:\n      endpoint: 127.0.0.1:0\n{}\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n{}\n",
+            "{}\nstate:\n  directory: {}\n{}\nserver:\n  endpoint: 127.0.0.1:0\n  shutdown_timeout: 10s\n{}\napi:\n{}\nlogging:\n  level: info\n  format: json\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n{}\n    http:\n      endpoint: 127.0.0.1:0\n{}\n{}\nconnectors:\n{}\nprocessors:\n{}\nexporters:\n  prometheus:\n{}\n{}\n",
+            options.top_extra,
             options
                 .state_dir
                 .clone()

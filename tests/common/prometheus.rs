@@ -25,8 +25,20 @@ impl Prometheus {
     /// must exist; one Prometheus cannot load ends it, and this panics
     /// with its log.
     pub fn start(binary: &Path, config: &str) -> Prometheus {
+        Self::start_with(binary, config, &[], None)
+    }
+
+    /// [`Prometheus::start`] with extra command-line flags (e.g.
+    /// `--web.enable-remote-write-receiver`), and on `addr` when given
+    /// (a port a test reserved; not retried elsewhere).
+    pub fn start_with(
+        binary: &Path,
+        config: &str,
+        flags: &[&str],
+        addr: Option<&str>,
+    ) -> Prometheus {
         for _ in 0..3 {
-            let mut prometheus = Prometheus::spawn(binary, config);
+            let mut prometheus = Prometheus::spawn(binary, config, flags, addr);
             match prometheus.wait_ready() {
                 Ok(()) => return prometheus,
                 Err(log) if log.contains("address already in use") => continue,
@@ -36,14 +48,17 @@ impl Prometheus {
         panic!("prometheus found no free port in 3 tries");
     }
 
-    fn spawn(binary: &Path, config: &str) -> Prometheus {
+    fn spawn(binary: &Path, config: &str, flags: &[&str], addr: Option<&str>) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).expect("write prometheus.yml");
         let log = dir.path().join("prometheus.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = addr
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
         let child = Command::new(binary)
+            .args(flags)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",

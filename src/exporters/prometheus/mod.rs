@@ -31,11 +31,18 @@ pub use names_filter::NameFilter;
 pub use render::Format;
 pub use store::SeriesStore;
 
+/// The label telling replicas' series apart (see `collector_instance`).
+pub const COLLECTOR_INSTANCE_LABEL: &str = "collector_instance";
+
 /// The exporter: store + config. Shared as `Arc<PrometheusExporter>`.
 pub struct PrometheusExporter {
     store: SeriesStore,
     config: PrometheusExporterConfig,
     telemetry: Arc<Telemetry>,
+    /// `collector_instance` (empty: none), added to every sample.
+    collector_instance: String,
+    /// The same as a pre-escaped label block.
+    common_labels: String,
 }
 
 /// Builds the exporter from its (validated) config.
@@ -52,7 +59,55 @@ impl PrometheusExporter {
             store: SeriesStore::new(telemetry.clone(), names::ALL.to_vec()),
             config,
             telemetry,
+            collector_instance: String::new(),
+            common_labels: String::new(),
         }
+    }
+
+    /// Adds `collector_instance="<name>"` to every sample (nothing when
+    /// empty), so replicas sharing a backend never write the same series.
+    pub fn with_collector_instance(mut self, name: &str) -> Self {
+        self.collector_instance = name.to_string();
+        self.common_labels.clear();
+        if !name.is_empty() {
+            self.common_labels.push_str(COLLECTOR_INSTANCE_LABEL);
+            self.common_labels.push_str("=\"");
+            store::escape_value_into(name, &mut self.common_labels);
+            self.common_labels.push('"');
+        }
+        self
+    }
+
+    /// The `collector_instance` label's value (empty: none).
+    pub fn collector_instance(&self) -> &str {
+        &self.collector_instance
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Walks every family `/metrics` serves (stored and StreamGate's own)
+    /// into `out`, one family lock at a time, pacing it with `pacing`.
+    /// False when the pacing stopped it.
+    pub fn visit<E: render::Exposition>(
+        &self,
+        names: &NameFilter,
+        out: &mut E,
+        pacing: &mut dyn Pacing<E>,
+    ) -> bool {
+        let mut families = self.store.families_sorted();
+        families.retain(|f| names.matches(f.name()));
+        for family in &families {
+            render::write_family_chunked(family, out, &mut |o| pacing.after_series(o));
+            if !pacing.after_series(out) || !pacing.between_families(out) {
+                return false;
+            }
+        }
+        let mut own = self.telemetry.snapshot();
+        own.retain(|f| names.matches(f.name));
+        render::write_self_metrics(&own, out);
+        true
     }
 
     pub fn store(&self) -> &SeriesStore {
@@ -86,28 +141,39 @@ impl PrometheusExporter {
         chunk_size: usize,
         sink: &mut dyn ChunkSink,
     ) {
-        let mut families = self.store.families_sorted();
-        families.retain(|f| names.matches(f.name()));
-        let capacity = chunk_size.min(4096 + families.len() * 256);
-        let mut out = String::with_capacity(capacity);
-        let mut open = true;
-        for family in &families {
-            let mut hand_over = |out: &mut String| {
-                if out.len() >= chunk_size {
-                    open = sink.push(std::mem::replace(out, String::with_capacity(capacity)));
+        let capacity = chunk_size.min(4096 + self.store.family_count() * 256);
+        let mut out = render::TextOut::new(format, &self.common_labels, capacity);
+        struct Chunking<'s> {
+            sink: &'s mut dyn ChunkSink,
+            chunk_size: usize,
+            capacity: usize,
+            open: bool,
+        }
+        impl Pacing<render::TextOut<'_>> for Chunking<'_> {
+            fn after_series(&mut self, out: &mut render::TextOut<'_>) -> bool {
+                if self.open && out.out.len() >= self.chunk_size {
+                    let full =
+                        std::mem::replace(&mut out.out, String::with_capacity(self.capacity));
+                    self.open = self.sink.push(full);
                 }
-                open
-            };
-            render::write_family_chunked(family, format, &mut out, &mut hand_over);
-            if !hand_over(&mut out) || !sink.settle() {
-                return;
+                self.open
+            }
+            fn between_families(&mut self, _: &mut render::TextOut<'_>) -> bool {
+                self.sink.settle()
             }
         }
-        let mut own = self.telemetry.snapshot();
-        own.retain(|f| names.matches(f.name));
-        render::write_self_metrics(&own, format, &mut out);
-        render::write_eof(format, &mut out);
-        if sink.push(out) {
+        let mut chunking = Chunking {
+            sink,
+            chunk_size,
+            capacity,
+            open: true,
+        };
+        if !self.visit(names, &mut out, &mut chunking) {
+            return;
+        }
+        let sink = chunking.sink;
+        render::write_eof(format, &mut out.out);
+        if sink.push(out.out) {
             sink.settle();
         }
     }
@@ -143,6 +209,15 @@ impl PrometheusExporter {
             }
         }
     }
+}
+
+/// How a walk over the families ([`PrometheusExporter::visit`]) hands
+/// over what it wrote.
+pub trait Pacing<E> {
+    /// After each series, a family lock held: must not wait. False stops.
+    fn after_series(&mut self, out: &mut E) -> bool;
+    /// Between families, no lock held: may wait. False stops.
+    fn between_families(&mut self, out: &mut E) -> bool;
 }
 
 /// Where [`PrometheusExporter::render_chunks`] puts the exposition.

@@ -115,34 +115,99 @@ fn family_name<'a>(name: &'a str, kind: &str, format: Format) -> &'a str {
     }
 }
 
-/// Writes `name{labels,extra} value\n`.
-fn write_sample(
-    name: &str,
-    suffix: &str,
-    labels: LabelText<'_>,
-    extra: Option<(&str, &str)>,
-    value: f64,
-    out: &mut String,
-) {
-    out.push_str(name);
-    out.push_str(suffix);
-    if !labels.is_empty() || extra.is_some() {
-        out.push('{');
-        labels.push_to(out);
-        if let Some((k, v)) = extra {
-            if !labels.is_empty() {
-                out.push(',');
-            }
-            out.push_str(k);
-            out.push_str("=\"");
-            out.push_str(v);
-            out.push('"');
+/// Where rendered families go: the text exposition ([`TextOut`]), or
+/// another reader of samples (the remote-write exporter). The walk over
+/// the store is the same for both, so they never disagree on a series.
+pub trait Exposition {
+    /// The conventions samples follow (suffixes, `_created`, exemplars).
+    fn format(&self) -> Format;
+    /// A family begins: `name` as the text format writes it (counters end
+    /// in `_total`), its type, help and unit.
+    fn header(&mut self, name: &str, kind: &str, help: &str, unit: &str);
+    /// One sample: `name` + `suffix`, the family's pre-escaped label
+    /// block, an extra label (`le`, `quantile`) and the value.
+    fn sample(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: LabelText<'_>,
+        extra: Option<(&str, &str)>,
+        value: f64,
+    );
+    /// An exemplar of the sample just written (OpenMetrics only).
+    fn exemplar(&mut self, _exemplar: &StoredExemplar) {}
+}
+
+/// The text exposition being written, with labels every sample carries
+/// (`collector_instance`), pre-escaped, after its own.
+pub struct TextOut<'a> {
+    pub out: String,
+    format: Format,
+    common: &'a str,
+}
+
+impl<'a> TextOut<'a> {
+    /// `common` is a pre-escaped label block (`a="b",c="d"`) or empty.
+    pub fn new(format: Format, common: &'a str, capacity: usize) -> Self {
+        Self {
+            out: String::with_capacity(capacity),
+            format,
+            common,
         }
-        out.push('}');
     }
-    out.push(' ');
-    write_float(value, out);
-    out.push('\n');
+}
+
+impl Exposition for TextOut<'_> {
+    fn format(&self) -> Format {
+        self.format
+    }
+
+    fn header(&mut self, name: &str, kind: &str, help: &str, unit: &str) {
+        write_header(name, kind, help, unit, self.format, &mut self.out);
+    }
+
+    /// Writes `name{labels,extra,common} value\n`.
+    fn sample(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: LabelText<'_>,
+        extra: Option<(&str, &str)>,
+        value: f64,
+    ) {
+        let out = &mut self.out;
+        out.push_str(name);
+        out.push_str(suffix);
+        if !labels.is_empty() || extra.is_some() || !self.common.is_empty() {
+            out.push('{');
+            labels.push_to(out);
+            let mut first = labels.is_empty();
+            if let Some((k, v)) = extra {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(k);
+                out.push_str("=\"");
+                out.push_str(v);
+                out.push('"');
+            }
+            if !self.common.is_empty() {
+                if !first {
+                    out.push(',');
+                }
+                out.push_str(self.common);
+            }
+            out.push('}');
+        }
+        out.push(' ');
+        write_float(value, out);
+        out.push('\n');
+    }
+
+    fn exemplar(&mut self, exemplar: &StoredExemplar) {
+        append_exemplar(exemplar, &mut self.out);
+    }
 }
 
 /// Appends an OpenMetrics exemplar to the sample line just written:
@@ -182,53 +247,49 @@ fn write_bound(bound: f64, buf: &mut String) -> &str {
     buf
 }
 
-/// Writes one stored family.
+/// Writes one stored family as text.
 pub fn write_family(family: &Family, format: Format, out: &mut String) {
-    write_family_chunked(family, format, out, &mut |_| true);
+    let mut text = TextOut::new(format, "", 0);
+    std::mem::swap(&mut text.out, out);
+    write_family_chunked(family, &mut text, &mut |_| true);
+    std::mem::swap(&mut text.out, out);
 }
 
-/// [`write_family`], calling `after_series` with the output after each
+/// Walks one stored family into `out`, calling `after_series` after each
 /// series (to hand over full chunks while the family is written); stops
 /// early when it answers `false`.
-pub fn write_family_chunked(
+pub fn write_family_chunked<E: Exposition>(
     family: &Family,
-    format: Format,
-    out: &mut String,
-    after_series: &mut dyn FnMut(&mut String) -> bool,
+    out: &mut E,
+    after_series: &mut dyn FnMut(&mut E) -> bool,
 ) {
     let series = family.series.lock();
     if series.is_empty() {
         return;
     }
+    let format = out.format();
     let text = family.text();
     let kind = family.kind();
-    write_header(
-        family.name(),
-        kind.as_str(),
-        &text.help,
-        &text.unit,
-        format,
-        out,
-    );
+    out.header(family.name(), kind.as_str(), &text.help, &text.unit);
     let sample_base = match (format, kind) {
         (Format::OpenMetrics, FamilyKind::Counter) => family_name(family.name(), "counter", format),
         _ => family.name(),
     };
     let mut bound = String::new();
     for s in series.iter() {
-        write_series(sample_base, kind, &s, format, &mut bound, out);
+        write_series(sample_base, kind, &s, &mut bound, out);
         if !after_series(out) {
             return;
         }
     }
 }
 
-/// Writes `_bucket` lines from (upper bound, cumulative count), then
+/// Writes `_bucket` samples from (upper bound, cumulative count), then
 /// `+Inf`, `_sum`, `_count`. Leading empty negative buckets are left out.
 /// OpenMetrics allows `_sum` and `_count` only together, and no `_sum`
 /// when negative buckets are present.
 #[allow(clippy::too_many_arguments)]
-fn write_histogram(
+fn write_histogram<E: Exposition>(
     name: &str,
     s: &SeriesView<'_>,
     // Whether bucket i holds exemplar slot i (explicit buckets).
@@ -236,9 +297,8 @@ fn write_histogram(
     buckets: impl Iterator<Item = (f64, u64)>,
     count: u64,
     sum: Option<f64>,
-    format: Format,
     bound: &mut String,
-    out: &mut String,
+    out: &mut E,
 ) {
     let labels = s.labels();
     let mut negative = false;
@@ -250,84 +310,69 @@ fn write_histogram(
         }
         negative |= b < 0.0;
         let le = write_bound(b, bound);
-        write_sample(
-            name,
-            "_bucket",
-            labels,
-            Some(("le", le)),
-            cumulative as f64,
-            out,
-        );
+        out.sample(name, "_bucket", labels, Some(("le", le)), cumulative as f64);
         if let Some(e) = exemplars.then(|| s.state.exemplar(i)).flatten() {
-            append_exemplar(e, out);
+            out.exemplar(e);
         }
     }
-    write_sample(
-        name,
-        "_bucket",
-        labels,
-        Some(("le", "+Inf")),
-        count as f64,
-        out,
-    );
+    out.sample(name, "_bucket", labels, Some(("le", "+Inf")), count as f64);
     if let Some(e) = exemplars.then(|| s.state.exemplar(slots)).flatten() {
-        append_exemplar(e, out);
+        out.exemplar(e);
     }
-    match format {
+    match out.format() {
         Format::Text => {
             if let Some(sum) = sum {
-                write_sample(name, "_sum", labels, None, sum, out);
+                out.sample(name, "_sum", labels, None, sum);
             }
-            write_sample(name, "_count", labels, None, count as f64, out);
+            out.sample(name, "_count", labels, None, count as f64);
         }
         Format::OpenMetrics => {
             if let Some(sum) = sum.filter(|_| !negative) {
-                write_sample(name, "_sum", labels, None, sum, out);
-                write_sample(name, "_count", labels, None, count as f64, out);
+                out.sample(name, "_sum", labels, None, sum);
+                out.sample(name, "_count", labels, None, count as f64);
             }
         }
     }
-    write_created(name, s, format, out);
+    write_created(name, s, out);
 }
 
-fn write_created(name: &str, s: &SeriesView<'_>, format: Format, out: &mut String) {
-    if format == Format::OpenMetrics && s.state.start_ns > 0 {
-        write_sample(
+fn write_created<E: Exposition>(name: &str, s: &SeriesView<'_>, out: &mut E) {
+    if out.format() == Format::OpenMetrics && s.state.start_ns > 0 {
+        out.sample(
             name,
             "_created",
             s.labels(),
             None,
             s.state.start_ns as f64 / 1e9,
-            out,
         );
     }
 }
 
-fn write_series(
+fn write_series<E: Exposition>(
     name: &str,
     kind: FamilyKind,
     s: &SeriesView<'_>,
-    format: Format,
     bound: &mut String,
-    out: &mut String,
+    out: &mut E,
 ) {
     let labels = s.labels();
+    let open_metrics = out.format() == Format::OpenMetrics;
     match &s.state.value {
         SeriesValue::Number(v) => {
-            let suffix = if kind == FamilyKind::Counter && format == Format::OpenMetrics {
+            let suffix = if kind == FamilyKind::Counter && open_metrics {
                 "_total"
             } else {
                 ""
             };
-            write_sample(name, suffix, labels, None, *v, out);
+            out.sample(name, suffix, labels, None, *v);
             if kind == FamilyKind::Counter
-                && format == Format::OpenMetrics
+                && open_metrics
                 && let Some(e) = s.state.exemplar(0)
             {
-                append_exemplar(e, out);
+                out.exemplar(e);
             }
             if kind == FamilyKind::Counter {
-                write_created(name, s, format, out);
+                write_created(name, s, out);
             }
         }
         SeriesValue::Histogram(h) => {
@@ -339,17 +384,7 @@ fn write_series(
                     *running = running.saturating_add(*c);
                     Some((*b, *running))
                 });
-            write_histogram(
-                name,
-                s,
-                format == Format::OpenMetrics,
-                buckets,
-                h.count,
-                h.sum,
-                format,
-                bound,
-                out,
-            );
+            write_histogram(name, s, open_metrics, buckets, h.count, h.sum, bound, out);
         }
         SeriesValue::Exponential(h) => {
             let buckets = h.classic_buckets();
@@ -359,22 +394,23 @@ fn write_series(
                 .enumerate()
                 .filter(|(i, (b, _))| buckets.get(i + 1).is_none_or(|(next, _)| next > b))
                 .map(|(_, (b, c))| (*b, (*c).min(h.count)));
-            write_histogram(name, s, false, distinct, h.count, h.sum, format, bound, out);
+            write_histogram(name, s, false, distinct, h.count, h.sum, bound, out);
         }
         SeriesValue::Summary(summary) => {
             for (q, v) in &summary.quantiles {
                 let quantile = write_bound(*q, bound);
-                write_sample(name, "", labels, Some(("quantile", quantile)), *v, out);
+                out.sample(name, "", labels, Some(("quantile", quantile)), *v);
             }
-            write_sample(name, "_sum", labels, None, summary.sum, out);
-            write_sample(name, "_count", labels, None, summary.count as f64, out);
-            write_created(name, s, format, out);
+            out.sample(name, "_sum", labels, None, summary.sum);
+            out.sample(name, "_count", labels, None, summary.count as f64);
+            write_created(name, s, out);
         }
     }
 }
 
 /// Writes StreamGate's own families.
-pub fn write_self_metrics(families: &[FamilySnapshot], format: Format, out: &mut String) {
+pub fn write_self_metrics<E: Exposition>(families: &[FamilySnapshot], out: &mut E) {
+    let format = out.format();
     let mut labels = String::new();
     for family in families {
         let kind = match family.kind {
@@ -382,7 +418,7 @@ pub fn write_self_metrics(families: &[FamilySnapshot], format: Format, out: &mut
             MetricKind::Gauge => "gauge",
             MetricKind::Histogram => "histogram",
         };
-        write_header(family.name, kind, family.help, "", format, out);
+        out.header(family.name, kind, family.help, "");
         let base = family_name(family.name, kind, format);
         for sample in &family.samples {
             labels.clear();
@@ -400,14 +436,7 @@ pub fn write_self_metrics(families: &[FamilySnapshot], format: Format, out: &mut
             } else {
                 sample.suffix
             };
-            write_sample(
-                base,
-                suffix,
-                LabelText::whole(&labels),
-                None,
-                sample.value,
-                out,
-            );
+            out.sample(base, suffix, LabelText::whole(&labels), None, sample.value);
         }
     }
 }

@@ -204,6 +204,11 @@ impl SeriesStore {
         Ok(update(family))
     }
 
+    /// How many families there are.
+    pub fn family_count(&self) -> usize {
+        self.families.read().len()
+    }
+
     /// The families, sorted by name, for rendering.
     pub fn families_sorted(&self) -> Vec<Arc<Family>> {
         let map: RwLockReadGuard<'_, _> = self.families.read();

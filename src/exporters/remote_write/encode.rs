@@ -1,0 +1,421 @@
+//! Turning the families `/metrics` serves into remote-write 1.0 requests:
+//! a `prometheus.WriteRequest` protobuf (one `TimeSeries` per sample, its
+//! labels sorted by name with `__name__` among them, and optionally a
+//! `MetricMetadata` per family), compressed with snappy's block format.
+//!
+//! The protobuf is written by hand straight from the store's label
+//! blocks, so a collection allocates per request, not per series.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::exporters::delivery::Batch;
+use crate::exporters::prometheus::render::{Exposition, Format};
+use crate::exporters::prometheus::store::LabelText;
+use crate::exporters::prometheus::store::value::StoredExemplar;
+
+/// Protobuf wire types.
+const LEN: u8 = 2;
+const FIXED64: u8 = 1;
+const VARINT: u8 = 0;
+
+fn tag(field: u8, wire: u8) -> u8 {
+    (field << 3) | wire
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// A length-delimited field's full size: tag + length + bytes.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+fn put_bytes_field(field: u8, bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(tag(field, LEN));
+    put_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// `prometheus.MetricMetadata.MetricType`.
+fn metric_type(kind: &str) -> u64 {
+    match kind {
+        "counter" => 1,
+        "gauge" => 2,
+        "histogram" => 3,
+        "summary" => 5,
+        _ => 0,
+    }
+}
+
+/// Collects samples into compressed requests of at most `max_samples`
+/// samples each, handing each full one to `ready`.
+pub struct RequestEncoder<'a> {
+    timestamp_ms: i64,
+    max_samples: usize,
+    send_metadata: bool,
+    /// Labels every series gets unless it has its own of that name,
+    /// sorted by name.
+    defaults: &'a [(String, String)],
+    /// The request being filled (WriteRequest fields, unframed).
+    request: Vec<u8>,
+    samples: usize,
+    /// Scratch: the label block, unescaped names and values, and the
+    /// (name, value) ranges into `text`.
+    block: String,
+    text: String,
+    labels: Vec<(Range<usize>, Range<usize>)>,
+    series: Vec<u8>,
+    ready: &'a mut dyn FnMut(Batch),
+    compressor: snap::raw::Encoder,
+    /// Samples encoded so far.
+    pub total_samples: u64,
+}
+
+impl<'a> RequestEncoder<'a> {
+    pub fn new(
+        timestamp_ms: i64,
+        max_samples: usize,
+        send_metadata: bool,
+        defaults: &'a [(String, String)],
+        ready: &'a mut dyn FnMut(Batch),
+    ) -> Self {
+        Self {
+            timestamp_ms,
+            max_samples: max_samples.max(1),
+            send_metadata,
+            defaults,
+            request: Vec::with_capacity(max_samples * 96),
+            samples: 0,
+            block: String::new(),
+            text: String::new(),
+            labels: Vec::new(),
+            series: Vec::new(),
+            ready,
+            compressor: snap::raw::Encoder::new(),
+            total_samples: 0,
+        }
+    }
+
+    /// Hands over the request being filled, if it holds any sample.
+    pub fn flush(&mut self) {
+        if self.samples == 0 {
+            return;
+        }
+        let body = self
+            .compressor
+            .compress_vec(&self.request)
+            .unwrap_or_default();
+        let batch = Batch {
+            body: Bytes::from(body),
+            items: self.samples as u64,
+            created: Instant::now(),
+        };
+        self.request.clear();
+        self.samples = 0;
+        (self.ready)(batch);
+    }
+
+    /// Appends `name` and an unescaped `value` to `text` as one label.
+    fn push_label(&mut self, name: &str, value: &str) {
+        let n0 = self.text.len();
+        self.text.push_str(name);
+        let v0 = self.text.len();
+        self.text.push_str(value);
+        self.labels.push((n0..v0, v0..self.text.len()));
+    }
+
+    /// Parses a pre-escaped block `a="x",b="y\"z"` into labels.
+    fn push_block(&mut self) {
+        let block = std::mem::take(&mut self.block);
+        let mut rest = block.as_str();
+        while !rest.is_empty() {
+            let Some(eq) = rest.find("=\"") else { break };
+            let n0 = self.text.len();
+            self.text.push_str(&rest[..eq]);
+            let v0 = self.text.len();
+            let mut chars = rest[eq + 2..].char_indices();
+            let mut end = rest.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some((_, 'n')) => self.text.push('\n'),
+                        Some((_, other)) => self.text.push(other),
+                        None => {}
+                    },
+                    '"' => {
+                        end = eq + 2 + i + 1;
+                        break;
+                    }
+                    c => self.text.push(c),
+                }
+            }
+            self.labels.push((n0..v0, v0..self.text.len()));
+            rest = rest[end.min(rest.len())..].trim_start_matches(',');
+        }
+        self.block = block;
+    }
+
+    /// Writes the series now in `labels` with one sample.
+    fn encode_series(&mut self, value: f64) {
+        let text = &self.text;
+        self.labels
+            .sort_by(|a, b| text.as_bytes()[a.0.clone()].cmp(&text.as_bytes()[b.0.clone()]));
+        // The series' own label wins over a default of the same name.
+        self.labels
+            .dedup_by(|b, a| text.as_bytes()[a.0.clone()] == text.as_bytes()[b.0.clone()]);
+        let series = &mut self.series;
+        series.clear();
+        for (name, val) in &self.labels {
+            if val.is_empty() {
+                continue;
+            }
+            let (name, val) = (
+                &text.as_bytes()[name.clone()],
+                &text.as_bytes()[val.clone()],
+            );
+            let label_len = field_len(name.len()) + field_len(val.len());
+            series.push(tag(1, LEN));
+            put_varint(label_len as u64, series);
+            put_bytes_field(1, name, series);
+            put_bytes_field(2, val, series);
+        }
+        let ts = self.timestamp_ms as u64;
+        let sample_len = 1 + 8 + 1 + varint_len(ts);
+        series.push(tag(2, LEN));
+        put_varint(sample_len as u64, series);
+        series.push(tag(1, FIXED64));
+        series.extend_from_slice(&value.to_le_bytes());
+        series.push(tag(2, VARINT));
+        put_varint(ts, series);
+        put_bytes_field(1, &self.series, &mut self.request);
+        self.samples += 1;
+        self.total_samples += 1;
+        if self.samples >= self.max_samples {
+            self.flush();
+        }
+    }
+}
+
+impl Exposition for RequestEncoder<'_> {
+    fn format(&self) -> Format {
+        Format::Text
+    }
+
+    fn header(&mut self, name: &str, kind: &str, help: &str, unit: &str) {
+        if !self.send_metadata {
+            return;
+        }
+        let mut meta = std::mem::take(&mut self.series);
+        meta.clear();
+        meta.push(tag(1, VARINT));
+        put_varint(metric_type(kind), &mut meta);
+        put_bytes_field(2, name.as_bytes(), &mut meta);
+        if !help.is_empty() {
+            put_bytes_field(4, help.as_bytes(), &mut meta);
+        }
+        if !unit.is_empty() {
+            put_bytes_field(5, unit.as_bytes(), &mut meta);
+        }
+        put_bytes_field(3, &meta, &mut self.request);
+        self.series = meta;
+    }
+
+    fn sample(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: LabelText<'_>,
+        extra: Option<(&str, &str)>,
+        value: f64,
+    ) {
+        self.text.clear();
+        self.labels.clear();
+        let n0 = self.text.len();
+        self.text.push_str("__name__");
+        let v0 = self.text.len();
+        self.text.push_str(name);
+        self.text.push_str(suffix);
+        self.labels.push((n0..v0, v0..self.text.len()));
+        self.block.clear();
+        labels.push_to(&mut self.block);
+        self.push_block();
+        if let Some((k, v)) = extra {
+            self.push_label(k, v);
+        }
+        for (k, v) in self.defaults {
+            self.push_label(k, v);
+        }
+        self.encode_series(value);
+    }
+
+    fn exemplar(&mut self, _exemplar: &StoredExemplar) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[derive(Clone, PartialEq, Message)]
+    struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        timeseries: Vec<TimeSeries>,
+        #[prost(message, repeated, tag = "3")]
+        metadata: Vec<MetricMetadata>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        samples: Vec<Sample>,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    struct Label {
+        #[prost(string, tag = "1")]
+        name: String,
+        #[prost(string, tag = "2")]
+        value: String,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    struct Sample {
+        #[prost(double, tag = "1")]
+        value: f64,
+        #[prost(int64, tag = "2")]
+        timestamp: i64,
+    }
+    #[derive(Clone, PartialEq, Message)]
+    struct MetricMetadata {
+        #[prost(int32, tag = "1")]
+        r#type: i32,
+        #[prost(string, tag = "2")]
+        metric_family_name: String,
+        #[prost(string, tag = "4")]
+        help: String,
+        #[prost(string, tag = "5")]
+        unit: String,
+    }
+
+    fn decode(batch: &Batch) -> WriteRequest {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&batch.body)
+            .expect("snappy block");
+        WriteRequest::decode(raw.as_slice()).expect("protobuf")
+    }
+
+    fn labels(ts: &TimeSeries) -> Vec<(&str, &str)> {
+        ts.labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn series_are_sorted_unescaped_and_carry_defaults() {
+        let defaults = vec![
+            ("cluster".to_string(), "eu-1".to_string()),
+            ("job".to_string(), "ignored".to_string()),
+        ];
+        let mut batches = Vec::new();
+        let mut ready = |b: Batch| batches.push(b);
+        let mut enc = RequestEncoder::new(1_700_000_000_123, 10, true, &defaults, &mut ready);
+        enc.header("http_requests_total", "counter", "Requests.", "");
+        enc.sample(
+            "http_requests_total",
+            "",
+            LabelText::whole(r#"job="api",path="/a\"b\\c\nd",Zone="x",empty="""#),
+            None,
+            42.5,
+        );
+        enc.sample(
+            "latency_seconds",
+            "_bucket",
+            LabelText::whole(""),
+            Some(("le", "0.25")),
+            3.0,
+        );
+        enc.flush();
+        drop(enc);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].items, 2);
+        let request = decode(&batches[0]);
+        assert_eq!(request.metadata.len(), 1);
+        assert_eq!(request.metadata[0].r#type, 1);
+        assert_eq!(
+            request.metadata[0].metric_family_name,
+            "http_requests_total"
+        );
+        assert_eq!(request.metadata[0].help, "Requests.");
+        assert_eq!(request.timeseries.len(), 2);
+        let first = &request.timeseries[0];
+        assert_eq!(
+            labels(first),
+            vec![
+                ("Zone", "x"),
+                ("__name__", "http_requests_total"),
+                ("cluster", "eu-1"),
+                ("job", "api"),
+                ("path", "/a\"b\\c\nd"),
+            ]
+        );
+        assert_eq!(
+            first.samples,
+            vec![Sample {
+                value: 42.5,
+                timestamp: 1_700_000_000_123
+            }]
+        );
+        assert_eq!(
+            labels(&request.timeseries[1]),
+            vec![
+                ("__name__", "latency_seconds_bucket"),
+                ("cluster", "eu-1"),
+                ("job", "ignored"),
+                ("le", "0.25"),
+            ]
+        );
+    }
+
+    #[test]
+    fn requests_split_at_max_samples() {
+        let mut batches = Vec::new();
+        let mut ready = |b: Batch| batches.push(b);
+        let mut enc = RequestEncoder::new(1, 3, false, &[], &mut ready);
+        for i in 0..7 {
+            let block = format!("i=\"{i}\"");
+            enc.sample("m", "", LabelText::whole(&block), None, i as f64);
+        }
+        enc.flush();
+        assert_eq!(enc.total_samples, 7);
+        drop(enc);
+        let sizes: Vec<u64> = batches.iter().map(|b| b.items).collect();
+        assert_eq!(sizes, vec![3, 3, 1]);
+        let values: Vec<f64> = batches
+            .iter()
+            .flat_map(|b| decode(b).timeseries)
+            .map(|ts| ts.samples[0].value)
+            .collect();
+        assert_eq!(values, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn varint_lengths_match_encoding() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(v, &mut out);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+        }
+    }
+}
