@@ -60,6 +60,7 @@ pub struct App {
     windows: Option<Arc<WindowProcessor>>,
     analysis: Option<Arc<AnalysisProcessor>>,
     tail: Arc<Tail>,
+    forwarder: Option<Arc<crate::exporters::otlp::OtlpForwarder>>,
 }
 
 /// A started collector: its addresses and how to stop it.
@@ -137,7 +138,13 @@ impl App {
             ))
         });
 
+        // What the receivers accept may also go on, unchanged, over OTLP.
+        let forwarder =
+            crate::exporters::otlp::OtlpForwarder::build(&config.otlp_exporter, telemetry.clone());
         let mut traces: Vec<Arc<dyn TracesConsumer>> = Vec::new();
+        if let Some(f) = forwarder.as_ref().filter(|f| f.forwards_traces()) {
+            traces.push(f.clone());
+        }
         if let Some(c) = &spanmetrics {
             traces.push(c.clone());
         }
@@ -145,6 +152,9 @@ impl App {
             traces.push(c.clone());
         }
         let mut logs: Vec<Arc<dyn LogsConsumer>> = Vec::new();
+        if let Some(f) = forwarder.as_ref().filter(|f| f.forwards_logs()) {
+            logs.push(f.clone());
+        }
         if let Some(c) = &logmetrics {
             logs.push(c.clone());
         }
@@ -156,13 +166,21 @@ impl App {
         if config.api.tail.logs > 0 {
             logs.push(tail.clone());
         }
+        let received_metrics: Arc<dyn MetricsConsumer> =
+            match forwarder.as_ref().filter(|f| f.forwards_metrics()) {
+                Some(f) => Arc::new(Fanout::new(vec![
+                    metrics,
+                    f.clone() as Arc<dyn MetricsConsumer>,
+                ])),
+                None => metrics,
+            };
         let consumers = Consumers {
             traces: if traces.is_empty() {
                 Arc::new(Discard)
             } else {
                 Arc::new(Fanout::new(traces))
             },
-            metrics,
+            metrics: received_metrics,
             logs: if logs.is_empty() {
                 Arc::new(Discard)
             } else {
@@ -182,6 +200,7 @@ impl App {
             windows,
             analysis,
             tail,
+            forwarder,
         }
     }
 
@@ -203,6 +222,9 @@ impl App {
             shutdown.clone(),
         )? {
             tasks.extend(remote);
+        }
+        if let Some(forwarder) = &self.forwarder {
+            tasks.extend(forwarder.start(shutdown.clone())?);
         }
         let endpoint = self.config.server.endpoint.addr();
         let listener = TcpListener::bind(endpoint)

@@ -18,6 +18,7 @@ pub use crate::connectors::logmetrics::LogMetricsConfig;
 pub use crate::connectors::servicegraph::ServiceGraphConfig;
 pub use crate::connectors::spanmetrics::SpanMetricsConfig;
 pub use crate::exporters::alertmanager::config::AlertingConfig;
+pub use crate::exporters::otlp::OtlpExporterConfig;
 pub use crate::exporters::pprof::config::PprofConfig;
 pub use crate::exporters::prometheus::config::PrometheusExporterConfig;
 pub use crate::exporters::remote_write::RemoteWriteConfig;
@@ -114,6 +115,7 @@ pub struct RawProcessors {
 pub struct RawExporters {
     pub prometheus: PrometheusExporterConfig,
     pub remote_write: RemoteWriteConfig,
+    pub otlp: OtlpExporterConfig,
     pub alertmanager: AlertingConfig,
     pub pprof: PprofConfig,
 }
@@ -134,6 +136,7 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     pub prometheus: PrometheusExporterConfig,
     pub remote_write: RemoteWriteConfig,
+    pub otlp_exporter: OtlpExporterConfig,
     pub alerting: AlertingConfig,
     pub pprof: PprofConfig,
 }
@@ -160,6 +163,7 @@ impl RawConfig {
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
         self.exporters.remote_write.validate().map_err(invalid)?;
+        self.exporters.otlp.validate().map_err(invalid)?;
         if self.collector_instance.chars().any(char::is_control) {
             return Err(invalid(
                 "collector_instance must not hold control characters".into(),
@@ -209,6 +213,7 @@ impl RawConfig {
             analysis: self.processors.analysis,
             prometheus: self.exporters.prometheus,
             remote_write: self.exporters.remote_write,
+            otlp_exporter: self.exporters.otlp,
             alerting: self.exporters.alertmanager,
             pprof: self.exporters.pprof,
         })

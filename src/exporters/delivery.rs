@@ -95,6 +95,16 @@ pub struct TargetSettings<'a> {
     pub basic_auth_username: &'a str,
     pub basic_auth_password: &'a Secret,
     pub tls: &'a ClientTlsConfig,
+    /// Gzip each body before its first attempt (`Content-Encoding: gzip`
+    /// is then among `headers`).
+    pub gzip: bool,
+    /// Which refusals are worth retrying; the others fail at once.
+    pub retryable: fn(http::StatusCode) -> bool,
+}
+
+/// Remote write's rule: 429 and every 5xx.
+pub fn retry_429_and_5xx(status: http::StatusCode) -> bool {
+    status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// An endpoint requests are posted to.
@@ -103,6 +113,8 @@ pub struct HttpTarget {
     uri: http::Uri,
     headers: HeaderMap,
     timeout: Duration,
+    gzip: bool,
+    retryable: fn(http::StatusCode) -> bool,
 }
 
 /// Why one attempt failed.
@@ -173,7 +185,29 @@ impl HttpTarget {
             uri,
             headers,
             timeout: settings.timeout,
+            gzip: settings.gzip,
+            retryable: settings.retryable,
         })
+    }
+
+    /// The body as sent: gzipped when the target asks for it (on a
+    /// blocking thread, once per batch, not per attempt).
+    pub async fn prepare(&self, body: Bytes) -> Bytes {
+        if !self.gzip {
+            return body;
+        }
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            // Writing to a Vec cannot fail.
+            let _ = encoder.write_all(&body);
+            encoder.finish().map(Bytes::from).unwrap_or(body)
+        })
+        .await
+        .unwrap_or_default()
     }
 
     pub fn uri(&self) -> &http::Uri {
@@ -225,7 +259,7 @@ impl HttpTarget {
         }
         let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
         let why = format!("{status}: {}", text.trim());
-        if status == http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if (self.retryable)(status) {
             Err(Failure::Retry {
                 why,
                 after: retry_after,
@@ -438,7 +472,8 @@ pub async fn run_sender(
     }
     while let Some(batch) = queue.try_pop() {
         let outcome = if Instant::now() < deadline {
-            tokio::time::timeout_at(deadline.into(), sender.target.post(batch.body.clone()))
+            let body = sender.target.prepare(batch.body.clone()).await;
+            tokio::time::timeout_at(deadline.into(), sender.target.post(body))
                 .await
                 .unwrap_or_else(|_| {
                     Err(Failure::Retry {
@@ -467,8 +502,9 @@ struct Sender {
 impl Sender {
     async fn deliver(&mut self, batch: Batch, shutdown: &Shutdown) {
         let mut backoff = self.retry.min_backoff;
+        let body = self.target.prepare(batch.body.clone()).await;
         loop {
-            let outcome = self.target.post(batch.body.clone()).await;
+            let outcome = self.target.post(body.clone()).await;
             let (why, after) = match outcome {
                 Err(Failure::Retry { why, after }) => (why, after),
                 other => return self.finish(&batch, other),

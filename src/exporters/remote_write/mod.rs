@@ -73,6 +73,8 @@ pub fn start(
         basic_auth_username: &config.basic_auth_username,
         basic_auth_password: &config.basic_auth_password,
         tls: &config.tls,
+        gzip: false,
+        retryable: delivery::retry_429_and_5xx,
     })?;
     let telemetry = exporter.telemetry().clone();
     let queue = Arc::new(BatchQueue::new(
