@@ -9,7 +9,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
-use streamgate::exporters::prometheus::{Format, PrometheusExporter, PrometheusExporterConfig};
+use streamgate::exporters::delivery::Batch;
+use streamgate::exporters::prometheus::{
+    Format, NameFilter, Pacing, PrometheusExporter, PrometheusExporterConfig,
+};
+use streamgate::exporters::remote_write::RequestEncoder;
 use streamgate::model::{MetricsBatch, MetricsRequest};
 use streamgate::pipeline::MetricsConsumer;
 use streamgate::telemetry::Telemetry;
@@ -139,8 +143,33 @@ fn render(c: &mut Criterion) {
         group.bench_function(format!("text_{series}_series"), |b| {
             b.iter(|| black_box(e.render(Format::Text).len()))
         });
+        // The same walk encoded as remote-write requests (protobuf +
+        // snappy, 2000 samples each) instead of text.
+        group.bench_function(format!("remote_write_{series}_series"), |b| {
+            b.iter(|| black_box(remote_write_bytes(&e)))
+        });
     }
     group.finish();
+}
+
+/// One remote-write collection of `e`; the compressed bytes it made.
+fn remote_write_bytes(e: &PrometheusExporter) -> usize {
+    struct Unpaced;
+    impl<E> Pacing<E> for Unpaced {
+        fn after_series(&mut self, _: &mut E) -> bool {
+            true
+        }
+        fn between_families(&mut self, _: &mut E) -> bool {
+            true
+        }
+    }
+    let mut bytes = 0usize;
+    let mut ready = |batch: Batch| bytes += batch.body.len();
+    let mut encoder = RequestEncoder::new(1_700_000_000_000, 2000, true, &[], &mut ready);
+    e.visit(&NameFilter::all(), &mut encoder, &mut Unpaced);
+    encoder.flush();
+    drop(encoder);
+    bytes
 }
 
 criterion_group!(benches, ingest, threads, render);

@@ -73,6 +73,6 @@ pub enum AlertError {
     Invalid(String),
     #[error("no active alert with id {0}")]
     NotFound(String),
-    #[error("{0} alerts are active already (alerting.max_active)")]
+    #[error("{0} alerts are active already (exporters.alertmanager.max_active)")]
     Full(usize),
 }

@@ -215,7 +215,7 @@ impl Alerting {
             tracing::warn!(
                 refused,
                 max_active = self.cfg.max_active,
-                "alerts not raised: alerting.max_active reached"
+                "alerts not raised: exporters.alertmanager.max_active reached"
             );
         }
         self.push_changes(changes, now);
