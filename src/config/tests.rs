@@ -75,3 +75,20 @@ fn api_bounds_are_checked() {
         .to_string();
     assert!(err.contains("did you mean `spans`"), "{err}");
 }
+
+#[test]
+fn a_server_block_without_endpoint_keeps_the_standard_port() {
+    let text =
+        "receivers:\n  otlp:\n    grpc:\n      enabled: false\n    http:\n      enabled: true\n";
+    let cfg = Config::from_yaml(text, "t.yaml").unwrap();
+    assert!(!cfg.otlp.grpc.enabled);
+    assert_eq!(cfg.otlp.grpc.endpoint.addr().port(), 4317);
+    assert_eq!(cfg.otlp.http.endpoint.addr().port(), 4318);
+    let err = Config::from_yaml(
+        "receivers:\n  otlp:\n    grpc:\n      endpont: x\n",
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("did you mean `endpoint`"), "{err}");
+}

@@ -12,8 +12,10 @@ use crate::config::types::{ByteSize, Endpoint, HumanDuration};
 #[serde(default, deny_unknown_fields)]
 pub struct OtlpReceiverConfig {
     /// The OTLP/gRPC server (traces, metrics and logs services).
+    #[serde(deserialize_with = "grpc_server")]
     pub grpc: ServerConfig,
     /// The OTLP/HTTP server (`POST /v1/traces`, `/v1/metrics`, `/v1/logs`).
+    #[serde(deserialize_with = "http_server")]
     pub http: ServerConfig,
     /// Largest request accepted, checked on the wire size and again on the
     /// decompressed size (so a compression bomb is cut off early).
@@ -151,6 +153,38 @@ pub struct ServerConfig {
 
 fn enabled() -> bool {
     true
+}
+
+/// A `grpc:` or `http:` block as written: every key optional, the
+/// endpoint defaulting to the server's standard loopback port, so a block
+/// may set only `enabled` or `tls`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrittenServer {
+    #[serde(default = "enabled")]
+    enabled: bool,
+    #[serde(default)]
+    endpoint: Option<Endpoint>,
+    #[serde(default)]
+    tls: Option<TlsConfig>,
+}
+
+impl WrittenServer {
+    fn with_default_port(self, port: u16) -> ServerConfig {
+        ServerConfig {
+            enabled: self.enabled,
+            endpoint: self.endpoint.unwrap_or_else(|| Endpoint::loopback(port)),
+            tls: self.tls,
+        }
+    }
+}
+
+fn grpc_server<'de, D: Deserializer<'de>>(d: D) -> Result<ServerConfig, D::Error> {
+    Ok(WrittenServer::deserialize(d)?.with_default_port(4317))
+}
+
+fn http_server<'de, D: Deserializer<'de>>(d: D) -> Result<ServerConfig, D::Error> {
+    Ok(WrittenServer::deserialize(d)?.with_default_port(4318))
 }
 
 impl Default for OtlpReceiverConfig {
