@@ -4,7 +4,8 @@
 //! their translated names, `collector_instance` and the external labels;
 //! samples queued while the receiver was down arrive with their original
 //! timestamps once it is up; a receiver that refuses the protocol (404)
-//! makes requests fail for good, counted, without retries.
+//! makes requests fail for good, counted, without retries; two replicas
+//! writing the same series into one Prometheus never collide.
 
 mod common;
 
@@ -32,8 +33,12 @@ fn receiving_prometheus(binary: &std::path::Path, addr: Option<&str>) -> Prometh
 }
 
 fn collector_writing_to(write_url: &str, extra: &str) -> Collector {
+    replica_writing_to("replica-a", write_url, extra)
+}
+
+fn replica_writing_to(name: &str, write_url: &str, extra: &str) -> Collector {
     Collector::start_with(Options {
-        top_extra: "collector_instance: replica-a".into(),
+        top_extra: format!("collector_instance: {name}"),
         exporters_extra: format!(
             "remote_write:\n  url: {write_url}\n  interval: 1s\n  min_backoff: 50ms\n  max_backoff: 500ms\n  external_labels:\n    cluster: test-eu\n{extra}"
         ),
@@ -44,6 +49,11 @@ fn collector_writing_to(write_url: &str, extra: &str) -> Collector {
 /// Exports, over OTLP/HTTP, a counter `checkout.orders` = 7 and a
 /// histogram `checkout.duration` (s) of 0.2 and 3.0 from service `shop`.
 fn send_shop_metrics(c: &Collector) -> SdkMeterProvider {
+    send_orders(c, 7)
+}
+
+/// [`send_shop_metrics`] with `orders` orders.
+fn send_orders(c: &Collector, orders: u64) -> SdkMeterProvider {
     let exporter = MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -62,7 +72,7 @@ fn send_shop_metrics(c: &Collector) -> SdkMeterProvider {
     meter
         .u64_counter("checkout.orders")
         .build()
-        .add(7, &[KeyValue::new("payment", "card")]);
+        .add(orders, &[KeyValue::new("payment", "card")]);
     let histogram = meter
         .f64_histogram("checkout.duration")
         .with_unit("s")
@@ -290,6 +300,51 @@ fn a_receiver_refusing_the_protocol_fails_requests_without_retrying() {
         logs.contains("push failed") && logs.contains("404"),
         "the refusal is logged with the status: {logs}"
     );
+}
+
+/// Two replicas write into one Prometheus: the same series held by both
+/// (as during a re-shard) and each replica's own series arrive as
+/// separate series told apart by `collector_instance`, none refused, and
+/// summing over the replicas gives the total.
+#[test]
+fn replicas_write_one_prometheus_without_colliding() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let p = receiving_prometheus(&binary, None);
+    let url = p.url("/api/v1/write");
+    let a = replica_writing_to("replica-a", &url, "");
+    let b = replica_writing_to("replica-b", &url, "");
+    let _pa = send_orders(&a, 7);
+    let _pb = send_orders(&b, 5);
+
+    let both = query_until(&p, &a, r#"checkout_orders_total{job="shop"}"#, |r| {
+        r.len() == 2
+    });
+    let mut replicas: Vec<&str> = both
+        .iter()
+        .filter_map(|r| r["metric"]["collector_instance"].as_str())
+        .collect();
+    replicas.sort();
+    assert_eq!(replicas, vec!["replica-a", "replica-b"]);
+    query_until(
+        &p,
+        &a,
+        r#"sum without (collector_instance) (checkout_orders_total{job="shop"})"#,
+        one_value(12.0),
+    );
+    // Each replica's own series too, every sample accepted.
+    query_until(&p, &a, "count(streamgate_uptime_seconds)", one_value(2.0));
+    std::thread::sleep(Duration::from_secs(2));
+    for c in [&a, &b] {
+        assert!(delivered(c, "streamgate_exporter_sent_items_total") > 0.0);
+        assert_eq!(
+            delivered(c, "streamgate_exporter_failed_items_total"),
+            0.0,
+            "{}",
+            c.logs()
+        );
+    }
 }
 
 fn now_ms() -> u64 {
