@@ -71,10 +71,20 @@ pub struct RequestEncoder<'a> {
     /// The request being filled (WriteRequest fields, unframed).
     request: Vec<u8>,
     samples: usize,
-    /// Scratch: the label block, unescaped names and values, and the
-    /// (name, value) ranges into `text`.
+    /// The label block of the series being written, as the store holds
+    /// it; samples of one series (histogram buckets, `_sum`, `_count`)
+    /// come one after another, so it is parsed once per series.
     block: String,
+    /// Scratch for the next sample's block, compared with `block`.
+    next_block: String,
+    /// Unescaped names and values: the series' labels and the defaults
+    /// first (`base_len` bytes), then the sample's `__name__` and extra.
     text: String,
+    base_len: usize,
+    /// The series' labels with the defaults, sorted by name, deduplicated
+    /// (ranges into `text`).
+    base: Vec<(Range<usize>, Range<usize>)>,
+    /// The sample's labels: `base` with `__name__` and the extra label.
     labels: Vec<(Range<usize>, Range<usize>)>,
     series: Vec<u8>,
     ready: &'a mut dyn FnMut(Batch),
@@ -99,7 +109,10 @@ impl<'a> RequestEncoder<'a> {
             request: Vec::with_capacity(max_samples * 96),
             samples: 0,
             block: String::new(),
+            next_block: String::new(),
             text: String::new(),
+            base_len: 0,
+            base: Vec::new(),
             labels: Vec::new(),
             series: Vec::new(),
             ready,
@@ -127,17 +140,20 @@ impl<'a> RequestEncoder<'a> {
         (self.ready)(batch);
     }
 
-    /// Appends `name` and an unescaped `value` to `text` as one label.
-    fn push_label(&mut self, name: &str, value: &str) {
+    /// Appends `name` and `value` to `text`; their ranges.
+    fn push_text(&mut self, name: &str, value: &str) -> (Range<usize>, Range<usize>) {
         let n0 = self.text.len();
         self.text.push_str(name);
         let v0 = self.text.len();
         self.text.push_str(value);
-        self.labels.push((n0..v0, v0..self.text.len()));
+        (n0..v0, v0..self.text.len())
     }
 
-    /// Parses a pre-escaped block `a="x",b="y\"z"` into labels.
-    fn push_block(&mut self) {
+    /// Parses `block` (pre-escaped: `a="x",b="y\"z"`) into `base`, adds
+    /// the defaults the series lacks, and sorts by name.
+    fn parse_series(&mut self) {
+        self.text.clear();
+        self.base.clear();
         let block = std::mem::take(&mut self.block);
         let mut rest = block.as_str();
         while !rest.is_empty() {
@@ -161,35 +177,54 @@ impl<'a> RequestEncoder<'a> {
                     c => self.text.push(c),
                 }
             }
-            self.labels.push((n0..v0, v0..self.text.len()));
+            self.base.push((n0..v0, v0..self.text.len()));
             rest = rest[end.min(rest.len())..].trim_start_matches(',');
         }
         self.block = block;
+        for (k, v) in self.defaults {
+            let label = self.push_text(k, v);
+            self.base.push(label);
+        }
+        let text = &self.text;
+        let name = |r: &Range<usize>| &text.as_bytes()[r.clone()];
+        // Stable: the series' own label comes first and wins over a
+        // default of the same name.
+        self.base.sort_by(|a, b| name(&a.0).cmp(name(&b.0)));
+        self.base.dedup_by(|b, a| name(&a.0) == name(&b.0));
+        self.base_len = self.text.len();
     }
 
-    /// Writes the series now in `labels` with one sample.
-    fn encode_series(&mut self, value: f64) {
+    /// Writes one sample of the current series with `__name__` and the
+    /// extra label (already at the end of `text`, ranges given) placed
+    /// among the sorted labels.
+    fn encode_series(&mut self, extras: &[(Range<usize>, Range<usize>)], value: f64) {
         let text = &self.text;
-        self.labels
-            .sort_by(|a, b| text.as_bytes()[a.0.clone()].cmp(&text.as_bytes()[b.0.clone()]));
-        // The series' own label wins over a default of the same name.
-        self.labels
-            .dedup_by(|b, a| text.as_bytes()[a.0.clone()] == text.as_bytes()[b.0.clone()]);
+        let name = |r: &Range<usize>| &text.as_bytes()[r.clone()];
+        self.labels.clear();
+        self.labels.extend_from_slice(&self.base);
+        for extra in extras {
+            match self
+                .labels
+                .binary_search_by(|probe| name(&probe.0).cmp(name(&extra.0)))
+            {
+                // A series label of the same name as `le` or `quantile`
+                // cannot be stored; the sample's own one wins.
+                Ok(at) => self.labels[at] = extra.clone(),
+                Err(at) => self.labels.insert(at, extra.clone()),
+            }
+        }
         let series = &mut self.series;
         series.clear();
-        for (name, val) in &self.labels {
-            if val.is_empty() {
+        for (n, v) in &self.labels {
+            if v.is_empty() {
                 continue;
             }
-            let (name, val) = (
-                &text.as_bytes()[name.clone()],
-                &text.as_bytes()[val.clone()],
-            );
-            let label_len = field_len(name.len()) + field_len(val.len());
+            let (n, v) = (name(n), name(v));
+            let label_len = field_len(n.len()) + field_len(v.len());
             series.push(tag(1, LEN));
             put_varint(label_len as u64, series);
-            put_bytes_field(1, name, series);
-            put_bytes_field(2, val, series);
+            put_bytes_field(1, n, series);
+            put_bytes_field(2, v, series);
         }
         let ts = self.timestamp_ms as u64;
         let sample_len = 1 + 8 + 1 + varint_len(ts);
@@ -240,24 +275,26 @@ impl Exposition for RequestEncoder<'_> {
         extra: Option<(&str, &str)>,
         value: f64,
     ) {
-        self.text.clear();
-        self.labels.clear();
+        self.next_block.clear();
+        labels.push_to(&mut self.next_block);
+        if self.next_block != self.block || self.base_len == 0 && self.base.is_empty() {
+            std::mem::swap(&mut self.block, &mut self.next_block);
+            self.parse_series();
+        }
+        self.text.truncate(self.base_len);
         let n0 = self.text.len();
         self.text.push_str("__name__");
         let v0 = self.text.len();
         self.text.push_str(name);
         self.text.push_str(suffix);
-        self.labels.push((n0..v0, v0..self.text.len()));
-        self.block.clear();
-        labels.push_to(&mut self.block);
-        self.push_block();
-        if let Some((k, v)) = extra {
-            self.push_label(k, v);
+        let metric = (n0..v0, v0..self.text.len());
+        match extra {
+            Some((k, v)) => {
+                let extra = self.push_text(k, v);
+                self.encode_series(&[metric, extra], value);
+            }
+            None => self.encode_series(&[metric], value),
         }
-        for (k, v) in self.defaults {
-            self.push_label(k, v);
-        }
-        self.encode_series(value);
     }
 
     fn exemplar(&mut self, _exemplar: &StoredExemplar) {}
@@ -384,6 +421,60 @@ mod tests {
                 ("cluster", "eu-1"),
                 ("job", "ignored"),
                 ("le", "0.25"),
+            ]
+        );
+    }
+
+    #[test]
+    fn samples_of_one_series_share_its_parsed_labels() {
+        let defaults = vec![("collector_instance".to_string(), "r1".to_string())];
+        let mut batches = Vec::new();
+        let mut ready = |b: Batch| batches.push(b);
+        let mut enc = RequestEncoder::new(5, 100, false, &defaults, &mut ready);
+        let block = r#"job="api",zone="a""#;
+        for (suffix, le, v) in [
+            ("_bucket", Some("0.5"), 1.0),
+            ("_bucket", Some("+Inf"), 2.0),
+            ("_sum", None, 0.7),
+            ("_count", None, 2.0),
+        ] {
+            enc.sample(
+                "d",
+                suffix,
+                LabelText::whole(block),
+                le.map(|l| ("le", l)),
+                v,
+            );
+        }
+        enc.sample("e", "", LabelText::whole(r#"job="web""#), None, 9.0);
+        enc.flush();
+        drop(enc);
+        let request = decode(&batches[0]);
+        let got: Vec<Vec<(&str, &str)>> = request.timeseries.iter().map(labels).collect();
+        let with = |name: &'static str, le: Option<&'static str>| {
+            let mut l = vec![
+                ("__name__", name),
+                ("collector_instance", "r1"),
+                ("job", "api"),
+            ];
+            if let Some(le) = le {
+                l.push(("le", le));
+            }
+            l.push(("zone", "a"));
+            l
+        };
+        assert_eq!(
+            got,
+            vec![
+                with("d_bucket", Some("0.5")),
+                with("d_bucket", Some("+Inf")),
+                with("d_sum", None),
+                with("d_count", None),
+                vec![
+                    ("__name__", "e"),
+                    ("collector_instance", "r1"),
+                    ("job", "web")
+                ],
             ]
         );
     }
