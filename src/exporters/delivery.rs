@@ -558,3 +558,78 @@ impl Sender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(bytes: usize, items: u64) -> Batch {
+        Batch {
+            body: Bytes::from(vec![0u8; bytes]),
+            items,
+            created: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_its_oldest_batches_and_counts_their_items() {
+        let telemetry = Arc::new(Telemetry::new());
+        let queue = BatchQueue::new(1000, telemetry.clone(), Delivery::RemoteWrite);
+        queue.push(batch(400, 1));
+        queue.push(batch(400, 2));
+        // 400 + 400 + 300 > 1000: the first (1 item) goes.
+        queue.push(batch(300, 3));
+        let stats = telemetry.delivery(Delivery::RemoteWrite);
+        assert_eq!(stats.items(DeliveryOutcome::Dropped), 1);
+        assert_eq!(queue.len(), 2);
+        assert_eq!(queue.try_pop().map(|b| b.items), Some(2));
+        assert_eq!(queue.try_pop().map(|b| b.items), Some(3));
+        assert!(queue.try_pop().is_none());
+        // A batch larger than the whole queue is kept alone.
+        queue.push(batch(100, 4));
+        queue.push(batch(5000, 5));
+        assert_eq!(stats.items(DeliveryOutcome::Dropped), 1 + 4);
+        assert_eq!(queue.try_pop().map(|b| b.items), Some(5));
+        assert!(stats.is_enabled());
+    }
+
+    #[test]
+    fn targets_refuse_bad_urls_and_headers_and_set_credentials() {
+        let tls = ClientTlsConfig::default();
+        let none = Secret::default();
+        let settings = |url: &'static str, headers: Vec<(String, String)>| TargetSettings {
+            key: "exporters.test",
+            url,
+            timeout: Duration::from_secs(1),
+            headers,
+            bearer_token: &none,
+            basic_auth_username: "",
+            basic_auth_password: &none,
+            tls: &tls,
+            gzip: false,
+            retryable: retry_429_and_5xx,
+        };
+        let err = HttpTarget::new(settings("ftp://host/x", vec![]))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("exporters.test.url")));
+        let err = HttpTarget::new(settings(
+            "http://h:1/w",
+            vec![("bad header".into(), "v".into())],
+        ))
+        .err()
+        .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("`bad header`")));
+        let password = Secret::new("s3cret");
+        let target = HttpTarget::new(TargetSettings {
+            basic_auth_username: "ops",
+            basic_auth_password: &password,
+            ..settings("https://h:1/w", vec![("X-Scope-OrgID".into(), "t1".into())])
+        })
+        .expect("target");
+        assert_eq!(target.headers["x-scope-orgid"], "t1");
+        assert_eq!(target.headers["authorization"], "Basic b3BzOnMzY3JldA==");
+        assert!(retry_429_and_5xx(http::StatusCode::BAD_GATEWAY));
+        assert!(!retry_429_and_5xx(http::StatusCode::BAD_REQUEST));
+    }
+}
