@@ -470,6 +470,10 @@ pub async fn run_sender(
     if let Some(last) = last_batches {
         let _ = tokio::time::timeout_at(deadline.into(), last).await;
     }
+    let failed_before = sender
+        .telemetry
+        .delivery(delivery)
+        .items(DeliveryOutcome::Failed);
     while let Some(batch) = queue.try_pop() {
         let outcome = if Instant::now() < deadline {
             let body = sender.target.prepare(batch.body.clone()).await;
@@ -488,6 +492,20 @@ pub async fn run_sender(
             })
         };
         sender.finish(&batch, outcome);
+    }
+    let lost = sender
+        .telemetry
+        .delivery(delivery)
+        .items(DeliveryOutcome::Failed)
+        - failed_before;
+    if lost > 0 {
+        tracing::warn!(
+            exporter = delivery.exporter(),
+            signal = delivery.signal(),
+            url = %sender.target.uri(),
+            items = lost,
+            "not delivered before shutdown"
+        );
     }
 }
 
