@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use streamgate::exporters::delivery::Batch;
 use streamgate::exporters::prometheus::{
-    Format, NameFilter, Pacing, PrometheusExporter, PrometheusExporterConfig,
+    Format, NameFilter, PrometheusExporter, PrometheusExporterConfig, Unpaced,
 };
 use streamgate::exporters::remote_write::RequestEncoder;
 use streamgate::model::{MetricsBatch, MetricsRequest};
@@ -154,15 +154,6 @@ fn render(c: &mut Criterion) {
 
 /// One remote-write collection of `e`; the compressed bytes it made.
 fn remote_write_bytes(e: &PrometheusExporter) -> usize {
-    struct Unpaced;
-    impl<E> Pacing<E> for Unpaced {
-        fn after_series(&mut self, _: &mut E) -> bool {
-            true
-        }
-        fn between_families(&mut self, _: &mut E) -> bool {
-            true
-        }
-    }
     let mut bytes = 0usize;
     let mut ready = |batch: Batch| bytes += batch.body.len();
     let mut encoder = RequestEncoder::new(1_700_000_000_000, 2000, true, &[], &mut ready);

@@ -38,11 +38,10 @@ use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{LogExporter, MetricExporter, Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use regex::Regex;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -305,46 +304,10 @@ struct Traffic {
 
 impl Traffic {
     fn new(collector: &Collector) -> Traffic {
-        let tracer = |service: &str| {
-            let exporter = SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(collector.otlp_http_url("/v1/traces"))
-                .with_timeout(Duration::from_secs(10))
-                .build()
-                .expect("span exporter");
-            SdkTracerProvider::builder()
-                .with_resource(resource(service))
-                .with_sampler(Sampler::AlwaysOn)
-                .with_simple_exporter(exporter)
-                .build()
-        };
-        let log_exporter = LogExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(collector.otlp_http_url("/v1/logs"))
-            .with_timeout(Duration::from_secs(10))
-            .build()
-            .expect("log exporter");
-        let logs = SdkLoggerProvider::builder()
-            .with_resource(resource("frontend"))
-            .with_simple_exporter(log_exporter)
-            .build();
-        let metric_exporter = MetricExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(collector.otlp_http_url("/v1/metrics"))
-            .with_timeout(Duration::from_secs(10))
-            .build()
-            .expect("metric exporter");
-        // Exports on flush only: one point per gauge per round.
-        let reader = PeriodicReader::builder(metric_exporter)
-            .with_interval(Duration::from_secs(3600))
-            .build();
-        let meters = SdkMeterProvider::builder()
-            .with_resource(resource("frontend"))
-            .with_reader(reader)
-            .build();
+        let tracer =
+            |service: &str| common::sdk::http_tracer_provider(collector, resource(service));
+        let logs = common::sdk::http_logger_provider(collector, resource("frontend"));
+        let meters = common::sdk::http_meter_provider(collector, resource("frontend"));
         let meter = meters.meter("streamgate.metrics-reference-test");
         Traffic {
             frontend: tracer("frontend"),

@@ -21,10 +21,9 @@ use common::{Collector, Options, http_client, peers_required};
 use opentelemetry::KeyValue;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use opentelemetry_otlp::{LogExporter, Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
 
 /// The sink process, killed on drop.
@@ -115,17 +114,7 @@ fn resource() -> Resource {
 /// Sends `n` spans `charge-<i>` (attribute `attempt=i`) one request each;
 /// returns their (trace id, span id) as lowercase hex.
 fn send_spans(c: &Collector, n: usize) -> Vec<(String, String)> {
-    let exporter = SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(c.otlp_http_url("/v1/traces"))
-        .with_timeout(Duration::from_secs(10))
-        .build()
-        .expect("span exporter");
-    let provider = SdkTracerProvider::builder()
-        .with_resource(resource())
-        .with_simple_exporter(exporter)
-        .build();
+    let provider = common::sdk::http_tracer_provider(c, resource());
     let tracer = provider.tracer("checkout.payments");
     let mut ids = Vec::new();
     for i in 0..n {
@@ -140,17 +129,7 @@ fn send_spans(c: &Collector, n: usize) -> Vec<(String, String)> {
 }
 
 fn send_logs(c: &Collector, bodies: &[&'static str]) -> SdkLoggerProvider {
-    let exporter = LogExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(c.otlp_http_url("/v1/logs"))
-        .with_timeout(Duration::from_secs(10))
-        .build()
-        .expect("log exporter");
-    let provider = SdkLoggerProvider::builder()
-        .with_resource(resource())
-        .with_simple_exporter(exporter)
-        .build();
+    let provider = common::sdk::http_logger_provider(c, resource());
     let logger = provider.logger("checkout.audit");
     for body in bodies {
         let mut record = logger.create_log_record();

@@ -15,9 +15,8 @@ use common::prometheus::{Prometheus, sample_value};
 use common::{Collector, Options, find_peer, free_port};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry_otlp::{MetricExporter, Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use serde_json::Value;
 
 const RECEIVER_FLAG: &str = "--web.enable-remote-write-receiver";
@@ -54,20 +53,8 @@ fn send_shop_metrics(c: &Collector) -> SdkMeterProvider {
 
 /// [`send_shop_metrics`] with `orders` orders.
 fn send_orders(c: &Collector, orders: u64) -> SdkMeterProvider {
-    let exporter = MetricExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(c.otlp_http_url("/v1/metrics"))
-        .with_timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP exporter");
-    let reader = PeriodicReader::builder(exporter)
-        .with_interval(Duration::from_secs(3600))
-        .build();
-    let provider = SdkMeterProvider::builder()
-        .with_resource(Resource::builder().with_service_name("shop").build())
-        .with_reader(reader)
-        .build();
+    let provider =
+        common::sdk::http_meter_provider(c, Resource::builder().with_service_name("shop").build());
     let meter = provider.meter("shop.checkout");
     meter
         .u64_counter("checkout.orders")

@@ -220,6 +220,19 @@ pub trait Pacing<E> {
     fn between_families(&mut self, out: &mut E) -> bool;
 }
 
+/// A walk that never waits nor stops early (a remote-write collection:
+/// requests go to their queue as they fill).
+pub struct Unpaced;
+
+impl<E> Pacing<E> for Unpaced {
+    fn after_series(&mut self, _: &mut E) -> bool {
+        true
+    }
+    fn between_families(&mut self, _: &mut E) -> bool {
+        true
+    }
+}
+
 /// Where [`PrometheusExporter::render_chunks`] puts the exposition.
 pub trait ChunkSink {
     /// Takes one chunk while a family lock may be held: must not wait.

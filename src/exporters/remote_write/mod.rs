@@ -25,7 +25,7 @@ use crate::exporters::delivery::{
     self, BatchQueue, DeliveryError, HttpTarget, RetrySettings, TargetSettings,
 };
 use crate::exporters::prometheus::{
-    COLLECTOR_INSTANCE_LABEL, NameFilter, Pacing, PrometheusExporter,
+    COLLECTOR_INSTANCE_LABEL, NameFilter, PrometheusExporter, Unpaced,
 };
 use crate::pipeline::Shutdown;
 use crate::telemetry::Delivery;
@@ -166,17 +166,5 @@ impl RemoteWrite {
             .visit(&NameFilter::all(), &mut encoder, &mut Unpaced);
         encoder.flush();
         encoder.total_samples
-    }
-}
-
-/// A collection never stops early: requests go to the queue as they fill.
-struct Unpaced;
-
-impl<E> Pacing<E> for Unpaced {
-    fn after_series(&mut self, _: &mut E) -> bool {
-        true
-    }
-    fn between_families(&mut self, _: &mut E) -> bool {
-        true
     }
 }
