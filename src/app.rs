@@ -301,9 +301,28 @@ impl App {
                     .run_continuous(self.telemetry.clone(), shutdown.clone()),
             ));
         }
-        let router = api::router(api_state)
+        let mut router = api::router(api_state.clone())
             .merge(self.exporter.router())
             .merge(profiling.router());
+        if self.config.api.console.enabled {
+            let analysis = self
+                .analysis
+                .clone()
+                .map(|a| a as Arc<dyn crate::model::recommendation::AnalysisSnapshot>);
+            let recorder = Arc::new(api::console::Recorder::new(
+                self.telemetry.clone(),
+                analysis,
+                self.config.api.console.sample_interval.get(),
+                self.config.api.console.points,
+            ));
+            tasks.push(tokio::spawn(recorder.clone().run(shutdown.clone())));
+            let console = Arc::new(api::console::Console {
+                api: api_state,
+                recorder,
+                destinations: self.destinations(),
+            });
+            router = router.merge(api::console::router(console));
+        }
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");
         self.telemetry
             .set_runtime(tokio::runtime::Handle::current());
@@ -343,6 +362,22 @@ impl App {
             drain_timeout: self.config.server.shutdown_timeout.get(),
             state: store,
         })
+    }
+
+    /// Where StreamGate pushes, for the console's overview.
+    fn destinations(&self) -> api::console::Destinations {
+        let c = &self.config;
+        let mut out = Vec::new();
+        let mut add = |what: &str, to: &str| {
+            if !to.is_empty() {
+                out.push((what.to_string(), to.to_string()));
+            }
+        };
+        add("Alertmanager", &c.alerting.url);
+        add("Prometheus remote write", &c.remote_write.url);
+        add("OTLP forwarding", &c.otlp_exporter.endpoint);
+        add("Pyroscope", &c.pprof.pyroscope.url);
+        out
     }
 
     /// The components whose state is kept across restarts.

@@ -82,6 +82,31 @@ pub struct ApiConfig {
     pub tail: TailConfig,
     /// Period summaries (`/api/v1/reports`).
     pub reports: ReportsConfig,
+    /// The web console at `/`.
+    pub console: ConsoleConfig,
+}
+
+/// `api.console`: the web console's pages and what its charts remember.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Whether `/` and `/console/*` are served.
+    pub enabled: bool,
+    /// Time between two samples of the charts (and between two live
+    /// refreshes of a page, at least 2 s).
+    pub sample_interval: HumanDuration,
+    /// Samples each chart keeps (`points × sample_interval` of history).
+    pub points: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_interval: HumanDuration::secs(5),
+            points: 360,
+        }
+    }
 }
 
 /// `api.reports`: summaries of a period (anomalies, forecasts near
@@ -145,6 +170,7 @@ impl Default for ApiConfig {
             history: HistoryConfig::default(),
             tail: TailConfig::default(),
             reports: ReportsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -182,6 +208,13 @@ impl ApiConfig {
             }
         };
         check("series_limit", self.series_limit, 1, 100_000)?;
+        check("console.points", self.console.points, 2, 100_000)?;
+        if self.console.sample_interval.get() < std::time::Duration::from_secs(1) {
+            return Err(format!(
+                "api.console.sample_interval is {}; it must be at least 1s",
+                self.console.sample_interval
+            ));
+        }
         check("history.max_series", self.history.max_series, 1, 10_000)?;
         check("history.points", self.history.points, 1, 100_000)?;
         check("tail.spans", self.tail.spans, 0, 1_000_000)?;

@@ -18,6 +18,7 @@
 
 mod alerts;
 pub mod config;
+pub mod console;
 mod error;
 mod health;
 pub mod reports;

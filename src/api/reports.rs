@@ -276,6 +276,11 @@ impl Reports {
         report
     }
 
+    /// The newest report, if any.
+    pub fn latest(&self) -> Option<Arc<Report>> {
+        self.find(None)
+    }
+
     fn find(&self, id: Option<u64>) -> Option<Arc<Report>> {
         let state = self.state.lock();
         match id {

@@ -600,6 +600,13 @@ impl Telemetry {
         self.last_render_nanos.store(ns, Ordering::Relaxed);
     }
 
+    /// Items accepted so far for one signal on one transport.
+    pub fn accepted(&self, signal: Signal, transport: Transport) -> u64 {
+        self.accepted_items
+            .get(signal, transport)
+            .load(Ordering::Relaxed)
+    }
+
     /// Items accepted so far for one signal over every transport.
     pub fn accepted_total(&self, signal: Signal) -> u64 {
         Transport::ALL

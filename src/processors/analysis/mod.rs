@@ -828,6 +828,78 @@ fn significant(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
+impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
+    fn analysed(&self, limit: usize) -> (Vec<crate::model::recommendation::AnalysedSeries>, usize) {
+        use crate::model::recommendation::{AnalysedSeries, ForecastPoint};
+        let series = self.series.lock();
+        let total = series.len();
+        // Rank by (in an anomaly, score) without building every entry.
+        let mut ranked: Vec<(bool, f64, &Series)> = series
+            .values()
+            .filter_map(|slot| {
+                let s: &Series = &slot.series;
+                s.last.map(|(_, b)| (b.in_anomaly, b.score, s))
+            })
+            .collect();
+        let by_rank = |a: &(bool, f64, &Series), b: &(bool, f64, &Series)| {
+            b.0.cmp(&a.0).then(b.1.total_cmp(&a.1))
+        };
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit, by_rank);
+            ranked.truncate(limit);
+        }
+        ranked.sort_by(by_rank);
+        let out = ranked
+            .into_iter()
+            .filter_map(|(_, _, s)| {
+                let (value, b) = s.last?;
+                let metric = s.attributes.as_slice().text("metric").unwrap_or_default();
+                let labels = s
+                    .resource
+                    .iter()
+                    .chain(s.attributes.iter().filter(|kv| kv.key != "metric"))
+                    .map(|kv| {
+                        let mut text = String::new();
+                        crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
+                        (kv.key.clone(), text)
+                    })
+                    .collect();
+                let forecasts = self
+                    .horizon_labels
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(h, label)| {
+                        s.forecaster.forecast(h).map(|f| ForecastPoint {
+                            horizon: label.clone(),
+                            value: f.value,
+                            lower: f.lower,
+                            upper: f.upper,
+                        })
+                    })
+                    .collect();
+                let thresholds = s
+                    .thresholds
+                    .iter()
+                    .map(|(level, _)| (*level, s.forecaster.time_to_threshold(*level)))
+                    .collect();
+                Some(AnalysedSeries {
+                    metric,
+                    labels,
+                    value,
+                    expected: b.expected,
+                    lower: b.lower,
+                    upper: b.upper,
+                    score: b.score,
+                    anomalous: b.in_anomaly,
+                    forecasts,
+                    thresholds,
+                })
+            })
+            .collect();
+        (out, total)
+    }
+}
+
 impl RecommendationSource for AnalysisProcessor {
     fn recommendations(&self) -> Vec<Recommendation> {
         let series = self.series.lock();
