@@ -77,6 +77,7 @@ code,.labels{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;color:var(--muted);font-size:.85rem;margin:4px 0 12px}
 .swatch{display:inline-block;width:14px;height:4px;vertical-align:middle;margin-right:4px}
 .sw-value{background:var(--value)}.sw-expected{background:var(--expected)}.sw-band{background:var(--band);height:10px}.sw-mark{background:var(--bad);border-radius:50%;width:8px;height:8px}.sw-forecast{background:var(--forecast)}
+.ranking{list-style:none;padding:0}
 .series{border:1px solid var(--line);border-radius:8px;padding:10px 12px;margin:12px 0}
 .badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:.8rem;font-weight:600;border:1px solid currentColor}
 .badge.bad{color:var(--bad)}.badge.warn{color:var(--warn)}.badge.ok{color:var(--ok)}
@@ -119,7 +120,7 @@ pub fn page(title: &str, active: &str, body: &str, refresh_secs: u64) -> String 
     let mut out = String::with_capacity(body.len() + STYLE.len() + 2048);
     let _ = write!(
         out,
-        r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{} · StreamGate</title><style>{STYLE}</style></head><body><a class="skip" href="#main">Skip to content</a><header><span class="brand">StreamGate</span><nav aria-label="Console"><ul>"##,
+        r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><title>{} · StreamGate</title><style>{STYLE}</style></head><body><a class="skip" href="#main">Skip to content</a><header><span class="brand">StreamGate</span><nav aria-label="Console"><ul>"##,
         escape(title)
     );
     for (path, label) in PAGES {
