@@ -24,7 +24,10 @@
 //! | [`exporters::prometheus`] | series store, OTel→Prometheus translation, `/metrics` |
 //! | [`exporters::alertmanager`] | built-in alerts: lifecycle, push to Alertmanager API v2 |
 //! | [`exporters::pprof`] | self-profiling: CPU profiles and flame graphs on `/debug/pprof` |
-//! | [`api`] | health, readiness, status, series and history, span and log tails, alerts, reports |
+//! | [`api`] | health, readiness, status, series and history, span and log tails, alerts, reports, the web console |
+//! | [`chart`] | SVG line charts (console pages, backtest plots); imports nothing of ours |
+//! | [`exporters::remote_write`] | Prometheus remote write of everything `/metrics` serves |
+//! | [`exporters::otlp`] | forwarding what is received to another OTLP endpoint |
 //! | [`telemetry`] | StreamGate's own `streamgate_*` metrics and events |
 //!
 //! `docs/ARCHITECTURE.md` gives the bird's-eye view and the invariants.
@@ -33,6 +36,7 @@ pub mod analytics;
 pub mod api;
 pub mod app;
 pub mod backtest;
+pub mod chart;
 pub mod config;
 pub mod connectors;
 pub mod exporters;

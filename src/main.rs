@@ -55,6 +55,10 @@ enum Command {
         /// Where to write the outputs (same relative paths as the inputs).
         #[arg(long, value_name = "DIR")]
         output: PathBuf,
+        /// Also write an SVG chart beside each output (value, expected
+        /// value, band, anomaly marks, forecast) and an index.html.
+        #[arg(long)]
+        plot: bool,
     },
     /// Send OTLP load (metrics, spans or logs over gRPC or HTTP) to a
     /// receiver on this machine and report the achieved rate, refusals
@@ -79,7 +83,11 @@ fn main() -> ExitCode {
             print!("{DEFAULT_YAML}");
             ExitCode::SUCCESS
         }
-        Command::Backtest { input, output } => {
+        Command::Backtest {
+            input,
+            output,
+            plot,
+        } => {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -90,7 +98,7 @@ fn main() -> ExitCode {
             // The very settings the collector uses (processors.analysis).
             let baseline = config.analysis.anomaly.baseline();
             let forecasts = config.analysis.forecasts();
-            match streamgate::backtest::batch::run(&input, &output, &baseline, &forecasts) {
+            match streamgate::backtest::batch::run(&input, &output, &baseline, &forecasts, plot) {
                 Ok(summary) => {
                     print!("{}", streamgate::backtest::batch::report(&summary));
                     ExitCode::SUCCESS

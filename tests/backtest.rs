@@ -91,6 +91,69 @@ fn writes_outputs_and_summary() {
     assert!(output.join("b.csv").exists());
 }
 
+/// `--plot` writes a standalone SVG beside each output, with the spike
+/// marked, and an index.html linking every chart with the summary.
+#[test]
+fn plot_writes_charts_and_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("nested")).unwrap();
+    std::fs::write(input.join("nested/a.csv"), series()).unwrap();
+    std::fs::write(input.join("b c.csv"), series()).unwrap();
+    let output = dir.path().join("out");
+    let out = backtest(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--plot",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for svg in ["nested/a.svg", "b c.svg"] {
+        let text = std::fs::read_to_string(output.join(svg)).expect(svg);
+        assert!(text.starts_with("<?xml"), "{svg}");
+        assert!(
+            text.contains(r#"<svg xmlns="http://www.w3.org/2000/svg""#),
+            "{svg}"
+        );
+        assert!(text.trim_end().ends_with("</svg>"), "{svg}");
+        assert!(text.contains("<style>"), "{svg}: styled on its own");
+        assert!(text.contains(r#"class="line value""#), "{svg}");
+        assert!(text.contains(r#"class="line expected""#), "{svg}");
+        assert!(text.contains(r#"class="band""#), "{svg}");
+        assert!(text.contains(r#"class="line forecast""#), "{svg}");
+        assert!(
+            text.contains("<circle class=\"mark\""),
+            "{svg}: the spike is marked"
+        );
+        assert_eq!(text.matches("<svg").count(), 1);
+    }
+    let index = std::fs::read_to_string(output.join("index.html")).unwrap();
+    assert!(index.contains(r#"<img src="nested/a.svg""#), "{index}");
+    assert!(index.contains(r#"<img src="b%20c.svg""#), "{index}");
+    assert!(index.contains(r#"href="b%20c.csv""#), "{index}");
+    for h in ["5m", "15m", "1h"] {
+        assert!(
+            index.contains(&format!(r#"<th scope="row">{h}</th>"#)),
+            "{index}"
+        );
+    }
+    // Without --plot, no charts.
+    let plain = dir.path().join("plain");
+    let out = backtest(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(!plain.join("index.html").exists() && !plain.join("nested/a.svg").exists());
+}
+
 /// A bad row is an error naming the file and line, with exit code 1.
 #[test]
 fn bad_input_names_file_and_line() {

@@ -1,6 +1,6 @@
 //! The whole backtest: every input file through a fresh model, outputs
 //! written under the output directory with the same relative paths, a
-//! summary across files, and progress on stderr (a live line with rate and
+//! summary across files, charts and an index with `--plot`, and progress on stderr (a live line with rate and
 //! ETA on a terminal, a plain line per file otherwise).
 
 use std::io::{BufWriter, IsTerminal, Write};
@@ -55,13 +55,16 @@ impl Summary {
     }
 }
 
-/// Runs the backtest from `input` (file or directory) into `output`.
+/// Runs the backtest from `input` (file or directory) into `output`; with
+/// `plot`, an SVG chart beside each output and an `index.html`.
 pub fn run(
     input: &Path,
     output: &Path,
     baseline: &BaselineConfig,
     forecasts: &ForecastConfig,
+    plot: bool,
 ) -> Result<Summary, BacktestError> {
+    let mut plotted = Vec::new();
     let files = input::discover(input)?;
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
@@ -89,6 +92,21 @@ pub fn run(
         out.flush().map_err(write_err)?;
         summary.rows += rows.len() as u64;
         per_file.push(scores);
+        if plot {
+            let svg = target.with_extension("svg");
+            let (count, anomalies) =
+                super::plot::plot_file(&series, &target, &svg, &relative.display().to_string())
+                    .map_err(|source| BacktestError::Output {
+                        path: svg.display().to_string(),
+                        source,
+                    })?;
+            plotted.push(super::plot::Plotted {
+                svg: relative.with_extension("svg"),
+                csv: relative.clone(),
+                rows: count,
+                anomalies,
+            });
+        }
         let elapsed = started.elapsed().as_secs_f64();
         let rate = summary.rows as f64 / elapsed.max(1e-9);
         let eta = elapsed / (n + 1) as f64 * (files.len() - n - 1) as f64;
@@ -118,6 +136,14 @@ pub fn run(
     }
     summary.seconds = started.elapsed().as_secs_f64();
     summary.horizons = summarise(&per_file);
+    if plot {
+        super::plot::write_index(output, &plotted, &summary).map_err(|source| {
+            BacktestError::Output {
+                path: output.join("index.html").display().to_string(),
+                source,
+            }
+        })?;
+    }
     Ok(summary)
 }
 

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod input;
 pub mod model;
+pub mod plot;
 pub mod runner;
 pub mod timestamp;
 

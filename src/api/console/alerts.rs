@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::layout::escape;
-use super::svg::clock;
 use super::{Console, PageQuery, labels_text, refresh_secs, respond};
+use crate::chart::clock;
 use crate::model::alert::{Alert, Severity};
 
 /// Resolved alerts shown at most.

@@ -10,8 +10,8 @@ use axum::response::Response;
 
 use super::layout::escape;
 use super::recorder::AnalysisSample;
-use super::svg::{Chart, Line, short_number};
 use super::{Console, PageQuery, human_duration, labels_text, refresh_secs, respond};
+use crate::chart::{Chart, Line, short_number};
 use crate::model::recommendation::AnalysedSeries;
 
 const NO_ANALYSIS: &str = r#"<p class="muted">The analysis processor is off (<code>processors.analysis.enabled</code>).</p>"#;

@@ -14,7 +14,7 @@
 //!
 //! Pages read snapshots only: the [`recorder::Recorder`] samples counters
 //! and the analysis ranking off the ingest path; charts are SVG drawn by
-//! `svg.rs`. Every page is complete without JavaScript; with it, `<main>`
+//! `crate::chart`. Every page is complete without JavaScript; with it, `<main>`
 //! is refetched (`?fragment=main`) every few seconds. The admin server's
 //! credentials apply as to every GET (`server.require_auth_for`).
 
@@ -24,7 +24,6 @@ pub mod layout;
 mod overview;
 pub mod recorder;
 mod series;
-pub mod svg;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -95,7 +94,7 @@ fn respond(
 
 /// `12.3/s` style rate.
 fn per_second(v: f64) -> String {
-    format!("{}/s", svg::short_number(v))
+    format!("{}/s", crate::chart::short_number(v))
 }
 
 /// A label set as `k="v", …`, escaped for HTML.

@@ -10,8 +10,8 @@ use axum::response::Response;
 
 use super::layout::escape;
 use super::recorder::RateSample;
-use super::svg::{Chart, Line, short_number};
 use super::{Console, PageQuery, human_duration, per_second, refresh_secs, respond};
+use crate::chart::{Chart, Line, short_number};
 use crate::telemetry::Signal;
 use crate::telemetry::health::HealthLevel;
 

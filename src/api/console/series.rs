@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::layout::{escape, url_encode};
-use super::svg::{Chart, Line, short_number};
 use super::{Console, PageQuery, labels_text, refresh_secs, respond};
+use crate::chart::{Chart, Line, short_number};
 use crate::pipeline::query::SeriesMatcher;
 
 /// Series listed at most on one search.

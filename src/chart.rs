@@ -1,4 +1,5 @@
-//! Line charts drawn as SVG by StreamGate itself: time on x, one or more
+//! Line charts drawn as SVG by StreamGate itself, for the web console and
+//! `streamgate backtest --plot`: time on x, one or more
 //! lines, an optional band (expected range) and marks (anomalies), with
 //! axes, ticks and a text alternative (`<title>`, `<desc>`) so a screen
 //! reader says what the chart shows. Scales to its container through
@@ -7,7 +8,21 @@
 
 use std::fmt::Write;
 
-use super::layout::escape;
+/// Escapes text for XML/HTML element content and quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// One line: its points `(unix seconds, value)`, CSS class and legend.
 pub struct Line<'a> {
@@ -38,7 +53,25 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
 
+/// The palette of a chart outside the console (a file of its own): the
+/// console's light colours.
+const STANDALONE_STYLE: &str = ".chart{font-family:system-ui,sans-serif;background:#f5f7fb}.chart text{fill:#4a5060;font-size:11px}.chart .grid{stroke:#d5d9e2;stroke-width:1}.chart .line{fill:none;stroke-width:1.5}.chart .value{stroke:#0b57d0}.chart .expected{stroke:#5f3dc4;stroke-dasharray:5 4}.chart .forecast{stroke:#8a4b00;stroke-dasharray:2 3}.chart .band{fill:#c9dcfb;opacity:.7}.chart .mark{fill:#b3261e;stroke:#ffffff;stroke-width:1.5}.chart .empty{fill:#4a5060;font-size:14px}";
+
 impl Chart<'_> {
+    /// A standalone SVG document (its own namespace and palette), for a
+    /// file of its own.
+    pub fn render_standalone(&self) -> String {
+        let svg = self.render();
+        let body = svg.strip_prefix("<svg ").unwrap_or(&svg);
+        let close = body.find('>').map_or(0, |i| i + 1);
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" {}<style>{STANDALONE_STYLE}</style>{}"#,
+            &body[..close],
+            &body[close..]
+        )
+    }
+
     /// The SVG element.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -183,7 +216,11 @@ impl Chart<'_> {
                 r#"<text x="{:.1}" y="{}" text-anchor="{anchor}">{}</text>"#,
                 x(t),
                 HEIGHT - 8.0,
-                clock(t)
+                if t1 - t0 > 86_400.0 {
+                    format!("{} {}", date(t), &clock(t)[..5])
+                } else {
+                    clock(t)
+                }
             );
         }
         out.push_str("</g>");
@@ -196,6 +233,23 @@ fn chart_id(title: &str) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     format!("c{hash:x}")
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time (days counted from the civil
+/// calendar's epoch, proleptic Gregorian).
+pub fn date(t: f64) -> String {
+    let days = (t / 86_400.0).floor() as i64;
+    // Shift to 0000-03-01 so leap days fall at the end of a year.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// `HH:MM:SS` (UTC) of a Unix time.
@@ -298,5 +352,8 @@ mod tests {
         assert_eq!(short_number(0.01234), "0.012");
         assert_eq!(short_number(42.0), "42.00");
         assert_eq!(clock(3_661.0), "01:01:01");
+        assert_eq!(date(0.0), "1970-01-01");
+        assert_eq!(date(951_782_400.0), "2000-02-29");
+        assert_eq!(date(1_396_310_400.0), "2014-04-01");
     }
 }
