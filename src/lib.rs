@@ -25,6 +25,7 @@
 //! | [`exporters::alertmanager`] | built-in alerts: lifecycle, push to Alertmanager API v2 |
 //! | [`exporters::pprof`] | self-profiling: CPU profiles and flame graphs on `/debug/pprof` |
 //! | [`api`] | health, readiness, status, series and history, span and log tails, alerts, reports, the web console |
+//! | [`progress`] | progress bars and lines of long-running commands |
 //! | [`chart`] | SVG line charts (console pages, backtest plots); imports nothing of ours |
 //! | [`exporters::remote_write`] | Prometheus remote write of everything `/metrics` serves |
 //! | [`exporters::otlp`] | forwarding what is received to another OTLP endpoint |
@@ -44,5 +45,6 @@ pub mod loadgen;
 pub mod model;
 pub mod pipeline;
 pub mod processors;
+pub mod progress;
 pub mod receivers;
 pub mod telemetry;

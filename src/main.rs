@@ -211,7 +211,20 @@ fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(streamgate::loadgen::run(&args, |line| eprintln!("{line}"))) {
+    let mut bar = streamgate::progress::Progress::new(args.duration.get().as_secs_f64());
+    let mut last = None;
+    let outcome = runtime.block_on(streamgate::loadgen::run(&args, |t| {
+        bar.update(
+            t.elapsed_secs,
+            &format!("{:.0} items/s", t.rate()),
+            &t.detail(),
+        );
+        last = Some(t);
+    }));
+    if let Some(t) = last {
+        bar.finish(&format!("{:.0} items/s", t.rate()), &t.detail());
+    }
+    match outcome {
         Ok(summary) => {
             if args.json {
                 match serde_json::to_string_pretty(&summary) {

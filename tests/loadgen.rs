@@ -25,10 +25,11 @@ fn loadgen(args: &[&str]) -> Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Not a terminal: plain progress lines with the rate, ending "done in".
+    let progress = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("loadgen: "),
-        "progress lines: {}",
-        String::from_utf8_lossy(&out.stderr)
+        progress.contains("items/s") && progress.contains("done in") && !progress.contains('\r'),
+        "progress lines: {progress}"
     );
     serde_json::from_slice(&out.stdout).expect("a JSON summary")
 }

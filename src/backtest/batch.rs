@@ -1,9 +1,10 @@
 //! The whole backtest: every input file through a fresh model, outputs
 //! written under the output directory with the same relative paths, a
-//! summary across files, charts and an index with `--plot`, and progress on stderr (a live line with rate and
-//! ETA on a terminal, a plain line per file otherwise).
+//! summary across files, charts and an index with `--plot`, and progress
+//! on stderr (`crate::progress`: a bar with rate and ETA on a terminal,
+//! plain lines otherwise).
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -67,7 +68,7 @@ pub fn run(
     let mut plotted = Vec::new();
     let files = input::discover(input)?;
     let started = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
+    let mut progress = crate::progress::Progress::new(files.len() as f64);
     let mut summary = Summary {
         files: files.len(),
         ..Default::default()
@@ -107,33 +108,26 @@ pub fn run(
                 anomalies,
             });
         }
-        let elapsed = started.elapsed().as_secs_f64();
-        let rate = summary.rows as f64 / elapsed.max(1e-9);
-        let eta = elapsed / (n + 1) as f64 * (files.len() - n - 1) as f64;
-        if terminal {
-            eprint!(
-                "\r{}/{} files, {} points, {:.0} points/s, ETA {:.0}s   ",
-                n + 1,
-                files.len(),
-                summary.rows,
-                rate,
-                eta
-            );
-        } else {
-            eprintln!(
-                "[{}/{}] {} ({} rows), {:.0} points/s, ETA {:.0}s",
+        let rate = summary.rows as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        progress.update(
+            (n + 1) as f64,
+            &format!("{:.0} points/s", rate),
+            &format!(
+                "{}/{} files, {} ({} rows)",
                 n + 1,
                 files.len(),
                 relative.display(),
-                rows.len(),
-                rate,
-                eta
-            );
-        }
+                rows.len()
+            ),
+        );
     }
-    if terminal {
-        eprintln!();
-    }
+    progress.finish(
+        &format!(
+            "{:.0} points/s",
+            summary.rows as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        ),
+        &format!("{} files, {} points", files.len(), summary.rows),
+    );
     summary.seconds = started.elapsed().as_secs_f64();
     summary.horizons = summarise(&per_file);
     if plot {

@@ -232,10 +232,36 @@ pub struct Summary {
     pub visibility_extra_reads: Option<u64>,
 }
 
-/// Runs the load; `progress` gets a line about once a second.
+/// Where a run is, given to the progress callback about once a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    pub elapsed_secs: f64,
+    pub duration_secs: f64,
+    pub requests: u64,
+    pub accepted: u64,
+    pub refused: u64,
+}
+
+impl Tick {
+    /// Items accepted per second so far.
+    pub fn rate(&self) -> f64 {
+        self.accepted as f64 / self.elapsed_secs.max(1e-9)
+    }
+
+    /// `1500 requests, 1500000 items accepted, 0 refused`.
+    pub fn detail(&self) -> String {
+        format!(
+            "{} requests, {} items accepted, {} refused",
+            self.requests, self.accepted, self.refused
+        )
+    }
+}
+
+/// Runs the load; `progress` gets a [`Tick`] about once a second and at
+/// the end.
 pub async fn run(
     args: &LoadgenArgs,
-    mut progress: impl FnMut(String),
+    mut progress: impl FnMut(Tick),
 ) -> Result<Summary, LoadgenError> {
     args.validate()?;
     let endpoint = args.endpoint();
@@ -376,10 +402,10 @@ pub async fn run(
                 Some(Err(e)) => return Err(LoadgenError::Invalid(format!("a worker failed: {e}"))),
                 None => break,
             },
-            _ = ticker.tick() => progress(progress_line(&live, start, args.duration.get())),
+            _ = ticker.tick() => progress(tick(&live, start, args.duration.get())),
         }
     }
-    progress(progress_line(&live, start, args.duration.get()));
+    progress(tick(&live, start, args.duration.get()));
     let seconds = start.elapsed().as_secs_f64();
     let server_cpu = match (&args.metrics_url, server_cpu_before) {
         (Some(url), Some(before)) => Some(server_cpu_seconds(url).await? - before),
@@ -427,17 +453,14 @@ pub async fn run(
     })
 }
 
-/// `loadgen: 3/10 s, 1500 requests, 1500000 items accepted (500000/s), 0 refused`
-fn progress_line(live: &Live, start: Instant, duration: Duration) -> String {
-    let secs = start.elapsed().as_secs_f64();
-    let accepted = live.accepted.load(Ordering::Relaxed);
-    format!(
-        "loadgen: {secs:.0}/{:.0} s, {} requests, {accepted} items accepted ({:.0}/s), {} refused",
-        duration.as_secs_f64(),
-        live.requests.load(Ordering::Relaxed),
-        accepted as f64 / secs.max(1e-9),
-        live.refused.load(Ordering::Relaxed),
-    )
+fn tick(live: &Live, start: Instant, duration: Duration) -> Tick {
+    Tick {
+        elapsed_secs: start.elapsed().as_secs_f64(),
+        duration_secs: duration.as_secs_f64(),
+        requests: live.requests.load(Ordering::Relaxed),
+        accepted: live.accepted.load(Ordering::Relaxed),
+        refused: live.refused.load(Ordering::Relaxed),
+    }
 }
 
 /// The summary as a few aligned lines.
