@@ -270,7 +270,7 @@ pub fn short_number(v: f64) -> String {
         format!("{:.1}M", v / 1e6)
     } else if a >= 1e4 {
         format!("{:.1}k", v / 1e3)
-    } else if a >= 100.0 || a == 0.0 {
+    } else if a >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else if a >= 1.0 {
         format!("{v:.2}")
@@ -350,7 +350,8 @@ mod tests {
     fn numbers_and_times_are_short() {
         assert_eq!(short_number(1_234_567.0), "1.2M");
         assert_eq!(short_number(0.01234), "0.012");
-        assert_eq!(short_number(42.0), "42.00");
+        assert_eq!(short_number(42.0), "42");
+        assert_eq!(short_number(42.5), "42.50");
         assert_eq!(clock(3_661.0), "01:01:01");
         assert_eq!(date(0.0), "1970-01-01");
         assert_eq!(date(951_782_400.0), "2000-02-29");

@@ -108,9 +108,9 @@ fn the_console_works_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr),
         collector.logs()
     );
-    let report: Value = serde_json::from_str(stdout.trim()).expect("check.mjs prints JSON");
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("check.mjs prints JSON");
 
-    let pages = report["pages"].as_array().expect("pages");
+    let pages = seen["pages"].as_array().expect("pages");
     assert_eq!(pages.len(), 10, "five pages at two widths");
     for page in pages {
         let what = format!("{} at {}px", page["path"], page["width"]);
@@ -149,7 +149,7 @@ fn the_console_works_in_a_real_browser() {
             .contains("Health")
     );
 
-    let view = &report["seriesView"];
+    let view = &seen["seriesView"];
     assert_eq!(view["linked"], 1, "the search lists queue_depth: {view}");
     assert_eq!(view["view"]["charts"], 1, "{view}");
     assert!(
@@ -159,7 +159,7 @@ fn the_console_works_in_a_real_browser() {
             .contains("queue_depth")
     );
 
-    let anomaly = &report["anomaly"];
+    let anomaly = &seen["anomaly"];
     assert_eq!(anomaly["found"], true, "{anomaly}\n{}", collector.logs());
     assert_eq!(
         anomaly["initiallyPresent"], false,
@@ -175,4 +175,64 @@ fn the_console_works_in_a_real_browser() {
     );
     assert_eq!(anomaly["details"]["band"], 1, "{anomaly}");
     assert_eq!(anomaly["errors"], serde_json::json!([]), "{anomaly}");
+
+    // The report made during the anomaly, rendered with its chart.
+    let report = &seen["report"];
+    assert_eq!(report["status"], 201, "{report}");
+    assert_eq!(report["present"], true, "{report}");
+    assert!(
+        report["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("queue_depth"),
+        "{report}"
+    );
+    assert!(report["charts"].as_u64().unwrap_or(0) >= 1, "{report}");
+    assert!(report["marks"].as_u64().unwrap_or(0) >= 1, "{report}");
+    // What the anomalies page draws, as JSON.
+    let json = &seen["json"];
+    assert_eq!(json["first"], "queue_depth", "{json}");
+    assert!(json["history"].as_u64().unwrap_or(0) >= 2, "{json}");
+}
+
+/// With `require_auth_for: all` the console answers 401 without the
+/// admin token, and the page with it; health probes stay open.
+#[test]
+fn the_console_honours_the_admin_credentials() {
+    const TOKEN: &str = "console-admin-token-1234";
+    let collector = Collector::start_with(Options {
+        server_extra: format!("auth:\n  bearer_tokens: [\"{TOKEN}\"]\nrequire_auth_for: all"),
+        ..Default::default()
+    });
+    for path in [
+        "/",
+        "/console/anomalies",
+        "/console/series?match=up",
+        "/api/v1/console/rates",
+    ] {
+        let anonymous = http_client().get(collector.url(path)).send().expect("GET");
+        assert_eq!(anonymous.status().as_u16(), 401, "{path}");
+        let allowed = http_client()
+            .get(collector.url(path))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .send()
+            .expect("GET");
+        assert_eq!(allowed.status().as_u16(), 200, "{path}");
+    }
+    let page = http_client()
+        .get(collector.url("/"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("overview");
+    assert!(page.contains("<h1>Overview</h1>"), "{page}");
+    assert_eq!(
+        http_client()
+            .get(collector.url("/readyz"))
+            .send()
+            .expect("GET")
+            .status()
+            .as_u16(),
+        200
+    );
 }

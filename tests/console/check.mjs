@@ -137,6 +137,30 @@ for (const viewport of [{ width: 1280, height: 900 }, { width: 390, height: 844 
     : null;
   await page.screenshot({ path: join(outDir, 'anomaly-live-1280.png'), fullPage: true });
   result.anomaly = { found, initiallyPresent, waitedMs: Date.now() - started, loads, details, errors };
+
+  // A report made now, while the anomaly lasts, rendered with its chart;
+  // the same data as JSON.
+  const made = await page.request.post(base + '/api/v1/reports');
+  await page.goto(base + '/console/alerts');
+  result.report = {
+    status: made.status(),
+    ...(await page.evaluate(() => {
+      const section = document.getElementById('report');
+      return {
+        present: !!section,
+        text: section?.innerText.slice(0, 1000) ?? '',
+        charts: section ? section.querySelectorAll('svg.chart').length : 0,
+        marks: section ? section.querySelectorAll('svg.chart circle.mark').length : 0,
+      };
+    })),
+  };
+  await page.screenshot({ path: join(outDir, 'alerts-report-1280.png'), fullPage: true });
+  const json = await (await page.request.get(base + '/api/v1/console/anomalies')).json();
+  result.json = {
+    analysed: json.analysed,
+    first: json.ranked[0]?.series?.metric ?? null,
+    history: json.ranked[0]?.history?.length ?? 0,
+  };
   await context.close();
 }
 

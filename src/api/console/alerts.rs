@@ -1,5 +1,6 @@
 //! The alerts page: active alerts, the recent history and the latest
-//! period report.
+//! period report rendered (ingest, availability, findings, anomalies
+//! charted).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use axum::response::Response;
 
 use super::layout::escape;
 use super::{Console, PageQuery, labels_text, refresh_secs, respond};
-use crate::chart::clock;
+use crate::chart::{Chart, Line, clock, short_number};
 use crate::model::alert::{Alert, Severity};
 
 /// Resolved alerts shown at most.
@@ -34,29 +35,7 @@ pub async fn page(State(console): State<Arc<Console>>, query: PageQuery) -> Resp
             out.push_str("</section>");
         }
     }
-    out.push_str(r#"<section aria-labelledby="report-h"><h2 id="report-h">Latest report</h2>"#);
-    match console.api.reports.as_ref().and_then(|r| r.latest()) {
-        None => out.push_str(r#"<p class="muted">No report yet; one is made every <code>api.reports.interval</code>, or now with <code>POST /api/v1/reports</code>.</p>"#),
-        Some(report) => {
-            let _ = write!(
-                out,
-                r#"<p>Report {} ({}) for {} to {}: health <strong>{:?}</strong>. <a href="/api/v1/reports/latest?format=html">Read it whole</a>.</p>"#,
-                report.id,
-                escape(report.trigger),
-                escape(&report.period_from),
-                escape(&report.period_to),
-                report.health.status
-            );
-            if !report.recommendations.is_empty() {
-                out.push_str("<ul>");
-                for r in &report.recommendations {
-                    let _ = write!(out, "<li>{}</li>", escape(r));
-                }
-                out.push_str("</ul>");
-            }
-        }
-    }
-    out.push_str("</section>");
+    report_section(&mut out, &console);
     respond(
         &query,
         "Alerts",
@@ -114,4 +93,110 @@ fn table(out: &mut String, id: &str, alerts: &[Alert], resolved: bool) {
         );
     }
     out.push_str("</tbody></table></div>");
+}
+
+/// The latest period report, rendered: health, ingest, availability,
+/// findings, and each anomaly charted from the console's history when it
+/// has one.
+fn report_section(out: &mut String, console: &Console) {
+    out.push_str(
+        r#"<section id="report" aria-labelledby="report-h"><h2 id="report-h">Latest report</h2>"#,
+    );
+    let Some(report) = console.api.reports.as_ref().and_then(|r| r.latest()) else {
+        out.push_str(r#"<p class="muted">No report yet; one is made every <code>api.reports.interval</code>, or now with <code>POST /api/v1/reports</code>.</p></section>"#);
+        return;
+    };
+    let _ = write!(
+        out,
+        r#"<p>Report {} ({}) for {} to {}: health <strong>{:?}</strong>. Also as <a href="/api/v1/reports/latest?format=html">HTML</a>, <a href="/api/v1/reports/latest?format=markdown">Markdown</a> and <a href="/api/v1/reports/latest">JSON</a>.</p>"#,
+        report.id,
+        escape(report.trigger),
+        escape(&report.period_from),
+        escape(&report.period_to),
+        report.health.status
+    );
+    let i = &report.ingest;
+    let _ = write!(
+        out,
+        r#"<div class="cards">{}{}{}{}</div>"#,
+        card("Spans", i.spans as f64),
+        card("Data points", i.data_points as f64),
+        card("Log records", i.log_records as f64),
+        card("Refused requests", i.refused_requests as f64)
+    );
+    if !report.slo.is_empty() {
+        out.push_str(r#"<h3>Service availability</h3><div class="table-wrap"><table id="slo"><thead><tr><th scope="col">Service</th><th scope="col" class="num">Calls</th><th scope="col" class="num">Errors</th><th scope="col" class="num">Availability</th><th scope="col" class="num">Budget used</th><th scope="col">Objective</th></tr></thead><tbody>"#);
+        for slo in &report.slo {
+            let _ = write!(
+                out,
+                r#"<tr><th scope="row">{}</th><td class="num">{}</td><td class="num">{}</td><td class="num">{:.3} %</td><td class="num">{:.0} %</td><td><span class="badge {}">{}</span></td></tr>"#,
+                escape(&slo.service),
+                short_number(slo.calls),
+                short_number(slo.errors),
+                slo.availability * 100.0,
+                slo.budget_used * 100.0,
+                if slo.met { "ok" } else { "bad" },
+                if slo.met { "met" } else { "missed" }
+            );
+        }
+        out.push_str("</tbody></table></div>");
+    }
+    if !report.recommendations.is_empty() {
+        out.push_str("<h3>Findings</h3><ul>");
+        for r in &report.recommendations {
+            let _ = write!(out, "<li>{}</li>", escape(r));
+        }
+        out.push_str("</ul>");
+    }
+    if !report.anomalies.is_empty() {
+        out.push_str("<h3>Anomalies in the report</h3>");
+        let (ranked, _) = console.recorder.ranking();
+        for a in &report.anomalies {
+            let history = ranked
+                .iter()
+                .find(|(s, _)| s.metric == a.metric && s.labels == a.labels)
+                .map(|(_, h)| h.as_slice())
+                .unwrap_or_default();
+            let values: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.value)).collect();
+            let expected: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.expected)).collect();
+            let band: Vec<(f64, f64, f64)> =
+                history.iter().map(|h| (h.t, h.lower, h.upper)).collect();
+            let marks: Vec<(f64, f64)> = history
+                .iter()
+                .filter(|h| h.anomalous)
+                .map(|h| (h.t, h.value))
+                .collect();
+            let _ = write!(out, "<p>{}</p>", escape(&a.summary));
+            out.push_str(
+                &Chart {
+                    title: &a.metric,
+                    description: &a.summary,
+                    lines: vec![
+                        Line {
+                            points: &values,
+                            class: "value",
+                            label: "value",
+                        },
+                        Line {
+                            points: &expected,
+                            class: "expected",
+                            label: "expected",
+                        },
+                    ],
+                    band: &band,
+                    marks: &marks,
+                    unit: "",
+                }
+                .render(),
+            );
+        }
+    }
+    out.push_str("</section>");
+}
+
+fn card(label: &str, value: f64) -> String {
+    format!(
+        r#"<div class="card"><div class="label">{label}</div><div class="value">{}</div></div>"#,
+        short_number(value)
+    )
 }

@@ -10,7 +10,9 @@
 //!   time to threshold and the recommendations;
 //! - `/console/alerts`: active alerts, history and the latest report;
 //! - `/console/series`: search series by name and labels; open one to
-//!   watch its history.
+//!   watch its history;
+//! - `/api/v1/console/{rates,anomalies}`: the recorded data the pages
+//!   draw, as JSON.
 //!
 //! Pages read snapshots only: the [`recorder::Recorder`] samples counters
 //! and the analysis ranking off the ingest path; charts are SVG drawn by
@@ -61,7 +63,35 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/alerts", get(alerts::page))
         .route("/console/series", get(series::search))
         .route("/console/series/view", get(series::view))
+        .route("/api/v1/console/rates", get(rates_json))
+        .route("/api/v1/console/anomalies", get(anomalies_json))
         .with_state(console)
+}
+
+/// `GET /api/v1/console/rates`: the overview's samples, oldest first
+/// (accepted items per second by signal and transport, refused requests
+/// per second, active series, resident memory).
+async fn rates_json(axum::extract::State(console): axum::extract::State<Arc<Console>>) -> Response {
+    axum::Json(serde_json::json!({
+        "interval_seconds": console.recorder.interval().as_secs_f64(),
+        "signals": ["traces", "metrics", "logs"],
+        "transports": ["grpc", "http"],
+        "samples": console.recorder.rates(),
+    }))
+    .into_response()
+}
+
+/// `GET /api/v1/console/anomalies`: the analysed series ranked by anomaly
+/// score, each with its recorded history (what the anomalies page draws).
+async fn anomalies_json(
+    axum::extract::State(console): axum::extract::State<Arc<Console>>,
+) -> Response {
+    let (ranked, total) = console.recorder.ranking();
+    let series: Vec<serde_json::Value> = ranked
+        .into_iter()
+        .map(|(s, history)| serde_json::json!({ "series": s, "history": history }))
+        .collect();
+    axum::Json(serde_json::json!({ "analysed": total, "ranked": series })).into_response()
 }
 
 /// Seconds between live refreshes of a page.

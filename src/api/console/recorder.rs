@@ -20,7 +20,7 @@ pub const TOP: usize = 25;
 const MAX_TRACKED: usize = 200;
 
 /// One overview sample: per-second rates since the previous sample.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct RateSample {
     pub t: f64,
     /// Accepted items per second by [signal][transport].
@@ -32,7 +32,7 @@ pub struct RateSample {
 }
 
 /// One analysed-series sample.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct AnalysisSample {
     pub t: f64,
     pub value: f64,
