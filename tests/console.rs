@@ -134,6 +134,12 @@ fn the_console_works_in_a_real_browser() {
             "{what}: every chart drew"
         );
         assert_eq!(page["horizontalScroll"], false, "{what}: fits the width");
+        // WCAG AA for normal text: 4.5:1.
+        let contrast = &page["contrast"];
+        assert!(
+            contrast["ratio"].as_f64().unwrap_or(0.0) >= 4.5,
+            "{what}: text contrast {contrast}"
+        );
         assert_eq!(
             page["firstTab"], "Skip to content",
             "{what}: keyboard starts at the skip link"

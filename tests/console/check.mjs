@@ -52,7 +52,35 @@ async function visit(path, name, viewport) {
       chartsDrawn: charts.filter((c) => c.querySelector('path.line, circle.mark, text.empty')).length,
       horizontalScroll: document.documentElement.scrollWidth > window.innerWidth + 1,
       mainText: document.querySelector('main')?.innerText.slice(0, 2000) ?? '',
+      contrast: lowestContrast(),
     };
+
+    // WCAG contrast ratio of every text element against the first opaque
+    // background behind it; the lowest found, and where.
+    function lowestContrast() {
+      const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+          const c = rgb(getComputedStyle(e).backgroundColor);
+          if (c.length >= 3 && (c.length < 4 || c[3] > 0.9)) return c;
+        }
+        return [255, 255, 255];
+      };
+      let lowest = { ratio: 21, where: '' };
+      for (const el of document.querySelectorAll('body *')) {
+        const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+        if (!own || el.closest('svg')) continue;
+        const fg = lum(rgb(getComputedStyle(el).color));
+        const bg = lum(background(el));
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        if (ratio < lowest.ratio) lowest = { ratio, where: `${el.tagName.toLowerCase()}.${el.className}: ${el.textContent.trim().slice(0, 40)}` };
+      }
+      return lowest;
+    }
   });
   await page.keyboard.press('Tab');
   const firstTab = await page.evaluate(() => document.activeElement?.textContent ?? '');
