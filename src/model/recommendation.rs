@@ -62,6 +62,7 @@ pub struct ForecastPoint {
 /// Anything that can list its analysed series.
 pub trait AnalysisSnapshot: Send + Sync {
     /// The `limit` analysed series with the highest anomaly scores
-    /// (anomalous ones first), and how many there are in all.
+    /// (anomalous ones first), then up to `limit` more forecast to reach a
+    /// threshold soonest, and how many there are in all.
     fn analysed(&self, limit: usize) -> (Vec<AnalysedSeries>, usize);
 }

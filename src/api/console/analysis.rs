@@ -175,12 +175,20 @@ pub async fn forecasts(State(console): State<Arc<Console>>, query: PageQuery) ->
     out.push_str("</section>");
 
     let (ranked, _) = console.recorder.ranking();
-    let with_forecasts: Vec<_> = ranked
+    // Soonest threshold crossings first, then the others by anomaly rank.
+    let eta = |s: &AnalysedSeries| {
+        s.thresholds
+            .iter()
+            .filter_map(|(_, eta)| *eta)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let mut with_forecasts: Vec<_> = ranked
         .iter()
         .filter(|(s, _)| !s.forecasts.is_empty())
         .collect();
+    with_forecasts.sort_by(|a, b| eta(&a.0).total_cmp(&eta(&b.0)));
     out.push_str(
-        r#"<section aria-labelledby="fc-h"><h2 id="fc-h">Forecasts of the top-ranked series</h2>"#,
+        r#"<section aria-labelledby="fc-h"><h2 id="fc-h">Forecasts: soonest threshold crossings first</h2>"#,
     );
     if with_forecasts.is_empty() {
         out.push_str(r#"<p class="muted">No forecast yet: a forecaster gives one after its first forecasts have been scored against what happened.</p>"#);

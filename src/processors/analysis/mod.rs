@@ -844,11 +844,32 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
         let by_rank = |a: &(bool, f64, &Series), b: &(bool, f64, &Series)| {
             b.0.cmp(&a.0).then(b.1.total_cmp(&a.1))
         };
+        // Series forecast to reach a threshold soonest come too (the
+        // forecasts page lists them), even with a low anomaly score.
+        let mut soonest: Vec<(f64, &Series)> = series
+            .values()
+            .filter_map(|slot| {
+                let s: &Series = &slot.series;
+                s.thresholds
+                    .iter()
+                    .filter_map(|(level, _)| s.forecaster.time_to_threshold(*level))
+                    .min_by(f64::total_cmp)
+                    .map(|eta| (eta, s))
+            })
+            .collect();
         if ranked.len() > limit {
             ranked.select_nth_unstable_by(limit, by_rank);
             ranked.truncate(limit);
         }
         ranked.sort_by(by_rank);
+        soonest.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, s) in soonest.into_iter().take(limit) {
+            if let Some((_, b)) = s.last
+                && !ranked.iter().any(|(_, _, r)| std::ptr::eq(*r, s))
+            {
+                ranked.push((b.in_anomaly, b.score, s));
+            }
+        }
         let out = ranked
             .into_iter()
             .filter_map(|(_, _, s)| {

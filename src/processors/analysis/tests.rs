@@ -354,6 +354,61 @@ fn recommendations_name_the_series_and_numbers() {
     assert_eq!(anomaly.labels["route"], "/a");
 }
 
+/// The console's snapshot: the anomalous series ranks first with its
+/// numbers and forecasts; with a limit of one, the series forecast to
+/// reach its threshold still comes, after it, with its time to threshold.
+#[test]
+fn the_snapshot_ranks_anomalies_and_keeps_threshold_crossings() {
+    use crate::model::recommendation::AnalysisSnapshot;
+    let config = AnalysisConfig {
+        select: vec![rule("disk.usage"), rule("queue.depth")],
+        thresholds: vec![ThresholdRule {
+            name: "disk.usage".into(),
+            value: 10_000.0,
+        }],
+        horizons: vec![HumanDuration::secs(60)],
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    for step in 0..150 {
+        let t = T0 + step as f64 * 30.0;
+        let disk = request(
+            "disk.usage",
+            Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsDouble(
+                        100.0 + step as f64 * 30.0,
+                    )),
+                    ..Default::default()
+                }],
+            }),
+        );
+        p.observe_request(&MetricsBatch::from_request(disk), t);
+        let depth = if step == 149 {
+            900.0
+        } else {
+            10.0 + ((step * 7919) % 13) as f64 * 0.1
+        };
+        p.observe_request(&MetricsBatch::from_request(gauge_request(depth, "/a")), t);
+        p.evaluate(t);
+    }
+    let (list, total) = p.analysed(1);
+    assert_eq!(total, 2);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0].metric, "queue_depth_ratio");
+    assert!(list[0].anomalous);
+    assert_eq!(list[0].value, 900.0);
+    assert!(list[0].score > 0.5);
+    assert!(list[0].lower < list[0].expected && list[0].expected < list[0].upper);
+    assert_eq!(list[1].metric, "disk_usage_ratio");
+    assert!(!list[1].anomalous);
+    let (level, eta) = list[1].thresholds[0];
+    assert_eq!(level, 10_000.0);
+    assert!((eta.expect("a crossing") - 5430.0).abs() < 1.0);
+    assert_eq!(list[1].forecasts.len(), 1);
+    assert_eq!(list[1].forecasts[0].horizon, "1m");
+}
+
 fn calls_request(ok: f64, error: Option<f64>) -> MetricsRequest {
     let point = |status: &str, value: f64| NumberDataPoint {
         attributes: vec![
