@@ -13,6 +13,9 @@ use streamgate::analytics::aggregation::{
     DEFAULT_MAX_BINS, DEFAULT_RELATIVE_ACCURACY, Sketch, WindowSpec, WindowSummary, WindowedStats,
 };
 
+#[path = "support/requests.rs"]
+mod requests;
+
 const T0: u64 = 1_700_000_100_000;
 const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
 
@@ -274,12 +277,52 @@ fn analysis_memory() {
     );
 }
 
+/// What the web console's recorder costs: one `analysed(25)` snapshot of
+/// the analysis processor (ranking every series, its lock held) with
+/// 10,000 analysed series.
+fn analysis_snapshot(c: &mut Criterion) {
+    use std::sync::Arc;
+    use streamgate::model::MetricsBatch;
+    use streamgate::model::recommendation::AnalysisSnapshot;
+    use streamgate::pipeline::{ConsumeResult, Consumed, MetricsConsumer};
+    use streamgate::processors::analysis::{AnalysisConfig, AnalysisProcessor, SelectRule};
+    use streamgate::telemetry::Telemetry;
+
+    struct Sink;
+    impl MetricsConsumer for Sink {
+        fn consume_metrics(&self, _: &MetricsBatch) -> ConsumeResult {
+            Ok(Consumed::all())
+        }
+    }
+    let config = AnalysisConfig {
+        select: vec![SelectRule {
+            name: "*".into(),
+            labels: Default::default(),
+        }],
+        max_series: 20_000,
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    for step in 0..20u64 {
+        let t = 1_700_000_000.0 + 30.0 * step as f64;
+        let request = requests::realistic_request(10, 1000, 1, (t * 1e9) as u64);
+        p.observe_request(&MetricsBatch::from_request(request), t);
+        p.evaluate(t);
+    }
+    let (list, total) = p.analysed(25);
+    println!("analysis snapshot: {total} series analysed, {} ranked", list.len());
+    c.bench_function("analysis_snapshot_top25_of_10k", |b| {
+        b.iter(|| black_box(p.analysed(25).0.len()))
+    });
+}
+
 fn benches(c: &mut Criterion) {
     memory();
     analysis_memory();
     observe(c);
     summaries(c);
     baseline_and_forecasts(c);
+    analysis_snapshot(c);
 }
 
 criterion_group!(analytics, benches);
