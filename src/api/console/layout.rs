@@ -72,7 +72,7 @@ label{display:block;font-size:.85rem;color:var(--muted)}
 input[type=text]{font:inherit;padding:6px 8px;border:1px solid var(--line);border-radius:6px;background:var(--bg);color:var(--fg);min-width:14rem}
 button{font:inherit;padding:6px 14px;border-radius:6px;border:1px solid var(--accent);background:var(--accent);color:var(--bg);cursor:pointer}
 .muted{color:var(--muted)}footer{padding:8px 16px;color:var(--muted);font-size:.8rem;border-top:1px solid var(--line)}
-@media (max-width:600px){main{padding:10px}th,td{padding:4px}.cards{grid-template-columns:repeat(2,1fr)}}
+@media (max-width:600px){main{padding:10px}th,td{padding:4px}.cards{grid-template-columns:repeat(2,1fr)}.chart text{font-size:18px}}
 "#;
 
 /// Replaces `<main>` with the same page fetched again, every `data-refresh`
