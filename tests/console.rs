@@ -242,3 +242,33 @@ fn the_console_honours_the_admin_credentials() {
         200
     );
 }
+
+/// The overview lists refused requests by reason.
+#[test]
+fn the_overview_lists_refusals_by_reason() {
+    let collector = Collector::start();
+    let page = || {
+        http_client()
+            .get(collector.url("/?fragment=main"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("overview")
+    };
+    assert!(page().contains("No request refused since the start."));
+    let refused = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(vec![0xff, 0xff, 0xff])
+        .send()
+        .expect("POST");
+    assert_eq!(refused.status().as_u16(), 400);
+    let html = page();
+    assert!(
+        html.contains(r#"<th scope="row">malformed</th><td class="num">1</td>"#),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<html"),
+        "a fragment is only <main>'s content"
+    );
+}

@@ -481,6 +481,14 @@ impl Telemetry {
         self.refused_requests.iter().map(Self::route_sum).sum()
     }
 
+    /// Requests refused so far, by reason, over every signal and transport.
+    pub fn refused_requests_by_reason(&self) -> Vec<(RefusalReason, u64)> {
+        RefusalReason::ALL
+            .iter()
+            .map(|r| (*r, Self::route_sum(&self.refused_requests[r.index()])))
+            .collect()
+    }
+
     /// Takes a health sample now (called every few seconds).
     pub fn sample_health(&self) {
         let now = self.uptime().as_secs_f64();

@@ -128,7 +128,27 @@ fn render(console: &Console) -> String {
         "Refused requests per second, latest {}",
         per_second(last.refused)
     );
-    out.push_str("<h2>Refused requests per second</h2>");
+    out.push_str("<h2>Refused requests</h2>");
+    let by_reason: Vec<_> = t
+        .refused_requests_by_reason()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    if by_reason.is_empty() {
+        out.push_str(r#"<p id="refusals" class="muted">No request refused since the start.</p>"#);
+    } else {
+        out.push_str(r#"<div class="table-wrap"><table id="refusals"><caption>Requests refused since the start, by reason</caption><thead><tr><th scope="col">Reason</th><th scope="col" class="num">Requests</th></tr></thead><tbody>"#);
+        for (reason, n) in by_reason {
+            let _ = write!(
+                out,
+                r#"<tr><th scope="row">{}</th><td class="num">{}</td></tr>"#,
+                reason.as_str(),
+                short_number(n as f64)
+            );
+        }
+        out.push_str("</tbody></table></div>");
+    }
+
     out.push_str(
         &Chart {
             title: "Refused requests per second",
