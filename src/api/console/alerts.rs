@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::layout::escape;
 use super::{Console, PageQuery, labels_text, refresh_secs, respond};
-use crate::chart::{Chart, Line, clock, short_number};
+use crate::chart::{clock, short_number};
 use crate::model::alert::{Alert, Severity};
 
 /// Resolved alerts shown at most.
@@ -157,38 +157,10 @@ fn report_section(out: &mut String, console: &Console) {
                 .find(|(s, _)| s.metric == a.metric && s.labels == a.labels)
                 .map(|(_, h)| h.as_slice())
                 .unwrap_or_default();
-            let values: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.value)).collect();
-            let expected: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.expected)).collect();
-            let band: Vec<(f64, f64, f64)> =
-                history.iter().map(|h| (h.t, h.lower, h.upper)).collect();
-            let marks: Vec<(f64, f64)> = history
-                .iter()
-                .filter(|h| h.anomalous)
-                .map(|h| (h.t, h.value))
-                .collect();
             let _ = write!(out, "<p>{}</p>", escape(&a.summary));
-            out.push_str(
-                &Chart {
-                    title: &a.metric,
-                    description: &a.summary,
-                    lines: vec![
-                        Line {
-                            points: &values,
-                            class: "value",
-                            label: "value",
-                        },
-                        Line {
-                            points: &expected,
-                            class: "expected",
-                            label: "expected",
-                        },
-                    ],
-                    band: &band,
-                    marks: &marks,
-                    unit: "",
-                }
-                .render(),
-            );
+            out.push_str(&super::analysis::anomaly_chart(
+                &a.metric, &a.summary, history,
+            ));
         }
     }
     out.push_str("</section>");

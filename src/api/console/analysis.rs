@@ -47,18 +47,6 @@ pub async fn anomalies(State(console): State<Arc<Console>>, query: PageQuery) ->
 }
 
 fn series_block(out: &mut String, rank: usize, s: &AnalysedSeries, history: &[AnalysisSample]) {
-    let values: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.value)).collect();
-    let expected: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.expected)).collect();
-    let band: Vec<(f64, f64, f64)> = history
-        .iter()
-        .filter(|h| h.lower.is_finite() && h.upper.is_finite())
-        .map(|h| (h.t, h.lower, h.upper))
-        .collect();
-    let marks: Vec<(f64, f64)> = history
-        .iter()
-        .filter(|h| h.anomalous)
-        .map(|h| (h.t, h.value))
-        .collect();
     let (badge, word) = if s.anomalous {
         ("bad", "anomalous")
     } else if s.score >= 0.5 {
@@ -90,29 +78,45 @@ fn series_block(out: &mut String, rank: usize, s: &AnalysedSeries, history: &[An
         short_number(s.lower),
         short_number(s.upper),
     );
-    out.push_str(
-        &Chart {
-            title: &title,
-            description: &description,
-            lines: vec![
-                Line {
-                    points: &values,
-                    class: "value",
-                    label: "value",
-                },
-                Line {
-                    points: &expected,
-                    class: "expected",
-                    label: "expected",
-                },
-            ],
-            band: &band,
-            marks: &marks,
-            unit: "",
-        }
-        .render(),
-    );
+    out.push_str(&anomaly_chart(&title, &description, history));
     out.push_str("</li>");
+}
+
+/// A series' recorded history as a chart: value, expected value, band,
+/// and a mark on every sample taken inside an anomaly.
+pub(super) fn anomaly_chart(title: &str, description: &str, history: &[AnalysisSample]) -> String {
+    let values: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.value)).collect();
+    let expected: Vec<(f64, f64)> = history.iter().map(|h| (h.t, h.expected)).collect();
+    let band: Vec<(f64, f64, f64)> = history
+        .iter()
+        .filter(|h| h.lower.is_finite() && h.upper.is_finite())
+        .map(|h| (h.t, h.lower, h.upper))
+        .collect();
+    let marks: Vec<(f64, f64)> = history
+        .iter()
+        .filter(|h| h.anomalous)
+        .map(|h| (h.t, h.value))
+        .collect();
+    Chart {
+        title,
+        description,
+        lines: vec![
+            Line {
+                points: &values,
+                class: "value",
+                label: "value",
+            },
+            Line {
+                points: &expected,
+                class: "expected",
+                label: "expected",
+            },
+        ],
+        band: &band,
+        marks: &marks,
+        unit: "",
+    }
+    .render()
 }
 
 fn service_of(s: &AnalysedSeries) -> String {

@@ -159,6 +159,29 @@ pub struct AnalysisProcessor {
     memory_limit: Option<f64>,
 }
 
+impl Series {
+    /// The source's Prometheus name and the series' resource and point
+    /// labels (without `metric`), as findings and the console name them.
+    fn metric_and_labels(&self) -> (String, std::collections::BTreeMap<String, String>) {
+        let metric = self
+            .attributes
+            .as_slice()
+            .text("metric")
+            .unwrap_or_default();
+        let labels = self
+            .resource
+            .iter()
+            .chain(self.attributes.iter().filter(|kv| kv.key != "metric"))
+            .map(|kv| {
+                let mut text = String::new();
+                crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
+                (kv.key.clone(), text)
+            })
+            .collect();
+        (metric, labels)
+    }
+}
+
 /// Crossings forecast further ahead than this are not recommendations
 /// (`streamgate_time_to_threshold_seconds` still shows them): a trend
 /// extrapolated for weeks says little.
@@ -874,17 +897,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
             .into_iter()
             .filter_map(|(_, _, s)| {
                 let (value, b) = s.last?;
-                let metric = s.attributes.as_slice().text("metric").unwrap_or_default();
-                let labels = s
-                    .resource
-                    .iter()
-                    .chain(s.attributes.iter().filter(|kv| kv.key != "metric"))
-                    .map(|kv| {
-                        let mut text = String::new();
-                        crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
-                        (kv.key.clone(), text)
-                    })
-                    .collect();
+                let (metric, labels) = s.metric_and_labels();
                 let forecasts = self
                     .horizon_labels
                     .iter()
@@ -926,17 +939,7 @@ impl RecommendationSource for AnalysisProcessor {
         let series = self.series.lock();
         let mut out = Vec::new();
         for s in series.values().map(|slot| &slot.series) {
-            let metric = s.attributes.as_slice().text("metric").unwrap_or_default();
-            let mut labels: std::collections::BTreeMap<String, String> = s
-                .resource
-                .iter()
-                .chain(s.attributes.iter().filter(|kv| kv.key != "metric"))
-                .map(|kv| {
-                    let mut text = String::new();
-                    crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
-                    (kv.key.clone(), text)
-                })
-                .collect();
+            let (metric, mut labels) = s.metric_and_labels();
             let service = labels
                 .get("service.name")
                 .cloned()

@@ -288,9 +288,10 @@ fn time_to_threshold_follows_the_trend() {
 
 /// A series forecast to reach its threshold and a series in an anomaly
 /// each give a recommendation with the numbers behind it.
-#[test]
-fn recommendations_name_the_series_and_numbers() {
-    use crate::model::recommendation::RecommendationSource;
+/// A processor fed 150 steps of `disk.usage` growing 1/s (threshold
+/// 10,000, reached in 5430 s) and of `queue.depth` steady until a 900 at
+/// the last step.
+fn disk_and_depth() -> AnalysisProcessor {
     let config = AnalysisConfig {
         select: vec![rule("disk.usage"), rule("queue.depth")],
         thresholds: vec![ThresholdRule {
@@ -326,6 +327,13 @@ fn recommendations_name_the_series_and_numbers() {
         );
         p.evaluate(t);
     }
+    p
+}
+
+#[test]
+fn recommendations_name_the_series_and_numbers() {
+    use crate::model::recommendation::RecommendationSource;
+    let p = disk_and_depth();
     let list = p.recommendations();
     let threshold = list
         .iter()
@@ -360,38 +368,7 @@ fn recommendations_name_the_series_and_numbers() {
 #[test]
 fn the_snapshot_ranks_anomalies_and_keeps_threshold_crossings() {
     use crate::model::recommendation::AnalysisSnapshot;
-    let config = AnalysisConfig {
-        select: vec![rule("disk.usage"), rule("queue.depth")],
-        thresholds: vec![ThresholdRule {
-            name: "disk.usage".into(),
-            value: 10_000.0,
-        }],
-        horizons: vec![HumanDuration::secs(60)],
-        ..Default::default()
-    };
-    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
-    for step in 0..150 {
-        let t = T0 + step as f64 * 30.0;
-        let disk = request(
-            "disk.usage",
-            Data::Gauge(Gauge {
-                data_points: vec![NumberDataPoint {
-                    value: Some(number_data_point::Value::AsDouble(
-                        100.0 + step as f64 * 30.0,
-                    )),
-                    ..Default::default()
-                }],
-            }),
-        );
-        p.observe_request(&MetricsBatch::from_request(disk), t);
-        let depth = if step == 149 {
-            900.0
-        } else {
-            10.0 + ((step * 7919) % 13) as f64 * 0.1
-        };
-        p.observe_request(&MetricsBatch::from_request(gauge_request(depth, "/a")), t);
-        p.evaluate(t);
-    }
+    let p = disk_and_depth();
     let (list, total) = p.analysed(1);
     assert_eq!(total, 2);
     assert_eq!(list.len(), 2, "{list:?}");
