@@ -310,7 +310,10 @@ fn analysis_snapshot(c: &mut Criterion) {
         p.evaluate(t);
     }
     let (list, total) = p.analysed(25);
-    println!("analysis snapshot: {total} series analysed, {} ranked", list.len());
+    println!(
+        "analysis snapshot: {total} series analysed, {} ranked",
+        list.len()
+    );
     c.bench_function("analysis_snapshot_top25_of_10k", |b| {
         b.iter(|| black_box(p.analysed(25).0.len()))
     });
