@@ -437,7 +437,7 @@ pub struct RetrySettings {
 }
 
 /// Sends queued batches in order until shutdown, then what is left
-/// within `retry.drain`, after `last_batches` (when given) says the
+/// within `retry.drain`, after `last_batches` (when given) turns true: the
 /// producer has queued its last.
 pub async fn run_sender(
     queue: Arc<BatchQueue>,
@@ -446,7 +446,7 @@ pub async fn run_sender(
     telemetry: Arc<Telemetry>,
     delivery: Delivery,
     shutdown: Shutdown,
-    last_batches: Option<tokio::sync::oneshot::Receiver<()>>,
+    last_batches: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     let mut sender = Sender {
         target,
@@ -467,8 +467,8 @@ pub async fn run_sender(
     // Shutting down: what is queued (and what the last collection added)
     // gets one attempt each while the drain time lasts.
     let deadline = Instant::now() + retry.drain;
-    if let Some(last) = last_batches {
-        let _ = tokio::time::timeout_at(deadline.into(), last).await;
+    if let Some(mut last) = last_batches {
+        let _ = tokio::time::timeout_at(deadline.into(), last.wait_for(|done| *done)).await;
     }
     let failed_before = sender
         .telemetry

@@ -50,6 +50,27 @@ impl Shutdown {
         *self.rx.borrow()
     }
 
+    /// Runs `work` every `period` (the first time at once; a late tick
+    /// delays the next instead of bunching) until shutdown. Work already
+    /// started finishes; the caller does what shutdown needs after this
+    /// returns.
+    pub async fn every<F, Fut>(self, period: std::time::Duration, mut work: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = self.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => work().await,
+            }
+        }
+    }
+
     /// Resolves once shutdown has been triggered (at once if it already was).
     pub async fn wait(mut self) {
         // An error means every trigger was dropped: treat that as shutdown too.

@@ -107,19 +107,14 @@ impl Recorder {
 
     /// Samples every `interval` until shutdown.
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {
-                    let recorder = self.clone();
+        shutdown
+            .every(self.interval, || {
+                let recorder = self.clone();
+                async move {
                     let _ = tokio::task::spawn_blocking(move || recorder.sample(unix_now())).await;
                 }
-            }
-        }
+            })
+            .await;
     }
 
     /// Takes one sample at `now` (Unix seconds).

@@ -199,13 +199,6 @@ impl OtlpForwarder {
                 max_age: cfg.max_retry_time.get(),
                 drain: cfg.timeout.get().min(Duration::from_secs(10)),
             };
-            // The sender drains after the timer's last flush.
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let mut flushed_rx = flushed.subscribe();
-            tokio::spawn(async move {
-                let _ = flushed_rx.wait_for(|f| *f).await;
-                let _ = done_tx.send(());
-            });
             tasks.push(tokio::spawn(delivery::run_sender(
                 forwarder.queue.clone(),
                 target,
@@ -213,23 +206,20 @@ impl OtlpForwarder {
                 self.telemetry.clone(),
                 forwarder.delivery,
                 shutdown.clone(),
-                Some(done_rx),
+                // The sender drains after the timer's last flush.
+                Some(flushed.subscribe()),
             )));
             tracing::info!(url = %url, "forwarding {} over OTLP/HTTP", forwarder.delivery.signal());
         }
         let this = self.clone();
         tasks.push(tokio::spawn(async move {
             let age = this.config.batch_timeout.get();
-            let mut tick = tokio::time::interval((age / 4).max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let stop = shutdown.wait();
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    _ = &mut stop => break,
-                    _ = tick.tick() => this.flush_older_than(age),
-                }
-            }
+            shutdown
+                .every((age / 4).max(Duration::from_millis(10)), || {
+                    this.flush_older_than(age);
+                    std::future::ready(())
+                })
+                .await;
             // Shutting down: what is being batched goes to the queues.
             this.flush_older_than(Duration::ZERO);
             let _ = flushed.send(true);

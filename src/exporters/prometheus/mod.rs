@@ -188,26 +188,22 @@ impl PrometheusExporter {
         let ttl = self.config.series_ttl.get();
         let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
         let ttl_secs = ttl.as_secs().min(u32::MAX as u64) as u32;
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {
-                    // Waits for family locks a scrape may hold: not on an
-                    // async worker.
-                    let exporter = self.clone();
-                    let expired = tokio::task::spawn_blocking(move || exporter.store.expire(ttl_secs))
-                        .await
-                        .unwrap_or(0);
+        shutdown
+            .every(every, || {
+                // Waits for family locks a scrape may hold: not on an
+                // async worker.
+                let exporter = self.clone();
+                async move {
+                    let expired =
+                        tokio::task::spawn_blocking(move || exporter.store.expire(ttl_secs))
+                            .await
+                            .unwrap_or(0);
                     if expired > 0 {
                         tracing::debug!(expired, "expired idle series");
                     }
                 }
-            }
-        }
+            })
+            .await;
     }
 }
 

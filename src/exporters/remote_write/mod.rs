@@ -107,7 +107,7 @@ pub fn start(
         drain: config.timeout.get().min(Duration::from_secs(10)),
     };
     tracing::info!(url = %config.url, interval = %config.interval, "remote-writing every series");
-    let (collected, last_collection) = tokio::sync::oneshot::channel();
+    let (collected, last_collection) = tokio::sync::watch::channel(false);
     let collector = tokio::spawn(remote.run(shutdown.clone(), collected));
     let sender = tokio::spawn(async move {
         delivery::run_sender(
@@ -127,7 +127,7 @@ pub fn start(
 impl RemoteWrite {
     /// Collects every `interval` until shutdown, then once more (so the
     /// latest values go out) and tells the sender.
-    async fn run(self: Arc<Self>, shutdown: Shutdown, done: tokio::sync::oneshot::Sender<()>) {
+    async fn run(self: Arc<Self>, shutdown: Shutdown, done: tokio::sync::watch::Sender<bool>) {
         let mut tick = tokio::time::interval(self.config.interval.get());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let stop = shutdown.wait();
@@ -143,7 +143,7 @@ impl RemoteWrite {
         }
         let remote = self.clone();
         let _ = tokio::task::spawn_blocking(move || remote.collect()).await;
-        let _ = done.send(());
+        let _ = done.send(true);
     }
 
     /// One collection: every series with this moment's timestamp, queued
