@@ -8,5 +8,6 @@
 pub mod analysis;
 pub mod identity;
 pub mod output;
+pub mod packed;
 pub mod pattern;
 pub mod windows;

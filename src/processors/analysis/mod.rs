@@ -35,7 +35,7 @@ use parking_lot::Mutex;
 use crate::analytics::baselines::{Baseline, BaselineOutput, BaselineSettings, RateConverter};
 use crate::analytics::forecasts::{ForecastSettings, Forecaster};
 use crate::model::MetricsRequest;
-use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+use crate::model::otlp::common::KeyValue;
 use crate::model::otlp::metrics::{
     DataPointFlags, Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
 };
@@ -49,6 +49,7 @@ use crate::processors::identity::{
     ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
 };
 use crate::processors::output::{derived, string_kv};
+use crate::processors::packed::{Origin, Origins, PackedAttributes};
 use crate::processors::pattern::matches;
 use crate::telemetry::{Telemetry, names};
 
@@ -128,13 +129,14 @@ struct Series {
     ratio: Option<RatioGroup>,
     baseline: Baseline,
     forecaster: Forecaster,
-    resource: Vec<KeyValue>,
-    scope: InstrumentationScope,
-    /// Source attributes plus `metric` (and `transform`).
-    attributes: Vec<KeyValue>,
+    /// Resource and scope, shared with the other series of the source.
+    origin: Arc<Origin>,
+    /// Source attributes plus `metric` (and `transform`), packed: unpacked
+    /// once per step that exports.
+    attributes: PackedAttributes,
     /// Threshold levels that apply to this series, and whether each one's
     /// time-to-threshold is on /metrics now.
-    thresholds: Vec<(f64, bool)>,
+    thresholds: Box<[(f64, bool)]>,
     exported: bool,
     /// The last value fed to the models and the baseline's verdict on it.
     last: Option<(f64, BaselineOutput)>,
@@ -150,6 +152,8 @@ pub struct AnalysisProcessor {
     /// Boxed: the map stays small enough to probe from cache, and a
     /// point touches only its own series' memory.
     series: Mutex<ByIdentity<Slot>>,
+    /// The series' shared resources and scopes. Locked after `series`.
+    origins: Mutex<Origins>,
     /// Models read back from saved state, waiting for their series' first
     /// point (see `durable.rs`). Locked after `series` when both are.
     restored: Mutex<ByIdentity<durable::Saved>>,
@@ -163,15 +167,13 @@ impl Series {
     /// The source's Prometheus name and the series' resource and point
     /// labels (without `metric`), as findings and the console name them.
     fn metric_and_labels(&self) -> (String, std::collections::BTreeMap<String, String>) {
-        let metric = self
-            .attributes
-            .as_slice()
-            .text("metric")
-            .unwrap_or_default();
+        let attributes = self.attributes.unpack();
+        let metric = attributes.as_slice().text("metric").unwrap_or_default();
         let labels = self
+            .origin
             .resource
             .iter()
-            .chain(self.attributes.iter().filter(|kv| kv.key != "metric"))
+            .chain(attributes.iter().filter(|kv| kv.key != "metric"))
             .map(|kv| {
                 let mut text = String::new();
                 crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
@@ -259,6 +261,7 @@ impl AnalysisProcessor {
             horizon_labels,
             series: Mutex::new(ByIdentity::default()),
             restored: Mutex::new(ByIdentity::default()),
+            origins: Mutex::new(Origins::default()),
             downstream,
             telemetry,
         }
@@ -396,7 +399,8 @@ impl AnalysisProcessor {
             .iter()
             .filter(|t| matches(&t.name, metric.name))
             .map(|t| (t.value, false))
-            .collect();
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
         fresh
     }
 
@@ -550,11 +554,10 @@ impl AnalysisProcessor {
             last_point_secs: 0.0,
             rate: counter.then(RateConverter::new),
             series: Box::new(Series {
-                resource: source.identifying_resource(),
-                scope: source.owned_scope(),
-                attributes,
+                origin: self.origins.lock().of(source),
+                attributes: PackedAttributes::pack(&attributes),
                 ratio: None,
-                thresholds: Vec::new(),
+                thresholds: Box::default(),
                 last: None,
                 baseline: Baseline::new(self.baseline_settings.clone()),
                 forecaster: Forecaster::new(self.forecast_settings.clone()),
@@ -593,10 +596,13 @@ impl AnalysisProcessor {
             if metrics.is_empty() {
                 continue;
             }
-            resource_metrics.push(derived(&s.resource, &s.scope, metrics));
+            resource_metrics.push(derived(&s.origin.resource, &s.origin.scope, metrics));
         }
-        for hash in gone {
-            series.remove(&hash);
+        if !gone.is_empty() {
+            for hash in gone {
+                series.remove(&hash);
+            }
+            self.origins.lock().release_unused();
         }
         self.restored
             .lock()
@@ -619,6 +625,7 @@ impl AnalysisProcessor {
             value: Some(number_data_point::Value::AsDouble(v)),
             ..Default::default()
         };
+        let attributes = s.attributes.unpack();
         let mut out = Vec::new();
         if let Some(b) = baseline {
             for (name, v) in [
@@ -632,7 +639,7 @@ impl AnalysisProcessor {
                     if b.in_anomaly { 1.0 } else { 0.0 },
                 ),
             ] {
-                out.push(gauge(name, vec![point(s.attributes.clone(), v)]));
+                out.push(gauge(name, vec![point(attributes.clone(), v)]));
             }
         }
         let mut forecast = Vec::new();
@@ -640,7 +647,7 @@ impl AnalysisProcessor {
         let mut upper = Vec::new();
         for (h, label) in self.horizon_labels.iter().enumerate() {
             if let Some(f) = s.forecaster.forecast(h) {
-                let mut a = s.attributes.clone();
+                let mut a = attributes.clone();
                 a.push(string_kv("horizon", label));
                 forecast.push(point(a.clone(), f.value));
                 lower.push(point(a.clone(), f.lower));
@@ -653,8 +660,8 @@ impl AnalysisProcessor {
             out.push(gauge("streamgate.forecast.upper", upper));
         }
         let mut eta = Vec::new();
-        for (level, shown) in &mut s.thresholds {
-            let mut a = s.attributes.clone();
+        for (level, shown) in s.thresholds.iter_mut() {
+            let mut a = attributes.clone();
             a.push(string_kv("threshold", &level.to_string()));
             match s.forecaster.time_to_threshold(*level) {
                 Some(secs) => {
@@ -690,6 +697,7 @@ impl AnalysisProcessor {
             flags: DataPointFlags::NoRecordedValueMask as u32,
             ..Default::default()
         };
+        let attributes = s.attributes.unpack();
         let mut out: Vec<Metric> = [
             "streamgate.baseline.expected",
             "streamgate.baseline.lower",
@@ -699,7 +707,7 @@ impl AnalysisProcessor {
             "streamgate.anomaly.active",
         ]
         .iter()
-        .map(|name| gauge(name, vec![gone(s.attributes.clone())]))
+        .map(|name| gauge(name, vec![gone(attributes.clone())]))
         .collect();
         for name in [
             "streamgate.forecast",
@@ -710,7 +718,7 @@ impl AnalysisProcessor {
                 .horizon_labels
                 .iter()
                 .map(|label| {
-                    let mut a = s.attributes.clone();
+                    let mut a = attributes.clone();
                     a.push(string_kv("horizon", label));
                     gone(a)
                 })
@@ -722,7 +730,7 @@ impl AnalysisProcessor {
             .iter()
             .filter(|(_, shown)| *shown)
             .map(|(level, _)| {
-                let mut a = s.attributes.clone();
+                let mut a = attributes.clone();
                 a.push(string_kv("threshold", &level.to_string()));
                 gone(a)
             })

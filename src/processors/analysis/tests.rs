@@ -596,10 +596,40 @@ fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String,
         .lock()
         .values()
         .map(|slot| {
-            let route = slot.series.attributes.text("route").unwrap_or_default();
+            let route = slot.series.attributes.unpack().as_slice().text("route").unwrap_or_default();
             (route.to_string(), slot.pending)
         })
         .collect()
+}
+
+#[test]
+fn series_of_one_source_share_its_origin_until_the_last_expires() {
+    let p = processor(vec![rule("queue.depth")]);
+    let batch = |points: &[(&str, f64)]| MetricsBatch::from_request(gauges_request(points));
+    p.observe_request(&batch(&[("/a", 1.0), ("/b", 2.0), ("/c", 3.0)]), T0);
+    let r = p.evaluate(T0);
+    assert_eq!(p.series_count(), 3);
+    assert_eq!(p.origins.lock().len(), 1);
+    {
+        let series = p.series.lock();
+        let origins: Vec<&Arc<Origin>> = series.values().map(|s| &s.series.origin).collect();
+        assert!(origins.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])));
+        assert_eq!(origins[0].resource, vec![string_kv("service.name", "api")]);
+    }
+    // The derived series go out under the source's identifying resource.
+    for rm in &r.resource_metrics {
+        let resource = rm.resource.as_ref().map(|r| r.attributes.clone());
+        assert_eq!(resource, Some(vec![string_kv("service.name", "api")]));
+    }
+    // /a keeps reporting; /b and /c go silent and expire: the origin stays
+    // while /a holds it, and is released with the last series.
+    p.observe_request(&batch(&[("/a", 1.0)]), T0 + 200.0);
+    p.evaluate(T0 + 400.0);
+    assert_eq!(p.series_count(), 1);
+    assert_eq!(p.origins.lock().len(), 1);
+    p.evaluate(T0 + 1000.0);
+    assert_eq!(p.series_count(), 0);
+    assert!(p.origins.lock().is_empty());
 }
 
 #[test]
