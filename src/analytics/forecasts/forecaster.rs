@@ -519,13 +519,17 @@ struct Tracking {
     /// computed: while `err_alpha` stays at or above it, `settled` holds.
     floor: f32,
     mae: [f32; N_MODELS],
-    /// Interval half-width per unit of MAE: `m · z · √(π/2)`.
-    scale: [f32; N_MODELS],
-    /// Matured forecasts per model, less `bulk` (see `Tracking::count`).
-    matured: [u32; N_MODELS],
+    /// Interval half-width per unit of MAE, `m · z · √(π/2)`, of the
+    /// horizon's forecasts: calibrated on the chosen model's errors, so
+    /// it calibrates the intervals that are emitted (one per horizon,
+    /// carried over when the choice changes).
+    scale: f32,
+    /// Matured forecasts per model, less `bulk` (see `Tracking::count`);
+    /// saturating (a count only matters up to `1 / err_alpha`).
+    matured: [u16; N_MODELS],
     /// Forecasts every model matured in since `matured` was last brought
     /// up to date (by the settled path, which scores all five).
-    bulk: u32,
+    bulk: u16,
     /// Bit `m`: model `m` has at least `max(min_matured, 1)` matured
     /// forecasts, and enough of them that its weight `max(err_alpha, 1 /
     /// (count + 1))` is `err_alpha`.
@@ -542,7 +546,7 @@ impl Tracking {
             err_alpha: error_alpha as f32,
             floor: f32::INFINITY,
             mae: [0.0; N_MODELS],
-            scale: [unit as f32; N_MODELS],
+            scale: unit as f32,
             matured: [0; N_MODELS],
             bulk: 0,
             settled: 0,
@@ -553,7 +557,7 @@ impl Tracking {
     /// Matured forecasts of model `m`.
     #[inline]
     fn count(&self, m: usize) -> u32 {
-        self.matured[m].saturating_add(self.bulk)
+        u32::from(self.matured[m].saturating_add(self.bulk))
     }
 
     /// Recomputes `settled` (and `floor`) from the counts.
@@ -582,14 +586,27 @@ impl Tracking {
         }
     }
 
-    /// Model `m`'s error and interval scale after a forecast with error
-    /// `e`, weighted `a` (in `f32`: branch-free, and no conversions).
+    /// Model `m`'s tracked error after a forecast with error `e`,
+    /// weighted `a` (in `f32`: branch-free, and no conversions).
     #[inline]
-    fn learn(&mut self, m: usize, e: f32, a: f32, sc: &Scoring) {
-        let (s, mae) = (self.scale[m], self.mae[m]);
-        let f = if e > s * mae { sc.grow } else { sc.shrink };
-        self.scale[m] = (s * f).max(sc.lo).min(sc.hi);
+    fn learn(&mut self, m: usize, e: f32, a: f32) {
+        let mae = self.mae[m];
         self.mae[m] = mae + a * (e - mae);
+    }
+
+    /// Calibrates the interval scale on the error of the model that
+    /// forecasts (the chosen one, naive where it could not predict),
+    /// before that error is learned: a miss widens it, a hit narrows it.
+    #[inline]
+    fn calibrate(&mut self, preds: &[f64; N_MODELS], value: f64, sc: &Scoring) {
+        let mut m = usize::from(self.chosen);
+        if !preds[m].is_finite() {
+            m = 0;
+        }
+        let e = (value - preds[m]).abs() as f32;
+        let s = self.scale;
+        let f = if e > s * self.mae[m] { sc.grow } else { sc.shrink };
+        self.scale = (s * f).max(sc.lo).min(sc.hi);
     }
 
     /// Scores one matured forecast against the observed `value`.
@@ -599,8 +616,9 @@ impl Tracking {
         // Usually every model predicted and is settled: no branch per
         // model.
         if target_t > self.partial_until && self.settled == ALL_MODELS {
+            self.calibrate(preds, value, sc);
             for (m, &pred) in preds.iter().enumerate() {
-                self.learn(m, (value - pred).abs() as f32, a, sc);
+                self.learn(m, (value - pred).abs() as f32, a);
             }
             self.bulk = self.bulk.saturating_add(1);
             self.choose(sc);
@@ -616,11 +634,12 @@ impl Tracking {
             self.score_each(preds, value, sc);
             return;
         }
+        self.calibrate(preds, value, sc);
         for (m, &pred) in preds.iter().enumerate() {
             if finite & (1 << m) == 0 {
                 continue;
             }
-            self.learn(m, (value - pred).abs() as f32, a, sc);
+            self.learn(m, (value - pred).abs() as f32, a);
             self.matured[m] = self.matured[m].saturating_add(1);
         }
         self.choose(sc);
@@ -631,10 +650,17 @@ impl Tracking {
     #[cold]
     fn score_each(&mut self, preds: &[f64; N_MODELS], value: f64, sc: &Scoring) {
         for m in 0..N_MODELS {
-            self.matured[m] = self.count(m);
+            self.matured[m] = self.matured[m].saturating_add(self.bulk);
         }
         self.bulk = 0;
         let ea = self.err_alpha;
+        // Once the forecasting model has a tracked error to measure
+        // against.
+        let chosen = usize::from(self.chosen);
+        let forecasting = if preds[chosen].is_finite() { chosen } else { 0 };
+        if self.matured[forecasting] > 0 {
+            self.calibrate(preds, value, sc);
+        }
         for (m, &pred) in preds.iter().enumerate() {
             if !pred.is_finite() {
                 continue;
@@ -646,11 +672,7 @@ impl Tracking {
             } else {
                 ea.max((1.0 / (f64::from(k) + 1.0)) as f32)
             };
-            if k > 0 {
-                self.learn(m, e, a, sc);
-            } else {
-                self.mae[m] += a * (e - self.mae[m]);
-            }
+            self.learn(m, e, a);
             self.matured[m] = k.saturating_add(1);
         }
         self.refresh_settled(sc);
@@ -677,7 +699,7 @@ impl Tracking {
     /// Model `m`'s interval half-width.
     #[inline]
     fn width(&self, m: usize) -> f64 {
-        f64::from(self.scale[m]) * f64::from(self.mae[m])
+        f64::from(self.scale) * f64::from(self.mae[m])
     }
 }
 
