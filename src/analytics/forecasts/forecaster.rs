@@ -404,11 +404,9 @@ fn error_weight(error_alpha: f64, h: f64, dt: f64, valid: bool, tracked: usize) 
 /// horizon's memory does not depend on how many points it spans.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Queue {
-    /// Target time of the oldest entry.
+    /// Target time of the oldest entry (the newest one's is rebuilt from
+    /// the entries' steps, see [`Queue::tail_target`]).
     head_target: f64,
-    /// Target time of the newest entry, as the entries' steps rebuild it
-    /// (so a step's rounding never accumulates).
-    tail_target: f64,
     head: u8,
     len: u8,
 }
@@ -416,7 +414,6 @@ struct Queue {
 impl Queue {
     const EMPTY: Self = Self {
         head_target: f64::NAN,
-        tail_target: f64::NEG_INFINITY,
         head: 0,
         len: 0,
     };
@@ -440,12 +437,29 @@ impl Queue {
         Some((target, p))
     }
 
+    /// Target time of the newest entry (−∞ when empty): the head's plus
+    /// each later entry's step, added in the order `pop_due` adds them,
+    /// so both agree to the bit and a step's rounding never accumulates.
+    #[inline]
+    fn tail_target(&self, buf: &[Pending]) -> f64 {
+        if self.len == 0 {
+            return f64::NEG_INFINITY;
+        }
+        let mut target = self.head_target;
+        let mut i = usize::from(self.head);
+        for _ in 1..self.len {
+            i = if i + 1 == buf.len() { 0 } else { i + 1 };
+            target += f64::from(buf[i].after);
+        }
+        target
+    }
+
     /// Whether a forecast for `target` (made at `t`, `h` ahead) is to be
     /// tracked: the queue has room and the newest one was made at least
     /// `spacing` before `t`.
     #[inline]
-    fn due(&self, cap: usize, t: f64, h: f64, spacing: f64) -> bool {
-        usize::from(self.len) < cap && t >= self.tail_target - h + spacing
+    fn due(&self, buf: &[Pending], t: f64, h: f64, spacing: f64) -> bool {
+        usize::from(self.len) < buf.len() && t >= self.tail_target(buf) - h + spacing
     }
 
     /// Tracks a forecast for `target` with predictions `preds`.
@@ -457,12 +471,9 @@ impl Queue {
         }
         let after = if self.len == 0 {
             self.head_target = target;
-            self.tail_target = target;
             0.0
         } else {
-            let step = (target - self.tail_target) as f32;
-            self.tail_target += f64::from(step);
-            step
+            (target - self.tail_target(buf)) as f32
         };
         let mut i = usize::from(self.head) + usize::from(self.len);
         if i >= cap {
@@ -509,9 +520,6 @@ struct HorizonState {
 /// sixteen.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Tracking {
-    /// Target time of the newest queued forecast in which some model
-    /// could not predict (those take the general scoring path).
-    partial_until: f64,
     /// EWMA weight of a matured error, `error_alpha / √max(1, h/Δt)`, for
     /// the `Δt` in `Forecaster::alpha_dt`.
     err_alpha: f32,
@@ -542,7 +550,6 @@ struct Tracking {
 impl Tracking {
     fn new(error_alpha: f64, unit: f64) -> Self {
         Self {
-            partial_until: f64::NEG_INFINITY,
             err_alpha: error_alpha as f32,
             floor: f32::INFINITY,
             mae: [0.0; N_MODELS],
@@ -611,11 +618,14 @@ impl Tracking {
 
     /// Scores one matured forecast against the observed `value`.
     #[inline]
-    fn score(&mut self, target_t: f64, preds: &[f64; N_MODELS], value: f64, sc: &Scoring) {
+    fn score(&mut self, preds: &[f64; N_MODELS], value: f64, sc: &Scoring) {
         let a = self.err_alpha;
         // Usually every model predicted and is settled: no branch per
-        // model.
-        if target_t > self.partial_until && self.settled == ALL_MODELS {
+        // model. (Naive is always finite; `p · 0` is 0 for finite `p`,
+        // NaN otherwise, and a sum that overflows only errs on the safe
+        // side.)
+        let all_predicted = (preds[1] + preds[2] + preds[3] + preds[4]) * 0.0 == 0.0;
+        if all_predicted && self.settled == ALL_MODELS {
             self.calibrate(preds, value, sc);
             for (m, &pred) in preds.iter().enumerate() {
                 self.learn(m, (value - pred).abs() as f32, a);
@@ -812,10 +822,8 @@ pub struct Forecaster {
     sums: [f64; 4],
     anchor_t: f64,
     anchor_v: f64,
-    /// Regression at the last point, intercept and slope (NaN without).
-    reg: (f64, f64),
     /// `Δt` the per-horizon error weights were computed for.
-    alpha_dt: f64,
+    alpha_dt: f32,
     /// `Δt` the per-horizon damped-trend sums were computed for.
     damp_dt: f32,
     n: u32,
@@ -864,8 +872,7 @@ impl Forecaster {
             sums: [0.0; 4],
             anchor_t: 0.0,
             anchor_v: 0.0,
-            reg: (f64::NAN, f64::NAN),
-            alpha_dt: f64::NEG_INFINITY,
+            alpha_dt: f32::NEG_INFINITY,
             damp_dt: f32::NAN,
             n: 0,
             ring_head: 0,
@@ -1005,23 +1012,24 @@ impl Forecaster {
     }
 
     /// Model `m`'s forecast for horizon `i` (`h` seconds) from the last
-    /// point.
+    /// point, given the regression there (`Forecaster::regression`; only
+    /// the linear model reads it).
     #[inline]
-    fn prediction(&self, i: usize, h: f64, m: usize) -> f64 {
+    fn prediction(&self, i: usize, h: f64, m: usize, reg: (f64, f64)) -> f64 {
         let hs = &self.horizons[i];
         match m {
             0 => self.last_v,
             1 => self.ses,
             2 => self.holt_l + f64::from(hs.damp) * self.holt_b,
-            3 => self.reg.0 + self.reg.1 * h,
+            3 => reg.0 + reg.1 * h,
             _ => self.last_v + f64::from(hs.season),
         }
     }
 
     /// Every model's forecast for horizon `i` from the last point.
     #[inline]
-    fn predictions(&self, i: usize, h: f64) -> [f64; N_MODELS] {
-        std::array::from_fn(|m| self.prediction(i, h, m))
+    fn predictions(&self, i: usize, h: f64, reg: (f64, f64)) -> [f64; N_MODELS] {
+        std::array::from_fn(|m| self.prediction(i, h, m, reg))
     }
 
     /// Feeds one value observed at `t_secs`, without a daily shape (the
@@ -1046,7 +1054,7 @@ impl Forecaster {
         let dt = self.dt;
         let cfg = &self.settings.0.cfg;
         let cap = cfg.max_pending;
-        if dt.to_bits() != self.alpha_dt.to_bits() {
+        if (dt as f32).to_bits() != self.alpha_dt.to_bits() {
             let valid = dt.is_finite() && dt > 0.0;
             for (hs, &h) in self.horizons.iter_mut().zip(&cfg.horizons_secs) {
                 hs.track.set_err_alpha(
@@ -1054,7 +1062,7 @@ impl Forecaster {
                     &self.settings.0.scoring,
                 );
             }
-            self.alpha_dt = dt;
+            self.alpha_dt = dt as f32;
         }
         let half = if dt.is_finite() { 0.5 * dt } else { 0.0 };
 
@@ -1084,7 +1092,7 @@ impl Forecaster {
         self.last_t = t_secs;
         self.last_v = value;
         self.n = self.n.saturating_add(1);
-        self.reg = self.regression();
+        let reg = self.regression();
         let cfg = &self.settings.0.cfg;
         let damp_dt = f64::from(self.damp_dt);
         if !(damp_dt.is_finite() && (self.dt - damp_dt).abs() <= 0.01 * damp_dt) {
@@ -1121,21 +1129,15 @@ impl Forecaster {
             let hs = &mut self.horizons[i];
             while let Some((target_t, p)) = hs.queue.pop_due(buf, t_secs + half) {
                 if target_t >= t_secs - half {
-                    hs.track.score(target_t, &p.preds(origin), value, &scoring);
+                    hs.track.score(&p.preds(origin), value, &scoring);
                 } // else a gap: nothing observed near the target
             }
             hs.season = season;
             let spacing = h / cap as f64 - half;
-            if hs.queue.due(cap, t_secs, h, spacing) {
-                let preds = self.predictions(i, h);
+            if hs.queue.due(buf, t_secs, h, spacing) {
+                let preds = self.predictions(i, h, reg);
                 let target_t = t_secs + h;
                 let hs = &mut self.horizons[i];
-                // (Naive is always finite; `p · 0` is 0 for finite `p`,
-                // NaN otherwise, and a sum that overflows only errs on the
-                // safe side.)
-                if (preds[1] + preds[2] + preds[3] + preds[4]) * 0.0 != 0.0 {
-                    hs.track.partial_until = target_t;
-                }
                 let buf = &mut self.pending[i * cap..][..cap];
                 hs.queue.push(buf, target_t, origin, &preds);
             }
@@ -1168,7 +1170,12 @@ impl Forecaster {
         }
         let h = cfg.horizons_secs[horizon_idx];
         let mut mi = usize::from(tr.chosen);
-        let mut value = self.prediction(horizon_idx, h, mi);
+        let reg = if mi == 3 {
+            self.regression()
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        let mut value = self.prediction(horizon_idx, h, mi, reg);
         if !value.is_finite() {
             value = self.last_v;
             mi = 0;
@@ -1186,7 +1193,7 @@ impl Forecaster {
     /// The current linear trend (least squares over the regression
     /// window, as `predict_linear`), in units per second.
     pub fn trend_per_sec(&self) -> Option<f64> {
-        Some(self.reg.1).filter(|s| s.is_finite())
+        Some(self.regression().1).filter(|s| s.is_finite())
     }
 
     /// Seconds from the last point until the series' current linear trend
@@ -1199,7 +1206,7 @@ impl Forecaster {
         if !threshold.is_finite() {
             return None;
         }
-        let (now, slope) = self.reg;
+        let (now, slope) = self.regression();
         if slope == 0.0 || !slope.is_finite() || !now.is_finite() {
             return None;
         }
