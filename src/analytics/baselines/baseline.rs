@@ -775,7 +775,11 @@ pub struct Baseline {
     weekly: Option<Profile>,
     /// The series' first value: the run buffer holds values less this.
     origin: f64,
-    run: Box<[f32]>,
+    /// The current run of same-side outliers (deseasonalised, less
+    /// `origin`): its sum, least and greatest value, length and side.
+    run_sum: f64,
+    run_min: f32,
+    run_max: f32,
     run_len: u8,
     run_sign: i8,
     in_anomaly: bool,
@@ -824,7 +828,6 @@ impl Baseline {
             (cfg.seasonality != Seasonality::None).then(|| Profile::new(DAY_SECS, cfg.daily_slots));
         let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly)
             .then(|| Profile::new(WEEK_SECS, cfg.weekly_slots));
-        let run = vec![0.0f32; cfg.shift_points as usize].into_boxed_slice();
         Self {
             cfg,
             n: 0,
@@ -836,7 +839,9 @@ impl Baseline {
             daily,
             weekly,
             origin: 0.0,
-            run,
+            run_sum: 0.0,
+            run_min: f32::INFINITY,
+            run_max: f32::NEG_INFINITY,
             run_len: 0,
             run_sign: 0,
             in_anomaly: false,
@@ -868,8 +873,7 @@ impl Baseline {
             &self.weekly,
             settings.seasonality == Seasonality::DailyAndWeekly,
             settings.weekly_slots,
-        ) && self.run.len() == settings.shift_points as usize
-            && usize::from(self.run_len) <= self.run.len();
+        ) && u32::from(self.run_len) < settings.shift_points.max(1);
         if !fits {
             return None;
         }
@@ -902,7 +906,7 @@ impl Baseline {
         size_of::<Self>()
             + self.daily.as_ref().map_or(0, Profile::bytes)
             + self.weekly.as_ref().map_or(0, Profile::bytes)
-            + self.run.len() * size_of::<f32>()
+
     }
 
     /// Where `t` falls in the day and the week (computed once per update).
@@ -1170,29 +1174,30 @@ impl Baseline {
         } else {
             0
         };
-        if sign != 0 && sign == self.run_sign {
-            let len = usize::from(self.run_len);
-            if len < self.run.len() {
-                self.run[len] = (value - season - self.origin) as f32;
-                self.run_len += 1;
-            }
-        } else {
+        if sign == 0 || sign != self.run_sign {
             self.run_sign = sign;
             self.run_len = 0;
-            if sign != 0 {
-                self.run[0] = (value - season - self.origin) as f32;
-                self.run_len = 1;
-            }
+            self.run_sum = 0.0;
+            self.run_min = f32::INFINITY;
+            self.run_max = f32::NEG_INFINITY;
         }
-        if usize::from(self.run_len) >= self.run.len() {
-            let run = &mut self.run[..];
-            run.sort_unstable_by(f32::total_cmp);
-            let m = run.len() / 2;
-            let med = if run.len() % 2 == 1 {
-                f64::from(run[m])
+        if sign != 0 {
+            let x = value - season - self.origin;
+            self.run_sum += x;
+            self.run_min = self.run_min.min(x as f32);
+            self.run_max = self.run_max.max(x as f32);
+            self.run_len = self.run_len.saturating_add(1);
+        }
+        if sign != 0 && u32::from(self.run_len) >= cfg.shift_points {
+            // The run's mean without its two extremes (with three points
+            // or more): robust to a spike within the run, and no buffer.
+            let n = f64::from(self.run_len);
+            let trimmed = if n >= 3.0 {
+                (self.run_sum - f64::from(self.run_min) - f64::from(self.run_max)) / (n - 2.0)
             } else {
-                0.5 * (f64::from(run[m - 1]) + f64::from(run[m]))
-            } + self.origin;
+                self.run_sum / n
+            };
+            let med = trimmed + self.origin;
             // Move every model's level by the same step.
             let delta = med - chosen_level;
             self.level += delta;
@@ -1201,6 +1206,9 @@ impl Baseline {
             }
             self.run_len = 0;
             self.run_sign = 0;
+            self.run_sum = 0.0;
+            self.run_min = f32::INFINITY;
+            self.run_max = f32::NEG_INFINITY;
         }
         self.n = self.n.saturating_add(1);
         warm.then_some(out)
