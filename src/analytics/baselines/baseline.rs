@@ -529,19 +529,20 @@ impl Profile {
     }
 
     /// Values slot `s` has taken before, up to [`ESTABLISHED`], for a
-    /// point `age` seconds after the profile's first: estimated rather
-    /// than counted per slot (which would cost more than the code). A
-    /// regularly sampled slot was visited in each of the `⌊age / period⌋`
-    /// periods before this one, taking `per_visit` points each time, and
+    /// point `periods` (`age / period`) after the profile's first:
+    /// estimated rather than counted per slot (which would cost more than
+    /// the code). A regularly sampled slot was visited in each of the
+    /// `⌊periods⌋` periods before this one, taking `per_visit` points each time, and
     /// has taken `streak` points in this visit so far. Exact for a series
     /// without gaps; a slot first reached after a gap counts as
     /// established sooner.
     #[inline]
-    fn visits(&self, s: usize, age: f64) -> u8 {
+    fn visits(&self, s: usize, periods: f64) -> u8 {
         if !self.is_seen(s) {
             return 0;
         }
-        let periods = (age * self.slots_per_sec) as usize / self.slots();
+        // (Truncation is ⌊⌋ here: `periods` ≥ 0.)
+        let periods = periods as usize;
         let this_visit = if s == usize::from(self.last_slot) {
             usize::from(self.streak)
         } else {
@@ -706,11 +707,6 @@ impl Profile {
     fn resum(&mut self) {
         self.sum = self.visited().map(|s| self.code(s)).sum();
         self.mean = self.sum as f32 * self.inv_seen;
-    }
-
-    /// The length of this profile's period in seconds.
-    fn period(&self) -> f64 {
-        self.slots() as f64 / self.slots_per_sec
     }
 
     fn bytes(&self) -> usize {
@@ -1127,9 +1123,9 @@ impl Baseline {
         let (beta, k, min_cycles) = (cfg.beta_season, cfg.huber_k, cfg.min_cycles);
         let floor = cfg.min_scale_abs.max(cfg.min_scale_rel * self.level.abs());
         // The weekly correction learns the value less the daily term.
-        for (p, s, y) in [
-            (&mut self.daily, c.day_slot, value),
-            (&mut self.weekly, c.week_slot, value - daily),
+        for (p, s, y, per_period) in [
+            (&mut self.daily, c.day_slot, value, 1.0 / DAY_SECS),
+            (&mut self.weekly, c.week_slot, value - daily, 1.0 / WEEK_SECS),
         ] {
             let Some(p) = p else { continue };
             let e = y - p.level - p.term(s);
@@ -1139,7 +1135,7 @@ impl Baseline {
                 e.abs()
             };
             p.err = err as f32;
-            if !p.ready && age >= min_cycles * p.period() {
+            if !p.ready && age * per_period >= min_cycles {
                 p.ready = true;
             }
             // Clip by this model's own error scale: the chosen model's σ
@@ -1150,7 +1146,7 @@ impl Baseline {
                 clip
             };
             p.level += alpha * if warming { e } else { e.clamp(-p_clip, p_clip) };
-            let v = p.visits(s, age);
+            let v = p.visits(s, age * per_period);
             let target = if v == 0 {
                 if warming { p.level } else { y }
             } else {
