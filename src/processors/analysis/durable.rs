@@ -33,7 +33,7 @@ struct SavedRef<'a> {
     hash: u64,
     last_point_secs: f64,
     rate: &'a Option<RateConverter>,
-    ratio: &'a Option<RatioGroup>,
+    ratio: &'a Option<Box<RatioGroup>>,
     baseline: &'a Baseline,
     forecaster: &'a Forecaster,
 }
@@ -44,7 +44,7 @@ struct SavedOwned {
     hash: u64,
     last_point_secs: f64,
     rate: Option<RateConverter>,
-    ratio: Option<RatioGroup>,
+    ratio: Option<Box<RatioGroup>>,
     baseline: Baseline,
     forecaster: Forecaster,
 }
@@ -54,7 +54,7 @@ struct SavedOwned {
 pub struct Saved {
     pub last_point_secs: f64,
     rate: Option<RateConverter>,
-    ratio: Option<RatioGroup>,
+    ratio: Option<Box<RatioGroup>>,
     baseline: Baseline,
     forecaster: Forecaster,
 }
@@ -91,8 +91,10 @@ impl Durable for AnalysisProcessor {
         "analysis"
     }
 
+    /// 2: compact models (issue 7): no per-slot visit counts or run
+    /// buffer, one interval scale per horizon, 16-bit counts.
     fn state_version(&self) -> u32 {
-        1
+        2
     }
 
     /// Written [`CHUNK`] series per lock, so evaluation and ingest wait

@@ -126,7 +126,7 @@ impl Kind {
 struct Series {
     /// For a ratio series: its member counters (the value is computed on
     /// each step from their increases).
-    ratio: Option<RatioGroup>,
+    ratio: Option<Box<RatioGroup>>,
     baseline: Baseline,
     forecaster: Forecaster,
     /// Resource and scope, shared with the other series of the source.
@@ -139,7 +139,32 @@ struct Series {
     thresholds: Box<[(f64, bool)]>,
     exported: bool,
     /// The last value fed to the models and the baseline's verdict on it.
-    last: Option<(f64, BaselineOutput)>,
+    last: Option<Verdict>,
+}
+
+/// The baseline's verdict on a series' last value, as the console and
+/// recommendations read it (what they need of a [`BaselineOutput`]).
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    value: f64,
+    expected: f64,
+    lower: f64,
+    upper: f64,
+    score: f64,
+    in_anomaly: bool,
+}
+
+impl Verdict {
+    fn new(value: f64, b: &BaselineOutput) -> Self {
+        Self {
+            value,
+            expected: b.expected,
+            lower: b.lower,
+            upper: b.upper,
+            score: b.score,
+            in_anomaly: b.in_anomaly,
+        }
+    }
 }
 
 /// The processor. Shared as `Arc<AnalysisProcessor>`.
@@ -503,7 +528,7 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("transform", "ratio"));
             group_attributes.push(string_kv("ratio", &rule.label()));
             let mut fresh = self.new_series(source, group_attributes, false);
-            fresh.series.ratio = Some(RatioGroup::default());
+            fresh.series.ratio = Some(Box::default());
             fresh
         }) else {
             return;
@@ -617,7 +642,7 @@ impl AnalysisProcessor {
         let baseline = s.baseline.update(now, value);
         s.forecaster.update_with(now, value, &s.baseline);
         if let Some(b) = baseline {
-            s.last = Some((value, b));
+            s.last = Some(Verdict::new(value, &b));
         }
         let point = |attributes: Vec<KeyValue>, v: f64| NumberDataPoint {
             attributes,
@@ -869,7 +894,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
             .values()
             .filter_map(|slot| {
                 let s: &Series = &slot.series;
-                s.last.map(|(_, b)| (b.in_anomaly, b.score, s))
+                s.last.map(|v| (v.in_anomaly, v.score, s))
             })
             .collect();
         let by_rank = |a: &(bool, f64, &Series), b: &(bool, f64, &Series)| {
@@ -895,16 +920,16 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
         ranked.sort_by(by_rank);
         soonest.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, s) in soonest.into_iter().take(limit) {
-            if let Some((_, b)) = s.last
+            if let Some(v) = s.last
                 && !ranked.iter().any(|(_, _, r)| std::ptr::eq(*r, s))
             {
-                ranked.push((b.in_anomaly, b.score, s));
+                ranked.push((v.in_anomaly, v.score, s));
             }
         }
         let out = ranked
             .into_iter()
             .filter_map(|(_, _, s)| {
-                let (value, b) = s.last?;
+                let v = s.last?;
                 let (metric, labels) = s.metric_and_labels();
                 let forecasts = self
                     .horizon_labels
@@ -927,12 +952,12 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
                 Some(AnalysedSeries {
                     metric,
                     labels,
-                    value,
-                    expected: b.expected,
-                    lower: b.lower,
-                    upper: b.upper,
-                    score: b.score,
-                    anomalous: b.in_anomaly,
+                    value: v.value,
+                    expected: v.expected,
+                    lower: v.lower,
+                    upper: v.upper,
+                    score: v.score,
+                    anomalous: v.in_anomaly,
                     forecasts,
                     thresholds,
                 })
@@ -952,21 +977,25 @@ impl RecommendationSource for AnalysisProcessor {
                 .get("service.name")
                 .cloned()
                 .unwrap_or_else(|| "its source".into());
-            if let Some((value, b)) = s.last.filter(|(_, b)| b.in_anomaly) {
+            if let Some(v) = s.last.filter(|v| v.in_anomaly) {
+                let value = v.value;
                 out.push(Recommendation {
                     kind: "anomaly",
                     summary: format!(
                         "{metric} of {service} is anomalous: {value:.4} where {:.4} was expected (band {:.4} to {:.4}, score {:.2})",
-                        b.expected, b.lower, b.upper, b.score
+                        v.expected,
+                        v.lower,
+                        v.upper,
+                        v.score
                     ),
                     metric: metric.clone(),
                     labels: labels.clone(),
                     numbers: [
                         ("value".to_string(), value),
-                        ("expected".to_string(), b.expected),
-                        ("lower".to_string(), b.lower),
-                        ("upper".to_string(), b.upper),
-                        ("score".to_string(), b.score),
+                        ("expected".to_string(), v.expected),
+                        ("lower".to_string(), v.lower),
+                        ("upper".to_string(), v.upper),
+                        ("score".to_string(), v.score),
                     ]
                     .into_iter()
                     .collect(),
@@ -980,7 +1009,7 @@ impl RecommendationSource for AnalysisProcessor {
                 else {
                     continue;
                 };
-                let value = s.last.map(|(v, _)| v).unwrap_or(f64::NAN);
+                let value = s.last.map_or(f64::NAN, |v| v.value);
                 let per_hour = s.forecaster.trend_per_sec().unwrap_or(f64::NAN) * 3600.0;
                 labels.insert("threshold".into(), level.to_string());
                 let own_memory = service == "streamgate"
