@@ -37,9 +37,10 @@
 //!
 //! Clipping also slows the response to a genuine level shift. When
 //! `shift_points` consecutive residuals lie beyond `shift_k · σ` on the
-//! same side, the level is re-seated at the median of those points
-//! (deseasonalised), so the baseline re-adapts within `shift_points`
-//! steps instead of drifting for hours.
+//! same side, the level is re-seated at the mean of those points
+//! (deseasonalised) without the least and the greatest, so the baseline
+//! re-adapts within `shift_points` steps instead of drifting for hours.
+//! The run is kept as its sum and extremes, not as a buffer.
 //!
 //! # Score and flag
 //!
@@ -71,14 +72,14 @@
 //!
 //! # Memory
 //!
-//! Fixed at construction: the struct (with 24 hour-of-day scales in `f32`
-//! and the models' levels) plus `daily_slots + weekly_slots` profile
-//! slots of 10 bits each (an 8-bit code with a per-profile step, written
-//! with dithered rounding, and a 2-bit visit count; see [`Profile`]) and
-//! `shift_points` `f32` of run buffer; the configuration is shared
+//! Fixed at construction: the struct (with 24 hour-of-day scales in
+//! bfloat16 written with dithered rounding, and the models' levels) plus
+//! one byte per profile slot: an 8-bit code with a per-profile step,
+//! written with dithered rounding (see [`Profile`]). How often a slot has
+//! been visited is estimated from the profile's age and the points per
+//! slot visit rather than counted per slot. The configuration is shared
 //! ([`BaselineSettings`]). With the defaults (288 daily slots of 5 min,
-//! 56 weekly slots of 3 h, 12 run points) [`Baseline::memory_bytes`] is
-//! 894 bytes.
+//! 56 weekly slots of 3 h) [`Baseline::memory_bytes`] is 664 bytes.
 
 use std::sync::Arc;
 

@@ -33,11 +33,13 @@
 //!
 //! `value ± m · z · √(π/2) · MAE`, where `z` is the standard normal
 //! quantile for the configured level (statrs), `√(π/2) · MAE` turns the
-//! tracked mean absolute error into a Gaussian σ, and `m` is a per model
-//! and horizon multiplier calibrated online as in adaptive conformal
+//! tracked mean absolute error into a Gaussian σ, and `m` is a per
+//! horizon multiplier calibrated online as in adaptive conformal
 //! inference: after each matured forecast `m ← m · exp(η · (miss − (1 −
-//! level)))`, so long-run coverage converges to the level even for heavy
-//! tailed or skewed residuals.
+//! level)))`, a miss being the forecasting model's (the chosen one's)
+//! error beyond its interval, so long-run coverage of the intervals
+//! emitted converges to the level even for heavy tailed or skewed
+//! residuals.
 //!
 //! # Cost
 //!
@@ -56,12 +58,13 @@
 //! # Memory
 //!
 //! Fixed at construction: the struct, the regression ring (`f32` offsets
-//! from an anchor point), per horizon the models' tracked errors and
-//! interval scales in `f32` and a ring of `max_pending` tracked forecasts
-//! (16 bytes each: see `Pending`), made `h / max_pending` apart so it
-//! never grows whatever `h / Δt` is. The configuration is shared
-//! ([`ForecastSettings`]). [`Forecaster::memory_bytes`] reports the
-//! total: 856 bytes with the defaults.
+//! from an anchor point), per horizon the models' tracked errors in `f32`,
+//! their 16-bit counts, the interval scale and a ring of `max_pending`
+//! tracked forecasts (16 bytes each: see `Pending`), made `h /
+//! max_pending` apart so it never grows whatever `h / Δt` is. The
+//! configuration is shared ([`ForecastSettings`]).
+//! [`Forecaster::memory_bytes`] reports the total: 696 bytes with the
+//! defaults.
 
 use std::sync::Arc;
 
