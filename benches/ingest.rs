@@ -122,6 +122,41 @@ fn threads(c: &mut Criterion) {
         }
     }
     group.finish();
+    // Paired rounds: this VM's speed drifts between criterion's 1- and
+    // 2-thread blocks (seconds apart), so the ratio of two blocks is as
+    // noisy as the drift. Here each round times 1 thread, then 2 threads,
+    // back to back (~40 ms each), and the ratio is taken per round.
+    // Skipped when listing, testing, or filtering for another group.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let other_filter = args
+        .iter()
+        .filter(|a| !a.starts_with('-') && a.parse::<f64>().is_err())
+        .any(|f| !"metrics_ingest_threads/scaling".contains(f.as_str()));
+    if other_filter || args.iter().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    for (name, work) in cases {
+        let iters = {
+            let once = on_threads(1, 20, work).as_secs_f64() / 20.0;
+            ((0.04 / once.max(1e-9)) as u64).max(1)
+        };
+        let mut ratios: Vec<f64> = (0..40)
+            .map(|_| {
+                let one = on_threads(1, iters, work).as_secs_f64();
+                let two = on_threads(2, iters, work).as_secs_f64();
+                2.0 * one / two
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
+        println!(
+            "scaling 1 -> 2 threads, {name}: median {:.2} (quartiles {:.2} to {:.2}) over {} paired rounds",
+            q(0.5),
+            q(0.25),
+            q(0.75),
+            ratios.len()
+        );
+    }
 }
 
 fn render(c: &mut Criterion) {

@@ -903,7 +903,6 @@ impl Baseline {
         size_of::<Self>()
             + self.daily.as_ref().map_or(0, Profile::bytes)
             + self.weekly.as_ref().map_or(0, Profile::bytes)
-
     }
 
     /// Where `t` falls in the day and the week (computed once per update).
@@ -1126,7 +1125,12 @@ impl Baseline {
         // The weekly correction learns the value less the daily term.
         for (p, s, y, per_period) in [
             (&mut self.daily, c.day_slot, value, 1.0 / DAY_SECS),
-            (&mut self.weekly, c.week_slot, value - daily, 1.0 / WEEK_SECS),
+            (
+                &mut self.weekly,
+                c.week_slot,
+                value - daily,
+                1.0 / WEEK_SECS,
+            ),
         ] {
             let Some(p) = p else { continue };
             let e = y - p.level - p.term(s);

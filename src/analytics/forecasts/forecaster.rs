@@ -615,7 +615,11 @@ impl Tracking {
         }
         let e = (value - preds[m]).abs() as f32;
         let s = self.scale;
-        let f = if e > s * self.mae[m] { sc.grow } else { sc.shrink };
+        let f = if e > s * self.mae[m] {
+            sc.grow
+        } else {
+            sc.shrink
+        };
         self.scale = (s * f).max(sc.lo).min(sc.hi);
     }
 

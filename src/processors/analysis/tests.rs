@@ -596,7 +596,13 @@ fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String,
         .lock()
         .values()
         .map(|slot| {
-            let route = slot.series.attributes.unpack().as_slice().text("route").unwrap_or_default();
+            let route = slot
+                .series
+                .attributes
+                .unpack()
+                .as_slice()
+                .text("route")
+                .unwrap_or_default();
             (route.to_string(), slot.pending)
         })
         .collect()
