@@ -138,7 +138,8 @@ pub struct ForecastConfig {
     pub regression_points: usize,
     /// EWMA weight of each matured absolute error (default 0.02).
     pub error_alpha: f64,
-    /// Matured forecasts before a model may be chosen (default 12).
+    /// Matured forecasts before a model may be chosen (default 9: with
+    /// forecasts tracked `h / 3` apart, three horizons' worth).
     pub min_matured: u32,
     /// Step of the interval multiplier's online calibration (default 0.05).
     pub calibration_rate: f64,
@@ -146,7 +147,7 @@ pub struct ForecastConfig {
     /// below naive's to be chosen (default 0.03).
     pub naive_margin: f64,
     /// Forecasts tracked (kept until they mature and are scored) at once
-    /// per horizon, made `h / max_pending` apart (default 4; 1 to 64).
+    /// per horizon, made `h / max_pending` apart (default 3; 1 to 64).
     /// Overlapping forecasts' errors are strongly correlated, so a few
     /// per horizon carry nearly all the information of one per point.
     pub max_pending: usize,
@@ -163,10 +164,10 @@ impl Default for ForecastConfig {
             holt_phi: 0.9,
             regression_points: 12,
             error_alpha: 0.02,
-            min_matured: 12,
+            min_matured: 9,
             calibration_rate: 0.05,
             naive_margin: 0.03,
-            max_pending: 4,
+            max_pending: 3,
         }
     }
 }
