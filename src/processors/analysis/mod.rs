@@ -60,8 +60,10 @@ use ratio::RatioGroup;
 /// writes is held in the entry itself (the cache line the map probe loads
 /// anyway), the rest behind a box, so a point follows no pointer.
 struct Slot {
-    /// Latest value not yet fed to the models.
-    pending: Option<f64>,
+    /// Latest value not yet fed to the models; NaN for none (only finite
+    /// values are recorded), so the entry with its key is 64 bytes: one
+    /// cache line per probe.
+    pending: f64,
     last_point_secs: f64,
     rate: Option<RateConverter>,
     series: Box<Series>,
@@ -78,8 +80,14 @@ impl Slot {
             None => Some(o.value),
         };
         if let Some(v) = sample.filter(|v| v.is_finite()) {
-            self.pending = Some(v);
+            self.pending = v;
         }
+    }
+
+    /// The value waiting for the next step, if any.
+    #[cfg(test)]
+    fn pending(&self) -> Option<f64> {
+        Some(self.pending).filter(|v| !v.is_nan())
     }
 }
 
@@ -575,7 +583,7 @@ impl AnalysisProcessor {
         counter: bool,
     ) -> Slot {
         Slot {
-            pending: None,
+            pending: f64::NAN,
             last_point_secs: 0.0,
             rate: counter.then(RateConverter::new),
             series: Box::new(Series {
@@ -611,9 +619,10 @@ impl AnalysisProcessor {
                 }
             } else {
                 if let Some(group) = &mut s.ratio {
-                    slot.pending = group.step();
+                    slot.pending = group.step().unwrap_or(f64::NAN);
                 }
-                match slot.pending.take() {
+                let pending = std::mem::replace(&mut slot.pending, f64::NAN);
+                match Some(pending).filter(|v| !v.is_nan()) {
                     Some(value) => self.step(s, value, now, now_ns),
                     None => Vec::new(),
                 }

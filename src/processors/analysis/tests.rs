@@ -603,9 +603,16 @@ fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String,
                 .as_slice()
                 .text("route")
                 .unwrap_or_default();
-            (route.to_string(), slot.pending)
+            (route.to_string(), slot.pending())
         })
         .collect()
+}
+
+#[test]
+fn a_series_entry_fits_one_cache_line() {
+    // What every point writes lives in the map entry; with its key it
+    // must stay within one 64-byte line.
+    assert!(size_of::<(u64, Slot)>() <= 64, "{}", size_of::<(u64, Slot)>());
 }
 
 #[test]
