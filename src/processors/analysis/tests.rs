@@ -612,7 +612,11 @@ fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String,
 fn a_series_entry_fits_one_cache_line() {
     // What every point writes lives in the map entry; with its key it
     // must stay within one 64-byte line.
-    assert!(size_of::<(u64, Slot)>() <= 64, "{}", size_of::<(u64, Slot)>());
+    assert!(
+        size_of::<(u64, Slot)>() <= 64,
+        "{}",
+        size_of::<(u64, Slot)>()
+    );
 }
 
 #[test]
