@@ -409,34 +409,47 @@ fn error_weight(error_alpha: f64, h: f64, dt: f64, valid: bool, tracked: usize) 
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Queue {
     /// Target time of the oldest entry (the newest one's is rebuilt from
-    /// the entries' steps, see [`Queue::tail_target`]).
-    head_target: f64,
+    /// the entries' steps, see [`Queue::tail_target`]): an `f64` kept as
+    /// two halves, so the queue is 4-aligned and packs with the
+    /// horizon's other fields (12 bytes, not 16).
+    head_target_bits: [u32; 2],
     head: u8,
     len: u8,
 }
 
 impl Queue {
     const EMPTY: Self = Self {
-        head_target: f64::NAN,
+        head_target_bits: split(f64::NAN),
         head: 0,
         len: 0,
     };
+
+    #[inline]
+    fn head_target(&self) -> f64 {
+        let [lo, hi] = self.head_target_bits;
+        f64::from_bits(u64::from(lo) | (u64::from(hi) << 32))
+    }
+
+    #[inline]
+    fn set_head_target(&mut self, target: f64) {
+        self.head_target_bits = split(target);
+    }
 
     /// Removes and returns the oldest entry (and its target) if its
     /// target is `≤ until`.
     #[inline]
     fn pop_due(&mut self, buf: &[Pending], until: f64) -> Option<(f64, Pending)> {
-        if self.len == 0 || self.head_target > until {
+        let target = self.head_target();
+        if self.len == 0 || target > until {
             return None;
         }
         let head = usize::from(self.head);
         let p = *buf.get(head)?;
-        let target = self.head_target;
         let next = if head + 1 == buf.len() { 0 } else { head + 1 };
         self.head = next as u8;
         self.len -= 1;
         if self.len > 0 {
-            self.head_target += f64::from(buf[next].after);
+            self.set_head_target(target + f64::from(buf[next].after));
         }
         Some((target, p))
     }
@@ -449,7 +462,7 @@ impl Queue {
         if self.len == 0 {
             return f64::NEG_INFINITY;
         }
-        let mut target = self.head_target;
+        let mut target = self.head_target();
         let mut i = usize::from(self.head);
         for _ in 1..self.len {
             i = if i + 1 == buf.len() { 0 } else { i + 1 };
@@ -474,7 +487,7 @@ impl Queue {
             return;
         }
         let after = if self.len == 0 {
-            self.head_target = target;
+            self.set_head_target(target);
             0.0
         } else {
             (target - self.tail_target(buf)) as f32
@@ -488,6 +501,12 @@ impl Queue {
             self.len += 1;
         }
     }
+}
+
+/// The low and high halves of `x`'s bits.
+const fn split(x: f64) -> [u32; 2] {
+    let bits = x.to_bits();
+    [bits as u32, (bits >> 32) as u32]
 }
 
 /// Constants of scoring matured forecasts, shared by the horizons.
@@ -519,6 +538,10 @@ struct HorizonState {
     season: f32,
 }
 
+// A horizon's state fills one 64-byte line at most (queue 12, tracking
+// 44, two f32).
+const _: () = assert!(size_of::<HorizonState>() <= 64);
+
 /// Per-horizon tracked errors and interval scales of every model, stored
 /// in `f32` (computed in `f64`): a tracked error needs a few digits, not
 /// sixteen.
@@ -527,9 +550,6 @@ struct Tracking {
     /// EWMA weight of a matured error, `error_alpha / √max(1, h/Δt)`, for
     /// the `Δt` in `Forecaster::alpha_dt`.
     err_alpha: f32,
-    /// `1 / (count + 1)` of the least settled model when `settled` was
-    /// computed: while `err_alpha` stays at or above it, `settled` holds.
-    floor: f32,
     mae: [f32; N_MODELS],
     /// Interval half-width per unit of MAE, `m · z · √(π/2)`, of the
     /// horizon's forecasts: calibrated on the chosen model's errors, so
@@ -549,13 +569,17 @@ struct Tracking {
     /// The chosen model's index, brought up to date whenever an error,
     /// a count or `settled` changes (see `Tracking::choose`).
     chosen: u8,
+    /// The count of the least settled model when `settled` was computed
+    /// (`u16::MAX` for none): while `err_alpha · (least + 1) ≥ 1`,
+    /// `settled` holds.
+    least: u16,
 }
 
 impl Tracking {
     fn new(error_alpha: f64, unit: f64) -> Self {
         Self {
             err_alpha: error_alpha as f32,
-            floor: f32::INFINITY,
+            least: u16::MAX,
             mae: [0.0; N_MODELS],
             scale: unit as f32,
             matured: [0; N_MODELS],
@@ -571,7 +595,7 @@ impl Tracking {
         u32::from(self.matured[m].saturating_add(self.bulk))
     }
 
-    /// Recomputes `settled` (and `floor`) from the counts.
+    /// Recomputes `settled` (and `least`) from the counts.
     fn refresh_settled(&mut self, sc: &Scoring) {
         let min_matured = sc.min_matured;
         let (mut bits, mut least) = (0, u32::MAX);
@@ -584,7 +608,7 @@ impl Tracking {
             }
         }
         self.settled = bits;
-        self.floor = (1.0 / (f64::from(least) + 1.0)) as f32;
+        self.least = u16::try_from(least).unwrap_or(u16::MAX);
         self.choose(sc);
     }
 
@@ -592,7 +616,8 @@ impl Tracking {
     #[inline]
     fn set_err_alpha(&mut self, err_alpha: f64, sc: &Scoring) {
         self.err_alpha = err_alpha as f32;
-        if self.err_alpha < self.floor {
+        if self.least != u16::MAX && (f64::from(self.least) + 1.0) * f64::from(self.err_alpha) < 1.0
+        {
             self.refresh_settled(sc);
         }
     }
