@@ -63,7 +63,7 @@
 //! tracked forecasts (16 bytes each: see `Pending`), made `h /
 //! max_pending` apart so it never grows whatever `h / Δt` is. The
 //! configuration is shared ([`ForecastSettings`]).
-//! [`Forecaster::memory_bytes`] reports the total: 696 bytes with the
+//! [`Forecaster::memory_bytes`] reports the total: 624 bytes with the
 //! defaults.
 
 use std::sync::Arc;
