@@ -9,8 +9,10 @@
 //! |---|---|
 //! | [`aggregation`] | quantile sketches and sliding time windows of them |
 //! | [`baselines`] | streaming anomaly baseline per series, counter → rate |
+//! | [`bf16`] | bfloat16 encoding of compact model state |
 //! | [`forecasts`] | multi-model forecasts with intervals, time to threshold |
 
 pub mod aggregation;
 pub mod baselines;
+pub mod bf16;
 pub mod forecasts;

@@ -20,6 +20,16 @@ pub use opentelemetry_proto::tonic::trace::v1 as trace;
 
 use metrics::metric::Data;
 
+/// An attribute with any value, as the unit tests build them.
+#[cfg(test)]
+pub fn kv(key: &str, value: common::any_value::Value) -> common::KeyValue {
+    common::KeyValue {
+        key: key.into(),
+        value: Some(common::AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
 /// Number of data points in one metric.
 pub fn metric_point_count(metric: &metrics::Metric) -> u64 {
     let n = match &metric.data {

@@ -193,17 +193,10 @@ fn write_pair(h: &mut impl Hasher, key: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::otlp::common::{AnyValue, KeyValue, any_value::Value};
+    use crate::model::otlp::common::{KeyValue, any_value::Value};
+    use crate::model::otlp::kv;
     use crate::model::wire::Attributes;
     use prost::Message;
-
-    fn kv(key: &str, value: Value) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue { value: Some(value) }),
-            ..Default::default()
-        }
-    }
 
     /// Encodes `attributes` as a `Resource` and views them in place.
     fn in_place(attributes: &[KeyValue]) -> Vec<u8> {

@@ -53,11 +53,6 @@ impl PackedAttributes {
         }
         out
     }
-
-    /// Bytes held on the heap.
-    pub fn heap_bytes(&self) -> usize {
-        self.0.len()
-    }
 }
 
 /// The identifying resource attributes and the scope of a source, as its
@@ -107,14 +102,7 @@ impl Origins {
 mod tests {
     use super::*;
     use crate::model::otlp::common::{AnyValue, ArrayValue, any_value::Value};
-
-    fn kv(key: &str, value: Value) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue { value: Some(value) }),
-            ..Default::default()
-        }
-    }
+    use crate::model::otlp::kv;
 
     #[test]
     fn unpacks_what_was_packed_in_order_and_smaller() {
@@ -139,7 +127,7 @@ mod tests {
         let packed = PackedAttributes::pack(&attributes);
         assert_eq!(packed.unpack(), attributes);
         let owned = attributes.len() * size_of::<KeyValue>();
-        assert!(packed.heap_bytes() < owned / 2, "{}", packed.heap_bytes());
+        assert!(packed.0.len() < owned / 2, "{}", packed.0.len());
         assert!(PackedAttributes::pack(&[]).unpack().is_empty());
     }
 }

@@ -84,6 +84,7 @@
 use std::sync::Arc;
 
 use super::BaselineError;
+use crate::analytics::bf16;
 use crate::analytics::forecasts::DailyShape;
 
 /// Gaussian σ over mean absolute deviation, √(π/2).
@@ -797,19 +798,6 @@ pub struct Baseline {
 /// profiles' slots).
 const HOUR_DITHER: usize = 1 << 20;
 
-/// `x` (finite, ≥ 0) as a bfloat16, rounded up with probability equal to
-/// its distance from the value below (`u` uniform in `[0, 1)`).
-#[inline]
-fn to_bf16_dithered(x: f32, u: f64) -> u16 {
-    let r = (u * 65_536.0) as u32;
-    (x.to_bits().saturating_add(r) >> 16) as u16
-}
-
-#[inline]
-fn from_bf16(h: u16) -> f32 {
-    f32::from_bits(u32::from(h) << 16)
-}
-
 impl Default for Baseline {
     fn default() -> Self {
         Self::new(BaselineConfig::default())
@@ -930,7 +918,7 @@ impl Baseline {
         let h = c.hour;
         let daily_ready = self.daily.as_ref().is_some_and(|p| p.ready);
         let scale = if daily_ready && self.hour_visits[h] >= 12 {
-            f64::from(from_bf16(self.hour_scale[h]))
+            f64::from(bf16::to_f32(self.hour_scale[h]))
         } else {
             f64::from(self.scale)
         };
@@ -1114,9 +1102,9 @@ impl Baseline {
         let h = c.hour;
         let hv = self.hour_visits[h];
         let ah = warm_rate(alpha_s, f64::from(hv));
-        let hs = f64::from(from_bf16(self.hour_scale[h]));
+        let hs = f64::from(bf16::to_f32(self.hour_scale[h]));
         let hs = (hs + ah * (abs_r - hs)) as f32;
-        self.hour_scale[h] = to_bf16_dithered(hs, dither(t_secs, HOUR_DITHER + h));
+        self.hour_scale[h] = bf16::from_f32_dithered(hs, dither(t_secs, HOUR_DITHER + h));
         self.hour_visits[h] = hv.saturating_add(1);
 
         let age = t_secs - self.first_t;
@@ -1244,6 +1232,34 @@ impl DailyShape for Baseline {
             } else {
                 f32::NAN
             };
+        }
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+
+    /// The visits a slot is taken to have had match a per-slot count for
+    /// a series without gaps: one point per slot per day (5-minute data),
+    /// or five (1-minute data).
+    #[test]
+    fn estimated_visits_match_the_count_without_gaps() {
+        for points_per_slot in [1usize, 5] {
+            let mut p = Profile::new(DAY_SECS, 288);
+            let step = 300.0 / points_per_slot as f64;
+            let mut counts = [0u8; 288];
+            for i in 0..(4 * 288 * points_per_slot) {
+                let age = i as f64 * step;
+                let s = p.slot_at(phase(age, DAY_SECS));
+                assert_eq!(
+                    p.visits(s, age / DAY_SECS),
+                    counts[s],
+                    "{points_per_slot} per slot, point {i}, slot {s}"
+                );
+                counts[s] = (counts[s] + 1).min(ESTABLISHED);
+                p.set(s, 10.0 + (s % 7) as f64, 0.5);
+            }
         }
     }
 }

@@ -70,6 +70,8 @@ use std::sync::Arc;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use crate::analytics::bf16;
+
 use super::ForecastError;
 
 const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
@@ -339,36 +341,24 @@ struct Pending {
     deltas: [u16; N_MODELS - 1],
 }
 
-/// `x` as a bfloat16 (the high half of its `f32`, rounded to nearest
-/// even); NaN stays NaN.
-#[inline]
-fn to_bf16(x: f32) -> u16 {
-    let bits = x.to_bits();
-    if x.is_nan() {
-        return 0x7fc0;
-    }
-    let round = 0x7fff + ((bits >> 16) & 1);
-    (bits.wrapping_add(round) >> 16) as u16
-}
-
 #[inline]
 fn from_bf16(h: u16) -> f64 {
-    f64::from(f32::from_bits(u32::from(h) << 16))
+    f64::from(bf16::to_f32(h))
 }
 
 impl Pending {
     const EMPTY: Self = Self {
         after: 0.0,
         base: f32::NAN,
-        deltas: [0x7fc0; N_MODELS - 1],
+        deltas: [bf16::NAN; N_MODELS - 1],
     };
 
     #[inline]
     fn new(after: f32, origin: f64, preds: &[f64; N_MODELS]) -> Self {
         let base = preds[0];
-        let mut deltas = [0x7fc0; N_MODELS - 1];
+        let mut deltas = [bf16::NAN; N_MODELS - 1];
         for (d, p) in deltas.iter_mut().zip(&preds[1..]) {
-            *d = to_bf16((p - base) as f32);
+            *d = bf16::from_f32((p - base) as f32);
         }
         Self {
             after,

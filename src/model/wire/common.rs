@@ -433,15 +433,8 @@ pub fn optional<'a, T: MessageView<'a>>(bytes: Option<&'a [u8]>) -> Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::otlp::common::{ArrayValue, KeyValue, KeyValueList, any_value::Value as V};
-
-    fn kv(key: &str, value: V) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue { value: Some(value) }),
-            ..Default::default()
-        }
-    }
+    use crate::model::otlp::common::{ArrayValue, KeyValueList, any_value::Value as V};
+    use crate::model::otlp::kv;
 
     #[test]
     fn attribute_values_read_as_prost_wrote_them() {

@@ -5,7 +5,7 @@
 use prost::Message;
 
 use super::metrics::{MetricData, MetricsRequestView, validate_metrics};
-use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value::Value as V};
+use crate::model::otlp::common::{InstrumentationScope, KeyValue, any_value::Value as V};
 use crate::model::otlp::metrics::{
     self as m, Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
     HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
@@ -15,13 +15,7 @@ use crate::model::otlp::metrics::{
 use crate::model::otlp::resource::Resource;
 use crate::model::otlp::{ItemCount, MetricsRequest};
 
-pub(super) fn kv(key: &str, value: V) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
+pub(super) use crate::model::otlp::kv;
 
 fn metric(name: &str, data: Data) -> Metric {
     Metric {

@@ -513,29 +513,31 @@ impl WindowProcessor {
 
     /// Evaluates every `interval` and exports, until shutdown.
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
-        let mut tick = tokio::time::interval(self.config.interval.get());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {
-                    let request = self.evaluate(now_ms());
-                    if request.resource_metrics.is_empty() {
-                        continue;
-                    }
-                    match self.downstream.consume_metrics(&MetricsBatch::from_request(request)) {
-                        Ok(outcome) if outcome.rejected > 0 => tracing::warn!(
-                            rejected = outcome.rejected,
-                            "window series were rejected downstream: {}",
-                            outcome.message
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "window series not exported"),
-                    }
-                }
-            }
+        let this = &self;
+        shutdown
+            .every(self.config.interval.get(), move || async move {
+                this.export_once()
+            })
+            .await;
+    }
+
+    /// One evaluation, exported unless it is empty.
+    fn export_once(&self) {
+        let request = self.evaluate(now_ms());
+        if request.resource_metrics.is_empty() {
+            return;
+        }
+        match self
+            .downstream
+            .consume_metrics(&MetricsBatch::from_request(request))
+        {
+            Ok(outcome) if outcome.rejected > 0 => tracing::warn!(
+                rejected = outcome.rejected,
+                "window series were rejected downstream: {}",
+                outcome.message
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "window series not exported"),
         }
     }
 }
