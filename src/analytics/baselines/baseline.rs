@@ -474,7 +474,7 @@ fn floor_code(y: f64) -> i32 {
 #[inline]
 fn dither(t: f64, s: usize) -> f64 {
     let h = (t.to_bits() ^ (s as u64).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> 40) as f64 * (1.0 / (1u64 << 24) as f64)
+    ((h >> 40) as i64) as f64 * (1.0 / (1u64 << 24) as f64)
 }
 
 impl Profile {
@@ -516,7 +516,7 @@ impl Profile {
     /// `phase` (seconds).
     #[inline]
     fn slot_at(&self, phase: f64) -> usize {
-        ((phase * self.slots_per_sec) as usize).min(self.slots() - 1)
+        ((phase * self.slots_per_sec) as u32 as usize).min(self.slots() - 1)
     }
 
     #[inline]
@@ -544,7 +544,7 @@ impl Profile {
             return 0;
         }
         // (Truncation is ⌊⌋ here: `periods` ≥ 0.)
-        let periods = periods as usize;
+        let periods = periods as u32 as usize;
         let this_visit = if s == usize::from(self.last_slot) {
             usize::from(self.streak)
         } else {
@@ -903,7 +903,7 @@ impl Baseline {
                 .weekly
                 .as_ref()
                 .map_or(0, |p| p.slot_at(phase(t, WEEK_SECS))),
-            hour: ((day * (1.0 / 3600.0)) as usize).min(23),
+            hour: ((day * (1.0 / 3600.0)) as u32 as usize).min(23),
         }
     }
 
