@@ -78,8 +78,9 @@
 //! written with dithered rounding (see [`Profile`]). How often a slot has
 //! been visited is estimated from the profile's age and the points per
 //! slot visit rather than counted per slot. The configuration is shared
-//! ([`BaselineSettings`]). With the defaults (288 daily slots of 5 min,
-//! 56 weekly slots of 3 h) [`Baseline::memory_bytes`] is 664 bytes.
+//! ([`BaselineSettings`], which also holds the profiles' slot rates).
+//! With the defaults (288 daily slots of 5 min, 56 weekly slots of 3 h)
+//! [`Baseline::memory_bytes`] is 648 bytes.
 
 use std::sync::Arc;
 
@@ -444,8 +445,6 @@ struct Profile {
     /// This model's own deseasonalised level: each candidate model keeps
     /// its own state, so its tracked error is what it would have scored.
     level: f64,
-    /// `slots / period`.
-    slots_per_sec: f64,
     /// Points written into `last_slot` since it was entered (saturating).
     streak: u8,
     /// Points the slot before it took in its visit: about the points a
@@ -487,8 +486,8 @@ impl Profile {
     }
 
     /// A profile of `slots` slots (at most `u16::MAX`, as configuration
-    /// allows) over `period` seconds.
-    fn new(period: f64, slots: u32) -> Self {
+    /// allows).
+    fn new(slots: u32) -> Self {
         Self {
             cells: vec![UNSEEN; slots as usize].into_boxed_slice(),
             seen: 0,
@@ -501,7 +500,6 @@ impl Profile {
             err: f32::NAN,
             origin: 0.0,
             level: f64::NAN,
-            slots_per_sec: f64::from(slots) / period,
             streak: 0,
             per_visit: 1,
             ready: false,
@@ -513,10 +511,11 @@ impl Profile {
     }
 
     /// The slot of a time whose phase in this profile's period is
-    /// `phase` (seconds).
+    /// `phase` (seconds), at `slots_per_sec` (the settings' figure for
+    /// this profile's period).
     #[inline]
-    fn slot_at(&self, phase: f64) -> usize {
-        ((phase * self.slots_per_sec) as u32 as usize).min(self.slots() - 1)
+    fn slot_at(&self, phase: f64, slots_per_sec: f64) -> usize {
+        ((phase * slots_per_sec) as u32 as usize).min(self.slots() - 1)
     }
 
     #[inline]
@@ -720,11 +719,26 @@ impl Profile {
 /// made from it (one pointer per series instead of a copy).
 /// `From<BaselineConfig>` clamps.
 #[derive(Debug, Clone)]
-pub struct BaselineSettings(Arc<BaselineConfig>);
+pub struct BaselineSettings(Arc<Settings>);
+
+/// A clamped configuration and the constants derived from it.
+#[derive(Debug)]
+struct Settings {
+    cfg: BaselineConfig,
+    /// Daily and weekly profile slots per second (kept here, not in every
+    /// series' profiles).
+    daily_slots_per_sec: f64,
+    weekly_slots_per_sec: f64,
+}
 
 impl From<BaselineConfig> for BaselineSettings {
     fn from(config: BaselineConfig) -> Self {
-        Self(Arc::new(config.clamped()))
+        let cfg = config.clamped();
+        Self(Arc::new(Settings {
+            daily_slots_per_sec: f64::from(cfg.daily_slots) / DAY_SECS,
+            weekly_slots_per_sec: f64::from(cfg.weekly_slots) / WEEK_SECS,
+            cfg,
+        }))
     }
 }
 
@@ -737,7 +751,7 @@ impl Default for BaselineSettings {
 impl BaselineSettings {
     /// The configuration (after clamping).
     pub fn config(&self) -> &BaselineConfig {
-        &self.0
+        &self.0.cfg
     }
 }
 
@@ -745,7 +759,7 @@ impl std::ops::Deref for BaselineSettings {
     type Target = BaselineConfig;
 
     fn deref(&self) -> &BaselineConfig {
-        &self.0
+        &self.0.cfg
     }
 }
 
@@ -809,10 +823,9 @@ impl Baseline {
     /// [`BaselineConfig::clamped`]).
     pub fn new(config: impl Into<BaselineSettings>) -> Self {
         let cfg: BaselineSettings = config.into();
-        let daily =
-            (cfg.seasonality != Seasonality::None).then(|| Profile::new(DAY_SECS, cfg.daily_slots));
+        let daily = (cfg.seasonality != Seasonality::None).then(|| Profile::new(cfg.daily_slots));
         let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly)
-            .then(|| Profile::new(WEEK_SECS, cfg.weekly_slots));
+            .then(|| Profile::new(cfg.weekly_slots));
         Self {
             cfg,
             n: 0,
@@ -898,11 +911,13 @@ impl Baseline {
     fn clock(&self, t: f64) -> Clock {
         let day = phase(t, DAY_SECS);
         Clock {
-            day_slot: self.daily.as_ref().map_or(0, |p| p.slot_at(day)),
-            week_slot: self
-                .weekly
+            day_slot: self
+                .daily
                 .as_ref()
-                .map_or(0, |p| p.slot_at(phase(t, WEEK_SECS))),
+                .map_or(0, |p| p.slot_at(day, self.cfg.0.daily_slots_per_sec)),
+            week_slot: self.weekly.as_ref().map_or(0, |p| {
+                p.slot_at(phase(t, WEEK_SECS), self.cfg.0.weekly_slots_per_sec)
+            }),
             hour: ((day * (1.0 / 3600.0)) as u32 as usize).min(23),
         }
     }
@@ -1205,16 +1220,23 @@ impl Baseline {
 }
 
 /// The daily profile as a forecaster's daily shape: the centred term of
-/// the time of day's slot, once that slot has been visited.
+/// the time of day's slot, once the baseline has a day of history and
+/// that slot has been visited.
 impl DailyShape for Baseline {
     #[inline]
     fn daily_changes(&self, t_secs: f64, ahead: &[f64], out: &mut [f32]) {
-        let Some(p) = self.daily.as_ref() else {
+        // A day of history first (false while `first_t` is NaN).
+        let Some(p) = self
+            .daily
+            .as_ref()
+            .filter(|_| t_secs - self.first_t >= DAY_SECS)
+        else {
             out.fill(f32::NAN);
             return;
         };
         let now_phase = phase(t_secs, DAY_SECS);
-        let s = p.slot_at(now_phase);
+        let per_sec = self.cfg.0.daily_slots_per_sec;
+        let s = p.slot_at(now_phase, per_sec);
         if !p.is_seen(s) {
             out.fill(f32::NAN);
             return;
@@ -1226,7 +1248,7 @@ impl DailyShape for Baseline {
             if then >= DAY_SECS {
                 then -= DAY_SECS;
             }
-            let s = p.slot_at(then);
+            let s = p.slot_at(then, per_sec);
             *o = if p.is_seen(s) {
                 (p.term(s) - now) as f32
             } else {
@@ -1246,12 +1268,12 @@ mod profile_tests {
     #[test]
     fn estimated_visits_match_the_count_without_gaps() {
         for points_per_slot in [1usize, 5] {
-            let mut p = Profile::new(DAY_SECS, 288);
+            let mut p = Profile::new(288);
             let step = 300.0 / points_per_slot as f64;
             let mut counts = [0u8; 288];
             for i in 0..(4 * 288 * points_per_slot) {
                 let age = i as f64 * step;
-                let s = p.slot_at(phase(age, DAY_SECS));
+                let s = p.slot_at(phase(age, DAY_SECS), 288.0 / DAY_SECS);
                 assert_eq!(
                     p.visits(s, age / DAY_SECS),
                     counts[s],

@@ -63,7 +63,7 @@
 //! tracked forecasts (16 bytes each: see `Pending`), made `h /
 //! max_pending` apart so it never grows whatever `h / Δt` is. The
 //! configuration is shared ([`ForecastSettings`]).
-//! [`Forecaster::memory_bytes`] reports the total: 624 bytes with the
+//! [`Forecaster::memory_bytes`] reports the total: 616 bytes with the
 //! defaults.
 
 use std::sync::Arc;
@@ -798,9 +798,9 @@ impl ForecastSettings {
 /// shape once for both.
 pub trait DailyShape {
     /// Writes into `out[i]` the shape's change from `t_secs` to `t_secs +
-    /// ahead[i]`, NaN where it has not been learned (no profile, or either
-    /// time of day not seen yet). Each `ahead[i]` is in `[0, 86400)`: a
-    /// horizon modulo a day.
+    /// ahead[i]`, NaN where it has not been learned (no profile, less than
+    /// a day of history, or either time of day not seen yet). Each
+    /// `ahead[i]` is in `[0, 86400)`: a horizon modulo a day.
     fn daily_changes(&self, t_secs: f64, ahead: &[f64], out: &mut [f32]);
 }
 
@@ -831,7 +831,6 @@ pub struct Forecaster {
     pending: Box<[Pending]>,
     last_t: f64,
     last_v: f64,
-    first_t: f64,
     /// The first value: tracked forecasts are stored relative to it.
     origin: f64,
     dt: f64,
@@ -886,7 +885,6 @@ impl Forecaster {
             pending: pending.into_boxed_slice(),
             last_t: f64::NEG_INFINITY,
             last_v: f64::NAN,
-            first_t: f64::NAN,
             origin: 0.0,
             dt: f64::NAN,
             ses: 0.0,
@@ -1091,7 +1089,6 @@ impl Forecaster {
 
         // Update the models.
         if self.n == 0 {
-            self.first_t = t_secs;
             self.origin = value;
             self.anchor_t = t_secs;
             self.anchor_v = value;
@@ -1137,13 +1134,11 @@ impl Forecaster {
 
         // Per horizon: score the forecasts maturing now, then record this
         // point's forecasts for scoring when they mature. Seasonal naive
-        // needs a day of history and the shape at both times.
+        // needs the shape at both times (which takes a day of history).
         let horizons = self.horizons.len();
         let mut season = [f32::NAN; MAX_HORIZONS];
-        if t_secs - self.first_t >= DAY_SECS {
-            let ahead = &self.settings.0.ahead_of_day;
-            shape.daily_changes(t_secs, ahead, &mut season[..horizons]);
-        }
+        let ahead = &self.settings.0.ahead_of_day;
+        shape.daily_changes(t_secs, ahead, &mut season[..horizons]);
         let scoring = self.settings.0.scoring;
         let origin = self.origin;
         for (i, &season) in season.iter().enumerate().take(horizons) {

@@ -92,9 +92,11 @@ impl Durable for AnalysisProcessor {
     }
 
     /// 2: compact models (issue 7): no per-slot visit counts or run
-    /// buffer, one interval scale per horizon, 16-bit counts.
+    /// buffer, one interval scale per horizon, 16-bit counts. 3: the
+    /// profiles' slot rates live in the settings, and the forecaster
+    /// keeps no first time (the daily shape knows its own history).
     fn state_version(&self) -> u32 {
-        2
+        3
     }
 
     /// Written [`CHUNK`] series per lock, so evaluation and ingest wait
