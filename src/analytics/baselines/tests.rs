@@ -249,6 +249,38 @@ fn gaps_keep_seasonal_alignment_and_late_points_are_dropped() {
     assert_eq!(b.late_points(), 1);
 }
 
+/// As a forecaster's daily shape, the baseline answers only once it has
+/// a day of history (the forecaster keeps no first time of its own), and
+/// then with the daily sine's change over the horizon.
+#[test]
+fn daily_shape_waits_for_a_day_of_history() {
+    use crate::analytics::forecasts::DailyShape;
+    let values = daily_sine(288 * 2, 4);
+    let mut b = Baseline::default();
+    // 1 h and 6 h ahead.
+    let ahead = [3_600.0, 21_600.0];
+    let mut out = [0.0f32; 2];
+    for (i, &v) in values.iter().enumerate() {
+        let t = T0 + i as f64 * STEP;
+        b.update(t, v);
+        b.daily_changes(t, &ahead, &mut out);
+        if i < 288 {
+            assert!(out.iter().all(|c| c.is_nan()), "point {i}: {out:?}");
+        }
+    }
+    // The last point, a day and a bit in: every slot has been visited.
+    let t = T0 + (values.len() - 1) as f64 * STEP;
+    b.daily_changes(t, &ahead, &mut out);
+    let sine = |t: f64| 20.0 * (std::f64::consts::TAU * t / 86_400.0).sin();
+    for (&change, &h) in out.iter().zip(&ahead) {
+        let truth = sine(t + h) - sine(t);
+        assert!(
+            (f64::from(change) - truth).abs() < 5.0,
+            "{h} s ahead: {change} against {truth}"
+        );
+    }
+}
+
 #[test]
 fn memory_is_bounded_and_constant() {
     let mut b = Baseline::default();

@@ -461,17 +461,29 @@ impl Queue {
         target
     }
 
-    /// Whether a forecast for `target` (made at `t`, `h` ahead) is to be
-    /// tracked: the queue has room and the newest one was made at least
-    /// `spacing` before `t`.
+    /// The newest entry's target time (see [`Queue::tail_target`]) if a
+    /// forecast made at `t`, `h` ahead, is to be tracked: the queue has
+    /// room and the newest one was made at least `spacing` before `t`.
     #[inline]
-    fn due(&self, buf: &[Pending], t: f64, h: f64, spacing: f64) -> bool {
-        usize::from(self.len) < buf.len() && t >= self.tail_target(buf) - h + spacing
+    fn due(&self, buf: &[Pending], t: f64, h: f64, spacing: f64) -> Option<f64> {
+        if usize::from(self.len) >= buf.len() {
+            return None;
+        }
+        let tail = self.tail_target(buf);
+        (t >= tail - h + spacing).then_some(tail)
     }
 
-    /// Tracks a forecast for `target` with predictions `preds`.
+    /// Tracks a forecast for `target` with predictions `preds`, after the
+    /// newest entry (whose target `due` returned).
     #[inline]
-    fn push(&mut self, buf: &mut [Pending], target: f64, origin: f64, preds: &[f64; N_MODELS]) {
+    fn push(
+        &mut self,
+        buf: &mut [Pending],
+        target: f64,
+        tail: f64,
+        origin: f64,
+        preds: &[f64; N_MODELS],
+    ) {
         let cap = buf.len();
         if usize::from(self.len) >= cap {
             return;
@@ -480,7 +492,7 @@ impl Queue {
             self.set_head_target(target);
             0.0
         } else {
-            (target - self.tail_target(buf)) as f32
+            (target - tail) as f32
         };
         let mut i = usize::from(self.head) + usize::from(self.len);
         if i >= cap {
@@ -1152,12 +1164,12 @@ impl Forecaster {
             }
             hs.season = season;
             let spacing = h / cap as f64 - half;
-            if hs.queue.due(buf, t_secs, h, spacing) {
+            if let Some(tail) = hs.queue.due(buf, t_secs, h, spacing) {
                 let preds = self.predictions(i, h, reg);
                 let target_t = t_secs + h;
                 let hs = &mut self.horizons[i];
                 let buf = &mut self.pending[i * cap..][..cap];
-                hs.queue.push(buf, target_t, origin, &preds);
+                hs.queue.push(buf, target_t, tail, origin, &preds);
             }
         }
     }
