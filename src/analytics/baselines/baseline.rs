@@ -473,7 +473,7 @@ fn floor_code(y: f64) -> i32 {
 #[inline]
 fn dither(t: f64, s: usize) -> f64 {
     let h = (t.to_bits() ^ (s as u64).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    ((h >> 40) as i64) as f64 * (1.0 / (1u64 << 24) as f64)
+    (h >> 40) as f64 * (1.0 / (1u64 << 24) as f64)
 }
 
 impl Profile {

@@ -7,8 +7,8 @@
 //! last value (naive), simple exponential smoothing, damped-trend Holt,
 //! least-squares line over the last `regression_points` points (as
 //! Prometheus `predict_linear`), and seasonal naive (last value plus the
-//! daily shape's change from now to `t + h`, once a day of history
-//! exists). The daily shape is the series' baseline's daily profile
+//! daily shape's change from now to `t + h`, once the shape has a day
+//! of history). The daily shape is the series' baseline's daily profile
 //! ([`DailyShape`], passed to [`Forecaster::update_with`]), so a series
 //! learns its day once; [`Forecaster::update`] has none and seasonal
 //! naive then never forecasts. Horizons are in seconds; a model that works in steps uses
@@ -1073,8 +1073,8 @@ impl Forecaster {
     }
 
     /// Feeds one value observed at `t_secs`; seasonal naive forecasts the
-    /// last value plus `shape`'s change to `t + h` once a day of history
-    /// exists. Non-finite values and timestamps that do not advance are
+    /// last value plus `shape`'s change to `t + h` once the shape has a
+    /// day of history (it answers NaN before). Non-finite values and timestamps that do not advance are
     /// ignored.
     pub fn update_with(&mut self, t_secs: f64, value: f64, shape: &impl DailyShape) {
         if !t_secs.is_finite() || !value.is_finite() || t_secs <= self.last_t {
