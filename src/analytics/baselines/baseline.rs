@@ -592,6 +592,12 @@ impl Profile {
             let code = floor_code(y);
             self.cells[s] = code as i8 as u8;
             self.sum += code - old;
+        } else if self.step == 0.0 && value == self.origin {
+            // A series that has not moved yet (a flat gauge, every
+            // point): code 0 at the origin, as the rescaling path would
+            // write, without it.
+            self.cells[s] = 0;
+            self.sum -= old;
         } else {
             self.set_rescaling(s, old, value, u);
         }
@@ -1261,6 +1267,33 @@ impl DailyShape for Baseline {
 #[cfg(test)]
 mod profile_tests {
     use super::*;
+
+    /// A series that has not moved keeps every slot at the origin with no
+    /// step (the flat path), and its first move sets the step as the
+    /// rescaling path does.
+    #[test]
+    fn a_flat_series_stays_at_the_origin_until_it_moves() {
+        let mut p = Profile::new(288);
+        p.origin = 42.0;
+        for s in 0..288 {
+            p.set(s, 42.0, 0.5);
+        }
+        assert_eq!(p.step, 0.0);
+        assert_eq!((p.seen, p.sum), (288, 0));
+        assert!((0..288).all(|s| p.is_seen(s) && p.value(s) == 42.0));
+        p.set(5, 50.0, 0.5);
+        assert!(p.step > 0.0);
+        assert!(
+            (p.value(5) - 50.0).abs() <= f64::from(p.step),
+            "{}",
+            p.value(5)
+        );
+        assert!(
+            (p.value(4) - 42.0).abs() <= f64::from(p.step),
+            "{}",
+            p.value(4)
+        );
+    }
 
     /// The visits a slot is taken to have had match a per-slot count for
     /// a series without gaps: one point per slot per day (5-minute data),
