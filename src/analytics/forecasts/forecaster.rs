@@ -1074,8 +1074,8 @@ impl Forecaster {
 
     /// Feeds one value observed at `t_secs`; seasonal naive forecasts the
     /// last value plus `shape`'s change to `t + h` once the shape has a
-    /// day of history (it answers NaN before). Non-finite values and timestamps that do not advance are
-    /// ignored.
+    /// day of history (it answers NaN before). Non-finite values and
+    /// timestamps that do not advance are ignored.
     pub fn update_with(&mut self, t_secs: f64, value: f64, shape: &impl DailyShape) {
         if !t_secs.is_finite() || !value.is_finite() || t_secs <= self.last_t {
             return;

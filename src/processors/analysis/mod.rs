@@ -84,10 +84,16 @@ impl Slot {
         }
     }
 
+    /// The value waiting for the next step, if any, leaving none.
+    fn take_pending(&mut self) -> Option<f64> {
+        let v = std::mem::replace(&mut self.pending, f64::NAN);
+        (!v.is_nan()).then_some(v)
+    }
+
     /// The value waiting for the next step, if any.
     #[cfg(test)]
     fn pending(&self) -> Option<f64> {
-        Some(self.pending).filter(|v| !v.is_nan())
+        (!self.pending.is_nan()).then_some(self.pending)
     }
 }
 
@@ -609,6 +615,7 @@ impl AnalysisProcessor {
         let mut gone = Vec::new();
         for (hash, slot) in series.iter_mut() {
             let stale = now - slot.last_point_secs > ttl;
+            let recorded = slot.take_pending();
             let s = &mut slot.series;
             let metrics = if stale {
                 gone.push(*hash);
@@ -618,11 +625,12 @@ impl AnalysisProcessor {
                     Vec::new()
                 }
             } else {
-                if let Some(group) = &mut s.ratio {
-                    slot.pending = group.step().unwrap_or(f64::NAN);
-                }
-                let pending = std::mem::replace(&mut slot.pending, f64::NAN);
-                match Some(pending).filter(|v| !v.is_nan()) {
+                let pending = match &mut s.ratio {
+                    // A ratio's value comes from its members' increases.
+                    Some(group) => group.step(),
+                    None => recorded,
+                };
+                match pending {
                     Some(value) => self.step(s, value, now, now_ns),
                     None => Vec::new(),
                 }
