@@ -124,8 +124,17 @@ fn main() -> ExitCode {
         }
         Command::Validate => match load_config(cli.config.as_deref())
             .map_err(anyhow::Error::from)
-            .and_then(|config| app::check_files(&config).map_err(anyhow::Error::from))
-        {
+            .and_then(|config| {
+                app::check_files(&config)
+                    .map(|_| config)
+                    .map_err(anyhow::Error::from)
+            })
+            .and_then(|config| {
+                config
+                    .runtime
+                    .workers_from_env()
+                    .map_err(anyhow::Error::msg)
+            }) {
             Ok(_) => {
                 let name = cli
                     .config
@@ -147,8 +156,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let workers = match config.runtime.workers_from_env() {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             init_logging(&config.logging);
-            match run(config) {
+            match run(config, workers) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -183,15 +199,25 @@ fn init_logging(logging: &LoggingConfig) {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("streamgate")
+/// Runs the collector until a signal, on `workers` runtime threads
+/// (`None`: one per CPU).
+fn run(config: Config, workers: Option<usize>) -> anyhow::Result<()> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("streamgate");
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder
         .build()
-        .context("cannot start the async runtime")?;
+        .context("cannot start the async runtime (runtime.worker_threads, TOKIO_WORKER_THREADS)")?;
+    let worker_threads = runtime.metrics().num_workers();
     runtime.block_on(async {
         let running = App::build(config).start().await?;
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), "StreamGate started");
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            worker_threads,
+            "StreamGate started"
+        );
         app::wait_for_signal().await;
         running.shutdown().await?;
         tracing::info!("StreamGate stopped");
@@ -201,10 +227,19 @@ fn run(config: Config) -> anyhow::Result<()> {
 
 /// `streamgate loadgen`: progress lines on stderr, the summary on stdout.
 fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    match streamgate::config::RuntimeConfig::default().workers_from_env() {
+        Ok(Some(workers)) => {
+            builder.worker_threads(workers);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

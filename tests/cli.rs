@@ -201,3 +201,51 @@ fn validate_checks_tls_files() {
         "{err}"
     );
 }
+
+/// `runtime.worker_threads` sets how many threads serve requests: the
+/// runtime reports it on /metrics and in the start line, and it still
+/// ingests. A bad `TOKIO_WORKER_THREADS` is exit code 2 with the reason,
+/// not a panic.
+#[test]
+fn worker_threads_are_configurable() {
+    let collector = Collector::start_with(common::Options {
+        top_extra: "runtime:\n  worker_threads: 1".into(),
+        ..Default::default()
+    });
+    let samples = collector.scrape();
+    assert_eq!(
+        samples.get("streamgate_runtime_workers", &[]),
+        Some(1.0),
+        "{}",
+        collector.scrape_text()
+    );
+    assert!(
+        collector.logs().contains("\"worker_threads\":1"),
+        "{}",
+        collector.logs()
+    );
+    let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"one.thread","gauge":{"dataPoints":[{"asDouble":4}]}}]}]}]}"#;
+    let answer = common::http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let samples = collector.scrape_until("one_thread", |s| s.has_family("one_thread"));
+    let values: Vec<f64> = samples
+        .matching("one_thread", &[])
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, [4.0]);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("validate")
+        .env("TOKIO_WORKER_THREADS", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TOKIO_WORKER_THREADS"), "{err}");
+}

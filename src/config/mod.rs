@@ -6,6 +6,7 @@
 
 mod env;
 mod logging;
+mod runtime;
 mod state;
 pub mod types;
 
@@ -26,6 +27,7 @@ pub use crate::processors::analysis::AnalysisConfig;
 pub use crate::processors::windows::WindowsConfig;
 pub use crate::receivers::otlp::config::OtlpReceiverConfig;
 pub use logging::{LogFormat, LoggingConfig};
+pub use runtime::{MAX_WORKER_THREADS, RuntimeConfig, WORKER_THREADS_ENV};
 pub use state::StateConfig;
 
 /// The documented default configuration, embedded in the binary.
@@ -73,6 +75,8 @@ pub struct RawConfig {
     pub api: ApiConfig,
     /// Log level and format.
     pub logging: LoggingConfig,
+    /// Worker threads.
+    pub runtime: RuntimeConfig,
     /// Where state that outlives a restart is kept.
     pub state: StateConfig,
     /// Where telemetry comes in.
@@ -127,6 +131,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub api: ApiConfig,
     pub logging: LoggingConfig,
+    pub runtime: RuntimeConfig,
     pub state: StateConfig,
     pub otlp: OtlpReceiverConfig,
     pub spanmetrics: SpanMetricsConfig,
@@ -159,6 +164,7 @@ impl RawConfig {
         self.server.validate().map_err(invalid)?;
         self.api.validate().map_err(invalid)?;
         self.logging.validate().map_err(invalid)?;
+        self.runtime.validate().map_err(invalid)?;
         self.state.validate().map_err(invalid)?;
         self.receivers.otlp.validate().map_err(invalid)?;
         self.exporters.prometheus.validate().map_err(invalid)?;
@@ -204,6 +210,7 @@ impl RawConfig {
             server: self.server,
             api: self.api,
             logging: self.logging,
+            runtime: self.runtime,
             state: self.state,
             otlp: self.receivers.otlp,
             spanmetrics: self.connectors.spanmetrics,
