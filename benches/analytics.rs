@@ -158,8 +158,9 @@ fn memory() {
 }
 
 /// Per-point cost of the baseline and all forecasts together (issue 4's
-/// budget: under 200 ns), on a noisy daily sine at 5-minute steps, after
-/// warm-up, reading the three forecasts each point as the collector does;
+/// budget: under 200 ns), on a noisy daily sine at 5-minute steps and at
+/// 60 s steps (the OTel SDKs' default export interval), after warm-up,
+/// reading the three forecasts each point as the collector does;
 /// and of the forecaster alone, also at jittered 10 s steps with
 /// fractional timestamps (as evaluation steps are stamped), where `Δt`
 /// changes at every point.
@@ -232,6 +233,36 @@ fn baseline_and_forecasts(c: &mut Criterion) {
             })
         },
     );
+    // The same with a point every 60 s, the OTel SDKs' default export
+    // interval: fewer tracked forecasts made and matured per point than
+    // with 5-minute data, where every point makes one for two horizons.
+    let mut baseline_60 = Baseline::new(BaselineConfig::default());
+    let mut forecaster_60 = Forecaster::new(ForecastConfig::default());
+    let value_60 = |i: u64| {
+        let day = (i % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+        50.0 + 20.0 * day.sin() + noise[(i % 4096) as usize] * 10.0
+    };
+    let values_60: Vec<f64> = (0..1440 * 14).map(value_60).collect();
+    let value_60 = |i: u64| values_60[i as usize % values_60.len()];
+    let mut k = 0u64;
+    for _ in 0..40_000 {
+        let t = 1_700_000_000.0 + k as f64 * 60.0;
+        baseline_60.update(t, value_60(k));
+        forecaster_60.update_with(t, value_60(k), &baseline_60);
+        k += 1;
+    }
+    group.bench_function("baseline_and_3_forecasts_per_point_60s_apart", |b| {
+        b.iter(|| {
+            let t = 1_700_000_000.0 + k as f64 * 60.0;
+            let v = value_60(k);
+            k += 1;
+            black_box(baseline_60.update(t, v));
+            forecaster_60.update_with(t, v, &baseline_60);
+            for h in 0..3 {
+                black_box(forecaster_60.forecast(h));
+            }
+        })
+    });
     let mut jittered = Forecaster::new(ForecastConfig::default());
     let stamp = |i: u64| {
         1_700_000_000.123 + i as f64 * 10.0 + 0.01 * (noise[(i * 7 % 4096) as usize] - 0.05)
