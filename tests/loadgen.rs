@@ -238,6 +238,30 @@ fn refusals_are_reported_by_status() {
     assert_eq!(s["items_refused"], s["items_sent"], "{s}");
     let refusals = s["refusals"].as_object().unwrap();
     assert!(refusals.contains_key("413"), "{s}");
+
+    // Over gRPC the metrics go out pre-encoded: the refusal still comes
+    // back as the server's gRPC code, counted per request.
+    let s = loadgen(&[
+        "--endpoint",
+        &collector.grpc_url(),
+        "--duration",
+        "1s",
+        "--batch",
+        "100",
+        "--concurrency",
+        "1",
+    ]);
+    assert_eq!(s["items_accepted"].as_u64(), Some(0), "{s}");
+    assert!(s["items_sent"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["items_refused"], s["items_sent"], "{s}");
+    assert_eq!(s["requests_failed"].as_u64(), Some(0), "{s}");
+    let refusals = s["refusals"].as_object().unwrap();
+    assert!(
+        refusals
+            .keys()
+            .any(|k| k.contains("ResourceExhausted") || k.contains("OutOfRange")),
+        "{s}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! | file | owns |
 //! |---|---|
 //! | `payload.rs` | metrics, spans or log records over a fixed set of series |
+//! | `template.rs` | metrics requests encoded once, re-stamped per request |
 //! | `sender.rs` | one connection: OTLP/gRPC or OTLP/HTTP, answers as OTLP says |
 //! | `latency.rs` | request latencies in log buckets, quantiles |
 //! | `probe.rs` | visibility probes: export answered → readable on `/metrics` |
@@ -23,6 +24,7 @@ mod latency;
 pub mod payload;
 mod probe;
 mod sender;
+mod template;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -307,6 +309,13 @@ pub async fn run(
         }
         _ => None,
     };
+    // Metrics sent as protobuf are encoded once per distinct request and
+    // re-stamped (the bytes are the same), so the sender's CPU goes to
+    // sending: a load generator that costs more per item than the
+    // collector cannot load it on the same machine.
+    let templates = (args.signal == Signal::Metrics
+        && (args.transport == Transport::Grpc || args.encoding == Encoding::Protobuf))
+        .then(|| template::MetricsTemplates::new(shape));
     let live = Arc::new(Live::default());
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -314,12 +323,13 @@ pub async fn run(
     let deadline = start + args.duration.get();
     let mut workers = tokio::task::JoinSet::new();
     for sender in senders {
-        let (live, next, signal, rate, batch) = (
+        let (live, next, signal, rate, batch, templates) = (
             live.clone(),
             next.clone(),
             args.signal,
             args.rate,
             args.batch,
+            templates.clone(),
         );
         workers.spawn(async move {
             let mut tally = Tally::default();
@@ -337,12 +347,18 @@ pub async fn run(
                     break;
                 }
                 let now_ns = unix_nanos();
-                let payload = match signal {
-                    Signal::Metrics => {
+                let encoded = templates
+                    .as_ref()
+                    .and_then(|t| t.encoded(index, start_ns, now_ns));
+                let payload = match (signal, encoded) {
+                    (_, Some(bytes)) => Payload::EncodedMetrics(bytes),
+                    (Signal::Metrics, None) => {
                         Payload::Metrics(payload::metrics(&shape, index, start_ns, now_ns))
                     }
-                    Signal::Traces => Payload::Traces(payload::traces(&shape, index, now_ns)),
-                    Signal::Logs => Payload::Logs(payload::logs(&shape, index, now_ns)),
+                    (Signal::Traces, None) => {
+                        Payload::Traces(payload::traces(&shape, index, now_ns))
+                    }
+                    (Signal::Logs, None) => Payload::Logs(payload::logs(&shape, index, now_ns)),
                 };
                 let sent = Instant::now();
                 let answer = sender.send(payload).await;

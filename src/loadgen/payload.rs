@@ -83,24 +83,70 @@ fn ids(shape: &Shape, index: u64) -> impl Iterator<Item = u64> {
     (0..shape.batch).map(move |k| first.wrapping_add(k) % series)
 }
 
+/// What stamps one data point of a metrics request: its start time (0
+/// for none), its time and its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PointStamp {
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub value: f64,
+}
+
+/// The value of item `id`'s point in request `index`: counters grow with
+/// the request index; gauges wander.
+pub(crate) fn point_value(id: u64, index: u64, counter: bool) -> f64 {
+    if counter {
+        index as f64
+    } else {
+        (id % 100) as f64 + (index % 10) as f64
+    }
+}
+
+/// Whether item `id` is a cumulative counter (odd metric) or a gauge.
+fn is_counter(id: u64) -> bool {
+    (id % METRICS) % 2 == 1
+}
+
 /// Metrics request `index` at `now_ns`, started at `start_ns`.
 pub fn metrics(shape: &Shape, index: u64, start_ns: u64, now_ns: u64) -> MetricsRequest {
-    let mut by_metric: Vec<Vec<NumberDataPoint>> = vec![Vec::new(); METRICS as usize];
+    metrics_stamped(shape, index, |id, counter| PointStamp {
+        start_ns: if counter { start_ns } else { 0 },
+        time_ns: now_ns,
+        value: point_value(id, index, counter),
+    })
+}
+
+/// Metrics request `index` with each point's times and value from
+/// `stamp(id, counter)`, called in the order the points are encoded.
+/// Everything else in the request depends only on which ids it covers.
+pub(crate) fn metrics_stamped(
+    shape: &Shape,
+    index: u64,
+    mut stamp: impl FnMut(u64, bool) -> PointStamp,
+) -> MetricsRequest {
+    let mut by_metric: Vec<Vec<(u64, Vec<KeyValue>)>> = vec![Vec::new(); METRICS as usize];
     for id in ids(shape, index) {
-        let m = id % METRICS;
-        by_metric[m as usize].push(NumberDataPoint {
-            attributes: attributes(id, shape.attributes, "series.id"),
-            start_time_unix_nano: if m % 2 == 1 { start_ns } else { 0 },
-            time_unix_nano: now_ns,
-            // Counters grow with the request index; gauges wander.
-            value: Some(number_data_point::Value::AsDouble(if m % 2 == 1 {
-                index as f64
-            } else {
-                (id % 100) as f64 + (index % 10) as f64
-            })),
-            ..Default::default()
-        });
+        by_metric[(id % METRICS) as usize]
+            .push((id, attributes(id, shape.attributes, "series.id")));
     }
+    let by_metric: Vec<Vec<NumberDataPoint>> = by_metric
+        .into_iter()
+        .map(|points| {
+            points
+                .into_iter()
+                .map(|(id, attributes)| {
+                    let s = stamp(id, is_counter(id));
+                    NumberDataPoint {
+                        attributes,
+                        start_time_unix_nano: s.start_ns,
+                        time_unix_nano: s.time_ns,
+                        value: Some(number_data_point::Value::AsDouble(s.value)),
+                        ..Default::default()
+                    }
+                })
+                .collect()
+        })
+        .collect();
     let metrics = by_metric
         .into_iter()
         .enumerate()

@@ -3,7 +3,7 @@
 //! answer read as the OTLP specification says: success with an optional
 //! `partial_success`, or a refusal with its status.
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -12,6 +12,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsSe
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message as _;
+use std::marker::PhantomData;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
 use super::LoadgenError;
@@ -21,6 +24,8 @@ use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
 /// One request of any signal.
 pub enum Payload {
     Metrics(MetricsRequest),
+    /// A metrics request already encoded as protobuf (see `template.rs`).
+    EncodedMetrics(Bytes),
     Traces(TracesRequest),
     Logs(LogsRequest),
 }
@@ -110,8 +115,67 @@ fn grpc_refusal(status: tonic::Status) -> Answer {
     }
 }
 
+/// The OTLP/gRPC metrics export method.
+const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// Sends protobuf bytes as they are and decodes the answer as `R`: a
+/// request encoded ahead of time goes out without being built again.
+struct EncodedCodec<R>(PhantomData<R>);
+
+impl<R: prost::Message + Default + Send + 'static> Codec for EncodedCodec<R> {
+    type Encode = Bytes;
+    type Decode = R;
+    type Encoder = BytesEncoder;
+    type Decoder = tonic_prost::ProstDecoder<R>;
+
+    fn encoder(&mut self) -> BytesEncoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// Writes a message's encoded bytes into the gRPC frame.
+struct BytesEncoder;
+
+impl Encoder for BytesEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+/// A unary OTLP/gRPC metrics export of encoded bytes.
+async fn export_encoded(
+    channel: Channel,
+    body: Bytes,
+) -> Result<tonic::Response<MetricsResponse>, tonic::Status> {
+    let mut client = tonic::client::Grpc::new(channel);
+    client
+        .ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("connect: {e}")))?;
+    client
+        .unary(
+            tonic::Request::new(body),
+            PathAndQuery::from_static(METRICS_EXPORT),
+            EncodedCodec::<MetricsResponse>(PhantomData),
+        )
+        .await
+}
+
 async fn grpc(channel: Channel, payload: Payload) -> Answer {
     let rejected = match payload {
+        Payload::EncodedMetrics(body) => export_encoded(channel, body).await.map(|a| {
+            a.into_inner()
+                .partial_success
+                .map_or(0, |p| p.rejected_data_points)
+        }),
         Payload::Metrics(r) => MetricsServiceClient::new(channel).export(r).await.map(|a| {
             a.into_inner()
                 .partial_success
@@ -143,12 +207,18 @@ async fn http(
     payload: Payload,
 ) -> Answer {
     let (path, body) = match (&payload, encoding) {
-        (Payload::Metrics(r), Encoding::Protobuf) => ("metrics", r.encode_to_vec()),
-        (Payload::Traces(r), Encoding::Protobuf) => ("traces", r.encode_to_vec()),
-        (Payload::Logs(r), Encoding::Protobuf) => ("logs", r.encode_to_vec()),
-        (Payload::Metrics(r), Encoding::Json) => ("metrics", json(r)),
-        (Payload::Traces(r), Encoding::Json) => ("traces", json(r)),
-        (Payload::Logs(r), Encoding::Json) => ("logs", json(r)),
+        (Payload::EncodedMetrics(b), _) => ("metrics", b.clone()),
+        (Payload::Metrics(r), Encoding::Protobuf) => ("metrics", r.encode_to_vec().into()),
+        (Payload::Traces(r), Encoding::Protobuf) => ("traces", r.encode_to_vec().into()),
+        (Payload::Logs(r), Encoding::Protobuf) => ("logs", r.encode_to_vec().into()),
+        (Payload::Metrics(r), Encoding::Json) => ("metrics", json(r).into()),
+        (Payload::Traces(r), Encoding::Json) => ("traces", json(r).into()),
+        (Payload::Logs(r), Encoding::Json) => ("logs", json(r).into()),
+    };
+    // Encoded bytes are protobuf whatever the run's encoding.
+    let encoding = match payload {
+        Payload::EncodedMetrics(_) => Encoding::Protobuf,
+        _ => encoding,
     };
     let content_type = match encoding {
         Encoding::Protobuf => "application/x-protobuf",
@@ -156,7 +226,7 @@ async fn http(
     };
     let request = match http::Request::post(format!("{base}/v1/{path}"))
         .header(http::header::CONTENT_TYPE, content_type)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
     {
         Ok(r) => r,
         Err(e) => return Answer::Failed(e.to_string()),
@@ -190,10 +260,13 @@ fn json<T: serde::Serialize>(request: &T) -> Vec<u8> {
 /// `partial_success`'s rejected count in a success body (0 if absent).
 fn rejected_in(payload: &Payload, encoding: Encoding, body: &[u8]) -> u64 {
     let rejected = match (payload, encoding) {
-        (Payload::Metrics(_), Encoding::Protobuf) => MetricsResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| p.rejected_data_points),
+        // Encoded bytes go out as protobuf, so their answer is protobuf.
+        (Payload::EncodedMetrics(_), _) | (Payload::Metrics(_), Encoding::Protobuf) => {
+            MetricsResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| p.rejected_data_points)
+        }
         (Payload::Traces(_), Encoding::Protobuf) => TracesResponse::decode(body)
             .ok()
             .and_then(|r| r.partial_success)
