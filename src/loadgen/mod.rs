@@ -3,7 +3,7 @@
 //! | file | owns |
 //! |---|---|
 //! | `payload.rs` | metrics, spans or log records over a fixed set of series |
-//! | `template.rs` | metrics requests encoded once, re-stamped per request |
+//! | `template.rs` | metrics and traces requests encoded once, re-stamped per request |
 //! | `sender.rs` | one connection: OTLP/gRPC or OTLP/HTTP, answers as OTLP says |
 //! | `latency.rs` | request latencies in log buckets, quantiles |
 //! | `probe.rs` | visibility probes: export answered → readable on `/metrics` |
@@ -309,13 +309,13 @@ pub async fn run(
         }
         _ => None,
     };
-    // Metrics sent as protobuf are encoded once per distinct request and
-    // re-stamped (the bytes are the same), so the sender's CPU goes to
-    // sending: a load generator that costs more per item than the
+    // Metrics and spans sent as protobuf are encoded once per distinct
+    // request and re-stamped (the bytes are the same), so the sender's CPU
+    // goes to sending: a load generator that costs more per item than the
     // collector cannot load it on the same machine.
-    let templates = (args.signal == Signal::Metrics
-        && (args.transport == Transport::Grpc || args.encoding == Encoding::Protobuf))
-        .then(|| template::MetricsTemplates::new(shape));
+    let templates = (args.transport == Transport::Grpc || args.encoding == Encoding::Protobuf)
+        .then(|| template::Templates::new(args.signal, shape))
+        .flatten();
     let live = Arc::new(Live::default());
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -351,7 +351,7 @@ pub async fn run(
                     .as_ref()
                     .and_then(|t| t.encoded(index, start_ns, now_ns));
                 let payload = match (signal, encoded) {
-                    (_, Some(bytes)) => Payload::EncodedMetrics(bytes),
+                    (_, Some(bytes)) => Payload::Encoded(signal, bytes),
                     (Signal::Metrics, None) => {
                         Payload::Metrics(payload::metrics(&shape, index, start_ns, now_ns))
                     }

@@ -207,21 +207,68 @@ pub fn probe(number: u64, now_ns: u64) -> MetricsRequest {
     }
 }
 
+/// What stamps one span of a traces request: its IDs and times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SpanStamp {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// The number of the `k`-th span of request `index` over the run.
+pub(crate) fn span_serial(shape: &Shape, index: u64, k: u64) -> u64 {
+    index.wrapping_mul(shape.batch).wrapping_add(k)
+}
+
+/// A span's duration, from its serial number (1 to 50 ms).
+pub(crate) fn span_duration_ns(serial: u64) -> u64 {
+    1_000_000 + (serial.wrapping_mul(7919) % 50) * 1_000_000
+}
+
+/// Trace and span IDs from a span's serial number.
+pub(crate) fn span_ids(serial: u64) -> ([u8; 16], [u8; 8]) {
+    let id = serial.to_be_bytes();
+    let mut trace = [0; 16];
+    trace[..8].copy_from_slice(&id);
+    trace[8..].copy_from_slice(&id);
+    (trace, id)
+}
+
 /// Traces request `index` at `now_ns`: one span per item, grouped by
 /// service; 1 in 100 spans is an error.
 pub fn traces(shape: &Shape, index: u64, now_ns: u64) -> TracesRequest {
+    traces_stamped(shape, index, |serial| {
+        let (trace_id, span_id) = span_ids(serial);
+        SpanStamp {
+            trace_id,
+            span_id,
+            start_ns: now_ns.saturating_sub(span_duration_ns(serial)),
+            end_ns: now_ns,
+        }
+    })
+}
+
+/// Traces request `index` with each span's IDs and times from
+/// `stamp(serial)`. What else a span holds depends on its item id and on
+/// its serial number modulo 100 (its duration class and error flag).
+pub(crate) fn traces_stamped(
+    shape: &Shape,
+    index: u64,
+    mut stamp: impl FnMut(u64) -> SpanStamp,
+) -> TracesRequest {
     let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES as usize];
     for (k, id) in ids(shape, index).enumerate() {
-        let serial = index.wrapping_mul(shape.batch).wrapping_add(k as u64);
-        let duration_ns = 1_000_000 + (serial * 7919 % 50) * 1_000_000;
+        let serial = span_serial(shape, index, k as u64);
         let error = serial.is_multiple_of(100);
+        let s = stamp(serial);
         by_service[(id % SERVICES) as usize].push(Span {
-            trace_id: serial.to_be_bytes().repeat(2),
-            span_id: serial.to_be_bytes().to_vec(),
+            trace_id: s.trace_id.to_vec(),
+            span_id: s.span_id.to_vec(),
             name: format!("GET /api/v1/items/{}", id / SERVICES),
             kind: span::SpanKind::Server as i32,
-            start_time_unix_nano: now_ns.saturating_sub(duration_ns),
-            end_time_unix_nano: now_ns,
+            start_time_unix_nano: s.start_ns,
+            end_time_unix_nano: s.end_ns,
             attributes: attributes(id, shape.attributes, "loadgen.operation"),
             status: Some(Status {
                 code: if error {

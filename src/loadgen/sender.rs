@@ -17,15 +17,16 @@ use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
-use super::LoadgenError;
+use super::{LoadgenError, Signal};
 use crate::model::otlp::{LogsResponse, MetricsResponse, TracesResponse};
 use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
 
 /// One request of any signal.
 pub enum Payload {
     Metrics(MetricsRequest),
-    /// A metrics request already encoded as protobuf (see `template.rs`).
-    EncodedMetrics(Bytes),
+    /// A request of this signal already encoded as protobuf (see
+    /// `template.rs`).
+    Encoded(Signal, Bytes),
     Traces(TracesRequest),
     Logs(LogsRequest),
 }
@@ -115,8 +116,10 @@ fn grpc_refusal(status: tonic::Status) -> Answer {
     }
 }
 
-/// The OTLP/gRPC metrics export method.
+/// The OTLP/gRPC export method of each signal.
 const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// Sends protobuf bytes as they are and decodes the answer as `R`: a
 /// request encoded ahead of time goes out without being built again.
@@ -150,11 +153,13 @@ impl Encoder for BytesEncoder {
     }
 }
 
-/// A unary OTLP/gRPC metrics export of encoded bytes.
-async fn export_encoded(
+/// A unary OTLP/gRPC export of encoded bytes to `method`, its answer
+/// decoded as `R`.
+async fn export_encoded<R: prost::Message + Default + Send + Sync + 'static>(
     channel: Channel,
+    method: &'static str,
     body: Bytes,
-) -> Result<tonic::Response<MetricsResponse>, tonic::Status> {
+) -> Result<R, tonic::Status> {
     let mut client = tonic::client::Grpc::new(channel);
     client
         .ready()
@@ -163,19 +168,30 @@ async fn export_encoded(
     client
         .unary(
             tonic::Request::new(body),
-            PathAndQuery::from_static(METRICS_EXPORT),
-            EncodedCodec::<MetricsResponse>(PhantomData),
+            PathAndQuery::from_static(method),
+            EncodedCodec::<R>(PhantomData),
         )
         .await
+        .map(tonic::Response::into_inner)
 }
 
 async fn grpc(channel: Channel, payload: Payload) -> Answer {
     let rejected = match payload {
-        Payload::EncodedMetrics(body) => export_encoded(channel, body).await.map(|a| {
-            a.into_inner()
-                .partial_success
-                .map_or(0, |p| p.rejected_data_points)
-        }),
+        Payload::Encoded(Signal::Metrics, body) => {
+            export_encoded::<MetricsResponse>(channel, METRICS_EXPORT, body)
+                .await
+                .map(|a| a.partial_success.map_or(0, |p| p.rejected_data_points))
+        }
+        Payload::Encoded(Signal::Traces, body) => {
+            export_encoded::<TracesResponse>(channel, TRACES_EXPORT, body)
+                .await
+                .map(|a| a.partial_success.map_or(0, |p| p.rejected_spans))
+        }
+        Payload::Encoded(Signal::Logs, body) => {
+            export_encoded::<LogsResponse>(channel, LOGS_EXPORT, body)
+                .await
+                .map(|a| a.partial_success.map_or(0, |p| p.rejected_log_records))
+        }
         Payload::Metrics(r) => MetricsServiceClient::new(channel).export(r).await.map(|a| {
             a.into_inner()
                 .partial_success
@@ -207,7 +223,7 @@ async fn http(
     payload: Payload,
 ) -> Answer {
     let (path, body) = match (&payload, encoding) {
-        (Payload::EncodedMetrics(b), _) => ("metrics", b.clone()),
+        (Payload::Encoded(signal, b), _) => (signal_path(*signal), b.clone()),
         (Payload::Metrics(r), Encoding::Protobuf) => ("metrics", r.encode_to_vec().into()),
         (Payload::Traces(r), Encoding::Protobuf) => ("traces", r.encode_to_vec().into()),
         (Payload::Logs(r), Encoding::Protobuf) => ("logs", r.encode_to_vec().into()),
@@ -217,7 +233,7 @@ async fn http(
     };
     // Encoded bytes are protobuf whatever the run's encoding.
     let encoding = match payload {
-        Payload::EncodedMetrics(_) => Encoding::Protobuf,
+        Payload::Encoded(..) => Encoding::Protobuf,
         _ => encoding,
     };
     let content_type = match encoding {
@@ -253,6 +269,15 @@ async fn http(
     }
 }
 
+/// The OTLP/HTTP path segment of `signal` (`/v1/<segment>`).
+fn signal_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Metrics => "metrics",
+        Signal::Traces => "traces",
+        Signal::Logs => "logs",
+    }
+}
+
 fn json<T: serde::Serialize>(request: &T) -> Vec<u8> {
     serde_json::to_vec(request).unwrap_or_default()
 }
@@ -261,20 +286,24 @@ fn json<T: serde::Serialize>(request: &T) -> Vec<u8> {
 fn rejected_in(payload: &Payload, encoding: Encoding, body: &[u8]) -> u64 {
     let rejected = match (payload, encoding) {
         // Encoded bytes go out as protobuf, so their answer is protobuf.
-        (Payload::EncodedMetrics(_), _) | (Payload::Metrics(_), Encoding::Protobuf) => {
+        (Payload::Encoded(Signal::Metrics, _), _) | (Payload::Metrics(_), Encoding::Protobuf) => {
             MetricsResponse::decode(body)
                 .ok()
                 .and_then(|r| r.partial_success)
                 .map(|p| p.rejected_data_points)
         }
-        (Payload::Traces(_), Encoding::Protobuf) => TracesResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| p.rejected_spans),
-        (Payload::Logs(_), Encoding::Protobuf) => LogsResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .map(|p| p.rejected_log_records),
+        (Payload::Encoded(Signal::Traces, _), _) | (Payload::Traces(_), Encoding::Protobuf) => {
+            TracesResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| p.rejected_spans)
+        }
+        (Payload::Encoded(Signal::Logs, _), _) | (Payload::Logs(_), Encoding::Protobuf) => {
+            LogsResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map(|p| p.rejected_log_records)
+        }
         (_, Encoding::Json) => serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .and_then(|v| {

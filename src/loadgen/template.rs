@@ -1,14 +1,18 @@
-//! Pre-encoded metrics requests, so the load generator spends its CPU on
-//! sending rather than on building and encoding what it sends.
+//! Pre-encoded metrics and traces requests, so the load generator spends
+//! its CPU on sending rather than on building and encoding what it sends.
 //!
 //! A metrics request's content depends on its index only through which
 //! series it covers, which repeats every `series / gcd(series, batch)`
 //! requests, and through each point's times and value, which are 8-byte
 //! fixed-width fields on the wire (`fixed64` times, a `double` value).
+//! A traces request's also depends on its spans' serial numbers modulo
+//! 100 (duration class, error flag), and its IDs are fixed-width bytes.
 //! So each distinct request is encoded once with a unique marker in each
 //! of those fields; later requests copy the bytes and write the real
-//! times and values over the markers. The bytes sent are exactly what
-//! encoding [`payload::metrics`] would give (the tests check it).
+//! values over the markers. The bytes sent are exactly what encoding
+//! [`payload::metrics`] or [`payload::traces`] would give (the tests
+//! check it). Log records carry their serial number in a string of
+//! varying length, so they are built per request.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -16,7 +20,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use prost::Message as _;
 
-use super::payload::{self, PointStamp, Shape};
+use super::Signal;
+use super::payload::{self, PointStamp, Shape, SpanStamp};
 
 /// Encoded requests kept at most, all patterns together: beyond it the
 /// remaining patterns are built per request as before.
@@ -31,7 +36,7 @@ const MARKER_MASK: u64 = 0xffff_ffff_0000_0000;
 /// What goes into one 8-byte field of a request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Field {
-    /// The request's time.
+    /// The request's time (a point's time, a span's end).
     Now,
     /// The run's start (a counter's start time).
     Start,
@@ -39,6 +44,11 @@ enum Field {
     Counter,
     /// A gauge's value: this base plus the request index modulo 10.
     Gauge(u32),
+    /// A span's start: this many nanoseconds before the request's time.
+    Ago(u32),
+    /// The serial number of the request's `k`-th span, big-endian (a
+    /// span ID, or either half of a trace ID).
+    Serial(u32),
 }
 
 /// One distinct request, encoded, and where its fields are.
@@ -49,34 +59,57 @@ struct Template {
 }
 
 impl Template {
-    /// Encodes request `index` with markers and finds them again; `None`
-    /// if any marker is not found exactly once.
-    fn build(shape: &Shape, index: u64) -> Option<Self> {
+    /// Encodes request `index` of `signal` with markers and finds them
+    /// again; `None` if any marker is not found exactly once (or for logs).
+    fn build(signal: Signal, shape: &Shape, index: u64) -> Option<Self> {
         let mut kinds: Vec<Field> = Vec::new();
         fn mark(kinds: &mut Vec<Field>, kind: Field) -> u64 {
             let marker = MARKER | kinds.len() as u64;
             kinds.push(kind);
             marker
         }
-        let request = payload::metrics_stamped(shape, index, |id, counter| {
-            let start_ns = if counter {
-                mark(&mut kinds, Field::Start)
-            } else {
-                0
-            };
-            let time_ns = mark(&mut kinds, Field::Now);
-            let value = if counter {
-                mark(&mut kinds, Field::Counter)
-            } else {
-                mark(&mut kinds, Field::Gauge((id % 100) as u32))
-            };
-            PointStamp {
-                start_ns,
-                time_ns,
-                value: f64::from_bits(value),
+        let bytes = match signal {
+            Signal::Metrics => payload::metrics_stamped(shape, index, |id, counter| {
+                let start_ns = if counter {
+                    mark(&mut kinds, Field::Start)
+                } else {
+                    0
+                };
+                let time_ns = mark(&mut kinds, Field::Now);
+                let value = if counter {
+                    mark(&mut kinds, Field::Counter)
+                } else {
+                    mark(&mut kinds, Field::Gauge((id % 100) as u32))
+                };
+                PointStamp {
+                    start_ns,
+                    time_ns,
+                    value: f64::from_bits(value),
+                }
+            })
+            .encode_to_vec(),
+            Signal::Traces => {
+                let first = payload::span_serial(shape, index, 0);
+                payload::traces_stamped(shape, index, |serial| {
+                    let k = serial.wrapping_sub(first) as u32;
+                    let mut trace_id = [0; 16];
+                    trace_id[..8]
+                        .copy_from_slice(&mark(&mut kinds, Field::Serial(k)).to_le_bytes());
+                    trace_id[8..]
+                        .copy_from_slice(&mark(&mut kinds, Field::Serial(k)).to_le_bytes());
+                    let span_id = mark(&mut kinds, Field::Serial(k)).to_le_bytes();
+                    let ago = payload::span_duration_ns(serial) as u32;
+                    SpanStamp {
+                        trace_id,
+                        span_id,
+                        start_ns: mark(&mut kinds, Field::Ago(ago)),
+                        end_ns: mark(&mut kinds, Field::Now),
+                    }
+                })
+                .encode_to_vec()
             }
-        });
-        let bytes = request.encode_to_vec();
+            Signal::Logs => return None,
+        };
         let mut found = vec![false; kinds.len()];
         let mut fields = Vec::with_capacity(kinds.len());
         let mut at = 0;
@@ -97,29 +130,34 @@ impl Template {
     }
 
     /// Request `index`'s bytes at `now_ns`, the run started at `start_ns`.
-    fn fill(&self, index: u64, start_ns: u64, now_ns: u64) -> Bytes {
+    fn fill(&self, shape: &Shape, index: u64, start_ns: u64, now_ns: u64) -> Bytes {
         let mut out = self.bytes.clone();
         let counter = payload::point_value(0, index, true).to_bits();
         for &(at, field) in &self.fields {
-            let value = match field {
-                Field::Now => now_ns,
-                Field::Start => start_ns,
-                Field::Counter => counter,
-                Field::Gauge(base) => payload::point_value(u64::from(base), index, false).to_bits(),
+            let word = match field {
+                Field::Now => now_ns.to_le_bytes(),
+                Field::Start => start_ns.to_le_bytes(),
+                Field::Counter => counter.to_le_bytes(),
+                Field::Gauge(base) => payload::point_value(u64::from(base), index, false)
+                    .to_bits()
+                    .to_le_bytes(),
+                Field::Ago(ns) => now_ns.saturating_sub(u64::from(ns)).to_le_bytes(),
+                Field::Serial(k) => payload::span_serial(shape, index, u64::from(k)).to_be_bytes(),
             };
             let at = at as usize;
-            if let Some(word) = out.get_mut(at..at + 8) {
-                word.copy_from_slice(&value.to_le_bytes());
+            if let Some(dst) = out.get_mut(at..at + 8) {
+                dst.copy_from_slice(&word);
             }
         }
         Bytes::from(out)
     }
 }
 
-/// The encoded metrics requests of one run, built on first use and
-/// shared by its workers.
+/// The encoded requests of one run, built on first use and shared by its
+/// workers.
 #[derive(Debug)]
-pub struct MetricsTemplates {
+pub struct Templates {
+    signal: Signal,
     shape: Shape,
     /// One slot per distinct request (`None` inside: not kept, see
     /// [`MAX_TEMPLATE_BYTES`]); empty when there are too many to keep.
@@ -127,9 +165,15 @@ pub struct MetricsTemplates {
     kept_bytes: AtomicUsize,
 }
 
-impl MetricsTemplates {
-    pub fn new(shape: Shape) -> Arc<Self> {
-        let period = distinct_requests(&shape);
+impl Templates {
+    /// Templates for `signal`'s requests (`None` for logs, which are
+    /// built per request).
+    pub fn new(signal: Signal, shape: Shape) -> Option<Arc<Self>> {
+        let period = match signal {
+            Signal::Metrics => distinct_requests(&shape),
+            Signal::Traces => lcm(distinct_requests(&shape), serial_period(&shape)),
+            Signal::Logs => return None,
+        };
         // Each request is at least a few bytes a point: more distinct
         // ones than fit the budget at one byte a point are never kept.
         let slots = if period.saturating_mul(shape.batch.max(1)) <= MAX_TEMPLATE_BYTES as u64 {
@@ -137,11 +181,12 @@ impl MetricsTemplates {
         } else {
             Box::default()
         };
-        Arc::new(Self {
+        Some(Arc::new(Self {
+            signal,
             shape,
             slots,
             kept_bytes: AtomicUsize::new(0),
-        })
+        }))
     }
 
     /// Request `index`'s protobuf bytes, or `None` when its pattern is
@@ -152,24 +197,41 @@ impl MetricsTemplates {
         }
         let slot = &self.slots[(index % self.slots.len() as u64) as usize];
         let template = slot.get_or_init(|| {
-            let template = Template::build(&self.shape, index)?;
+            let template = Template::build(self.signal, &self.shape, index)?;
             let size = template.bytes.len() + template.fields.len() * size_of::<(u32, Field)>();
             let before = self.kept_bytes.fetch_add(size, Ordering::Relaxed);
             (before + size <= MAX_TEMPLATE_BYTES).then_some(template)
         });
-        template.as_ref().map(|t| t.fill(index, start_ns, now_ns))
+        template
+            .as_ref()
+            .map(|t| t.fill(&self.shape, index, start_ns, now_ns))
     }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `a · b / gcd(a, b)`, saturating (a period too long to keep is then
+/// refused by the size check).
+fn lcm(a: u64, b: u64) -> u64 {
+    (a / gcd(a, b).max(1)).saturating_mul(b)
 }
 
 /// How many requests go by before the series covered repeat:
 /// `series / gcd(series, batch)`.
 fn distinct_requests(shape: &Shape) -> u64 {
     let series = shape.series.max(1);
-    let (mut a, mut b) = (series, shape.batch % series);
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    series / a
+    series / gcd(series, shape.batch % series)
+}
+
+/// How many requests go by before the spans' serial numbers modulo 100
+/// (duration class, error flag) repeat.
+fn serial_period(shape: &Shape) -> u64 {
+    100 / gcd(100, shape.batch % 100)
 }
 
 #[cfg(test)]
@@ -193,12 +255,17 @@ mod tests {
             shape(7, 10, 0),
             shape(1, 1, 1),
             shape(100, 30, 2),
+            shape(1_000, 137, 4),
         ] {
-            let templates = MetricsTemplates::new(shape);
-            for index in [0, 1, 2, 3, 9, 10, 11, 12_345] {
+            let metrics = Templates::new(Signal::Metrics, shape).unwrap();
+            let traces = Templates::new(Signal::Traces, shape).unwrap();
+            for index in [0, 1, 2, 3, 9, 10, 11, 99, 100, 101, 12_345] {
                 let now_ns = start_ns + index * 1_000_000_007;
-                let filled = templates.encoded(index, start_ns, now_ns).expect("kept");
+                let filled = metrics.encoded(index, start_ns, now_ns).expect("kept");
                 let built = payload::metrics(&shape, index, start_ns, now_ns).encode_to_vec();
+                assert_eq!(filled.as_ref(), built.as_slice(), "{shape:?} index {index}");
+                let filled = traces.encoded(index, start_ns, now_ns).expect("kept");
+                let built = payload::traces(&shape, index, now_ns).encode_to_vec();
                 assert_eq!(filled.as_ref(), built.as_slice(), "{shape:?} index {index}");
             }
         }
@@ -214,10 +281,20 @@ mod tests {
     }
 
     #[test]
+    fn span_flags_and_durations_repeat_with_the_serial_modulo_100() {
+        assert_eq!(serial_period(&shape(10_000, 1_000, 5)), 1);
+        assert_eq!(serial_period(&shape(10_000, 30, 5)), 10);
+        assert_eq!(serial_period(&shape(10_000, 137, 5)), 100);
+        assert_eq!(lcm(10, 4), 20);
+        assert_eq!(lcm(u64::MAX, 3), u64::MAX);
+    }
+
+    #[test]
     fn too_many_distinct_requests_are_built_per_request() {
         // 2^40 series one at a time: never kept, and no memory taken.
-        let templates = MetricsTemplates::new(shape(1 << 40, 1, 5));
+        let templates = Templates::new(Signal::Metrics, shape(1 << 40, 1, 5)).unwrap();
         assert!(templates.slots.is_empty());
         assert_eq!(templates.encoded(3, 1, 2), None);
+        assert!(Templates::new(Signal::Logs, shape(10, 1, 1)).is_none());
     }
 }
