@@ -167,17 +167,30 @@ fn memory() {
 fn baseline_and_forecasts(c: &mut Criterion) {
     use streamgate::analytics::baselines::{Baseline, BaselineConfig};
     use streamgate::analytics::forecasts::{ForecastConfig, Forecaster};
+    /// Two weeks of a noisy daily sine sampled `per_day` times a day,
+    /// computed up front so the figures are the updates alone.
+    fn daily_sine(per_day: u64, noise: &[f64]) -> Vec<f64> {
+        (0..per_day * 14)
+            .map(|i| {
+                let day = (i % per_day) as f64 / per_day as f64 * std::f64::consts::TAU;
+                50.0 + 20.0 * day.sin() + noise[(i % 4096) as usize] * 10.0
+            })
+            .collect()
+    }
+    /// One point through the baseline and the forecaster, and the three
+    /// forecasts read, as the collector does each step.
+    fn analyse(baseline: &mut Baseline, forecaster: &mut Forecaster, t: f64, v: f64) {
+        black_box(baseline.update(t, v));
+        forecaster.update_with(t, v, &*baseline);
+        for h in 0..3 {
+            black_box(forecaster.forecast(h));
+        }
+    }
     let mut baseline = Baseline::new(BaselineConfig::default());
     let mut forecaster = Forecaster::new(ForecastConfig::default());
     let noise = latencies(4096);
-    let value = |i: u64| {
-        let day = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
-        50.0 + 20.0 * day.sin() + noise[(i % 4096) as usize] * 10.0
-    };
-    // Values are computed up front so the figures are the updates alone.
-    const PERIOD: usize = 288 * 14;
-    let values: Vec<f64> = (0..PERIOD as u64).map(value).collect();
-    let value = |i: u64| values[i as usize % PERIOD];
+    let values = daily_sine(288, &noise);
+    let value = |i: u64| values[i as usize % values.len()];
     let mut i = 0u64;
     for _ in 0..10_000 {
         let t = 1_700_000_000.0 + i as f64 * 300.0;
@@ -191,11 +204,7 @@ fn baseline_and_forecasts(c: &mut Criterion) {
             let t = 1_700_000_000.0 + i as f64 * 300.0;
             let v = value(i);
             i += 1;
-            black_box(baseline.update(t, v));
-            forecaster.update_with(t, v, &baseline);
-            for h in 0..3 {
-                black_box(forecaster.forecast(h));
-            }
+            analyse(&mut baseline, &mut forecaster, t, v);
         })
     });
     group.bench_function("baseline_per_point", |b| {
@@ -238,11 +247,7 @@ fn baseline_and_forecasts(c: &mut Criterion) {
     // with 5-minute data, where every point makes one for two horizons.
     let mut baseline_60 = Baseline::new(BaselineConfig::default());
     let mut forecaster_60 = Forecaster::new(ForecastConfig::default());
-    let value_60 = |i: u64| {
-        let day = (i % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
-        50.0 + 20.0 * day.sin() + noise[(i % 4096) as usize] * 10.0
-    };
-    let values_60: Vec<f64> = (0..1440 * 14).map(value_60).collect();
+    let values_60 = daily_sine(1440, &noise);
     let value_60 = |i: u64| values_60[i as usize % values_60.len()];
     let mut k = 0u64;
     for _ in 0..40_000 {
@@ -256,11 +261,7 @@ fn baseline_and_forecasts(c: &mut Criterion) {
             let t = 1_700_000_000.0 + k as f64 * 60.0;
             let v = value_60(k);
             k += 1;
-            black_box(baseline_60.update(t, v));
-            forecaster_60.update_with(t, v, &baseline_60);
-            for h in 0..3 {
-                black_box(forecaster_60.forecast(h));
-            }
+            analyse(&mut baseline_60, &mut forecaster_60, t, v);
         })
     });
     let mut jittered = Forecaster::new(ForecastConfig::default());

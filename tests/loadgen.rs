@@ -222,18 +222,22 @@ fn refusals_are_reported_by_status() {
         receiver_extra: "max_request_size: 1KiB\n".into(),
         ..Default::default()
     });
-    let s = loadgen(&[
-        "--transport",
-        "http",
-        "--endpoint",
-        &format!("http://{}", collector.http),
-        "--duration",
-        "1s",
-        "--batch",
-        "100",
-        "--concurrency",
-        "1",
-    ]);
+    // One second of 100-point requests, one at a time, over `transport`.
+    let refused_run = |transport: &str, endpoint: &str| {
+        loadgen(&[
+            "--transport",
+            transport,
+            "--endpoint",
+            endpoint,
+            "--duration",
+            "1s",
+            "--batch",
+            "100",
+            "--concurrency",
+            "1",
+        ])
+    };
+    let s = refused_run("http", &format!("http://{}", collector.http));
     assert_eq!(s["items_accepted"].as_u64(), Some(0), "{s}");
     assert_eq!(s["items_refused"], s["items_sent"], "{s}");
     let refusals = s["refusals"].as_object().unwrap();
@@ -241,16 +245,7 @@ fn refusals_are_reported_by_status() {
 
     // Over gRPC the metrics go out pre-encoded: the refusal still comes
     // back as the server's gRPC code, counted per request.
-    let s = loadgen(&[
-        "--endpoint",
-        &collector.grpc_url(),
-        "--duration",
-        "1s",
-        "--batch",
-        "100",
-        "--concurrency",
-        "1",
-    ]);
+    let s = refused_run("grpc", &collector.grpc_url());
     assert_eq!(s["items_accepted"].as_u64(), Some(0), "{s}");
     assert!(s["items_sent"].as_u64().unwrap() > 0, "{s}");
     assert_eq!(s["items_refused"], s["items_sent"], "{s}");
