@@ -294,7 +294,9 @@ fn analysis_memory() {
     use streamgate::analytics::forecasts::{ForecastConfig, Forecaster};
     let mut baseline = Baseline::new(BaselineConfig::default());
     let mut forecaster = Forecaster::new(ForecastConfig::default());
-    let (fresh_b, fresh_f) = (baseline.memory_bytes(), forecaster.memory_bytes());
+    // The forecaster's state, as the analysis processor keeps it (the
+    // settings pointer is shared there).
+    let (fresh_b, fresh_f) = (baseline.memory_bytes(), forecaster.state().memory_bytes());
     for i in 0..(8 * 1440) {
         let t = 1_700_000_000.0 + 60.0 * i as f64;
         let v = 100.0 + 20.0 * (t / 86_400.0 * std::f64::consts::TAU).sin();
@@ -304,8 +306,8 @@ fn analysis_memory() {
     println!(
         "memory: analysis state per series: baseline {} B (new {fresh_b} B), forecaster {} B (new {fresh_f} B), both {} B",
         baseline.memory_bytes(),
-        forecaster.memory_bytes(),
-        baseline.memory_bytes() + forecaster.memory_bytes()
+        forecaster.state().memory_bytes(),
+        baseline.memory_bytes() + forecaster.state().memory_bytes()
     );
 }
 

@@ -86,6 +86,8 @@ use std::sync::Arc;
 
 use super::BaselineError;
 use crate::analytics::bf16;
+use std::ops::{Deref, DerefMut};
+
 use crate::analytics::forecasts::DailyShape;
 
 /// Gaussian σ over mean absolute deviation, √(π/2).
@@ -419,11 +421,12 @@ pub struct BaselineOutput {
 /// fit (so the profile keeps 64–127 codes of resolution across its
 /// range). The origin follows the mean of the visited slots, so a level
 /// that drifts over weeks does not use the range up.
+///
+/// The codes, one per slot (`i8` as `u8`; [`UNSEEN`] for a slot never
+/// visited, so reading a term takes one load), live in the baseline's
+/// one allocation of cells; [`Slots`] pairs a profile with its share.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Profile {
-    /// One code per slot (`i8` as `u8`; [`UNSEEN`] for a slot never
-    /// visited, so reading a term takes one load).
-    cells: Box<[u8]>,
     /// Number of visited slots.
     seen: u16,
     /// The slot written last: the step is refined when slot 0 is entered
@@ -476,20 +479,24 @@ fn dither(t: f64, s: usize) -> f64 {
     (h >> 40) as f64 * (1.0 / (1u64 << 24) as f64)
 }
 
+/// The slot of a time whose phase in a profile's period is `phase`
+/// (seconds), at `slots_per_sec` (the settings' figure for the period),
+/// for a profile of `slots` slots.
+#[inline]
+fn slot_at(phase: f64, slots_per_sec: f64, slots: u32) -> usize {
+    ((phase * slots_per_sec) as u32).min(slots.saturating_sub(1)) as usize
+}
+
 impl Profile {
-    /// Whether a deserialised profile has the layout of one made with
-    /// `slots` slots (so every index computed from a time is in range).
+    /// Whether a deserialised profile is consistent with `slots` slots
+    /// (so every index it keeps is in range).
     fn fits(&self, slots: u32) -> bool {
-        self.cells.len() == slots as usize
-            && u32::from(self.seen) <= slots
-            && u32::from(self.last_slot) < slots.max(1)
+        u32::from(self.seen) <= slots && u32::from(self.last_slot) < slots.max(1)
     }
 
-    /// A profile of `slots` slots (at most `u16::MAX`, as configuration
-    /// allows).
-    fn new(slots: u32) -> Self {
+    /// A profile with no slot visited (its cells all [`UNSEEN`]).
+    fn new() -> Self {
         Self {
-            cells: vec![UNSEEN; slots as usize].into_boxed_slice(),
             seen: 0,
             sum: 0,
             mean: 0.0,
@@ -506,16 +513,39 @@ impl Profile {
         }
     }
 
+    fn set_step(&mut self, step: f32) {
+        self.step = step;
+        self.inv_step = 1.0 / step;
+    }
+}
+
+/// A profile with its cells: `Slots<&Profile, &[u8]>` to read,
+/// `Slots<&mut Profile, &mut [u8]>` to write. Dereferences to the
+/// profile.
+struct Slots<P, C> {
+    p: P,
+    cells: C,
+}
+
+impl<P: Deref<Target = Profile>, C> Deref for Slots<P, C> {
+    type Target = Profile;
+
+    #[inline]
+    fn deref(&self) -> &Profile {
+        &self.p
+    }
+}
+
+impl<P: DerefMut<Target = Profile>, C> DerefMut for Slots<P, C> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Profile {
+        &mut self.p
+    }
+}
+
+impl<P: Deref<Target = Profile>, C: Deref<Target = [u8]>> Slots<P, C> {
     fn slots(&self) -> usize {
         self.cells.len()
-    }
-
-    /// The slot of a time whose phase in this profile's period is
-    /// `phase` (seconds), at `slots_per_sec` (the settings' figure for
-    /// this profile's period).
-    #[inline]
-    fn slot_at(&self, phase: f64, slots_per_sec: f64) -> usize {
-        ((phase * slots_per_sec) as u32 as usize).min(self.slots() - 1)
     }
 
     #[inline]
@@ -570,6 +600,13 @@ impl Profile {
         }
     }
 
+    /// The visited slots.
+    fn visited(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.slots()).filter(|&s| self.is_seen(s))
+    }
+}
+
+impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
     /// Sets slot `s` to `value` (absolute), rounding stochastically with
     /// `u` in `[0, 1)`.
     #[inline]
@@ -645,16 +682,6 @@ impl Profile {
         self.sum += code - placeholder;
     }
 
-    fn set_step(&mut self, step: f32) {
-        self.step = step;
-        self.inv_step = 1.0 / step;
-    }
-
-    /// The visited slots.
-    fn visited(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.slots()).filter(|&s| self.is_seen(s))
-    }
-
     /// Moves the origin to the mean of the visited slots; false if it is
     /// there already.
     fn recentre(&mut self) -> bool {
@@ -672,7 +699,8 @@ impl Profile {
 
     /// Doubles the step (halving every code).
     fn rescale_coarser(&mut self) {
-        self.set_step(self.step * 2.0);
+        let step = self.step * 2.0;
+        self.set_step(step);
         // Round half away from zero keeps the halving symmetric.
         self.map_codes(|c| if c >= 0 { (c + 1) / 2 } else { (c - 1) / 2 });
     }
@@ -695,7 +723,8 @@ impl Profile {
             return;
         }
         let k = 1 << doublings;
-        self.set_step(self.step / k as f32);
+        let step = self.step / k as f32;
+        self.set_step(step);
         self.map_codes(|c| c * k);
     }
 
@@ -714,10 +743,6 @@ impl Profile {
     fn resum(&mut self) {
         self.sum = self.visited().map(|s| self.code(s)).sum();
         self.mean = self.sum as f32 * self.inv_seen;
-    }
-
-    fn bytes(&self) -> usize {
-        self.cells.len()
     }
 }
 
@@ -791,6 +816,10 @@ pub struct Baseline {
     daily: Option<Profile>,
     /// The weekly correction: a profile of the value less the daily term.
     weekly: Option<Profile>,
+    /// Both profiles' codes in one allocation: the daily profile's
+    /// `daily_slots`, then the weekly one's `weekly_slots` (none for a
+    /// profile the seasonality leaves out).
+    cells: Box<[u8]>,
     /// The series' first value: the run buffer holds values less this.
     origin: f64,
     /// The current run of same-side outliers (deseasonalised, less
@@ -829,10 +858,12 @@ impl Baseline {
     /// [`BaselineConfig::clamped`]).
     pub fn new(config: impl Into<BaselineSettings>) -> Self {
         let cfg: BaselineSettings = config.into();
-        let daily = (cfg.seasonality != Seasonality::None).then(|| Profile::new(cfg.daily_slots));
-        let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly)
-            .then(|| Profile::new(cfg.weekly_slots));
+        let daily = (cfg.seasonality != Seasonality::None).then(Profile::new);
+        let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly).then(Profile::new);
+        let slots = daily.as_ref().map_or(0, |_| cfg.daily_slots)
+            + weekly.as_ref().map_or(0, |_| cfg.weekly_slots);
         Self {
+            cells: vec![UNSEEN; slots as usize].into_boxed_slice(),
             cfg,
             n: 0,
             first_t: f64::NAN,
@@ -877,7 +908,16 @@ impl Baseline {
             &self.weekly,
             settings.seasonality == Seasonality::DailyAndWeekly,
             settings.weekly_slots,
-        ) && u32::from(self.run_len) < settings.shift_points.max(1);
+        ) && u32::from(self.run_len) < settings.shift_points.max(1)
+            && self.cells.len()
+                == self
+                    .daily
+                    .as_ref()
+                    .map_or(0, |_| settings.daily_slots as usize)
+                    + self
+                        .weekly
+                        .as_ref()
+                        .map_or(0, |_| settings.weekly_slots as usize);
         if !fits {
             return None;
         }
@@ -907,9 +947,35 @@ impl Baseline {
 
     /// Heap + inline bytes held by this baseline; constant after `new`.
     pub fn memory_bytes(&self) -> usize {
-        size_of::<Self>()
-            + self.daily.as_ref().map_or(0, Profile::bytes)
-            + self.weekly.as_ref().map_or(0, Profile::bytes)
+        size_of::<Self>() + self.cells.len()
+    }
+
+    /// Where the weekly profile's cells start: after the daily ones.
+    #[inline]
+    fn weekly_cells_at(&self) -> usize {
+        self.daily
+            .as_ref()
+            .map_or(0, |_| self.cfg.daily_slots as usize)
+    }
+
+    /// The daily profile with its cells.
+    #[inline]
+    fn daily(&self) -> Option<Slots<&Profile, &[u8]>> {
+        let p = self.daily.as_ref()?;
+        Some(Slots {
+            p,
+            cells: &self.cells[..self.weekly_cells_at()],
+        })
+    }
+
+    /// The weekly profile with its cells.
+    #[inline]
+    fn weekly(&self) -> Option<Slots<&Profile, &[u8]>> {
+        let p = self.weekly.as_ref()?;
+        Some(Slots {
+            p,
+            cells: &self.cells[self.weekly_cells_at()..],
+        })
     }
 
     /// Where `t` falls in the day and the week (computed once per update).
@@ -917,13 +983,12 @@ impl Baseline {
     fn clock(&self, t: f64) -> Clock {
         let day = phase(t, DAY_SECS);
         Clock {
-            day_slot: self
-                .daily
-                .as_ref()
-                .map_or(0, |p| p.slot_at(day, self.cfg.0.daily_slots_per_sec)),
-            week_slot: self.weekly.as_ref().map_or(0, |p| {
-                p.slot_at(phase(t, WEEK_SECS), self.cfg.0.weekly_slots_per_sec)
-            }),
+            day_slot: slot_at(day, self.cfg.0.daily_slots_per_sec, self.cfg.daily_slots),
+            week_slot: slot_at(
+                phase(t, WEEK_SECS),
+                self.cfg.0.weekly_slots_per_sec,
+                self.cfg.weekly_slots,
+            ),
             hour: ((day * (1.0 / 3600.0)) as u32 as usize).min(23),
         }
     }
@@ -965,7 +1030,7 @@ impl Baseline {
             // the one chosen when the weekend starts.)
             bar = 1.05;
         }
-        if let Some(p) = &self.weekly
+        if let Some(p) = self.weekly()
             && p.ready
             && f64::from(p.err) < bar * best.0
         {
@@ -981,7 +1046,7 @@ impl Baseline {
     /// The daily profile's centred term at `c` (0 without one).
     #[inline]
     fn daily_term(&self, c: &Clock) -> f64 {
-        self.daily.as_ref().map_or(0.0, |p| p.term(c.day_slot))
+        self.daily().map_or(0.0, |p| p.term(c.day_slot))
     }
 
     /// The expected value and band at `t` without updating, once warm.
@@ -1017,6 +1082,7 @@ impl Baseline {
             self.n = 1;
             return None;
         }
+        let weekly_at = self.weekly_cells_at();
         let cfg = &self.cfg;
         let warm = self.n >= cfg.warmup_points.max(1);
         let c = self.clock(t_secs);
@@ -1132,16 +1198,25 @@ impl Baseline {
         let (beta, k, min_cycles) = (cfg.beta_season, cfg.huber_k, cfg.min_cycles);
         let floor = cfg.min_scale_abs.max(cfg.min_scale_rel * self.level.abs());
         // The weekly correction learns the value less the daily term.
-        for (p, s, y, per_period) in [
-            (&mut self.daily, c.day_slot, value, 1.0 / DAY_SECS),
+        let (daily_cells, weekly_cells) = self.cells.split_at_mut(weekly_at);
+        for (p, cells, s, y, per_period) in [
+            (
+                &mut self.daily,
+                daily_cells,
+                c.day_slot,
+                value,
+                1.0 / DAY_SECS,
+            ),
             (
                 &mut self.weekly,
+                weekly_cells,
                 c.week_slot,
                 value - daily,
                 1.0 / WEEK_SECS,
             ),
         ] {
             let Some(p) = p else { continue };
+            let mut p = Slots { p, cells };
             let e = y - p.level - p.term(s);
             let err = if p.err.is_finite() {
                 f64::from(p.err) + alpha_s * (e.abs() - f64::from(p.err))
@@ -1232,17 +1307,13 @@ impl DailyShape for Baseline {
     #[inline]
     fn daily_changes(&self, t_secs: f64, ahead: &[f64], out: &mut [f32]) {
         // A day of history first (false while `first_t` is NaN).
-        let Some(p) = self
-            .daily
-            .as_ref()
-            .filter(|_| t_secs - self.first_t >= DAY_SECS)
-        else {
+        let Some(p) = self.daily().filter(|_| t_secs - self.first_t >= DAY_SECS) else {
             out.fill(f32::NAN);
             return;
         };
         let now_phase = phase(t_secs, DAY_SECS);
-        let per_sec = self.cfg.0.daily_slots_per_sec;
-        let s = p.slot_at(now_phase, per_sec);
+        let (per_sec, slots) = (self.cfg.0.daily_slots_per_sec, self.cfg.daily_slots);
+        let s = slot_at(now_phase, per_sec, slots);
         if !p.is_seen(s) {
             out.fill(f32::NAN);
             return;
@@ -1254,7 +1325,7 @@ impl DailyShape for Baseline {
             if then >= DAY_SECS {
                 then -= DAY_SECS;
             }
-            let s = p.slot_at(then, per_sec);
+            let s = slot_at(then, per_sec, slots);
             *o = if p.is_seen(s) {
                 (p.term(s) - now) as f32
             } else {
@@ -1268,12 +1339,21 @@ impl DailyShape for Baseline {
 mod profile_tests {
     use super::*;
 
+    /// A profile of `slots` slots with its own cells.
+    fn profile(slots: usize) -> (Profile, Vec<u8>) {
+        (Profile::new(), vec![UNSEEN; slots])
+    }
+
     /// A series that has not moved keeps every slot at the origin with no
     /// step (the flat path), and its first move sets the step as the
     /// rescaling path does.
     #[test]
     fn a_flat_series_stays_at_the_origin_until_it_moves() {
-        let mut p = Profile::new(288);
+        let (mut profile, mut cells) = profile(288);
+        let mut p = Slots {
+            p: &mut profile,
+            cells: &mut cells[..],
+        };
         p.origin = 42.0;
         for s in 0..288 {
             p.set(s, 42.0, 0.5);
@@ -1301,12 +1381,16 @@ mod profile_tests {
     #[test]
     fn estimated_visits_match_the_count_without_gaps() {
         for points_per_slot in [1usize, 5] {
-            let mut p = Profile::new(288);
+            let (mut profile, mut cells) = profile(288);
+            let mut p = Slots {
+                p: &mut profile,
+                cells: &mut cells[..],
+            };
             let step = 300.0 / points_per_slot as f64;
             let mut counts = [0u8; 288];
             for i in 0..(4 * 288 * points_per_slot) {
                 let age = i as f64 * step;
-                let s = p.slot_at(phase(age, DAY_SECS), 288.0 / DAY_SECS);
+                let s = slot_at(phase(age, DAY_SECS), 288.0 / DAY_SECS, 288);
                 assert_eq!(
                     p.visits(s, age / DAY_SECS),
                     counts[s],

@@ -61,9 +61,12 @@
 //! from an anchor point), per horizon the models' tracked errors in `f32`,
 //! their 16-bit counts, the interval scale and a ring of `max_pending`
 //! tracked forecasts (16 bytes each: see `Pending`), made `h /
-//! max_pending` apart so it never grows whatever `h / Δt` is. The
-//! configuration is shared ([`ForecastSettings`]).
-//! [`Forecaster::memory_bytes`] reports the total: 616 bytes with the
+//! max_pending` apart so it never grows whatever `h / Δt` is; the ring
+//! and the tracked forecasts are one allocation. The configuration is
+//! shared ([`ForecastSettings`]): a [`ForecastState`] is what one series
+//! keeps, and every call that needs the configuration is passed it;
+//! [`Forecaster`] owns a state and its settings.
+//! [`ForecastState::memory_bytes`] reports the total: 592 bytes with the
 //! defaults.
 
 use std::sync::Arc;
@@ -341,6 +344,10 @@ struct Pending {
     deltas: [u16; N_MODELS - 1],
 }
 
+/// 16 bytes of a forecaster's store: one tracked forecast ([`Pending`]
+/// as words) or two points of the regression ring.
+type Unit = [u32; 4];
+
 #[inline]
 fn from_bf16(h: u16) -> f64 {
     f64::from(bf16::to_f32(h))
@@ -365,6 +372,39 @@ impl Pending {
             base: (base - origin) as f32,
             deltas,
         }
+    }
+
+    /// As a unit of the store.
+    #[inline]
+    fn to_unit(self) -> Unit {
+        let d = self.deltas;
+        [
+            self.after.to_bits(),
+            self.base.to_bits(),
+            u32::from(d[0]) | (u32::from(d[1]) << 16),
+            u32::from(d[2]) | (u32::from(d[3]) << 16),
+        ]
+    }
+
+    /// Read back from a unit of the store.
+    #[inline]
+    fn from_unit(u: &Unit) -> Self {
+        Self {
+            after: Self::after_of(u),
+            base: f32::from_bits(u[1]),
+            deltas: [
+                u[2] as u16,
+                (u[2] >> 16) as u16,
+                u[3] as u16,
+                (u[3] >> 16) as u16,
+            ],
+        }
+    }
+
+    /// The `after` field of the tracked forecast in `u`.
+    #[inline]
+    fn after_of(u: &Unit) -> f32 {
+        f32::from_bits(u[0])
     }
 
     #[inline]
@@ -428,18 +468,18 @@ impl Queue {
     /// Removes and returns the oldest entry (and its target) if its
     /// target is `≤ until`.
     #[inline]
-    fn pop_due(&mut self, buf: &[Pending], until: f64) -> Option<(f64, Pending)> {
+    fn pop_due(&mut self, buf: &[Unit], until: f64) -> Option<(f64, Pending)> {
         let target = self.head_target();
         if self.len == 0 || target > until {
             return None;
         }
         let head = usize::from(self.head);
-        let p = *buf.get(head)?;
+        let p = Pending::from_unit(buf.get(head)?);
         let next = if head + 1 == buf.len() { 0 } else { head + 1 };
         self.head = next as u8;
         self.len -= 1;
         if self.len > 0 {
-            self.set_head_target(target + f64::from(buf[next].after));
+            self.set_head_target(target + f64::from(Pending::after_of(&buf[next])));
         }
         Some((target, p))
     }
@@ -448,7 +488,7 @@ impl Queue {
     /// each later entry's step, added in the order `pop_due` adds them,
     /// so both agree to the bit and a step's rounding never accumulates.
     #[inline]
-    fn tail_target(&self, buf: &[Pending]) -> f64 {
+    fn tail_target(&self, buf: &[Unit]) -> f64 {
         if self.len == 0 {
             return f64::NEG_INFINITY;
         }
@@ -456,7 +496,7 @@ impl Queue {
         let mut i = usize::from(self.head);
         for _ in 1..self.len {
             i = if i + 1 == buf.len() { 0 } else { i + 1 };
-            target += f64::from(buf[i].after);
+            target += f64::from(Pending::after_of(&buf[i]));
         }
         target
     }
@@ -465,7 +505,7 @@ impl Queue {
     /// forecast made at `t`, `h` ahead, is to be tracked: the queue has
     /// room and the newest one was made at least `spacing` before `t`.
     #[inline]
-    fn due(&self, buf: &[Pending], t: f64, h: f64, spacing: f64) -> Option<f64> {
+    fn due(&self, buf: &[Unit], t: f64, h: f64, spacing: f64) -> Option<f64> {
         if usize::from(self.len) >= buf.len() {
             return None;
         }
@@ -478,7 +518,7 @@ impl Queue {
     #[inline]
     fn push(
         &mut self,
-        buf: &mut [Pending],
+        buf: &mut [Unit],
         target: f64,
         tail: f64,
         origin: f64,
@@ -499,7 +539,7 @@ impl Queue {
             i -= cap;
         }
         if let Some(slot) = buf.get_mut(i) {
-            *slot = Pending::new(after, origin, preds);
+            *slot = Pending::new(after, origin, preds).to_unit();
             self.len += 1;
         }
     }
@@ -826,21 +866,110 @@ impl DailyShape for NoShape {
     }
 }
 
-/// Streaming multi-model forecaster for one series; see the module docs.
-///
-/// Serialisable for durable state, without its settings: a deserialised
-/// forecaster is attached to the current ones with [`Forecaster::resume`].
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// Streaming multi-model forecaster for one series with its settings;
+/// see the module docs. A thin owner of a [`ForecastState`] and the
+/// [`ForecastSettings`] it runs on.
+#[derive(Debug, Clone)]
 pub struct Forecaster {
-    #[serde(skip)]
     settings: ForecastSettings,
-    /// Ring of the last `regression_points` points as `(t − anchor_t, v −
-    /// anchor_v)`.
-    ring: Box<[(f32, f32)]>,
+    state: ForecastState,
+}
+
+impl Default for Forecaster {
+    fn default() -> Self {
+        Self::new(ForecastConfig::default())
+    }
+}
+
+impl Forecaster {
+    /// A forecaster with `config` forced into range; pass
+    /// [`ForecastSettings`] to share one configuration between many.
+    pub fn new(config: impl Into<ForecastSettings>) -> Self {
+        let settings: ForecastSettings = config.into();
+        let state = ForecastState::new(&settings);
+        Self { settings, state }
+    }
+
+    /// Like [`Forecaster::new`] but rejects out-of-range configuration.
+    pub fn try_new(config: ForecastConfig) -> Result<Self, ForecastError> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
+    /// The configuration in use (after clamping).
+    pub fn config(&self) -> &ForecastConfig {
+        self.settings.config()
+    }
+
+    /// The per-series state (what a caller that shares the settings
+    /// keeps).
+    pub fn state(&self) -> &ForecastState {
+        &self.state
+    }
+
+    /// Number of horizons (valid `horizon_idx` are `0..horizons()`).
+    pub fn horizons(&self) -> usize {
+        self.state.horizons()
+    }
+
+    /// Bytes held: the state's (see [`ForecastState::memory_bytes`]) and
+    /// the settings pointer.
+    pub fn memory_bytes(&self) -> usize {
+        self.state.memory_bytes() + size_of::<ForecastSettings>()
+    }
+
+    /// See [`ForecastState::update`].
+    pub fn update(&mut self, t_secs: f64, value: f64) {
+        self.state.update(&self.settings, t_secs, value);
+    }
+
+    /// See [`ForecastState::update_with`].
+    pub fn update_with(&mut self, t_secs: f64, value: f64, shape: &impl DailyShape) {
+        self.state.update_with(&self.settings, t_secs, value, shape);
+    }
+
+    /// See [`ForecastState::chosen_model`].
+    pub fn chosen_model(&self, horizon_idx: usize) -> Option<Model> {
+        self.state.chosen_model(horizon_idx)
+    }
+
+    /// See [`ForecastState::tracked_error`].
+    pub fn tracked_error(&self, horizon_idx: usize, model: Model) -> Option<f64> {
+        self.state.tracked_error(horizon_idx, model)
+    }
+
+    /// See [`ForecastState::forecast`].
+    pub fn forecast(&self, horizon_idx: usize) -> Option<Forecast> {
+        self.state.forecast(&self.settings, horizon_idx)
+    }
+
+    /// See [`ForecastState::trend_per_sec`].
+    pub fn trend_per_sec(&self) -> Option<f64> {
+        self.state.trend_per_sec()
+    }
+
+    /// See [`ForecastState::time_to_threshold`].
+    pub fn time_to_threshold(&self, threshold: f64) -> Option<f64> {
+        self.state.time_to_threshold(threshold)
+    }
+}
+
+/// One series' forecaster state, without its settings: every method
+/// that needs the configuration takes the [`ForecastSettings`] it was
+/// made with (the analysis processor keeps one for all its series, so a
+/// series does not carry the pointer).
+///
+/// Serialisable for durable state: a deserialised state is checked
+/// against the current settings with [`ForecastState::resume`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ForecastState {
+    /// The regression ring and every horizon's tracked forecasts, one
+    /// allocation: first the ring, the last `regression_points` points
+    /// as `(t − anchor_t, v − anchor_v)` in `f32`, two per unit; then
+    /// horizon `i`'s queue of [`Pending`] in the `max_pending` units at
+    /// `ring_units + i · max_pending`.
+    store: Box<[Unit]>,
     horizons: Box<[HorizonState]>,
-    /// Every horizon's tracked forecasts: horizon `i`'s queue lives in
-    /// `pending[i · max_pending ..][.. max_pending]`.
-    pending: Box<[Pending]>,
     last_t: f64,
     last_v: f64,
     /// The first value: tracked forecasts are stored relative to it.
@@ -868,17 +997,14 @@ pub struct Forecaster {
     same: u16,
 }
 
-impl Default for Forecaster {
-    fn default() -> Self {
-        Self::new(ForecastConfig::default())
-    }
+/// Units of a store that the regression ring of `points` takes.
+const fn ring_units(points: usize) -> usize {
+    points.div_ceil(2)
 }
 
-impl Forecaster {
-    /// A forecaster with `config` forced into range; pass
-    /// [`ForecastSettings`] to share one configuration between many.
-    pub fn new(config: impl Into<ForecastSettings>) -> Self {
-        let settings: ForecastSettings = config.into();
+impl ForecastState {
+    /// A fresh state for `settings`.
+    pub fn new(settings: &ForecastSettings) -> Self {
         let (cfg, unit) = (&settings.0.cfg, settings.0.unit);
         let horizons = cfg
             .horizons_secs
@@ -890,11 +1016,12 @@ impl Forecaster {
                 season: f32::NAN,
             })
             .collect();
-        let pending = vec![Pending::EMPTY; cfg.horizons_secs.len() * cfg.max_pending];
+        let ring = ring_units(cfg.regression_points);
+        let mut store = vec![[0; 4]; ring + cfg.horizons_secs.len() * cfg.max_pending];
+        store[ring..].fill(Pending::EMPTY.to_unit());
         Self {
-            ring: vec![(0.0, 0.0); cfg.regression_points].into_boxed_slice(),
+            store: store.into_boxed_slice(),
             horizons,
-            pending: pending.into_boxed_slice(),
             last_t: f64::NEG_INFINITY,
             last_v: f64::NAN,
             origin: 0.0,
@@ -911,42 +1038,25 @@ impl Forecaster {
             ring_head: 0,
             ring_len: 0,
             same: 0,
-            settings,
         }
     }
 
-    /// Like [`Forecaster::new`] but rejects out-of-range configuration.
-    /// A deserialised forecaster attached to `settings`, or `None` when
-    /// its shape does not fit them (horizons, ring or queue sizes changed,
-    /// or the state is inconsistent): it must then start afresh.
-    pub fn resume(mut self, settings: ForecastSettings) -> Option<Self> {
+    /// This deserialised state, if its shape fits `settings` (horizons,
+    /// ring and queue sizes, and a consistent state); `None` when it must
+    /// start afresh.
+    pub fn resume(self, settings: &ForecastSettings) -> Option<Self> {
         let cfg = &settings.0.cfg;
-        let ring = self.ring.len();
-        let fits = ring == cfg.regression_points
-            && usize::from(self.ring_len) <= ring
+        let ring = cfg.regression_points;
+        let fits = usize::from(self.ring_len) <= ring
             && (ring == 0 || usize::from(self.ring_head) < ring)
             && self.horizons.len() == cfg.horizons_secs.len()
-            && self.pending.len() == cfg.horizons_secs.len() * cfg.max_pending
+            && self.store.len() == ring_units(ring) + cfg.horizons_secs.len() * cfg.max_pending
             && self.horizons.iter().all(|h| {
                 usize::from(h.queue.len) <= cfg.max_pending
                     && (cfg.max_pending == 0 || usize::from(h.queue.head) < cfg.max_pending)
                     && usize::from(h.track.chosen) < N_MODELS
             });
-        if !fits {
-            return None;
-        }
-        self.settings = settings;
-        Some(self)
-    }
-
-    pub fn try_new(config: ForecastConfig) -> Result<Self, ForecastError> {
-        config.validate()?;
-        Ok(Self::new(config))
-    }
-
-    /// The configuration in use (after clamping).
-    pub fn config(&self) -> &ForecastConfig {
-        self.settings.config()
+        fits.then_some(self)
     }
 
     /// Number of horizons (valid `horizon_idx` are `0..horizons()`).
@@ -954,20 +1064,32 @@ impl Forecaster {
         self.horizons.len()
     }
 
-    /// Bytes held (struct, ring, horizons and their tracked forecasts);
-    /// fixed at construction.
+    /// Bytes held (struct, the store of ring and tracked forecasts, the
+    /// horizons); fixed at construction.
     pub fn memory_bytes(&self) -> usize {
-        size_of::<Self>()
-            + size_of_val(&*self.ring)
-            + size_of_val(&*self.horizons)
-            + size_of_val(&*self.pending)
+        size_of::<Self>() + size_of_val(&*self.store) + size_of_val(&*self.horizons)
     }
 
-    /// Adds `(t, v)` to the ring and its sums, dropping the oldest point
-    /// once full.
+    /// Ring point `i`.
     #[inline]
-    fn push_ring(&mut self, t: f64, v: f64) {
-        let cap = self.ring.len();
+    fn ring_point(&self, i: usize) -> (f32, f32) {
+        let unit = &self.store[i / 2];
+        let k = 2 * (i % 2);
+        (f32::from_bits(unit[k]), f32::from_bits(unit[k + 1]))
+    }
+
+    #[inline]
+    fn set_ring_point(&mut self, i: usize, (u, w): (f32, f32)) {
+        let unit = &mut self.store[i / 2];
+        let k = 2 * (i % 2);
+        unit[k] = u.to_bits();
+        unit[k + 1] = w.to_bits();
+    }
+
+    /// Adds `(t, v)` to the ring of `cap` points and its sums, dropping
+    /// the oldest point once full.
+    #[inline]
+    fn push_ring(&mut self, cap: usize, t: f64, v: f64) {
         let len = usize::from(self.ring_len);
         self.same = if v == self.last_v {
             (self.same + 1).min(cap as u16)
@@ -976,9 +1098,10 @@ impl Forecaster {
         };
         let (at, av) = (self.anchor_t, self.anchor_v);
         let head = usize::from(self.ring_head);
+        let oldest = self.ring_point(head);
         let [su, sw, suu, suw] = &mut self.sums;
         if len == cap {
-            let (u, w) = self.ring[head];
+            let (u, w) = oldest;
             let (u, w) = (f64::from(u), f64::from(w));
             *su -= u;
             *sw -= w;
@@ -994,7 +1117,7 @@ impl Forecaster {
         *sw += wf;
         *suu += uf * uf;
         *suw += uf * wf;
-        self.ring[head] = (u, w);
+        self.set_ring_point(head, (u, w));
         let next = head + 1;
         if next < cap {
             self.ring_head = next as u16;
@@ -1006,10 +1129,11 @@ impl Forecaster {
         self.anchor_t = t;
         self.anchor_v = v;
         let mut sums = [0.0; 4];
-        for p in &mut self.ring[..usize::from(self.ring_len)] {
+        for i in 0..usize::from(self.ring_len) {
+            let p = self.ring_point(i);
             let u = (f64::from(p.0) + du) as f32;
             let w = (f64::from(p.1) + dw) as f32;
-            *p = (u, w);
+            self.set_ring_point(i, (u, w));
             let (u, w) = (f64::from(u), f64::from(w));
             sums[0] += u;
             sums[1] += w;
@@ -1045,7 +1169,7 @@ impl Forecaster {
     }
 
     /// Model `m`'s forecast for horizon `i` (`h` seconds) from the last
-    /// point, given the regression there (`Forecaster::regression`; only
+    /// point, given the regression there (`ForecastState::regression`; only
     /// the linear model reads it).
     #[inline]
     fn prediction(&self, i: usize, h: f64, m: usize, reg: (f64, f64)) -> f64 {
@@ -1068,15 +1192,21 @@ impl Forecaster {
     /// Feeds one value observed at `t_secs`, without a daily shape (the
     /// seasonal-naive model then never forecasts). Non-finite values and
     /// timestamps that do not advance are ignored.
-    pub fn update(&mut self, t_secs: f64, value: f64) {
-        self.update_with(t_secs, value, &NoShape);
+    pub fn update(&mut self, settings: &ForecastSettings, t_secs: f64, value: f64) {
+        self.update_with(settings, t_secs, value, &NoShape);
     }
 
     /// Feeds one value observed at `t_secs`; seasonal naive forecasts the
     /// last value plus `shape`'s change to `t + h` once the shape has a
     /// day of history (it answers NaN before). Non-finite values and
     /// timestamps that do not advance are ignored.
-    pub fn update_with(&mut self, t_secs: f64, value: f64, shape: &impl DailyShape) {
+    pub fn update_with(
+        &mut self,
+        settings: &ForecastSettings,
+        t_secs: f64,
+        value: f64,
+        shape: &impl DailyShape,
+    ) {
         if !t_secs.is_finite() || !value.is_finite() || t_secs <= self.last_t {
             return;
         }
@@ -1085,14 +1215,14 @@ impl Forecaster {
         // over more of them at longer horizons (÷√steps). Recomputed only
         // when Δt moved (never, once a regular series' Δt has settled).
         let dt = self.dt;
-        let cfg = &self.settings.0.cfg;
+        let cfg = &settings.0.cfg;
         let cap = cfg.max_pending;
         if (dt as f32).to_bits() != self.alpha_dt.to_bits() {
             let valid = dt.is_finite() && dt > 0.0;
             for (hs, &h) in self.horizons.iter_mut().zip(&cfg.horizons_secs) {
                 hs.track.set_err_alpha(
                     error_weight(cfg.error_alpha, h, dt, valid, cap),
-                    &self.settings.0.scoring,
+                    &settings.0.scoring,
                 );
             }
             self.alpha_dt = dt as f32;
@@ -1120,12 +1250,11 @@ impl Forecaster {
             self.holt_l = a * value + (1.0 - a) * (prev_l + phi * self.holt_b);
             self.holt_b = b * (self.holt_l - prev_l) + (1.0 - b) * phi * self.holt_b;
         }
-        self.push_ring(t_secs, value);
+        self.push_ring(cfg.regression_points, t_secs, value);
         self.last_t = t_secs;
         self.last_v = value;
         self.n = self.n.saturating_add(1);
         let reg = self.regression();
-        let cfg = &self.settings.0.cfg;
         let damp_dt = f64::from(self.damp_dt);
         if !(damp_dt.is_finite() && (self.dt - damp_dt).abs() <= 0.01 * damp_dt) {
             let (phi, dt) = (cfg.holt_phi, self.dt);
@@ -1149,13 +1278,14 @@ impl Forecaster {
         // needs the shape at both times (which takes a day of history).
         let horizons = self.horizons.len();
         let mut season = [f32::NAN; MAX_HORIZONS];
-        let ahead = &self.settings.0.ahead_of_day;
+        let ahead = &settings.0.ahead_of_day;
         shape.daily_changes(t_secs, ahead, &mut season[..horizons]);
-        let scoring = self.settings.0.scoring;
+        let scoring = settings.0.scoring;
         let origin = self.origin;
+        let queues = ring_units(cfg.regression_points);
         for (i, &season) in season.iter().enumerate().take(horizons) {
-            let h = self.settings.0.cfg.horizons_secs[i];
-            let buf = &mut self.pending[i * cap..][..cap];
+            let h = cfg.horizons_secs[i];
+            let buf = &mut self.store[queues + i * cap..][..cap];
             let hs = &mut self.horizons[i];
             while let Some((target_t, p)) = hs.queue.pop_due(buf, t_secs + half) {
                 if target_t >= t_secs - half {
@@ -1168,7 +1298,7 @@ impl Forecaster {
                 let preds = self.predictions(i, h, reg);
                 let target_t = t_secs + h;
                 let hs = &mut self.horizons[i];
-                let buf = &mut self.pending[i * cap..][..cap];
+                let buf = &mut self.store[queues + i * cap..][..cap];
                 hs.queue.push(buf, target_t, tail, origin, &preds);
             }
         }
@@ -1191,10 +1321,10 @@ impl Forecaster {
     /// The forecast for `horizon_idx` from the data so far; `None` until
     /// the naive model has `min_matured` matured forecasts there.
     #[inline]
-    pub fn forecast(&self, horizon_idx: usize) -> Option<Forecast> {
+    pub fn forecast(&self, settings: &ForecastSettings, horizon_idx: usize) -> Option<Forecast> {
         let hs = self.horizons.get(horizon_idx)?;
         let tr = &hs.track;
-        let cfg = &self.settings.0.cfg;
+        let cfg = &settings.0.cfg;
         if tr.settled != ALL_MODELS && tr.count(0) < cfg.min_matured.max(1) {
             return None;
         }

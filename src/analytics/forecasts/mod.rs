@@ -17,7 +17,8 @@ mod forecaster;
 mod tests;
 
 pub use forecaster::{
-    DailyShape, Forecast, ForecastConfig, ForecastSettings, Forecaster, MODELS, Model, NoShape,
+    DailyShape, Forecast, ForecastConfig, ForecastSettings, ForecastState, Forecaster, MODELS,
+    Model, NoShape,
 };
 
 /// Why forecast parameters were rejected (by [`ForecastConfig::validate`]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::ratio::RatioGroup;
 use super::{AnalysisProcessor, Slot};
 use crate::analytics::baselines::{Baseline, RateConverter};
-use crate::analytics::forecasts::Forecaster;
+use crate::analytics::forecasts::ForecastState;
 use crate::pipeline::durable::{Durable, DurableError, Restored, append as put};
 
 /// Series written per lock of the series map.
@@ -33,9 +33,9 @@ struct SavedRef<'a> {
     hash: u64,
     last_point_secs: f64,
     rate: &'a Option<RateConverter>,
-    ratio: &'a Option<Box<RatioGroup>>,
+    ratio: Option<&'a RatioGroup>,
     baseline: &'a Baseline,
-    forecaster: &'a Forecaster,
+    forecaster: &'a ForecastState,
 }
 
 /// One series as read back (the same fields, owned).
@@ -44,9 +44,9 @@ struct SavedOwned {
     hash: u64,
     last_point_secs: f64,
     rate: Option<RateConverter>,
-    ratio: Option<Box<RatioGroup>>,
+    ratio: Option<RatioGroup>,
     baseline: Baseline,
-    forecaster: Forecaster,
+    forecaster: ForecastState,
 }
 
 /// Restored models waiting for their series.
@@ -54,9 +54,9 @@ struct SavedOwned {
 pub struct Saved {
     pub last_point_secs: f64,
     rate: Option<RateConverter>,
-    ratio: Option<Box<RatioGroup>>,
+    ratio: Option<RatioGroup>,
     baseline: Baseline,
-    forecaster: Forecaster,
+    forecaster: ForecastState,
 }
 
 impl Saved {
@@ -65,7 +65,7 @@ impl Saved {
             hash,
             last_point_secs: self.last_point_secs,
             rate: &self.rate,
-            ratio: &self.ratio,
+            ratio: self.ratio.as_ref(),
             baseline: &self.baseline,
             forecaster: &self.forecaster,
         }
@@ -78,8 +78,8 @@ impl Saved {
         if slot.rate.is_some() && self.rate.is_some() {
             slot.rate = self.rate;
         }
-        if slot.series.ratio.is_some() && self.ratio.is_some() {
-            slot.series.ratio = self.ratio;
+        if let (Some(ratio), Some(saved)) = (slot.series.ratio_mut(), self.ratio) {
+            *ratio = saved;
         }
         slot.series.baseline = self.baseline;
         slot.series.forecaster = self.forecaster;
@@ -95,8 +95,10 @@ impl Durable for AnalysisProcessor {
     /// buffer, one interval scale per horizon, 16-bit counts. 3: the
     /// profiles' slot rates live in the settings, and the forecaster
     /// keeps no first time (the daily shape knows its own history).
+    /// 4: a baseline's profile cells are one allocation, the
+    /// forecaster's regression ring and tracked forecasts another.
     fn state_version(&self) -> u32 {
-        3
+        4
     }
 
     /// Written [`CHUNK`] series per lock, so evaluation and ingest wait
@@ -117,7 +119,7 @@ impl Durable for AnalysisProcessor {
                         hash: *hash,
                         last_point_secs: slot.last_point_secs,
                         rate: &slot.rate,
-                        ratio: &s.ratio,
+                        ratio: s.ratio(),
                         baseline: &s.baseline,
                         forecaster: &s.forecaster,
                     },
@@ -149,7 +151,7 @@ impl Durable for AnalysisProcessor {
             let models = saved
                 .baseline
                 .resume(self.baseline_settings.clone())
-                .zip(saved.forecaster.resume(self.forecast_settings.clone()));
+                .zip(saved.forecaster.resume(&self.forecast_settings));
             let Some((baseline, forecaster)) = models else {
                 outcome.discarded += 1;
                 continue;

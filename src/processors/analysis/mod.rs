@@ -6,7 +6,7 @@
 //! value of each selected series (gauges as they are, monotonic sums as
 //! per-second rates with reset detection) and passes the request on. On
 //! each step it feeds those values to the series' [`Baseline`] and
-//! [`Forecaster`] (from `analytics`) and emits, with the source's resource
+//! [`ForecastState`] (from `analytics`) and emits, with the source's resource
 //! identity, scope and attributes plus `metric` (the source's Prometheus
 //! name) and, for counters, `transform="rate"`:
 //! `streamgate_baseline_expected`, `_lower`, `_upper`,
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::analytics::baselines::{Baseline, BaselineOutput, BaselineSettings, RateConverter};
-use crate::analytics::forecasts::{ForecastSettings, Forecaster};
+use crate::analytics::forecasts::{ForecastSettings, ForecastState};
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::KeyValue;
 use crate::model::otlp::metrics::{
@@ -136,28 +136,73 @@ impl Kind {
     }
 }
 
-/// One analysed series: its identity, models and export state.
+/// One analysed series: its identity, models and export state. Boxed
+/// in its map entry; 512 bytes (jemalloc's size class), so what is added
+/// here must come out elsewhere (a test checks).
 struct Series {
-    /// For a ratio series: its member counters (the value is computed on
-    /// each step from their increases).
-    ratio: Option<Box<RatioGroup>>,
     baseline: Baseline,
-    forecaster: Forecaster,
+    forecaster: ForecastState,
     /// Resource and scope, shared with the other series of the source.
     origin: Arc<Origin>,
     /// Source attributes plus `metric` (and `transform`), packed: unpacked
     /// once per step that exports.
     attributes: PackedAttributes,
+    /// What few series have: a ratio group, thresholds.
+    extras: Option<Box<Extras>>,
+    /// The last value fed to the models and the baseline's verdict on it,
+    /// and whether any derived series is on /metrics.
+    last: Last,
+}
+
+/// The parts of a [`Series`] that most series do not have, behind one
+/// pointer.
+#[derive(Default)]
+struct Extras {
+    /// For a ratio series: its member counters (the value is computed on
+    /// each step from their increases).
+    ratio: Option<RatioGroup>,
     /// Threshold levels that apply to this series, and whether each one's
     /// time-to-threshold is on /metrics now.
-    thresholds: Box<[(f64, bool)]>,
-    exported: bool,
-    /// The last value fed to the models and the baseline's verdict on it.
-    last: Option<Verdict>,
+    thresholds: Vec<(f64, bool)>,
+}
+
+impl Series {
+    fn ratio_mut(&mut self) -> Option<&mut RatioGroup> {
+        self.extras.as_mut()?.ratio.as_mut()
+    }
+
+    fn ratio(&self) -> Option<&RatioGroup> {
+        self.extras.as_ref()?.ratio.as_ref()
+    }
+
+    fn thresholds(&self) -> &[(f64, bool)] {
+        self.extras.as_ref().map_or(&[], |e| &e.thresholds)
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
 }
 
 /// The baseline's verdict on a series' last value, as the console and
-/// recommendations read it (what they need of a [`BaselineOutput`]).
+/// recommendations read it (what they need of a [`BaselineOutput`]): the
+/// value as it came, the band and score in `f32` (display figures), and
+/// the series' export flag in the spare bytes.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    value: f64,
+    expected: f32,
+    lower: f32,
+    upper: f32,
+    score: f32,
+    /// Whether the fields above hold a verdict yet.
+    judged: bool,
+    in_anomaly: bool,
+    /// Whether a derived series of this one is on /metrics.
+    exported: bool,
+}
+
+/// A verdict as the console and recommendations read it.
 #[derive(Debug, Clone, Copy)]
 struct Verdict {
     value: f64,
@@ -168,16 +213,40 @@ struct Verdict {
     in_anomaly: bool,
 }
 
-impl Verdict {
-    fn new(value: f64, b: &BaselineOutput) -> Self {
-        Self {
+impl Last {
+    const NONE: Self = Self {
+        value: f64::NAN,
+        expected: f32::NAN,
+        lower: f32::NAN,
+        upper: f32::NAN,
+        score: f32::NAN,
+        judged: false,
+        in_anomaly: false,
+        exported: false,
+    };
+
+    fn judge(&mut self, value: f64, b: &BaselineOutput) {
+        *self = Self {
             value,
-            expected: b.expected,
-            lower: b.lower,
-            upper: b.upper,
-            score: b.score,
+            expected: b.expected as f32,
+            lower: b.lower as f32,
+            upper: b.upper as f32,
+            score: b.score as f32,
+            judged: true,
             in_anomaly: b.in_anomaly,
-        }
+            exported: self.exported,
+        };
+    }
+
+    fn verdict(&self) -> Option<Verdict> {
+        self.judged.then_some(Verdict {
+            value: self.value,
+            expected: f64::from(self.expected),
+            lower: f64::from(self.lower),
+            upper: f64::from(self.upper),
+            score: f64::from(self.score),
+            in_anomaly: self.in_anomaly,
+        })
     }
 }
 
@@ -432,14 +501,16 @@ impl AnalysisProcessor {
             owned.push(string_kv("transform", "rate"));
         }
         let mut fresh = self.new_series(source, owned, kind.counter);
-        fresh.series.thresholds = self
+        let thresholds: Vec<(f64, bool)> = self
             .config
             .thresholds
             .iter()
             .filter(|t| matches(&t.name, metric.name))
             .map(|t| (t.value, false))
-            .collect::<Vec<_>>()
-            .into_boxed_slice();
+            .collect();
+        if !thresholds.is_empty() {
+            fresh.series.extras_mut().thresholds = thresholds;
+        }
         fresh
     }
 
@@ -542,7 +613,7 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("transform", "ratio"));
             group_attributes.push(string_kv("ratio", &rule.label()));
             let mut fresh = self.new_series(source, group_attributes, false);
-            fresh.series.ratio = Some(Box::default());
+            fresh.series.extras_mut().ratio = Some(RatioGroup::default());
             fresh
         }) else {
             return;
@@ -551,7 +622,7 @@ impl AnalysisProcessor {
             .numerator
             .iter()
             .all(|(k, v)| attributes.text(k).as_deref() == Some(v.as_str()));
-        if let Some(group) = &mut s.series.ratio {
+        if let Some(group) = s.series.ratio_mut() {
             group.record(member, numerator, value);
         }
         s.last_point_secs = now;
@@ -595,12 +666,10 @@ impl AnalysisProcessor {
             series: Box::new(Series {
                 origin: self.origins.lock().of(source),
                 attributes: PackedAttributes::pack(&attributes),
-                ratio: None,
-                thresholds: Box::default(),
-                last: None,
+                extras: None,
+                last: Last::NONE,
                 baseline: Baseline::new(self.baseline_settings.clone()),
-                forecaster: Forecaster::new(self.forecast_settings.clone()),
-                exported: false,
+                forecaster: ForecastState::new(&self.forecast_settings),
             }),
         }
     }
@@ -619,13 +688,13 @@ impl AnalysisProcessor {
             let s = &mut slot.series;
             let metrics = if stale {
                 gone.push(*hash);
-                if s.exported {
+                if s.last.exported {
                     self.withdraw(s, now_ns)
                 } else {
                     Vec::new()
                 }
             } else {
-                let pending = match &mut s.ratio {
+                let pending = match s.ratio_mut() {
                     // A ratio's value comes from its members' increases.
                     Some(group) => group.step(),
                     None => recorded,
@@ -657,9 +726,10 @@ impl AnalysisProcessor {
     /// its derived series.
     fn step(&self, s: &mut Series, value: f64, now: f64, now_ns: u64) -> Vec<Metric> {
         let baseline = s.baseline.update(now, value);
-        s.forecaster.update_with(now, value, &s.baseline);
+        s.forecaster
+            .update_with(&self.forecast_settings, now, value, &s.baseline);
         if let Some(b) = baseline {
-            s.last = Some(Verdict::new(value, &b));
+            s.last.judge(value, &b);
         }
         let point = |attributes: Vec<KeyValue>, v: f64| NumberDataPoint {
             attributes,
@@ -688,7 +758,7 @@ impl AnalysisProcessor {
         let mut lower = Vec::new();
         let mut upper = Vec::new();
         for (h, label) in self.horizon_labels.iter().enumerate() {
-            if let Some(f) = s.forecaster.forecast(h) {
+            if let Some(f) = s.forecaster.forecast(&self.forecast_settings, h) {
                 let mut a = attributes.clone();
                 a.push(string_kv("horizon", label));
                 forecast.push(point(a.clone(), f.value));
@@ -702,10 +772,15 @@ impl AnalysisProcessor {
             out.push(gauge("streamgate.forecast.upper", upper));
         }
         let mut eta = Vec::new();
-        for (level, shown) in s.thresholds.iter_mut() {
+        let forecaster = &s.forecaster;
+        let thresholds = s
+            .extras
+            .as_mut()
+            .map_or(&mut [][..], |e| &mut e.thresholds[..]);
+        for (level, shown) in thresholds {
             let mut a = attributes.clone();
             a.push(string_kv("threshold", &level.to_string()));
-            match s.forecaster.time_to_threshold(*level) {
+            match forecaster.time_to_threshold(*level) {
                 Some(secs) => {
                     *shown = true;
                     eta.push(point(a, secs));
@@ -727,7 +802,7 @@ impl AnalysisProcessor {
             m.unit = "s".into();
             out.push(m);
         }
-        s.exported |= !out.is_empty();
+        s.last.exported |= !out.is_empty();
         out
     }
 
@@ -768,7 +843,7 @@ impl AnalysisProcessor {
             out.push(gauge(name, points));
         }
         let shown: Vec<NumberDataPoint> = s
-            .thresholds
+            .thresholds()
             .iter()
             .filter(|(_, shown)| *shown)
             .map(|(level, _)| {
@@ -911,7 +986,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
             .values()
             .filter_map(|slot| {
                 let s: &Series = &slot.series;
-                s.last.map(|v| (v.in_anomaly, v.score, s))
+                s.last.verdict().map(|v| (v.in_anomaly, v.score, s))
             })
             .collect();
         let by_rank = |a: &(bool, f64, &Series), b: &(bool, f64, &Series)| {
@@ -923,7 +998,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
             .values()
             .filter_map(|slot| {
                 let s: &Series = &slot.series;
-                s.thresholds
+                s.thresholds()
                     .iter()
                     .filter_map(|(level, _)| s.forecaster.time_to_threshold(*level))
                     .min_by(f64::total_cmp)
@@ -937,7 +1012,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
         ranked.sort_by(by_rank);
         soonest.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, s) in soonest.into_iter().take(limit) {
-            if let Some(v) = s.last
+            if let Some(v) = s.last.verdict()
                 && !ranked.iter().any(|(_, _, r)| std::ptr::eq(*r, s))
             {
                 ranked.push((v.in_anomaly, v.score, s));
@@ -946,23 +1021,25 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
         let out = ranked
             .into_iter()
             .filter_map(|(_, _, s)| {
-                let v = s.last?;
+                let v = s.last.verdict()?;
                 let (metric, labels) = s.metric_and_labels();
                 let forecasts = self
                     .horizon_labels
                     .iter()
                     .enumerate()
                     .filter_map(|(h, label)| {
-                        s.forecaster.forecast(h).map(|f| ForecastPoint {
-                            horizon: label.clone(),
-                            value: f.value,
-                            lower: f.lower,
-                            upper: f.upper,
-                        })
+                        s.forecaster
+                            .forecast(&self.forecast_settings, h)
+                            .map(|f| ForecastPoint {
+                                horizon: label.clone(),
+                                value: f.value,
+                                lower: f.lower,
+                                upper: f.upper,
+                            })
                     })
                     .collect();
                 let thresholds = s
-                    .thresholds
+                    .thresholds()
                     .iter()
                     .map(|(level, _)| (*level, s.forecaster.time_to_threshold(*level)))
                     .collect();
@@ -994,7 +1071,7 @@ impl RecommendationSource for AnalysisProcessor {
                 .get("service.name")
                 .cloned()
                 .unwrap_or_else(|| "its source".into());
-            if let Some(v) = s.last.filter(|v| v.in_anomaly) {
+            if let Some(v) = s.last.verdict().filter(|v| v.in_anomaly) {
                 let value = v.value;
                 out.push(Recommendation {
                     kind: "anomaly",
@@ -1018,7 +1095,7 @@ impl RecommendationSource for AnalysisProcessor {
                     .collect(),
                 });
             }
-            for (level, _) in &s.thresholds {
+            for (level, _) in s.thresholds() {
                 let Some(eta) = s
                     .forecaster
                     .time_to_threshold(*level)
@@ -1026,7 +1103,7 @@ impl RecommendationSource for AnalysisProcessor {
                 else {
                     continue;
                 };
-                let value = s.last.map_or(f64::NAN, |v| v.value);
+                let value = s.last.verdict().map_or(f64::NAN, |v| v.value);
                 let per_hour = s.forecaster.trend_per_sec().unwrap_or(f64::NAN) * 3600.0;
                 labels.insert("threshold".into(), level.to_string());
                 let own_memory = service == "streamgate"

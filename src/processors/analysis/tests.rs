@@ -832,3 +832,11 @@ fn models_of_another_shape_are_discarded_and_garbage_refused() {
     cut.truncate(snapshot.len() / 2);
     assert!(processor(vec![rule("queue.depth")]).restore(&cut).is_err());
 }
+
+/// A series' boxed state stays in jemalloc's 512-byte size class (the
+/// next is 640): every byte added must come out elsewhere.
+#[test]
+fn a_series_state_fits_in_512_bytes() {
+    let size = size_of::<super::Series>();
+    assert!(size <= 512, "Series is {size} bytes");
+}
