@@ -116,16 +116,21 @@ impl<'a> Ingester<'a> {
                     scope_metrics.schema_url,
                 );
                 // A metric whose family another request holds is put off
-                // until the scope's other metrics are in, so two requests
-                // into the same families rarely wait for each other.
+                // until the scope's other metrics are in, with its points
+                // keyed already, so two requests into the same families
+                // rarely wait for each other; the put-off ones are tried
+                // once more before waiting.
                 let mut busy = Vec::new();
                 for metric in scope_metrics.metrics.iter() {
+                    keyed.clear();
                     if !self.ingest_metric(&metric, &shared, &mut tally, false, &mut keyed) {
-                        busy.push(metric);
+                        busy.push((metric, std::mem::take(&mut keyed)));
                     }
                 }
-                for metric in busy {
-                    self.ingest_metric(&metric, &shared, &mut tally, true, &mut keyed);
+                for wait in [false, true] {
+                    busy.retain_mut(|(metric, keyed)| {
+                        !self.ingest_metric(metric, &shared, &mut tally, wait, keyed)
+                    });
                 }
             }
         }
@@ -195,8 +200,10 @@ impl<'a> Ingester<'a> {
     }
 
     /// Applies one metric's points. Without `wait`, returns `false` (and
-    /// changes nothing) when its family's table is locked by another
-    /// request; otherwise `true`.
+    /// changes nothing but `keyed`) when its family's table is locked by
+    /// another request; otherwise `true`. `keyed` is the metric's number
+    /// points with their raw keys: filled here when empty, and kept for
+    /// a retry.
     fn ingest_metric<'b>(
         &mut self,
         metric: &MetricView<'b>,
@@ -280,8 +287,9 @@ impl<'a> Ingester<'a> {
         // hashing is off the lock, and under it the table is probed for
         // every key back to back (see `SeriesTable::touch`), so the
         // probes' cache misses overlap instead of following each other.
-        keyed.clear();
-        if let MetricData::Gauge(p) | MetricData::Sum { points: p, .. } = data {
+        if let MetricData::Gauge(p) | MetricData::Sum { points: p, .. } = data
+            && keyed.is_empty()
+        {
             keyed.extend(p.iter().map(|point| {
                 (
                     raw_key(shared.hash, &point.attributes, point.attribute_bytes),

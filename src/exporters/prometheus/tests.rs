@@ -1128,3 +1128,51 @@ fn delta_totals_are_restored_and_keep_adding() {
     assert!(om.contains("jobs_created{"), "{om}");
     assert!(restarted.restore(&[9, 9, 9]).is_err());
 }
+
+/// A metric whose family another request holds is applied after the
+/// request's other metrics, from the points it keyed before (one per
+/// series, each to its own series), once the family is free.
+#[test]
+fn a_held_family_waits_and_loses_nothing() {
+    let e = Arc::new(exporter());
+    let gauge = |name: &str, values: &[f64]| Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| NumberDataPoint {
+                    attributes: vec![kv("shard", &i.to_string())],
+                    ..number(0, 1 + i as u64, v)
+                })
+                .collect(),
+        })),
+        ..Default::default()
+    };
+    e.consume_metrics(&request(vec![
+        gauge("held", &[1.0, 1.0]),
+        gauge("free", &[1.0]),
+    ]))
+    .unwrap();
+    let family = e.store().family("held").expect("family held");
+    let table = family.series.lock();
+    let writer = {
+        let e = Arc::clone(&e);
+        std::thread::spawn(move || {
+            let batch = request(vec![gauge("held", &[20.0, 21.0]), gauge("free", &[3.0])]);
+            e.consume_metrics(&batch).map(|c| c.rejected)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        !writer.is_finished(),
+        "the held family's points were skipped"
+    );
+    drop(table);
+    assert_eq!(writer.join().expect("writer thread").expect("consumed"), 0);
+    let text = e.render(Format::Text);
+    for (name, shard, value) in [("held", 0, "20"), ("held", 1, "21"), ("free", 0, "3")] {
+        let want = format!("{name}{{{BASE},shard=\"{shard}\"}} {value}\n");
+        assert!(text.contains(&want), "{want} in\n{text}");
+    }
+}
