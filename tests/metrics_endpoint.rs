@@ -218,30 +218,37 @@ fn runtime_metrics_are_exported() {
 #[test]
 fn large_expositions_are_streamed_whole_plain_and_gzipped() {
     let collector = Collector::start();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args(["loadgen", "--endpoint"])
-        .arg(format!("http://{}", collector.grpc))
-        .args([
-            "--series",
-            "40000",
-            "--batch",
-            "4000",
-            "--concurrency",
-            "1",
-            "--duration",
-            "3s",
-            "--json",
-        ])
-        .output()
-        .expect("loadgen");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Flat out for 3 s: every one of the 40,000 series was sent at least
-    // once (10 requests) even on a loaded machine.
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    // Flat out for 3 s, 4 requests of 10,000 points cover the 40,000
+    // series. A run that a loaded machine slowed below that is run again
+    // (each run starts at the first series), at most three times.
+    let mut summary = serde_json::Value::Null;
+    for _ in 0..3 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args(["loadgen", "--endpoint"])
+            .arg(format!("http://{}", collector.grpc))
+            .args([
+                "--series",
+                "40000",
+                "--batch",
+                "10000",
+                "--concurrency",
+                "1",
+                "--duration",
+                "3s",
+                "--json",
+            ])
+            .output()
+            .expect("loadgen");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        summary = serde_json::from_slice(&out.stdout).expect("summary");
+        if summary["items_accepted"].as_u64().unwrap_or(0) >= 40_000 {
+            break;
+        }
+    }
     assert!(
         summary["items_accepted"].as_u64().unwrap_or(0) >= 40_000,
         "{summary}"

@@ -820,6 +820,12 @@ pub struct Baseline {
     /// `daily_slots`, then the weekly one's `weekly_slots` (none for a
     /// profile the seasonality leaves out).
     cells: Box<[u8]>,
+    /// Where the weekly profile's cells start (the daily profile's slot
+    /// count, or 0 without one): kept in the struct's padding so reading
+    /// a profile does not go through the settings. Set by `new` and
+    /// `resume`.
+    #[serde(skip)]
+    weekly_at: u16,
     /// The series' first value: the run buffer holds values less this.
     origin: f64,
     /// The current run of same-side outliers (deseasonalised, less
@@ -843,6 +849,12 @@ pub struct Baseline {
     last_edge_t: f64,
 }
 
+/// Where a baseline's weekly cells start: after the daily profile's
+/// (configuration caps `daily_slots` at 1,440).
+fn weekly_cells_at(daily: &Option<Profile>, cfg: &BaselineSettings) -> u16 {
+    daily.as_ref().map_or(0, |_| cfg.daily_slots as u16)
+}
+
 /// Where the hour-of-day scales' dither comes from (apart from the
 /// profiles' slots).
 const HOUR_DITHER: usize = 1 << 20;
@@ -864,6 +876,7 @@ impl Baseline {
             + weekly.as_ref().map_or(0, |_| cfg.weekly_slots);
         Self {
             cells: vec![UNSEEN; slots as usize].into_boxed_slice(),
+            weekly_at: weekly_cells_at(&daily, &cfg),
             cfg,
             n: 0,
             first_t: f64::NAN,
@@ -921,6 +934,7 @@ impl Baseline {
         if !fits {
             return None;
         }
+        self.weekly_at = weekly_cells_at(&self.daily, &settings);
         self.cfg = settings;
         Some(self)
     }
@@ -953,9 +967,7 @@ impl Baseline {
     /// Where the weekly profile's cells start: after the daily ones.
     #[inline]
     fn weekly_cells_at(&self) -> usize {
-        self.daily
-            .as_ref()
-            .map_or(0, |_| self.cfg.daily_slots as usize)
+        usize::from(self.weekly_at)
     }
 
     /// The daily profile with its cells.
