@@ -80,14 +80,14 @@
 //! slot visit rather than counted per slot. The configuration is shared
 //! ([`BaselineSettings`], which also holds the profiles' slot rates).
 //! With the defaults (288 daily slots of 5 min, 56 weekly slots of 3 h)
-//! [`Baseline::memory_bytes`] is 648 bytes.
+//! [`Baseline::memory_bytes`] is 632 bytes; both profiles' codes are one
+//! allocation.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use super::BaselineError;
 use crate::analytics::bf16;
-use std::ops::{Deref, DerefMut};
-
 use crate::analytics::forecasts::DailyShape;
 
 /// Gaussian σ over mean absolute deviation, √(π/2).
