@@ -327,12 +327,12 @@ pub struct Forecast {
     pub model: Model,
 }
 
-/// One tracked forecast, 16 bytes: its target time as the step from the
-/// previous entry's target, the naive forecast (the value it was made
+/// One tracked forecast, 16 bytes (stored as a [`Unit`]): its target
+/// time as the step from the previous entry's target, the naive forecast (the value it was made
 /// from) as `f32` relative to the series' first value, and the other
 /// models' forecasts as differences from it in 16-bit floats (bfloat16:
 /// 8 bits of precision on the difference, far below the errors scored).
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy)]
 struct Pending {
     /// Target time less the previous entry's (0 for an entry pushed into
     /// an empty queue: the horizon keeps the head's target).
