@@ -14,24 +14,13 @@ use serde_json::Value;
 
 /// Runs the loadgen with `args`, returning its JSON summary.
 fn loadgen(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .arg("loadgen")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("streamgate loadgen runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (summary, progress) = common::loadgen(args);
     // Not a terminal: plain progress lines with the rate, ending "done in".
-    let progress = String::from_utf8_lossy(&out.stderr);
     assert!(
         progress.contains("items/s") && progress.contains("done in") && !progress.contains('\r'),
         "progress lines: {progress}"
     );
-    serde_json::from_slice(&out.stdout).expect("a JSON summary")
+    summary
 }
 
 fn accepted_on_server(collector: &Collector, signal: &str, transport: &str) -> f64 {

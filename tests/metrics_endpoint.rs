@@ -223,28 +223,19 @@ fn large_expositions_are_streamed_whole_plain_and_gzipped() {
     // (each run starts at the first series), at most three times.
     let mut summary = serde_json::Value::Null;
     for _ in 0..3 {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
-            .args(["loadgen", "--endpoint"])
-            .arg(format!("http://{}", collector.grpc))
-            .args([
-                "--series",
-                "40000",
-                "--batch",
-                "10000",
-                "--concurrency",
-                "1",
-                "--duration",
-                "3s",
-                "--json",
-            ])
-            .output()
-            .expect("loadgen");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        summary = serde_json::from_slice(&out.stdout).expect("summary");
+        let endpoint = format!("http://{}", collector.grpc);
+        (summary, _) = common::loadgen(&[
+            "--endpoint",
+            &endpoint,
+            "--series",
+            "40000",
+            "--batch",
+            "10000",
+            "--concurrency",
+            "1",
+            "--duration",
+            "3s",
+        ]);
         if summary["items_accepted"].as_u64().unwrap_or(0) >= 40_000 {
             break;
         }

@@ -22,6 +22,21 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Runs `streamgate loadgen` with `args` and `--json`; its JSON summary
+/// and its progress lines (stderr). Fails the test if it fails.
+pub fn loadgen(args: &[&str]) -> (serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("loadgen")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("streamgate loadgen runs");
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{progress}");
+    let summary = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+    (summary, progress)
+}
+
 /// A running collector.
 pub struct Collector {
     child: Option<Child>,

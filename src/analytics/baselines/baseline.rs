@@ -851,7 +851,7 @@ pub struct Baseline {
 
 /// Where a baseline's weekly cells start: after the daily profile's
 /// (configuration caps `daily_slots` at 1,440).
-fn weekly_cells_at(daily: &Option<Profile>, cfg: &BaselineSettings) -> u16 {
+fn weekly_offset(daily: &Option<Profile>, cfg: &BaselineSettings) -> u16 {
     daily.as_ref().map_or(0, |_| cfg.daily_slots as u16)
 }
 
@@ -876,7 +876,7 @@ impl Baseline {
             + weekly.as_ref().map_or(0, |_| cfg.weekly_slots);
         Self {
             cells: vec![UNSEEN; slots as usize].into_boxed_slice(),
-            weekly_at: weekly_cells_at(&daily, &cfg),
+            weekly_at: weekly_offset(&daily, &cfg),
             cfg,
             n: 0,
             first_t: f64::NAN,
@@ -934,7 +934,7 @@ impl Baseline {
         if !fits {
             return None;
         }
-        self.weekly_at = weekly_cells_at(&self.daily, &settings);
+        self.weekly_at = weekly_offset(&self.daily, &settings);
         self.cfg = settings;
         Some(self)
     }

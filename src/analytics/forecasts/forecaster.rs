@@ -1098,10 +1098,10 @@ impl ForecastState {
         };
         let (at, av) = (self.anchor_t, self.anchor_v);
         let head = usize::from(self.ring_head);
-        let oldest = self.ring_point(head);
+        // The point the new one replaces, once the ring is full.
+        let oldest = (len == cap).then(|| self.ring_point(head));
         let [su, sw, suu, suw] = &mut self.sums;
-        if len == cap {
-            let (u, w) = oldest;
+        if let Some((u, w)) = oldest {
             let (u, w) = (f64::from(u), f64::from(w));
             *su -= u;
             *sw -= w;
