@@ -81,7 +81,7 @@ impl ChunkSink for StreamSink {
             self.held.push_back(bytes);
             // A family's exposition larger than the cap (a family of
             // millions of series) is not buffered whole: past it, the
-            // render waits for the client even with the family locked.
+            // render waits for the client even with a shard locked.
             if self.held_bytes > MAX_HELD_BYTES {
                 return self.settle();
             }

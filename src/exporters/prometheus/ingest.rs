@@ -1,6 +1,14 @@
 //! Applying a decoded OTLP metrics request to the series store: resource
 //! labels (`job`, `instance`, `target_info`), scope labels, then each
-//! point of each metric under one family lock.
+//! point of each metric under the lock of its family's shard.
+//!
+//! A family's shard is chosen by a series' `job` and `instance` (see
+//! `store/family.rs`). When the scope gives both, every point of the
+//! scope goes to one shard, chosen once. When it lacks one, a point whose
+//! attributes supply it (an attribute `instance`, say) may belong to
+//! another shard: it is put aside and written after the scope's shard is
+//! let go, as are points bound for the overflow series, so a writer never
+//! holds two shards.
 
 use std::fmt::Write;
 use std::hash::{BuildHasher, Hasher};
@@ -22,8 +30,9 @@ use super::store::value::{
     exponential_index_limit,
 };
 use super::store::{
-    Applied, FamilyKind, FamilyMeta, Folded, LabelSet, LabelSource, OVERFLOW_LABEL, RawKey,
+    Applied, Family, FamilyKind, FamilyMeta, Folded, LabelSet, LabelSource, OVERFLOW_LABEL, RawKey,
     SeriesLimits, SeriesState, SeriesStore, SeriesTable, SeriesValue, Temporality,
+    escape_value_into, route_hash,
 };
 use super::translate::{MetricShape, metric_name, sanitize_label_into, unit_word};
 
@@ -42,6 +51,31 @@ const CUMULATIVE: i32 = 2;
 struct SharedLabels {
     pairs: Vec<(String, String)>,
     hash: u64,
+    /// The shard of the scope's points (unless a point's attributes supply
+    /// a `job` or `instance` the scope lacks).
+    home: usize,
+    /// Whether the scope lacks `job`, and `instance`: a point's attribute
+    /// may then give it, and with it another shard.
+    open: [bool; 2],
+}
+
+/// The labels a series' shard is chosen by, in `SharedLabels::open` order.
+const ROUTE_LABELS: [&str; 2] = ["job", "instance"];
+
+impl SharedLabels {
+    /// Whether an attribute key names a label the shard is chosen by and
+    /// the scope does not set (it then decides the point's shard). Keys
+    /// that do not contain the label's name are told apart without
+    /// sanitising them.
+    fn routes_by(&self, key: &str, scratch: &mut String) -> bool {
+        ROUTE_LABELS.iter().zip(self.open).any(|(label, open)| {
+            open && key.contains(label) && {
+                scratch.clear();
+                sanitize_label_into(key, scratch);
+                scratch == label
+            }
+        })
+    }
 }
 
 /// Two independent seeds make the 128-bit raw key.
@@ -183,7 +217,7 @@ impl<'a> Ingester<'a> {
         let labels = &*labels;
         let now = self.now;
         let result = self.store.with_family(meta, |family| {
-            let mut series = family.series.lock();
+            let mut series = family.shard_for(labels).lock();
             let (_, new) = series.upsert(
                 labels,
                 SeriesState::new(SeriesValue::Number(1.0), 0, 0),
@@ -283,7 +317,7 @@ impl<'a> Ingester<'a> {
         let now = self.now;
         let limits = self.config.series_limits();
         let global = usize::try_from(self.store.telemetry().active_series()).unwrap_or(0);
-        // Number points are read and keyed before the family lock: the
+        // Number points are read and keyed before the shard lock: the
         // hashing is off the lock, and under it the table is probed for
         // every key back to back (see `SeriesTable::touch`), so the
         // probes' cache misses overlap instead of following each other.
@@ -298,58 +332,83 @@ impl<'a> Ingester<'a> {
             }));
         }
         let keyed = &*keyed;
+        let context = MetricContext {
+            shared,
+            temporality,
+            kind,
+            limits,
+            label_limits: (
+                self.config.max_labels_per_series,
+                self.config.max_label_value_length,
+            ),
+            global,
+            now,
+            metric_name: metric.name,
+            exposition_label: match kind {
+                FamilyKind::Histogram => Some("le"),
+                FamilyKind::Summary => Some("quantile"),
+                _ => None,
+            },
+        };
         let buffers = &mut self.buffers;
         let result = self.store.with_family(meta, |family| {
             if temporality == Temporality::Delta {
                 family.mark_accumulating();
             }
-            let mut series = if wait {
-                family.series.lock()
-            } else {
-                family.series.try_lock()?
-            };
+            let home = family.shard(shared.home);
+            let mut series = if wait { home.lock() } else { home.try_lock()? };
+            let mut outcome = Outcome::default();
             let mut writer = PointWriter {
                 series: &mut series,
+                shard: shared.home,
+                only: None,
+                at: 0,
+                context: &context,
                 buffers,
-                shared,
-                temporality,
-                kind,
-                limits,
-                label_limits: (
-                    self.config.max_labels_per_series,
-                    self.config.max_label_value_length,
-                ),
-                global,
-                now,
-                metric_name: metric.name,
-                exposition_label: match kind {
-                    FamilyKind::Histogram => Some("le"),
-                    FamilyKind::Summary => Some("quantile"),
-                    _ => None,
-                },
                 tally,
-                added: 0,
-                removed: 0,
-                overflowed: 0,
+                outcome: &mut outcome,
             };
-            match data {
-                MetricData::Gauge(_) | MetricData::Sum { .. } => {
-                    for (key, _) in keyed {
-                        writer.series.touch(*key);
-                    }
-                    for (key, point) in keyed {
-                        writer.number(point, *key);
-                    }
+            writer.write_all(data, keyed);
+            drop(series);
+            // Points another shard holds, one shard at a time.
+            let mut elsewhere = std::mem::take(&mut outcome.elsewhere);
+            elsewhere.sort_unstable();
+            for group in elsewhere.chunk_by(|a, b| a.0 == b.0) {
+                let shard = group[0].0;
+                let indices: Vec<usize> = group.iter().map(|(_, i)| *i).collect();
+                let mut series = family.shard(shard).lock();
+                PointWriter {
+                    series: &mut series,
+                    shard,
+                    only: Some(&indices),
+                    at: 0,
+                    context: &context,
+                    buffers,
+                    tally,
+                    outcome: &mut outcome,
                 }
-                MetricData::Histogram { points, .. } => {
-                    points.iter().for_each(|p| writer.histogram(&p))
-                }
-                MetricData::Exponential { points, .. } => {
-                    points.iter().for_each(|p| writer.exponential(&p))
-                }
-                MetricData::Summary(points) => points.iter().for_each(|p| writer.summary(&p)),
+                .write_all(data, keyed);
             }
-            Some((writer.added, writer.removed, writer.overflowed))
+            // Points beyond a series limit, into the overflow series.
+            let overflowing = std::mem::take(&mut outcome.overflowing);
+            if !overflowing.is_empty() {
+                let shard = Family::shard_index(overflow_labels(buffers).route());
+                let mut series = family.shard(shard).lock();
+                let mut writer = PointWriter {
+                    series: &mut series,
+                    shard,
+                    only: None,
+                    at: 0,
+                    context: &context,
+                    buffers,
+                    tally,
+                    outcome: &mut outcome,
+                };
+                for (key, state) in overflowing {
+                    writer.overflow(key, state);
+                }
+            }
+            Some((outcome.added, outcome.removed, outcome.overflowed))
         });
         match result {
             Ok(None) => return false,
@@ -397,10 +456,8 @@ fn raw_key(shared_hash: u64, attributes: &Attributes<'_>, contiguous: Option<&[u
     RawKey(hashers.map(|h| h.finish()))
 }
 
-/// Writes the points of one metric into its family's series table.
-struct PointWriter<'s> {
-    series: &'s mut SeriesTable,
-    buffers: &'s mut Buffers,
+/// What stays the same for every point of one metric.
+struct MetricContext<'s> {
     shared: &'s SharedLabels,
     temporality: Temporality,
     kind: FamilyKind,
@@ -413,14 +470,110 @@ struct PointWriter<'s> {
     metric_name: &'s str,
     /// The label the exposition adds to this kind (`le`, `quantile`).
     exposition_label: Option<&'static str>,
-    tally: &'s mut Tally,
+}
+
+/// What writing one metric's points did, over all the shards it took.
+#[derive(Default)]
+struct Outcome {
     added: u64,
     removed: u64,
     /// Points folded into the overflow series.
     overflowed: u64,
+    /// (shard, point index) of points another shard holds.
+    elsewhere: Vec<(usize, usize)>,
+    /// Points of new series beyond a limit, when the overflow series is
+    /// in another shard than the one held.
+    overflowing: Vec<(RawKey, SeriesState)>,
+}
+
+/// Writes the points of one metric into one shard of its family.
+struct PointWriter<'s> {
+    series: &'s mut SeriesTable,
+    /// The index of the shard held.
+    shard: usize,
+    /// The indices (ascending) of the points to write, all of this shard;
+    /// `None`: every point, those of other shards put aside.
+    only: Option<&'s [usize]>,
+    /// The index of the point being written.
+    at: usize,
+    context: &'s MetricContext<'s>,
+    buffers: &'s mut Buffers,
+    tally: &'s mut Tally,
+    outcome: &'s mut Outcome,
+}
+
+/// `otel_metric_overflow="true"`, built on first use.
+fn overflow_labels(buffers: &mut Buffers) -> &LabelSet {
+    let labels = &mut buffers.overflow;
+    if labels.is_empty() {
+        labels.push_str(OVERFLOW_LABEL, "true", LabelSource::Attribute);
+        labels.finish();
+    }
+    labels
 }
 
 impl PointWriter<'_> {
+    /// Writes the metric's points (those of [`only`](Self::only) when set).
+    fn write_all<'b>(&mut self, data: &MetricData<'b>, keyed: &[(RawKey, NumberPointView<'b>)]) {
+        let only = self.only;
+        let wanted = |i: usize| only.is_none_or(|only| only.binary_search(&i).is_ok());
+        match data {
+            MetricData::Gauge(_) | MetricData::Sum { .. } => {
+                for (key, _) in keyed {
+                    self.series.touch(*key);
+                }
+                for (at, (key, point)) in keyed.iter().enumerate().filter(|(i, _)| wanted(*i)) {
+                    self.at = at;
+                    self.number(point, *key);
+                }
+            }
+            MetricData::Histogram { points, .. } => {
+                for (at, point) in points.iter().enumerate().filter(|(i, _)| wanted(*i)) {
+                    self.at = at;
+                    self.histogram(&point);
+                }
+            }
+            MetricData::Exponential { points, .. } => {
+                for (at, point) in points.iter().enumerate().filter(|(i, _)| wanted(*i)) {
+                    self.at = at;
+                    self.exponential(&point);
+                }
+            }
+            MetricData::Summary(points) => {
+                for (at, point) in points.iter().enumerate().filter(|(i, _)| wanted(*i)) {
+                    self.at = at;
+                    self.summary(&point);
+                }
+            }
+        }
+    }
+
+    /// Whether the point being written belongs to the shard held; if not,
+    /// it is put aside for its own shard.
+    fn is_here(&mut self, attributes: &Attributes<'_>) -> bool {
+        if self.only.is_some() {
+            return true;
+        }
+        let shared = self.context.shared;
+        if shared.open == [false, false] {
+            return true;
+        }
+        let scratch = &mut self.buffers.scratch;
+        if !attributes
+            .iter()
+            .any(|kv| shared.routes_by(kv.key, scratch))
+        {
+            return true;
+        }
+        self.build_labels(attributes);
+        let shard = Family::shard_index(self.buffers.labels.route());
+        if shard == self.shard {
+            return true;
+        }
+        self.outcome.elsewhere.push((shard, self.at));
+        false
+    }
+
     /// Builds the label set of a point into the buffers.
     fn build_labels(&mut self, attributes: &Attributes<'_>) {
         let labels = &mut self.buffers.labels;
@@ -428,11 +581,11 @@ impl PointWriter<'_> {
         for kv in attributes.iter() {
             // `le` / `quantile` are written by the exposition itself; an
             // attribute of that name would duplicate the label.
-            if Some(kv.key) != self.exposition_label {
+            if Some(kv.key) != self.context.exposition_label {
                 push_attribute(labels, &kv);
             }
         }
-        for (name, value) in &self.shared.pairs {
+        for (name, value) in &self.context.shared.pairs {
             labels.push_str(name, value, LabelSource::Derived);
         }
         labels.finish();
@@ -449,66 +602,81 @@ impl PointWriter<'_> {
         create: impl FnOnce() -> SeriesState,
         update: impl FnOnce(&mut SeriesState) -> Applied,
     ) {
+        if !self.is_here(attributes) {
+            return;
+        }
         if flags & DataPointFlags::NoRecordedValueMask as u32 != 0 {
             self.build_labels(attributes);
             if self.series.remove(&self.buffers.labels) {
-                self.removed += 1;
+                self.outcome.removed += 1;
             }
             return;
         }
         let mut update = Some(update);
-        if let Some(applied) = self.series.update_raw(key, self.now, &mut update) {
+        if let Some(applied) = self.series.update_raw(key, self.context.now, &mut update) {
             return self.count(applied, false);
         }
         let Some(update) = update else { return };
         self.build_labels(attributes);
         let labels = &self.buffers.labels;
         let (count, longest) = (labels.len(), labels.longest_value());
-        if count > self.label_limits.0 {
-            let limit = self.label_limits.0;
+        if count > self.context.label_limits.0 {
+            let limit = self.context.label_limits.0;
             return self.reject(&format!(
                 "a point has {count} attributes and labels; the limit is {limit} (exporters.prometheus.max_labels_per_series)"
             ));
         }
-        if longest > self.label_limits.1 {
-            let limit = self.label_limits.1;
+        if longest > self.context.label_limits.1 {
+            let limit = self.context.label_limits.1;
             return self.reject(&format!(
                 "a label value is {longest} bytes; the limit is {limit} bytes (exporters.prometheus.max_label_value_length)"
             ));
         }
         let labels = &self.buffers.labels;
-        let total = self.global.saturating_add(self.added as usize);
-        if !self.limits.allow(self.series.len(), total) && !self.series.contains(labels) {
+        let total = self
+            .context
+            .global
+            .saturating_add(self.outcome.added as usize);
+        let limits = self.context.limits;
+        if total >= limits.global && !self.series.contains(labels) {
             return self.overflow(key, create());
         }
-        let (applied, new) = self
-            .series
-            .upsert_keyed(labels, Some(key), self.now, create, update);
-        self.count(applied, new);
+        // The family's limit is checked where the series would be counted.
+        match self.series.upsert_keyed(
+            labels,
+            Some(key),
+            self.context.now,
+            limits.per_metric,
+            create,
+            update,
+        ) {
+            Ok((applied, new)) => self.count(applied, new),
+            Err(refused) => self.overflow(key, refused),
+        }
     }
 
     /// Folds a point of a new series beyond a series limit into the
     /// family's overflow series.
     fn overflow(&mut self, key: RawKey, incoming: SeriesState) {
-        let labels = &mut self.buffers.overflow;
-        if labels.is_empty() {
-            labels.push_str(OVERFLOW_LABEL, "true", LabelSource::Attribute);
-            labels.finish();
+        let labels = overflow_labels(self.buffers);
+        if Family::shard_index(labels.route()) != self.shard {
+            self.outcome.overflowing.push((key, incoming));
+            return;
         }
         let (folded, new) = self.series.fold_overflow(
             labels,
             key,
-            self.kind,
-            self.temporality,
+            self.context.kind,
+            self.context.temporality,
             incoming,
-            self.limits.tracked(),
-            self.now,
+            self.context.limits.tracked(),
+            self.context.now,
         );
         if new {
-            self.added += 1;
+            self.outcome.added += 1;
         }
         match folded {
-            Folded::Folded => self.overflowed += 1,
+            Folded::Folded => self.outcome.overflowed += 1,
             Folded::Refused => self.reject(
                 "series limit reached and the overflow series tracks as many cumulative series as it may; \
                  the point of a series it has not seen cannot be added without counting its history twice",
@@ -518,7 +686,7 @@ impl PointWriter<'_> {
 
     fn count(&mut self, applied: Applied, new: bool) {
         if new {
-            self.added += 1;
+            self.outcome.added += 1;
         }
         if applied == Applied::OutOfOrder {
             self.tally.out_of_order += 1;
@@ -528,7 +696,7 @@ impl PointWriter<'_> {
     fn reject(&mut self, why: &str) {
         let scratch = &mut self.buffers.scratch;
         scratch.clear();
-        let _ = write!(scratch, "metric `{}`: {why}", self.metric_name);
+        let _ = write!(scratch, "metric `{}`: {why}", self.context.metric_name);
         let message = scratch.clone();
         self.tally.reject(1, message);
     }
@@ -540,11 +708,11 @@ impl PointWriter<'_> {
             None if point.flags & DataPointFlags::NoRecordedValueMask as u32 != 0 => 0.0,
             None => return self.reject("a number point has no value"),
         };
-        if self.kind == FamilyKind::Counter && value < 0.0 {
+        if self.context.kind == FamilyKind::Counter && value < 0.0 {
             return self.reject("a monotonic sum has a negative value; a counter only grows");
         }
         let state = SeriesState::new(SeriesValue::Number(value), point.start_ns, point.time_ns);
-        let temporality = self.temporality;
+        let temporality = self.context.temporality;
         let exemplar = point
             .has_exemplars
             .then(|| latest_exemplar(&point.exemplars))
@@ -617,7 +785,7 @@ impl PointWriter<'_> {
             count: point.count,
             sum: point.sum,
         };
-        let temporality = self.temporality;
+        let temporality = self.context.temporality;
         let slots = bounds.len() + 1;
         let with_exemplars = |state: &mut SeriesState| {
             for e in point.exemplars.iter().filter_map(|e| stored_exemplar(&e)) {
@@ -626,7 +794,7 @@ impl PointWriter<'_> {
         };
         self.write(
             &point.attributes,
-            raw_key(self.shared.hash, &point.attributes, None),
+            raw_key(self.context.shared.hash, &point.attributes, None),
             point.flags,
             || {
                 let mut state = incoming.to_state();
@@ -684,7 +852,12 @@ impl PointWriter<'_> {
             point.start_ns,
             point.time_ns,
         );
-        self.store(&point.attributes, point.flags, state, self.temporality);
+        self.store(
+            &point.attributes,
+            point.flags,
+            state,
+            self.context.temporality,
+        );
     }
 
     fn summary(&mut self, point: &SummaryPointView<'_>) {
@@ -722,7 +895,7 @@ impl PointWriter<'_> {
         let incoming = state.clone();
         self.write(
             attributes,
-            raw_key(self.shared.hash, attributes, None),
+            raw_key(self.context.shared.hash, attributes, None),
             flags,
             || state,
             |existing| existing.apply(incoming, temporality),
@@ -837,8 +1010,18 @@ fn shared_labels(
         hasher.write_usize(value.len());
         hasher.write(value.as_bytes());
     }
+    let escaped = |value: &Option<String>| {
+        let mut out = String::new();
+        if let Some(value) = value {
+            escape_value_into(value, &mut out);
+        }
+        out
+    };
+    let route = route_hash(&escaped(&identity.job), &escaped(&identity.instance));
     SharedLabels {
         hash: hasher.finish(),
         pairs,
+        home: Family::shard_index(route),
+        open: [identity.job.is_none(), identity.instance.is_none()],
     }
 }

@@ -88,7 +88,7 @@ impl PrometheusExporter {
     }
 
     /// Walks every family `/metrics` serves (stored and StreamGate's own)
-    /// into `out`, one family lock at a time, pacing it with `pacing`.
+    /// into `out`, one shard lock at a time, pacing it with `pacing`.
     /// False when the pacing stopped it.
     pub fn visit<E: render::Exposition>(
         &self,
@@ -190,7 +190,7 @@ impl PrometheusExporter {
         let ttl_secs = ttl.as_secs().min(u32::MAX as u64) as u32;
         shutdown
             .every(every, || {
-                // Waits for family locks a scrape may hold: not on an
+                // Waits for shard locks a scrape may hold: not on an
                 // async worker.
                 let exporter = self.clone();
                 async move {
@@ -210,7 +210,7 @@ impl PrometheusExporter {
 /// How a walk over the families ([`PrometheusExporter::visit`]) hands
 /// over what it wrote.
 pub trait Pacing<E> {
-    /// After each series, a family lock held: must not wait. False stops.
+    /// After each series, a shard lock held: must not wait. False stops.
     fn after_series(&mut self, out: &mut E) -> bool;
     /// Between families, no lock held: may wait. False stops.
     fn between_families(&mut self, out: &mut E) -> bool;
@@ -231,7 +231,7 @@ impl<E> Pacing<E> for Unpaced {
 
 /// Where [`PrometheusExporter::render_chunks`] puts the exposition.
 pub trait ChunkSink {
-    /// Takes one chunk while a family lock may be held: must not wait.
+    /// Takes one chunk while a shard lock may be held: must not wait.
     /// `false` stops the rendering (the client went away).
     fn push(&mut self, chunk: String) -> bool;
     /// Called between families, with no lock held: may wait for what was
@@ -247,6 +247,8 @@ impl MetricsConsumer for PrometheusExporter {
     }
 }
 
+#[cfg(test)]
+mod shard_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,7 +1,7 @@
 //! [`SeriesQuery`] over the series store, for the JSON API: listing the
 //! series a selector matches and reading (and starting) a series' history.
-//! Both run off the ingest path: a listing holds each family lock only
-//! while it picks that family's matching series.
+//! Both run off the ingest path: a listing holds each shard of a family
+//! only while it picks that shard's matching series.
 
 use std::collections::BTreeMap;
 
@@ -27,23 +27,25 @@ impl SeriesQuery for PrometheusExporter {
             return Vec::new();
         };
         let mut sums: BTreeMap<BTreeMap<String, String>, f64> = BTreeMap::new();
-        let table = family.series.lock();
-        for s in table.iter() {
-            let super::store::SeriesValue::Number(v) = s.state.value else {
-                continue;
-            };
-            let labels = label_map(&s.labels().to_string());
-            if !filter
-                .iter()
-                .all(|(k, want)| labels.get(*k).is_some_and(|v| v == want))
-            {
-                continue;
+        for shard in family.shards() {
+            let table = shard.lock();
+            for s in table.iter() {
+                let super::store::SeriesValue::Number(v) = s.state.value else {
+                    continue;
+                };
+                let labels = label_map(&s.labels().to_string());
+                if !filter
+                    .iter()
+                    .all(|(k, want)| labels.get(*k).is_some_and(|v| v == want))
+                {
+                    continue;
+                }
+                let key = by
+                    .iter()
+                    .map(|k| (k.to_string(), labels.get(*k).cloned().unwrap_or_default()))
+                    .collect();
+                *sums.entry(key).or_insert(0.0) += v;
             }
-            let key = by
-                .iter()
-                .map(|k| (k.to_string(), labels.get(*k).cloned().unwrap_or_default()))
-                .collect();
-            *sums.entry(key).or_insert(0.0) += v;
         }
         sums.into_iter().collect()
     }
@@ -61,11 +63,12 @@ impl SeriesQuery for PrometheusExporter {
         let mut page = SeriesPage::default();
         for family in families {
             let room = limit - page.series.len();
-            let table = family.series.lock();
-            // (label block, parsed labels) of the matching series.
-            let mut found: Vec<(String, Option<BTreeMap<String, String>>)> = table
-                .iter()
-                .filter_map(|s| {
+            // (label block, parsed labels) of the matching series, one
+            // shard locked at a time.
+            let mut found: Vec<(String, Option<BTreeMap<String, String>>)> = Vec::new();
+            for shard in family.shards() {
+                let table = shard.lock();
+                found.extend(table.iter().filter_map(|s| {
                     let block = s.labels().to_string();
                     if matcher.labels.is_empty() {
                         return Some((block, None));
@@ -74,8 +77,8 @@ impl SeriesQuery for PrometheusExporter {
                     matcher
                         .labels_match(&labels)
                         .then_some((block, Some(labels)))
-                })
-                .collect();
+                }));
+            }
             if found.len() > room {
                 page.truncated = true;
                 if room == 0 {

@@ -263,23 +263,27 @@ pub fn write_family_chunked<E: Exposition>(
     out: &mut E,
     after_series: &mut dyn FnMut(&mut E) -> bool,
 ) {
-    let series = family.series.lock();
-    if series.is_empty() {
-        return;
-    }
     let format = out.format();
-    let text = family.text();
     let kind = family.kind();
-    out.header(family.name(), kind.as_str(), &text.help, &text.unit);
     let sample_base = match (format, kind) {
         (Format::OpenMetrics, FamilyKind::Counter) => family_name(family.name(), "counter", format),
         _ => family.name(),
     };
     let mut bound = String::new();
-    for s in series.iter() {
-        write_series(sample_base, kind, &s, &mut bound, out);
-        if !after_series(out) {
-            return;
+    let mut header = false;
+    // One shard locked at a time: writers wait on one shard, not the family.
+    for shard in family.shards() {
+        let series = shard.lock();
+        for s in series.iter() {
+            if !header {
+                let text = family.text();
+                out.header(family.name(), kind.as_str(), &text.help, &text.unit);
+                header = true;
+            }
+            write_series(sample_base, kind, &s, &mut bound, out);
+            if !after_series(out) {
+                return;
+            }
         }
     }
 }

@@ -15,10 +15,10 @@ use crate::model::otlp::metrics::{
 use crate::model::otlp::resource::Resource;
 use crate::model::{MetricsBatch, MetricsRequest};
 
-const DELTA: i32 = 1;
-const CUMULATIVE: i32 = 2;
+pub(super) const DELTA: i32 = 1;
+pub(super) const CUMULATIVE: i32 = 2;
 
-fn kv(key: &str, value: &str) -> KeyValue {
+pub(super) fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -53,7 +53,7 @@ fn request(metrics: Vec<Metric>) -> MetricsBatch {
     request_with(vec![kv("service.name", "svc")], metrics)
 }
 
-fn number(start: u64, time: u64, value: f64) -> NumberDataPoint {
+pub(super) fn number(start: u64, time: u64, value: f64) -> NumberDataPoint {
     NumberDataPoint {
         start_time_unix_nano: start,
         time_unix_nano: time,
@@ -62,7 +62,12 @@ fn number(start: u64, time: u64, value: f64) -> NumberDataPoint {
     }
 }
 
-fn sum(name: &str, temporality: i32, monotonic: bool, points: Vec<NumberDataPoint>) -> Metric {
+pub(super) fn sum(
+    name: &str,
+    temporality: i32,
+    monotonic: bool,
+    points: Vec<NumberDataPoint>,
+) -> Metric {
     Metric {
         name: name.into(),
         unit: "1".into(),
@@ -1155,7 +1160,7 @@ fn a_held_family_waits_and_loses_nothing() {
     ]))
     .unwrap();
     let family = e.store().family("held").expect("family held");
-    let table = family.series.lock();
+    let table = family.lock_all();
     let writer = {
         let e = Arc::clone(&e);
         std::thread::spawn(move || {

@@ -124,7 +124,8 @@ impl SeriesStore {
         put(&(families.len() as u64), out)?;
         let mut text = String::new();
         for family in families {
-            let series = family.series.lock();
+            // Every shard at once, so the count written is the series written.
+            let shards = family.lock_all();
             let meta = family.text();
             put(
                 &SavedFamily {
@@ -132,11 +133,11 @@ impl SeriesStore {
                     kind: kind_code(family.kind()),
                     help: meta.help,
                     unit: meta.unit,
-                    series: series.len() as u64,
+                    series: shards.iter().map(|s| s.len() as u64).sum(),
                 },
                 out,
             )?;
-            for view in series.iter() {
+            for view in shards.iter().flat_map(|s| s.iter()) {
                 text.clear();
                 view.labels().push_to(&mut text);
                 let value = saved_value(&view.state.value).unwrap_or(SavedValue::Number(f64::NAN));
@@ -185,7 +186,6 @@ impl SeriesStore {
             };
             let added = self.with_family(meta, |f| {
                 f.mark_accumulating();
-                let mut table = f.series.lock();
                 let (mut added, mut skipped) = (0u64, 0u64);
                 for saved in series {
                     parse_labels(&saved.labels, &mut labels);
@@ -199,6 +199,7 @@ impl SeriesStore {
                         time_ns: saved.time_ns,
                         exemplars: None,
                     };
+                    let mut table = f.shard_for(&labels).lock();
                     let (_, new) = table.upsert(&labels, state, Temporality::Cumulative, now);
                     if new {
                         added += 1;

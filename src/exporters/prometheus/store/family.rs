@@ -1,8 +1,27 @@
-//! One metric family: its Prometheus type, help and unit, and its series.
+//! One metric family: its Prometheus type, help and unit, and its series,
+//! split into [`SHARDS`] tables by [`route_hash`](super::labels::route_hash)
+//! (of a series' `job` and `instance`), each behind its own lock.
+//!
+//! Why shards: two workers writing the points of two instances of one
+//! service into one table take turns on its lock and its cache lines even
+//! when they never wait (measured: 1.6× from 2 threads instead of 1.85×).
+//! A series' shard is a function of its final labels, so it is found in
+//! one place whatever source its labels came from. What the family holds
+//! as a whole stays whole: its series count (one atomic, shared by the
+//! shards, moved only when a series is created or dropped), so its series
+//! limit is exact; and its overflow series, which has neither label and so
+//! always lives in the same shard.
+//!
+//! Locking: a writer holds one shard at a time (a point bound for another
+//! shard, or for the overflow series, is written after the lock it holds
+//! is let go), so shards never wait on each other. Readers that must see
+//! the whole family at one instant (durable save) lock every shard in
+//! index order.
 
 use hashbrown::HashTable;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::labels::label_hash;
 use super::overflow::{self, Folded, LastValues};
@@ -123,6 +142,8 @@ pub struct SeriesTable {
     /// The last values of the cumulative series folded into the overflow
     /// series (absent until a series limit is reached).
     overflowed: Option<Box<LastValues>>,
+    /// Series in the whole family, shared with its other shards.
+    family_len: Arc<AtomicUsize>,
 }
 
 impl SeriesTable {
@@ -174,8 +195,16 @@ impl SeriesTable {
             overflow::fold(last, raw.0[0], kind, temporality, incoming, total, tracked);
         match create {
             Some(state) => {
-                let (_, new) =
-                    self.upsert_keyed(overflow_labels, None, now, || state, |_| Applied::Updated);
+                let new = self
+                    .upsert_keyed(
+                        overflow_labels,
+                        None,
+                        now,
+                        usize::MAX,
+                        || state,
+                        |_| Applied::Updated,
+                    )
+                    .is_ok_and(|(_, new)| new);
                 (folded, new)
             }
             None => (folded, false),
@@ -200,24 +229,30 @@ impl SeriesTable {
             labels,
             None,
             now,
+            usize::MAX,
             || incoming,
             |state| state.apply(update, temporality),
         )
+        .unwrap_or((Applied::Updated, false))
     }
 
     /// Applies a point to the series with these labels without building a
     /// state for an existing one: `update` changes it in place (reusing its
     /// buffers), `create` builds the state of a new one. `raw` is the
     /// point's raw key when it was looked up and not known: it is
-    /// remembered for the series (as its key, or an alias).
+    /// remembered for the series (as its key, or an alias). A new series
+    /// is refused when its family already holds `limit` series: `Err`
+    /// then hands back the state it would have had (for the overflow
+    /// series).
     pub fn upsert_keyed(
         &mut self,
         labels: &LabelSet,
         raw: Option<RawKey>,
         now: u32,
+        limit: usize,
         create: impl FnOnce() -> SeriesState,
         update: impl FnOnce(&mut SeriesState) -> Applied,
-    ) -> (Applied, bool) {
+    ) -> Result<(Applied, bool), SeriesState> {
         let hash = labels.hash();
         if let Some(key) = self.key_of(labels) {
             if let Some(raw) = raw.filter(|r| *r != key) {
@@ -230,8 +265,19 @@ impl SeriesTable {
                 if !self.watched.is_empty() && applied == Applied::Updated {
                     watch::record(&mut self.watched, hash, labels.text(), &existing.state);
                 }
-                return (applied, false);
+                return Ok((applied, false));
             }
+        }
+        // Counted before it is made: the shards of a family are written at
+        // once, and the count is what they share.
+        if self
+            .family_len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(create());
         }
         let text = labels.text();
         // A raw key is new here (the caller looked it up); a key derived
@@ -262,7 +308,7 @@ impl SeriesTable {
             },
             |e| e.hash,
         );
-        (Applied::Updated, true)
+        Ok((Applied::Updated, true))
     }
 
     fn add_alias(&mut self, raw: RawKey, key: RawKey) {
@@ -346,14 +392,21 @@ impl SeriesTable {
             Ok(entry) => {
                 let (removed, _) = entry.remove();
                 self.shared.release(removed.splice);
+                self.family_len.fetch_sub(1, Ordering::AcqRel);
                 true
             }
             Err(_) => false,
         }
     }
 
+    /// Series in this table (one shard of its family).
     pub fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Series in the whole family this table is a shard of.
+    pub fn family_len(&self) -> usize {
+        self.family_len.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -403,6 +456,8 @@ impl SeriesTable {
         }
         let removed = (before - self.table.len()) as u64;
         if removed > 0 {
+            self.family_len
+                .fetch_sub(removed as usize, Ordering::AcqRel);
             let table = &self.table;
             let present = |key0: u64| table.find(key0, |s| s.key.0[0] == key0).is_some();
             self.by_labels.retain(|e| present(e.key0));
@@ -450,8 +505,20 @@ pub struct Family {
     /// Whether delta points were added up here: its series then hold
     /// totals only StreamGate knows, kept in durable state.
     accumulates: AtomicBool,
-    pub series: Mutex<SeriesTable>,
+    shards: Box<[Shard]>,
+    /// Series over all shards (each shard's table holds a clone).
+    len: Arc<AtomicUsize>,
 }
+
+/// How many tables a family's series are split into. 8 keeps two writers
+/// apart 7 times in 8 (for two instances picked at random), for 2 KiB per
+/// family (8 × 256-byte shards; an empty table allocates nothing).
+pub const SHARDS: usize = 8;
+
+/// One shard, on cache lines of its own: its lock word is written by every
+/// writer that takes it, and must not share a line with its neighbour's.
+#[repr(align(64))]
+struct Shard(Mutex<SeriesTable>);
 
 /// Help and unit, which the latest sender may refine.
 #[derive(Debug, Clone, Default)]
@@ -462,6 +529,7 @@ pub struct FamilyText {
 
 impl Family {
     pub fn new(meta: &FamilyMeta<'_>) -> Self {
+        let len = Arc::new(AtomicUsize::new(0));
         Self {
             name: meta.name.into(),
             kind: meta.kind,
@@ -471,8 +539,42 @@ impl Family {
             }),
             has_help: AtomicBool::new(!meta.help.is_empty()),
             accumulates: AtomicBool::new(false),
-            series: Mutex::new(SeriesTable::default()),
+            shards: Box::new(std::array::from_fn::<_, SHARDS, _>(|_| {
+                Shard(Mutex::new(SeriesTable {
+                    family_len: Arc::clone(&len),
+                    ..SeriesTable::default()
+                }))
+            })),
+            len,
         }
+    }
+
+    /// The index of the shard of series routed by `route` (see
+    /// [`LabelSet::route`]).
+    pub fn shard_index(route: u64) -> usize {
+        // The high bits: foldhash mixes them best.
+        (route >> 58) as usize % SHARDS
+    }
+
+    /// The shard at `index` (taken modulo [`SHARDS`]).
+    pub fn shard(&self, index: usize) -> &Mutex<SeriesTable> {
+        &self.shards[index % SHARDS].0
+    }
+
+    /// The shard that holds (or would hold) the series with these labels.
+    pub fn shard_for(&self, labels: &LabelSet) -> &Mutex<SeriesTable> {
+        self.shard(Self::shard_index(labels.route()))
+    }
+
+    /// Every shard, in index order.
+    pub fn shards(&self) -> impl Iterator<Item = &Mutex<SeriesTable>> {
+        self.shards.iter().map(|s| &s.0)
+    }
+
+    /// Every shard locked, in index order (the one order anything takes
+    /// more than one in): the whole family at one instant.
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, SeriesTable>> {
+        self.shards().map(|s| s.lock()).collect()
     }
 
     pub fn name(&self) -> &str {
@@ -524,13 +626,15 @@ impl Family {
     }
 
     pub fn series_count(&self) -> usize {
-        self.series.lock().len()
+        self.len.load(Ordering::Acquire)
     }
 
     /// Drops series last seen before `cutoff`; returns (removed, left).
     pub(super) fn expire_older_than(&self, cutoff: u32) -> (u64, usize) {
-        let mut series = self.series.lock();
-        let removed = series.retain_seen_since(cutoff);
-        (removed, series.len())
+        let removed = self
+            .shards()
+            .map(|shard| shard.lock().retain_seen_since(cutoff))
+            .sum();
+        (removed, self.series_count())
     }
 }

@@ -36,6 +36,8 @@ pub struct LabelSet {
     /// The longest run of derived labels in `text` (see
     /// [`shared_span`](Self::shared_span)).
     shared: Range<usize>,
+    /// [`route_hash`] of the block's `job` and `instance` values.
+    route: u64,
 }
 
 /// Runs of derived labels shorter than this are not worth sharing.
@@ -54,6 +56,7 @@ impl LabelSet {
         self.text.clear();
         self.hash = 0;
         self.shared = 0..0;
+        self.route = 0;
     }
 
     /// Adds a label. `write_name` writes the (already valid) label name,
@@ -111,6 +114,7 @@ impl LabelSet {
         });
         self.text.clear();
         let (mut run, mut best) = (0..0, 0..0);
+        let (mut job, mut instance) = (0..0, 0..0);
         let mut i = 0;
         while i < self.pairs.len() {
             let first = &self.pairs[i];
@@ -130,6 +134,7 @@ impl LabelSet {
             }
             self.text.push_str(name);
             self.text.push_str("=\"");
+            let value_start = self.text.len();
             if derived {
                 escape_value_into(&buf[first.value.clone()], &mut self.text);
             } else {
@@ -139,6 +144,11 @@ impl LabelSet {
                     }
                     escape_value_into(&buf[pair.value.clone()], &mut self.text);
                 }
+            }
+            match name {
+                "job" => job = value_start..self.text.len(),
+                "instance" => instance = value_start..self.text.len(),
+                _ => {}
             }
             self.text.push('"');
             if derived {
@@ -155,6 +165,13 @@ impl LabelSet {
             0..0
         };
         self.hash = label_hash(&self.text);
+        self.route = route_hash(&self.text[job], &self.text[instance]);
+    }
+
+    /// [`route_hash`] of this set's `job` and `instance` (valid after
+    /// `finish`): which shard of its family the series lives in.
+    pub fn route(&self) -> u64 {
+        self.route
     }
 
     /// The longest run of consecutive derived labels in [`text`](Self::text)
@@ -184,6 +201,24 @@ impl LabelSet {
 pub fn label_hash(text: &str) -> u64 {
     HASHER.hash_one(text.as_bytes())
 }
+
+/// The hash that places a series in a shard of its family: of its `job`
+/// and `instance` values as escaped in its label block (empty when it has
+/// none). A function of the final labels only, so a series has one shard
+/// whichever source (resource, scope, attributes) its labels came from;
+/// and the two labels that tell the instances of a service apart, so two
+/// instances' points rarely meet in one shard.
+pub fn route_hash(job: &str, instance: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = ROUTE_HASHER.build_hasher();
+    hasher.write(job.as_bytes());
+    hasher.write_u8(0xff);
+    hasher.write(instance.as_bytes());
+    hasher.finish()
+}
+
+const ROUTE_HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x7a11_0c8e_d15c_0b1e);
 
 /// Escapes a label value for both text formats: `\`, `"` and newline.
 pub fn escape_value_into(value: &str, out: &mut String) {

@@ -7,15 +7,17 @@
 //! a lookup allocates nothing, and a new series stores its label block
 //! already escaped for the exposition format, so rendering is a copy.
 //!
-//! Locking: the family map is a read-mostly `RwLock`; each family has its
-//! own `Mutex`, taken once per metric of a request (not per point).
+//! Locking: the family map is a read-mostly `RwLock`; each family splits
+//! its series into shards by `job` and `instance`, each with its own
+//! `Mutex`, taken once per metric of a request (not per point), so two
+//! instances' requests into one family rarely meet (see `family.rs`).
 //!
 //! History: series asked for by `/api/v1/series/history` are *watched*
 //! (`watch.rs`): their ring sits in their family's table and each update
-//! of a watched series appends to it under the family lock it already
+//! of a watched series appends to it under the shard lock it already
 //! holds. The watch list (bounded, least recently requested evicted) has
 //! its own lock, taken only by history requests and always before any
-//! family lock, so it never meets the ingest path.
+//! shard lock, so it never meets the ingest path.
 
 mod durable;
 mod family;
@@ -31,8 +33,10 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
-pub use family::{Family, FamilyKind, FamilyMeta, RawKey, SeriesTable, SeriesView, StoredSeries};
-pub use labels::{LabelSet, LabelSource, escape_value_into, parse_label_block};
+pub use family::{
+    Family, FamilyKind, FamilyMeta, RawKey, SHARDS, SeriesTable, SeriesView, StoredSeries,
+};
+pub use labels::{LabelSet, LabelSource, escape_value_into, parse_label_block, route_hash};
 pub use overflow::{Folded, OVERFLOW_LABEL, SeriesLimits};
 pub use shared::LabelText;
 pub use value::{Applied, SeriesState, SeriesValue, Temporality};
@@ -109,7 +113,7 @@ impl SeriesStore {
         let mut watches = self.watches.lock();
         let family = self.family(name)?;
         let watched = {
-            let mut table = family.series.lock();
+            let mut table = family.shard_for(labels).lock();
             let ring = table.watch(labels, watches.limits.points)?;
             Watched {
                 kind: family.kind(),
@@ -120,6 +124,7 @@ impl SeriesStore {
         let key = WatchKey {
             family: name.into(),
             hash: labels.hash(),
+            route: labels.route(),
             labels: labels.text().into(),
         };
         if let Some(evicted) = watches.lru.touch(key) {
@@ -133,11 +138,14 @@ impl SeriesStore {
         self.watches.lock().lru.len()
     }
 
-    /// Drops the ring of `key` (a family lock; the watch-list lock is held
+    /// Drops the ring of `key` (a shard lock; the watch-list lock is held
     /// by the caller).
     fn unwatch(&self, key: &WatchKey) {
         if let Some(family) = self.family(&key.family) {
-            family.series.lock().unwatch(key.hash, &key.labels);
+            family
+                .shard(Family::shard_index(key.route))
+                .lock()
+                .unwatch(key.hash, &key.labels);
         }
     }
 

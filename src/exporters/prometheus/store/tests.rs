@@ -36,7 +36,7 @@ fn put(
 ) -> Result<bool, StoreError> {
     let now = store.now_tick();
     store.with_family(meta(name, kind), |f| {
-        f.series
+        f.shard_for(l)
             .lock()
             .upsert(
                 l,
@@ -201,7 +201,7 @@ mod watching {
         // Asking again does not add a point.
         assert_eq!(values(&s.watch("m", &watched).unwrap()), [1.0, 2.0, 3.0]);
         let family = s.family("m").unwrap();
-        assert_eq!(family.series.lock().watched_count(), 1);
+        assert_eq!(watched_in(&family), 1);
         assert_eq!(s.watched_count(), 1);
     }
 
@@ -221,7 +221,7 @@ mod watching {
         s.watch("m", &series[0]).unwrap(); // 1 is now the oldest
         s.watch("m", &series[2]).unwrap(); // evicts 1
         assert_eq!(s.watched_count(), 2);
-        assert_eq!(s.family("m").unwrap().series.lock().watched_count(), 2);
+        assert_eq!(watched_in(&s.family("m").unwrap()), 2);
         for l in &series {
             put(&s, "m", FamilyKind::Gauge, l, 1.0).unwrap();
             put(&s, "m", FamilyKind::Gauge, l, 2.0).unwrap();
@@ -235,7 +235,7 @@ mod watching {
             points: 2,
         });
         assert_eq!(s.watched_count(), 1);
-        assert_eq!(s.family("m").unwrap().series.lock().watched_count(), 1);
+        assert_eq!(watched_in(&s.family("m").unwrap()), 1);
     }
 
     #[test]
@@ -290,13 +290,22 @@ fn series_of_a_scope_keep_their_derived_labels_once() {
     let other = scoped("0", "billing");
     assert_eq!(put(&s, "m", FamilyKind::Gauge, &other, -1.0), Ok(true));
     let family = s.family("m").unwrap();
-    let mut table = family.series.lock();
-    assert_eq!(table.len(), 101);
-    assert_eq!(table.shared_runs(), 2, "one run per (instance, job, scope)");
+    let runs = |family: &Family| -> usize { family.shards().map(|t| t.lock().shared_runs()).sum() };
+    assert_eq!(family.series_count(), 101);
+    assert_eq!(runs(&family), 2, "one run per (instance, job, scope)");
 
     // Every series reads back whole, in canonical order.
-    let mut blocks: Vec<String> = table.iter().map(|v| v.labels().to_string()).collect();
+    let mut blocks: Vec<String> = family
+        .shards()
+        .flat_map(|t| {
+            t.lock()
+                .iter()
+                .map(|v| v.labels().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     blocks.sort();
+    assert_eq!(blocks.len(), 101);
     assert!(blocks.contains(&scoped("7", "shop").text().to_string()));
     assert!(blocks.contains(&other.text().to_string()));
     // Found by the same labels whatever their source.
@@ -308,15 +317,23 @@ fn series_of_a_scope_keep_their_derived_labels_once() {
         ("zone", "eu"),
     ]);
     assert!(plain.shared_span().is_empty());
+    assert_eq!(plain.route(), scoped("7", "shop").route());
+    let table = family.shard_for(&plain).lock();
     let found = table.get(&plain).expect("found by plain labels");
     assert_eq!(found.state.value, SeriesValue::Number(7.0));
     assert!(table.get(&scoped("7", "billing")).is_none());
+    drop(table);
 
     // The last user of a run releases it.
-    assert!(table.remove(&other));
-    assert_eq!(table.shared_runs(), 1);
-    drop(table);
+    assert!(family.shard_for(&other).lock().remove(&other));
+    assert_eq!(runs(&family), 1);
+    assert_eq!(family.series_count(), 100);
     let (removed, left) = family.expire_older_than(u32::MAX);
     assert_eq!((removed, left), (100, 0));
-    assert_eq!(family.series.lock().shared_runs(), 0);
+    assert_eq!(runs(&family), 0);
+}
+
+/// Watched rings over every shard of a family.
+fn watched_in(family: &Family) -> usize {
+    family.shards().map(|t| t.lock().watched_count()).sum()
 }

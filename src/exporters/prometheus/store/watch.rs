@@ -3,7 +3,7 @@
 //!
 //! A series becomes watched on its first history request. Its ring lives
 //! in its family's [`SeriesTable`](super::SeriesTable), next to the series,
-//! so recording a point needs no lock beyond the family lock the update
+//! so recording a point needs no lock beyond the shard lock the update
 //! already holds; a family with no watched series pays one `is_empty`
 //! check per update. Which series are watched is remembered, least
 //! recently requested first, in a bounded [`Lru`]: watching one more than
@@ -152,6 +152,8 @@ impl<K: PartialEq> Lru<K> {
 pub struct WatchKey {
     pub family: Box<str>,
     pub hash: u64,
+    /// Which shard of the family the series is in.
+    pub route: u64,
     pub labels: Box<str>,
 }
 
