@@ -3,6 +3,8 @@
 //! window processor fed every raw duration.
 //!
 //! Run: `cargo bench --bench connectors`. Throughput is in spans/s.
+//! `span_metrics_threads/scaling` prints the 1 → 2 thread ratio of span
+//! metrics from two instances of one service (target: at least 1.8).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -19,6 +21,10 @@ use streamgate::pipeline::{MetricsConsumer, ObservationConsumer, TracesConsumer}
 use streamgate::processors::windows::{WindowProcessor, WindowsConfig};
 use streamgate::telemetry::Telemetry;
 
+#[path = "support/scaling.rs"]
+mod scaling;
+use scaling::{Work, on_threads};
+
 fn kv(key: &str, value: String) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -30,8 +36,12 @@ fn kv(key: &str, value: String) -> KeyValue {
 }
 
 /// 1 000 spans with 10 attributes each over 20 span names, as an SDK
-/// batch sends them.
+/// batch sends them, from instance `pod-7f9c`.
 fn realistic_traces() -> TracesRequest {
+    traces_of("pod-7f9c")
+}
+
+fn traces_of(instance: &str) -> TracesRequest {
     let spans = (0..1000u64)
         .map(|i| Span {
             trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
@@ -62,7 +72,7 @@ fn realistic_traces() -> TracesRequest {
                 attributes: vec![
                     kv("service.name", "checkout".into()),
                     kv("service.namespace", "shop".into()),
-                    kv("service.instance.id", "pod-7f9c".into()),
+                    kv("service.instance.id", instance.into()),
                     kv("host.name", "node-3".into()),
                 ],
                 ..Default::default()
@@ -131,5 +141,62 @@ fn span_metrics(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, span_metrics);
+/// Span metrics from 1 and from 2 threads at once, each thread sending
+/// its own instance's spans (as two SDK processes of one service do),
+/// beside prost decode of the same payloads (what the cores allow). With
+/// `OWN_CONNECTOR` set, each thread has a connector of its own (what the
+/// scaling would be with nothing shared).
+fn threads(c: &mut Criterion) {
+    let payloads: Vec<bytes::Bytes> = (0..2)
+        .map(|t| bytes::Bytes::from(traces_of(&format!("pod-{t}")).encode_to_vec()))
+        .collect();
+    let telemetry = Arc::new(Telemetry::new());
+    let exporter: Arc<dyn MetricsConsumer> = Arc::new(PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        telemetry.clone(),
+    ));
+    let connectors: Vec<SpanMetrics> = (0..2)
+        .map(|_| {
+            SpanMetrics::new(
+                SpanMetricsConfig::default(),
+                exporter.clone(),
+                None,
+                telemetry.clone(),
+            )
+        })
+        .collect();
+    let own = std::env::var_os("OWN_CONNECTOR").is_some();
+    let connector_for = |bytes: &bytes::Bytes| {
+        let second = own && bytes.as_ptr() == payloads[1].as_ptr();
+        &connectors[usize::from(second)]
+    };
+    for bytes in &payloads {
+        connector_for(bytes)
+            .consume_traces(&TracesBatch::decode(bytes.clone()).unwrap())
+            .unwrap();
+    }
+    let prost = |bytes: &bytes::Bytes| {
+        black_box(TracesRequest::decode(black_box(&bytes[..])).unwrap());
+    };
+    let spans = |bytes: &bytes::Bytes| {
+        let batch = TracesBatch::decode(black_box(bytes.clone())).unwrap();
+        black_box(connector_for(bytes).consume_traces(&batch).unwrap());
+    };
+    let cases: [(&str, Work<'_>); 2] = [("prost_decode", &prost), ("decode_spanmetrics", &spans)];
+    let mut group = c.benchmark_group("span_metrics_threads");
+    for (name, work) in cases {
+        for threads in [1usize, 2] {
+            group.throughput(Throughput::Elements(1000 * threads as u64));
+            group.bench_function(format!("{name}_{threads}_threads"), |b| {
+                b.iter_custom(|iters| on_threads(&payloads, threads, iters, work))
+            });
+        }
+    }
+    group.finish();
+    if scaling::wanted("span_metrics_threads/scaling") {
+        scaling::print_paired_rounds(&payloads, &cases);
+    }
+}
+
+criterion_group!(benches, span_metrics, threads);
 criterion_main!(benches);

@@ -21,6 +21,9 @@ use streamgate::telemetry::Telemetry;
 #[path = "support/requests.rs"]
 mod requests;
 use requests::realistic_request;
+#[path = "support/scaling.rs"]
+mod scaling;
+use scaling::{Work, on_threads};
 
 fn exporter() -> PrometheusExporter {
     PrometheusExporter::new(
@@ -52,9 +55,6 @@ fn ingest(c: &mut Criterion) {
     });
     group.finish();
 }
-
-/// One payload's work in the threads bench.
-type Work<'a> = &'a (dyn Fn(&Bytes) + Sync);
 
 /// The same ingest from 1 and from 2 threads at once, each thread sending
 /// its own instance's series into the same families (as two SDK
@@ -89,21 +89,6 @@ fn threads(c: &mut Criterion) {
         })
         .collect();
     let mut group = c.benchmark_group("metrics_ingest_threads");
-    // Runs `work` on one payload per thread, `iters` times each, and
-    // returns the wall time until every thread is done.
-    let on_threads = |threads: usize, iters: u64, work: Work<'_>| {
-        let start = std::time::Instant::now();
-        std::thread::scope(|scope| {
-            for bytes in &payloads[..threads] {
-                scope.spawn(move || {
-                    for _ in 0..iters {
-                        work(bytes);
-                    }
-                });
-            }
-        });
-        start.elapsed()
-    };
     // The machine's own ceiling: prost decode shares nothing between the
     // threads, so its 2-thread ratio is what the cores allow. The in-place
     // validation alone (no store, nothing shared) shows how the wire
@@ -127,45 +112,13 @@ fn threads(c: &mut Criterion) {
         for threads in [1usize, 2] {
             group.throughput(Throughput::Elements(points * threads as u64));
             group.bench_function(format!("{name}_{threads}_threads"), |b| {
-                b.iter_custom(|iters| on_threads(threads, iters, work))
+                b.iter_custom(|iters| on_threads(&payloads, threads, iters, work))
             });
         }
     }
     group.finish();
-    // Paired rounds: this VM's speed drifts between criterion's 1- and
-    // 2-thread blocks (seconds apart), so the ratio of two blocks is as
-    // noisy as the drift. Here each round times 1 thread, then 2 threads,
-    // back to back (~40 ms each), and the ratio is taken per round.
-    // Skipped when listing, testing, or filtering for another group.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let other_filter = args
-        .iter()
-        .filter(|a| !a.starts_with('-') && a.parse::<f64>().is_err())
-        .any(|f| !"metrics_ingest_threads/scaling".contains(f.as_str()));
-    if other_filter || args.iter().any(|a| a == "--list" || a == "--test") {
-        return;
-    }
-    for (name, work) in cases {
-        let iters = {
-            let once = on_threads(1, 20, work).as_secs_f64() / 20.0;
-            ((0.04 / once.max(1e-9)) as u64).max(1)
-        };
-        let mut ratios: Vec<f64> = (0..40)
-            .map(|_| {
-                let one = on_threads(1, iters, work).as_secs_f64();
-                let two = on_threads(2, iters, work).as_secs_f64();
-                2.0 * one / two
-            })
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
-        println!(
-            "scaling 1 -> 2 threads, {name}: median {:.2} (quartiles {:.2} to {:.2}) over {} paired rounds",
-            q(0.5),
-            q(0.25),
-            q(0.75),
-            ratios.len()
-        );
+    if scaling::wanted("metrics_ingest_threads/scaling") {
+        scaling::print_paired_rounds(&payloads, &cases);
     }
 }
 

@@ -50,6 +50,13 @@ impl Output {
         &mut self.groups[position].scope_metrics[0].metrics
     }
 
+    /// Starts taking the points of another table (a connector's next
+    /// shard): its resource slots are its own. A resource's series are
+    /// all in one shard, so none is split over two groups.
+    pub fn next_table(&mut self) {
+        self.index.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }

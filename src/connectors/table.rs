@@ -11,12 +11,21 @@
 //! overflow series (attribute `otel.metric.overflow=true`, no resource), so
 //! memory never grows with the cardinality of the input.
 //!
+//! A connector written by several workers at once splits its series into
+//! [`Table::shards`]: tables that share one series count (so the limit
+//! holds across them) and of which only the first keeps the overflow
+//! series; another shard answers [`Upserted::Refused`] past the limit,
+//! and the caller applies the point to the first shard once it has let
+//! its own go, so no one holds two shards.
+//!
 //! [`Table::save`] and [`Table::load`] write and read back every series
 //! (resource, dimension values, value, start and last time) for durable
 //! state, so a connector's cumulative counters continue across a restart
 //! with their original start time instead of resetting.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 
@@ -117,11 +126,20 @@ pub enum Upserted {
     New,
     /// The limit was reached: the point went to the overflow series.
     Overflow,
+    /// The limit was reached in a shard without the overflow series:
+    /// nothing changed; the point belongs to the first shard's.
+    Refused,
 }
 
 /// A connector's series.
 pub struct Table<V> {
     limit: usize,
+    /// Series (not counting the overflow series) over every table that
+    /// shares the limit: this one alone, or all shards of a connector.
+    total: Arc<AtomicUsize>,
+    /// Whether this table keeps the overflow series (the only or the
+    /// first shard).
+    holds_overflow: bool,
     slots: Vec<Option<Entry<V>>>,
     free: Vec<usize>,
     index: HashTable<IndexEntry>,
@@ -162,8 +180,23 @@ struct SavedEntryOwned<V> {
 
 impl<V> Table<V> {
     pub fn new(limit: usize) -> Self {
+        Self::sharing(limit, Arc::new(AtomicUsize::new(0)), true)
+    }
+
+    /// `count` tables that share `limit` (at least one); the first keeps
+    /// the overflow series.
+    pub fn shards(limit: usize, count: usize) -> Vec<Self> {
+        let total = Arc::new(AtomicUsize::new(0));
+        (0..count.max(1))
+            .map(|i| Self::sharing(limit, Arc::clone(&total), i == 0))
+            .collect()
+    }
+
+    fn sharing(limit: usize, total: Arc<AtomicUsize>, holds_overflow: bool) -> Self {
         Self {
             limit,
+            total,
+            holds_overflow,
             slots: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
@@ -188,6 +221,21 @@ impl<V> Table<V> {
     /// Series held, not counting the overflow series.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Series held by this table and the shards it shares its limit with.
+    pub fn total_len(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// Counts one more series if the limit allows it.
+    fn admit(&self) -> bool {
+        let limit = self.limit;
+        self.total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -256,7 +304,10 @@ impl<V> Table<V> {
             self.update_slot(slot, now_ns, update);
             return Upserted::Existing;
         }
-        if self.len >= self.limit {
+        if !self.admit() {
+            if !self.holds_overflow {
+                return Upserted::Refused;
+            }
             let overflow = self.overflow.get_or_insert_with(|| Entry {
                 key: [0; 2],
                 resource: None,
@@ -388,6 +439,7 @@ impl<V> Table<V> {
             }
             self.free.push(slot);
             self.len -= 1;
+            self.total.fetch_sub(1, Ordering::AcqRel);
             removed += 1;
             if let Some(r) = entry.resource {
                 self.release_resource(r);
@@ -410,35 +462,7 @@ impl<V> Table<V> {
     where
         V: serde::Serialize,
     {
-        let entries: Vec<&Entry<V>> = self
-            .slots
-            .iter()
-            .flatten()
-            .chain(self.overflow.as_ref())
-            .collect();
-        put(&(entries.len() as u64), out)?;
-        let mut resource = Vec::new();
-        for entry in entries {
-            resource.clear();
-            let overflow = entry.resource.is_none();
-            if !overflow {
-                prost::encoding::message::encode_repeated(
-                    1,
-                    self.resource(entry.resource),
-                    &mut resource,
-                );
-            }
-            let saved = SavedEntry {
-                overflow,
-                resource: &resource,
-                dims: entry.dims.iter().map(|d| d.as_deref()).collect(),
-                value: &entry.value,
-                start_ns: entry.start_ns,
-                last_ns: entry.last_ns,
-            };
-            put(&saved, out)?;
-        }
-        Ok(())
+        save_tables(&[self], out)
     }
 
     /// Reads back series written by [`Table::save`] from the front of
@@ -455,67 +479,25 @@ impl<V> Table<V> {
     where
         V: serde::de::DeserializeOwned,
     {
-        use prost::Message;
-        let (count, mut rest): (u64, _) =
-            postcard::take_from_bytes(bytes).map_err(DurableError::decode)?;
-        let (mut restored, mut discarded) = (0, 0);
-        for _ in 0..count {
-            let (saved, tail): (SavedEntryOwned<V>, _) =
-                postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
-            rest = tail;
-            if !fits(&saved.value, saved.dims.len()) {
-                discarded += 1;
-                continue;
-            }
-            let entry = Entry {
-                key: [0; 2],
-                resource: None,
-                dims: saved
-                    .dims
-                    .iter()
-                    .map(|d| d.as_deref().map(Box::from))
-                    .collect(),
-                value: saved.value,
-                start_ns: saved.start_ns,
-                last_ns: saved.last_ns,
-                dirty: true,
-            };
-            if saved.overflow {
-                self.overflow = Some(entry);
-                self.dirty.push(OVERFLOW);
-                restored += 1;
-                continue;
-            }
-            let Ok(resource) = crate::model::otlp::resource::Resource::decode(&saved.resource[..])
-            else {
-                return Err(DurableError::decode(
-                    "a saved resource is not a protobuf Resource",
-                ));
-            };
-            let attributes = resource.attributes;
-            let hash = resource_hash(&attributes);
-            let dims: Vec<Option<&str>> = saved.dims.iter().map(|d| d.as_deref()).collect();
-            let key = series_key(hash, &dims);
-            if self.len >= self.limit || self.slot_of(key).is_some() {
-                discarded += 1;
-                continue;
-            }
-            let resource = self.resource_slot(&attributes, hash);
-            let entry = Entry {
-                key,
-                resource: Some(resource),
-                ..entry
-            };
-            let slot = self.slots.len();
-            self.slots.push(Some(entry));
-            self.index
-                .insert_unique(key[0], IndexEntry { key, slot }, |e| e.key[0]);
-            self.dirty.push(slot);
-            self.len += 1;
-            self.last_ns = self.last_ns.max(saved.last_ns);
-            restored += 1;
-        }
-        Ok((rest, restored, discarded))
+        load_tables(bytes, &mut [self], |_| 0, fits)
+    }
+
+    /// Adds a series read back by [`load_tables`] (its key not present).
+    fn insert_loaded(&mut self, entry: Entry<V>, attributes: &[KeyValue], hash: u64) {
+        let key = entry.key;
+        let resource = self.resource_slot(attributes, hash);
+        let last_ns = entry.last_ns;
+        let entry = Entry {
+            resource: Some(resource),
+            ..entry
+        };
+        let slot = self.slots.len();
+        self.slots.push(Some(entry));
+        self.index
+            .insert_unique(key[0], IndexEntry { key, slot }, |e| e.key[0]);
+        self.dirty.push(slot);
+        self.len += 1;
+        self.last_ns = self.last_ns.max(last_ns);
     }
 
     fn release_resource(&mut self, slot: usize) {
@@ -532,6 +514,118 @@ impl<V> Table<V> {
             self.free_resources.push(slot);
         }
     }
+}
+
+/// Writes the series of every table (the shards of one connector) as
+/// one [`Table::save`] would write them from a single table.
+pub fn save_tables<V: serde::Serialize>(
+    tables: &[&Table<V>],
+    out: &mut Vec<u8>,
+) -> Result<(), DurableError> {
+    let entries: Vec<(&Table<V>, &Entry<V>)> = tables
+        .iter()
+        .flat_map(|t| {
+            t.slots
+                .iter()
+                .flatten()
+                .chain(t.overflow.as_ref())
+                .map(move |e| (*t, e))
+        })
+        .collect();
+    put(&(entries.len() as u64), out)?;
+    let mut resource = Vec::new();
+    for (table, entry) in entries {
+        resource.clear();
+        let overflow = entry.resource.is_none();
+        if !overflow {
+            prost::encoding::message::encode_repeated(
+                1,
+                table.resource(entry.resource),
+                &mut resource,
+            );
+        }
+        let saved = SavedEntry {
+            overflow,
+            resource: &resource,
+            dims: entry.dims.iter().map(|d| d.as_deref()).collect(),
+            value: &entry.value,
+            start_ns: entry.start_ns,
+            last_ns: entry.last_ns,
+        };
+        put(&saved, out)?;
+    }
+    Ok(())
+}
+
+/// Reads back what [`save_tables`] (or [`Table::save`]) wrote into the
+/// (empty) `tables`, each series into `tables[route(resource hash)]` and
+/// the overflow series into the table that keeps it; see [`Table::load`].
+pub fn load_tables<'b, V, T>(
+    bytes: &'b [u8],
+    tables: &mut [T],
+    route: impl Fn(u64) -> usize,
+    fits: impl Fn(&V, usize) -> bool,
+) -> Result<(&'b [u8], u64, u64), DurableError>
+where
+    V: serde::de::DeserializeOwned,
+    T: std::ops::DerefMut<Target = Table<V>>,
+{
+    use prost::Message;
+    if tables.is_empty() {
+        return Err(DurableError::decode("no table to load into"));
+    }
+    let (count, mut rest): (u64, _) =
+        postcard::take_from_bytes(bytes).map_err(DurableError::decode)?;
+    let (mut restored, mut discarded) = (0, 0);
+    let overflow_table = tables.iter().position(|t| t.holds_overflow).unwrap_or(0);
+    for _ in 0..count {
+        let (saved, tail): (SavedEntryOwned<V>, _) =
+            postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
+        rest = tail;
+        if !fits(&saved.value, saved.dims.len()) {
+            discarded += 1;
+            continue;
+        }
+        let entry = Entry {
+            key: [0; 2],
+            resource: None,
+            dims: saved
+                .dims
+                .iter()
+                .map(|d| d.as_deref().map(Box::from))
+                .collect(),
+            value: saved.value,
+            start_ns: saved.start_ns,
+            last_ns: saved.last_ns,
+            dirty: true,
+        };
+        if saved.overflow {
+            let table = &mut tables[overflow_table];
+            table.overflow = Some(entry);
+            table.dirty.push(OVERFLOW);
+            restored += 1;
+            continue;
+        }
+        let Ok(resource) = crate::model::otlp::resource::Resource::decode(&saved.resource[..])
+        else {
+            return Err(DurableError::decode(
+                "a saved resource is not a protobuf Resource",
+            ));
+        };
+        let attributes = resource.attributes;
+        let hash = resource_hash(&attributes);
+        let dims: Vec<Option<&str>> = saved.dims.iter().map(|d| d.as_deref()).collect();
+        let key = series_key(hash, &dims);
+        let count = tables.len();
+        let table = &mut tables[route(hash) % count];
+        if table.slot_of(key).is_some() || !table.admit() {
+            discarded += 1;
+            continue;
+        }
+        table.insert_loaded(Entry { key, ..entry }, &attributes, hash);
+        restored += 1;
+    }
+    Ok((rest, restored, discarded))
 }
 
 #[cfg(test)]

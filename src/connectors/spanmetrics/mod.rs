@@ -9,6 +9,11 @@
 //! histogram) with exemplars, and hands the raw durations to the
 //! observation consumer (the window processor). Series are bounded by `cardinality_limit` (then one
 //! overflow series) and expire after `series_ttl`.
+//!
+//! The series are split into [`SHARDS`] tables by resource, each behind
+//! its own lock, so workers writing the spans of different service
+//! instances do not take turns on one lock (see `connectors/table.rs` for
+//! how the limit and the overflow series stay single).
 
 pub mod config;
 mod series;
@@ -34,12 +39,30 @@ use crate::pipeline::{
 use crate::telemetry::Telemetry;
 
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
-use super::table::{SeriesKey, Table, Upserted, canonical_resource, series_key};
+use super::table::{
+    SeriesKey, Table, Upserted, canonical_resource, load_tables, save_tables, series_key,
+};
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
 use series::{Buckets, Exemplar, SpanSeries};
 
 /// Dimensions every span has, in order.
 const FIXED: [&str; 4] = ["service.name", "span.name", "span.kind", "status.code"];
+
+/// How many tables the series are split into, by resource.
+pub const SHARDS: usize = 8;
+
+/// The shard that keeps the overflow series.
+const OVERFLOW_SHARD: usize = 0;
+
+/// One table, on cache lines of its own (its lock word is written by
+/// every worker that takes it).
+#[repr(align(64))]
+struct Shard(Mutex<Table<SpanSeries>>);
+
+/// The shard of a resource's series, from its hash.
+fn shard_of(resource_hash: u64) -> usize {
+    (resource_hash >> 59) as usize % SHARDS
+}
 
 /// The connector. Shared as `Arc<SpanMetrics>`.
 pub struct SpanMetrics {
@@ -48,7 +71,7 @@ pub struct SpanMetrics {
     bounds: Vec<f64>,
     dimension_names: Vec<String>,
     scope: InstrumentationScope,
-    table: Mutex<Table<SpanSeries>>,
+    shards: Box<[Shard]>,
     downstream: Arc<dyn MetricsConsumer>,
     observer: Option<Arc<dyn ObservationConsumer>>,
     telemetry: Arc<Telemetry>,
@@ -72,7 +95,10 @@ impl SpanMetrics {
             .chain(config.dimensions.iter().map(|d| d.name.clone()))
             .collect();
         Self {
-            table: Mutex::new(Table::new(config.cardinality_limit)),
+            shards: Table::shards(config.cardinality_limit, SHARDS)
+                .into_iter()
+                .map(|t| Shard(Mutex::new(t)))
+                .collect(),
             kind,
             bounds,
             dimension_names,
@@ -131,7 +157,8 @@ impl SpanMetrics {
     /// Drops series with no span within `series_ttl`. Returns how many.
     pub fn expire(&self, now_ns: u64) -> usize {
         let ttl = self.config.series_ttl.get().as_nanos() as u64;
-        self.table.lock().expire(now_ns.saturating_sub(ttl))
+        let cutoff = now_ns.saturating_sub(ttl);
+        self.shards.iter().map(|s| s.0.lock().expire(cutoff)).sum()
     }
 
     /// How often changed series are emitted (zero: after every request).
@@ -141,19 +168,17 @@ impl SpanMetrics {
 
     /// Series currently held.
     pub fn series(&self) -> usize {
-        self.table.lock().len()
+        self.shards[0].0.lock().total_len()
     }
 
-    /// Hands the series that changed since the last flush on as metrics
-    /// (cumulative calls and durations), and their new durations to the
-    /// observation consumer. Runs after every request with a zero
-    /// `flush_interval`, else on that interval and at shutdown.
-    pub fn flush(&self) {
-        let mut table = self.table.lock();
+    fn shard(&self, index: usize) -> parking_lot::MutexGuard<'_, Table<SpanSeries>> {
+        self.shards[index % SHARDS].0.lock()
+    }
+
+    /// Moves the changed series of one shard into `output`, stamped with
+    /// the shard's clock.
+    fn drain_into(&self, table: &mut Table<SpanSeries>, output: &mut Output, duration_name: &str) {
         let now = table.tick(now_ns());
-        let mut output = Output::new(self.scope.clone(), self.template());
-        let calls_name = self.calls_name();
-        let duration_name = self.duration_name();
         table.drain_dirty(|resource, entry| {
             let attributes = if entry.resource.is_none() {
                 vec![overflow_attribute()]
@@ -170,7 +195,7 @@ impl SpanMetrics {
                 observer.observe(&Observations {
                     resource,
                     scope: &self.scope,
-                    metric: &duration_name,
+                    metric: duration_name,
                     unit: "s",
                     description: "Span durations recorded by the span-metrics connector.",
                     attributes: &attributes,
@@ -183,7 +208,22 @@ impl SpanMetrics {
                 .value
                 .write_points(metrics, attributes, &self.bounds, entry.start_ns, now);
         });
-        drop(table);
+    }
+
+    /// Hands the series that changed since the last flush on as metrics
+    /// (cumulative calls and durations), and their new durations to the
+    /// observation consumer. Runs after every request with a zero
+    /// `flush_interval`, else on that interval and at shutdown.
+    pub fn flush(&self) {
+        let mut output = Output::new(self.scope.clone(), self.template());
+        let calls_name = self.calls_name();
+        let duration_name = self.duration_name();
+        // One shard at a time: writers wait for one shard, not all.
+        for shard in self.shards.iter() {
+            let mut table = shard.0.lock();
+            self.drain_into(&mut table, &mut output, &duration_name);
+            output.next_table();
+        }
         if !output.is_empty() {
             let outcome = self
                 .downstream
@@ -207,10 +247,13 @@ impl SpanMetrics {
 
 impl TracesConsumer for SpanMetrics {
     /// Two passes, as the metrics processors: every span's series key,
-    /// duration and exemplar are read without the lock, then the table is
-    /// probed for all of them back to back under it (their cache misses
-    /// overlap, and two requests share the lock for less time). Spans of
-    /// series not seen before are added by a second walk of the request.
+    /// duration and exemplar are read without a lock, then each shard the
+    /// request's resources fall in is probed for its spans back to back
+    /// under its lock (their cache misses overlap, and two requests share
+    /// a lock for less time, or not at all when their resources differ).
+    /// Spans of series not seen before are added by a further walk of the
+    /// request; those past the limit in a shard without the overflow
+    /// series go to it once that shard is let go.
     fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
         let keep_values = self.observer.is_some();
         let mut samples = Vec::with_capacity(batch.item_count() as usize);
@@ -218,51 +261,44 @@ impl TracesConsumer for SpanMetrics {
             let seconds = span.seconds();
             samples.push(SpanSample {
                 key: series_key(rhash, dims),
+                shard: shard_of(rhash),
                 seconds,
                 exemplar: self.exemplar(span, seconds),
             });
         });
-        let mut table = self.table.lock();
-        let now = table.tick(now_ns());
-        for sample in &samples {
-            table.touch(sample.key);
-        }
-        let mut missing = Vec::new();
-        for (i, sample) in samples.iter().enumerate() {
-            let found = table.update_existing(sample.key, now, |s| {
-                s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values)
-            });
-            if !found {
-                missing.push(i);
+        let mut shards: Vec<usize> = samples.iter().map(|s| s.shard).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut overflowed = 0u64;
+        let mut refused = Vec::new();
+        for shard in shards {
+            let mut table = self.shard(shard);
+            let now = table.tick(now_ns());
+            let of_shard = || samples.iter().enumerate().filter(|(_, s)| s.shard == shard);
+            for (_, sample) in of_shard() {
+                table.touch(sample.key);
+            }
+            let mut missing = Vec::new();
+            for (i, sample) in of_shard() {
+                let found = table.update_existing(sample.key, now, |s| {
+                    s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values)
+                });
+                if !found {
+                    missing.push(i);
+                }
+            }
+            if !missing.is_empty() {
+                overflowed +=
+                    self.add_series(batch, &samples, &missing, &mut table, now, &mut refused);
             }
         }
-        let mut overflowed = 0u64;
-        if !missing.is_empty() {
-            let mut missing = missing.into_iter().peekable();
-            let mut index = 0;
-            self.for_each_span(batch, |resource, rhash, dims, _| {
-                let this = index;
-                index += 1;
-                if missing.next_if_eq(&this).is_none() {
-                    return;
-                }
-                let Some(sample) = samples.get(this) else {
-                    return;
-                };
-                let outcome = table.upsert(
-                    resource,
-                    rhash,
-                    dims,
-                    now,
-                    || self.new_series(),
-                    |s| s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values),
-                );
-                if outcome == Upserted::Overflow {
-                    overflowed += 1;
-                }
-            });
+        if !refused.is_empty() {
+            refused.sort_unstable();
+            let mut table = self.shard(OVERFLOW_SHARD);
+            let now = table.tick(now_ns());
+            let mut none = Vec::new();
+            overflowed += self.add_series(batch, &samples, &refused, &mut table, now, &mut none);
         }
-        drop(table);
         if overflowed > 0 {
             self.telemetry
                 .record_connector_overflow("spanmetrics", overflowed);
@@ -274,9 +310,56 @@ impl TracesConsumer for SpanMetrics {
     }
 }
 
+impl SpanMetrics {
+    /// Adds the spans at `indices` (ascending) of the request, whose
+    /// series `table` did not have, by walking the request again; returns
+    /// how many went to the overflow series. Those the table refuses (past
+    /// the limit, without the overflow series) are added to `refused`.
+    fn add_series(
+        &self,
+        batch: &TracesBatch,
+        samples: &[SpanSample],
+        indices: &[usize],
+        table: &mut Table<SpanSeries>,
+        now: u64,
+        refused: &mut Vec<usize>,
+    ) -> u64 {
+        let keep_values = self.observer.is_some();
+        let mut overflowed = 0;
+        let mut wanted = indices.iter().copied().peekable();
+        let mut index = 0;
+        self.for_each_span(batch, |resource, rhash, dims, _| {
+            let this = index;
+            index += 1;
+            if wanted.next_if_eq(&this).is_none() {
+                return;
+            }
+            let Some(sample) = samples.get(this) else {
+                return;
+            };
+            let outcome = table.upsert(
+                resource,
+                rhash,
+                dims,
+                now,
+                || self.new_series(),
+                |s| s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values),
+            );
+            match outcome {
+                Upserted::Overflow => overflowed += 1,
+                Upserted::Refused => refused.push(this),
+                Upserted::Existing | Upserted::New => {}
+            }
+        });
+        overflowed
+    }
+}
+
 /// A span as the first pass of `consume_traces` reads it.
 struct SpanSample {
     key: SeriesKey,
+    /// The shard of its resource.
+    shard: usize,
     seconds: f64,
     exemplar: Option<Exemplar>,
 }
@@ -366,7 +449,9 @@ impl crate::pipeline::durable::Durable for SpanMetrics {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
-        self.table.lock().save(out)
+        let tables: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
+        let tables: Vec<&Table<SpanSeries>> = tables.iter().map(|t| &**t).collect();
+        save_tables(&tables, out)
     }
 
     fn restore(
@@ -386,7 +471,8 @@ impl crate::pipeline::durable::Durable for SpanMetrics {
                     Buckets::Exponential(_) => exponential,
                 }
         };
-        let (rest, items, discarded) = self.table.lock().load(snapshot, fits)?;
+        let mut tables: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
+        let (rest, items, discarded) = load_tables(snapshot, &mut tables, shard_of, fits)?;
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last series"));
         }

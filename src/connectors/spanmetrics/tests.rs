@@ -483,3 +483,172 @@ fn known_and_new_series_in_one_request_each_count_their_spans() {
         .collect();
     assert_eq!(counts, want);
 }
+
+/// One resource (`service.name` "shop", the instance) per entry.
+fn request_from(resources: Vec<(String, Vec<Span>)>) -> TracesBatch {
+    TracesBatch::from_request(crate::model::TracesRequest {
+        resource_spans: resources
+            .into_iter()
+            .map(|(instance, spans)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", "shop"),
+                        kv("service.instance.id", &instance),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    })
+}
+
+/// Calls per emitted series: (instance, or `None` for the overflow
+/// series, calls), over every request the capture holds.
+fn calls_by_instance(capture: &Capture) -> Vec<(Option<String>, i64)> {
+    let mut out = Vec::new();
+    for r in capture.requests.lock().iter() {
+        for rm in &r.resource_metrics {
+            let instance = rm
+                .resource
+                .as_ref()
+                .and_then(|r| attr(&r.attributes, "service.instance.id"))
+                .map(str::to_string);
+            let single = MetricsRequest {
+                resource_metrics: vec![rm.clone()],
+            };
+            let sum = calls_sum(&single);
+            for p in &sum.data_points {
+                if let Some(crate::model::otlp::metrics::number_data_point::Value::AsInt(n)) =
+                    p.value
+                {
+                    out.push((instance.clone(), n));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn instances(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("pod-{i}")).collect()
+}
+
+#[test]
+fn the_limit_counts_every_shard_and_one_overflow_series_takes_the_rest() {
+    let pods = instances(16);
+    let shards: std::collections::HashSet<usize> = pods
+        .iter()
+        .map(|p| {
+            let (_, hash) = super::super::table::canonical_resource(vec![
+                kv("service.name", "shop"),
+                kv("service.instance.id", p),
+            ]);
+            shard_of(hash)
+        })
+        .collect();
+    assert!(shards.len() > 2, "the instances spread over shards");
+    let (c, capture, _) = connector_flushing_every(
+        SpanMetricsConfig {
+            cardinality_limit: 3,
+            ..Default::default()
+        },
+        HumanDuration::secs(60),
+    );
+    let spans = || vec![span("op", 2, 0, 5, 1), span("op", 2, 0, 7, 2)];
+    c.consume_traces(&request_from(
+        pods.iter().map(|p| (p.clone(), spans())).collect(),
+    ))
+    .unwrap();
+    assert_eq!(c.series(), 3);
+    c.flush();
+    let calls = calls_by_instance(&capture);
+    let (overflow, kept): (Vec<_>, Vec<_>) = calls.iter().partition(|(i, _)| i.is_none());
+    assert_eq!(kept.len(), 3, "{calls:?}");
+    assert!(kept.iter().all(|(_, n)| *n == 2), "{calls:?}");
+    assert_eq!(overflow, vec![&(None, 13 * 2)], "one overflow series");
+}
+
+#[test]
+fn two_writers_at_once_stop_at_the_limit() {
+    let (c, capture, _) = connector_flushing_every(
+        SpanMetricsConfig {
+            cardinality_limit: 20,
+            ..Default::default()
+        },
+        HumanDuration::secs(60),
+    );
+    let c = Arc::new(c);
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let c = Arc::clone(&c);
+            std::thread::spawn(move || {
+                for round in 0..25 {
+                    let resources = (0..4)
+                        .map(|i| (format!("w{w}-{round}-{i}"), vec![span("op", 2, 0, 5, 1)]))
+                        .collect();
+                    c.consume_traces(&request_from(resources))
+                        .expect("consumed");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    assert_eq!(c.series(), 20);
+    c.flush();
+    let calls = calls_by_instance(&capture);
+    let (overflow, kept): (Vec<_>, Vec<_>) = calls.iter().partition(|(i, _)| i.is_none());
+    assert_eq!(kept.len(), 20);
+    assert_eq!(overflow, vec![&(None, 180)]);
+}
+
+#[test]
+fn every_shard_is_saved_and_restored() {
+    use crate::pipeline::durable::Durable;
+    let pods = instances(16);
+    let (c, _, _) = connector_flushing_every(SpanMetricsConfig::default(), HumanDuration::secs(60));
+    c.consume_traces(&request_from(
+        pods.iter()
+            .enumerate()
+            .map(|(n, p)| {
+                (
+                    p.clone(),
+                    (0..=n).map(|i| span("op", 2, 0, 5, i as u8)).collect(),
+                )
+            })
+            .collect(),
+    ))
+    .unwrap();
+    let mut snapshot = Vec::new();
+    c.snapshot(&mut snapshot).unwrap();
+    let (restarted, capture, _) =
+        connector_flushing_every(SpanMetricsConfig::default(), HumanDuration::secs(60));
+    let restored = restarted.restore(&snapshot).unwrap();
+    assert_eq!((restored.items, restored.discarded), (16, 0));
+    assert_eq!(restarted.series(), 16);
+    restarted.flush();
+    let mut calls = calls_by_instance(&capture);
+    calls.sort();
+    let mut want: Vec<(Option<String>, i64)> = pods
+        .iter()
+        .enumerate()
+        .map(|(n, p)| (Some(p.clone()), n as i64 + 1))
+        .collect();
+    want.sort();
+    assert_eq!(calls, want);
+    // A restored series is found again by its spans: one more call each.
+    restarted
+        .consume_traces(&request_from(
+            pods.iter()
+                .map(|p| (p.clone(), vec![span("op", 2, 0, 5, 1)]))
+                .collect(),
+        ))
+        .unwrap();
+    assert_eq!(restarted.series(), 16);
+}
