@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use streamgate::connectors::servicegraph::{ServiceGraph, ServiceGraphConfig};
 use streamgate::connectors::spanmetrics::{SpanMetrics, SpanMetricsConfig};
 use streamgate::exporters::prometheus::{PrometheusExporter, PrometheusExporterConfig};
 use streamgate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -42,9 +43,14 @@ fn realistic_traces() -> TracesRequest {
 }
 
 fn traces_of(instance: &str) -> TracesRequest {
+    // Each instance's traces are its own.
+    let salt = instance
+        .bytes()
+        .fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(u128::from(b)))
+        << 64;
     let spans = (0..1000u64)
         .map(|i| Span {
-            trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+            trace_id: (salt | (i as u128 + 1)).to_be_bytes().to_vec(),
             span_id: (i + 1).to_be_bytes().to_vec(),
             parent_span_id: (i / 2 + 1).to_be_bytes().to_vec(),
             name: format!("GET /api/v1/items/{}", i % 20),
@@ -182,7 +188,23 @@ fn threads(c: &mut Criterion) {
         let batch = TracesBatch::decode(black_box(bytes.clone())).unwrap();
         black_box(connector_for(bytes).consume_traces(&batch).unwrap());
     };
-    let cases: [(&str, Work<'_>); 2] = [("prost_decode", &prost), ("decode_spanmetrics", &spans)];
+    // The default traces pipeline: span metrics, then the service graph
+    // (every span here is a SERVER half waiting for its client).
+    let graph = ServiceGraph::new(
+        ServiceGraphConfig::default(),
+        exporter.clone(),
+        Arc::new(Telemetry::new()),
+    );
+    let spans_and_graph = |bytes: &bytes::Bytes| {
+        let batch = TracesBatch::decode(black_box(bytes.clone())).unwrap();
+        black_box(connector_for(bytes).consume_traces(&batch).unwrap());
+        black_box(graph.consume_traces(&batch).unwrap());
+    };
+    let cases: [(&str, Work<'_>); 3] = [
+        ("prost_decode", &prost),
+        ("decode_spanmetrics", &spans),
+        ("decode_spanmetrics_servicegraph", &spans_and_graph),
+    ];
     let mut group = c.benchmark_group("span_metrics_threads");
     for (name, work) in cases {
         for threads in [1usize, 2] {

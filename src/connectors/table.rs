@@ -305,25 +305,7 @@ impl<V> Table<V> {
             return Upserted::Existing;
         }
         if !self.admit() {
-            if !self.holds_overflow {
-                return Upserted::Refused;
-            }
-            let overflow = self.overflow.get_or_insert_with(|| Entry {
-                key: [0; 2],
-                resource: None,
-                dims: Vec::new(),
-                value: make(),
-                start_ns: now_ns,
-                last_ns: now_ns,
-                dirty: false,
-            });
-            update(&mut overflow.value);
-            overflow.last_ns = now_ns;
-            if !overflow.dirty {
-                overflow.dirty = true;
-                self.dirty.push(OVERFLOW);
-            }
-            return Upserted::Overflow;
+            return self.upsert_overflow(now_ns, make, update);
         }
         let resource = self.resource_slot(resource, resource_hash);
         let mut value = make();
@@ -352,6 +334,36 @@ impl<V> Table<V> {
         self.dirty.push(slot);
         self.len += 1;
         Upserted::New
+    }
+
+    /// Applies `update` to the overflow series (created by `make`), if
+    /// this table keeps it; [`Upserted::Refused`], and nothing changed,
+    /// if not. For a point another shard refused past the limit.
+    pub fn upsert_overflow(
+        &mut self,
+        now_ns: u64,
+        make: impl FnOnce() -> V,
+        update: impl FnOnce(&mut V),
+    ) -> Upserted {
+        if !self.holds_overflow {
+            return Upserted::Refused;
+        }
+        let overflow = self.overflow.get_or_insert_with(|| Entry {
+            key: [0; 2],
+            resource: None,
+            dims: Vec::new(),
+            value: make(),
+            start_ns: now_ns,
+            last_ns: now_ns,
+            dirty: false,
+        });
+        update(&mut overflow.value);
+        overflow.last_ns = now_ns;
+        if !overflow.dirty {
+            overflow.dirty = true;
+            self.dirty.push(OVERFLOW);
+        }
+        Upserted::Overflow
     }
 
     fn resource_slot(&mut self, attributes: &[KeyValue], hash: u64) -> usize {

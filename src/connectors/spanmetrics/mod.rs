@@ -293,11 +293,19 @@ impl TracesConsumer for SpanMetrics {
             }
         }
         if !refused.is_empty() {
-            refused.sort_unstable();
+            // Straight to the overflow series: the series belong to other
+            // shards, and must not be created here even if the count has
+            // fallen since.
             let mut table = self.shard(OVERFLOW_SHARD);
             let now = table.tick(now_ns());
-            let mut none = Vec::new();
-            overflowed += self.add_series(batch, &samples, &refused, &mut table, now, &mut none);
+            for sample in refused.iter().filter_map(|&i| samples.get(i)) {
+                table.upsert_overflow(
+                    now,
+                    || self.new_series(),
+                    |s| s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values),
+                );
+                overflowed += 1;
+            }
         }
         if overflowed > 0 {
             self.telemetry
