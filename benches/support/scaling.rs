@@ -4,7 +4,8 @@
 //! This VM's speed drifts between criterion's 1- and 2-thread blocks
 //! (seconds apart), so the ratio of two blocks is as noisy as the drift.
 //! Here each round times 1 thread, then 2 threads, back to back (~40 ms
-//! each), and the ratio is taken per round.
+//! each), and the ratio is taken per round; the cases take turns within
+//! a round.
 
 use bytes::Bytes;
 
@@ -44,20 +45,26 @@ pub fn wanted(id: &str) -> bool {
 }
 
 /// Prints, per case, the median and quartiles of the 1 → 2 thread
-/// throughput ratio over 40 paired rounds.
+/// throughput ratio over 40 paired rounds. The cases take turns within
+/// each round, so a stretch of time when the VM's second vCPU is slow
+/// falls on every case alike, not on whichever case ran then.
 pub fn print_paired_rounds(payloads: &[Bytes], cases: &[(&str, Work<'_>)]) {
-    for (name, work) in cases {
-        let iters = {
+    let iters: Vec<u64> = cases
+        .iter()
+        .map(|(_, work)| {
             let once = on_threads(payloads, 1, 20, *work).as_secs_f64() / 20.0;
             ((0.04 / once.max(1e-9)) as u64).max(1)
-        };
-        let mut ratios: Vec<f64> = (0..40)
-            .map(|_| {
-                let one = on_threads(payloads, 1, iters, *work).as_secs_f64();
-                let two = on_threads(payloads, 2, iters, *work).as_secs_f64();
-                2.0 * one / two
-            })
-            .collect();
+        })
+        .collect();
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(40); cases.len()];
+    for _ in 0..40 {
+        for ((_, work), (iters, ratios)) in cases.iter().zip(iters.iter().zip(&mut ratios)) {
+            let one = on_threads(payloads, 1, *iters, *work).as_secs_f64();
+            let two = on_threads(payloads, 2, *iters, *work).as_secs_f64();
+            ratios.push(2.0 * one / two);
+        }
+    }
+    for ((name, _), mut ratios) in cases.iter().zip(ratios) {
         ratios.sort_by(f64::total_cmp);
         let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
         println!(
