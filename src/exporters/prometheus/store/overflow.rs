@@ -42,12 +42,6 @@ impl SeriesLimits {
         global: usize::MAX,
     };
 
-    /// Whether a new series may be added to a family of `family_len`
-    /// series while the store holds `total`.
-    pub fn allow(&self, family_len: usize, total: usize) -> bool {
-        family_len < self.per_metric && total < self.global
-    }
-
     /// Cumulative series beyond the limit whose last value a family keeps.
     pub fn tracked(&self) -> usize {
         self.per_metric.min(self.global)
