@@ -27,7 +27,7 @@ use crate::pipeline::{ConsumeResult, Consumed, LogsConsumer, MetricsConsumer};
 use crate::telemetry::Telemetry;
 
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
-use super::table::{Table, Upserted, canonical_resource};
+use super::table::{Table, Upserted, canonical_resource, load_tables, save_tables};
 pub use config::LogMetricsConfig;
 
 /// The range name of an OTel severity number.
@@ -71,12 +71,36 @@ struct Counts {
     records: u64,
 }
 
-/// The connector. Shared as `Arc<LogMetrics>`.
+/// How many pairs of tables the series are split into, by resource.
+const SHARDS: usize = 8;
+
+/// The shard that keeps the overflow series.
+const OVERFLOW_SHARD: usize = 0;
+
+/// The record and error-record tables of one shard, on cache lines of
+/// their own (the lock word is written by every worker that takes it).
+#[repr(align(64))]
+struct Shard(Mutex<Tables>);
+
+struct Tables {
+    records: Table<Counts>,
+    errors: Table<Counts>,
+}
+
+/// The shard of a resource's series, from its hash.
+fn shard_of(resource_hash: u64) -> usize {
+    (resource_hash >> 59) as usize % SHARDS
+}
+
+/// The connector. Shared as `Arc<LogMetrics>`. Its series are split into
+/// [`SHARDS`] pairs of tables by resource, each pair behind its own lock,
+/// so workers counting different services' logs do not take turns on one
+/// lock (see `connectors/table.rs` for how the limit and the overflow
+/// series stay single).
 pub struct LogMetrics {
     config: LogMetricsConfig,
     scope: InstrumentationScope,
-    records: Mutex<Table<Counts>>,
-    errors: Mutex<Table<Counts>>,
+    shards: Box<[Shard]>,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
 }
@@ -90,9 +114,14 @@ impl LogMetrics {
         downstream: Arc<dyn MetricsConsumer>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
+        let limit = config.cardinality_limit;
+        let shards = Table::shards(limit, SHARDS)
+            .into_iter()
+            .zip(Table::shards(limit, SHARDS))
+            .map(|(records, errors)| Shard(Mutex::new(Tables { records, errors })))
+            .collect();
         Self {
-            records: Mutex::new(Table::new(config.cardinality_limit)),
-            errors: Mutex::new(Table::new(config.cardinality_limit)),
+            shards,
             scope: InstrumentationScope {
                 name: "streamgate.logmetrics".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -121,8 +150,57 @@ impl LogMetrics {
     /// Drops series with no record within `series_ttl`. Returns how many.
     pub fn expire(&self, now_ns: u64) -> usize {
         let cutoff = now_ns.saturating_sub(self.config.series_ttl.get().as_nanos() as u64);
-        self.records.lock().expire(cutoff) + self.errors.lock().expire(cutoff)
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut t = s.0.lock();
+                t.records.expire(cutoff) + t.errors.expire(cutoff)
+            })
+            .sum()
     }
+
+    /// Moves the changed series of one shard into `output`, stamped with
+    /// the shard's clock.
+    fn drain_into(tables: &mut Tables, output: &mut Output) {
+        let now = tables.records.tick(now_ns());
+        drain_table(
+            &mut tables.records,
+            output,
+            0,
+            &["service.name", "severity"],
+            now,
+        );
+        drain_table(&mut tables.errors, output, 1, &["service.name"], now);
+    }
+}
+
+/// Moves the changed series of one table into `output` as points of the
+/// metric at `index`, their dimensions named by `names`. A table's
+/// resource slots are its own: the output starts a new table after it.
+fn drain_table(
+    table: &mut Table<Counts>,
+    output: &mut Output,
+    index: usize,
+    names: &[&str],
+    now: u64,
+) {
+    table.drain_dirty(|resource, entry| {
+        let attributes = match entry.resource {
+            None => vec![overflow_attribute()],
+            Some(_) => names
+                .iter()
+                .zip(&entry.dims)
+                .filter_map(|(k, v)| v.as_deref().map(|v| string_attribute(k, v)))
+                .collect(),
+        };
+        let metrics = output.metrics(entry.resource, resource);
+        push(
+            metrics,
+            index,
+            point(attributes, entry.value.records, entry.start_ns, now),
+        );
+    });
+    output.next_table();
 }
 
 fn point(
@@ -147,11 +225,23 @@ fn push(metrics: &mut [Metric], index: usize, p: NumberDataPoint) {
 }
 
 impl LogsConsumer for LogMetrics {
+    /// Each resource's records are counted under the lock of its shard
+    /// (one at a time). Records past the limit in a shard without the
+    /// overflow series are added to it once that shard is let go. Then
+    /// the changed series of every shard the request touched are taken
+    /// for output, each shard once.
     fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
         let mut overflowed = 0u64;
-        let mut records = self.records.lock();
-        let mut errors = self.errors.lock();
-        let now = records.tick(now_ns());
+        let mut output = Output::new(
+            self.scope.clone(),
+            vec![
+                Self::counter(RECORDS, "Log records received, by service and severity."),
+                Self::counter(ERRORS, "Log records at ERROR or FATAL level, by service."),
+            ],
+        );
+        // Refused records and error records, for the overflow series.
+        let (mut refused, mut refused_errors) = (0u64, 0u64);
+        let mut touched = [false; SHARDS];
         for rl in &request.resource_logs {
             let (resource, rhash) = canonical_resource(
                 rl.resource
@@ -161,6 +251,10 @@ impl LogsConsumer for LogMetrics {
             );
             let resource = resource.as_slice();
             let service = find_str(resource, "service.name");
+            let shard = shard_of(rhash);
+            touched[shard] = true;
+            let mut tables = self.shards[shard].0.lock();
+            let now = tables.records.tick(now_ns());
             for sl in &rl.scope_logs {
                 for record in &sl.log_records {
                     let severity = if record.severity_text.is_empty() {
@@ -168,67 +262,54 @@ impl LogsConsumer for LogMetrics {
                     } else {
                         record.severity_text.as_str()
                     };
-                    let outcome = records.upsert(
+                    match tables.records.upsert(
                         resource,
                         rhash,
                         &[service, Some(severity)],
                         now,
                         Counts::default,
                         |c| c.records += 1,
-                    );
-                    overflowed += u64::from(outcome == Upserted::Overflow);
+                    ) {
+                        Upserted::Overflow => overflowed += 1,
+                        Upserted::Refused => refused += 1,
+                        Upserted::Existing | Upserted::New => {}
+                    }
                     if is_error(record.severity_number, &record.severity_text) {
-                        let outcome =
-                            errors.upsert(resource, rhash, &[service], now, Counts::default, |c| {
-                                c.records += 1
-                            });
-                        overflowed += u64::from(outcome == Upserted::Overflow);
+                        let outcome = tables.errors.upsert(
+                            resource,
+                            rhash,
+                            &[service],
+                            now,
+                            Counts::default,
+                            |c| c.records += 1,
+                        );
+                        match outcome {
+                            Upserted::Overflow => overflowed += 1,
+                            Upserted::Refused => refused_errors += 1,
+                            Upserted::Existing | Upserted::New => {}
+                        }
                     }
                 }
             }
         }
-        let mut output = Output::new(
-            self.scope.clone(),
-            vec![
-                Self::counter(RECORDS, "Log records received, by service and severity."),
-                Self::counter(ERRORS, "Log records at ERROR or FATAL level, by service."),
-            ],
-        );
-        records.drain_dirty(|resource, entry| {
-            let attributes = match entry.resource {
-                None => vec![overflow_attribute()],
-                Some(_) => ["service.name", "severity"]
-                    .iter()
-                    .zip(&entry.dims)
-                    .filter_map(|(k, v)| v.as_deref().map(|v| string_attribute(k, v)))
-                    .collect(),
-            };
-            let metrics = output.metrics(entry.resource, resource);
-            push(
-                metrics,
-                0,
-                point(attributes, entry.value.records, entry.start_ns, now),
-            );
-        });
-        errors.drain_dirty(|resource, entry| {
-            let attributes = match entry.resource {
-                None => vec![overflow_attribute()],
-                Some(_) => entry
-                    .dims
-                    .first()
-                    .and_then(|v| v.as_deref())
-                    .map(|v| vec![string_attribute("service.name", v)])
-                    .unwrap_or_default(),
-            };
-            let metrics = output.metrics(entry.resource, resource);
-            push(
-                metrics,
-                1,
-                point(attributes, entry.value.records, entry.start_ns, now),
-            );
-        });
-        drop(records);
-        drop(errors);
+        if refused + refused_errors > 0 {
+            touched[OVERFLOW_SHARD] = true;
+            let mut guard = self.shards[OVERFLOW_SHARD].0.lock();
+            let tables = &mut *guard;
+            let now = tables.records.tick(now_ns());
+            for (table, n) in [
+                (&mut tables.records, refused),
+                (&mut tables.errors, refused_errors),
+            ] {
+                if n > 0 {
+                    table.upsert_overflow(now, Counts::default, |c| c.records += n);
+                }
+            }
+            overflowed += refused + refused_errors;
+        }
+        for (shard, _) in self.shards.iter().zip(touched).filter(|(_, t)| *t) {
+            Self::drain_into(&mut shard.0.lock(), &mut output);
+        }
         if overflowed > 0 {
             self.telemetry
                 .record_connector_overflow("logmetrics", overflowed);
@@ -273,8 +354,11 @@ impl crate::pipeline::durable::Durable for LogMetrics {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
-        self.records.lock().save(out)?;
-        self.errors.lock().save(out)
+        let shards: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
+        let records: Vec<&Table<Counts>> = shards.iter().map(|t| &t.records).collect();
+        let errors: Vec<&Table<Counts>> = shards.iter().map(|t| &t.errors).collect();
+        save_tables(&records, out)?;
+        save_tables(&errors, out)
     }
 
     fn restore(
@@ -282,8 +366,13 @@ impl crate::pipeline::durable::Durable for LogMetrics {
         snapshot: &[u8],
     ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
         use crate::pipeline::durable::{DurableError, Restored};
-        let (rest, a, a_discarded) = self.records.lock().load(snapshot, |_, _| true)?;
-        let (rest, b, b_discarded) = self.errors.lock().load(rest, |_, _| true)?;
+        let mut shards: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
+        let mut records: Vec<&mut Table<Counts>> =
+            shards.iter_mut().map(|t| &mut t.records).collect();
+        let (rest, a, a_discarded) = load_tables(snapshot, &mut records, shard_of, |_, _| true)?;
+        let mut errors: Vec<&mut Table<Counts>> =
+            shards.iter_mut().map(|t| &mut t.errors).collect();
+        let (rest, b, b_discarded) = load_tables(rest, &mut errors, shard_of, |_, _| true)?;
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last series"));
         }

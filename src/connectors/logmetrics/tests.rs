@@ -164,3 +164,166 @@ fn overflow_beyond_the_limit() {
     );
     assert_eq!(s.data_points[0].attributes[0].key, "otel.metric.overflow");
 }
+
+/// One resource per (service, records).
+fn request_from(resources: Vec<(String, Vec<LogRecord>)>) -> LogsRequest {
+    LogsRequest {
+        resource_logs: resources
+            .into_iter()
+            .flat_map(|(service, records)| request(&service, records).resource_logs)
+            .collect(),
+    }
+}
+
+/// (service of the resource, metric, value) of every point, sorted; the
+/// overflow series' resource has no service ("").
+fn points_by_service(requests: &[MetricsRequest]) -> Vec<(String, String, i64)> {
+    let mut out = Vec::new();
+    for rm in requests.iter().flat_map(|r| &r.resource_metrics) {
+        let service = rm
+            .resource
+            .as_ref()
+            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+            .and_then(|kv| match &kv.value.as_ref()?.value {
+                Some(any_value::Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let single = MetricsRequest {
+            resource_metrics: vec![rm.clone()],
+        };
+        for (metric, _, value) in points(&single) {
+            out.push((service.clone(), metric, value));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The shard of the resource of a service.
+fn shard_of_service(service: &str) -> usize {
+    let attributes = request(service, Vec::new()).resource_logs[0]
+        .resource
+        .clone()
+        .unwrap_or_default()
+        .attributes;
+    shard_of(super::super::table::canonical_resource(attributes).1)
+}
+
+#[test]
+fn error_counts_stay_with_their_own_resource() {
+    // Two services of one shard (so of one pair of tables).
+    let quiet = (0..256)
+        .map(|i| format!("quiet-{i}"))
+        .find(|q| shard_of_service(q) == shard_of_service("noisy"))
+        .expect("a service in the same shard");
+    let capture = Arc::new(Capture::default());
+    let c = LogMetrics::new(
+        LogMetricsConfig::default(),
+        capture.clone(),
+        Arc::new(Telemetry::new()),
+    );
+    // Only the second resource logs errors: its error series is the first
+    // in the error table, the first resource's records the first in the
+    // record table.
+    c.consume_logs(&request_from(vec![
+        (quiet.clone(), vec![record(9, "")]),
+        ("noisy".into(), vec![record(17, "")]),
+    ]))
+    .unwrap();
+    let requests = capture.0.lock();
+    assert_eq!(
+        points_by_service(&requests),
+        vec![
+            ("noisy".into(), "log.error.records".into(), 1),
+            ("noisy".into(), "log.records".into(), 1),
+            (quiet, "log.records".into(), 1),
+        ]
+    );
+}
+
+#[test]
+fn the_limit_counts_every_shard_and_one_overflow_series_takes_the_rest() {
+    let services: Vec<String> = (0..16).map(|i| format!("svc-{i}")).collect();
+    let shards: std::collections::HashSet<usize> =
+        services.iter().map(|s| shard_of_service(s)).collect();
+    assert!(shards.len() > 2, "the services spread over shards");
+    let capture = Arc::new(Capture::default());
+    let c = LogMetrics::new(
+        LogMetricsConfig {
+            cardinality_limit: 3,
+            ..Default::default()
+        },
+        capture.clone(),
+        Arc::new(Telemetry::new()),
+    );
+    c.consume_logs(&request_from(
+        services
+            .iter()
+            .map(|s| (s.clone(), vec![record(9, ""), record(17, "")]))
+            .collect(),
+    ))
+    .unwrap();
+    let requests = capture.0.lock();
+    let points = points_by_service(&requests);
+    let count = |metric: &str, overflow: bool| -> Vec<i64> {
+        points
+            .iter()
+            .filter(|(s, m, _)| m == metric && s.is_empty() == overflow)
+            .map(|(_, _, v)| *v)
+            .collect()
+    };
+    // Per table: 3 series of their own, one overflow series with the
+    // rest (two record series a service: its INFO and its ERROR records).
+    for (metric, rest) in [("log.records", 29), ("log.error.records", 13)] {
+        assert_eq!(count(metric, false), vec![1, 1, 1], "{metric}: {points:?}");
+        assert_eq!(count(metric, true), vec![rest], "{metric}: {points:?}");
+    }
+}
+
+#[test]
+fn every_shard_is_saved_and_restored() {
+    use crate::pipeline::durable::Durable;
+    let services: Vec<String> = (0..16).map(|i| format!("svc-{i}")).collect();
+    let logs = |n: usize| vec![record(17, ""); n];
+    let first = LogMetrics::new(
+        LogMetricsConfig::default(),
+        Arc::new(Capture::default()),
+        Arc::new(Telemetry::new()),
+    );
+    first
+        .consume_logs(&request_from(
+            services
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (s.clone(), logs(n + 1)))
+                .collect(),
+        ))
+        .unwrap();
+    let mut snapshot = Vec::new();
+    first.snapshot(&mut snapshot).unwrap();
+    let capture = Arc::new(Capture::default());
+    let restarted = LogMetrics::new(
+        LogMetricsConfig::default(),
+        capture.clone(),
+        Arc::new(Telemetry::new()),
+    );
+    let restored = restarted.restore(&snapshot).unwrap();
+    assert_eq!((restored.items, restored.discarded), (32, 0));
+    // One more error from each: every total continues from its own.
+    restarted
+        .consume_logs(&request_from(
+            services.iter().map(|s| (s.clone(), logs(1))).collect(),
+        ))
+        .unwrap();
+    let requests = capture.0.lock();
+    let mut want: Vec<(String, String, i64)> = services
+        .iter()
+        .enumerate()
+        .flat_map(|(n, s)| {
+            ["log.error.records", "log.records"].map(|m| (s.clone(), m.to_string(), n as i64 + 2))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(points_by_service(&requests), want);
+}
