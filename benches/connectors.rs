@@ -3,22 +3,25 @@
 //! window processor fed every raw duration.
 //!
 //! Run: `cargo bench --bench connectors`. Throughput is in spans/s.
-//! `span_metrics_threads/scaling` prints the 1 → 2 thread ratio of span
-//! metrics from two instances of one service (target: at least 1.8).
+//! `span_metrics_threads/scaling` and `log_counts_threads/scaling` print
+//! the 1 → 2 thread ratio of span metrics and of log counts from two
+//! instances of one service (target: at least 1.8).
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use streamgate::connectors::logmetrics::{LogMetrics, LogMetricsConfig};
 use streamgate::connectors::servicegraph::{ServiceGraph, ServiceGraphConfig};
 use streamgate::connectors::spanmetrics::{SpanMetrics, SpanMetricsConfig};
 use streamgate::exporters::prometheus::{PrometheusExporter, PrometheusExporterConfig};
 use streamgate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use streamgate::model::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use streamgate::model::otlp::resource::Resource;
 use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
-use streamgate::model::{TracesBatch, TracesRequest};
-use streamgate::pipeline::{MetricsConsumer, ObservationConsumer, TracesConsumer};
+use streamgate::model::{LogsRequest, TracesBatch, TracesRequest};
+use streamgate::pipeline::{LogsConsumer, MetricsConsumer, ObservationConsumer, TracesConsumer};
 use streamgate::processors::windows::{WindowProcessor, WindowsConfig};
 use streamgate::telemetry::Telemetry;
 
@@ -220,5 +223,82 @@ fn threads(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, span_metrics, threads);
+/// 1,000 log records with 5 attributes and a body each, severities from
+/// DEBUG to ERROR, from one instance of a service.
+fn logs_of(instance: &str) -> LogsRequest {
+    let records = (0..1000u64)
+        .map(|i| LogRecord {
+            time_unix_nano: 1_700_000_000_000_000_000 + i * 1000,
+            severity_number: [5, 9, 9, 9, 13, 17][(i % 6) as usize],
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!(
+                    "handled request {i} for /api/v1/items/{}",
+                    i % 20
+                ))),
+            }),
+            attributes: (0..5)
+                .map(|a| {
+                    kv(
+                        &format!("app.attribute.{a}"),
+                        format!("value-{}", (i + a) % 13),
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    LogsRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "checkout".into()),
+                    kv("service.instance.id", instance.into()),
+                ],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Log counts from 1 and from 2 threads at once, each thread sending its
+/// own instance's records, beside prost decode of the same payloads.
+fn log_threads(c: &mut Criterion) {
+    let payloads: Vec<bytes::Bytes> = (0..2)
+        .map(|t| bytes::Bytes::from(logs_of(&format!("pod-{t}")).encode_to_vec()))
+        .collect();
+    let telemetry = Arc::new(Telemetry::new());
+    let exporter: Arc<dyn MetricsConsumer> = Arc::new(PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        telemetry.clone(),
+    ));
+    let connector = LogMetrics::new(LogMetricsConfig::default(), exporter, telemetry);
+    let prost = |bytes: &bytes::Bytes| {
+        black_box(LogsRequest::decode(black_box(&bytes[..])).unwrap());
+    };
+    let counts = |bytes: &bytes::Bytes| {
+        let request = LogsRequest::decode(black_box(&bytes[..])).unwrap();
+        black_box(connector.consume_logs(&request).unwrap());
+    };
+    let cases: [(&str, Work<'_>); 2] = [("prost_decode", &prost), ("decode_logmetrics", &counts)];
+    let mut group = c.benchmark_group("log_counts_threads");
+    for (name, work) in cases {
+        for threads in [1usize, 2] {
+            group.throughput(Throughput::Elements(1000 * threads as u64));
+            group.bench_function(format!("{name}_{threads}_threads"), |b| {
+                b.iter_custom(|iters| on_threads(&payloads, threads, iters, work))
+            });
+        }
+    }
+    group.finish();
+    if scaling::wanted("log_counts_threads/scaling") {
+        scaling::print_paired_rounds(&payloads, &cases);
+    }
+}
+
+criterion_group!(benches, span_metrics, threads, log_threads);
 criterion_main!(benches);
