@@ -27,7 +27,7 @@ use streamgate::telemetry::Telemetry;
 
 #[path = "support/scaling.rs"]
 mod scaling;
-use scaling::{Work, on_threads};
+use scaling::Work;
 
 fn kv(key: &str, value: String) -> KeyValue {
     KeyValue {
@@ -208,19 +208,7 @@ fn threads(c: &mut Criterion) {
         ("decode_spanmetrics", &spans),
         ("decode_spanmetrics_servicegraph", &spans_and_graph),
     ];
-    let mut group = c.benchmark_group("span_metrics_threads");
-    for (name, work) in cases {
-        for threads in [1usize, 2] {
-            group.throughput(Throughput::Elements(1000 * threads as u64));
-            group.bench_function(format!("{name}_{threads}_threads"), |b| {
-                b.iter_custom(|iters| on_threads(&payloads, threads, iters, work))
-            });
-        }
-    }
-    group.finish();
-    if scaling::wanted("span_metrics_threads/scaling") {
-        scaling::print_paired_rounds(&payloads, &cases);
-    }
+    scaling::bench_threads(c, "span_metrics_threads", 1000, &payloads, &cases);
 }
 
 /// 1,000 log records with 5 attributes and a body each, severities from
@@ -285,19 +273,7 @@ fn log_threads(c: &mut Criterion) {
         black_box(connector.consume_logs(&request).unwrap());
     };
     let cases: [(&str, Work<'_>); 2] = [("prost_decode", &prost), ("decode_logmetrics", &counts)];
-    let mut group = c.benchmark_group("log_counts_threads");
-    for (name, work) in cases {
-        for threads in [1usize, 2] {
-            group.throughput(Throughput::Elements(1000 * threads as u64));
-            group.bench_function(format!("{name}_{threads}_threads"), |b| {
-                b.iter_custom(|iters| on_threads(&payloads, threads, iters, work))
-            });
-        }
-    }
-    group.finish();
-    if scaling::wanted("log_counts_threads/scaling") {
-        scaling::print_paired_rounds(&payloads, &cases);
-    }
+    scaling::bench_threads(c, "log_counts_threads", 1000, &payloads, &cases);
 }
 
 criterion_group!(benches, span_metrics, threads, log_threads);

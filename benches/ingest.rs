@@ -23,7 +23,7 @@ mod requests;
 use requests::realistic_request;
 #[path = "support/scaling.rs"]
 mod scaling;
-use scaling::{Work, on_threads};
+use scaling::Work;
 
 fn exporter() -> PrometheusExporter {
     PrometheusExporter::new(
@@ -88,7 +88,6 @@ fn threads(c: &mut Criterion) {
             Bytes::copy_from_slice(batch.wire())
         })
         .collect();
-    let mut group = c.benchmark_group("metrics_ingest_threads");
     // The machine's own ceiling: prost decode shares nothing between the
     // threads, so its 2-thread ratio is what the cores allow. The in-place
     // validation alone (no store, nothing shared) shows how the wire
@@ -108,18 +107,7 @@ fn threads(c: &mut Criterion) {
         ("validate", &validate),
         ("decode_translate_store", &store),
     ];
-    for (name, work) in cases {
-        for threads in [1usize, 2] {
-            group.throughput(Throughput::Elements(points * threads as u64));
-            group.bench_function(format!("{name}_{threads}_threads"), |b| {
-                b.iter_custom(|iters| on_threads(&payloads, threads, iters, work))
-            });
-        }
-    }
-    group.finish();
-    if scaling::wanted("metrics_ingest_threads/scaling") {
-        scaling::print_paired_rounds(&payloads, &cases);
-    }
+    scaling::bench_threads(c, "metrics_ingest_threads", points, &payloads, &cases);
 }
 
 fn render(c: &mut Criterion) {

@@ -8,6 +8,7 @@
 //! a round.
 
 use bytes::Bytes;
+use criterion::{Criterion, Throughput};
 
 /// One payload's work.
 pub type Work<'a> = &'a (dyn Fn(&Bytes) + Sync);
@@ -74,5 +75,30 @@ pub fn print_paired_rounds(payloads: &[Bytes], cases: &[(&str, Work<'_>)]) {
             q(0.75),
             ratios.len()
         );
+    }
+}
+
+/// Benchmarks every case from 1 and 2 threads as criterion blocks in the
+/// group `group` (throughput: `items` per payload per thread), then, when
+/// asked for, prints `group/scaling`: the paired rounds.
+pub fn bench_threads(
+    c: &mut Criterion,
+    group: &str,
+    items: u64,
+    payloads: &[Bytes],
+    cases: &[(&str, Work<'_>)],
+) {
+    let mut criterion_group = c.benchmark_group(group);
+    for (name, work) in cases {
+        for threads in [1usize, 2] {
+            criterion_group.throughput(Throughput::Elements(items * threads as u64));
+            criterion_group.bench_function(format!("{name}_{threads}_threads"), |b| {
+                b.iter_custom(|iters| on_threads(payloads, threads, iters, *work))
+            });
+        }
+    }
+    criterion_group.finish();
+    if wanted(&format!("{group}/scaling")) {
+        print_paired_rounds(payloads, cases);
     }
 }

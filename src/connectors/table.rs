@@ -66,6 +66,18 @@ pub fn canonical_resource(mut attributes: Vec<KeyValue>) -> (Vec<KeyValue>, u64)
     (attributes, hash)
 }
 
+/// How many tables a sharded connector splits its series into, by
+/// resource ([`shard_of`]).
+pub const SHARDS: usize = 8;
+
+/// The shard that keeps the overflow series ([`Table::shards`]'s first).
+pub const OVERFLOW_SHARD: usize = 0;
+
+/// The shard of a resource's series, from its hash.
+pub fn shard_of(resource_hash: u64) -> usize {
+    (resource_hash >> 59) as usize % SHARDS
+}
+
 /// The identity of a series: a 128-bit hash of its resource and values.
 pub type SeriesKey = [u64; 2];
 

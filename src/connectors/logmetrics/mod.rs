@@ -27,7 +27,9 @@ use crate::pipeline::{ConsumeResult, Consumed, LogsConsumer, MetricsConsumer};
 use crate::telemetry::Telemetry;
 
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
-use super::table::{Table, Upserted, canonical_resource, load_tables, save_tables};
+use super::table::{
+    OVERFLOW_SHARD, SHARDS, Table, Upserted, canonical_resource, load_tables, save_tables, shard_of,
+};
 pub use config::LogMetricsConfig;
 
 /// The range name of an OTel severity number.
@@ -71,12 +73,6 @@ struct Counts {
     records: u64,
 }
 
-/// How many pairs of tables the series are split into, by resource.
-const SHARDS: usize = 8;
-
-/// The shard that keeps the overflow series.
-const OVERFLOW_SHARD: usize = 0;
-
 /// The record and error-record tables of one shard, on cache lines of
 /// their own (the lock word is written by every worker that takes it).
 #[repr(align(64))]
@@ -85,11 +81,6 @@ struct Shard(Mutex<Tables>);
 struct Tables {
     records: Table<Counts>,
     errors: Table<Counts>,
-}
-
-/// The shard of a resource's series, from its hash.
-fn shard_of(resource_hash: u64) -> usize {
-    (resource_hash >> 59) as usize % SHARDS
 }
 
 /// The connector. Shared as `Arc<LogMetrics>`. Its series are split into

@@ -40,7 +40,8 @@ use crate::telemetry::Telemetry;
 
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{
-    SeriesKey, Table, Upserted, canonical_resource, load_tables, save_tables, series_key,
+    OVERFLOW_SHARD, SHARDS, SeriesKey, Table, Upserted, canonical_resource, load_tables,
+    save_tables, series_key, shard_of,
 };
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
 use series::{Buckets, Exemplar, SpanSeries};
@@ -48,21 +49,10 @@ use series::{Buckets, Exemplar, SpanSeries};
 /// Dimensions every span has, in order.
 const FIXED: [&str; 4] = ["service.name", "span.name", "span.kind", "status.code"];
 
-/// How many tables the series are split into, by resource.
-pub const SHARDS: usize = 8;
-
-/// The shard that keeps the overflow series.
-const OVERFLOW_SHARD: usize = 0;
-
 /// One table, on cache lines of its own (its lock word is written by
 /// every worker that takes it).
 #[repr(align(64))]
 struct Shard(Mutex<Table<SpanSeries>>);
-
-/// The shard of a resource's series, from its hash.
-fn shard_of(resource_hash: u64) -> usize {
-    (resource_hash >> 59) as usize % SHARDS
-}
 
 /// The connector. Shared as `Arc<SpanMetrics>`.
 pub struct SpanMetrics {

@@ -358,17 +358,16 @@ impl<'a> Ingester<'a> {
             let home = family.shard(shared.home);
             let mut series = if wait { home.lock() } else { home.try_lock()? };
             let mut outcome = Outcome::default();
-            let mut writer = PointWriter {
-                series: &mut series,
-                shard: shared.home,
-                only: None,
-                at: 0,
-                context: &context,
+            PointWriter::new(
+                &mut series,
+                shared.home,
+                None,
+                &context,
                 buffers,
                 tally,
-                outcome: &mut outcome,
-            };
-            writer.write_all(data, keyed);
+                &mut outcome,
+            )
+            .write_all(data, keyed);
             drop(series);
             // Points another shard holds, one shard at a time.
             let mut elsewhere = std::mem::take(&mut outcome.elsewhere);
@@ -377,16 +376,16 @@ impl<'a> Ingester<'a> {
                 let shard = group[0].0;
                 let indices: Vec<usize> = group.iter().map(|(_, i)| *i).collect();
                 let mut series = family.shard(shard).lock();
-                PointWriter {
-                    series: &mut series,
+                let only = Some(indices.as_slice());
+                PointWriter::new(
+                    &mut series,
                     shard,
-                    only: Some(&indices),
-                    at: 0,
-                    context: &context,
+                    only,
+                    &context,
                     buffers,
                     tally,
-                    outcome: &mut outcome,
-                }
+                    &mut outcome,
+                )
                 .write_all(data, keyed);
             }
             // Points beyond a series limit, into the overflow series.
@@ -394,16 +393,15 @@ impl<'a> Ingester<'a> {
             if !overflowing.is_empty() {
                 let shard = Family::shard_index(overflow_labels(buffers).route());
                 let mut series = family.shard(shard).lock();
-                let mut writer = PointWriter {
-                    series: &mut series,
+                let mut writer = PointWriter::new(
+                    &mut series,
                     shard,
-                    only: None,
-                    at: 0,
-                    context: &context,
+                    None,
+                    &context,
                     buffers,
                     tally,
-                    outcome: &mut outcome,
-                };
+                    &mut outcome,
+                );
                 for (key, state) in overflowing {
                     writer.overflow(key, state);
                 }
@@ -510,6 +508,31 @@ fn overflow_labels(buffers: &mut Buffers) -> &LabelSet {
         labels.finish();
     }
     labels
+}
+
+impl<'s> PointWriter<'s> {
+    /// A writer into `series`, the shard at `shard`, of every point (or
+    /// those at `only`).
+    fn new(
+        series: &'s mut SeriesTable,
+        shard: usize,
+        only: Option<&'s [usize]>,
+        context: &'s MetricContext<'s>,
+        buffers: &'s mut Buffers,
+        tally: &'s mut Tally,
+        outcome: &'s mut Outcome,
+    ) -> Self {
+        Self {
+            series,
+            shard,
+            only,
+            at: 0,
+            context,
+            buffers,
+            tally,
+            outcome,
+        }
+    }
 }
 
 impl PointWriter<'_> {
