@@ -25,6 +25,8 @@ use streamgate::pipeline::{LogsConsumer, MetricsConsumer, ObservationConsumer, T
 use streamgate::processors::windows::{WindowProcessor, WindowsConfig};
 use streamgate::telemetry::Telemetry;
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/scaling.rs"]
 mod scaling;
 use scaling::Work;

@@ -21,6 +21,8 @@ use streamgate::telemetry::Telemetry;
 #[path = "support/requests.rs"]
 mod requests;
 use requests::realistic_request;
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/scaling.rs"]
 mod scaling;
 use scaling::Work;

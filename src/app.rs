@@ -429,11 +429,11 @@ impl Running {
     }
 }
 
-/// Flushes the span-metrics connector every `flush_interval` (and once at
-/// shutdown); drops idle connector series every 10 s until shutdown; every second,
-/// expires the service graph's span halves whose wait ended (it also does
-/// so on each traces request, but unpaired spans must be counted when no
-/// traffic comes).
+/// Flushes the span-metrics and service-graph connectors every
+/// `flush_interval` (and once at shutdown); drops idle connector series
+/// every 10 s until shutdown; every second, expires the service graph's
+/// span halves whose wait ended (it also does so on each traces request,
+/// but unpaired spans must be counted when no traffic comes).
 async fn expire_connectors(
     spanmetrics: Option<Arc<SpanMetrics>>,
     servicegraph: Option<Arc<ServiceGraph>>,
@@ -443,12 +443,10 @@ async fn expire_connectors(
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
     let mut pairing_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     pairing_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let flush_every = spanmetrics
-        .as_ref()
-        .map(|c| c.flush_interval())
-        .filter(|d| !d.is_zero());
-    let mut flush_tick = tokio::time::interval(flush_every.unwrap_or(std::time::Duration::MAX / 4));
-    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (span_every, mut span_flush) =
+        flush_ticks(spanmetrics.as_ref().map(|c| c.flush_interval()));
+    let (graph_every, mut graph_flush) =
+        flush_ticks(servicegraph.as_ref().map(|c| c.flush_interval()));
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -458,10 +456,18 @@ async fn expire_connectors(
                 if let Some(c) = &spanmetrics {
                     c.flush();
                 }
+                if let Some(c) = &servicegraph {
+                    c.flush();
+                }
                 return;
             }
-            _ = flush_tick.tick(), if flush_every.is_some() => {
+            _ = span_flush.tick(), if span_every => {
                 if let Some(c) = &spanmetrics {
+                    c.flush();
+                }
+            }
+            _ = graph_flush.tick(), if graph_every => {
+                if let Some(c) = &servicegraph {
                     c.flush();
                 }
             }
@@ -481,6 +487,15 @@ async fn expire_connectors(
             }
         }
     }
+}
+
+/// A connector's flush timer: whether it ticks (a connector with a
+/// non-zero interval), and the timer.
+fn flush_ticks(interval: Option<std::time::Duration>) -> (bool, tokio::time::Interval) {
+    let every = interval.filter(|d| !d.is_zero());
+    let mut timer = tokio::time::interval(every.unwrap_or(std::time::Duration::MAX / 4));
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    (every.is_some(), timer)
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {

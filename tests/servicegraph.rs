@@ -21,6 +21,19 @@ use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Scrapes once the connector has emitted `total` requests over all edges
+/// (it emits the changed series every `flush_interval`, 1 s by default,
+/// not with each request's answer).
+fn scrape_after_requests(collector: &Collector, total: f64) -> Samples {
+    collector.scrape_until(&format!("{total} service-graph requests"), |s| {
+        s.matching("traces_service_graph_request_total", &[])
+            .iter()
+            .map(|(_, v)| v)
+            .sum::<f64>()
+            == total
+    })
+}
+
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -164,7 +177,8 @@ fn paired_spans_become_service_graph_edges() {
         vec![span(SpanKind::Server, 4, 41, 0, 50, false)],
     );
 
-    let s = collector.scrape();
+    // frontend → backend twice, orders → billing, user → frontend.
+    let s = scrape_after_requests(&collector, 4.0);
     let fb = edge("frontend", "backend", &[]);
     assert_eq!(
         s.get("traces_service_graph_request_total", &fb),
@@ -251,12 +265,15 @@ fn unpaired_and_dropped_halves_are_counted() {
             span(SpanKind::Client, 2, 21, 0, 5, false),
         ],
     );
-    let s = collector.scrape();
     let frontend = [
         ("client", "frontend"),
         ("otel_scope_name", "streamgate.servicegraph"),
         ("otel_scope_version", VERSION),
     ];
+    let s = collector.scrape_until("the dropped client half", |s| {
+        s.get("traces_service_graph_dropped_spans_total", &frontend)
+            .is_some()
+    });
     assert_eq!(
         s.get("traces_service_graph_dropped_spans_total", &frontend),
         Some(1.0),
@@ -340,7 +357,7 @@ fn overflow_series_and_extra_dimensions() {
         s.attributes.push(kv("tier", "api"));
         send(&collector, server, vec![s]);
     }
-    let s = collector.scrape();
+    let s = scrape_after_requests(&collector, 3.0);
     let first = edge(
         "frontend",
         "backend",
@@ -401,7 +418,12 @@ fn promtool_accepts_the_service_graph_series() {
         "backend",
         vec![span(SpanKind::Server, 1, 12, 11, 20, false)],
     );
-    let text = collector.scrape_text();
+    let text = collector
+        .scrape_until("the edge and the dropped half", |s| {
+            s.has_family("traces_service_graph_request_total")
+                && s.has_family("traces_service_graph_dropped_spans_total")
+        })
+        .text;
     for family in [
         "traces_service_graph_request_total",
         "traces_service_graph_request_failed_total",

@@ -40,6 +40,9 @@ pub struct ServiceGraphConfig {
     pub cardinality_limit: usize,
     /// A series with no request for this long is dropped from the connector.
     pub series_ttl: HumanDuration,
+    /// How often the series that changed are handed on (zero: after every
+    /// traces request and expiry round).
+    pub flush_interval: HumanDuration,
 }
 
 impl Default for ServiceGraphConfig {
@@ -54,6 +57,7 @@ impl Default for ServiceGraphConfig {
             peer_attributes: vec!["peer.service".into(), "db.name".into(), "db.system".into()],
             cardinality_limit: 10_000,
             series_ttl: HumanDuration::secs(300),
+            flush_interval: HumanDuration::secs(1),
         }
     }
 }
@@ -94,6 +98,9 @@ impl ServiceGraphConfig {
             if self.dimensions[..i].iter().any(|o| o.name == d.name) {
                 return Err(format!("{AT}.dimensions: `{}` is listed twice", d.name));
             }
+        }
+        if self.flush_interval.get() > std::time::Duration::from_secs(60) {
+            return Err(format!("{AT}.flush_interval must be at most 1m"));
         }
         if self.peer_attributes.iter().any(|p| p.is_empty()) {
             return Err(format!("{AT}.peer_attributes: an attribute name is empty"));

@@ -24,8 +24,8 @@
 //!
 //! Spans of a resource without `service.name` are ignored, as the peers do.
 //!
-//! After each traces request (and each periodic [`ServiceGraph::expire`])
-//! the changed series are emitted as cumulative OTLP metrics **without a
+//! Every `flush_interval` (with `0s`, after each traces request and each
+//! periodic [`ServiceGraph::expire`]) the changed series are emitted as cumulative OTLP metrics **without a
 //! resource** (so no `job`/`instance`/`target_info`; the labels are the
 //! edge's own), scope `streamgate.servicegraph`. The OTel names are the
 //! Prometheus names already, so they translate to themselves with or
@@ -49,14 +49,18 @@
 //! and expire after `series_ttl`.
 
 pub mod config;
+mod requests;
 pub mod store;
 
 use crate::model::MetricsBatch;
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
 use crate::model::TracesBatch;
+use crate::model::otlp::ItemCount;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum,
@@ -73,6 +77,7 @@ use crate::telemetry::Telemetry;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
+use requests::{Done, Sums};
 use store::{Half, Offer, PendingStore, Side};
 
 /// `connection_type` values.
@@ -122,9 +127,19 @@ impl Latency {
 
     fn record(&mut self, seconds: f64, bounds: &[f64]) {
         let slot = bounds.partition_point(|b| *b < seconds);
-        self.counts[slot] += 1;
+        if let Some(c) = self.counts.get_mut(slot) {
+            *c += 1;
+        }
         self.sum += seconds;
         self.count += 1;
+    }
+
+    fn add(&mut self, other: &Latency) {
+        for (c, o) in self.counts.iter_mut().zip(&other.counts) {
+            *c += o;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
     }
 
     fn point(
@@ -156,6 +171,31 @@ struct EdgeSeries {
     client: Latency,
 }
 
+impl EdgeSeries {
+    fn new(bounds: usize) -> Self {
+        Self {
+            requests: 0,
+            failed: 0,
+            server: Latency::new(bounds),
+            client: Latency::new(bounds),
+        }
+    }
+
+    fn record(&mut self, failed: bool, client_seconds: f64, server_seconds: f64, bounds: &[f64]) {
+        self.requests += 1;
+        self.failed += u64::from(failed);
+        self.server.record(server_seconds, bounds);
+        self.client.record(client_seconds, bounds);
+    }
+
+    fn add(&mut self, other: &EdgeSeries) {
+        self.requests += other.requests;
+        self.failed += other.failed;
+        self.server.add(&other.server);
+        self.client.add(&other.client);
+    }
+}
+
 /// One unpaired/dropped series.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct SpanCounts {
@@ -163,16 +203,11 @@ struct SpanCounts {
     dropped: u64,
 }
 
-/// A completed request.
-struct Edge<'a> {
-    client: &'a str,
-    server: &'a str,
-    connection_type: &'a str,
-    failed: bool,
-    client_seconds: f64,
-    server_seconds: f64,
-    client_dims: &'a [Option<Box<str>>],
-    server_dims: &'a [Option<Box<str>>],
+impl SpanCounts {
+    fn add(&mut self, other: &SpanCounts) {
+        self.unpaired += other.unpaired;
+        self.dropped += other.dropped;
+    }
 }
 
 /// What one request or expiry round did, for the self-metrics.
@@ -185,13 +220,14 @@ struct Tally {
     expired: usize,
 }
 
-/// Everything behind the connector's lock.
-struct State {
-    pending: PendingStore,
+/// One pending store, on cache lines of its own.
+#[repr(align(64))]
+struct PendingShard(Mutex<PendingStore>);
+
+/// The series, and what was logged about drops, behind one lock.
+struct Series {
     edges: Table<EdgeSeries>,
     spans: Table<SpanCounts>,
-    /// The latest time used, so emitted timestamps never go backwards.
-    last_ns: u64,
     /// When the last "store full" warning was written, and drops since.
     drop_logged_ns: Option<u64>,
     drops_unlogged: u64,
@@ -207,6 +243,11 @@ pub struct Expired {
 }
 
 /// The connector. Shared as `Arc<ServiceGraph>`.
+///
+/// Halves wait in [`PENDING_SHARDS`] stores chosen by trace id, each
+/// behind its own lock, so two requests pair their spans side by side.
+/// What a request decided is summed per series ([`requests::Sums`]) and
+/// then applied under the one series lock, once per request.
 pub struct ServiceGraph {
     config: ServiceGraphConfig,
     bounds: Vec<f64>,
@@ -215,9 +256,44 @@ pub struct ServiceGraph {
     edge_labels: Vec<String>,
     empty_resource_hash: u64,
     scope: InstrumentationScope,
-    state: Mutex<State>,
+    pending: [PendingShard; PENDING_SHARDS],
+    /// Halves waiting in all stores.
+    waiting: Arc<AtomicUsize>,
+    series: Mutex<Series>,
+    /// The latest time used (Unix ns), so emitted timestamps never go
+    /// backwards.
+    clock: AtomicU64,
     downstream: Arc<dyn MetricsConsumer>,
     telemetry: Arc<Telemetry>,
+}
+
+/// Pending stores: enough that two or more threads rarely want the same
+/// one at once.
+pub const PENDING_SHARDS: usize = 8;
+
+/// The halves one request offers, by the store each goes to, in arrival
+/// order.
+struct Offers {
+    by_store: [Vec<(store::Key, Half)>; PENDING_SHARDS],
+    /// Room a store's list starts with: about its share of the request.
+    share: usize,
+}
+
+impl Offers {
+    fn new(spans: usize) -> Self {
+        Self {
+            by_store: Default::default(),
+            share: spans / PENDING_SHARDS + 8,
+        }
+    }
+
+    fn push(&mut self, key: store::Key, half: Half) {
+        let list = &mut self.by_store[store::shard_of(&key, PENDING_SHARDS)];
+        if list.capacity() == 0 {
+            list.reserve(self.share);
+        }
+        list.push((key, half));
+    }
 }
 
 impl ServiceGraph {
@@ -236,15 +312,24 @@ impl ServiceGraph {
             edge_labels.push(format!("server_{}", d.name));
         }
         let wait_ns = u64::try_from(config.wait.get().as_nanos()).unwrap_or(u64::MAX);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let pending = std::array::from_fn(|_| {
+            PendingShard(Mutex::new(PendingStore::sharing(
+                config.max_items,
+                wait_ns,
+                waiting.clone(),
+            )))
+        });
         Self {
-            state: Mutex::new(State {
-                pending: PendingStore::new(config.max_items, wait_ns),
+            pending,
+            waiting,
+            series: Mutex::new(Series {
                 edges: Table::new(config.cardinality_limit),
                 spans: Table::new(config.cardinality_limit),
-                last_ns: 0,
                 drop_logged_ns: None,
                 drops_unlogged: 0,
             }),
+            clock: AtomicU64::new(0),
             bounds,
             edge_labels,
             empty_resource_hash: resource_hash(&[]),
@@ -259,13 +344,19 @@ impl ServiceGraph {
         }
     }
 
+    /// How often changed series are emitted (zero: after every request).
+    pub fn flush_interval(&self) -> std::time::Duration {
+        self.config.flush_interval.get()
+    }
+
     /// Pairs the spans of a request as of `now_ns` (Unix ns), after expiring
-    /// the halves whose wait ended, and emits the changed series.
+    /// the halves whose wait ended, and counts the requests and halves
+    /// that it completed; emits the changed series with a zero
+    /// `flush_interval`.
     pub fn consume_batch_at(&self, batch: &TracesBatch, now_ns: u64) {
-        let mut state = self.state.lock();
-        let now = advance(&mut state, now_ns);
-        let mut tally = Tally::default();
-        self.expire_halves(&mut state, now, &mut tally);
+        let now = self.advance(now_ns);
+        let mut offered = Offers::new(batch.item_count() as usize);
+        let mut done = Vec::new();
         for rs in batch.resources() {
             let resource = rs
                 .resource()
@@ -274,49 +365,106 @@ impl ServiceGraph {
             let Some(service) = find_str(&resource, "service.name") else {
                 continue;
             };
+            let service: Arc<str> = Arc::from(service);
             for span in rs.spans() {
-                self.span(&mut state, &resource, service, &span, now, &mut tally);
+                self.span(&resource, &service, &span, &mut offered, &mut done);
             }
         }
-        self.finish(&mut state, now, &tally);
+        // Every store is visited (each also expires its halves whose wait
+        // ended), those free first: two requests at once each find work
+        // elsewhere rather than queue behind one another.
+        let mut tally = Tally::default();
+        let mut left: u32 = (1 << PENDING_SHARDS) - 1;
+        while left != 0 {
+            let free = (0..PENDING_SHARDS)
+                .filter(|i| left & (1 << i) != 0)
+                .find_map(|i| self.pending[i].0.try_lock().map(|store| (i, store)));
+            let (index, mut store) = free.unwrap_or_else(|| {
+                let i = left.trailing_zeros() as usize;
+                (i, self.pending[i].0.lock())
+            });
+            let offered = &mut offered.by_store[index];
+            self.pair(&mut store, offered, now, &mut done, &mut tally);
+            left &= !(1 << index);
+        }
+        self.record(&done, now, &mut tally);
+        if self.flush_interval().is_zero() {
+            self.flush_at(now);
+        }
     }
 
     /// Expires the halves whose wait ended (counting them unpaired or
     /// drawing virtual edges) and drops series idle for `series_ttl`, as of
-    /// `now_ns`; emits what changed. Called periodically by the app.
+    /// `now_ns`; emits what changed with a zero `flush_interval`. Called
+    /// periodically by the app.
     pub fn expire(&self, now_ns: u64) -> Expired {
-        let mut state = self.state.lock();
-        let now = advance(&mut state, now_ns);
+        let now = self.advance(now_ns);
+        let mut done = Vec::new();
         let mut tally = Tally::default();
-        self.expire_halves(&mut state, now, &mut tally);
-        self.finish(&mut state, now, &tally);
+        for shard in self.pending.iter() {
+            expire_store(&mut shard.0.lock(), now, &mut done, &mut tally);
+        }
+        self.record(&done, now, &mut tally);
+        if self.flush_interval().is_zero() {
+            self.flush_at(now);
+        }
         let ttl = u64::try_from(self.config.series_ttl.get().as_nanos()).unwrap_or(u64::MAX);
         let cutoff = now.saturating_sub(ttl);
-        let series = state.edges.expire(cutoff) + state.spans.expire(cutoff);
+        let mut series = self.series.lock();
+        let dropped = series.edges.expire(cutoff) + series.spans.expire(cutoff);
         Expired {
             halves: tally.expired,
-            series,
+            series: dropped,
         }
     }
 
     /// Halves waiting for their pair.
     pub fn pending(&self) -> usize {
-        self.state.lock().pending.len()
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Edge series held (not counting the overflow series).
     pub fn series(&self) -> usize {
-        self.state.lock().edges.len()
+        self.series.lock().edges.len()
     }
 
+    /// Expires the halves of one store whose wait ended, then offers it
+    /// the request's halves that belong to it, in arrival order.
+    fn pair(
+        &self,
+        store: &mut PendingStore,
+        offered: &mut Vec<(store::Key, Half)>,
+        now: u64,
+        done: &mut Vec<Done>,
+        tally: &mut Tally,
+    ) {
+        expire_store(store, now, done, tally);
+        for (key, half) in offered.drain(..) {
+            match store.offer(key, half, now) {
+                Offer::Paired { client, server } => done.push(Done::Paired { client, server }),
+                Offer::Stored | Offer::Replaced => {}
+                Offer::Full(half) => {
+                    tally.dropped += 1;
+                    done.push(Done::Dropped(half));
+                }
+            }
+        }
+    }
+
+    /// Moves the connector's clock to `now_ns`, never backwards.
+    fn advance(&self, now_ns: u64) -> u64 {
+        self.clock.fetch_max(now_ns, Ordering::Relaxed).max(now_ns)
+    }
+
+    /// Reads one span: a half to offer for pairing, a whole request to a
+    /// database or from `user`, or nothing.
     fn span(
         &self,
-        state: &mut State,
         resource: &[KeyValue],
-        service: &str,
+        service: &Arc<str>,
         span: &SpanView<'_>,
-        now: u64,
-        tally: &mut Tally,
+        offered: &mut Offers,
+        done: &mut Vec<Done>,
     ) {
         let (side, messaging) = match SpanKind::try_from(span.kind) {
             Ok(SpanKind::Client) => (Side::Client, false),
@@ -325,23 +473,24 @@ impl ServiceGraph {
             Ok(SpanKind::Consumer) => (Side::Server, true),
             _ => return,
         };
-        let seconds = span.seconds();
-        let failed = span.status_code == StatusCode::Error as i32;
-        let dims = self.dimension_values(&span.attributes(), resource);
+        let attributes = span.attributes();
+        let mut half = Half {
+            side,
+            service: service.clone(),
+            seconds: span.seconds(),
+            failed: span.status_code == StatusCode::Error as i32,
+            messaging,
+            dims: self.dimension_values(&attributes, resource),
+            peer: None,
+        };
         let key = match side {
             Side::Client => {
-                if !messaging && let Some(database) = database_name(&span.attributes(), resource) {
-                    let edge = Edge {
-                        client: service,
-                        server: &database,
+                if !messaging && let Some(database) = database_name(&attributes, resource) {
+                    done.push(Done::OneSided {
+                        half,
+                        peer: Cow::Owned(database),
                         connection_type: DATABASE,
-                        failed,
-                        client_seconds: seconds,
-                        server_seconds: seconds,
-                        client_dims: &dims,
-                        server_dims: &[],
-                    };
-                    self.record_edge(&mut state.edges, &edge, now, tally);
+                    });
                     return;
                 }
                 store::key(span.trace_id, span.span_id)
@@ -350,17 +499,11 @@ impl ServiceGraph {
                 if span.parent_span_id.iter().all(|b| *b == 0) {
                     // A root span: nothing can pair with it.
                     if self.config.virtual_nodes {
-                        let edge = Edge {
-                            client: USER,
-                            server: service,
+                        done.push(Done::OneSided {
+                            half,
+                            peer: Cow::Borrowed(USER),
                             connection_type: VIRTUAL_NODE,
-                            failed,
-                            client_seconds: seconds,
-                            server_seconds: seconds,
-                            client_dims: &[],
-                            server_dims: &dims,
-                        };
-                        self.record_edge(&mut state.edges, &edge, now, tally);
+                        });
                     }
                     return;
                 }
@@ -370,48 +513,15 @@ impl ServiceGraph {
         let Some(key) = key else {
             return;
         };
-        let peer = (side == Side::Client && self.config.virtual_nodes)
-            .then(|| {
-                self.config
-                    .peer_attributes
-                    .iter()
-                    .find_map(|p| span.attributes().text(p))
-            })
-            .flatten()
-            .map(String::into_boxed_str);
-        let half = Half {
-            side,
-            service: service.into(),
-            seconds,
-            failed,
-            messaging,
-            dims,
-            peer,
-        };
-        match state.pending.offer(key, half, now) {
-            Offer::Paired { client, server } => {
-                let edge = Edge {
-                    client: &client.service,
-                    server: &server.service,
-                    connection_type: if client.messaging || server.messaging {
-                        MESSAGING_SYSTEM
-                    } else {
-                        ""
-                    },
-                    failed: client.failed || server.failed,
-                    client_seconds: client.seconds,
-                    server_seconds: server.seconds,
-                    client_dims: &client.dims,
-                    server_dims: &server.dims,
-                };
-                self.record_edge(&mut state.edges, &edge, now, tally);
-            }
-            Offer::Stored | Offer::Replaced => {}
-            Offer::Full(half) => {
-                tally.dropped += 1;
-                self.count_span(&mut state.spans, &half, true, now, tally);
-            }
+        if side == Side::Client && self.config.virtual_nodes {
+            half.peer = self
+                .config
+                .peer_attributes
+                .iter()
+                .find_map(|p| attributes.text(p))
+                .map(String::into_boxed_str);
         }
+        offered.push(key, half);
     }
 
     /// The extra dimension values of one side, in config order.
@@ -433,109 +543,44 @@ impl ServiceGraph {
             .collect()
     }
 
-    fn record_edge(&self, edges: &mut Table<EdgeSeries>, edge: &Edge, now: u64, tally: &mut Tally) {
-        let mut dims: Vec<Option<&str>> = Vec::with_capacity(self.edge_labels.len());
-        dims.push(Some(edge.client));
-        dims.push(Some(edge.server));
-        dims.push((!edge.connection_type.is_empty()).then_some(edge.connection_type));
-        for i in 0..self.config.dimensions.len() {
-            dims.push(edge.client_dims.get(i).and_then(|d| d.as_deref()));
-            dims.push(edge.server_dims.get(i).and_then(|d| d.as_deref()));
-        }
-        let bounds = &self.bounds;
-        let outcome = edges.upsert(
-            &[],
-            self.empty_resource_hash,
-            &dims,
-            now,
-            || EdgeSeries {
-                requests: 0,
-                failed: 0,
-                server: Latency::new(bounds.len()),
-                client: Latency::new(bounds.len()),
-            },
-            |s| {
-                s.requests += 1;
-                if edge.failed {
-                    s.failed += 1;
+    /// Adds what a request or expiry round completed to the series, and
+    /// its tally to the self-metrics.
+    fn record(&self, done: &[Done], now: u64, tally: &mut Tally) {
+        if !done.is_empty() {
+            let sums = Sums::of(done, self.config.dimensions.len(), &self.bounds);
+            let bounds = self.bounds.len();
+            let mut guard = self.series.lock();
+            let series = &mut *guard;
+            for (dims, sum) in &sums.edges {
+                let outcome = series.edges.upsert(
+                    &[],
+                    self.empty_resource_hash,
+                    dims,
+                    now,
+                    || EdgeSeries::new(bounds),
+                    |s| s.add(sum),
+                );
+                if outcome == Upserted::Overflow {
+                    tally.overflow += sum.requests;
                 }
-                s.server.record(edge.server_seconds, bounds);
-                s.client.record(edge.client_seconds, bounds);
-            },
-        );
-        if outcome == Upserted::Overflow {
-            tally.overflow += 1;
-        }
-    }
-
-    /// Counts a half that never paired (`dropped` false) or was dropped.
-    fn count_span(
-        &self,
-        spans: &mut Table<SpanCounts>,
-        half: &Half,
-        dropped: bool,
-        now: u64,
-        tally: &mut Tally,
-    ) {
-        let service = Some(&*half.service);
-        let (client, server) = match half.side {
-            Side::Client => (service, None),
-            Side::Server => (None, service),
-        };
-        let connection_type = half.messaging.then_some(MESSAGING_SYSTEM);
-        let outcome = spans.upsert(
-            &[],
-            self.empty_resource_hash,
-            &[client, server, connection_type],
-            now,
-            SpanCounts::default,
-            |c| {
-                if dropped {
-                    c.dropped += 1;
-                } else {
-                    c.unpaired += 1;
+            }
+            for (dims, sum) in &sums.spans {
+                let outcome = series.spans.upsert(
+                    &[],
+                    self.empty_resource_hash,
+                    dims,
+                    now,
+                    SpanCounts::default,
+                    |c| c.add(sum),
+                );
+                if outcome == Upserted::Overflow {
+                    tally.overflow += sum.unpaired + sum.dropped;
                 }
-            },
-        );
-        if outcome == Upserted::Overflow {
-            tally.overflow += 1;
+            }
+            if tally.dropped > 0 {
+                self.log_drops(series, now, tally.dropped);
+            }
         }
-    }
-
-    fn expire_halves(&self, state: &mut State, now: u64, tally: &mut Tally) {
-        let State {
-            pending,
-            edges,
-            spans,
-            ..
-        } = state;
-        pending.expire(now, |half| {
-            tally.expired += 1;
-            if let (Side::Client, Some(peer)) = (half.side, &half.peer) {
-                let edge = Edge {
-                    client: &half.service,
-                    server: peer,
-                    connection_type: VIRTUAL_NODE,
-                    failed: half.failed,
-                    client_seconds: half.seconds,
-                    server_seconds: half.seconds,
-                    client_dims: &half.dims,
-                    server_dims: &[],
-                };
-                self.record_edge(edges, &edge, now, tally);
-                return;
-            }
-            match half.side {
-                Side::Client => tally.unpaired_client += 1,
-                Side::Server => tally.unpaired_server += 1,
-            }
-            self.count_span(spans, &half, false, now, tally);
-        });
-    }
-
-    /// Records the tally in the self-metrics and emits the changed series.
-    /// Runs under the lock, so emissions reach the exporter in time order.
-    fn finish(&self, state: &mut State, now: u64, tally: &Tally) {
         let t = &self.telemetry;
         if tally.overflow > 0 {
             t.record_connector_overflow("servicegraph", tally.overflow);
@@ -545,26 +590,43 @@ impl ServiceGraph {
         }
         if tally.dropped > 0 {
             t.record_servicegraph_dropped(tally.dropped);
-            state.drops_unlogged += tally.dropped;
-            if state
-                .drop_logged_ns
-                .is_none_or(|at| now.saturating_sub(at) >= DROP_LOG_INTERVAL_NS)
-            {
-                tracing::warn!(
-                    dropped = state.drops_unlogged,
-                    max_items = self.config.max_items,
-                    "service-graph store full: spans dropped without pairing; raise \
-                     connectors.servicegraph.max_items or shorten connectors.servicegraph.wait"
-                );
-                state.drop_logged_ns = Some(now);
-                state.drops_unlogged = 0;
-            }
         }
-        t.set_servicegraph_pending(state.pending.len() as u64);
+        t.set_servicegraph_pending(self.pending() as u64);
+    }
 
+    /// Warns that the store is full, at most every ten seconds.
+    fn log_drops(&self, series: &mut Series, now: u64, dropped: u64) {
+        series.drops_unlogged += dropped;
+        if series
+            .drop_logged_ns
+            .is_none_or(|at| now.saturating_sub(at) >= DROP_LOG_INTERVAL_NS)
+        {
+            tracing::warn!(
+                dropped = series.drops_unlogged,
+                max_items = self.config.max_items,
+                "service-graph store full: spans dropped without pairing; raise \
+                 connectors.servicegraph.max_items or shorten connectors.servicegraph.wait"
+            );
+            series.drop_logged_ns = Some(now);
+            series.drops_unlogged = 0;
+        }
+    }
+
+    /// Hands the series that changed since the last flush on as cumulative
+    /// metrics. Runs after every request and expiry round with a zero
+    /// `flush_interval`, else on that interval and at shutdown.
+    pub fn flush(&self) {
+        self.flush_at(now_ns());
+    }
+
+    /// [`ServiceGraph::flush`] as of `now_ns` (Unix ns).
+    pub fn flush_at(&self, now_ns: u64) {
+        let mut series = self.series.lock();
+        // Under the lock, so emissions reach the exporter in time order.
+        let now = self.advance(now_ns);
         let mut output = Output::new(self.scope.clone(), template());
         let bounds = &self.bounds;
-        state.edges.drain_dirty(|_, entry| {
+        series.edges.drain_dirty(|_, entry| {
             let attributes = self.attributes(entry.resource.is_none(), &entry.dims);
             let metrics = output.metrics(entry.resource.map(|_| 0), &[]);
             let s = &entry.value;
@@ -589,7 +651,7 @@ impl ServiceGraph {
                 s.client.point(attributes, bounds, entry.start_ns, now),
             );
         });
-        state.spans.drain_dirty(|_, entry| {
+        series.spans.drain_dirty(|_, entry| {
             let attributes = self.attributes(entry.resource.is_none(), &entry.dims);
             let metrics = output.metrics(entry.resource.map(|_| 0), &[]);
             let c = &entry.value;
@@ -646,17 +708,35 @@ impl ServiceGraph {
     }
 }
 
+/// Takes the halves of `store` whose wait ended: a client half naming its
+/// peer becomes a virtual-node request (with `virtual_nodes`; only then
+/// is the peer kept), any other is unpaired.
+fn expire_store(store: &mut PendingStore, now: u64, done: &mut Vec<Done>, tally: &mut Tally) {
+    store.expire(now, |mut half| {
+        tally.expired += 1;
+        if half.side == Side::Client
+            && let Some(peer) = half.peer.take()
+        {
+            done.push(Done::OneSided {
+                half,
+                peer: Cow::Owned(peer.into()),
+                connection_type: VIRTUAL_NODE,
+            });
+            return;
+        }
+        match half.side {
+            Side::Client => tally.unpaired_client += 1,
+            Side::Server => tally.unpaired_server += 1,
+        }
+        done.push(Done::Unpaired(half));
+    });
+}
+
 impl TracesConsumer for ServiceGraph {
     fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
         self.consume_batch_at(batch, now_ns());
         Ok(Consumed::all())
     }
-}
-
-/// Moves the connector's clock to `now_ns`, never backwards.
-fn advance(state: &mut State, now_ns: u64) -> u64 {
-    state.last_ns = state.last_ns.max(now_ns);
-    state.last_ns
 }
 
 /// The emitted metrics with empty point lists, in index order.
@@ -778,9 +858,9 @@ impl crate::pipeline::durable::Durable for ServiceGraph {
     }
 
     fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), crate::pipeline::durable::DurableError> {
-        let state = self.state.lock();
-        state.edges.save(out)?;
-        state.spans.save(out)
+        let series = self.series.lock();
+        series.edges.save(out)?;
+        series.spans.save(out)
     }
 
     fn restore(
@@ -790,7 +870,8 @@ impl crate::pipeline::durable::Durable for ServiceGraph {
         use crate::pipeline::durable::{DurableError, Restored};
         let labels = self.edge_labels.len();
         let buckets = self.bounds.len() + 1;
-        let mut state = self.state.lock();
+        let mut guard = self.series.lock();
+        let state = &mut *guard;
         let (rest, a, a_discarded) = state.edges.load(snapshot, |e: &EdgeSeries, n| {
             (n == labels || n == 0)
                 && e.server.counts.len() == buckets

@@ -2,6 +2,10 @@
 //! server span keyed by its parent) waits here for the other side, at most
 //! `wait` and at most `max_items` halves. Time is passed in.
 //!
+//! The connector splits its halves over several stores by trace id (both
+//! halves of a request share it); `max_items` bounds them together, through
+//! one count they share.
+//!
 //! Halves leave in arrival order, which is also expiry order (one `wait`
 //! for all), so expiry pops from the front of a queue. A half that paired
 //! leaves its queue entry behind; the entry is recognised as stale by its
@@ -9,6 +13,8 @@
 //! entries outnumber live ones.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
@@ -40,7 +46,8 @@ pub enum Side {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Half {
     pub side: Side,
-    pub service: Box<str>,
+    /// Shared by the halves of one resource in a request.
+    pub service: Arc<str>,
     pub seconds: f64,
     pub failed: bool,
     /// PRODUCER or CONSUMER.
@@ -52,8 +59,12 @@ pub struct Half {
     pub peer: Option<Box<str>>,
 }
 
+/// A waiting half. The half is boxed: the map's entries stay small (key,
+/// box, sequence), so the stores' tables, which every thread writes,
+/// span fewer cache lines, and a resent half is written into its own
+/// allocation rather than into the table.
 struct Waiting {
-    half: Half,
+    half: Box<Half>,
     seq: u64,
 }
 
@@ -72,9 +83,25 @@ pub enum Offer {
     Full(Half),
 }
 
+/// Which of `shards` stores holds the halves of `key`'s trace.
+pub fn shard_of(key: &Key, shards: usize) -> usize {
+    let mut low = [0u8; 8];
+    let mut high = [0u8; 8];
+    low.copy_from_slice(&key[..8]);
+    high.copy_from_slice(&key[8..16]);
+    let mixed = u64::from_le_bytes(low)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(u64::from_le_bytes(high))
+        .wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    // The top bits are the best mixed.
+    ((mixed >> 32) as usize) % shards.max(1)
+}
+
 /// Halves waiting for their pair.
 pub struct PendingStore {
     map: HashMap<Key, Waiting>,
+    /// Halves waiting in this store and every store sharing the limit.
+    total: Arc<AtomicUsize>,
     /// (expires at, key, sequence), in arrival order.
     queue: VecDeque<(u64, Key, u64)>,
     max_items: usize,
@@ -84,8 +111,15 @@ pub struct PendingStore {
 
 impl PendingStore {
     pub fn new(max_items: usize, wait_ns: u64) -> Self {
+        Self::sharing(max_items, wait_ns, Arc::default())
+    }
+
+    /// A store whose `max_items` counts the halves of every store given
+    /// the same `total`.
+    pub fn sharing(max_items: usize, wait_ns: u64, total: Arc<AtomicUsize>) -> Self {
         Self {
             map: HashMap::new(),
+            total,
             queue: VecDeque::new(),
             max_items,
             wait_ns,
@@ -93,7 +127,7 @@ impl PendingStore {
         }
     }
 
-    /// Halves waiting.
+    /// Halves waiting in this store.
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -104,10 +138,10 @@ impl PendingStore {
 
     /// Pairs `half` with the waiting other side of `key`, or stores it.
     pub fn offer(&mut self, key: Key, half: Half, now_ns: u64) -> Offer {
-        let full = self.map.len() >= self.max_items;
         let outcome = match self.map.entry(key) {
             Entry::Occupied(e) if e.get().half.side != half.side => {
-                let waiting = e.remove().half;
+                let waiting = *e.remove().half;
+                self.total.fetch_sub(1, Ordering::Relaxed);
                 match half.side {
                     Side::Client => Offer::Paired {
                         client: half,
@@ -120,14 +154,17 @@ impl PendingStore {
                 }
             }
             Entry::Occupied(mut e) => {
-                e.get_mut().half = half;
+                *e.get_mut().half = half;
                 Offer::Replaced
             }
-            Entry::Vacant(_) if full => Offer::Full(half),
+            Entry::Vacant(_) if !claim(&self.total, self.max_items) => Offer::Full(half),
             Entry::Vacant(e) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                e.insert(Waiting { half, seq });
+                e.insert(Waiting {
+                    half: Box::new(half),
+                    seq,
+                });
                 self.queue
                     .push_back((now_ns.saturating_add(self.wait_ns), key, seq));
                 Offer::Stored
@@ -150,7 +187,8 @@ impl PendingStore {
             if let Entry::Occupied(e) = self.map.entry(key)
                 && e.get().seq == seq
             {
-                expired(e.remove().half);
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                expired(*e.remove().half);
             }
         }
     }
@@ -171,4 +209,13 @@ impl PendingStore {
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
+}
+
+/// Counts one more half in `total`, if it holds fewer than `max_items`.
+fn claim(total: &AtomicUsize, max_items: usize) -> bool {
+    total
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max_items).then_some(n + 1)
+        })
+        .is_ok()
 }

@@ -238,7 +238,10 @@ fn request(service: &str, spans: Vec<Span>) -> TracesRequest {
     }
 }
 
-fn connector(config: ServiceGraphConfig) -> (ServiceGraph, Arc<Capture>, Arc<Telemetry>) {
+/// A connector that emits after every request and expiry round
+/// (`flush_interval: 0s`).
+fn connector(mut config: ServiceGraphConfig) -> (ServiceGraph, Arc<Capture>, Arc<Telemetry>) {
+    config.flush_interval = HumanDuration::secs(0);
     let capture = Arc::new(Capture::default());
     let telemetry = Arc::new(Telemetry::new());
     let c = ServiceGraph::new(config, capture.clone(), telemetry.clone());
@@ -894,4 +897,119 @@ fn config_defaults_are_the_collectors_and_bad_values_are_explained() {
         ])
         .contains("twice")
     );
+}
+
+/// The client halves of `traces`, one span each, from `frontend`.
+fn clients_of(traces: std::ops::RangeInclusive<u8>) -> TracesRequest {
+    request(
+        "frontend",
+        traces.map(|t| span(CLIENT, t, 7, 0, 1)).collect(),
+    )
+}
+
+#[test]
+fn the_store_limit_counts_the_halves_of_every_shard() {
+    let spread: std::collections::HashSet<usize> = (1..=64u8)
+        .filter_map(|t| store::key(&[t; 16], &[7; 8]))
+        .map(|k| store::shard_of(&k, PENDING_SHARDS))
+        .collect();
+    assert!(spread.len() > 4, "the test traces fall in several shards");
+    let config = ServiceGraphConfig {
+        max_items: 10,
+        ..Default::default()
+    };
+    let (c, capture, telemetry) = connector(config);
+    c.consume_traces_at(&clients_of(1..=64), T0);
+    assert_eq!(c.pending(), 10);
+    assert_eq!(
+        capture.count(DROPPED_SPANS_TOTAL, &[("client", "frontend")]),
+        Some(54)
+    );
+    assert_eq!(
+        self_metric(&telemetry, names::SERVICEGRAPH_PENDING_SPANS, &[]),
+        10.0
+    );
+    // Pairing and expiry give the places back, in any shard.
+    c.consume_traces_at(
+        &request(
+            "backend",
+            (1..=64).map(|t| span(SERVER, t, 8, 7, 1)).collect(),
+        ),
+        T0,
+    );
+    assert_eq!(capture.count(REQUEST_TOTAL, &EDGE), Some(10));
+    assert_eq!(
+        c.pending(),
+        10,
+        "the 54 unmatched servers fill the store again"
+    );
+    c.expire(T0 + 3 * SECOND);
+    assert_eq!(c.pending(), 0);
+    c.consume_traces_at(&clients_of(101..=110), T0 + 3 * SECOND);
+    assert_eq!(c.pending(), 10);
+}
+
+#[test]
+fn a_flush_interval_emits_each_changed_series_once() {
+    let capture = Arc::new(Capture::default());
+    let c = ServiceGraph::new(
+        ServiceGraphConfig::default(),
+        capture.clone(),
+        Arc::new(Telemetry::new()),
+    );
+    assert_eq!(c.flush_interval(), std::time::Duration::from_secs(1));
+    c.consume_traces_at(&clients_of(1..=3), T0);
+    c.consume_traces_at(
+        &request(
+            "backend",
+            (1..=3).map(|t| span(SERVER, t, 8, 7, 1)).collect(),
+        ),
+        T0,
+    );
+    assert!(
+        capture.requests.lock().is_empty(),
+        "nothing before the flush"
+    );
+    c.flush_at(T0 + SECOND);
+    assert_eq!(capture.count(REQUEST_TOTAL, &EDGE), Some(3));
+    assert_eq!(
+        capture.times(),
+        vec![T0 + SECOND; 4],
+        "one point per metric"
+    );
+    c.flush_at(T0 + 2 * SECOND);
+    assert_eq!(capture.requests.lock().len(), 1, "nothing changed since");
+    c.consume_traces_at(&clients_of(4..=4), T0 + 2 * SECOND);
+    c.consume_traces_at(&request("backend", vec![span(SERVER, 4, 8, 7, 1)]), T0);
+    c.flush_at(T0 + 2 * SECOND);
+    assert_eq!(capture.count(REQUEST_TOTAL, &EDGE), Some(4));
+    let times = capture.times();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+/// Two threads at once, one sending the client halves of 250 traces and
+/// the other their server halves: every request is counted once, however
+/// the halves meet.
+#[test]
+fn two_threads_pair_the_halves_of_the_same_traces() {
+    let (c, capture, _) = connector(ServiceGraphConfig::default());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for first in (1..=250u8).step_by(10) {
+                c.consume_traces_at(&clients_of(first..=first + 9), T0);
+            }
+        });
+        s.spawn(|| {
+            for first in (1..=250u8).step_by(10) {
+                let servers = (first..=first + 9)
+                    .map(|t| span(SERVER, t, 8, 7, 1))
+                    .collect();
+                c.consume_traces_at(&request("backend", servers), T0);
+            }
+        });
+    });
+    assert_eq!(c.pending(), 0);
+    assert_eq!(capture.count(REQUEST_TOTAL, &EDGE), Some(250));
+    let (count, _, _) = capture.histogram(REQUEST_SERVER_SECONDS, &EDGE).unwrap();
+    assert_eq!(count, 250);
 }

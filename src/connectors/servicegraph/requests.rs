@@ -1,0 +1,158 @@
+//! What one traces request (or one expiry round) decided about its span
+//! halves, and those outcomes summed per series before the connector
+//! takes its series lock: a request whose thousand spans draw one edge
+//! updates that edge's series once, and two threads hand the lock back
+//! and forth once per request rather than once per span.
+
+use std::borrow::Cow;
+
+use hashbrown::HashMap;
+
+use super::store::{Half, Side};
+use super::{EdgeSeries, MESSAGING_SYSTEM, SpanCounts};
+
+/// What became of a span half.
+pub enum Done {
+    /// The other side was waiting: one request between two services.
+    Paired { client: Half, server: Half },
+    /// One instrumented side of a request to or from a node that sends no
+    /// spans: a database client (`half` the client, `peer` the
+    /// database), a root server span (`half` the server, `peer` `user`),
+    /// or a client half that expired naming its peer.
+    OneSided {
+        half: Half,
+        peer: Cow<'static, str>,
+        connection_type: &'static str,
+    },
+    /// Its wait ended without the other side.
+    Unpaired(Half),
+    /// The pending store was full.
+    Dropped(Half),
+}
+
+/// A completed request.
+pub struct Edge<'a> {
+    pub client: &'a str,
+    pub server: &'a str,
+    /// Empty for CLIENT→SERVER.
+    pub connection_type: &'a str,
+    pub failed: bool,
+    pub client_seconds: f64,
+    pub server_seconds: f64,
+    pub client_dims: &'a [Option<Box<str>>],
+    pub server_dims: &'a [Option<Box<str>>],
+}
+
+impl Done {
+    /// The request this outcome completed, if any.
+    pub fn edge(&self) -> Option<Edge<'_>> {
+        match self {
+            Done::Paired { client, server } => Some(Edge {
+                client: &client.service,
+                server: &server.service,
+                connection_type: if client.messaging || server.messaging {
+                    MESSAGING_SYSTEM
+                } else {
+                    ""
+                },
+                failed: client.failed || server.failed,
+                client_seconds: client.seconds,
+                server_seconds: server.seconds,
+                client_dims: &client.dims,
+                server_dims: &server.dims,
+            }),
+            Done::OneSided {
+                half,
+                peer,
+                connection_type,
+            } => {
+                let (client, server, client_dims, server_dims): (_, _, &[_], &[_]) = match half.side
+                {
+                    Side::Client => (&*half.service, &**peer, &half.dims, &[]),
+                    Side::Server => (&**peer, &*half.service, &[], &half.dims),
+                };
+                Some(Edge {
+                    client,
+                    server,
+                    connection_type,
+                    failed: half.failed,
+                    // One side was seen: its duration stands for both, so
+                    // every histogram count equals the request count.
+                    client_seconds: half.seconds,
+                    server_seconds: half.seconds,
+                    client_dims,
+                    server_dims,
+                })
+            }
+            Done::Unpaired(_) | Done::Dropped(_) => None,
+        }
+    }
+}
+
+/// Requests per edge and halves per service over one request, keyed by
+/// the series' dimension values (`client`, `server`, `connection_type`,
+/// then `client_<d>`, `server_<d>` per extra dimension; and `client`,
+/// `server`, `connection_type` for span counts).
+#[derive(Default)]
+pub struct Sums<'a> {
+    pub edges: HashMap<Vec<Option<&'a str>>, EdgeSeries>,
+    pub spans: HashMap<[Option<&'a str>; 3], SpanCounts>,
+}
+
+impl<'a> Sums<'a> {
+    /// Sums `done`, with `extras` extra dimensions and latency `bounds`.
+    pub fn of(done: &'a [Done], extras: usize, bounds: &[f64]) -> Self {
+        let mut sums = Sums::default();
+        let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
+        for outcome in done {
+            match outcome {
+                Done::Unpaired(half) => sums.span(half).unpaired += 1,
+                Done::Dropped(half) => sums.span(half).dropped += 1,
+                _ => {
+                    let Some(edge) = outcome.edge() else {
+                        continue;
+                    };
+                    edge_key(&edge, extras, &mut key);
+                    let series = match sums.edges.get_mut(key.as_slice()) {
+                        Some(series) => series,
+                        None => sums
+                            .edges
+                            .entry(key.clone())
+                            .or_insert_with(|| EdgeSeries::new(bounds.len())),
+                    };
+                    series.record(
+                        edge.failed,
+                        edge.client_seconds,
+                        edge.server_seconds,
+                        bounds,
+                    );
+                }
+            }
+        }
+        sums
+    }
+
+    fn span(&mut self, half: &'a Half) -> &mut SpanCounts {
+        let service = Some(&*half.service);
+        let (client, server) = match half.side {
+            Side::Client => (service, None),
+            Side::Server => (None, service),
+        };
+        let connection_type = half.messaging.then_some(MESSAGING_SYSTEM);
+        self.spans
+            .entry([client, server, connection_type])
+            .or_default()
+    }
+}
+
+/// An edge's dimension values, in label order, into `key`.
+fn edge_key<'a>(edge: &Edge<'a>, extras: usize, key: &mut Vec<Option<&'a str>>) {
+    key.clear();
+    key.push(Some(edge.client));
+    key.push(Some(edge.server));
+    key.push((!edge.connection_type.is_empty()).then_some(edge.connection_type));
+    for i in 0..extras {
+        key.push(edge.client_dims.get(i).and_then(|d| d.as_deref()));
+        key.push(edge.server_dims.get(i).and_then(|d| d.as_deref()));
+    }
+}
