@@ -274,7 +274,7 @@ pub const PENDING_SHARDS: usize = 8;
 /// The halves one request offers, by the store each goes to, in arrival
 /// order.
 struct Offers {
-    by_store: [Vec<(store::Key, Half)>; PENDING_SHARDS],
+    by_store: [Vec<(u32, store::Key, Half)>; PENDING_SHARDS],
     /// Room a store's list starts with: about its share of the request.
     share: usize,
 }
@@ -287,12 +287,12 @@ impl Offers {
         }
     }
 
-    fn push(&mut self, key: store::Key, half: Half) {
+    fn push(&mut self, at: u32, key: store::Key, half: Half) {
         let list = &mut self.by_store[store::shard_of(&key, PENDING_SHARDS)];
         if list.capacity() == 0 {
             list.reserve(self.share);
         }
-        list.push((key, half));
+        list.push((at, key, half));
     }
 }
 
@@ -357,6 +357,7 @@ impl ServiceGraph {
         let now = self.advance(now_ns);
         let mut offered = Offers::new(batch.item_count() as usize);
         let mut done = Vec::new();
+        let mut at = 0u32;
         for rs in batch.resources() {
             let resource = rs
                 .resource()
@@ -367,7 +368,10 @@ impl ServiceGraph {
             };
             let service: Arc<str> = Arc::from(service);
             for span in rs.spans() {
-                self.span(&resource, &service, &span, &mut offered, &mut done);
+                // Spans count from 1: 0 is for halves of earlier requests.
+                at = at.saturating_add(1);
+                let read = (&mut offered, &mut done, at);
+                self.span(&resource, &service, &span, read);
             }
         }
         // Every store is visited (each also expires its halves whose wait
@@ -433,19 +437,21 @@ impl ServiceGraph {
     fn pair(
         &self,
         store: &mut PendingStore,
-        offered: &mut Vec<(store::Key, Half)>,
+        offered: &mut Vec<(u32, store::Key, Half)>,
         now: u64,
-        done: &mut Vec<Done>,
+        done: &mut Vec<(u32, Done)>,
         tally: &mut Tally,
     ) {
         expire_store(store, now, done, tally);
-        for (key, half) in offered.drain(..) {
+        for (at, key, half) in offered.drain(..) {
             match store.offer(key, half, now) {
-                Offer::Paired { client, server } => done.push(Done::Paired { client, server }),
+                Offer::Paired { client, server } => {
+                    done.push((at, Done::Paired { client, server }))
+                }
                 Offer::Stored | Offer::Replaced => {}
                 Offer::Full(half) => {
                     tally.dropped += 1;
-                    done.push(Done::Dropped(half));
+                    done.push((at, Done::Dropped(half)));
                 }
             }
         }
@@ -463,8 +469,7 @@ impl ServiceGraph {
         resource: &[KeyValue],
         service: &Arc<str>,
         span: &SpanView<'_>,
-        offered: &mut Offers,
-        done: &mut Vec<Done>,
+        (offered, done, at): (&mut Offers, &mut Vec<(u32, Done)>, u32),
     ) {
         let (side, messaging) = match SpanKind::try_from(span.kind) {
             Ok(SpanKind::Client) => (Side::Client, false),
@@ -486,11 +491,12 @@ impl ServiceGraph {
         let key = match side {
             Side::Client => {
                 if !messaging && let Some(database) = database_name(&attributes, resource) {
-                    done.push(Done::OneSided {
+                    let outcome = Done::OneSided {
                         half,
                         peer: Cow::Owned(database),
                         connection_type: DATABASE,
-                    });
+                    };
+                    done.push((at, outcome));
                     return;
                 }
                 store::key(span.trace_id, span.span_id)
@@ -499,11 +505,12 @@ impl ServiceGraph {
                 if span.parent_span_id.iter().all(|b| *b == 0) {
                     // A root span: nothing can pair with it.
                     if self.config.virtual_nodes {
-                        done.push(Done::OneSided {
+                        let outcome = Done::OneSided {
                             half,
                             peer: Cow::Borrowed(USER),
                             connection_type: VIRTUAL_NODE,
-                        });
+                        };
+                        done.push((at, outcome));
                     }
                     return;
                 }
@@ -521,7 +528,7 @@ impl ServiceGraph {
                 .find_map(|p| attributes.text(p))
                 .map(String::into_boxed_str);
         }
-        offered.push(key, half);
+        offered.push(at, key, half);
     }
 
     /// The extra dimension values of one side, in config order.
@@ -545,13 +552,13 @@ impl ServiceGraph {
 
     /// Adds what a request or expiry round completed to the series, and
     /// its tally to the self-metrics.
-    fn record(&self, done: &[Done], now: u64, tally: &mut Tally) {
+    fn record(&self, done: &[(u32, Done)], now: u64, tally: &mut Tally) {
         if !done.is_empty() {
             let sums = Sums::of(done, self.config.dimensions.len(), &self.bounds);
             let bounds = self.bounds.len();
             let mut guard = self.series.lock();
             let series = &mut *guard;
-            for (dims, sum) in &sums.edges {
+            for (dims, sum) in sums.edges.iter() {
                 let outcome = series.edges.upsert(
                     &[],
                     self.empty_resource_hash,
@@ -564,7 +571,7 @@ impl ServiceGraph {
                     tally.overflow += sum.requests;
                 }
             }
-            for (dims, sum) in &sums.spans {
+            for (dims, sum) in sums.spans.iter() {
                 let outcome = series.spans.upsert(
                     &[],
                     self.empty_resource_hash,
@@ -711,24 +718,30 @@ impl ServiceGraph {
 /// Takes the halves of `store` whose wait ended: a client half naming its
 /// peer becomes a virtual-node request (with `virtual_nodes`; only then
 /// is the peer kept), any other is unpaired.
-fn expire_store(store: &mut PendingStore, now: u64, done: &mut Vec<Done>, tally: &mut Tally) {
+fn expire_store(
+    store: &mut PendingStore,
+    now: u64,
+    done: &mut Vec<(u32, Done)>,
+    tally: &mut Tally,
+) {
     store.expire(now, |mut half| {
         tally.expired += 1;
         if half.side == Side::Client
             && let Some(peer) = half.peer.take()
         {
-            done.push(Done::OneSided {
+            let outcome = Done::OneSided {
                 half,
                 peer: Cow::Owned(peer.into()),
                 connection_type: VIRTUAL_NODE,
-            });
+            };
+            done.push((0, outcome));
             return;
         }
         match half.side {
             Side::Client => tally.unpaired_client += 1,
             Side::Server => tally.unpaired_server += 1,
         }
-        done.push(Done::Unpaired(half));
+        done.push((0, Done::Unpaired(half)));
     });
 }
 

@@ -5,8 +5,9 @@
 //! and forth once per request rather than once per span.
 
 use std::borrow::Cow;
+use std::hash::{BuildHasher, Hash};
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 
 use super::store::{Half, Side};
 use super::{EdgeSeries, MESSAGING_SYSTEM, SpanCounts};
@@ -89,59 +90,128 @@ impl Done {
     }
 }
 
+/// Values summed per key, read back in the order of each key's first
+/// span in the request (so which series a request creates first, when
+/// the cardinality limit nears, follows the spans' order as it did span
+/// by span, not a hash order or the order the stores were visited).
+pub struct Summed<K, V> {
+    entries: Vec<(K, V)>,
+    /// Per entry, the position of its first span in the request.
+    first: Vec<u32>,
+    index: HashTable<usize>,
+}
+
+impl<K, V> Default for Summed<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            first: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+}
+
+const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5e_6a_9b);
+
+impl<K, V> Summed<K, V> {
+    /// The value of the key `probe` stands for, for a span at position
+    /// `at`; made by `make` (with the key from `own`) the first time.
+    fn entry<Q>(
+        &mut self,
+        at: u32,
+        probe: &Q,
+        own: impl FnOnce(&Q) -> K,
+        make: impl FnOnce() -> V,
+    ) -> &mut V
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Summed {
+            entries,
+            first,
+            index,
+        } = self;
+        let hash = HASHER.hash_one(probe);
+        let slot = match index.find(hash, |&i| entries[i].0.borrow() == probe) {
+            Some(&i) => {
+                first[i] = first[i].min(at);
+                i
+            }
+            None => {
+                entries.push((own(probe), make()));
+                first.push(at);
+                let i = entries.len() - 1;
+                index.insert_unique(hash, i, |&j| HASHER.hash_one(entries[j].0.borrow()));
+                i
+            }
+        };
+        &mut entries[slot].1
+    }
+
+    /// The keys and sums, in the order of their first spans.
+    pub fn iter(&self) -> impl Iterator<Item = &(K, V)> {
+        let mut order: Vec<usize> = (0..self.entries.len()).collect();
+        order.sort_by_key(|&i| self.first[i]);
+        order.into_iter().map(|i| &self.entries[i])
+    }
+}
+
 /// Requests per edge and halves per service over one request, keyed by
 /// the series' dimension values (`client`, `server`, `connection_type`,
 /// then `client_<d>`, `server_<d>` per extra dimension; and `client`,
 /// `server`, `connection_type` for span counts).
 #[derive(Default)]
 pub struct Sums<'a> {
-    pub edges: HashMap<Vec<Option<&'a str>>, EdgeSeries>,
-    pub spans: HashMap<[Option<&'a str>; 3], SpanCounts>,
+    pub edges: Summed<Vec<Option<&'a str>>, EdgeSeries>,
+    pub spans: Summed<[Option<&'a str>; 3], SpanCounts>,
 }
 
 impl<'a> Sums<'a> {
-    /// Sums `done`, with `extras` extra dimensions and latency `bounds`.
-    pub fn of(done: &'a [Done], extras: usize, bounds: &[f64]) -> Self {
+    /// Sums `done` (each outcome with the position of the span that
+    /// decided it), with `extras` extra dimensions and latency `bounds`.
+    pub fn of(done: &'a [(u32, Done)], extras: usize, bounds: &[f64]) -> Self {
         let mut sums = Sums::default();
         let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
-        for outcome in done {
+        for (at, outcome) in done {
+            let at = *at;
             match outcome {
-                Done::Unpaired(half) => sums.span(half).unpaired += 1,
-                Done::Dropped(half) => sums.span(half).dropped += 1,
+                Done::Unpaired(half) => sums.span(at, half).unpaired += 1,
+                Done::Dropped(half) => sums.span(at, half).dropped += 1,
                 _ => {
                     let Some(edge) = outcome.edge() else {
                         continue;
                     };
                     edge_key(&edge, extras, &mut key);
-                    let series = match sums.edges.get_mut(key.as_slice()) {
-                        Some(series) => series,
-                        None => sums
-                            .edges
-                            .entry(key.clone())
-                            .or_insert_with(|| EdgeSeries::new(bounds.len())),
-                    };
-                    series.record(
-                        edge.failed,
-                        edge.client_seconds,
-                        edge.server_seconds,
-                        bounds,
-                    );
+                    sums.edges
+                        .entry(at, key.as_slice(), <[_]>::to_vec, || {
+                            EdgeSeries::new(bounds.len())
+                        })
+                        .record(
+                            edge.failed,
+                            edge.client_seconds,
+                            edge.server_seconds,
+                            bounds,
+                        );
                 }
             }
         }
         sums
     }
 
-    fn span(&mut self, half: &'a Half) -> &mut SpanCounts {
+    fn span(&mut self, at: u32, half: &'a Half) -> &mut SpanCounts {
         let service = Some(&*half.service);
         let (client, server) = match half.side {
             Side::Client => (service, None),
             Side::Server => (None, service),
         };
         let connection_type = half.messaging.then_some(MESSAGING_SYSTEM);
-        self.spans
-            .entry([client, server, connection_type])
-            .or_default()
+        self.spans.entry(
+            at,
+            &[client, server, connection_type],
+            |k| *k,
+            SpanCounts::default,
+        )
     }
 }
 

@@ -1013,3 +1013,66 @@ fn two_threads_pair_the_halves_of_the_same_traces() {
     let (count, _, _) = capture.histogram(REQUEST_SERVER_SECONDS, &EDGE).unwrap();
     assert_eq!(count, 250);
 }
+
+/// Within one request, the edges take the series left under the
+/// cardinality limit in the order their spans came, as across requests.
+#[test]
+fn the_first_edges_of_a_request_take_the_series_left() {
+    let config = ServiceGraphConfig {
+        cardinality_limit: 1,
+        ..Default::default()
+    };
+    let (c, capture, _) = connector(config);
+    let services = ["web", "api", "jobs", "admin", "search"];
+    let request = TracesRequest {
+        resource_spans: services
+            .iter()
+            .enumerate()
+            .map(|(i, service)| resource_spans(service, vec![span(SERVER, i as u8 + 1, 9, 0, 1)]))
+            .collect(),
+    };
+    c.consume_traces_at(&request, T0);
+    let latest = capture.latest();
+    let edges: Vec<&String> = latest
+        .keys()
+        .filter(|k| k.starts_with(REQUEST_TOTAL) && k.contains("server="))
+        .collect();
+    assert_eq!(edges.len(), 1, "{latest:?}");
+    assert!(edges[0].contains("server=web"), "{edges:?}");
+    assert_eq!(
+        capture.count(REQUEST_TOTAL, &[("otel.metric.overflow", "true")]),
+        Some(4)
+    );
+}
+
+/// Pairs completed in one request count in the order of the spans that
+/// completed them, whichever stores their traces fall in.
+#[test]
+fn pairs_of_one_request_take_the_series_left_in_span_order() {
+    let shard = |t: u8| store::key(&[t; 16], &[7; 8]).map(|k| store::shard_of(&k, PENDING_SHARDS));
+    let (early, late) = (1..=60u8)
+        .flat_map(|a| (1..=60u8).map(move |b| (a, b)))
+        .find(|&(a, b)| shard(a) > shard(b))
+        .expect("two traces in different stores");
+    let config = ServiceGraphConfig {
+        cardinality_limit: 1,
+        ..Default::default()
+    };
+    let (c, capture, _) = connector(config);
+    let request = TracesRequest {
+        resource_spans: vec![
+            resource_spans(
+                "frontend",
+                vec![span(CLIENT, early, 7, 0, 1), span(CLIENT, late, 7, 0, 1)],
+            ),
+            resource_spans("backend", vec![span(SERVER, early, 8, 7, 1)]),
+            resource_spans("payments", vec![span(SERVER, late, 8, 7, 1)]),
+        ],
+    };
+    c.consume_traces_at(&request, T0);
+    assert_eq!(capture.count(REQUEST_TOTAL, &EDGE), Some(1));
+    assert_eq!(
+        capture.count(REQUEST_TOTAL, &[("otel.metric.overflow", "true")]),
+        Some(1)
+    );
+}
