@@ -4,8 +4,9 @@
 //!
 //! Run: `cargo bench --bench connectors`. Throughput is in spans/s.
 //! `span_metrics_threads/scaling` and `log_counts_threads/scaling` print
-//! the 1 → 2 thread ratio of span metrics and of log counts from two
-//! instances of one service (target: at least 1.8).
+//! the 1 → 2 thread ratio of span metrics (alone and followed by the
+//! service graph), of the service graph on whole calls, and of log counts,
+//! from two instances of one service (target: at least 1.8).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -98,6 +99,59 @@ fn traces_of(instance: &str) -> TracesRequest {
             }],
             ..Default::default()
         }],
+    }
+}
+
+/// 500 calls from one instance of `frontend` to `checkout`, whole: each
+/// trace's CLIENT span (frontend) and the SERVER span it called
+/// (checkout), in one request, as a gateway forwarding whole traces sends
+/// them. Every pair meets within the request.
+fn calls_of(instance: &str) -> TracesRequest {
+    let salt = instance
+        .bytes()
+        .fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(u128::from(b)))
+        << 64;
+    let side = |service: &str, kind: i32, server: bool| ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![
+                kv("service.name", service.into()),
+                kv("service.instance.id", instance.into()),
+            ],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: (0..500u64)
+                .map(|i| Span {
+                    trace_id: (salt | (i as u128 + 1)).to_be_bytes().to_vec(),
+                    span_id: (2 * i + 1 + u64::from(server)).to_be_bytes().to_vec(),
+                    parent_span_id: if server {
+                        (2 * i + 1).to_be_bytes().to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                    name: format!("GET /api/v1/items/{}", i % 20),
+                    kind,
+                    start_time_unix_nano: 1_700_000_000_000_000_000 + i * 1000,
+                    end_time_unix_nano: 1_700_000_000_000_000_000
+                        + i * 1000
+                        + (i % 97 + 1) * 1_000_000,
+                    attributes: (0..5)
+                        .map(|a| {
+                            kv(
+                                &format!("app.attribute.{a}"),
+                                format!("value-{}", (i + a) % 13),
+                            )
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    TracesRequest {
+        resource_spans: vec![side("frontend", 3, false), side("checkout", 2, true)],
     }
 }
 
@@ -205,10 +259,26 @@ fn threads(c: &mut Criterion) {
         black_box(connector_for(bytes).consume_traces(&batch).unwrap());
         black_box(graph.consume_traces(&batch).unwrap());
     };
-    let cases: [(&str, Work<'_>); 3] = [
+    // The service graph alone on whole calls (each thread its own
+    // instance's traces): every span pairs within its request.
+    let calls: Vec<bytes::Bytes> = (0..2)
+        .map(|t| bytes::Bytes::from(calls_of(&format!("pod-{t}")).encode_to_vec()))
+        .collect();
+    let pairing = ServiceGraph::new(
+        ServiceGraphConfig::default(),
+        exporter.clone(),
+        Arc::new(Telemetry::new()),
+    );
+    let graph_pairs = |bytes: &bytes::Bytes| {
+        let second = bytes.as_ptr() == payloads[1].as_ptr();
+        let batch = TracesBatch::decode(black_box(calls[usize::from(second)].clone())).unwrap();
+        black_box(pairing.consume_traces(&batch).unwrap());
+    };
+    let cases: [(&str, Work<'_>); 4] = [
         ("prost_decode", &prost),
         ("decode_spanmetrics", &spans),
         ("decode_spanmetrics_servicegraph", &spans_and_graph),
+        ("decode_servicegraph_whole_calls", &graph_pairs),
     ];
     scaling::bench_threads(c, "span_metrics_threads", 1000, &payloads, &cases);
 }
