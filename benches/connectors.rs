@@ -48,12 +48,31 @@ fn realistic_traces() -> TracesRequest {
     traces_of("pod-7f9c")
 }
 
-fn traces_of(instance: &str) -> TracesRequest {
-    // Each instance's traces are its own.
-    let salt = instance
+/// The high half of the trace ids of `instance`'s spans, so each
+/// instance's traces are its own.
+fn trace_salt(instance: &str) -> u128 {
+    instance
         .bytes()
         .fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(u128::from(b)))
-        << 64;
+        << 64
+}
+
+/// `count` attributes `app.attribute.<a>` of item `i`, with values cycling
+/// over 13.
+fn app_attributes(i: u64, count: u64) -> Vec<KeyValue> {
+    (0..count)
+        .map(|a| {
+            kv(
+                &format!("app.attribute.{a}"),
+                format!("value-{}", (i + a) % 13),
+            )
+        })
+        .collect()
+}
+
+fn traces_of(instance: &str) -> TracesRequest {
+    // Each instance's traces are its own.
+    let salt = trace_salt(instance);
     let spans = (0..1000u64)
         .map(|i| Span {
             trace_id: (salt | (i as u128 + 1)).to_be_bytes().to_vec(),
@@ -63,14 +82,7 @@ fn traces_of(instance: &str) -> TracesRequest {
             kind: 2,
             start_time_unix_nano: 1_700_000_000_000_000_000 + i * 1000,
             end_time_unix_nano: 1_700_000_000_000_000_000 + i * 1000 + (i % 97 + 1) * 1_000_000,
-            attributes: (0..10)
-                .map(|a| {
-                    kv(
-                        &format!("app.attribute.{a}"),
-                        format!("value-{}", (i + a) % 13),
-                    )
-                })
-                .collect(),
+            attributes: app_attributes(i, 10),
             status: Some(Status {
                 code: if i % 50 == 0 { 2 } else { 0 },
                 ..Default::default()
@@ -107,10 +119,7 @@ fn traces_of(instance: &str) -> TracesRequest {
 /// (checkout), in one request, as a gateway forwarding whole traces sends
 /// them. Every pair meets within the request.
 fn calls_of(instance: &str) -> TracesRequest {
-    let salt = instance
-        .bytes()
-        .fold(0u128, |h, b| h.wrapping_mul(31).wrapping_add(u128::from(b)))
-        << 64;
+    let salt = trace_salt(instance);
     let side = |service: &str, kind: i32, server: bool| ResourceSpans {
         resource: Some(Resource {
             attributes: vec![
@@ -135,14 +144,7 @@ fn calls_of(instance: &str) -> TracesRequest {
                     end_time_unix_nano: 1_700_000_000_000_000_000
                         + i * 1000
                         + (i % 97 + 1) * 1_000_000,
-                    attributes: (0..5)
-                        .map(|a| {
-                            kv(
-                                &format!("app.attribute.{a}"),
-                                format!("value-{}", (i + a) % 13),
-                            )
-                        })
-                        .collect(),
+                    attributes: app_attributes(i, 5),
                     ..Default::default()
                 })
                 .collect(),
@@ -296,14 +298,7 @@ fn logs_of(instance: &str) -> LogsRequest {
                     i % 20
                 ))),
             }),
-            attributes: (0..5)
-                .map(|a| {
-                    kv(
-                        &format!("app.attribute.{a}"),
-                        format!("value-{}", (i + a) % 13),
-                    )
-                })
-                .collect(),
+            attributes: app_attributes(i, 5),
             ..Default::default()
         })
         .collect();

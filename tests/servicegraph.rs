@@ -21,19 +21,6 @@ use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Scrapes once the connector has emitted `total` requests over all edges
-/// (it emits the changed series every `flush_interval`, 1 s by default,
-/// not with each request's answer).
-fn scrape_after_requests(collector: &Collector, total: f64) -> Samples {
-    collector.scrape_until(&format!("{total} service-graph requests"), |s| {
-        s.matching("traces_service_graph_request_total", &[])
-            .iter()
-            .map(|(_, v)| v)
-            .sum::<f64>()
-            == total
-    })
-}
-
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -178,7 +165,7 @@ fn paired_spans_become_service_graph_edges() {
     );
 
     // frontend → backend twice, orders → billing, user → frontend.
-    let s = scrape_after_requests(&collector, 4.0);
+    let s = collector.scrape_after_sum("traces_service_graph_request_total", 4.0);
     let fb = edge("frontend", "backend", &[]);
     assert_eq!(
         s.get("traces_service_graph_request_total", &fb),
@@ -357,7 +344,7 @@ fn overflow_series_and_extra_dimensions() {
         s.attributes.push(kv("tier", "api"));
         send(&collector, server, vec![s]);
     }
-    let s = scrape_after_requests(&collector, 3.0);
+    let s = collector.scrape_after_sum("traces_service_graph_request_total", 3.0);
     let first = edge(
         "frontend",
         "backend",

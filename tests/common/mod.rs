@@ -236,12 +236,15 @@ impl Collector {
     /// all (it flushes every `flush_interval`, 1 s by default, not on each
     /// request) and returns that scrape.
     pub fn scrape_after_span_calls(&self, total: f64) -> Samples {
-        self.scrape_until(&format!("{total} span calls"), |s| {
-            s.matching("traces_span_metrics_calls_total", &[])
-                .iter()
-                .map(|(_, v)| v)
-                .sum::<f64>()
-                == total
+        self.scrape_after_sum("traces_span_metrics_calls_total", total)
+    }
+
+    /// Waits until the samples of `name` (over all label sets) sum to
+    /// `total`, as a connector that emits on a flush interval gets there,
+    /// and returns that scrape.
+    pub fn scrape_after_sum(&self, name: &str, total: f64) -> Samples {
+        self.scrape_until(&format!("{name} summing to {total}"), |s| {
+            s.matching(name, &[]).iter().map(|(_, v)| v).sum::<f64>() == total
         })
     }
 

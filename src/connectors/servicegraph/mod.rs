@@ -77,7 +77,7 @@ use crate::telemetry::Telemetry;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
-use requests::{Done, Sums};
+use requests::{Done, Summed, Sums};
 use store::{Half, Offer, PendingStore, Side};
 
 /// `connection_type` values.
@@ -558,32 +558,22 @@ impl ServiceGraph {
             let bounds = self.bounds.len();
             let mut guard = self.series.lock();
             let series = &mut *guard;
-            for (dims, sum) in sums.edges.iter() {
-                let outcome = series.edges.upsert(
-                    &[],
-                    self.empty_resource_hash,
-                    dims,
-                    now,
-                    || EdgeSeries::new(bounds),
-                    |s| s.add(sum),
-                );
-                if outcome == Upserted::Overflow {
-                    tally.overflow += sum.requests;
-                }
-            }
-            for (dims, sum) in sums.spans.iter() {
-                let outcome = series.spans.upsert(
-                    &[],
-                    self.empty_resource_hash,
-                    dims,
-                    now,
-                    SpanCounts::default,
-                    |c| c.add(sum),
-                );
-                if outcome == Upserted::Overflow {
-                    tally.overflow += sum.unpaired + sum.dropped;
-                }
-            }
+            tally.overflow += self.add_sums(
+                &mut series.edges,
+                &sums.edges,
+                now,
+                || EdgeSeries::new(bounds),
+                EdgeSeries::add,
+                |s| s.requests,
+            );
+            tally.overflow += self.add_sums(
+                &mut series.spans,
+                &sums.spans,
+                now,
+                SpanCounts::default,
+                SpanCounts::add,
+                |c| c.unpaired + c.dropped,
+            );
             if tally.dropped > 0 {
                 self.log_drops(series, now, tally.dropped);
             }
@@ -599,6 +589,35 @@ impl ServiceGraph {
             t.record_servicegraph_dropped(tally.dropped);
         }
         t.set_servicegraph_pending(self.pending() as u64);
+    }
+
+    /// Adds each of `sums` to its series in `table` (made by `make` when
+    /// new); returns the items (`items` of a sum) that went to the
+    /// overflow series.
+    fn add_sums<'a, K: AsRef<[Option<&'a str>]>, V>(
+        &self,
+        table: &mut Table<V>,
+        sums: &Summed<K, V>,
+        now: u64,
+        make: impl Fn() -> V,
+        add: impl Fn(&mut V, &V),
+        items: impl Fn(&V) -> u64,
+    ) -> u64 {
+        let mut overflowed = 0;
+        for (dims, sum) in sums.iter() {
+            let outcome = table.upsert(
+                &[],
+                self.empty_resource_hash,
+                dims.as_ref(),
+                now,
+                &make,
+                |v| add(v, sum),
+            );
+            if outcome == Upserted::Overflow {
+                overflowed += items(sum);
+            }
+        }
+        overflowed
     }
 
     /// Warns that the store is full, at most every ten seconds.
