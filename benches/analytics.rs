@@ -316,8 +316,10 @@ fn analysis_memory() {
 /// 10,000 analysed series.
 fn analysis_snapshot(c: &mut Criterion) {
     use std::sync::Arc;
+    use streamgate::exporters::prometheus::{Format, PrometheusExporter, PrometheusExporterConfig};
     use streamgate::model::MetricsBatch;
     use streamgate::model::recommendation::AnalysisSnapshot;
+    use streamgate::pipeline::derived::DerivedSource;
     use streamgate::pipeline::{ConsumeResult, Consumed, MetricsConsumer};
     use streamgate::processors::analysis::{AnalysisConfig, AnalysisProcessor, SelectRule};
     use streamgate::telemetry::Telemetry;
@@ -336,7 +338,19 @@ fn analysis_snapshot(c: &mut Criterion) {
         max_series: 20_000,
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    let telemetry = Arc::new(Telemetry::new());
+    let exporter = Arc::new(PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        telemetry.clone(),
+    ));
+    let p = Arc::new(AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        exporter.clone(),
+        telemetry,
+    ));
+    let source: Arc<dyn DerivedSource> = p.clone();
+    exporter.attach_derived(Arc::downgrade(&source));
     for step in 0..20u64 {
         let t = 1_700_000_000.0 + 30.0 * step as f64;
         let request = requests::realistic_request(10, 1000, 1, (t * 1e9) as u64);
@@ -350,6 +364,17 @@ fn analysis_snapshot(c: &mut Criterion) {
     );
     c.bench_function("analysis_snapshot_top25_of_10k", |b| {
         b.iter(|| black_box(p.analysed(25).0.len()))
+    });
+    // `/metrics` with the derived gauges of 10,000 analysed series,
+    // rendered from their state (and StreamGate's own families).
+    let text = exporter.render(Format::Text);
+    println!(
+        "derived render: {} bytes, {} baseline series",
+        text.len(),
+        text.matches("streamgate_baseline_expected{").count()
+    );
+    c.bench_function("render_derived_of_10k_analysed", |b| {
+        b.iter(|| black_box(exporter.render(Format::Text).len()))
     });
 }
 

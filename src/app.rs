@@ -90,11 +90,16 @@ impl App {
             });
         // Metrics flow: receivers and connectors → windows → analysis → exporter.
         let analysis = config.analysis.enabled.then(|| {
-            Arc::new(AnalysisProcessor::new(
+            let analysis = Arc::new(AnalysisProcessor::new(
                 config.analysis.clone(),
                 exporter.clone(),
+                exporter.clone(),
                 telemetry.clone(),
-            ))
+            ));
+            // Its baselines and forecasts are rendered from its state.
+            let source: Arc<dyn crate::pipeline::derived::DerivedSource> = analysis.clone();
+            exporter.attach_derived(Arc::downgrade(&source));
+            analysis
         });
         let after_windows: Arc<dyn MetricsConsumer> = match &analysis {
             Some(a) => a.clone(),

@@ -8,9 +8,11 @@
 //! [`Fanout`] sends one request to several consumers; [`Shutdown`] is the
 //! signal every long-running component watches to drain and stop.
 //! [`durable`] is the contract of components whose state is kept across
-//! restarts. [`query`] holds the read-only queries the API asks of components
+//! restarts. [`derived`] is how a processor's computed series reach the
+//! exporter without being stored. [`query`] holds the read-only queries the API asks of components
 //! (series listing and history) without importing them.
 
+pub mod derived;
 pub mod durable;
 mod fanout;
 pub mod query;

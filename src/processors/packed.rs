@@ -1,5 +1,6 @@
 //! Compact storage of what a long-lived per-series state says about its
-//! series: its attribute list packed into one allocation, and the
+//! series: its attribute list packed into one allocation (with its label
+//! block on `/metrics`, for analysed series: [`SeriesText`]), and the
 //! resource and scope it shares with every other series of the same
 //! source.
 //!
@@ -32,26 +33,72 @@ impl PackedAttributes {
             })
             .sum();
         let mut bytes = Vec::with_capacity(len);
-        for kv in attributes {
-            // Writing into a Vec grows it as needed: this cannot fail.
-            let _ = kv.encode_length_delimited(&mut bytes);
-        }
+        pack_into(attributes, &mut bytes);
         Self(bytes.into_boxed_slice())
     }
 
     /// The attributes, in the order they were packed.
     pub fn unpack(&self) -> Vec<KeyValue> {
-        let mut out = Vec::new();
-        let mut rest: &[u8] = &self.0;
-        while !rest.is_empty() {
-            // Only `pack` wrote these bytes: a decode error cannot happen,
-            // and would end the list rather than panic.
-            match KeyValue::decode_length_delimited(&mut rest) {
-                Ok(kv) => out.push(kv),
-                Err(_) => break,
-            }
+        unpack(&self.0)
+    }
+}
+
+/// The bytes of `attributes` packed: each `KeyValue` length-delimited.
+fn pack_into(attributes: &[KeyValue], bytes: &mut Vec<u8>) {
+    for kv in attributes {
+        // Writing into a Vec grows it as needed: this cannot fail.
+        let _ = kv.encode_length_delimited(bytes);
+    }
+}
+
+/// The attributes packed in `bytes`, in order.
+fn unpack(mut rest: &[u8]) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        // Only `pack_into` wrote these bytes: a decode error cannot
+        // happen, and would end the list rather than panic.
+        match KeyValue::decode_length_delimited(&mut rest) {
+            Ok(kv) => out.push(kv),
+            Err(_) => break,
         }
-        out
+    }
+    out
+}
+
+/// A series' attributes packed and its label block on `/metrics`, in one
+/// allocation: the packed attributes' length (4 bytes, little-endian),
+/// the packed attributes, then the label block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeriesText(Box<[u8]>);
+
+impl SeriesText {
+    pub fn new(attributes: &[KeyValue], labels: &str) -> Self {
+        let mut bytes = vec![0; 4];
+        pack_into(attributes, &mut bytes);
+        let packed = (bytes.len() - 4) as u32;
+        bytes[..4].copy_from_slice(&packed.to_le_bytes());
+        bytes.extend_from_slice(labels.as_bytes());
+        Self(bytes.into_boxed_slice())
+    }
+
+    /// Where the label block starts.
+    fn split(&self) -> usize {
+        let len = self
+            .0
+            .first_chunk::<4>()
+            .map_or(0, |b| u32::from_le_bytes(*b) as usize);
+        (4 + len).min(self.0.len())
+    }
+
+    /// The attributes, in the order they were given.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        unpack(self.0.get(4..self.split()).unwrap_or_default())
+    }
+
+    /// The label block.
+    pub fn labels(&self) -> &str {
+        // `new` wrote a whole `&str` here: never invalid.
+        std::str::from_utf8(&self.0[self.split()..]).unwrap_or_default()
     }
 }
 
@@ -103,6 +150,24 @@ mod tests {
     use super::*;
     use crate::model::otlp::common::{AnyValue, ArrayValue, any_value::Value};
     use crate::model::otlp::kv;
+
+    #[test]
+    fn series_text_keeps_attributes_and_labels_apart() {
+        let attributes = vec![
+            kv("route", Value::StringValue("/a".into())),
+            kv("code", Value::IntValue(503)),
+        ];
+        let labels = r#"code="503",job="api",route="/a""#;
+        let text = SeriesText::new(&attributes, labels);
+        assert_eq!(text.attributes(), attributes);
+        assert_eq!(text.labels(), labels);
+        let none = SeriesText::new(&[], "");
+        assert!(none.attributes().is_empty());
+        assert_eq!(none.labels(), "");
+        let no_labels = SeriesText::new(&attributes, "");
+        assert_eq!(no_labels.attributes(), attributes);
+        assert_eq!(no_labels.labels(), "");
+    }
 
     #[test]
     fn unpacks_what_was_packed_in_order_and_smaller() {

@@ -954,6 +954,17 @@ impl Baseline {
         u64::from(self.n)
     }
 
+    /// Whether the series is in an anomaly, as of the last update.
+    pub fn in_anomaly(&self) -> bool {
+        self.in_anomaly
+    }
+
+    /// Whether an anomaly started on the last update (its rising edge,
+    /// [`BaselineOutput::anomaly`]).
+    pub fn anomaly_started(&self) -> bool {
+        self.last_t.is_finite() && self.last_edge_t == self.last_t
+    }
+
     /// Points dropped because their timestamp went backwards.
     pub fn late_points(&self) -> u64 {
         u64::from(self.late)

@@ -1003,6 +1003,11 @@ const fn ring_units(points: usize) -> usize {
 }
 
 impl ForecastState {
+    /// The last value fed, if any.
+    pub fn last_value(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.last_v)
+    }
+
     /// A fresh state for `settings`.
     pub fn new(settings: &ForecastSettings) -> Self {
         let (cfg, unit) = (&settings.0.cfg, settings.0.unit);

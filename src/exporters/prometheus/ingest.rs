@@ -599,19 +599,12 @@ impl PointWriter<'_> {
 
     /// Builds the label set of a point into the buffers.
     fn build_labels(&mut self, attributes: &Attributes<'_>) {
-        let labels = &mut self.buffers.labels;
-        labels.clear();
-        for kv in attributes.iter() {
-            // `le` / `quantile` are written by the exposition itself; an
-            // attribute of that name would duplicate the label.
-            if Some(kv.key) != self.context.exposition_label {
-                push_attribute(labels, &kv);
-            }
-        }
-        for (name, value) in &self.context.shared.pairs {
-            labels.push_str(name, value, LabelSource::Derived);
-        }
-        labels.finish();
+        fill_labels(
+            &mut self.buffers.labels,
+            attributes,
+            self.context.shared,
+            self.context.exposition_label,
+        );
     }
 
     /// Applies a point to its series: `update` for an existing one (found
@@ -939,6 +932,60 @@ fn stored_exemplar(e: &ExemplarView<'_>) -> Option<StoredExemplar> {
         value: e.value?,
         time_ns: e.time_ns,
     })
+}
+
+/// Builds the label set of a point with `attributes` under `shared`
+/// into `labels`. `exposition_label` (`le`, `quantile`) is written by the
+/// exposition itself: an attribute of that name would duplicate it.
+fn fill_labels(
+    labels: &mut LabelSet,
+    attributes: &Attributes<'_>,
+    shared: &SharedLabels,
+    exposition_label: Option<&str>,
+) {
+    labels.clear();
+    for kv in attributes.iter() {
+        if Some(kv.key) != exposition_label {
+            push_attribute(labels, &kv);
+        }
+    }
+    for (name, value) in &shared.pairs {
+        labels.push_str(name, value, LabelSource::Derived);
+    }
+    labels.finish();
+}
+
+/// The label block the first point of `batch` (its first resource,
+/// scope and metric) gets on `/metrics`, built as ingest builds it; empty
+/// when the batch has no point.
+pub fn first_point_label_block(batch: &MetricsBatch) -> String {
+    let mut labels = LabelSet::new();
+    let view = batch.view();
+    let Some(resource_metrics) = view.resource_metrics.iter().next() else {
+        return String::new();
+    };
+    let identity = ResourceIdentity::of(resource_metrics.resource.as_ref());
+    let Some(scope_metrics) = resource_metrics.scope_metrics.iter().next() else {
+        return String::new();
+    };
+    let shared = shared_labels(
+        &identity,
+        scope_metrics.scope.as_ref(),
+        scope_metrics.schema_url,
+    );
+    let point = scope_metrics
+        .metrics
+        .iter()
+        .next()
+        .and_then(|metric| match metric.data {
+            Some(MetricData::Gauge(points)) => points.iter().next(),
+            _ => None,
+        });
+    let Some(point) = point else {
+        return String::new();
+    };
+    fill_labels(&mut labels, &point.attributes, &shared, None);
+    labels.text().to_string()
 }
 
 fn is_identifying(key: &str) -> bool {

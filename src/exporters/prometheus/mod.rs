@@ -7,6 +7,13 @@
 //! the store before the receiver answers, so an acknowledged point is
 //! visible on the next scrape. Series unseen for `series_ttl` expire.
 //!
+//! Processors' derived gauges (the analysis processor's baselines and
+//! forecasts) are not stored: attached as
+//! [`DerivedSource`](crate::pipeline::derived::DerivedSource)s, they are
+//! rendered from the processor's state on every walk (`/metrics` and
+//! remote write), with label blocks this exporter's translation built
+//! once per series ([`LabelTranslator`](crate::pipeline::derived::LabelTranslator)).
+//!
 //! It also answers the API's [`SeriesQuery`](crate::pipeline::query::SeriesQuery)
 //! (`query.rs`): series listing and the history rings of watched series.
 
@@ -20,8 +27,18 @@ pub mod store;
 pub mod translate;
 
 use crate::model::MetricsBatch;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use crate::model::MetricsRequest;
+use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+use crate::model::otlp::metrics::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+};
+use crate::model::otlp::resource::Resource;
+use crate::pipeline::derived::{DerivedSource, LabelTranslator};
 
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::telemetry::{Telemetry, names};
@@ -43,6 +60,19 @@ pub struct PrometheusExporter {
     collector_instance: String,
     /// The same as a pre-escaped label block.
     common_labels: String,
+    /// Processors whose gauges are rendered from their state rather than
+    /// stored (see `pipeline::derived`). Weak: they send to this exporter.
+    derived: RwLock<Vec<Weak<dyn DerivedSource>>>,
+}
+
+/// A derived family `/metrics` serves now: its source and index, and its
+/// name and unit as translated.
+struct DerivedEntry {
+    source: Arc<dyn DerivedSource>,
+    index: usize,
+    name: String,
+    help: &'static str,
+    unit: String,
 }
 
 /// Builds the exporter from its (validated) config.
@@ -61,7 +91,43 @@ impl PrometheusExporter {
             telemetry,
             collector_instance: String::new(),
             common_labels: String::new(),
+            derived: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Renders the gauges of `source` on every walk (`/metrics` and
+    /// remote write) from now on, until it is dropped.
+    pub fn attach_derived(&self, source: Weak<dyn DerivedSource>) {
+        self.derived.write().push(source);
+    }
+
+    /// The derived families `names` asks for, translated as received
+    /// gauges' names are (a name with no usable character is left out).
+    fn derived_families(&self, names: &NameFilter) -> Vec<DerivedEntry> {
+        let mut out = Vec::new();
+        for source in self.derived.read().iter().filter_map(Weak::upgrade) {
+            for (index, family) in source.families().iter().enumerate() {
+                let Some(name) = translate::metric_name(
+                    family.name,
+                    family.unit,
+                    translate::MetricShape::Gauge,
+                    &self.config.namespace,
+                    self.config.add_metric_suffixes,
+                ) else {
+                    continue;
+                };
+                if names.matches(&name) {
+                    out.push(DerivedEntry {
+                        source: source.clone(),
+                        index,
+                        name,
+                        help: family.help,
+                        unit: translate::unit_word(family.unit),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Adds `collector_instance="<name>"` to every sample (nothing when
@@ -98,9 +164,46 @@ impl PrometheusExporter {
     ) -> bool {
         let mut families = self.store.families_sorted();
         families.retain(|f| names.matches(f.name()));
+        let mut derived = self.derived_families(names);
+        // A derived family a stored one shares its name with (a gauge
+        // received under that name) is written as part of it.
+        fn write_derived<E: render::Exposition>(
+            entry: &DerivedEntry,
+            header: bool,
+            out: &mut E,
+            pacing: &mut dyn Pacing<E>,
+        ) -> bool {
+            let text = render::DerivedFamilyText {
+                name: &entry.name,
+                help: entry.help,
+                unit: &entry.unit,
+            };
+            render::write_derived_chunked(
+                &*entry.source,
+                entry.index,
+                &text,
+                header,
+                out,
+                &mut |o| pacing.after_series(o),
+            )
+        }
         for family in &families {
-            render::write_family_chunked(family, out, &mut |o| pacing.after_series(o));
+            let header = render::write_family_chunked(family, out, &mut |o| pacing.after_series(o));
+            for entry in derived.iter().filter(|e| e.name == family.name()) {
+                if !write_derived(entry, header, out, pacing) {
+                    return false;
+                }
+            }
             if !pacing.after_series(out) || !pacing.between_families(out) {
+                return false;
+            }
+        }
+        derived.retain(|e| !families.iter().any(|f| f.name() == e.name));
+        for entry in &derived {
+            if !write_derived(entry, false, out, pacing)
+                || !pacing.after_series(out)
+                || !pacing.between_families(out)
+            {
                 return false;
             }
         }
@@ -241,12 +344,52 @@ pub trait ChunkSink {
     }
 }
 
+/// The label block of a derived series: built by the same translation as
+/// a received gauge point's (through a one-point request), once per
+/// series.
+impl LabelTranslator for PrometheusExporter {
+    fn label_block(
+        &self,
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        attributes: &[KeyValue],
+    ) -> Box<str> {
+        let point = NumberDataPoint {
+            attributes: attributes.to_vec(),
+            ..Default::default()
+        };
+        let request = MetricsRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: resource.to_vec(),
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(scope.clone()),
+                    metrics: vec![Metric {
+                        name: "derived".into(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: vec![point],
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        ingest::first_point_label_block(&MetricsBatch::from_request(request)).into_boxed_str()
+    }
+}
+
 impl MetricsConsumer for PrometheusExporter {
     fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
         Ok(ingest::Ingester::new(&self.store, &self.config).ingest(request))
     }
 }
 
+#[cfg(test)]
+mod derived_tests;
 #[cfg(test)]
 mod shard_tests;
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::pipeline::derived::DerivedSource;
 use crate::telemetry::{FamilySnapshot, MetricKind};
 
 use super::store::value::StoredExemplar;
@@ -257,12 +258,13 @@ pub fn write_family(family: &Family, format: Format, out: &mut String) {
 
 /// Walks one stored family into `out`, calling `after_series` after each
 /// series (to hand over full chunks while the family is written); stops
-/// early when it answers `false`.
+/// early when it answers `false`. True when it wrote the family's header
+/// (it had a series).
 pub fn write_family_chunked<E: Exposition>(
     family: &Family,
     out: &mut E,
     after_series: &mut dyn FnMut(&mut E) -> bool,
-) {
+) -> bool {
     let format = out.format();
     let kind = family.kind();
     let sample_base = match (format, kind) {
@@ -282,10 +284,42 @@ pub fn write_family_chunked<E: Exposition>(
             }
             write_series(sample_base, kind, &s, &mut bound, out);
             if !after_series(out) {
-                return;
+                return header;
             }
         }
     }
+    header
+}
+
+/// A gauge family rendered from a processor's state (see
+/// `pipeline::derived`), with its name as `/metrics` writes it.
+pub struct DerivedFamilyText<'a> {
+    pub name: &'a str,
+    pub help: &'a str,
+    pub unit: &'a str,
+}
+
+/// Walks family `index` of a derived source into `out`, calling
+/// `after_series` after each sample; its header comes before its first
+/// sample unless `header_written` (a stored family of the same name came
+/// first). False when `after_series` stopped it.
+pub fn write_derived_chunked<E: Exposition>(
+    source: &dyn DerivedSource,
+    index: usize,
+    family: &DerivedFamilyText<'_>,
+    header_written: bool,
+    out: &mut E,
+    after_series: &mut dyn FnMut(&mut E) -> bool,
+) -> bool {
+    let mut header = header_written;
+    source.walk(index, &mut |labels, extra, value| {
+        if !header {
+            out.header(family.name, "gauge", family.help, family.unit);
+            header = true;
+        }
+        out.sample(family.name, "", LabelText::whole(labels), extra, value);
+        after_series(out)
+    })
 }
 
 /// Writes `_bucket` samples from (upper bound, cumulative count), then

@@ -1,20 +1,23 @@
 //! The analysis processor: a learned baseline, an anomaly score and
 //! forecasts for every selected series, computed on an evaluation step
-//! aligned to the clock and exported as ordinary series.
+//! aligned to the clock and exported as gauges rendered from its state.
 //!
 //! As a [`MetricsConsumer`] in front of the exporter it records the latest
 //! value of each selected series (gauges as they are, monotonic sums as
 //! per-second rates with reset detection) and passes the request on. On
 //! each step it feeds those values to the series' [`Baseline`] and
-//! [`ForecastState`] (from `analytics`) and emits, with the source's resource
-//! identity, scope and attributes plus `metric` (the source's Prometheus
-//! name) and, for counters, `transform="rate"`:
+//! [`ForecastState`] (from `analytics`). As a [`DerivedSource`] it gives
+//! the exporter, on every `/metrics` and remote-write walk, with the
+//! source's resource identity, scope and attributes plus `metric` (the
+//! source's Prometheus name) and, for counters, `transform="rate"` (one
+//! label block per series, built by the exporter's translation when the
+//! series is created; nothing per derived gauge is stored):
 //! `streamgate_baseline_expected`, `_lower`, `_upper`,
 //! `streamgate_anomaly_score`, `streamgate_anomaly` (1 on the step an
 //! anomaly starts, else 0), `streamgate_anomaly_active` (1 while in one) and `streamgate_forecast{horizon}`, `_lower`,
 //! `_upper`, and for configured thresholds
 //! `streamgate_time_to_threshold_seconds{threshold}`. A series silent for
-//! `series_ttl` is withdrawn. Configured ratios (default: the error ratio
+//! `series_ttl` is dropped, and its gauges with it. Configured ratios (default: the error ratio
 //! of each span operation) are analysed too, as series of their own
 //! labelled `transform="ratio"` and `ratio="<numerator>"` (see `ratio.rs`),
 //! and so are StreamGate's own memory and CPU, fed in on every step
@@ -28,6 +31,7 @@ mod ratio;
 use crate::model::MetricsBatch;
 use crate::model::otlp::ItemCount;
 use std::collections::hash_map::Entry;
+use std::fmt::Write;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -36,20 +40,18 @@ use crate::analytics::baselines::{Baseline, BaselineOutput, BaselineSettings, Ra
 use crate::analytics::forecasts::{ForecastSettings, ForecastState};
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::KeyValue;
-use crate::model::otlp::metrics::{
-    DataPointFlags, Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
-};
 use crate::model::prometheus_name::{MetricShape, metric_name};
 use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::model::text::AttributeLookup;
 use crate::model::wire::metrics::NumberPointView;
 use crate::model::wire::{Attributes, MetricData, MetricView, MetricsRequestView, Repeated};
+use crate::pipeline::derived::{DerivedFamily, DerivedSource, LabelTranslator, SampleSink};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{
     ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
 };
-use crate::processors::output::{derived, string_kv};
-use crate::processors::packed::{Origin, Origins, PackedAttributes};
+use crate::processors::output::string_kv;
+use crate::processors::packed::{Origin, Origins, SeriesText};
 use crate::processors::pattern::matches;
 use crate::telemetry::{Telemetry, names};
 
@@ -144,13 +146,15 @@ struct Series {
     forecaster: ForecastState,
     /// Resource and scope, shared with the other series of the source.
     origin: Arc<Origin>,
-    /// Source attributes plus `metric` (and `transform`), packed: unpacked
-    /// once per step that exports.
-    attributes: PackedAttributes,
+    /// Source attributes plus `metric` (and `transform`), packed (read by
+    /// the console and findings), and the derived series' label block on
+    /// `/metrics`, built once by the exporter's translation: every
+    /// derived gauge of the series is rendered from it and the models
+    /// (see [`DerivedSource`]).
+    text: SeriesText,
     /// What few series have: a ratio group, thresholds.
     extras: Option<Box<Extras>>,
-    /// The last value fed to the models and the baseline's verdict on it,
-    /// and whether any derived series is on /metrics.
+    /// The last value fed to the models and the baseline's verdict on it.
     last: Last,
 }
 
@@ -161,9 +165,8 @@ struct Extras {
     /// For a ratio series: its member counters (the value is computed on
     /// each step from their increases).
     ratio: Option<RatioGroup>,
-    /// Threshold levels that apply to this series, and whether each one's
-    /// time-to-threshold is on /metrics now.
-    thresholds: Vec<(f64, bool)>,
+    /// Threshold levels that apply to this series.
+    thresholds: Vec<f64>,
 }
 
 impl Series {
@@ -175,7 +178,7 @@ impl Series {
         self.extras.as_ref()?.ratio.as_ref()
     }
 
-    fn thresholds(&self) -> &[(f64, bool)] {
+    fn thresholds(&self) -> &[f64] {
         self.extras.as_ref().map_or(&[], |e| &e.thresholds)
     }
 
@@ -184,25 +187,20 @@ impl Series {
     }
 }
 
-/// The baseline's verdict on a series' last value, as the console and
-/// recommendations read it (what they need of a [`BaselineOutput`]): the
-/// value as it came, the band and score in `f32` (display figures), and
-/// the series' export flag in the spare bytes.
+/// The baseline's band and score for a series' last value (what
+/// `/metrics`, the console and recommendations need of a
+/// [`BaselineOutput`]; whether it is in an anomaly, and whether one
+/// started on that step, the baseline keeps, and the value the
+/// forecaster). NaN before the first verdict.
 #[derive(Debug, Clone, Copy)]
 struct Last {
-    value: f64,
-    expected: f32,
-    lower: f32,
-    upper: f32,
-    score: f32,
-    /// Whether the fields above hold a verdict yet.
-    judged: bool,
-    in_anomaly: bool,
-    /// Whether a derived series of this one is on /metrics.
-    exported: bool,
+    expected: f64,
+    lower: f64,
+    upper: f64,
+    score: f64,
 }
 
-/// A verdict as the console and recommendations read it.
+/// A verdict as `/metrics`, the console and recommendations read it.
 #[derive(Debug, Clone, Copy)]
 struct Verdict {
     value: f64,
@@ -211,41 +209,43 @@ struct Verdict {
     upper: f64,
     score: f64,
     in_anomaly: bool,
+    /// Whether the anomaly started on this step.
+    started: bool,
 }
 
 impl Last {
     const NONE: Self = Self {
-        value: f64::NAN,
-        expected: f32::NAN,
-        lower: f32::NAN,
-        upper: f32::NAN,
-        score: f32::NAN,
-        judged: false,
-        in_anomaly: false,
-        exported: false,
+        expected: f64::NAN,
+        lower: f64::NAN,
+        upper: f64::NAN,
+        score: f64::NAN,
     };
 
-    fn judge(&mut self, value: f64, b: &BaselineOutput) {
+    fn judge(&mut self, b: &BaselineOutput) {
         *self = Self {
-            value,
-            expected: b.expected as f32,
-            lower: b.lower as f32,
-            upper: b.upper as f32,
-            score: b.score as f32,
-            judged: true,
-            in_anomaly: b.in_anomaly,
-            exported: self.exported,
+            expected: b.expected,
+            lower: b.lower,
+            upper: b.upper,
+            score: b.score,
         };
     }
+}
 
+impl Series {
+    /// The baseline's verdict on the last value, once there is one.
     fn verdict(&self) -> Option<Verdict> {
-        self.judged.then_some(Verdict {
-            value: self.value,
-            expected: f64::from(self.expected),
-            lower: f64::from(self.lower),
-            upper: f64::from(self.upper),
-            score: f64::from(self.score),
-            in_anomaly: self.in_anomaly,
+        let last = &self.last;
+        if last.expected.is_nan() {
+            return None;
+        }
+        Some(Verdict {
+            value: self.forecaster.last_value().unwrap_or(f64::NAN),
+            expected: last.expected,
+            lower: last.lower,
+            upper: last.upper,
+            score: last.score,
+            in_anomaly: self.baseline.in_anomaly(),
+            started: self.baseline.anomaly_started(),
         })
     }
 }
@@ -266,6 +266,8 @@ pub struct AnalysisProcessor {
     /// point (see `durable.rs`). Locked after `series` when both are.
     restored: Mutex<ByIdentity<durable::Saved>>,
     downstream: Arc<dyn MetricsConsumer>,
+    /// The exporter's label translation, for each series' label block.
+    translator: Arc<dyn LabelTranslator>,
     telemetry: Arc<Telemetry>,
     /// The process' memory limit, the default threshold of its own memory.
     memory_limit: Option<f64>,
@@ -275,7 +277,7 @@ impl Series {
     /// The source's Prometheus name and the series' resource and point
     /// labels (without `metric`), as findings and the console name them.
     fn metric_and_labels(&self) -> (String, std::collections::BTreeMap<String, String>) {
-        let attributes = self.attributes.unpack();
+        let attributes = self.text.attributes();
         let metric = attributes.as_slice().text("metric").unwrap_or_default();
         let labels = self
             .origin
@@ -347,6 +349,7 @@ impl AnalysisProcessor {
     pub fn new(
         mut config: AnalysisConfig,
         downstream: Arc<dyn MetricsConsumer>,
+        translator: Arc<dyn LabelTranslator>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
         let memory_limit = crate::telemetry::allocator::memory_limit_bytes();
@@ -371,6 +374,7 @@ impl AnalysisProcessor {
             restored: Mutex::new(ByIdentity::default()),
             origins: Mutex::new(Origins::default()),
             downstream,
+            translator,
             telemetry,
         }
     }
@@ -501,12 +505,12 @@ impl AnalysisProcessor {
             owned.push(string_kv("transform", "rate"));
         }
         let mut fresh = self.new_series(source, owned, kind.counter);
-        let thresholds: Vec<(f64, bool)> = self
+        let thresholds: Vec<f64> = self
             .config
             .thresholds
             .iter()
             .filter(|t| matches(&t.name, metric.name))
-            .map(|t| (t.value, false))
+            .map(|t| t.value)
             .collect();
         if !thresholds.is_empty() {
             fresh.series.extras_mut().thresholds = thresholds;
@@ -659,13 +663,17 @@ impl AnalysisProcessor {
         attributes: Vec<KeyValue>,
         counter: bool,
     ) -> Slot {
+        let origin = self.origins.lock().of(source);
+        let labels = self
+            .translator
+            .label_block(&origin.resource, &origin.scope, &attributes);
         Slot {
             pending: f64::NAN,
             last_point_secs: 0.0,
             rate: counter.then(RateConverter::new),
             series: Box::new(Series {
-                origin: self.origins.lock().of(source),
-                attributes: PackedAttributes::pack(&attributes),
+                origin,
+                text: SeriesText::new(&attributes, &labels),
                 extras: None,
                 last: Last::NONE,
                 baseline: Baseline::new(self.baseline_settings.clone()),
@@ -675,39 +683,27 @@ impl AnalysisProcessor {
     }
 
     /// One evaluation step at `now` seconds: feeds pending values to the
-    /// models and returns the derived series to export.
-    pub fn evaluate(&self, now: f64) -> MetricsRequest {
-        let now_ns = (now * 1e9) as u64;
+    /// models (what `/metrics` renders from them changes with it) and
+    /// drops the series silent for `series_ttl`.
+    pub fn evaluate(&self, now: f64) {
         let ttl = self.config.series_ttl.get().as_secs_f64();
         let mut series = self.series.lock();
-        let mut resource_metrics = Vec::new();
         let mut gone = Vec::new();
         for (hash, slot) in series.iter_mut() {
-            let stale = now - slot.last_point_secs > ttl;
-            let recorded = slot.take_pending();
-            let s = &mut slot.series;
-            let metrics = if stale {
+            if now - slot.last_point_secs > ttl {
                 gone.push(*hash);
-                if s.last.exported {
-                    self.withdraw(s, now_ns)
-                } else {
-                    Vec::new()
-                }
-            } else {
-                let pending = match s.ratio_mut() {
-                    // A ratio's value comes from its members' increases.
-                    Some(group) => group.step(),
-                    None => recorded,
-                };
-                match pending {
-                    Some(value) => self.step(s, value, now, now_ns),
-                    None => Vec::new(),
-                }
-            };
-            if metrics.is_empty() {
                 continue;
             }
-            resource_metrics.push(derived(&s.origin.resource, &s.origin.scope, metrics));
+            let recorded = slot.take_pending();
+            let s = &mut slot.series;
+            let pending = match s.ratio_mut() {
+                // A ratio's value comes from its members' increases.
+                Some(group) => group.step(),
+                None => recorded,
+            };
+            if let Some(value) = pending {
+                self.step(s, value, now);
+            }
         }
         if !gone.is_empty() {
             for hash in gone {
@@ -719,145 +715,55 @@ impl AnalysisProcessor {
             .lock()
             .retain(|_, saved| now - saved.last_point_secs <= durable::UNCLAIMED_TTL_SECS);
         self.telemetry.set_analysis_series(series.len() as u64);
-        MetricsRequest { resource_metrics }
     }
 
-    /// Feeds `value` (the step's latest) to the models of `s` and returns
-    /// its derived series.
-    fn step(&self, s: &mut Series, value: f64, now: f64, now_ns: u64) -> Vec<Metric> {
+    /// Feeds `value` (the step's latest) to the models of `s`.
+    fn step(&self, s: &mut Series, value: f64, now: f64) {
         let baseline = s.baseline.update(now, value);
         s.forecaster
             .update_with(&self.forecast_settings, now, value, &s.baseline);
         if let Some(b) = baseline {
-            s.last.judge(value, &b);
+            s.last.judge(&b);
         }
-        let point = |attributes: Vec<KeyValue>, v: f64| NumberDataPoint {
-            attributes,
-            time_unix_nano: now_ns,
-            value: Some(number_data_point::Value::AsDouble(v)),
-            ..Default::default()
-        };
-        let attributes = s.attributes.unpack();
-        let mut out = Vec::new();
-        if let Some(b) = baseline {
-            for (name, v) in [
-                ("streamgate.baseline.expected", b.expected),
-                ("streamgate.baseline.lower", b.lower),
-                ("streamgate.baseline.upper", b.upper),
-                ("streamgate.anomaly.score", b.score),
-                ("streamgate.anomaly", if b.anomaly { 1.0 } else { 0.0 }),
-                (
-                    "streamgate.anomaly.active",
-                    if b.in_anomaly { 1.0 } else { 0.0 },
-                ),
-            ] {
-                out.push(gauge(name, vec![point(attributes.clone(), v)]));
-            }
-        }
-        let mut forecast = Vec::new();
-        let mut lower = Vec::new();
-        let mut upper = Vec::new();
-        for (h, label) in self.horizon_labels.iter().enumerate() {
-            if let Some(f) = s.forecaster.forecast(&self.forecast_settings, h) {
-                let mut a = attributes.clone();
-                a.push(string_kv("horizon", label));
-                forecast.push(point(a.clone(), f.value));
-                lower.push(point(a.clone(), f.lower));
-                upper.push(point(a, f.upper));
-            }
-        }
-        if !forecast.is_empty() {
-            out.push(gauge("streamgate.forecast", forecast));
-            out.push(gauge("streamgate.forecast.lower", lower));
-            out.push(gauge("streamgate.forecast.upper", upper));
-        }
-        let mut eta = Vec::new();
-        let forecaster = &s.forecaster;
-        let thresholds = s
-            .extras
-            .as_mut()
-            .map_or(&mut [][..], |e| &mut e.thresholds[..]);
-        for (level, shown) in thresholds {
-            let mut a = attributes.clone();
-            a.push(string_kv("threshold", &level.to_string()));
-            match forecaster.time_to_threshold(*level) {
-                Some(secs) => {
-                    *shown = true;
-                    eta.push(point(a, secs));
-                }
-                None if *shown => {
-                    *shown = false;
-                    eta.push(NumberDataPoint {
-                        attributes: a,
-                        time_unix_nano: now_ns,
-                        flags: DataPointFlags::NoRecordedValueMask as u32,
-                        ..Default::default()
-                    });
-                }
-                None => {}
-            }
-        }
-        if !eta.is_empty() {
-            let mut m = gauge("streamgate.time_to_threshold", eta);
-            m.unit = "s".into();
-            out.push(m);
-        }
-        s.last.exported |= !out.is_empty();
-        out
     }
 
-    /// NoRecordedValue for every derived series of `s`.
-    fn withdraw(&self, s: &Series, now_ns: u64) -> Vec<Metric> {
-        let gone = |attributes: Vec<KeyValue>| NumberDataPoint {
-            attributes,
-            time_unix_nano: now_ns,
-            flags: DataPointFlags::NoRecordedValueMask as u32,
-            ..Default::default()
-        };
-        let attributes = s.attributes.unpack();
-        let mut out: Vec<Metric> = [
-            "streamgate.baseline.expected",
-            "streamgate.baseline.lower",
-            "streamgate.baseline.upper",
-            "streamgate.anomaly.score",
-            "streamgate.anomaly",
-            "streamgate.anomaly.active",
-        ]
-        .iter()
-        .map(|name| gauge(name, vec![gone(attributes.clone())]))
-        .collect();
-        for name in [
-            "streamgate.forecast",
-            "streamgate.forecast.lower",
-            "streamgate.forecast.upper",
-        ] {
-            let points = self
-                .horizon_labels
-                .iter()
-                .map(|label| {
-                    let mut a = attributes.clone();
-                    a.push(string_kv("horizon", label));
-                    gone(a)
-                })
-                .collect();
-            out.push(gauge(name, points));
+    /// Calls `sample` for every series' value in derived family `family`
+    /// (see [`DERIVED_FAMILIES`]); false when `sample` stopped.
+    fn walk_family(&self, family: DerivedKind, sample: &mut SampleSink<'_>) -> bool {
+        let series = self.series.lock();
+        let mut threshold_text = String::new();
+        for slot in series.values() {
+            let s: &Series = &slot.series;
+            let labels = s.text.labels();
+            let go_on = match family {
+                DerivedKind::Verdict(field) => match s.verdict() {
+                    Some(v) => sample(labels, None, field.of(&v)),
+                    None => true,
+                },
+                DerivedKind::Forecast(edge) => {
+                    self.horizon_labels.iter().enumerate().all(|(h, label)| {
+                        match s.forecaster.forecast(&self.forecast_settings, h) {
+                            Some(f) => sample(labels, Some(("horizon", label)), edge.of(&f)),
+                            None => true,
+                        }
+                    })
+                }
+                DerivedKind::TimeToThreshold => s.thresholds().iter().all(|level| {
+                    match s.forecaster.time_to_threshold(*level) {
+                        Some(secs) => {
+                            threshold_text.clear();
+                            let _ = write!(threshold_text, "{level}");
+                            sample(labels, Some(("threshold", &threshold_text)), secs)
+                        }
+                        None => true,
+                    }
+                }),
+            };
+            if !go_on {
+                return false;
+            }
         }
-        let shown: Vec<NumberDataPoint> = s
-            .thresholds()
-            .iter()
-            .filter(|(_, shown)| *shown)
-            .map(|(level, _)| {
-                let mut a = attributes.clone();
-                a.push(string_kv("threshold", &level.to_string()));
-                gone(a)
-            })
-            .collect();
-        if !shown.is_empty() {
-            let mut m = gauge("streamgate.time_to_threshold", shown);
-            m.unit = "s".into();
-            out.push(m);
-        }
-        out
+        true
     }
 
     /// Evaluates on every step boundary of the clock until shutdown.
@@ -887,50 +793,146 @@ impl AnalysisProcessor {
                         )
                     };
                     self.observe_request(&MetricsBatch::from_request(own), next);
-                    let request = self.evaluate(next);
-                    if request.resource_metrics.is_empty() {
-                        continue;
-                    }
-                    if let Ok(outcome) = self.downstream.consume_metrics(&MetricsBatch::from_request(request))
-                        && outcome.rejected > 0
-                    {
-                        tracing::warn!(rejected = outcome.rejected, "analysis series rejected downstream: {}", outcome.message);
-                    }
+                    self.evaluate(next);
                 }
             }
         }
     }
 }
 
-fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.into(),
-        description: match name {
-            "streamgate.baseline.expected" => {
-                "Value the learned baseline expected for the source series."
-            }
-            "streamgate.baseline.lower" => "Lower edge of the baseline's normal band.",
-            "streamgate.baseline.upper" => "Upper edge of the baseline's normal band.",
-            "streamgate.anomaly.score" => {
-                "Anomaly score of the source series' latest value, 0 to 1."
-            }
-            "streamgate.anomaly" => {
-                "1 on the evaluation step where an anomaly of the source series starts, else 0."
-            }
-            "streamgate.anomaly.active" => {
-                "1 while the source series is in an anomaly (from its start until the score has calmed), else 0."
-            }
-            "streamgate.forecast" => "Forecast of the source series at the horizon.",
-            "streamgate.forecast.lower" => {
-                "Lower edge of the forecast's prediction interval (90%)."
-            }
-            _ => "Upper edge of the forecast's prediction interval (90%).",
+/// What a derived family shows of a series.
+#[derive(Clone, Copy)]
+enum DerivedKind {
+    Verdict(VerdictField),
+    Forecast(ForecastEdge),
+    TimeToThreshold,
+}
+
+/// A number of the baseline's last verdict.
+#[derive(Clone, Copy)]
+enum VerdictField {
+    Expected,
+    Lower,
+    Upper,
+    Score,
+    /// 1 on the step an anomaly started.
+    Started,
+    /// 1 while in an anomaly.
+    Active,
+}
+
+impl VerdictField {
+    fn of(self, v: &Verdict) -> f64 {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        match self {
+            VerdictField::Expected => v.expected,
+            VerdictField::Lower => v.lower,
+            VerdictField::Upper => v.upper,
+            VerdictField::Score => v.score,
+            VerdictField::Started => flag(v.started),
+            VerdictField::Active => flag(v.in_anomaly),
         }
-        .into(),
-        data: Some(Data::Gauge(Gauge {
-            data_points: points,
-        })),
-        ..Default::default()
+    }
+}
+
+/// A number of a forecast.
+#[derive(Clone, Copy)]
+enum ForecastEdge {
+    Value,
+    Lower,
+    Upper,
+}
+
+impl ForecastEdge {
+    fn of(self, f: &crate::analytics::forecasts::Forecast) -> f64 {
+        match self {
+            ForecastEdge::Value => f.value,
+            ForecastEdge::Lower => f.lower,
+            ForecastEdge::Upper => f.upper,
+        }
+    }
+}
+
+/// The derived gauges, rendered from the series' state on every
+/// `/metrics` and remote-write walk; [`DERIVED_KINDS`] says what each
+/// shows.
+const DERIVED_FAMILIES: [DerivedFamily; 10] = [
+    DerivedFamily {
+        name: "streamgate.baseline.expected",
+        unit: "",
+        help: "Value the learned baseline expected for the source series.",
+    },
+    DerivedFamily {
+        name: "streamgate.baseline.lower",
+        unit: "",
+        help: "Lower edge of the baseline's normal band.",
+    },
+    DerivedFamily {
+        name: "streamgate.baseline.upper",
+        unit: "",
+        help: "Upper edge of the baseline's normal band.",
+    },
+    DerivedFamily {
+        name: "streamgate.anomaly.score",
+        unit: "",
+        help: "Anomaly score of the source series' latest value, 0 to 1.",
+    },
+    DerivedFamily {
+        name: "streamgate.anomaly",
+        unit: "",
+        help: "1 on the evaluation step where an anomaly of the source series starts, else 0.",
+    },
+    DerivedFamily {
+        name: "streamgate.anomaly.active",
+        unit: "",
+        help: "1 while the source series is in an anomaly (from its start until the score has calmed), else 0.",
+    },
+    DerivedFamily {
+        name: "streamgate.forecast",
+        unit: "",
+        help: "Forecast of the source series at the horizon.",
+    },
+    DerivedFamily {
+        name: "streamgate.forecast.lower",
+        unit: "",
+        help: "Lower edge of the forecast's prediction interval (90%).",
+    },
+    DerivedFamily {
+        name: "streamgate.forecast.upper",
+        unit: "",
+        help: "Upper edge of the forecast's prediction interval (90%).",
+    },
+    DerivedFamily {
+        name: "streamgate.time_to_threshold",
+        unit: "s",
+        help: "Seconds until the series' current trend reaches the threshold level.",
+    },
+];
+
+/// What each of [`DERIVED_FAMILIES`] shows, in the same order.
+const DERIVED_KINDS: [DerivedKind; 10] = [
+    DerivedKind::Verdict(VerdictField::Expected),
+    DerivedKind::Verdict(VerdictField::Lower),
+    DerivedKind::Verdict(VerdictField::Upper),
+    DerivedKind::Verdict(VerdictField::Score),
+    DerivedKind::Verdict(VerdictField::Started),
+    DerivedKind::Verdict(VerdictField::Active),
+    DerivedKind::Forecast(ForecastEdge::Value),
+    DerivedKind::Forecast(ForecastEdge::Lower),
+    DerivedKind::Forecast(ForecastEdge::Upper),
+    DerivedKind::TimeToThreshold,
+];
+
+impl DerivedSource for AnalysisProcessor {
+    fn families(&self) -> &'static [DerivedFamily] {
+        &DERIVED_FAMILIES
+    }
+
+    fn walk(&self, index: usize, sample: &mut SampleSink<'_>) -> bool {
+        match DERIVED_KINDS.get(index) {
+            Some(kind) => self.walk_family(*kind, sample),
+            None => true,
+        }
     }
 }
 
@@ -986,7 +988,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
             .values()
             .filter_map(|slot| {
                 let s: &Series = &slot.series;
-                s.last.verdict().map(|v| (v.in_anomaly, v.score, s))
+                s.verdict().map(|v| (v.in_anomaly, v.score, s))
             })
             .collect();
         let by_rank = |a: &(bool, f64, &Series), b: &(bool, f64, &Series)| {
@@ -1000,7 +1002,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
                 let s: &Series = &slot.series;
                 s.thresholds()
                     .iter()
-                    .filter_map(|(level, _)| s.forecaster.time_to_threshold(*level))
+                    .filter_map(|level| s.forecaster.time_to_threshold(*level))
                     .min_by(f64::total_cmp)
                     .map(|eta| (eta, s))
             })
@@ -1012,7 +1014,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
         ranked.sort_by(by_rank);
         soonest.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, s) in soonest.into_iter().take(limit) {
-            if let Some(v) = s.last.verdict()
+            if let Some(v) = s.verdict()
                 && !ranked.iter().any(|(_, _, r)| std::ptr::eq(*r, s))
             {
                 ranked.push((v.in_anomaly, v.score, s));
@@ -1021,7 +1023,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
         let out = ranked
             .into_iter()
             .filter_map(|(_, _, s)| {
-                let v = s.last.verdict()?;
+                let v = s.verdict()?;
                 let (metric, labels) = s.metric_and_labels();
                 let forecasts = self
                     .horizon_labels
@@ -1041,7 +1043,7 @@ impl crate::model::recommendation::AnalysisSnapshot for AnalysisProcessor {
                 let thresholds = s
                     .thresholds()
                     .iter()
-                    .map(|(level, _)| (*level, s.forecaster.time_to_threshold(*level)))
+                    .map(|level| (*level, s.forecaster.time_to_threshold(*level)))
                     .collect();
                 Some(AnalysedSeries {
                     metric,
@@ -1071,7 +1073,7 @@ impl RecommendationSource for AnalysisProcessor {
                 .get("service.name")
                 .cloned()
                 .unwrap_or_else(|| "its source".into());
-            if let Some(v) = s.last.verdict().filter(|v| v.in_anomaly) {
+            if let Some(v) = s.verdict().filter(|v| v.in_anomaly) {
                 let value = v.value;
                 out.push(Recommendation {
                     kind: "anomaly",
@@ -1095,7 +1097,7 @@ impl RecommendationSource for AnalysisProcessor {
                     .collect(),
                 });
             }
-            for (level, _) in s.thresholds() {
+            for level in s.thresholds() {
                 let Some(eta) = s
                     .forecaster
                     .time_to_threshold(*level)
@@ -1103,7 +1105,7 @@ impl RecommendationSource for AnalysisProcessor {
                 else {
                     continue;
                 };
-                let value = s.last.verdict().map_or(f64::NAN, |v| v.value);
+                let value = s.verdict().map_or(f64::NAN, |v| v.value);
                 let per_hour = s.forecaster.trend_per_sec().unwrap_or(f64::NAN) * 3600.0;
                 labels.insert("threshold".into(), level.to_string());
                 let own_memory = service == "streamgate"

@@ -1,5 +1,5 @@
 //! Tests of the analysis processor: selection, counters as rates, the
-//! exported series with their source's identity, anomalies, withdrawal.
+//! derived series with their source's identity, anomalies, withdrawal.
 
 use crate::model::MetricsBatch;
 use crate::model::text::AttributeLookup;
@@ -8,6 +8,9 @@ use std::sync::Arc;
 use super::*;
 use crate::config::types::HumanDuration;
 use crate::model::otlp::metrics::Sum;
+use crate::model::otlp::metrics::{
+    Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
+};
 use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
@@ -21,6 +24,84 @@ impl MetricsConsumer for Sink {
     }
 }
 
+/// A translator that keeps the OTel keys: the resource's attributes as
+/// `resource:<key>`, then the point's, so [`rendered`] can rebuild them.
+struct PlainLabels;
+
+impl LabelTranslator for PlainLabels {
+    fn label_block(
+        &self,
+        resource: &[KeyValue],
+        _scope: &crate::model::otlp::common::InstrumentationScope,
+        attributes: &[KeyValue],
+    ) -> Box<str> {
+        let text = |kv: &KeyValue| {
+            let mut t = String::new();
+            crate::model::text::write_any_value(kv.value.as_ref(), &mut t);
+            t
+        };
+        resource
+            .iter()
+            .map(|kv| format!("resource:{}\u{2}{}", kv.key, text(kv)))
+            .chain(
+                attributes
+                    .iter()
+                    .map(|kv| format!("{}\u{2}{}", kv.key, text(kv))),
+            )
+            .collect::<Vec<_>>()
+            .join("\u{1}")
+            .into_boxed_str()
+    }
+}
+
+/// What `/metrics` would render from `p` now, as one request: a
+/// resource per sample, the derived family as a gauge with one point.
+fn rendered(p: &AnalysisProcessor) -> MetricsRequest {
+    let mut resource_metrics = Vec::new();
+    for (index, family) in p.families().iter().enumerate() {
+        p.walk(index, &mut |labels, extra, value| {
+            let mut resource = Vec::new();
+            let mut attributes = Vec::new();
+            for pair in labels.split('\u{1}').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('\u{2}').expect("key and value");
+                match k.strip_prefix("resource:") {
+                    Some(k) => resource.push(string_kv(k, v)),
+                    None => attributes.push(string_kv(k, v)),
+                }
+            }
+            if let Some((k, v)) = extra {
+                attributes.push(string_kv(k, v));
+            }
+            let point = NumberDataPoint {
+                attributes,
+                value: Some(number_data_point::Value::AsDouble(value)),
+                ..Default::default()
+            };
+            let metric = Metric {
+                name: family.name.into(),
+                unit: family.unit.into(),
+                data: Some(Data::Gauge(Gauge {
+                    data_points: vec![point],
+                })),
+                ..Default::default()
+            };
+            resource_metrics.push(crate::processors::output::derived(
+                &resource,
+                &Default::default(),
+                vec![metric],
+            ));
+            true
+        });
+    }
+    MetricsRequest { resource_metrics }
+}
+
+/// One evaluation step at `t`, then what `/metrics` would render.
+fn evaluated(p: &AnalysisProcessor, t: f64) -> MetricsRequest {
+    p.evaluate(t);
+    rendered(p)
+}
+
 const T0: f64 = 1_800_000_000.0;
 
 fn processor(select: Vec<SelectRule>) -> AnalysisProcessor {
@@ -31,7 +112,12 @@ fn processor(select: Vec<SelectRule>) -> AnalysisProcessor {
         series_ttl: HumanDuration::secs(300),
         ..Default::default()
     };
-    AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()))
+    AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Arc::new(Telemetry::new()),
+    )
 }
 
 fn rule(name: &str) -> SelectRule {
@@ -112,7 +198,7 @@ fn steady_series_then_a_spike_raises_one_anomaly() {
             &MetricsBatch::from_request((gauge_request(value, "/a")).clone()),
             t - 1.0,
         );
-        last = p.evaluate(t);
+        last = evaluated(&p, t);
         for (_, v, _) in values(&last, "streamgate.anomaly") {
             if v == Some(1.0) {
                 anomalies.push(step);
@@ -164,7 +250,7 @@ fn counters_are_analysed_as_rates() {
             }),
         );
         p.observe_request(&MetricsBatch::from_request((counter).clone()), t);
-        last = p.evaluate(t);
+        last = evaluated(&p, t);
     }
     let expected = values(&last, "streamgate.baseline.expected");
     let (attributes, v, _) = &expected[0];
@@ -191,12 +277,12 @@ fn label_rules_select_points_and_silent_series_are_withdrawn() {
         p.evaluate(t);
     }
     assert_eq!(p.series_count(), 1);
-    // Silent past the TTL: every derived series is withdrawn once.
-    let r = p.evaluate(T0 + 20.0 * 30.0 + 400.0);
-    let withdrawn = values(&r, "streamgate.baseline.expected");
-    assert_eq!(withdrawn.len(), 1);
-    assert_eq!(withdrawn[0].2, DataPointFlags::NoRecordedValueMask as u32);
-    assert_eq!(values(&r, "streamgate.forecast").len(), 1);
+    let shown = rendered(&p);
+    assert_eq!(values(&shown, "streamgate.baseline.expected").len(), 1);
+    assert_eq!(values(&shown, "streamgate.forecast").len(), 1);
+    // Silent past the TTL: every derived series is gone.
+    let r = evaluated(&p, T0 + 20.0 * 30.0 + 400.0);
+    assert!(r.resource_metrics.is_empty(), "{r:?}");
     assert_eq!(p.series_count(), 0);
 }
 
@@ -212,9 +298,14 @@ fn time_to_threshold_follows_the_trend() {
         horizons: vec![HumanDuration::secs(60)],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    let p = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Arc::new(Telemetry::new()),
+    );
     let mut last = MetricsRequest::default();
-    let (mut shown, mut withdrawn) = (0, 0);
+    let (mut shown, mut withdrawn, mut was_shown) = (0, 0, false);
     for step in 0..40 {
         let t = T0 + step as f64 * 30.0;
         // +1 per second: from 100 at step 0.
@@ -229,20 +320,23 @@ fn time_to_threshold_follows_the_trend() {
             }),
         );
         p.observe_request(&MetricsBatch::from_request((r).clone()), t);
-        last = p.evaluate(t);
-        for (a, v, flags) in values(&last, "streamgate.time_to_threshold") {
+        last = evaluated(&p, t);
+        let eta = values(&last, "streamgate.time_to_threshold");
+        assert!(eta.len() <= 1, "{eta:?}");
+        for (a, v, _) in &eta {
             assert_eq!(a.text("threshold").as_deref(), Some("1000"));
-            if flags != 0 {
-                withdrawn += 1;
-            } else if let Some(secs) = v {
-                shown += 1;
-                // (1000 - value) seconds at +1/s.
-                assert!(
-                    (secs - (900.0 - step as f64 * 30.0)).abs() < 1.0,
-                    "{secs} at {step}"
-                );
-            }
+            let secs = v.expect("a value");
+            shown += 1;
+            // (1000 - value) seconds at +1/s.
+            assert!(
+                (secs - (900.0 - step as f64 * 30.0)).abs() < 1.0,
+                "{secs} at {step}"
+            );
         }
+        if was_shown && eta.is_empty() {
+            withdrawn += 1;
+        }
+        was_shown = !eta.is_empty();
     }
     assert!(shown > 10, "shown {shown} times");
     assert_eq!(withdrawn, 1, "withdrawn once when crossed");
@@ -261,6 +355,7 @@ fn time_to_threshold_follows_the_trend() {
             ..Default::default()
         },
         Arc::new(Sink),
+        Arc::new(PlainLabels),
         Arc::new(Telemetry::new()),
     );
     for step in 0..40 {
@@ -277,7 +372,7 @@ fn time_to_threshold_follows_the_trend() {
             }),
         );
         p2.observe_request(&MetricsBatch::from_request((r).clone()), t);
-        last = p2.evaluate(t);
+        last = evaluated(&p2, t);
     }
     // Value 1270 at +1/s: 10 000 is 8 730 s away.
     let eta = values(&last, "streamgate.time_to_threshold");
@@ -301,7 +396,12 @@ fn disk_and_depth() -> AnalysisProcessor {
         horizons: vec![HumanDuration::secs(60)],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    let p = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Arc::new(Telemetry::new()),
+    );
     for step in 0..150 {
         let t = T0 + step as f64 * 30.0;
         let disk = request(
@@ -425,7 +525,7 @@ fn error_ratio_of_span_calls_is_analysed_by_default() {
             &MetricsBatch::from_request((calls_request(ok, Some(err))).clone()),
             t - 1.0,
         );
-        last = p.evaluate(t);
+        last = evaluated(&p, t);
         if step == 99 {
             learned = values(&last, "streamgate.baseline.expected")
                 .first()
@@ -481,7 +581,12 @@ fn exclude_rules_win_over_select_and_match_resource_attributes() {
         }],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    let p = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Arc::new(Telemetry::new()),
+    );
     p.observe_request(
         &MetricsBatch::from_request((gauge_request(1.0, "/a")).clone()),
         T0,
@@ -502,7 +607,12 @@ fn exclude_rules_win_over_select_and_match_resource_attributes() {
         }],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    let p = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Arc::new(Telemetry::new()),
+    );
     p.observe_request(
         &MetricsBatch::from_request((gauge_request(1.0, "/a")).clone()),
         T0,
@@ -523,6 +633,7 @@ fn own_heap_growth_is_forecast_to_the_memory_limit() {
             ..Default::default()
         },
         Arc::new(Sink),
+        Arc::new(PlainLabels),
         Arc::new(Telemetry::new()),
     );
     // limit/1000 more every 30 s step: 150 steps end at 15.9 % of the limit.
@@ -598,8 +709,8 @@ fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String,
         .map(|slot| {
             let route = slot
                 .series
-                .attributes
-                .unpack()
+                .text
+                .attributes()
                 .as_slice()
                 .text("route")
                 .unwrap_or_default();
@@ -624,7 +735,7 @@ fn series_of_one_source_share_its_origin_until_the_last_expires() {
     let p = processor(vec![rule("queue.depth")]);
     let batch = |points: &[(&str, f64)]| MetricsBatch::from_request(gauges_request(points));
     p.observe_request(&batch(&[("/a", 1.0), ("/b", 2.0), ("/c", 3.0)]), T0);
-    let r = p.evaluate(T0);
+    let r = evaluated(&p, T0);
     assert_eq!(p.series_count(), 3);
     assert_eq!(p.origins.lock().len(), 1);
     {
@@ -683,7 +794,12 @@ fn series_beyond_max_series_are_counted_not_created() {
         ..Default::default()
     };
     let telemetry = Arc::new(Telemetry::new());
-    let p = AnalysisProcessor::new(config, Arc::new(Sink), telemetry.clone());
+    let p = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        telemetry.clone(),
+    );
     let batch = MetricsBatch::from_request(gauges_request(&[
         ("/a", 1.0),
         ("/b", 2.0),
@@ -756,7 +872,7 @@ fn restored_models_continue_where_the_snapshot_left_them() {
             s.data_points[0].time_unix_nano = ((t - 1.0) * 1e9) as u64;
         }
         p.observe_request(&MetricsBatch::from_request(c), t - 1.0);
-        p.evaluate(t)
+        evaluated(p, t)
     };
     let original = processor(select.clone());
     for step in 0..120 {
@@ -819,7 +935,12 @@ fn models_of_another_shape_are_discarded_and_garbage_refused() {
         ..Default::default()
     };
     config.horizons.push(HumanDuration::secs(900));
-    let other = AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(Telemetry::new()));
+    let other = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Arc::new(Telemetry::new()),
+    );
     assert_eq!(
         other.restore(&snapshot).expect("readable"),
         Restored {

@@ -1,0 +1,212 @@
+//! Tests of derived families (`pipeline::derived`): rendered from their
+//! source on every walk, with label blocks the exporter's own translation
+//! built, merged into a received family of the same name.
+
+use std::sync::{Arc, Weak};
+
+use super::tests::kv;
+use super::*;
+use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+use crate::model::otlp::metrics::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
+};
+use crate::model::otlp::resource::Resource;
+use crate::model::{MetricsBatch, MetricsRequest};
+use crate::pipeline::derived::{DerivedFamily, DerivedSource, LabelTranslator, SampleSink};
+
+const FAMILIES: [DerivedFamily; 3] = [
+    DerivedFamily {
+        name: "demo.level",
+        unit: "",
+        help: "A level.",
+    },
+    DerivedFamily {
+        name: "demo.eta",
+        unit: "s",
+        help: "Seconds to go.",
+    },
+    DerivedFamily {
+        name: "demo.empty",
+        unit: "",
+        help: "Never has a sample.",
+    },
+];
+
+/// Two series: family 0 has one sample each, family 1 one per horizon.
+struct Demo {
+    labels: Vec<Box<str>>,
+}
+
+impl DerivedSource for Demo {
+    fn families(&self) -> &'static [DerivedFamily] {
+        &FAMILIES
+    }
+
+    fn walk(&self, index: usize, sample: &mut SampleSink<'_>) -> bool {
+        for (i, labels) in self.labels.iter().enumerate() {
+            let go_on = match index {
+                0 => sample(labels, None, i as f64 + 0.5),
+                1 => ["5m", "1h"]
+                    .iter()
+                    .all(|h| sample(labels, Some(("horizon", h)), 60.0 * (i + 1) as f64)),
+                _ => true,
+            };
+            if !go_on {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn exporter() -> PrometheusExporter {
+    PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        Arc::new(Telemetry::new()),
+    )
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "test.scope".into(),
+        version: "2.0".into(),
+        ..Default::default()
+    }
+}
+
+fn gauge_request(resource: &[KeyValue], name: &str, attributes: &[KeyValue]) -> MetricsBatch {
+    MetricsBatch::from_request(MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: resource.to_vec(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics: vec![Metric {
+                    name: name.into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint {
+                            attributes: attributes.to_vec(),
+                            value: Some(number_data_point::Value::AsDouble(7.0)),
+                            ..Default::default()
+                        }],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })
+}
+
+/// The label block of the first sample of `name` in `text`.
+fn block_of<'t>(text: &'t str, name: &str) -> &'t str {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    let open = line.find('{').unwrap_or_default();
+    let close = line.rfind('}').unwrap_or_default();
+    &line[open + 1..close]
+}
+
+#[test]
+fn a_label_block_is_what_a_received_gauge_point_gets() {
+    let e = exporter();
+    let resource = [
+        kv("service.namespace", "shop"),
+        kv("service.name", "api"),
+        kv("service.instance.id", "i-1"),
+    ];
+    let attributes = [
+        kv("http.route", "/a\"b"),
+        kv("metric", "queue_depth"),
+        kv("1st", "x"),
+        kv("http_route", "dup"),
+    ];
+    e.consume_metrics(&gauge_request(&resource, "stored.gauge", &attributes))
+        .expect("consumed");
+    let text = e.render(Format::Text);
+    let built = e.label_block(&resource, &scope(), &attributes);
+    assert_eq!(&*built, block_of(&text, "stored_gauge"));
+    assert!(built.contains(r#"job="shop/api""#), "{built}");
+    assert!(built.contains(r#"instance="i-1""#), "{built}");
+}
+
+#[test]
+fn derived_families_are_rendered_from_their_source_on_every_walk() {
+    let e = exporter();
+    let labels = vec![
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")]),
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")]),
+    ];
+    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
+    e.attach_derived(Arc::downgrade(&source));
+    let text = e.render(Format::Text);
+    let base = r#"job="api",otel_scope_name="test.scope",otel_scope_version="2.0""#;
+    for line in [
+        "# HELP demo_level A level.\n# TYPE demo_level gauge\n".to_string(),
+        format!("demo_level{{{base},route=\"/a\"}} 0.5\n"),
+        format!("demo_level{{{base},route=\"/b\"}} 1.5\n"),
+        "# TYPE demo_eta_seconds gauge\n".to_string(),
+        format!("demo_eta_seconds{{{base},route=\"/a\",horizon=\"5m\"}} 60\n"),
+        format!("demo_eta_seconds{{{base},route=\"/b\",horizon=\"1h\"}} 120\n"),
+    ] {
+        assert!(text.contains(&line), "{line} not in\n{text}");
+    }
+    assert!(
+        !text.contains("demo_empty"),
+        "a family without samples has no header"
+    );
+    let open = e.render(Format::OpenMetrics);
+    assert!(open.contains("# UNIT demo_eta_seconds seconds\n"), "{open}");
+    // Only the families asked for.
+    let mut sink = String::new();
+    struct Collect<'a>(&'a mut String);
+    impl ChunkSink for Collect<'_> {
+        fn push(&mut self, chunk: String) -> bool {
+            self.0.push_str(&chunk);
+            true
+        }
+    }
+    e.render_chunks(
+        Format::Text,
+        &NameFilter::from_query([("name[]", "demo_level")]),
+        usize::MAX,
+        &mut Collect(&mut sink),
+    );
+    assert!(sink.contains("demo_level{"), "{sink}");
+    assert!(!sink.contains("demo_eta"), "{sink}");
+    // A dropped source is no longer walked.
+    drop(source);
+    assert!(!e.render(Format::Text).contains("demo_level"));
+}
+
+#[test]
+fn a_derived_family_named_like_a_received_one_is_written_within_it() {
+    let e = exporter();
+    e.consume_metrics(&gauge_request(
+        &[kv("service.name", "api")],
+        "demo.level",
+        &[kv("route", "/received")],
+    ))
+    .expect("consumed");
+    let labels = vec![e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])];
+    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
+    let weak: Weak<dyn DerivedSource> = Arc::downgrade(&source);
+    e.attach_derived(weak);
+    let text = e.render(Format::Text);
+    assert_eq!(text.matches("# TYPE demo_level gauge").count(), 1, "{text}");
+    let samples: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("demo_level{"))
+        .collect();
+    assert_eq!(samples.len(), 2, "{text}");
+    // The group is contiguous: its header, then both samples.
+    let header = text.find("# TYPE demo_level gauge").unwrap_or_default();
+    let block = &text[header..];
+    let lines: Vec<&str> = block.lines().skip(1).take(2).collect();
+    assert!(lines.iter().all(|l| l.starts_with("demo_level{")), "{text}");
+}

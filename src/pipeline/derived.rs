@@ -1,0 +1,53 @@
+//! Series computed when they are read: the contract between a processor
+//! that derives a fixed set of gauges from each of many series (the
+//! analysis processor's baselines and forecasts) and the exporter that
+//! serves them.
+//!
+//! Storing every derived value as an ordinary series would cost a full
+//! series (labels, table entry, value) per derived gauge: fifteen per
+//! analysed series. Instead the processor keeps one label block per
+//! series, built once by the exporter's translation ([`LabelTranslator`]),
+//! and the exporter walks the processor's state when it renders `/metrics`
+//! or a remote-write collection ([`DerivedSource`]).
+
+use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+
+/// A gauge family a [`DerivedSource`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DerivedFamily {
+    /// The OTel metric name (the exporter translates it as it would a
+    /// received gauge's).
+    pub name: &'static str,
+    /// The OTel unit (`s`, or empty).
+    pub unit: &'static str,
+    pub help: &'static str,
+}
+
+/// One derived sample: the series' label block (as
+/// [`LabelTranslator::label_block`] built it), an extra label (`horizon`,
+/// `threshold`) and the value. `false` from the callback stops the walk.
+pub type SampleSink<'a> = dyn FnMut(&str, Option<(&str, &str)>, f64) -> bool + 'a;
+
+/// Gauges rendered from a processor's state.
+pub trait DerivedSource: Send + Sync {
+    /// The families, always the same, in the order they are written.
+    fn families(&self) -> &'static [DerivedFamily];
+
+    /// Calls `sample` for every series of family `index` (into
+    /// [`families`](Self::families)) as it is now; false when `sample`
+    /// stopped the walk. The source may hold a lock while it calls
+    /// `sample`, so `sample` must not wait.
+    fn walk(&self, index: usize, sample: &mut SampleSink<'_>) -> bool;
+}
+
+/// Builds the pre-escaped label block (`name="value",…`, sorted by name)
+/// a received gauge point with these resource, scope and attributes would
+/// have on `/metrics`.
+pub trait LabelTranslator: Send + Sync {
+    fn label_block(
+        &self,
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        attributes: &[KeyValue],
+    ) -> Box<str>;
+}
