@@ -64,7 +64,9 @@ fn history_inner(state: &ApiState, raw: RawParams) -> Result<Response, ApiError>
     let labels = history_labels(&params, KNOWN)?;
     match state.series.series_history(name, &labels) {
         Ok(history) => Ok(Json(history).into_response()),
-        Err(e @ HistoryError::NotFound(_)) => Err(ApiError::not_found(e.to_string())),
+        Err(e @ (HistoryError::NotFound(_) | HistoryError::Derived(_))) => {
+            Err(ApiError::not_found(e.to_string()))
+        }
     }
 }
 

@@ -46,6 +46,10 @@ pub trait SeriesQuery: Send + Sync {
 pub enum HistoryError {
     #[error("no active series {0}")]
     NotFound(String),
+    #[error(
+        "{0} is computed from the analysis state when /metrics is rendered, not stored: its history is not recorded (the console's analysis pages chart it)"
+    )]
+    Derived(String),
 }
 
 /// One series as listed.

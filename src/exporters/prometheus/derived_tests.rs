@@ -210,3 +210,36 @@ fn a_derived_family_named_like_a_received_one_is_written_within_it() {
     let lines: Vec<&str> = block.lines().skip(1).take(2).collect();
     assert!(lines.iter().all(|l| l.starts_with("demo_level{")), "{text}");
 }
+
+#[test]
+fn derived_series_are_listed_but_have_no_history() {
+    use crate::pipeline::query::{HistoryError, SeriesMatcher, SeriesQuery};
+    let e = exporter();
+    let labels = vec![
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")]),
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")]),
+    ];
+    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
+    e.attach_derived(Arc::downgrade(&source));
+    let matcher = |s: &str| SeriesMatcher::parse(s).expect("a selector");
+    let page = e.find_series(&matcher(r#"demo_eta_seconds{horizon="1h"}"#), 10);
+    assert!(!page.truncated);
+    let routes: Vec<&str> = page
+        .series
+        .iter()
+        .map(|s| s.labels.get("route").map_or("", String::as_str))
+        .collect();
+    assert_eq!(routes, ["/a", "/b"]);
+    assert!(page.series.iter().all(|s| s.kind == "gauge"
+        && s.name == "demo_eta_seconds"
+        && s.labels.get("job").map(String::as_str) == Some("api")));
+    // The limit covers derived series too.
+    let page = e.find_series(&matcher("demo_.*"), 3);
+    assert!(page.truncated);
+    assert_eq!(page.series.len(), 3);
+    let history = e.series_history("demo_level", &[("route".into(), "/a".into())]);
+    assert!(
+        matches!(history, Err(HistoryError::Derived(ref name)) if name == "demo_level"),
+        "{history:?}"
+    );
+}

@@ -104,6 +104,11 @@ impl PrometheusExporter {
     /// The derived families `names` asks for, translated as received
     /// gauges' names are (a name with no usable character is left out).
     fn derived_families(&self, names: &NameFilter) -> Vec<DerivedEntry> {
+        self.derived_families_where(|name| names.matches(name))
+    }
+
+    /// The derived families whose translated name `keep` accepts.
+    fn derived_families_where(&self, keep: impl Fn(&str) -> bool) -> Vec<DerivedEntry> {
         let mut out = Vec::new();
         for source in self.derived.read().iter().filter_map(Weak::upgrade) {
             for (index, family) in source.families().iter().enumerate() {
@@ -116,7 +121,7 @@ impl PrometheusExporter {
                 ) else {
                     continue;
                 };
-                if names.matches(&name) {
+                if keep(&name) {
                     out.push(DerivedEntry {
                         source: source.clone(),
                         index,

@@ -1,5 +1,7 @@
 //! [`SeriesQuery`] over the series store, for the JSON API: listing the
-//! series a selector matches and reading (and starting) a series' history.
+//! series a selector matches (stored, then derived: everything `/metrics`
+//! serves but StreamGate's own) and reading (and starting) a stored
+//! series' history.
 //! Both run off the ingest path: a listing holds each shard of a family
 //! only while it picks that shard's matching series.
 
@@ -98,6 +100,9 @@ impl SeriesQuery for PrometheusExporter {
                 break;
             }
         }
+        if !page.truncated {
+            self.find_derived(matcher, limit, &mut page);
+        }
         page
     }
 
@@ -112,6 +117,9 @@ impl SeriesQuery for PrometheusExporter {
         }
         set.finish();
         let watched = self.store().watch(name, &set).ok_or_else(|| {
+            if !self.derived_families_where(|n| n == name).is_empty() {
+                return HistoryError::Derived(name.to_string());
+            }
             HistoryError::NotFound(if set.is_empty() {
                 name.to_string()
             } else {
@@ -125,5 +133,42 @@ impl SeriesQuery for PrometheusExporter {
             capacity: watched.capacity,
             points: watched.points,
         })
+    }
+}
+
+impl PrometheusExporter {
+    /// Adds the derived series (`pipeline::derived`) `matcher` picks to
+    /// `page`, after the stored ones, up to `limit` in all: each family's
+    /// series sorted by label block, the extra label (`horizon`,
+    /// `threshold`) among the labels.
+    fn find_derived(&self, matcher: &SeriesMatcher, limit: usize, page: &mut SeriesPage) {
+        for entry in self.derived_families_where(|name| matcher.name.matches(name)) {
+            let room = limit.saturating_sub(page.series.len());
+            let mut found: Vec<BTreeMap<String, String>> = Vec::new();
+            entry.source.walk(entry.index, &mut |block, extra, _| {
+                let mut labels = label_map(block);
+                if let Some((k, v)) = extra {
+                    labels.insert(k.to_string(), v.to_string());
+                }
+                if matcher.labels_match(&labels) {
+                    found.push(labels);
+                }
+                true
+            });
+            found.sort_unstable();
+            if found.len() > room {
+                page.truncated = true;
+                found.truncate(room);
+            }
+            page.series
+                .extend(found.into_iter().map(|labels| SeriesInfo {
+                    name: entry.name.clone(),
+                    kind: "gauge",
+                    labels,
+                }));
+            if page.truncated {
+                return;
+            }
+        }
     }
 }
