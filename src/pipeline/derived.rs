@@ -10,6 +10,8 @@
 //! and the exporter walks the processor's state when it renders `/metrics`
 //! or a remote-write collection ([`DerivedSource`]).
 
+use std::ops::Range;
+
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 
 /// A gauge family a [`DerivedSource`] writes.
@@ -23,10 +25,47 @@ pub struct DerivedFamily {
     pub help: &'static str,
 }
 
+/// A label block in three consecutive parts, written one after the
+/// other: a series keeps its own text (`head`, `tail`) and shares the run
+/// of labels its source gives every series (`shared`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockParts<'a> {
+    pub head: &'a str,
+    pub shared: &'a str,
+    pub tail: &'a str,
+}
+
+impl<'a> BlockParts<'a> {
+    /// A block held in one piece.
+    pub fn whole(text: &'a str) -> Self {
+        Self {
+            head: text,
+            shared: "",
+            tail: "",
+        }
+    }
+
+    /// The block as one string.
+    pub fn joined(&self) -> String {
+        [self.head, self.shared, self.tail].concat()
+    }
+}
+
 /// One derived sample: the series' label block (as
 /// [`LabelTranslator::label_block`] built it), an extra label (`horizon`,
 /// `threshold`) and the value. `false` from the callback stops the walk.
-pub type SampleSink<'a> = dyn FnMut(&str, Option<(&str, &str)>, f64) -> bool + 'a;
+pub type SampleSink<'a> = dyn FnMut(BlockParts<'_>, Option<(&str, &str)>, f64) -> bool + 'a;
+
+/// A translated label block and, within it, the run of labels the
+/// translation adds from the resource and scope (`job`, `instance`,
+/// `otel_scope_*`, without the commas around it; empty when too short to
+/// be worth sharing): the same text for every series of a source, unless
+/// an attribute's label sorts into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelBlock {
+    pub text: String,
+    pub shared: Range<usize>,
+}
 
 /// Gauges rendered from a processor's state.
 pub trait DerivedSource: Send + Sync {
@@ -49,5 +88,5 @@ pub trait LabelTranslator: Send + Sync {
         resource: &[KeyValue],
         scope: &InstrumentationScope,
         attributes: &[KeyValue],
-    ) -> Box<str>;
+    ) -> LabelBlock;
 }

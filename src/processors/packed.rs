@@ -10,7 +10,8 @@
 //! boxed slice. It is unpacked when the series' outputs are built (once
 //! per evaluation step), so the saving is paid for off the ingest path.
 
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use prost::Message;
 
@@ -66,39 +67,75 @@ fn unpack(mut rest: &[u8]) -> Vec<KeyValue> {
 }
 
 /// A series' attributes packed and its label block on `/metrics`, in one
-/// allocation: the packed attributes' length (4 bytes, little-endian),
-/// the packed attributes, then the label block.
+/// allocation: the packed attributes' length and where the block's shared
+/// run was left out (4 bytes each, little-endian; [`WHOLE`] when it was
+/// not), the packed attributes, then the block's own text (all of it, or
+/// the text before and after the run, which the series' [`Origin`]
+/// keeps once for all of them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeriesText(Box<[u8]>);
 
+/// The split position of a label block kept whole.
+const WHOLE: u32 = u32::MAX;
+
 impl SeriesText {
-    pub fn new(attributes: &[KeyValue], labels: &str) -> Self {
-        let mut bytes = vec![0; 4];
+    /// `labels` is the whole block; `shared` the run to leave out (the
+    /// caller keeps it), or `None` to keep the block whole.
+    pub fn new(attributes: &[KeyValue], labels: &str, shared: Option<Range<usize>>) -> Self {
+        let mut bytes = vec![0; 8];
         pack_into(attributes, &mut bytes);
-        let packed = (bytes.len() - 4) as u32;
+        let packed = (bytes.len() - 8) as u32;
         bytes[..4].copy_from_slice(&packed.to_le_bytes());
-        bytes.extend_from_slice(labels.as_bytes());
+        let run = shared.filter(|r| labels.get(r.clone()).is_some() && r.start <= r.end);
+        let split = match &run {
+            Some(r) => {
+                bytes.extend_from_slice(&labels.as_bytes()[..r.start]);
+                bytes.extend_from_slice(&labels.as_bytes()[r.end..]);
+                r.start as u32
+            }
+            None => {
+                bytes.extend_from_slice(labels.as_bytes());
+                WHOLE
+            }
+        };
+        bytes[4..8].copy_from_slice(&split.to_le_bytes());
         Self(bytes.into_boxed_slice())
     }
 
-    /// Where the label block starts.
-    fn split(&self) -> usize {
-        let len = self
-            .0
-            .first_chunk::<4>()
-            .map_or(0, |b| u32::from_le_bytes(*b) as usize);
-        (4 + len).min(self.0.len())
+    fn word(&self, at: usize) -> u32 {
+        self.0
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
+    }
+
+    /// Where the label text starts.
+    fn text_start(&self) -> usize {
+        (8 + self.word(0) as usize).min(self.0.len())
     }
 
     /// The attributes, in the order they were given.
     pub fn attributes(&self) -> Vec<KeyValue> {
-        unpack(self.0.get(4..self.split()).unwrap_or_default())
+        unpack(self.0.get(8..self.text_start()).unwrap_or_default())
     }
 
-    /// The label block.
-    pub fn labels(&self) -> &str {
-        // `new` wrote a whole `&str` here: never invalid.
-        std::str::from_utf8(&self.0[self.split()..]).unwrap_or_default()
+    /// The label block's own text: before the run and after it, and
+    /// whether the run was left out (the text is all in the first part
+    /// when it was not).
+    pub fn label_parts(&self) -> (&str, &str, bool) {
+        // `new` wrote whole `&str` pieces, split on a char boundary (a
+        // range `get` accepted): never invalid.
+        let text = std::str::from_utf8(&self.0[self.text_start()..]).unwrap_or_default();
+        match self.word(4) {
+            WHOLE => (text, "", false),
+            split => {
+                let at = (split as usize).min(text.len());
+                match (text.get(..at), text.get(at..)) {
+                    (Some(head), Some(tail)) => (head, tail, true),
+                    _ => (text, "", false),
+                }
+            }
+        }
     }
 }
 
@@ -108,6 +145,12 @@ impl SeriesText {
 pub struct Origin {
     pub resource: Vec<KeyValue>,
     pub scope: InstrumentationScope,
+    /// The run of labels the exporter's translation derives from the
+    /// resource and scope (`job`, `instance`, `otel_scope_*`), as the
+    /// source's first analysed series got it: its series whose label
+    /// block has the same run leave it out of their own text
+    /// ([`SeriesText`]).
+    pub label_run: OnceLock<Box<str>>,
 }
 
 /// One [`Origin`] per source identity, shared by the series of that
@@ -125,6 +168,7 @@ impl Origins {
                 Arc::new(Origin {
                     resource: source.identifying_resource(),
                     scope: source.owned_scope(),
+                    label_run: OnceLock::new(),
                 })
             })
             .clone()
@@ -158,15 +202,23 @@ mod tests {
             kv("code", Value::IntValue(503)),
         ];
         let labels = r#"code="503",job="api",route="/a""#;
-        let text = SeriesText::new(&attributes, labels);
+        let text = SeriesText::new(&attributes, labels, None);
         assert_eq!(text.attributes(), attributes);
-        assert_eq!(text.labels(), labels);
-        let none = SeriesText::new(&[], "");
+        assert_eq!(text.label_parts(), (labels, "", false));
+        // The run `job="api"` left out: the text around it is kept.
+        let run = labels.find("job").unwrap()..labels.find(",route").unwrap();
+        let split = SeriesText::new(&attributes, labels, Some(run));
+        assert_eq!(split.attributes(), attributes);
+        assert_eq!(
+            split.label_parts(),
+            (r#"code="503","#, r#",route="/a""#, true)
+        );
+        let none = SeriesText::new(&[], "", None);
         assert!(none.attributes().is_empty());
-        assert_eq!(none.labels(), "");
-        let no_labels = SeriesText::new(&attributes, "");
+        assert_eq!(none.label_parts(), ("", "", false));
+        let no_labels = SeriesText::new(&attributes, "", Some(0..0));
         assert_eq!(no_labels.attributes(), attributes);
-        assert_eq!(no_labels.labels(), "");
+        assert_eq!(no_labels.label_parts(), ("", "", true));
     }
 
     #[test]

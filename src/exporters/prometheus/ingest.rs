@@ -23,6 +23,7 @@ use crate::model::wire::{
     Attributes, KeyValueView, MetricData, MetricView, Repeated, ResourceView, ScopeView,
 };
 use crate::pipeline::Consumed;
+use crate::pipeline::derived::LabelBlock;
 
 use super::config::PrometheusExporterConfig;
 use super::store::value::{
@@ -956,17 +957,17 @@ fn fill_labels(
 }
 
 /// The label block the first point of `batch` (its first resource,
-/// scope and metric) gets on `/metrics`, built as ingest builds it; empty
-/// when the batch has no point.
-pub fn first_point_label_block(batch: &MetricsBatch) -> String {
+/// scope and metric) gets on `/metrics`, built as ingest builds it, with
+/// its run of derived labels; empty when the batch has no point.
+pub fn first_point_label_block(batch: &MetricsBatch) -> LabelBlock {
     let mut labels = LabelSet::new();
     let view = batch.view();
     let Some(resource_metrics) = view.resource_metrics.iter().next() else {
-        return String::new();
+        return LabelBlock::default();
     };
     let identity = ResourceIdentity::of(resource_metrics.resource.as_ref());
     let Some(scope_metrics) = resource_metrics.scope_metrics.iter().next() else {
-        return String::new();
+        return LabelBlock::default();
     };
     let shared = shared_labels(
         &identity,
@@ -982,10 +983,13 @@ pub fn first_point_label_block(batch: &MetricsBatch) -> String {
             _ => None,
         });
     let Some(point) = point else {
-        return String::new();
+        return LabelBlock::default();
     };
     fill_labels(&mut labels, &point.attributes, &shared, None);
-    labels.text().to_string()
+    LabelBlock {
+        text: labels.text().to_string(),
+        shared: labels.shared_span(),
+    }
 }
 
 fn is_identifying(key: &str) -> bool {

@@ -38,7 +38,7 @@ use crate::model::otlp::metrics::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
 };
 use crate::model::otlp::resource::Resource;
-use crate::pipeline::derived::{DerivedSource, LabelTranslator};
+use crate::pipeline::derived::{DerivedSource, LabelBlock, LabelTranslator};
 
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::telemetry::{Telemetry, names};
@@ -358,7 +358,7 @@ impl LabelTranslator for PrometheusExporter {
         resource: &[KeyValue],
         scope: &InstrumentationScope,
         attributes: &[KeyValue],
-    ) -> Box<str> {
+    ) -> LabelBlock {
         let point = NumberDataPoint {
             attributes: attributes.to_vec(),
             ..Default::default()
@@ -383,7 +383,7 @@ impl LabelTranslator for PrometheusExporter {
                 ..Default::default()
             }],
         };
-        ingest::first_point_label_block(&MetricsBatch::from_request(request)).into_boxed_str()
+        ingest::first_point_label_block(&MetricsBatch::from_request(request))
     }
 }
 

@@ -146,7 +146,7 @@ impl PrometheusExporter {
             let room = limit.saturating_sub(page.series.len());
             let mut found: Vec<BTreeMap<String, String>> = Vec::new();
             entry.source.walk(entry.index, &mut |block, extra, _| {
-                let mut labels = label_map(block);
+                let mut labels = label_map(&block.joined());
                 if let Some((k, v)) = extra {
                     labels.insert(k.to_string(), v.to_string());
                 }

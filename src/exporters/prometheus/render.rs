@@ -317,7 +317,8 @@ pub fn write_derived_chunked<E: Exposition>(
             out.header(family.name, "gauge", family.help, family.unit);
             header = true;
         }
-        out.sample(family.name, "", LabelText::whole(labels), extra, value);
+        let labels = LabelText::parts(labels.head, labels.shared, labels.tail);
+        out.sample(family.name, "", labels, extra, value);
         after_series(out)
     })
 }

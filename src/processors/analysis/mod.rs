@@ -45,7 +45,9 @@ use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::model::text::AttributeLookup;
 use crate::model::wire::metrics::NumberPointView;
 use crate::model::wire::{Attributes, MetricData, MetricView, MetricsRequestView, Repeated};
-use crate::pipeline::derived::{DerivedFamily, DerivedSource, LabelTranslator, SampleSink};
+use crate::pipeline::derived::{
+    BlockParts, DerivedFamily, DerivedSource, LabelTranslator, SampleSink,
+};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{
     ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
@@ -664,16 +666,22 @@ impl AnalysisProcessor {
         counter: bool,
     ) -> Slot {
         let origin = self.origins.lock().of(source);
-        let labels = self
+        let block = self
             .translator
             .label_block(&origin.resource, &origin.scope, &attributes);
+        // The run of resource and scope labels is kept once, in the
+        // origin, for every series whose block has the same one.
+        let shared = block.text.get(block.shared.clone()).filter(|run| {
+            !run.is_empty() && **origin.label_run.get_or_init(|| (*run).into()) == **run
+        });
+        let shared = shared.map(|_| block.shared.clone());
         Slot {
             pending: f64::NAN,
             last_point_secs: 0.0,
             rate: counter.then(RateConverter::new),
             series: Box::new(Series {
                 origin,
-                text: SeriesText::new(&attributes, &labels),
+                text: SeriesText::new(&attributes, &block.text, shared),
                 extras: None,
                 last: Last::NONE,
                 baseline: Baseline::new(self.baseline_settings.clone()),
@@ -734,7 +742,15 @@ impl AnalysisProcessor {
         let mut threshold_text = String::new();
         for slot in series.values() {
             let s: &Series = &slot.series;
-            let labels = s.text.labels();
+            let (head, tail, split) = s.text.label_parts();
+            let labels = BlockParts {
+                head,
+                shared: match s.origin.label_run.get() {
+                    Some(run) if split => run,
+                    _ => "",
+                },
+                tail,
+            };
             let go_on = match family {
                 DerivedKind::Verdict(field) => match s.verdict() {
                     Some(v) => sample(labels, None, field.of(&v)),

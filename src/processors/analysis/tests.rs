@@ -34,23 +34,27 @@ impl LabelTranslator for PlainLabels {
         resource: &[KeyValue],
         _scope: &crate::model::otlp::common::InstrumentationScope,
         attributes: &[KeyValue],
-    ) -> Box<str> {
+    ) -> crate::pipeline::derived::LabelBlock {
         let text = |kv: &KeyValue| {
             let mut t = String::new();
             crate::model::text::write_any_value(kv.value.as_ref(), &mut t);
             t
         };
-        resource
+        // The resource's part is the run shared by a source's series.
+        let resource: Vec<String> = resource
             .iter()
             .map(|kv| format!("resource:{}\u{2}{}", kv.key, text(kv)))
-            .chain(
-                attributes
-                    .iter()
-                    .map(|kv| format!("{}\u{2}{}", kv.key, text(kv))),
-            )
-            .collect::<Vec<_>>()
-            .join("\u{1}")
-            .into_boxed_str()
+            .collect();
+        let own: Vec<String> = attributes
+            .iter()
+            .map(|kv| format!("{}\u{2}{}", kv.key, text(kv)))
+            .collect();
+        let run = resource.join("\u{1}");
+        let text = [run.clone(), own.join("\u{1}")].join("\u{1}");
+        crate::pipeline::derived::LabelBlock {
+            shared: 0..run.len(),
+            text,
+        }
     }
 }
 
@@ -62,7 +66,7 @@ fn rendered(p: &AnalysisProcessor) -> MetricsRequest {
         p.walk(index, &mut |labels, extra, value| {
             let mut resource = Vec::new();
             let mut attributes = Vec::new();
-            for pair in labels.split('\u{1}').filter(|p| !p.is_empty()) {
+            for pair in labels.joined().split('\u{1}').filter(|p| !p.is_empty()) {
                 let (k, v) = pair.split_once('\u{2}').expect("key and value");
                 match k.strip_prefix("resource:") {
                     Some(k) => resource.push(string_kv(k, v)),
@@ -743,6 +747,16 @@ fn series_of_one_source_share_its_origin_until_the_last_expires() {
         let origins: Vec<&Arc<Origin>> = series.values().map(|s| &s.series.origin).collect();
         assert!(origins.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])));
         assert_eq!(origins[0].resource, vec![string_kv("service.name", "api")]);
+        // The run of resource labels is kept once, in the origin: each
+        // series keeps only its own text.
+        assert_eq!(
+            origins[0].label_run.get().map(|r| &**r),
+            Some("resource:service.name\u{2}api")
+        );
+        for s in series.values() {
+            let (head, tail, split) = s.series.text.label_parts();
+            assert!(split && head.is_empty() && !tail.contains("resource:"));
+        }
     }
     // The derived series go out under the source's identifying resource.
     for rm in &r.resource_metrics {

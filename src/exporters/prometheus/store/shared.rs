@@ -184,6 +184,11 @@ pub struct LabelText<'a> {
 }
 
 impl<'a> LabelText<'a> {
+    /// A block held in three consecutive parts.
+    pub fn parts(head: &'a str, shared: &'a str, tail: &'a str) -> Self {
+        Self { head, shared, tail }
+    }
+
     /// A block held in one piece.
     pub fn whole(text: &'a str) -> Self {
         Self {
