@@ -737,10 +737,34 @@ impl AnalysisProcessor {
 
     /// Calls `sample` for every series' value in derived family `family`
     /// (see [`DERIVED_FAMILIES`]); false when `sample` stopped.
+    ///
+    /// The map is locked for [`WALK_CHUNK`] series at a time (the series
+    /// are taken by key from a list made first), so a render of many
+    /// series never keeps points waiting for longer than a chunk; a
+    /// series dropped meanwhile is skipped, one created meanwhile waits
+    /// for the next render.
     fn walk_family(&self, family: DerivedKind, sample: &mut SampleSink<'_>) -> bool {
-        let series = self.series.lock();
+        let keys: Vec<u64> = self.series.lock().keys().copied().collect();
         let mut threshold_text = String::new();
-        for slot in series.values() {
+        for chunk in keys.chunks(WALK_CHUNK) {
+            let series = self.series.lock();
+            if !self.walk_chunk(&series, chunk, family, &mut threshold_text, sample) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// [`walk_family`](Self::walk_family) over the series of `keys`.
+    fn walk_chunk(
+        &self,
+        series: &ByIdentity<Slot>,
+        keys: &[u64],
+        family: DerivedKind,
+        threshold_text: &mut String,
+        sample: &mut SampleSink<'_>,
+    ) -> bool {
+        for slot in keys.iter().filter_map(|key| series.get(key)) {
             let s: &Series = &slot.series;
             let (head, tail, split) = s.text.label_parts();
             let labels = BlockParts {
@@ -769,7 +793,7 @@ impl AnalysisProcessor {
                         Some(secs) => {
                             threshold_text.clear();
                             let _ = write!(threshold_text, "{level}");
-                            sample(labels, Some(("threshold", &threshold_text)), secs)
+                            sample(labels, Some(("threshold", threshold_text)), secs)
                         }
                         None => true,
                     }
@@ -815,6 +839,10 @@ impl AnalysisProcessor {
         }
     }
 }
+
+/// Series walked per lock of the map when a derived family is rendered
+/// (about 0.1-0.3 ms of formatting).
+const WALK_CHUNK: usize = 512;
 
 /// What a derived family shows of a series.
 #[derive(Clone, Copy)]

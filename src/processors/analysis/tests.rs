@@ -975,3 +975,49 @@ fn a_series_state_fits_in_512_bytes() {
     let size = size_of::<super::Series>();
     assert!(size <= 512, "Series is {size} bytes");
 }
+
+/// A render walks the map a chunk at a time: every series is there once
+/// however many chunks it takes, and a stop ends the walk.
+#[test]
+fn a_render_of_more_series_than_a_chunk_shows_each_once() {
+    let config = AnalysisConfig {
+        select: vec![rule("queue.depth")],
+        step: HumanDuration::secs(30),
+        horizons: vec![HumanDuration::secs(60)],
+        series_ttl: HumanDuration::secs(300),
+        max_series: 5000,
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Arc::new(Telemetry::new()),
+    );
+    let routes: Vec<String> = (0..2 * WALK_CHUNK + 7).map(|i| format!("/r{i}")).collect();
+    for step in 0..14 {
+        let t = T0 + step as f64 * 30.0;
+        let points: Vec<(&str, f64)> = routes.iter().map(|r| (r.as_str(), 5.0)).collect();
+        p.observe_request(
+            &MetricsBatch::from_request(gauges_request(&points)),
+            t - 1.0,
+        );
+        p.evaluate(t);
+    }
+    let shown = values(&rendered(&p), "streamgate.baseline.expected");
+    let mut seen: Vec<String> = shown
+        .iter()
+        .map(|(a, _, _)| a.as_slice().text("route").unwrap_or_default().to_string())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(shown.len(), routes.len());
+    assert_eq!(seen.len(), routes.len());
+    let mut taken = 0;
+    let finished = p.walk(0, &mut |_, _, _| {
+        taken += 1;
+        taken < WALK_CHUNK + 3
+    });
+    assert!(!finished);
+    assert_eq!(taken, WALK_CHUNK + 3, "the walk stops where the sink says");
+}
