@@ -501,6 +501,97 @@ mod tests {
         assert_eq!(values, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     }
 
+    /// A collection walks what `/metrics` serves, the gauges processors
+    /// render from their state (`pipeline::derived`) included.
+    #[test]
+    fn derived_gauges_are_collected_with_their_labels() {
+        use crate::exporters::prometheus::{
+            NameFilter, PrometheusExporter, PrometheusExporterConfig, Unpaced,
+        };
+        use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, any_value};
+        use crate::pipeline::derived::{
+            BlockParts, DerivedFamily, DerivedSource, LabelBlock, LabelTranslator, SampleSink,
+        };
+        use std::sync::Arc;
+
+        const FAMILIES: [DerivedFamily; 1] = [DerivedFamily {
+            name: "demo.forecast",
+            unit: "",
+            help: "A forecast.",
+        }];
+        struct Demo(LabelBlock);
+        impl DerivedSource for Demo {
+            fn families(&self) -> &'static [DerivedFamily] {
+                &FAMILIES
+            }
+            fn walk(&self, _: usize, sample: &mut SampleSink<'_>) -> bool {
+                let block = BlockParts::whole(&self.0.text);
+                sample(block, Some(("horizon", "5m")), 1.5)
+                    && sample(block, Some(("horizon", "1h")), 2.5)
+            }
+        }
+        let exporter = PrometheusExporter::new(
+            PrometheusExporterConfig::default(),
+            Arc::new(crate::telemetry::Telemetry::new()),
+        );
+        let kv = |k: &str, v: &str| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        };
+        let block = exporter.label_block(
+            &[kv("service.name", "api")],
+            &InstrumentationScope::default(),
+            &[kv("metric", "queue_depth")],
+        );
+        let source: Arc<dyn DerivedSource> = Arc::new(Demo(block));
+        exporter.attach_derived(Arc::downgrade(&source));
+        let mut batches = Vec::new();
+        let mut ready = |b: Batch| batches.push(b);
+        let mut enc = RequestEncoder::new(7, 1000, false, &[], &mut ready);
+        assert!(exporter.visit(&NameFilter::all(), &mut enc, &mut Unpaced));
+        enc.flush();
+        drop(enc);
+        let series: Vec<(Vec<(String, String)>, f64)> = batches
+            .iter()
+            .flat_map(|b| decode(b).timeseries)
+            .filter(|ts| labels(ts).contains(&("__name__", "demo_forecast")))
+            .map(|ts| {
+                let l = labels(&ts)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (l, ts.samples[0].value)
+            })
+            .collect();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            series,
+            vec![
+                (
+                    vec![
+                        pair("__name__", "demo_forecast"),
+                        pair("horizon", "5m"),
+                        pair("job", "api"),
+                        pair("metric", "queue_depth"),
+                    ],
+                    1.5
+                ),
+                (
+                    vec![
+                        pair("__name__", "demo_forecast"),
+                        pair("horizon", "1h"),
+                        pair("job", "api"),
+                        pair("metric", "queue_depth"),
+                    ],
+                    2.5
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn varint_lengths_match_encoding() {
         for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {

@@ -14,11 +14,12 @@
 //! series is created; nothing per derived gauge is stored):
 //! `streamgate_baseline_expected`, `_lower`, `_upper`,
 //! `streamgate_anomaly_score`, `streamgate_anomaly` (1 on the step an
-//! anomaly starts, else 0), `streamgate_anomaly_active` (1 while in one) and `streamgate_forecast{horizon}`, `_lower`,
-//! `_upper`, and for configured thresholds
-//! `streamgate_time_to_threshold_seconds{threshold}`. A series silent for
-//! `series_ttl` is dropped, and its gauges with it. Configured ratios (default: the error ratio
-//! of each span operation) are analysed too, as series of their own
+//! anomaly starts, else 0), `streamgate_anomaly_active` (1 while in one)
+//! and `streamgate_forecast{horizon}`, `_lower`, `_upper`, and for
+//! configured thresholds `streamgate_time_to_threshold_seconds{threshold}`.
+//! A series silent for `series_ttl` is dropped, and its gauges with it.
+//! Configured ratios (default: the error ratio of each span operation)
+//! are analysed too, as series of their own
 //! labelled `transform="ratio"` and `ratio="<numerator>"` (see `ratio.rs`),
 //! and so are StreamGate's own memory and CPU, fed in on every step
 //! (see `own.rs`).
@@ -156,7 +157,7 @@ struct Series {
     text: SeriesText,
     /// What few series have: a ratio group, thresholds.
     extras: Option<Box<Extras>>,
-    /// The last value fed to the models and the baseline's verdict on it.
+    /// The baseline's band and score for the last value fed.
     last: Last,
 }
 
