@@ -81,12 +81,14 @@ pub trait DerivedSource: Send + Sync {
 
 /// Builds the pre-escaped label block (`name="value",…`, sorted by name)
 /// a received gauge point with these resource, scope and attributes would
-/// have on `/metrics`.
+/// have on `/metrics`; an error (why, naming the setting) when the block,
+/// with the one label a derived family may add, breaks the exporter's
+/// label limits, as such a point would be refused.
 pub trait LabelTranslator: Send + Sync {
     fn label_block(
         &self,
         resource: &[KeyValue],
         scope: &InstrumentationScope,
         attributes: &[KeyValue],
-    ) -> LabelBlock;
+    ) -> Result<LabelBlock, String>;
 }

@@ -139,7 +139,9 @@ fn a_label_block_is_what_a_received_gauge_point_gets() {
     e.consume_metrics(&gauge_request(&resource, "stored.gauge", &attributes))
         .expect("consumed");
     let text = e.render(Format::Text);
-    let built = e.label_block(&resource, &scope(), &attributes);
+    let built = e
+        .label_block(&resource, &scope(), &attributes)
+        .expect("within limits");
     assert_eq!(built.text, block_of(&text, "stored_gauge"));
     // The longest run of labels the source gives every series: `metric`
     // sorts between `job` and the scope's labels, which are longer.
@@ -150,11 +152,39 @@ fn a_label_block_is_what_a_received_gauge_point_gets() {
 }
 
 #[test]
+fn a_label_block_over_the_label_limits_is_refused_with_the_setting() {
+    let e = PrometheusExporter::new(
+        PrometheusExporterConfig {
+            max_labels_per_series: 8,
+            max_label_value_length: 64,
+            ..Default::default()
+        },
+        Arc::new(Telemetry::new()),
+    );
+    let resource = [kv("service.name", "api")];
+    let long = "x".repeat(65);
+    let why = e
+        .label_block(&resource, &scope(), &[kv("route", &long)])
+        .expect_err("too long");
+    assert!(why.contains("max_label_value_length"), "{why}");
+    // job and two scope labels, plus 5 attributes: 8, and the derived
+    // family's own label (`horizon`) makes 9.
+    let five: Vec<KeyValue> = (0..5).map(|i| kv(&format!("a{i}"), "v")).collect();
+    let why = e
+        .label_block(&resource, &scope(), &five)
+        .expect_err("too many");
+    assert!(why.contains("max_labels_per_series"), "{why}");
+    assert!(e.label_block(&resource, &scope(), &five[..4]).is_ok());
+}
+
+#[test]
 fn derived_families_are_rendered_from_their_source_on_every_walk() {
     let e = exporter();
     let labels = vec![
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")]),
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")]),
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
+            .expect("within limits"),
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")])
+            .expect("within limits"),
     ];
     let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
     e.attach_derived(Arc::downgrade(&source));
@@ -207,7 +237,10 @@ fn a_derived_family_named_like_a_received_one_is_written_within_it() {
         &[kv("route", "/received")],
     ))
     .expect("consumed");
-    let labels = vec![e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])];
+    let labels = vec![
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
+            .expect("within limits"),
+    ];
     let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
     let weak: Weak<dyn DerivedSource> = Arc::downgrade(&source);
     e.attach_derived(weak);
@@ -230,8 +263,10 @@ fn derived_series_are_listed_but_have_no_history() {
     use crate::pipeline::query::{HistoryError, SeriesMatcher, SeriesQuery};
     let e = exporter();
     let labels = vec![
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")]),
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")]),
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
+            .expect("within limits"),
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")])
+            .expect("within limits"),
     ];
     let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
     e.attach_derived(Arc::downgrade(&source));

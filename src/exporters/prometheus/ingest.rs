@@ -635,19 +635,8 @@ impl PointWriter<'_> {
         }
         let Some(update) = update else { return };
         self.build_labels(attributes);
-        let labels = &self.buffers.labels;
-        let (count, longest) = (labels.len(), labels.longest_value());
-        if count > self.context.label_limits.0 {
-            let limit = self.context.label_limits.0;
-            return self.reject(&format!(
-                "a point has {count} attributes and labels; the limit is {limit} (exporters.prometheus.max_labels_per_series)"
-            ));
-        }
-        if longest > self.context.label_limits.1 {
-            let limit = self.context.label_limits.1;
-            return self.reject(&format!(
-                "a label value is {longest} bytes; the limit is {limit} bytes (exporters.prometheus.max_label_value_length)"
-            ));
+        if let Some(why) = label_limit_error(&self.buffers.labels, self.context.label_limits, 0) {
+            return self.reject(&why);
         }
         let labels = &self.buffers.labels;
         let total = self
@@ -935,6 +924,23 @@ fn stored_exemplar(e: &ExemplarView<'_>) -> Option<StoredExemplar> {
     })
 }
 
+/// Why `labels` (with `extra` labels the exposition adds) break the label
+/// limits (`max_labels_per_series`, `max_label_value_length`), if they do.
+fn label_limit_error(labels: &LabelSet, limits: (usize, usize), extra: usize) -> Option<String> {
+    let (count, longest) = (labels.len() + extra, labels.longest_value());
+    let (max_labels, max_value) = limits;
+    if count > max_labels {
+        return Some(format!(
+            "a point has {count} attributes and labels; the limit is {max_labels} (exporters.prometheus.max_labels_per_series)"
+        ));
+    }
+    (longest > max_value).then(|| {
+        format!(
+            "a label value is {longest} bytes; the limit is {max_value} bytes (exporters.prometheus.max_label_value_length)"
+        )
+    })
+}
+
 /// Builds the label set of a point with `attributes` under `shared`
 /// into `labels`. `exposition_label` (`le`, `quantile`) is written by the
 /// exposition itself: an attribute of that name would duplicate it.
@@ -958,16 +964,21 @@ fn fill_labels(
 
 /// The label block the first point of `batch` (its first resource,
 /// scope and metric) gets on `/metrics`, built as ingest builds it, with
-/// its run of derived labels; empty when the batch has no point.
-pub fn first_point_label_block(batch: &MetricsBatch) -> LabelBlock {
+/// its run of derived labels; empty when the batch has no point. An
+/// error when the block with one more label (`horizon`, `threshold`)
+/// breaks `limits` (`max_labels_per_series`, `max_label_value_length`).
+pub fn first_point_label_block(
+    batch: &MetricsBatch,
+    limits: (usize, usize),
+) -> Result<LabelBlock, String> {
     let mut labels = LabelSet::new();
     let view = batch.view();
     let Some(resource_metrics) = view.resource_metrics.iter().next() else {
-        return LabelBlock::default();
+        return Ok(LabelBlock::default());
     };
     let identity = ResourceIdentity::of(resource_metrics.resource.as_ref());
     let Some(scope_metrics) = resource_metrics.scope_metrics.iter().next() else {
-        return LabelBlock::default();
+        return Ok(LabelBlock::default());
     };
     let shared = shared_labels(
         &identity,
@@ -983,13 +994,16 @@ pub fn first_point_label_block(batch: &MetricsBatch) -> LabelBlock {
             _ => None,
         });
     let Some(point) = point else {
-        return LabelBlock::default();
+        return Ok(LabelBlock::default());
     };
     fill_labels(&mut labels, &point.attributes, &shared, None);
-    LabelBlock {
+    if let Some(why) = label_limit_error(&labels, limits, 1) {
+        return Err(why);
+    }
+    Ok(LabelBlock {
         text: labels.text().to_string(),
         shared: labels.shared_span(),
-    }
+    })
 }
 
 fn is_identifying(key: &str) -> bool {

@@ -358,7 +358,7 @@ impl LabelTranslator for PrometheusExporter {
         resource: &[KeyValue],
         scope: &InstrumentationScope,
         attributes: &[KeyValue],
-    ) -> LabelBlock {
+    ) -> Result<LabelBlock, String> {
         let point = NumberDataPoint {
             attributes: attributes.to_vec(),
             ..Default::default()
@@ -383,7 +383,11 @@ impl LabelTranslator for PrometheusExporter {
                 ..Default::default()
             }],
         };
-        ingest::first_point_label_block(&MetricsBatch::from_request(request))
+        let limits = (
+            self.config.max_labels_per_series,
+            self.config.max_label_value_length,
+        );
+        ingest::first_point_label_block(&MetricsBatch::from_request(request), limits)
     }
 }
 

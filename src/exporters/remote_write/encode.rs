@@ -541,11 +541,13 @@ mod tests {
             }),
             ..Default::default()
         };
-        let block = exporter.label_block(
-            &[kv("service.name", "api")],
-            &InstrumentationScope::default(),
-            &[kv("metric", "queue_depth")],
-        );
+        let block = exporter
+            .label_block(
+                &[kv("service.name", "api")],
+                &InstrumentationScope::default(),
+                &[kv("metric", "queue_depth")],
+            )
+            .expect("within limits");
         let source: Arc<dyn DerivedSource> = Arc::new(Demo(block));
         exporter.attach_derived(Arc::downgrade(&source));
         let mut batches = Vec::new();

@@ -274,6 +274,8 @@ pub struct AnalysisProcessor {
     telemetry: Arc<Telemetry>,
     /// The process' memory limit, the default threshold of its own memory.
     memory_limit: Option<f64>,
+    /// When a series refused for its labels was last logged (Unix secs).
+    label_refusal_logged: Mutex<f64>,
 }
 
 impl Series {
@@ -379,6 +381,7 @@ impl AnalysisProcessor {
             downstream,
             translator,
             telemetry,
+            label_refusal_logged: Mutex::new(f64::NEG_INFINITY),
         }
     }
 
@@ -492,14 +495,15 @@ impl AnalysisProcessor {
         });
     }
 
-    /// A new analysed series for a point of `metric` with `attributes`.
+    /// A new analysed series for a point of `metric` with `attributes`
+    /// (`None`: refused, see [`new_series`](Self::new_series)).
     fn new_stream_series(
         &self,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         kind: Kind,
         attributes: &Attributes<'_>,
-    ) -> Slot {
+    ) -> Option<Slot> {
         let name = metric_name(metric.name, metric.unit, kind.shape, "", true)
             .unwrap_or_else(|| metric.name.to_string());
         let mut owned = attributes.to_owned_vec();
@@ -507,7 +511,7 @@ impl AnalysisProcessor {
         if kind.counter {
             owned.push(string_kv("transform", "rate"));
         }
-        let mut fresh = self.new_series(source, owned, kind.counter);
+        let mut fresh = self.new_series(source, owned, kind.counter)?;
         let thresholds: Vec<f64> = self
             .config
             .thresholds
@@ -518,7 +522,7 @@ impl AnalysisProcessor {
         if !thresholds.is_empty() {
             fresh.series.extras_mut().thresholds = thresholds;
         }
-        fresh
+        Some(fresh)
     }
 
     /// Whether counters named `name` feed a ratio rule.
@@ -619,9 +623,9 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("metric", &name));
             group_attributes.push(string_kv("transform", "ratio"));
             group_attributes.push(string_kv("ratio", &rule.label()));
-            let mut fresh = self.new_series(source, group_attributes, false);
+            let mut fresh = self.new_series(source, group_attributes, false)?;
             fresh.series.extras_mut().ratio = Some(RatioGroup::default());
-            fresh
+            Some(fresh)
         }) else {
             return;
         };
@@ -636,12 +640,13 @@ impl AnalysisProcessor {
     }
 
     /// The series of identity `hash`, created with `make` on first sight;
-    /// `None` (counted as skipped) when `max_series` is reached.
+    /// `None` (counted as skipped) when `max_series` is reached or `make`
+    /// refuses the series.
     fn series_or_new<'s>(
         &self,
         series: &'s mut ByIdentity<Slot>,
         hash: u64,
-        make: impl FnOnce() -> Slot,
+        make: impl FnOnce() -> Option<Slot>,
     ) -> Option<&'s mut Slot> {
         let full = series.len() >= self.config.max_series;
         match series.entry(hash) {
@@ -651,7 +656,10 @@ impl AnalysisProcessor {
                 None
             }
             Entry::Vacant(e) => {
-                let mut slot = make();
+                let Some(mut slot) = make() else {
+                    self.telemetry.record_analysis_skipped(1);
+                    return None;
+                };
                 if let Some(saved) = self.restored.lock().remove(&hash) {
                     saved.claim(&mut slot);
                 }
@@ -660,23 +668,40 @@ impl AnalysisProcessor {
         }
     }
 
+    /// A new analysed series; `None` (logged at most once a minute) when
+    /// its gauges' labels would break the exporter's label limits, as the
+    /// exporter would refuse such a point.
     fn new_series(
         &self,
         source: &ScopeSource<'_, '_>,
         attributes: Vec<KeyValue>,
         counter: bool,
-    ) -> Slot {
+    ) -> Option<Slot> {
         let origin = self.origins.lock().of(source);
-        let block = self
+        let block = match self
             .translator
-            .label_block(&origin.resource, &origin.scope, &attributes);
+            .label_block(&origin.resource, &origin.scope, &attributes)
+        {
+            Ok(block) => block,
+            Err(why) => {
+                let now = now_secs();
+                let mut last = self.label_refusal_logged.lock();
+                if now - *last >= 60.0 {
+                    *last = now;
+                    tracing::warn!(
+                        "a series is not analysed: its gauges' labels break the exporter's limits: {why}"
+                    );
+                }
+                return None;
+            }
+        };
         // The run of resource and scope labels is kept once, in the
         // origin, for every series whose block has the same one.
         let shared = block.text.get(block.shared.clone()).filter(|run| {
             !run.is_empty() && **origin.label_run.get_or_init(|| (*run).into()) == **run
         });
         let shared = shared.map(|_| block.shared.clone());
-        Slot {
+        Some(Slot {
             pending: f64::NAN,
             last_point_secs: 0.0,
             rate: counter.then(RateConverter::new),
@@ -688,7 +713,7 @@ impl AnalysisProcessor {
                 baseline: Baseline::new(self.baseline_settings.clone()),
                 forecaster: ForecastState::new(&self.forecast_settings),
             }),
-        }
+        })
     }
 
     /// One evaluation step at `now` seconds: feeds pending values to the

@@ -34,7 +34,7 @@ impl LabelTranslator for PlainLabels {
         resource: &[KeyValue],
         _scope: &crate::model::otlp::common::InstrumentationScope,
         attributes: &[KeyValue],
-    ) -> crate::pipeline::derived::LabelBlock {
+    ) -> Result<crate::pipeline::derived::LabelBlock, String> {
         let text = |kv: &KeyValue| {
             let mut t = String::new();
             crate::model::text::write_any_value(kv.value.as_ref(), &mut t);
@@ -51,10 +51,14 @@ impl LabelTranslator for PlainLabels {
             .collect();
         let run = resource.join("\u{1}");
         let text = [run.clone(), own.join("\u{1}")].join("\u{1}");
-        crate::pipeline::derived::LabelBlock {
+        // A route this long breaks the (pretended) label value limit.
+        if text.len() > 200 {
+            return Err("a label value is too long".into());
+        }
+        Ok(crate::pipeline::derived::LabelBlock {
             shared: 0..run.len(),
             text,
-        }
+        })
     }
 }
 
@@ -798,6 +802,30 @@ fn new_and_known_series_in_one_request_each_get_their_own_value() {
             .map(|(r, v)| (r.to_string(), Some(v)))
             .collect();
     assert_eq!(pending, want);
+}
+
+/// A series whose gauges' labels the exporter would refuse is not
+/// analysed, and its points are counted as skipped; the others are.
+#[test]
+fn series_the_exporter_would_refuse_are_counted_not_created() {
+    let telemetry = Arc::new(Telemetry::new());
+    let p = AnalysisProcessor::new(
+        AnalysisConfig {
+            select: vec![rule("queue.depth")],
+            ..Default::default()
+        },
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        telemetry.clone(),
+    );
+    let long = "/".repeat(300);
+    let batch = MetricsBatch::from_request(gauges_request(&[("/a", 1.0), (&long, 2.0)]));
+    p.observe_request(&batch, T0);
+    p.observe_request(&batch, T0 + 1.0);
+    let pending = pending_by_route(&p);
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending.get("/a"), Some(&Some(1.0)));
+    assert_eq!(telemetry.health_counters().limited_points, 2);
 }
 
 #[test]
