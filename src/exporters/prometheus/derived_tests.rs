@@ -259,6 +259,55 @@ fn a_derived_family_named_like_a_received_one_is_written_within_it() {
 }
 
 #[test]
+fn a_derived_gauge_named_like_a_received_counter_is_left_out() {
+    // Without suffixes a counter keeps its name: `demo_level`.
+    let e = PrometheusExporter::new(
+        PrometheusExporterConfig {
+            add_metric_suffixes: false,
+            ..Default::default()
+        },
+        Arc::new(Telemetry::new()),
+    );
+    let counter = MetricsBatch::from_request(MetricsRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "api")],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics: vec![super::tests::sum(
+                    "demo.level",
+                    2,
+                    true,
+                    vec![super::tests::number(1, 2, 3.0)],
+                )],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    });
+    e.consume_metrics(&counter).expect("consumed");
+    let labels = vec![
+        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
+            .expect("within limits"),
+    ];
+    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
+    e.attach_derived(Arc::downgrade(&source));
+    let text = e.render(Format::Text);
+    assert!(text.contains("# TYPE demo_level counter"), "{text}");
+    assert_eq!(text.matches("# TYPE demo_level ").count(), 1, "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("demo_level{") && l.contains("route")),
+        "{text}"
+    );
+    // The other derived family is still written.
+    assert!(text.contains("# TYPE demo_eta gauge"), "{text}");
+}
+
+#[test]
 fn derived_series_are_listed_but_have_no_history() {
     use crate::pipeline::query::{HistoryError, SeriesMatcher, SeriesQuery};
     let e = exporter();

@@ -158,9 +158,9 @@ impl PrometheusExporter {
         &self.telemetry
     }
 
-    /// Walks every family `/metrics` serves (stored and StreamGate's own)
-    /// into `out`, one shard lock at a time, pacing it with `pacing`.
-    /// False when the pacing stopped it.
+    /// Walks every family `/metrics` serves (stored, derived and
+    /// StreamGate's own) into `out`, one shard lock at a time, pacing it
+    /// with `pacing`. False when the pacing stopped it.
     pub fn visit<E: render::Exposition>(
         &self,
         names: &NameFilter,
@@ -170,8 +170,10 @@ impl PrometheusExporter {
         let mut families = self.store.families_sorted();
         families.retain(|f| names.matches(f.name()));
         let mut derived = self.derived_families(names);
-        // A derived family a stored one shares its name with (a gauge
-        // received under that name) is written as part of it.
+        // A derived family a stored gauge shares its name with (received
+        // under that name) is written as part of it; one a stored family
+        // of another type holds is left out, as the store refuses a gauge
+        // of that name.
         fn write_derived<E: render::Exposition>(
             entry: &DerivedEntry,
             header: bool,
@@ -194,7 +196,8 @@ impl PrometheusExporter {
         }
         for family in &families {
             let header = render::write_family_chunked(family, out, &mut |o| pacing.after_series(o));
-            for entry in derived.iter().filter(|e| e.name == family.name()) {
+            let gauge = family.kind() == store::FamilyKind::Gauge;
+            for entry in derived.iter().filter(|e| gauge && e.name == family.name()) {
                 if !write_derived(entry, header, out, pacing) {
                     return false;
                 }
