@@ -86,7 +86,7 @@ impl SeriesText {
         pack_into(attributes, &mut bytes);
         let packed = (bytes.len() - 8) as u32;
         bytes[..4].copy_from_slice(&packed.to_le_bytes());
-        let run = shared.filter(|r| labels.get(r.clone()).is_some() && r.start <= r.end);
+        let run = shared.filter(|r| labels.get(r.clone()).is_some());
         let split = match &run {
             Some(r) => {
                 bytes.extend_from_slice(&labels.as_bytes()[..r.start]);

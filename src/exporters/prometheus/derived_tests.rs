@@ -2,7 +2,7 @@
 //! source on every walk, with label blocks the exporter's own translation
 //! built, merged into a received family of the same name.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use super::tests::kv;
 use super::*;
@@ -82,6 +82,25 @@ fn scope() -> InstrumentationScope {
         version: "2.0".into(),
         ..Default::default()
     }
+}
+
+/// Attaches a [`Demo`] source with one series per route (resource
+/// `service.name="api"`) to `e`; the source lives while the result does.
+fn attach_demo(e: &PrometheusExporter, routes: &[&str]) -> Arc<dyn DerivedSource> {
+    let labels = routes
+        .iter()
+        .map(|route| {
+            e.label_block(
+                &[kv("service.name", "api")],
+                &scope(),
+                &[kv("route", route)],
+            )
+            .expect("within limits")
+        })
+        .collect();
+    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
+    e.attach_derived(Arc::downgrade(&source));
+    source
 }
 
 fn gauge_request(resource: &[KeyValue], name: &str, attributes: &[KeyValue]) -> MetricsBatch {
@@ -180,14 +199,7 @@ fn a_label_block_over_the_label_limits_is_refused_with_the_setting() {
 #[test]
 fn derived_families_are_rendered_from_their_source_on_every_walk() {
     let e = exporter();
-    let labels = vec![
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
-            .expect("within limits"),
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")])
-            .expect("within limits"),
-    ];
-    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
-    e.attach_derived(Arc::downgrade(&source));
+    let source = attach_demo(&e, &["/a", "/b"]);
     let text = e.render(Format::Text);
     let base = r#"job="api",otel_scope_name="test.scope",otel_scope_version="2.0""#;
     for line in [
@@ -237,13 +249,7 @@ fn a_derived_family_named_like_a_received_one_is_written_within_it() {
         &[kv("route", "/received")],
     ))
     .expect("consumed");
-    let labels = vec![
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
-            .expect("within limits"),
-    ];
-    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
-    let weak: Weak<dyn DerivedSource> = Arc::downgrade(&source);
-    e.attach_derived(weak);
+    let _source = attach_demo(&e, &["/a"]);
     let text = e.render(Format::Text);
     assert_eq!(text.matches("# TYPE demo_level gauge").count(), 1, "{text}");
     let samples: Vec<&str> = text
@@ -288,12 +294,7 @@ fn a_derived_gauge_named_like_a_received_counter_is_left_out() {
         }],
     });
     e.consume_metrics(&counter).expect("consumed");
-    let labels = vec![
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
-            .expect("within limits"),
-    ];
-    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
-    e.attach_derived(Arc::downgrade(&source));
+    let _source = attach_demo(&e, &["/a"]);
     let text = e.render(Format::Text);
     assert!(text.contains("# TYPE demo_level counter"), "{text}");
     assert_eq!(text.matches("# TYPE demo_level ").count(), 1, "{text}");
@@ -311,14 +312,7 @@ fn a_derived_gauge_named_like_a_received_counter_is_left_out() {
 fn derived_series_are_listed_but_have_no_history() {
     use crate::pipeline::query::{HistoryError, SeriesMatcher, SeriesQuery};
     let e = exporter();
-    let labels = vec![
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/a")])
-            .expect("within limits"),
-        e.label_block(&[kv("service.name", "api")], &scope(), &[kv("route", "/b")])
-            .expect("within limits"),
-    ];
-    let source: Arc<dyn DerivedSource> = Arc::new(Demo { labels });
-    e.attach_derived(Arc::downgrade(&source));
+    let _source = attach_demo(&e, &["/a", "/b"]);
     let matcher = |s: &str| SeriesMatcher::parse(s).expect("a selector");
     let page = e.find_series(&matcher(r#"demo_eta_seconds{horizon="1h"}"#), 10);
     assert!(!page.truncated);

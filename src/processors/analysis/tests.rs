@@ -120,12 +120,17 @@ fn processor(select: Vec<SelectRule>) -> AnalysisProcessor {
         series_ttl: HumanDuration::secs(300),
         ..Default::default()
     };
-    AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    )
+    with_config(config)
+}
+
+/// A processor of `config`, its gauges labelled by [`PlainLabels`].
+fn with_config(config: AnalysisConfig) -> AnalysisProcessor {
+    with_telemetry(config, Arc::new(Telemetry::new()))
+}
+
+/// [`with_config`], counting into `telemetry`.
+fn with_telemetry(config: AnalysisConfig, telemetry: Arc<Telemetry>) -> AnalysisProcessor {
+    AnalysisProcessor::new(config, Arc::new(Sink), Arc::new(PlainLabels), telemetry)
 }
 
 fn rule(name: &str) -> SelectRule {
@@ -306,12 +311,7 @@ fn time_to_threshold_follows_the_trend() {
         horizons: vec![HumanDuration::secs(60)],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let p = with_config(config);
     let mut last = MetricsRequest::default();
     let (mut shown, mut withdrawn, mut was_shown) = (0, 0, false);
     for step in 0..40 {
@@ -352,20 +352,15 @@ fn time_to_threshold_follows_the_trend() {
     // withdrawn once the level is behind the trend.
     let eta = values(&last, "streamgate.time_to_threshold");
     assert!(eta.is_empty(), "{eta:?}");
-    let p2 = AnalysisProcessor::new(
-        AnalysisConfig {
-            select: vec![rule("disk.usage")],
-            thresholds: vec![ThresholdRule {
-                name: "disk.usage".into(),
-                value: 10_000.0,
-            }],
-            horizons: vec![HumanDuration::secs(60)],
-            ..Default::default()
-        },
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let p2 = with_config(AnalysisConfig {
+        select: vec![rule("disk.usage")],
+        thresholds: vec![ThresholdRule {
+            name: "disk.usage".into(),
+            value: 10_000.0,
+        }],
+        horizons: vec![HumanDuration::secs(60)],
+        ..Default::default()
+    });
     for step in 0..40 {
         let t = T0 + step as f64 * 30.0;
         let r = request(
@@ -404,12 +399,7 @@ fn disk_and_depth() -> AnalysisProcessor {
         horizons: vec![HumanDuration::secs(60)],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let p = with_config(config);
     for step in 0..150 {
         let t = T0 + step as f64 * 30.0;
         let disk = request(
@@ -589,12 +579,7 @@ fn exclude_rules_win_over_select_and_match_resource_attributes() {
         }],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let p = with_config(config);
     p.observe_request(
         &MetricsBatch::from_request((gauge_request(1.0, "/a")).clone()),
         T0,
@@ -615,12 +600,7 @@ fn exclude_rules_win_over_select_and_match_resource_attributes() {
         }],
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let p = with_config(config);
     p.observe_request(
         &MetricsBatch::from_request((gauge_request(1.0, "/a")).clone()),
         T0,
@@ -635,15 +615,10 @@ fn own_heap_growth_is_forecast_to_the_memory_limit() {
     let Some(limit) = crate::telemetry::allocator::memory_limit_bytes() else {
         return; // no /proc: no limit to forecast to
     };
-    let p = AnalysisProcessor::new(
-        AnalysisConfig {
-            horizons: vec![HumanDuration::secs(300)],
-            ..Default::default()
-        },
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let p = with_config(AnalysisConfig {
+        horizons: vec![HumanDuration::secs(300)],
+        ..Default::default()
+    });
     // limit/1000 more every 30 s step: 150 steps end at 15.9 % of the limit.
     let per_step = limit / 1000.0;
     for step in 0..150 {
@@ -809,13 +784,11 @@ fn new_and_known_series_in_one_request_each_get_their_own_value() {
 #[test]
 fn series_the_exporter_would_refuse_are_counted_not_created() {
     let telemetry = Arc::new(Telemetry::new());
-    let p = AnalysisProcessor::new(
+    let p = with_telemetry(
         AnalysisConfig {
             select: vec![rule("queue.depth")],
             ..Default::default()
         },
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
         telemetry.clone(),
     );
     let long = "/".repeat(300);
@@ -836,12 +809,7 @@ fn series_beyond_max_series_are_counted_not_created() {
         ..Default::default()
     };
     let telemetry = Arc::new(Telemetry::new());
-    let p = AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        telemetry.clone(),
-    );
+    let p = with_telemetry(config, telemetry.clone());
     let batch = MetricsBatch::from_request(gauges_request(&[
         ("/a", 1.0),
         ("/b", 2.0),
@@ -977,12 +945,7 @@ fn models_of_another_shape_are_discarded_and_garbage_refused() {
         ..Default::default()
     };
     config.horizons.push(HumanDuration::secs(900));
-    let other = AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let other = with_config(config);
     assert_eq!(
         other.restore(&snapshot).expect("readable"),
         Restored {
@@ -1016,12 +979,7 @@ fn a_render_of_more_series_than_a_chunk_shows_each_once() {
         max_series: 5000,
         ..Default::default()
     };
-    let p = AnalysisProcessor::new(
-        config,
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Arc::new(Telemetry::new()),
-    );
+    let p = with_config(config);
     let routes: Vec<String> = (0..2 * WALK_CHUNK + 7).map(|i| format!("/r{i}")).collect();
     for step in 0..14 {
         let t = T0 + step as f64 * 30.0;
