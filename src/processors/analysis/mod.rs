@@ -276,7 +276,16 @@ pub struct AnalysisProcessor {
     memory_limit: Option<f64>,
     /// When a series refused for its labels was last logged (Unix secs).
     label_refusal_logged: Mutex<f64>,
+    /// Identities refused for their labels, with when a point of each was
+    /// last seen: their points are counted as skipped without their labels
+    /// being translated again. At most [`MAX_REFUSED`]; they expire like
+    /// series, after `series_ttl` without a point.
+    refused: Mutex<ByIdentity<f64>>,
 }
+
+/// How many refused identities are remembered; past it a refused series'
+/// labels are translated (and refused) again at each of its points.
+const MAX_REFUSED: usize = 4096;
 
 impl Series {
     /// The source's Prometheus name and the series' resource and point
@@ -382,6 +391,7 @@ impl AnalysisProcessor {
             translator,
             telemetry,
             label_refusal_logged: Mutex::new(f64::NEG_INFINITY),
+            refused: Mutex::new(ByIdentity::default()),
         }
     }
 
@@ -486,7 +496,7 @@ impl AnalysisProcessor {
                 return;
             }
             let Some(o) = observed.get(this) else { return };
-            let made = self.series_or_new(series, o.hash, || {
+            let made = self.series_or_new(series, o.hash, now, || {
                 self.new_stream_series(source, metric, kind, &p.attributes)
             });
             if let Some(slot) = made {
@@ -606,7 +616,7 @@ impl AnalysisProcessor {
         });
         let salted = source.identity ^ RATIO_SALT.wrapping_mul(index as u64 + 1);
         let hash = with_attributes(salted, metric.name, group);
-        let Some(s) = self.series_or_new(series, hash, || {
+        let Some(s) = self.series_or_new(series, hash, now, || {
             let name = metric_name(
                 metric.name,
                 metric.unit,
@@ -641,11 +651,13 @@ impl AnalysisProcessor {
 
     /// The series of identity `hash`, created with `make` on first sight;
     /// `None` (counted as skipped) when `max_series` is reached or `make`
-    /// refuses the series.
+    /// refuses the series (an identity refused once is remembered, as of
+    /// `now`, and not made again).
     fn series_or_new<'s>(
         &self,
         series: &'s mut ByIdentity<Slot>,
         hash: u64,
+        now: f64,
         make: impl FnOnce() -> Option<Slot>,
     ) -> Option<&'s mut Slot> {
         let full = series.len() >= self.config.max_series;
@@ -656,7 +668,12 @@ impl AnalysisProcessor {
                 None
             }
             Entry::Vacant(e) => {
+                if self.known_refused(hash, now) {
+                    self.telemetry.record_analysis_skipped(1);
+                    return None;
+                }
                 let Some(mut slot) = make() else {
+                    self.remember_refused(hash, now);
                     self.telemetry.record_analysis_skipped(1);
                     return None;
                 };
@@ -665,6 +682,27 @@ impl AnalysisProcessor {
                 }
                 Some(e.insert(slot))
             }
+        }
+    }
+
+    /// Whether identity `hash` was refused before (its last point is then
+    /// moved to `now`).
+    fn known_refused(&self, hash: u64, now: f64) -> bool {
+        let mut refused = self.refused.lock();
+        match refused.get_mut(&hash) {
+            Some(seen) => {
+                *seen = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers that identity `hash` was refused, while there is room.
+    fn remember_refused(&self, hash: u64, now: f64) {
+        let mut refused = self.refused.lock();
+        if refused.len() < MAX_REFUSED {
+            refused.insert(hash, now);
         }
     }
 
@@ -748,6 +786,7 @@ impl AnalysisProcessor {
         self.restored
             .lock()
             .retain(|_, saved| now - saved.last_point_secs <= durable::UNCLAIMED_TTL_SECS);
+        self.refused.lock().retain(|_, seen| now - *seen <= ttl);
         self.telemetry.set_analysis_series(series.len() as u64);
     }
 

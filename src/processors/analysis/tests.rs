@@ -801,6 +801,61 @@ fn series_the_exporter_would_refuse_are_counted_not_created() {
     assert_eq!(telemetry.health_counters().limited_points, 2);
 }
 
+/// [`PlainLabels`], counting its translations.
+struct CountedLabels(std::sync::atomic::AtomicUsize);
+
+impl LabelTranslator for CountedLabels {
+    fn label_block(
+        &self,
+        resource: &[KeyValue],
+        scope: &crate::model::otlp::common::InstrumentationScope,
+        attributes: &[KeyValue],
+    ) -> Result<crate::pipeline::derived::LabelBlock, String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PlainLabels.label_block(resource, scope, attributes)
+    }
+}
+
+/// A refused series' labels are translated once: its later points are
+/// counted as skipped from memory, until it has been silent for
+/// `series_ttl`.
+#[test]
+fn a_refused_series_is_remembered_until_it_goes_silent() {
+    use std::sync::atomic::Ordering;
+    let telemetry = Arc::new(Telemetry::new());
+    let labels = Arc::new(CountedLabels(Default::default()));
+    let p = AnalysisProcessor::new(
+        AnalysisConfig {
+            select: vec![rule("queue.depth")],
+            step: HumanDuration::secs(30),
+            series_ttl: HumanDuration::secs(300),
+            ..Default::default()
+        },
+        Arc::new(Sink),
+        labels.clone(),
+        telemetry.clone(),
+    );
+    let long = "/".repeat(300);
+    let batch = MetricsBatch::from_request(gauges_request(&[(&long, 2.0)]));
+    for i in 0..5 {
+        p.observe_request(&batch, T0 + f64::from(i));
+    }
+    assert_eq!(labels.0.load(Ordering::Relaxed), 1, "translated once");
+    assert_eq!(telemetry.health_counters().limited_points, 5);
+    // Still sending: remembered across steps.
+    p.evaluate(T0 + 200.0);
+    p.observe_request(&batch, T0 + 250.0);
+    p.evaluate(T0 + 500.0);
+    p.observe_request(&batch, T0 + 501.0);
+    assert_eq!(labels.0.load(Ordering::Relaxed), 1, "still remembered");
+    // Silent for longer than the TTL: forgotten, so tried again.
+    p.evaluate(T0 + 900.0);
+    p.observe_request(&batch, T0 + 901.0);
+    assert_eq!(labels.0.load(Ordering::Relaxed), 2, "tried again");
+    assert_eq!(telemetry.health_counters().limited_points, 8);
+    assert_eq!(p.series_count(), 0);
+}
+
 #[test]
 fn series_beyond_max_series_are_counted_not_created() {
     let config = AnalysisConfig {
