@@ -1,28 +1,50 @@
 //! Series computed when they are read: the contract between a processor
-//! that derives a fixed set of gauges from each of many series (the
-//! analysis processor's baselines and forecasts) and the exporter that
-//! serves them.
+//! that derives a set of gauges from each of many series (the analysis
+//! processor's baselines and forecasts, the window processor's quantiles
+//! and rates) and the exporter that serves them.
 //!
 //! Storing every derived value as an ordinary series would cost a full
 //! series (labels, table entry, value) per derived gauge: fifteen per
-//! analysed series. Instead the processor keeps one label block per
-//! series, built once by the exporter's translation ([`LabelTranslator`]),
-//! and the exporter walks the processor's state when it renders `/metrics`
-//! or a remote-write collection ([`DerivedSource`]).
+//! analysed series, forty per windowed one. Instead the processor keeps
+//! one label block per series, built once by the exporter's translation
+//! ([`LabelTranslator`]), and the exporter walks the processor's state
+//! when it renders `/metrics` or a remote-write collection
+//! ([`DerivedSource`]).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 
 /// A gauge family a [`DerivedSource`] writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DerivedFamily {
     /// The OTel metric name (the exporter translates it as it would a
     /// received gauge's).
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// The OTel unit (`s`, or empty).
-    pub unit: &'static str,
-    pub help: &'static str,
+    pub unit: Cow<'static, str>,
+    pub help: Cow<'static, str>,
+    /// What the source walks for this family ([`DerivedSource::walk`]):
+    /// its own meaning, stable while the family is listed.
+    pub key: u64,
+}
+
+impl DerivedFamily {
+    /// A family whose texts are all known at compile time.
+    pub const fn fixed(
+        name: &'static str,
+        unit: &'static str,
+        help: &'static str,
+        key: u64,
+    ) -> Self {
+        Self {
+            name: Cow::Borrowed(name),
+            unit: Cow::Borrowed(unit),
+            help: Cow::Borrowed(help),
+            key,
+        }
+    }
 }
 
 /// A label block in three consecutive parts, written one after the
@@ -69,14 +91,15 @@ pub struct LabelBlock {
 
 /// Gauges rendered from a processor's state.
 pub trait DerivedSource: Send + Sync {
-    /// The families, always the same, in the order they are written.
-    fn families(&self) -> &'static [DerivedFamily];
+    /// The families it has now, in the order they are written.
+    fn families(&self) -> Vec<DerivedFamily>;
 
-    /// Calls `sample` for every series of family `index` (into
-    /// [`families`](Self::families)) as it is now; false when `sample`
-    /// stopped the walk. The source may hold a lock while it calls
-    /// `sample`, so `sample` must not wait.
-    fn walk(&self, index: usize, sample: &mut SampleSink<'_>) -> bool;
+    /// Calls `sample` for every series of the family with this `key`
+    /// (see [`DerivedFamily::key`]) as it is now; false when `sample`
+    /// stopped the walk. A key the source no longer has walks nothing.
+    /// The source may hold a lock while it calls `sample`, so `sample`
+    /// must not wait.
+    fn walk(&self, key: u64, sample: &mut SampleSink<'_>) -> bool;
 }
 
 /// Builds the pre-escaped label block (`name="value",…`, sorted by name)

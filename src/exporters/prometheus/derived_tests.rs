@@ -17,21 +17,9 @@ use crate::pipeline::derived::{
 };
 
 const FAMILIES: [DerivedFamily; 3] = [
-    DerivedFamily {
-        name: "demo.level",
-        unit: "",
-        help: "A level.",
-    },
-    DerivedFamily {
-        name: "demo.eta",
-        unit: "s",
-        help: "Seconds to go.",
-    },
-    DerivedFamily {
-        name: "demo.empty",
-        unit: "",
-        help: "Never has a sample.",
-    },
+    DerivedFamily::fixed("demo.level", "", "A level.", 0),
+    DerivedFamily::fixed("demo.eta", "s", "Seconds to go.", 1),
+    DerivedFamily::fixed("demo.empty", "", "Never has a sample.", 2),
 ];
 
 /// Two series: family 0 has one sample each, family 1 one per horizon.
@@ -42,11 +30,11 @@ struct Demo {
 }
 
 impl DerivedSource for Demo {
-    fn families(&self) -> &'static [DerivedFamily] {
-        &FAMILIES
+    fn families(&self) -> Vec<DerivedFamily> {
+        FAMILIES.to_vec()
     }
 
-    fn walk(&self, index: usize, sample: &mut SampleSink<'_>) -> bool {
+    fn walk(&self, key: u64, sample: &mut SampleSink<'_>) -> bool {
         for (i, block) in self.labels.iter().enumerate() {
             let text = &block.text;
             let labels = BlockParts {
@@ -54,7 +42,7 @@ impl DerivedSource for Demo {
                 shared: &text[block.shared.clone()],
                 tail: &text[block.shared.end..],
             };
-            let go_on = match index {
+            let go_on = match key {
                 0 => sample(labels, None, i as f64 + 0.5),
                 1 => ["5m", "1h"]
                     .iter()

@@ -65,13 +65,13 @@ pub struct PrometheusExporter {
     derived: RwLock<Vec<Weak<dyn DerivedSource>>>,
 }
 
-/// A derived family `/metrics` serves now: its source and index, and its
+/// A derived family `/metrics` serves now: its source and key, and its
 /// name and unit as translated.
 struct DerivedEntry {
     source: Arc<dyn DerivedSource>,
-    index: usize,
+    key: u64,
     name: String,
-    help: &'static str,
+    help: std::borrow::Cow<'static, str>,
     unit: String,
 }
 
@@ -111,10 +111,10 @@ impl PrometheusExporter {
     fn derived_families_where(&self, keep: impl Fn(&str) -> bool) -> Vec<DerivedEntry> {
         let mut out = Vec::new();
         for source in self.derived.read().iter().filter_map(Weak::upgrade) {
-            for (index, family) in source.families().iter().enumerate() {
+            for family in source.families() {
                 let Some(name) = translate::metric_name(
-                    family.name,
-                    family.unit,
+                    &family.name,
+                    &family.unit,
                     translate::MetricShape::Gauge,
                     &self.config.namespace,
                     self.config.add_metric_suffixes,
@@ -124,10 +124,10 @@ impl PrometheusExporter {
                 if keep(&name) {
                     out.push(DerivedEntry {
                         source: source.clone(),
-                        index,
+                        key: family.key,
                         name,
+                        unit: translate::unit_word(&family.unit),
                         help: family.help,
-                        unit: translate::unit_word(family.unit),
                     });
                 }
             }
@@ -182,17 +182,12 @@ impl PrometheusExporter {
         ) -> bool {
             let text = render::DerivedFamilyText {
                 name: &entry.name,
-                help: entry.help,
+                help: &entry.help,
                 unit: &entry.unit,
             };
-            render::write_derived_chunked(
-                &*entry.source,
-                entry.index,
-                &text,
-                header,
-                out,
-                &mut |o| pacing.after_series(o),
-            )
+            render::write_derived_chunked(&*entry.source, entry.key, &text, header, out, &mut |o| {
+                pacing.after_series(o)
+            })
         }
         for family in &families {
             let header = render::write_family_chunked(family, out, &mut |o| pacing.after_series(o));
@@ -207,10 +202,17 @@ impl PrometheusExporter {
             }
         }
         derived.retain(|e| !families.iter().any(|f| f.name() == e.name));
-        for entry in &derived {
-            if !write_derived(entry, false, out, pacing)
+        // Families of one name (from two sources, or two source names
+        // that translate alike) are written as one.
+        derived.sort_by(|a, b| a.name.cmp(&b.name));
+        for (i, entry) in derived.iter().enumerate() {
+            let continued = i > 0 && derived[i - 1].name == entry.name;
+            let last = derived
+                .get(i + 1)
+                .is_none_or(|next| next.name != entry.name);
+            if !write_derived(entry, continued, out, pacing)
                 || !pacing.after_series(out)
-                || !pacing.between_families(out)
+                || (last && !pacing.between_families(out))
             {
                 return false;
             }

@@ -145,7 +145,7 @@ impl PrometheusExporter {
         for entry in self.derived_families_where(|name| matcher.name.matches(name)) {
             let room = limit.saturating_sub(page.series.len());
             let mut found: Vec<BTreeMap<String, String>> = Vec::new();
-            entry.source.walk(entry.index, &mut |block, extra, _| {
+            entry.source.walk(entry.key, &mut |block, extra, _| {
                 let mut labels = label_map(&block.joined());
                 if let Some((k, v)) = extra {
                     labels.insert(k.to_string(), v.to_string());

@@ -299,20 +299,20 @@ pub struct DerivedFamilyText<'a> {
     pub unit: &'a str,
 }
 
-/// Walks family `index` of a derived source into `out`, calling
+/// Walks the family with `key` of a derived source into `out`, calling
 /// `after_series` after each sample; its header comes before its first
 /// sample unless `header_written` (a stored family of the same name came
 /// first). False when `after_series` stopped it.
 pub fn write_derived_chunked<E: Exposition>(
     source: &dyn DerivedSource,
-    index: usize,
+    key: u64,
     family: &DerivedFamilyText<'_>,
     header_written: bool,
     out: &mut E,
     after_series: &mut dyn FnMut(&mut E) -> bool,
 ) -> bool {
     let mut header = header_written;
-    source.walk(index, &mut |labels, extra, value| {
+    source.walk(key, &mut |labels, extra, value| {
         if !header {
             out.header(family.name, "gauge", family.help, family.unit);
             header = true;

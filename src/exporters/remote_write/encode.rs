@@ -514,17 +514,14 @@ mod tests {
         };
         use std::sync::Arc;
 
-        const FAMILIES: [DerivedFamily; 1] = [DerivedFamily {
-            name: "demo.forecast",
-            unit: "",
-            help: "A forecast.",
-        }];
+        const FAMILIES: [DerivedFamily; 1] =
+            [DerivedFamily::fixed("demo.forecast", "", "A forecast.", 0)];
         struct Demo(LabelBlock);
         impl DerivedSource for Demo {
-            fn families(&self) -> &'static [DerivedFamily] {
-                &FAMILIES
+            fn families(&self) -> Vec<DerivedFamily> {
+                FAMILIES.to_vec()
             }
-            fn walk(&self, _: usize, sample: &mut SampleSink<'_>) -> bool {
+            fn walk(&self, _: u64, sample: &mut SampleSink<'_>) -> bool {
                 let block = BlockParts::whole(&self.0.text);
                 sample(block, Some(("horizon", "5m")), 1.5)
                     && sample(block, Some(("horizon", "1h")), 2.5)

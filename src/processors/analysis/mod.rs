@@ -966,56 +966,66 @@ impl ForecastEdge {
 /// `/metrics` and remote-write walk; [`DERIVED_KINDS`] says what each
 /// shows.
 const DERIVED_FAMILIES: [DerivedFamily; 10] = [
-    DerivedFamily {
-        name: "streamgate.baseline.expected",
-        unit: "",
-        help: "Value the learned baseline expected for the source series.",
-    },
-    DerivedFamily {
-        name: "streamgate.baseline.lower",
-        unit: "",
-        help: "Lower edge of the baseline's normal band.",
-    },
-    DerivedFamily {
-        name: "streamgate.baseline.upper",
-        unit: "",
-        help: "Upper edge of the baseline's normal band.",
-    },
-    DerivedFamily {
-        name: "streamgate.anomaly.score",
-        unit: "",
-        help: "Anomaly score of the source series' latest value, 0 to 1.",
-    },
-    DerivedFamily {
-        name: "streamgate.anomaly",
-        unit: "",
-        help: "1 on the evaluation step where an anomaly of the source series starts, else 0.",
-    },
-    DerivedFamily {
-        name: "streamgate.anomaly.active",
-        unit: "",
-        help: "1 while the source series is in an anomaly (from its start until the score has calmed), else 0.",
-    },
-    DerivedFamily {
-        name: "streamgate.forecast",
-        unit: "",
-        help: "Forecast of the source series at the horizon.",
-    },
-    DerivedFamily {
-        name: "streamgate.forecast.lower",
-        unit: "",
-        help: "Lower edge of the forecast's prediction interval (90%).",
-    },
-    DerivedFamily {
-        name: "streamgate.forecast.upper",
-        unit: "",
-        help: "Upper edge of the forecast's prediction interval (90%).",
-    },
-    DerivedFamily {
-        name: "streamgate.time_to_threshold",
-        unit: "s",
-        help: "Seconds until the series' current trend reaches the threshold level.",
-    },
+    DerivedFamily::fixed(
+        "streamgate.baseline.expected",
+        "",
+        "Value the learned baseline expected for the source series.",
+        0,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.baseline.lower",
+        "",
+        "Lower edge of the baseline's normal band.",
+        1,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.baseline.upper",
+        "",
+        "Upper edge of the baseline's normal band.",
+        2,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.anomaly.score",
+        "",
+        "Anomaly score of the source series' latest value, 0 to 1.",
+        3,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.anomaly",
+        "",
+        "1 on the evaluation step where an anomaly of the source series starts, else 0.",
+        4,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.anomaly.active",
+        "",
+        "1 while the source series is in an anomaly (from its start until the score has calmed), else 0.",
+        5,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.forecast",
+        "",
+        "Forecast of the source series at the horizon.",
+        6,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.forecast.lower",
+        "",
+        "Lower edge of the forecast's prediction interval (90%).",
+        7,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.forecast.upper",
+        "",
+        "Upper edge of the forecast's prediction interval (90%).",
+        8,
+    ),
+    DerivedFamily::fixed(
+        "streamgate.time_to_threshold",
+        "s",
+        "Seconds until the series' current trend reaches the threshold level.",
+        9,
+    ),
 ];
 
 /// What each of [`DERIVED_FAMILIES`] shows, in the same order.
@@ -1033,12 +1043,13 @@ const DERIVED_KINDS: [DerivedKind; 10] = [
 ];
 
 impl DerivedSource for AnalysisProcessor {
-    fn families(&self) -> &'static [DerivedFamily] {
-        &DERIVED_FAMILIES
+    fn families(&self) -> Vec<DerivedFamily> {
+        DERIVED_FAMILIES.to_vec()
     }
 
-    fn walk(&self, index: usize, sample: &mut SampleSink<'_>) -> bool {
-        match DERIVED_KINDS.get(index) {
+    /// The key of each family is its index in [`DERIVED_FAMILIES`].
+    fn walk(&self, key: u64, sample: &mut SampleSink<'_>) -> bool {
+        match usize::try_from(key).ok().and_then(|i| DERIVED_KINDS.get(i)) {
             Some(kind) => self.walk_family(*kind, sample),
             None => true,
         }

@@ -66,8 +66,8 @@ impl LabelTranslator for PlainLabels {
 /// resource per sample, the derived family as a gauge with one point.
 fn rendered(p: &AnalysisProcessor) -> MetricsRequest {
     let mut resource_metrics = Vec::new();
-    for (index, family) in p.families().iter().enumerate() {
-        p.walk(index, &mut |labels, extra, value| {
+    for family in p.families() {
+        p.walk(family.key, &mut |labels, extra, value| {
             let mut resource = Vec::new();
             let mut attributes = Vec::new();
             for pair in labels.joined().split('\u{1}').filter(|p| !p.is_empty()) {
@@ -86,8 +86,8 @@ fn rendered(p: &AnalysisProcessor) -> MetricsRequest {
                 ..Default::default()
             };
             let metric = Metric {
-                name: family.name.into(),
-                unit: family.unit.into(),
+                name: family.name.to_string(),
+                unit: family.unit.to_string(),
                 data: Some(Data::Gauge(Gauge {
                     data_points: vec![point],
                 })),
