@@ -170,10 +170,11 @@ fn span_metrics(c: &mut Criterion) {
         b.iter(|| black_box(TracesBatch::decode(black_box(shared.clone())).unwrap()))
     });
 
-    let exporter: Arc<dyn MetricsConsumer> = Arc::new(PrometheusExporter::new(
+    let store = Arc::new(PrometheusExporter::new(
         PrometheusExporterConfig::default(),
         telemetry.clone(),
     ));
+    let exporter: Arc<dyn MetricsConsumer> = store.clone();
     let plain = SpanMetrics::new(
         SpanMetricsConfig::default(),
         exporter.clone(),
@@ -190,6 +191,8 @@ fn span_metrics(c: &mut Criterion) {
     let windows = Arc::new(WindowProcessor::new(
         WindowsConfig::default(),
         exporter,
+        store,
+        None,
         telemetry.clone(),
     ));
     let observer: Arc<dyn ObservationConsumer> = windows.clone();

@@ -106,11 +106,21 @@ impl App {
             None => exporter.clone(),
         };
         let windows = config.windows.enabled.then(|| {
-            Arc::new(WindowProcessor::new(
+            // Its gauges are rendered from its state too; the analysis
+            // processor is handed the ones it selects.
+            let observer = analysis
+                .clone()
+                .map(|a| a as Arc<dyn crate::pipeline::derived::DerivedObserver>);
+            let windows = Arc::new(WindowProcessor::new(
                 config.windows.clone(),
                 after_windows.clone(),
+                exporter.clone(),
+                observer,
                 telemetry.clone(),
-            ))
+            ));
+            let source: Arc<dyn crate::pipeline::derived::DerivedSource> = windows.clone();
+            exporter.attach_derived(Arc::downgrade(&source));
+            windows
         });
         let metrics: Arc<dyn MetricsConsumer> = match &windows {
             Some(w) => w.clone(),

@@ -135,3 +135,44 @@ fn window_series_pass_promtool() {
     assert!(success, "promtool: {report}");
     assert_eq!(report.trim(), "", "promtool printed problems");
 }
+
+/// The windows' p95, which the analysis processor selects by default,
+/// reaches it although it is rendered rather than stored: its baseline
+/// shows up labelled with the window series, and the window series itself
+/// is on `/metrics` once per window (not also as a stored copy).
+#[test]
+fn analysis_reads_the_window_p95() {
+    let collector = Collector::start_with(Options {
+        processors_extra: "windows:\n  interval: 200ms\n  windows: [1m, 5m]\nanalysis:\n  step: 100ms\n  horizons: [1s]\n".into(),
+        ..Default::default()
+    });
+    send_spans(&collector, &[5.0, 10.0, 20.0]);
+    let s = collector.scrape_until("a baseline of the window p95", |s| {
+        !s.matching(
+            "streamgate_baseline_expected",
+            &[
+                ("metric", "traces_span_metrics_duration_window_p95_seconds"),
+                ("window", "5m"),
+                ("span_name", "GET /cart"),
+            ],
+        )
+        .is_empty()
+    });
+    let p95 = s.matching(
+        "traces_span_metrics_duration_window_p95_seconds",
+        &[("span_name", "GET /cart")],
+    );
+    assert_eq!(p95.len(), 2, "one per window: {p95:?}");
+    let lines = s
+        .text
+        .lines()
+        .filter(|l| l.starts_with("traces_span_metrics_duration_window_p95_seconds{"))
+        .count();
+    assert_eq!(lines, 2, "{}", s.text);
+    let helps = s
+        .text
+        .lines()
+        .filter(|l| l.starts_with("# HELP traces_span_metrics_duration_window_p95_seconds "))
+        .count();
+    assert_eq!(helps, 1);
+}

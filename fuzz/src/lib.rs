@@ -10,8 +10,8 @@
 //! finding replay on its own. An accepted request is sent a second time
 //! (series then exist: cumulative replaces, delta adds, connector series
 //! update), then the pipeline is settled: waiting service-graph halves
-//! expire, the windows are evaluated into the exporter, `/metrics` is
-//! rendered in both formats and the tails as JSON.
+//! expire, the windows are evaluated, `/metrics` (with the windows'
+//! gauges) is rendered in both formats and the tails as JSON.
 //!
 //! Protobuf inputs are also checked against prost: the in-place
 //! validation must accept exactly what prost decodes and count the same
@@ -28,7 +28,7 @@ use streamgate::config::types::HumanDuration;
 use streamgate::connectors::logmetrics::{LogMetrics, LogMetricsConfig};
 use streamgate::connectors::servicegraph::{ServiceGraph, ServiceGraphConfig};
 use streamgate::connectors::spanmetrics::{SpanMetrics, SpanMetricsConfig};
-use streamgate::exporters::prometheus::{self, Format, PrometheusExporter, render};
+use streamgate::exporters::prometheus::{self, Format, PrometheusExporter};
 use streamgate::model::LogsRequest;
 use streamgate::model::otlp::ItemCount;
 use streamgate::model::wire::WireError;
@@ -214,8 +214,13 @@ impl Pipeline {
         let windows = Arc::new(WindowProcessor::new(
             WindowsConfig::default(),
             exporter.clone(),
+            exporter.clone(),
+            None,
             telemetry.clone(),
         ));
+        // Its gauges are rendered from its state, as in the collector.
+        let source: Arc<dyn streamgate::pipeline::derived::DerivedSource> = windows.clone();
+        exporter.attach_derived(Arc::downgrade(&source));
         let metrics: Arc<dyn MetricsConsumer> = windows.clone();
         let spanmetrics = Arc::new(SpanMetrics::new(
             SpanMetricsConfig {
@@ -259,22 +264,11 @@ impl Pipeline {
         // Past every half's wait: unpaired halves and virtual edges.
         let later_ns = (now_ms + 3_600_000).saturating_mul(1_000_000);
         self.servicegraph.expire(later_ns);
-        let request = self.windows.evaluate(now_ms);
-        if !request.resource_metrics.is_empty() {
-            let _ = self
-                .exporter
-                .consume_metrics(&MetricsBatch::from_request(request));
-        }
-        // `/metrics` as a scrape writes it, without StreamGate's own
-        // series (the same for every input).
-        let families = self.exporter.store().families_sorted();
+        // The windows' gauges are rendered from the figures this computes.
+        std::hint::black_box(self.windows.evaluate(now_ms));
+        // `/metrics` as a scrape writes it.
         for format in [Format::Text, Format::OpenMetrics] {
-            let mut out = String::new();
-            for family in &families {
-                render::write_family(family, format, &mut out);
-            }
-            render::write_eof(format, &mut out);
-            std::hint::black_box(out);
+            std::hint::black_box(self.exporter.render(format));
         }
         std::hint::black_box(self.tail.spans(None, usize::MAX));
         std::hint::black_box(self.tail.logs(None, usize::MAX));

@@ -115,3 +115,17 @@ pub trait LabelTranslator: Send + Sync {
         attributes: &[KeyValue],
     ) -> Result<LabelBlock, String>;
 }
+
+/// Takes derived gauges that are not stored, as a request of the ones it
+/// wants (the analysis processor reading the window processor's gauges:
+/// they reach it without going through the exporter's store).
+pub trait DerivedObserver: Send + Sync {
+    /// Whether gauges of this OTel metric name are wanted.
+    fn wants_metric(&self, name: &str) -> bool;
+
+    /// Observes a request of wanted gauges (it is not passed on).
+    fn observe_derived(&self, batch: &crate::model::MetricsBatch);
+}
+
+#[cfg(test)]
+pub mod test_support;

@@ -1275,6 +1275,18 @@ impl RecommendationSource for AnalysisProcessor {
     }
 }
 
+/// Derived gauges (the window processor's) are observed like received
+/// points, and go no further: their source renders them.
+impl crate::pipeline::derived::DerivedObserver for AnalysisProcessor {
+    fn wants_metric(&self, name: &str) -> bool {
+        self.wants(name)
+    }
+
+    fn observe_derived(&self, batch: &MetricsBatch) {
+        self.observe_request(batch, now_secs());
+    }
+}
+
 impl MetricsConsumer for AnalysisProcessor {
     fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
         self.observe_request(request, now_secs());

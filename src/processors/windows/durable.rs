@@ -11,7 +11,7 @@
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use super::stream::{LastHistogram, Stream};
+use super::stream::{LastHistogram, Stream, StreamOrigin};
 use super::{MAX_BINS, RELATIVE_ACCURACY, WindowProcessor};
 use crate::analytics::aggregation::WindowedStats;
 use crate::model::otlp::common::InstrumentationScope;
@@ -126,15 +126,19 @@ impl Durable for WindowProcessor {
                 InstrumentationScope::decode(&saved.scope[..]).map_err(DurableError::decode)?;
             let attributes =
                 Resource::decode(&saved.attributes[..]).map_err(DurableError::decode)?;
-            let mut stream = Stream::new(
-                &resource.attributes,
-                &scope,
-                &saved.metric,
-                &saved.unit,
-                &attributes.attributes,
-                saved.stats,
-                self.specs.len(),
-            );
+            let origin = StreamOrigin {
+                resource: &resource.attributes,
+                scope: &scope,
+                metric: &saved.metric,
+                unit: &saved.unit,
+                attributes: &attributes.attributes,
+            };
+            // A series whose labels the exporter now refuses (its limits
+            // changed) starts no windows.
+            let Some(mut stream) = self.new_stream(origin, saved.stats) else {
+                outcome.discarded += 1;
+                continue;
+            };
             stream.last_seen_ms = saved.last_seen_ms;
             stream.raw_values = saved.raw_values;
             stream.last_histogram = saved.last_histogram;

@@ -8,16 +8,20 @@
 //! connectors (span durations), which keep the sketch's 1 % relative error
 //! end to end.
 //!
-//! Every `interval` it emits, per series and window (`window="5m"`), with
-//! the series' own resource, scope and attributes so the results join
-//! with their source in PromQL:
-//! `{name}.window.p50`, `.p95`, `.p99` (one metric per configured
-//! quantile, unit of the source), `{name}.window.mean`, `.min`, `.max`,
-//! `.observations` and `.rate` (per second); for span durations for
-//! example `traces_span_metrics_duration_window_p95_seconds{window="5m"}`.
+//! Every `interval` it computes, per series and window, the figures it
+//! shows, and keeps them with the series. As a [`DerivedSource`] it gives
+//! the exporter, on every `/metrics` and remote-write walk, per series and
+//! window (`window="5m"`), with the series' own resource, scope and
+//! attributes (one label block per series, built by the exporter's
+//! translation when the series is created) so the results join with their
+//! source in PromQL: `{name}.window.p50`, `.p95`, `.p99` (one metric per
+//! configured quantile, unit of the source), `{name}.window.mean`, `.min`,
+//! `.max`, `.observations` and `.rate` (per second); for span durations
+//! for example `traces_span_metrics_duration_window_p95_seconds{window="5m"}`.
 //! (A `quantile` label is reserved for summaries in Prometheus, hence one
-//! name per quantile.) A window that empties is withdrawn
-//! (NoRecordedValue) instead of showing stale values.
+//! name per quantile.) A window that is empty shows only its observations
+//! and rate (0). The gauges the analysis processor selects are also handed
+//! to it on each interval ([`DerivedObserver`]), not stored.
 
 pub mod config;
 mod durable;
@@ -32,11 +36,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::analytics::aggregation::{WindowSpec, WindowSummary, WindowedStats};
-use crate::model::otlp::common::KeyValue;
 use crate::model::otlp::metrics::{
-    DataPointFlags, Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
+    Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
 };
 use crate::model::{MetricsRequest, Observations};
+use crate::pipeline::derived::{
+    BlockParts, DerivedFamily, DerivedObserver, DerivedSource, LabelTranslator, SampleSink,
+};
 use crate::pipeline::{ConsumeResult, MetricsConsumer, ObservationConsumer, Shutdown};
 use crate::processors::output::{derived, string_kv};
 use crate::telemetry::Telemetry;
@@ -45,7 +51,7 @@ use crate::model::wire::{Attributes, MetricData, MetricView};
 use crate::processors::identity::{ByIdentity, ScopeSource, scope_identity, stream_hash};
 use crate::processors::pattern::Selection;
 pub use config::WindowsConfig;
-use stream::{LastHistogram, Stream, observe_bucket};
+use stream::{LastHistogram, STAT_BITS, Stream, StreamOrigin, observe_bucket};
 
 /// Relative accuracy of the sketches: quantiles within 1 %.
 const RELATIVE_ACCURACY: f64 = 0.005;
@@ -63,8 +69,25 @@ pub struct WindowProcessor {
     /// Boxed, as the analysis processor's series.
     streams: Mutex<ByIdentity<Box<Stream>>>,
     downstream: Arc<dyn MetricsConsumer>,
+    /// The exporter's label translation, for each series' label block.
+    translator: Arc<dyn LabelTranslator>,
+    /// Takes the window gauges it wants on each interval (the analysis
+    /// processor).
+    observer: Option<Arc<dyn DerivedObserver>>,
     telemetry: Arc<Telemetry>,
+    /// When a series refused for its labels was last logged (Unix ms).
+    label_refusal_logged: Mutex<u64>,
 }
+
+/// What a derived family shows, after the configured quantiles (which
+/// come first, in their order).
+const MEAN: usize = 0;
+const MIN: usize = 1;
+const MAX: usize = 2;
+const OBSERVATIONS: usize = 3;
+const RATE: usize = 4;
+/// Figures per window besides the quantiles.
+const OTHER_STATS: usize = 5;
 
 /// Unix time now, in milliseconds.
 pub fn now_ms() -> u64 {
@@ -75,9 +98,13 @@ pub fn now_ms() -> u64 {
 }
 
 impl WindowProcessor {
+    /// A processor passing requests on to `downstream`, its gauges
+    /// labelled by `translator` and the ones `observer` wants handed to it.
     pub fn new(
         config: WindowsConfig,
         downstream: Arc<dyn MetricsConsumer>,
+        translator: Arc<dyn LabelTranslator>,
+        observer: Option<Arc<dyn DerivedObserver>>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
         let specs = config
@@ -93,7 +120,48 @@ impl WindowProcessor {
             streams: Mutex::new(ByIdentity::default()),
             config,
             downstream,
+            translator,
+            observer,
             telemetry,
+            label_refusal_logged: Mutex::new(0),
+        }
+    }
+
+    /// Figures kept per window: one per quantile, then [`OTHER_STATS`].
+    fn stats_per_window(&self) -> usize {
+        self.config.quantiles.len() + OTHER_STATS
+    }
+
+    /// A new stream for `origin`, its gauges' label block built by the
+    /// exporter's translation; `None` (logged at most once a minute) when
+    /// that block, with the `window` label, breaks the exporter's label
+    /// limits, as the exporter would refuse such a point.
+    fn new_stream(&self, origin: StreamOrigin<'_>, stats: WindowedStats) -> Option<Stream> {
+        let resource = StreamOrigin::identifying(origin.resource);
+        match self
+            .translator
+            .label_block(&resource, origin.scope, origin.attributes)
+        {
+            Ok(block) => Some(Stream::new(
+                StreamOrigin {
+                    resource: &resource,
+                    ..origin
+                },
+                block.text.into_boxed_str(),
+                stats,
+                self.specs.len() * self.stats_per_window(),
+            )),
+            Err(why) => {
+                let now = now_ms();
+                let mut last = self.label_refusal_logged.lock();
+                if now.saturating_sub(*last) >= 60_000 {
+                    *last = now;
+                    tracing::warn!(
+                        "a series gets no windows: its gauges' labels break the exporter's limits: {why}"
+                    );
+                }
+                None
+            }
         }
     }
 
@@ -103,13 +171,14 @@ impl WindowProcessor {
     }
 
     /// Finds the stream of identity `hash`, or creates it with `make`;
-    /// `None` when `max_series` is reached.
+    /// `None` (counted as skipped) when `max_series` is reached or `make`
+    /// refuses it.
     fn stream<'a>(
         &self,
         streams: &'a mut ByIdentity<Box<Stream>>,
         now_ms: u64,
         hash: u64,
-        make: impl FnOnce(WindowedStats, usize) -> Stream,
+        make: impl FnOnce(WindowedStats) -> Option<Stream>,
     ) -> Option<&'a mut Stream> {
         let full = streams.len() >= self.config.max_series;
         let stream = match streams.entry(hash) {
@@ -120,7 +189,11 @@ impl WindowProcessor {
             }
             Entry::Vacant(e) => {
                 let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
-                e.insert(Box::new(make(stats, self.specs.len())))
+                let Some(made) = make(stats) else {
+                    self.telemetry.record_windows_skipped(1);
+                    return None;
+                };
+                e.insert(Box::new(made))
             }
         };
         stream.last_seen_ms = stream.last_seen_ms.max(now_ms);
@@ -232,16 +305,15 @@ impl WindowProcessor {
         encoded: &mut Vec<u8>,
     ) -> Option<&'s mut Stream> {
         let hash = stream_hash(source.identity, metric.name, attributes, encoded);
-        self.stream(streams, now_ms, hash, |stats, windows| {
-            Stream::new(
-                &source.identifying_resource(),
-                &source.owned_scope(),
-                metric.name,
-                metric.unit,
-                &attributes.to_owned_vec(),
-                stats,
-                windows,
-            )
+        self.stream(streams, now_ms, hash, |stats| {
+            let origin = StreamOrigin {
+                resource: &source.identifying_resource(),
+                scope: &source.owned_scope(),
+                metric: metric.name,
+                unit: metric.unit,
+                attributes: &attributes.to_owned_vec(),
+            };
+            self.new_stream(origin, stats)
         })
         .filter(|s| !s.raw_values)
     }
@@ -361,16 +433,15 @@ impl WindowProcessor {
         let identity = scope_identity(batch.resource, &batch.scope.name, &batch.scope.version);
         let hash = stream_hash(identity, batch.metric, batch.attributes, &mut Vec::new());
         let mut streams = self.streams.lock();
-        if let Some(s) = self.stream(&mut streams, now_ms, hash, |stats, windows| {
-            Stream::new(
-                batch.resource,
-                batch.scope,
-                batch.metric,
-                batch.unit,
-                batch.attributes,
-                stats,
-                windows,
-            )
+        if let Some(s) = self.stream(&mut streams, now_ms, hash, |stats| {
+            let origin = StreamOrigin {
+                resource: batch.resource,
+                scope: batch.scope,
+                metric: batch.metric,
+                unit: batch.unit,
+                attributes: batch.attributes,
+            };
+            self.new_stream(origin, stats)
         }) {
             s.raw_values = true;
             for v in batch.values {
@@ -379,135 +450,142 @@ impl WindowProcessor {
         }
     }
 
-    /// Computes every window at `now_ms`; drops series idle for longer
-    /// than the longest window. Returns the request to export.
+    /// Computes every window at `now_ms` (what `/metrics` shows of them
+    /// changes with it) and drops series idle for longer than the longest
+    /// window. Returns the gauges the observer wants, to hand to it.
     pub fn evaluate(&self, now_ms: u64) -> MetricsRequest {
         let now_ns = now_ms * 1_000_000;
         let mut streams = self.streams.lock();
         let mut summaries: Vec<WindowSummary> = Vec::new();
         let mut resource_metrics = Vec::new();
-        // A series is dropped once nothing arrived for the longest window
-        // and nothing of it is left on /metrics.
+        // Once nothing arrived for the longest window, every window of a
+        // series is empty: it has nothing left to show.
         let longest_ms = self
             .specs
             .iter()
             .map(|w| w.length_secs * 1000)
             .max()
             .unwrap_or(0);
-        streams.retain(|_, s| {
-            now_ms.saturating_sub(s.last_seen_ms) <= longest_ms || s.exported.iter().any(|e| *e)
-        });
+        streams.retain(|_, s| now_ms.saturating_sub(s.last_seen_ms) <= longest_ms);
+        let per_window = self.stats_per_window();
+        // Which figures of a metric the observer wants, per metric name.
+        let mut wanted: std::collections::HashMap<String, Vec<bool>> = Default::default();
         for stream in streams.values_mut() {
             stream.flush();
             summaries.clear();
             stream
                 .stats
                 .summaries(now_ms, &self.config.quantiles, &mut summaries);
-            let metrics = self.window_metrics(stream, &summaries, now_ns);
-            if metrics.is_empty() {
-                continue;
+            for (w, summary) in summaries.iter().enumerate() {
+                let Some(values) = stream.values.get_mut(w * per_window..(w + 1) * per_window)
+                else {
+                    continue;
+                };
+                write_figures(summary, self.config.quantiles.len(), values);
             }
-            resource_metrics.push(derived(&stream.resource, &stream.scope, metrics));
+            let Some(observer) = &self.observer else {
+                continue;
+            };
+            let wants = wanted.entry(stream.metric.clone()).or_insert_with(|| {
+                (0..per_window)
+                    .map(|stat| observer.wants_metric(&self.family_name(&stream.metric, stat)))
+                    .collect()
+            });
+            if wants.iter().any(|w| *w) {
+                let metrics = self.observed_metrics(stream, wants, now_ns);
+                if !metrics.is_empty() {
+                    resource_metrics.push(derived(&stream.resource, &stream.scope, metrics));
+                }
+            }
         }
         self.telemetry.set_windows_series(streams.len() as u64);
         MetricsRequest { resource_metrics }
     }
 
-    fn window_metrics(
-        &self,
-        stream: &mut Stream,
-        summaries: &[WindowSummary],
-        now_ns: u64,
-    ) -> Vec<Metric> {
-        let mut quantiles: Vec<Vec<NumberDataPoint>> =
-            vec![Vec::new(); self.config.quantiles.len()];
-        let mut mean = Vec::new();
-        let mut min = Vec::new();
-        let mut max = Vec::new();
-        let mut observations = Vec::new();
-        let mut rate = Vec::new();
-        let point = |attributes: Vec<KeyValue>, value: f64| NumberDataPoint {
-            attributes,
-            time_unix_nano: now_ns,
-            value: Some(number_data_point::Value::AsDouble(value)),
-            ..Default::default()
+    /// The OTel name of a metric's figure `stat` (see [`stats_per_window`](Self::stats_per_window)).
+    fn family_name(&self, metric: &str, stat: usize) -> String {
+        let q = self.config.quantiles.len();
+        let suffix = match stat.checked_sub(q) {
+            None => quantile_name(self.config.quantiles[stat]),
+            Some(MEAN) => "mean".into(),
+            Some(MIN) => "min".into(),
+            Some(MAX) => "max".into(),
+            Some(OBSERVATIONS) => "observations".into(),
+            Some(_) => "rate".into(),
         };
-        let withdraw = |attributes: Vec<KeyValue>| NumberDataPoint {
-            attributes,
-            time_unix_nano: now_ns,
-            flags: DataPointFlags::NoRecordedValueMask as u32,
-            ..Default::default()
+        format!("{metric}.window.{suffix}")
+    }
+
+    /// The derived family of figure `stat` of a metric in `unit`.
+    fn family(&self, metric: &str, unit: &str, family: u64, stat: usize) -> DerivedFamily {
+        let q = self.config.quantiles.len();
+        let (unit, help) = match stat.checked_sub(q) {
+            None => (
+                unit.to_string(),
+                format!(
+                    "The {} quantile of the values in the window (sketch, 1% relative error).",
+                    self.config.quantiles[stat]
+                ),
+            ),
+            Some(MEAN) => (unit.into(), "Mean of the values in the window.".into()),
+            Some(MIN) => (unit.into(), "Smallest value in the window.".into()),
+            Some(MAX) => (unit.into(), "Largest value in the window.".into()),
+            Some(OBSERVATIONS) => (
+                "{observation}".into(),
+                "Values observed in the window.".into(),
+            ),
+            Some(_) => (
+                "1/s".into(),
+                "Values observed per second over the window.".into(),
+            ),
         };
-        for (w, summary) in summaries.iter().enumerate() {
-            let mut attrs = stream.attributes.clone();
-            attrs.push(string_kv("window", &self.labels[w]));
-            if summary.count > 0 {
-                stream.exported[w] = true;
-                for (i, (_, v)) in summary.quantiles.iter().enumerate() {
-                    if let Some(points) = quantiles.get_mut(i) {
-                        points.push(point(attrs.clone(), *v));
-                    }
-                }
-                mean.extend(summary.mean.map(|v| point(attrs.clone(), v)));
-                min.extend(summary.min.map(|v| point(attrs.clone(), v)));
-                max.extend(summary.max.map(|v| point(attrs.clone(), v)));
-            } else if stream.exported[w] {
-                stream.exported[w] = false;
-                for points in &mut quantiles {
-                    points.push(withdraw(attrs.clone()));
-                }
-                mean.push(withdraw(attrs.clone()));
-                min.push(withdraw(attrs.clone()));
-                max.push(withdraw(attrs.clone()));
-            }
-            observations.push(point(attrs.clone(), summary.count as f64));
-            rate.push(point(attrs, summary.rate_per_sec));
+        DerivedFamily {
+            name: self.family_name(metric, stat).into(),
+            unit: unit.into(),
+            help: help.into(),
+            key: family | stat as u64,
         }
-        let unit = stream.unit.as_str();
-        let name = &stream.metric;
-        let gauge =
-            |suffix: &str, unit: &str, description: &str, points: Vec<NumberDataPoint>| Metric {
-                name: format!("{name}.window.{suffix}"),
-                unit: unit.to_string(),
-                description: description.to_string(),
+    }
+
+    /// The gauges of `stream` the observer `wants` (one flag per figure),
+    /// from the figures just computed, stamped `now_ns`.
+    fn observed_metrics(&self, stream: &Stream, wants: &[bool], now_ns: u64) -> Vec<Metric> {
+        let per_window = self.stats_per_window();
+        let mut metrics = Vec::new();
+        for (stat, _) in wants.iter().enumerate().filter(|(_, w)| **w) {
+            let points: Vec<NumberDataPoint> = self
+                .labels
+                .iter()
+                .enumerate()
+                .filter_map(|(w, label)| {
+                    let value = *stream.values.get(w * per_window + stat)?;
+                    if value.is_nan() {
+                        return None;
+                    }
+                    let mut attributes = stream.attributes.clone();
+                    attributes.push(string_kv("window", label));
+                    Some(NumberDataPoint {
+                        attributes,
+                        time_unix_nano: now_ns,
+                        value: Some(number_data_point::Value::AsDouble(value)),
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let family = self.family(&stream.metric, &stream.unit, 0, stat);
+            metrics.push(Metric {
+                name: family.name.into_owned(),
+                unit: family.unit.into_owned(),
+                description: family.help.into_owned(),
                 data: Some(Data::Gauge(Gauge {
                     data_points: points,
                 })),
                 ..Default::default()
-            };
-        let mut metrics: Vec<Metric> = quantiles
-            .into_iter()
-            .zip(&self.config.quantiles)
-            .map(|(points, q)| {
-                gauge(
-                    &quantile_name(*q),
-                    unit,
-                    &format!(
-                        "The {} quantile of the values in the window (sketch, 1% relative error).",
-                        q
-                    ),
-                    points,
-                )
-            })
-            .collect();
-        metrics.extend([
-            gauge("mean", unit, "Mean of the values in the window.", mean),
-            gauge("min", unit, "Smallest value in the window.", min),
-            gauge("max", unit, "Largest value in the window.", max),
-            gauge(
-                "observations",
-                "{observation}",
-                "Values observed in the window.",
-                observations,
-            ),
-            gauge(
-                "rate",
-                "1/s",
-                "Values observed per second over the window.",
-                rate,
-            ),
-        ]);
-        metrics.retain(|m| crate::model::otlp::metric_point_count(m) > 0);
+            });
+        }
         metrics
     }
 
@@ -521,24 +599,90 @@ impl WindowProcessor {
             .await;
     }
 
-    /// One evaluation, exported unless it is empty.
+    /// One evaluation; the gauges the observer wants are handed to it.
     fn export_once(&self) {
-        let request = self.evaluate(now_ms());
-        if request.resource_metrics.is_empty() {
-            return;
-        }
-        match self
-            .downstream
-            .consume_metrics(&MetricsBatch::from_request(request))
+        self.export_once_at(now_ms());
+    }
+
+    /// [`export_once`](Self::export_once) at `now_ms`.
+    fn export_once_at(&self, now_ms: u64) {
+        let request = self.evaluate(now_ms);
+        if let Some(observer) = &self.observer
+            && !request.resource_metrics.is_empty()
         {
-            Ok(outcome) if outcome.rejected > 0 => tracing::warn!(
-                rejected = outcome.rejected,
-                "window series were rejected downstream: {}",
-                outcome.message
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "window series not exported"),
+            observer.observe_derived(&MetricsBatch::from_request(request));
         }
+    }
+}
+
+/// Writes the figures of one window into `values` (the window's share
+/// of a stream's): its quantiles, then the others at `quantiles +`
+/// [`MEAN`] and so on; NaN where the window has none.
+fn write_figures(summary: &WindowSummary, quantiles: usize, values: &mut [f64]) {
+    values.fill(f64::NAN);
+    if summary.count > 0 {
+        for (slot, (_, v)) in values.iter_mut().zip(&summary.quantiles).take(quantiles) {
+            *slot = *v;
+        }
+    }
+    let others = [
+        (MEAN, summary.mean),
+        (MIN, summary.min),
+        (MAX, summary.max),
+        (OBSERVATIONS, Some(summary.count as f64)),
+        (RATE, Some(summary.rate_per_sec)),
+    ];
+    for (stat, value) in others {
+        if let (Some(slot), Some(v)) = (values.get_mut(quantiles + stat), value) {
+            *slot = v;
+        }
+    }
+}
+
+impl DerivedSource for WindowProcessor {
+    /// Per metric (name and unit) of the series now kept, one family per
+    /// figure; its key is the metric's [`stream::family_of`] with the
+    /// figure's index in the [`STAT_BITS`].
+    fn families(&self) -> Vec<DerivedFamily> {
+        let mut metrics: Vec<(u64, String, String)> = Vec::new();
+        {
+            let streams = self.streams.lock();
+            let mut seen = std::collections::HashSet::new();
+            for s in streams.values() {
+                if seen.insert(s.family) {
+                    metrics.push((s.family, s.metric.clone(), s.unit.clone()));
+                }
+            }
+        }
+        metrics.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(a.2.cmp(&b.2)));
+        metrics
+            .iter()
+            .flat_map(|(family, metric, unit)| {
+                (0..self.stats_per_window()).map(|stat| self.family(metric, unit, *family, stat))
+            })
+            .collect()
+    }
+
+    fn walk(&self, key: u64, sample: &mut SampleSink<'_>) -> bool {
+        let family = key & !STAT_BITS;
+        let stat = (key & STAT_BITS) as usize;
+        let per_window = self.stats_per_window();
+        if stat >= per_window {
+            return true;
+        }
+        let streams = self.streams.lock();
+        for s in streams.values().filter(|s| s.family == family) {
+            let labels = BlockParts::whole(&s.labels);
+            for (w, label) in self.labels.iter().enumerate() {
+                let Some(&value) = s.values.get(w * per_window + stat) else {
+                    continue;
+                };
+                if !value.is_nan() && !sample(labels, Some(("window", label)), value) {
+                    return false;
+                }
+            }
+        }
+        true
     }
 }
 

@@ -39,37 +39,78 @@ pub struct Stream {
     pub unit: String,
     pub attributes: Vec<KeyValue>,
     pub last_histogram: Option<LastHistogram>,
-    /// Whether each window's series are on `/metrics` now (so they can be
-    /// withdrawn when the window empties).
-    pub exported: Vec<bool>,
+    /// The label block of its gauges on `/metrics`, as the exporter's
+    /// translation built it (the `window` label comes on top).
+    pub labels: Box<str>,
+    /// Which families its gauges belong to: [`family_of`] its metric and
+    /// unit.
+    pub family: u64,
+    /// The last evaluation's figures: per window, one per [`Stat`] (NaN
+    /// for none, as for a window that is empty).
+    pub values: Box<[f64]>,
+}
+
+/// The bits of a derived family's key that say which statistic it shows;
+/// the others come from [`family_of`].
+pub const STAT_BITS: u64 = 0xff;
+
+/// The families a stream's gauges are in: a hash of its metric name and
+/// unit, without the [`STAT_BITS`].
+pub fn family_of(metric: &str, unit: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(metric.as_bytes());
+    h.write_u8(0xff);
+    h.write(unit.as_bytes());
+    h.finish() & !STAT_BITS
+}
+
+/// What identifies a stream: its source's identifying resource
+/// attributes, its scope, metric (name and unit) and attributes.
+pub struct StreamOrigin<'a> {
+    pub resource: &'a [KeyValue],
+    pub scope: &'a InstrumentationScope,
+    pub metric: &'a str,
+    pub unit: &'a str,
+    pub attributes: &'a [KeyValue],
+}
+
+impl StreamOrigin<'_> {
+    /// The resource's identifying attributes (the others do not make a
+    /// stream of their own).
+    pub fn identifying(resource: &[KeyValue]) -> Vec<KeyValue> {
+        resource
+            .iter()
+            .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Samples staged per series before they go into its windows.
 pub const STAGED: usize = 8;
 
 impl Stream {
+    /// A stream of `metric` with these identifying resource attributes,
+    /// scope and attributes, its gauges labelled `labels`, with room for
+    /// `values` figures.
     pub fn new(
-        resource: &[KeyValue],
-        scope: &InstrumentationScope,
-        metric: &str,
-        unit: &str,
-        attributes: &[KeyValue],
+        origin: StreamOrigin<'_>,
+        labels: Box<str>,
         stats: WindowedStats,
-        windows: usize,
+        values: usize,
     ) -> Self {
         Self {
-            resource: resource
-                .iter()
-                .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()))
-                .cloned()
-                .collect(),
-            scope: scope.clone(),
-            metric: metric.to_string(),
-            unit: unit.to_string(),
-            attributes: attributes.to_vec(),
+            resource: origin.resource.to_vec(),
+            scope: origin.scope.clone(),
+            metric: origin.metric.to_string(),
+            unit: origin.unit.to_string(),
+            attributes: origin.attributes.to_vec(),
+            family: family_of(origin.metric, origin.unit),
             stats,
             last_histogram: None,
-            exported: vec![false; windows],
+            labels,
+            values: vec![f64::NAN; values].into_boxed_slice(),
             last_seen_ms: 0,
             raw_values: false,
             staged_len: 0,

@@ -1,5 +1,6 @@
 //! Tests of the window processor: what it selects, how each kind feeds
-//! the windows, the emitted series, withdrawal of empty windows, limits.
+//! the windows, the rendered series, empty windows, limits, the gauges
+//! handed to the analysis processor.
 
 use crate::model::MetricsBatch;
 use std::sync::Arc;
@@ -7,10 +8,12 @@ use std::sync::Arc;
 use super::*;
 use crate::config::types::HumanDuration;
 use crate::model::otlp::common::InstrumentationScope;
+use crate::model::otlp::common::KeyValue;
 use crate::model::otlp::metrics::{Histogram, HistogramDataPoint};
 use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
+use crate::pipeline::derived::test_support::{PlainLabels, rendered};
 
 struct Sink;
 
@@ -25,9 +28,21 @@ const T0: u64 = 1_800_000_000_000;
 fn processor(config: WindowsConfig) -> (WindowProcessor, Arc<Telemetry>) {
     let telemetry = Arc::new(Telemetry::new());
     (
-        WindowProcessor::new(config, Arc::new(Sink), telemetry.clone()),
+        WindowProcessor::new(
+            config,
+            Arc::new(Sink),
+            Arc::new(PlainLabels),
+            None,
+            telemetry.clone(),
+        ),
         telemetry,
     )
+}
+
+/// One evaluation at `now`, then what `/metrics` would render.
+fn evaluated(p: &WindowProcessor, now: u64) -> MetricsRequest {
+    p.evaluate(now);
+    rendered(p)
 }
 
 fn config() -> WindowsConfig {
@@ -108,7 +123,7 @@ fn raw_values_give_quantiles_within_one_percent() {
     let (p, _) = processor(config());
     let values: Vec<f64> = (1..=1000).map(|i| i as f64 / 1000.0).collect();
     observe(&p, &values, T0);
-    let r = p.evaluate(T0 + 1000);
+    let r = evaluated(&p, T0 + 1000);
     for (name, exact) in [
         ("traces.span.metrics.duration.window.p50", 0.5),
         ("traces.span.metrics.duration.window.p95", 0.95),
@@ -139,31 +154,30 @@ fn raw_values_give_quantiles_within_one_percent() {
     assert_eq!(resource.attributes.len(), 1);
 }
 
+/// An empty window shows only its observations and rate (0); once the
+/// longest window is empty the series is gone.
 #[test]
-fn empty_windows_are_withdrawn_once() {
+fn empty_windows_show_no_figures() {
     let (p, _) = processor(config());
     observe(&p, &[0.2], T0);
-    let r = p.evaluate(T0 + 1000);
+    let r = evaluated(&p, T0 + 1000);
     assert_eq!(
         value(&r, "traces.span.metrics.duration.window.p50", "1m").map(|v| (v * 100.0).round()),
         Some(20.0)
     );
-    // Two minutes later the 1m window is empty: withdrawn, the 5m one still holds.
-    let later = p.evaluate(T0 + 121_000);
+    // Two minutes later the 1m window is empty, the 5m one still holds.
+    let later = evaluated(&p, T0 + 121_000);
     let p50: Vec<_> = points(&later)
         .into_iter()
         .filter(|(n, _, _)| n == "traces.span.metrics.duration.window.p50")
         .collect();
-    assert_eq!(p50.len(), 2, "{p50:?}");
-    assert!(
-        p50.iter()
-            .any(|(_, w, v)| w.contains("\"1m\"") && v.is_none()),
-        "{p50:?}"
-    );
-    assert!(
-        p50.iter()
-            .any(|(_, w, v)| w.contains("\"5m\"") && v.is_some())
-    );
+    assert_eq!(p50.len(), 1, "{p50:?}");
+    assert!(p50[0].1.contains("\"5m\""), "{p50:?}");
+    for stat in ["mean", "min", "max", "p95"] {
+        let name = format!("traces.span.metrics.duration.window.{stat}");
+        assert_eq!(value(&later, &name, "1m"), None, "{name}");
+        assert!(value(&later, &name, "5m").is_some(), "{name}");
+    }
     assert_eq!(
         value(
             &later,
@@ -172,17 +186,16 @@ fn empty_windows_are_withdrawn_once() {
         ),
         Some(0.0)
     );
-    // Not withdrawn twice.
-    let again = p.evaluate(T0 + 122_000);
-    assert!(
-        points(&again)
-            .iter()
-            .all(|(n, w, _)| !(n.ends_with(".p50") && w.contains("\"1m\"")))
+    assert_eq!(
+        value(&later, "traces.span.metrics.duration.window.rate", "1m"),
+        Some(0.0)
     );
-    // After the longest window the series is dropped entirely.
-    p.evaluate(T0 + 400_000);
-    p.evaluate(T0 + 401_000);
+    // After the longest window the series is dropped, with its gauges.
+    evaluated(&p, T0 + 400_000);
+    let gone = evaluated(&p, T0 + 401_000);
     assert_eq!(p.series(), 0);
+    assert!(points(&gone).is_empty());
+    assert!(p.families().is_empty());
 }
 
 /// A request of `metric` from the test service and scope.
@@ -231,7 +244,7 @@ fn cumulative_histograms_feed_their_increments() {
     );
     assert!(
         value(
-            &p.evaluate(T0 + 10),
+            &evaluated(&p, T0 + 10),
             "http.server.request.duration.window.observations",
             "1m"
         ) == Some(0.0)
@@ -241,7 +254,7 @@ fn cumulative_histograms_feed_their_increments() {
         &MetricsBatch::from_request((histogram_request(vec![100, 0, 100, 0], 1)).clone()),
         T0 + 1000,
     );
-    let r = p.evaluate(T0 + 2000);
+    let r = evaluated(&p, T0 + 2000);
     assert_eq!(
         value(&r, "http.server.request.duration.window.observations", "1m"),
         Some(100.0)
@@ -256,7 +269,7 @@ fn cumulative_histograms_feed_their_increments() {
         &MetricsBatch::from_request((histogram_request(vec![0, 10, 0, 0], 5)).clone()),
         T0 + 3000,
     );
-    let r = p.evaluate(T0 + 4000);
+    let r = evaluated(&p, T0 + 4000);
     assert_eq!(
         value(&r, "http.server.request.duration.window.observations", "1m"),
         Some(110.0)
@@ -343,7 +356,7 @@ fn raw_values_are_not_counted_twice() {
         }],
     };
     p.observe_request(&MetricsBatch::from_request((histogram).clone()), T0);
-    let r = p.evaluate(T0 + 1000);
+    let r = evaluated(&p, T0 + 1000);
     assert_eq!(
         value(&r, "traces.span.metrics.duration.window.observations", "1m"),
         Some(2.0)
@@ -377,7 +390,7 @@ fn staged_gauge_samples_all_count_at_the_next_evaluation() {
     for (k, v) in [3.0, 9.0, 5.0].into_iter().enumerate() {
         p.observe_request(&MetricsBatch::from_request(gauge_request(v)), T0 + k as u64);
     }
-    let r = p.evaluate(T0 + 1000);
+    let r = evaluated(&p, T0 + 1000);
     assert_eq!(
         value(&r, "queue.depth.window.observations", "1m"),
         Some(3.0)
@@ -391,7 +404,7 @@ fn staged_gauge_samples_all_count_at_the_next_evaluation() {
             T0 + 2000 + k,
         );
     }
-    let r = p.evaluate(T0 + 3000);
+    let r = evaluated(&p, T0 + 3000);
     assert_eq!(
         value(&r, "queue.depth.window.observations", "1m"),
         Some((3 + many) as f64)
@@ -486,7 +499,7 @@ fn new_and_known_gauge_series_in_one_request_each_get_their_samples() {
         T0 + 1,
     );
     assert_eq!(p.series(), 4, "three queues and the histogram");
-    let r = p.evaluate(T0 + 1000);
+    let r = evaluated(&p, T0 + 1000);
     let count = per_queue(&r, "queue.depth.window.observations");
     let max = per_queue(&r, "queue.depth.window.max");
     let want = |pairs: &[(&str, f64)]| {
@@ -530,15 +543,15 @@ fn restored_windows_report_what_was_saved() {
             discarded: 0
         }
     );
-    let a = points(&original.evaluate(T0 + 1000));
-    let b = points(&restored.evaluate(T0 + 1000));
+    let a = points(&evaluated(&original, T0 + 1000));
+    let b = points(&evaluated(&restored, T0 + 1000));
     assert!(!a.is_empty());
     assert_eq!(a, b);
     observe(&original, &[7.0], T0 + 2000);
     observe(&restored, &[7.0], T0 + 2000);
     assert_eq!(
-        points(&original.evaluate(T0 + 3000)),
-        points(&restored.evaluate(T0 + 3000))
+        points(&evaluated(&original, T0 + 3000)),
+        points(&evaluated(&restored, T0 + 3000))
     );
 
     let (other, _) = processor(WindowsConfig {
@@ -552,4 +565,85 @@ fn restored_windows_report_what_was_saved() {
             discarded: 1
         }
     );
+}
+
+/// Records what the window processor hands it, wanting only p95.
+#[derive(Default)]
+struct P95Observer(parking_lot::Mutex<Vec<MetricsRequest>>);
+
+impl DerivedObserver for P95Observer {
+    fn wants_metric(&self, name: &str) -> bool {
+        name.ends_with(".window.p95")
+    }
+
+    fn observe_derived(&self, batch: &MetricsBatch) {
+        self.0.lock().push(batch.request().clone());
+    }
+}
+
+/// On each interval the observer gets the gauges it wants, with the
+/// series' resource, scope and attributes and the window label, and no
+/// others; an interval with none of them hands it nothing.
+#[test]
+fn the_observer_is_handed_the_gauges_it_wants() {
+    let observer = Arc::new(P95Observer::default());
+    let p = WindowProcessor::new(
+        config(),
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Some(observer.clone()),
+        Arc::new(Telemetry::new()),
+    );
+    let values: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
+    observe(&p, &values, T0);
+    p.export_once_at(T0 + 1000);
+    let handed = std::mem::take(&mut *observer.0.lock());
+    assert_eq!(handed.len(), 1);
+    let r = &handed[0];
+    let got = points(r);
+    assert_eq!(got.len(), 2, "p95 of 1m and 5m only: {got:?}");
+    assert!(
+        got.iter()
+            .all(|(n, _, _)| n == "traces.span.metrics.duration.window.p95")
+    );
+    let p95 = value(r, "traces.span.metrics.duration.window.p95", "5m").expect("5m p95");
+    assert!((p95 - 0.95).abs() / 0.95 <= 0.01, "{p95}");
+    let rm = &r.resource_metrics[0];
+    assert_eq!(
+        rm.resource.as_ref().map(|r| r.attributes.clone()),
+        Some(vec![string_kv("service.name", "api")])
+    );
+    assert_eq!(rm.scope_metrics[0].scope.as_ref(), Some(&scope()));
+    let attributes = match &rm.scope_metrics[0].metrics[0].data {
+        Some(Data::Gauge(g)) => g.data_points[0].attributes.clone(),
+        _ => Vec::new(),
+    };
+    assert_eq!(attributes[0], string_kv("span.name", "GET /"));
+    assert_eq!(rm.scope_metrics[0].metrics[0].unit, "s");
+    // Nothing left in any window: nothing handed over.
+    p.export_once_at(T0 + 400_000);
+    assert!(observer.0.lock().is_empty());
+}
+
+/// A series whose gauges' labels the exporter would refuse gets no
+/// windows and its values are counted as skipped.
+#[test]
+fn series_the_exporter_would_refuse_get_no_windows() {
+    let (p, telemetry) = processor(config());
+    let long = vec![string_kv("span.name", &"/".repeat(300))];
+    p.observe_values(
+        &Observations {
+            resource: &service(),
+            scope: &scope(),
+            metric: "traces.span.metrics.duration",
+            unit: "s",
+            description: "",
+            attributes: &long,
+            values: &[0.1, 0.2],
+        },
+        T0,
+    );
+    observe(&p, &[0.3], T0);
+    assert_eq!(p.series(), 1);
+    assert_eq!(telemetry.health_counters().limited_points, 1);
 }
