@@ -47,7 +47,7 @@ pub enum HistoryError {
     #[error("no active series {0}")]
     NotFound(String),
     #[error(
-        "{0} is computed from the analysis state when /metrics is rendered, not stored: its history is not recorded (the console's analysis pages chart it)"
+        "{0} is computed from the analysis or window state when /metrics is rendered, not stored: its history is not recorded (the console's analysis pages chart the analysis gauges)"
     )]
     Derived(String),
 }
