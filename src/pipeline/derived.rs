@@ -126,6 +126,3 @@ pub trait DerivedObserver: Send + Sync {
     /// Observes a request of wanted gauges (it is not passed on).
     fn observe_derived(&self, batch: &crate::model::MetricsBatch);
 }
-
-#[cfg(test)]
-pub mod test_support;

@@ -11,3 +11,6 @@ pub mod output;
 pub mod packed;
 pub mod pattern;
 pub mod windows;
+
+#[cfg(test)]
+mod derived_test_support;

@@ -14,8 +14,8 @@ use crate::model::otlp::metrics::{
 use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
-use crate::pipeline::derived::test_support::{PlainLabels, rendered};
 use crate::pipeline::durable::Restored;
+use crate::processors::derived_test_support::{PlainLabels, rendered};
 
 struct Sink;
 

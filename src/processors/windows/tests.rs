@@ -13,7 +13,7 @@ use crate::model::otlp::metrics::{Histogram, HistogramDataPoint};
 use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
-use crate::pipeline::derived::test_support::{PlainLabels, rendered};
+use crate::processors::derived_test_support::{PlainLabels, rendered};
 
 struct Sink;
 

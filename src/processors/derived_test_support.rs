@@ -1,13 +1,13 @@
 //! Test support for derived sources: a label translation that keeps the
 //! OTel keys, and the render of a source read back as an OTLP request.
 
-use super::{DerivedSource, LabelBlock, LabelTranslator};
+use super::output::string_kv;
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
     Gauge, Metric, NumberDataPoint, metric::Data, number_data_point,
 };
-use crate::processors::output::string_kv;
+use crate::pipeline::derived::{DerivedSource, LabelBlock, LabelTranslator};
 
 /// A translator that keeps the OTel keys: the resource's attributes as
 /// `resource:<key>`, then the point's, so [`rendered`] can rebuild them.
@@ -79,7 +79,7 @@ pub fn rendered(p: &dyn DerivedSource) -> MetricsRequest {
                 })),
                 ..Default::default()
             };
-            resource_metrics.push(crate::processors::output::derived(
+            resource_metrics.push(super::output::derived(
                 &resource,
                 &Default::default(),
                 vec![metric],
