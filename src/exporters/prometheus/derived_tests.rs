@@ -228,6 +228,24 @@ fn derived_families_are_rendered_from_their_source_on_every_walk() {
     assert!(!e.render(Format::Text).contains("demo_level"));
 }
 
+/// Two sources with a family of one name (as two windowed metrics whose
+/// names translate alike would give): one header, both samples, together.
+#[test]
+fn derived_families_of_one_name_are_written_as_one() {
+    let e = exporter();
+    let first = attach_demo(&e, &["/a"]);
+    let second = attach_demo(&e, &["/b"]);
+    let text = e.render(Format::Text);
+    assert_eq!(text.matches("# HELP demo_level ").count(), 1, "{text}");
+    assert_eq!(text.matches("# TYPE demo_level gauge").count(), 1, "{text}");
+    let header = text.find("# TYPE demo_level gauge").unwrap_or_default();
+    let lines: Vec<&str> = text[header..].lines().skip(1).take(2).collect();
+    assert!(lines.iter().all(|l| l.starts_with("demo_level{")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("route=\"/a\"")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("route=\"/b\"")), "{text}");
+    drop((first, second));
+}
+
 #[test]
 fn a_derived_family_named_like_a_received_one_is_written_within_it() {
     let e = exporter();
