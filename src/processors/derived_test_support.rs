@@ -1,5 +1,6 @@
 //! Test support for derived sources: a label translation that keeps the
-//! OTel keys, and the render of a source read back as an OTLP request.
+//! OTel keys (and one that counts its calls), and the render of a source
+//! read back as an OTLP request.
 
 use super::output::string_kv;
 use crate::model::MetricsRequest;
@@ -88,4 +89,19 @@ pub fn rendered(p: &dyn DerivedSource) -> MetricsRequest {
         });
     }
     MetricsRequest { resource_metrics }
+}
+
+/// [`PlainLabels`], counting its translations.
+pub struct CountedLabels(pub std::sync::atomic::AtomicUsize);
+
+impl LabelTranslator for CountedLabels {
+    fn label_block(
+        &self,
+        resource: &[KeyValue],
+        scope: &InstrumentationScope,
+        attributes: &[KeyValue],
+    ) -> Result<LabelBlock, String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PlainLabels.label_block(resource, scope, attributes)
+    }
 }

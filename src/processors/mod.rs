@@ -10,6 +10,7 @@ pub mod identity;
 pub mod output;
 pub mod packed;
 pub mod pattern;
+pub mod refused;
 pub mod windows;
 
 #[cfg(test)]

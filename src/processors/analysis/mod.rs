@@ -56,6 +56,7 @@ use crate::processors::identity::{
 use crate::processors::output::string_kv;
 use crate::processors::packed::{Origin, Origins, SeriesText};
 use crate::processors::pattern::matches;
+use crate::processors::refused::RefusedIdentities;
 use crate::telemetry::{Telemetry, names};
 
 pub use config::{AnalysisConfig, AnomalySettings, RatioRule, SelectRule, ThresholdRule};
@@ -276,16 +277,11 @@ pub struct AnalysisProcessor {
     memory_limit: Option<f64>,
     /// When a series refused for its labels was last logged (Unix secs).
     label_refusal_logged: Mutex<f64>,
-    /// Identities refused for their labels, with when a point of each was
-    /// last seen: their points are counted as skipped without their labels
-    /// being translated again. At most [`MAX_REFUSED`]; they expire like
-    /// series, after `series_ttl` without a point.
-    refused: Mutex<ByIdentity<f64>>,
+    /// Identities refused for their labels: their points are counted as
+    /// skipped without their labels being translated again, until silent
+    /// for `series_ttl`.
+    refused: RefusedIdentities,
 }
-
-/// How many refused identities are remembered; past it a refused series'
-/// labels are translated (and refused) again at each of its points.
-const MAX_REFUSED: usize = 4096;
 
 impl Series {
     /// The source's Prometheus name and the series' resource and point
@@ -391,7 +387,7 @@ impl AnalysisProcessor {
             translator,
             telemetry,
             label_refusal_logged: Mutex::new(f64::NEG_INFINITY),
-            refused: Mutex::new(ByIdentity::default()),
+            refused: RefusedIdentities::default(),
         }
     }
 
@@ -668,12 +664,12 @@ impl AnalysisProcessor {
                 None
             }
             Entry::Vacant(e) => {
-                if self.known_refused(hash, now) {
+                if self.refused.seen_again(hash, now) {
                     self.telemetry.record_analysis_skipped(1);
                     return None;
                 }
                 let Some(mut slot) = make() else {
-                    self.remember_refused(hash, now);
+                    self.refused.remember(hash, now);
                     self.telemetry.record_analysis_skipped(1);
                     return None;
                 };
@@ -682,27 +678,6 @@ impl AnalysisProcessor {
                 }
                 Some(e.insert(slot))
             }
-        }
-    }
-
-    /// Whether identity `hash` was refused before (its last point is then
-    /// moved to `now`).
-    fn known_refused(&self, hash: u64, now: f64) -> bool {
-        let mut refused = self.refused.lock();
-        match refused.get_mut(&hash) {
-            Some(seen) => {
-                *seen = now;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Remembers that identity `hash` was refused, while there is room.
-    fn remember_refused(&self, hash: u64, now: f64) {
-        let mut refused = self.refused.lock();
-        if refused.len() < MAX_REFUSED {
-            refused.insert(hash, now);
         }
     }
 
@@ -786,7 +761,7 @@ impl AnalysisProcessor {
         self.restored
             .lock()
             .retain(|_, saved| now - saved.last_point_secs <= durable::UNCLAIMED_TTL_SECS);
-        self.refused.lock().retain(|_, seen| now - *seen <= ttl);
+        self.refused.expire(now, ttl);
         self.telemetry.set_analysis_series(series.len() as u64);
     }
 

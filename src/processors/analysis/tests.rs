@@ -15,7 +15,7 @@ use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
 use crate::pipeline::durable::Restored;
-use crate::processors::derived_test_support::{PlainLabels, rendered};
+use crate::processors::derived_test_support::{CountedLabels, PlainLabels, rendered};
 
 struct Sink;
 
@@ -720,21 +720,6 @@ fn series_the_exporter_would_refuse_are_counted_not_created() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending.get("/a"), Some(&Some(1.0)));
     assert_eq!(telemetry.health_counters().limited_points, 2);
-}
-
-/// [`PlainLabels`], counting its translations.
-struct CountedLabels(std::sync::atomic::AtomicUsize);
-
-impl LabelTranslator for CountedLabels {
-    fn label_block(
-        &self,
-        resource: &[KeyValue],
-        scope: &crate::model::otlp::common::InstrumentationScope,
-        attributes: &[KeyValue],
-    ) -> Result<crate::pipeline::derived::LabelBlock, String> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        PlainLabels.label_block(resource, scope, attributes)
-    }
 }
 
 /// A refused series' labels are translated once: its later points are

@@ -50,6 +50,7 @@ use crate::telemetry::Telemetry;
 use crate::model::wire::{Attributes, MetricData, MetricView};
 use crate::processors::identity::{ByIdentity, ScopeSource, scope_identity, stream_hash};
 use crate::processors::pattern::Selection;
+use crate::processors::refused::RefusedIdentities;
 pub use config::WindowsConfig;
 use stream::{LastHistogram, STAT_BITS, Stream, StreamOrigin, observe_bucket};
 
@@ -77,6 +78,10 @@ pub struct WindowProcessor {
     telemetry: Arc<Telemetry>,
     /// When a series refused for its labels was last logged (Unix ms).
     label_refusal_logged: Mutex<u64>,
+    /// Identities refused for their labels: their points are counted as
+    /// skipped without their labels being translated again, until silent
+    /// for the longest window.
+    refused: RefusedIdentities,
 }
 
 /// What a derived family shows, after the configured quantiles (which
@@ -124,6 +129,7 @@ impl WindowProcessor {
             observer,
             telemetry,
             label_refusal_logged: Mutex::new(0),
+            refused: RefusedIdentities::default(),
         }
     }
 
@@ -188,8 +194,14 @@ impl WindowProcessor {
                 return None;
             }
             Entry::Vacant(e) => {
+                let now_secs = now_ms as f64 / 1000.0;
+                if self.refused.seen_again(hash, now_secs) {
+                    self.telemetry.record_windows_skipped(1);
+                    return None;
+                }
                 let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
                 let Some(made) = make(stats) else {
+                    self.refused.remember(hash, now_secs);
                     self.telemetry.record_windows_skipped(1);
                     return None;
                 };
@@ -467,6 +479,8 @@ impl WindowProcessor {
             .max()
             .unwrap_or(0);
         streams.retain(|_, s| now_ms.saturating_sub(s.last_seen_ms) <= longest_ms);
+        self.refused
+            .expire(now_ms as f64 / 1000.0, longest_ms as f64 / 1000.0);
         let per_window = self.stats_per_window();
         // Which figures of a metric the observer wants, per metric name.
         let mut wanted: std::collections::HashMap<String, Vec<bool>> = Default::default();

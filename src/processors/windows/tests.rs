@@ -13,7 +13,7 @@ use crate::model::otlp::metrics::{Histogram, HistogramDataPoint};
 use crate::model::otlp::metrics::{ResourceMetrics, ScopeMetrics};
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::Consumed;
-use crate::processors::derived_test_support::{PlainLabels, rendered};
+use crate::processors::derived_test_support::{CountedLabels, PlainLabels, rendered};
 
 struct Sink;
 
@@ -103,7 +103,11 @@ fn value(r: &MetricsRequest, name: &str, window: &str) -> Option<f64> {
 }
 
 fn observe(p: &WindowProcessor, values: &[f64], now: u64) {
-    let attributes = vec![string_kv("span.name", "GET /")];
+    observe_as(p, &[string_kv("span.name", "GET /")], values, now);
+}
+
+/// Span durations of the test service's operation with `attributes`.
+fn observe_as(p: &WindowProcessor, attributes: &[KeyValue], values: &[f64], now: u64) {
     p.observe_values(
         &Observations {
             resource: &service(),
@@ -111,7 +115,7 @@ fn observe(p: &WindowProcessor, values: &[f64], now: u64) {
             metric: "traces.span.metrics.duration",
             unit: "s",
             description: "",
-            attributes: &attributes,
+            attributes,
             values,
         },
         now,
@@ -626,24 +630,32 @@ fn the_observer_is_handed_the_gauges_it_wants() {
 }
 
 /// A series whose gauges' labels the exporter would refuse gets no
-/// windows and its values are counted as skipped.
+/// windows and its values are counted as skipped; it is translated once
+/// while it keeps sending, again once it was silent for the longest
+/// window.
 #[test]
 fn series_the_exporter_would_refuse_get_no_windows() {
-    let (p, telemetry) = processor(config());
-    let long = vec![string_kv("span.name", &"/".repeat(300))];
-    p.observe_values(
-        &Observations {
-            resource: &service(),
-            scope: &scope(),
-            metric: "traces.span.metrics.duration",
-            unit: "s",
-            description: "",
-            attributes: &long,
-            values: &[0.1, 0.2],
-        },
-        T0,
+    use std::sync::atomic::Ordering;
+    let telemetry = Arc::new(Telemetry::new());
+    let labels = Arc::new(CountedLabels(Default::default()));
+    let p = WindowProcessor::new(
+        config(),
+        Arc::new(Sink),
+        labels.clone(),
+        None,
+        telemetry.clone(),
     );
+    let long = vec![string_kv("span.name", &"/".repeat(300))];
+    let refused = |now| observe_as(&p, &long, &[0.1, 0.2], now);
+    refused(T0);
     observe(&p, &[0.3], T0);
+    refused(T0 + 1000);
     assert_eq!(p.series(), 1);
-    assert_eq!(telemetry.health_counters().limited_points, 1);
+    assert_eq!(telemetry.health_counters().limited_points, 2);
+    assert_eq!(labels.0.load(Ordering::Relaxed), 2, "the refused one once");
+    // Silent past the longest window (5m): forgotten, tried again.
+    p.evaluate(T0 + 400_000);
+    refused(T0 + 401_000);
+    assert_eq!(labels.0.load(Ordering::Relaxed), 3);
+    assert_eq!(telemetry.health_counters().limited_points, 3);
 }
