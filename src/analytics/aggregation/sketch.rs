@@ -281,6 +281,15 @@ impl Sketch {
         self.max = f64::NEG_INFINITY;
     }
 
+    /// Empties the sketch for values of another period, giving back the
+    /// bin allocations its last values spanned less than half of (so it
+    /// does not keep the widest range it ever held).
+    pub fn clear_to_fit(&mut self) {
+        self.positive.clear_to_fit();
+        self.negative.clear_to_fit();
+        self.clear();
+    }
+
     /// Bytes used: the struct itself plus its bin allocations.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>() + self.heap_bytes()

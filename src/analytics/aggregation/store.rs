@@ -235,6 +235,29 @@ impl Store {
         self.total = 0;
     }
 
+    /// Empties the store; gives its allocation back (so it next grows only
+    /// as far as the keys it then takes, counters back at 8 bits) when the
+    /// keys it held spanned less than half of it, else keeps it as
+    /// [`clear`](Self::clear) does. A store refilled with much the same
+    /// spread keeps its allocation; one that once took a far wider spread
+    /// shrinks back.
+    pub(crate) fn clear_to_fit(&mut self) {
+        let used = if self.total > 0 {
+            (self.hi - self.lo + 1) as usize
+        } else {
+            0
+        };
+        if self.counts.len() > 2 * used.max(MIN_CHUNK) {
+            self.counts = Counts::U8(Vec::new());
+            self.offset = 0;
+            self.lo = 0;
+            self.hi = 0;
+            self.total = 0;
+        } else {
+            self.clear();
+        }
+    }
+
     #[inline]
     fn index(&self, key: i64) -> usize {
         (key - self.offset) as usize

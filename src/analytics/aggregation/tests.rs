@@ -849,3 +849,34 @@ fn store_matches_reference_model() {
         assert_eq!(left.key_at_rank(total, true), None);
     }
 }
+
+/// `clear_to_fit` gives back the bins a sketch's last values spanned less
+/// than half of, and keeps an allocation they filled; either way the
+/// sketch is empty and takes new values as a fresh one does.
+#[test]
+fn clear_to_fit_shrinks_only_what_the_last_values_left_unused() {
+    let wide = log_normal(&mut Rng(11), 10_000);
+    let mut sketch = sketch_of(&wide);
+    let full = sketch.memory_bytes();
+    // Refilled with much the same spread: the allocation stays.
+    sketch.clear_to_fit();
+    assert!(sketch.is_empty());
+    assert_eq!(sketch.memory_bytes(), full);
+    // A narrow period in an allocation sized for the wide one: given back.
+    for v in [0.050, 0.051, 0.052] {
+        sketch.add(v);
+    }
+    sketch.clear_to_fit();
+    assert!(sketch.is_empty());
+    assert_eq!(sketch.quantile(0.5), None);
+    let empty = sketch.memory_bytes();
+    assert!(empty < full / 4, "{empty} of {full}");
+    // And it works as a fresh sketch afterwards.
+    for &v in &wide {
+        sketch.add(v);
+    }
+    let fresh = sketch_of(&wide);
+    for q in [0.5, 0.95, 0.99] {
+        assert_eq!(sketch.quantile(q), fresh.quantile(q));
+    }
+}
