@@ -275,8 +275,6 @@ pub struct AnalysisProcessor {
     telemetry: Arc<Telemetry>,
     /// The process' memory limit, the default threshold of its own memory.
     memory_limit: Option<f64>,
-    /// When a series refused for its labels was last logged (Unix secs).
-    label_refusal_logged: Mutex<f64>,
     /// Identities refused for their labels: their points are counted as
     /// skipped without their labels being translated again, until silent
     /// for `series_ttl`.
@@ -386,8 +384,7 @@ impl AnalysisProcessor {
             downstream,
             translator,
             telemetry,
-            label_refusal_logged: Mutex::new(f64::NEG_INFINITY),
-            refused: RefusedIdentities::default(),
+            refused: RefusedIdentities::new("a series is not analysed"),
         }
     }
 
@@ -502,14 +499,14 @@ impl AnalysisProcessor {
     }
 
     /// A new analysed series for a point of `metric` with `attributes`
-    /// (`None`: refused, see [`new_series`](Self::new_series)).
+    /// (refused with why, see [`new_series`](Self::new_series)).
     fn new_stream_series(
         &self,
         source: &ScopeSource<'_, '_>,
         metric: &MetricView<'_>,
         kind: Kind,
         attributes: &Attributes<'_>,
-    ) -> Option<Slot> {
+    ) -> Result<Slot, String> {
         let name = metric_name(metric.name, metric.unit, kind.shape, "", true)
             .unwrap_or_else(|| metric.name.to_string());
         let mut owned = attributes.to_owned_vec();
@@ -528,7 +525,7 @@ impl AnalysisProcessor {
         if !thresholds.is_empty() {
             fresh.series.extras_mut().thresholds = thresholds;
         }
-        Some(fresh)
+        Ok(fresh)
     }
 
     /// Whether counters named `name` feed a ratio rule.
@@ -631,7 +628,7 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("ratio", &rule.label()));
             let mut fresh = self.new_series(source, group_attributes, false)?;
             fresh.series.extras_mut().ratio = Some(RatioGroup::default());
-            Some(fresh)
+            Ok(fresh)
         }) else {
             return;
         };
@@ -654,7 +651,7 @@ impl AnalysisProcessor {
         series: &'s mut ByIdentity<Slot>,
         hash: u64,
         now: f64,
-        make: impl FnOnce() -> Option<Slot>,
+        make: impl FnOnce() -> Result<Slot, String>,
     ) -> Option<&'s mut Slot> {
         let full = series.len() >= self.config.max_series;
         match series.entry(hash) {
@@ -668,10 +665,13 @@ impl AnalysisProcessor {
                     self.telemetry.record_analysis_skipped(1);
                     return None;
                 }
-                let Some(mut slot) = make() else {
-                    self.refused.remember(hash, now);
-                    self.telemetry.record_analysis_skipped(1);
-                    return None;
+                let mut slot = match make() {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        self.refused.refuse(hash, now, &why);
+                        self.telemetry.record_analysis_skipped(1);
+                        return None;
+                    }
                 };
                 if let Some(saved) = self.restored.lock().remove(&hash) {
                     saved.claim(&mut slot);
@@ -681,40 +681,26 @@ impl AnalysisProcessor {
         }
     }
 
-    /// A new analysed series; `None` (logged at most once a minute) when
-    /// its gauges' labels would break the exporter's label limits, as the
-    /// exporter would refuse such a point.
+    /// A new analysed series; why not when its gauges' labels would break
+    /// the exporter's label limits, as the exporter would refuse such a
+    /// point.
     fn new_series(
         &self,
         source: &ScopeSource<'_, '_>,
         attributes: Vec<KeyValue>,
         counter: bool,
-    ) -> Option<Slot> {
+    ) -> Result<Slot, String> {
         let origin = self.origins.lock().of(source);
-        let block = match self
+        let block = self
             .translator
-            .label_block(&origin.resource, &origin.scope, &attributes)
-        {
-            Ok(block) => block,
-            Err(why) => {
-                let now = now_secs();
-                let mut last = self.label_refusal_logged.lock();
-                if now - *last >= 60.0 {
-                    *last = now;
-                    tracing::warn!(
-                        "a series is not analysed: its gauges' labels break the exporter's limits: {why}"
-                    );
-                }
-                return None;
-            }
-        };
+            .label_block(&origin.resource, &origin.scope, &attributes)?;
         // The run of resource and scope labels is kept once, in the
         // origin, for every series whose block has the same one.
         let shared = block.text.get(block.shared.clone()).filter(|run| {
             !run.is_empty() && **origin.label_run.get_or_init(|| (*run).into()) == **run
         });
         let shared = shared.map(|_| block.shared.clone());
-        Some(Slot {
+        Ok(Slot {
             pending: f64::NAN,
             last_point_secs: 0.0,
             rate: counter.then(RateConverter::new),

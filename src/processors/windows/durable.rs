@@ -135,9 +135,14 @@ impl Durable for WindowProcessor {
             };
             // A series whose labels the exporter now refuses (its limits
             // changed) starts no windows.
-            let Some(mut stream) = self.new_stream(origin, saved.stats) else {
-                outcome.discarded += 1;
-                continue;
+            let mut stream = match self.new_stream(origin, saved.stats) {
+                Ok(stream) => stream,
+                Err(why) => {
+                    let now_secs = saved.last_seen_ms as f64 / 1000.0;
+                    self.refused.refuse(saved.hash, now_secs, &why);
+                    outcome.discarded += 1;
+                    continue;
+                }
             };
             stream.last_seen_ms = saved.last_seen_ms;
             stream.raw_values = saved.raw_values;

@@ -30,6 +30,7 @@ mod stream;
 
 use crate::model::MetricsBatch;
 use crate::model::otlp::ItemCount;
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
@@ -76,8 +77,6 @@ pub struct WindowProcessor {
     /// processor).
     observer: Option<Arc<dyn DerivedObserver>>,
     telemetry: Arc<Telemetry>,
-    /// When a series refused for its labels was last logged (Unix ms).
-    label_refusal_logged: Mutex<u64>,
     /// Identities refused for their labels: their points are counted as
     /// skipped without their labels being translated again, until silent
     /// for the longest window.
@@ -128,8 +127,7 @@ impl WindowProcessor {
             translator,
             observer,
             telemetry,
-            label_refusal_logged: Mutex::new(0),
-            refused: RefusedIdentities::default(),
+            refused: RefusedIdentities::new("a series gets no windows"),
         }
     }
 
@@ -139,36 +137,23 @@ impl WindowProcessor {
     }
 
     /// A new stream for `origin`, its gauges' label block built by the
-    /// exporter's translation; `None` (logged at most once a minute) when
-    /// that block, with the `window` label, breaks the exporter's label
-    /// limits, as the exporter would refuse such a point.
-    fn new_stream(&self, origin: StreamOrigin<'_>, stats: WindowedStats) -> Option<Stream> {
+    /// exporter's translation; why not when that block, with the `window`
+    /// label, breaks the exporter's label limits, as the exporter would
+    /// refuse such a point.
+    fn new_stream(&self, origin: StreamOrigin<'_>, stats: WindowedStats) -> Result<Stream, String> {
         let resource = StreamOrigin::identifying(origin.resource);
-        match self
+        let block = self
             .translator
-            .label_block(&resource, origin.scope, origin.attributes)
-        {
-            Ok(block) => Some(Stream::new(
-                StreamOrigin {
-                    resource: &resource,
-                    ..origin
-                },
-                block.text.into_boxed_str(),
-                stats,
-                self.specs.len() * self.stats_per_window(),
-            )),
-            Err(why) => {
-                let now = now_ms();
-                let mut last = self.label_refusal_logged.lock();
-                if now.saturating_sub(*last) >= 60_000 {
-                    *last = now;
-                    tracing::warn!(
-                        "a series gets no windows: its gauges' labels break the exporter's limits: {why}"
-                    );
-                }
-                None
-            }
-        }
+            .label_block(&resource, origin.scope, origin.attributes)?;
+        Ok(Stream::new(
+            StreamOrigin {
+                resource: &resource,
+                ..origin
+            },
+            block.text.into_boxed_str(),
+            stats,
+            self.specs.len() * self.stats_per_window(),
+        ))
     }
 
     /// Series analysed now.
@@ -184,7 +169,7 @@ impl WindowProcessor {
         streams: &'a mut ByIdentity<Box<Stream>>,
         now_ms: u64,
         hash: u64,
-        make: impl FnOnce(WindowedStats) -> Option<Stream>,
+        make: impl FnOnce(WindowedStats) -> Result<Stream, String>,
     ) -> Option<&'a mut Stream> {
         let full = streams.len() >= self.config.max_series;
         let stream = match streams.entry(hash) {
@@ -200,12 +185,14 @@ impl WindowProcessor {
                     return None;
                 }
                 let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
-                let Some(made) = make(stats) else {
-                    self.refused.remember(hash, now_secs);
-                    self.telemetry.record_windows_skipped(1);
-                    return None;
-                };
-                e.insert(Box::new(made))
+                match make(stats) {
+                    Ok(made) => e.insert(Box::new(made)),
+                    Err(why) => {
+                        self.refused.refuse(hash, now_secs, &why);
+                        self.telemetry.record_windows_skipped(1);
+                        return None;
+                    }
+                }
             }
         };
         stream.last_seen_ms = stream.last_seen_ms.max(now_ms);
@@ -500,11 +487,13 @@ impl WindowProcessor {
             let Some(observer) = &self.observer else {
                 continue;
             };
-            let wants = wanted.entry(stream.metric.clone()).or_insert_with(|| {
-                (0..per_window)
+            if !wanted.contains_key(&stream.metric) {
+                let wants = (0..per_window)
                     .map(|stat| observer.wants_metric(&self.family_name(&stream.metric, stat)))
-                    .collect()
-            });
+                    .collect();
+                wanted.insert(stream.metric.clone(), wants);
+            }
+            let wants = &wanted[&stream.metric];
             if wants.iter().any(|w| *w) {
                 let metrics = self.observed_metrics(stream, wants, now_ns);
                 if !metrics.is_empty() {
@@ -516,47 +505,54 @@ impl WindowProcessor {
         MetricsRequest { resource_metrics }
     }
 
-    /// The OTel name of a metric's figure `stat` (see [`stats_per_window`](Self::stats_per_window)).
-    fn family_name(&self, metric: &str, stat: usize) -> String {
+    /// Figure `stat` of a window (see [`stats_per_window`](Self::stats_per_window)):
+    /// its name's suffix, its unit (`None`: the source's) and help.
+    fn figure(&self, stat: usize) -> (Cow<'static, str>, Option<&'static str>, Cow<'static, str>) {
         let q = self.config.quantiles.len();
-        let suffix = match stat.checked_sub(q) {
-            None => quantile_name(self.config.quantiles[stat]),
-            Some(MEAN) => "mean".into(),
-            Some(MIN) => "min".into(),
-            Some(MAX) => "max".into(),
-            Some(OBSERVATIONS) => "observations".into(),
-            Some(_) => "rate".into(),
-        };
-        format!("{metric}.window.{suffix}")
+        match stat.checked_sub(q) {
+            None => {
+                let quantile = self.config.quantiles[stat];
+                (
+                    quantile_name(quantile).into(),
+                    None,
+                    format!(
+                        "The {quantile} quantile of the values in the window (sketch, 1% relative error)."
+                    )
+                    .into(),
+                )
+            }
+            Some(MEAN) => (
+                "mean".into(),
+                None,
+                "Mean of the values in the window.".into(),
+            ),
+            Some(MIN) => ("min".into(), None, "Smallest value in the window.".into()),
+            Some(MAX) => ("max".into(), None, "Largest value in the window.".into()),
+            Some(OBSERVATIONS) => (
+                "observations".into(),
+                Some("{observation}"),
+                "Values observed in the window.".into(),
+            ),
+            Some(_) => (
+                "rate".into(),
+                Some("1/s"),
+                "Values observed per second over the window.".into(),
+            ),
+        }
+    }
+
+    /// The OTel name of a metric's figure `stat`.
+    fn family_name(&self, metric: &str, stat: usize) -> String {
+        format!("{metric}.window.{}", self.figure(stat).0)
     }
 
     /// The derived family of figure `stat` of a metric in `unit`.
     fn family(&self, metric: &str, unit: &str, family: u64, stat: usize) -> DerivedFamily {
-        let q = self.config.quantiles.len();
-        let (unit, help) = match stat.checked_sub(q) {
-            None => (
-                unit.to_string(),
-                format!(
-                    "The {} quantile of the values in the window (sketch, 1% relative error).",
-                    self.config.quantiles[stat]
-                ),
-            ),
-            Some(MEAN) => (unit.into(), "Mean of the values in the window.".into()),
-            Some(MIN) => (unit.into(), "Smallest value in the window.".into()),
-            Some(MAX) => (unit.into(), "Largest value in the window.".into()),
-            Some(OBSERVATIONS) => (
-                "{observation}".into(),
-                "Values observed in the window.".into(),
-            ),
-            Some(_) => (
-                "1/s".into(),
-                "Values observed per second over the window.".into(),
-            ),
-        };
+        let (suffix, own_unit, help) = self.figure(stat);
         DerivedFamily {
-            name: self.family_name(metric, stat).into(),
-            unit: unit.into(),
-            help: help.into(),
+            name: format!("{metric}.window.{suffix}").into(),
+            unit: own_unit.map_or_else(|| Cow::Owned(unit.to_string()), Cow::Borrowed),
+            help,
             key: family | stat as u64,
         }
     }
