@@ -6,9 +6,11 @@
 //!
 //! Shared pieces: [`table`] (bounded series with overflow, dirty tracking,
 //! expiry), [`output`] (building the emitted request), [`exponential`]
-//! (a self-scaling exponential histogram).
+//! (a self-scaling exponential histogram), [`explicit`] (the bucket of a
+//! duration).
 
 pub mod dimension;
+pub mod explicit;
 pub mod exponential;
 pub mod logmetrics;
 pub mod output;

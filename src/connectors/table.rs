@@ -109,6 +109,12 @@ pub fn series_key(resource_hash: u64, dims: &[Option<&str>]) -> SeriesKey {
     [low.finish(), high.finish()]
 }
 
+/// Where [`Table::touch`] found a series: valid for
+/// [`Table::update_found`] until a series is added to or dropped from
+/// the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found(usize);
+
 /// One aggregated series.
 pub struct Entry<V> {
     key: SeriesKey,
@@ -273,31 +279,25 @@ impl<V> Table<V> {
         }
     }
 
-    /// Loads the index entry and the series of a key, so that a later
-    /// update finds them in cache. Called for a batch of keys back to back
-    /// it lets their cache misses overlap.
+    /// Finds the series of `key` (from [`series_key`]) and loads it, and
+    /// what `warm` reads of its value, into cache; `None` if the table
+    /// does not have it. Called for a batch of keys back to back it lets
+    /// their cache misses overlap, and [`Table::update_found`] then
+    /// updates each without looking it up again.
     #[inline]
-    pub fn touch(&self, key: SeriesKey) {
-        let entry = self.slot_of(key).and_then(|slot| self.slots.get(slot));
-        std::hint::black_box(entry.is_some_and(|e| e.as_ref().is_some_and(|e| e.dirty)));
+    pub fn touch(&self, key: SeriesKey, warm: impl Fn(&V) -> u64) -> Option<Found> {
+        let slot = self.slot_of(key)?;
+        let entry = self.slots.get(slot)?.as_ref()?;
+        std::hint::black_box(warm(&entry.value) ^ u64::from(entry.dirty));
+        Some(Found(slot))
     }
 
-    /// Applies `update` to the series of `key` if it exists (the key from
-    /// [`series_key`]); `false`, and nothing changed, if it does not.
+    /// Applies `update` to a series [`Table::touch`] found, and marks it
+    /// changed. The table must not have changed in between: found and
+    /// updated under one lock, with no series added or dropped between.
     #[inline]
-    pub fn update_existing(
-        &mut self,
-        key: SeriesKey,
-        now_ns: u64,
-        update: impl FnOnce(&mut V),
-    ) -> bool {
-        match self.slot_of(key) {
-            Some(slot) => {
-                self.update_slot(slot, now_ns, update);
-                true
-            }
-            None => false,
-        }
+    pub fn update_found(&mut self, found: Found, now_ns: u64, update: impl FnOnce(&mut V)) {
+        self.update_slot(found.0, now_ns, update);
     }
 
     /// Finds or adds the series of `dims` under the resource, and applies

@@ -74,6 +74,7 @@ use crate::model::wire::traces::SpanView;
 use crate::pipeline::{ConsumeResult, Consumed, MetricsConsumer, TracesConsumer};
 use crate::telemetry::Telemetry;
 
+use super::explicit::bucket_of;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
@@ -125,8 +126,8 @@ impl Latency {
         }
     }
 
-    fn record(&mut self, seconds: f64, bounds: &[f64]) {
-        let slot = bounds.partition_point(|b| *b < seconds);
+    /// Records `seconds`, which falls in bucket `slot`.
+    fn record_in(&mut self, slot: usize, seconds: f64) {
         if let Some(c) = self.counts.get_mut(slot) {
             *c += 1;
         }
@@ -184,8 +185,15 @@ impl EdgeSeries {
     fn record(&mut self, failed: bool, client_seconds: f64, server_seconds: f64, bounds: &[f64]) {
         self.requests += 1;
         self.failed += u64::from(failed);
-        self.server.record(server_seconds, bounds);
-        self.client.record(client_seconds, bounds);
+        let server_slot = bucket_of(server_seconds, bounds);
+        self.server.record_in(server_slot, server_seconds);
+        // One-sided edges time both sides with the one span they saw.
+        let client_slot = if client_seconds == server_seconds {
+            server_slot
+        } else {
+            bucket_of(client_seconds, bounds)
+        };
+        self.client.record_in(client_slot, client_seconds);
     }
 
     fn add(&mut self, other: &EdgeSeries) {
@@ -356,7 +364,11 @@ impl ServiceGraph {
     pub fn consume_batch_at(&self, batch: &TracesBatch, now_ns: u64) {
         let now = self.advance(now_ns);
         let mut offered = Offers::new(batch.item_count() as usize);
-        let mut done = Vec::new();
+        // Most spans decide something in this request (a root span or a
+        // database call at once, a pair when its other half waited): room
+        // for all of them up front, rather than regrowing a vector of
+        // large outcomes through the request.
+        let mut done = Vec::with_capacity(batch.item_count() as usize);
         let mut at = 0u32;
         for rs in batch.resources() {
             let resource = rs
@@ -537,6 +549,9 @@ impl ServiceGraph {
         attributes: &Attributes<'_>,
         resource: &[KeyValue],
     ) -> Vec<Option<Box<str>>> {
+        if self.config.dimensions.is_empty() {
+            return Vec::new();
+        }
         self.config
             .dimensions
             .iter()

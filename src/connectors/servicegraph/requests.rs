@@ -99,6 +99,9 @@ pub struct Summed<K, V> {
     /// Per entry, the position of its first span in the request.
     first: Vec<u32>,
     index: HashTable<usize>,
+    /// The entry the last span went to: spans come grouped by resource,
+    /// so the next one usually goes there too, found without hashing.
+    last: Option<usize>,
 }
 
 impl<K, V> Default for Summed<K, V> {
@@ -107,6 +110,7 @@ impl<K, V> Default for Summed<K, V> {
             entries: Vec::new(),
             first: Vec::new(),
             index: HashTable::new(),
+            last: None,
         }
     }
 }
@@ -131,21 +135,30 @@ impl<K, V> Summed<K, V> {
             entries,
             first,
             index,
+            last,
         } = self;
-        let hash = HASHER.hash_one(probe);
-        let slot = match index.find(hash, |&i| entries[i].0.borrow() == probe) {
-            Some(&i) => {
-                first[i] = first[i].min(at);
-                i
-            }
+        let repeat = last.filter(|&i| entries.get(i).is_some_and(|e| e.0.borrow() == probe));
+        let slot = match repeat {
+            // `first` already holds an earlier position.
+            Some(i) => i,
             None => {
-                entries.push((own(probe), make()));
-                first.push(at);
-                let i = entries.len() - 1;
-                index.insert_unique(hash, i, |&j| HASHER.hash_one(entries[j].0.borrow()));
-                i
+                let hash = HASHER.hash_one(probe);
+                match index.find(hash, |&i| entries[i].0.borrow() == probe) {
+                    Some(&i) => {
+                        first[i] = first[i].min(at);
+                        i
+                    }
+                    None => {
+                        entries.push((own(probe), make()));
+                        first.push(at);
+                        let i = entries.len() - 1;
+                        index.insert_unique(hash, i, |&j| HASHER.hash_one(entries[j].0.borrow()));
+                        i
+                    }
+                }
             }
         };
+        *last = Some(slot);
         &mut entries[slot].1
     }
 

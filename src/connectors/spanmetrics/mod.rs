@@ -38,6 +38,7 @@ use crate::pipeline::{
 };
 use crate::telemetry::Telemetry;
 
+use super::explicit::bucket_of;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{
     OVERFLOW_SHARD, SHARDS, SeriesKey, Table, Upserted, canonical_resource, load_tables,
@@ -193,6 +194,7 @@ impl SpanMetrics {
                 });
             }
             entry.value.pending.clear();
+            entry.value.emitted();
             let metrics = output.metrics(entry.resource, resource);
             entry
                 .value
@@ -253,6 +255,7 @@ impl TracesConsumer for SpanMetrics {
                 key: series_key(rhash, dims),
                 shard: shard_of(rhash),
                 seconds,
+                bucket: bucket_of(seconds, &self.bounds),
                 exemplar: self.exemplar(span, seconds),
             });
         });
@@ -261,20 +264,25 @@ impl TracesConsumer for SpanMetrics {
         shards.dedup();
         let mut overflowed = 0u64;
         let mut refused = Vec::new();
+        let mut found = Vec::with_capacity(samples.len());
         for shard in shards {
             let mut table = self.shard(shard);
             let now = table.tick(now_ns());
-            let of_shard = || samples.iter().enumerate().filter(|(_, s)| s.shard == shard);
-            for (_, sample) in of_shard() {
-                table.touch(sample.key);
-            }
+            found.clear();
+            found.extend(
+                samples
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.shard == shard)
+                    .map(|(i, s)| (i, table.touch(s.key, |series| series.warm(s.bucket)))),
+            );
             let mut missing = Vec::new();
-            for (i, sample) in of_shard() {
-                let found = table.update_existing(sample.key, now, |s| {
-                    s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values)
-                });
-                if !found {
-                    missing.push(i);
+            for &(i, at) in &found {
+                match (at, samples.get(i)) {
+                    (Some(at), Some(sample)) => table.update_found(at, now, |s| {
+                        s.record(sample.seconds, sample.bucket, sample.exemplar, keep_values)
+                    }),
+                    _ => missing.push(i),
                 }
             }
             if !missing.is_empty() {
@@ -292,7 +300,7 @@ impl TracesConsumer for SpanMetrics {
                 table.upsert_overflow(
                     now,
                     || self.new_series(),
-                    |s| s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values),
+                    |s| s.record(sample.seconds, sample.bucket, sample.exemplar, keep_values),
                 );
                 overflowed += 1;
             }
@@ -341,7 +349,7 @@ impl SpanMetrics {
                 dims,
                 now,
                 || self.new_series(),
-                |s| s.record(sample.seconds, &self.bounds, sample.exemplar, keep_values),
+                |s| s.record(sample.seconds, sample.bucket, sample.exemplar, keep_values),
             );
             match outcome {
                 Upserted::Overflow => overflowed += 1,
@@ -359,6 +367,8 @@ struct SpanSample {
     /// The shard of its resource.
     shard: usize,
     seconds: f64,
+    /// Its explicit bucket (see [`bucket_of`]).
+    bucket: usize,
     exemplar: Option<Exemplar>,
 }
 

@@ -68,6 +68,21 @@ pub struct SpanSeries {
     /// (not kept across restarts: the window processor has counted them).
     #[serde(skip)]
     pub pending: Vec<f64>,
+    /// Which exemplars were taken since the last emission: bit `b` for
+    /// the bucket `b` (below 63), bit 63 for the calls counter. Each keeps
+    /// the first span of an emission interval; later spans then leave the
+    /// exemplars alone, so most spans write nothing beyond the counts.
+    #[serde(skip)]
+    sampled: u64,
+}
+
+/// The bit of [`SpanSeries::sampled`] for the calls counter's exemplar.
+const CALLS_SAMPLED: u64 = 1 << 63;
+
+/// The bit of [`SpanSeries::sampled`] for bucket `slot`'s exemplar; none
+/// past the 63rd bucket (those take every span's, as before).
+fn bucket_bit(slot: usize) -> u64 {
+    if slot < 63 { 1 << slot } else { 0 }
 }
 
 impl SpanSeries {
@@ -85,17 +100,27 @@ impl SpanSeries {
             calls_exemplar: None,
             bucket_exemplars: Vec::new(),
             pending: Vec::new(),
+            sampled: 0,
         }
     }
 
-    pub fn record(&mut self, seconds: f64, bounds: &[f64], exemplar: Option<Exemplar>, keep: bool) {
+    /// Records a span of `seconds`, which falls in explicit bucket `slot`
+    /// (see [`crate::connectors::explicit::bucket_of`]; ignored for exponential buckets), with its
+    /// exemplar; `keep` also holds the duration for the observation
+    /// consumer.
+    pub fn record(&mut self, seconds: f64, slot: usize, exemplar: Option<Exemplar>, keep: bool) {
         self.calls += 1;
         self.sum += seconds;
         match &mut self.buckets {
             Buckets::Explicit(counts) => {
-                let slot = bounds.partition_point(|b| *b < seconds);
-                counts[slot] += 1;
-                if let Some(e) = exemplar {
+                if let Some(count) = counts.get_mut(slot) {
+                    *count += 1;
+                }
+                let bit = bucket_bit(slot);
+                if let Some(e) = exemplar
+                    && self.sampled & bit == 0
+                {
+                    self.sampled |= bit;
                     match self.bucket_exemplars.iter_mut().find(|(b, _)| *b == slot) {
                         Some((_, cell)) => *cell = e,
                         None => self.bucket_exemplars.push((slot, e)),
@@ -104,12 +129,32 @@ impl SpanSeries {
             }
             Buckets::Exponential(h) => h.record(seconds),
         }
-        if exemplar.is_some() {
+        if exemplar.is_some() && self.sampled & CALLS_SAMPLED == 0 {
+            self.sampled |= CALLS_SAMPLED;
             self.calls_exemplar = exemplar;
         }
         if keep {
             self.pending.push(seconds);
         }
+    }
+
+    /// Reads what [`SpanSeries::record`] writes for a span in `slot`
+    /// beyond the series itself (its bucket count, the end of the held
+    /// durations), so that a pass over a request's spans brings it into
+    /// cache ahead of the updates.
+    #[inline]
+    pub fn warm(&self, slot: usize) -> u64 {
+        let count = match &self.buckets {
+            Buckets::Explicit(counts) => counts.get(slot).copied().unwrap_or(0),
+            Buckets::Exponential(_) => 0,
+        };
+        count ^ self.pending.last().map_or(0, |v| v.to_bits())
+    }
+
+    /// Starts a new emission interval: the next span of each bucket
+    /// (and of the calls counter) becomes its exemplar.
+    pub fn emitted(&mut self) {
+        self.sampled = 0;
     }
 
     /// Appends this series' calls and duration points to the resource's

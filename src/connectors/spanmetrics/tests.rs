@@ -244,7 +244,56 @@ fn counts_calls_and_buckets_durations_by_dimension() {
             .all(|e| e.trace_id.len() == 16 && e.span_id.len() == 8)
     );
     assert_eq!(ok_get.exemplars.len(), 1);
-    assert_eq!(ok_get.exemplars[0].trace_id, vec![3; 16], "the latest span");
+    assert_eq!(
+        ok_get.exemplars[0].trace_id,
+        vec![1; 16],
+        "the interval's first span"
+    );
+}
+
+/// Each exemplar is the first span of its bucket (or of the series, for
+/// the calls counter) in an emission interval; a bucket no span reached
+/// since keeps the exemplar it had.
+#[test]
+fn exemplars_are_the_first_span_of_each_interval() {
+    let (c, capture, _) =
+        connector_flushing_every(SpanMetricsConfig::default(), HumanDuration::secs(60));
+    let resource = || vec![kv("service.name", "shop")];
+    // 1 ms and 3 ms: the ≤2ms and ≤4ms buckets.
+    let first = vec![
+        span("GET /", 2, 0, 1, 1),
+        span("GET /", 2, 0, 3, 2),
+        span("GET /", 2, 0, 1, 3),
+    ];
+    c.consume_traces(&request(resource(), first)).unwrap();
+    c.flush();
+    let second = vec![span("GET /", 2, 0, 1, 4), span("GET /", 2, 0, 1, 5)];
+    c.consume_traces(&request(resource(), second)).unwrap();
+    c.flush();
+    let requests = capture.requests.lock().clone();
+    assert_eq!(requests.len(), 2);
+    let exemplars = |r: &MetricsRequest| {
+        let calls: Vec<u8> = calls_sum(r).data_points[0]
+            .exemplars
+            .iter()
+            .map(|e| e.trace_id[0])
+            .collect();
+        let Some(Data::Histogram(h)) = &metrics(r)[1].data else {
+            panic!("duration is a histogram")
+        };
+        let buckets: Vec<u8> = h.data_points[0]
+            .exemplars
+            .iter()
+            .map(|e| e.trace_id[0])
+            .collect();
+        (calls, buckets)
+    };
+    assert_eq!(exemplars(&requests[0]), (vec![1], vec![1, 2]));
+    assert_eq!(
+        exemplars(&requests[1]),
+        (vec![4], vec![4, 2]),
+        "the ≤4ms bucket keeps its exemplar"
+    );
 }
 
 fn number_data_point_value(n: i64) -> crate::model::otlp::metrics::number_data_point::Value {
