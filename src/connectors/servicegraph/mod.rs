@@ -78,7 +78,7 @@ use super::explicit::bucket_of;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
-use requests::{Done, Summed, Sums};
+use requests::{Done, Roots, Summed, Sums};
 use store::{Half, Offer, PendingStore, Side};
 
 /// `connection_type` values.
@@ -369,6 +369,7 @@ impl ServiceGraph {
         // for all of them up front, rather than regrowing a vector of
         // large outcomes through the request.
         let mut done = Vec::with_capacity(batch.item_count() as usize);
+        let mut roots = Roots::default();
         let mut at = 0u32;
         for rs in batch.resources() {
             let resource = rs
@@ -382,7 +383,7 @@ impl ServiceGraph {
             for span in rs.spans() {
                 // Spans count from 1: 0 is for halves of earlier requests.
                 at = at.saturating_add(1);
-                let read = (&mut offered, &mut done, at);
+                let read = (&mut offered, &mut done, &mut roots, at);
                 self.span(&resource, &service, &span, read);
             }
         }
@@ -403,7 +404,7 @@ impl ServiceGraph {
             self.pair(&mut store, offered, now, &mut done, &mut tally);
             left &= !(1 << index);
         }
-        self.record(&done, now, &mut tally);
+        self.record(&done, &roots, now, &mut tally);
         if self.flush_interval().is_zero() {
             self.flush_at(now);
         }
@@ -420,7 +421,7 @@ impl ServiceGraph {
         for shard in self.pending.iter() {
             expire_store(&mut shard.0.lock(), now, &mut done, &mut tally);
         }
-        self.record(&done, now, &mut tally);
+        self.record(&done, &Roots::default(), now, &mut tally);
         if self.flush_interval().is_zero() {
             self.flush_at(now);
         }
@@ -481,7 +482,7 @@ impl ServiceGraph {
         resource: &[KeyValue],
         service: &Arc<str>,
         span: &SpanView<'_>,
-        (offered, done, at): (&mut Offers, &mut Vec<(u32, Done)>, u32),
+        (offered, done, roots, at): (&mut Offers, &mut Vec<(u32, Done)>, &mut Roots, u32),
     ) {
         let (side, messaging) = match SpanKind::try_from(span.kind) {
             Ok(SpanKind::Client) => (Side::Client, false),
@@ -491,6 +492,16 @@ impl ServiceGraph {
             _ => return,
         };
         let attributes = span.attributes();
+        if side == Side::Server && span.parent_span_id.iter().all(|b| *b == 0) {
+            // A root span: nothing can pair with it; with virtual nodes it
+            // draws an edge from `user` at once.
+            if self.config.virtual_nodes {
+                let dims = self.dimension_values(&attributes, resource);
+                let failed = span.status_code == StatusCode::Error as i32;
+                roots.record(at, service, dims, failed, span.seconds(), &self.bounds);
+            }
+            return;
+        }
         let mut half = Half {
             side,
             service: service.clone(),
@@ -513,21 +524,7 @@ impl ServiceGraph {
                 }
                 store::key(span.trace_id, span.span_id)
             }
-            Side::Server => {
-                if span.parent_span_id.iter().all(|b| *b == 0) {
-                    // A root span: nothing can pair with it.
-                    if self.config.virtual_nodes {
-                        let outcome = Done::OneSided {
-                            half,
-                            peer: Cow::Borrowed(USER),
-                            connection_type: VIRTUAL_NODE,
-                        };
-                        done.push((at, outcome));
-                    }
-                    return;
-                }
-                store::key(span.trace_id, span.parent_span_id)
-            }
+            Side::Server => store::key(span.trace_id, span.parent_span_id),
         };
         let Some(key) = key else {
             return;
@@ -567,9 +564,10 @@ impl ServiceGraph {
 
     /// Adds what a request or expiry round completed to the series, and
     /// its tally to the self-metrics.
-    fn record(&self, done: &[(u32, Done)], now: u64, tally: &mut Tally) {
-        if !done.is_empty() {
-            let sums = Sums::of(done, self.config.dimensions.len(), &self.bounds);
+    fn record(&self, done: &[(u32, Done)], roots: &Roots, now: u64, tally: &mut Tally) {
+        if !done.is_empty() || !roots.is_empty() {
+            let mut sums = Sums::of(done, self.config.dimensions.len(), &self.bounds);
+            sums.add_roots(roots, self.config.dimensions.len(), self.bounds.len());
             let bounds = self.bounds.len();
             let mut guard = self.series.lock();
             let series = &mut *guard;

@@ -9,8 +9,10 @@ use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
+use std::sync::Arc;
+
 use super::store::{Half, Side};
-use super::{EdgeSeries, MESSAGING_SYSTEM, SpanCounts};
+use super::{EdgeSeries, MESSAGING_SYSTEM, SpanCounts, USER, VIRTUAL_NODE};
 
 /// What became of a span half.
 pub enum Done {
@@ -225,6 +227,86 @@ impl<'a> Sums<'a> {
             |k| *k,
             SpanCounts::default,
         )
+    }
+}
+
+/// The root server spans of one request, summed per service and
+/// dimension values as they are read: a root span draws an edge from
+/// `user` at once, so it needs no outcome of its own, nor its own copy of
+/// the service name.
+#[derive(Default)]
+pub struct Roots {
+    sums: Vec<RootSum>,
+    /// The sum the last root span went to (spans come grouped by
+    /// resource).
+    last: usize,
+}
+
+/// The root spans of one service and dimension values.
+struct RootSum {
+    service: Arc<str>,
+    dims: Vec<Option<Box<str>>>,
+    /// The position of its first span in the request.
+    first: u32,
+    series: EdgeSeries,
+}
+
+impl Roots {
+    /// Adds a root span of `service` at position `at`.
+    pub fn record(
+        &mut self,
+        at: u32,
+        service: &Arc<str>,
+        dims: Vec<Option<Box<str>>>,
+        failed: bool,
+        seconds: f64,
+        bounds: &[f64],
+    ) {
+        let same = |sum: &RootSum| Arc::ptr_eq(&sum.service, service) && sum.dims == dims;
+        let index = match self.sums.get(self.last) {
+            Some(sum) if same(sum) => self.last,
+            _ => match self.sums.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    self.sums.push(RootSum {
+                        service: service.clone(),
+                        dims,
+                        first: at,
+                        series: EdgeSeries::new(bounds.len()),
+                    });
+                    self.sums.len() - 1
+                }
+            },
+        };
+        self.last = index;
+        if let Some(sum) = self.sums.get_mut(index) {
+            sum.series.record(failed, seconds, seconds, bounds);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sums.is_empty()
+    }
+}
+
+impl<'a> Sums<'a> {
+    /// Adds the root spans' edges (`user` → service, `virtual_node`), with
+    /// `extras` extra dimensions and `bounds` latency buckets.
+    pub fn add_roots(&mut self, roots: &'a Roots, extras: usize, bounds: usize) {
+        let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
+        for sum in &roots.sums {
+            key.clear();
+            key.extend([Some(USER), Some(&*sum.service), Some(VIRTUAL_NODE)]);
+            for i in 0..extras {
+                key.push(None);
+                key.push(sum.dims.get(i).and_then(|d| d.as_deref()));
+            }
+            self.edges
+                .entry(sum.first, key.as_slice(), <[_]>::to_vec, || {
+                    EdgeSeries::new(bounds)
+                })
+                .add(&sum.series);
+        }
     }
 }
 

@@ -641,6 +641,70 @@ fn root_server_spans_come_from_user_and_unpaired_clients_go_to_their_peer() {
     );
 }
 
+/// Root spans of one request are summed per service and dimension
+/// values: interleaved resources and values each keep their own edge,
+/// with every span's duration on both sides and its failure counted.
+#[test]
+fn root_spans_of_one_request_sum_per_service_and_dimensions() {
+    let config = ServiceGraphConfig {
+        dimensions: vec![Dimension {
+            name: "region".into(),
+            default: None,
+        }],
+        ..Default::default()
+    };
+    let (c, capture, _) = connector(config);
+    let eu = |s: Span| with(s, &[("region", "eu")]);
+    c.consume_traces_at(
+        &TracesRequest {
+            resource_spans: vec![
+                resource_spans(
+                    "frontend",
+                    vec![
+                        eu(span(SERVER, 1, 1, 0, 1)),
+                        span(SERVER, 2, 1, 0, 3),
+                        failed(eu(span(SERVER, 3, 1, 0, 20))),
+                    ],
+                ),
+                resource_spans("admin", vec![eu(span(SERVER, 4, 1, 0, 1))]),
+                resource_spans("frontend", vec![eu(span(SERVER, 5, 1, 0, 1))]),
+            ],
+        },
+        T0,
+    );
+    let edge = |server, region: Option<&'static str>| {
+        let mut labels = vec![
+            ("client", USER),
+            ("server", server),
+            ("connection_type", VIRTUAL_NODE),
+        ];
+        labels.extend(region.map(|r| ("server_region", r)));
+        labels
+    };
+    let frontend_eu = edge("frontend", Some("eu"));
+    assert_eq!(
+        capture.count(REQUEST_TOTAL, &frontend_eu),
+        Some(3),
+        "{:#?}",
+        capture.latest()
+    );
+    assert_eq!(capture.count(REQUEST_FAILED_TOTAL, &frontend_eu), Some(1));
+    for side in [REQUEST_SERVER_SECONDS, REQUEST_CLIENT_SECONDS] {
+        let (count, sum, _) = capture.histogram(side, &frontend_eu).unwrap();
+        assert_eq!(count, 3, "{side}");
+        assert!((sum - 0.022).abs() < 1e-12, "{side}: {sum}");
+    }
+    assert_eq!(
+        capture.count(REQUEST_TOTAL, &edge("frontend", None)),
+        Some(1)
+    );
+    assert_eq!(
+        capture.count(REQUEST_TOTAL, &edge("admin", Some("eu"))),
+        Some(1)
+    );
+    assert_eq!(c.pending(), 0, "no root span waits");
+}
+
 #[test]
 fn without_virtual_nodes_root_spans_are_skipped_and_peers_unpaired() {
     let config = ServiceGraphConfig {
