@@ -7,11 +7,12 @@
 //! Shared pieces: [`table`] (bounded series with overflow, dirty tracking,
 //! expiry), [`output`] (building the emitted request), [`exponential`]
 //! (a self-scaling exponential histogram), [`explicit`] (the bucket of a
-//! duration).
+//! duration), [`held`] (values kept per series until the next drain).
 
 pub mod dimension;
 pub mod explicit;
 pub mod exponential;
+pub mod held;
 pub mod logmetrics;
 pub mod output;
 pub mod servicegraph;

@@ -29,6 +29,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 
+use super::held::HeldValues;
+
 use crate::model::otlp::common::KeyValue;
 use crate::pipeline::durable::{DurableError, append as put};
 
@@ -115,6 +117,11 @@ pub fn series_key(resource_hash: u64, dims: &[Option<&str>]) -> SeriesKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found(usize);
 
+impl Found {
+    /// The overflow series (for [`Table::hold`]).
+    pub const OVERFLOW: Found = Found(OVERFLOW);
+}
+
 /// One aggregated series.
 pub struct Entry<V> {
     key: SeriesKey,
@@ -168,6 +175,10 @@ pub struct Table<V> {
     overflow: Option<Entry<V>>,
     len: usize,
     last_ns: u64,
+    /// Values held per series until the next drain ([`Table::hold`]);
+    /// the overflow series' apart.
+    held: HeldValues,
+    overflow_held: Vec<f64>,
 }
 
 /// Slot of the overflow series in [`Table::dirty`].
@@ -223,6 +234,8 @@ impl<V> Table<V> {
             free_resources: Vec::new(),
             resource_index: HashTable::new(),
             overflow: None,
+            held: HeldValues::default(),
+            overflow_held: Vec::new(),
             len: 0,
             last_ns: 0,
         }
@@ -298,6 +311,24 @@ impl<V> Table<V> {
     #[inline]
     pub fn update_found(&mut self, found: Found, now_ns: u64, update: impl FnOnce(&mut V)) {
         self.update_slot(found.0, now_ns, update);
+    }
+
+    /// Where the series of `key` is, if the table has it.
+    pub fn find(&self, key: SeriesKey) -> Option<Found> {
+        self.slot_of(key).map(Found)
+    }
+
+    /// Holds `value` for a series updated since the last drain, which
+    /// hands it over ([`Table::drain_dirty_holding`]). A changed series
+    /// is not expired before the drain, so `at` stays its own until
+    /// then.
+    #[inline]
+    pub fn hold(&mut self, at: Found, value: f64) {
+        if at.0 == OVERFLOW {
+            self.overflow_held.push(value);
+        } else {
+            self.held.push(at.0, value);
+        }
     }
 
     /// Finds or adds the series of `dims` under the resource, and applies
@@ -423,12 +454,24 @@ impl<V> Table<V> {
     /// Calls `visit` for every series changed since the last call, and
     /// marks them clean.
     pub fn drain_dirty(&mut self, mut visit: impl FnMut(&[KeyValue], &mut Entry<V>)) {
+        self.drain_dirty_holding(|resource, entry, _| visit(resource, entry));
+    }
+
+    /// As [`Table::drain_dirty`], also handing each series the values
+    /// held for it since the last drain, in the order they were held.
+    pub fn drain_dirty_holding(
+        &mut self,
+        mut visit: impl FnMut(&[KeyValue], &mut Entry<V>, &[f64]),
+    ) {
         let dirty = std::mem::take(&mut self.dirty);
+        self.held.group(self.slots.len());
+        let overflow_held = std::mem::take(&mut self.overflow_held);
         for slot in &dirty {
-            let entry = if *slot == OVERFLOW {
-                self.overflow.as_mut()
+            let (entry, held) = if *slot == OVERFLOW {
+                (self.overflow.as_mut(), overflow_held.as_slice())
             } else {
-                self.slots.get_mut(*slot).and_then(|e| e.as_mut())
+                let entry = self.slots.get_mut(*slot).and_then(|e| e.as_mut());
+                (entry, self.held.of(*slot))
             };
             let Some(entry) = entry else { continue };
             entry.dirty = false;
@@ -438,8 +481,11 @@ impl<V> Table<V> {
                 .and_then(|r| r.as_ref())
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or_default();
-            visit(resource, entry);
+            visit(resource, entry, held);
         }
+        self.held.release();
+        self.overflow_held = overflow_held;
+        self.overflow_held.clear();
         self.dirty = dirty;
         self.dirty.clear();
     }
@@ -666,6 +712,45 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// Values held for a series (and for the overflow series) are handed
+    /// over with it at the next drain, in order, once; a series whose
+    /// slot is reused after expiry starts with none.
+    #[test]
+    fn held_values_reach_their_series_at_the_drain() {
+        let mut t: Table<u64> = Table::new(2);
+        let r = vec![kv("service.name", "a")];
+        let rh = resource_hash(&r);
+        for d in ["x", "y", "z"] {
+            t.upsert(&r, rh, &[Some(d)], 1, || 0, |v| *v += 1);
+        }
+        let x = t.find(series_key(rh, &[Some("x")])).expect("x");
+        let y = t.find(series_key(rh, &[Some("y")])).expect("y");
+        assert_eq!(t.find(series_key(rh, &[Some("z")])), None, "z overflowed");
+        t.hold(y, 2.0);
+        t.hold(x, 1.0);
+        t.hold(Found::OVERFLOW, 9.0);
+        t.hold(y, 3.0);
+        let mut seen = Vec::new();
+        t.drain_dirty_holding(|_, e, held| {
+            let name = e.dims.first().cloned().flatten();
+            seen.push((name, held.to_vec()));
+        });
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            seen,
+            vec![
+                (None, vec![9.0]),
+                (Some("x".into()), vec![1.0]),
+                (Some("y".into()), vec![2.0, 3.0]),
+            ]
+        );
+        assert_eq!(t.expire(2), 3, "x, y and the overflow series");
+        t.upsert(&r, rh, &[Some("w")], 3, || 0, |v| *v += 1);
+        let mut again = Vec::new();
+        t.drain_dirty_holding(|_, _, held| again.push(held.len()));
+        assert_eq!(again, vec![0], "nothing held twice or for a new series");
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::telemetry::Telemetry;
 use super::explicit::bucket_of;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{
-    OVERFLOW_SHARD, SHARDS, SeriesKey, Table, Upserted, canonical_resource, load_tables,
+    Found, OVERFLOW_SHARD, SHARDS, SeriesKey, Table, Upserted, canonical_resource, load_tables,
     save_tables, series_key, shard_of,
 };
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
@@ -170,7 +170,7 @@ impl SpanMetrics {
     /// the shard's clock.
     fn drain_into(&self, table: &mut Table<SpanSeries>, output: &mut Output, duration_name: &str) {
         let now = table.tick(now_ns());
-        table.drain_dirty(|resource, entry| {
+        table.drain_dirty_holding(|resource, entry, durations| {
             let attributes = if entry.resource.is_none() {
                 vec![overflow_attribute()]
             } else {
@@ -181,7 +181,7 @@ impl SpanMetrics {
                     .collect()
             };
             if let Some(observer) = &self.observer
-                && !entry.value.pending.is_empty()
+                && !durations.is_empty()
             {
                 observer.observe(&Observations {
                     resource,
@@ -190,10 +190,9 @@ impl SpanMetrics {
                     unit: "s",
                     description: "Span durations recorded by the span-metrics connector.",
                     attributes: &attributes,
-                    values: &entry.value.pending,
+                    values: durations,
                 });
             }
-            entry.value.pending.clear();
             entry.value.emitted();
             let metrics = output.metrics(entry.resource, resource);
             entry
@@ -279,9 +278,14 @@ impl TracesConsumer for SpanMetrics {
             let mut missing = Vec::new();
             for &(i, at) in &found {
                 match (at, samples.get(i)) {
-                    (Some(at), Some(sample)) => table.update_found(at, now, |s| {
-                        s.record(sample.seconds, sample.bucket, sample.exemplar, keep_values)
-                    }),
+                    (Some(at), Some(sample)) => {
+                        table.update_found(at, now, |s| {
+                            s.record(sample.seconds, sample.bucket, sample.exemplar)
+                        });
+                        if keep_values {
+                            table.hold(at, sample.seconds);
+                        }
+                    }
                     _ => missing.push(i),
                 }
             }
@@ -300,8 +304,11 @@ impl TracesConsumer for SpanMetrics {
                 table.upsert_overflow(
                     now,
                     || self.new_series(),
-                    |s| s.record(sample.seconds, sample.bucket, sample.exemplar, keep_values),
+                    |s| s.record(sample.seconds, sample.bucket, sample.exemplar),
                 );
+                if keep_values {
+                    table.hold(Found::OVERFLOW, sample.seconds);
+                }
                 overflowed += 1;
             }
         }
@@ -349,12 +356,21 @@ impl SpanMetrics {
                 dims,
                 now,
                 || self.new_series(),
-                |s| s.record(sample.seconds, sample.bucket, sample.exemplar, keep_values),
+                |s| s.record(sample.seconds, sample.bucket, sample.exemplar),
             );
-            match outcome {
-                Upserted::Overflow => overflowed += 1,
-                Upserted::Refused => refused.push(this),
-                Upserted::Existing | Upserted::New => {}
+            let held = match outcome {
+                Upserted::Overflow => {
+                    overflowed += 1;
+                    Some(Found::OVERFLOW)
+                }
+                Upserted::Refused => {
+                    refused.push(this);
+                    None
+                }
+                Upserted::Existing | Upserted::New => table.find(sample.key),
+            };
+            if keep_values && let Some(at) = held {
+                table.hold(at, sample.seconds);
             }
         });
         overflowed

@@ -1,5 +1,5 @@
 //! The state of one span-metrics series: calls, the duration histogram,
-//! exemplars, and the durations not yet handed to the window processor.
+//! exemplars.
 
 use crate::model::otlp::common::KeyValue;
 use crate::model::otlp::metrics::{
@@ -64,10 +64,6 @@ pub struct SpanSeries {
     /// index: spans of a series fall in few buckets, so this stays a few
     /// entries instead of one slot per bucket.
     pub bucket_exemplars: Vec<(usize, Exemplar)>,
-    /// Durations since the last emission, for the observation consumer
-    /// (not kept across restarts: the window processor has counted them).
-    #[serde(skip)]
-    pub pending: Vec<f64>,
     /// Which exemplars were taken since the last emission: bit `b` for
     /// the bucket `b` (below 63), bit 63 for the calls counter. Each keeps
     /// the first span of an emission interval; later spans then leave the
@@ -99,16 +95,14 @@ impl SpanSeries {
             buckets,
             calls_exemplar: None,
             bucket_exemplars: Vec::new(),
-            pending: Vec::new(),
             sampled: 0,
         }
     }
 
     /// Records a span of `seconds`, which falls in explicit bucket `slot`
-    /// (see [`crate::connectors::explicit::bucket_of`]; ignored for exponential buckets), with its
-    /// exemplar; `keep` also holds the duration for the observation
-    /// consumer.
-    pub fn record(&mut self, seconds: f64, slot: usize, exemplar: Option<Exemplar>, keep: bool) {
+    /// (see [`crate::connectors::explicit::bucket_of`]; ignored for
+    /// exponential buckets), with its exemplar.
+    pub fn record(&mut self, seconds: f64, slot: usize, exemplar: Option<Exemplar>) {
         self.calls += 1;
         self.sum += seconds;
         match &mut self.buckets {
@@ -133,22 +127,17 @@ impl SpanSeries {
             self.sampled |= CALLS_SAMPLED;
             self.calls_exemplar = exemplar;
         }
-        if keep {
-            self.pending.push(seconds);
-        }
     }
 
     /// Reads what [`SpanSeries::record`] writes for a span in `slot`
-    /// beyond the series itself (its bucket count, the end of the held
-    /// durations), so that a pass over a request's spans brings it into
-    /// cache ahead of the updates.
+    /// beyond the series itself (its bucket count), so that a pass over a
+    /// request's spans brings it into cache ahead of the updates.
     #[inline]
     pub fn warm(&self, slot: usize) -> u64 {
-        let count = match &self.buckets {
+        match &self.buckets {
             Buckets::Explicit(counts) => counts.get(slot).copied().unwrap_or(0),
             Buckets::Exponential(_) => 0,
-        };
-        count ^ self.pending.last().map_or(0, |v| v.to_bits())
+        }
     }
 
     /// Starts a new emission interval: the next span of each bucket

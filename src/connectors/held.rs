@@ -1,0 +1,132 @@
+//! Values recorded per series between two drains of a connector's
+//! table (the span durations the window processor is handed), kept in
+//! one buffer in arrival order rather than one buffer per series: a
+//! point appends to memory just written, where a buffer per series would
+//! miss the cache on nearly every point once there are thousands of
+//! series. At the drain they are grouped by series with a counting sort.
+
+/// The held values and, after [`HeldValues::group`], their grouping.
+#[derive(Default)]
+pub struct HeldValues {
+    /// The series index and the value of each held value, in arrival
+    /// order (two arrays: 12 bytes a value, where pairs would pad to 16).
+    series: Vec<u32>,
+    values: Vec<f64>,
+    /// Grouped values, and where each series' run starts (`starts[i]`
+    /// to `starts[i + 1]`).
+    grouped: Vec<f64>,
+    starts: Vec<u32>,
+}
+
+impl HeldValues {
+    /// Holds `value` for series `index` (below `u32::MAX`).
+    #[inline]
+    pub fn push(&mut self, index: usize, value: f64) {
+        if let Ok(index) = u32::try_from(index) {
+            self.series.push(index);
+            self.values.push(value);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Groups the held values of series `0..series` by series (in arrival
+    /// order within each) for [`HeldValues::of`], and empties the log.
+    /// Values of an index past `series` are dropped.
+    pub fn group(&mut self, series: usize) {
+        self.starts.clear();
+        self.starts.resize(series + 1, 0);
+        for &i in &self.series {
+            if let Some(n) = self.starts.get_mut(i as usize + 1) {
+                *n += 1;
+            }
+        }
+        for i in 1..self.starts.len() {
+            self.starts[i] += self.starts[i - 1];
+        }
+        let total = self.starts.last().copied().unwrap_or(0) as usize;
+        self.grouped.clear();
+        self.grouped.resize(total, 0.0);
+        // Fill each run from its start; `starts[i]` ends at run i's end,
+        // which is run i + 1's start, and is set back below.
+        for (&i, &v) in self.series.iter().zip(&self.values) {
+            let i = i as usize;
+            if i < series
+                && let Some(at) = self.starts.get_mut(i)
+            {
+                self.grouped[*at as usize] = v;
+                *at += 1;
+            }
+        }
+        for i in (1..self.starts.len()).rev() {
+            self.starts[i] = self.starts[i - 1];
+        }
+        if let Some(first) = self.starts.first_mut() {
+            *first = 0;
+        }
+        let used = self.series.len();
+        self.series.clear();
+        self.values.clear();
+        // After a burst, give back most of what the log grew to.
+        if self.series.capacity() > 4 * used.max(1024) {
+            self.series.shrink_to(2 * used);
+            self.values.shrink_to(2 * used);
+        }
+    }
+
+    /// The values grouped for series `index` by the last
+    /// [`HeldValues::group`].
+    pub fn of(&self, index: usize) -> &[f64] {
+        match (self.starts.get(index), self.starts.get(index + 1)) {
+            (Some(&a), Some(&b)) => self.grouped.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Lets the grouped values go (keeping a modest allocation).
+    pub fn release(&mut self) {
+        let used = self.grouped.len();
+        self.grouped.clear();
+        if self.grouped.capacity() > 4 * used.max(1024) {
+            self.grouped.shrink_to(2 * used);
+        }
+        self.starts.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeldValues;
+
+    #[test]
+    fn values_are_grouped_by_series_in_arrival_order() {
+        let mut held = HeldValues::default();
+        for (i, v) in [(2, 0.5), (0, 1.0), (2, 0.25), (3, 7.0), (0, 2.0), (9, 3.0)] {
+            held.push(i, v);
+        }
+        held.group(4);
+        assert_eq!(held.of(0), &[1.0, 2.0]);
+        assert_eq!(held.of(1), &[] as &[f64]);
+        assert_eq!(held.of(2), &[0.5, 0.25]);
+        assert_eq!(held.of(3), &[7.0]);
+        assert_eq!(held.of(9), &[] as &[f64], "past the series: dropped");
+        assert!(held.is_empty(), "the log is emptied");
+        held.release();
+        assert_eq!(held.of(0), &[] as &[f64]);
+        held.push(1, 4.0);
+        held.group(2);
+        assert_eq!(held.of(0), &[] as &[f64]);
+        assert_eq!(held.of(1), &[4.0]);
+    }
+
+    #[test]
+    fn values_are_kept_exactly() {
+        let mut held = HeldValues::default();
+        held.push(0, 0.005);
+        held.push(0, 0.123_456_789_012);
+        held.group(1);
+        assert_eq!(held.of(0), &[0.005, 0.123_456_789_012]);
+    }
+}
