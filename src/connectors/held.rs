@@ -37,6 +37,12 @@ impl HeldValues {
     /// Values of an index past `series` are dropped.
     pub fn group(&mut self, series: usize) {
         self.starts.clear();
+        self.grouped.clear();
+        if self.series.is_empty() {
+            // Nothing held (the tables that hold nothing): every series
+            // gets an empty run without a pass over the series.
+            return;
+        }
         self.starts.resize(series + 1, 0);
         for &i in &self.series {
             if let Some(n) = self.starts.get_mut(i as usize + 1) {

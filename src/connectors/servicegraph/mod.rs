@@ -364,11 +364,7 @@ impl ServiceGraph {
     pub fn consume_batch_at(&self, batch: &TracesBatch, now_ns: u64) {
         let now = self.advance(now_ns);
         let mut offered = Offers::new(batch.item_count() as usize);
-        // Most spans decide something in this request (a root span or a
-        // database call at once, a pair when its other half waited): room
-        // for all of them up front, rather than regrowing a vector of
-        // large outcomes through the request.
-        let mut done = Vec::with_capacity(batch.item_count() as usize);
+        let mut done = Vec::new();
         let mut roots = Roots::default();
         let mut at = 0u32;
         for rs in batch.resources() {
