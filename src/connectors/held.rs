@@ -28,6 +28,7 @@ impl HeldValues {
         }
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
@@ -53,7 +54,6 @@ impl HeldValues {
             self.starts[i] += self.starts[i - 1];
         }
         let total = self.starts.last().copied().unwrap_or(0) as usize;
-        self.grouped.clear();
         self.grouped.resize(total, 0.0);
         // Fill each run from its start; `starts[i]` ends at run i's end,
         // which is run i + 1's start, and is set back below.
