@@ -93,6 +93,11 @@ pub struct LoadgenArgs {
     /// Attributes per item.
     #[arg(long, default_value_t = 5)]
     pub attributes: u64,
+    /// With `--signal traces`: root server spans, or client/server pairs
+    /// of one trace across two services (what the service graph pairs;
+    /// needs an even `--batch`).
+    #[arg(long, value_enum, default_value = "roots")]
+    pub spans: payload::SpanShape,
     /// Requests in flight at once (one connection each).
     #[arg(long, default_value_t = 4)]
     pub concurrency: u64,
@@ -142,6 +147,9 @@ impl LoadgenArgs {
         }
         if self.attributes > 128 {
             return invalid("--attributes must be at most 128");
+        }
+        if self.spans == payload::SpanShape::Pairs && self.batch % 2 == 1 {
+            return invalid("--spans pairs needs an even --batch (two spans per pair)");
         }
         let endpoint = self.endpoint();
         let uri: http::Uri = endpoint
@@ -282,6 +290,7 @@ pub async fn run(
         series: args.series,
         batch: args.batch,
         attributes: args.attributes,
+        spans: args.spans,
     };
     let prost_decode = if args.baseline {
         let (signal, shape) = (args.signal, shape);
@@ -606,6 +615,13 @@ mod tests {
         );
         assert!(args(&["--duration", "2h"]).validate().is_err());
         assert!(args(&["--batch", "0"]).validate().is_err());
+        let odd = args(&["--signal", "traces", "--spans", "pairs", "--batch", "999"]).validate();
+        assert!(odd.unwrap_err().to_string().contains("even --batch"));
+        assert!(
+            args(&["--signal", "traces", "--spans", "pairs", "--batch", "1000"])
+                .validate()
+                .is_ok()
+        );
         assert!(
             args(&["--endpoint", "https://127.0.0.1:4317"])
                 .validate()

@@ -30,6 +30,22 @@ pub struct Shape {
     pub batch: u64,
     /// Attributes per item (the series' identity is one of them).
     pub attributes: u64,
+    /// How spans relate to each other (traces only).
+    pub spans: SpanShape,
+}
+
+/// How the spans of a traces request relate to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SpanShape {
+    /// Every span is a root SERVER span of its own trace (a service
+    /// receiving requests from outside).
+    #[default]
+    Roots,
+    /// Spans come in pairs of one trace: a CLIENT span in one service and
+    /// its child SERVER span in the next one (service `loadgen-s` calls
+    /// `loadgen-(s+1)`), as instrumented services calling each other
+    /// send them; the service graph pairs them into edges.
+    Pairs,
 }
 
 fn text(key: &str, value: String) -> KeyValue {
@@ -212,6 +228,8 @@ pub fn probe(number: u64, now_ns: u64) -> MetricsRequest {
 pub(crate) struct SpanStamp {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
+    /// The parent's span ID, for a span that has one.
+    pub parent_span_id: Option<[u8; 8]>,
     pub start_ns: u64,
     pub end_ns: u64,
 }
@@ -238,35 +256,51 @@ pub(crate) fn span_ids(serial: u64) -> ([u8; 16], [u8; 8]) {
 /// Traces request `index` at `now_ns`: one span per item, grouped by
 /// service; 1 in 100 spans is an error.
 pub fn traces(shape: &Shape, index: u64, now_ns: u64) -> TracesRequest {
-    traces_stamped(shape, index, |serial| {
-        let (trace_id, span_id) = span_ids(serial);
+    traces_stamped(shape, index, |serial, parent| {
+        let (trace_id, _) = span_ids(parent.unwrap_or(serial));
         SpanStamp {
             trace_id,
-            span_id,
+            span_id: span_ids(serial).1,
+            parent_span_id: parent.map(|p| span_ids(p).1),
             start_ns: now_ns.saturating_sub(span_duration_ns(serial)),
             end_ns: now_ns,
         }
     })
 }
 
+/// The serial number of the parent of the `k`-th span of request
+/// `index`, for a span that has one: with [`SpanShape::Pairs`], each
+/// odd-numbered span is the child of the span before it (a last span
+/// without a partner stays a client span without its server half).
+pub(crate) fn span_parent(shape: &Shape, index: u64, k: u64) -> Option<u64> {
+    (shape.spans == SpanShape::Pairs && k % 2 == 1).then(|| span_serial(shape, index, k - 1))
+}
+
 /// Traces request `index` with each span's IDs and times from
-/// `stamp(serial)`. What else a span holds depends on its item id and on
-/// its serial number modulo 100 (its duration class and error flag).
+/// `stamp(serial, parent serial)`. What else a span holds depends on its
+/// item id and on its serial number modulo 100 (its duration class and
+/// error flag).
 pub(crate) fn traces_stamped(
     shape: &Shape,
     index: u64,
-    mut stamp: impl FnMut(u64) -> SpanStamp,
+    mut stamp: impl FnMut(u64, Option<u64>) -> SpanStamp,
 ) -> TracesRequest {
     let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES as usize];
     for (k, id) in ids(shape, index).enumerate() {
         let serial = span_serial(shape, index, k as u64);
         let error = serial.is_multiple_of(100);
-        let s = stamp(serial);
+        let parent = span_parent(shape, index, k as u64);
+        let s = stamp(serial, parent);
+        let kind = match (shape.spans, parent) {
+            (SpanShape::Pairs, None) => span::SpanKind::Client,
+            _ => span::SpanKind::Server,
+        };
         by_service[(id % SERVICES) as usize].push(Span {
             trace_id: s.trace_id.to_vec(),
             span_id: s.span_id.to_vec(),
+            parent_span_id: s.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
             name: format!("GET /api/v1/items/{}", id / SERVICES),
-            kind: span::SpanKind::Server as i32,
+            kind: kind as i32,
             start_time_unix_nano: s.start_ns,
             end_time_unix_nano: s.end_ns,
             attributes: attributes(id, shape.attributes, "loadgen.operation"),
@@ -347,6 +381,7 @@ mod tests {
         series: 25,
         batch: 10,
         attributes: 3,
+        spans: SpanShape::Roots,
     };
 
     #[test]
@@ -364,5 +399,52 @@ mod tests {
         };
         assert_eq!(point.attributes.len(), 3);
         assert_eq!(point.time_unix_nano, 2);
+    }
+
+    #[test]
+    fn paired_spans_are_a_client_and_its_server_child_in_the_next_service() {
+        let shape = Shape {
+            spans: SpanShape::Pairs,
+            ..SHAPE
+        };
+        let request = traces(&shape, 3, 2);
+        assert_eq!(request.item_count(), 10);
+        let mut spans: Vec<(String, Span)> = Vec::new();
+        for rs in &request.resource_spans {
+            let service = match &rs.resource.as_ref().unwrap().attributes[0].value {
+                Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(s)),
+                }) => s.clone(),
+                other => panic!("{other:?}"),
+            };
+            for span in &rs.scope_spans[0].spans {
+                spans.push((service.clone(), span.clone()));
+            }
+        }
+        let clients: Vec<_> = spans
+            .iter()
+            .filter(|(_, s)| s.kind == span::SpanKind::Client as i32)
+            .collect();
+        assert_eq!(clients.len(), 5);
+        for (client_service, client) in clients {
+            assert!(client.parent_span_id.is_empty());
+            let children: Vec<_> = spans
+                .iter()
+                .filter(|(_, s)| s.parent_span_id == client.span_id)
+                .collect();
+            assert_eq!(children.len(), 1, "one server child per client");
+            let (server_service, server) = children[0];
+            assert_eq!(server.kind, span::SpanKind::Server as i32);
+            assert_eq!(server.trace_id, client.trace_id);
+            assert_ne!(server.span_id, client.span_id);
+            assert_ne!(server_service, client_service, "a call crosses services");
+        }
+        // Roots have no parents and are all servers.
+        assert!(traces(&SHAPE, 3, 2).resource_spans.iter().all(|rs| {
+            rs.scope_spans[0]
+                .spans
+                .iter()
+                .all(|s| s.parent_span_id.is_empty() && s.kind == span::SpanKind::Server as i32)
+        }));
     }
 }

@@ -90,18 +90,23 @@ impl Template {
             .encode_to_vec(),
             Signal::Traces => {
                 let first = payload::span_serial(shape, index, 0);
-                payload::traces_stamped(shape, index, |serial| {
+                payload::traces_stamped(shape, index, |serial, parent| {
                     let k = serial.wrapping_sub(first) as u32;
+                    let parent = parent.map(|p| p.wrapping_sub(first) as u32);
+                    let root = parent.unwrap_or(k);
                     let mut trace_id = [0; 16];
                     trace_id[..8]
-                        .copy_from_slice(&mark(&mut kinds, Field::Serial(k)).to_le_bytes());
+                        .copy_from_slice(&mark(&mut kinds, Field::Serial(root)).to_le_bytes());
                     trace_id[8..]
-                        .copy_from_slice(&mark(&mut kinds, Field::Serial(k)).to_le_bytes());
+                        .copy_from_slice(&mark(&mut kinds, Field::Serial(root)).to_le_bytes());
                     let span_id = mark(&mut kinds, Field::Serial(k)).to_le_bytes();
+                    let parent_span_id =
+                        parent.map(|p| mark(&mut kinds, Field::Serial(p)).to_le_bytes());
                     let ago = payload::span_duration_ns(serial) as u32;
                     SpanStamp {
                         trace_id,
                         span_id,
+                        parent_span_id,
                         start_ns: mark(&mut kinds, Field::Ago(ago)),
                         end_ns: mark(&mut kinds, Field::Now),
                     }
@@ -236,6 +241,7 @@ fn serial_period(shape: &Shape) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::payload::SpanShape;
     use super::*;
 
     fn shape(series: u64, batch: u64, attributes: u64) -> Shape {
@@ -243,6 +249,7 @@ mod tests {
             series,
             batch,
             attributes,
+            spans: SpanShape::Roots,
         }
     }
 
@@ -258,15 +265,21 @@ mod tests {
             shape(1_000, 137, 4),
         ] {
             let metrics = Templates::new(Signal::Metrics, shape).unwrap();
-            let traces = Templates::new(Signal::Traces, shape).unwrap();
+            let pairs = Shape {
+                spans: SpanShape::Pairs,
+                ..shape
+            };
+            let traces = [shape, pairs].map(|s| (s, Templates::new(Signal::Traces, s).unwrap()));
             for index in [0, 1, 2, 3, 9, 10, 11, 99, 100, 101, 12_345] {
                 let now_ns = start_ns + index * 1_000_000_007;
                 let filled = metrics.encoded(index, start_ns, now_ns).expect("kept");
                 let built = payload::metrics(&shape, index, start_ns, now_ns).encode_to_vec();
                 assert_eq!(filled.as_ref(), built.as_slice(), "{shape:?} index {index}");
-                let filled = traces.encoded(index, start_ns, now_ns).expect("kept");
-                let built = payload::traces(&shape, index, now_ns).encode_to_vec();
-                assert_eq!(filled.as_ref(), built.as_slice(), "{shape:?} index {index}");
+                for (shape, traces) in &traces {
+                    let filled = traces.encoded(index, start_ns, now_ns).expect("kept");
+                    let built = payload::traces(shape, index, now_ns).encode_to_vec();
+                    assert_eq!(filled.as_ref(), built.as_slice(), "{shape:?} index {index}");
+                }
             }
         }
     }

@@ -6,9 +6,12 @@
 //! A request is a CLIENT (or PRODUCER) span with span id X in one service
 //! and a SERVER (or CONSUMER) span whose parent span id is X, same trace,
 //! in another. The halves may arrive in either order and in different
-//! requests: the first one waits in a [`store::PendingStore`] (at most
-//! `max_items`, at most `wait`). When the pair completes, the edge
-//! `client → server` counts one request. Besides pairs:
+//! requests. Halves of the same traces request pair with each other as
+//! they are read, whatever waits in the stores (so they never take a
+//! place there, nor are dropped when the stores are full); a half whose
+//! other side is not in its request waits in a [`store::PendingStore`]
+//! (at most `max_items`, at most `wait`). When the pair completes, the
+//! edge `client → server` counts one request. Besides pairs:
 //! - a CLIENT span with a database attribute (`db.system.name`,
 //!   `db.system`, `db.namespace`, `db.name`) is a whole request to a
 //!   database node at once (`connection_type="database"`), named by
@@ -49,6 +52,7 @@
 //! and expire after `series_ttl`.
 
 pub mod config;
+mod lookup;
 mod requests;
 pub mod store;
 
@@ -57,6 +61,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use parking_lot::Mutex;
 
 use crate::model::TracesBatch;
@@ -68,8 +74,7 @@ use crate::model::otlp::metrics::{
 };
 use crate::model::otlp::trace::span::SpanKind;
 use crate::model::otlp::trace::status::StatusCode;
-use crate::model::text::AttributeLookup;
-use crate::model::wire::Attributes;
+use crate::model::wire::AnyValueView;
 use crate::model::wire::traces::SpanView;
 use crate::pipeline::{ConsumeResult, Consumed, MetricsConsumer, TracesConsumer};
 use crate::telemetry::Telemetry;
@@ -78,6 +83,7 @@ use super::explicit::bucket_of;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
+use lookup::Wanted;
 use requests::{Done, Roots, Summed, Sums};
 use store::{Half, Offer, PendingStore, Side};
 
@@ -102,9 +108,6 @@ const SERVER_SECONDS: usize = 2;
 const CLIENT_SECONDS: usize = 3;
 const UNPAIRED: usize = 4;
 const DROPPED: usize = 5;
-
-/// Attributes that make a CLIENT span a database request.
-const DATABASE_MARKERS: [&str; 4] = ["db.system.name", "db.system", "db.namespace", "db.name"];
 
 /// Seconds between "store full" warnings.
 const DROP_LOG_INTERVAL_NS: u64 = 10_000_000_000;
@@ -262,6 +265,8 @@ pub struct ServiceGraph {
     /// Attribute names of the edge dimensions: `client`, `server`,
     /// `connection_type`, then `client_<d>`, `server_<d>` per extra.
     edge_labels: Vec<String>,
+    /// The attributes spans are read for.
+    wanted: Wanted,
     empty_resource_hash: u64,
     scope: InstrumentationScope,
     pending: [PendingShard; PENDING_SHARDS],
@@ -279,28 +284,56 @@ pub struct ServiceGraph {
 /// one at once.
 pub const PENDING_SHARDS: usize = 8;
 
-/// The halves one request offers, by the store each goes to, in arrival
-/// order.
+/// The halves one request offers. Halves of the same request pair with
+/// each other as they are read, without a store; the rest go to the
+/// store of their trace, in arrival order.
 struct Offers {
+    /// Halves of this request waiting for their other side in it, by
+    /// key, with their place in the request.
+    in_request: HashMap<store::Key, (u32, Half)>,
     by_store: [Vec<(u32, store::Key, Half)>; PENDING_SHARDS],
-    /// Room a store's list starts with: about its share of the request.
-    share: usize,
 }
 
 impl Offers {
     fn new(spans: usize) -> Self {
         Self {
+            in_request: HashMap::with_capacity(spans / 2),
             by_store: Default::default(),
-            share: spans / PENDING_SHARDS + 8,
         }
     }
 
-    fn push(&mut self, at: u32, key: store::Key, half: Half) {
-        let list = &mut self.by_store[store::shard_of(&key, PENDING_SHARDS)];
-        if list.capacity() == 0 {
-            list.reserve(self.share);
+    /// Pairs `half` with its other side if this request had it, into
+    /// `done`; else keeps it for the stores. A second half of the same
+    /// side and key replaces the first, as in a store.
+    fn push(&mut self, at: u32, key: store::Key, half: Half, done: &mut Vec<(u32, Done)>) {
+        match self.in_request.entry(key) {
+            Entry::Occupied(e) if e.get().1.side != half.side => {
+                let (_, waiting) = e.remove();
+                let (client, server) = match half.side {
+                    Side::Client => (half, waiting),
+                    Side::Server => (waiting, half),
+                };
+                done.push((at, Done::Paired { client, server }));
+            }
+            Entry::Occupied(mut e) => e.get_mut().1 = half,
+            Entry::Vacant(e) => {
+                e.insert((at, half));
+            }
         }
-        list.push((at, key, half));
+    }
+
+    /// Hands the halves left unpaired to their stores' lists, in arrival
+    /// order.
+    fn spill(&mut self) {
+        let mut left: Vec<(u32, store::Key, Half)> = self
+            .in_request
+            .drain()
+            .map(|(key, (at, half))| (at, key, half))
+            .collect();
+        left.sort_unstable_by_key(|(at, _, _)| *at);
+        for entry in left {
+            self.by_store[store::shard_of(&entry.1, PENDING_SHARDS)].push(entry);
+        }
     }
 }
 
@@ -340,6 +373,7 @@ impl ServiceGraph {
             clock: AtomicU64::new(0),
             bounds,
             edge_labels,
+            wanted: Wanted::new(&config.peer_attributes, &config.dimensions),
             empty_resource_hash: resource_hash(&[]),
             scope: InstrumentationScope {
                 name: "streamgate.servicegraph".into(),
@@ -366,6 +400,7 @@ impl ServiceGraph {
         let mut offered = Offers::new(batch.item_count() as usize);
         let mut done = Vec::new();
         let mut roots = Roots::default();
+        let mut found = Vec::new();
         let mut at = 0u32;
         for rs in batch.resources() {
             let resource = rs
@@ -376,13 +411,15 @@ impl ServiceGraph {
                 continue;
             };
             let service: Arc<str> = Arc::from(service);
+            let texts = self.wanted.resource_texts(&resource);
             for span in rs.spans() {
                 // Spans count from 1: 0 is for halves of earlier requests.
                 at = at.saturating_add(1);
                 let read = (&mut offered, &mut done, &mut roots, at);
-                self.span(&resource, &service, &span, read);
+                self.span(&texts, &service, &span, &mut found, read);
             }
         }
+        offered.spill();
         // Every store is visited (each also expires its halves whose wait
         // ended), those free first: two requests at once each find work
         // elsewhere rather than queue behind one another.
@@ -472,12 +509,15 @@ impl ServiceGraph {
     }
 
     /// Reads one span: a half to offer for pairing, a whole request to a
-    /// database or from `user`, or nothing.
-    fn span(
+    /// database or from `user`, or nothing. `resource` holds its
+    /// resource's texts of the wanted keys; `found` is scratch for the
+    /// span's.
+    fn span<'a>(
         &self,
-        resource: &[KeyValue],
+        resource: &[Option<String>],
         service: &Arc<str>,
-        span: &SpanView<'_>,
+        span: &SpanView<'a>,
+        found: &mut Vec<Option<AnyValueView<'a>>>,
         (offered, done, roots, at): (&mut Offers, &mut Vec<(u32, Done)>, &mut Roots, u32),
     ) {
         let (side, messaging) = match SpanKind::try_from(span.kind) {
@@ -487,15 +527,25 @@ impl ServiceGraph {
             Ok(SpanKind::Consumer) => (Side::Server, true),
             _ => return,
         };
-        let attributes = span.attributes();
-        if side == Side::Server && span.parent_span_id.iter().all(|b| *b == 0) {
-            // A root span: nothing can pair with it; with virtual nodes it
-            // draws an edge from `user` at once.
-            if self.config.virtual_nodes {
-                let dims = self.dimension_values(&attributes, resource);
-                let failed = span.status_code == StatusCode::Error as i32;
-                roots.record(at, service, dims, failed, span.seconds(), &self.bounds);
-            }
+        let root = side == Side::Server && span.parent_span_id.iter().all(|b| *b == 0);
+        if root && !self.config.virtual_nodes {
+            // Nothing can pair with a root span.
+            return;
+        }
+        // A server span is read only for its dimensions.
+        let dims = &self.config.dimensions;
+        if side == Side::Client || !dims.is_empty() {
+            self.wanted.find(&span.attributes(), found);
+        } else {
+            found.clear();
+        }
+        let attributes = self.wanted.found(found, resource);
+        if root {
+            // With virtual nodes a root span draws an edge from `user` at
+            // once.
+            let dims = attributes.dimension_values(dims);
+            let failed = span.status_code == StatusCode::Error as i32;
+            roots.record(at, service, dims, failed, span.seconds(), &self.bounds);
             return;
         }
         let mut half = Half {
@@ -504,12 +554,12 @@ impl ServiceGraph {
             seconds: span.seconds(),
             failed: span.status_code == StatusCode::Error as i32,
             messaging,
-            dims: self.dimension_values(&attributes, resource),
+            dims: attributes.dimension_values(dims),
             peer: None,
         };
         let key = match side {
             Side::Client => {
-                if !messaging && let Some(database) = database_name(&attributes, resource) {
+                if !messaging && let Some(database) = attributes.database_name() {
                     let outcome = Done::OneSided {
                         half,
                         peer: Cow::Owned(database),
@@ -526,36 +576,9 @@ impl ServiceGraph {
             return;
         };
         if side == Side::Client && self.config.virtual_nodes {
-            half.peer = self
-                .config
-                .peer_attributes
-                .iter()
-                .find_map(|p| attributes.text(p))
-                .map(String::into_boxed_str);
+            half.peer = attributes.peer();
         }
-        offered.push(at, key, half);
-    }
-
-    /// The extra dimension values of one side, in config order.
-    fn dimension_values(
-        &self,
-        attributes: &Attributes<'_>,
-        resource: &[KeyValue],
-    ) -> Vec<Option<Box<str>>> {
-        if self.config.dimensions.is_empty() {
-            return Vec::new();
-        }
-        self.config
-            .dimensions
-            .iter()
-            .map(|d| {
-                attributes
-                    .text(&d.name)
-                    .or_else(|| resource.text(&d.name))
-                    .or_else(|| d.default.clone())
-                    .map(String::into_boxed_str)
-            })
-            .collect()
+        offered.push(at, key, half, done);
     }
 
     /// Adds what a request or expiry round completed to the series, and
@@ -860,26 +883,6 @@ fn push_histogram(metrics: &mut [Metric], index: usize, point: HistogramDataPoin
     if let Some(Data::Histogram(h)) = metrics.get_mut(index).and_then(|m| m.data.as_mut()) {
         h.data_points.push(point);
     }
-}
-
-/// The database node a CLIENT span calls, if it is a database request.
-fn database_name(span: &Attributes<'_>, resource: &[KeyValue]) -> Option<String> {
-    let find = |key: &str| span.text(key).or_else(|| resource.text(key));
-    if !DATABASE_MARKERS.iter().any(|m| find(m).is_some()) {
-        return None;
-    }
-    find("peer.service")
-        .or_else(|| find("server.address"))
-        .or_else(|| {
-            find("network.peer.address").map(|host| match find("network.peer.port") {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            })
-        })
-        .or_else(|| find("db.namespace"))
-        .or_else(|| find("db.name"))
-        .or_else(|| find("db.system.name"))
-        .or_else(|| find("db.system"))
 }
 
 #[cfg(test)]

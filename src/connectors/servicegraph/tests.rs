@@ -353,6 +353,51 @@ fn pairs_in_one_request_and_counts_accumulate() {
 }
 
 #[test]
+fn halves_of_one_request_pair_without_waiting_even_when_the_store_is_full() {
+    let config = ServiceGraphConfig {
+        max_items: 1,
+        ..Default::default()
+    };
+    let (c, capture, telemetry) = connector(config);
+    // The store's one place is taken.
+    c.consume_traces_at(&request("frontend", vec![span(CLIENT, 9, 7, 0, 1)]), T0);
+    assert_eq!(c.pending(), 1);
+    // Both halves of two requests, in either order and across
+    // resources; the second client is sent twice, the later one counts.
+    let both = TracesRequest {
+        resource_spans: vec![
+            resource_spans("backend", vec![span(SERVER, 1, 8, 7, 20)]),
+            resource_spans(
+                "frontend",
+                vec![
+                    span(CLIENT, 1, 7, 0, 30),
+                    span(CLIENT, 2, 7, 0, 1),
+                    span(CLIENT, 2, 7, 0, 40),
+                ],
+            ),
+            resource_spans("backend", vec![span(SERVER, 2, 8, 7, 5)]),
+        ],
+    };
+    c.consume_traces_at(&both, T0);
+    assert_eq!(capture.count(REQUEST_TOTAL, &EDGE), Some(2));
+    let (count, sum, _) = capture.histogram(REQUEST_CLIENT_SECONDS, &EDGE).unwrap();
+    assert_eq!(count, 2);
+    assert!((sum - 0.070).abs() < 1e-12, "{sum}");
+    assert_eq!(
+        self_metric(&telemetry, names::SERVICEGRAPH_DROPPED_SPANS, &[]),
+        0.0
+    );
+    assert_eq!(c.pending(), 1, "the earlier half still waits");
+    // A half whose other side is not in the request still waits for it
+    // in the store (and, the store being full, is dropped).
+    c.consume_traces_at(&request("backend", vec![span(SERVER, 3, 8, 7, 1)]), T0);
+    assert_eq!(
+        self_metric(&telemetry, names::SERVICEGRAPH_DROPPED_SPANS, &[]),
+        1.0
+    );
+}
+
+#[test]
 fn an_error_on_either_side_fails_the_request() {
     let (c, capture, _) = connector(ServiceGraphConfig::default());
     c.consume_traces_at(

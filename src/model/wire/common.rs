@@ -245,6 +245,14 @@ impl<'a> KeyValueView<'a> {
     }
 }
 
+impl<'a> KeyValueView<'a> {
+    /// One `KeyValue` message of a validated list (see
+    /// [`Attributes::keyed`]); `None` if it does not parse.
+    pub fn parse_valid(bytes: &'a [u8]) -> Option<Self> {
+        Self::parse_nested(bytes, 0).ok()
+    }
+}
+
 impl KeyValueView<'_> {
     /// The attribute as an owned OTLP key-value.
     pub fn to_owned_kv(&self) -> KeyValue {
@@ -270,6 +278,24 @@ impl<'a> Attributes<'a> {
     /// The value of the first attribute named `key` (of a validated list).
     pub fn find(&self, key: &str) -> Option<AnyValueView<'a>> {
         self.iter().find(|kv| kv.key == key).map(|kv| kv.value)
+    }
+
+    /// Each attribute's key bytes and its whole `KeyValue` message, of a
+    /// validated list, without reading the values: a reader that wants a
+    /// few keys parses only those attributes
+    /// ([`KeyValueView::parse_valid`]).
+    pub fn keyed(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
+        self.raw().filter_map(Result::ok).map(|kv| {
+            let mut fields = Fields::new(kv, "KeyValue");
+            let mut key: &[u8] = &[];
+            // The last key field wins, as when the message is parsed.
+            while let Ok(Some((n, value))) = fields.next_field() {
+                if let (1, super::reader::Value::Bytes(bytes)) = (n, value) {
+                    key = bytes;
+                }
+            }
+            (key, kv)
+        })
     }
 
     /// The attributes as owned OTLP key-values.
