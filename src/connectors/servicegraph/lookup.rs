@@ -126,18 +126,37 @@ pub struct Found<'s, 'a> {
     resource: &'s [Option<String>],
 }
 
-impl Found<'_, '_> {
+/// A value's text, if it has one and it is not empty.
+pub fn text_of(value: &AnyValueView<'_>) -> Option<String> {
+    match *value {
+        AnyValueView::Empty => None,
+        AnyValueView::String(s) => (!s.is_empty()).then(|| s.to_owned()),
+        value => {
+            let mut text = String::new();
+            write_any_view(&value, &mut text);
+            (!text.is_empty()).then_some(text)
+        }
+    }
+}
+
+/// Whether a value has text that is not empty.
+fn has_text(value: &AnyValueView<'_>) -> bool {
+    match *value {
+        AnyValueView::Empty => false,
+        AnyValueView::String(s) => !s.is_empty(),
+        _ => text_of(value).is_some(),
+    }
+}
+
+impl<'a> Found<'_, 'a> {
+    /// The span's value of key `i`, if it has one.
+    fn span_value(&self, i: usize) -> Option<AnyValueView<'a>> {
+        self.span.get(i).copied().flatten()
+    }
+
     /// The span's text of key `i`, if it has one and it is not empty.
     fn span_text(&self, i: usize) -> Option<String> {
-        match self.span.get(i).copied().flatten()? {
-            AnyValueView::Empty => None,
-            AnyValueView::String(s) => (!s.is_empty()).then(|| s.to_owned()),
-            value => {
-                let mut text = String::new();
-                write_any_view(&value, &mut text);
-                (!text.is_empty()).then_some(text)
-            }
-        }
+        text_of(&self.span_value(i)?)
     }
 
     /// The span's text of key `i`, else its resource's.
@@ -168,26 +187,26 @@ impl Found<'_, '_> {
 
     /// Whether the span or its resource has text for key `i`.
     fn has(&self, i: usize) -> bool {
-        let on_span = match self.span.get(i).copied().flatten() {
-            None | Some(AnyValueView::Empty) => false,
-            Some(AnyValueView::String(s)) => !s.is_empty(),
-            Some(_) => self.span_text(i).is_some(),
-        };
-        on_span || self.resource.get(i).is_some_and(Option::is_some)
+        self.span_value(i).is_some_and(|v| has_text(&v))
+            || self.resource.get(i).is_some_and(Option::is_some)
     }
 
-    /// The first of `peer_attributes` the span has (not its resource).
-    pub fn peer(&self) -> Option<Box<str>> {
+    /// The value of the first of `peer_attributes` the span has text for
+    /// (not its resource); [`text_of`] reads it.
+    pub fn peer(&self) -> Option<AnyValueView<'a>> {
         self.wanted
             .peers
             .iter()
-            .find_map(|&i| self.span_text(i))
-            .map(String::into_boxed_str)
+            .filter_map(|&i| self.span_value(i))
+            .find(has_text)
     }
 
     /// The dimensions' values, in config order: the span's, else the
     /// resource's, else the dimension's default.
     pub fn dimension_values(&self, dimensions: &[Dimension]) -> Vec<Option<Box<str>>> {
+        if self.wanted.dims.is_empty() {
+            return Vec::new();
+        }
         self.wanted
             .dims
             .iter()
@@ -273,7 +292,7 @@ mod tests {
             "{span:?} {resource:?}"
         );
         let expected_peer = peers.iter().find_map(|p| span.text(p));
-        assert_eq!(got.peer().map(String::from), expected_peer);
+        assert_eq!(got.peer().and_then(|p| text_of(&p)), expected_peer);
         let expected_dims: Vec<Option<Box<str>>> = dims
             .iter()
             .map(|d| {

@@ -287,14 +287,16 @@ pub const PENDING_SHARDS: usize = 8;
 /// The halves one request offers. Halves of the same request pair with
 /// each other as they are read, without a store; the rest go to the
 /// store of their trace, in arrival order.
-struct Offers {
+struct Offers<'a> {
     /// Halves of this request waiting for their other side in it, by
-    /// key, with their place in the request.
-    in_request: HashMap<store::Key, (u32, Half)>,
+    /// key, with their place in the request and, for a client half, the
+    /// peer attribute it names (read into the half only if it goes to a
+    /// store: a half that pairs here never needs it).
+    in_request: HashMap<store::Key, (u32, Half, Option<AnyValueView<'a>>)>,
     by_store: [Vec<(u32, store::Key, Half)>; PENDING_SHARDS],
 }
 
-impl Offers {
+impl<'a> Offers<'a> {
     fn new(spans: usize) -> Self {
         Self {
             in_request: HashMap::with_capacity(spans / 2),
@@ -305,30 +307,42 @@ impl Offers {
     /// Pairs `half` with its other side if this request had it, into
     /// `done`; else keeps it for the stores. A second half of the same
     /// side and key replaces the first, as in a store.
-    fn push(&mut self, at: u32, key: store::Key, half: Half, done: &mut Vec<(u32, Done)>) {
+    fn push(
+        &mut self,
+        at: u32,
+        key: store::Key,
+        (half, peer): (Half, Option<AnyValueView<'a>>),
+        done: &mut Vec<(u32, Done)>,
+    ) {
         match self.in_request.entry(key) {
             Entry::Occupied(e) if e.get().1.side != half.side => {
-                let (_, waiting) = e.remove();
+                let (_, waiting, _) = e.remove();
                 let (client, server) = match half.side {
                     Side::Client => (half, waiting),
                     Side::Server => (waiting, half),
                 };
                 done.push((at, Done::Paired { client, server }));
             }
-            Entry::Occupied(mut e) => e.get_mut().1 = half,
+            Entry::Occupied(mut e) => {
+                let entry = e.get_mut();
+                (entry.1, entry.2) = (half, peer);
+            }
             Entry::Vacant(e) => {
-                e.insert((at, half));
+                e.insert((at, half, peer));
             }
         }
     }
 
     /// Hands the halves left unpaired to their stores' lists, in arrival
-    /// order.
+    /// order, client halves with the peer they name.
     fn spill(&mut self) {
         let mut left: Vec<(u32, store::Key, Half)> = self
             .in_request
             .drain()
-            .map(|(key, (at, half))| (at, key, half))
+            .map(|(key, (at, mut half, peer))| {
+                half.peer = peer.and_then(|p| lookup::text_of(&p)).map(String::into_boxed_str);
+                (at, key, half)
+            })
             .collect();
         left.sort_unstable_by_key(|(at, _, _)| *at);
         for entry in left {
@@ -518,7 +532,7 @@ impl ServiceGraph {
         service: &Arc<str>,
         span: &SpanView<'a>,
         found: &mut Vec<Option<AnyValueView<'a>>>,
-        (offered, done, roots, at): (&mut Offers, &mut Vec<(u32, Done)>, &mut Roots, u32),
+        (offered, done, roots, at): (&mut Offers<'a>, &mut Vec<(u32, Done)>, &mut Roots, u32),
     ) {
         let (side, messaging) = match SpanKind::try_from(span.kind) {
             Ok(SpanKind::Client) => (Side::Client, false),
@@ -548,7 +562,7 @@ impl ServiceGraph {
             roots.record(at, service, dims, failed, span.seconds(), &self.bounds);
             return;
         }
-        let mut half = Half {
+        let half = Half {
             side,
             service: service.clone(),
             seconds: span.seconds(),
@@ -575,10 +589,11 @@ impl ServiceGraph {
         let Some(key) = key else {
             return;
         };
-        if side == Side::Client && self.config.virtual_nodes {
-            half.peer = attributes.peer();
-        }
-        offered.push(at, key, half, done);
+        let peer = match side {
+            Side::Client if self.config.virtual_nodes => attributes.peer(),
+            _ => None,
+        };
+        offered.push(at, key, (half, peer), done);
     }
 
     /// Adds what a request or expiry round completed to the series, and

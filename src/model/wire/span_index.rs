@@ -46,6 +46,8 @@ impl Slice {
 #[derive(Debug, Clone, Copy)]
 struct SpanEntry {
     bytes: Slice,
+    /// Its attributes' run (see `SpanView::attributes_run`).
+    attributes: Slice,
     trace_id: Slice,
     span_id: Slice,
     parent_span_id: Slice,
@@ -96,6 +98,7 @@ impl SpanIndex {
                     let view = SpanView::validate(span)?;
                     index.spans.push(SpanEntry {
                         bytes: Slice::of(bytes, span)?,
+                        attributes: Slice::of(bytes, view.attributes_run)?,
                         trace_id: Slice::of(bytes, view.trace_id)?,
                         span_id: Slice::of(bytes, view.span_id)?,
                         parent_span_id: Slice::of(bytes, view.parent_span_id)?,
@@ -155,6 +158,7 @@ impl<'a> IndexedResource<'a> {
         let bytes = self.bytes;
         self.spans.iter().map(move |e| SpanView {
             bytes: e.bytes.get(bytes),
+            attributes_run: e.attributes.get(bytes),
             trace_id: e.trace_id.get(bytes),
             span_id: e.span_id.get(bytes),
             parent_span_id: e.parent_span_id.get(bytes),

@@ -74,9 +74,15 @@ impl<'a> MessageView<'a> for ScopeSpansView<'a> {
 /// message) read on demand from the span's bytes. `kind` and `status_code`
 /// are the numbers as sent (protobuf enums are open: an unknown number is
 /// kept, not refused). Small, because consumers walk millions of these.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Two views are equal when they read the same span bytes, the same hot
+/// fields and the same attributes (wherever each reads them from).
+#[derive(Debug, Clone, Copy)]
 pub struct SpanView<'a> {
     pub(super) bytes: &'a [u8],
+    /// The part of `bytes` that holds its attributes: from the first
+    /// one's tag to the end of the last one (other fields between them
+    /// are skipped when read), or all of `bytes` when not known.
+    pub(super) attributes_run: &'a [u8],
     pub trace_id: &'a [u8],
     pub span_id: &'a [u8],
     pub parent_span_id: &'a [u8],
@@ -96,7 +102,11 @@ impl<'a> SpanView<'a> {
     }
 
     pub fn attributes(&self) -> Attributes<'a> {
-        Repeated::new(self.bytes, 9, &FieldName(Self::NAME, "attributes"))
+        Repeated::new(
+            self.attributes_run,
+            9,
+            &FieldName(Self::NAME, "attributes"),
+        )
     }
 
     pub fn events(&self) -> Repeated<'a, EventView<'a>> {
@@ -158,6 +168,7 @@ impl<'a> SpanView<'a> {
         const NAME: &str = SpanView::NAME;
         let mut out = SpanView {
             bytes,
+            attributes_run: bytes,
             trace_id: &[],
             span_id: &[],
             parent_span_id: &[],
@@ -215,12 +226,16 @@ impl<'a> MessageView<'a> for SpanView<'a> {
 impl<'a> SpanView<'a> {
     /// Checks a span's own fields and its attributes, events and links,
     /// in one walk.
+    /// The view's attributes are read from their run alone.
     pub fn validate(bytes: &'a [u8]) -> Result<Self, WireError> {
         const NAME: &str = SpanView::NAME;
-        SpanView::parse_with(bytes, |n, v| {
+        let mut run = AttributeRun::default();
+        let mut view = SpanView::parse_with(bytes, |n, v| {
             match n {
                 9 => {
-                    KeyValueView::parse(field!(v, NAME, "attributes").message()?)?;
+                    let attribute = field!(v, NAME, "attributes").message()?;
+                    KeyValueView::parse(attribute)?;
+                    run.add(bytes, attribute);
                 }
                 11 => {
                     let event = EventView::parse(field!(v, NAME, "events").message()?)?;
@@ -232,7 +247,70 @@ impl<'a> SpanView<'a> {
                 }
             }
             Ok(())
-        })
+        })?;
+        view.attributes_run = run.get(bytes);
+        Ok(view)
+    }
+}
+
+impl PartialEq for SpanView<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+            && self.trace_id == other.trace_id
+            && self.span_id == other.span_id
+            && self.parent_span_id == other.parent_span_id
+            && self.name == other.name
+            && self.kind == other.kind
+            && self.status_code == other.status_code
+            && self.flags == other.flags
+            && self.start_ns == other.start_ns
+            && self.end_ns == other.end_ns
+            && self.attributes().raw().eq(other.attributes().raw())
+    }
+}
+
+/// Where a span's attributes lie, found while it is walked: from the
+/// first attribute's tag to the end of the last attribute.
+#[derive(Default)]
+struct AttributeRun {
+    /// Byte offsets in the span; `None` before the first attribute.
+    range: Option<(usize, usize)>,
+    /// An attribute's tag and length were not where their canonical
+    /// encoding puts them: the run is then the whole span.
+    unknown: bool,
+}
+
+impl AttributeRun {
+    /// `attribute` is the value of a field 9 of `span`.
+    fn add(&mut self, span: &[u8], attribute: &[u8]) {
+        let at = (attribute.as_ptr() as usize).wrapping_sub(span.as_ptr() as usize);
+        let end = at + attribute.len();
+        // Field 9, length-delimited: the one-byte tag 0x4a, then the
+        // length as a varint; an encoder may spend more bytes on either
+        // (which is valid), and then the start is not known.
+        let prefix = 1 + prost::length_delimiter_len(attribute.len());
+        let start = at.wrapping_sub(prefix);
+        let canonical = at >= prefix
+            && span.get(start) == Some(&0x4a)
+            && span
+                .get(start + 1..at)
+                .and_then(|mut len| prost::decode_length_delimiter(&mut len).ok())
+                == Some(attribute.len());
+        if !canonical {
+            self.unknown = true;
+        }
+        self.range = Some(match self.range {
+            None => (start, end),
+            Some((first, _)) => (first, end),
+        });
+    }
+
+    fn get<'a>(&self, span: &'a [u8]) -> &'a [u8] {
+        match self.range {
+            _ if self.unknown => span,
+            None => &[],
+            Some((start, end)) => span.get(start..end).unwrap_or(span),
+        }
     }
 }
 

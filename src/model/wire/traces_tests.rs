@@ -235,6 +235,81 @@ fn views_read_every_span_field_prost_reads() {
     assert!((first.seconds() - 0.002499).abs() < 1e-12);
 }
 
+/// Calls `check` with the first span of the request `bytes` read through
+/// the index and read by walking the views.
+fn with_first_span(bytes: &[u8], check: impl FnOnce(SpanView<'_>, SpanView<'_>)) {
+    let index = SpanIndex::build(bytes).expect("valid");
+    let indexed = index
+        .resources(bytes)
+        .flat_map(|r| r.spans().collect::<Vec<_>>())
+        .next()
+        .expect("a span");
+    let parsed = TracesRequestView::new(bytes)
+        .resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter())
+        .next()
+        .expect("a span");
+    check(indexed, parsed);
+}
+
+/// A request of one resource, one scope and one span encoded as `span`.
+fn request_of_span_bytes(span: &[u8]) -> Vec<u8> {
+    let mut scope_spans = Vec::new();
+    prost::encoding::bytes::encode(2, &span.to_vec(), &mut scope_spans);
+    let mut resource_spans = Vec::new();
+    prost::encoding::bytes::encode(2, &scope_spans, &mut resource_spans);
+    let mut request = Vec::new();
+    prost::encoding::bytes::encode(1, &resource_spans, &mut request);
+    request
+}
+
+fn keys(span: &SpanView<'_>) -> Vec<String> {
+    span.attributes().iter().map(|kv| kv.key.to_owned()).collect()
+}
+
+#[test]
+fn indexed_spans_read_their_attributes_from_their_run_alone() {
+    let mut span = sample_traces().resource_spans[0].scope_spans[0].spans[0].clone();
+    span.attributes
+        .push(kv("net.peer.name", V::StringValue("db".into())));
+    let three = ["http.request.method", "http.response.status_code", "net.peer.name"];
+    with_first_span(&request_of_span_bytes(&span.encode_to_vec()), |indexed, parsed| {
+        assert_eq!(keys(&indexed), three);
+        assert_eq!(indexed, parsed);
+        assert!(indexed.attributes_run.len() < indexed.bytes.len() / 2);
+    });
+    let bare = Span {
+        attributes: Vec::new(),
+        ..span.clone()
+    };
+    with_first_span(&request_of_span_bytes(&bare.encode_to_vec()), |indexed, parsed| {
+        assert!(keys(&indexed).is_empty());
+        assert!(indexed.attributes_run.is_empty());
+        assert_eq!(indexed, parsed);
+    });
+    // One more attribute after the events, links and status.
+    let mut interleaved = span.encode_to_vec();
+    prost::encoding::message::encode(9, &kv("late", V::IntValue(7)), &mut interleaved);
+    with_first_span(&request_of_span_bytes(&interleaved), |indexed, parsed| {
+        let mut four = three.to_vec();
+        four.push("late");
+        assert_eq!(keys(&indexed), four);
+        assert_eq!(indexed, parsed);
+    });
+    // An attribute's length spent on two bytes (valid, not canonical):
+    // the run is then the whole span.
+    let attribute = kv("k", V::StringValue("v".into())).encode_to_vec();
+    let mut long = vec![0x4a, 0x80 | attribute.len() as u8, 0x00];
+    long.extend_from_slice(&attribute);
+    with_first_span(&request_of_span_bytes(&long), |indexed, parsed| {
+        assert_eq!(indexed.attributes_run, indexed.bytes);
+        assert_eq!(keys(&indexed), ["k"]);
+        assert_eq!(indexed, parsed);
+    });
+}
+
 #[test]
 fn every_truncation_and_single_byte_corruption_agrees_with_prost() {
     let bytes = sample_traces().encode_to_vec();
