@@ -80,7 +80,7 @@ use crate::pipeline::{ConsumeResult, Consumed, MetricsConsumer, TracesConsumer};
 use crate::telemetry::Telemetry;
 
 use super::explicit::bucket_of;
-use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
+use super::output::{Output, now_ns, overflow_attribute, string_attribute};
 use super::table::{Table, Upserted, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
 use lookup::Wanted;
@@ -291,8 +291,9 @@ struct Offers<'a> {
     /// Halves of this request waiting for their other side in it, by
     /// key, with their place in the request and, for a client half, the
     /// peer attribute it names (read into the half only if it goes to a
-    /// store: a half that pairs here never needs it).
-    in_request: HashMap<store::Key, (u32, Half, Option<AnyValueView<'a>>)>,
+    /// store: a half that pairs here never needs it). Their service names
+    /// are the request's own bytes until then.
+    in_request: HashMap<store::Key, (u32, Half<&'a str>, Option<AnyValueView<'a>>)>,
     by_store: [Vec<(u32, store::Key, Half)>; PENDING_SHARDS],
 }
 
@@ -311,8 +312,8 @@ impl<'a> Offers<'a> {
         &mut self,
         at: u32,
         key: store::Key,
-        (half, peer): (Half, Option<AnyValueView<'a>>),
-        done: &mut Vec<(u32, Done)>,
+        (half, peer): (Half<&'a str>, Option<AnyValueView<'a>>),
+        done: &mut Vec<(u32, Done<&'a str>)>,
     ) {
         match self.in_request.entry(key) {
             Entry::Occupied(e) if e.get().1.side != half.side => {
@@ -334,19 +335,26 @@ impl<'a> Offers<'a> {
     }
 
     /// Hands the halves left unpaired to their stores' lists, in arrival
-    /// order, client halves with the peer they name.
+    /// order, client halves with the peer they name, each with its
+    /// service name owned (once per run of halves of one resource).
     fn spill(&mut self) {
-        let mut left: Vec<(u32, store::Key, Half)> = self
-            .in_request
-            .drain()
-            .map(|(key, (at, mut half, peer))| {
-                half.peer = peer.and_then(|p| lookup::text_of(&p)).map(String::into_boxed_str);
-                (at, key, half)
-            })
-            .collect();
-        left.sort_unstable_by_key(|(at, _, _)| *at);
-        for entry in left {
-            self.by_store[store::shard_of(&entry.1, PENDING_SHARDS)].push(entry);
+        let mut left: Vec<_> = self.in_request.drain().collect();
+        left.sort_unstable_by_key(|(_, (at, _, _))| *at);
+        let mut last: Option<(&'a str, Arc<str>)> = None;
+        for (key, (at, half, peer)) in left {
+            let service = match &last {
+                Some((name, owned)) if std::ptr::eq(*name, half.service) => owned.clone(),
+                _ => {
+                    let owned: Arc<str> = Arc::from(half.service);
+                    last = Some((half.service, owned.clone()));
+                    owned
+                }
+            };
+            let mut half = half.owned(service);
+            half.peer = peer
+                .and_then(|p| lookup::text_of(&p))
+                .map(String::into_boxed_str);
+            self.by_store[store::shard_of(&key, PENDING_SHARDS)].push((at, key, half));
         }
     }
 }
@@ -413,24 +421,25 @@ impl ServiceGraph {
         let now = self.advance(now_ns);
         let mut offered = Offers::new(batch.item_count() as usize);
         let mut done = Vec::new();
+        let mut here = Vec::new();
         let mut roots = Roots::default();
         let mut found = Vec::new();
         let mut at = 0u32;
         for rs in batch.resources() {
-            let resource = rs
-                .resource()
+            let resource = rs.resource();
+            let service = match resource.and_then(|r| r.attributes.find("service.name")) {
+                Some(AnyValueView::String(s)) if !s.is_empty() => s,
+                _ => continue,
+            };
+            let resource = resource
                 .map(|r| r.attributes.to_owned_vec())
                 .unwrap_or_default();
-            let Some(service) = find_str(&resource, "service.name") else {
-                continue;
-            };
-            let service: Arc<str> = Arc::from(service);
             let texts = self.wanted.resource_texts(&resource);
             for span in rs.spans() {
                 // Spans count from 1: 0 is for halves of earlier requests.
                 at = at.saturating_add(1);
-                let read = (&mut offered, &mut done, &mut roots, at);
-                self.span(&texts, &service, &span, &mut found, read);
+                let read = (&mut offered, &mut here, &mut roots, at);
+                self.span(&texts, service, &span, &mut found, read);
             }
         }
         offered.spill();
@@ -451,7 +460,7 @@ impl ServiceGraph {
             self.pair(&mut store, offered, now, &mut done, &mut tally);
             left &= !(1 << index);
         }
-        self.record(&done, &roots, now, &mut tally);
+        self.record(&done, &here, &roots, now, &mut tally);
         if self.flush_interval().is_zero() {
             self.flush_at(now);
         }
@@ -468,7 +477,7 @@ impl ServiceGraph {
         for shard in self.pending.iter() {
             expire_store(&mut shard.0.lock(), now, &mut done, &mut tally);
         }
-        self.record(&done, &Roots::default(), now, &mut tally);
+        self.record(&done, &[], &Roots::default(), now, &mut tally);
         if self.flush_interval().is_zero() {
             self.flush_at(now);
         }
@@ -526,13 +535,19 @@ impl ServiceGraph {
     /// database or from `user`, or nothing. `resource` holds its
     /// resource's texts of the wanted keys; `found` is scratch for the
     /// span's.
+    #[allow(clippy::type_complexity)]
     fn span<'a>(
         &self,
         resource: &[Option<String>],
-        service: &Arc<str>,
+        service: &'a str,
         span: &SpanView<'a>,
         found: &mut Vec<Option<AnyValueView<'a>>>,
-        (offered, done, roots, at): (&mut Offers<'a>, &mut Vec<(u32, Done)>, &mut Roots, u32),
+        (offered, done, roots, at): (
+            &mut Offers<'a>,
+            &mut Vec<(u32, Done<&'a str>)>,
+            &mut Roots<'a>,
+            u32,
+        ),
     ) {
         let (side, messaging) = match SpanKind::try_from(span.kind) {
             Ok(SpanKind::Client) => (Side::Client, false),
@@ -564,7 +579,7 @@ impl ServiceGraph {
         }
         let half = Half {
             side,
-            service: service.clone(),
+            service,
             seconds: span.seconds(),
             failed: span.status_code == StatusCode::Error as i32,
             messaging,
@@ -597,10 +612,21 @@ impl ServiceGraph {
     }
 
     /// Adds what a request or expiry round completed to the series, and
-    /// its tally to the self-metrics.
-    fn record(&self, done: &[(u32, Done)], roots: &Roots, now: u64, tally: &mut Tally) {
-        if !done.is_empty() || !roots.is_empty() {
-            let mut sums = Sums::of(done, self.config.dimensions.len(), &self.bounds);
+    /// its tally to the self-metrics: `done` by the stores, `here` within
+    /// the request, `roots` its root spans.
+    fn record(
+        &self,
+        done: &[(u32, Done)],
+        here: &[(u32, Done<&str>)],
+        roots: &Roots<'_>,
+        now: u64,
+        tally: &mut Tally,
+    ) {
+        if !done.is_empty() || !here.is_empty() || !roots.is_empty() {
+            let extras = self.config.dimensions.len();
+            let mut sums = Sums::default();
+            sums.add(done, extras, &self.bounds);
+            sums.add(here, extras, &self.bounds);
             sums.add_roots(roots, self.config.dimensions.len(), self.bounds.len());
             let bounds = self.bounds.len();
             let mut guard = self.series.lock();

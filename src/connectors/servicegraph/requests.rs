@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hash};
+use std::ops::Deref;
 
 use hashbrown::HashTable;
 
@@ -14,23 +15,23 @@ use std::sync::Arc;
 use super::store::{Half, Side};
 use super::{EdgeSeries, MESSAGING_SYSTEM, SpanCounts, USER, VIRTUAL_NODE};
 
-/// What became of a span half.
-pub enum Done {
+/// What became of a span half (`S`: how its service name is held).
+pub enum Done<S = Arc<str>> {
     /// The other side was waiting: one request between two services.
-    Paired { client: Half, server: Half },
+    Paired { client: Half<S>, server: Half<S> },
     /// One instrumented side of a request to or from a node that sends no
     /// spans: a database client (`half` the client, `peer` the
     /// database), a root server span (`half` the server, `peer` `user`),
     /// or a client half that expired naming its peer.
     OneSided {
-        half: Half,
+        half: Half<S>,
         peer: Cow<'static, str>,
         connection_type: &'static str,
     },
     /// Its wait ended without the other side.
-    Unpaired(Half),
+    Unpaired(Half<S>),
     /// The pending store was full.
-    Dropped(Half),
+    Dropped(Half<S>),
 }
 
 /// A completed request.
@@ -46,7 +47,7 @@ pub struct Edge<'a> {
     pub server_dims: &'a [Option<Box<str>>],
 }
 
-impl Done {
+impl<S: Deref<Target = str>> Done<S> {
     /// The request this outcome completed, if any.
     pub fn edge(&self) -> Option<Edge<'_>> {
         match self {
@@ -183,10 +184,15 @@ pub struct Sums<'a> {
 }
 
 impl<'a> Sums<'a> {
-    /// Sums `done` (each outcome with the position of the span that
+    /// Adds `done` (each outcome with the position of the span that
     /// decided it), with `extras` extra dimensions and latency `bounds`.
-    pub fn of(done: &'a [(u32, Done)], extras: usize, bounds: &[f64]) -> Self {
-        let mut sums = Sums::default();
+    pub fn add<S: Deref<Target = str>>(
+        &mut self,
+        done: &'a [(u32, Done<S>)],
+        extras: usize,
+        bounds: &[f64],
+    ) {
+        let sums = self;
         let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
         for (at, outcome) in done {
             let at = *at;
@@ -211,10 +217,9 @@ impl<'a> Sums<'a> {
                 }
             }
         }
-        sums
     }
 
-    fn span(&mut self, at: u32, half: &'a Half) -> &mut SpanCounts {
+    fn span<S: Deref<Target = str>>(&mut self, at: u32, half: &'a Half<S>) -> &mut SpanCounts {
         let service = Some(&*half.service);
         let (client, server) = match half.side {
             Side::Client => (service, None),
@@ -235,41 +240,45 @@ impl<'a> Sums<'a> {
 /// `user` at once, so it needs no outcome of its own, nor its own copy of
 /// the service name.
 #[derive(Default)]
-pub struct Roots {
-    sums: Vec<RootSum>,
+pub struct Roots<'a> {
+    sums: Vec<RootSum<'a>>,
     /// The sum the last root span went to (spans come grouped by
     /// resource).
     last: usize,
 }
 
 /// The root spans of one service and dimension values.
-struct RootSum {
-    service: Arc<str>,
+struct RootSum<'a> {
+    service: &'a str,
     dims: Vec<Option<Box<str>>>,
     /// The position of its first span in the request.
     first: u32,
     series: EdgeSeries,
 }
 
-impl Roots {
+impl<'a> Roots<'a> {
     /// Adds a root span of `service` at position `at`.
     pub fn record(
         &mut self,
         at: u32,
-        service: &Arc<str>,
+        service: &'a str,
         dims: Vec<Option<Box<str>>>,
         failed: bool,
         seconds: f64,
         bounds: &[f64],
     ) {
-        let same = |sum: &RootSum| Arc::ptr_eq(&sum.service, service) && sum.dims == dims;
+        // Spans of one resource share its name's bytes: most compare on
+        // the pointer.
+        let same = |sum: &RootSum| {
+            (std::ptr::eq(sum.service, service) || sum.service == service) && sum.dims == dims
+        };
         let index = match self.sums.get(self.last) {
             Some(sum) if same(sum) => self.last,
             _ => match self.sums.iter().position(same) {
                 Some(i) => i,
                 None => {
                     self.sums.push(RootSum {
-                        service: service.clone(),
+                        service,
                         dims,
                         first: at,
                         series: EdgeSeries::new(bounds.len()),
@@ -292,11 +301,11 @@ impl Roots {
 impl<'a> Sums<'a> {
     /// Adds the root spans' edges (`user` → service, `virtual_node`), with
     /// `extras` extra dimensions and `bounds` latency buckets.
-    pub fn add_roots(&mut self, roots: &'a Roots, extras: usize, bounds: usize) {
+    pub fn add_roots(&mut self, roots: &'a Roots<'a>, extras: usize, bounds: usize) {
         let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
         for sum in &roots.sums {
             key.clear();
-            key.extend([Some(USER), Some(&*sum.service), Some(VIRTUAL_NODE)]);
+            key.extend([Some(USER), Some(sum.service), Some(VIRTUAL_NODE)]);
             for i in 0..extras {
                 key.push(None);
                 key.push(sum.dims.get(i).and_then(|d| d.as_deref()));

@@ -44,10 +44,11 @@ pub enum Side {
 
 /// What one span tells about its side of a request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Half {
+pub struct Half<S = Arc<str>> {
     pub side: Side,
-    /// Shared by the halves of one resource in a request.
-    pub service: Arc<str>,
+    /// The service name: borrowed from the request while the request is
+    /// read, shared by the halves of one resource once stored.
+    pub service: S,
     pub seconds: f64,
     pub failed: bool,
     /// PRODUCER or CONSUMER.
@@ -57,6 +58,21 @@ pub struct Half {
     /// The peer named by `peer_attributes` (client halves only), for a
     /// virtual node edge if the server never shows up.
     pub peer: Option<Box<str>>,
+}
+
+impl<'a> Half<&'a str> {
+    /// The half with its service name owned as `service`.
+    pub fn owned(self, service: Arc<str>) -> Half {
+        Half {
+            side: self.side,
+            service,
+            seconds: self.seconds,
+            failed: self.failed,
+            messaging: self.messaging,
+            dims: self.dims,
+            peer: self.peer,
+        }
+    }
 }
 
 /// A waiting half. The half is boxed: the map's entries stay small (key,

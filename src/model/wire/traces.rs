@@ -102,11 +102,7 @@ impl<'a> SpanView<'a> {
     }
 
     pub fn attributes(&self) -> Attributes<'a> {
-        Repeated::new(
-            self.attributes_run,
-            9,
-            &FieldName(Self::NAME, "attributes"),
-        )
+        Repeated::new(self.attributes_run, 9, &FieldName(Self::NAME, "attributes"))
     }
 
     pub fn events(&self) -> Repeated<'a, EventView<'a>> {

@@ -266,7 +266,10 @@ fn request_of_span_bytes(span: &[u8]) -> Vec<u8> {
 }
 
 fn keys(span: &SpanView<'_>) -> Vec<String> {
-    span.attributes().iter().map(|kv| kv.key.to_owned()).collect()
+    span.attributes()
+        .iter()
+        .map(|kv| kv.key.to_owned())
+        .collect()
 }
 
 #[test]
@@ -274,21 +277,31 @@ fn indexed_spans_read_their_attributes_from_their_run_alone() {
     let mut span = sample_traces().resource_spans[0].scope_spans[0].spans[0].clone();
     span.attributes
         .push(kv("net.peer.name", V::StringValue("db".into())));
-    let three = ["http.request.method", "http.response.status_code", "net.peer.name"];
-    with_first_span(&request_of_span_bytes(&span.encode_to_vec()), |indexed, parsed| {
-        assert_eq!(keys(&indexed), three);
-        assert_eq!(indexed, parsed);
-        assert!(indexed.attributes_run.len() < indexed.bytes.len() / 2);
-    });
+    let three = [
+        "http.request.method",
+        "http.response.status_code",
+        "net.peer.name",
+    ];
+    with_first_span(
+        &request_of_span_bytes(&span.encode_to_vec()),
+        |indexed, parsed| {
+            assert_eq!(keys(&indexed), three);
+            assert_eq!(indexed, parsed);
+            assert!(indexed.attributes_run.len() < indexed.bytes.len() / 2);
+        },
+    );
     let bare = Span {
         attributes: Vec::new(),
         ..span.clone()
     };
-    with_first_span(&request_of_span_bytes(&bare.encode_to_vec()), |indexed, parsed| {
-        assert!(keys(&indexed).is_empty());
-        assert!(indexed.attributes_run.is_empty());
-        assert_eq!(indexed, parsed);
-    });
+    with_first_span(
+        &request_of_span_bytes(&bare.encode_to_vec()),
+        |indexed, parsed| {
+            assert!(keys(&indexed).is_empty());
+            assert!(indexed.attributes_run.is_empty());
+            assert_eq!(indexed, parsed);
+        },
+    );
     // One more attribute after the events, links and status.
     let mut interleaved = span.encode_to_vec();
     prost::encoding::message::encode(9, &kv("late", V::IntValue(7)), &mut interleaved);
