@@ -60,7 +60,7 @@ pub struct Half<S = Arc<str>> {
     pub peer: Option<Box<str>>,
 }
 
-impl<'a> Half<&'a str> {
+impl Half<&str> {
     /// The half with its service name owned as `service`.
     pub fn owned(self, service: Arc<str>) -> Half {
         Half {
