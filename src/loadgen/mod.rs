@@ -95,7 +95,8 @@ pub struct LoadgenArgs {
     pub attributes: u64,
     /// With `--signal traces`: root server spans, or client/server pairs
     /// of one trace across two services (what the service graph pairs;
-    /// needs an even `--batch`).
+    /// needs an even `--batch`), both halves in one request or
+    /// (`pairs-across`) each server span one request after its client.
     #[arg(long, value_enum, default_value = "roots")]
     pub spans: payload::SpanShape,
     /// Requests in flight at once (one connection each).
@@ -148,7 +149,7 @@ impl LoadgenArgs {
         if self.attributes > 128 {
             return invalid("--attributes must be at most 128");
         }
-        if self.spans == payload::SpanShape::Pairs && self.batch % 2 == 1 {
+        if self.spans.paired() && self.batch % 2 == 1 {
             return invalid("--spans pairs needs an even --batch (two spans per pair)");
         }
         let endpoint = self.endpoint();

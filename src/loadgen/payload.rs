@@ -46,6 +46,17 @@ pub enum SpanShape {
     /// `loadgen-(s+1)`), as instrumented services calling each other
     /// send them; the service graph pairs them into edges.
     Pairs,
+    /// The same pairs, but each SERVER span is sent one request after
+    /// its CLIENT span (as when each service exports its own spans): the
+    /// service graph keeps every half waiting for its other side.
+    PairsAcross,
+}
+
+impl SpanShape {
+    /// Whether spans come in client/server pairs.
+    pub fn paired(self) -> bool {
+        self != SpanShape::Roots
+    }
 }
 
 fn text(key: &str, value: String) -> KeyValue {
@@ -271,9 +282,15 @@ pub fn traces(shape: &Shape, index: u64, now_ns: u64) -> TracesRequest {
 /// The serial number of the parent of the `k`-th span of request
 /// `index`, for a span that has one: with [`SpanShape::Pairs`], each
 /// odd-numbered span is the child of the span before it (a last span
-/// without a partner stays a client span without its server half).
+/// without a partner stays a client span without its server half); with
+/// [`SpanShape::PairsAcross`], of that span in the request before.
 pub(crate) fn span_parent(shape: &Shape, index: u64, k: u64) -> Option<u64> {
-    (shape.spans == SpanShape::Pairs && k % 2 == 1).then(|| span_serial(shape, index, k - 1))
+    let before = match shape.spans {
+        SpanShape::Roots => return None,
+        SpanShape::Pairs => 0,
+        SpanShape::PairsAcross => shape.batch,
+    };
+    (k % 2 == 1).then(|| span_serial(shape, index, k - 1).wrapping_sub(before))
 }
 
 /// Traces request `index` with each span's IDs and times from
@@ -292,7 +309,7 @@ pub(crate) fn traces_stamped(
         let parent = span_parent(shape, index, k as u64);
         let s = stamp(serial, parent);
         let kind = match (shape.spans, parent) {
-            (SpanShape::Pairs, None) => span::SpanKind::Client,
+            (SpanShape::Pairs | SpanShape::PairsAcross, None) => span::SpanKind::Client,
             _ => span::SpanKind::Server,
         };
         by_service[(id % SERVICES) as usize].push(Span {
@@ -439,6 +456,36 @@ mod tests {
             assert_ne!(server.span_id, client.span_id);
             assert_ne!(server_service, client_service, "a call crosses services");
         }
+        // Across requests: the servers of one request are the children
+        // of the clients of the request before, one each.
+        let across = Shape {
+            spans: SpanShape::PairsAcross,
+            ..SHAPE
+        };
+        let of_kind = |request: &TracesRequest, kind: span::SpanKind| {
+            let mut spans: Vec<Span> = request
+                .resource_spans
+                .iter()
+                .flat_map(|rs| rs.scope_spans[0].spans.clone())
+                .filter(|s| s.kind == kind as i32)
+                .collect();
+            spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+            spans
+        };
+        let clients = of_kind(&traces(&across, 3, 2), span::SpanKind::Client);
+        let servers = of_kind(&traces(&across, 4, 2), span::SpanKind::Server);
+        assert_eq!((clients.len(), servers.len()), (5, 5));
+        let mut parents: Vec<(Vec<u8>, Vec<u8>)> = servers
+            .iter()
+            .map(|s| (s.parent_span_id.clone(), s.trace_id.clone()))
+            .collect();
+        parents.sort();
+        let mut expected: Vec<(Vec<u8>, Vec<u8>)> = clients
+            .iter()
+            .map(|c| (c.span_id.clone(), c.trace_id.clone()))
+            .collect();
+        expected.sort();
+        assert_eq!(parents, expected);
         // Roots have no parents and are all servers.
         assert!(traces(&SHAPE, 3, 2).resource_spans.iter().all(|rs| {
             rs.scope_spans[0]

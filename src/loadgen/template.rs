@@ -21,7 +21,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::Signal;
-use super::payload::{self, PointStamp, Shape, SpanStamp};
+use super::payload::{self, PointStamp, Shape, SpanShape, SpanStamp};
 
 /// Encoded requests kept at most, all patterns together: beyond it the
 /// remaining patterns are built per request as before.
@@ -49,6 +49,8 @@ enum Field {
     /// The serial number of the request's `k`-th span, big-endian (a
     /// span ID, or either half of a trace ID).
     Serial(u32),
+    /// The same of the `k`-th span of the request before.
+    SerialBefore(u32),
 }
 
 /// One distinct request, encoded, and where its fields are.
@@ -90,18 +92,23 @@ impl Template {
             .encode_to_vec(),
             Signal::Traces => {
                 let first = payload::span_serial(shape, index, 0);
+                let before = shape.spans == SpanShape::PairsAcross;
                 payload::traces_stamped(shape, index, |serial, parent| {
                     let k = serial.wrapping_sub(first) as u32;
-                    let parent = parent.map(|p| p.wrapping_sub(first) as u32);
-                    let root = parent.unwrap_or(k);
+                    // A parent in the request before is numbered from
+                    // that request's first span.
+                    let root = match parent {
+                        Some(p) if before => Field::SerialBefore(
+                            p.wrapping_add(shape.batch).wrapping_sub(first) as u32,
+                        ),
+                        Some(p) => Field::Serial(p.wrapping_sub(first) as u32),
+                        None => Field::Serial(k),
+                    };
                     let mut trace_id = [0; 16];
-                    trace_id[..8]
-                        .copy_from_slice(&mark(&mut kinds, Field::Serial(root)).to_le_bytes());
-                    trace_id[8..]
-                        .copy_from_slice(&mark(&mut kinds, Field::Serial(root)).to_le_bytes());
+                    trace_id[..8].copy_from_slice(&mark(&mut kinds, root).to_le_bytes());
+                    trace_id[8..].copy_from_slice(&mark(&mut kinds, root).to_le_bytes());
                     let span_id = mark(&mut kinds, Field::Serial(k)).to_le_bytes();
-                    let parent_span_id =
-                        parent.map(|p| mark(&mut kinds, Field::Serial(p)).to_le_bytes());
+                    let parent_span_id = parent.map(|_| mark(&mut kinds, root).to_le_bytes());
                     let ago = payload::span_duration_ns(serial) as u32;
                     SpanStamp {
                         trace_id,
@@ -148,6 +155,9 @@ impl Template {
                     .to_le_bytes(),
                 Field::Ago(ns) => now_ns.saturating_sub(u64::from(ns)).to_le_bytes(),
                 Field::Serial(k) => payload::span_serial(shape, index, u64::from(k)).to_be_bytes(),
+                Field::SerialBefore(k) => payload::span_serial(shape, index, u64::from(k))
+                    .wrapping_sub(shape.batch)
+                    .to_be_bytes(),
             };
             let at = at as usize;
             if let Some(dst) = out.get_mut(at..at + 8) {
@@ -241,7 +251,6 @@ fn serial_period(shape: &Shape) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::payload::SpanShape;
     use super::*;
 
     fn shape(series: u64, batch: u64, attributes: u64) -> Shape {
@@ -265,11 +274,10 @@ mod tests {
             shape(1_000, 137, 4),
         ] {
             let metrics = Templates::new(Signal::Metrics, shape).unwrap();
-            let pairs = Shape {
-                spans: SpanShape::Pairs,
-                ..shape
-            };
-            let traces = [shape, pairs].map(|s| (s, Templates::new(Signal::Traces, s).unwrap()));
+            let traces = [SpanShape::Roots, SpanShape::Pairs, SpanShape::PairsAcross].map(|spans| {
+                let s = Shape { spans, ..shape };
+                (s, Templates::new(Signal::Traces, s).unwrap())
+            });
             for index in [0, 1, 2, 3, 9, 10, 11, 99, 100, 101, 12_345] {
                 let now_ns = start_ns + index * 1_000_000_007;
                 let filled = metrics.encoded(index, start_ns, now_ns).expect("kept");
