@@ -274,10 +274,11 @@ mod tests {
             shape(1_000, 137, 4),
         ] {
             let metrics = Templates::new(Signal::Metrics, shape).unwrap();
-            let traces = [SpanShape::Roots, SpanShape::Pairs, SpanShape::PairsAcross].map(|spans| {
-                let s = Shape { spans, ..shape };
-                (s, Templates::new(Signal::Traces, s).unwrap())
-            });
+            let traces =
+                [SpanShape::Roots, SpanShape::Pairs, SpanShape::PairsAcross].map(|spans| {
+                    let s = Shape { spans, ..shape };
+                    (s, Templates::new(Signal::Traces, s).unwrap())
+                });
             for index in [0, 1, 2, 3, 9, 10, 11, 99, 100, 101, 12_345] {
                 let now_ns = start_ns + index * 1_000_000_007;
                 let filled = metrics.encoded(index, start_ns, now_ns).expect("kept");

@@ -288,26 +288,39 @@ pub const PENDING_SHARDS: usize = 8;
 /// each other as they are read, without a store; the rest go to the
 /// store of their trace, in arrival order.
 struct Offers<'a> {
-    /// Halves of this request waiting for their other side in it, by
-    /// key, with their place in the request and, for a client half, the
-    /// peer attribute it names (read into the half only if it goes to a
-    /// store: a half that pairs here never needs it). Their service names
-    /// are the request's own bytes until then.
-    in_request: HashMap<store::Key, (u32, Half<&'a str>, Option<AnyValueView<'a>>)>,
+    /// Where each half of this request still waiting for its other side
+    /// in it is in `halves`, by key.
+    in_request: HashMap<store::Key, u32>,
+    /// Halves of this request in arrival order, with their place in the
+    /// request and, for a client half, the peer attribute it names (read
+    /// into the half only if it goes to a store: a half that pairs here
+    /// never needs it); `None` once paired. Their service names are the
+    /// request's own bytes until then.
+    halves: Vec<Option<InRequest<'a>>>,
     by_store: [Vec<(u32, store::Key, Half)>; PENDING_SHARDS],
+}
+
+/// A half as it waits in its request.
+struct InRequest<'a> {
+    at: u32,
+    key: store::Key,
+    half: Half<&'a str>,
+    peer: Option<AnyValueView<'a>>,
 }
 
 impl<'a> Offers<'a> {
     fn new(spans: usize) -> Self {
         Self {
-            in_request: HashMap::with_capacity(spans / 2),
+            in_request: HashMap::with_capacity(spans),
+            halves: Vec::with_capacity(spans),
             by_store: Default::default(),
         }
     }
 
     /// Pairs `half` with its other side if this request had it, into
     /// `done`; else keeps it for the stores. A second half of the same
-    /// side and key replaces the first, as in a store.
+    /// side and key replaces the first (keeping its place), as in a
+    /// store.
     fn push(
         &mut self,
         at: u32,
@@ -316,20 +329,32 @@ impl<'a> Offers<'a> {
         done: &mut Vec<(u32, Done<&'a str>)>,
     ) {
         match self.in_request.entry(key) {
-            Entry::Occupied(e) if e.get().1.side != half.side => {
-                let (_, waiting, _) = e.remove();
-                let (client, server) = match half.side {
-                    Side::Client => (half, waiting),
-                    Side::Server => (waiting, half),
+            Entry::Occupied(e) => {
+                let i = *e.get() as usize;
+                let Some(Some(waiting)) = self.halves.get_mut(i) else {
+                    return;
                 };
-                done.push((at, Done::Paired { client, server }));
-            }
-            Entry::Occupied(mut e) => {
-                let entry = e.get_mut();
-                (entry.1, entry.2) = (half, peer);
+                if waiting.half.side == half.side {
+                    (waiting.half, waiting.peer) = (half, peer);
+                    return;
+                }
+                e.remove();
+                if let Some(waiting) = self.halves.get_mut(i).and_then(Option::take) {
+                    let (client, server) = match half.side {
+                        Side::Client => (half, waiting.half),
+                        Side::Server => (waiting.half, half),
+                    };
+                    done.push((at, Done::Paired { client, server }));
+                }
             }
             Entry::Vacant(e) => {
-                e.insert((at, half, peer));
+                e.insert(self.halves.len() as u32);
+                self.halves.push(Some(InRequest {
+                    at,
+                    key,
+                    half,
+                    peer,
+                }));
             }
         }
     }
@@ -338,10 +363,22 @@ impl<'a> Offers<'a> {
     /// order, client halves with the peer they name, each with its
     /// service name owned (once per run of halves of one resource).
     fn spill(&mut self) {
-        let mut left: Vec<_> = self.in_request.drain().collect();
-        left.sort_unstable_by_key(|(_, (at, _, _))| *at);
+        if self.halves.is_empty() {
+            return;
+        }
+        // About each store's share of what is left.
+        let share = self.in_request.len() / PENDING_SHARDS + 8;
+        for list in &mut self.by_store {
+            list.reserve(share);
+        }
         let mut last: Option<(&'a str, Arc<str>)> = None;
-        for (key, (at, half, peer)) in left {
+        for waiting in self.halves.drain(..).flatten() {
+            let InRequest {
+                at,
+                key,
+                half,
+                peer,
+            } = waiting;
             let service = match &last {
                 Some((name, owned)) if std::ptr::eq(*name, half.service) => owned.clone(),
                 _ => {
