@@ -297,8 +297,20 @@ struct Offers<'a> {
     /// never needs it); `None` once paired. Their service names are the
     /// request's own bytes until then.
     halves: Vec<Option<InRequest<'a>>>,
+    /// Spans in the request.
+    spans: usize,
     by_store: [Vec<(u32, store::Key, Half)>; PENDING_SHARDS],
 }
+
+/// Where [`ServiceGraph::span`] puts what a span decides (halves to
+/// pair, requests completed within the request, root spans), and the
+/// span's place in the request.
+type SpanRead<'r, 'a> = (
+    &'r mut Offers<'a>,
+    &'r mut Vec<(u32, Done<&'a str>)>,
+    &'r mut Roots<'a>,
+    u32,
+);
 
 /// A half as it waits in its request.
 struct InRequest<'a> {
@@ -309,10 +321,13 @@ struct InRequest<'a> {
 }
 
 impl<'a> Offers<'a> {
+    /// For a request of `spans` spans; room is made at its first half
+    /// (a request of root spans has none).
     fn new(spans: usize) -> Self {
         Self {
-            in_request: HashMap::with_capacity(spans),
-            halves: Vec::with_capacity(spans),
+            in_request: HashMap::new(),
+            halves: Vec::new(),
+            spans,
             by_store: Default::default(),
         }
     }
@@ -328,6 +343,9 @@ impl<'a> Offers<'a> {
         (half, peer): (Half<&'a str>, Option<AnyValueView<'a>>),
         done: &mut Vec<(u32, Done<&'a str>)>,
     ) {
+        if self.in_request.capacity() == 0 {
+            self.in_request.reserve(self.spans);
+        }
         match self.in_request.entry(key) {
             Entry::Occupied(e) => {
                 let i = *e.get() as usize;
@@ -348,6 +366,9 @@ impl<'a> Offers<'a> {
                 }
             }
             Entry::Vacant(e) => {
+                if self.halves.capacity() == 0 {
+                    self.halves.reserve(self.spans);
+                }
                 e.insert(self.halves.len() as u32);
                 self.halves.push(Some(InRequest {
                     at,
@@ -572,19 +593,13 @@ impl ServiceGraph {
     /// database or from `user`, or nothing. `resource` holds its
     /// resource's texts of the wanted keys; `found` is scratch for the
     /// span's.
-    #[allow(clippy::type_complexity)]
     fn span<'a>(
         &self,
         resource: &[Option<String>],
         service: &'a str,
         span: &SpanView<'a>,
         found: &mut Vec<Option<AnyValueView<'a>>>,
-        (offered, done, roots, at): (
-            &mut Offers<'a>,
-            &mut Vec<(u32, Done<&'a str>)>,
-            &mut Roots<'a>,
-            u32,
-        ),
+        (offered, done, roots, at): SpanRead<'_, 'a>,
     ) {
         let (side, messaging) = match SpanKind::try_from(span.kind) {
             Ok(SpanKind::Client) => (Side::Client, false),
