@@ -265,40 +265,49 @@ impl PartialEq for SpanView<'_> {
     }
 }
 
+/// Where the field 9 whose value starts at `at` (`len` bytes) starts, if
+/// its tag is the one byte 0x4a and its length the shortest varint: an
+/// encoder may spend more bytes on either (which is valid), and then
+/// where it starts is not known from its value alone.
+#[inline]
+fn canonical_start(span: &[u8], at: usize, len: usize) -> Option<usize> {
+    let prefix = 1 + prost::length_delimiter_len(len);
+    let start = at.checked_sub(prefix)?;
+    let mut length = span.get(start + 1..at)?;
+    (span.get(start) == Some(&0x4a)
+        && prost::decode_length_delimiter(&mut length).ok() == Some(len))
+    .then_some(start)
+}
+
 /// Where a span's attributes lie, found while it is walked: from the
 /// first attribute's tag to the end of the last attribute.
 #[derive(Default)]
 struct AttributeRun {
     /// Byte offsets in the span; `None` before the first attribute.
     range: Option<(usize, usize)>,
-    /// An attribute's tag and length were not where their canonical
-    /// encoding puts them: the run is then the whole span.
+    /// The first attribute's tag and length were not where their
+    /// canonical encoding puts them: the run is then the whole span.
     unknown: bool,
 }
 
 impl AttributeRun {
     /// `attribute` is the value of a field 9 of `span`.
+    #[inline]
     fn add(&mut self, span: &[u8], attribute: &[u8]) {
         let at = (attribute.as_ptr() as usize).wrapping_sub(span.as_ptr() as usize);
         let end = at + attribute.len();
-        // Field 9, length-delimited: the one-byte tag 0x4a, then the
-        // length as a varint; an encoder may spend more bytes on either
-        // (which is valid), and then the start is not known.
-        let prefix = 1 + prost::length_delimiter_len(attribute.len());
-        let start = at.wrapping_sub(prefix);
-        let canonical = at >= prefix
-            && span.get(start) == Some(&0x4a)
-            && span
-                .get(start + 1..at)
-                .and_then(|mut len| prost::decode_length_delimiter(&mut len).ok())
-                == Some(attribute.len());
-        if !canonical {
-            self.unknown = true;
+        match &mut self.range {
+            // Only where the run starts needs a tag boundary: later
+            // attributes just extend it.
+            Some((_, last)) => *last = end,
+            None => match canonical_start(span, at, attribute.len()) {
+                Some(start) => self.range = Some((start, end)),
+                None => {
+                    self.unknown = true;
+                    self.range = Some((0, end));
+                }
+            },
         }
-        self.range = Some(match self.range {
-            None => (start, end),
-            Some((first, _)) => (first, end),
-        });
     }
 
     fn get<'a>(&self, span: &'a [u8]) -> &'a [u8] {
