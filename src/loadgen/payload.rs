@@ -255,9 +255,16 @@ pub(crate) fn span_duration_ns(serial: u64) -> u64 {
     1_000_000 + (serial.wrapping_mul(7919) % 50) * 1_000_000
 }
 
+/// The ID bytes of a span's serial number: the number after it,
+/// big-endian, so the first span's ID is not all zeros (an invalid span
+/// ID, which the receiving side ignores or reads as "no parent").
+pub(crate) fn id_bytes(serial: u64) -> [u8; 8] {
+    serial.wrapping_add(1).to_be_bytes()
+}
+
 /// Trace and span IDs from a span's serial number.
 pub(crate) fn span_ids(serial: u64) -> ([u8; 16], [u8; 8]) {
-    let id = serial.to_be_bytes();
+    let id = id_bytes(serial);
     let mut trace = [0; 16];
     trace[..8].copy_from_slice(&id);
     trace[8..].copy_from_slice(&id);
@@ -486,6 +493,15 @@ mod tests {
             .collect();
         expected.sort();
         assert_eq!(parents, expected);
+        // No ID is all zeros, the run's first span's included.
+        for shape in [SHAPE, shape, across] {
+            for rs in traces(&shape, 0, 2).resource_spans {
+                for s in &rs.scope_spans[0].spans {
+                    assert!(s.span_id.iter().any(|b| *b != 0), "{shape:?}");
+                    assert!(s.trace_id.iter().any(|b| *b != 0), "{shape:?}");
+                }
+            }
+        }
         // Roots have no parents and are all servers.
         assert!(traces(&SHAPE, 3, 2).resource_spans.iter().all(|rs| {
             rs.scope_spans[0]

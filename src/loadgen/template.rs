@@ -46,8 +46,8 @@ enum Field {
     Gauge(u32),
     /// A span's start: this many nanoseconds before the request's time.
     Ago(u32),
-    /// The serial number of the request's `k`-th span, big-endian (a
-    /// span ID, or either half of a trace ID).
+    /// The ID bytes of the request's `k`-th span (a span ID, or either
+    /// half of a trace ID; see `payload::id_bytes`).
     Serial(u32),
     /// The same of the `k`-th span of the request before.
     SerialBefore(u32),
@@ -154,10 +154,12 @@ impl Template {
                     .to_bits()
                     .to_le_bytes(),
                 Field::Ago(ns) => now_ns.saturating_sub(u64::from(ns)).to_le_bytes(),
-                Field::Serial(k) => payload::span_serial(shape, index, u64::from(k)).to_be_bytes(),
-                Field::SerialBefore(k) => payload::span_serial(shape, index, u64::from(k))
-                    .wrapping_sub(shape.batch)
-                    .to_be_bytes(),
+                Field::Serial(k) => {
+                    payload::id_bytes(payload::span_serial(shape, index, u64::from(k)))
+                }
+                Field::SerialBefore(k) => payload::id_bytes(
+                    payload::span_serial(shape, index, u64::from(k)).wrapping_sub(shape.batch),
+                ),
             };
             let at = at as usize;
             if let Some(dst) = out.get_mut(at..at + 8) {
