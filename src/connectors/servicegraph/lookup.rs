@@ -12,9 +12,8 @@
 //! without a value (or with empty text) is absent, as
 //! [`AttributeLookup::text`] reads it.
 
-use crate::model::otlp::common::KeyValue;
 use crate::model::text::{AttributeLookup, write_any_view};
-use crate::model::wire::common::KeyValueView;
+use crate::model::wire::common::{KeyValueView, MessageView};
 use crate::model::wire::{AnyValueView, Attributes};
 
 use super::config::Dimension;
@@ -89,15 +88,19 @@ impl Wanted {
             }
             if let Some(i) = self.keys.iter().position(|k| k.as_bytes() == key)
                 && found[i].is_none()
-                && let Some(kv) = KeyValueView::parse_valid(kv)
+                && let Ok(kv) = KeyValueView::parse(kv)
             {
                 found[i] = Some(kv.value);
             }
         }
     }
 
-    /// The text of each key in a resource's attributes.
-    pub fn resource_texts(&self, resource: &[KeyValue]) -> Vec<Option<String>> {
+    /// The text of each key in a resource's attributes (read in place,
+    /// or owned).
+    pub fn resource_texts(
+        &self,
+        resource: &(impl AttributeLookup + ?Sized),
+    ) -> Vec<Option<String>> {
         self.keys.iter().map(|k| resource.text(k)).collect()
     }
 
@@ -223,7 +226,7 @@ impl<'a> Found<'_, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::otlp::common::{AnyValue, any_value::Value};
+    use crate::model::otlp::common::{AnyValue, KeyValue, any_value::Value};
     use crate::model::otlp::resource::Resource;
     use crate::model::wire::Repeated;
     use crate::model::wire::common::FieldName;

@@ -484,15 +484,14 @@ impl ServiceGraph {
         let mut found = Vec::new();
         let mut at = 0u32;
         for rs in batch.resources() {
-            let resource = rs.resource();
-            let service = match resource.and_then(|r| r.attributes.find("service.name")) {
+            let Some(resource) = rs.resource() else {
+                continue;
+            };
+            let service = match resource.attributes.find("service.name") {
                 Some(AnyValueView::String(s)) if !s.is_empty() => s,
                 _ => continue,
             };
-            let resource = resource
-                .map(|r| r.attributes.to_owned_vec())
-                .unwrap_or_default();
-            let texts = self.wanted.resource_texts(&resource);
+            let texts = self.wanted.resource_texts(&resource.attributes);
             for span in rs.spans() {
                 // Spans count from 1: 0 is for halves of earlier requests.
                 at = at.saturating_add(1);

@@ -192,19 +192,18 @@ impl<'a> Sums<'a> {
         extras: usize,
         bounds: &[f64],
     ) {
-        let sums = self;
         let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
         for (at, outcome) in done {
             let at = *at;
             match outcome {
-                Done::Unpaired(half) => sums.span(at, half).unpaired += 1,
-                Done::Dropped(half) => sums.span(at, half).dropped += 1,
+                Done::Unpaired(half) => self.span(at, half).unpaired += 1,
+                Done::Dropped(half) => self.span(at, half).dropped += 1,
                 _ => {
                     let Some(edge) = outcome.edge() else {
                         continue;
                     };
                     edge_key(&edge, extras, &mut key);
-                    sums.edges
+                    self.edges
                         .entry(at, key.as_slice(), <[_]>::to_vec, || {
                             EdgeSeries::new(bounds.len())
                         })

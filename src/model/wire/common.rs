@@ -245,14 +245,6 @@ impl<'a> KeyValueView<'a> {
     }
 }
 
-impl<'a> KeyValueView<'a> {
-    /// One `KeyValue` message of a validated list (see
-    /// [`Attributes::keyed`]); `None` if it does not parse.
-    pub fn parse_valid(bytes: &'a [u8]) -> Option<Self> {
-        Self::parse_nested(bytes, 0).ok()
-    }
-}
-
 impl KeyValueView<'_> {
     /// The attribute as an owned OTLP key-value.
     pub fn to_owned_kv(&self) -> KeyValue {
@@ -283,7 +275,7 @@ impl<'a> Attributes<'a> {
     /// Each attribute's key bytes and its whole `KeyValue` message, of a
     /// validated list, without reading the values: a reader that wants a
     /// few keys parses only those attributes
-    /// ([`KeyValueView::parse_valid`]).
+    /// (`KeyValueView::parse`).
     pub fn keyed(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
         self.raw().filter_map(Result::ok).map(|kv| {
             let mut fields = Fields::new(kv, "KeyValue");

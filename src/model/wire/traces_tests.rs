@@ -224,13 +224,7 @@ fn views_read_every_span_field_prost_reads() {
     assert_eq!(validate_traces(&bytes), Ok(request.item_count()));
     assert_eq!(rebuild(&bytes), request);
     assert_index_matches_views(&bytes);
-    let first = TracesRequestView::new(&bytes)
-        .resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter())
-        .flat_map(|ss| ss.spans.iter())
-        .next()
-        .expect("a span");
+    let first = first_viewed_span(&bytes);
     assert_eq!(first.status_code, 2);
     assert!((first.seconds() - 0.002499).abs() < 1e-12);
 }
@@ -244,14 +238,18 @@ fn with_first_span(bytes: &[u8], check: impl FnOnce(SpanView<'_>, SpanView<'_>))
         .flat_map(|r| r.spans().collect::<Vec<_>>())
         .next()
         .expect("a span");
-    let parsed = TracesRequestView::new(bytes)
+    check(indexed, first_viewed_span(bytes));
+}
+
+/// The first span of the request `bytes`, read by walking the views.
+fn first_viewed_span(bytes: &[u8]) -> SpanView<'_> {
+    TracesRequestView::new(bytes)
         .resource_spans
         .iter()
         .flat_map(|rs| rs.scope_spans.iter())
         .flat_map(|ss| ss.spans.iter())
         .next()
-        .expect("a span");
-    check(indexed, parsed);
+        .expect("a span")
 }
 
 /// A request of one resource, one scope and one span encoded as `span`.
