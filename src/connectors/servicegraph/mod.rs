@@ -299,7 +299,13 @@ struct Offers<'a> {
     halves: Vec<Option<InRequest<'a>>>,
     /// Spans in the request.
     spans: usize,
-    by_store: [Vec<(u32, store::Key, Half)>; PENDING_SHARDS],
+    /// After [`Offers::spill`]: per store, the halves left for it (their
+    /// place in `halves`) and the index of their service name in
+    /// `services`.
+    by_store: [Vec<(u32, u32)>; PENDING_SHARDS],
+    /// The owned service names of the halves left, one per run of halves
+    /// of one resource.
+    services: Vec<Arc<str>>,
 }
 
 /// Where [`ServiceGraph::span`] puts what a span decides (halves to
@@ -329,6 +335,7 @@ impl<'a> Offers<'a> {
             halves: Vec::new(),
             spans,
             by_store: Default::default(),
+            services: Vec::new(),
         }
     }
 
@@ -380,40 +387,64 @@ impl<'a> Offers<'a> {
         }
     }
 
-    /// Hands the halves left unpaired to their stores' lists, in arrival
-    /// order, client halves with the peer they name, each with its
-    /// service name owned (once per run of halves of one resource).
+    /// Lists the halves left unpaired for their stores, in arrival order,
+    /// client halves with the peer they name read into them, and owns
+    /// their service names (once per run of halves of one resource).
     fn spill(&mut self) {
-        if self.halves.is_empty() {
+        let Offers {
+            in_request,
+            halves,
+            by_store,
+            services,
+            ..
+        } = self;
+        if in_request.is_empty() {
             return;
         }
         // About each store's share of what is left.
-        let share = self.in_request.len() / PENDING_SHARDS + 8;
-        for list in &mut self.by_store {
+        let share = in_request.len() / PENDING_SHARDS + 8;
+        for list in by_store.iter_mut() {
             list.reserve(share);
         }
-        let mut last: Option<(&'a str, Arc<str>)> = None;
-        for waiting in self.halves.drain(..).flatten() {
-            let InRequest {
-                at,
-                key,
-                half,
-                peer,
-            } = waiting;
-            let service = match &last {
-                Some((name, owned)) if std::ptr::eq(*name, half.service) => owned.clone(),
-                _ => {
-                    let owned: Arc<str> = Arc::from(half.service);
-                    last = Some((half.service, owned.clone()));
-                    owned
-                }
+        let mut last: Option<&'a str> = None;
+        for (i, waiting) in halves.iter_mut().enumerate() {
+            let Some(waiting) = waiting else {
+                continue;
             };
-            let mut half = half.owned(service);
-            half.peer = peer
-                .and_then(|p| lookup::text_of(&p))
-                .map(String::into_boxed_str);
-            self.by_store[store::shard_of(&key, PENDING_SHARDS)].push((at, key, half));
+            let service = waiting.half.service;
+            if !last.is_some_and(|name| std::ptr::eq(name, service)) {
+                services.push(Arc::from(service));
+                last = Some(service);
+            }
+            if let Some(peer) = waiting.peer.take() {
+                waiting
+                    .half
+                    .set_peer(lookup::text_of(&peer).map(String::into_boxed_str));
+            }
+            let run = services.len().saturating_sub(1);
+            by_store[store::shard_of(&waiting.key, PENDING_SHARDS)].push((i as u32, run as u32));
         }
+    }
+
+    /// Takes the halves [`Offers::spill`] listed for store `index`, in
+    /// arrival order, each with its place in the request, its key and its
+    /// service name owned.
+    fn take_for(&mut self, index: usize) -> impl Iterator<Item = (u32, store::Key, Half)> + '_ {
+        let Offers {
+            halves,
+            by_store,
+            services,
+            ..
+        } = self;
+        let listed = by_store
+            .get_mut(index)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        listed.into_iter().filter_map(move |(i, run)| {
+            let waiting = halves.get_mut(i as usize)?.take()?;
+            let service = services.get(run as usize)?.clone();
+            Some((waiting.at, waiting.key, waiting.half.with_service(service)))
+        })
     }
 }
 
@@ -513,7 +544,7 @@ impl ServiceGraph {
                 let i = left.trailing_zeros() as usize;
                 (i, self.pending[i].0.lock())
             });
-            let offered = &mut offered.by_store[index];
+            let offered = offered.take_for(index);
             self.pair(&mut store, offered, now, &mut done, &mut tally);
             left &= !(1 << index);
         }
@@ -563,13 +594,13 @@ impl ServiceGraph {
     fn pair(
         &self,
         store: &mut PendingStore,
-        offered: &mut Vec<(u32, store::Key, Half)>,
+        offered: impl Iterator<Item = (u32, store::Key, Half)>,
         now: u64,
         done: &mut Vec<(u32, Done)>,
         tally: &mut Tally,
     ) {
         expire_store(store, now, done, tally);
-        for (at, key, half) in offered.drain(..) {
+        for (at, key, half) in offered {
             match store.offer(key, half, now) {
                 Offer::Paired { client, server } => {
                     done.push((at, Done::Paired { client, server }))
@@ -628,15 +659,14 @@ impl ServiceGraph {
             roots.record(at, service, dims, failed, span.seconds(), &self.bounds);
             return;
         }
-        let half = Half {
+        let half = Half::new(
             side,
             service,
-            seconds: span.seconds(),
-            failed: span.status_code == StatusCode::Error as i32,
+            span.seconds(),
+            span.status_code == StatusCode::Error as i32,
             messaging,
-            dims: attributes.dimension_values(dims),
-            peer: None,
-        };
+            attributes.dimension_values(dims),
+        );
         let key = match side {
             Side::Client => {
                 if !messaging && let Some(database) = attributes.database_name() {
@@ -870,7 +900,7 @@ fn expire_store(
     store.expire(now, |mut half| {
         tally.expired += 1;
         if half.side == Side::Client
-            && let Some(peer) = half.peer.take()
+            && let Some(peer) = half.take_peer()
         {
             let outcome = Done::OneSided {
                 half,

@@ -62,8 +62,8 @@ impl<S: Deref<Target = str>> Done<S> {
                 failed: client.failed || server.failed,
                 client_seconds: client.seconds,
                 server_seconds: server.seconds,
-                client_dims: &client.dims,
-                server_dims: &server.dims,
+                client_dims: client.dims(),
+                server_dims: server.dims(),
             }),
             Done::OneSided {
                 half,
@@ -72,8 +72,8 @@ impl<S: Deref<Target = str>> Done<S> {
             } => {
                 let (client, server, client_dims, server_dims): (_, _, &[_], &[_]) = match half.side
                 {
-                    Side::Client => (&*half.service, &**peer, &half.dims, &[]),
-                    Side::Server => (&**peer, &*half.service, &[], &half.dims),
+                    Side::Client => (&*half.service, &**peer, half.dims(), &[]),
+                    Side::Server => (&**peer, &*half.service, &[], half.dims()),
                 };
                 Some(Edge {
                     client,

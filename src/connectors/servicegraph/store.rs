@@ -42,45 +42,96 @@ pub enum Side {
     Server,
 }
 
-/// What one span tells about its side of a request.
+/// What one span tells about its side of a request. Kept small (the
+/// extra dimension values and the peer, which the default configuration
+/// never has, are boxed apart): halves are moved into a request's list,
+/// a store and an outcome, and the stores hold thousands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Half<S = Arc<str>> {
-    pub side: Side,
     /// The service name: borrowed from the request while the request is
     /// read, shared by the halves of one resource once stored.
     pub service: S,
     pub seconds: f64,
+    /// The extra dimensions' values and the peer, if either is there.
+    extras: Option<Box<Extras>>,
+    pub side: Side,
     pub failed: bool,
     /// PRODUCER or CONSUMER.
     pub messaging: bool,
-    /// Values of the configured extra dimensions, in config order.
-    pub dims: Vec<Option<Box<str>>>,
-    /// The peer named by `peer_attributes` (client halves only), for a
-    /// virtual node edge if the server never shows up.
-    pub peer: Option<Box<str>>,
 }
 
-impl Half<&str> {
-    /// The half with its service name owned as `service`.
-    pub fn owned(self, service: Arc<str>) -> Half {
+/// The parts of a half most halves lack.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Extras {
+    /// Values of the configured extra dimensions, in config order.
+    dims: Vec<Option<Box<str>>>,
+    /// The peer named by `peer_attributes` (client halves only), for a
+    /// virtual node edge if the server never shows up.
+    peer: Option<Box<str>>,
+}
+
+impl<S> Half<S> {
+    /// A half with the values of the configured extra dimensions `dims`
+    /// (in config order) and no peer.
+    pub fn new(
+        side: Side,
+        service: S,
+        seconds: f64,
+        failed: bool,
+        messaging: bool,
+        dims: Vec<Option<Box<str>>>,
+    ) -> Self {
+        Self {
+            service,
+            seconds,
+            extras: (!dims.is_empty()).then(|| Box::new(Extras { dims, peer: None })),
+            side,
+            failed,
+            messaging,
+        }
+    }
+
+    /// The values of the configured extra dimensions, in config order
+    /// (empty without any).
+    pub fn dims(&self) -> &[Option<Box<str>>] {
+        self.extras.as_ref().map_or(&[], |e| &e.dims)
+    }
+
+    /// Notes the peer the half names.
+    pub fn set_peer(&mut self, peer: Option<Box<str>>) {
+        match (&mut self.extras, peer) {
+            (Some(extras), peer) => extras.peer = peer,
+            (None, None) => {}
+            (extras @ None, peer) => {
+                *extras = Some(Box::new(Extras {
+                    dims: Vec::new(),
+                    peer,
+                }))
+            }
+        }
+    }
+
+    /// Takes the peer the half names, if it names one.
+    pub fn take_peer(&mut self) -> Option<Box<str>> {
+        self.extras.as_mut().and_then(|e| e.peer.take())
+    }
+
+    /// The half with its service name held as `service`.
+    pub fn with_service<T>(self, service: T) -> Half<T> {
         Half {
-            side: self.side,
             service,
             seconds: self.seconds,
+            extras: self.extras,
+            side: self.side,
             failed: self.failed,
             messaging: self.messaging,
-            dims: self.dims,
-            peer: self.peer,
         }
     }
 }
 
-/// A waiting half. The half is boxed: the map's entries stay small (key,
-/// box, sequence), so the stores' tables, which every thread writes,
-/// span fewer cache lines, and a resent half is written into its own
-/// allocation rather than into the table.
+/// A waiting half and its place in the expiry queue.
 struct Waiting {
-    half: Box<Half>,
+    half: Half,
     seq: u64,
 }
 
@@ -156,7 +207,7 @@ impl PendingStore {
     pub fn offer(&mut self, key: Key, half: Half, now_ns: u64) -> Offer {
         let outcome = match self.map.entry(key) {
             Entry::Occupied(e) if e.get().half.side != half.side => {
-                let waiting = *e.remove().half;
+                let waiting = e.remove().half;
                 self.total.fetch_sub(1, Ordering::Relaxed);
                 match half.side {
                     Side::Client => Offer::Paired {
@@ -170,17 +221,14 @@ impl PendingStore {
                 }
             }
             Entry::Occupied(mut e) => {
-                *e.get_mut().half = half;
+                e.get_mut().half = half;
                 Offer::Replaced
             }
             Entry::Vacant(_) if !claim(&self.total, self.max_items) => Offer::Full(half),
             Entry::Vacant(e) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                e.insert(Waiting {
-                    half: Box::new(half),
-                    seq,
-                });
+                e.insert(Waiting { half, seq });
                 self.queue
                     .push_back((now_ns.saturating_add(self.wait_ns), key, seq));
                 Offer::Stored
@@ -204,7 +252,7 @@ impl PendingStore {
                 && e.get().seq == seq
             {
                 self.total.fetch_sub(1, Ordering::Relaxed);
-                expired(*e.remove().half);
+                expired(e.remove().half);
             }
         }
     }

@@ -945,15 +945,7 @@ fn idle_series_expire_after_the_ttl() {
 #[test]
 fn the_expiry_queue_stays_bounded_when_halves_pair() {
     let mut store = PendingStore::new(10_000, 2 * SECOND);
-    let half = |side| Half {
-        side,
-        service: "s".into(),
-        seconds: 0.0,
-        failed: false,
-        messaging: false,
-        dims: Vec::new(),
-        peer: None,
-    };
+    let half = |side| Half::new(side, "s".into(), 0.0, false, false, Vec::new());
     for i in 0..100_000u32 {
         let mut trace = [0u8; 16];
         trace[..4].copy_from_slice(&i.to_le_bytes());
