@@ -6,18 +6,22 @@
 //! halves of a request share it); `max_items` bounds them together, through
 //! one count they share.
 //!
-//! Halves leave in arrival order, which is also expiry order (one `wait`
-//! for all), so expiry pops from the front of a queue. A half that paired
-//! leaves its queue entry behind; the entry is recognised as stale by its
-//! sequence number and skipped, and the queue is compacted when stale
-//! entries outnumber live ones.
+//! A store keeps its halves in slots it reuses, found by their key's hash
+//! (the key and hash are kept in the slot, so a table that grows never
+//! hashes a key again). Halves leave in arrival order, which is also
+//! expiry order (one `wait` for all), so expiry pops from the front of a
+//! queue of slots. A half that paired leaves its queue entry behind; the
+//! entry is recognised as stale by its slot's generation, bumped whenever
+//! the slot is let go, and skipped; the queue is compacted when stale
+//! entries outnumber live ones, without a lookup per entry.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 /// Trace id (16 bytes) then the client's span id (8 bytes).
 pub type Key = [u8; 24];
@@ -129,12 +133,6 @@ impl<S> Half<S> {
     }
 }
 
-/// A waiting half and its place in the expiry queue.
-struct Waiting {
-    half: Half,
-    seq: u64,
-}
-
 /// What [`PendingStore::offer`] did with a half.
 #[derive(Debug, PartialEq)]
 pub enum Offer {
@@ -166,14 +164,37 @@ pub fn shard_of(key: &Key, shards: usize) -> usize {
 
 /// Halves waiting for their pair.
 pub struct PendingStore {
-    map: HashMap<Key, Waiting>,
+    /// The halves, each in a slot that is reused once it is let go.
+    slots: Vec<Slot>,
+    /// Slots not in use.
+    free: Vec<u32>,
+    /// The slot of each waiting half, by its key's hash.
+    index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     /// Halves waiting in this store and every store sharing the limit.
     total: Arc<AtomicUsize>,
-    /// (expires at, key, sequence), in arrival order.
-    queue: VecDeque<(u64, Key, u64)>,
+    /// Each stored half's slot, in arrival order.
+    queue: VecDeque<Queued>,
     max_items: usize,
     wait_ns: u64,
-    next_seq: u64,
+}
+
+/// A slot of the store.
+struct Slot {
+    key: Key,
+    hash: u64,
+    /// Bumped each time the slot is let go, so queue entries of the
+    /// halves it held before are told from its current half's.
+    generation: u32,
+    half: Option<Half>,
+}
+
+/// A stored half's place in the expiry queue.
+#[derive(Clone, Copy)]
+struct Queued {
+    expires_ns: u64,
+    slot: u32,
+    generation: u32,
 }
 
 impl PendingStore {
@@ -185,87 +206,154 @@ impl PendingStore {
     /// the same `total`.
     pub fn sharing(max_items: usize, wait_ns: u64, total: Arc<AtomicUsize>) -> Self {
         Self {
-            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             total,
             queue: VecDeque::new(),
             max_items,
             wait_ns,
-            next_seq: 0,
         }
     }
 
     /// Halves waiting in this store.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
     /// Pairs `half` with the waiting other side of `key`, or stores it.
     pub fn offer(&mut self, key: Key, half: Half, now_ns: u64) -> Offer {
-        let outcome = match self.map.entry(key) {
-            Entry::Occupied(e) if e.get().half.side != half.side => {
-                let waiting = e.remove().half;
-                self.total.fetch_sub(1, Ordering::Relaxed);
-                match half.side {
-                    Side::Client => Offer::Paired {
-                        client: half,
-                        server: waiting,
-                    },
-                    Side::Server => Offer::Paired {
-                        client: waiting,
-                        server: half,
-                    },
-                }
+        let hash = self.hasher.hash_one(key);
+        let slots = &mut self.slots;
+        let found = self.index.find_entry(hash, |&i| {
+            slots.get(i as usize).is_some_and(|slot| slot.key == key)
+        });
+        let Ok(entry) = found else {
+            return self.store(key, hash, half, now_ns);
+        };
+        let at = *entry.get() as usize;
+        let Some(slot) = slots.get_mut(at) else {
+            return Offer::Full(half);
+        };
+        match &mut slot.half {
+            Some(waiting) if waiting.side == half.side => {
+                *waiting = half;
+                return Offer::Replaced;
             }
-            Entry::Occupied(mut e) => {
-                e.get_mut().half = half;
-                Offer::Replaced
-            }
-            Entry::Vacant(_) if !claim(&self.total, self.max_items) => Offer::Full(half),
-            Entry::Vacant(e) => {
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                e.insert(Waiting { half, seq });
-                self.queue
-                    .push_back((now_ns.saturating_add(self.wait_ns), key, seq));
-                Offer::Stored
+            _ => {}
+        }
+        entry.remove();
+        let Some(waiting) = slot.half.take() else {
+            return Offer::Full(half);
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(at as u32);
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        self.compact();
+        match half.side {
+            Side::Client => Offer::Paired {
+                client: half,
+                server: waiting,
+            },
+            Side::Server => Offer::Paired {
+                client: waiting,
+                server: half,
+            },
+        }
+    }
+
+    /// Stores a half whose key no half here has.
+    fn store(&mut self, key: Key, hash: u64, half: Half, now_ns: u64) -> Offer {
+        if !claim(&self.total, self.max_items) {
+            return Offer::Full(half);
+        }
+        let at = match self.free.pop() {
+            Some(at) => at,
+            None => {
+                self.slots.push(Slot {
+                    key,
+                    hash,
+                    generation: 0,
+                    half: None,
+                });
+                (self.slots.len() - 1) as u32
             }
         };
-        if matches!(outcome, Offer::Paired { .. }) {
-            self.compact();
-        }
-        outcome
+        let Some(slot) = self.slots.get_mut(at as usize) else {
+            return Offer::Full(half);
+        };
+        slot.key = key;
+        slot.hash = hash;
+        slot.half = Some(half);
+        let generation = slot.generation;
+        let slots = &self.slots;
+        self.index.insert_unique(hash, at, |&i| {
+            slots.get(i as usize).map_or(0, |slot| slot.hash)
+        });
+        self.queue.push_back(Queued {
+            expires_ns: now_ns.saturating_add(self.wait_ns),
+            slot: at,
+            generation,
+        });
+        Offer::Stored
     }
 
     /// Removes every half whose wait ended at or before `now_ns`, oldest
     /// first, handing each to `expired`.
     pub fn expire(&mut self, now_ns: u64, mut expired: impl FnMut(Half)) {
-        while let Some(&(at, key, seq)) = self.queue.front() {
-            if at > now_ns {
+        while let Some(&queued) = self.queue.front() {
+            if queued.expires_ns > now_ns {
                 break;
             }
             self.queue.pop_front();
-            if let Entry::Occupied(e) = self.map.entry(key)
-                && e.get().seq == seq
-            {
+            if let Some(half) = self.take_queued(queued) {
                 self.total.fetch_sub(1, Ordering::Relaxed);
-                expired(e.remove().half);
+                expired(half);
             }
         }
+        if self.index.is_empty() && self.slots.len() > RETAINED_SLOTS {
+            // After a burst, let its slots go.
+            self.slots = Vec::new();
+            self.free = Vec::new();
+            self.queue = VecDeque::new();
+            self.index = HashTable::new();
+        }
+    }
+
+    /// Lets go of the half a queue entry stands for, if its slot still
+    /// holds it.
+    fn take_queued(&mut self, queued: Queued) -> Option<Half> {
+        let at = queued.slot as usize;
+        let slot = self.slots.get_mut(at)?;
+        if slot.generation != queued.generation {
+            return None;
+        }
+        let half = slot.half.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        if let Ok(entry) = self.index.find_entry(slot.hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+        self.free.push(queued.slot);
+        Some(half)
     }
 
     /// Drops queue entries of halves that paired, once they are the
     /// majority, so the queue stays within twice the live halves.
     fn compact(&mut self) {
-        if self.queue.len() <= 2 * self.map.len() + 1024 {
+        if self.queue.len() <= 2 * self.index.len() + 1024 {
             return;
         }
-        let map = &self.map;
-        self.queue
-            .retain(|(_, key, seq)| map.get(key).is_some_and(|w| w.seq == *seq));
+        let slots = &self.slots;
+        self.queue.retain(|queued| {
+            slots
+                .get(queued.slot as usize)
+                .is_some_and(|slot| slot.generation == queued.generation)
+        });
     }
 
     /// Queue entries, live or stale (for tests of the compaction).
@@ -273,7 +361,16 @@ impl PendingStore {
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
+
+    /// Slots held, in use or free (for tests of letting a burst go).
+    #[cfg(test)]
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
 }
+
+/// Slots a store keeps once it is empty (more are let go: a burst's).
+const RETAINED_SLOTS: usize = 4096;
 
 /// Counts one more half in `total`, if it holds fewer than `max_items`.
 fn claim(total: &AtomicUsize, max_items: usize) -> bool {

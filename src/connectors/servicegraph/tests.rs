@@ -965,6 +965,62 @@ fn the_expiry_queue_stays_bounded_when_halves_pair() {
 }
 
 #[test]
+fn a_reused_slot_keeps_its_new_half_waiting_its_own_wait() {
+    let mut store = PendingStore::new(10, 2 * SECOND);
+    let half = |side, service: &str, seconds| {
+        Half::new(side, service.into(), seconds, false, false, Vec::new())
+    };
+    let key = |t: u8| store::key(&[t; 16], &[1; 8]).unwrap();
+    // The first half pairs at once; its slot takes the second half, whose
+    // wait starts a second later.
+    assert_eq!(
+        store.offer(key(1), half(Side::Client, "a", 1.0), T0),
+        Offer::Stored
+    );
+    assert!(matches!(
+        store.offer(key(1), half(Side::Server, "b", 2.0), T0),
+        Offer::Paired { .. }
+    ));
+    assert_eq!(
+        store.offer(key(2), half(Side::Client, "c", 3.0), T0 + SECOND),
+        Offer::Stored
+    );
+    let mut expired = Vec::new();
+    store.expire(T0 + 2 * SECOND, |h| expired.push(h));
+    assert!(expired.is_empty(), "the first half's entry is stale");
+    assert_eq!(store.len(), 1);
+    // A resent half replaces the waiting one and keeps its wait.
+    assert_eq!(
+        store.offer(key(2), half(Side::Client, "c", 4.0), T0 + 2 * SECOND),
+        Offer::Replaced
+    );
+    store.expire(T0 + 3 * SECOND, |h| expired.push(h));
+    assert_eq!(expired.len(), 1);
+    assert_eq!((&*expired[0].service, expired[0].seconds), ("c", 4.0));
+    assert!(store.is_empty());
+    // A late other side finds nothing: it waits in turn.
+    assert_eq!(
+        store.offer(key(2), half(Side::Server, "d", 5.0), T0 + 3 * SECOND),
+        Offer::Stored
+    );
+}
+
+#[test]
+fn the_store_lets_a_bursts_slots_go_once_it_is_empty() {
+    let mut store = PendingStore::new(100_000, 2 * SECOND);
+    for i in 0..20_000u32 {
+        let mut trace = [0u8; 16];
+        trace[..4].copy_from_slice(&i.to_le_bytes());
+        let k = store::key(&trace, &[1; 8]).unwrap();
+        let half = Half::new(Side::Client, "s".into(), 0.0, false, false, Vec::new());
+        assert_eq!(store.offer(k, half, T0), Offer::Stored);
+    }
+    let mut expired = 0;
+    store.expire(T0 + 2 * SECOND, |_| expired += 1);
+    assert_eq!(expired, 20_000);
+    assert_eq!((store.len(), store.queued(), store.slots()), (0, 0, 0));
+}
+#[test]
 fn config_defaults_are_the_collectors_and_bad_values_are_explained() {
     let config = ServiceGraphConfig::default();
     assert!(config.validate().is_ok());
