@@ -92,23 +92,49 @@ struct IndexEntry {
 
 /// The key of a series of the resource with hash `resource_hash`.
 pub fn series_key(resource_hash: u64, dims: &[Option<&str>]) -> SeriesKey {
-    let mut low = HASHER.build_hasher();
-    let mut high = HASHER_HIGH.build_hasher();
-    for h in [&mut low, &mut high] {
-        h.write_u64(resource_hash);
-        for d in dims {
-            // Length + 1 before each value (0: absent) keeps the values
-            // apart in two writes per value.
-            match d {
-                Some(v) => {
-                    h.write_usize(v.len() + 1);
-                    h.write(v.as_bytes());
-                }
-                None => h.write_usize(0),
+    KeyPrefix::new(resource_hash, &[]).key(dims)
+}
+
+/// [`series_key`]'s hashing done as far as the resource and the first
+/// dimension values, for the series of one resource that share them (the
+/// span-metrics series of one resource share its service name): each
+/// series then hashes only the values after them.
+#[derive(Clone)]
+pub struct KeyPrefix([foldhash::fast::FoldHasher<'static>; 2]);
+
+impl KeyPrefix {
+    pub fn new(resource_hash: u64, first: &[Option<&str>]) -> Self {
+        let mut hashers = [HASHER.build_hasher(), HASHER_HIGH.build_hasher()];
+        for h in &mut hashers {
+            h.write_u64(resource_hash);
+            write_dims(h, first);
+        }
+        Self(hashers)
+    }
+
+    /// The key of the series whose values are the prefix's, then `rest`.
+    #[inline]
+    pub fn key(&self, rest: &[Option<&str>]) -> SeriesKey {
+        let [mut low, mut high] = self.0.clone();
+        write_dims(&mut low, rest);
+        write_dims(&mut high, rest);
+        [low.finish(), high.finish()]
+    }
+}
+
+#[inline]
+fn write_dims(h: &mut impl Hasher, dims: &[Option<&str>]) {
+    for d in dims {
+        // Length + 1 before each value (0: absent) keeps the values
+        // apart in two writes per value.
+        match d {
+            Some(v) => {
+                h.write_usize(v.len() + 1);
+                h.write(v.as_bytes());
             }
+            None => h.write_usize(0),
         }
     }
-    [low.finish(), high.finish()]
 }
 
 /// Where [`Table::touch`] found a series: valid for
@@ -712,6 +738,29 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_key_from_a_prefix_is_the_whole_key_and_values_stay_apart() {
+        let dims = [
+            Some("checkout"),
+            Some("GET /"),
+            None,
+            Some("STATUS_CODE_UNSET"),
+        ];
+        for rh in [0, 7, u64::MAX] {
+            let whole = series_key(rh, &dims);
+            for split in 0..=dims.len() {
+                let (first, rest) = dims.split_at(split);
+                assert_eq!(KeyPrefix::new(rh, first).key(rest), whole, "split {split}");
+            }
+            assert_ne!(series_key(rh ^ 1, &dims), whole, "another resource");
+        }
+        // The same bytes spread over other values, or a value absent
+        // rather than empty, are other series.
+        let key = |d: &[Option<&str>]| series_key(1, d);
+        assert_ne!(key(&[Some("ab"), Some("c")]), key(&[Some("a"), Some("bc")]));
+        assert_ne!(key(&[None, Some("a")]), key(&[Some(""), Some("a")]));
     }
 
     /// Values held for a series (and for the overflow series) are handed

@@ -61,8 +61,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 use crate::model::TracesBatch;
@@ -267,6 +266,8 @@ pub struct ServiceGraph {
     edge_labels: Vec<String>,
     /// The attributes spans are read for.
     wanted: Wanted,
+    /// Hashes the pair keys of a request's halves.
+    key_hasher: store::KeyHasher,
     empty_resource_hash: u64,
     scope: InstrumentationScope,
     pending: [PendingShard; PENDING_SHARDS],
@@ -290,7 +291,8 @@ pub const PENDING_SHARDS: usize = 8;
 struct Offers<'a> {
     /// Where each half of this request still waiting for its other side
     /// in it is in `halves`, by key.
-    in_request: HashMap<store::Key, u32>,
+    in_request: HashTable<u32>,
+    hasher: &'a store::KeyHasher,
     /// Halves of this request in arrival order, with their place in the
     /// request and, for a client half, the peer attribute it names (read
     /// into the half only if it goes to a store: a half that pairs here
@@ -322,6 +324,7 @@ type SpanRead<'r, 'a> = (
 struct InRequest<'a> {
     at: u32,
     key: store::Key,
+    hash: u64,
     half: Half<&'a str>,
     peer: Option<AnyValueView<'a>>,
 }
@@ -329,9 +332,10 @@ struct InRequest<'a> {
 impl<'a> Offers<'a> {
     /// For a request of `spans` spans; room is made at its first half
     /// (a request of root spans has none).
-    fn new(spans: usize) -> Self {
+    fn new(spans: usize, hasher: &'a store::KeyHasher) -> Self {
         Self {
-            in_request: HashMap::new(),
+            in_request: HashTable::new(),
+            hasher,
             halves: Vec::new(),
             spans,
             by_store: Default::default(),
@@ -350,21 +354,36 @@ impl<'a> Offers<'a> {
         (half, peer): (Half<&'a str>, Option<AnyValueView<'a>>),
         done: &mut Vec<(u32, Done<&'a str>)>,
     ) {
-        if self.in_request.capacity() == 0 {
-            self.in_request.reserve(self.spans);
+        let Offers {
+            in_request,
+            hasher,
+            halves,
+            spans,
+            ..
+        } = self;
+        if in_request.capacity() == 0 {
+            in_request.reserve(*spans, |_| 0);
         }
-        match self.in_request.entry(key) {
-            Entry::Occupied(e) => {
-                let i = *e.get() as usize;
-                let Some(Some(waiting)) = self.halves.get_mut(i) else {
+        let hash = hasher.hash(&key);
+        let key_of = |i: u32| {
+            halves
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .map(|w| (w.key, w.hash))
+        };
+        let found = in_request.find_entry(hash, |&i| key_of(i).is_some_and(|(k, _)| k == key));
+        match found {
+            Ok(entry) => {
+                let i = *entry.get() as usize;
+                let Some(Some(waiting)) = halves.get_mut(i) else {
                     return;
                 };
                 if waiting.half.side == half.side {
                     (waiting.half, waiting.peer) = (half, peer);
                     return;
                 }
-                e.remove();
-                if let Some(waiting) = self.halves.get_mut(i).and_then(Option::take) {
+                entry.remove();
+                if let Some(waiting) = halves.get_mut(i).and_then(Option::take) {
                     let (client, server) = match half.side {
                         Side::Client => (half, waiting.half),
                         Side::Server => (waiting.half, half),
@@ -372,17 +391,25 @@ impl<'a> Offers<'a> {
                     done.push((at, Done::Paired { client, server }));
                 }
             }
-            Entry::Vacant(e) => {
-                if self.halves.capacity() == 0 {
-                    self.halves.reserve(self.spans);
+            Err(_) => {
+                if halves.capacity() == 0 {
+                    halves.reserve(*spans);
                 }
-                e.insert(self.halves.len() as u32);
-                self.halves.push(Some(InRequest {
+                let i = halves.len() as u32;
+                halves.push(Some(InRequest {
                     at,
                     key,
+                    hash,
                     half,
                     peer,
                 }));
+                let halves = &*halves;
+                in_request.insert_unique(hash, i, |&j| {
+                    halves
+                        .get(j as usize)
+                        .and_then(Option::as_ref)
+                        .map_or(0, |w| w.hash)
+                });
             }
         }
     }
@@ -485,6 +512,7 @@ impl ServiceGraph {
             bounds,
             edge_labels,
             wanted: Wanted::new(&config.peer_attributes, &config.dimensions),
+            key_hasher: store::KeyHasher::default(),
             empty_resource_hash: resource_hash(&[]),
             scope: InstrumentationScope {
                 name: "streamgate.servicegraph".into(),
@@ -508,7 +536,7 @@ impl ServiceGraph {
     /// `flush_interval`.
     pub fn consume_batch_at(&self, batch: &TracesBatch, now_ns: u64) {
         let now = self.advance(now_ns);
-        let mut offered = Offers::new(batch.item_count() as usize);
+        let mut offered = Offers::new(batch.item_count() as usize, &self.key_hasher);
         let mut done = Vec::new();
         let mut here = Vec::new();
         let mut roots = Roots::default();

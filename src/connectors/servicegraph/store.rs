@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 
@@ -35,6 +35,24 @@ pub fn key(trace_id: &[u8], span_id: &[u8]) -> Option<Key> {
     k[..16].copy_from_slice(trace_id);
     k[16..].copy_from_slice(span_id);
     Some(k)
+}
+
+/// Hashes pair keys: three words each, seeded once per process (the ids
+/// are the senders', so the seed keeps them from choosing collisions).
+#[derive(Clone, Default)]
+pub struct KeyHasher(foldhash::fast::RandomState);
+
+impl KeyHasher {
+    #[inline]
+    pub fn hash(&self, key: &Key) -> u64 {
+        let mut h = self.0.build_hasher();
+        for word in key.chunks_exact(8) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            h.write_u64(u64::from_le_bytes(bytes));
+        }
+        h.finish()
+    }
 }
 
 /// Which side of a request a span is.
@@ -170,7 +188,7 @@ pub struct PendingStore {
     free: Vec<u32>,
     /// The slot of each waiting half, by its key's hash.
     index: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
+    hasher: KeyHasher,
     /// Halves waiting in this store and every store sharing the limit.
     total: Arc<AtomicUsize>,
     /// Each stored half's slot, in arrival order.
@@ -209,7 +227,7 @@ impl PendingStore {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: KeyHasher::default(),
             total,
             queue: VecDeque::new(),
             max_items,
@@ -228,7 +246,7 @@ impl PendingStore {
 
     /// Pairs `half` with the waiting other side of `key`, or stores it.
     pub fn offer(&mut self, key: Key, half: Half, now_ns: u64) -> Offer {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash(&key);
         let slots = &mut self.slots;
         let found = self.index.find_entry(hash, |&i| {
             slots.get(i as usize).is_some_and(|slot| slot.key == key)

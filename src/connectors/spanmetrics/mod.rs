@@ -41,8 +41,8 @@ use crate::telemetry::Telemetry;
 use super::explicit::bucket_of;
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{
-    Found, OVERFLOW_SHARD, SHARDS, SeriesKey, Table, Upserted, canonical_resource, load_tables,
-    save_tables, series_key, shard_of,
+    Found, KeyPrefix, OVERFLOW_SHARD, SHARDS, SeriesKey, Table, Upserted, canonical_resource,
+    load_tables, save_tables, shard_of,
 };
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
 use series::{Buckets, Exemplar, SpanSeries};
@@ -248,10 +248,10 @@ impl TracesConsumer for SpanMetrics {
     fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
         let keep_values = self.observer.is_some();
         let mut samples = Vec::with_capacity(batch.item_count() as usize);
-        self.for_each_span(batch, |_, rhash, dims, span| {
+        self.for_each_span(batch, |_, (rhash, prefix), dims, span| {
             let seconds = span.seconds();
             samples.push(SpanSample {
-                key: series_key(rhash, dims),
+                key: prefix.key(dims.get(1..).unwrap_or_default()),
                 shard: shard_of(rhash),
                 seconds,
                 bucket: bucket_of(seconds, &self.bounds),
@@ -341,7 +341,7 @@ impl SpanMetrics {
         let mut overflowed = 0;
         let mut wanted = indices.iter().copied().peekable();
         let mut index = 0;
-        self.for_each_span(batch, |resource, rhash, dims, _| {
+        self.for_each_span(batch, |resource, (rhash, _), dims, _| {
             let this = index;
             index += 1;
             if wanted.next_if_eq(&this).is_none() {
@@ -390,12 +390,13 @@ struct SpanSample {
 
 impl SpanMetrics {
     /// Calls `each` with every span of the request, in order, with its
-    /// resource (canonical), the resource's hash and the span's dimension
-    /// values.
+    /// resource (canonical), the resource's hash with the series keys'
+    /// hashing done as far as the first dimension (the service, the same
+    /// for all of a resource's spans), and the span's dimension values.
     fn for_each_span<'a>(
         &self,
         batch: &'a TracesBatch,
-        mut each: impl FnMut(&[KeyValue], u64, &[Option<&str>], &SpanView<'a>),
+        mut each: impl FnMut(&[KeyValue], (u64, &KeyPrefix), &[Option<&str>], &SpanView<'a>),
     ) {
         let mut extras: Vec<String> = vec![String::new(); self.config.dimensions.len()];
         for rs in batch.resources() {
@@ -406,6 +407,8 @@ impl SpanMetrics {
             );
             let resource = resource.as_slice();
             let service = find_str(resource, "service.name");
+            let prefix = KeyPrefix::new(rhash, &[service]);
+            let resource_key = (rhash, &prefix);
             for span in rs.spans() {
                 for (extra, d) in extras.iter_mut().zip(&self.config.dimensions) {
                     extra.clear();
@@ -422,13 +425,13 @@ impl SpanMetrics {
                     Some(status_name(span.status_code)),
                 ];
                 if extras.is_empty() {
-                    each(resource, rhash, &fixed, &span);
+                    each(resource, resource_key, &fixed, &span);
                 } else {
                     let with_extras: Vec<Option<&str>> = fixed
                         .into_iter()
                         .chain(extras.iter().map(|e| (!e.is_empty()).then_some(e.as_str())))
                         .collect();
-                    each(resource, rhash, &with_extras, &span);
+                    each(resource, resource_key, &with_extras, &span);
                 }
             }
         }
