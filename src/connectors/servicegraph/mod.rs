@@ -290,7 +290,7 @@ pub const PENDING_SHARDS: usize = 8;
 /// store of their trace, in arrival order.
 struct Offers<'a> {
     /// Where each half of this request still waiting for its other side
-    /// in it is in `halves`, by key.
+    /// in it is in `halves`, by its key's hash (kept beside the half).
     in_request: HashTable<u32>,
     hasher: &'a store::KeyHasher,
     /// Halves of this request in arrival order, with their place in the
@@ -365,13 +365,12 @@ impl<'a> Offers<'a> {
             in_request.reserve(*spans, |_| 0);
         }
         let hash = hasher.hash(&key);
-        let key_of = |i: u32| {
+        let found = in_request.find_entry(hash, |&i| {
             halves
                 .get(i as usize)
                 .and_then(Option::as_ref)
-                .map(|w| (w.key, w.hash))
-        };
-        let found = in_request.find_entry(hash, |&i| key_of(i).is_some_and(|(k, _)| k == key));
+                .is_some_and(|w| w.key == key)
+        });
         match found {
             Ok(entry) => {
                 let i = *entry.get() as usize;
