@@ -1,6 +1,7 @@
 //! Span-metrics throughput: OTLP traces decode alone (the floor) against
 //! decode + span metrics into the Prometheus store, with and without the
-//! window processor fed every raw duration.
+//! window processor fed every raw duration; and the service graph alone
+//! on client/server span pairs, within a request and across requests.
 //!
 //! Run: `cargo bench --bench connectors`. Throughput is in spans/s.
 //! `span_metrics_threads/scaling` and `log_counts_threads/scaling` print
@@ -346,5 +347,69 @@ fn log_threads(c: &mut Criterion) {
     scaling::bench_threads(c, "log_counts_threads", 1000, &payloads, &cases);
 }
 
-criterion_group!(benches, span_metrics, threads, log_threads);
+/// The service graph alone on client/server span pairs (the load
+/// generator's payloads: 1,000 spans a request, 2 attributes each, 5
+/// services, each CLIENT span's SERVER child in the next service): pairs
+/// within one request, and pairs split across consecutive requests (each
+/// server half arrives a request after its client), beside prost decode
+/// of the same requests. The clock moves 10 ms a request and halves wait
+/// 1 s, so the halves left at the end of the cycle of requests expire as
+/// they would in a steady stream.
+fn service_graph(c: &mut Criterion) {
+    use streamgate::config::types::HumanDuration;
+    use streamgate::loadgen::payload::{Shape, SpanShape, traces};
+    const REQUESTS: u64 = 64;
+    const T0: u64 = 1_700_000_000_000_000_000;
+    const STEP_NS: u64 = 10_000_000;
+    let telemetry = Arc::new(Telemetry::new());
+    let exporter: Arc<dyn MetricsConsumer> = Arc::new(PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        telemetry.clone(),
+    ));
+    let mut group = c.benchmark_group("service_graph");
+    group.throughput(Throughput::Elements(1000));
+    for (name, spans) in [
+        ("pairs", SpanShape::Pairs),
+        ("pairs_across", SpanShape::PairsAcross),
+    ] {
+        let shape = Shape {
+            series: 10_000,
+            batch: 1000,
+            attributes: 2,
+            spans,
+        };
+        let payloads: Vec<bytes::Bytes> = (0..REQUESTS)
+            .map(|i| bytes::Bytes::from(traces(&shape, i, T0).encode_to_vec()))
+            .collect();
+        group.bench_function(format!("{name}/decode_only"), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                let bytes = &payloads[i % payloads.len()];
+                black_box(TracesRequest::decode(black_box(&bytes[..])).unwrap())
+            })
+        });
+        let graph = ServiceGraph::new(
+            ServiceGraphConfig {
+                max_items: 1_000_000,
+                wait: HumanDuration::secs(1),
+                ..Default::default()
+            },
+            exporter.clone(),
+            telemetry.clone(),
+        );
+        group.bench_function(format!("{name}/decode_servicegraph"), |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                let bytes = &payloads[(i % REQUESTS) as usize];
+                let batch = TracesBatch::decode(black_box(bytes.clone())).unwrap();
+                graph.consume_batch_at(&batch, T0 + i * STEP_NS);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, span_metrics, service_graph, threads, log_threads);
 criterion_main!(benches);
