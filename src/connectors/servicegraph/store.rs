@@ -303,6 +303,9 @@ impl PendingStore {
             }
         };
         let Some(slot) = self.slots.get_mut(at as usize) else {
+            // A free list naming no slot (which cannot be): the half is
+            // handed back and its claim let go.
+            self.total.fetch_sub(1, Ordering::Relaxed);
             return Offer::Full(half);
         };
         slot.key = key;
