@@ -885,6 +885,27 @@ fn a_resent_half_replaces_the_waiting_one() {
 }
 
 #[test]
+fn a_half_resent_within_its_request_replaces_the_one_before_it() {
+    let (c, capture, _) = connector(ServiceGraphConfig::default());
+    c.consume_traces_at(
+        &TracesRequest {
+            resource_spans: vec![
+                resource_spans(
+                    "frontend",
+                    vec![span(CLIENT, 1, 7, 0, 1), span(CLIENT, 1, 7, 0, 9)],
+                ),
+                resource_spans("backend", vec![span(SERVER, 1, 8, 7, 1)]),
+            ],
+        },
+        T0,
+    );
+    assert_eq!(capture.count(REQUEST_TOTAL, &EDGE), Some(1));
+    assert_eq!(c.pending(), 0, "the pair completed within the request");
+    let (_, sum, _) = capture.histogram(REQUEST_CLIENT_SECONDS, &EDGE).unwrap();
+    assert!((sum - 0.009).abs() < 1e-12, "the latest client span counts");
+}
+
+#[test]
 fn only_changed_series_are_emitted_and_time_never_goes_back() {
     let (c, capture, _) = connector(ServiceGraphConfig::default());
     c.consume_traces_at(
