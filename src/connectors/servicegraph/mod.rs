@@ -290,7 +290,7 @@ pub const PENDING_SHARDS: usize = 8;
 /// store of their trace, in arrival order.
 struct Offers<'a> {
     /// Where each half of this request still waiting for its other side
-    /// in it is in `halves`, by its key's hash (kept beside the half).
+    /// in it is in `halves`, by its key's hash.
     in_request: HashTable<u32>,
     hasher: &'a store::KeyHasher,
     /// Halves of this request in arrival order, with their place in the
@@ -324,7 +324,6 @@ type SpanRead<'r, 'a> = (
 struct InRequest<'a> {
     at: u32,
     key: store::Key,
-    hash: u64,
     half: Half<&'a str>,
     peer: Option<AnyValueView<'a>>,
 }
@@ -398,16 +397,17 @@ impl<'a> Offers<'a> {
                 halves.push(Some(InRequest {
                     at,
                     key,
-                    hash,
                     half,
                     peer,
                 }));
                 let halves = &*halves;
+                // The table is sized for every span: it never grows, so
+                // this rehash is a formality.
                 in_request.insert_unique(hash, i, |&j| {
                     halves
                         .get(j as usize)
                         .and_then(Option::as_ref)
-                        .map_or(0, |w| w.hash)
+                        .map_or(0, |w| hasher.hash(&w.key))
                 });
             }
         }

@@ -16,10 +16,9 @@
 //! entries outnumber live ones, without a lookup per entry.
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 
