@@ -389,6 +389,14 @@ fn service_graph(c: &mut Criterion) {
                 black_box(TracesRequest::decode(black_box(&bytes[..])).unwrap())
             })
         });
+        group.bench_function(format!("{name}/validate_and_index"), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                let bytes = &payloads[i % payloads.len()];
+                black_box(TracesBatch::decode(black_box(bytes.clone())).unwrap())
+            })
+        });
         let graph = ServiceGraph::new(
             ServiceGraphConfig {
                 max_items: 1_000_000,

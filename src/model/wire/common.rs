@@ -136,6 +136,16 @@ impl<'a> AnyValueView<'a> {
                 limit: MAX_DEPTH,
             });
         }
+        match Self::parse_plain(bytes) {
+            Some(plain) => Ok(plain),
+            None => Self::walk(bytes, depth),
+        }
+    }
+
+    /// Reads an `AnyValue` field by field (any encoding, nested values
+    /// checked down to `depth`, which the caller has checked).
+    fn walk(bytes: &'a [u8], depth: usize) -> Result<Self, WireError> {
+        const NAME: &str = "AnyValue";
         let mut out = AnyValueView::Empty;
         for_each_field(bytes, NAME, |n, value| {
             let f = |field| Field {
@@ -170,6 +180,32 @@ impl<'a> AnyValueView<'a> {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// The shapes nearly every value has, read without the general walk:
+    /// nothing, or one string (ASCII, under 128 bytes), bool, int or
+    /// double field with its shortest tag. `None` for anything else, which
+    /// the general walk reads (to the same view for whatever this reads).
+    #[inline(always)]
+    fn parse_plain(bytes: &'a [u8]) -> Option<Self> {
+        match bytes {
+            [] => Some(AnyValueView::Empty),
+            [0x0a, len @ 0..0x80, text @ ..]
+                if usize::from(*len) == text.len() && text.is_ascii() =>
+            {
+                // SAFETY: ASCII is valid UTF-8 (see `reader::utf8`).
+                Some(AnyValueView::String(unsafe {
+                    std::str::from_utf8_unchecked(text)
+                }))
+            }
+            [0x10, flag @ 0..0x80] => Some(AnyValueView::Bool(*flag != 0)),
+            [0x18, int @ ..] => exact_varint(int).map(|v| AnyValueView::Int(v as i64)),
+            [0x21, double @ ..] => {
+                let bits: [u8; 8] = (*double).try_into().ok()?;
+                Some(AnyValueView::Double(f64::from_le_bytes(bits)))
+            }
+            _ => None,
+        }
     }
 
     /// The value as the owned OTLP type (for the rare array and list values
@@ -220,6 +256,18 @@ pub struct KeyValueView<'a> {
 
 impl<'a> KeyValueView<'a> {
     fn parse_nested(bytes: &'a [u8], depth: usize) -> Result<Self, WireError> {
+        // Its value is checked against the depth limit as the general
+        // walk would (`AnyValueView::parse_nested`).
+        if depth <= MAX_DEPTH
+            && let Some(plain) = Self::parse_plain(bytes)
+        {
+            return Ok(plain);
+        }
+        Self::walk(bytes, depth)
+    }
+
+    /// Reads a `KeyValue` field by field (any encoding).
+    fn walk(bytes: &'a [u8], depth: usize) -> Result<Self, WireError> {
         const NAME: &str = "KeyValue";
         let mut out = KeyValueView {
             key: "",
@@ -243,6 +291,51 @@ impl<'a> KeyValueView<'a> {
         })?;
         Ok(out)
     }
+}
+
+impl<'a> KeyValueView<'a> {
+    /// The shape nearly every attribute has, read without the general
+    /// walk: an ASCII key under 128 bytes, then a value under 128 bytes
+    /// that [`AnyValueView::parse_plain`] reads, each with its shortest
+    /// tag and nothing else. `None` for anything else, which the general
+    /// walk reads (to the same view for whatever this reads).
+    #[inline(always)]
+    fn parse_plain(bytes: &'a [u8]) -> Option<Self> {
+        // One-byte lengths: below 0x80.
+        let [0x0a, key_len @ 0..0x80, rest @ ..] = bytes else {
+            return None;
+        };
+        let (key, rest) = rest.split_at_checked(usize::from(*key_len))?;
+        let [0x12, value_len @ 0..0x80, value @ ..] = rest else {
+            return None;
+        };
+        if usize::from(*value_len) != value.len() || !key.is_ascii() {
+            return None;
+        }
+        Some(KeyValueView {
+            // SAFETY: ASCII is valid UTF-8 (see `reader::utf8`).
+            key: unsafe { std::str::from_utf8_unchecked(key) },
+            value: AnyValueView::parse_plain(value)?,
+        })
+    }
+}
+
+/// The varint that is all of `bytes`, if it is one (at most 10 bytes,
+/// the tenth holding bit 63 alone, the last without a continuation).
+#[inline]
+fn exact_varint(bytes: &[u8]) -> Option<u64> {
+    let (&last, head) = bytes.split_last()?;
+    if last >= 0x80 || head.len() > 9 || (head.len() == 9 && last > 1) {
+        return None;
+    }
+    let mut value = u64::from(last) << (7 * head.len());
+    for (i, byte) in head.iter().enumerate() {
+        if byte & 0x80 == 0 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+    }
+    Some(value)
 }
 
 impl KeyValueView<'_> {
@@ -477,6 +570,131 @@ mod tests {
             assert_eq!(view.key, case.key);
             assert_eq!(view.value.to_owned_value(), case.value);
         }
+    }
+
+    /// Bytes that differ from `bytes` by one truncation or one byte.
+    fn damaged(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let cut = (0..bytes.len()).map(|n| bytes[..n].to_vec());
+        let changed = (0..bytes.len()).flat_map(move |at| {
+            let original = bytes[at];
+            [0x00, 0x01, 0x02, 0x7f, 0x80, 0xff, 0x0a, 0x12, 0x18]
+                .into_iter()
+                .chain([original.wrapping_add(1), original.wrapping_sub(1)])
+                .filter(move |&b| b != original)
+                .map(move |b| {
+                    let mut copy = bytes.to_vec();
+                    copy[at] = b;
+                    copy
+                })
+        });
+        cut.chain(changed)
+    }
+
+    #[test]
+    fn plain_attributes_read_as_the_field_walk_reads_them() {
+        let long = "x".repeat(126);
+        let values = [
+            None,
+            Some(V::StringValue(String::new())),
+            Some(V::StringValue("GET /api/v1/items/7".into())),
+            Some(V::StringValue(long.clone())),
+            Some(V::StringValue(format!("{long}xy"))),
+            Some(V::StringValue("héllo".into())),
+            Some(V::BoolValue(true)),
+            Some(V::BoolValue(false)),
+            Some(V::IntValue(0)),
+            Some(V::IntValue(127)),
+            Some(V::IntValue(128)),
+            Some(V::IntValue(-1)),
+            Some(V::IntValue(i64::MIN)),
+            Some(V::IntValue(i64::MAX)),
+            Some(V::DoubleValue(-2.25)),
+            Some(V::BytesValue(vec![0, 1, 255])),
+            Some(V::ArrayValue(ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(V::IntValue(1)),
+                }],
+            })),
+        ];
+        let mut encodings = Vec::new();
+        for key in ["", "k", "service.name", &long, &format!("{long}xy"), "clé"] {
+            for value in &values {
+                let kv = KeyValue {
+                    key: key.into(),
+                    value: value.clone().map(|v| AnyValue { value: Some(v) }),
+                    ..Default::default()
+                };
+                encodings.push(kv.encode_to_vec());
+            }
+        }
+        // Valid encodings no encoder here writes: a bool and an int in
+        // longer varints than needed, fields twice or out of order.
+        encodings.extend([
+            vec![0x0a, 1, b'k', 0x12, 3, 0x10, 0x81, 0x00],
+            vec![0x0a, 1, b'k', 0x12, 3, 0x18, 0x80, 0x00],
+            vec![0x12, 2, 0x10, 1, 0x0a, 1, b'k'],
+            vec![0x0a, 1, b'k', 0x0a, 1, b'j', 0x12, 2, 0x10, 1],
+            vec![0x0a, 1, b'k', 0x12, 4, 0x10, 1, 0x10, 0],
+        ]);
+        let mut plain = 0;
+        for encoding in &encodings {
+            for bytes in std::iter::once(encoding.clone()).chain(damaged(encoding)) {
+                if let Some(view) = KeyValueView::parse_plain(&bytes) {
+                    plain += 1;
+                    assert_eq!(Ok(view), KeyValueView::walk(&bytes, 0), "{bytes:02x?}");
+                }
+            }
+        }
+        assert!(plain > 100, "the common shapes are read plainly ({plain})");
+        let mut value_encodings: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| AnyValue { value: v.clone() }.encode_to_vec())
+            .collect();
+        value_encodings.extend([
+            vec![0x10, 0x81, 0x00],
+            vec![
+                0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+            vec![
+                0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+            ],
+            vec![
+                0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+            vec![0x21, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 1],
+            vec![0x10, 1, 0x0a, 1, b'v'],
+        ]);
+        let mut plain = 0;
+        for encoding in &value_encodings {
+            for bytes in std::iter::once(encoding.clone()).chain(damaged(encoding)) {
+                if let Some(view) = AnyValueView::parse_plain(&bytes) {
+                    plain += 1;
+                    assert_eq!(Ok(view), AnyValueView::walk(&bytes, 0), "{bytes:02x?}");
+                }
+            }
+        }
+        assert!(plain > 100, "plain values are read plainly ({plain})");
+        let common = KeyValue {
+            key: "http.route".into(),
+            value: Some(AnyValue {
+                value: Some(V::StringValue("/items".into())),
+            }),
+            ..Default::default()
+        };
+        assert!(KeyValueView::parse_plain(&common.encode_to_vec()).is_some());
+    }
+
+    #[test]
+    fn a_plain_value_past_the_depth_limit_is_refused_as_before() {
+        let bytes = kv("k", V::IntValue(1)).encode_to_vec();
+        assert!(matches!(
+            KeyValueView::parse_nested(&bytes, MAX_DEPTH + 1),
+            Err(WireError::TooDeep { .. })
+        ));
+        assert_eq!(
+            KeyValueView::parse_nested(&bytes, MAX_DEPTH).map(|v| v.key),
+            Ok("k")
+        );
     }
 
     #[test]

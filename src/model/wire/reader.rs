@@ -284,6 +284,16 @@ impl<'a> Field<'a> {
     }
 }
 
+/// Reads a varint from the front of `buf` and moves past it, as a field
+/// walk reads one; `None` if it is cut short or too long.
+#[inline]
+pub fn take_varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut fields = Fields::new(buf, "");
+    let value = fields.varint().ok()?;
+    *buf = fields.buf;
+    Some(value)
+}
+
 /// `bytes` as text, if they are valid UTF-8.
 #[inline]
 pub fn utf8(bytes: &[u8]) -> Option<&str> {

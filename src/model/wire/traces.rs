@@ -7,7 +7,7 @@ use super::common::{
     Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
     head_and_schema_url, once, optional, validate_attributes,
 };
-use super::reader::{Field, Fields, Value, WireError, for_each_field};
+use super::reader::{Field, Fields, Value, WireError, for_each_field, take_varint, utf8};
 use super::span_index::SpanIndex;
 
 /// `ExportTraceServiceRequest`.
@@ -219,11 +219,149 @@ impl<'a> MessageView<'a> for SpanView<'a> {
     }
 }
 
+/// A span's bytes read front to back in field-number order, the order
+/// every OTLP encoder writes (see [`SpanView::validate_in_order`]).
+struct InOrder<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> InOrder<'a> {
+    /// Whether the next field's one-byte tag is `tag`.
+    #[inline(always)]
+    fn at(&self, tag: u8) -> bool {
+        self.rest.first() == Some(&tag)
+    }
+
+    /// The value of a length-delimited field whose one-byte tag is next.
+    #[inline(always)]
+    fn delimited(&mut self) -> Option<&'a [u8]> {
+        let mut rest = self.rest.get(1..)?;
+        let len = match rest {
+            [len @ 0..0x80, tail @ ..] => {
+                rest = tail;
+                usize::from(*len)
+            }
+            _ => usize::try_from(take_varint(&mut rest)?).ok()?,
+        };
+        let (value, rest) = rest.split_at_checked(len)?;
+        self.rest = rest;
+        Some(value)
+    }
+
+    /// The value of a varint field whose one-byte tag is next.
+    #[inline(always)]
+    fn varint(&mut self) -> Option<u64> {
+        let mut rest = self.rest.get(1..)?;
+        let value = take_varint(&mut rest)?;
+        self.rest = rest;
+        Some(value)
+    }
+
+    /// The value of a fixed-width field whose `TAG`-byte tag is next.
+    #[inline(always)]
+    fn fixed<const TAG: usize, const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (value, rest) = self.rest.get(TAG..)?.split_first_chunk::<N>()?;
+        self.rest = rest;
+        Some(*value)
+    }
+}
+
 impl<'a> SpanView<'a> {
+    /// Checks a span laid out as every OTLP encoder lays it out: its
+    /// fields in field-number order with their one-byte tags (the flags'
+    /// two), each singular field at most once. It reads straight through
+    /// instead of dispatching on each field. `None` for any other layout
+    /// and for anything invalid: the general walk then reads the span,
+    /// and gives the error (it reads whatever this reads to the same
+    /// view).
+    #[inline]
+    pub(super) fn validate_in_order(bytes: &'a [u8]) -> Option<Self> {
+        let mut out = SpanView {
+            bytes,
+            attributes_run: bytes,
+            trace_id: &[],
+            span_id: &[],
+            parent_span_id: &[],
+            name: "",
+            kind: 0,
+            status_code: 0,
+            flags: 0,
+            start_ns: 0,
+            end_ns: 0,
+        };
+        let mut span = InOrder { rest: bytes };
+        if span.at(0x0a) {
+            out.trace_id = span.delimited()?;
+        }
+        if span.at(0x12) {
+            out.span_id = span.delimited()?;
+        }
+        if span.at(0x1a) {
+            utf8(span.delimited()?)?;
+        }
+        if span.at(0x22) {
+            out.parent_span_id = span.delimited()?;
+        }
+        if span.at(0x2a) {
+            out.name = utf8(span.delimited()?)?;
+        }
+        if span.at(0x30) {
+            out.kind = span.varint()? as i32;
+        }
+        if span.at(0x39) {
+            out.start_ns = u64::from_le_bytes(span.fixed::<1, 8>()?);
+        }
+        if span.at(0x41) {
+            out.end_ns = u64::from_le_bytes(span.fixed::<1, 8>()?);
+        }
+        let mut run = AttributeRun::default();
+        while span.at(0x4a) {
+            let attribute = span.delimited()?;
+            KeyValueView::parse(attribute).ok()?;
+            run.add(bytes, attribute);
+        }
+        if span.at(0x50) {
+            span.varint()?;
+        }
+        while span.at(0x5a) {
+            let event = EventView::parse(span.delimited()?).ok()?;
+            validate_attributes(&event.attributes).ok()?;
+        }
+        if span.at(0x60) {
+            span.varint()?;
+        }
+        while span.at(0x6a) {
+            let link = LinkView::parse(span.delimited()?).ok()?;
+            validate_attributes(&link.attributes).ok()?;
+        }
+        if span.at(0x70) {
+            span.varint()?;
+        }
+        if span.at(0x7a) {
+            out.status_code = StatusView::parse(span.delimited()?).ok()?.code;
+        }
+        if span.rest.starts_with(&[0x85, 0x01]) {
+            out.flags = u32::from_le_bytes(span.fixed::<2, 4>()?);
+        }
+        if !span.rest.is_empty() {
+            return None;
+        }
+        out.attributes_run = run.get(bytes);
+        Some(out)
+    }
+
     /// Checks a span's own fields and its attributes, events and links,
     /// in one walk.
     /// The view's attributes are read from their run alone.
     pub fn validate(bytes: &'a [u8]) -> Result<Self, WireError> {
+        match Self::validate_in_order(bytes) {
+            Some(view) => Ok(view),
+            None => Self::validate_walking(bytes),
+        }
+    }
+
+    /// [`SpanView::validate`] for any layout, field by field.
+    pub(super) fn validate_walking(bytes: &'a [u8]) -> Result<Self, WireError> {
         const NAME: &str = SpanView::NAME;
         let mut run = AttributeRun::default();
         let mut view = SpanView::parse_with(bytes, |n, v| {
@@ -320,7 +458,7 @@ impl AttributeRun {
 }
 
 /// `Status`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StatusView<'a> {
     pub message: &'a str,
     pub code: i32,
@@ -329,10 +467,18 @@ pub struct StatusView<'a> {
 impl<'a> MessageView<'a> for StatusView<'a> {
     const NAME: &'static str = "Status";
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
-        let mut out = StatusView {
-            message: "",
-            code: 0,
-        };
+        // Nearly every status: none set, or a one-byte code alone.
+        match bytes {
+            [] => return Ok(StatusView::default()),
+            [0x18, code @ 0..0x80] => {
+                return Ok(StatusView {
+                    message: "",
+                    code: i32::from(*code),
+                });
+            }
+            _ => {}
+        }
+        let mut out = StatusView::default();
         for_each_field(bytes, Self::NAME, |n, v| {
             match n {
                 2 => out.message = field!(v, Self::NAME, "message").string()?,

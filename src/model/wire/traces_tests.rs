@@ -356,6 +356,69 @@ fn every_truncation_and_single_byte_corruption_agrees_with_prost() {
     assert!(both_accepted > 0);
 }
 
+/// Each encoded span of the sample request.
+fn sample_spans() -> Vec<Vec<u8>> {
+    sample_traces()
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .map(|s| s.encode_to_vec())
+        .collect()
+}
+
+#[test]
+fn a_span_read_in_field_order_reads_as_the_field_walk_reads_it() {
+    let mut in_order = 0;
+    for span in sample_spans() {
+        assert!(
+            SpanView::validate_in_order(&span).is_some(),
+            "prost's layout is read in order"
+        );
+        let cuts = (0..span.len()).map(|n| span[..n].to_vec());
+        let changed = (0..span.len()).flat_map(|at| {
+            [0x80u8, 0xff, 0x01, 0x06, 0x08, 0x40].map(|flip| {
+                let mut copy = span.clone();
+                copy[at] ^= flip;
+                copy
+            })
+        });
+        for bytes in std::iter::once(span.clone()).chain(cuts).chain(changed) {
+            let walked = SpanView::validate_walking(&bytes);
+            if let Some(view) = SpanView::validate_in_order(&bytes) {
+                in_order += 1;
+                assert_eq!(Ok(view), walked, "{bytes:02x?}");
+            }
+            assert_eq!(SpanView::validate(&bytes), walked, "{bytes:02x?}");
+        }
+    }
+    assert!(in_order > 100, "read in order: {in_order}");
+}
+
+#[test]
+fn a_span_in_another_field_order_is_walked() {
+    let span = &sample_spans()[0];
+    let mut fields = Vec::new();
+    let mut rest = &span[..];
+    while !rest.is_empty() {
+        let mut probe = super::reader::Fields::new(rest, "Span");
+        probe.next_field().expect("valid").expect("a field");
+        let len = rest.len() - probe.remaining();
+        fields.push(&rest[..len]);
+        rest = &rest[len..];
+    }
+    fields.reverse();
+    let reversed: Vec<u8> = fields.concat();
+    assert!(SpanView::validate_in_order(&reversed).is_none());
+    let view = SpanView::validate(&reversed).expect("valid in any order");
+    assert_eq!(view.name, "GET /items/{id}");
+    assert_eq!(view.trace_id, &[7; 16]);
+    assert_eq!(
+        view.status_code,
+        SpanView::validate(span).expect("valid").status_code
+    );
+}
+
 #[test]
 fn invalid_utf8_in_a_span_name_is_refused_with_the_field_named() {
     let mut request = sample_traces();
