@@ -96,6 +96,23 @@ pub struct SpanView<'a> {
 }
 
 impl<'a> SpanView<'a> {
+    /// The view of `bytes` before any field is read: every field unset.
+    fn unset(bytes: &'a [u8]) -> Self {
+        SpanView {
+            bytes,
+            attributes_run: bytes,
+            trace_id: &[],
+            span_id: &[],
+            parent_span_id: &[],
+            name: "",
+            kind: 0,
+            status_code: 0,
+            flags: 0,
+            start_ns: 0,
+            end_ns: 0,
+        }
+    }
+
     /// Duration in seconds (0 when the end is before the start).
     pub fn seconds(&self) -> f64 {
         self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
@@ -162,19 +179,7 @@ impl<'a> SpanView<'a> {
         mut child: impl FnMut(u32, Value<'a>) -> Result<(), WireError>,
     ) -> Result<Self, WireError> {
         const NAME: &str = SpanView::NAME;
-        let mut out = SpanView {
-            bytes,
-            attributes_run: bytes,
-            trace_id: &[],
-            span_id: &[],
-            parent_span_id: &[],
-            name: "",
-            kind: 0,
-            status_code: 0,
-            flags: 0,
-            start_ns: 0,
-            end_ns: 0,
-        };
+        let mut out = SpanView::unset(bytes);
         let mut status_seen = None;
         for_each_field(bytes, NAME, |n, v| {
             match n {
@@ -276,19 +281,7 @@ impl<'a> SpanView<'a> {
     /// view).
     #[inline]
     pub(super) fn validate_in_order(bytes: &'a [u8]) -> Option<Self> {
-        let mut out = SpanView {
-            bytes,
-            attributes_run: bytes,
-            trace_id: &[],
-            span_id: &[],
-            parent_span_id: &[],
-            name: "",
-            kind: 0,
-            status_code: 0,
-            flags: 0,
-            start_ns: 0,
-            end_ns: 0,
-        };
+        let mut out = SpanView::unset(bytes);
         let mut span = InOrder { rest: bytes };
         if span.at(0x0a) {
             out.trace_id = span.delimited()?;
