@@ -6,9 +6,9 @@
 
 use std::ops::Range;
 
-use super::common::{MessageView, ResourceView};
-use super::reader::{WireError, utf8};
-use super::traces::{SpanView, TracesRequestView};
+use super::common::{MessageView, ResourceView, ScopeView, once};
+use super::reader::{Field, WireError, for_each_field, utf8};
+use super::traces::{ScopeSpansView, SpanView, TracesRequestView};
 
 /// A byte range of the request (requests are far below 4 GiB: the
 /// receiver caps them).
@@ -21,17 +21,17 @@ struct Slice {
 impl Slice {
     /// The range `part` occupies inside `whole` (`part` borrows from it;
     /// an empty part may be a static default, and is the empty range).
-    fn of(whole: &[u8], part: &[u8]) -> Result<Self, WireError> {
+    /// `whole` is at most `u32::MAX` bytes long ([`SpanIndex::build`]
+    /// checks), so the offsets fit.
+    #[inline]
+    fn of(whole: &[u8], part: &[u8]) -> Self {
         if part.is_empty() {
-            return Ok(Self::default());
+            return Self::default();
         }
         let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-        let end = start + part.len();
-        match (u32::try_from(start), u32::try_from(end)) {
-            (Ok(start), Ok(end)) if end as usize <= whole.len() => Ok(Self { start, end }),
-            _ => Err(WireError::TooLarge {
-                message: "ExportTraceServiceRequest",
-            }),
+        Self {
+            start: start as u32,
+            end: (start + part.len()) as u32,
         }
     }
 
@@ -77,39 +77,23 @@ impl SpanIndex {
     /// Checks a whole `ExportTraceServiceRequest` (every field prost would
     /// check) and indexes its spans.
     pub fn build(bytes: &[u8]) -> Result<Self, WireError> {
+        const NAME: &str = "ExportTraceServiceRequest";
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(WireError::TooLarge { message: NAME });
+        }
         let mut index = SpanIndex::default();
         for rs in TracesRequestView::new(bytes).resource_spans.try_iter() {
             let rs = rs?;
             let resource = match &rs.resource {
                 Some(r) => {
                     r.validate()?;
-                    Some(Slice::of(bytes, r.bytes())?)
+                    Some(Slice::of(bytes, r.bytes()))
                 }
                 None => None,
             };
             let first = index.spans.len();
-            for ss in rs.scope_spans.try_iter() {
-                let ss = ss?;
-                if let Some(scope) = &ss.scope {
-                    scope.validate()?;
-                }
-                for span in ss.spans.raw() {
-                    let span = span?;
-                    let view = SpanView::validate(span)?;
-                    index.spans.push(SpanEntry {
-                        bytes: Slice::of(bytes, span)?,
-                        attributes: Slice::of(bytes, view.attributes_run)?,
-                        trace_id: Slice::of(bytes, view.trace_id)?,
-                        span_id: Slice::of(bytes, view.span_id)?,
-                        parent_span_id: Slice::of(bytes, view.parent_span_id)?,
-                        name: Slice::of(bytes, view.name.as_bytes())?,
-                        kind: view.kind,
-                        status_code: view.status_code,
-                        flags: view.flags,
-                        start_ns: view.start_ns,
-                        end_ns: view.end_ns,
-                    });
-                }
+            for ss in rs.scope_spans.raw() {
+                index.add_scope_spans(bytes, ss?)?;
             }
             index.groups.push(ResourceGroup {
                 resource,
@@ -117,6 +101,52 @@ impl SpanIndex {
             });
         }
         Ok(index)
+    }
+
+    /// Checks one `ScopeSpans` of `request` and indexes its spans, in one
+    /// walk of its fields.
+    fn add_scope_spans(&mut self, request: &[u8], bytes: &[u8]) -> Result<(), WireError> {
+        const NAME: &str = ScopeSpansView::NAME;
+        let mut scope_seen = None;
+        for_each_field(bytes, NAME, |n, value| {
+            let field = |field| Field {
+                value,
+                message: NAME,
+                field,
+            };
+            match n {
+                1 => {
+                    once(&mut scope_seen, (), NAME, "scope")?;
+                    ScopeView::parse(field("scope").message()?)?.validate()?;
+                }
+                2 => self.add_span(request, field("spans").message()?)?,
+                3 => {
+                    field("schema_url").string()?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks one span of `request` and indexes it.
+    #[inline]
+    fn add_span(&mut self, request: &[u8], span: &[u8]) -> Result<(), WireError> {
+        let view = SpanView::validate(span)?;
+        self.spans.push(SpanEntry {
+            bytes: Slice::of(request, span),
+            attributes: Slice::of(request, view.attributes_run),
+            trace_id: Slice::of(request, view.trace_id),
+            span_id: Slice::of(request, view.span_id),
+            parent_span_id: Slice::of(request, view.parent_span_id),
+            name: Slice::of(request, view.name.as_bytes()),
+            kind: view.kind,
+            status_code: view.status_code,
+            flags: view.flags,
+            start_ns: view.start_ns,
+            end_ns: view.end_ns,
+        });
+        Ok(())
     }
 
     /// Number of spans.
