@@ -5,11 +5,13 @@
 //! metrics are visible as soon as the input is acknowledged.
 //!
 //! Shared pieces: [`table`] (bounded series with overflow, dirty tracking,
-//! expiry), [`output`] (building the emitted request), [`exponential`]
+//! expiry), [`output`] (building the emitted request), [`encode`] (the
+//! span metrics' request written straight as protobuf), [`exponential`]
 //! (a self-scaling exponential histogram), [`explicit`] (the bucket of a
 //! duration), [`held`] (values kept per series until the next drain).
 
 pub mod dimension;
+pub mod encode;
 pub mod explicit;
 pub mod exponential;
 pub mod held;

@@ -79,10 +79,14 @@ pub fn string_attribute(key: &str, value: &str) -> KeyValue {
     }
 }
 
+/// The key of the overflow attribute of the OTel metrics specification
+/// (a bool, true).
+pub const OVERFLOW_KEY: &str = "otel.metric.overflow";
+
 /// The overflow attribute of the OTel metrics specification.
 pub fn overflow_attribute() -> KeyValue {
     KeyValue {
-        key: "otel.metric.overflow".into(),
+        key: OVERFLOW_KEY.into(),
         value: Some(AnyValue {
             value: Some(any_value::Value::BoolValue(true)),
         }),

@@ -27,9 +27,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::model::otlp::common::InstrumentationScope;
-use crate::model::otlp::metrics::{
-    AggregationTemporality, ExponentialHistogram, Histogram, Metric, Sum, metric::Data,
-};
 use crate::model::otlp::trace::{span::SpanKind, status::StatusCode};
 use crate::model::text::AttributeLookup;
 use crate::model::{Observations, TracesBatch};
@@ -38,14 +35,18 @@ use crate::pipeline::{
 };
 use crate::telemetry::Telemetry;
 
+use super::encode::{self, MetricShape, RequestWriter};
 use super::explicit::bucket_of;
-use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
+use super::output::{OVERFLOW_KEY, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{
     Found, KeyPrefix, OVERFLOW_SHARD, SHARDS, SeriesKey, Table, Upserted, canonical_resource,
     load_tables, save_tables, shard_of,
 };
 pub use config::{Dimension, HistogramConfig, HistogramKind, SpanMetricsConfig};
 use series::{Buckets, Exemplar, SpanSeries};
+
+/// The duration histogram's description.
+const DURATION_DESCRIPTION: &str = "Span durations recorded by the span-metrics connector.";
 
 /// Dimensions every span has, in order.
 const FIXED: [&str; 4] = ["service.name", "span.name", "span.kind", "status.code"];
@@ -113,35 +114,21 @@ impl SpanMetrics {
         format!("{}.duration", self.config.namespace)
     }
 
-    fn template(&self) -> Vec<Metric> {
-        let duration = match self.kind {
-            HistogramKind::Explicit(_) => Data::Histogram(Histogram {
-                data_points: Vec::new(),
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            }),
-            HistogramKind::Exponential { .. } => Data::ExponentialHistogram(ExponentialHistogram {
-                data_points: Vec::new(),
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            }),
-        };
+    /// The emitted metrics: calls, then durations.
+    fn shapes(&self) -> Vec<MetricShape> {
+        let exponential = matches!(self.kind, HistogramKind::Exponential { .. });
         vec![
-            Metric {
-                name: self.calls_name(),
-                description: "Spans counted by the span-metrics connector.".into(),
-                data: Some(Data::Sum(Sum {
-                    data_points: Vec::new(),
-                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                    is_monotonic: true,
-                })),
-                ..Default::default()
-            },
-            Metric {
-                name: self.duration_name(),
-                unit: "s".into(),
-                description: "Span durations recorded by the span-metrics connector.".into(),
-                data: Some(duration),
-                ..Default::default()
-            },
+            MetricShape::cumulative_sum(
+                self.calls_name(),
+                "Spans counted by the span-metrics connector.",
+                "",
+            ),
+            MetricShape::cumulative_histogram(
+                self.duration_name(),
+                DURATION_DESCRIPTION,
+                "s",
+                exponential,
+            ),
         ]
     }
 
@@ -168,36 +155,56 @@ impl SpanMetrics {
 
     /// Moves the changed series of one shard into `output`, stamped with
     /// the shard's clock.
-    fn drain_into(&self, table: &mut Table<SpanSeries>, output: &mut Output, duration_name: &str) {
+    fn drain_into(
+        &self,
+        table: &mut Table<SpanSeries>,
+        output: &mut RequestWriter,
+        duration_name: &str,
+    ) {
         let now = table.tick(now_ns());
+        let mut scratch = Vec::new();
         table.drain_dirty_holding(|resource, entry, durations| {
-            let attributes = if entry.resource.is_none() {
-                vec![overflow_attribute()]
-            } else {
+            let overflow = entry.resource.is_none();
+            let dims = || {
                 self.dimension_names
                     .iter()
                     .zip(&entry.dims)
-                    .filter_map(|(name, value)| value.as_deref().map(|v| string_attribute(name, v)))
-                    .collect()
+                    .filter_map(|(name, value)| value.as_deref().map(|v| (name.as_str(), v)))
             };
             if let Some(observer) = &self.observer
                 && !durations.is_empty()
             {
+                let attributes: Vec<KeyValue> = if overflow {
+                    vec![overflow_attribute()]
+                } else {
+                    dims().map(|(name, v)| string_attribute(name, v)).collect()
+                };
                 observer.observe(&Observations {
                     resource,
                     scope: &self.scope,
                     metric: duration_name,
                     unit: "s",
-                    description: "Span durations recorded by the span-metrics connector.",
+                    description: DURATION_DESCRIPTION,
                     attributes: &attributes,
                     values: durations,
                 });
             }
             entry.value.emitted();
-            let metrics = output.metrics(entry.resource, resource);
-            entry
-                .value
-                .write_points(metrics, attributes, &self.bounds, entry.start_ns, now);
+            let write_attributes = |out: &mut Vec<u8>, field: u32| {
+                if overflow {
+                    encode::bool_attribute(out, field, OVERFLOW_KEY, true);
+                } else {
+                    dims().for_each(|(name, v)| encode::string_attribute(out, field, name, v));
+                }
+            };
+            entry.value.write_points(
+                output.points(entry.resource, resource),
+                &mut scratch,
+                &write_attributes,
+                &self.bounds,
+                entry.start_ns,
+                now,
+            );
         });
     }
 
@@ -206,7 +213,7 @@ impl SpanMetrics {
     /// observation consumer. Runs after every request with a zero
     /// `flush_interval`, else on that interval and at shutdown.
     pub fn flush(&self) {
-        let mut output = Output::new(self.scope.clone(), self.template());
+        let mut output = RequestWriter::new(&self.scope, self.shapes());
         let calls_name = self.calls_name();
         let duration_name = self.duration_name();
         // One shard at a time: writers wait for one shard, not all.
@@ -215,19 +222,27 @@ impl SpanMetrics {
             self.drain_into(&mut table, &mut output, &duration_name);
             output.next_table();
         }
-        if !output.is_empty() {
-            let outcome = self
-                .downstream
-                .consume_metrics(&MetricsBatch::from_request(output.finish()));
-            if let Ok(Consumed { rejected, message }) = &outcome
-                && *rejected > 0
-            {
-                tracing::warn!(
-                    rejected,
-                    metric = %calls_name,
-                    "span metrics were rejected downstream: {message}"
-                );
+        if output.is_empty() {
+            return;
+        }
+        let batch = match MetricsBatch::decode(output.finish()) {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Written here, so always valid; were it not, say so
+                // rather than emit nothing silently.
+                tracing::error!(error = %e, metric = %calls_name, "span metrics were written invalid");
+                return;
             }
+        };
+        let outcome = self.downstream.consume_metrics(&batch);
+        if let Ok(Consumed { rejected, message }) = &outcome
+            && *rejected > 0
+        {
+            tracing::warn!(
+                rejected,
+                metric = %calls_name,
+                "span metrics were rejected downstream: {message}"
+            );
         }
     }
 

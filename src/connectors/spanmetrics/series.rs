@@ -1,10 +1,11 @@
 //! The state of one span-metrics series: calls, the duration histogram,
 //! exemplars.
 
-use crate::model::otlp::common::KeyValue;
-use crate::model::otlp::metrics::{
-    ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint,
-    exponential_histogram_data_point, metric::Data, number_data_point,
+use prost::encoding::{WireType, encode_key};
+
+use crate::connectors::encode::{
+    bytes_field, double_field, fixed64_field, len_prefix, message_field, packed_varint,
+    packed_words, sint32_field,
 };
 
 use super::HistogramKind;
@@ -33,16 +34,15 @@ impl Exemplar {
         }
     }
 
-    fn to_otlp(self, value: f64) -> crate::model::otlp::metrics::Exemplar {
-        crate::model::otlp::metrics::Exemplar {
-            time_unix_nano: self.time_ns,
-            span_id: self.span_id.to_vec(),
-            trace_id: self.trace_id.to_vec(),
-            value: Some(crate::model::otlp::metrics::exemplar::Value::AsDouble(
-                value,
-            )),
-            ..Default::default()
-        }
+    /// Writes the exemplar with `value` as field `field` of a point
+    /// (Exemplar: time 2, as_double 3, span_id 4, trace_id 5).
+    fn write(&self, out: &mut Vec<u8>, field: u32, value: f64) {
+        let time = if self.time_ns == 0 { 0 } else { 9 };
+        len_prefix(out, field, time + 9 + 10 + 18);
+        fixed64_field(out, 2, self.time_ns);
+        double_field(out, 3, value);
+        bytes_field(out, 4, &self.span_id);
+        bytes_field(out, 5, &self.trace_id);
     }
 }
 
@@ -146,73 +146,175 @@ impl SpanSeries {
         self.sampled = 0;
     }
 
-    /// Appends this series' calls and duration points to the resource's
-    /// metrics (in template order: calls, duration).
+    /// Writes this series' calls and duration points into the resource's
+    /// point buffers (in shape order: calls, duration), each point with
+    /// the attributes `attributes` writes as the given field.
     pub fn write_points(
         &self,
-        metrics: &mut [Metric],
-        attributes: Vec<KeyValue>,
+        points: &mut [Vec<u8>],
+        scratch: &mut Vec<u8>,
+        attributes: &dyn Fn(&mut Vec<u8>, u32),
         bounds: &[f64],
         start_ns: u64,
         now_ns: u64,
     ) {
-        if let Some(Data::Sum(sum)) = metrics.get_mut(0).and_then(|m| m.data.as_mut()) {
-            sum.data_points.push(NumberDataPoint {
-                attributes: attributes.clone(),
-                start_time_unix_nano: start_ns,
-                time_unix_nano: now_ns,
-                value: Some(number_data_point::Value::AsInt(self.calls as i64)),
-                exemplars: self
-                    .calls_exemplar
-                    .map(|e| e.to_otlp(1.0))
-                    .into_iter()
-                    .collect(),
+        let [calls, duration] = points else {
+            return;
+        };
+        // NumberDataPoint: times 2 and 3, as_int 6, exemplars 5,
+        // attributes 7 (prost's order: the value oneof at its lowest tag).
+        message_field(calls, 1, scratch, |p| {
+            fixed64_field(p, 2, start_ns);
+            fixed64_field(p, 3, now_ns);
+            encode_key(6, WireType::SixtyFourBit, p);
+            p.extend_from_slice(&(self.calls as i64).to_le_bytes());
+            if let Some(e) = self.calls_exemplar {
+                e.write(p, 5, 1.0);
+            }
+            attributes(p, 7);
+        });
+        match &self.buckets {
+            Buckets::Explicit(counts) => message_field(duration, 1, scratch, |p| {
+                fixed64_field(p, 2, start_ns);
+                fixed64_field(p, 3, now_ns);
+                fixed64_field(p, 4, self.calls);
+                double_field(p, 5, self.sum);
+                packed_words(p, 6, counts.iter().copied());
+                packed_words(p, 7, bounds.iter().map(|b| b.to_bits()));
+                let mut by_bucket = self.bucket_exemplars.clone();
+                by_bucket.sort_unstable_by_key(|(bucket, _)| *bucket);
+                for (_, e) in by_bucket {
+                    e.write(p, 8, e.value);
+                }
+                attributes(p, 9);
+            }),
+            Buckets::Exponential(e) => message_field(duration, 1, scratch, |p| {
+                attributes(p, 1);
+                fixed64_field(p, 2, start_ns);
+                fixed64_field(p, 3, now_ns);
+                fixed64_field(p, 4, self.calls);
+                double_field(p, 5, self.sum);
+                sint32_field(p, 6, e.scale);
+                fixed64_field(p, 7, e.zero_count);
+                // Buckets: offset 1, counts 2; written even when empty.
+                let mut positive = Vec::new();
+                sint32_field(&mut positive, 1, e.offset);
+                packed_varint(&mut positive, 2, &e.counts);
+                len_prefix(p, 8, positive.len());
+                p.extend_from_slice(&positive);
+                if let Some(x) = self.calls_exemplar {
+                    x.write(p, 11, x.value);
+                }
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::connectors::encode::string_attribute;
+    use crate::model::otlp::common::{AnyValue, KeyValue, any_value::Value as V};
+    use crate::model::otlp::metrics::{
+        self as otlp, ExponentialHistogram, Histogram, Sum, exemplar, number_data_point,
+    };
+
+    fn attributes() -> Vec<KeyValue> {
+        vec![KeyValue {
+            key: "span.name".into(),
+            value: Some(AnyValue {
+                value: Some(V::StringValue("GET /items".into())),
+            }),
+            ..Default::default()
+        }]
+    }
+
+    fn write(series: &SpanSeries, bounds: &[f64]) -> [Vec<u8>; 2] {
+        let mut points = [Vec::new(), Vec::new()];
+        let attributes =
+            |out: &mut Vec<u8>, field: u32| string_attribute(out, field, "span.name", "GET /items");
+        series.write_points(&mut points, &mut Vec::new(), &attributes, bounds, 5, 9);
+        points
+    }
+
+    fn otlp_exemplar(e: Exemplar, value: f64) -> otlp::Exemplar {
+        otlp::Exemplar {
+            time_unix_nano: e.time_ns,
+            span_id: e.span_id.to_vec(),
+            trace_id: e.trace_id.to_vec(),
+            value: Some(exemplar::Value::AsDouble(value)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn points_are_written_as_prost_writes_them() {
+        let bounds = [0.1, 1.0];
+        let kind = HistogramKind::Explicit(bounds.to_vec());
+        let mut series = SpanSeries::new(&kind, bounds.len());
+        let first = Exemplar::new(&[1; 16], &[2; 8], 0.5, 7);
+        let second = Exemplar::new(&[3; 16], &[4; 8], 0.05, 8);
+        series.record(0.5, 1, Some(first));
+        series.record(0.05, 0, Some(second));
+        series.record(2.0, 2, None);
+        let [calls, duration] = write(&series, &bounds);
+        let expected_calls = Sum {
+            data_points: vec![otlp::NumberDataPoint {
+                attributes: attributes(),
+                start_time_unix_nano: 5,
+                time_unix_nano: 9,
+                value: Some(number_data_point::Value::AsInt(3)),
+                exemplars: vec![otlp_exemplar(first, 1.0)],
                 ..Default::default()
-            });
-        }
-        match (
-            metrics.get_mut(1).and_then(|m| m.data.as_mut()),
-            &self.buckets,
-        ) {
-            (Some(Data::Histogram(h)), Buckets::Explicit(counts)) => {
-                h.data_points.push(HistogramDataPoint {
-                    attributes,
-                    start_time_unix_nano: start_ns,
-                    time_unix_nano: now_ns,
-                    count: self.calls,
-                    sum: Some(self.sum),
-                    bucket_counts: counts.clone(),
-                    explicit_bounds: bounds.to_vec(),
-                    exemplars: {
-                        let mut by_bucket = self.bucket_exemplars.clone();
-                        by_bucket.sort_unstable_by_key(|(bucket, _)| *bucket);
-                        by_bucket.iter().map(|(_, e)| e.to_otlp(e.value)).collect()
-                    },
-                    ..Default::default()
-                });
-            }
-            (Some(Data::ExponentialHistogram(h)), Buckets::Exponential(e)) => {
-                h.data_points.push(ExponentialHistogramDataPoint {
-                    attributes,
-                    start_time_unix_nano: start_ns,
-                    time_unix_nano: now_ns,
-                    count: self.calls,
-                    sum: Some(self.sum),
-                    scale: e.scale,
-                    zero_count: e.zero_count,
-                    positive: Some(exponential_histogram_data_point::Buckets {
-                        offset: e.offset,
-                        bucket_counts: e.counts.clone(),
-                    }),
-                    exemplars: self
-                        .calls_exemplar
-                        .map(|x| x.to_otlp(x.value))
-                        .into_iter()
-                        .collect(),
-                    ..Default::default()
-                });
-            }
-            _ => {}
-        }
+            }],
+            ..Default::default()
+        };
+        assert_eq!(calls, expected_calls.encode_to_vec());
+        let expected_duration = Histogram {
+            data_points: vec![otlp::HistogramDataPoint {
+                attributes: attributes(),
+                start_time_unix_nano: 5,
+                time_unix_nano: 9,
+                count: 3,
+                sum: Some(2.55),
+                bucket_counts: vec![1, 1, 1],
+                explicit_bounds: bounds.to_vec(),
+                exemplars: vec![otlp_exemplar(second, 0.05), otlp_exemplar(first, 0.5)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(duration, expected_duration.encode_to_vec());
+
+        let kind = HistogramKind::Exponential { max_size: 160 };
+        let mut series = SpanSeries::new(&kind, 0);
+        series.record(0.5, 0, Some(first));
+        series.record(0.25, 0, None);
+        let [_, duration] = write(&series, &[]);
+        let Buckets::Exponential(histogram) = &series.buckets else {
+            panic!("exponential");
+        };
+        let expected = ExponentialHistogram {
+            data_points: vec![otlp::ExponentialHistogramDataPoint {
+                attributes: attributes(),
+                start_time_unix_nano: 5,
+                time_unix_nano: 9,
+                count: 2,
+                sum: Some(0.75),
+                scale: histogram.scale,
+                zero_count: histogram.zero_count,
+                positive: Some(otlp::exponential_histogram_data_point::Buckets {
+                    offset: histogram.offset,
+                    bucket_counts: histogram.counts.clone(),
+                }),
+                exemplars: vec![otlp_exemplar(first, 0.5)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(duration, expected.encode_to_vec());
+        assert!(histogram.scale != 0 && !histogram.counts.is_empty());
     }
 }

@@ -10,7 +10,7 @@ use super::*;
 use crate::config::types::HumanDuration;
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::{AnyValue, KeyValue, any_value};
-use crate::model::otlp::metrics::Metric;
+use crate::model::otlp::metrics::{Metric, metric::Data};
 use crate::model::otlp::resource::Resource;
 use crate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
 
