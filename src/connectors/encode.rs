@@ -1,8 +1,10 @@
 //! A connector's metrics request written straight as protobuf: the
 //! resource, scope and metric envelopes around data points the connector
 //! writes itself ([`RequestWriter`]), and the few field kinds those points
-//! use. Written in field-number order with the shortest encodings, as
-//! prost writes them; fields at their default value are left out.
+//! use. Written as prost writes them: in field-number order (a oneof at
+//! its lowest number), with the shortest encodings, and fields at their
+//! default value left out (but oneof members and optional fields, which
+//! are written when set).
 //!
 //! The span-metrics connector flushes every changed series each interval;
 //! building OTLP structures for them (two owned strings per attribute, a
