@@ -281,30 +281,31 @@ impl RequestWriter {
 
     /// The encoded request.
     pub fn finish(self) -> Bytes {
-        let metric_lens = |group: &Group| -> usize {
-            self.metrics
-                .iter()
-                .zip(&group.points)
-                .filter(|(_, points)| !points.is_empty())
-                .map(|(m, points)| delimited_len(2, m.body_len(points.len())))
-                .sum()
-        };
-        let scope_metrics_len =
-            |group: &Group| delimited_len(1, self.scope.len()) + metric_lens(group);
-        let resource_metrics_len = |group: &Group| {
-            delimited_len(1, group.resource.len()) + delimited_len(2, scope_metrics_len(group))
-        };
-        let total = self
+        // Each group's `ScopeMetrics` and `ResourceMetrics` lengths, once.
+        let lens: Vec<(usize, usize)> = self
             .groups
             .iter()
-            .map(|g| delimited_len(1, resource_metrics_len(g)))
-            .sum();
+            .map(|group| {
+                let metrics: usize = self
+                    .metrics
+                    .iter()
+                    .zip(&group.points)
+                    .filter(|(_, points)| !points.is_empty())
+                    .map(|(m, points)| delimited_len(2, m.body_len(points.len())))
+                    .sum();
+                let scope_metrics = delimited_len(1, self.scope.len()) + metrics;
+                let resource_metrics =
+                    delimited_len(1, group.resource.len()) + delimited_len(2, scope_metrics);
+                (scope_metrics, resource_metrics)
+            })
+            .collect();
+        let total = lens.iter().map(|&(_, r)| delimited_len(1, r)).sum();
         let mut out = Vec::with_capacity(total);
-        for group in &self.groups {
-            len_prefix(&mut out, 1, resource_metrics_len(group));
+        for (group, &(scope_metrics, resource_metrics)) in self.groups.iter().zip(&lens) {
+            len_prefix(&mut out, 1, resource_metrics);
             len_prefix(&mut out, 1, group.resource.len());
             out.extend_from_slice(&group.resource);
-            len_prefix(&mut out, 2, scope_metrics_len(group));
+            len_prefix(&mut out, 2, scope_metrics);
             len_prefix(&mut out, 1, self.scope.len());
             out.extend_from_slice(&self.scope);
             for (metric, points) in self.metrics.iter().zip(&group.points) {

@@ -109,19 +109,14 @@ impl SpanIndex {
         const NAME: &str = ScopeSpansView::NAME;
         let mut scope_seen = None;
         for_each_field(bytes, NAME, |n, value| {
-            let field = |field| Field {
-                value,
-                message: NAME,
-                field,
-            };
             match n {
                 1 => {
                     once(&mut scope_seen, (), NAME, "scope")?;
-                    ScopeView::parse(field("scope").message()?)?.validate()?;
+                    ScopeView::parse(field!(value, NAME, "scope").message()?)?.validate()?;
                 }
-                2 => self.add_span(request, field("spans").message()?)?,
+                2 => self.add_span(request, field!(value, NAME, "spans").message()?)?,
                 3 => {
-                    field("schema_url").string()?;
+                    field!(value, NAME, "schema_url").string()?;
                 }
                 _ => {}
             }
