@@ -13,6 +13,7 @@ pub mod observation;
 pub mod otlp;
 pub mod prometheus_name;
 pub mod recommendation;
+pub mod spare;
 pub mod text;
 pub mod time;
 pub mod wire;

@@ -73,6 +73,7 @@ use crate::model::otlp::metrics::{
 };
 use crate::model::otlp::trace::span::SpanKind;
 use crate::model::otlp::trace::status::StatusCode;
+use crate::model::spare::{self, Spare};
 use crate::model::wire::AnyValueView;
 use crate::model::wire::traces::SpanView;
 use crate::pipeline::{ConsumeResult, Consumed, MetricsConsumer, TracesConsumer};
@@ -335,7 +336,7 @@ impl<'a> Offers<'a> {
         Self {
             in_request: HashTable::new(),
             hasher,
-            halves: Vec::new(),
+            halves: spare::relabel(spare::take(&SPARE_HALVES)),
             spans,
             by_store: Default::default(),
             services: Vec::new(),
@@ -474,6 +475,24 @@ impl<'a> Offers<'a> {
     }
 }
 
+impl Drop for Offers<'_> {
+    fn drop(&mut self) {
+        let halves = std::mem::take(&mut self.halves);
+        spare::give(&SPARE_HALVES, spare::relabel(halves), SPARE_MAX);
+    }
+}
+
+/// The most entries a per-request list handed back to its thread keeps
+/// room for (see `model::spare`).
+const SPARE_MAX: usize = 1 << 14;
+
+thread_local! {
+    /// Per-request lists, kept by each thread for its next request.
+    static SPARE_HALVES: Spare<Option<InRequest<'static>>> = const { Spare::new() };
+    static SPARE_DONE: Spare<(u32, Done)> = const { Spare::new() };
+    static SPARE_HERE: Spare<(u32, Done<&'static str>)> = const { Spare::new() };
+}
+
 impl ServiceGraph {
     pub fn new(
         config: ServiceGraphConfig,
@@ -536,8 +555,8 @@ impl ServiceGraph {
     pub fn consume_batch_at(&self, batch: &TracesBatch, now_ns: u64) {
         let now = self.advance(now_ns);
         let mut offered = Offers::new(batch.item_count() as usize, &self.key_hasher);
-        let mut done = Vec::new();
-        let mut here = Vec::new();
+        let mut done = spare::take(&SPARE_DONE);
+        let mut here = spare::relabel(spare::take(&SPARE_HERE));
         let mut roots = Roots::default();
         let mut found = Vec::new();
         let mut at = 0u32;
@@ -576,6 +595,8 @@ impl ServiceGraph {
             left &= !(1 << index);
         }
         self.record(&done, &here, &roots, now, &mut tally);
+        spare::give(&SPARE_DONE, done, SPARE_MAX);
+        spare::give(&SPARE_HERE, spare::relabel(here), SPARE_MAX);
         if self.flush_interval().is_zero() {
             self.flush_at(now);
         }

@@ -21,6 +21,7 @@ mod series;
 use crate::model::MetricsBatch;
 use crate::model::otlp::ItemCount;
 use crate::model::otlp::common::KeyValue;
+use crate::model::spare::{self, Spare};
 use crate::model::wire::traces::SpanView;
 use std::sync::Arc;
 
@@ -262,7 +263,8 @@ impl TracesConsumer for SpanMetrics {
     /// series go to it once that shard is let go.
     fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult {
         let keep_values = self.observer.is_some();
-        let mut samples = Vec::with_capacity(batch.item_count() as usize);
+        let mut samples = spare::take(&SPARE_SAMPLES);
+        samples.reserve(batch.item_count() as usize);
         self.for_each_span(batch, |_, (rhash, prefix), dims, span| {
             let seconds = span.seconds();
             samples.push(SpanSample {
@@ -278,7 +280,8 @@ impl TracesConsumer for SpanMetrics {
         shards.dedup();
         let mut overflowed = 0u64;
         let mut refused = Vec::new();
-        let mut found = Vec::with_capacity(samples.len());
+        let mut found = spare::take(&SPARE_FOUND);
+        found.reserve(samples.len());
         for shard in shards {
             let mut table = self.shard(shard);
             let now = table.tick(now_ns());
@@ -327,6 +330,8 @@ impl TracesConsumer for SpanMetrics {
                 overflowed += 1;
             }
         }
+        spare::give(&SPARE_SAMPLES, samples, SPARE_MAX);
+        spare::give(&SPARE_FOUND, found, SPARE_MAX);
         if overflowed > 0 {
             self.telemetry
                 .record_connector_overflow("spanmetrics", overflowed);
@@ -390,6 +395,16 @@ impl SpanMetrics {
         });
         overflowed
     }
+}
+
+/// The most entries a per-request list handed back to its thread keeps
+/// room for (see `model::spare`).
+const SPARE_MAX: usize = 1 << 14;
+
+thread_local! {
+    /// Per-request lists, kept by each thread for its next request.
+    static SPARE_SAMPLES: Spare<SpanSample> = const { Spare::new() };
+    static SPARE_FOUND: Spare<(usize, Option<Found>)> = const { Spare::new() };
 }
 
 /// A span as the first pass of `consume_traces` reads it.

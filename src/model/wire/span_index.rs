@@ -3,8 +3,13 @@
 //! and the fields every span consumer reads (ids, name, kind, status,
 //! times). Consumers then walk the index instead of re-reading the bytes:
 //! a request is read once however many connectors look at its spans.
+//!
+//! An index's span list is handed back to its thread when the index is
+//! dropped (see `model::spare`).
 
 use std::ops::Range;
+
+use crate::model::spare::{self, Spare};
 
 use super::common::{MessageView, ResourceView, ScopeView, once};
 use super::reader::{Field, WireError, for_each_field, utf8};
@@ -73,6 +78,21 @@ pub struct SpanIndex {
     spans: Vec<SpanEntry>,
 }
 
+/// The most spans a list handed back keeps room for (about 1.3 MB).
+const SPARE_SPANS: usize = 1 << 14;
+
+thread_local! {
+    /// A dropped index's span list, for the next index built on this
+    /// thread.
+    static SPARE: Spare<SpanEntry> = const { Spare::new() };
+}
+
+impl Drop for SpanIndex {
+    fn drop(&mut self) {
+        spare::give(&SPARE, std::mem::take(&mut self.spans), SPARE_SPANS);
+    }
+}
+
 impl SpanIndex {
     /// Checks a whole `ExportTraceServiceRequest` (every field prost would
     /// check) and indexes its spans.
@@ -81,7 +101,10 @@ impl SpanIndex {
         if u32::try_from(bytes.len()).is_err() {
             return Err(WireError::TooLarge { message: NAME });
         }
-        let mut index = SpanIndex::default();
+        let mut index = SpanIndex {
+            groups: Vec::new(),
+            spans: spare::take(&SPARE),
+        };
         for rs in TracesRequestView::new(bytes).resource_spans.try_iter() {
             let rs = rs?;
             let resource = match &rs.resource {

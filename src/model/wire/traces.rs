@@ -279,7 +279,7 @@ impl<'a> SpanView<'a> {
     /// and for anything invalid: the general walk then reads the span,
     /// and gives the error (it reads whatever this reads to the same
     /// view).
-    #[inline]
+    #[inline(always)]
     pub(super) fn validate_in_order(bytes: &'a [u8]) -> Option<Self> {
         let mut out = SpanView::unset(bytes);
         let mut span = InOrder { rest: bytes };
@@ -346,6 +346,7 @@ impl<'a> SpanView<'a> {
     /// Checks a span's own fields and its attributes, events and links,
     /// in one walk.
     /// The view's attributes are read from their run alone.
+    #[inline(always)]
     pub fn validate(bytes: &'a [u8]) -> Result<Self, WireError> {
         match Self::validate_in_order(bytes) {
             Some(view) => Ok(view),
@@ -354,6 +355,8 @@ impl<'a> SpanView<'a> {
     }
 
     /// [`SpanView::validate`] for any layout, field by field.
+    #[cold]
+    #[inline(never)]
     pub(super) fn validate_walking(bytes: &'a [u8]) -> Result<Self, WireError> {
         const NAME: &str = SpanView::NAME;
         let mut run = AttributeRun::default();
