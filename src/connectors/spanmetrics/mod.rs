@@ -275,24 +275,34 @@ impl TracesConsumer for SpanMetrics {
                 exemplar: self.exemplar(span, seconds),
             });
         });
-        let mut shards: Vec<usize> = samples.iter().map(|s| s.shard).collect();
-        shards.sort_unstable();
-        shards.dedup();
+        let mut order = spare::take(&SPARE_ORDER);
+        let ends = group_by_shard(&samples, &mut order);
         let mut overflowed = 0u64;
         let mut refused = Vec::new();
         let mut found = spare::take(&SPARE_FOUND);
         found.reserve(samples.len());
-        for shard in shards {
+        let mut start = 0;
+        for (shard, &end) in ends.iter().enumerate() {
+            let run = start..end;
+            start = end;
+            if run.is_empty() {
+                continue;
+            }
             let mut table = self.shard(shard);
             let now = table.tick(now_ns());
             found.clear();
-            found.extend(
-                samples
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.shard == shard)
-                    .map(|(i, s)| (i, table.touch(s.key, |series| series.warm(s.bucket)))),
-            );
+            let mut touch =
+                |i: usize, s: &SpanSample| (i, table.touch(s.key, |series| series.warm(s.bucket)));
+            if order.is_empty() {
+                // One shard has every sample.
+                found.extend(samples.iter().enumerate().map(|(i, s)| touch(i, s)));
+            } else {
+                let run = order.get(run).unwrap_or_default();
+                found.extend(
+                    run.iter()
+                        .filter_map(|&i| samples.get(i as usize).map(|s| touch(i as usize, s))),
+                );
+            }
             let mut missing = Vec::new();
             for &(i, at) in &found {
                 match (at, samples.get(i)) {
@@ -332,6 +342,7 @@ impl TracesConsumer for SpanMetrics {
         }
         spare::give(&SPARE_SAMPLES, samples, SPARE_MAX);
         spare::give(&SPARE_FOUND, found, SPARE_MAX);
+        spare::give(&SPARE_ORDER, order, SPARE_MAX);
         if overflowed > 0 {
             self.telemetry
                 .record_connector_overflow("spanmetrics", overflowed);
@@ -405,6 +416,47 @@ thread_local! {
     /// Per-request lists, kept by each thread for its next request.
     static SPARE_SAMPLES: Spare<SpanSample> = const { Spare::new() };
     static SPARE_FOUND: Spare<(usize, Option<Found>)> = const { Spare::new() };
+    static SPARE_ORDER: Spare<u32> = const { Spare::new() };
+}
+
+/// Puts the indices of `samples` into `order` grouped by shard, in
+/// arrival order within each shard (a counting sort); returns where each
+/// shard's run ends in `order`. When one shard has every sample (a
+/// request of one resource) `order` is left empty: the samples are
+/// that shard's run as they are.
+fn group_by_shard(samples: &[SpanSample], order: &mut Vec<u32>) -> [usize; SHARDS] {
+    let mut ends = [0usize; SHARDS];
+    for s in samples {
+        if let Some(n) = ends.get_mut(s.shard) {
+            *n += 1;
+        }
+    }
+    order.clear();
+    if ends.contains(&samples.len()) {
+        let mut total = 0;
+        for end in ends.iter_mut() {
+            total += *end;
+            *end = total;
+        }
+        return ends;
+    }
+    let mut next = [0usize; SHARDS];
+    let mut total = 0;
+    for (at, end) in next.iter_mut().zip(ends.iter_mut()) {
+        *at = total;
+        total += *end;
+        *end = total;
+    }
+    order.resize(total, 0);
+    for (i, s) in samples.iter().enumerate() {
+        if let Some(at) = next.get_mut(s.shard)
+            && let Some(slot) = order.get_mut(*at)
+        {
+            *slot = i as u32;
+            *at += 1;
+        }
+    }
+    ends
 }
 
 /// A span as the first pass of `consume_traces` reads it.

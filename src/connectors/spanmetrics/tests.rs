@@ -701,3 +701,28 @@ fn every_shard_is_saved_and_restored() {
         .unwrap();
     assert_eq!(restarted.series(), 16);
 }
+
+#[test]
+fn samples_are_grouped_by_shard_in_arrival_order() {
+    let sample = |shard: usize| SpanSample {
+        key: [shard as u64, 0],
+        shard,
+        seconds: 0.0,
+        bucket: 0,
+        exemplar: None,
+    };
+    let shards = [3, 0, 3, 7, 0, 3];
+    let samples: Vec<SpanSample> = shards.iter().map(|&s| sample(s)).collect();
+    let mut order = vec![99; 2];
+    let ends = group_by_shard(&samples, &mut order);
+    assert_eq!(order, vec![1, 4, 0, 2, 5, 3]);
+    assert_eq!(ends, [2, 2, 2, 5, 5, 5, 5, 6]);
+    let none = group_by_shard(&[], &mut order);
+    assert!(order.is_empty());
+    assert_eq!(none, [0; SHARDS]);
+    // One shard with them all: no order needed.
+    let one: Vec<SpanSample> = [5, 5, 5].iter().map(|&s| sample(s)).collect();
+    let ends = group_by_shard(&one, &mut order);
+    assert!(order.is_empty());
+    assert_eq!(ends, [0, 0, 0, 0, 0, 3, 3, 3]);
+}
