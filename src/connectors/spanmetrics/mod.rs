@@ -291,7 +291,7 @@ impl TracesConsumer for SpanMetrics {
             let mut table = self.shard(shard);
             let now = table.tick(now_ns());
             found.clear();
-            let mut touch =
+            let touch =
                 |i: usize, s: &SpanSample| (i, table.touch(s.key, |series| series.warm(s.bucket)));
             if order.is_empty() {
                 // One shard has every sample.
