@@ -371,6 +371,9 @@ impl<'a> Attributes<'a> {
     /// (`KeyValueView::parse`).
     pub fn keyed(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
         self.raw().filter_map(Result::ok).map(|kv| {
+            if let Some(key) = plain_key(kv) {
+                return (key, kv);
+            }
             let mut fields = Fields::new(kv, "KeyValue");
             let mut key: &[u8] = &[];
             // The last key field wins, as when the message is parsed.
@@ -386,6 +389,25 @@ impl<'a> Attributes<'a> {
     /// The attributes as owned OTLP key-values.
     pub fn to_owned_vec(&self) -> Vec<KeyValue> {
         self.iter().map(|kv| kv.to_owned_kv()).collect()
+    }
+}
+
+/// The key of a `KeyValue` laid out as nearly every encoder writes it:
+/// its key field, then at most a value field, each with a one-byte
+/// length (so the key is the only key field). `None` for anything else,
+/// which [`Attributes::keyed`] walks.
+#[inline(always)]
+fn plain_key(kv: &[u8]) -> Option<&[u8]> {
+    let [0x0a, key_len @ 0..0x80, rest @ ..] = kv else {
+        return None;
+    };
+    let (key, rest) = rest.split_at_checked(usize::from(*key_len))?;
+    match rest {
+        [] => Some(key),
+        [0x12, value_len @ 0..0x80, value @ ..] if usize::from(*value_len) == value.len() => {
+            Some(key)
+        }
+        _ => None,
     }
 }
 
@@ -600,10 +622,12 @@ mod tests {
             .count()
     }
 
-    #[test]
-    fn plain_attributes_read_as_the_field_walk_reads_them() {
+    /// The values of the plain-read tests (plain and not), and encodings
+    /// of attributes with each of them under keys plain and not, as prost
+    /// writes them and as other valid encoders might.
+    fn sample_values_and_attributes() -> (Vec<Option<V>>, Vec<Vec<u8>>) {
         let long = "x".repeat(126);
-        let values = [
+        let values = vec![
             None,
             Some(V::StringValue(String::new())),
             Some(V::StringValue("GET /api/v1/items/7".into())),
@@ -646,6 +670,12 @@ mod tests {
             vec![0x0a, 1, b'k', 0x0a, 1, b'j', 0x12, 2, 0x10, 1],
             vec![0x0a, 1, b'k', 0x12, 4, 0x10, 1, 0x10, 0],
         ]);
+        (values, encodings)
+    }
+
+    #[test]
+    fn plain_attributes_read_as_the_field_walk_reads_them() {
+        let (values, encodings) = sample_values_and_attributes();
         let plain = read_plainly(&encodings, |bytes| {
             KeyValueView::parse_plain(bytes)
                 .map(|view| assert_eq!(Ok(view), KeyValueView::walk(bytes, 0), "{bytes:02x?}"))
@@ -684,6 +714,25 @@ mod tests {
             ..Default::default()
         };
         assert!(KeyValueView::parse_plain(&common.encode_to_vec()).is_some());
+    }
+
+    #[test]
+    fn a_plain_key_is_the_key_the_field_walk_reads() {
+        let (_, encodings) = sample_values_and_attributes();
+        let plain = read_plainly(&encodings, |bytes| {
+            let Ok(walked) = KeyValueView::walk(bytes, 0) else {
+                // `keyed` reads validated lists only.
+                return false;
+            };
+            plain_key(bytes)
+                .map(|key| assert_eq!(key, walked.key.as_bytes(), "{bytes:02x?}"))
+                .is_some()
+        });
+        assert!(plain > 100, "the common shapes are read plainly ({plain})");
+        let out_of_order = [0x12, 2, 0x10, 1, 0x0a, 1, b'k'];
+        assert_eq!(plain_key(&out_of_order), None);
+        let twice = [0x0a, 1, b'k', 0x0a, 1, b'j', 0x12, 2, 0x10, 1];
+        assert_eq!(plain_key(&twice), None, "the walk reads the last key");
     }
 
     #[test]
