@@ -7,8 +7,8 @@
 //! Each kind of list has its own thread-local slot, declared where it is
 //! used (`thread_local! { static S: Spare<T> = const { Spare::new() } }`).
 //! A slot keeps one list, the larger of those handed back, and only one
-//! with room for at most its `max` entries: what a burst of huge requests
-//! grew is let go with them.
+//! with room for at most [`MAX_KEPT`] entries: what a burst of huge
+//! requests grew is let go with them.
 //!
 //! Lists of entries that borrow from the request (`T<'a>`) are kept as
 //! `T<'static>` and relabelled with [`relabel`] (they are empty then:
@@ -38,10 +38,19 @@ pub fn take<T>(slot: &'static LocalKey<Spare<T>>) -> Vec<T> {
     slot.try_with(|spare| spare.0.take()).unwrap_or_default()
 }
 
+/// The most entries a list kept has room for (a few MB at most, for
+/// the largest entries kept).
+pub const MAX_KEPT: usize = 1 << 14;
+
 /// Hands `list` back to this thread's `slot`, emptied, unless it has
-/// room for more than `max` entries; the slot keeps the larger of it and
-/// the list it held.
-pub fn give<T>(slot: &'static LocalKey<Spare<T>>, mut list: Vec<T>, max: usize) {
+/// room for more than [`MAX_KEPT`] entries; the slot keeps the larger of
+/// it and the list it held.
+pub fn give<T>(slot: &'static LocalKey<Spare<T>>, list: Vec<T>) {
+    give_at_most(slot, list, MAX_KEPT);
+}
+
+/// [`give`] with a bound of `max` entries.
+fn give_at_most<T>(slot: &'static LocalKey<Spare<T>>, mut list: Vec<T>, max: usize) {
     if list.capacity() == 0 || list.capacity() > max {
         return;
     }
@@ -78,7 +87,7 @@ mod tests {
         let mut list = take(&NUMBERS);
         list.extend(0..1000);
         let (room, at) = (list.capacity(), list.as_ptr());
-        give(&NUMBERS, list, 4096);
+        give(&NUMBERS, list);
         let again = take(&NUMBERS);
         assert!(again.is_empty());
         assert_eq!((again.capacity(), again.as_ptr()), (room, at));
@@ -88,11 +97,12 @@ mod tests {
 
     #[test]
     fn the_slot_keeps_the_larger_list_and_none_past_its_bound() {
-        give(&NUMBERS, Vec::with_capacity(10), 100);
-        give(&NUMBERS, Vec::with_capacity(50), 100);
-        give(&NUMBERS, Vec::with_capacity(20), 100);
+        give_at_most(&NUMBERS, Vec::with_capacity(10), 100);
+        give_at_most(&NUMBERS, Vec::with_capacity(50), 100);
+        give_at_most(&NUMBERS, Vec::with_capacity(20), 100);
         assert_eq!(take(&NUMBERS).capacity(), 50);
-        give(&NUMBERS, Vec::with_capacity(101), 100);
+        give_at_most(&NUMBERS, Vec::with_capacity(101), 100);
+        give(&NUMBERS, Vec::with_capacity(MAX_KEPT + 1));
         assert_eq!(take(&NUMBERS).capacity(), 0);
     }
 
@@ -102,7 +112,7 @@ mod tests {
         let mut words: Vec<&str> = relabel(take(&WORDS));
         words.extend(text.split(' '));
         let (room, at) = (words.capacity(), words.as_ptr() as usize);
-        give(&WORDS, relabel(words), 64);
+        give(&WORDS, relabel(words));
         drop(text);
         let kept = take(&WORDS);
         assert!(kept.is_empty());

@@ -478,16 +478,13 @@ impl<'a> Offers<'a> {
 impl Drop for Offers<'_> {
     fn drop(&mut self) {
         let halves = std::mem::take(&mut self.halves);
-        spare::give(&SPARE_HALVES, spare::relabel(halves), SPARE_MAX);
+        spare::give(&SPARE_HALVES, spare::relabel(halves));
     }
 }
 
-/// The most entries a per-request list handed back to its thread keeps
-/// room for (see `model::spare`).
-const SPARE_MAX: usize = 1 << 14;
-
 thread_local! {
-    /// Per-request lists, kept by each thread for its next request.
+    /// Per-request lists, kept by each thread for its next request (see
+    /// `model::spare`).
     static SPARE_HALVES: Spare<Option<InRequest<'static>>> = const { Spare::new() };
     static SPARE_DONE: Spare<(u32, Done)> = const { Spare::new() };
     static SPARE_HERE: Spare<(u32, Done<&'static str>)> = const { Spare::new() };
@@ -595,8 +592,8 @@ impl ServiceGraph {
             left &= !(1 << index);
         }
         self.record(&done, &here, &roots, now, &mut tally);
-        spare::give(&SPARE_DONE, done, SPARE_MAX);
-        spare::give(&SPARE_HERE, spare::relabel(here), SPARE_MAX);
+        spare::give(&SPARE_DONE, done);
+        spare::give(&SPARE_HERE, spare::relabel(here));
         if self.flush_interval().is_zero() {
             self.flush_at(now);
         }

@@ -340,9 +340,9 @@ impl TracesConsumer for SpanMetrics {
                 overflowed += 1;
             }
         }
-        spare::give(&SPARE_SAMPLES, samples, SPARE_MAX);
-        spare::give(&SPARE_FOUND, found, SPARE_MAX);
-        spare::give(&SPARE_ORDER, order, SPARE_MAX);
+        spare::give(&SPARE_SAMPLES, samples);
+        spare::give(&SPARE_FOUND, found);
+        spare::give(&SPARE_ORDER, order);
         if overflowed > 0 {
             self.telemetry
                 .record_connector_overflow("spanmetrics", overflowed);
@@ -408,12 +408,9 @@ impl SpanMetrics {
     }
 }
 
-/// The most entries a per-request list handed back to its thread keeps
-/// room for (see `model::spare`).
-const SPARE_MAX: usize = 1 << 14;
-
 thread_local! {
-    /// Per-request lists, kept by each thread for its next request.
+    /// Per-request lists, kept by each thread for its next request (see
+    /// `model::spare`).
     static SPARE_SAMPLES: Spare<SpanSample> = const { Spare::new() };
     static SPARE_FOUND: Spare<(usize, Option<Found>)> = const { Spare::new() };
     static SPARE_ORDER: Spare<u32> = const { Spare::new() };
@@ -431,21 +428,17 @@ fn group_by_shard(samples: &[SpanSample], order: &mut Vec<u32>) -> [usize; SHARD
             *n += 1;
         }
     }
-    order.clear();
-    if ends.contains(&samples.len()) {
-        let mut total = 0;
-        for end in ends.iter_mut() {
-            total += *end;
-            *end = total;
-        }
-        return ends;
-    }
+    let whole = ends.contains(&samples.len());
     let mut next = [0usize; SHARDS];
     let mut total = 0;
     for (at, end) in next.iter_mut().zip(ends.iter_mut()) {
         *at = total;
         total += *end;
         *end = total;
+    }
+    order.clear();
+    if whole {
+        return ends;
     }
     order.resize(total, 0);
     for (i, s) in samples.iter().enumerate() {

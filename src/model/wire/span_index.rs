@@ -78,9 +78,6 @@ pub struct SpanIndex {
     spans: Vec<SpanEntry>,
 }
 
-/// The most spans a list handed back keeps room for (about 1.3 MB).
-const SPARE_SPANS: usize = 1 << 14;
-
 thread_local! {
     /// A dropped index's span list, for the next index built on this
     /// thread.
@@ -89,7 +86,7 @@ thread_local! {
 
 impl Drop for SpanIndex {
     fn drop(&mut self) {
-        spare::give(&SPARE, std::mem::take(&mut self.spans), SPARE_SPANS);
+        spare::give(&SPARE, std::mem::take(&mut self.spans));
     }
 }
 
