@@ -93,16 +93,22 @@ pub fn packed_varint(out: &mut Vec<u8>, field: u32, values: &[u64]) {
     }
 }
 
+/// How many bytes a `KeyValue`'s key field takes (none when empty).
+#[inline]
+fn key_field_len(key: &str) -> usize {
+    if key.is_empty() {
+        0
+    } else {
+        delimited_len(1, key.len())
+    }
+}
+
 /// A `KeyValue` field with a string value.
 #[inline]
 pub fn string_attribute(out: &mut Vec<u8>, field: u32, key: &str, value: &str) {
     // AnyValue { string_value = 1 }: written even when empty (a oneof).
     let any_len = delimited_len(1, value.len());
-    let key_part = if key.is_empty() {
-        0
-    } else {
-        delimited_len(1, key.len())
-    };
+    let key_part = key_field_len(key);
     len_prefix(out, field, key_part + delimited_len(2, any_len));
     bytes_field(out, 1, key.as_bytes());
     len_prefix(out, 2, any_len);
@@ -113,11 +119,7 @@ pub fn string_attribute(out: &mut Vec<u8>, field: u32, key: &str, value: &str) {
 /// A `KeyValue` field with a bool value.
 pub fn bool_attribute(out: &mut Vec<u8>, field: u32, key: &str, value: bool) {
     // AnyValue { bool_value = 2 }: written even when false (a oneof).
-    let key_part = if key.is_empty() {
-        0
-    } else {
-        delimited_len(1, key.len())
-    };
+    let key_part = key_field_len(key);
     len_prefix(out, field, key_part + delimited_len(2, 2));
     bytes_field(out, 1, key.as_bytes());
     len_prefix(out, 2, 2);

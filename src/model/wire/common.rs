@@ -301,15 +301,10 @@ impl<'a> KeyValueView<'a> {
     /// walk reads (to the same view for whatever this reads).
     #[inline(always)]
     fn parse_plain(bytes: &'a [u8]) -> Option<Self> {
-        // One-byte lengths: below 0x80.
-        let [0x0a, key_len @ 0..0x80, rest @ ..] = bytes else {
+        let (key, Some(value)) = plain_layout(bytes)? else {
             return None;
         };
-        let (key, rest) = rest.split_at_checked(usize::from(*key_len))?;
-        let [0x12, value_len @ 0..0x80, value @ ..] = rest else {
-            return None;
-        };
-        if usize::from(*value_len) != value.len() || !key.is_ascii() {
+        if !key.is_ascii() {
             return None;
         }
         Some(KeyValueView {
@@ -392,23 +387,30 @@ impl<'a> Attributes<'a> {
     }
 }
 
-/// The key of a `KeyValue` laid out as nearly every encoder writes it:
-/// its key field, then at most a value field, each with a one-byte
-/// length (so the key is the only key field). `None` for anything else,
-/// which [`Attributes::keyed`] walks.
+/// A `KeyValue` laid out as nearly every encoder writes it: its key
+/// field, then at most a value field, each with its shortest tag and a
+/// one-byte length (so the key is the only key field): the key's bytes
+/// and the value's, if there is a value field. `None` for anything else.
 #[inline(always)]
-fn plain_key(kv: &[u8]) -> Option<&[u8]> {
+fn plain_layout(kv: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let [0x0a, key_len @ 0..0x80, rest @ ..] = kv else {
         return None;
     };
     let (key, rest) = rest.split_at_checked(usize::from(*key_len))?;
     match rest {
-        [] => Some(key),
+        [] => Some((key, None)),
         [0x12, value_len @ 0..0x80, value @ ..] if usize::from(*value_len) == value.len() => {
-            Some(key)
+            Some((key, Some(value)))
         }
         _ => None,
     }
+}
+
+/// The key of a plainly laid-out `KeyValue` ([`plain_layout`]); `None`
+/// for anything else, which [`Attributes::keyed`] walks.
+#[inline(always)]
+fn plain_key(kv: &[u8]) -> Option<&[u8]> {
+    plain_layout(kv).map(|(key, _)| key)
 }
 
 /// Checks every attribute.
