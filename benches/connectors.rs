@@ -22,7 +22,7 @@ use streamgate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue, 
 use streamgate::model::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use streamgate::model::otlp::resource::Resource;
 use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, Status};
-use streamgate::model::{LogsRequest, TracesBatch, TracesRequest};
+use streamgate::model::{LogsBatch, LogsRequest, TracesBatch, TracesRequest};
 use streamgate::pipeline::{LogsConsumer, MetricsConsumer, ObservationConsumer, TracesConsumer};
 use streamgate::processors::windows::{WindowProcessor, WindowsConfig};
 use streamgate::telemetry::Telemetry;
@@ -340,8 +340,8 @@ fn log_threads(c: &mut Criterion) {
         black_box(LogsRequest::decode(black_box(&bytes[..])).unwrap());
     };
     let counts = |bytes: &bytes::Bytes| {
-        let request = LogsRequest::decode(black_box(&bytes[..])).unwrap();
-        black_box(connector.consume_logs(&request).unwrap());
+        let batch = LogsBatch::decode(black_box(bytes.clone())).unwrap();
+        black_box(connector.consume_logs(&batch).unwrap());
     };
     let cases: [(&str, Work<'_>); 2] = [("prost_decode", &prost), ("decode_logmetrics", &counts)];
     scaling::bench_threads(c, "log_counts_threads", 1000, &payloads, &cases);

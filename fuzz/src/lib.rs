@@ -29,7 +29,7 @@ use streamgate::connectors::logmetrics::{LogMetrics, LogMetricsConfig};
 use streamgate::connectors::servicegraph::{ServiceGraph, ServiceGraphConfig};
 use streamgate::connectors::spanmetrics::{SpanMetrics, SpanMetricsConfig};
 use streamgate::exporters::prometheus::{self, Format, PrometheusExporter};
-use streamgate::model::LogsRequest;
+use streamgate::model::LogsBatch;
 use streamgate::model::otlp::ItemCount;
 use streamgate::model::wire::WireError;
 use streamgate::model::{MetricsBatch, MetricsRequest, TracesBatch, TracesRequest};
@@ -190,9 +190,9 @@ impl TracesConsumer for Current {
 }
 
 impl LogsConsumer for Current {
-    fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
+    fn consume_logs(&self, batch: &LogsBatch) -> ConsumeResult {
         match self.get() {
-            Some(c) => c.logs.consume_logs(request),
+            Some(c) => c.logs.consume_logs(batch),
             None => Ok(Consumed::all()),
         }
     }

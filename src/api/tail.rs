@@ -31,7 +31,7 @@ use crate::model::otlp::logs::LogRecord;
 use crate::model::otlp::resource::Resource;
 use crate::model::otlp::trace::{Span, span::SpanKind, status::StatusCode};
 use crate::model::text::write_any_value;
-use crate::model::{LogsRequest, TracesBatch};
+use crate::model::{LogsBatch, TracesBatch};
 use crate::pipeline::{ConsumeResult, Consumed, LogsConsumer, TracesConsumer};
 
 use super::ApiState;
@@ -251,11 +251,12 @@ impl TracesConsumer for Tail {
 }
 
 impl LogsConsumer for Tail {
-    fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
+    fn consume_logs(&self, batch: &LogsBatch) -> ConsumeResult {
         let capacity = self.logs.capacity;
         if !self.logs.should_capture() {
             return Ok(Consumed::all());
         }
+        let request = batch.request();
         let total: usize = request
             .resource_logs
             .iter()

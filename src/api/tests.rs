@@ -144,7 +144,7 @@ fn ring_keeps_the_newest_and_answers_newest_first() {
     .unwrap();
     assert_eq!(names(&t.spans(None, 10)), ["m6", "m5", "m4"]);
     // A tail of 0 keeps nothing.
-    t.consume_logs(&LogsRequest::default()).unwrap();
+    t.consume_logs(&LogsRequest::default().into()).unwrap();
     assert_eq!(t.logs(None, 10), "[]");
 }
 
@@ -203,7 +203,7 @@ fn log_record_shows_time_severity_body_service_and_trace() {
             ..Default::default()
         }],
     };
-    t.consume_logs(&request).unwrap();
+    t.consume_logs(&request.into()).unwrap();
     assert_eq!(
         parse(&t.logs(Some("payments"), 10)),
         [

@@ -1,7 +1,8 @@
 //! [`Batch`]: a request as the pipeline carries it, its validated protobuf
 //! bytes and what validating them learned (the point count; for traces an
 //! index of the spans). Hot consumers read it in place through `view()`
-//! ([`MetricsBatch::view`], [`TracesBatch::resources`]); others may ask
+//! ([`MetricsBatch::view`], [`TracesBatch::resources`],
+//! [`LogsBatch::view`]); others may ask
 //! for the decoded OTLP structures, which are built once, on first use.
 
 use std::sync::OnceLock;
@@ -9,8 +10,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use prost::Message;
 
-use super::otlp::{ItemCount, MetricsRequest, TracesRequest};
+use super::otlp::{ItemCount, LogsRequest, MetricsRequest, TracesRequest};
 use super::wire::WireError;
+use super::wire::logs::{LogsRequestView, validate_logs};
 use super::wire::metrics::{MetricsRequestView, validate_metrics};
 use super::wire::span_index::{IndexedResource, SpanIndex};
 use super::wire::traces::TracesRequestView;
@@ -53,6 +55,19 @@ impl WireRequest for TracesRequest {
     }
 }
 
+impl WireRequest for LogsRequest {
+    /// The number of log records.
+    type Index = u64;
+
+    fn validate(bytes: &[u8]) -> Result<u64, WireError> {
+        validate_logs(bytes)
+    }
+
+    fn count(records: &u64) -> u64 {
+        *records
+    }
+}
+
 /// A validated request.
 #[derive(Debug)]
 pub struct Batch<R: WireRequest> {
@@ -65,6 +80,8 @@ pub struct Batch<R: WireRequest> {
 pub type MetricsBatch = Batch<MetricsRequest>;
 /// A validated traces request.
 pub type TracesBatch = Batch<TracesRequest>;
+/// A validated logs request.
+pub type LogsBatch = Batch<LogsRequest>;
 
 impl<R: WireRequest> Batch<R> {
     /// Checks a request in protobuf form.
@@ -131,6 +148,13 @@ impl TracesBatch {
     }
 }
 
+impl LogsBatch {
+    /// The request read in place.
+    pub fn view(&self) -> LogsRequestView<'_> {
+        LogsRequestView::new(&self.wire)
+    }
+}
+
 impl<R: WireRequest> From<R> for Batch<R> {
     fn from(request: R) -> Self {
         Self::from_request(request)
@@ -166,5 +190,6 @@ mod tests {
     fn truncated_requests_are_refused_and_whole_ones_counted() {
         truncations_agree_with_prost(crate::model::wire::tests::sample_metrics());
         truncations_agree_with_prost(crate::model::wire::traces_tests::sample_traces());
+        truncations_agree_with_prost(crate::model::wire::logs::tests::sample_logs());
     }
 }

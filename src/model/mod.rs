@@ -18,6 +18,6 @@ pub mod text;
 pub mod time;
 pub mod wire;
 
-pub use batch::{MetricsBatch, TracesBatch};
+pub use batch::{LogsBatch, MetricsBatch, TracesBatch};
 pub use observation::Observations;
 pub use otlp::{LogsRequest, MetricsRequest, TracesRequest};

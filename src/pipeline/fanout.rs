@@ -4,7 +4,7 @@ use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use super::{ConsumeResult, Consumed, LogsConsumer, MetricsConsumer, TracesConsumer};
-use crate::model::{LogsRequest, TracesBatch};
+use crate::model::{LogsBatch, TracesBatch};
 
 /// Sends each request to all consumers in order. The first whole-request
 /// refusal stops the fan-out and is returned; otherwise rejections merge.
@@ -47,7 +47,7 @@ impl TracesConsumer for Fanout<dyn TracesConsumer> {
 }
 
 impl LogsConsumer for Fanout<dyn LogsConsumer> {
-    fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
-        self.each(|c| c.consume_logs(request))
+    fn consume_logs(&self, batch: &LogsBatch) -> ConsumeResult {
+        self.each(|c| c.consume_logs(batch))
     }
 }

@@ -20,7 +20,7 @@ mod shutdown;
 
 use std::time::Duration;
 
-use crate::model::{LogsRequest, MetricsBatch, Observations, TracesBatch};
+use crate::model::{LogsBatch, MetricsBatch, Observations, TracesBatch};
 
 pub use fanout::Fanout;
 pub use shutdown::{Shutdown, ShutdownTrigger};
@@ -86,9 +86,9 @@ pub trait TracesConsumer: Send + Sync {
     fn consume_traces(&self, batch: &TracesBatch) -> ConsumeResult;
 }
 
-/// Takes decoded log requests.
+/// Takes validated log requests.
 pub trait LogsConsumer: Send + Sync {
-    fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult;
+    fn consume_logs(&self, batch: &LogsBatch) -> ConsumeResult;
 }
 
 /// Takes raw measurements (every value, not aggregated) from connectors,
@@ -115,7 +115,7 @@ impl TracesConsumer for Discard {
 }
 
 impl LogsConsumer for Discard {
-    fn consume_logs(&self, _: &LogsRequest) -> ConsumeResult {
+    fn consume_logs(&self, _: &LogsBatch) -> ConsumeResult {
         Ok(Consumed::all())
     }
 }

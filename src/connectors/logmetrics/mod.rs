@@ -12,13 +12,14 @@
 //!   `alert`, `emergency`, `panic`.
 
 pub mod config;
+mod tally;
 
 use crate::model::MetricsBatch;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::model::LogsRequest;
+use crate::model::LogsBatch;
 use crate::model::otlp::common::InstrumentationScope;
 use crate::model::otlp::metrics::{
     AggregationTemporality, Metric, NumberDataPoint, Sum, metric::Data, number_data_point,
@@ -31,6 +32,7 @@ use super::table::{
     OVERFLOW_SHARD, SHARDS, Table, Upserted, canonical_resource, load_tables, save_tables, shard_of,
 };
 pub use config::LogMetricsConfig;
+use tally::SeverityTally;
 
 /// The range name of an OTel severity number.
 pub fn severity_range(number: i32) -> &'static str {
@@ -216,12 +218,14 @@ fn push(metrics: &mut [Metric], index: usize, p: NumberDataPoint) {
 }
 
 impl LogsConsumer for LogMetrics {
-    /// Each resource's records are counted under the lock of its shard
-    /// (one at a time). Records past the limit in a shard without the
-    /// overflow series are added to it once that shard is let go. Then
-    /// the changed series of every shard the request touched are taken
-    /// for output, each shard once.
-    fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
+    /// Reads the request in place. Each resource's records are counted by
+    /// severity first, outside any lock; then its series are updated under
+    /// the lock of its shard, once per severity (one shard at a time).
+    /// Records past the limit in a shard without the overflow series are
+    /// added to it once that shard is let go. Then the changed series of
+    /// every shard the request touched are taken for output, each shard
+    /// once.
+    fn consume_logs(&self, batch: &LogsBatch) -> ConsumeResult {
         let mut overflowed = 0u64;
         let mut output = Output::new(
             self.scope.clone(),
@@ -233,11 +237,20 @@ impl LogsConsumer for LogMetrics {
         // Refused records and error records, for the overflow series.
         let (mut refused, mut refused_errors) = (0u64, 0u64);
         let mut touched = [false; SHARDS];
-        for rl in &request.resource_logs {
+        let mut tally = SeverityTally::default();
+        for rl in batch.view().resource_logs.iter() {
+            tally.clear();
+            for sl in rl.scope_logs.iter() {
+                for record in sl.log_records.iter() {
+                    tally.add((record.severity_number, record.severity_text));
+                }
+            }
+            if tally.is_empty() {
+                continue;
+            }
             let (resource, rhash) = canonical_resource(
                 rl.resource
-                    .as_ref()
-                    .map(|r| r.attributes.clone())
+                    .map(|r| r.attributes.to_owned_vec())
                     .unwrap_or_default(),
             );
             let resource = resource.as_slice();
@@ -246,39 +259,37 @@ impl LogsConsumer for LogMetrics {
             touched[shard] = true;
             let mut tables = self.shards[shard].0.lock();
             let now = tables.records.tick(now_ns());
-            for sl in &rl.scope_logs {
-                for record in &sl.log_records {
-                    let severity = if record.severity_text.is_empty() {
-                        severity_range(record.severity_number)
-                    } else {
-                        record.severity_text.as_str()
-                    };
-                    match tables.records.upsert(
+            for ((number, text), n) in tally.counts() {
+                let severity = if text.is_empty() {
+                    severity_range(number)
+                } else {
+                    text
+                };
+                match tables.records.upsert(
+                    resource,
+                    rhash,
+                    &[service, Some(severity)],
+                    now,
+                    Counts::default,
+                    |c| c.records += n,
+                ) {
+                    Upserted::Overflow => overflowed += n,
+                    Upserted::Refused => refused += n,
+                    Upserted::Existing | Upserted::New => {}
+                }
+                if is_error(number, text) {
+                    let outcome = tables.errors.upsert(
                         resource,
                         rhash,
-                        &[service, Some(severity)],
+                        &[service],
                         now,
                         Counts::default,
-                        |c| c.records += 1,
-                    ) {
-                        Upserted::Overflow => overflowed += 1,
-                        Upserted::Refused => refused += 1,
+                        |c| c.records += n,
+                    );
+                    match outcome {
+                        Upserted::Overflow => overflowed += n,
+                        Upserted::Refused => refused_errors += n,
                         Upserted::Existing | Upserted::New => {}
-                    }
-                    if is_error(record.severity_number, &record.severity_text) {
-                        let outcome = tables.errors.upsert(
-                            resource,
-                            rhash,
-                            &[service],
-                            now,
-                            Counts::default,
-                            |c| c.records += 1,
-                        );
-                        match outcome {
-                            Upserted::Overflow => overflowed += 1,
-                            Upserted::Refused => refused_errors += 1,
-                            Upserted::Existing | Upserted::New => {}
-                        }
                     }
                 }
             }

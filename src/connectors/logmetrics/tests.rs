@@ -7,10 +7,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::*;
-use crate::model::MetricsRequest;
 use crate::model::otlp::common::{AnyValue, KeyValue, any_value};
 use crate::model::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use crate::model::otlp::resource::Resource;
+use crate::model::{LogsRequest, MetricsRequest};
 
 #[derive(Default)]
 struct Capture(Mutex<Vec<MetricsRequest>>);
@@ -30,7 +30,11 @@ fn record(number: i32, text: &str) -> LogRecord {
     }
 }
 
-fn request(service: &str, records: Vec<LogRecord>) -> LogsRequest {
+fn request(service: &str, records: Vec<LogRecord>) -> LogsBatch {
+    LogsBatch::from_request(logs_request(service, records))
+}
+
+fn logs_request(service: &str, records: Vec<LogRecord>) -> LogsRequest {
     LogsRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
@@ -166,13 +170,13 @@ fn overflow_beyond_the_limit() {
 }
 
 /// One resource per (service, records).
-fn request_from(resources: Vec<(String, Vec<LogRecord>)>) -> LogsRequest {
-    LogsRequest {
+fn request_from(resources: Vec<(String, Vec<LogRecord>)>) -> LogsBatch {
+    LogsBatch::from_request(LogsRequest {
         resource_logs: resources
             .into_iter()
-            .flat_map(|(service, records)| request(&service, records).resource_logs)
+            .flat_map(|(service, records)| logs_request(&service, records).resource_logs)
             .collect(),
-    }
+    })
 }
 
 /// (service of the resource, metric, value) of every point, sorted; the
@@ -202,7 +206,7 @@ fn points_by_service(requests: &[MetricsRequest]) -> Vec<(String, String, i64)> 
 
 /// The shard of the resource of a service.
 fn shard_of_service(service: &str) -> usize {
-    let attributes = request(service, Vec::new()).resource_logs[0]
+    let attributes = logs_request(service, Vec::new()).resource_logs[0]
         .resource
         .clone()
         .unwrap_or_default()

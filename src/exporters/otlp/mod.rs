@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prost::Message;
 
 pub use config::{Compression, OtlpExporterConfig};
 
@@ -27,7 +26,7 @@ use crate::exporters::delivery::{
     self, Batch, BatchQueue, DeliveryError, HttpTarget, RetrySettings, TargetSettings,
 };
 use crate::model::otlp::ItemCount;
-use crate::model::{LogsRequest, MetricsBatch, TracesBatch};
+use crate::model::{LogsBatch, MetricsBatch, TracesBatch};
 use crate::pipeline::{
     ConsumeResult, Consumed, LogsConsumer, MetricsConsumer, Shutdown, TracesConsumer,
 };
@@ -256,11 +255,11 @@ impl MetricsConsumer for OtlpForwarder {
 }
 
 impl LogsConsumer for OtlpForwarder {
-    fn consume_logs(&self, request: &LogsRequest) -> ConsumeResult {
+    fn consume_logs(&self, batch: &LogsBatch) -> ConsumeResult {
         if let Some(f) = &self.logs {
-            let items = request.item_count();
+            let items = batch.item_count();
             if items > 0 {
-                f.add(&request.encode_to_vec(), items);
+                f.add(batch.wire(), items);
             }
         }
         Ok(Consumed::all())

@@ -5,10 +5,10 @@ use bytes::Bytes;
 
 use crate::model::otlp::ItemCount;
 use crate::model::otlp::{
-    ExportLogsPartialSuccess, ExportMetricsPartialSuccess, ExportTracePartialSuccess, LogsRequest,
-    LogsResponse, MetricsResponse, TracesResponse,
+    ExportLogsPartialSuccess, ExportMetricsPartialSuccess, ExportTracePartialSuccess, LogsResponse,
+    MetricsResponse, TracesResponse,
 };
-use crate::model::{MetricsBatch, TracesBatch};
+use crate::model::{LogsBatch, MetricsBatch, TracesBatch};
 use crate::pipeline::ConsumeResult;
 use crate::telemetry::Signal;
 
@@ -30,8 +30,8 @@ pub trait OtlpSignal: Send + Sync + 'static {
 
     fn consume(consumers: &Consumers, request: &Self::Request) -> ConsumeResult;
 
-    /// Decodes (or, for metrics and traces, validates) a protobuf body; the error
-    /// says what is wrong.
+    /// Validates a protobuf body (decoding is left to the consumers that
+    /// want owned structures); the error says what is wrong.
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String>;
 
     /// Decodes OTLP/JSON.
@@ -107,7 +107,7 @@ impl OtlpSignal for Metrics {
 }
 
 impl OtlpSignal for Logs {
-    type Request = LogsRequest;
+    type Request = LogsBatch;
     type Response = LogsResponse;
     const SIGNAL: Signal = Signal::Logs;
     const HTTP_PATH: &'static str = "/v1/logs";
@@ -119,14 +119,11 @@ impl OtlpSignal for Logs {
     }
 
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
-        // Checked in place first: prost's decoder alone can be driven
-        // into unbounded recursion (see `model::wire::logs`).
-        crate::model::wire::logs::check_logs_request(&body).map_err(|e| e.to_string())?;
-        prost_decode(&body)
+        LogsBatch::decode(body).map_err(|e| e.to_string())
     }
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        serde_json::from_slice(body)
+        serde_json::from_slice(body).map(LogsBatch::from_request)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {
@@ -137,9 +134,4 @@ impl OtlpSignal for Logs {
             }),
         }
     }
-}
-
-/// Decodes a protobuf message into its owned structures.
-fn prost_decode<T: prost::Message + Default>(body: &[u8]) -> Result<T, String> {
-    T::decode(body).map_err(|e| e.to_string())
 }

@@ -46,7 +46,7 @@ fn spec_example_json_decodes_for_every_signal() {
     .unwrap();
     assert_eq!(logs.item_count(), 1);
     assert_eq!(
-        logs.resource_logs[0].scope_logs[0].log_records[0]
+        logs.request().resource_logs[0].scope_logs[0].log_records[0]
             .attributes
             .len(),
         6
