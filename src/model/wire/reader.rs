@@ -294,6 +294,58 @@ pub fn take_varint(buf: &mut &[u8]) -> Option<u64> {
     Some(value)
 }
 
+/// A message's bytes read front to back in the order its encoder wrote
+/// its fields, each expected tag checked in turn instead of dispatching on
+/// every field (see `SpanView::validate_in_order`).
+pub struct InOrder<'a> {
+    pub rest: &'a [u8],
+}
+
+impl<'a> InOrder<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    /// Whether the next field's one-byte tag is `tag`.
+    #[inline(always)]
+    pub fn at(&self, tag: u8) -> bool {
+        self.rest.first() == Some(&tag)
+    }
+
+    /// The value of a length-delimited field whose one-byte tag is next.
+    #[inline(always)]
+    pub fn delimited(&mut self) -> Option<&'a [u8]> {
+        let mut rest = self.rest.get(1..)?;
+        let len = match rest {
+            [len @ 0..0x80, tail @ ..] => {
+                rest = tail;
+                usize::from(*len)
+            }
+            _ => usize::try_from(take_varint(&mut rest)?).ok()?,
+        };
+        let (value, rest) = rest.split_at_checked(len)?;
+        self.rest = rest;
+        Some(value)
+    }
+
+    /// The value of a varint field whose one-byte tag is next.
+    #[inline(always)]
+    pub fn varint(&mut self) -> Option<u64> {
+        let mut rest = self.rest.get(1..)?;
+        let value = take_varint(&mut rest)?;
+        self.rest = rest;
+        Some(value)
+    }
+
+    /// The value of a fixed-width field whose `TAG`-byte tag is next.
+    #[inline(always)]
+    pub fn fixed<const TAG: usize, const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (value, rest) = self.rest.get(TAG..)?.split_first_chunk::<N>()?;
+        self.rest = rest;
+        Some(*value)
+    }
+}
+
 /// `bytes` as text, if they are valid UTF-8.
 #[inline]
 pub fn utf8(bytes: &[u8]) -> Option<&str> {

@@ -7,7 +7,7 @@ use super::common::{
     Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
     head_and_schema_url, once, optional, validate_attributes,
 };
-use super::reader::{Field, Fields, Value, WireError, for_each_field, take_varint, utf8};
+use super::reader::{Field, Fields, InOrder, Value, WireError, for_each_field, utf8};
 use super::span_index::SpanIndex;
 
 /// `ExportTraceServiceRequest`.
@@ -224,53 +224,6 @@ impl<'a> MessageView<'a> for SpanView<'a> {
     }
 }
 
-/// A span's bytes read front to back in field-number order, the order
-/// every OTLP encoder writes (see [`SpanView::validate_in_order`]).
-struct InOrder<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> InOrder<'a> {
-    /// Whether the next field's one-byte tag is `tag`.
-    #[inline(always)]
-    fn at(&self, tag: u8) -> bool {
-        self.rest.first() == Some(&tag)
-    }
-
-    /// The value of a length-delimited field whose one-byte tag is next.
-    #[inline(always)]
-    fn delimited(&mut self) -> Option<&'a [u8]> {
-        let mut rest = self.rest.get(1..)?;
-        let len = match rest {
-            [len @ 0..0x80, tail @ ..] => {
-                rest = tail;
-                usize::from(*len)
-            }
-            _ => usize::try_from(take_varint(&mut rest)?).ok()?,
-        };
-        let (value, rest) = rest.split_at_checked(len)?;
-        self.rest = rest;
-        Some(value)
-    }
-
-    /// The value of a varint field whose one-byte tag is next.
-    #[inline(always)]
-    fn varint(&mut self) -> Option<u64> {
-        let mut rest = self.rest.get(1..)?;
-        let value = take_varint(&mut rest)?;
-        self.rest = rest;
-        Some(value)
-    }
-
-    /// The value of a fixed-width field whose `TAG`-byte tag is next.
-    #[inline(always)]
-    fn fixed<const TAG: usize, const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (value, rest) = self.rest.get(TAG..)?.split_first_chunk::<N>()?;
-        self.rest = rest;
-        Some(*value)
-    }
-}
-
 impl<'a> SpanView<'a> {
     /// Checks a span laid out as every OTLP encoder lays it out: its
     /// fields in field-number order with their one-byte tags (the flags'
@@ -282,7 +235,7 @@ impl<'a> SpanView<'a> {
     #[inline(always)]
     pub(super) fn validate_in_order(bytes: &'a [u8]) -> Option<Self> {
         let mut out = SpanView::unset(bytes);
-        let mut span = InOrder { rest: bytes };
+        let mut span = InOrder::new(bytes);
         if span.at(0x0a) {
             out.trace_id = span.delimited()?;
         }
