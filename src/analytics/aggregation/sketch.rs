@@ -105,8 +105,13 @@ impl Sketch {
             relative_accuracy.clamp(MIN_RELATIVE_ACCURACY, MAX_RELATIVE_ACCURACY)
         };
         let max_bins = max_bins.clamp(MIN_MAX_BINS, MAX_MAX_BINS);
+        Self::empty(LogMapping::new(relative_accuracy), max_bins)
+    }
+
+    /// An empty sketch with `mapping` and `max_bins` (already checked).
+    fn empty(mapping: LogMapping, max_bins: usize) -> Self {
         Self {
-            mapping: LogMapping::new(relative_accuracy),
+            mapping,
             positive: Store::new(max_bins, Collapse::Lowest),
             negative: Store::new(max_bins, Collapse::Highest),
             zero_count: 0,
@@ -288,6 +293,17 @@ impl Sketch {
         self.positive.clear_to_fit();
         self.negative.clear_to_fit();
         self.clear();
+    }
+
+    /// An empty sketch of the same shape (accuracy and bin limit), with
+    /// no bins allocated.
+    pub fn empty_like(&self) -> Self {
+        Self::empty(self.mapping, self.max_bins)
+    }
+
+    /// Empties the sketch and gives back its bin allocations.
+    pub fn release(&mut self) {
+        *self = self.empty_like();
     }
 
     /// Bytes used: the struct itself plus its bin allocations.

@@ -880,3 +880,42 @@ fn clear_to_fit_shrinks_only_what_the_last_values_left_unused() {
         assert_eq!(sketch.quantile(q), fresh.quantile(q));
     }
 }
+
+/// A series that goes quiet gives back each sub-bucket's sketch once it
+/// has left its window, and what its windows still show is unchanged; a
+/// fresh one holds no sketch at all.
+#[test]
+fn a_quiet_series_keeps_only_the_sketches_its_windows_show() {
+    let specs = standard_specs();
+    let mut stats = WindowedStats::new(&specs, DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS);
+    let fresh = stats.memory_bytes();
+    let values = log_normal(&mut Rng(16), 20_000);
+    // A 20 s burst, then nothing.
+    for (i, &v) in values.iter().enumerate() {
+        stats.observe(T0 + i as u64, v);
+    }
+    let after_burst = summaries(&mut stats, T0 + 20_000);
+    let busy = stats.memory_bytes();
+    assert!(busy > fresh + 5 * size_of::<Sketch>(), "{busy} vs {fresh}");
+    // 20 minutes on, the 1 m, 5 m and 15 m windows are empty.
+    let later = summaries(&mut stats, T0 + 20 * MINUTE);
+    let quiet = stats.memory_bytes();
+    assert!(quiet < busy, "{quiet} vs {busy}");
+    for (w, summary) in later.iter().enumerate() {
+        if w < 3 {
+            assert_eq!(summary.count, 0, "window {w}");
+        } else {
+            assert_eq!(summary.count, 20_000, "window {w}");
+            assert_eq!(summary.quantiles, after_burst[w].quantiles, "window {w}");
+        }
+    }
+    // A value arriving again is counted from a new sketch.
+    stats.observe(T0 + 20 * MINUTE, 1.0);
+    let again = summaries(&mut stats, T0 + 20 * MINUTE + 1);
+    assert_eq!(again[0].count, 1);
+    assert_eq!(again[4].count, 20_001);
+    // A day and more on, nothing is shown and no sketch is kept.
+    let gone = summaries(&mut stats, T0 + 2 * 1440 * MINUTE);
+    assert!(gone.iter().all(|s| s.count == 0));
+    assert_eq!(stats.memory_bytes(), fresh);
+}

@@ -147,9 +147,13 @@ pub struct WindowSummary {
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SubBucket {
-    /// `k` of the sub-bucket this sketch holds; `None` before first use.
+    /// `k` of the sub-bucket this sketch holds; `None` before first use
+    /// and once it has left its window.
     index: Option<u64>,
-    sketch: Sketch,
+    /// Made on the sub-bucket's first value and given back once it has
+    /// left its window, so a quiet series holds only the sketches its
+    /// windows still show.
+    sketch: Option<Box<Sketch>>,
 }
 
 /// One window's ring of sub-buckets.
@@ -168,11 +172,11 @@ struct Ring {
 }
 
 impl Ring {
-    fn new(spec: &WindowSpec, template: &Sketch) -> Self {
+    fn new(spec: &WindowSpec) -> Self {
         let (spec, width_ms) = spec.normalized();
         let slot = SubBucket {
             index: None,
-            sketch: template.clone(),
+            sketch: None,
         };
         Self {
             spec,
@@ -189,17 +193,16 @@ impl Ring {
         self.slots.len() as u64
     }
 
-    /// A sketch of this ring's shape (its first slot's).
-    fn scratch_template(&self) -> &Sketch {
-        &self.slots[0].sketch
-    }
-
-    /// Adds the value to its sub-bucket; `false` when that sub-bucket is
-    /// older than the ring.
+    /// Adds the value to its sub-bucket, making its sketch like
+    /// `template` if it has none; `false` when that sub-bucket is older
+    /// than the ring.
     #[inline]
-    fn observe(&mut self, now_ms: u64, value: f64, bin: Bin, n: u64) -> bool {
-        if self.current_start <= now_ms && now_ms < self.current_end {
-            self.slots[self.current_slot].sketch.add_bin(value, bin, n);
+    fn observe(&mut self, now_ms: u64, value: f64, bin: Bin, n: u64, template: &Sketch) -> bool {
+        if self.current_start <= now_ms
+            && now_ms < self.current_end
+            && let Some(sketch) = self.slots[self.current_slot].sketch.as_deref_mut()
+        {
+            sketch.add_bin(value, bin, n);
             return true;
         }
         let k = now_ms / self.width_ms;
@@ -213,13 +216,18 @@ impl Ring {
         let slot = &mut self.slots[slot_index];
         // A slot can only hold an older sub-bucket here: a newer one with
         // the same slot would be at least `n` ahead, making `k` late.
-        if slot.index != Some(k) {
-            // A new sub-bucket: the spread of recent values, not the
-            // widest range the slot ever held, sets its size.
-            slot.sketch.clear_to_fit();
-            slot.index = Some(k);
-        }
-        slot.sketch.add_bin(value, bin, n);
+        let sketch = match &mut slot.sketch {
+            Some(sketch) if slot.index == Some(k) => sketch,
+            Some(sketch) => {
+                // A new sub-bucket: the spread of recent values, not the
+                // widest range the slot ever held, sets its size.
+                sketch.clear_to_fit();
+                sketch
+            }
+            None => slot.sketch.insert(Box::new(template.empty_like())),
+        };
+        slot.index = Some(k);
+        sketch.add_bin(value, bin, n);
         if self.newest.is_none_or(|newest| k > newest) {
             self.newest = Some(k);
             self.current_start = k * self.width_ms;
@@ -232,6 +240,18 @@ impl Ring {
     /// Whether sub-bucket `index` is in the window ending with `k_now`.
     fn in_window(&self, index: Option<u64>, k_now: u64) -> bool {
         index.is_some_and(|k| k <= k_now && k.saturating_add(self.len()) > k_now)
+    }
+
+    /// Gives back the sketches of sub-buckets that have left the window
+    /// ending with `k_now` (not those ahead of it).
+    fn release_passed(&mut self, k_now: u64) {
+        let len = self.len();
+        for slot in &mut self.slots {
+            if slot.index.is_some_and(|k| k.saturating_add(len) <= k_now) {
+                slot.index = None;
+                slot.sketch = None;
+            }
+        }
     }
 }
 
@@ -258,9 +278,11 @@ impl WindowedStats {
                     && a.width_ms == b.width_ms
                     && a.slots.len() == b.slots.len()
                     && a.current_slot < a.slots.len().max(1)
-                    && a.slots
-                        .iter()
-                        .all(|s| s.sketch.same_shape(b.scratch_template()))
+                    && a.slots.iter().all(|s| {
+                        s.sketch
+                            .as_ref()
+                            .is_none_or(|k| k.same_shape(&template.scratch))
+                    })
             })
     }
 
@@ -272,10 +294,7 @@ impl WindowedStats {
     pub fn new(specs: &[WindowSpec], relative_accuracy: f64, max_bins: usize) -> Self {
         let template = Sketch::new(relative_accuracy, max_bins);
         Self {
-            rings: specs
-                .iter()
-                .map(|spec| Ring::new(spec, &template))
-                .collect(),
+            rings: specs.iter().map(Ring::new).collect(),
             scratch: template,
             first_ms: None,
             last_ms: None,
@@ -323,7 +342,7 @@ impl WindowedStats {
         };
         let mut accepted = false;
         for ring in &mut self.rings {
-            accepted |= ring.observe(now_ms, value, bin, n);
+            accepted |= ring.observe(now_ms, value, bin, n, &self.scratch);
         }
         if accepted {
             self.first_ms = Some(self.first_ms.map_or(now_ms, |t| t.min(now_ms)));
@@ -350,12 +369,15 @@ impl WindowedStats {
             first_ms,
             ..
         } = self;
-        for (i, ring) in rings.iter().enumerate() {
+        for (i, ring) in rings.iter_mut().enumerate() {
             let k_now = now_ms / ring.width_ms;
+            ring.release_passed(k_now);
             scratch.clear();
             for slot in &ring.slots {
-                if ring.in_window(slot.index, k_now) {
-                    scratch.merge(&slot.sketch);
+                if let Some(sketch) = &slot.sketch
+                    && ring.in_window(slot.index, k_now)
+                {
+                    scratch.merge(sketch);
                 }
             }
             let window_start = k_now.saturating_add(1).saturating_sub(ring.len()) * ring.width_ms;
@@ -380,6 +402,9 @@ impl WindowedStats {
                     .filter_map(|&q| scratch.quantile(q).map(|value| (q, value))),
             );
         }
+        // The merged bins are not kept between calls: a series' memory is
+        // its sub-buckets.
+        scratch.release();
     }
 
     /// Whether no window holds anything at `now_ms`: nothing was observed,
@@ -394,8 +419,8 @@ impl WindowedStats {
             .all(|ring| (last / ring.width_ms).saturating_add(ring.len()) <= now_ms / ring.width_ms)
     }
 
-    /// Bytes used: the struct, its rings, every sub-bucket sketch and the
-    /// scratch sketch.
+    /// Bytes used: the struct, its rings, every sub-bucket sketch made
+    /// and the scratch sketch.
     pub fn memory_bytes(&self) -> usize {
         let rings: usize = self
             .rings
@@ -405,7 +430,8 @@ impl WindowedStats {
                     + ring
                         .slots
                         .iter()
-                        .map(|slot| slot.sketch.heap_bytes())
+                        .filter_map(|slot| slot.sketch.as_ref())
+                        .map(|sketch| sketch.memory_bytes())
                         .sum::<usize>()
             })
             .sum();
@@ -426,7 +452,7 @@ impl WindowedStats {
             .sum();
         size_of::<Self>()
             + specs.len() * size_of::<Ring>()
-            + sub_buckets * (size_of::<SubBucket>() + sketch_heap)
+            + sub_buckets * (size_of::<SubBucket>() + size_of::<Sketch>() + sketch_heap)
             + sketch_heap
     }
 }

@@ -83,7 +83,9 @@ impl Durable for WindowProcessor {
     }
 
     fn state_version(&self) -> u32 {
-        1
+        // 2: a sub-bucket's sketch is made on its first value and given
+        // back when it leaves its window.
+        2
     }
 
     /// Written [`CHUNK`] streams per lock, so ingest waits at most for
