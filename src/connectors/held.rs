@@ -39,11 +39,20 @@ impl HeldValues {
     pub fn group(&mut self, series: usize) {
         self.starts.clear();
         self.grouped.clear();
-        if self.series.is_empty() {
-            // Nothing held (the tables that hold nothing): every series
-            // gets an empty run without a pass over the series.
-            return;
+        let used = self.series.len();
+        // Nothing held (the tables that hold nothing): every series gets
+        // an empty run without a pass over the series.
+        if used > 0 {
+            self.group_held(series);
         }
+        // After a burst, and once values stop coming, give back most of
+        // what the log grew to.
+        trim_after_clear(&mut self.series, used);
+        trim_after_clear(&mut self.values, used);
+    }
+
+    /// [`HeldValues::group`] of a log that holds values.
+    fn group_held(&mut self, series: usize) {
         self.starts.resize(series + 1, 0);
         for &i in &self.series {
             if let Some(n) = self.starts.get_mut(i as usize + 1) {
@@ -72,14 +81,6 @@ impl HeldValues {
         if let Some(first) = self.starts.first_mut() {
             *first = 0;
         }
-        let used = self.series.len();
-        self.series.clear();
-        self.values.clear();
-        // After a burst, give back most of what the log grew to.
-        if self.series.capacity() > 4 * used.max(1024) {
-            self.series.shrink_to(2 * used);
-            self.values.shrink_to(2 * used);
-        }
     }
 
     /// The values grouped for series `index` by the last
@@ -94,11 +95,19 @@ impl HeldValues {
     /// Lets the grouped values go (keeping a modest allocation).
     pub fn release(&mut self) {
         let used = self.grouped.len();
-        self.grouped.clear();
-        if self.grouped.capacity() > 4 * used.max(1024) {
-            self.grouped.shrink_to(2 * used);
-        }
+        trim_after_clear(&mut self.grouped, used);
         self.starts.clear();
+    }
+}
+
+/// Empties `list`, which held `used` entries, and gives back most of its
+/// allocation when that is more than four times what it held (and more
+/// than a modest floor): a list grown by a burst shrinks once the burst
+/// has passed, one that stays busy keeps its room.
+pub fn trim_after_clear<T>(list: &mut Vec<T>, used: usize) {
+    list.clear();
+    if list.capacity() > 4 * used.max(1024) {
+        list.shrink_to(2 * used);
     }
 }
 
@@ -125,6 +134,45 @@ mod tests {
         held.group(2);
         assert_eq!(held.of(0), &[] as &[f64]);
         assert_eq!(held.of(1), &[4.0]);
+    }
+
+    #[test]
+    fn what_a_burst_grew_is_given_back_once_it_has_passed() {
+        let mut held = HeldValues::default();
+        for i in 0..100_000 {
+            held.push(i % 10, i as f64);
+        }
+        held.group(10);
+        assert_eq!(held.of(3).len(), 10_000);
+        held.release();
+        // The next drain holds nothing: the burst's room goes.
+        held.group(10);
+        assert!(
+            held.series.capacity() <= 4 * 1024,
+            "{}",
+            held.series.capacity()
+        );
+        assert!(
+            held.values.capacity() <= 4 * 1024,
+            "{}",
+            held.values.capacity()
+        );
+        held.release();
+        assert!(
+            held.grouped.capacity() <= 4 * 1024,
+            "{}",
+            held.grouped.capacity()
+        );
+        // A steady stream keeps its room from one drain to the next.
+        for round in 0..3 {
+            for i in 0..5_000 {
+                held.push(i % 10, i as f64);
+            }
+            held.group(10);
+            assert_eq!(held.of(0).len(), 500, "round {round}");
+            assert!(held.series.capacity() >= 5_000, "round {round}");
+            held.release();
+        }
     }
 
     #[test]

@@ -510,8 +510,9 @@ impl<V> Table<V> {
             visit(resource, entry, held);
         }
         self.held.release();
+        let used = overflow_held.len();
         self.overflow_held = overflow_held;
-        self.overflow_held.clear();
+        super::held::trim_after_clear(&mut self.overflow_held, used);
         self.dirty = dirty;
         self.dirty.clear();
     }
