@@ -10,10 +10,9 @@
 //! type (proto2, never used by OTLP) is refused, so a validated request is
 //! safe to decode with prost for the consumers that want owned structures.
 
-use super::common::KeyValueView;
 use super::common::{
-    AnyValueView, Attributes, FieldName, MessageView, Repeated, ResourceView, ScopeView,
-    head_and_schema_url, once, optional, validate_attributes,
+    AnyValueView, Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView,
+    ScopeView, head_and_schema_url, once, optional, validate_attributes,
 };
 use super::reader::{Field, InOrder, WireError, for_each_field, utf8};
 
@@ -87,8 +86,8 @@ pub struct LogRecordView<'a> {
     pub observed_time_ns: u64,
     pub severity_number: i32,
     pub severity_text: &'a str,
-    /// The body; [`AnyValueView::Empty`] when not sent.
-    pub body: AnyValueView<'a>,
+    /// The body's `AnyValue` message, if sent (read by [`Self::body`]).
+    body: Option<&'a [u8]>,
     pub flags: u32,
     pub trace_id: &'a [u8],
     pub span_id: &'a [u8],
@@ -104,7 +103,7 @@ impl<'a> LogRecordView<'a> {
             observed_time_ns: 0,
             severity_number: 0,
             severity_text: "",
-            body: AnyValueView::Empty,
+            body: None,
             flags: 0,
             trace_id: &[],
             span_id: &[],
@@ -114,6 +113,14 @@ impl<'a> LogRecordView<'a> {
 
     pub fn attributes(&self) -> Attributes<'a> {
         Repeated::new(self.bytes, 6, &FieldName(Self::NAME, "attributes"))
+    }
+
+    /// The body (of a validated record); [`AnyValueView::Empty`] when
+    /// not sent.
+    pub fn body(&self) -> AnyValueView<'a> {
+        self.body
+            .and_then(|body| AnyValueView::parse_nested(body, 0).ok())
+            .unwrap_or(AnyValueView::Empty)
     }
 
     /// Checks the record's own fields, its body (nested values included)
@@ -138,12 +145,13 @@ impl<'a> LogRecordView<'a> {
     /// Reads a record laid out as OTLP encoders lay it out, straight
     /// through: its fields in field-number order with one-byte tags, the
     /// observed time either in its place by number or (as prost writes it,
-    /// in declaration order) right after the time. Checks the attributes
-    /// too when `CHECK_ATTRIBUTES`. `None` for any other layout and for
+    /// in declaration order) right after the time. Checks the body and
+    /// the attributes too when `CHECK` (a validated record's are not read
+    /// again). `None` for any other layout and for
     /// anything invalid: the general walk then reads the record, and gives
     /// the error (it reads whatever this reads to the same view).
     #[inline(always)]
-    fn read_in_order<const CHECK_ATTRIBUTES: bool>(bytes: &'a [u8]) -> Option<Self> {
+    fn read_in_order<const CHECK: bool>(bytes: &'a [u8]) -> Option<Self> {
         let mut out = LogRecordView::unset(bytes);
         let mut record = InOrder::new(bytes);
         if record.at(0x09) {
@@ -159,11 +167,15 @@ impl<'a> LogRecordView<'a> {
             out.severity_text = utf8(record.delimited()?)?;
         }
         if record.at(0x2a) {
-            out.body = AnyValueView::parse_nested(record.delimited()?, 0).ok()?;
+            let body = record.delimited()?;
+            if CHECK {
+                AnyValueView::parse_nested(body, 0).ok()?;
+            }
+            out.body = Some(body);
         }
         while record.at(0x32) {
             let attribute = record.delimited()?;
-            if CHECK_ATTRIBUTES {
+            if CHECK {
                 KeyValueView::parse(attribute).ok()?;
             }
         }
@@ -202,7 +214,8 @@ impl<'a> LogRecordView<'a> {
                 5 => {
                     let body = field!(v, NAME, "body").message()?;
                     once(&mut body_seen, (), NAME, "body")?;
-                    out.body = AnyValueView::parse_nested(body, 0)?;
+                    AnyValueView::parse_nested(body, 0)?;
+                    out.body = Some(body);
                 }
                 7 => {
                     field!(v, NAME, "dropped_attributes_count").uint32()?;
@@ -224,8 +237,10 @@ impl<'a> LogRecordView<'a> {
 
 impl<'a> MessageView<'a> for LogRecordView<'a> {
     const NAME: &'static str = "LogRecord";
-    /// Reads and checks the record's own fields and its body (not its
-    /// attributes: [`LogRecordView::validate`] checks those).
+    /// Reads the record's own fields. Laid out as encoders write it, its
+    /// body and attributes are left for [`LogRecordView::validate`] to
+    /// check (and read on demand); in any other layout the body is
+    /// checked on the way.
     #[inline]
     fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
         match Self::read_in_order::<false>(bytes) {
@@ -373,7 +388,7 @@ pub mod tests {
             assert_eq!(view.severity_number, record.severity_number);
             assert_eq!(view.severity_text, record.severity_text);
             assert_eq!(
-                view.body.to_owned_value(),
+                view.body().to_owned_value(),
                 record.body.clone().filter(|b| b.value.is_some())
             );
             assert_eq!(view.attributes().to_owned_vec(), record.attributes);
