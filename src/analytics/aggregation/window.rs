@@ -360,7 +360,9 @@ impl WindowedStats {
     /// Fills `out` with one summary per window at `now_ms`, in spec order,
     /// with the `quantiles` asked for (those outside `[0, 1]` are skipped).
     /// Entries already in `out` are overwritten in place, so a caller that
-    /// keeps `out` between calls allocates nothing after the first.
+    /// keeps `out` between calls reuses its buffers. Sub-buckets that have
+    /// left their window give their sketches back here, and the bins
+    /// merged for the read are given back at its end.
     pub fn summaries(&mut self, now_ms: u64, quantiles: &[f64], out: &mut Vec<WindowSummary>) {
         out.truncate(self.rings.len());
         let Self {

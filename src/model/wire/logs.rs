@@ -76,7 +76,7 @@ impl<'a> MessageView<'a> for ScopeLogsView<'a> {
 }
 
 /// `LogRecord`: the fields a record's consumers read, decoded; its
-/// attributes read on demand from its bytes. `severity_number` is the
+/// attributes and body read on demand from its bytes. `severity_number` is the
 /// number as sent (protobuf enums are open: an unknown number is kept,
 /// not refused).
 #[derive(Debug, Clone, Copy, PartialEq)]
