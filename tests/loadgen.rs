@@ -1,5 +1,6 @@
 //! `streamgate loadgen` against a running StreamGate: every signal over
-//! both transports is accepted and counted alike on both sides, the prost
+//! both transports is accepted and counted alike on both sides, compressed
+//! requests (gzip, zstd) too and smaller on the wire, the prost
 //! baseline is measured beside the server's figure, visibility probes
 //! time an accepted point until it shows on `/metrics`, a target rate is
 //! kept, refusals are reported by status, and endpoints off loopback are
@@ -95,6 +96,81 @@ fn every_signal_over_both_transports_is_accepted_and_counted() {
     ]);
     assert!(s["items_accepted"].as_u64().unwrap() >= 20, "{s}");
     assert_eq!(s["items_refused"].as_u64(), Some(0), "{s}");
+}
+
+/// `--compression gzip` and `zstd` compress every request (gRPC message
+/// compression, or the HTTP body's `Content-Encoding`): the server
+/// accepts and counts every item as for plain requests, and takes a
+/// fraction of the bytes on the wire for them. With `--baseline` the
+/// floor decompresses the payloads too.
+#[test]
+fn compressed_requests_are_accepted_and_smaller_on_the_wire() {
+    let collector = Collector::start();
+    let metrics_url = collector.url("/metrics");
+    let wire_bytes = |transport: &str| {
+        collector
+            .scrape()
+            .get(
+                "streamgate_receiver_received_bytes_total",
+                &[("signal", "metrics"), ("transport", transport)],
+            )
+            .unwrap_or(0.0)
+    };
+    for (transport, endpoint) in [
+        ("grpc", format!("http://{}", collector.grpc)),
+        ("http", format!("http://{}", collector.http)),
+    ] {
+        let mut bytes_per_item = Vec::new();
+        for compression in ["none", "gzip", "zstd"] {
+            let (items_before, bytes_before) = (
+                accepted_on_server(&collector, "metrics", transport),
+                wire_bytes(transport),
+            );
+            let mut args = vec![
+                "--transport",
+                transport,
+                "--endpoint",
+                &endpoint,
+                "--compression",
+                compression,
+                "--duration",
+                "1s",
+                "--batch",
+                "200",
+                "--series",
+                "1000",
+                "--concurrency",
+                "2",
+                "--metrics-url",
+                &metrics_url,
+            ];
+            // The floor (2 s of decoding) once per transport.
+            if compression == "gzip" {
+                args.push("--baseline");
+            }
+            let s = loadgen(&args);
+            let accepted = s["items_accepted"].as_u64().unwrap();
+            assert!(accepted >= 200, "{compression} over {transport}: {s}");
+            assert_eq!(s["items_sent"].as_u64(), Some(accepted), "{s}");
+            assert!(s["refusals"].as_object().unwrap().is_empty(), "{s}");
+            assert_eq!(s["compression"], compression, "{s}");
+            if compression == "gzip" {
+                let floor = s["prost_decode_per_cpu_second"].as_f64().unwrap_or(0.0);
+                assert!((1e4..1e9).contains(&floor), "{compression}: {s}");
+            }
+            let items = accepted_on_server(&collector, "metrics", transport) - items_before;
+            assert_eq!(items, accepted as f64, "{compression} over {transport}");
+            bytes_per_item.push((wire_bytes(transport) - bytes_before) / items);
+        }
+        // The load generator's series repeat their names and attribute
+        // values: compressed, they take well under a third of the bytes.
+        let [plain, gzip, zstd] = bytes_per_item[..] else {
+            unreachable!()
+        };
+        assert!(plain > 50.0, "{transport}: {plain} bytes per point");
+        assert!(gzip < plain / 3.0, "{transport}: gzip {gzip} of {plain}");
+        assert!(zstd < plain / 3.0, "{transport}: zstd {zstd} of {plain}");
+    }
 }
 
 /// `--baseline` measures prost decoding of the same payloads and reports

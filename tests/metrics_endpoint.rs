@@ -273,8 +273,8 @@ fn large_expositions_are_streamed_whole_plain_and_gzipped() {
     assert!(text.ends_with("\n"), "complete");
 }
 
-/// A scraper that stops reading (a stuck or slow Prometheus) never holds
-/// up ingest: the exposition waits for the client only between families,
+/// A scraper that stops reading (a stuck or slow Prometheus), plain or
+/// gzipped, never holds up ingest: the exposition waits for the client only between families,
 /// with no lock held, so points for every family are still applied and
 /// acknowledged while the scrape hangs.
 #[test]
@@ -328,6 +328,17 @@ fn a_stalled_scrape_does_not_block_ingest() {
     .unwrap();
     let mut head = [0u8; 1024];
     stalled.read_exact(&mut head).expect("the scrape starts");
+    // And a gzipped one (rendered and compressed on two threads).
+    let mut stalled_gzip = std::net::TcpStream::connect(collector.admin).expect("connect");
+    write!(
+        stalled_gzip,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip\r\n\r\n",
+        collector.admin
+    )
+    .unwrap();
+    stalled_gzip
+        .read_exact(&mut head)
+        .expect("the gzipped scrape starts");
     std::thread::sleep(Duration::from_secs(1));
     let during = load("2s");
     let accepted = during["items_accepted"].as_u64().unwrap_or(0);
@@ -343,6 +354,7 @@ fn a_stalled_scrape_does_not_block_ingest() {
         .expect("readyz answers");
     assert_eq!(health.status(), 200);
     drop(stalled);
+    drop(stalled_gzip);
 }
 
 /// Each scrape's render time is counted (without waits for the client),

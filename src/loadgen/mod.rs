@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::types::HumanDuration;
 pub use latency::Latencies;
-pub use sender::{Answer, Encoding};
+pub use sender::{Answer, Compression, Encoding};
 use sender::{Payload, Sender};
 
 /// Why a load run could not start.
@@ -74,6 +74,11 @@ pub struct LoadgenArgs {
     /// OTLP/HTTP body encoding.
     #[arg(long, value_enum, default_value = "protobuf")]
     pub encoding: Encoding,
+    /// Request compression: gRPC message compression, or the HTTP body's
+    /// `Content-Encoding` (the OTel Collector's exporters send gzip by
+    /// default). With `--baseline` the floor decompresses too.
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: Compression,
     /// Receiver address (default http://127.0.0.1:4317 for gRPC,
     /// http://127.0.0.1:4318 for HTTP; the `/v1/<signal>` path is added).
     #[arg(long)]
@@ -203,6 +208,7 @@ struct Tally {
 pub struct Summary {
     pub signal: Signal,
     pub transport: Transport,
+    pub compression: Compression,
     pub seconds: f64,
     pub requests: u64,
     pub items_sent: u64,
@@ -228,7 +234,7 @@ pub struct Summary {
     /// Accepted items per server CPU-second (with `metrics_url`).
     pub accepted_per_server_cpu_second: Option<f64>,
     /// Items per CPU-second prost decodes from the same payloads (with
-    /// `baseline`).
+    /// `baseline`), decompressing them first when they are compressed.
     pub prost_decode_per_cpu_second: Option<f64>,
     /// Probes measured, and missed (not visible within 2 s), with
     /// `probe_visibility`.
@@ -279,8 +285,8 @@ pub async fn run(
     let mut senders = Vec::new();
     for _ in 0..args.concurrency {
         senders.push(match args.transport {
-            Transport::Grpc => Sender::grpc(&endpoint).await?,
-            Transport::Http => Sender::http(&endpoint, args.encoding),
+            Transport::Grpc => Sender::grpc(&endpoint, args.compression).await?,
+            Transport::Http => Sender::http(&endpoint, args.encoding, args.compression),
         });
     }
     let server_cpu_before = match &args.metrics_url {
@@ -294,9 +300,9 @@ pub async fn run(
         spans: args.spans,
     };
     let prost_decode = if args.baseline {
-        let (signal, shape) = (args.signal, shape);
+        let (signal, shape, compression) = (args.signal, shape, args.compression);
         tokio::task::spawn_blocking(move || {
-            baseline::prost_decode_rate(signal, &shape, Duration::from_secs(2))
+            baseline::prost_decode_rate(signal, &shape, compression, Duration::from_secs(2))
         })
         .await
         .ok()
@@ -306,13 +312,14 @@ pub async fn run(
     };
     let probes = match (args.probe_visibility, &args.metrics_url) {
         (true, Some(url)) => {
-            let (transport, encoding) = (args.transport, args.encoding);
+            let (transport, encoding, compression) =
+                (args.transport, args.encoding, args.compression);
             let (endpoint, url) = (endpoint.clone(), url.clone());
             let deadline = Instant::now() + args.duration.get();
             Some(probe::spawn(deadline, async move {
                 let sender = match transport {
-                    Transport::Grpc => Sender::grpc(&endpoint).await?,
-                    Transport::Http => Sender::http(&endpoint, encoding),
+                    Transport::Grpc => Sender::grpc(&endpoint, compression).await?,
+                    Transport::Http => Sender::http(&endpoint, encoding, compression),
                 };
                 probe::run(sender, &url, Duration::from_millis(100), deadline).await
             })?)
@@ -452,6 +459,7 @@ pub async fn run(
     Ok(Summary {
         signal: args.signal,
         transport: args.transport,
+        compression: args.compression,
         seconds,
         requests,
         items_sent: requests * args.batch,
@@ -513,9 +521,12 @@ pub fn report(s: &Summary) -> String {
         ));
     }
     if let Some(floor) = s.prost_decode_per_cpu_second {
-        out.push_str(&format!(
-            "  prost decode alone: {floor:.0} items per CPU-second"
-        ));
+        let what = match s.compression {
+            Compression::None => "prost decode alone",
+            Compression::Gzip => "gzip decompress + prost decode alone",
+            Compression::Zstd => "zstd decompress + prost decode alone",
+        };
+        out.push_str(&format!("  {what}: {floor:.0} items per CPU-second"));
         if let Some(per) = s.accepted_per_server_cpu_second {
             out.push_str(&format!(" (server/decode ratio {:.2})", per / floor));
         }

@@ -1,7 +1,9 @@
 //! One connection's worth of sending: OTLP/gRPC through the generated
 //! tonic clients, or OTLP/HTTP (protobuf or JSON) through hyper, each
-//! answer read as the OTLP specification says: success with an optional
-//! `partial_success`, or a refusal with its status.
+//! request compressed as asked (gzip or zstd, as the OTel Collector's
+//! exporters send by default) and each answer read as the OTLP
+//! specification says: success with an optional `partial_success`, or a
+//! refusal with its status.
 
 use bytes::{BufMut as _, Bytes};
 use http_body_util::{BodyExt, Full};
@@ -12,8 +14,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsSe
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message as _;
+use std::io::Write as _;
 use std::marker::PhantomData;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
@@ -56,43 +59,105 @@ pub enum Encoding {
     Json,
 }
 
+/// How request bodies are compressed: gRPC message compression
+/// (`grpc-encoding`), or the HTTP body's `Content-Encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    /// gzip at its default level, as the OTel Collector's OTLP exporters
+    /// send by default.
+    Gzip,
+    /// zstd at its default level.
+    Zstd,
+}
+
+impl Compression {
+    /// The gRPC message encoding, if any.
+    fn grpc(self) -> Option<CompressionEncoding> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
+        }
+    }
+
+    /// The `Content-Encoding` of a compressed body, if any.
+    fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
+
+    /// `body` compressed this way (as it is for `None`).
+    pub fn compress(self, body: &[u8]) -> std::io::Result<Vec<u8>> {
+        match self {
+            Compression::None => Ok(body.to_vec()),
+            Compression::Gzip => {
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::default(),
+                );
+                encoder.write_all(body)?;
+                encoder.finish()
+            }
+            Compression::Zstd => zstd::bulk::compress(body, 0),
+        }
+    }
+}
+
 pub enum Sender {
-    Grpc(Channel),
+    Grpc {
+        channel: Channel,
+        compression: Option<CompressionEncoding>,
+    },
     Http {
         client: Box<Client<HttpConnector, Full<Bytes>>>,
         /// `http://host:port` (the signal path is added per request).
         base: String,
         encoding: Encoding,
+        compression: Compression,
     },
 }
 
 impl Sender {
     /// A gRPC sender with its own HTTP/2 connection to `endpoint`.
-    pub async fn grpc(endpoint: &str) -> Result<Self, LoadgenError> {
+    pub async fn grpc(endpoint: &str, compression: Compression) -> Result<Self, LoadgenError> {
         let channel = Channel::from_shared(endpoint.to_string())
             .map_err(|e| LoadgenError::Endpoint(format!("{endpoint}: {e}")))?
             .connect()
             .await
             .map_err(|e| LoadgenError::Connect(format!("{endpoint}: {e}")))?;
-        Ok(Sender::Grpc(channel))
+        Ok(Sender::Grpc {
+            channel,
+            compression: compression.grpc(),
+        })
     }
 
-    pub fn http(base: &str, encoding: Encoding) -> Self {
+    pub fn http(base: &str, encoding: Encoding, compression: Compression) -> Self {
         Sender::Http {
             client: Box::new(Client::builder(TokioExecutor::new()).build(HttpConnector::new())),
             base: base.trim_end_matches('/').to_string(),
             encoding,
+            compression,
         }
     }
 
     pub async fn send(&self, payload: Payload) -> Answer {
         match self {
-            Sender::Grpc(channel) => grpc(channel.clone(), payload).await,
+            Sender::Grpc {
+                channel,
+                compression,
+            } => grpc(channel.clone(), *compression, payload).await,
             Sender::Http {
                 client,
                 base,
                 encoding,
-            } => http(client, base, *encoding, payload).await,
+                compression,
+            } => http(client, base, *encoding, *compression, payload).await,
         }
     }
 }
@@ -157,10 +222,14 @@ impl Encoder for BytesEncoder {
 /// decoded as `R`.
 async fn export_encoded<R: prost::Message + Default + Send + Sync + 'static>(
     channel: Channel,
+    compression: Option<CompressionEncoding>,
     method: &'static str,
     body: Bytes,
 ) -> Result<R, tonic::Status> {
     let mut client = tonic::client::Grpc::new(channel);
+    if let Some(encoding) = compression {
+        client = client.send_compressed(encoding);
+    }
     client
         .ready()
         .await
@@ -175,38 +244,62 @@ async fn export_encoded<R: prost::Message + Default + Send + Sync + 'static>(
         .map(tonic::Response::into_inner)
 }
 
-async fn grpc(channel: Channel, payload: Payload) -> Answer {
+/// A generated client for `$client`, compressing its requests as asked.
+macro_rules! compressed_client {
+    ($client:ident, $channel:expr, $compression:expr) => {{
+        let client = $client::new($channel);
+        match $compression {
+            Some(encoding) => client.send_compressed(encoding),
+            None => client,
+        }
+    }};
+}
+
+async fn grpc(
+    channel: Channel,
+    compression: Option<CompressionEncoding>,
+    payload: Payload,
+) -> Answer {
     let rejected = match payload {
         Payload::Encoded(Signal::Metrics, body) => {
-            export_encoded::<MetricsResponse>(channel, METRICS_EXPORT, body)
+            export_encoded::<MetricsResponse>(channel, compression, METRICS_EXPORT, body)
                 .await
                 .map(|a| a.partial_success.map_or(0, |p| p.rejected_data_points))
         }
         Payload::Encoded(Signal::Traces, body) => {
-            export_encoded::<TracesResponse>(channel, TRACES_EXPORT, body)
+            export_encoded::<TracesResponse>(channel, compression, TRACES_EXPORT, body)
                 .await
                 .map(|a| a.partial_success.map_or(0, |p| p.rejected_spans))
         }
         Payload::Encoded(Signal::Logs, body) => {
-            export_encoded::<LogsResponse>(channel, LOGS_EXPORT, body)
+            export_encoded::<LogsResponse>(channel, compression, LOGS_EXPORT, body)
                 .await
                 .map(|a| a.partial_success.map_or(0, |p| p.rejected_log_records))
         }
-        Payload::Metrics(r) => MetricsServiceClient::new(channel).export(r).await.map(|a| {
-            a.into_inner()
-                .partial_success
-                .map_or(0, |p| p.rejected_data_points)
-        }),
-        Payload::Traces(r) => TraceServiceClient::new(channel).export(r).await.map(|a| {
-            a.into_inner()
-                .partial_success
-                .map_or(0, |p| p.rejected_spans)
-        }),
-        Payload::Logs(r) => LogsServiceClient::new(channel).export(r).await.map(|a| {
-            a.into_inner()
-                .partial_success
-                .map_or(0, |p| p.rejected_log_records)
-        }),
+        Payload::Metrics(r) => compressed_client!(MetricsServiceClient, channel, compression)
+            .export(r)
+            .await
+            .map(|a| {
+                a.into_inner()
+                    .partial_success
+                    .map_or(0, |p| p.rejected_data_points)
+            }),
+        Payload::Traces(r) => compressed_client!(TraceServiceClient, channel, compression)
+            .export(r)
+            .await
+            .map(|a| {
+                a.into_inner()
+                    .partial_success
+                    .map_or(0, |p| p.rejected_spans)
+            }),
+        Payload::Logs(r) => compressed_client!(LogsServiceClient, channel, compression)
+            .export(r)
+            .await
+            .map(|a| {
+                a.into_inner()
+                    .partial_success
+                    .map_or(0, |p| p.rejected_log_records)
+            }),
     };
     match rejected {
         Ok(rejected) => Answer::Accepted {
@@ -220,6 +313,7 @@ async fn http(
     client: &Client<HttpConnector, Full<Bytes>>,
     base: &str,
     encoding: Encoding,
+    compression: Compression,
     payload: Payload,
 ) -> Answer {
     let (path, body) = match (&payload, encoding) {
@@ -240,10 +334,19 @@ async fn http(
         Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",
     };
-    let request = match http::Request::post(format!("{base}/v1/{path}"))
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(Full::new(body))
-    {
+    let mut request = http::Request::post(format!("{base}/v1/{path}"))
+        .header(http::header::CONTENT_TYPE, content_type);
+    let body = match compression.content_encoding() {
+        None => body,
+        Some(coding) => {
+            request = request.header(http::header::CONTENT_ENCODING, coding);
+            match compression.compress(&body) {
+                Ok(compressed) => compressed.into(),
+                Err(e) => return Answer::Failed(format!("compressing the body: {e}")),
+            }
+        }
+    };
+    let request = match request.body(Full::new(body)) {
         Ok(r) => r,
         Err(e) => return Answer::Failed(e.to_string()),
     };

@@ -1,7 +1,9 @@
 //! The `/metrics` endpoint: format negotiation and gzip, streamed: the
-//! exposition is rendered on a blocking thread in 256 KiB chunks (gzipped
-//! chunk by chunk when asked), at most 8 in flight, so neither an async
-//! worker nor a second copy of the output is tied up by a large scrape.
+//! exposition is rendered on a blocking thread in 256 KiB chunks, at most
+//! 8 in flight, so neither an async worker nor a second copy of the
+//! output is tied up by a large scrape. When the scraper asks for gzip
+//! (Prometheus always does), a second blocking thread compresses the
+//! chunks as they come, so rendering and compressing overlap on two cores.
 //! `?name[]=<metric>` (repeatable) renders only those metrics, as the
 //! Prometheus client libraries' exporters do.
 
@@ -36,7 +38,8 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 /// `StreamSink::push`).
 const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
-/// Sends rendered chunks to the response body, gzipped when asked. While
+/// Sends rendered chunks on (to the response body, or to the compressing
+/// thread). While
 /// a family's lock is held it never waits for a slow client: chunks the
 /// body has no room for are held, and sent (waiting) between families, so
 /// ingest and expiry wait at most for one family's rendering, never for
@@ -44,7 +47,6 @@ const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 /// most 16 MiB: a larger family waits for the client past that.
 struct StreamSink {
     tx: tokio::sync::mpsc::Sender<Bytes>,
-    gz: Option<GzEncoder<Vec<u8>>>,
     held: VecDeque<Bytes>,
     /// Bytes in `held`.
     held_bytes: usize,
@@ -64,15 +66,7 @@ impl StreamSink {
 
 impl ChunkSink for StreamSink {
     fn push(&mut self, chunk: String) -> bool {
-        let bytes = match self.gz.as_mut() {
-            None => Bytes::from(chunk),
-            Some(encoder) => {
-                if encoder.write_all(chunk.as_bytes()).is_err() {
-                    return false;
-                }
-                Bytes::from(std::mem::take(encoder.get_mut()))
-            }
-        };
+        let bytes = Bytes::from(chunk);
         if bytes.is_empty() {
             return true;
         }
@@ -123,23 +117,23 @@ async fn metrics(
         .is_some_and(accepts_gzip);
     exporter.telemetry.scraped();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+    let tx = if gzip {
+        let (plain_tx, plain_rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+        tokio::task::spawn_blocking(move || gzip_chunks(plain_rx, tx));
+        plain_tx
+    } else {
+        tx
+    };
     // Rendering reads every series: off the async workers, streamed.
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let mut sink = StreamSink {
             tx,
-            gz: gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast())),
             held: VecDeque::new(),
             held_bytes: 0,
             waited: Duration::ZERO,
         };
         exporter.render_chunks(format, &names, CHUNK_BYTES, &mut sink);
-        if let Some(encoder) = sink.gz.take()
-            && let Ok(rest) = encoder.finish()
-            && !rest.is_empty()
-        {
-            sink.send_waiting(Bytes::from(rest));
-        }
         exporter
             .telemetry
             .rendered(started.elapsed().saturating_sub(sink.waited));
@@ -159,6 +153,31 @@ async fn metrics(
         HeaderValue::from_static("Accept, Accept-Encoding"),
     );
     response
+}
+
+/// Compresses the rendered chunks from `plain` into one gzip stream, sent
+/// to `body` as each chunk's compressed bytes come out; ends when the
+/// rendering does (its sender dropped), or early when the client is gone
+/// (dropping `plain` then stops the rendering at its next chunk).
+fn gzip_chunks(
+    mut plain: tokio::sync::mpsc::Receiver<Bytes>,
+    body: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    while let Some(chunk) = plain.blocking_recv() {
+        if encoder.write_all(&chunk).is_err() {
+            return;
+        }
+        let compressed = std::mem::take(encoder.get_mut());
+        if !compressed.is_empty() && body.blocking_send(Bytes::from(compressed)).is_err() {
+            return;
+        }
+    }
+    if let Ok(rest) = encoder.finish()
+        && !rest.is_empty()
+    {
+        let _ = body.blocking_send(Bytes::from(rest));
+    }
 }
 
 /// A response body fed chunk by chunk from a channel; it ends when the

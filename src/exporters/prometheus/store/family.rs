@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::labels::label_hash;
 use super::overflow::{self, Folded, LastValues};
+use super::read_ahead::ReadAhead;
 use super::shared::{LabelText, SharedLabels, Splice};
 use super::value::{Applied, SeriesState, Temporality};
 use super::watch::{self, Watch};
@@ -414,7 +415,8 @@ impl SeriesTable {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = SeriesView<'_>> {
-        self.table.iter().map(|s| self.view(s))
+        ReadAhead::new(self.table.iter(), |s: &StoredSeries| s.labels.as_bytes())
+            .map(|s| self.view(s))
     }
 
     pub fn get(&self, labels: &LabelSet) -> Option<SeriesView<'_>> {

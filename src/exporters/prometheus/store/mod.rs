@@ -23,6 +23,7 @@ mod durable;
 mod family;
 mod labels;
 pub mod overflow;
+mod read_ahead;
 mod shared;
 pub mod value;
 mod watch;
