@@ -498,7 +498,7 @@ impl Telemetry {
         });
         out.push(FamilySnapshot {
             name: names::EXPORTER_RENDER_SECONDS,
-            help: "Time spent rendering /metrics (waits for slow clients not counted).",
+            help: "Time spent rendering /metrics (waits for slow clients, and gzip on its own thread, not counted).",
             kind: MetricKind::Counter,
             samples: vec![sample(
                 vec![],
