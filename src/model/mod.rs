@@ -11,6 +11,7 @@ pub mod alert;
 pub mod batch;
 pub mod observation;
 pub mod otlp;
+pub mod prefetch;
 pub mod prometheus_name;
 pub mod recommendation;
 pub mod spare;

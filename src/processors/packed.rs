@@ -114,6 +114,16 @@ impl SeriesText {
         (8 + self.word(0) as usize).min(self.0.len())
     }
 
+    /// Asks the CPU for the label text ahead of [`label_parts`]
+    /// (see [`prefetch`](crate::model::prefetch::prefetch)).
+    ///
+    /// [`label_parts`]: Self::label_parts
+    pub fn prefetch_labels(&self) {
+        if let Some(text) = self.0.get(self.text_start()..) {
+            crate::model::prefetch::prefetch(text, 256);
+        }
+    }
+
     /// The attributes, in the order they were given.
     pub fn attributes(&self) -> Vec<KeyValue> {
         unpack(self.0.get(8..self.text_start()).unwrap_or_default())
@@ -123,9 +133,15 @@ impl SeriesText {
     /// whether the run was left out (the text is all in the first part
     /// when it was not).
     pub fn label_parts(&self) -> (&str, &str, bool) {
-        // `new` wrote whole `&str` pieces, split on a char boundary (a
-        // range `get` accepted): never invalid.
-        let text = std::str::from_utf8(&self.0[self.text_start()..]).unwrap_or_default();
+        let bytes = self.0.get(self.text_start()..).unwrap_or_default();
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: `new`, the only constructor (`Default` is empty), wrote
+        // the label text after the packed attributes as whole `&str`
+        // pieces, split on a char boundary (a range `get` accepted), and
+        // `text_start` is where it wrote them; the bytes are never
+        // changed after. Read on every scrape for every derived gauge, so
+        // not validated again each time.
+        let text = unsafe { std::str::from_utf8_unchecked(bytes) };
         match self.word(4) {
             WHOLE => (text, "", false),
             split => {

@@ -1323,6 +1323,13 @@ impl ForecastState {
         (hs.track.count(m) > 0).then_some(f64::from(hs.track.mae[m]))
     }
 
+    /// Asks the CPU for what [`forecast`](Self::forecast) reads outside
+    /// this struct (every horizon's state), ahead of a walk over many
+    /// series (see [`prefetch`](crate::model::prefetch::prefetch)).
+    pub fn prefetch_forecasts(&self) {
+        crate::model::prefetch::prefetch(&*self.horizons, 256);
+    }
+
     /// The forecast for `horizon_idx` from the data so far; `None` until
     /// the naive model has `min_matured` matured forecasts there.
     #[inline]

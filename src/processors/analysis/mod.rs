@@ -41,6 +41,7 @@ use crate::analytics::baselines::{Baseline, BaselineOutput, BaselineSettings, Ra
 use crate::analytics::forecasts::{ForecastSettings, ForecastState};
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::KeyValue;
+use crate::model::prefetch::prefetch;
 use crate::model::prometheus_name::{MetricShape, metric_name};
 use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::model::text::AttributeLookup;
@@ -790,46 +791,82 @@ impl AnalysisProcessor {
         threshold_text: &mut String,
         sample: &mut SampleSink<'_>,
     ) -> bool {
-        for slot in keys.iter().filter_map(|key| series.get(key)) {
-            let s: &Series = &slot.series;
-            let (head, tail, split) = s.text.label_parts();
-            let labels = BlockParts {
-                head,
-                shared: match s.origin.label_run.get() {
-                    Some(run) if split => run,
-                    _ => "",
-                },
-                tail,
-            };
-            let go_on = match family {
-                DerivedKind::Verdict(field) => match s.verdict() {
-                    Some(v) => sample(labels, None, field.of(&v)),
-                    None => true,
-                },
-                DerivedKind::Forecast(edge) => {
-                    self.horizon_labels.iter().enumerate().all(|(h, label)| {
-                        match s.forecaster.forecast(&self.forecast_settings, h) {
-                            Some(f) => sample(labels, Some(("horizon", label)), edge.of(&f)),
-                            None => true,
-                        }
-                    })
+        // Each series' box, label text and forecast state are allocations
+        // anywhere in the heap: all of a group's are asked for before the
+        // first is written, so their waits for memory overlap instead of
+        // coming one after the other.
+        let box_bytes = match family {
+            // A verdict reads the baseline's state at the end of the box.
+            DerivedKind::Verdict(_) => SERIES_BYTES,
+            _ => FORECAST_PART_BYTES,
+        };
+        for group in keys.chunks(LOOK_AHEAD) {
+            let mut found = [None::<&Series>; LOOK_AHEAD];
+            for (found, key) in found.iter_mut().zip(group) {
+                *found = series.get(key).map(|slot| {
+                    prefetch(&*slot.series, box_bytes);
+                    &*slot.series
+                });
+            }
+            for s in found.iter().flatten() {
+                s.text.prefetch_labels();
+                if let DerivedKind::Forecast(_) = family {
+                    s.forecaster.prefetch_forecasts();
                 }
-                DerivedKind::TimeToThreshold => s.thresholds().iter().all(|level| {
-                    match s.forecaster.time_to_threshold(*level) {
+            }
+            for s in found.iter().flatten() {
+                if !self.write_series(s, family, threshold_text, sample) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// [`walk_chunk`](Self::walk_chunk)'s samples of one series; false
+    /// when `sample` stopped.
+    fn write_series(
+        &self,
+        s: &Series,
+        family: DerivedKind,
+        threshold_text: &mut String,
+        sample: &mut SampleSink<'_>,
+    ) -> bool {
+        let (head, tail, split) = s.text.label_parts();
+        let labels = BlockParts {
+            head,
+            shared: match s.origin.label_run.get() {
+                Some(run) if split => run,
+                _ => "",
+            },
+            tail,
+        };
+        match family {
+            DerivedKind::Verdict(field) => match s.verdict() {
+                Some(v) => sample(labels, None, field.of(&v)),
+                None => true,
+            },
+            DerivedKind::Forecast(edge) => {
+                self.horizon_labels.iter().enumerate().all(|(h, label)| {
+                    match s.forecaster.forecast(&self.forecast_settings, h) {
+                        Some(f) => sample(labels, Some(("horizon", label)), edge.of(&f)),
+                        None => true,
+                    }
+                })
+            }
+            DerivedKind::TimeToThreshold => {
+                s.thresholds()
+                    .iter()
+                    .all(|level| match s.forecaster.time_to_threshold(*level) {
                         Some(secs) => {
                             threshold_text.clear();
                             let _ = write!(threshold_text, "{level}");
                             sample(labels, Some(("threshold", threshold_text)), secs)
                         }
                         None => true,
-                    }
-                }),
-            };
-            if !go_on {
-                return false;
+                    })
             }
         }
-        true
     }
 
     /// Evaluates on every step boundary of the clock until shutdown.
@@ -869,6 +906,14 @@ impl AnalysisProcessor {
 /// Series walked per lock of the map when a derived family is rendered
 /// (about 0.1-0.3 ms of formatting).
 const WALK_CHUNK: usize = 512;
+/// Series of a chunk looked up and asked for together before they are
+/// written (see `walk_chunk`).
+const LOOK_AHEAD: usize = 16;
+/// Bytes of a series' box asked for ahead: all of it (its size class; a
+/// test keeps it there), or for a forecast the first half, where the
+/// forecaster's state and the label pointers are.
+const SERIES_BYTES: usize = 512;
+const FORECAST_PART_BYTES: usize = 256;
 
 /// What a derived family shows of a series.
 #[derive(Clone, Copy)]

@@ -928,8 +928,10 @@ fn a_series_state_fits_in_512_bytes() {
     assert!(size <= 512, "Series is {size} bytes");
 }
 
-/// A render walks the map a chunk at a time: every series is there once
-/// however many chunks it takes, and a stop ends the walk.
+/// A render walks the map a chunk at a time, and a chunk in groups of
+/// series asked for ahead: every series is there once however many
+/// chunks and groups it takes, and a stop ends the walk, even within a
+/// group.
 #[test]
 fn a_render_of_more_series_than_a_chunk_shows_each_once() {
     let config = AnalysisConfig {
@@ -960,6 +962,10 @@ fn a_render_of_more_series_than_a_chunk_shows_each_once() {
     seen.dedup();
     assert_eq!(shown.len(), routes.len());
     assert_eq!(seen.len(), routes.len());
+    // The forecast families' walk (which asks for the forecast state
+    // ahead) too: one horizon, one forecast a series.
+    let forecasts = values(&rendered(&p), "streamgate.forecast");
+    assert_eq!(forecasts.len(), routes.len());
     let mut taken = 0;
     let finished = p.walk(0, &mut |_, _, _| {
         taken += 1;

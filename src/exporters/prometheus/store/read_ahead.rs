@@ -9,6 +9,8 @@
 
 use std::collections::VecDeque;
 
+use crate::model::prefetch::prefetch;
+
 /// How many series ahead the label text is asked for: far enough that it
 /// arrives before it is read (a series renders in about 100–200 ns, a
 /// miss costs about 100 ns), near enough that it is still in L1.
@@ -44,7 +46,7 @@ impl<'a, T, I: Iterator<Item = &'a T>> Iterator for ReadAhead<'a, T, I> {
             let Some(item) = self.inner.next() else {
                 break;
             };
-            prefetch((self.bytes_of)(item));
+            prefetch((self.bytes_of)(item), MOST_BYTES);
             self.ahead.push_back(item);
         }
         self.ahead.pop_front()
@@ -58,22 +60,6 @@ impl<'a, T, I: Iterator<Item = &'a T>> Iterator for ReadAhead<'a, T, I> {
             high.and_then(|h| h.checked_add(queued)),
         )
     }
-}
-
-/// Asks the CPU to bring `bytes` (their first [`MOST_BYTES`]) into its
-/// cache; a hint only, nothing is read into the program.
-#[inline(always)]
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for at in (0..bytes.len().min(MOST_BYTES)).step_by(64) {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: `at` is within `bytes`, so the pointer is in bounds; a
-        // prefetch reads nothing into the program and cannot fault (SSE,
-        // which it needs, is part of every x86_64 target).
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }
 
 #[cfg(test)]
