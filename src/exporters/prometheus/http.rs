@@ -38,13 +38,13 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 /// `StreamSink::push`).
 const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
-/// Sends rendered chunks on (to the response body, or to the compressing
-/// thread). While
-/// a family's lock is held it never waits for a slow client: chunks the
-/// body has no room for are held, and sent (waiting) between families, so
-/// ingest and expiry wait at most for one family's rendering, never for
-/// the network. Memory held is at most one family's exposition, and at
-/// most 16 MiB: a larger family waits for the client past that.
+/// Sends rendered chunks on, to the response body or to the compressing
+/// thread. While a family's lock is held it never waits for a slow
+/// client: chunks the body has no room for are held, and sent (waiting)
+/// between families, so ingest and expiry wait at most for one family's
+/// rendering, never for the network. Memory held is at most one family's
+/// exposition, and at most 16 MiB: a larger family waits for the client
+/// past that.
 struct StreamSink {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     held: VecDeque<Bytes>,
