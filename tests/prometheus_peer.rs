@@ -431,6 +431,31 @@ fn prometheus_scrapes_openmetrics() {
     );
 }
 
+/// With `exporters.prometheus.openmetrics_created: false`, Prometheus
+/// (scraping OpenMetrics) stores the counter and not its `_created`
+/// series.
+#[test]
+fn prometheus_stores_no_created_series_when_they_are_left_out() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let collector = Collector::start_with(common::Options {
+        exporter_extra: "openmetrics_created: false".into(),
+        ..Default::default()
+    });
+    let start = now_ns() - 60_000_000_000;
+    post_json(&collector, &inventory_request(start, now_ns(), 42));
+    let prometheus = start_prometheus(&binary, &collector.admin.to_string());
+    prometheus.query_until(
+        r#"inventory_reservations_total{job="inventory",instance="inv-7"}"#,
+        has_value(42.0),
+    );
+    // The counter was scraped (in OpenMetrics: Prometheus asked for it
+    // first), so its `_created` series would be there by now.
+    let created = prometheus.query(r#"{__name__=~".+_created"}"#);
+    assert!(created.is_empty(), "{created:?}");
+}
+
 /// A real Prometheus stores what the connectors and the window processor
 /// derive: span metrics (RED) and log counts from OTLP/JSON traces and
 /// logs, and windowed quantiles; `histogram_quantile` over the span

@@ -24,6 +24,12 @@ pub struct PrometheusExporterConfig {
     /// Emit `target_info` with the resource attributes not used for `job`
     /// and `instance`.
     pub target_info: bool,
+    /// In OpenMetrics (what Prometheus asks for first), write each
+    /// counter's, histogram's and summary's start time as its `_created`
+    /// sample. Prometheus 2.x stores each `_created` sample as a series of
+    /// its own; `false` leaves them out, as client_golang does by default
+    /// (the text format never has them).
+    pub openmetrics_created: bool,
     /// Most series on `/metrics` over all metrics. A new series beyond it
     /// is folded into its metric's `otel_metric_overflow="true"` series
     /// (counted in `streamgate_exporter_prometheus_overflow_points_total`).
@@ -47,6 +53,7 @@ impl Default for PrometheusExporterConfig {
             namespace: String::new(),
             add_metric_suffixes: true,
             target_info: true,
+            openmetrics_created: true,
             max_series: 2_000_000,
             max_series_per_metric: 200_000,
             max_labels_per_series: 128,

@@ -255,7 +255,8 @@ impl PrometheusExporter {
         sink: &mut dyn ChunkSink,
     ) {
         let capacity = chunk_size.min(4096 + self.store.family_count() * 256);
-        let mut out = render::TextOut::new(format, &self.common_labels, capacity);
+        let mut out = render::TextOut::new(format, &self.common_labels, capacity)
+            .with_created(self.config.openmetrics_created);
         struct Chunking<'s> {
             sink: &'s mut dyn ChunkSink,
             chunk_size: usize,

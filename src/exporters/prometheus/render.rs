@@ -122,6 +122,11 @@ fn family_name<'a>(name: &'a str, kind: &str, format: Format) -> &'a str {
 pub trait Exposition {
     /// The conventions samples follow (suffixes, `_created`, exemplars).
     fn format(&self) -> Format;
+    /// Whether counters, histograms and summaries get their `_created`
+    /// sample (OpenMetrics only).
+    fn created(&self) -> bool {
+        self.format() == Format::OpenMetrics
+    }
     /// A family begins: `name` as the text format writes it (counters end
     /// in `_total`), its type, help and unit.
     fn header(&mut self, name: &str, kind: &str, help: &str, unit: &str);
@@ -145,6 +150,8 @@ pub struct TextOut<'a> {
     pub out: String,
     format: Format,
     common: &'a str,
+    /// Whether OpenMetrics `_created` samples are written.
+    created: bool,
 }
 
 impl<'a> TextOut<'a> {
@@ -154,13 +161,25 @@ impl<'a> TextOut<'a> {
             out: String::with_capacity(capacity),
             format,
             common,
+            created: true,
         }
+    }
+
+    /// Leaves OpenMetrics `_created` samples out when `created` is false
+    /// (`exporters.prometheus.openmetrics_created`).
+    pub fn with_created(mut self, created: bool) -> Self {
+        self.created = created;
+        self
     }
 }
 
 impl Exposition for TextOut<'_> {
     fn format(&self) -> Format {
         self.format
+    }
+
+    fn created(&self) -> bool {
+        self.created && self.format == Format::OpenMetrics
     }
 
     fn header(&mut self, name: &str, kind: &str, help: &str, unit: &str) {
@@ -376,7 +395,7 @@ fn write_histogram<E: Exposition>(
 }
 
 fn write_created<E: Exposition>(name: &str, s: &SeriesView<'_>, out: &mut E) {
-    if out.format() == Format::OpenMetrics && s.state.start_ns > 0 {
+    if out.created() && s.state.start_ns > 0 {
         out.sample(
             name,
             "_created",

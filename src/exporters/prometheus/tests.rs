@@ -257,6 +257,64 @@ fn cumulative_points_replace_and_older_points_are_ignored() {
     assert!(om.contains(&line("bytes_out_created", "", "20")), "{om}");
 }
 
+/// `openmetrics_created: false` leaves the `_created` samples out of
+/// OpenMetrics (counters and histograms alike) and changes nothing else;
+/// by default they are there.
+#[test]
+fn created_samples_can_be_left_out_of_openmetrics() {
+    let points = || {
+        request(vec![
+            sum(
+                "bytes.out",
+                CUMULATIVE,
+                true,
+                vec![number(2_000_000_000, 5_000_000_000, 7.0)],
+            ),
+            histogram(
+                "latency",
+                CUMULATIVE,
+                vec![HistogramDataPoint {
+                    start_time_unix_nano: 2_000_000_000,
+                    ..hist_point(5_000_000_000, &[1.0], &[1, 2], 4.0)
+                }],
+            ),
+        ])
+    };
+    let with = exporter();
+    with.consume_metrics(&points()).unwrap();
+    let without = PrometheusExporter::new(
+        PrometheusExporterConfig {
+            openmetrics_created: false,
+            ..Default::default()
+        },
+        Arc::new(Telemetry::new()),
+    );
+    without.consume_metrics(&points()).unwrap();
+    let om = with.render(Format::OpenMetrics);
+    assert!(om.contains(&line("bytes_out_created", "", "2")), "{om}");
+    assert!(
+        om.contains(&line("latency_seconds_created", "", "2")),
+        "{om}"
+    );
+    let lean = without.render(Format::OpenMetrics);
+    assert!(!lean.contains("_created"), "{lean}");
+    // Everything else of the two families is the same (StreamGate's own
+    // series, with their clocks, are left out of the comparison).
+    let ours = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("bytes_out") || l.contains("latency_seconds"))
+            .filter(|l| !l.contains("_created"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(ours(&lean), ours(&om));
+    assert!(lean.contains(&line("bytes_out_total", "", "7")), "{lean}");
+    // The text format never has them, and is the same either way.
+    let text = with.render(Format::Text);
+    assert!(!text.contains("_created"), "{text}");
+    assert_eq!(ours(&without.render(Format::Text)), ours(&text));
+}
+
 #[test]
 fn no_recorded_value_removes_the_series() {
     let e = exporter();
