@@ -2,7 +2,8 @@
 //! decodes into owned OTLP structures from the very payloads the run sends
 //! (`--baseline`), measured in this process before the load starts. With
 //! `--compression` the payloads are compressed as sent, and the floor
-//! decompresses each before decoding it, as any receiver must.
+//! decompresses each before decoding it, as any receiver must (with the
+//! receiver's own bounded decompression).
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use prost::Message;
 use super::payload::{self, Shape};
 use super::{Compression, Signal};
 use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
+use crate::receivers::otlp::{self, decompress};
 use crate::telemetry::process;
 
 /// Distinct payloads decoded in turn (as the run varies its series).
@@ -24,23 +26,30 @@ pub fn prost_decode_rate(
     compression: Compression,
     length: Duration,
 ) -> Option<f64> {
-    let payloads: Vec<Vec<u8>> = (0..PAYLOADS)
+    // Each payload as sent, with its size decompressed (the bound the
+    // decompression is given).
+    let payloads: Vec<(bytes::Bytes, usize)> = (0..PAYLOADS)
         .map(|i| {
             let encoded = match signal {
                 Signal::Metrics => payload::metrics(shape, i, 1, 2).encode_to_vec(),
                 Signal::Traces => payload::traces(shape, i, 2).encode_to_vec(),
                 Signal::Logs => payload::logs(shape, i, 2).encode_to_vec(),
             };
-            compression.compress(&encoded).ok()
+            let sent = compression.compress(&encoded).ok()?;
+            Some((sent.into(), encoded.len()))
         })
         .collect::<Option<_>>()?;
-    let mut plain = Vec::new();
-    let mut decode = |bytes: &[u8]| -> bool {
-        let bytes = match decompress(compression, bytes, &mut plain) {
-            Some(()) => &plain[..],
-            None if compression == Compression::None => bytes,
-            None => return false,
+    let coding = match compression {
+        Compression::None => otlp::Compression::Identity,
+        Compression::Gzip => otlp::Compression::Gzip,
+        Compression::Zstd => otlp::Compression::Zstd,
+    };
+    let decode = |(sent, plain_len): &(bytes::Bytes, usize)| -> bool {
+        let Ok(plain) = decompress(sent.clone(), coding, *plain_len) else {
+            return false;
         };
+        // From a slice, as before: prost reading a `Bytes` buffer is slower.
+        let bytes = &plain[..];
         match signal {
             Signal::Metrics => MetricsRequest::decode(bytes).is_ok(),
             Signal::Traces => TracesRequest::decode(bytes).is_ok(),
@@ -51,31 +60,12 @@ pub fn prost_decode_rate(
     let start = Instant::now();
     let mut decoded = 0u64;
     while start.elapsed() < length {
-        for bytes in &payloads {
-            if decode(std::hint::black_box(bytes)) {
+        for payload in &payloads {
+            if decode(std::hint::black_box(payload)) {
                 decoded += shape.batch;
             }
         }
     }
     let cpu = process::read().cpu_seconds? - cpu_before;
     (cpu > 0.0).then(|| decoded as f64 / cpu)
-}
-
-/// Decompresses `bytes` into `out` (reused); `None` when they are not
-/// compressed, or are corrupt.
-fn decompress(compression: Compression, bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    use std::io::Read as _;
-    out.clear();
-    match compression {
-        Compression::None => None,
-        Compression::Gzip => flate2::read::GzDecoder::new(bytes)
-            .read_to_end(out)
-            .ok()
-            .map(drop),
-        Compression::Zstd => zstd::stream::read::Decoder::new(bytes)
-            .ok()?
-            .read_to_end(out)
-            .ok()
-            .map(drop),
-    }
 }

@@ -28,17 +28,3 @@ pub fn prefetch<T: ?Sized>(value: &T, most_bytes: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (start, bytes);
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn any_value_slice_or_empty_one_can_be_asked_for() {
-        prefetch(&[0u8; 0][..], 256);
-        prefetch("label=\"value\"", 256);
-        prefetch(&[1u64; 1000][..], 192);
-        prefetch(&*Box::new([0u8; 512]), 512);
-        prefetch(&(1u32, 2.0f64), 8);
-    }
-}

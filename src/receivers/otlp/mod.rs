@@ -37,7 +37,7 @@ use crate::telemetry::{Telemetry, TlsServer};
 
 pub use admission::Admission;
 pub use config::OtlpReceiverConfig;
-pub use encoding::{Compression, Payload};
+pub use encoding::{Compression, Payload, decompress};
 pub use memory::{MemoryLimiter, MemoryLimits};
 
 /// Where each signal goes after decoding.
