@@ -28,7 +28,6 @@ impl HeldValues {
         }
     }
 
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }

@@ -550,7 +550,70 @@ impl<V> Table<V> {
             self.overflow = None;
             removed += 1;
         }
+        if removed > 0 {
+            self.compact_if_sparse();
+        }
         removed
+    }
+
+    /// Gives back the room of expired series once they are most of it:
+    /// the slots, the index and the resource slots are rebuilt at the
+    /// size of what is left when under a quarter of the slots hold a
+    /// series, so a burst's series leave no tables of their size behind.
+    /// Series that changed since the last drain (and the values held for
+    /// them) are named by slot, so a table with any is left for a later
+    /// expiry.
+    fn compact_if_sparse(&mut self) {
+        const MIN_SLOTS: usize = 64;
+        let sparse = self.slots.len() > MIN_SLOTS && self.len * 4 < self.slots.len();
+        if !sparse || !self.dirty.is_empty() || !self.held.is_empty() {
+            return;
+        }
+        // Resources first: each kept one gets its new slot.
+        let mut resource_moves = vec![usize::MAX; self.resources.len()];
+        let mut resources = Vec::with_capacity(self.resources.len() - self.free_resources.len());
+        for (old, r) in std::mem::take(&mut self.resources).into_iter().enumerate() {
+            if let Some(r) = r {
+                resource_moves[old] = resources.len();
+                resources.push(Some(r));
+            }
+        }
+        let mut slots = Vec::with_capacity(self.len);
+        for mut entry in std::mem::take(&mut self.slots).into_iter().flatten() {
+            entry.resource = entry
+                .resource
+                .and_then(|r| resource_moves.get(r).copied())
+                .filter(|&r| r != usize::MAX);
+            slots.push(Some(entry));
+        }
+        let mut index = HashTable::with_capacity(slots.len());
+        for (slot, entry) in slots.iter().enumerate() {
+            if let Some(entry) = entry {
+                let key = entry.key;
+                index.insert_unique(key[0], IndexEntry { key, slot }, |e| e.key[0]);
+            }
+        }
+        let mut resource_index = HashTable::with_capacity(resources.len());
+        for (slot, r) in resources.iter().enumerate() {
+            if let Some(r) = r {
+                resource_index.insert_unique(r.hash, slot, |&s| {
+                    resources[s].as_ref().map(|r| r.hash).unwrap_or_default()
+                });
+            }
+        }
+        self.slots = slots;
+        self.index = index;
+        self.resources = resources;
+        self.resource_index = resource_index;
+        self.free = Vec::new();
+        self.free_resources = Vec::new();
+        self.dirty = Vec::new();
+    }
+
+    /// Room for series kept by the table: its slots, live or free.
+    #[cfg(test)]
+    fn slot_room(&self) -> usize {
+        self.slots.capacity()
     }
 
     /// Appends every series (the overflow series too) to `out`: their
@@ -762,6 +825,101 @@ mod tests {
         let key = |d: &[Option<&str>]| series_key(1, d);
         assert_ne!(key(&[Some("ab"), Some("c")]), key(&[Some("a"), Some("bc")]));
         assert_ne!(key(&[None, Some("a")]), key(&[Some(""), Some("a")]));
+    }
+
+    /// A burst's series expire and take their room with them: the table
+    /// shrinks to what is left, which keeps its values and resources and
+    /// is found as before; new series still join, and share resources.
+    #[test]
+    fn expiry_of_most_series_gives_their_room_back() {
+        let mut t: Table<u64> = Table::new(10_000);
+        let resources: Vec<Vec<KeyValue>> = (0..10)
+            .map(|i| vec![kv("service.name", &format!("svc-{i}"))])
+            .collect();
+        let name = |i: usize| format!("op-{i}");
+        for i in 0..2_000 {
+            let r = &resources[i % 10];
+            let dim = name(i);
+            t.upsert(
+                r,
+                resource_hash(r),
+                &[Some(&dim)],
+                1,
+                || 0,
+                |v| *v += i as u64,
+            );
+        }
+        t.drain_dirty(|_, _| {});
+        let room = t.slot_room();
+        assert!(room >= 2_000);
+        // Ten series (of resources 0 and 5) stay busy; the rest go quiet.
+        let kept: Vec<usize> = (0..2_000)
+            .filter(|i| i % 200 == 0 || i % 200 == 5)
+            .collect();
+        for &i in &kept {
+            let r = &resources[i % 10];
+            let dim = name(i);
+            t.upsert(r, resource_hash(r), &[Some(&dim)], 5, || 0, |v| *v += 1);
+        }
+        // A table with undrained changes is left as it is.
+        assert_eq!(t.expire(3), 2_000 - kept.len());
+        assert_eq!(t.slot_room(), room, "changed series are named by slot");
+        t.drain_dirty(|_, _| {});
+        t.upsert(
+            &resources[0],
+            resource_hash(&resources[0]),
+            &[Some("late")],
+            4,
+            || 0,
+            |v| *v += 1,
+        );
+        t.drain_dirty(|_, _| {});
+        assert_eq!(t.expire(5), 1, "the late series");
+        assert!(t.slot_room() < 64, "room left: {}", t.slot_room());
+        assert_eq!(t.len(), kept.len());
+        assert_eq!(t.total_len(), kept.len());
+        for &i in &kept {
+            let r = &resources[i % 10];
+            let dim = name(i);
+            let found = t.find(series_key(resource_hash(r), &[Some(&dim)]));
+            assert!(found.is_some(), "{dim}");
+            assert_eq!(
+                t.upsert(r, resource_hash(r), &[Some(&dim)], 7, || 0, |v| *v += 1),
+                Upserted::Existing
+            );
+        }
+        let mut seen = Vec::new();
+        t.drain_dirty(|resource, e| {
+            seen.push((resource.to_vec(), e.dims[0].clone(), e.value));
+        });
+        seen.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut want: Vec<_> = kept
+            .iter()
+            .map(|&i| {
+                (
+                    resources[i % 10].clone(),
+                    Some(name(i).into_boxed_str()),
+                    i as u64 + 2,
+                )
+            })
+            .collect();
+        want.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(seen, want);
+        // New series join, sharing a resource that stayed.
+        let r = &resources[5];
+        assert_eq!(
+            t.upsert(r, resource_hash(r), &[Some("new")], 8, || 0, |v| *v += 1),
+            Upserted::New
+        );
+        let at = t
+            .find(series_key(resource_hash(r), &[Some("new")]))
+            .expect("new");
+        let resource_of_new = t.slots[at.0].as_ref().and_then(|e| e.resource);
+        let resource_of_kept = t
+            .find(series_key(resource_hash(r), &[Some(name(5).as_str())]))
+            .and_then(|f| t.slots[f.0].as_ref().and_then(|e| e.resource));
+        assert_eq!(resource_of_new, resource_of_kept);
+        assert_eq!(t.resource(resource_of_new), r.as_slice());
     }
 
     /// Values held for a series (and for the overflow series) are handed
