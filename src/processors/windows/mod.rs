@@ -497,7 +497,7 @@ impl WindowProcessor {
             if wants.iter().any(|w| *w) {
                 let metrics = self.observed_metrics(stream, wants, now_ns);
                 if !metrics.is_empty() {
-                    resource_metrics.push(derived(&stream.resource, &stream.scope, metrics));
+                    resource_metrics.push(derived(&stream.resource(), &stream.scope(), metrics));
                 }
             }
         }
@@ -562,6 +562,7 @@ impl WindowProcessor {
     fn observed_metrics(&self, stream: &Stream, wants: &[bool], now_ns: u64) -> Vec<Metric> {
         let per_window = self.stats_per_window();
         let mut metrics = Vec::new();
+        let source_attributes = stream.attributes();
         for (stat, _) in wants.iter().enumerate().filter(|(_, w)| **w) {
             let points: Vec<NumberDataPoint> = self
                 .labels
@@ -572,7 +573,7 @@ impl WindowProcessor {
                     if value.is_nan() {
                         return None;
                     }
-                    let mut attributes = stream.attributes.clone();
+                    let mut attributes = source_attributes.clone();
                     attributes.push(string_kv("window", label));
                     Some(NumberDataPoint {
                         attributes,

@@ -5,6 +5,8 @@
 use crate::analytics::aggregation::WindowedStats;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::processors::identity::IDENTIFYING;
+use crate::processors::packed::PackedAttributes;
+use prost::Message;
 
 /// The previous cumulative explicit-bucket histogram of a stream.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,11 +35,16 @@ pub struct Stream {
     /// read. Inline, so staging a sample follows no pointer.
     staged: [(u64, f64); STAGED],
     pub stats: WindowedStats,
-    pub resource: Vec<KeyValue>,
-    pub scope: InstrumentationScope,
+    /// Identifying resource attributes, packed (unpacked where the
+    /// stream's gauges are built as OTLP, for the console, and for durable
+    /// state).
+    resource: PackedAttributes,
+    /// The scope as its protobuf encoding.
+    scope: Box<[u8]>,
     pub metric: String,
     pub unit: String,
-    pub attributes: Vec<KeyValue>,
+    /// The source attributes, packed.
+    attributes: PackedAttributes,
     pub last_histogram: Option<LastHistogram>,
     /// The label block of its gauges on `/metrics`, as the exporter's
     /// translation built it (the `window` label comes on top).
@@ -101,11 +108,11 @@ impl Stream {
         values: usize,
     ) -> Self {
         Self {
-            resource: origin.resource.to_vec(),
-            scope: origin.scope.clone(),
+            resource: PackedAttributes::pack(origin.resource),
+            scope: origin.scope.encode_to_vec().into_boxed_slice(),
             metric: origin.metric.to_string(),
             unit: origin.unit.to_string(),
-            attributes: origin.attributes.to_vec(),
+            attributes: PackedAttributes::pack(origin.attributes),
             family: family_of(origin.metric, origin.unit),
             stats,
             last_histogram: None,
@@ -116,6 +123,22 @@ impl Stream {
             staged_len: 0,
             staged: [(0, 0.0); STAGED],
         }
+    }
+
+    /// The identifying resource attributes.
+    pub fn resource(&self) -> Vec<KeyValue> {
+        self.resource.unpack()
+    }
+
+    /// The scope (its default if its bytes could not be read back, which
+    /// cannot happen: only [`Stream::new`] wrote them).
+    pub fn scope(&self) -> InstrumentationScope {
+        InstrumentationScope::decode(&self.scope[..]).unwrap_or_default()
+    }
+
+    /// The source attributes.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        self.attributes.unpack()
     }
 
     /// Takes a gauge sample observed at `now_ms`.
