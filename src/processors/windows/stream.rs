@@ -136,6 +136,11 @@ impl Stream {
         InstrumentationScope::decode(&self.scope[..]).unwrap_or_default()
     }
 
+    /// The scope's protobuf encoding, as kept.
+    pub fn scope_bytes(&self) -> &[u8] {
+        &self.scope
+    }
+
     /// The source attributes.
     pub fn attributes(&self) -> Vec<KeyValue> {
         self.attributes.unpack()
