@@ -1,7 +1,8 @@
 //! Tests of the sketch (accuracy on uniform, log-normal and Pareto data
 //! against exact sorted quantiles, merging, zero and negative values,
 //! collapsing, counter widening, memory bounds) and of the windows
-//! (expiry, sliding, rate, idleness, late values, allocation reuse).
+//! (expiry, sliding, rate, idleness, late values, allocation reuse, and
+//! nested windows against windows that keep their own copies).
 //!
 //! Data comes from a small deterministic PRNG (SplitMix64), so every run
 //! sees the same values.
@@ -918,4 +919,145 @@ fn a_quiet_series_keeps_only_the_sketches_its_windows_show() {
     let gone = summaries(&mut stats, T0 + 2 * 1440 * MINUTE);
     assert!(gone.iter().all(|s| s.count == 0));
     assert_eq!(stats.memory_bytes(), fresh);
+}
+
+// ---- nested windows against windows keeping their own copies ----
+
+/// A window's count, sum (to 6 decimals: the order of float additions
+/// may change the last bits), rate (bits), min, max and quantiles.
+type Shown = (u64, u64, u64, Option<f64>, Option<f64>, Vec<(f64, f64)>);
+
+/// Everything a window shows, with the sum rounded to what the order of
+/// float additions may change.
+fn shown(summaries: &[WindowSummary]) -> Vec<Shown> {
+    summaries
+        .iter()
+        .map(|s| {
+            let sum_rounded = (s.sum * 1e6).round() as u64;
+            (
+                s.count,
+                sum_rounded,
+                s.rate_per_sec.to_bits(),
+                s.min,
+                s.max,
+                s.quantiles.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Observes the same values, some of them late, into nested windows and
+/// into windows that keep their own copies, reading both now and then:
+/// bursts, quiet hours and a gap of more than a day in between.
+fn compare_nested_with_copies(specs: &[WindowSpec], seed: u64, steps: usize) {
+    let mut nested = WindowedStats::new(specs, DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS);
+    let mut copies =
+        WindowedStats::new_unnested(specs, DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS);
+    assert!(nested.is_nested() && !copies.is_nested());
+    let mut rng = Rng(seed);
+    let mut t = T0 + 1234;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for step in 0..steps {
+        // Mostly small steps, sometimes a quiet stretch of up to 3 h, and
+        // once a gap of more than a day.
+        t += match rng.next_u64() % 100 {
+            0 => rng.next_u64() % (3 * 60 * MINUTE),
+            1..=9 => rng.next_u64() % (5 * MINUTE),
+            _ => rng.next_u64() % 2_000,
+        };
+        if step == steps / 2 {
+            t += 1500 * MINUTE;
+        }
+        let value = (0.05f64.ln() + rng.normal()).exp();
+        // One value in ten is late, by up to 2 h.
+        let at = if rng.next_u64().is_multiple_of(10) {
+            t.saturating_sub(rng.next_u64() % (120 * MINUTE))
+        } else {
+            t
+        };
+        let n = 1 + rng.next_u64() % 3;
+        nested.observe_n(at, value, n);
+        copies.observe_n(at, value, n);
+        if rng.next_u64().is_multiple_of(50) {
+            let now = t + rng.next_u64() % (10 * MINUTE);
+            nested.summaries(now, &QUANTILES, &mut a);
+            copies.summaries(now, &QUANTILES, &mut b);
+            assert_eq!(shown(&a), shown(&b), "step {step} at {now}");
+        }
+    }
+    assert_eq!(nested.late_observations(), copies.late_observations());
+}
+
+/// The standard windows nest: they show what windows keeping their own
+/// copies of every value show, read after read.
+#[test]
+fn nested_standard_windows_show_what_copies_would() {
+    for seed in 0..4 {
+        compare_nested_with_copies(&standard_specs(), 100 + seed, 40_000);
+    }
+}
+
+/// So do other nesting windows: uneven sub-bucket counts, and a window
+/// whose start only just stays inside the next one's.
+#[test]
+fn other_nesting_windows_show_what_copies_would() {
+    let specs = [
+        WindowSpec::new(10, 5),
+        WindowSpec::new(60, 6),
+        WindowSpec::new(120, 2),
+        WindowSpec::new(3600, 30),
+    ];
+    for seed in 0..4 {
+        compare_nested_with_copies(&specs, 200 + seed, 40_000);
+    }
+}
+
+/// Windows nest only when each one's sub-buckets divide the next one's
+/// and each lies inside the next one; otherwise each keeps its own.
+#[test]
+fn only_nesting_windows_are_kept_nested() {
+    let nests = |specs: &[WindowSpec]| {
+        WindowedStats::new(specs, DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS).is_nested()
+    };
+    assert!(nests(&standard_specs()));
+    // Longest first.
+    assert!(!nests(&[WindowSpec::new(300, 10), WindowSpec::new(60, 10)]));
+    // 7 s sub-buckets do not divide 30 s ones.
+    assert!(!nests(&[WindowSpec::new(70, 10), WindowSpec::new(300, 10)]));
+    // A 2 m window in one sub-bucket starts afresh every 2 minutes, when
+    // the 1 m window still reaches back 54 s before it; in two it starts
+    // at most 60 s back, which is enough.
+    assert!(!nests(&[WindowSpec::new(60, 10), WindowSpec::new(120, 1)]));
+    assert!(nests(&[WindowSpec::new(60, 10), WindowSpec::new(120, 2)]));
+    // One window has nothing to nest in.
+    assert!(!nests(&[WindowSpec::new(60, 10)]));
+}
+
+/// A 20 s burst, 12 minutes on, is held once by nested windows (in one
+/// 15 m sub-bucket) where windows with their own copies hold it three
+/// times (15 m, 1 h and 1 d), and both show the same.
+#[test]
+fn nested_windows_hold_a_burst_once() {
+    let specs = standard_specs();
+    let mut nested = WindowedStats::new(&specs, DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS);
+    let mut copies =
+        WindowedStats::new_unnested(&specs, DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS);
+    let fresh = nested.memory_bytes();
+    for (i, &v) in log_normal(&mut Rng(17), 20_000).iter().enumerate() {
+        nested.observe(T0 + i as u64, v);
+        copies.observe(T0 + i as u64, v);
+    }
+    let later = T0 + 12 * MINUTE;
+    let (a, b) = (summaries(&mut nested, later), summaries(&mut copies, later));
+    assert_eq!(shown(&a), shown(&b));
+    assert_eq!(
+        a.iter().map(|s| s.count).collect::<Vec<_>>(),
+        [0, 0, 20_000, 20_000, 20_000]
+    );
+    let one_copy = nested.memory_bytes() - fresh;
+    let three_copies = copies.memory_bytes() - fresh;
+    assert!(
+        3 * one_copy <= three_copies + three_copies / 10,
+        "nested {one_copy} B, copies {three_copies} B"
+    );
 }

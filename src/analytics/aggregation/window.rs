@@ -19,6 +19,25 @@
 //! traffic or with time, only with the spread of values (see
 //! [`Sketch`]'s bin limit).
 //!
+//! # Nested windows: each value kept once
+//!
+//! When every window's sub-buckets divide the next longer one's, and a
+//! window always lies inside the next one (`(n − 1)·w ≤ (n' − 1)·w'`,
+//! as for the standard 1 m, 5 m, 15 m, 1 h and 1 d in 10 sub-buckets
+//! each), the windows are kept *nested*: a value is added to the
+//! shortest window only, and a sub-bucket that leaves a window moves on
+//! to the next longer window that still shows it, merged into the
+//! sub-bucket there that holds its span (or dropped after the longest).
+//! Window `i` is then the merge of the sub-buckets held by windows `0..=i`,
+//! computed shortest first so each window's merge starts from the one
+//! before. Every window shows exactly what it would if it kept its own
+//! copy of each value, but a point costs one sketch update instead of one
+//! per window, and a burst is held once (at 20 s of spans: in the 1 m
+//! window's sketches, then in one 5 m sub-bucket, then in one 15 m one…)
+//! instead of once per window. Windows that do not nest (configured
+//! out of order, or with widths that do not divide) each keep their own
+//! sketches.
+//!
 //! # Rate
 //!
 //! `rate_per_sec = count / covered_secs` where, in milliseconds,
@@ -37,7 +56,7 @@
 //! # Memory
 //!
 //! At most one sketch per sub-bucket plus one scratch sketch for
-//! `summaries`, so
+//! `summaries` (nested or not), so
 //! `memory_bytes() ≤ WindowedStats::memory_bound(specs, max_bins)`: about
 //! 1.6 MiB for the five standard windows (1 m, 5 m, 15 m, 1 h, 1 d in 10
 //! sub-buckets each) at 2048 bins, reached only with values spanning the
@@ -316,6 +335,7 @@ impl Ring {
 
 /// Windowed statistics for one analysed series.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(from = "SavedStats")]
 pub struct WindowedStats {
     rings: Vec<Ring>,
     /// Where windows are merged for `summaries`; also the bin mapping.
@@ -323,6 +343,50 @@ pub struct WindowedStats {
     first_ms: Option<u64>,
     last_ms: Option<u64>,
     late: u64,
+    /// The windows nest (see the module doc): a value is kept once, by
+    /// the shortest window that shows it. Follows from the rings, so it
+    /// is not saved.
+    #[serde(skip_serializing)]
+    nested: bool,
+}
+
+/// [`WindowedStats`] as durable state reads it: the same fields but
+/// `nested`, which is worked out again from the rings.
+#[derive(serde::Deserialize)]
+struct SavedStats {
+    rings: Vec<Ring>,
+    scratch: Sketch,
+    first_ms: Option<u64>,
+    last_ms: Option<u64>,
+    late: u64,
+}
+
+impl From<SavedStats> for WindowedStats {
+    fn from(saved: SavedStats) -> Self {
+        Self {
+            nested: windows_nest(&saved.rings),
+            rings: saved.rings,
+            scratch: saved.scratch,
+            first_ms: saved.first_ms,
+            last_ms: saved.last_ms,
+            late: saved.late,
+        }
+    }
+}
+
+/// Whether each ring's sub-buckets divide the next one's and each ring's
+/// window always lies inside the next one's: window `a` at `t` starts
+/// at `(⌊t/w⌋ − n + 1)·w`, window `b` at `(⌊t/w'⌋ − n' + 1)·w'`, and
+/// with `w | w'` the first is never earlier when `(n − 1)·w ≤
+/// (n' − 1)·w'` (equality when `t` starts a sub-bucket of `b`).
+fn windows_nest(rings: &[Ring]) -> bool {
+    rings.len() > 1
+        && rings.windows(2).all(|pair| {
+            let (short, long) = (&pair[0], &pair[1]);
+            long.width_ms.is_multiple_of(short.width_ms)
+                && (short.len() - 1).saturating_mul(short.width_ms)
+                    <= (long.len() - 1).saturating_mul(long.width_ms)
+        })
 }
 
 impl WindowedStats {
@@ -350,13 +414,36 @@ impl WindowedStats {
     /// ms); use [`try_new`](Self::try_new) to reject them instead.
     pub fn new(specs: &[WindowSpec], relative_accuracy: f64, max_bins: usize) -> Self {
         let template = Sketch::new(relative_accuracy, max_bins);
+        let rings: Vec<Ring> = specs.iter().map(Ring::new).collect();
         Self {
-            rings: specs.iter().map(Ring::new).collect(),
+            nested: windows_nest(&rings),
+            rings,
             scratch: template,
             first_ms: None,
             last_ms: None,
             late: 0,
         }
+    }
+
+    /// Like [`new`](Self::new), but every window keeps its own sketches
+    /// even when the windows nest: the reference the nested layout is
+    /// tested against.
+    #[cfg(test)]
+    pub(crate) fn new_unnested(
+        specs: &[WindowSpec],
+        relative_accuracy: f64,
+        max_bins: usize,
+    ) -> Self {
+        Self {
+            nested: false,
+            ..Self::new(specs, relative_accuracy, max_bins)
+        }
+    }
+
+    /// Whether the windows nest, so each value is kept once (see the
+    /// module doc).
+    pub fn is_nested(&self) -> bool {
+        self.nested
     }
 
     /// Like [`new`](Self::new) but rejects out-of-range arguments and an
@@ -397,15 +484,146 @@ impl WindowedStats {
         let Some(bin) = self.scratch.bin_of(value) else {
             return;
         };
-        let mut accepted = false;
-        for ring in &mut self.rings {
-            accepted |= ring.observe(now_ms, value, bin, n, &self.scratch);
-        }
+        let accepted = if self.nested {
+            self.observe_nested(now_ms, value, bin, n)
+        } else {
+            let mut accepted = false;
+            for ring in &mut self.rings {
+                accepted |= ring.observe(now_ms, value, bin, n, &self.scratch);
+            }
+            accepted
+        };
         if accepted {
             self.first_ms = Some(self.first_ms.map_or(now_ms, |t| t.min(now_ms)));
             self.last_ms = Some(self.last_ms.map_or(now_ms, |t| t.max(now_ms)));
         } else {
             self.late = self.late.saturating_add(n);
+        }
+    }
+
+    /// Nested windows: adds the value to the shortest window whose ring
+    /// still holds its sub-bucket (the first one but for late values);
+    /// `false` when none does.
+    #[inline]
+    fn observe_nested(&mut self, now_ms: u64, value: f64, bin: Bin, n: u64) -> bool {
+        let shortest = &mut self.rings[0];
+        if shortest.current_start <= now_ms
+            && now_ms < shortest.current_end
+            && let Some(bucket) = shortest.slots[shortest.current_slot].0.as_deref_mut()
+        {
+            bucket.sketch.add_bin(value, bin, n);
+            return true;
+        }
+        // Every ring's newest sub-bucket is the one of the newest value.
+        let newest_ms = self.last_ms.map_or(now_ms, |last| last.max(now_ms));
+        for level in 0..self.rings.len() {
+            let ring = &mut self.rings[level];
+            let k = now_ms / ring.width_ms;
+            if k.saturating_add(ring.len()) <= newest_ms / ring.width_ms {
+                continue; // left this window: a longer one may show it
+            }
+            let slot_index = (k % ring.len()) as usize;
+            let spare = match ring.slots[slot_index].0.take() {
+                Some(mut bucket) if bucket.index == k => {
+                    bucket.sketch.add_bin(value, bin, n);
+                    ring.slots[slot_index].0 = Some(bucket);
+                    return true;
+                }
+                // An older sub-bucket in the slot has left this window
+                // (one newer by the same slot would make `k` late).
+                Some(bucket) if bucket.index < k => self.settle(level, bucket, newest_ms),
+                Some(newer) => {
+                    ring.slots[slot_index].0 = Some(newer);
+                    continue;
+                }
+                None => None,
+            };
+            let mut bucket = match spare {
+                Some(mut bucket) => {
+                    bucket.sketch.clear_to_fit();
+                    bucket.index = k;
+                    bucket
+                }
+                None => Box::new(Bucket {
+                    index: k,
+                    sketch: self.scratch.empty_like(),
+                }),
+            };
+            bucket.sketch.add_bin(value, bin, n);
+            let ring = &mut self.rings[level];
+            ring.slots[slot_index].0 = Some(bucket);
+            if level == 0 && ring.newest.is_none_or(|newest| k > newest) {
+                ring.newest = Some(k);
+                ring.current_start = k * ring.width_ms;
+                ring.current_end = ring.current_start.saturating_add(ring.width_ms);
+                ring.current_slot = slot_index;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Nested windows: moves `bucket`, which has left the window of ring
+    /// `level` as of `now_ms`, to the next longer window that still shows
+    /// it, merged into the sub-bucket there that holds its span. Returns
+    /// the box it no longer needs (merged, or past the longest window),
+    /// for the caller to reuse or drop.
+    fn settle(&mut self, level: usize, bucket: Box<Bucket>, now_ms: u64) -> Option<Box<Bucket>> {
+        let (mut level, mut bucket) = (level, bucket);
+        loop {
+            let from_width = self.rings[level].width_ms;
+            level += 1;
+            let Some(ring) = self.rings.get_mut(level) else {
+                return Some(bucket); // past the longest window
+            };
+            // Nested widths divide: the sub-bucket holding this one's span.
+            bucket.index /= ring.width_ms / from_width;
+            if bucket.index.saturating_add(ring.len()) <= now_ms / ring.width_ms {
+                continue;
+            }
+            let slot_index = (bucket.index % ring.len()) as usize;
+            let slot = &mut ring.slots[slot_index];
+            match slot.0.take() {
+                None => {
+                    slot.0 = Some(bucket);
+                    return None;
+                }
+                Some(mut there) if there.index == bucket.index => {
+                    there.sketch.merge(&bucket.sketch);
+                    slot.0 = Some(there);
+                    return Some(bucket);
+                }
+                // The older sub-bucket in that slot has left this window
+                // too: it moves on in turn.
+                Some(older) if older.index < bucket.index => {
+                    slot.0 = Some(bucket);
+                    bucket = older;
+                }
+                // A newer one (values ahead of `now_ms`) keeps the slot;
+                // these values have left its window as of the newest.
+                Some(newer) => {
+                    slot.0 = Some(newer);
+                    return Some(bucket);
+                }
+            }
+        }
+    }
+
+    /// Nested windows: every sub-bucket that has left its window as of
+    /// `now_ms` moves on to the next longer one (or is given back after
+    /// the longest), so each window's ring holds only what it shows.
+    fn advance(&mut self, now_ms: u64) {
+        for level in 0..self.rings.len() {
+            let ring = &self.rings[level];
+            let (k_now, len) = (now_ms / ring.width_ms, ring.len());
+            for slot_index in 0..ring.slots.len() {
+                let slot = &mut self.rings[level].slots[slot_index];
+                if slot.index().is_some_and(|k| k.saturating_add(len) <= k_now)
+                    && let Some(bucket) = slot.0.take()
+                {
+                    self.settle(level, bucket, now_ms);
+                }
+            }
         }
     }
 
@@ -422,16 +640,25 @@ impl WindowedStats {
     /// merged for the read are given back at its end.
     pub fn summaries(&mut self, now_ms: u64, quantiles: &[f64], out: &mut Vec<WindowSummary>) {
         out.truncate(self.rings.len());
+        if self.nested {
+            self.advance(now_ms);
+        }
         let Self {
             rings,
             scratch,
             first_ms,
+            nested,
             ..
         } = self;
+        // Nested, window `i` is the merge of rings `0..=i`: the scratch
+        // carries on from one window to the next.
+        scratch.clear();
         for (i, ring) in rings.iter_mut().enumerate() {
             let k_now = now_ms / ring.width_ms;
-            ring.release_passed(k_now);
-            scratch.clear();
+            if !*nested {
+                ring.release_passed(k_now);
+                scratch.clear();
+            }
             for slot in &ring.slots {
                 if let Some(sketch) = slot.sketch()
                     && ring.in_window(slot.index(), k_now)

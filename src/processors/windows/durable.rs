@@ -85,8 +85,10 @@ impl Durable for WindowProcessor {
 
     fn state_version(&self) -> u32 {
         // 2: a sub-bucket's sketch is made on its first value and given
-        // back when it leaves its window.
-        2
+        // back when it leaves its window. 3: nested windows keep each
+        // value once, in the shortest window that shows it (the same
+        // layout, read differently).
+        3
     }
 
     /// Written [`CHUNK`] streams per lock, so ingest waits at most for
