@@ -1,7 +1,9 @@
 //! Analytics cost: ns per `WindowedStats::observe` with the five standard
 //! windows (1 m, 5 m, 15 m, 1 h, 1 d in 10 sub-buckets each), per
 //! `summaries` call over full windows, and per `Sketch::add` for
-//! reference. Prints memory per sketch and per `WindowedStats` for
+//! reference; each windows figure also for the same five windows listed
+//! longest first (`_own_copies`), which do not nest, so each keeps its
+//! own copy of every value as all windows did before they were nested. Prints memory per sketch and per `WindowedStats` for
 //! latency-like data next to the worst-case bounds.
 //!
 //! Run: `cargo bench --bench analytics`.
@@ -27,6 +29,16 @@ fn stats() -> WindowedStats {
     WindowedStats::new(&specs(), DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS)
 }
 
+/// The same five windows, longest first: they do not nest, so each keeps
+/// its own sketches (the layout before windows were nested).
+fn own_copies() -> WindowedStats {
+    let mut specs = specs();
+    specs.reverse();
+    let stats = WindowedStats::new(&specs, DEFAULT_RELATIVE_ACCURACY, DEFAULT_MAX_BINS);
+    assert!(!stats.is_nested() && self::stats().is_nested());
+    stats
+}
+
 /// Latency-like values (log-normal, median 50 ms, σ = 1) from SplitMix64.
 fn latencies(n: usize) -> Vec<f64> {
     let mut state = 42u64;
@@ -48,7 +60,10 @@ fn latencies(n: usize) -> Vec<f64> {
 
 /// A day and a bit of latencies at `per_sec` values per second.
 fn filled(per_sec: u64) -> (WindowedStats, u64) {
-    let mut stats = stats();
+    fill(stats(), per_sec)
+}
+
+fn fill(mut stats: WindowedStats, per_sec: u64) -> (WindowedStats, u64) {
     let values = latencies(4096);
     let step = 1000 / per_sec;
     let end = T0 + 90_000_000;
@@ -68,6 +83,15 @@ fn observe(c: &mut Criterion) {
     // One value per ms: a sub-bucket of the 1 m window rolls every 6000.
     group.bench_function("observe_5_windows", |b| {
         let mut stats = stats();
+        let (mut t, mut i) = (T0, 0usize);
+        b.iter(|| {
+            stats.observe(black_box(t), black_box(values[i & 4095]));
+            t += 1;
+            i += 1;
+        });
+    });
+    group.bench_function("observe_5_windows_own_copies", |b| {
+        let mut stats = own_copies();
         let (mut t, mut i) = (T0, 0usize);
         b.iter(|| {
             stats.observe(black_box(t), black_box(values[i & 4095]));
@@ -109,6 +133,13 @@ fn summaries(c: &mut Criterion) {
             black_box(&out);
         });
     });
+    let (mut copies, now) = fill(own_copies(), 10);
+    group.bench_function("summaries_5_windows_5_quantiles_own_copies", |b| {
+        b.iter(|| {
+            copies.summaries(black_box(now), &QUANTILES, &mut out);
+            black_box(&out);
+        });
+    });
     group.finish();
 }
 
@@ -127,9 +158,12 @@ fn memory() {
         let (mut stats, now) = filled(per_sec);
         let mut out = Vec::new();
         stats.summaries(now, &QUANTILES, &mut out);
+        let (mut copies, _) = fill(own_copies(), per_sec);
+        copies.summaries(now, &QUANTILES, &mut out);
         println!(
-            "memory: WindowedStats (5 windows × 10) after 25 h of latencies at {per_sec}/s: {} B",
-            stats.memory_bytes()
+            "memory: WindowedStats (5 windows × 10) after 25 h of latencies at {per_sec}/s: {} B nested, {} B own copies",
+            stats.memory_bytes(),
+            copies.memory_bytes()
         );
     }
     // Worst-shaped data: a million distinct values over the whole f64
