@@ -61,6 +61,9 @@ const RELATIVE_ACCURACY: f64 = 0.005;
 const MAX_BINS: usize = 2048;
 /// Distinct values a bucket increment is spread over.
 const BUCKET_SPREAD: u64 = 16;
+/// Series evaluated per lock of the stream map, and so at most in one
+/// batch of gauges handed to the observer.
+const EVALUATED_PER_LOCK: usize = 128;
 
 /// The processor. Shared as `Arc<WindowProcessor>`.
 pub struct WindowProcessor {
@@ -450,13 +453,14 @@ impl WindowProcessor {
     }
 
     /// Computes every window at `now_ms` (what `/metrics` shows of them
-    /// changes with it) and drops series idle for longer than the longest
-    /// window. Returns the gauges the observer wants, to hand to it.
-    pub fn evaluate(&self, now_ms: u64) -> MetricsRequest {
-        let now_ns = now_ms * 1_000_000;
-        let mut streams = self.streams.lock();
-        let mut summaries: Vec<WindowSummary> = Vec::new();
-        let mut resource_metrics = Vec::new();
+    /// changes with it), drops series idle for longer than the longest
+    /// window, and hands the observer the gauges it wants, one batch per
+    /// [`EVALUATED_PER_LOCK`] series: the stream map is locked for one
+    /// batch at a time (ingest waits for at most that many series), and
+    /// the gauges built for the observer, owned OTLP with each series'
+    /// labels, are at most one batch's worth at any time, however many
+    /// series there are.
+    pub fn evaluate(&self, now_ms: u64) {
         // Once nothing arrived for the longest window, every window of a
         // series is empty: it has nothing left to show.
         let longest_ms = self
@@ -465,44 +469,68 @@ impl WindowProcessor {
             .map(|w| w.length_secs * 1000)
             .max()
             .unwrap_or(0);
-        streams.retain(|_, s| now_ms.saturating_sub(s.last_seen_ms) <= longest_ms);
+        let hashes: Vec<u64> = {
+            let mut streams = self.streams.lock();
+            streams.retain(|_, s| now_ms.saturating_sub(s.last_seen_ms) <= longest_ms);
+            self.telemetry.set_windows_series(streams.len() as u64);
+            streams.keys().copied().collect()
+        };
         self.refused
             .expire(now_ms as f64 / 1000.0, longest_ms as f64 / 1000.0);
+        let now_ns = now_ms * 1_000_000;
         let per_window = self.stats_per_window();
+        let mut summaries: Vec<WindowSummary> = Vec::new();
         // Which figures of a metric the observer wants, per metric name.
         let mut wanted: std::collections::HashMap<String, Vec<bool>> = Default::default();
-        for stream in streams.values_mut() {
-            stream.flush();
-            summaries.clear();
-            stream
-                .stats
-                .summaries(now_ms, &self.config.quantiles, &mut summaries);
-            for (w, summary) in summaries.iter().enumerate() {
-                let Some(values) = stream.values.get_mut(w * per_window..(w + 1) * per_window)
-                else {
+        for batch in hashes.chunks(EVALUATED_PER_LOCK) {
+            let mut resource_metrics = Vec::new();
+            let mut streams = self.streams.lock();
+            for hash in batch {
+                // Dropped since the list was taken: nothing to show.
+                let Some(stream) = streams.get_mut(hash) else {
                     continue;
                 };
-                write_figures(summary, self.config.quantiles.len(), values);
-            }
-            let Some(observer) = &self.observer else {
-                continue;
-            };
-            if !wanted.contains_key(&stream.metric) {
-                let wants = (0..per_window)
-                    .map(|stat| observer.wants_metric(&self.family_name(&stream.metric, stat)))
-                    .collect();
-                wanted.insert(stream.metric.clone(), wants);
-            }
-            let wants = &wanted[&stream.metric];
-            if wants.iter().any(|w| *w) {
-                let metrics = self.observed_metrics(stream, wants, now_ns);
-                if !metrics.is_empty() {
-                    resource_metrics.push(derived(&stream.resource(), &stream.scope(), metrics));
+                stream.flush();
+                summaries.clear();
+                stream
+                    .stats
+                    .summaries(now_ms, &self.config.quantiles, &mut summaries);
+                for (w, summary) in summaries.iter().enumerate() {
+                    let Some(values) = stream.values.get_mut(w * per_window..(w + 1) * per_window)
+                    else {
+                        continue;
+                    };
+                    write_figures(summary, self.config.quantiles.len(), values);
+                }
+                let Some(observer) = &self.observer else {
+                    continue;
+                };
+                if !wanted.contains_key(&stream.metric) {
+                    let wants = (0..per_window)
+                        .map(|stat| observer.wants_metric(&self.family_name(&stream.metric, stat)))
+                        .collect();
+                    wanted.insert(stream.metric.clone(), wants);
+                }
+                let wants = &wanted[&stream.metric];
+                if wants.iter().any(|w| *w) {
+                    let metrics = self.observed_metrics(stream, wants, now_ns);
+                    if !metrics.is_empty() {
+                        resource_metrics.push(derived(
+                            &stream.resource(),
+                            &stream.scope(),
+                            metrics,
+                        ));
+                    }
                 }
             }
+            drop(streams);
+            if let Some(observer) = &self.observer
+                && !resource_metrics.is_empty()
+            {
+                let request = MetricsRequest { resource_metrics };
+                observer.observe_derived(&MetricsBatch::from_request(request));
+            }
         }
-        self.telemetry.set_windows_series(streams.len() as u64);
-        MetricsRequest { resource_metrics }
     }
 
     /// Figure `stat` of a window (see [`stats_per_window`](Self::stats_per_window)):
@@ -610,19 +638,9 @@ impl WindowProcessor {
             .await;
     }
 
-    /// One evaluation; the gauges the observer wants are handed to it.
+    /// One evaluation now; the gauges the observer wants are handed to it.
     fn export_once(&self) {
-        self.export_once_at(now_ms());
-    }
-
-    /// [`export_once`](Self::export_once) at `now_ms`.
-    fn export_once_at(&self, now_ms: u64) {
-        let request = self.evaluate(now_ms);
-        if let Some(observer) = &self.observer
-            && !request.resource_metrics.is_empty()
-        {
-            observer.observe_derived(&MetricsBatch::from_request(request));
-        }
+        self.evaluate(now_ms());
     }
 }
 

@@ -600,7 +600,7 @@ fn the_observer_is_handed_the_gauges_it_wants() {
     );
     let values: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
     observe(&p, &values, T0);
-    p.export_once_at(T0 + 1000);
+    p.evaluate(T0 + 1000);
     let handed = std::mem::take(&mut *observer.0.lock());
     assert_eq!(handed.len(), 1);
     let r = &handed[0];
@@ -625,8 +625,57 @@ fn the_observer_is_handed_the_gauges_it_wants() {
     assert_eq!(attributes[0], string_kv("span.name", "GET /"));
     assert_eq!(rm.scope_metrics[0].metrics[0].unit, "s");
     // Nothing left in any window: nothing handed over.
-    p.export_once_at(T0 + 400_000);
+    p.evaluate(T0 + 400_000);
     assert!(observer.0.lock().is_empty());
+}
+
+/// Many series are evaluated a batch at a time: the observer is handed
+/// each series' gauges once, in batches of at most
+/// [`EVALUATED_PER_LOCK`] series, so what is built for it at once stays
+/// bounded however many series there are.
+#[test]
+fn the_observer_is_handed_many_series_a_batch_at_a_time() {
+    let observer = Arc::new(P95Observer::default());
+    let p = WindowProcessor::new(
+        config(),
+        Arc::new(Sink),
+        Arc::new(PlainLabels),
+        Some(observer.clone()),
+        Arc::new(Telemetry::new()),
+    );
+    let series = 2 * EVALUATED_PER_LOCK + 5;
+    for i in 0..series {
+        let name = format!("GET /{i}");
+        observe_as(&p, &[string_kv("span.name", &name)], &[0.1, 0.2], T0);
+    }
+    p.evaluate(T0 + 1000);
+    let handed = std::mem::take(&mut *observer.0.lock());
+    assert_eq!(handed.len(), 3);
+    assert!(
+        handed
+            .iter()
+            .all(|r| r.resource_metrics.len() <= EVALUATED_PER_LOCK)
+    );
+    let mut names: Vec<String> = handed
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter_map(|m| match &m.data {
+            Some(Data::Gauge(g)) => Some(&g.data_points[0].attributes[0]),
+            _ => None,
+        })
+        .map(|kv| format!("{:?}", kv.value))
+        .collect();
+    let handed_over = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        (handed_over, names.len()),
+        (series, series),
+        "each series once"
+    );
+    assert_eq!(p.series(), series);
 }
 
 /// A series whose gauges' labels the exporter would refuse gets no
