@@ -28,7 +28,9 @@ pub use sketch::{
     DEFAULT_MAX_BINS, DEFAULT_RELATIVE_ACCURACY, MAX_MAX_BINS, MAX_RELATIVE_ACCURACY, MIN_MAX_BINS,
     MIN_RELATIVE_ACCURACY, Sketch, validate as validate_sketch,
 };
-pub use window::{MAX_SUB_BUCKETS, MAX_WINDOW_SECS, WindowSpec, WindowSummary, WindowedStats};
+pub use window::{
+    MAX_SUB_BUCKETS, MAX_WINDOW_SECS, SavedWindows, WindowSpec, WindowSummary, WindowedStats,
+};
 
 /// Why analytics parameters were rejected (by the `try_new`s and
 /// `validate`s; the plain constructors clamp instead).

@@ -55,8 +55,8 @@
 //!
 //! # Memory
 //!
-//! At most one sketch per sub-bucket plus one scratch sketch for
-//! `summaries` (nested or not), so
+//! At most one sketch per sub-bucket, plus the sketch a `summaries` call
+//! merges into and gives back at its end (nested or not), so
 //! `memory_bytes() ≤ WindowedStats::memory_bound(specs, max_bins)`: about
 //! 1.6 MiB for the five standard windows (1 m, 5 m, 15 m, 1 h, 1 d in 10
 //! sub-buckets each) at 2048 bins, reached only with values spanning the
@@ -64,12 +64,15 @@
 //! A sub-bucket that starts over gives back the bins its last values
 //! spanned less than half of ([`Sketch::clear_to_fit`]), so a slot does
 //! not keep the widest spread it ever held. Measured (`cargo bench
-//! --bench analytics`): log-normal latencies take 52 KB at 1 value/s,
-//! 71 KB at 10/s, 97 KB at 1000/s; a million distinct values over the
-//! whole `f64` range take 341 KB. A sub-bucket's sketch is made on its
-//! first value and given back when it leaves its window, and an empty
-//! slot is one null pointer: the five windows of a series that has had
-//! no values for a day take 1,144 bytes.
+//! --bench analytics`, nested): log-normal latencies take 41 KB at 1
+//! value/s, 59 KB at 10/s, 80 KB at 1000/s; a million distinct values
+//! over the whole `f64` range take 281 KB. A sub-bucket's sketch is made
+//! on its first value and given back when it leaves its window, an empty
+//! slot is one null pointer, and what every series of a configuration
+//! has alike (each ring's spec, width and place, the sketch shape) is
+//! one shared layout: the five windows of a series that has had no
+//! values for a day take 680 bytes (its 50 slots, 5 ring clocks and the
+//! struct).
 //!
 //! # Late values
 //!
@@ -78,6 +81,8 @@
 //! the window as of the newest timestamp seen) is dropped from that
 //! window, where it would not count anyway. A value dropped from *every*
 //! window is counted in [`WindowedStats::late_observations`].
+
+use std::sync::Arc;
 
 use super::AggregationError;
 use super::sketch::{self, Bin, Sketch};
@@ -235,142 +240,67 @@ impl SubBucket {
     }
 }
 
-/// One window's ring of sub-buckets.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Ring {
-    spec: WindowSpec,
-    width_ms: u64,
-    slots: Vec<SubBucket>,
-    /// The newest sub-bucket index seen.
-    newest: Option<u64>,
-    /// `[start, end)` ms of sub-bucket `newest` and its slot: the hot path
-    /// skips the division while time stays in it.
-    current_start: u64,
-    current_end: u64,
-    current_slot: usize,
+/// What the windows of every series under one configuration share: each
+/// ring's spec, width and place among a series' slots, the empty sketch
+/// new sub-buckets are made like, and whether the windows nest. Built
+/// once and shared, so a series keeps only its slots and clocks.
+#[derive(Debug)]
+struct Layout {
+    rings: Box<[RingShape]>,
+    /// Empty: the bin mapping, and the shape of every sketch made.
+    template: Sketch,
+    /// The windows nest (see the module doc): a value is kept once, by
+    /// the shortest window that shows it.
+    nested: bool,
 }
 
-impl Ring {
-    fn new(spec: &WindowSpec) -> Self {
-        let (spec, width_ms) = spec.normalized();
-        let slot = SubBucket(None);
-        Self {
-            spec,
-            width_ms,
-            slots: vec![slot; spec.sub_buckets as usize],
-            newest: None,
-            current_start: 0,
-            current_end: 0,
-            current_slot: 0,
-        }
-    }
+/// One window's ring of sub-buckets, as every series has it.
+#[derive(Debug, Clone, Copy)]
+struct RingShape {
+    spec: WindowSpec,
+    width_ms: u64,
+    /// Where its slots start among a series' slots.
+    first_slot: usize,
+    slots: usize,
+}
 
+impl RingShape {
     fn len(&self) -> u64 {
-        self.slots.len() as u64
-    }
-
-    /// Adds the value to its sub-bucket, making its sketch like
-    /// `template` if it has none; `false` when that sub-bucket is older
-    /// than the ring.
-    #[inline]
-    fn observe(&mut self, now_ms: u64, value: f64, bin: Bin, n: u64, template: &Sketch) -> bool {
-        if self.current_start <= now_ms
-            && now_ms < self.current_end
-            && let Some(bucket) = self.slots[self.current_slot].0.as_deref_mut()
-        {
-            bucket.sketch.add_bin(value, bin, n);
-            return true;
-        }
-        let k = now_ms / self.width_ms;
-        if self
-            .newest
-            .is_some_and(|newest| k.saturating_add(self.len()) <= newest)
-        {
-            return false;
-        }
-        let slot_index = (k % self.len()) as usize;
-        let slot = &mut self.slots[slot_index];
-        // A slot can only hold an older sub-bucket here: a newer one with
-        // the same slot would be at least `n` ahead, making `k` late.
-        let bucket = match &mut slot.0 {
-            Some(bucket) if bucket.index == k => bucket,
-            Some(bucket) => {
-                // A new sub-bucket: the spread of recent values, not the
-                // widest range the slot ever held, sets its size.
-                bucket.sketch.clear_to_fit();
-                bucket.index = k;
-                bucket
-            }
-            None => slot.0.insert(Box::new(Bucket {
-                index: k,
-                sketch: template.empty_like(),
-            })),
-        };
-        bucket.sketch.add_bin(value, bin, n);
-        if self.newest.is_none_or(|newest| k > newest) {
-            self.newest = Some(k);
-            self.current_start = k * self.width_ms;
-            self.current_end = self.current_start.saturating_add(self.width_ms);
-            self.current_slot = slot_index;
-        }
-        true
+        self.slots as u64
     }
 
     /// Whether sub-bucket `index` is in the window ending with `k_now`.
     fn in_window(&self, index: Option<u64>, k_now: u64) -> bool {
         index.is_some_and(|k| k <= k_now && k.saturating_add(self.len()) > k_now)
     }
+}
 
-    /// Gives back the sketches of sub-buckets that have left the window
-    /// ending with `k_now` (not those ahead of it).
-    fn release_passed(&mut self, k_now: u64) {
-        let len = self.len();
-        for slot in &mut self.slots {
-            if slot.index().is_some_and(|k| k.saturating_add(len) <= k_now) {
-                slot.0 = None;
-            }
+impl Layout {
+    fn new(specs: &[WindowSpec], template: Sketch) -> Self {
+        let mut first_slot = 0;
+        let rings: Box<[RingShape]> = specs
+            .iter()
+            .map(|spec| {
+                let (spec, width_ms) = spec.normalized();
+                let shape = RingShape {
+                    spec,
+                    width_ms,
+                    first_slot,
+                    slots: spec.sub_buckets as usize,
+                };
+                first_slot += shape.slots;
+                shape
+            })
+            .collect();
+        Self {
+            nested: windows_nest(&rings),
+            rings,
+            template,
         }
     }
-}
 
-/// Windowed statistics for one analysed series.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(from = "SavedStats")]
-pub struct WindowedStats {
-    rings: Vec<Ring>,
-    /// Where windows are merged for `summaries`; also the bin mapping.
-    scratch: Sketch,
-    first_ms: Option<u64>,
-    last_ms: Option<u64>,
-    late: u64,
-    /// The windows nest (see the module doc): a value is kept once, by
-    /// the shortest window that shows it. Follows from the rings, so it
-    /// is not saved.
-    #[serde(skip_serializing)]
-    nested: bool,
-}
-
-/// [`WindowedStats`] as durable state reads it: the same fields but
-/// `nested`, which is worked out again from the rings.
-#[derive(serde::Deserialize)]
-struct SavedStats {
-    rings: Vec<Ring>,
-    scratch: Sketch,
-    first_ms: Option<u64>,
-    last_ms: Option<u64>,
-    late: u64,
-}
-
-impl From<SavedStats> for WindowedStats {
-    fn from(saved: SavedStats) -> Self {
-        Self {
-            nested: windows_nest(&saved.rings),
-            rings: saved.rings,
-            scratch: saved.scratch,
-            first_ms: saved.first_ms,
-            last_ms: saved.last_ms,
-            late: saved.late,
-        }
+    fn slots(&self) -> usize {
+        self.rings.iter().map(|ring| ring.slots).sum()
     }
 }
 
@@ -379,7 +309,7 @@ impl From<SavedStats> for WindowedStats {
 /// at `(⌊t/w⌋ − n + 1)·w`, window `b` at `(⌊t/w'⌋ − n' + 1)·w'`, and
 /// with `w | w'` the first is never earlier when `(n − 1)·w ≤
 /// (n' − 1)·w'` (equality when `t` starts a sub-bucket of `b`).
-fn windows_nest(rings: &[Ring]) -> bool {
+fn windows_nest(rings: &[RingShape]) -> bool {
     rings.len() > 1
         && rings.windows(2).all(|pair| {
             let (short, long) = (&pair[0], &pair[1]);
@@ -389,40 +319,197 @@ fn windows_nest(rings: &[Ring]) -> bool {
         })
 }
 
+/// A ring's clock in one series: the newest sub-bucket it has taken
+/// and, so the hot path skips the division while time stays in it, that
+/// sub-bucket's span `[start, end)` ms and slot.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct RingClock {
+    newest: Option<u64>,
+    current_start: u64,
+    current_end: u64,
+    current_slot: u32,
+}
+
+impl RingClock {
+    /// Makes sub-bucket `k` in `slot` the newest.
+    fn advance_to(&mut self, k: u64, slot: usize, width_ms: u64) {
+        self.newest = Some(k);
+        self.current_start = k * width_ms;
+        self.current_end = self.current_start.saturating_add(width_ms);
+        self.current_slot = slot as u32;
+    }
+}
+
+/// Adds the value to its sub-bucket in one ring that keeps its own copy
+/// of every value, making its sketch like `template` if it has none;
+/// `false` when that sub-bucket is older than the ring.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn observe_own_copy(
+    shape: &RingShape,
+    clock: &mut RingClock,
+    slots: &mut [SubBucket],
+    now_ms: u64,
+    value: f64,
+    bin: Bin,
+    n: u64,
+    template: &Sketch,
+) -> bool {
+    if clock.current_start <= now_ms
+        && now_ms < clock.current_end
+        && let Some(bucket) = slots[clock.current_slot as usize].0.as_deref_mut()
+    {
+        bucket.sketch.add_bin(value, bin, n);
+        return true;
+    }
+    let k = now_ms / shape.width_ms;
+    if clock
+        .newest
+        .is_some_and(|newest| k.saturating_add(shape.len()) <= newest)
+    {
+        return false;
+    }
+    let slot_index = (k % shape.len()) as usize;
+    let slot = &mut slots[slot_index];
+    // A slot can only hold an older sub-bucket here: a newer one with
+    // the same slot would be at least `n` ahead, making `k` late.
+    let bucket = match &mut slot.0 {
+        Some(bucket) if bucket.index == k => bucket,
+        Some(bucket) => {
+            // A new sub-bucket: the spread of recent values, not the
+            // widest range the slot ever held, sets its size.
+            bucket.sketch.clear_to_fit();
+            bucket.index = k;
+            bucket
+        }
+        None => slot.0.insert(Box::new(Bucket {
+            index: k,
+            sketch: template.empty_like(),
+        })),
+    };
+    bucket.sketch.add_bin(value, bin, n);
+    if clock.newest.is_none_or(|newest| k > newest) {
+        clock.advance_to(k, slot_index, shape.width_ms);
+    }
+    true
+}
+
+/// Windowed statistics for one analysed series.
+#[derive(Debug, Clone)]
+pub struct WindowedStats {
+    layout: Arc<Layout>,
+    /// Every ring's slots, ring after ring ([`RingShape::first_slot`]).
+    slots: Box<[SubBucket]>,
+    /// One per ring.
+    clocks: Box<[RingClock]>,
+    first_ms: Option<u64>,
+    last_ms: Option<u64>,
+    late: u64,
+}
+
+/// [`WindowedStats`] as durable state writes it: the windows and sketch
+/// shape it was made for (checked against the configuration when read
+/// back), then its own slots, clocks and times.
+#[derive(serde::Serialize)]
+struct SavedWindowsRef<'a> {
+    specs: Vec<WindowSpec>,
+    shape: &'a Sketch,
+    slots: &'a [SubBucket],
+    clocks: &'a [RingClock],
+    first_ms: Option<u64>,
+    last_ms: Option<u64>,
+    late: u64,
+}
+
+/// Window statistics read back from durable state, to be taken in by
+/// [`WindowedStats::restore`] when they fit the configuration.
+#[derive(Debug, serde::Deserialize)]
+pub struct SavedWindows {
+    specs: Vec<WindowSpec>,
+    shape: Sketch,
+    slots: Vec<SubBucket>,
+    clocks: Vec<RingClock>,
+    first_ms: Option<u64>,
+    last_ms: Option<u64>,
+    late: u64,
+}
+
+impl serde::Serialize for WindowedStats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SavedWindowsRef {
+            specs: self.specs().collect(),
+            shape: &self.layout.template,
+            slots: &self.slots,
+            clocks: &self.clocks,
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            late: self.late,
+        }
+        .serialize(serializer)
+    }
+}
+
 impl WindowedStats {
-    /// Whether deserialised stats have the layout of `template` (a fresh
-    /// one from the current configuration): the same windows, sub-bucket
-    /// counts and sketch shape, every index in range.
-    pub fn fits(&self, template: &WindowedStats) -> bool {
-        self.rings.len() == template.rings.len()
-            && self.scratch.same_shape(&template.scratch)
-            && self.rings.iter().zip(&template.rings).all(|(a, b)| {
-                a.spec == b.spec
-                    && a.width_ms == b.width_ms
-                    && a.slots.len() == b.slots.len()
-                    && a.current_slot < a.slots.len().max(1)
-                    && a.slots
-                        .iter()
-                        .all(|s| s.sketch().is_none_or(|k| k.same_shape(&template.scratch)))
-            })
+    /// `saved` as window statistics of this one's configuration (sharing
+    /// its layout), if it was made for the same windows, sub-bucket
+    /// counts and sketch shape and every slot and clock is in range.
+    pub fn restore(&self, saved: SavedWindows) -> Option<WindowedStats> {
+        let layout = &self.layout;
+        let fits = saved.specs.len() == layout.rings.len()
+            && saved
+                .specs
+                .iter()
+                .zip(&layout.rings)
+                .all(|(a, b)| *a == b.spec)
+            && saved.shape.same_shape(&layout.template)
+            && saved.slots.len() == layout.slots()
+            && saved.clocks.len() == layout.rings.len()
+            && saved
+                .clocks
+                .iter()
+                .zip(&layout.rings)
+                .all(|(clock, ring)| (clock.current_slot as usize) < ring.slots.max(1))
+            && saved
+                .slots
+                .iter()
+                .all(|s| s.sketch().is_none_or(|k| k.same_shape(&layout.template)));
+        fits.then(|| Self {
+            layout: Arc::clone(layout),
+            slots: saved.slots.into_boxed_slice(),
+            clocks: saved.clocks.into_boxed_slice(),
+            first_ms: saved.first_ms,
+            last_ms: saved.last_ms,
+            late: saved.late,
+        })
     }
 
     /// One ring per spec, of sketches built by
     /// [`Sketch::new`]`(relative_accuracy, max_bins)`. Out-of-range
     /// arguments are clamped (specs: length to 1 s..=[`MAX_WINDOW_SECS`],
     /// sub-buckets to 1..=[`MAX_SUB_BUCKETS`], width rounded down to whole
-    /// ms); use [`try_new`](Self::try_new) to reject them instead.
+    /// ms); use [`try_new`](Self::try_new) to reject them instead. Make
+    /// the next series' with [`empty_like`](Self::empty_like), which
+    /// shares this one's layout.
     pub fn new(specs: &[WindowSpec], relative_accuracy: f64, max_bins: usize) -> Self {
         let template = Sketch::new(relative_accuracy, max_bins);
-        let rings: Vec<Ring> = specs.iter().map(Ring::new).collect();
+        Self::with_layout(Arc::new(Layout::new(specs, template)))
+    }
+
+    fn with_layout(layout: Arc<Layout>) -> Self {
         Self {
-            nested: windows_nest(&rings),
-            rings,
-            scratch: template,
+            slots: (0..layout.slots()).map(|_| SubBucket(None)).collect(),
+            clocks: vec![RingClock::default(); layout.rings.len()].into_boxed_slice(),
+            layout,
             first_ms: None,
             last_ms: None,
             late: 0,
         }
+    }
+
+    /// Empty statistics of the same windows and sketch shape, sharing
+    /// this one's layout.
+    pub fn empty_like(&self) -> Self {
+        Self::with_layout(Arc::clone(&self.layout))
     }
 
     /// Like [`new`](Self::new), but every window keeps its own sketches
@@ -434,16 +521,15 @@ impl WindowedStats {
         relative_accuracy: f64,
         max_bins: usize,
     ) -> Self {
-        Self {
-            nested: false,
-            ..Self::new(specs, relative_accuracy, max_bins)
-        }
+        let mut layout = Layout::new(specs, Sketch::new(relative_accuracy, max_bins));
+        layout.nested = false;
+        Self::with_layout(Arc::new(layout))
     }
 
     /// Whether the windows nest, so each value is kept once (see the
     /// module doc).
     pub fn is_nested(&self) -> bool {
-        self.nested
+        self.layout.nested
     }
 
     /// Like [`new`](Self::new) but rejects out-of-range arguments and an
@@ -465,7 +551,7 @@ impl WindowedStats {
 
     /// The windows, in spec order (after clamping).
     pub fn specs(&self) -> impl ExactSizeIterator<Item = WindowSpec> + '_ {
-        self.rings.iter().map(|ring| ring.spec)
+        self.layout.rings.iter().map(|ring| ring.spec)
     }
 
     /// Observes one value at `now_ms` (Unix ms). NaN and ±infinity are
@@ -478,18 +564,21 @@ impl WindowedStats {
     /// Observes `n` copies of `value` at `now_ms`. NaN, ±infinity and
     /// `n = 0` are ignored.
     pub fn observe_n(&mut self, now_ms: u64, value: f64, n: u64) {
-        if n == 0 || self.rings.is_empty() {
+        if n == 0 || self.clocks.is_empty() {
             return;
         }
-        let Some(bin) = self.scratch.bin_of(value) else {
+        let Some(bin) = self.layout.template.bin_of(value) else {
             return;
         };
-        let accepted = if self.nested {
+        let accepted = if self.layout.nested {
             self.observe_nested(now_ms, value, bin, n)
         } else {
+            let layout = &*self.layout;
             let mut accepted = false;
-            for ring in &mut self.rings {
-                accepted |= ring.observe(now_ms, value, bin, n, &self.scratch);
+            for (shape, clock) in layout.rings.iter().zip(self.clocks.iter_mut()) {
+                let slots = &mut self.slots[shape.first_slot..shape.first_slot + shape.slots];
+                accepted |=
+                    observe_own_copy(shape, clock, slots, now_ms, value, bin, n, &layout.template);
             }
             accepted
         };
@@ -506,34 +595,35 @@ impl WindowedStats {
     /// `false` when none does.
     #[inline]
     fn observe_nested(&mut self, now_ms: u64, value: f64, bin: Bin, n: u64) -> bool {
-        let shortest = &mut self.rings[0];
+        let shortest = &self.clocks[0];
         if shortest.current_start <= now_ms
             && now_ms < shortest.current_end
-            && let Some(bucket) = shortest.slots[shortest.current_slot].0.as_deref_mut()
+            && let Some(bucket) = self.slots[shortest.current_slot as usize].0.as_deref_mut()
         {
             bucket.sketch.add_bin(value, bin, n);
             return true;
         }
+        let layout = Arc::clone(&self.layout);
         // Every ring's newest sub-bucket is the one of the newest value.
         let newest_ms = self.last_ms.map_or(now_ms, |last| last.max(now_ms));
-        for level in 0..self.rings.len() {
-            let ring = &mut self.rings[level];
-            let k = now_ms / ring.width_ms;
-            if k.saturating_add(ring.len()) <= newest_ms / ring.width_ms {
+        for (level, shape) in layout.rings.iter().enumerate() {
+            let k = now_ms / shape.width_ms;
+            if k.saturating_add(shape.len()) <= newest_ms / shape.width_ms {
                 continue; // left this window: a longer one may show it
             }
-            let slot_index = (k % ring.len()) as usize;
-            let spare = match ring.slots[slot_index].0.take() {
+            let in_ring = (k % shape.len()) as usize;
+            let slot_index = shape.first_slot + in_ring;
+            let spare = match self.slots[slot_index].0.take() {
                 Some(mut bucket) if bucket.index == k => {
                     bucket.sketch.add_bin(value, bin, n);
-                    ring.slots[slot_index].0 = Some(bucket);
+                    self.slots[slot_index].0 = Some(bucket);
                     return true;
                 }
                 // An older sub-bucket in the slot has left this window
                 // (one newer by the same slot would make `k` late).
                 Some(bucket) if bucket.index < k => self.settle(level, bucket, newest_ms),
                 Some(newer) => {
-                    ring.slots[slot_index].0 = Some(newer);
+                    self.slots[slot_index].0 = Some(newer);
                     continue;
                 }
                 None => None,
@@ -546,17 +636,14 @@ impl WindowedStats {
                 }
                 None => Box::new(Bucket {
                     index: k,
-                    sketch: self.scratch.empty_like(),
+                    sketch: layout.template.empty_like(),
                 }),
             };
             bucket.sketch.add_bin(value, bin, n);
-            let ring = &mut self.rings[level];
-            ring.slots[slot_index].0 = Some(bucket);
-            if level == 0 && ring.newest.is_none_or(|newest| k > newest) {
-                ring.newest = Some(k);
-                ring.current_start = k * ring.width_ms;
-                ring.current_end = ring.current_start.saturating_add(ring.width_ms);
-                ring.current_slot = slot_index;
+            self.slots[slot_index].0 = Some(bucket);
+            let clock = &mut self.clocks[level];
+            if level == 0 && clock.newest.is_none_or(|newest| k > newest) {
+                clock.advance_to(k, slot_index, shape.width_ms);
             }
             return true;
         }
@@ -569,20 +656,20 @@ impl WindowedStats {
     /// the box it no longer needs (merged, or past the longest window),
     /// for the caller to reuse or drop.
     fn settle(&mut self, level: usize, bucket: Box<Bucket>, now_ms: u64) -> Option<Box<Bucket>> {
+        let rings = &self.layout.rings;
         let (mut level, mut bucket) = (level, bucket);
         loop {
-            let from_width = self.rings[level].width_ms;
+            let from_width = rings[level].width_ms;
             level += 1;
-            let Some(ring) = self.rings.get_mut(level) else {
+            let Some(shape) = rings.get(level) else {
                 return Some(bucket); // past the longest window
             };
             // Nested widths divide: the sub-bucket holding this one's span.
-            bucket.index /= ring.width_ms / from_width;
-            if bucket.index.saturating_add(ring.len()) <= now_ms / ring.width_ms {
+            bucket.index /= shape.width_ms / from_width;
+            if bucket.index.saturating_add(shape.len()) <= now_ms / shape.width_ms {
                 continue;
             }
-            let slot_index = (bucket.index % ring.len()) as usize;
-            let slot = &mut ring.slots[slot_index];
+            let slot = &mut self.slots[shape.first_slot + (bucket.index % shape.len()) as usize];
             match slot.0.take() {
                 None => {
                     slot.0 = Some(bucket);
@@ -613,12 +700,14 @@ impl WindowedStats {
     /// `now_ms` moves on to the next longer one (or is given back after
     /// the longest), so each window's ring holds only what it shows.
     fn advance(&mut self, now_ms: u64) {
-        for level in 0..self.rings.len() {
-            let ring = &self.rings[level];
-            let (k_now, len) = (now_ms / ring.width_ms, ring.len());
-            for slot_index in 0..ring.slots.len() {
-                let slot = &mut self.rings[level].slots[slot_index];
-                if slot.index().is_some_and(|k| k.saturating_add(len) <= k_now)
+        let layout = Arc::clone(&self.layout);
+        for (level, shape) in layout.rings.iter().enumerate() {
+            let k_now = now_ms / shape.width_ms;
+            for slot_index in shape.first_slot..shape.first_slot + shape.slots {
+                let slot = &mut self.slots[slot_index];
+                if slot
+                    .index()
+                    .is_some_and(|k| k.saturating_add(shape.len()) <= k_now)
                     && let Some(bucket) = slot.0.take()
                 {
                     self.settle(level, bucket, now_ms);
@@ -636,61 +725,64 @@ impl WindowedStats {
     /// with the `quantiles` asked for (those outside `[0, 1]` are skipped).
     /// Entries already in `out` are overwritten in place, so a caller that
     /// keeps `out` between calls reuses its buffers. Sub-buckets that have
-    /// left their window give their sketches back here, and the bins
-    /// merged for the read are given back at its end.
+    /// left their window give their sketches back here; the windows are
+    /// merged into a sketch made for the call and given back at its end.
     pub fn summaries(&mut self, now_ms: u64, quantiles: &[f64], out: &mut Vec<WindowSummary>) {
-        out.truncate(self.rings.len());
-        if self.nested {
+        let layout = Arc::clone(&self.layout);
+        out.truncate(layout.rings.len());
+        if layout.nested {
             self.advance(now_ms);
         }
-        let Self {
-            rings,
-            scratch,
-            first_ms,
-            nested,
-            ..
-        } = self;
-        // Nested, window `i` is the merge of rings `0..=i`: the scratch
+        // Nested, window `i` is the merge of rings `0..=i`: the merge
         // carries on from one window to the next.
-        scratch.clear();
-        for (i, ring) in rings.iter_mut().enumerate() {
-            let k_now = now_ms / ring.width_ms;
-            if !*nested {
-                ring.release_passed(k_now);
-                scratch.clear();
+        let mut merged = layout.template.empty_like();
+        for (i, shape) in layout.rings.iter().enumerate() {
+            let k_now = now_ms / shape.width_ms;
+            let slots = &mut self.slots[shape.first_slot..shape.first_slot + shape.slots];
+            if !layout.nested {
+                // Sub-buckets that have left the window give their
+                // sketches back (not those ahead of it).
+                for slot in slots.iter_mut() {
+                    if slot
+                        .index()
+                        .is_some_and(|k| k.saturating_add(shape.len()) <= k_now)
+                    {
+                        slot.0 = None;
+                    }
+                }
+                merged.clear();
             }
-            for slot in &ring.slots {
+            for slot in slots.iter() {
                 if let Some(sketch) = slot.sketch()
-                    && ring.in_window(slot.index(), k_now)
+                    && shape.in_window(slot.index(), k_now)
                 {
-                    scratch.merge(sketch);
+                    merged.merge(sketch);
                 }
             }
-            let window_start = k_now.saturating_add(1).saturating_sub(ring.len()) * ring.width_ms;
-            let since_first = first_ms.map_or(0, |first| now_ms.saturating_sub(first));
-            let covered_ms = (now_ms - window_start).min(since_first).max(ring.width_ms);
+            let window_start = k_now.saturating_add(1).saturating_sub(shape.len()) * shape.width_ms;
+            let since_first = self
+                .first_ms
+                .map_or(0, |first| now_ms.saturating_sub(first));
+            let covered_ms = (now_ms - window_start).min(since_first).max(shape.width_ms);
             if i == out.len() {
                 out.push(WindowSummary::default());
             }
             let summary = &mut out[i];
-            let count = scratch.count();
-            summary.length_secs = ring.spec.length_secs;
+            let count = merged.count();
+            summary.length_secs = shape.spec.length_secs;
             summary.count = count;
-            summary.sum = scratch.sum();
+            summary.sum = merged.sum();
             summary.rate_per_sec = count as f64 * 1000.0 / covered_ms as f64;
-            summary.mean = (count > 0).then(|| scratch.sum() / count as f64);
-            summary.min = scratch.min();
-            summary.max = scratch.max();
+            summary.mean = (count > 0).then(|| merged.sum() / count as f64);
+            summary.min = merged.min();
+            summary.max = merged.max();
             summary.quantiles.clear();
             summary.quantiles.extend(
                 quantiles
                     .iter()
-                    .filter_map(|&q| scratch.quantile(q).map(|value| (q, value))),
+                    .filter_map(|&q| merged.quantile(q).map(|value| (q, value))),
             );
         }
-        // The merged bins are not kept between calls: a series' memory is
-        // its sub-buckets.
-        scratch.release();
     }
 
     /// Whether no window holds anything at `now_ms`: nothing was observed,
@@ -700,36 +792,31 @@ impl WindowedStats {
         let Some(last) = self.last_ms else {
             return true;
         };
-        self.rings
+        self.layout
+            .rings
             .iter()
             .all(|ring| (last / ring.width_ms).saturating_add(ring.len()) <= now_ms / ring.width_ms)
     }
 
-    /// Bytes used: the struct, its rings, every sub-bucket sketch made
-    /// and the scratch sketch.
+    /// Bytes this series holds: the struct, its slots and clocks, and
+    /// every sub-bucket sketch made (the layout is shared by every series
+    /// of a configuration and not counted).
     pub fn memory_bytes(&self) -> usize {
-        let rings: usize = self
-            .rings
+        let sketches: usize = self
+            .slots
             .iter()
-            .map(|ring| {
-                ring.slots.capacity() * size_of::<SubBucket>()
-                    + ring
-                        .slots
-                        .iter()
-                        .filter_map(SubBucket::sketch)
-                        .map(|sketch| size_of::<Bucket>() + sketch.heap_bytes())
-                        .sum::<usize>()
-            })
+            .filter_map(SubBucket::sketch)
+            .map(|sketch| size_of::<Bucket>() + sketch.heap_bytes())
             .sum();
         size_of::<Self>()
-            + self.rings.capacity() * size_of::<Ring>()
-            + rings
-            + self.scratch.heap_bytes()
+            + self.slots.len() * size_of::<SubBucket>()
+            + self.clocks.len() * size_of::<RingClock>()
+            + sketches
     }
 
     /// The most [`memory_bytes`](Self::memory_bytes) can ever report for
-    /// these specs and bin limit: every sketch (one per sub-bucket, plus
-    /// the scratch) at [`Sketch::memory_bound`].
+    /// these specs and bin limit: every sub-bucket's sketch at
+    /// [`Sketch::memory_bound`], plus the sketch a read merges into.
     pub fn memory_bound(specs: &[WindowSpec], max_bins: usize) -> usize {
         let sketch_heap = Sketch::heap_bound(max_bins);
         let sub_buckets: usize = specs
@@ -737,8 +824,9 @@ impl WindowedStats {
             .map(|spec| spec.normalized().0.sub_buckets as usize)
             .sum();
         size_of::<Self>()
-            + specs.len() * size_of::<Ring>()
+            + specs.len() * size_of::<RingClock>()
             + sub_buckets * (size_of::<SubBucket>() + size_of::<Bucket>() + sketch_heap)
+            + size_of::<Sketch>()
             + sketch_heap
     }
 }

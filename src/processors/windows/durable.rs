@@ -11,9 +11,9 @@
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+use super::WindowProcessor;
 use super::stream::{LastHistogram, Stream, StreamOrigin};
-use super::{MAX_BINS, RELATIVE_ACCURACY, WindowProcessor};
-use crate::analytics::aggregation::WindowedStats;
+use crate::analytics::aggregation::{SavedWindows, WindowedStats};
 use crate::model::otlp::common::InstrumentationScope;
 use crate::model::otlp::resource::Resource;
 use crate::pipeline::durable::{Durable, DurableError, Restored, append as put};
@@ -43,7 +43,7 @@ struct SavedOwned {
     metric: String,
     unit: String,
     attributes: Vec<u8>,
-    stats: WindowedStats,
+    stats: SavedWindows,
     last_histogram: Option<LastHistogram>,
 }
 
@@ -115,17 +115,19 @@ impl Durable for WindowProcessor {
     fn restore(&self, snapshot: &[u8]) -> Result<Restored, DurableError> {
         let (count, mut rest): (u64, _) =
             postcard::take_from_bytes(snapshot).map_err(DurableError::decode)?;
-        let template = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
         let mut outcome = Restored::default();
         let mut streams = self.streams.lock();
         for _ in 0..count {
             let (saved, tail): (SavedOwned, _) =
                 postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
             rest = tail;
-            if !saved.stats.fits(&template) || streams.len() >= self.config.max_series {
-                outcome.discarded += 1;
-                continue;
-            }
+            let stats = match self.empty.restore(saved.stats) {
+                Some(stats) if streams.len() < self.config.max_series => stats,
+                _ => {
+                    outcome.discarded += 1;
+                    continue;
+                }
+            };
             let resource = Resource::decode(&saved.resource[..]).map_err(DurableError::decode)?;
             let scope =
                 InstrumentationScope::decode(&saved.scope[..]).map_err(DurableError::decode)?;
@@ -140,7 +142,7 @@ impl Durable for WindowProcessor {
             };
             // A series whose labels the exporter now refuses (its limits
             // changed) starts no windows.
-            let mut stream = match self.new_stream(origin, saved.stats) {
+            let mut stream = match self.new_stream(origin, stats) {
                 Ok(stream) => stream,
                 Err(why) => {
                     let now_secs = saved.last_seen_ms as f64 / 1000.0;

@@ -69,6 +69,9 @@ const EVALUATED_PER_LOCK: usize = 128;
 pub struct WindowProcessor {
     config: WindowsConfig,
     specs: Vec<WindowSpec>,
+    /// Empty windows of the configured specs: every series' are made
+    /// like it and share its layout.
+    empty: WindowedStats,
     labels: Vec<String>,
     selection: Selection,
     /// Boxed, as the analysis processor's series.
@@ -114,7 +117,7 @@ impl WindowProcessor {
         observer: Option<Arc<dyn DerivedObserver>>,
         telemetry: Arc<Telemetry>,
     ) -> Self {
-        let specs = config
+        let specs: Vec<WindowSpec> = config
             .windows
             .iter()
             .map(|w| WindowSpec::new(w.get().as_secs(), config.sub_buckets))
@@ -122,6 +125,7 @@ impl WindowProcessor {
         let labels = config.windows.iter().map(|w| w.to_string()).collect();
         Self {
             selection: Selection::new(&config.include, &config.exclude),
+            empty: WindowedStats::new(&specs, RELATIVE_ACCURACY, MAX_BINS),
             specs,
             labels,
             streams: Mutex::new(ByIdentity::default()),
@@ -187,8 +191,7 @@ impl WindowProcessor {
                     self.telemetry.record_windows_skipped(1);
                     return None;
                 }
-                let stats = WindowedStats::new(&self.specs, RELATIVE_ACCURACY, MAX_BINS);
-                match make(stats) {
+                match make(self.empty.empty_like()) {
                     Ok(made) => e.insert(Box::new(made)),
                     Err(why) => {
                         self.refused.refuse(hash, now_secs, &why);
