@@ -337,3 +337,37 @@ fn series_of_a_scope_keep_their_derived_labels_once() {
 fn watched_in(family: &Family) -> usize {
     family.shards().map(|t| t.lock().watched_count()).sum()
 }
+
+/// A series keeps the latest exemplar of each slot that had one, and
+/// only those take room; a point with another bucket layout starts them
+/// over, and a slot outside the layout is ignored.
+#[test]
+fn exemplars_are_kept_for_the_slots_that_had_one() {
+    use super::value::StoredExemplar;
+    let exemplar = |value: f64, time_ns: u64| StoredExemplar {
+        trace_id: [1; 16],
+        span_id: [2; 8],
+        value,
+        time_ns,
+    };
+    let mut state = SeriesState::new(SeriesValue::Number(0.0), 0, 0);
+    assert_eq!(state.exemplar(0), None);
+    state.record_exemplar(5, 17, exemplar(0.04, 1));
+    state.record_exemplar(2, 17, exemplar(0.005, 2));
+    state.record_exemplar(5, 17, exemplar(0.03, 3));
+    state.record_exemplar(17, 17, exemplar(99.0, 4));
+    let kept = state.exemplars.as_ref().map_or(0, |e| e.len());
+    assert_eq!(kept, 2, "slots 2 and 5, the one outside ignored");
+    assert_eq!(
+        state.exemplar(5).map(|e| (e.value, e.time_ns)),
+        Some((0.03, 3))
+    );
+    assert_eq!(state.exemplar(2).map(|e| e.value), Some(0.005));
+    assert_eq!(state.exemplar(3), None);
+    assert_eq!(state.exemplar(17), None);
+    // Other bounds: what was kept belonged to other buckets.
+    state.record_exemplar(1, 4, exemplar(1.0, 5));
+    assert_eq!(state.exemplar(5), None);
+    assert_eq!(state.exemplar(1).map(|e| e.time_ns), Some(5));
+    assert_eq!(state.exemplars.as_ref().map_or(0, |e| e.len()), 1);
+}

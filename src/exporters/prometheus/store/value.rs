@@ -101,11 +101,73 @@ pub struct SeriesState {
     /// Timestamp of the last applied point, Unix ns (0 = unknown).
     pub time_ns: u64,
     /// The latest exemplar per slot (one slot for numbers, one per bucket
-    /// for histograms); `None` until a point carries one.
-    /// (A thin box: most series never have one, and this keeps every
+    /// for histograms) that has had one; `None` until a point carries
+    /// one. (A thin box: most series never have one, and this keeps every
     /// series' state 8 bytes smaller.)
-    #[allow(clippy::box_collection)]
-    pub exemplars: Option<Box<Vec<Option<StoredExemplar>>>>,
+    pub exemplars: Option<Box<Exemplars>>,
+}
+
+/// The latest exemplar of each slot that has had one, in slot order.
+/// Only those slots take room: a latency histogram's values fall in a
+/// few of its buckets (span durations of 1–50 ms in 6 of the default
+/// 17), and a slot without one cost as much as one with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplars {
+    /// Slots of the layout these were kept for: points with another
+    /// layout (other bucket bounds) start them over.
+    slots: usize,
+    kept: Vec<KeptExemplar>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct KeptExemplar {
+    exemplar: StoredExemplar,
+    slot: u32,
+}
+
+impl Exemplars {
+    fn new(slots: usize) -> Self {
+        Self {
+            slots,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Keeps `exemplar` as the latest of `slot`; a slot outside the
+    /// layout is ignored.
+    fn record(&mut self, slot: usize, slots: usize, exemplar: StoredExemplar) {
+        if self.slots != slots {
+            self.slots = slots;
+            self.kept.clear();
+        }
+        let Some(slot) = u32::try_from(slot).ok().filter(|_| slot < slots) else {
+            return;
+        };
+        match self.kept.binary_search_by_key(&slot, |k| k.slot) {
+            Ok(i) => self.kept[i].exemplar = exemplar,
+            Err(i) => {
+                // A new slot is rare (once per bucket the series ever
+                // fills): room for exactly one more.
+                self.kept.reserve_exact(1);
+                self.kept.insert(i, KeptExemplar { exemplar, slot });
+            }
+        }
+    }
+
+    fn get(&self, slot: usize) -> Option<&StoredExemplar> {
+        let slot = u32::try_from(slot).ok()?;
+        let i = self.kept.binary_search_by_key(&slot, |k| k.slot).ok()?;
+        Some(&self.kept[i].exemplar)
+    }
+
+    /// Slots holding one.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
 }
 
 /// An exemplar: the trace and span behind a value, for OpenMetrics.
@@ -129,19 +191,13 @@ impl SeriesState {
 
     /// Keeps `exemplar` as the latest one of `slot` (of `slots`).
     pub fn record_exemplar(&mut self, slot: usize, slots: usize, exemplar: StoredExemplar) {
-        let cells = self
-            .exemplars
-            .get_or_insert_with(|| Box::new(vec![None; slots]));
-        if cells.len() != slots {
-            **cells = vec![None; slots];
-        }
-        if let Some(cell) = cells.get_mut(slot) {
-            *cell = Some(exemplar);
-        }
+        self.exemplars
+            .get_or_insert_with(|| Box::new(Exemplars::new(slots)))
+            .record(slot, slots, exemplar);
     }
 
     pub fn exemplar(&self, slot: usize) -> Option<&StoredExemplar> {
-        self.exemplars.as_ref()?.get(slot)?.as_ref()
+        self.exemplars.as_ref()?.get(slot)
     }
 
     fn is_out_of_order(&self, time_ns: u64, temporality: Temporality) -> bool {
