@@ -394,6 +394,58 @@ fn observe_own_copy(
     true
 }
 
+/// Nested windows: moves `bucket`, which has left the window of ring
+/// `level` of `layout` as of `now_ms`, to the next longer window that still shows
+/// it, merged into the sub-bucket there that holds its span. Returns
+/// the box it no longer needs (merged, or past the longest window),
+/// for the caller to reuse or drop.
+fn settle(
+    layout: &Layout,
+    slots: &mut [SubBucket],
+    level: usize,
+    bucket: Box<Bucket>,
+    now_ms: u64,
+) -> Option<Box<Bucket>> {
+    let rings = &layout.rings;
+    let (mut level, mut bucket) = (level, bucket);
+    loop {
+        let from_width = rings[level].width_ms;
+        level += 1;
+        let Some(shape) = rings.get(level) else {
+            return Some(bucket); // past the longest window
+        };
+        // Nested widths divide: the sub-bucket holding this one's span.
+        bucket.index /= shape.width_ms / from_width;
+        if bucket.index.saturating_add(shape.len()) <= now_ms / shape.width_ms {
+            continue;
+        }
+        let slot = &mut slots[shape.first_slot + (bucket.index % shape.len()) as usize];
+        match slot.0.take() {
+            None => {
+                slot.0 = Some(bucket);
+                return None;
+            }
+            Some(mut there) if there.index == bucket.index => {
+                there.sketch.merge(&bucket.sketch);
+                slot.0 = Some(there);
+                return Some(bucket);
+            }
+            // The older sub-bucket in that slot has left this window
+            // too: it moves on in turn.
+            Some(older) if older.index < bucket.index => {
+                slot.0 = Some(bucket);
+                bucket = older;
+            }
+            // A newer one (values ahead of `now_ms`) keeps the slot;
+            // these values have left its window as of the newest.
+            Some(newer) => {
+                slot.0 = Some(newer);
+                return Some(bucket);
+            }
+        }
+    }
+}
+
 /// Windowed statistics for one analysed series.
 #[derive(Debug, Clone)]
 pub struct WindowedStats {
@@ -603,7 +655,7 @@ impl WindowedStats {
             bucket.sketch.add_bin(value, bin, n);
             return true;
         }
-        let layout = Arc::clone(&self.layout);
+        let layout = &*self.layout;
         // Every ring's newest sub-bucket is the one of the newest value.
         let newest_ms = self.last_ms.map_or(now_ms, |last| last.max(now_ms));
         for (level, shape) in layout.rings.iter().enumerate() {
@@ -621,7 +673,9 @@ impl WindowedStats {
                 }
                 // An older sub-bucket in the slot has left this window
                 // (one newer by the same slot would make `k` late).
-                Some(bucket) if bucket.index < k => self.settle(level, bucket, newest_ms),
+                Some(bucket) if bucket.index < k => {
+                    settle(layout, &mut self.slots, level, bucket, newest_ms)
+                }
                 Some(newer) => {
                     self.slots[slot_index].0 = Some(newer);
                     continue;
@@ -650,57 +704,11 @@ impl WindowedStats {
         false
     }
 
-    /// Nested windows: moves `bucket`, which has left the window of ring
-    /// `level` as of `now_ms`, to the next longer window that still shows
-    /// it, merged into the sub-bucket there that holds its span. Returns
-    /// the box it no longer needs (merged, or past the longest window),
-    /// for the caller to reuse or drop.
-    fn settle(&mut self, level: usize, bucket: Box<Bucket>, now_ms: u64) -> Option<Box<Bucket>> {
-        let rings = &self.layout.rings;
-        let (mut level, mut bucket) = (level, bucket);
-        loop {
-            let from_width = rings[level].width_ms;
-            level += 1;
-            let Some(shape) = rings.get(level) else {
-                return Some(bucket); // past the longest window
-            };
-            // Nested widths divide: the sub-bucket holding this one's span.
-            bucket.index /= shape.width_ms / from_width;
-            if bucket.index.saturating_add(shape.len()) <= now_ms / shape.width_ms {
-                continue;
-            }
-            let slot = &mut self.slots[shape.first_slot + (bucket.index % shape.len()) as usize];
-            match slot.0.take() {
-                None => {
-                    slot.0 = Some(bucket);
-                    return None;
-                }
-                Some(mut there) if there.index == bucket.index => {
-                    there.sketch.merge(&bucket.sketch);
-                    slot.0 = Some(there);
-                    return Some(bucket);
-                }
-                // The older sub-bucket in that slot has left this window
-                // too: it moves on in turn.
-                Some(older) if older.index < bucket.index => {
-                    slot.0 = Some(bucket);
-                    bucket = older;
-                }
-                // A newer one (values ahead of `now_ms`) keeps the slot;
-                // these values have left its window as of the newest.
-                Some(newer) => {
-                    slot.0 = Some(newer);
-                    return Some(bucket);
-                }
-            }
-        }
-    }
-
     /// Nested windows: every sub-bucket that has left its window as of
     /// `now_ms` moves on to the next longer one (or is given back after
     /// the longest), so each window's ring holds only what it shows.
     fn advance(&mut self, now_ms: u64) {
-        let layout = Arc::clone(&self.layout);
+        let layout = &*self.layout;
         for (level, shape) in layout.rings.iter().enumerate() {
             let k_now = now_ms / shape.width_ms;
             for slot_index in shape.first_slot..shape.first_slot + shape.slots {
@@ -710,7 +718,7 @@ impl WindowedStats {
                     .is_some_and(|k| k.saturating_add(shape.len()) <= k_now)
                     && let Some(bucket) = slot.0.take()
                 {
-                    self.settle(level, bucket, now_ms);
+                    settle(layout, &mut self.slots, level, bucket, now_ms);
                 }
             }
         }
@@ -728,11 +736,11 @@ impl WindowedStats {
     /// left their window give their sketches back here; the windows are
     /// merged into a sketch made for the call and given back at its end.
     pub fn summaries(&mut self, now_ms: u64, quantiles: &[f64], out: &mut Vec<WindowSummary>) {
-        let layout = Arc::clone(&self.layout);
-        out.truncate(layout.rings.len());
-        if layout.nested {
+        if self.layout.nested {
             self.advance(now_ms);
         }
+        let layout = &*self.layout;
+        out.truncate(layout.rings.len());
         // Nested, window `i` is the merge of rings `0..=i`: the merge
         // carries on from one window to the next.
         let mut merged = layout.template.empty_like();

@@ -585,11 +585,8 @@ impl DerivedObserver for P95Observer {
     }
 }
 
-/// On each interval the observer gets the gauges it wants, with the
-/// series' resource, scope and attributes and the window label, and no
-/// others; an interval with none of them hands it nothing.
-#[test]
-fn the_observer_is_handed_the_gauges_it_wants() {
+/// A processor of the test config whose observer takes the p95 gauges.
+fn observed_processor() -> (WindowProcessor, Arc<P95Observer>) {
     let observer = Arc::new(P95Observer::default());
     let p = WindowProcessor::new(
         config(),
@@ -598,6 +595,15 @@ fn the_observer_is_handed_the_gauges_it_wants() {
         Some(observer.clone()),
         Arc::new(Telemetry::new()),
     );
+    (p, observer)
+}
+
+/// On each interval the observer gets the gauges it wants, with the
+/// series' resource, scope and attributes and the window label, and no
+/// others; an interval with none of them hands it nothing.
+#[test]
+fn the_observer_is_handed_the_gauges_it_wants() {
+    let (p, observer) = observed_processor();
     let values: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
     observe(&p, &values, T0);
     p.evaluate(T0 + 1000);
@@ -635,14 +641,7 @@ fn the_observer_is_handed_the_gauges_it_wants() {
 /// bounded however many series there are.
 #[test]
 fn the_observer_is_handed_many_series_a_batch_at_a_time() {
-    let observer = Arc::new(P95Observer::default());
-    let p = WindowProcessor::new(
-        config(),
-        Arc::new(Sink),
-        Arc::new(PlainLabels),
-        Some(observer.clone()),
-        Arc::new(Telemetry::new()),
-    );
+    let (p, observer) = observed_processor();
     let series = 2 * EVALUATED_PER_LOCK + 5;
     for i in 0..series {
         let name = format!("GET /{i}");
