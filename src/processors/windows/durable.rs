@@ -30,7 +30,7 @@ struct SavedRef<'a> {
     unit: &'a str,
     attributes: Vec<u8>,
     stats: &'a WindowedStats,
-    last_histogram: &'a Option<LastHistogram>,
+    last_histogram: &'a Option<Box<LastHistogram>>,
 }
 
 #[derive(Deserialize)]
@@ -44,7 +44,7 @@ struct SavedOwned {
     unit: String,
     attributes: Vec<u8>,
     stats: SavedWindows,
-    last_histogram: Option<LastHistogram>,
+    last_histogram: Option<Box<LastHistogram>>,
 }
 
 /// Attributes as a protobuf `Resource` (its field 1 is the attribute list).

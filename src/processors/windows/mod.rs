@@ -360,11 +360,18 @@ impl WindowProcessor {
                     let increments: Vec<u64> = if temporality == DELTA {
                         counts.clone()
                     } else {
-                        let previous = s.last_histogram.replace(LastHistogram {
+                        let fresh = LastHistogram {
                             start_ns: p.start_ns,
                             bounds: bounds.clone(),
                             counts: counts.clone(),
-                        });
+                        };
+                        let previous = match &mut s.last_histogram {
+                            Some(kept) => Some(std::mem::replace(&mut **kept, fresh)),
+                            None => {
+                                s.last_histogram = Some(Box::new(fresh));
+                                None
+                            }
+                        };
                         match previous {
                             // First sight of a cumulative series: its history
                             // is unknown, so it only sets the baseline.

@@ -707,3 +707,15 @@ fn series_the_exporter_would_refuse_get_no_windows() {
     assert_eq!(labels.0.load(Ordering::Relaxed), 3);
     assert_eq!(telemetry.health_counters().limited_points, 3);
 }
+
+/// A windowed stream is boxed, one per series: it stays within jemalloc's
+/// 384-byte size class (its windows' slots and any previous histogram
+/// live behind pointers).
+#[test]
+fn a_stream_fits_the_384_byte_size_class() {
+    assert!(
+        size_of::<stream::Stream>() <= 384,
+        "{} bytes",
+        size_of::<stream::Stream>()
+    );
+}
