@@ -744,6 +744,9 @@ impl WindowedStats {
         // Nested, window `i` is the merge of rings `0..=i`: the merge
         // carries on from one window to the next.
         let mut merged = layout.template.empty_like();
+        let since_first = self
+            .first_ms
+            .map_or(0, |first| now_ms.saturating_sub(first));
         for (i, shape) in layout.rings.iter().enumerate() {
             let k_now = now_ms / shape.width_ms;
             let slots = &mut self.slots[shape.first_slot..shape.first_slot + shape.slots];
@@ -768,9 +771,6 @@ impl WindowedStats {
                 }
             }
             let window_start = k_now.saturating_add(1).saturating_sub(shape.len()) * shape.width_ms;
-            let since_first = self
-                .first_ms
-                .map_or(0, |first| now_ms.saturating_sub(first));
             let covered_ms = (now_ms - window_start).min(since_first).max(shape.width_ms);
             if i == out.len() {
                 out.push(WindowSummary::default());

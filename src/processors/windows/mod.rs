@@ -68,7 +68,6 @@ const EVALUATED_PER_LOCK: usize = 128;
 /// The processor. Shared as `Arc<WindowProcessor>`.
 pub struct WindowProcessor {
     config: WindowsConfig,
-    specs: Vec<WindowSpec>,
     /// Empty windows of the configured specs: every series' are made
     /// like it and share its layout.
     empty: WindowedStats,
@@ -126,7 +125,6 @@ impl WindowProcessor {
         Self {
             selection: Selection::new(&config.include, &config.exclude),
             empty: WindowedStats::new(&specs, RELATIVE_ACCURACY, MAX_BINS),
-            specs,
             labels,
             streams: Mutex::new(ByIdentity::default()),
             config,
@@ -159,7 +157,7 @@ impl WindowProcessor {
             },
             block.text.into_boxed_str(),
             stats,
-            self.specs.len() * self.stats_per_window(),
+            self.empty.specs().len() * self.stats_per_window(),
         ))
     }
 
@@ -474,8 +472,8 @@ impl WindowProcessor {
         // Once nothing arrived for the longest window, every window of a
         // series is empty: it has nothing left to show.
         let longest_ms = self
-            .specs
-            .iter()
+            .empty
+            .specs()
             .map(|w| w.length_secs * 1000)
             .max()
             .unwrap_or(0);
