@@ -2,13 +2,13 @@
 //! exposition is rendered on a blocking thread in 256 KiB chunks, at most
 //! 8 in flight, so neither an async worker nor a second copy of the
 //! output is tied up by a large scrape. When the scraper asks for gzip
-//! (Prometheus always does), a second blocking thread compresses the
-//! chunks as they come, so rendering and compressing overlap on two cores.
+//! (Prometheus always does), the chunks are compressed as they come on
+//! threads of their own ([`gzip`](super::gzip)), so rendering and
+//! compressing overlap on every core.
 //! `?name[]=<metric>` (repeatable) renders only those metrics, as the
 //! Prometheus client libraries' exporters do.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
-use flate2::write::GzEncoder;
 
+use super::gzip::{compressors, gzip_chunks};
 use super::{ChunkSink, Format, NameFilter, PrometheusExporter};
 
 pub fn router(exporter: Arc<PrometheusExporter>) -> Router {
@@ -119,7 +119,7 @@ async fn metrics(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let tx = if gzip {
         let (plain_tx, plain_rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
-        tokio::task::spawn_blocking(move || gzip_chunks(plain_rx, tx));
+        tokio::task::spawn_blocking(move || gzip_chunks(plain_rx, tx, compressors()));
         plain_tx
     } else {
         tx
@@ -153,31 +153,6 @@ async fn metrics(
         HeaderValue::from_static("Accept, Accept-Encoding"),
     );
     response
-}
-
-/// Compresses the rendered chunks from `plain` into one gzip stream, sent
-/// to `body` as each chunk's compressed bytes come out; ends when the
-/// rendering does (its sender dropped), or early when the client is gone
-/// (dropping `plain` then stops the rendering at its next chunk).
-fn gzip_chunks(
-    mut plain: tokio::sync::mpsc::Receiver<Bytes>,
-    body: tokio::sync::mpsc::Sender<Bytes>,
-) {
-    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    while let Some(chunk) = plain.blocking_recv() {
-        if encoder.write_all(&chunk).is_err() {
-            return;
-        }
-        let compressed = std::mem::take(encoder.get_mut());
-        if !compressed.is_empty() && body.blocking_send(Bytes::from(compressed)).is_err() {
-            return;
-        }
-    }
-    if let Ok(rest) = encoder.finish()
-        && !rest.is_empty()
-    {
-        let _ = body.blocking_send(Bytes::from(rest));
-    }
 }
 
 /// A response body fed chunk by chunk from a channel; it ends when the

@@ -18,6 +18,7 @@
 //! (`query.rs`): series listing and the history rings of watched series.
 
 pub mod config;
+mod gzip;
 mod http;
 mod ingest;
 mod names_filter;
