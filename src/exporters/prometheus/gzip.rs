@@ -88,7 +88,8 @@ pub(super) fn compressors() -> usize {
 /// `compressors` threads, sending the compressed bytes to `body` in
 /// order as they come; ends when the rendering does (its sender
 /// dropped), or early when the client is gone (dropping `plain` then
-/// stops the rendering at its next chunk).
+/// stops the rendering at its next chunk). An exposition of one chunk
+/// (most scrapes) is compressed here, with no thread started for it.
 pub(super) fn gzip_chunks(
     plain: tokio::sync::mpsc::Receiver<Bytes>,
     body: tokio::sync::mpsc::Sender<Bytes>,
@@ -98,11 +99,12 @@ pub(super) fn gzip_chunks(
         body.blocking_send(Bytes::from(bytes))
             .map_err(|_| GzipError::ClientGone)
     };
+    let mut chunks = Chunks::new(plain);
     let result = send(HEADER.to_vec()).and_then(|()| {
-        let crc = if compressors > 1 {
-            deflate_on_threads(plain, compressors, &send)?
+        let crc = if compressors > 1 && chunks.more_than_one() {
+            deflate_on_threads(&mut chunks, compressors, &send)?
         } else {
-            deflate_here(plain, &send)?
+            deflate_here(&mut chunks, &send)?
         };
         let mut tail = LAST_BLOCK.to_vec();
         tail.extend_from_slice(&crc.sum().to_le_bytes());
@@ -114,14 +116,47 @@ pub(super) fn gzip_chunks(
     }
 }
 
+/// The rendered chunks, with the few already taken to look ahead.
+struct Chunks {
+    ahead: VecDeque<Bytes>,
+    plain: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl Chunks {
+    fn new(plain: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+        Self {
+            ahead: VecDeque::with_capacity(2),
+            plain,
+        }
+    }
+
+    /// Whether the exposition has a second chunk (waiting for the render
+    /// to make it, or to end).
+    fn more_than_one(&mut self) -> bool {
+        while self.ahead.len() < 2 {
+            match self.plain.blocking_recv() {
+                Some(chunk) => self.ahead.push_back(chunk),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    fn next(&mut self) -> Option<Bytes> {
+        self.ahead
+            .pop_front()
+            .or_else(|| self.plain.blocking_recv())
+    }
+}
+
 /// Every chunk deflated on this thread; their combined CRC.
 fn deflate_here(
-    mut plain: tokio::sync::mpsc::Receiver<Bytes>,
+    chunks: &mut Chunks,
     send: &impl Fn(Vec<u8>) -> Result<(), GzipError>,
 ) -> Result<Crc, GzipError> {
     let mut deflater = Deflater::new();
     let mut crc = Crc::new();
-    while let Some(chunk) = plain.blocking_recv() {
+    while let Some(chunk) = chunks.next() {
         let d = deflater.deflate(&chunk)?;
         crc.combine(&d.crc);
         send(d.bytes)?;
@@ -139,7 +174,7 @@ struct Lane {
 /// Every chunk deflated on `lanes` threads, handed out in turn, their
 /// output sent in the chunks' order; their combined CRC.
 fn deflate_on_threads(
-    mut plain: tokio::sync::mpsc::Receiver<Bytes>,
+    chunks: &mut Chunks,
     lanes: usize,
     send: &impl Fn(Vec<u8>) -> Result<(), GzipError>,
 ) -> Result<Crc, GzipError> {
@@ -157,7 +192,7 @@ fn deflate_on_threads(
             send(d.bytes)
         };
         let mut next = 0;
-        while let Some(chunk) = plain.blocking_recv() {
+        while let Some(chunk) = chunks.next() {
             // Lanes are used in turn, so the next one is the oldest
             // busy one once all are busy: its chunk goes out first.
             if busy.len() == lanes
@@ -288,6 +323,9 @@ mod tests {
         }
         let short = exposition(5_000);
         let (decoded, rest) = first_member(&gzipped(&short, 7, 2));
+        assert_eq!((decoded, rest), (short.clone(), 0));
+        // One chunk: compressed without a thread of its own.
+        let (decoded, rest) = first_member(&gzipped(&short, 1 << 20, 2));
         assert_eq!((decoded, rest), (short, 0));
     }
 
