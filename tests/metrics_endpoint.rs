@@ -214,7 +214,8 @@ fn runtime_metrics_are_exported() {
 }
 
 /// A large exposition is streamed in chunks (no `Content-Length`), whole,
-/// and the gzipped stream decodes to the same series.
+/// and the gzipped and zstd streams (compressed on several threads)
+/// decode to the same series, by flate2 and by curl.
 #[test]
 fn large_expositions_are_streamed_whole_plain_and_gzipped() {
     let collector = Collector::start();
@@ -271,6 +272,30 @@ fn large_expositions_are_streamed_whole_plain_and_gzipped() {
     .expect("one valid gzip stream");
     assert_eq!(series(&text), 40_000);
     assert!(text.ends_with("\n"), "complete");
+    // curl decodes them too: zstd when offered (as `curl --compressed`
+    // offers it, with gzip, deflate and br), and gzip.
+    for (accept, coding) in [("deflate, gzip, br, zstd", "zstd"), ("gzip", "gzip")] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--compressed", "-D", "-", "-H"])
+            .arg(format!("Accept-Encoding: {accept}"))
+            .arg(collector.url("/metrics"))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = String::from_utf8(out.stdout).expect("text");
+        let (head, body) = out.split_once("\r\n\r\n").expect("headers, then the body");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("content-encoding: {coding}")),
+            "{head}"
+        );
+        assert_eq!(series(body), 40_000, "{coding}");
+        assert!(body.ends_with("\n"), "{coding}: complete");
+    }
 }
 
 /// A scraper that stops reading (a stuck or slow Prometheus), plain or

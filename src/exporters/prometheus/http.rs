@@ -2,9 +2,9 @@
 //! exposition is rendered on a blocking thread in 256 KiB chunks, at most
 //! 8 in flight, so neither an async worker nor a second copy of the
 //! output is tied up by a large scrape. When the scraper asks for gzip
-//! (Prometheus always does), the chunks are compressed as they come on
-//! threads of their own ([`gzip`](super::gzip)), so rendering and
-//! compressing overlap on every core.
+//! (Prometheus always does) or zstd, the chunks are compressed as they
+//! come on threads of their own ([`compression`](super::compression)), so
+//! rendering and compressing overlap on every core.
 //! `?name[]=<metric>` (repeatable) renders only those metrics, as the
 //! Prometheus client libraries' exporters do.
 
@@ -20,7 +20,7 @@ use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 
-use super::gzip::{compressors, gzip_chunks};
+use super::compression::{Coding, compress_chunks, compressors};
 use super::{ChunkSink, Format, NameFilter, PrometheusExporter};
 
 pub fn router(exporter: Arc<PrometheusExporter>) -> Router {
@@ -111,15 +111,16 @@ async fn metrics(
     let names = NameFilter::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(accepts_gzip);
+    let coding = Coding::negotiate(
+        headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
     exporter.telemetry.scraped();
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
-    let tx = if gzip {
+    let tx = if let Some(coding) = coding {
         let (plain_tx, plain_rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
-        tokio::task::spawn_blocking(move || gzip_chunks(plain_rx, tx, compressors()));
+        tokio::task::spawn_blocking(move || compress_chunks(plain_rx, tx, coding, compressors()));
         plain_tx
     } else {
         tx
@@ -139,10 +140,11 @@ async fn metrics(
             .rendered(started.elapsed().saturating_sub(sink.waited));
     });
     let mut response = Response::new(Body::new(ChunkBody { rx }));
-    if gzip {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    if let Some(coding) = coding {
+        response.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.name()),
+        );
     }
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -173,13 +175,4 @@ impl http_body::Body for ChunkBody {
             .poll_recv(cx)
             .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
     }
-}
-
-fn accepts_gzip(value: &str) -> bool {
-    value.split(',').any(|part| {
-        let mut it = part.split(';').map(str::trim);
-        let coding = it.next().unwrap_or_default();
-        let zero = it.any(|p| p == "q=0" || p == "q=0.0");
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !zero
-    })
 }

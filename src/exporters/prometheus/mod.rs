@@ -17,8 +17,8 @@
 //! It also answers the API's [`SeriesQuery`](crate::pipeline::query::SeriesQuery)
 //! (`query.rs`): series listing and the history rings of watched series.
 
+mod compression;
 pub mod config;
-mod gzip;
 mod http;
 mod ingest;
 mod names_filter;
