@@ -541,3 +541,71 @@ fn prometheus_stores_span_log_and_window_series() {
     let interpolated: f64 = hq[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!((0.01..=0.05).contains(&interpolated), "{interpolated}");
 }
+
+/// Prometheus stores every series of a scrape large enough to be
+/// rendered in many chunks and gzipped on several threads (the body is
+/// one gzip member of independently deflated chunks, which Go's reader
+/// must take whole): 20,000 series from the load generator, OpenMetrics
+/// with their `_created` samples.
+#[test]
+fn prometheus_stores_every_series_of_a_large_gzipped_scrape() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let collector = Collector::start();
+    const SERIES: u64 = 20_000;
+    let endpoint = format!("http://{}", collector.grpc);
+    // A loaded machine may send fewer in the time: each run starts at the
+    // first series again, so runs are repeated until all are in.
+    for _ in 0..3 {
+        let (summary, _) = common::loadgen(&[
+            "--endpoint",
+            &endpoint,
+            "--series",
+            &SERIES.to_string(),
+            "--batch",
+            "5000",
+            "--concurrency",
+            "1",
+            "--duration",
+            "2s",
+        ]);
+        if summary["items_accepted"].as_u64().unwrap_or(0) >= SERIES {
+            break;
+        }
+    }
+    // The body is many 256 KiB chunks, gzipped.
+    let gz = http_client()
+        .get(collector.url("/metrics"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .expect("scrape");
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    let text = http_client()
+        .get(collector.url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("scrape");
+    assert!(text.len() > 4 * 256 * 1024, "{} bytes", text.len());
+
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{}']\n",
+        collector.admin
+    );
+    let prometheus = Prometheus::start(&binary, &config);
+    prometheus.query_until(
+        r#"count({__name__=~"loadgen_metric_.*", __name__!~".*_created"})"#,
+        has_value(SERIES as f64),
+    );
+    prometheus.query_until(r#"up{job="streamgate"}"#, has_value(1.0));
+    let scraped = prometheus.query_until(r#"scrape_samples_scraped{job="streamgate"}"#, |r| {
+        r.len() == 1
+    });
+    assert!(
+        sample_value(&scraped[0]) >= SERIES as f64,
+        "{}",
+        sample_value(&scraped[0])
+    );
+}
