@@ -106,53 +106,76 @@ enum CompressionError {
 }
 
 /// Codes chunks one at a time, each on its own (no reference into the
-/// chunk before).
-enum Coder {
+/// chunk before), into a scratch buffer it keeps: each chunk's output is
+/// then copied out at its own size (a tenth to a twentieth of the
+/// chunk), rather than sent in a buffer sized for the worst case.
+struct Coder {
+    engine: Engine,
+    scratch: Vec<u8>,
+}
+
+enum Engine {
     Gzip(Compress),
     Zstd(zstd::bulk::Compressor<'static>),
 }
 
 impl Coder {
     fn new(coding: Coding) -> Result<Self, CompressionError> {
-        Ok(match coding {
-            Coding::Gzip => Self::Gzip(Compress::new(Compression::fast(), false)),
+        let engine = match coding {
+            Coding::Gzip => Engine::Gzip(Compress::new(Compression::fast(), false)),
             Coding::Zstd => {
                 let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
                 zstd.set_parameter(CParameter::ChecksumFlag(true))?;
-                Self::Zstd(zstd)
+                Engine::Zstd(zstd)
             }
+        };
+        Ok(Self {
+            engine,
+            scratch: Vec::new(),
         })
     }
 
     fn code(&mut self, chunk: &[u8]) -> Result<Coded, CompressionError> {
-        match self {
-            Self::Gzip(deflate) => Ok(deflated(deflate, chunk)?),
-            Self::Zstd(zstd) => Ok(Coded {
-                bytes: zstd.compress(chunk)?,
-                crc: Crc::new(),
-            }),
+        self.scratch.clear();
+        let mut crc = Crc::new();
+        match &mut self.engine {
+            Engine::Gzip(deflate) => {
+                crc.update(chunk);
+                deflate_into(deflate, chunk, &mut self.scratch)?;
+            }
+            Engine::Zstd(zstd) => {
+                self.scratch
+                    .reserve(zstd::zstd_safe::compress_bound(chunk.len()));
+                zstd.compress_to_buffer(chunk, &mut self.scratch)?;
+            }
         }
+        Ok(Coded {
+            bytes: self.scratch.as_slice().to_vec(),
+            crc,
+        })
     }
 }
 
-/// `chunk` deflated by `deflate` and sync-flushed, with its CRC-32.
-fn deflated(deflate: &mut Compress, chunk: &[u8]) -> Result<Coded, CompressError> {
-    let mut crc = Crc::new();
-    crc.update(chunk);
+/// `chunk` deflated by `deflate` and sync-flushed, appended to `out`.
+fn deflate_into(
+    deflate: &mut Compress,
+    chunk: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CompressError> {
     deflate.reset();
-    let mut bytes = Vec::with_capacity(chunk.len() / 4 + 64);
+    out.reserve(chunk.len() / 4 + 64);
     let mut consumed = 0;
     loop {
-        if bytes.len() == bytes.capacity() {
-            bytes.reserve(bytes.capacity().max(4096));
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(4096));
         }
         let before = deflate.total_in();
-        deflate.compress_vec(&chunk[consumed..], &mut bytes, FlushCompress::Sync)?;
+        deflate.compress_vec(&chunk[consumed..], out, FlushCompress::Sync)?;
         consumed += (deflate.total_in() - before) as usize;
         // The flush is complete once all the input is in and the
         // output did not fill up.
-        if consumed == chunk.len() && bytes.len() < bytes.capacity() {
-            return Ok(Coded { bytes, crc });
+        if consumed == chunk.len() && out.len() < out.capacity() {
+            return Ok(());
         }
     }
 }
