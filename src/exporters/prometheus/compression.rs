@@ -47,34 +47,38 @@ pub(super) enum Coding {
 impl Coding {
     /// The coding to answer an `Accept-Encoding` with: the one the
     /// scraper weighs highest, zstd on a tie (smaller, and cheaper to
-    /// decode); gzip for `*`; none (identity) when it accepts neither.
+    /// decode); `*` stands for gzip unless gzip is listed itself; none
+    /// (identity) when it accepts neither.
     pub(super) fn negotiate(accept_encoding: Option<&str>) -> Option<Self> {
-        let mut best: Option<(f32, Self)> = None;
+        let (mut gzip, mut zstd, mut any) = (None, None, None);
         for part in accept_encoding?.split(',') {
             let mut params = part.split(';').map(str::trim);
             let name = params.next().unwrap_or_default();
-            let coding = if name.eq_ignore_ascii_case("zstd") {
-                Self::Zstd
-            } else if name.eq_ignore_ascii_case("gzip") || name == "*" {
-                Self::Gzip
+            let slot = if name.eq_ignore_ascii_case("gzip") {
+                &mut gzip
+            } else if name.eq_ignore_ascii_case("zstd") {
+                &mut zstd
+            } else if name == "*" {
+                &mut any
             } else {
                 continue;
             };
+            // A weight that does not parse counts as a refusal.
             let q = params
                 .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
                 .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
                 .unwrap_or(0.0);
-            let better = match best {
-                None => true,
-                Some((best_q, best_coding)) => {
-                    q > best_q || (q == best_q && coding == Self::Zstd && best_coding != coding)
-                }
-            };
-            if q > 0.0 && better {
-                best = Some((q, coding));
-            }
+            *slot = Some(q);
         }
-        best.map(|(_, coding)| coding)
+        let gzip = gzip.or(any).unwrap_or(0.0);
+        let zstd = zstd.unwrap_or(0.0);
+        if zstd > 0.0 && zstd >= gzip {
+            Some(Self::Zstd)
+        } else if gzip > 0.0 {
+            Some(Self::Gzip)
+        } else {
+            None
+        }
     }
 
     /// Its `Content-Encoding` name.
@@ -505,6 +509,8 @@ mod tests {
             (Some("gzip;q=0"), None),
             (Some("gzip;q=0.0, zstd;q=0"), None),
             (Some("*"), Some(Coding::Gzip)),
+            (Some("gzip;q=0, *"), None),
+            (Some("zstd;q=0.2, *;q=0.5"), Some(Coding::Gzip)),
             (Some("br, deflate"), None),
             (Some("identity"), None),
             (Some("gzip;q=bogus"), None),
