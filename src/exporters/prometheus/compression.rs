@@ -497,7 +497,6 @@ mod tests {
     fn the_coding_is_the_one_the_scraper_weighs_highest() {
         let cases = [
             (None, None),
-            (Some("gzip"), Some(Coding::Gzip)),
             // Prometheus, and Prometheus with `zstd-scrape`.
             (Some("gzip"), Some(Coding::Gzip)),
             (Some("zstd, gzip"), Some(Coding::Zstd)),
