@@ -51,9 +51,7 @@ impl Coding {
     /// (identity) when it accepts neither.
     pub(super) fn negotiate(accept_encoding: Option<&str>) -> Option<Self> {
         let (mut gzip, mut zstd, mut any) = (None, None, None);
-        for part in accept_encoding?.split(',') {
-            let mut params = part.split(';').map(str::trim);
-            let name = params.next().unwrap_or_default();
+        for (name, weight) in super::weighted::entries(accept_encoding?) {
             let slot = if name.eq_ignore_ascii_case("gzip") {
                 &mut gzip
             } else if name.eq_ignore_ascii_case("zstd") {
@@ -64,11 +62,7 @@ impl Coding {
                 continue;
             };
             // A weight that does not parse counts as a refusal.
-            let q = params
-                .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
-                .unwrap_or(0.0);
-            *slot = Some(q);
+            *slot = Some(weight.unwrap_or(0.0));
         }
         let gzip = gzip.or(any).unwrap_or(0.0);
         let zstd = zstd.unwrap_or(0.0);

@@ -26,6 +26,7 @@ mod query;
 pub mod render;
 pub mod store;
 pub mod translate;
+mod weighted;
 
 use crate::model::MetricsBatch;
 use std::sync::{Arc, Weak};

@@ -33,18 +33,11 @@ impl Format {
         let Some(accept) = accept else {
             return Format::Text;
         };
-        for range in accept.split(',') {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or_default();
-            if !media.eq_ignore_ascii_case("application/openmetrics-text") {
-                continue;
-            }
-            let zero_quality = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            if !zero_quality {
+        for (media, weight) in super::weighted::entries(accept) {
+            // A weight that does not parse does not refuse it.
+            if media.eq_ignore_ascii_case("application/openmetrics-text")
+                && !weight.is_some_and(|q| q <= 0.0)
+            {
                 return Format::OpenMetrics;
             }
         }
