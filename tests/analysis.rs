@@ -12,7 +12,8 @@ fn gauge(value: f64) -> String {
     format!(
         r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"checkout"}}}}]}},
           "scopeMetrics":[{{"metrics":[{{"name":"queue.depth","unit":"{{item}}","description":"Items waiting",
-            "gauge":{{"dataPoints":[{{"asDouble":{value}}}]}}}}]}}]}}]}}"#
+            "gauge":{{"dataPoints":[{{"asDouble":{value},
+              "attributes":[{{"key":"queue.name","value":{{"stringValue":"orders \"eu\""}}}}]}}]}}}}]}}]}}]}}"#
     )
 }
 
@@ -93,6 +94,10 @@ fn injected_anomaly_is_flagged_and_forecasts_appear() {
         .unwrap_or_else(|| panic!("an anomaly finding: {body}"));
     assert_eq!(anomaly["numbers"]["value"], 400.0);
     assert_eq!(anomaly["labels"]["service.name"], "checkout");
+    // A point attribute under its own key, read back from the label
+    // block the series keeps (`queue_name` on /metrics).
+    assert_eq!(anomaly["labels"]["queue.name"], "orders \"eu\"");
+    assert!(anomaly["labels"].get("queue_name").is_none(), "{anomaly}");
     assert!(
         anomaly["summary"]
             .as_str()

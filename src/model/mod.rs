@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod batch;
+pub mod label_block;
 pub mod observation;
 pub mod otlp;
 pub mod prefetch;

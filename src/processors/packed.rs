@@ -1,8 +1,8 @@
 //! Compact storage of what a long-lived per-series state says about its
-//! series: its attribute list packed into one allocation (with its label
-//! block on `/metrics`, for analysed series: [`SeriesText`]), and the
-//! resource and scope it shares with every other series of the same
-//! source.
+//! series: its attribute list packed into one allocation, or for analysed
+//! series its label block on `/metrics` with the attributes read back
+//! from it ([`SeriesText`]), and the resource, scope and attribute key
+//! lists it shares with every other series of the same source.
 //!
 //! An owned `Vec<KeyValue>` costs 56 bytes per attribute plus two
 //! allocations for its key and value; the same list as its protobuf
@@ -12,6 +12,8 @@
 
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use prost::Message;
 
@@ -66,40 +68,86 @@ fn unpack(mut rest: &[u8]) -> Vec<KeyValue> {
     out
 }
 
-/// A series' attributes packed and its label block on `/metrics`, in one
-/// allocation: the packed attributes' length and where the block's shared
-/// run was left out (4 bytes each, little-endian; [`WHOLE`] when it was
-/// not), the packed attributes, then the block's own text (all of it, or
-/// the text before and after the run, which the series' [`Origin`]
-/// keeps once for all of them).
+/// A series' label block on `/metrics` and what its attributes are, in one
+/// allocation, in one of two forms (the first byte says which):
+///
+/// - **mapped** (most series): the attributes are read back from the
+///   block itself, each label's value under the attribute key its
+///   origin's [`LabelKeys`] list gives for it. A 5-byte header (the form,
+///   the list's index in the origin and where the block's shared run was
+///   left out, as `u16` little-endian), then the block's own text.
+/// - **packed**: the attributes kept as their protobuf encoding, for a
+///   series whose attributes cannot be read back from its labels (two
+///   keys on one label, a value the block leaves out or writes otherwise,
+///   an origin with too many key lists). A 9-byte header (the form, the
+///   packed attributes' length and the split, as `u32`), the packed
+///   attributes, then the block's own text.
+///
+/// The own text is all of the block, or the text before and after the
+/// shared run, which the series' [`Origin`] keeps once for all of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeriesText(Box<[u8]>);
 
-/// The split position of a label block kept whole.
+const FORM_PACKED: u8 = 0;
+const FORM_MAPPED: u8 = 1;
+/// Header bytes of each form.
+const PACKED_HEADER: usize = 9;
+const MAPPED_HEADER: usize = 5;
+/// The split position of a label block kept whole, in each form.
 const WHOLE: u32 = u32::MAX;
+const WHOLE_MAPPED: u16 = u16::MAX;
+
+/// The own text of `labels` with the `shared` run left out (when it is
+/// given and on char boundaries), and where it was.
+fn own_text(labels: &str, shared: Option<Range<usize>>) -> (Vec<&[u8]>, Option<usize>) {
+    match shared.filter(|r| labels.get(r.clone()).is_some()) {
+        Some(r) => (
+            vec![&labels.as_bytes()[..r.start], &labels.as_bytes()[r.end..]],
+            Some(r.start),
+        ),
+        None => (vec![labels.as_bytes()], None),
+    }
+}
 
 impl SeriesText {
-    /// `labels` is the whole block; `shared` the run to leave out (the
-    /// caller keeps it), or `None` to keep the block whole.
+    /// The packed form: `labels` is the whole block; `shared` the run to
+    /// leave out (the caller keeps it), or `None` to keep the block whole.
     pub fn new(attributes: &[KeyValue], labels: &str, shared: Option<Range<usize>>) -> Self {
-        let mut bytes = vec![0; 8];
+        let mut bytes = vec![0; PACKED_HEADER];
+        bytes[0] = FORM_PACKED;
         pack_into(attributes, &mut bytes);
-        let packed = (bytes.len() - 8) as u32;
-        bytes[..4].copy_from_slice(&packed.to_le_bytes());
-        let run = shared.filter(|r| labels.get(r.clone()).is_some());
-        let split = match &run {
-            Some(r) => {
-                bytes.extend_from_slice(&labels.as_bytes()[..r.start]);
-                bytes.extend_from_slice(&labels.as_bytes()[r.end..]);
-                r.start as u32
-            }
-            None => {
-                bytes.extend_from_slice(labels.as_bytes());
-                WHOLE
-            }
-        };
-        bytes[4..8].copy_from_slice(&split.to_le_bytes());
+        let packed = (bytes.len() - PACKED_HEADER) as u32;
+        bytes[1..5].copy_from_slice(&packed.to_le_bytes());
+        let (parts, split) = own_text(labels, shared);
+        for part in parts {
+            bytes.extend_from_slice(part);
+        }
+        let split = split.map_or(WHOLE, |at| at as u32);
+        bytes[5..9].copy_from_slice(&split.to_le_bytes());
         Self(bytes.into_boxed_slice())
+    }
+
+    /// The mapped form, its attributes read back from `labels` with the
+    /// origin's key list `keys` (see [`Origin::label_keys_index`]);
+    /// `None` when the own text is too long for its header (64 KiB).
+    pub fn mapped(keys: u16, labels: &str, shared: Option<Range<usize>>) -> Option<Self> {
+        let (parts, split) = own_text(labels, shared);
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let split = match split {
+            Some(at) => u16::try_from(at).ok().filter(|at| *at != WHOLE_MAPPED)?,
+            None => WHOLE_MAPPED,
+        };
+        if len >= usize::from(u16::MAX) {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(MAPPED_HEADER + len);
+        bytes.push(FORM_MAPPED);
+        bytes.extend_from_slice(&keys.to_le_bytes());
+        bytes.extend_from_slice(&split.to_le_bytes());
+        for part in parts {
+            bytes.extend_from_slice(part);
+        }
+        Some(Self(bytes.into_boxed_slice()))
     }
 
     fn word(&self, at: usize) -> u32 {
@@ -109,9 +157,38 @@ impl SeriesText {
             .map_or(0, u32::from_le_bytes)
     }
 
+    fn half(&self, at: usize) -> u16 {
+        self.0
+            .get(at..at + 2)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u16::from_le_bytes)
+    }
+
+    fn mapped_form(&self) -> bool {
+        self.0.first() == Some(&FORM_MAPPED)
+    }
+
     /// Where the label text starts.
     fn text_start(&self) -> usize {
-        (8 + self.word(0) as usize).min(self.0.len())
+        let start = if self.mapped_form() {
+            MAPPED_HEADER
+        } else {
+            PACKED_HEADER + self.word(1) as usize
+        };
+        start.min(self.0.len())
+    }
+
+    /// Where the shared run goes in the own text, if it was left out.
+    fn split(&self) -> Option<usize> {
+        if self.mapped_form() {
+            Some(self.half(3))
+                .filter(|at| *at != WHOLE_MAPPED)
+                .map(usize::from)
+        } else {
+            Some(self.word(5))
+                .filter(|at| *at != WHOLE)
+                .map(|at| at as usize)
+        }
     }
 
     /// Asks the CPU for the label text ahead of [`label_parts`]
@@ -124,9 +201,31 @@ impl SeriesText {
         }
     }
 
-    /// The attributes, in the order they were given.
-    pub fn attributes(&self) -> Vec<KeyValue> {
-        unpack(self.0.get(8..self.text_start()).unwrap_or_default())
+    /// The attributes as `(key, value as text)` pairs: in the order they
+    /// were given for the packed form, in label order for the mapped one
+    /// (read with `origin`, the series' own).
+    pub fn attribute_texts(&self, origin: &Origin) -> Vec<(String, String)> {
+        if !self.mapped_form() {
+            return unpack(
+                self.0
+                    .get(PACKED_HEADER..self.text_start())
+                    .unwrap_or_default(),
+            )
+            .into_iter()
+            .map(|kv| (kv.key, any_text(kv.value.as_ref())))
+            .collect();
+        }
+        let (head, tail, split) = self.label_parts();
+        let shared = match origin.label_run.get() {
+            Some(run) if split => &**run,
+            _ => "",
+        };
+        let labels = crate::model::label_block::parse(&[head, shared, tail].concat());
+        let keys = origin.label_keys.lock();
+        let Some(keys) = keys.get(usize::from(self.half(1))) else {
+            return Vec::new();
+        };
+        read_back(&labels, keys)
     }
 
     /// The label block's own text: before the run and after it, and
@@ -135,17 +234,17 @@ impl SeriesText {
     pub fn label_parts(&self) -> (&str, &str, bool) {
         let bytes = self.0.get(self.text_start()..).unwrap_or_default();
         debug_assert!(std::str::from_utf8(bytes).is_ok());
-        // SAFETY: `new`, the only constructor (`Default` is empty), wrote
-        // the label text after the packed attributes as whole `&str`
-        // pieces, split on a char boundary (a range `get` accepted), and
-        // `text_start` is where it wrote them; the bytes are never
-        // changed after. Read on every scrape for every derived gauge, so
-        // not validated again each time.
+        // SAFETY: `new` and `mapped`, the only constructors (`Default`
+        // is empty), wrote the label text after the header (and packed
+        // attributes) as whole `&str` pieces, split on a char boundary
+        // (a range `get` accepted), and `text_start` is where they wrote
+        // them; the bytes are never changed after. Read on every scrape
+        // for every derived gauge, so not validated again each time.
         let text = unsafe { std::str::from_utf8_unchecked(bytes) };
-        match self.word(4) {
-            WHOLE => (text, "", false),
-            split => {
-                let at = (split as usize).min(text.len());
+        match self.split() {
+            None => (text, "", false),
+            Some(at) => {
+                let at = at.min(text.len());
                 match (text.get(..at), text.get(at..)) {
                     (Some(head), Some(tail)) => (head, tail, true),
                     _ => (text, "", false),
@@ -155,9 +254,70 @@ impl SeriesText {
     }
 }
 
+/// An attribute value as text, as the console and findings show it.
+fn any_text(value: Option<&crate::model::otlp::common::AnyValue>) -> String {
+    let mut text = String::new();
+    crate::model::text::write_any_value(value, &mut text);
+    text
+}
+
+/// For each label of a block, in order, the attribute key whose value it
+/// carries, or `None` for a label of the resource or scope: how a mapped
+/// [`SeriesText`] reads its attributes back. The same for every series of
+/// a metric with the same attribute keys, so an [`Origin`] keeps each
+/// once.
+pub type LabelKeys = Box<[Option<Box<str>>]>;
+
+/// Key lists an origin keeps at most; a series past them is packed.
+const MAX_LABEL_KEYS: usize = 256;
+
+/// The `(key, value)` attributes `labels` (a parsed block) carry under
+/// `keys`.
+fn read_back(labels: &[(String, String)], keys: &[Option<Box<str>>]) -> Vec<(String, String)> {
+    labels
+        .iter()
+        .zip(keys)
+        .filter_map(|((_, value), key)| Some((key.as_deref()?.to_string(), value.clone())))
+        .collect()
+}
+
+/// A value standing for attribute `i` in a block translated to learn
+/// which label each attribute becomes (a private-use character no
+/// translation escapes, then the index).
+pub fn key_marker(i: usize) -> String {
+    format!("\u{f8ff}{i}")
+}
+
+/// The key list of a series whose block is `labels` and whose attributes
+/// are `attributes`, from `marked`: the block of the same resource, scope
+/// and attribute keys with each attribute's value replaced by its
+/// [`key_marker`]. `None` when the attributes cannot be read back from
+/// `labels` exactly (as `(key, text)` pairs, in any order): then the
+/// series keeps them packed.
+pub fn label_keys(labels: &str, marked: &str, attributes: &[KeyValue]) -> Option<LabelKeys> {
+    let labels = crate::model::label_block::parse(labels);
+    let marked = crate::model::label_block::parse(marked);
+    let keys: LabelKeys = labels
+        .iter()
+        .map(|(name, _)| {
+            let (_, value) = marked.iter().find(|(n, _)| n == name)?;
+            let i: usize = value.strip_prefix('\u{f8ff}')?.parse().ok()?;
+            attributes.get(i).map(|kv| kv.key.as_str().into())
+        })
+        .collect();
+    let mut read = read_back(&labels, &keys);
+    let mut given: Vec<(String, String)> = attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
+        .collect();
+    read.sort();
+    given.sort();
+    (read == given).then_some(keys)
+}
+
 /// The identifying resource attributes and the scope of a source, as its
 /// derived series go out under them.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Origin {
     pub resource: Vec<KeyValue>,
     pub scope: InstrumentationScope,
@@ -167,6 +327,26 @@ pub struct Origin {
     /// block has the same run leave it out of their own text
     /// ([`SeriesText`]).
     pub label_run: OnceLock<Box<str>>,
+    /// The key lists of this source's mapped series ([`SeriesText`]),
+    /// each kept once, by index.
+    pub label_keys: Mutex<Vec<LabelKeys>>,
+}
+
+impl Origin {
+    /// The index of `keys` in this origin's key lists, added when new;
+    /// `None` when the origin has as many as it keeps.
+    pub fn label_keys_index(&self, keys: LabelKeys) -> Option<u16> {
+        let mut lists = self.label_keys.lock();
+        let at = match lists.iter().position(|k| *k == keys) {
+            Some(at) => at,
+            None if lists.len() < MAX_LABEL_KEYS => {
+                lists.push(keys);
+                lists.len() - 1
+            }
+            None => return None,
+        };
+        u16::try_from(at).ok()
+    }
 }
 
 /// One [`Origin`] per source identity, shared by the series of that
@@ -185,6 +365,7 @@ impl Origins {
                     resource: source.identifying_resource(),
                     scope: source.owned_scope(),
                     label_run: OnceLock::new(),
+                    label_keys: Mutex::default(),
                 })
             })
             .clone()
@@ -208,8 +389,25 @@ impl Origins {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::otlp::common::InstrumentationScope;
     use crate::model::otlp::common::{AnyValue, ArrayValue, any_value::Value};
     use crate::model::otlp::kv;
+
+    fn origin() -> Origin {
+        Origin {
+            resource: Vec::new(),
+            scope: InstrumentationScope::default(),
+            label_run: OnceLock::new(),
+            label_keys: Mutex::default(),
+        }
+    }
+
+    fn texts(attributes: &[KeyValue]) -> Vec<(String, String)> {
+        attributes
+            .iter()
+            .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
+            .collect()
+    }
 
     #[test]
     fn series_text_keeps_attributes_and_labels_apart() {
@@ -217,24 +415,114 @@ mod tests {
             kv("route", Value::StringValue("/a".into())),
             kv("code", Value::IntValue(503)),
         ];
+        let origin = origin();
         let labels = r#"code="503",job="api",route="/a""#;
         let text = SeriesText::new(&attributes, labels, None);
-        assert_eq!(text.attributes(), attributes);
+        assert_eq!(text.attribute_texts(&origin), texts(&attributes));
         assert_eq!(text.label_parts(), (labels, "", false));
         // The run `job="api"` left out: the text around it is kept.
         let run = labels.find("job").unwrap()..labels.find(",route").unwrap();
         let split = SeriesText::new(&attributes, labels, Some(run));
-        assert_eq!(split.attributes(), attributes);
+        assert_eq!(split.attribute_texts(&origin), texts(&attributes));
         assert_eq!(
             split.label_parts(),
             (r#"code="503","#, r#",route="/a""#, true)
         );
         let none = SeriesText::new(&[], "", None);
-        assert!(none.attributes().is_empty());
+        assert!(none.attribute_texts(&origin).is_empty());
         assert_eq!(none.label_parts(), ("", "", false));
         let no_labels = SeriesText::new(&attributes, "", Some(0..0));
-        assert_eq!(no_labels.attributes(), attributes);
+        assert_eq!(no_labels.attribute_texts(&origin), texts(&attributes));
         assert_eq!(no_labels.label_parts(), ("", "", true));
+    }
+
+    /// A mapped series keeps only its label text, reads its attributes
+    /// back under their own keys (values escaped in the block included),
+    /// and shares its key list with the origin's other series.
+    #[test]
+    fn a_mapped_series_reads_its_attributes_back_from_its_labels() {
+        let attributes = vec![
+            kv("http.route", Value::StringValue("/a \"b\"\n".into())),
+            kv("http.status_code", Value::IntValue(503)),
+            kv("metric", Value::StringValue("queue_depth".into())),
+        ];
+        let labels = r#"http_route="/a \"b\"\n",http_status_code="503",job="api",metric="queue_depth",otel_scope_name="s""#;
+        let marked = format!(
+            r#"http_route="{}",http_status_code="{}",job="api",metric="{}",otel_scope_name="s""#,
+            key_marker(0),
+            key_marker(1),
+            key_marker(2)
+        );
+        let keys = label_keys(labels, &marked, &attributes).expect("read back exactly");
+        assert_eq!(
+            keys.iter().filter(|k| k.is_none()).count(),
+            2,
+            "job and scope"
+        );
+        let origin = origin();
+        let index = origin.label_keys_index(keys.clone()).unwrap();
+        assert_eq!(origin.label_keys_index(keys).unwrap(), index, "kept once");
+
+        let mut expected = texts(&attributes);
+        expected.sort();
+        let read = |text: &SeriesText| {
+            let mut read = text.attribute_texts(&origin);
+            read.sort();
+            read
+        };
+        let whole = SeriesText::mapped(index, labels, None).unwrap();
+        assert_eq!(whole.label_parts(), (labels, "", false));
+        assert_eq!(read(&whole), expected);
+        // Smaller than the packed form by the packed attributes.
+        let packed = SeriesText::new(&attributes, labels, None);
+        assert_eq!(
+            whole.0.len() + 4 + PackedAttributes::pack(&attributes).0.len(),
+            packed.0.len()
+        );
+
+        // The scope's run left out, kept by the origin.
+        let at = labels.find("otel_scope_name").unwrap();
+        origin.label_run.set(labels[at..].into()).unwrap();
+        let split = SeriesText::mapped(index, labels, Some(at..labels.len())).unwrap();
+        assert_eq!(split.label_parts(), (&labels[..at], "", true));
+        assert_eq!(read(&split), expected);
+    }
+
+    /// Attributes that the block does not carry one to one stay packed:
+    /// two keys on one label, a value the block leaves out, a value
+    /// written otherwise.
+    #[test]
+    fn attributes_not_read_back_exactly_are_not_mapped() {
+        let two = vec![
+            kv("a.b", Value::StringValue("1".into())),
+            kv("a_b", Value::StringValue("2".into())),
+        ];
+        let marked = format!(r#"a_b="{};{}""#, key_marker(0), key_marker(1));
+        assert_eq!(label_keys(r#"a_b="1;2""#, &marked, &two), None);
+
+        let empty = vec![
+            kv("a", Value::StringValue("1".into())),
+            kv("b", Value::StringValue(String::new())),
+        ];
+        let marked = format!(r#"a="{}",b="{}""#, key_marker(0), key_marker(1));
+        assert_eq!(label_keys(r#"a="1""#, &marked, &empty), None);
+
+        let double = vec![kv("ratio", Value::DoubleValue(0.25))];
+        let marked = format!(r#"ratio="{}""#, key_marker(0));
+        assert_eq!(label_keys(r#"ratio="0.250""#, &marked, &double), None);
+        assert!(label_keys(r#"ratio="0.25""#, &marked, &double).is_some());
+
+        // Past the key lists an origin keeps, a new list has no index.
+        let origin = origin();
+        for i in 0..MAX_LABEL_KEYS {
+            let keys: LabelKeys = vec![Some(format!("k{i}").into())].into();
+            assert_eq!(origin.label_keys_index(keys), Some(i as u16));
+        }
+        assert_eq!(origin.label_keys_index(vec![None].into()), None);
+        assert_eq!(
+            origin.label_keys_index(vec![Some("k7".into())].into()),
+            Some(7)
+        );
     }
 
     #[test]

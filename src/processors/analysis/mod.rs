@@ -55,7 +55,7 @@ use crate::processors::identity::{
     ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
 };
 use crate::processors::output::string_kv;
-use crate::processors::packed::{Origin, Origins, SeriesText};
+use crate::processors::packed::{Origin, Origins, SeriesText, key_marker, label_keys};
 use crate::processors::pattern::matches;
 use crate::processors::refused::RefusedIdentities;
 use crate::telemetry::{Telemetry, names};
@@ -286,18 +286,22 @@ impl Series {
     /// The source's Prometheus name and the series' resource and point
     /// labels (without `metric`), as findings and the console name them.
     fn metric_and_labels(&self) -> (String, std::collections::BTreeMap<String, String>) {
-        let attributes = self.text.attributes();
-        let metric = attributes.as_slice().text("metric").unwrap_or_default();
+        let mut attributes = self.text.attribute_texts(&self.origin);
+        let metric = attributes
+            .iter()
+            .position(|(key, _)| key == "metric")
+            .map(|at| attributes.swap_remove(at).1)
+            .unwrap_or_default();
         let labels = self
             .origin
             .resource
             .iter()
-            .chain(attributes.iter().filter(|kv| kv.key != "metric"))
             .map(|kv| {
                 let mut text = String::new();
                 crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
                 (kv.key.clone(), text)
             })
+            .chain(attributes)
             .collect();
         (metric, labels)
     }
@@ -701,19 +705,50 @@ impl AnalysisProcessor {
             !run.is_empty() && **origin.label_run.get_or_init(|| (*run).into()) == **run
         });
         let shared = shared.map(|_| block.shared.clone());
+        let text = self
+            .mapped_text(&origin, &attributes, &block.text, shared.clone())
+            .unwrap_or_else(|| SeriesText::new(&attributes, &block.text, shared));
         Ok(Slot {
             pending: f64::NAN,
             last_point_secs: 0.0,
             rate: counter.then(RateConverter::new),
             series: Box::new(Series {
                 origin,
-                text: SeriesText::new(&attributes, &block.text, shared),
+                text,
                 extras: None,
                 last: Last::NONE,
                 baseline: Baseline::new(self.baseline_settings.clone()),
                 forecaster: ForecastState::new(&self.forecast_settings),
             }),
         })
+    }
+
+    /// A series' text in the mapped form (its attributes read back from
+    /// its label block, see [`SeriesText`]): the block translated once
+    /// more with each attribute's value replaced by a marker says which
+    /// label carries which attribute. `None` (keep them packed) when they
+    /// cannot be read back exactly.
+    fn mapped_text(
+        &self,
+        origin: &Origin,
+        attributes: &[KeyValue],
+        labels: &str,
+        shared: Option<std::ops::Range<usize>>,
+    ) -> Option<SeriesText> {
+        if !labels.contains("=\"") {
+            return None;
+        }
+        let marked: Vec<KeyValue> = attributes
+            .iter()
+            .enumerate()
+            .map(|(i, kv)| string_kv(&kv.key, &key_marker(i)))
+            .collect();
+        let marked = self
+            .translator
+            .label_block(&origin.resource, &origin.scope, &marked)
+            .ok()?;
+        let keys = label_keys(labels, &marked.text, attributes)?;
+        SeriesText::mapped(origin.label_keys_index(keys)?, labels, shared)
     }
 
     /// One evaluation step at `now` seconds: feeds pending values to the

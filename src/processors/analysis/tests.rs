@@ -614,11 +614,12 @@ fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String,
             let route = slot
                 .series
                 .text
-                .attributes()
-                .as_slice()
-                .text("route")
+                .attribute_texts(&slot.series.origin)
+                .into_iter()
+                .find(|(key, _)| key == "route")
+                .map(|(_, value)| value)
                 .unwrap_or_default();
-            (route.to_string(), slot.pending())
+            (route, slot.pending())
         })
         .collect()
 }

@@ -5,6 +5,8 @@
 use std::hash::BuildHasher;
 use std::ops::Range;
 
+pub use crate::model::label_block::parse as parse_label_block;
+
 /// Where a label came from, which decides collisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LabelSource {
@@ -234,36 +236,6 @@ pub fn escape_value_into(value: &str, out: &mut String) {
             c => out.push(c),
         }
     }
-}
-
-/// The (name, unescaped value) pairs of a canonical label block
-/// (`a="1",b="x\"y"`), in block order. The inverse of what
-/// [`LabelSet::finish`] writes.
-pub fn parse_label_block(block: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = block;
-    while let Some((name, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                c => value.push(c),
-            }
-        }
-        out.push((name.to_string(), value));
-        rest = after[end..].strip_prefix(',').unwrap_or(&after[end..]);
-    }
-    out
 }
 
 #[cfg(test)]
