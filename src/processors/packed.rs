@@ -10,6 +10,7 @@
 //! boxed slice. It is unpacked when the series' outputs are built (once
 //! per evaluation step), so the saving is paid for off the ingest path.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -17,6 +18,8 @@ use parking_lot::Mutex;
 
 use prost::Message;
 
+use crate::model::label_block::parse_borrowed;
+use crate::model::otlp::common::any_value::Value;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::processors::identity::{ByIdentity, ScopeSource};
 
@@ -128,7 +131,7 @@ impl SeriesText {
     }
 
     /// The mapped form, its attributes read back from `labels` with the
-    /// origin's key list `keys` (see [`Origin::label_keys_index`]);
+    /// origin's key list `keys` (see [`Origin::learn_label_keys`]);
     /// `None` when the own text is too long for its header (64 KiB).
     pub fn mapped(keys: u16, labels: &str, shared: Option<Range<usize>>) -> Option<Self> {
         let (parts, split) = own_text(labels, shared);
@@ -220,9 +223,10 @@ impl SeriesText {
             Some(run) if split => &**run,
             _ => "",
         };
-        let labels = crate::model::label_block::parse(&[head, shared, tail].concat());
-        let keys = origin.label_keys.lock();
-        let Some(keys) = keys.get(usize::from(self.half(1))) else {
+        let block = [head, shared, tail].concat();
+        let labels = parse_borrowed(&block);
+        let lists = origin.label_keys.lock();
+        let Some(keys) = lists.lists.get(usize::from(self.half(1))) else {
             return Vec::new();
         };
         read_back(&labels, keys)
@@ -271,13 +275,16 @@ pub type LabelKeys = Box<[Option<Box<str>>]>;
 /// Key lists an origin keeps at most; a series past them is packed.
 const MAX_LABEL_KEYS: usize = 256;
 
+/// A parsed label block (see [`parse_borrowed`]).
+type Parsed<'a> = [(&'a str, Cow<'a, str>)];
+
 /// The `(key, value)` attributes `labels` (a parsed block) carry under
 /// `keys`.
-fn read_back(labels: &[(String, String)], keys: &[Option<Box<str>>]) -> Vec<(String, String)> {
+fn read_back(labels: &Parsed<'_>, keys: &[Option<Box<str>>]) -> Vec<(String, String)> {
     labels
         .iter()
         .zip(keys)
-        .filter_map(|((_, value), key)| Some((key.as_deref()?.to_string(), value.clone())))
+        .filter_map(|((_, value), key)| Some((key.as_deref()?.to_string(), value.to_string())))
         .collect()
 }
 
@@ -288,15 +295,46 @@ pub fn key_marker(i: usize) -> String {
     format!("\u{f8ff}{i}")
 }
 
-/// The key list of a series whose block is `labels` and whose attributes
-/// are `attributes`, from `marked`: the block of the same resource, scope
-/// and attribute keys with each attribute's value replaced by its
-/// [`key_marker`]. `None` when the attributes cannot be read back from
-/// `labels` exactly (as `(key, text)` pairs, in any order): then the
-/// series keeps them packed.
-pub fn label_keys(labels: &str, marked: &str, attributes: &[KeyValue]) -> Option<LabelKeys> {
-    let labels = crate::model::label_block::parse(labels);
-    let marked = crate::model::label_block::parse(marked);
+/// Whether `keys` read the parsed block `labels` back to `attributes`
+/// exactly: each attribute's text is the value of one label carrying
+/// its key, and every such label is one attribute's.
+fn reads_back(labels: &Parsed<'_>, keys: &[Option<Box<str>>], attributes: &[KeyValue]) -> bool {
+    if labels.len() != keys.len() {
+        return false;
+    }
+    let mut used = vec![false; attributes.len()];
+    let mut text = String::new();
+    let carried = labels
+        .iter()
+        .zip(keys)
+        .filter_map(|((_, value), key)| Some((key.as_deref()?, value)));
+    for (key, value) in carried {
+        let found = attributes.iter().enumerate().position(|(i, kv)| {
+            !used[i] && kv.key == key && {
+                let Some(Value::StringValue(s)) = kv.value.as_ref().and_then(|v| v.value.as_ref())
+                else {
+                    text.clear();
+                    crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
+                    return text == **value;
+                };
+                s == value
+            }
+        });
+        match found {
+            Some(i) => used[i] = true,
+            None => return false,
+        }
+    }
+    used.iter().all(|u| *u)
+}
+
+/// The key list of a series whose parsed block is `labels` and whose
+/// attributes are `attributes`, from `marked`: the block of the same
+/// resource, scope and attribute keys with each attribute's value replaced
+/// by its [`key_marker`]. `None` when the attributes cannot be read back
+/// from `labels` exactly: then the series keeps them packed.
+pub fn label_keys(labels: &Parsed<'_>, marked: &str, attributes: &[KeyValue]) -> Option<LabelKeys> {
+    let marked = parse_borrowed(marked);
     let keys: LabelKeys = labels
         .iter()
         .map(|(name, _)| {
@@ -305,14 +343,27 @@ pub fn label_keys(labels: &str, marked: &str, attributes: &[KeyValue]) -> Option
             attributes.get(i).map(|kv| kv.key.as_str().into())
         })
         .collect();
-    let mut read = read_back(&labels, &keys);
-    let mut given: Vec<(String, String)> = attributes
-        .iter()
-        .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
-        .collect();
-    read.sort();
-    given.sort();
-    (read == given).then_some(keys)
+    reads_back(labels, &keys, attributes).then_some(keys)
+}
+
+/// The shape of an attribute list: a hash of its keys in order. Series of
+/// one shape almost always share a key list.
+pub fn key_shape(attributes: &[KeyValue]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    for kv in attributes {
+        h.write(kv.key.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// An origin's key lists, each kept once, and the one learnt last for
+/// each shape of attributes.
+#[derive(Debug, Default)]
+pub struct KeyLists {
+    lists: Vec<LabelKeys>,
+    by_shape: Vec<(u64, u16)>,
 }
 
 /// The identifying resource attributes and the scope of a source, as its
@@ -327,25 +378,45 @@ pub struct Origin {
     /// block has the same run leave it out of their own text
     /// ([`SeriesText`]).
     pub label_run: OnceLock<Box<str>>,
-    /// The key lists of this source's mapped series ([`SeriesText`]),
-    /// each kept once, by index.
-    pub label_keys: Mutex<Vec<LabelKeys>>,
+    /// The key lists of this source's mapped series ([`SeriesText`]).
+    pub label_keys: Mutex<KeyLists>,
 }
 
 impl Origin {
-    /// The index of `keys` in this origin's key lists, added when new;
-    /// `None` when the origin has as many as it keeps.
-    pub fn label_keys_index(&self, keys: LabelKeys) -> Option<u16> {
+    /// The key list learnt for attributes of `shape` (see [`key_shape`]),
+    /// if it reads the parsed block `labels` back to `attributes`: a new
+    /// series of a known shape needs no translation to learn it.
+    pub fn known_label_keys(
+        &self,
+        shape: u64,
+        labels: &Parsed<'_>,
+        attributes: &[KeyValue],
+    ) -> Option<u16> {
+        let lists = self.label_keys.lock();
+        let &(_, at) = lists.by_shape.iter().find(|(s, _)| *s == shape)?;
+        let keys = lists.lists.get(usize::from(at))?;
+        reads_back(labels, keys, attributes).then_some(at)
+    }
+
+    /// The index of `keys` in this origin's key lists, added when new,
+    /// and remembered for `shape`; `None` when the origin has as many as
+    /// it keeps.
+    pub fn learn_label_keys(&self, shape: u64, keys: LabelKeys) -> Option<u16> {
         let mut lists = self.label_keys.lock();
-        let at = match lists.iter().position(|k| *k == keys) {
+        let at = match lists.lists.iter().position(|k| *k == keys) {
             Some(at) => at,
-            None if lists.len() < MAX_LABEL_KEYS => {
-                lists.push(keys);
-                lists.len() - 1
+            None if lists.lists.len() < MAX_LABEL_KEYS => {
+                lists.lists.push(keys);
+                lists.lists.len() - 1
             }
             None => return None,
         };
-        u16::try_from(at).ok()
+        let at = u16::try_from(at).ok()?;
+        match lists.by_shape.iter_mut().find(|(s, _)| *s == shape) {
+            Some(known) => known.1 = at,
+            None => lists.by_shape.push((shape, at)),
+        }
+        Some(at)
     }
 }
 
@@ -453,15 +524,32 @@ mod tests {
             key_marker(1),
             key_marker(2)
         );
-        let keys = label_keys(labels, &marked, &attributes).expect("read back exactly");
+        let parsed = parse_borrowed(labels);
+        let keys = label_keys(&parsed, &marked, &attributes).expect("read back exactly");
         assert_eq!(
             keys.iter().filter(|k| k.is_none()).count(),
             2,
             "job and scope"
         );
         let origin = origin();
-        let index = origin.label_keys_index(keys.clone()).unwrap();
-        assert_eq!(origin.label_keys_index(keys).unwrap(), index, "kept once");
+        let shape = key_shape(&attributes);
+        assert_eq!(origin.known_label_keys(shape, &parsed, &attributes), None);
+        let index = origin.learn_label_keys(shape, keys.clone()).unwrap();
+        assert_eq!(
+            origin.learn_label_keys(shape, keys).unwrap(),
+            index,
+            "kept once"
+        );
+        assert_eq!(
+            origin.known_label_keys(shape, &parsed, &attributes),
+            Some(index),
+            "known for the shape"
+        );
+        // Another series of the shape whose block reads back otherwise
+        // (its status label left out) is not given the list.
+        let other = r#"http_route="/b",job="api",metric="queue_depth",otel_scope_name="s""#;
+        let other = parse_borrowed(other);
+        assert_eq!(origin.known_label_keys(shape, &other, &attributes), None);
 
         let mut expected = texts(&attributes);
         expected.sort();
@@ -498,29 +586,33 @@ mod tests {
             kv("a_b", Value::StringValue("2".into())),
         ];
         let marked = format!(r#"a_b="{};{}""#, key_marker(0), key_marker(1));
-        assert_eq!(label_keys(r#"a_b="1;2""#, &marked, &two), None);
+        let parse = parse_borrowed;
+        assert_eq!(label_keys(&parse(r#"a_b="1;2""#), &marked, &two), None);
 
         let empty = vec![
             kv("a", Value::StringValue("1".into())),
             kv("b", Value::StringValue(String::new())),
         ];
         let marked = format!(r#"a="{}",b="{}""#, key_marker(0), key_marker(1));
-        assert_eq!(label_keys(r#"a="1""#, &marked, &empty), None);
+        assert_eq!(label_keys(&parse(r#"a="1""#), &marked, &empty), None);
 
         let double = vec![kv("ratio", Value::DoubleValue(0.25))];
         let marked = format!(r#"ratio="{}""#, key_marker(0));
-        assert_eq!(label_keys(r#"ratio="0.250""#, &marked, &double), None);
-        assert!(label_keys(r#"ratio="0.25""#, &marked, &double).is_some());
+        assert_eq!(
+            label_keys(&parse(r#"ratio="0.250""#), &marked, &double),
+            None
+        );
+        assert!(label_keys(&parse(r#"ratio="0.25""#), &marked, &double).is_some());
 
         // Past the key lists an origin keeps, a new list has no index.
         let origin = origin();
         for i in 0..MAX_LABEL_KEYS {
             let keys: LabelKeys = vec![Some(format!("k{i}").into())].into();
-            assert_eq!(origin.label_keys_index(keys), Some(i as u16));
+            assert_eq!(origin.learn_label_keys(i as u64, keys), Some(i as u16));
         }
-        assert_eq!(origin.label_keys_index(vec![None].into()), None);
+        assert_eq!(origin.learn_label_keys(1, vec![None].into()), None);
         assert_eq!(
-            origin.label_keys_index(vec![Some("k7".into())].into()),
+            origin.learn_label_keys(1, vec![Some("k7".into())].into()),
             Some(7)
         );
     }

@@ -55,7 +55,7 @@ use crate::processors::identity::{
     ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
 };
 use crate::processors::output::string_kv;
-use crate::processors::packed::{Origin, Origins, SeriesText, key_marker, label_keys};
+use crate::processors::packed::{Origin, Origins, SeriesText, key_marker, key_shape, label_keys};
 use crate::processors::pattern::matches;
 use crate::processors::refused::RefusedIdentities;
 use crate::telemetry::{Telemetry, names};
@@ -724,10 +724,11 @@ impl AnalysisProcessor {
     }
 
     /// A series' text in the mapped form (its attributes read back from
-    /// its label block, see [`SeriesText`]): the block translated once
-    /// more with each attribute's value replaced by a marker says which
-    /// label carries which attribute. `None` (keep them packed) when they
-    /// cannot be read back exactly.
+    /// its label block, see [`SeriesText`]) under its origin's key list
+    /// for attributes of its shape, learnt from the first such series:
+    /// its block translated once more with each attribute's value
+    /// replaced by a marker says which label carries which attribute.
+    /// `None` (keep them packed) when they cannot be read back exactly.
     fn mapped_text(
         &self,
         origin: &Origin,
@@ -735,20 +736,28 @@ impl AnalysisProcessor {
         labels: &str,
         shared: Option<std::ops::Range<usize>>,
     ) -> Option<SeriesText> {
-        if !labels.contains("=\"") {
+        let parsed = crate::model::label_block::parse_borrowed(labels);
+        if parsed.is_empty() && !attributes.is_empty() {
             return None;
         }
-        let marked: Vec<KeyValue> = attributes
-            .iter()
-            .enumerate()
-            .map(|(i, kv)| string_kv(&kv.key, &key_marker(i)))
-            .collect();
-        let marked = self
-            .translator
-            .label_block(&origin.resource, &origin.scope, &marked)
-            .ok()?;
-        let keys = label_keys(labels, &marked.text, attributes)?;
-        SeriesText::mapped(origin.label_keys_index(keys)?, labels, shared)
+        let shape = key_shape(attributes);
+        let index = match origin.known_label_keys(shape, &parsed, attributes) {
+            Some(index) => index,
+            None => {
+                let marked: Vec<KeyValue> = attributes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, kv)| string_kv(&kv.key, &key_marker(i)))
+                    .collect();
+                let marked = self
+                    .translator
+                    .label_block(&origin.resource, &origin.scope, &marked)
+                    .ok()?;
+                let keys = label_keys(&parsed, &marked.text, attributes)?;
+                origin.learn_label_keys(shape, keys)?
+            }
+        };
+        SeriesText::mapped(index, labels, shared)
     }
 
     /// One evaluation step at `now` seconds: feeds pending values to the
