@@ -274,6 +274,8 @@ pub type LabelKeys = Box<[Option<Box<str>>]>;
 
 /// Key lists an origin keeps at most; a series past them is packed.
 const MAX_LABEL_KEYS: usize = 256;
+/// Shapes of attributes an origin remembers a key list for at most.
+const MAX_SHAPES: usize = 4 * MAX_LABEL_KEYS;
 
 /// A parsed label block (see [`parse_borrowed`]).
 type Parsed<'a> = [(&'a str, Cow<'a, str>)];
@@ -412,9 +414,13 @@ impl Origin {
             None => return None,
         };
         let at = u16::try_from(at).ok()?;
-        match lists.by_shape.iter_mut().find(|(s, _)| *s == shape) {
-            Some(known) => known.1 = at,
-            None => lists.by_shape.push((shape, at)),
+        let shapes = &mut lists.by_shape;
+        match shapes.iter().position(|(s, _)| *s == shape) {
+            Some(known) => shapes[known].1 = at,
+            // Shapes past the bound (keys in many orders) are translated
+            // again for each new series, never kept without end.
+            None if shapes.len() < MAX_SHAPES => shapes.push((shape, at)),
+            None => {}
         }
         Some(at)
     }
@@ -611,6 +617,12 @@ mod tests {
             assert_eq!(origin.learn_label_keys(i as u64, keys), Some(i as u16));
         }
         assert_eq!(origin.learn_label_keys(1, vec![None].into()), None);
+        // Shapes are remembered up to their own bound.
+        let first: LabelKeys = vec![Some("k0".into())].into();
+        for shape in 0..2 * MAX_SHAPES as u64 {
+            assert_eq!(origin.learn_label_keys(shape, first.clone()), Some(0));
+        }
+        assert_eq!(origin.label_keys.lock().by_shape.len(), MAX_SHAPES);
         assert_eq!(
             origin.learn_label_keys(1, vec![Some("k7".into())].into()),
             Some(7)
