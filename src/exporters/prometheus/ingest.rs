@@ -971,7 +971,25 @@ pub fn first_point_label_block(
     batch: &MetricsBatch,
     limits: (usize, usize),
 ) -> Result<LabelBlock, String> {
-    let mut labels = LabelSet::new();
+    // One builder per thread, reused: a series' first point (of every
+    // new analysed or windowed series) then grows no buffers.
+    thread_local! {
+        static LABELS: std::cell::RefCell<LabelSet> = std::cell::RefCell::new(LabelSet::new());
+    }
+    LABELS.with(|labels| match labels.try_borrow_mut() {
+        Ok(mut labels) => block_of_first_point(batch, limits, &mut labels),
+        // Only a translation within a translation could meet a borrowed
+        // builder; it gets a new one.
+        Err(_) => block_of_first_point(batch, limits, &mut LabelSet::new()),
+    })
+}
+
+/// [`first_point_label_block`] with the builder `labels`.
+fn block_of_first_point(
+    batch: &MetricsBatch,
+    limits: (usize, usize),
+    labels: &mut LabelSet,
+) -> Result<LabelBlock, String> {
     let view = batch.view();
     let Some(resource_metrics) = view.resource_metrics.iter().next() else {
         return Ok(LabelBlock::default());
@@ -996,8 +1014,8 @@ pub fn first_point_label_block(
     let Some(point) = point else {
         return Ok(LabelBlock::default());
     };
-    fill_labels(&mut labels, &point.attributes, &shared, None);
-    if let Some(why) = label_limit_error(&labels, limits, 1) {
+    fill_labels(labels, &point.attributes, &shared, None);
+    if let Some(why) = label_limit_error(labels, limits, 1) {
         return Err(why);
     }
     Ok(LabelBlock {
