@@ -158,6 +158,35 @@ fn a_label_block_is_what_a_received_gauge_point_gets() {
     );
 }
 
+/// Blocks are built with one reused builder per thread: a block built
+/// after a longer one, and after a refused one, carries nothing of them.
+#[test]
+fn a_label_block_built_after_others_carries_nothing_of_them() {
+    let e = exporter();
+    let resource = [kv("service.name", "api")];
+    let long = [kv("a", "1"), kv("b", "2"), kv("c", "3"), kv("d", "4")];
+    let first = e
+        .label_block(&resource, &scope(), &long)
+        .expect("within limits");
+    assert!(first.text.contains(r#"d="4""#), "{}", first.text);
+    let huge = "x".repeat(1 << 20);
+    assert!(
+        e.label_block(&resource, &scope(), &[kv("z", &huge)])
+            .is_err()
+    );
+    let short = e
+        .label_block(&resource, &scope(), &[kv("b", "9")])
+        .expect("within limits");
+    assert_eq!(
+        short.text,
+        r#"b="9",job="api",otel_scope_name="test.scope",otel_scope_version="2.0""#
+    );
+    assert_eq!(
+        &short.text[short.shared.clone()],
+        r#"job="api",otel_scope_name="test.scope",otel_scope_version="2.0""#
+    );
+}
+
 #[test]
 fn a_label_block_over_the_label_limits_is_refused_with_the_setting() {
     let e = PrometheusExporter::new(
