@@ -20,7 +20,7 @@ use prost::Message;
 
 use crate::model::label_block::parse_borrowed;
 use crate::model::otlp::common::any_value::Value;
-use crate::model::otlp::common::{InstrumentationScope, KeyValue};
+use crate::model::otlp::common::{AnyValue, InstrumentationScope, KeyValue};
 use crate::processors::identity::{ByIdentity, ScopeSource};
 
 /// An attribute list as its protobuf encoding (each `KeyValue`
@@ -101,14 +101,13 @@ const WHOLE: u32 = u32::MAX;
 const WHOLE_MAPPED: u16 = u16::MAX;
 
 /// The own text of `labels` with the `shared` run left out (when it is
-/// given and on char boundaries), and where it was.
-fn own_text(labels: &str, shared: Option<Range<usize>>) -> (Vec<&[u8]>, Option<usize>) {
+/// given and on char boundaries), as the text before and after it, and
+/// where it was.
+fn own_text(labels: &str, shared: Option<Range<usize>>) -> ([&[u8]; 2], Option<usize>) {
+    let bytes = labels.as_bytes();
     match shared.filter(|r| labels.get(r.clone()).is_some()) {
-        Some(r) => (
-            vec![&labels.as_bytes()[..r.start], &labels.as_bytes()[r.end..]],
-            Some(r.start),
-        ),
-        None => (vec![labels.as_bytes()], None),
+        Some(r) => ([&bytes[..r.start], &bytes[r.end..]], Some(r.start)),
+        None => ([bytes, &[]], None),
     }
 }
 
@@ -259,7 +258,7 @@ impl SeriesText {
 }
 
 /// An attribute value as text, as the console and findings show it.
-fn any_text(value: Option<&crate::model::otlp::common::AnyValue>) -> String {
+pub fn any_text(value: Option<&AnyValue>) -> String {
     let mut text = String::new();
     crate::model::text::write_any_value(value, &mut text);
     text
@@ -290,11 +289,43 @@ fn read_back(labels: &Parsed<'_>, keys: &[Option<Box<str>>]) -> Vec<(String, Str
         .collect()
 }
 
+/// What a marker value starts with: a private-use character no
+/// translation escapes (the attribute's index follows).
+const MARKER: char = '\u{f8ff}';
+
 /// A value standing for attribute `i` in a block translated to learn
-/// which label each attribute becomes (a private-use character no
-/// translation escapes, then the index).
-pub fn key_marker(i: usize) -> String {
-    format!("\u{f8ff}{i}")
+/// which label each attribute becomes.
+fn key_marker(i: usize) -> String {
+    format!("{MARKER}{i}")
+}
+
+/// `attributes` with each value replaced by its [`key_marker`]: what to
+/// translate for [`label_keys`]'s `marked` block.
+pub fn marked_attributes(attributes: &[KeyValue]) -> Vec<KeyValue> {
+    attributes
+        .iter()
+        .enumerate()
+        .map(|(i, kv)| KeyValue {
+            key: kv.key.clone(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(key_marker(i))),
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Whether attribute `kv`'s value, as text, is `text` (`scratch` holds
+/// the text of a value that is not a string).
+fn value_reads(kv: &KeyValue, text: &str, scratch: &mut String) -> bool {
+    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s == text,
+        _ => {
+            scratch.clear();
+            crate::model::text::write_any_value(kv.value.as_ref(), scratch);
+            scratch == text
+        }
+    }
 }
 
 /// Whether `keys` read the parsed block `labels` back to `attributes`
@@ -311,17 +342,10 @@ fn reads_back(labels: &Parsed<'_>, keys: &[Option<Box<str>>], attributes: &[KeyV
         .zip(keys)
         .filter_map(|((_, value), key)| Some((key.as_deref()?, value)));
     for (key, value) in carried {
-        let found = attributes.iter().enumerate().position(|(i, kv)| {
-            !used[i] && kv.key == key && {
-                let Some(Value::StringValue(s)) = kv.value.as_ref().and_then(|v| v.value.as_ref())
-                else {
-                    text.clear();
-                    crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
-                    return text == **value;
-                };
-                s == value
-            }
-        });
+        let found = attributes
+            .iter()
+            .enumerate()
+            .position(|(i, kv)| !used[i] && kv.key == key && value_reads(kv, value, &mut text));
         match found {
             Some(i) => used[i] = true,
             None => return false,
@@ -341,7 +365,7 @@ pub fn label_keys(labels: &Parsed<'_>, marked: &str, attributes: &[KeyValue]) ->
         .iter()
         .map(|(name, _)| {
             let (_, value) = marked.iter().find(|(n, _)| n == name)?;
-            let i: usize = value.strip_prefix('\u{f8ff}')?.parse().ok()?;
+            let i: usize = value.strip_prefix(MARKER)?.parse().ok()?;
             attributes.get(i).map(|kv| kv.key.as_str().into())
         })
         .collect();

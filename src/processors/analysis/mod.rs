@@ -55,7 +55,9 @@ use crate::processors::identity::{
     ByIdentity, ScopeSource, attribute_hash, stream_hash, with_attributes,
 };
 use crate::processors::output::string_kv;
-use crate::processors::packed::{Origin, Origins, SeriesText, key_marker, key_shape, label_keys};
+use crate::processors::packed::{
+    Origin, Origins, SeriesText, any_text, key_shape, label_keys, marked_attributes,
+};
 use crate::processors::pattern::matches;
 use crate::processors::refused::RefusedIdentities;
 use crate::telemetry::{Telemetry, names};
@@ -296,11 +298,7 @@ impl Series {
             .origin
             .resource
             .iter()
-            .map(|kv| {
-                let mut text = String::new();
-                crate::model::text::write_any_value(kv.value.as_ref(), &mut text);
-                (kv.key.clone(), text)
-            })
+            .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
             .chain(attributes)
             .collect();
         (metric, labels)
@@ -744,14 +742,13 @@ impl AnalysisProcessor {
         let index = match origin.known_label_keys(shape, &parsed, attributes) {
             Some(index) => index,
             None => {
-                let marked: Vec<KeyValue> = attributes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, kv)| string_kv(&kv.key, &key_marker(i)))
-                    .collect();
                 let marked = self
                     .translator
-                    .label_block(&origin.resource, &origin.scope, &marked)
+                    .label_block(
+                        &origin.resource,
+                        &origin.scope,
+                        &marked_attributes(attributes),
+                    )
                     .ok()?;
                 let keys = label_keys(&parsed, &marked.text, attributes)?;
                 origin.learn_label_keys(shape, keys)?
