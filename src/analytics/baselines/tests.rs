@@ -669,8 +669,20 @@ fn nab_evaluation() {
     let mut covered = [0usize; 3];
     let mut total = [0usize; 3];
     let mut chosen = [[0usize; MODELS.len()]; 3];
+    // Exploration knobs of the forecaster: NAB_MAX_PENDING,
+    // NAB_REGRESSION_POINTS, NAB_MIN_MATURED.
+    let mut forecast_cfg = crate::analytics::forecasts::ForecastConfig::default();
+    if let Some(v) = env("NAB_MAX_PENDING") {
+        forecast_cfg.max_pending = v as usize;
+    }
+    if let Some(v) = env("NAB_REGRESSION_POINTS") {
+        forecast_cfg.regression_points = v as usize;
+    }
+    if let Some(v) = env("NAB_MIN_MATURED") {
+        forecast_cfg.min_matured = v as u32;
+    }
     for (name, rows, _) in &files {
-        let mut f = Forecaster::default();
+        let mut f = Forecaster::new(forecast_cfg.clone());
         let mut b = Baseline::default();
         let mut mae = [(0.0f64, 0.0f64); 3];
         for (i, &(t, x)) in rows.iter().enumerate() {

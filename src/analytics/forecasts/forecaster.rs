@@ -66,7 +66,7 @@
 //! shared ([`ForecastSettings`]): a [`ForecastState`] is what one series
 //! keeps, and every call that needs the configuration is passed it;
 //! [`Forecaster`] owns a state and its settings.
-//! [`ForecastState::memory_bytes`] reports the total: 592 bytes with the
+//! [`ForecastState::memory_bytes`] reports the total: 544 bytes with the
 //! defaults.
 
 use std::sync::Arc;
@@ -143,8 +143,9 @@ pub struct ForecastConfig {
     pub regression_points: usize,
     /// EWMA weight of each matured absolute error (default 0.02).
     pub error_alpha: f64,
-    /// Matured forecasts before a model may be chosen (default 9: with
-    /// forecasts tracked `h / 3` apart, three horizons' worth).
+    /// Matured forecasts before a model may be chosen, and before a
+    /// horizon forecasts at all (default 6: with forecasts tracked `h /
+    /// 2` apart, three horizons' worth).
     pub min_matured: u32,
     /// Step of the interval multiplier's online calibration (default 0.05).
     pub calibration_rate: f64,
@@ -152,7 +153,7 @@ pub struct ForecastConfig {
     /// below naive's to be chosen (default 0.03).
     pub naive_margin: f64,
     /// Forecasts tracked (kept until they mature and are scored) at once
-    /// per horizon, made `h / max_pending` apart (default 3; 1 to 64).
+    /// per horizon, made `h / max_pending` apart (default 2; 1 to 64).
     /// Overlapping forecasts' errors are strongly correlated, so a few
     /// per horizon carry nearly all the information of one per point.
     pub max_pending: usize,
@@ -169,10 +170,10 @@ impl Default for ForecastConfig {
             holt_phi: 0.9,
             regression_points: 12,
             error_alpha: 0.02,
-            min_matured: 9,
+            min_matured: 6,
             calibration_rate: 0.05,
             naive_margin: 0.03,
-            max_pending: 3,
+            max_pending: 2,
         }
     }
 }
@@ -1049,19 +1050,56 @@ impl ForecastState {
     /// This deserialised state, if its shape fits `settings` (horizons,
     /// ring and queue sizes, and a consistent state); `None` when it must
     /// start afresh.
+    ///
+    /// A state saved with another `max_pending` (and the same horizons
+    /// and ring) is kept: each horizon keeps its oldest tracked forecasts,
+    /// as many as now fit, so an upgrade that changes the default does
+    /// not restart every series' forecasts.
     pub fn resume(self, settings: &ForecastSettings) -> Option<Self> {
         let cfg = &settings.0.cfg;
         let ring = cfg.regression_points;
+        let horizons = cfg.horizons_secs.len();
+        let queued = self.store.len().checked_sub(ring_units(ring))?;
+        if horizons == 0 || queued % horizons != 0 {
+            return None;
+        }
+        let saved_pending = queued / horizons;
         let fits = usize::from(self.ring_len) <= ring
             && (ring == 0 || usize::from(self.ring_head) < ring)
-            && self.horizons.len() == cfg.horizons_secs.len()
-            && self.store.len() == ring_units(ring) + cfg.horizons_secs.len() * cfg.max_pending
+            && self.horizons.len() == horizons
+            && (1..=MAX_PENDING).contains(&saved_pending)
             && self.horizons.iter().all(|h| {
-                usize::from(h.queue.len) <= cfg.max_pending
-                    && (cfg.max_pending == 0 || usize::from(h.queue.head) < cfg.max_pending)
+                usize::from(h.queue.len) <= saved_pending
+                    && usize::from(h.queue.head) < saved_pending
                     && usize::from(h.track.chosen) < N_MODELS
             });
-        fits.then_some(self)
+        if !fits {
+            return None;
+        }
+        Some(self.requeued(ring_units(ring), saved_pending, cfg.max_pending))
+    }
+
+    /// This state with each horizon's queue moved from `from` units to
+    /// `to` (the oldest entries kept, from the head); itself when they
+    /// are equal.
+    fn requeued(mut self, ring: usize, from: usize, to: usize) -> Self {
+        if from == to {
+            return self;
+        }
+        let mut store = vec![Pending::EMPTY.to_unit(); ring + self.horizons.len() * to];
+        store[..ring].copy_from_slice(&self.store[..ring]);
+        for (i, h) in self.horizons.iter_mut().enumerate() {
+            let old = &self.store[ring + i * from..ring + (i + 1) * from];
+            let new = &mut store[ring + i * to..ring + (i + 1) * to];
+            let kept = usize::from(h.queue.len).min(to);
+            for (k, slot) in new.iter_mut().take(kept).enumerate() {
+                *slot = old[(usize::from(h.queue.head) + k) % from];
+            }
+            h.queue.head = 0;
+            h.queue.len = kept as u8;
+        }
+        self.store = store.into_boxed_slice();
+        self
     }
 
     /// Number of horizons (valid `horizon_idx` are `0..horizons()`).

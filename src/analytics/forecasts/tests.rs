@@ -230,3 +230,67 @@ fn config_validation() {
     );
     assert_eq!(Forecaster::new(none).horizons(), 3);
 }
+
+/// A state saved with one `max_pending` resumes under another: it
+/// forecasts as it did, holds what a fresh state of the new size holds,
+/// and keeps its oldest tracked forecasts, which mature and are scored
+/// within the spacing they were made at.
+#[test]
+fn a_state_resumes_under_another_max_pending() {
+    let config = |max_pending| ForecastConfig {
+        max_pending,
+        ..ForecastConfig::default()
+    };
+    let mut rng = Rng(31);
+    let value = |i: usize, rng: &mut Rng| 100.0 + 0.05 * i as f64 + rng.normal();
+    for (saved_at, resumed_at) in [(3, 2), (2, 3), (3, 1)] {
+        let mut before = Forecaster::new(config(saved_at));
+        let mut i = 0;
+        while i < 400 {
+            before.update(T0 + i as f64 * STEP, value(i, &mut rng));
+            i += 1;
+        }
+        let bytes = postcard::to_allocvec(before.state()).expect("encode");
+        let saved: ForecastState = postcard::from_bytes(&bytes).expect("decode");
+        let settings = ForecastSettings::from(config(resumed_at));
+        let mut after = saved.resume(&settings).expect("resumes");
+        let fresh = ForecastState::new(&settings);
+        assert_eq!(after.memory_bytes(), fresh.memory_bytes());
+        for h in 0..3 {
+            assert_eq!(
+                after
+                    .forecast(&settings, h)
+                    .map(|f| (f.value, f.lower, f.upper, f.model)),
+                before
+                    .forecast(h)
+                    .map(|f| (f.value, f.lower, f.upper, f.model)),
+                "{saved_at} -> {resumed_at}, horizon {h}"
+            );
+        }
+        // The 1 h horizon's oldest kept forecast matures within the
+        // spacing it was tracked at (h / saved_at, 12 / saved_at steps);
+        // emptied queues would score nothing for 12 steps.
+        let error = |s: &ForecastState| s.tracked_error(2, Model::Naive);
+        let at_resume = error(&after);
+        let within = 12 / saved_at;
+        let mut changed = false;
+        for _ in 0..within {
+            after.update(&settings, T0 + i as f64 * STEP, value(i, &mut rng));
+            i += 1;
+            changed |= error(&after) != at_resume;
+        }
+        assert!(
+            changed,
+            "{saved_at} -> {resumed_at}: nothing scored in {within} steps"
+        );
+    }
+    // A state of other horizons starts afresh.
+    let two_horizons = ForecastSettings::from(ForecastConfig {
+        horizons_secs: vec![300.0, 900.0],
+        ..ForecastConfig::default()
+    });
+    let three = ForecastState::new(&ForecastSettings::from(config(3)));
+    let bytes = postcard::to_allocvec(&three).expect("encode");
+    let saved: ForecastState = postcard::from_bytes(&bytes).expect("decode");
+    assert!(saved.resume(&two_horizons).is_none());
+}
