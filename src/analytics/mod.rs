@@ -16,3 +16,5 @@ pub mod aggregation;
 pub mod baselines;
 pub mod bf16;
 pub mod forecasts;
+#[cfg(test)]
+mod state_fixture;

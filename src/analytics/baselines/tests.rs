@@ -624,6 +624,12 @@ fn nab_evaluation() {
     if let Some(v) = env("NAB_HOLDOFF") {
         default.holdoff_secs = v;
     }
+    if let Some(v) = env("NAB_DAILY_SLOTS") {
+        default.daily_slots = v as u32;
+    }
+    if let Some(v) = env("NAB_WEEKLY_SLOTS") {
+        default.weekly_slots = v as u32;
+    }
     let default = default;
     let outs = run_all(&default);
     let at_default = flag_score(&outs, std::env::var_os("NAB_VERBOSE").is_some());
@@ -683,7 +689,7 @@ fn nab_evaluation() {
     }
     for (name, rows, _) in &files {
         let mut f = Forecaster::new(forecast_cfg.clone());
-        let mut b = Baseline::default();
+        let mut b = Baseline::new(default.clone());
         let mut mae = [(0.0f64, 0.0f64); 3];
         for (i, &(t, x)) in rows.iter().enumerate() {
             b.update(t, x);
