@@ -80,8 +80,9 @@
 //! slot visit rather than counted per slot. The configuration is shared
 //! ([`BaselineSettings`], which also holds the profiles' slot rates).
 //! With the defaults (288 daily slots of 5 min, 56 weekly slots of 3 h)
-//! [`Baseline::memory_bytes`] is 632 bytes; both profiles' codes are one
-//! allocation.
+//! [`Baseline::memory_bytes`] is 616 bytes; both profiles' codes and the
+//! hour-of-day visit counts are one allocation (368 bytes, in the
+//! 384-byte size class), the rest a 248-byte struct.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -426,6 +427,7 @@ pub struct BaselineOutput {
 /// visited, so reading a term takes one load), live in the baseline's
 /// one allocation of cells; [`Slots`] pairs a profile with its share.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(from = "ProfileWire", into = "ProfileWire")]
 struct Profile {
     /// Number of visited slots.
     seen: u16,
@@ -434,14 +436,11 @@ struct Profile {
     last_slot: u16,
     /// Sum of the visited slots' codes.
     sum: i32,
-    /// `sum / seen`, kept in step with both.
+    /// `sum · (1 / seen)` in `f32` (0 before the first visit), kept in
+    /// step with both: read by every term, so it is not recomputed there.
     mean: f32,
-    /// `1 / seen` (0 before the first visit).
-    inv_seen: f32,
     /// Value units per code (0 until the first value away from origin).
     step: f32,
-    /// `1 / step` (0 while `step` is).
-    inv_step: f32,
     /// EWMA of this model's absolute one-step error.
     err: f32,
     origin: f64,
@@ -454,6 +453,64 @@ struct Profile {
     /// slot gets per period (see [`Profile::visits`]).
     per_visit: u8,
     ready: bool,
+}
+
+/// [`Profile`] as the durable state writes it: the fields of its earlier
+/// layout, with the reciprocals it no longer keeps (`1 / seen` and `1 /
+/// step`, written for the format, recomputed when read).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ProfileWire {
+    seen: u16,
+    last_slot: u16,
+    sum: i32,
+    mean: f32,
+    inv_seen: f32,
+    step: f32,
+    inv_step: f32,
+    err: f32,
+    origin: f64,
+    level: f64,
+    streak: u8,
+    per_visit: u8,
+    ready: bool,
+}
+
+impl From<Profile> for ProfileWire {
+    fn from(p: Profile) -> Self {
+        Self {
+            inv_seen: p.inv_seen(),
+            inv_step: p.inv_step(),
+            seen: p.seen,
+            last_slot: p.last_slot,
+            sum: p.sum,
+            mean: p.mean,
+            step: p.step,
+            err: p.err,
+            origin: p.origin,
+            level: p.level,
+            streak: p.streak,
+            per_visit: p.per_visit,
+            ready: p.ready,
+        }
+    }
+}
+
+impl From<ProfileWire> for Profile {
+    fn from(w: ProfileWire) -> Self {
+        Self {
+            seen: w.seen,
+            last_slot: w.last_slot,
+            sum: w.sum,
+            mean: w.mean,
+            step: w.step,
+            err: w.err,
+            origin: w.origin,
+            level: w.level,
+            streak: w.streak,
+            per_visit: w.per_visit,
+            ready: w.ready,
+        }
+    }
 }
 
 /// Visits of a slot after which it is established (clipped updates at
@@ -500,9 +557,7 @@ impl Profile {
             seen: 0,
             sum: 0,
             mean: 0.0,
-            inv_seen: 0.0,
             step: 0.0,
-            inv_step: 0.0,
             last_slot: 0,
             err: f32::NAN,
             origin: 0.0,
@@ -513,9 +568,30 @@ impl Profile {
         }
     }
 
-    fn set_step(&mut self, step: f32) {
-        self.step = step;
-        self.inv_step = 1.0 / step;
+    /// `1 / seen` in `f32` (0 before the first visit).
+    #[inline]
+    fn inv_seen(&self) -> f32 {
+        if self.seen == 0 {
+            0.0
+        } else {
+            1.0 / f32::from(self.seen)
+        }
+    }
+
+    /// `1 / step` in `f32` (0 while `step` is).
+    #[inline]
+    fn inv_step(&self) -> f32 {
+        if self.step == 0.0 {
+            0.0
+        } else {
+            1.0 / self.step
+        }
+    }
+
+    /// Brings `mean` up to date with `sum` and `seen`.
+    #[inline]
+    fn remean(&mut self) {
+        self.mean = self.sum as f32 * self.inv_seen();
     }
 }
 
@@ -615,7 +691,6 @@ impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
             self.code(s)
         } else {
             self.seen += 1;
-            self.inv_seen = 1.0 / f32::from(self.seen);
             0
         };
         if s == usize::from(self.last_slot) {
@@ -624,7 +699,7 @@ impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
             self.per_visit = self.streak.max(1);
             self.streak = 1;
         }
-        let y = (value - self.origin) * f64::from(self.inv_step) + u;
+        let y = (value - self.origin) * f64::from(self.inv_step()) + u;
         if y.abs() <= CODE_MAX && self.step > 0.0 {
             let code = floor_code(y);
             self.cells[s] = code as i8 as u8;
@@ -638,7 +713,7 @@ impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
         } else {
             self.set_rescaling(s, old, value, u);
         }
-        self.mean = self.sum as f32 * self.inv_seen;
+        self.remean();
         if s == 0 && self.last_slot != 0 {
             self.refine();
         }
@@ -660,12 +735,12 @@ impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
                 // The first value away from the origin sets the scale.
                 let step = ((value - self.origin).abs() / 64.0) as f32;
                 if step > 0.0 && step.is_finite() {
-                    self.set_step(step);
+                    self.step = step;
                 } else {
                     break 0;
                 }
             }
-            let y = (value - self.origin) * f64::from(self.inv_step) + u;
+            let y = (value - self.origin) * f64::from(self.inv_step()) + u;
             if y.abs() <= CODE_MAX {
                 break floor_code(y);
             } else if !y.is_finite() {
@@ -699,8 +774,7 @@ impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
 
     /// Doubles the step (halving every code).
     fn rescale_coarser(&mut self) {
-        let step = self.step * 2.0;
-        self.set_step(step);
+        self.step *= 2.0;
         // Round half away from zero keeps the halving symmetric.
         self.map_codes(|c| if c >= 0 { (c + 1) / 2 } else { (c - 1) / 2 });
     }
@@ -723,8 +797,7 @@ impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
             return;
         }
         let k = 1 << doublings;
-        let step = self.step / k as f32;
-        self.set_step(step);
+        self.step /= k as f32;
         self.map_codes(|c| c * k);
     }
 
@@ -742,7 +815,7 @@ impl<P: DerefMut<Target = Profile>, C: DerefMut<Target = [u8]>> Slots<P, C> {
 
     fn resum(&mut self) {
         self.sum = self.visited().map(|s| self.code(s)).sum();
-        self.mean = self.sum as f32 * self.inv_seen;
+        self.remean();
     }
 }
 
@@ -798,9 +871,11 @@ impl std::ops::Deref for BaselineSettings {
 ///
 /// Serialisable for durable state, without its settings: a deserialised
 /// baseline is attached to the current ones with [`Baseline::resume`].
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// Written as [`BaselineWire`], the format of its earlier layout (the
+/// hour-of-day visits apart from the profiles' cells), so saved
+/// baselines resume across the change.
+#[derive(Debug, Clone)]
 pub struct Baseline {
-    #[serde(skip)]
     cfg: BaselineSettings,
     /// Points accepted (saturating).
     n: u32,
@@ -816,15 +891,17 @@ pub struct Baseline {
     daily: Option<Profile>,
     /// The weekly correction: a profile of the value less the daily term.
     weekly: Option<Profile>,
-    /// Both profiles' codes in one allocation: the daily profile's
-    /// `daily_slots`, then the weekly one's `weekly_slots` (none for a
-    /// profile the seasonality leaves out).
+    /// Both profiles' codes and the hour-of-day visits in one
+    /// allocation: the daily profile's `daily_slots`, then the weekly
+    /// one's `weekly_slots` (none for a profile the seasonality leaves
+    /// out), then [`HOURS`] visit counts, one per hour of the day,
+    /// saturating at 255 (in the space the allocation's size class
+    /// leaves after the codes, not in the struct).
     cells: Box<[u8]>,
     /// Where the weekly profile's cells start (the daily profile's slot
     /// count, or 0 without one): kept in the struct's padding so reading
     /// a profile does not go through the settings. Set by `new` and
     /// `resume`.
-    #[serde(skip)]
     weekly_at: u16,
     /// The series' first value: the run buffer holds values less this.
     origin: f64,
@@ -839,14 +916,116 @@ pub struct Baseline {
     /// Mean absolute residual per hour of the day, as bfloat16 written
     /// with dithered rounding (unbiased; 0.4 % apart on average, far
     /// below a scale estimate's own noise).
-    hour_scale: [u16; 24],
-    /// Updates per hour of the day, saturating at 255.
-    hour_visits: [u8; 24],
+    hour_scale: [u16; HOURS],
     raw_short: f32,
     raw_mean: f32,
     raw_var: f32,
     calm: u32,
     last_edge_t: f64,
+}
+
+/// Hours in a day: the hour-of-day scales and visit counts.
+const HOURS: usize = 24;
+
+/// [`Baseline`] as the durable state writes it: the fields of its earlier
+/// layout, in order, with the profiles' codes (`cells`) and the
+/// hour-of-day visits apart. Its settings are not written.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BaselineWire<C, V> {
+    n: u32,
+    late: u32,
+    first_t: f64,
+    last_t: f64,
+    level: f64,
+    scale: f32,
+    err_flat: f32,
+    daily: Option<Profile>,
+    weekly: Option<Profile>,
+    cells: C,
+    origin: f64,
+    run_sum: f64,
+    run_min: f32,
+    run_max: f32,
+    run_len: u8,
+    run_sign: i8,
+    in_anomaly: bool,
+    hour_scale: [u16; HOURS],
+    hour_visits: V,
+    raw_short: f32,
+    raw_mean: f32,
+    raw_var: f32,
+    calm: u32,
+    last_edge_t: f64,
+}
+
+impl serde::Serialize for Baseline {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (codes, visits) = self.cells.split_at(self.hours_at());
+        BaselineWire {
+            n: self.n,
+            late: self.late,
+            first_t: self.first_t,
+            last_t: self.last_t,
+            level: self.level,
+            scale: self.scale,
+            err_flat: self.err_flat,
+            daily: self.daily.clone(),
+            weekly: self.weekly.clone(),
+            cells: codes,
+            origin: self.origin,
+            run_sum: self.run_sum,
+            run_min: self.run_min,
+            run_max: self.run_max,
+            run_len: self.run_len,
+            run_sign: self.run_sign,
+            in_anomaly: self.in_anomaly,
+            hour_scale: self.hour_scale,
+            hour_visits: <&[u8; HOURS]>::try_from(visits).map_err(serde::ser::Error::custom)?,
+            raw_short: self.raw_short,
+            raw_mean: self.raw_mean,
+            raw_var: self.raw_var,
+            calm: self.calm,
+            last_edge_t: self.last_edge_t,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Baseline {
+    /// Attached to the default settings until [`Baseline::resume`]
+    /// attaches it to the current ones.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = BaselineWire::<Vec<u8>, [u8; HOURS]>::deserialize(deserializer)?;
+        let mut cells = w.cells;
+        cells.extend_from_slice(&w.hour_visits);
+        Ok(Self {
+            cfg: BaselineSettings::default(),
+            n: w.n,
+            late: w.late,
+            first_t: w.first_t,
+            last_t: w.last_t,
+            level: w.level,
+            scale: w.scale,
+            err_flat: w.err_flat,
+            daily: w.daily,
+            weekly: w.weekly,
+            cells: cells.into_boxed_slice(),
+            weekly_at: 0,
+            origin: w.origin,
+            run_sum: w.run_sum,
+            run_min: w.run_min,
+            run_max: w.run_max,
+            run_len: w.run_len,
+            run_sign: w.run_sign,
+            in_anomaly: w.in_anomaly,
+            hour_scale: w.hour_scale,
+            raw_short: w.raw_short,
+            raw_mean: w.raw_mean,
+            raw_var: w.raw_var,
+            calm: w.calm,
+            last_edge_t: w.last_edge_t,
+        })
+    }
 }
 
 /// Where a baseline's weekly cells start: after the daily profile's
@@ -874,8 +1053,10 @@ impl Baseline {
         let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly).then(Profile::new);
         let slots = daily.as_ref().map_or(0, |_| cfg.daily_slots)
             + weekly.as_ref().map_or(0, |_| cfg.weekly_slots);
+        let mut cells = vec![UNSEEN; slots as usize + HOURS];
+        cells[slots as usize..].fill(0);
         Self {
-            cells: vec![UNSEEN; slots as usize].into_boxed_slice(),
+            cells: cells.into_boxed_slice(),
             weekly_at: weekly_offset(&daily, &cfg),
             cfg,
             n: 0,
@@ -893,8 +1074,7 @@ impl Baseline {
             run_len: 0,
             run_sign: 0,
             in_anomaly: false,
-            hour_scale: [0; 24],
-            hour_visits: [0; 24],
+            hour_scale: [0; HOURS],
             raw_short: 0.0,
             raw_mean: 0.0,
             raw_var: 0.0,
@@ -930,7 +1110,8 @@ impl Baseline {
                     + self
                         .weekly
                         .as_ref()
-                        .map_or(0, |_| settings.weekly_slots as usize);
+                        .map_or(0, |_| settings.weekly_slots as usize)
+                    + HOURS;
         if !fits {
             return None;
         }
@@ -975,6 +1156,12 @@ impl Baseline {
         size_of::<Self>() + self.cells.len()
     }
 
+    /// Where the hour-of-day visits start: after the profiles' cells.
+    #[inline]
+    fn hours_at(&self) -> usize {
+        self.cells.len() - HOURS
+    }
+
     /// Where the weekly profile's cells start: after the daily ones.
     #[inline]
     fn weekly_cells_at(&self) -> usize {
@@ -997,7 +1184,7 @@ impl Baseline {
         let p = self.weekly.as_ref()?;
         Some(Slots {
             p,
-            cells: &self.cells[self.weekly_cells_at()..],
+            cells: &self.cells[self.weekly_cells_at()..self.hours_at()],
         })
     }
 
@@ -1026,7 +1213,7 @@ impl Baseline {
             .max(self.cfg.min_scale_rel * self.level.abs());
         let h = c.hour;
         let daily_ready = self.daily.as_ref().is_some_and(|p| p.ready);
-        let scale = if daily_ready && self.hour_visits[h] >= 12 {
+        let scale = if daily_ready && self.cells[self.hours_at() + h] >= 12 {
             f64::from(bf16::to_f32(self.hour_scale[h]))
         } else {
             f64::from(self.scale)
@@ -1210,18 +1397,19 @@ impl Baseline {
         let scale = f64::from(self.scale);
         self.scale = (scale + alpha_s * (abs_r - scale)) as f32;
         let h = c.hour;
-        let hv = self.hour_visits[h];
+        let hours_at = self.hours_at();
+        let hv = self.cells[hours_at + h];
         let ah = warm_rate(alpha_s, f64::from(hv));
         let hs = f64::from(bf16::to_f32(self.hour_scale[h]));
         let hs = (hs + ah * (abs_r - hs)) as f32;
         self.hour_scale[h] = bf16::from_f32_dithered(hs, dither(t_secs, HOUR_DITHER + h));
-        self.hour_visits[h] = hv.saturating_add(1);
+        self.cells[hours_at + h] = hv.saturating_add(1);
 
         let age = t_secs - self.first_t;
         let (beta, k, min_cycles) = (cfg.beta_season, cfg.huber_k, cfg.min_cycles);
         let floor = cfg.min_scale_abs.max(cfg.min_scale_rel * self.level.abs());
         // The weekly correction learns the value less the daily term.
-        let (daily_cells, weekly_cells) = self.cells.split_at_mut(weekly_at);
+        let (daily_cells, weekly_cells) = self.cells[..hours_at].split_at_mut(weekly_at);
         for (p, cells, s, y, per_period) in [
             (
                 &mut self.daily,

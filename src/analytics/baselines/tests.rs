@@ -837,3 +837,13 @@ mod nab {
             + fp
     }
 }
+
+/// With the defaults a baseline is a 248-byte struct and 368 bytes of
+/// cells (jemalloc's 384-byte class), so the analysis processor's series
+/// keeps its size class.
+#[test]
+fn a_default_baseline_keeps_its_size() {
+    let b = Baseline::default();
+    assert_eq!(size_of::<Baseline>(), 248);
+    assert_eq!(b.memory_bytes(), 248 + 288 + 56 + 24);
+}

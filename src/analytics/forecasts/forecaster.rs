@@ -66,7 +66,7 @@
 //! shared ([`ForecastSettings`]): a [`ForecastState`] is what one series
 //! keeps, and every call that needs the configuration is passed it;
 //! [`Forecaster`] owns a state and its settings.
-//! [`ForecastState::memory_bytes`] reports the total: 544 bytes with the
+//! [`ForecastState::memory_bytes`] reports the total: 528 bytes with the
 //! defaults.
 
 use std::sync::Arc;
@@ -82,6 +82,8 @@ const DAY_SECS: f64 = 86_400.0;
 
 /// The most forecasts tracked at once per horizon.
 pub const MAX_PENDING: usize = 64;
+/// The largest regression window (its counters are bytes).
+const MAX_REGRESSION_POINTS: u8 = u8::MAX;
 
 /// The most horizons a forecaster tracks.
 pub const MAX_HORIZONS: usize = 8;
@@ -139,7 +141,7 @@ pub struct ForecastConfig {
     pub holt_beta: f64,
     /// Holt trend damping per step (default 0.9).
     pub holt_phi: f64,
-    /// Points in the regression window (default 12; 3 to 256).
+    /// Points in the regression window (default 12; 3 to 255).
     pub regression_points: usize,
     /// EWMA weight of each matured absolute error (default 0.02).
     pub error_alpha: f64,
@@ -247,8 +249,8 @@ impl ForecastConfig {
             "regression_points",
             self.regression_points as f64,
             3.0,
-            256.0,
-            "[3, 256], e.g. 12",
+            f64::from(MAX_REGRESSION_POINTS),
+            "[3, 255], e.g. 12",
         )?;
         check(
             "error_alpha",
@@ -303,7 +305,9 @@ impl ForecastConfig {
             holt_alpha: c(self.holt_alpha, 1e-4, 1.0, d.holt_alpha),
             holt_beta: c(self.holt_beta, 0.0, 1.0, d.holt_beta),
             holt_phi: c(self.holt_phi, 0.0, 0.999, d.holt_phi),
-            regression_points: self.regression_points.clamp(3, 256),
+            regression_points: self
+                .regression_points
+                .clamp(3, MAX_REGRESSION_POINTS.into()),
             error_alpha: c(self.error_alpha, 1e-4, 1.0, d.error_alpha),
             min_matured: self.min_matured,
             calibration_rate: c(self.calibration_rate, 0.0, 1.0, d.calibration_rate),
@@ -591,7 +595,8 @@ const _: () = assert!(size_of::<HorizonState>() <= 64);
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Tracking {
     /// EWMA weight of a matured error, `error_alpha / √max(1, h/Δt)`, for
-    /// the `Δt` in `Forecaster::alpha_dt`.
+    /// the `Δt` before the last update that moved it (see
+    /// `ForecastState::weights_stale`).
     err_alpha: f32,
     mae: [f32; N_MODELS],
     /// Interval half-width per unit of MAE, `m · z · √(π/2)`, of the
@@ -961,8 +966,13 @@ impl Forecaster {
 /// series does not carry the pointer).
 ///
 /// Serialisable for durable state: a deserialised state is checked
-/// against the current settings with [`ForecastState::resume`].
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// against the current settings with [`ForecastState::resume`]. Written
+/// as [`StateWire`], which keeps the format of the earlier, larger
+/// layout (a point count, the `Δt` the error weights were computed for,
+/// 16-bit ring counters), so saved states resume across the change.
+/// 144 bytes (a test checks), so the analysis processor's series fits
+/// its size class.
+#[derive(Debug, Clone)]
 pub struct ForecastState {
     /// The regression ring and every horizon's tracked forecasts, one
     /// allocation: first the ring, the last `regression_points` points
@@ -986,16 +996,106 @@ pub struct ForecastState {
     sums: [f64; 4],
     anchor_t: f64,
     anchor_v: f64,
-    /// `Δt` the per-horizon error weights were computed for.
-    alpha_dt: f32,
     /// `Δt` the per-horizon damped-trend sums were computed for.
+    damp_dt: f32,
+    /// Whether the per-horizon error weights are stale: `Δt` (as `f32`)
+    /// moved in the last update, or none has run yet. They are
+    /// recomputed at the start of the next update, with the `Δt` known
+    /// before its point.
+    weights_stale: bool,
+    ring_head: u8,
+    ring_len: u8,
+    /// Trailing points equal to the last value (up to the ring size): a
+    /// constant window has slope exactly 0, whatever the sums' rounding.
+    same: u8,
+}
+
+/// [`ForecastState`] as the durable state writes it: the field order and
+/// types of its earlier layout. `n` is written as 0 or 1 (only whether a
+/// point was fed is read back: a state has one iff `last_t` is finite),
+/// `alpha_dt` as a `Δt` that makes stale weights read back as stale.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateWire<S, H> {
+    store: S,
+    horizons: H,
+    last_t: f64,
+    last_v: f64,
+    origin: f64,
+    dt: f64,
+    ses: f64,
+    holt_l: f64,
+    holt_b: f64,
+    sums: [f64; 4],
+    anchor_t: f64,
+    anchor_v: f64,
+    alpha_dt: f32,
     damp_dt: f32,
     n: u32,
     ring_head: u16,
     ring_len: u16,
-    /// Trailing points equal to the last value (up to the ring size): a
-    /// constant window has slope exactly 0, whatever the sums' rounding.
     same: u16,
+}
+
+impl serde::Serialize for ForecastState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StateWire {
+            store: &*self.store,
+            horizons: &*self.horizons,
+            last_t: self.last_t,
+            last_v: self.last_v,
+            origin: self.origin,
+            dt: self.dt,
+            ses: self.ses,
+            holt_l: self.holt_l,
+            holt_b: self.holt_b,
+            sums: self.sums,
+            anchor_t: self.anchor_t,
+            anchor_v: self.anchor_v,
+            alpha_dt: if self.weights_stale {
+                f32::NEG_INFINITY
+            } else {
+                self.dt as f32
+            },
+            damp_dt: self.damp_dt,
+            n: u32::from(self.last_t.is_finite()),
+            ring_head: u16::from(self.ring_head),
+            ring_len: u16::from(self.ring_len),
+            same: u16::from(self.same),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ForecastState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = StateWire::<Box<[Unit]>, Box<[HorizonState]>>::deserialize(deserializer)?;
+        let counter = |v: u16| {
+            u8::try_from(v).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "ring counter {v} exceeds {MAX_REGRESSION_POINTS} regression points"
+                ))
+            })
+        };
+        Ok(Self {
+            weights_stale: (w.dt as f32).to_bits() != w.alpha_dt.to_bits(),
+            store: w.store,
+            horizons: w.horizons,
+            last_t: w.last_t,
+            last_v: w.last_v,
+            origin: w.origin,
+            dt: w.dt,
+            ses: w.ses,
+            holt_l: w.holt_l,
+            holt_b: w.holt_b,
+            sums: w.sums,
+            anchor_t: w.anchor_t,
+            anchor_v: w.anchor_v,
+            damp_dt: w.damp_dt,
+            ring_head: counter(w.ring_head)?,
+            ring_len: counter(w.ring_len)?,
+            same: counter(w.same)?,
+        })
+    }
 }
 
 /// Units of a store that the regression ring of `points` takes.
@@ -1006,7 +1106,7 @@ const fn ring_units(points: usize) -> usize {
 impl ForecastState {
     /// The last value fed, if any.
     pub fn last_value(&self) -> Option<f64> {
-        (self.n > 0).then_some(self.last_v)
+        self.last_t.is_finite().then_some(self.last_v)
     }
 
     /// A fresh state for `settings`.
@@ -1038,9 +1138,8 @@ impl ForecastState {
             sums: [0.0; 4],
             anchor_t: 0.0,
             anchor_v: 0.0,
-            alpha_dt: f32::NEG_INFINITY,
             damp_dt: f32::NAN,
-            n: 0,
+            weights_stale: true,
             ring_head: 0,
             ring_len: 0,
             same: 0,
@@ -1135,7 +1234,7 @@ impl ForecastState {
     fn push_ring(&mut self, cap: usize, t: f64, v: f64) {
         let len = usize::from(self.ring_len);
         self.same = if v == self.last_v {
-            (self.same + 1).min(cap as u16)
+            (self.same + 1).min(cap as u8)
         } else {
             1
         };
@@ -1163,7 +1262,7 @@ impl ForecastState {
         self.set_ring_point(head, (u, w));
         let next = head + 1;
         if next < cap {
-            self.ring_head = next as u16;
+            self.ring_head = next as u8;
             return;
         }
         self.ring_head = 0;
@@ -1260,7 +1359,7 @@ impl ForecastState {
         let dt = self.dt;
         let cfg = &settings.0.cfg;
         let cap = cfg.max_pending;
-        if (dt as f32).to_bits() != self.alpha_dt.to_bits() {
+        if self.weights_stale {
             let valid = dt.is_finite() && dt > 0.0;
             for (hs, &h) in self.horizons.iter_mut().zip(&cfg.horizons_secs) {
                 hs.track.set_err_alpha(
@@ -1268,12 +1367,12 @@ impl ForecastState {
                     &settings.0.scoring,
                 );
             }
-            self.alpha_dt = dt as f32;
+            self.weights_stale = false;
         }
         let half = if dt.is_finite() { 0.5 * dt } else { 0.0 };
 
         // Update the models.
-        if self.n == 0 {
+        if !self.last_t.is_finite() {
             self.origin = value;
             self.anchor_t = t_secs;
             self.anchor_v = value;
@@ -1282,11 +1381,12 @@ impl ForecastState {
             self.holt_b = 0.0;
         } else {
             let d = t_secs - self.last_t;
-            self.dt = if self.dt.is_finite() {
-                self.dt + 0.1 * (d - self.dt)
+            self.dt = if dt.is_finite() {
+                dt + 0.1 * (d - dt)
             } else {
                 d
             };
+            self.weights_stale = (self.dt as f32).to_bits() != (dt as f32).to_bits();
             self.ses += cfg.ses_alpha * (value - self.ses);
             let (a, b, phi) = (cfg.holt_alpha, cfg.holt_beta, cfg.holt_phi);
             let prev_l = self.holt_l;
@@ -1296,7 +1396,6 @@ impl ForecastState {
         self.push_ring(cfg.regression_points, t_secs, value);
         self.last_t = t_secs;
         self.last_v = value;
-        self.n = self.n.saturating_add(1);
         let reg = self.regression();
         let damp_dt = f64::from(self.damp_dt);
         if !(damp_dt.is_finite() && (self.dt - damp_dt).abs() <= 0.01 * damp_dt) {

@@ -294,3 +294,10 @@ fn a_state_resumes_under_another_max_pending() {
     let saved: ForecastState = postcard::from_bytes(&bytes).expect("decode");
     assert!(saved.resume(&two_horizons).is_none());
 }
+
+/// The per-series state stays at 144 bytes, so the analysis processor's
+/// series keeps its size class.
+#[test]
+fn a_forecast_state_is_144_bytes() {
+    assert_eq!(size_of::<ForecastState>(), 144);
+}

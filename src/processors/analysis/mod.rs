@@ -146,7 +146,7 @@ impl Kind {
 }
 
 /// One analysed series: its identity, models and export state. Boxed
-/// in its map entry; 512 bytes (jemalloc's size class), so what is added
+/// in its map entry; 448 bytes (jemalloc's size class), so what is added
 /// here must come out elsewhere (a test checks).
 struct Series {
     baseline: Baseline,
@@ -198,13 +198,18 @@ impl Series {
 /// `/metrics`, the console and recommendations need of a
 /// [`BaselineOutput`]; whether it is in an anomaly, and whether one
 /// started on that step, the baseline keeps, and the value the
-/// forecaster). NaN before the first verdict.
+/// forecaster). NaN before the first verdict. The band is kept as its
+/// two widths in `f32` (24 bytes, not 32: a width needs a few digits,
+/// the expected value and the score, compared with alert thresholds,
+/// keep all of theirs).
 #[derive(Debug, Clone, Copy)]
 struct Last {
     expected: f64,
-    lower: f64,
-    upper: f64,
     score: f64,
+    /// `expected − lower`.
+    below: f32,
+    /// `upper − expected`.
+    above: f32,
 }
 
 /// A verdict as `/metrics`, the console and recommendations read it.
@@ -223,18 +228,26 @@ struct Verdict {
 impl Last {
     const NONE: Self = Self {
         expected: f64::NAN,
-        lower: f64::NAN,
-        upper: f64::NAN,
         score: f64::NAN,
+        below: f32::NAN,
+        above: f32::NAN,
     };
 
     fn judge(&mut self, b: &BaselineOutput) {
         *self = Self {
             expected: b.expected,
-            lower: b.lower,
-            upper: b.upper,
             score: b.score,
+            below: (b.expected - b.lower) as f32,
+            above: (b.upper - b.expected) as f32,
         };
+    }
+
+    fn lower(&self) -> f64 {
+        self.expected - f64::from(self.below)
+    }
+
+    fn upper(&self) -> f64 {
+        self.expected + f64::from(self.above)
     }
 }
 
@@ -248,8 +261,8 @@ impl Series {
         Some(Verdict {
             value: self.forecaster.last_value().unwrap_or(f64::NAN),
             expected: last.expected,
-            lower: last.lower,
-            upper: last.upper,
+            lower: last.lower(),
+            upper: last.upper(),
             score: last.score,
             in_anomaly: self.baseline.in_anomaly(),
             started: self.baseline.anomaly_started(),
@@ -950,10 +963,10 @@ const WALK_CHUNK: usize = 512;
 /// Series of a chunk looked up and asked for together before they are
 /// written (see `walk_chunk`).
 const LOOK_AHEAD: usize = 16;
-/// Bytes of a series' box asked for ahead: all of it (its size class; a
-/// test keeps it there), or for a forecast the first half, where the
-/// forecaster's state and the label pointers are.
-const SERIES_BYTES: usize = 512;
+/// Bytes of a series' box asked for ahead: all of it, or for a forecast
+/// the first 256, where the forecaster's state and the label pointers
+/// are.
+const SERIES_BYTES: usize = size_of::<Series>();
 const FORECAST_PART_BYTES: usize = 256;
 
 /// What a derived family shows of a series.
