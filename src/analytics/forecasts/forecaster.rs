@@ -1234,7 +1234,7 @@ impl ForecastState {
     fn push_ring(&mut self, cap: usize, t: f64, v: f64) {
         let len = usize::from(self.ring_len);
         self.same = if v == self.last_v {
-            (self.same + 1).min(cap as u8)
+            self.same.saturating_add(1).min(cap as u8)
         } else {
             1
         };

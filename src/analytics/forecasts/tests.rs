@@ -301,3 +301,26 @@ fn a_state_resumes_under_another_max_pending() {
 fn a_forecast_state_is_144_bytes() {
     assert_eq!(size_of::<ForecastState>(), 144);
 }
+
+/// At the largest regression window (255 points, the ring's counters are
+/// bytes) a series that goes flat after a ramp has a trend of exactly 0
+/// at every point once the window holds only the flat part, however long
+/// it stays flat.
+#[test]
+fn the_largest_window_keeps_a_flat_trend_exactly_zero() {
+    let mut f = Forecaster::new(ForecastConfig {
+        regression_points: 255,
+        ..ForecastConfig::default()
+    });
+    assert_eq!(f.config().regression_points, 255);
+    for i in 0..300 {
+        f.update(T0 + i as f64 * 60.0, 0.37 * i as f64);
+    }
+    let flat = 0.37 * 299.0;
+    for i in 300..1200 {
+        f.update(T0 + i as f64 * 60.0, flat);
+        if i >= 300 + 255 {
+            assert_eq!(f.trend_per_sec(), Some(0.0), "point {i}");
+        }
+    }
+}
