@@ -997,6 +997,7 @@ impl<'de> serde::Deserialize<'de> for Baseline {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let w = BaselineWire::<Vec<u8>, [u8; HOURS]>::deserialize(deserializer)?;
         let mut cells = w.cells;
+        cells.reserve_exact(HOURS);
         cells.extend_from_slice(&w.hour_visits);
         Ok(Self {
             cfg: BaselineSettings::default(),

@@ -324,3 +324,22 @@ fn the_largest_window_keeps_a_flat_trend_exactly_zero() {
         }
     }
 }
+
+/// A horizon forecasts once six of its tracked forecasts (two at a time,
+/// half a horizon apart) have matured: the 1 h horizon's first forecast
+/// comes after about three and a half horizons, not later.
+#[test]
+fn the_first_forecast_comes_after_three_and_a_half_horizons() {
+    let mut f = Forecaster::default();
+    let first = (0..200).find(|&i| {
+        f.update(T0 + i as f64 * STEP, (i % 7) as f64);
+        f.forecast(2).is_some()
+    });
+    // 12 steps a horizon: the sixth tracked forecast, made 2.5 horizons
+    // after the first, matures 3.5 horizons (42 steps) in.
+    let first = first.expect("the 1 h horizon forecasts");
+    assert!(
+        (40..=44).contains(&first),
+        "first 1 h forecast at step {first}"
+    );
+}

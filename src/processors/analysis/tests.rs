@@ -975,3 +975,32 @@ fn a_render_of_more_series_than_a_chunk_shows_each_once() {
     assert!(!finished);
     assert_eq!(taken, WALK_CHUNK + 3, "the walk stops where the sink says");
 }
+
+/// The last verdict keeps its expected value and score exactly and its
+/// band as `f32` widths: the band reads back within `f32` precision of
+/// its width, for small and large levels alike.
+#[test]
+fn the_last_verdict_keeps_its_band_within_f32_of_its_width() {
+    use crate::analytics::baselines::Baseline;
+    for (level, noise) in [(3.0, 0.5), (1.0e9, 40.0), (-250.0, 7.0)] {
+        let mut b = Baseline::default();
+        let mut out = None;
+        for i in 0..100 {
+            let v = level + noise * ((i * 37 % 11) as f64 - 5.0);
+            out = b.update(1_700_000_000.0 + 60.0 * i as f64, v).or(out);
+        }
+        let out = out.expect("a verdict");
+        let mut last = super::Last::NONE;
+        last.judge(&out);
+        assert_eq!(last.expected, out.expected);
+        assert_eq!(last.score, out.score);
+        let width = out.upper - out.lower;
+        assert!(width > 0.0);
+        for (got, want) in [(last.lower(), out.lower), (last.upper(), out.upper)] {
+            assert!(
+                (got - want).abs() <= 1e-6 * width,
+                "{got} vs {want} at level {level}"
+            );
+        }
+    }
+}
