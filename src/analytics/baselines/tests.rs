@@ -394,13 +394,44 @@ fn counter_rate_with_reset() {
     assert_eq!(r.update(10.0, 150.0), Some(5.0));
     // Reset: the counter restarted from 0 and is now at 20.
     assert_eq!(r.update(20.0, 20.0), Some(2.0));
-    assert_eq!(r.resets(), 1);
+    assert_eq!(r.previous(), Some((20.0, 20.0)));
     assert_eq!(r.update(30.0, 40.0), Some(2.0));
     // Ignored: NaN, negative, time not advancing.
     assert_eq!(r.update(40.0, f64::NAN), None);
     assert_eq!(r.update(40.0, -1.0), None);
     assert_eq!(r.update(30.0, 50.0), None);
     assert_eq!(r.update(40.0, 60.0), Some(2.0));
+}
+
+/// The durable state keeps the converter's earlier layout (a previous
+/// sample as an option, then a reset count): states saved before it
+/// became 16 bytes read back, and what it writes reads back the same.
+#[test]
+fn counter_rate_keeps_its_saved_layout() {
+    #[derive(serde::Serialize)]
+    struct Earlier {
+        prev: Option<(f64, f64)>,
+        resets: u64,
+    }
+    let earlier = postcard::to_allocvec(&Earlier {
+        prev: Some((10.0, 150.0)),
+        resets: 3,
+    })
+    .unwrap();
+    let mut r: RateConverter = postcard::from_bytes(&earlier).unwrap();
+    assert_eq!(r.previous(), Some((10.0, 150.0)));
+    assert_eq!(r.update(20.0, 170.0), Some(2.0));
+    let none = postcard::to_allocvec(&Earlier {
+        prev: None,
+        resets: 0,
+    })
+    .unwrap();
+    let fresh: RateConverter = postcard::from_bytes(&none).unwrap();
+    assert_eq!(fresh.previous(), None);
+    assert_eq!(postcard::to_allocvec(&RateConverter::new()).unwrap(), none);
+    let again: RateConverter = postcard::from_bytes(&postcard::to_allocvec(&r).unwrap()).unwrap();
+    assert_eq!(again.previous(), Some((20.0, 170.0)));
+    assert_eq!(size_of::<RateConverter>(), 16);
 }
 
 /// A daily square wave (20 for 9 h, 80 for 9 h, 20 for 6 h) with a

@@ -32,7 +32,7 @@ pub const UNCLAIMED_TTL_SECS: f64 = 7.0 * 86_400.0;
 struct SavedRef<'a> {
     hash: u64,
     last_point_secs: f64,
-    rate: &'a Option<RateConverter>,
+    rate: Option<&'a RateConverter>,
     ratio: Option<&'a RatioGroup>,
     baseline: &'a Baseline,
     forecaster: &'a ForecastState,
@@ -64,7 +64,7 @@ impl Saved {
         SavedRef {
             hash,
             last_point_secs: self.last_point_secs,
-            rate: &self.rate,
+            rate: self.rate.as_ref(),
             ratio: self.ratio.as_ref(),
             baseline: &self.baseline,
             forecaster: &self.forecaster,
@@ -75,8 +75,8 @@ impl Saved {
     pub fn claim(self, slot: &mut Slot) {
         // A counter stays a counter: keep the saved rate state only where
         // the new slot converts rates too.
-        if slot.rate.is_some() && self.rate.is_some() {
-            slot.rate = self.rate;
+        if let (true, Some(rate)) = (slot.counter, self.rate) {
+            slot.rate = rate;
         }
         if let (Some(ratio), Some(saved)) = (slot.series.ratio_mut(), self.ratio) {
             *ratio = saved;
@@ -117,8 +117,8 @@ impl Durable for AnalysisProcessor {
                 put(
                     &SavedRef {
                         hash: *hash,
-                        last_point_secs: slot.last_point_secs,
-                        rate: &slot.rate,
+                        last_point_secs: f64::from(slot.last_point),
+                        rate: slot.rate(),
                         ratio: s.ratio(),
                         baseline: &s.baseline,
                         forecaster: &s.forecaster,

@@ -67,15 +67,29 @@ use ratio::RatioGroup;
 
 /// An analysed series' entry in the processor's map: what every point
 /// writes is held in the entry itself (the cache line the map probe loads
-/// anyway), the rest behind a box, so a point follows no pointer.
+/// anyway), the rest behind a box, so a point follows no pointer. With
+/// its key the entry is 48 bytes (a test checks).
 struct Slot {
     /// Latest value not yet fed to the models; NaN for none (only finite
-    /// values are recorded), so the entry with its key is 64 bytes: one
-    /// cache line per probe.
+    /// values are recorded).
     pending: f64,
-    last_point_secs: f64,
-    rate: Option<RateConverter>,
+    /// A counter's previous sample (unused unless `counter`).
+    rate: RateConverter,
     series: Box<Series>,
+    /// When the series' last point came: Unix seconds rounded up (see
+    /// [`point_second`]), so it expires at most a second after
+    /// `series_ttl`, never before.
+    last_point: u32,
+    /// A cumulative monotonic sum, recorded as its per-second rate.
+    counter: bool,
+}
+
+/// `now` (seconds) as a [`Slot`]'s last-point time: rounded up, and
+/// clamped into `u32` (Unix seconds until 2106).
+#[inline]
+fn point_second(now: f64) -> u32 {
+    // `as` saturates (and takes NaN to 0).
+    now.ceil() as u32
 }
 
 impl Slot {
@@ -83,14 +97,26 @@ impl Slot {
     /// a counter its rate since the last point.
     #[inline]
     fn record(&mut self, o: &Observation, now: f64) {
-        self.last_point_secs = now;
-        let sample = match &mut self.rate {
-            Some(rate) => rate.update(o.time_secs, o.value),
-            None => Some(o.value),
+        self.last_point = point_second(now);
+        let sample = if self.counter {
+            self.rate.update(o.time_secs, o.value)
+        } else {
+            Some(o.value)
         };
         if let Some(v) = sample.filter(|v| v.is_finite()) {
             self.pending = v;
         }
+    }
+
+    /// Whether the series has had no point for more than `ttl` seconds at
+    /// `now`.
+    fn silent(&self, now: f64, ttl: f64) -> bool {
+        now - f64::from(self.last_point) > ttl
+    }
+
+    /// The counter's rate state, for a counter.
+    fn rate(&self) -> Option<&RateConverter> {
+        self.counter.then_some(&self.rate)
     }
 
     /// The value waiting for the next step, if any, leaving none.
@@ -655,7 +681,7 @@ impl AnalysisProcessor {
         if let Some(group) = s.series.ratio_mut() {
             group.record(member, numerator, value);
         }
-        s.last_point_secs = now;
+        s.last_point = point_second(now);
     }
 
     /// The series of identity `hash`, created with `make` on first sight;
@@ -721,8 +747,9 @@ impl AnalysisProcessor {
             .unwrap_or_else(|| SeriesText::new(&attributes, &block.text, shared));
         Ok(Slot {
             pending: f64::NAN,
-            last_point_secs: 0.0,
-            rate: counter.then(RateConverter::new),
+            last_point: 0,
+            counter,
+            rate: RateConverter::new(),
             series: Box::new(Series {
                 origin,
                 text,
@@ -778,7 +805,7 @@ impl AnalysisProcessor {
         let mut series = self.series.lock();
         let mut gone = Vec::new();
         for (hash, slot) in series.iter_mut() {
-            if now - slot.last_point_secs > ttl {
+            if slot.silent(now, ttl) {
                 gone.push(*hash);
                 continue;
             }

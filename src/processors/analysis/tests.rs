@@ -625,14 +625,28 @@ fn pending_by_route(p: &AnalysisProcessor) -> std::collections::BTreeMap<String,
 }
 
 #[test]
-fn a_series_entry_fits_one_cache_line() {
+fn a_series_entry_fits_in_48_bytes() {
     // What every point writes lives in the map entry; with its key it
-    // must stay within one 64-byte line.
+    // takes 48 bytes (of the table's 49 per bucket with its control byte).
     assert!(
-        size_of::<(u64, Slot)>() <= 64,
+        size_of::<(u64, Slot)>() <= 48,
         "{}",
         size_of::<(u64, Slot)>()
     );
+}
+
+/// A series' last point is kept to the second, rounded up: it expires at
+/// most a second after `series_ttl` (300 s here), never before.
+#[test]
+fn a_silent_series_expires_within_a_second_after_its_ttl() {
+    let p = processor(vec![rule("queue.depth")]);
+    let at = T0 + 0.25;
+    p.observe_request(&MetricsBatch::from_request(gauge_request(5.0, "/a")), at);
+    p.evaluate(at);
+    p.evaluate(at + 300.0);
+    assert_eq!(p.series_count(), 1, "expired before its TTL");
+    p.evaluate(at + 301.01);
+    assert_eq!(p.series_count(), 0, "kept more than a second past its TTL");
 }
 
 #[test]
