@@ -28,6 +28,23 @@ pub fn parse_borrowed(block: &str) -> Vec<(&str, Cow<'_, str>)> {
     out
 }
 
+/// Where each label of a canonical label block is in it (`name="value"`,
+/// without the commas between them), in block order.
+pub fn label_spans(block: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(eq) = block[at..].find("=\"") {
+        let after = at + eq + 2;
+        let (_, end) = value_of(&block[after..]);
+        out.push(at..after + end);
+        at = after + end;
+        if block[at..].starts_with(',') {
+            at += 1;
+        }
+    }
+    out
+}
+
 /// The value at the start of `after` (what follows `name="`), unescaped,
 /// and where it ends (past its closing quote, or the end of `after`).
 fn value_of(after: &str) -> (Cow<'_, str>, usize) {
@@ -56,6 +73,16 @@ fn value_of(after: &str) -> (Cow<'_, str>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_spans_cover_each_label_escapes_and_all() {
+        let block = r#"a="plain",b="q\"\n\\,=\"",c="""#;
+        let spans = label_spans(block);
+        let pieces: Vec<&str> = spans.into_iter().map(|r| &block[r]).collect();
+        assert_eq!(pieces, [r#"a="plain""#, r#"b="q\"\n\\,=\"""#, r#"c="""#]);
+        assert!(label_spans("").is_empty());
+        assert!(label_spans("no labels").is_empty());
+    }
 
     #[test]
     fn values_with_and_without_escapes_read_alike() {

@@ -130,7 +130,7 @@ impl SeriesText {
     }
 
     /// The mapped form, its attributes read back from `labels` with the
-    /// origin's key list `keys` (see [`Origin::learn_label_keys`]);
+    /// origin's key list `keys` (see [`Source::learn_label_keys`]);
     /// `None` when the own text is too long for its header (64 KiB).
     pub fn mapped(keys: u16, labels: &str, shared: Option<Range<usize>>) -> Option<Self> {
         let (parts, split) = own_text(labels, shared);
@@ -267,7 +267,7 @@ pub fn any_text(value: Option<&AnyValue>) -> String {
 /// For each label of a block, in order, the attribute key whose value it
 /// carries, or `None` for a label of the resource or scope: how a mapped
 /// [`SeriesText`] reads its attributes back. The same for every series of
-/// a metric with the same attribute keys, so an [`Origin`] keeps each
+/// a metric with the same attribute keys, so a [`Source`] keeps each
 /// once.
 pub type LabelKeys = Box<[Option<Box<str>>]>;
 
@@ -393,22 +393,41 @@ pub struct KeyLists {
 }
 
 /// The identifying resource attributes and the scope of a source, as its
-/// derived series go out under them.
+/// derived series go out under them, and the attribute key lists of its
+/// mapped series: kept once per source.
 #[derive(Debug)]
-pub struct Origin {
+pub struct Source {
     pub resource: Vec<KeyValue>,
     pub scope: InstrumentationScope,
-    /// The run of labels the exporter's translation derives from the
-    /// resource and scope (`job`, `instance`, `otel_scope_*`), as the
-    /// source's first analysed series got it: its series whose label
-    /// block has the same run leave it out of their own text
-    /// ([`SeriesText`]).
-    pub label_run: OnceLock<Box<str>>,
     /// The key lists of this source's mapped series ([`SeriesText`]).
     pub label_keys: Mutex<KeyLists>,
 }
 
-impl Origin {
+/// What the series of one source with the same labels of the processor's
+/// own (`metric`, and `transform` or `ratio` where it adds them) share:
+/// the [`Source`] (read through this as if it were one) and the run of
+/// labels their blocks have in common.
+#[derive(Debug)]
+pub struct Origin {
+    pub source: Arc<Source>,
+    /// The run of labels the exporter's translation gives every series
+    /// of the origin, as its first series got it: the labels it derives
+    /// from the resource and scope (`job`, `instance`, `otel_scope_*`)
+    /// and, where they sort next to them, the processor's own labels
+    /// (`metric`). Its series whose label block has the same run leave it
+    /// out of their own text ([`SeriesText`]).
+    pub label_run: OnceLock<Box<str>>,
+}
+
+impl std::ops::Deref for Origin {
+    type Target = Source;
+
+    fn deref(&self) -> &Source {
+        &self.source
+    }
+}
+
+impl Source {
     /// The key list learnt for attributes of `shape` (see [`key_shape`]),
     /// if it reads the parsed block `labels` back to `attributes`: a new
     /// series of a known shape needs no translation to learn it.
@@ -450,41 +469,106 @@ impl Origin {
     }
 }
 
-/// One [`Origin`] per source identity, shared by the series of that
-/// source: a source's resource and scope are kept once however many of its
-/// series are analysed.
+/// One [`Source`] per source identity and one [`Origin`] per source and
+/// set of the processor's own labels, shared by their series: a source's
+/// resource and scope are kept once however many of its series are
+/// analysed, and the run of labels once per metric of it.
 #[derive(Debug, Default)]
-pub struct Origins(ByIdentity<Arc<Origin>>);
+pub struct Origins {
+    sources: ByIdentity<Arc<Source>>,
+    origins: ByIdentity<Arc<Origin>>,
+}
 
 impl Origins {
-    /// The shared origin of `source`, made on first sight.
-    pub fn of(&mut self, source: &ScopeSource<'_, '_>) -> Arc<Origin> {
-        self.0
-            .entry(source.identity)
+    /// The shared origin of `source`'s series whose own labels hash to
+    /// `own` (see [`own_labels_hash`]), made on first sight.
+    pub fn of(&mut self, source: &ScopeSource<'_, '_>, own: u64) -> Arc<Origin> {
+        let key = source.identity ^ own.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        let sources = &mut self.sources;
+        self.origins
+            .entry(key)
             .or_insert_with(|| {
+                let shared = sources
+                    .entry(source.identity)
+                    .or_insert_with(|| {
+                        Arc::new(Source {
+                            resource: source.identifying_resource(),
+                            scope: source.owned_scope(),
+                            label_keys: Mutex::default(),
+                        })
+                    })
+                    .clone();
                 Arc::new(Origin {
-                    resource: source.identifying_resource(),
-                    scope: source.owned_scope(),
+                    source: shared,
                     label_run: OnceLock::new(),
-                    label_keys: Mutex::default(),
                 })
             })
             .clone()
     }
 
-    /// Forgets the origins no series holds any more.
+    /// Forgets the origins, then the sources, no series holds any more.
     pub fn release_unused(&mut self) {
-        self.0.retain(|_, origin| Arc::strong_count(origin) > 1);
+        self.origins
+            .retain(|_, origin| Arc::strong_count(origin) > 1);
+        self.sources
+            .retain(|_, source| Arc::strong_count(source) > 1);
     }
 
     /// Sources known.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.sources.len()
+    }
+
+    /// Origins known (sources times their sets of own labels).
+    pub fn origins(&self) -> usize {
+        self.origins.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.sources.is_empty()
     }
+}
+
+/// A hash of the labels the processor adds to a series' attributes
+/// (`metric`, `transform`, `ratio`), which picks its [`Origin`].
+pub fn own_labels_hash(own: &[KeyValue]) -> u64 {
+    own.iter()
+        .map(|kv| {
+            crate::processors::identity::attribute_hash(&kv.key, &any_text(kv.value.as_ref()))
+        })
+        .fold(0u64, u64::wrapping_add)
+}
+
+/// The longest run of consecutive labels of the block `common` that
+/// `labels` has in one piece: where the series' labels and every other
+/// series' of its origin meet (an attribute's label may sort between
+/// two of the common ones).
+pub fn longest_common_run(labels: &str, common: &str) -> Option<Range<usize>> {
+    let spans = crate::model::label_block::label_spans(common);
+    let mut best: Option<Range<usize>> = None;
+    for (i, first) in spans.iter().enumerate() {
+        // Longest first: the first found from `first` is its longest.
+        for last in spans[i..].iter().rev() {
+            let Some(found) = run_in(labels, &common[first.start..last.end]) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|b| found.len() > b.len()) {
+                best = Some(found);
+            }
+            break;
+        }
+    }
+    best
+}
+
+/// Where `run` occurs in `labels`: the range a series leaves to its
+/// origin (the parts around it and the run put back together are the
+/// block, wherever it was found).
+pub fn run_in(labels: &str, run: &str) -> Option<Range<usize>> {
+    if run.is_empty() {
+        return None;
+    }
+    labels.find(run).map(|at| at..at + run.len())
 }
 
 #[cfg(test)]
@@ -496,10 +580,12 @@ mod tests {
 
     fn origin() -> Origin {
         Origin {
-            resource: Vec::new(),
-            scope: InstrumentationScope::default(),
+            source: Arc::new(Source {
+                resource: Vec::new(),
+                scope: InstrumentationScope::default(),
+                label_keys: Mutex::default(),
+            }),
             label_run: OnceLock::new(),
-            label_keys: Mutex::default(),
         }
     }
 
@@ -604,6 +690,27 @@ mod tests {
         let split = SeriesText::mapped(index, labels, Some(at..labels.len())).unwrap();
         assert_eq!(split.label_parts(), (&labels[..at], "", true));
         assert_eq!(read(&split), expected);
+    }
+
+    /// The run a series leaves to its origin is the longest piece of the
+    /// common labels its block has whole: all of them, or the longer side
+    /// of an attribute's label that sorts between them.
+    #[test]
+    fn the_longest_common_run_is_found_whole_or_around_an_attribute() {
+        let common = r#"instance="i",job="api",metric="queue_depth",otel_scope_name="s""#;
+        let whole = format!(r#"code="1",{common},route="/a""#);
+        let at = whole.find("instance").unwrap();
+        assert_eq!(
+            longest_common_run(&whole, common),
+            Some(at..at + common.len())
+        );
+        // `kind` sorts between `job` and `metric`: the longer side wins.
+        let split = r#"instance="i",job="api",kind="x",metric="queue_depth",otel_scope_name="s",route="/a""#;
+        let run = longest_common_run(split, common).unwrap();
+        assert_eq!(&split[run], r#"metric="queue_depth",otel_scope_name="s""#);
+        // None of it: nothing to leave.
+        assert_eq!(longest_common_run(r#"route="/a""#, common), None);
+        assert_eq!(longest_common_run(&whole, ""), None);
     }
 
     /// Attributes that the block does not carry one to one stay packed:

@@ -48,7 +48,7 @@ use crate::model::text::AttributeLookup;
 use crate::model::wire::metrics::NumberPointView;
 use crate::model::wire::{Attributes, MetricData, MetricView, MetricsRequestView, Repeated};
 use crate::pipeline::derived::{
-    BlockParts, DerivedFamily, DerivedSource, LabelTranslator, SampleSink,
+    BlockParts, DerivedFamily, DerivedSource, LabelBlock, LabelTranslator, SampleSink,
 };
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{
@@ -56,7 +56,8 @@ use crate::processors::identity::{
 };
 use crate::processors::output::string_kv;
 use crate::processors::packed::{
-    Origin, Origins, SeriesText, any_text, key_shape, label_keys, marked_attributes,
+    Origin, Origins, SeriesText, any_text, key_shape, label_keys, longest_common_run,
+    marked_attributes, own_labels_hash, run_in,
 };
 use crate::processors::pattern::matches;
 use crate::processors::refused::RefusedIdentities;
@@ -556,7 +557,8 @@ impl AnalysisProcessor {
         if kind.counter {
             owned.push(string_kv("transform", "rate"));
         }
-        let mut fresh = self.new_series(source, owned, kind.counter)?;
+        let own = 1 + usize::from(kind.counter);
+        let mut fresh = self.new_series(source, owned, own, kind.counter)?;
         let thresholds: Vec<f64> = self
             .config
             .thresholds
@@ -668,7 +670,7 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("metric", &name));
             group_attributes.push(string_kv("transform", "ratio"));
             group_attributes.push(string_kv("ratio", &rule.label()));
-            let mut fresh = self.new_series(source, group_attributes, false)?;
+            let mut fresh = self.new_series(source, group_attributes, 3, false)?;
             fresh.series.extras_mut().ratio = Some(RatioGroup::default());
             Ok(fresh)
         }) else {
@@ -725,23 +727,33 @@ impl AnalysisProcessor {
 
     /// A new analysed series; why not when its gauges' labels would break
     /// the exporter's label limits, as the exporter would refuse such a
-    /// point.
+    /// point. The last `own` of `attributes` are the processor's own
+    /// labels (`metric`, and `transform` or `ratio`).
     fn new_series(
         &self,
         source: &ScopeSource<'_, '_>,
         attributes: Vec<KeyValue>,
+        own: usize,
         counter: bool,
     ) -> Result<Slot, String> {
-        let origin = self.origins.lock().of(source);
+        let own = &attributes[attributes.len().saturating_sub(own)..];
+        let origin = self.origins.lock().of(source, own_labels_hash(own));
         let block = self
             .translator
             .label_block(&origin.resource, &origin.scope, &attributes)?;
-        // The run of resource and scope labels is kept once, in the
-        // origin, for every series whose block has the same one.
-        let shared = block.text.get(block.shared.clone()).filter(|run| {
-            !run.is_empty() && **origin.label_run.get_or_init(|| (*run).into()) == **run
-        });
-        let shared = shared.map(|_| block.shared.clone());
+        // The run of labels every series of the origin has is kept once,
+        // in the origin, for every series whose block has it.
+        let shared = match origin.label_run.get() {
+            Some(run) => run_in(&block.text, run),
+            // (Set even when there is none, so later series do not ask
+            // again.)
+            None => {
+                let run = self.first_run(&origin, own, &block);
+                let text = run.clone().map_or("", |run| &block.text[run]);
+                let _ = origin.label_run.set(text.into());
+                run
+            }
+        };
         let text = self
             .mapped_text(&origin, &attributes, &block.text, shared.clone())
             .unwrap_or_else(|| SeriesText::new(&attributes, &block.text, shared));
@@ -759,6 +771,28 @@ impl AnalysisProcessor {
                 forecaster: ForecastState::new(&self.forecast_settings),
             }),
         })
+    }
+
+    /// The run of labels an origin's first series leaves to it: the
+    /// longest run of the labels of the origin's resource, scope and
+    /// `own` labels alone (what every series of the origin has) that
+    /// `block` has in one piece, unless the translation's run of the
+    /// labels it derives from the resource and scope is as long.
+    fn first_run(
+        &self,
+        origin: &Origin,
+        own: &[KeyValue],
+        block: &LabelBlock,
+    ) -> Option<std::ops::Range<usize>> {
+        let common = self
+            .translator
+            .label_block(&origin.resource, &origin.scope, own)
+            .ok()
+            .and_then(|common| longest_common_run(&block.text, &common.text))
+            .filter(|common| common.len() > block.shared.len());
+        common
+            .or_else(|| Some(block.shared.clone()))
+            .filter(|run| !run.is_empty() && block.text.get(run.clone()).is_some())
     }
 
     /// A series' text in the mapped form (its attributes read back from

@@ -593,16 +593,21 @@ fn gauges_request(points: &[(&str, f64)]) -> MetricsRequest {
     request(
         "queue.depth",
         Data::Gauge(Gauge {
-            data_points: points
-                .iter()
-                .map(|&(route, value)| NumberDataPoint {
-                    attributes: vec![string_kv("route", route)],
-                    value: Some(number_data_point::Value::AsDouble(value)),
-                    ..Default::default()
-                })
-                .collect(),
+            data_points: route_points(points),
         }),
     )
+}
+
+/// One point per `(route, value)`, labelled `route`.
+fn route_points(points: &[(&str, f64)]) -> Vec<NumberDataPoint> {
+    points
+        .iter()
+        .map(|&(route, value)| NumberDataPoint {
+            attributes: vec![string_kv("route", route)],
+            value: Some(number_data_point::Value::AsDouble(value)),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The value each series holds for the next step, by its `route`.
@@ -633,6 +638,70 @@ fn a_series_entry_fits_in_48_bytes() {
         "{}",
         size_of::<(u64, Slot)>()
     );
+}
+
+/// Built by the exporter's own translation, the labels every series of a
+/// metric has (here `job` and `metric`) are kept once,
+/// by the metric's origin: a series keeps only its own attributes' labels,
+/// and its block put back together is what the translation gives it. A
+/// counter's `transform="rate"` sorts after the point's `route`, so its
+/// run is the longest piece of the common labels its block has whole.
+#[test]
+fn series_of_one_metric_leave_the_labels_they_share_to_their_origin() {
+    let exporter = Arc::new(crate::exporters::prometheus::PrometheusExporter::new(
+        Default::default(),
+        Arc::new(Telemetry::new()),
+    ));
+    let config = AnalysisConfig {
+        select: vec![rule("queue.depth"), rule("jobs.done")],
+        step: HumanDuration::secs(30),
+        horizons: vec![HumanDuration::secs(60)],
+        ..Default::default()
+    };
+    let p = AnalysisProcessor::new(
+        config,
+        Arc::new(Sink),
+        exporter.clone(),
+        Arc::new(Telemetry::new()),
+    );
+    let routes = [("/a", 1.0), ("/b", 2.0), ("/c", 3.0)];
+    p.observe_request(&MetricsBatch::from_request(gauges_request(&routes)), T0);
+    let counter = request(
+        "jobs.done",
+        Data::Sum(Sum {
+            aggregation_temporality: 2,
+            is_monotonic: true,
+            data_points: route_points(&routes),
+        }),
+    );
+    p.observe_request(&MetricsBatch::from_request(counter), T0);
+    assert_eq!(p.series_count(), 6);
+    assert_eq!(p.origins.lock().len(), 1, "one source");
+    assert_eq!(p.origins.lock().origins(), 2, "one origin per metric");
+    for slot in p.series.lock().values() {
+        let s = &slot.series;
+        let (head, tail, split) = s.text.label_parts();
+        let run = s.origin.label_run.get().map_or("", |r| &**r);
+        assert!(split, "{head}{tail}");
+        let own = format!("{head}{tail}");
+        for common in ["job=", "metric="] {
+            assert!(!own.contains(common), "{common} in {own:?}");
+            assert!(run.contains(common), "{common} not in {run:?}");
+        }
+        let attributes: Vec<KeyValue> = s
+            .text
+            .attribute_texts(&s.origin)
+            .iter()
+            .map(|(k, v)| string_kv(k, v))
+            .collect();
+        let block = exporter
+            .label_block(&s.origin.resource, &s.origin.scope, &attributes)
+            .expect("translated");
+        assert_eq!(format!("{head}{run}{tail}"), block.text);
+        if attributes.iter().any(|kv| kv.key == "transform") {
+            assert!(tail.contains("transform=\"rate\""), "{tail}");
+        }
+    }
 }
 
 /// A series' last point is kept to the second, rounded up: it expires at
