@@ -11,6 +11,9 @@ mod admin;
 pub mod probe;
 pub mod state;
 
+#[cfg(test)]
+mod analysis_labels_tests;
+
 use crate::api::{self, ApiState, Health, Listeners, Tail};
 use crate::config::Config;
 use crate::connectors::logmetrics::LogMetrics;

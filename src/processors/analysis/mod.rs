@@ -297,6 +297,19 @@ impl Series {
     }
 }
 
+/// A series' label block as [`AnalysisProcessor::kept_label_blocks`]
+/// gives it.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct KeptLabels {
+    pub head: String,
+    pub run: String,
+    pub tail: String,
+    pub resource: Vec<KeyValue>,
+    pub scope: crate::model::otlp::common::InstrumentationScope,
+    pub attributes: Vec<KeyValue>,
+}
+
 /// The processor. Shared as `Arc<AnalysisProcessor>`.
 pub struct AnalysisProcessor {
     config: AnalysisConfig,
@@ -434,6 +447,45 @@ impl AnalysisProcessor {
     /// Series analysed now.
     pub fn series_count(&self) -> usize {
         self.series.lock().len()
+    }
+
+    /// Each series' label block as kept (its own text before and after
+    /// the run its origin keeps, and that run), with what it was
+    /// translated from: for tests that check it against a translation.
+    #[cfg(test)]
+    pub(crate) fn kept_label_blocks(&self) -> Vec<KeptLabels> {
+        self.series
+            .lock()
+            .values()
+            .map(|slot| {
+                let s = &slot.series;
+                let (head, tail, split) = s.text.label_parts();
+                let run = match s.origin.label_run.get() {
+                    Some(run) if split => run.to_string(),
+                    _ => String::new(),
+                };
+                KeptLabels {
+                    head: head.into(),
+                    run,
+                    tail: tail.into(),
+                    resource: s.origin.resource.clone(),
+                    scope: s.origin.scope.clone(),
+                    attributes: s
+                        .text
+                        .attribute_texts(&s.origin)
+                        .iter()
+                        .map(|(k, v)| string_kv(k, v))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Sources and origins (sources times their sets of own labels).
+    #[cfg(test)]
+    pub(crate) fn origin_counts(&self) -> (usize, usize) {
+        let origins = self.origins.lock();
+        (origins.len(), origins.origins())
     }
 
     /// Whether a metric of this name is analysed or feeds a ratio.
