@@ -145,12 +145,15 @@ fn start_alertmanager_on(
         .stderr(std::fs::File::create(dir.path().join("am.log")).expect("log"))
         .spawn()
         .expect("start alertmanager");
-    let am = Alertmanager {
+    let log = dir.path().join("am.log");
+    let mut am = Alertmanager {
         child,
         url: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // A loaded two-core machine can take a while to start it; a start
+    // that failed says so in its log.
+    let deadline = Instant::now() + Duration::from_secs(READY_SECS);
     while Instant::now() < deadline {
         if http_client()
             .get(format!("{}/-/ready", am.url))
@@ -159,10 +162,22 @@ fn start_alertmanager_on(
         {
             return am;
         }
+        if let Ok(Some(status)) = am.child.try_wait() {
+            panic!(
+                "alertmanager exited ({status}) before it was ready:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("alertmanager not ready in 20 s");
+    panic!(
+        "alertmanager not ready in {READY_SECS} s:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
+
+/// How long a started Alertmanager may take to answer `/-/ready`.
+const READY_SECS: u64 = 60;
 
 /// The alerts of every webhook notification so far: (status, labels).
 fn notified(received: &Received) -> Vec<(String, serde_json::Value)> {
