@@ -483,7 +483,7 @@ impl Origins {
     /// The shared origin of `source`'s series whose own labels hash to
     /// `own` (see [`own_labels_hash`]), made on first sight.
     pub fn of(&mut self, source: &ScopeSource<'_, '_>, own: u64) -> Arc<Origin> {
-        let key = source.identity ^ own.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        let key = crate::processors::identity::with_attributes(source.identity, "", own);
         let sources = &mut self.sources;
         self.origins
             .entry(key)
