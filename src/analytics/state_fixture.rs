@@ -1,11 +1,16 @@
-//! Saved model states of an earlier build (`testdata/`), and the test that
-//! they resume exactly: the durable state's wire format must not change
-//! when a model's layout in memory does. The fixtures hold a default
-//! [`Baseline`] and [`ForecastState`] fed [`PREFIX`] points of [`value`],
-//! encoded with postcard as the analysis snapshot writes them.
+//! Saved model states of earlier builds (`testdata/`), and the tests that
+//! they resume: the durable state's wire format must not change when a
+//! model's layout in memory does. The fixtures hold a default
+//! [`Baseline`] and forecaster state fed [`PREFIX`] points of [`value`],
+//! encoded with postcard as the analysis snapshot writes them:
+//! `forecast_state.postcard` from a build whose linear model kept a ring
+//! of its last points, `forecast_state_fit.postcard` from one with the
+//! discounted fit (written by [`write_the_forecast_state_fixture`]).
 
 use crate::analytics::baselines::Baseline;
-use crate::analytics::forecasts::{ForecastSettings, ForecastState, Forecaster};
+use crate::analytics::forecasts::{
+    ForecastSettings, Forecaster, MODELS, Model, SavedForecastState,
+};
 
 /// Points fed before the fixtures were saved (three days at 5 minutes).
 pub const PREFIX: usize = 864;
@@ -48,8 +53,8 @@ pub fn fed(n: usize) -> (Baseline, Forecaster) {
 fn saved_states_of_an_earlier_build_resume_exactly() {
     let baseline: Baseline =
         postcard::from_bytes(include_bytes!("testdata/baseline.postcard")).expect("baseline");
-    let state: ForecastState =
-        postcard::from_bytes(include_bytes!("testdata/forecast_state.postcard"))
+    let state: SavedForecastState =
+        postcard::from_bytes(include_bytes!("testdata/forecast_state_fit.postcard"))
             .expect("forecast state");
     let settings = ForecastSettings::default();
     let mut restored_b = baseline
@@ -78,4 +83,66 @@ fn saved_states_of_an_earlier_build_resume_exactly() {
         forecasts > CONTINUATION,
         "forecasts were compared: {forecasts}"
     );
+}
+
+/// A forecaster state saved when the linear model kept a ring of its last
+/// `regression_points` points resumes with the fit of those points: its
+/// trend is the one a state fed only them has, and the other models'
+/// tracked errors (which the linear model does not touch) go on exactly
+/// as those of a state fed the whole series, at every point after.
+#[test]
+fn a_state_saved_with_a_regression_ring_resumes_with_its_fit() {
+    let saved: SavedForecastState =
+        postcard::from_bytes(include_bytes!("testdata/forecast_state.postcard"))
+            .expect("forecast state");
+    let settings = ForecastSettings::default();
+    let mut restored = saved.resume(&settings).expect("the ring state resumes");
+    let ring = settings.config().regression_points;
+    let mut last_points = Forecaster::default();
+    for i in PREFIX - ring..PREFIX {
+        let (t, v) = value(i);
+        last_points.update(t, v);
+    }
+    let (want, got) = (
+        last_points.trend_per_sec().expect("a trend"),
+        restored.trend_per_sec().expect("a trend"),
+    );
+    assert!(
+        (want - got).abs() <= 1e-5 * want.abs(),
+        "trend {got} against {want}"
+    );
+    let (mut b, mut f) = fed(PREFIX);
+    for i in PREFIX..PREFIX + CONTINUATION {
+        for h in 0..f.horizons() {
+            for m in MODELS.into_iter().filter(|&m| m != Model::Linear) {
+                assert_eq!(
+                    f.tracked_error(h, m),
+                    restored.tracked_error(h, m),
+                    "{m:?} at horizon {h}, point {i}"
+                );
+            }
+            assert!(restored.forecast(&settings, h).is_some(), "point {i}");
+        }
+        let (t, v) = value(i);
+        b.update(t, v);
+        f.update_with(t, v, &b);
+        restored.update_with(&settings, t, v, &b);
+    }
+}
+
+/// Writes `forecast_state_fit.postcard` (run after a deliberate change of
+/// the wire format, with `STREAMGATE_WRITE_FIXTURE=1`).
+#[test]
+#[ignore]
+fn write_the_forecast_state_fixture() {
+    if std::env::var_os("STREAMGATE_WRITE_FIXTURE").is_none() {
+        return;
+    }
+    let (_, f) = fed(PREFIX);
+    let bytes = postcard::to_allocvec(f.state()).expect("encode");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/analytics/testdata/forecast_state_fit.postcard"
+    );
+    std::fs::write(path, bytes).expect("write the fixture");
 }

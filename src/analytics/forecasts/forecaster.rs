@@ -5,8 +5,9 @@
 //!
 //! Every update refreshes five cheap models (see [`Model`]):
 //! last value (naive), simple exponential smoothing, damped-trend Holt,
-//! least-squares line over the last `regression_points` points (as
-//! Prometheus `predict_linear`), and seasonal naive (last value plus the
+//! a least-squares line weighted to the mean age of the last
+//! `regression_points` points (see [`Fit`]; the trend Prometheus
+//! `predict_linear` gives over those points), and seasonal naive (last value plus the
 //! daily shape's change from now to `t + h`, once the shape has a day
 //! of history). The daily shape is the series' baseline's daily profile
 //! ([`DailyShape`], passed to [`Forecaster::update_with`]), so a series
@@ -43,9 +44,9 @@
 //!
 //! # Cost
 //!
-//! Constant per point. The least-squares sums slide with the window
-//! (recomputed from it each time it wraps, so rounding does not
-//! accumulate; a window of equal values has slope exactly 0). The daily
+//! Constant per point. The line's five discounted sums are updated in
+//! place (a series flat for `regression_points` points has slope exactly
+//! 0). The daily
 //! shape is read once per point for every horizon, with the horizons
 //! taken modulo a day at construction. The normal quantile is computed
 //! at construction, `error_alpha / √k` when `Δt` changes, the
@@ -57,16 +58,16 @@
 //!
 //! # Memory
 //!
-//! Fixed at construction: the struct, the regression ring (`f32` offsets
-//! from an anchor point), per horizon the models' tracked errors in `f32`,
+//! Fixed at construction: the struct (with the line's sums in `f32`), per
+//! horizon the models' tracked errors in `f32`,
 //! their 16-bit counts, the interval scale and a ring of `max_pending`
 //! tracked forecasts (16 bytes each: see `Pending`), made `h /
-//! max_pending` apart so it never grows whatever `h / Δt` is; the ring
-//! and the tracked forecasts are one allocation. The configuration is
+//! max_pending` apart so it never grows whatever `h / Δt` is; the tracked
+//! forecasts of all horizons are one allocation. The configuration is
 //! shared ([`ForecastSettings`]): a [`ForecastState`] is what one series
 //! keeps, and every call that needs the configuration is passed it;
 //! [`Forecaster`] owns a state and its settings.
-//! [`ForecastState::memory_bytes`] reports the total: 528 bytes with the
+//! [`ForecastState::memory_bytes`] reports the total: 408 bytes with the
 //! defaults.
 
 use std::sync::Arc;
@@ -76,13 +77,14 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use crate::analytics::bf16;
 
 use super::ForecastError;
+use super::fit::Fit;
 
 const MAD_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 const DAY_SECS: f64 = 86_400.0;
 
 /// The most forecasts tracked at once per horizon.
 pub const MAX_PENDING: usize = 64;
-/// The largest regression window (its counters are bytes).
+/// The largest regression window (the count of equal points is a byte).
 const MAX_REGRESSION_POINTS: u8 = u8::MAX;
 
 /// The most horizons a forecaster tracks.
@@ -141,7 +143,9 @@ pub struct ForecastConfig {
     pub holt_beta: f64,
     /// Holt trend damping per step (default 0.9).
     pub holt_phi: f64,
-    /// Points in the regression window (default 12; 3 to 255).
+    /// Points whose mean age the linear model's weights match (default
+    /// 12; 3 to 255): its line reacts as quickly as a least-squares line
+    /// over that many points; a series flat for that many has slope 0.
     pub regression_points: usize,
     /// EWMA weight of each matured absolute error (default 0.02).
     pub error_alpha: f64,
@@ -350,7 +354,8 @@ struct Pending {
 }
 
 /// 16 bytes of a forecaster's store: one tracked forecast ([`Pending`]
-/// as words) or two points of the regression ring.
+/// as words; an earlier build's store also began with its regression
+/// ring, two points per unit).
 type Unit = [u32; 4];
 
 #[inline]
@@ -808,6 +813,8 @@ struct Settings {
     scoring: Scoring,
     /// Each horizon modulo a day (what a daily shape needs of it).
     ahead_of_day: Vec<f64>,
+    /// The linear model's discount per point (see [`Fit`]).
+    fit_decay: f64,
 }
 
 impl From<ForecastConfig> for ForecastSettings {
@@ -828,11 +835,13 @@ impl From<ForecastConfig> for ForecastSettings {
             .iter()
             .map(|h| h.rem_euclid(DAY_SECS))
             .collect();
+        let fit_decay = Fit::decay_for_window(cfg.regression_points);
         Self(Arc::new(Settings {
             cfg,
             unit,
             scoring,
             ahead_of_day,
+            fit_decay,
         }))
     }
 }
@@ -965,20 +974,17 @@ impl Forecaster {
 /// made with (the analysis processor keeps one for all its series, so a
 /// series does not carry the pointer).
 ///
-/// Serialisable for durable state: a deserialised state is checked
-/// against the current settings with [`ForecastState::resume`]. Written
-/// as [`StateWire`], which keeps the format of the earlier, larger
-/// layout (a point count, the `Δt` the error weights were computed for,
-/// 16-bit ring counters), so saved states resume across the change.
-/// 144 bytes (a test checks), so the analysis processor's series fits
-/// its size class.
+/// Serialisable for durable state, written as [`StateWire`], which keeps
+/// the format of the earlier, larger layout (a point count, the `Δt` the
+/// error weights were computed for, 16-bit ring counters); it is read
+/// back as a [`SavedForecastState`] and checked against the current
+/// settings. 120 bytes (a test checks): the analysis processor's series
+/// is sized with it.
 #[derive(Debug, Clone)]
 pub struct ForecastState {
-    /// The regression ring and every horizon's tracked forecasts, one
-    /// allocation: first the ring, the last `regression_points` points
-    /// as `(t − anchor_t, v − anchor_v)` in `f32`, two per unit; then
-    /// horizon `i`'s queue of [`Pending`] in the `max_pending` units at
-    /// `ring_units + i · max_pending`.
+    /// Every horizon's tracked forecasts, one allocation: horizon `i`'s
+    /// queue of [`Pending`] in the `max_pending` units at `i ·
+    /// max_pending`.
     store: Box<[Unit]>,
     horizons: Box<[HorizonState]>,
     last_t: f64,
@@ -989,13 +995,9 @@ pub struct ForecastState {
     ses: f64,
     holt_l: f64,
     holt_b: f64,
-    /// Sliding sums over the ring of `u = t − anchor_t` and `w = v −
-    /// anchor_v`: Σu, Σw, Σu², Σuw. Recomputed from the ring (with the
-    /// newest point as anchor) each time the ring wraps, so rounding does
-    /// not accumulate.
-    sums: [f64; 4],
-    anchor_t: f64,
-    anchor_v: f64,
+    /// The discounted least-squares sums of the linear model (see
+    /// [`Fit`]).
+    fit: Fit,
     /// `Δt` the per-horizon damped-trend sums were computed for.
     damp_dt: f32,
     /// Whether the per-horizon error weights are stale: `Δt` (as `f32`)
@@ -1003,17 +1005,23 @@ pub struct ForecastState {
     /// recomputed at the start of the next update, with the `Δt` known
     /// before its point.
     weights_stale: bool,
-    ring_head: u8,
-    ring_len: u8,
-    /// Trailing points equal to the last value (up to the ring size): a
-    /// constant window has slope exactly 0, whatever the sums' rounding.
+    /// Points in the fit, up to 3 (a line needs that many).
+    fit_points: u8,
+    /// Trailing points equal to the last value, up to `regression_points`:
+    /// a series flat for that long has slope exactly 0, whatever is left
+    /// of older points in the sums.
     same: u8,
 }
 
 /// [`ForecastState`] as the durable state writes it: the field order and
-/// types of its earlier layout. `n` is written as 0 or 1 (only whether a
-/// point was fed is read back: a state has one iff `last_t` is finite),
-/// `alpha_dt` as a `Δt` that makes stale weights read back as stale.
+/// types of its earlier layout, which kept the linear model's last points
+/// in a ring at the front of the store, their sums in `sums` and the
+/// point they were taken about in `anchor_t` and `anchor_v`. A state with
+/// the discounted [`Fit`] writes [`FIT_ON_WIRE`] as `ring_head`, its five
+/// sums in `sums` and `anchor_t`, its points in `ring_len`, and no ring.
+/// `n` is written as 0 or 1 (only whether a point was fed is read back:
+/// a state has one iff `last_t` is finite), `alpha_dt` as a `Δt` that
+/// makes stale weights read back as stale.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StateWire<S, H> {
     store: S,
@@ -1036,8 +1044,13 @@ struct StateWire<S, H> {
     same: u16,
 }
 
+/// `ring_head` of a state written with the discounted fit: the ring's
+/// counters never reached it (they are below 256).
+const FIT_ON_WIRE: u16 = u16::MAX;
+
 impl serde::Serialize for ForecastState {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let [w, u, uu, y, uy] = self.fit.to_wire();
         StateWire {
             store: &*self.store,
             horizons: &*self.horizons,
@@ -1048,9 +1061,9 @@ impl serde::Serialize for ForecastState {
             ses: self.ses,
             holt_l: self.holt_l,
             holt_b: self.holt_b,
-            sums: self.sums,
-            anchor_t: self.anchor_t,
-            anchor_v: self.anchor_v,
+            sums: [w, u, uu, y],
+            anchor_t: uy,
+            anchor_v: 0.0,
             alpha_dt: if self.weights_stale {
                 f32::NEG_INFINITY
             } else {
@@ -1058,28 +1071,87 @@ impl serde::Serialize for ForecastState {
             },
             damp_dt: self.damp_dt,
             n: u32::from(self.last_t.is_finite()),
-            ring_head: u16::from(self.ring_head),
-            ring_len: u16::from(self.ring_len),
+            ring_head: FIT_ON_WIRE,
+            ring_len: u16::from(self.fit_points),
             same: u16::from(self.same),
         }
         .serialize(serializer)
     }
 }
 
-impl<'de> serde::Deserialize<'de> for ForecastState {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let w = StateWire::<Box<[Unit]>, Box<[HorizonState]>>::deserialize(deserializer)?;
-        let counter = |v: u16| {
-            u8::try_from(v).map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "ring counter {v} exceeds {MAX_REGRESSION_POINTS} regression points"
-                ))
-            })
+/// A [`ForecastState`] as read back from durable state, written by this
+/// build or an earlier one; [`SavedForecastState::resume`] checks it
+/// against the current settings.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+pub struct SavedForecastState(StateWire<Box<[Unit]>, Box<[HorizonState]>>);
+
+impl SavedForecastState {
+    /// The saved state, if its shape fits `settings` (horizons, queue
+    /// sizes, and a consistent state); `None` when it must start afresh.
+    ///
+    /// A state saved with another `max_pending` (and the same horizons)
+    /// is kept: each horizon keeps its oldest tracked forecasts, as many
+    /// as now fit, so an upgrade that changes the default does not
+    /// restart every series' forecasts. A state of an earlier build,
+    /// which kept the linear model's last `regression_points` points,
+    /// gets the fit of those points (older ones are no longer known, so
+    /// the line weighs the recent ones a little more until they age).
+    pub fn resume(self, settings: &ForecastSettings) -> Option<ForecastState> {
+        let w = self.0;
+        let cfg = &settings.0.cfg;
+        let (fit, fit_points, ring) = if w.ring_head == FIT_ON_WIRE {
+            let [a, b, c, d] = w.sums;
+            let points = u8::try_from(w.ring_len).ok().filter(|&n| n <= 3)?;
+            (Fit::from_wire([a, b, c, d, w.anchor_t])?, points, 0)
+        } else {
+            let cap = cfg.regression_points;
+            let (len, head) = (usize::from(w.ring_len), usize::from(w.ring_head));
+            let ring = ring_units(cap);
+            if len > cap || head >= cap || w.store.len() < ring {
+                return None;
+            }
+            let ring_points = RingPoints {
+                units: &w.store[..ring],
+                len,
+                head,
+                cap,
+                anchor: (w.anchor_t, w.anchor_v),
+            };
+            let fit = ring_points.fit(settings.0.fit_decay, (w.last_t, w.last_v));
+            (fit, len.min(3) as u8, ring)
         };
-        Ok(Self {
+        let horizons = cfg.horizons_secs.len();
+        let queued = w.store.len() - ring;
+        if horizons == 0 || !queued.is_multiple_of(horizons) {
+            return None;
+        }
+        let saved_pending = queued / horizons;
+        let fits = w.horizons.len() == horizons
+            && (1..=MAX_PENDING).contains(&saved_pending)
+            && w.horizons.iter().all(|h| {
+                usize::from(h.queue.len) <= saved_pending
+                    && usize::from(h.queue.head) < saved_pending
+                    && usize::from(h.track.chosen) < N_MODELS
+            });
+        if !fits {
+            return None;
+        }
+        let mut horizon_states = w.horizons;
+        let store = if ring == 0 && saved_pending == cfg.max_pending {
+            w.store
+        } else {
+            requeued(
+                &mut horizon_states,
+                &w.store[ring..],
+                saved_pending,
+                cfg.max_pending,
+            )
+        };
+        let mut state = ForecastState {
             weights_stale: (w.dt as f32).to_bits() != w.alpha_dt.to_bits(),
-            store: w.store,
-            horizons: w.horizons,
+            store,
+            horizons: horizon_states,
             last_t: w.last_t,
             last_v: w.last_v,
             origin: w.origin,
@@ -1087,20 +1159,76 @@ impl<'de> serde::Deserialize<'de> for ForecastState {
             ses: w.ses,
             holt_l: w.holt_l,
             holt_b: w.holt_b,
-            sums: w.sums,
-            anchor_t: w.anchor_t,
-            anchor_v: w.anchor_v,
+            fit,
             damp_dt: w.damp_dt,
-            ring_head: counter(w.ring_head)?,
-            ring_len: counter(w.ring_len)?,
-            same: counter(w.same)?,
-        })
+            fit_points,
+            same: u8::try_from(w.same).ok()?,
+        };
+        if usize::from(state.same) >= cfg.regression_points {
+            state.fit.flatten();
+        }
+        Some(state)
     }
 }
 
-/// Units of a store that the regression ring of `points` takes.
+/// The ring of an earlier build's state: its last `len` points (at most
+/// `cap`, the oldest at `head` once full) as `f32` offsets from `anchor`,
+/// two per unit.
+struct RingPoints<'a> {
+    units: &'a [Unit],
+    len: usize,
+    head: usize,
+    cap: usize,
+    anchor: (f64, f64),
+}
+
+impl RingPoints<'_> {
+    /// The fit of the ring's points, oldest first, taken about `last`
+    /// (the state's last point, the ring's newest).
+    fn fit(&self, decay: f64, last: (f64, f64)) -> Fit {
+        let start = if self.len < self.cap { 0 } else { self.head };
+        let mut fit = Fit::EMPTY;
+        let mut prev = (f64::NAN, f64::NAN);
+        for k in 0..self.len {
+            let i = (start + k) % self.cap;
+            let unit = &self.units[i / 2];
+            let (u, w) = (
+                f32::from_bits(unit[2 * (i % 2)]),
+                f32::from_bits(unit[2 * (i % 2) + 1]),
+            );
+            let point = (self.anchor.0 + f64::from(u), self.anchor.1 + f64::from(w));
+            fit.push(decay, point.0 - prev.0, point.1 - prev.1);
+            prev = point;
+        }
+        if self.len > 0 && last.0.is_finite() {
+            fit.shift(last.0 - prev.0, last.1 - prev.1);
+        }
+        fit
+    }
+}
+
+/// Units of a store that an earlier build's regression ring of `points`
+/// took.
 const fn ring_units(points: usize) -> usize {
     points.div_ceil(2)
+}
+
+/// A store of tracked forecasts for `horizons`, each horizon's queue
+/// moved from `from` units in `old` to `to` (the oldest entries kept,
+/// from the head).
+fn requeued(horizons: &mut [HorizonState], old: &[Unit], from: usize, to: usize) -> Box<[Unit]> {
+    let mut store = vec![Pending::EMPTY.to_unit(); horizons.len() * to];
+    for (i, h) in horizons.iter_mut().enumerate() {
+        let old = &old[i * from..(i + 1) * from];
+        let new = &mut store[i * to..(i + 1) * to];
+        let kept = usize::from(h.queue.len).min(to);
+        for (k, slot) in new.iter_mut().take(kept).enumerate() {
+            *slot = old[(usize::from(h.queue.head) + k) % from];
+        }
+        h.queue.head = 0;
+        h.queue.len = kept as u8;
+    }
+    store.into_boxed_slice()
 }
 
 impl ForecastState {
@@ -1122,9 +1250,7 @@ impl ForecastState {
                 season: f32::NAN,
             })
             .collect();
-        let ring = ring_units(cfg.regression_points);
-        let mut store = vec![[0; 4]; ring + cfg.horizons_secs.len() * cfg.max_pending];
-        store[ring..].fill(Pending::EMPTY.to_unit());
+        let store = vec![Pending::EMPTY.to_unit(); cfg.horizons_secs.len() * cfg.max_pending];
         Self {
             store: store.into_boxed_slice(),
             horizons,
@@ -1135,70 +1261,12 @@ impl ForecastState {
             ses: 0.0,
             holt_l: 0.0,
             holt_b: 0.0,
-            sums: [0.0; 4],
-            anchor_t: 0.0,
-            anchor_v: 0.0,
+            fit: Fit::EMPTY,
             damp_dt: f32::NAN,
             weights_stale: true,
-            ring_head: 0,
-            ring_len: 0,
+            fit_points: 0,
             same: 0,
         }
-    }
-
-    /// This deserialised state, if its shape fits `settings` (horizons,
-    /// ring and queue sizes, and a consistent state); `None` when it must
-    /// start afresh.
-    ///
-    /// A state saved with another `max_pending` (and the same horizons
-    /// and ring) is kept: each horizon keeps its oldest tracked forecasts,
-    /// as many as now fit, so an upgrade that changes the default does
-    /// not restart every series' forecasts.
-    pub fn resume(self, settings: &ForecastSettings) -> Option<Self> {
-        let cfg = &settings.0.cfg;
-        let ring = cfg.regression_points;
-        let horizons = cfg.horizons_secs.len();
-        let queued = self.store.len().checked_sub(ring_units(ring))?;
-        if horizons == 0 || queued % horizons != 0 {
-            return None;
-        }
-        let saved_pending = queued / horizons;
-        let fits = usize::from(self.ring_len) <= ring
-            && (ring == 0 || usize::from(self.ring_head) < ring)
-            && self.horizons.len() == horizons
-            && (1..=MAX_PENDING).contains(&saved_pending)
-            && self.horizons.iter().all(|h| {
-                usize::from(h.queue.len) <= saved_pending
-                    && usize::from(h.queue.head) < saved_pending
-                    && usize::from(h.track.chosen) < N_MODELS
-            });
-        if !fits {
-            return None;
-        }
-        Some(self.requeued(ring_units(ring), saved_pending, cfg.max_pending))
-    }
-
-    /// This state with each horizon's queue moved from `from` units to
-    /// `to` (the oldest entries kept, from the head); itself when they
-    /// are equal.
-    fn requeued(mut self, ring: usize, from: usize, to: usize) -> Self {
-        if from == to {
-            return self;
-        }
-        let mut store = vec![Pending::EMPTY.to_unit(); ring + self.horizons.len() * to];
-        store[..ring].copy_from_slice(&self.store[..ring]);
-        for (i, h) in self.horizons.iter_mut().enumerate() {
-            let old = &self.store[ring + i * from..ring + (i + 1) * from];
-            let new = &mut store[ring + i * to..ring + (i + 1) * to];
-            let kept = usize::from(h.queue.len).min(to);
-            for (k, slot) in new.iter_mut().take(kept).enumerate() {
-                *slot = old[(usize::from(h.queue.head) + k) % from];
-            }
-            h.queue.head = 0;
-            h.queue.len = kept as u8;
-        }
-        self.store = store.into_boxed_slice();
-        self
     }
 
     /// Number of horizons (valid `horizon_idx` are `0..horizons()`).
@@ -1206,108 +1274,38 @@ impl ForecastState {
         self.horizons.len()
     }
 
-    /// Bytes held (struct, the store of ring and tracked forecasts, the
+    /// Bytes held (struct, the store of tracked forecasts, the
     /// horizons); fixed at construction.
     pub fn memory_bytes(&self) -> usize {
         size_of::<Self>() + size_of_val(&*self.store) + size_of_val(&*self.horizons)
     }
 
-    /// Ring point `i`.
+    /// Adds `(t, v)` to the linear model's fit, before it becomes the
+    /// last point. Once the last `cap` points are equal, the older
+    /// points' departures from them are dropped from the sums, so the
+    /// slope is exactly 0 (and stays so while the series is flat).
     #[inline]
-    fn ring_point(&self, i: usize) -> (f32, f32) {
-        let unit = &self.store[i / 2];
-        let k = 2 * (i % 2);
-        (f32::from_bits(unit[k]), f32::from_bits(unit[k + 1]))
-    }
-
-    #[inline]
-    fn set_ring_point(&mut self, i: usize, (u, w): (f32, f32)) {
-        let unit = &mut self.store[i / 2];
-        let k = 2 * (i % 2);
-        unit[k] = u.to_bits();
-        unit[k + 1] = w.to_bits();
-    }
-
-    /// Adds `(t, v)` to the ring of `cap` points and its sums, dropping
-    /// the oldest point once full.
-    #[inline]
-    fn push_ring(&mut self, cap: usize, t: f64, v: f64) {
-        let len = usize::from(self.ring_len);
+    fn push_fit(&mut self, decay: f64, cap: usize, t: f64, v: f64) {
         self.same = if v == self.last_v {
             self.same.saturating_add(1).min(cap as u8)
         } else {
             1
         };
-        let (at, av) = (self.anchor_t, self.anchor_v);
-        let head = usize::from(self.ring_head);
-        // The point the new one replaces, once the ring is full.
-        let oldest = (len == cap).then(|| self.ring_point(head));
-        let [su, sw, suu, suw] = &mut self.sums;
-        if let Some((u, w)) = oldest {
-            let (u, w) = (f64::from(u), f64::from(w));
-            *su -= u;
-            *sw -= w;
-            *suu -= u * u;
-            *suw -= u * w;
-        } else {
-            self.ring_len += 1;
+        self.fit.push(decay, t - self.last_t, v - self.last_v);
+        if usize::from(self.same) >= cap {
+            self.fit.flatten();
         }
-        // The sums take the point as stored, so removing it later cancels.
-        let (u, w) = ((t - at) as f32, (v - av) as f32);
-        let (uf, wf) = (f64::from(u), f64::from(w));
-        *su += uf;
-        *sw += wf;
-        *suu += uf * uf;
-        *suw += uf * wf;
-        self.set_ring_point(head, (u, w));
-        let next = head + 1;
-        if next < cap {
-            self.ring_head = next as u8;
-            return;
-        }
-        self.ring_head = 0;
-        // Re-anchor at the newest point and recompute the sums.
-        let (du, dw) = (at - t, av - v);
-        self.anchor_t = t;
-        self.anchor_v = v;
-        let mut sums = [0.0; 4];
-        for i in 0..usize::from(self.ring_len) {
-            let p = self.ring_point(i);
-            let u = (f64::from(p.0) + du) as f32;
-            let w = (f64::from(p.1) + dw) as f32;
-            self.set_ring_point(i, (u, w));
-            let (u, w) = (f64::from(u), f64::from(w));
-            sums[0] += u;
-            sums[1] += w;
-            sums[2] += u * u;
-            sums[3] += u * w;
-        }
-        self.sums = sums;
+        self.fit_points = self.fit_points.saturating_add(1).min(3);
     }
 
-    /// Least-squares line over the ring: (value at `last_t`, slope/s), NaN
-    /// with fewer than 3 points or no spread in time.
+    /// The linear model's line: (value at `last_t`, slope/s), NaN with
+    /// fewer than 3 points or too little spread in time.
     #[inline]
     fn regression(&self) -> (f64, f64) {
-        const NONE: (f64, f64) = (f64::NAN, f64::NAN);
-        if self.ring_len < 3 {
-            return NONE;
+        match self.fit.line() {
+            Some((offset, slope)) if self.fit_points >= 3 => (self.last_v + offset, slope),
+            _ => (f64::NAN, f64::NAN),
         }
-        let n = f64::from(self.ring_len);
-        let [su, sw, suu, suw] = self.sums;
-        // Both are invariant under the shift of origin.
-        let den = n * suu - su * su;
-        if den.abs() < 1e-12 {
-            return NONE;
-        }
-        if self.same >= self.ring_len {
-            return (self.last_v, 0.0);
-        }
-        let slope = (n * suw - su * sw) / den;
-        // Σ(t − last_t) = Σu − n · (last_t − anchor_t).
-        let st = su - n * (self.last_t - self.anchor_t);
-        let intercept = self.anchor_v + (sw - slope * st) / n;
-        (intercept, slope)
     }
 
     /// Model `m`'s forecast for horizon `i` (`h` seconds) from the last
@@ -1374,8 +1372,6 @@ impl ForecastState {
         // Update the models.
         if !self.last_t.is_finite() {
             self.origin = value;
-            self.anchor_t = t_secs;
-            self.anchor_v = value;
             self.ses = value;
             self.holt_l = value;
             self.holt_b = 0.0;
@@ -1393,7 +1389,7 @@ impl ForecastState {
             self.holt_l = a * value + (1.0 - a) * (prev_l + phi * self.holt_b);
             self.holt_b = b * (self.holt_l - prev_l) + (1.0 - b) * phi * self.holt_b;
         }
-        self.push_ring(cfg.regression_points, t_secs, value);
+        self.push_fit(settings.0.fit_decay, cfg.regression_points, t_secs, value);
         self.last_t = t_secs;
         self.last_v = value;
         let reg = self.regression();
@@ -1424,10 +1420,9 @@ impl ForecastState {
         shape.daily_changes(t_secs, ahead, &mut season[..horizons]);
         let scoring = settings.0.scoring;
         let origin = self.origin;
-        let queues = ring_units(cfg.regression_points);
         for (i, &season) in season.iter().enumerate().take(horizons) {
             let h = cfg.horizons_secs[i];
-            let buf = &mut self.store[queues + i * cap..][..cap];
+            let buf = &mut self.store[i * cap..][..cap];
             let hs = &mut self.horizons[i];
             while let Some((target_t, p)) = hs.queue.pop_due(buf, t_secs + half) {
                 if target_t >= t_secs - half {
@@ -1440,7 +1435,7 @@ impl ForecastState {
                 let preds = self.predictions(i, h, reg);
                 let target_t = t_secs + h;
                 let hs = &mut self.horizons[i];
-                let buf = &mut self.store[queues + i * cap..][..cap];
+                let buf = &mut self.store[i * cap..][..cap];
                 hs.queue.push(buf, target_t, tail, origin, &preds);
             }
         }

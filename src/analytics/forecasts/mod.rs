@@ -5,12 +5,14 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `forecaster.rs` | [`Forecaster`], [`ForecastConfig`], [`Forecast`], [`Model`], [`DailyShape`] |
+//! | `forecaster.rs` | [`Forecaster`], [`ForecastConfig`], [`Forecast`], [`Model`], [`DailyShape`], [`SavedForecastState`] |
+//! | `fit.rs` | the linear model's discounted least-squares sums |
 //!
 //! Pure: time is passed in as Unix seconds (`f64`), no clock, no I/O.
 //! See `docs/ALGORITHMS.md` for the models, their references and the
 //! evaluation on NAB data.
 
+mod fit;
 mod forecaster;
 
 #[cfg(test)]
@@ -18,7 +20,7 @@ mod tests;
 
 pub use forecaster::{
     DailyShape, Forecast, ForecastConfig, ForecastSettings, ForecastState, Forecaster, MODELS,
-    Model, NoShape,
+    Model, NoShape, SavedForecastState,
 };
 
 /// Why forecast parameters were rejected (by [`ForecastConfig::validate`]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::ratio::RatioGroup;
 use super::{AnalysisProcessor, Slot};
 use crate::analytics::baselines::{Baseline, RateConverter};
-use crate::analytics::forecasts::ForecastState;
+use crate::analytics::forecasts::{ForecastState, SavedForecastState};
 use crate::pipeline::durable::{Durable, DurableError, Restored, append as put};
 
 /// Series written per lock of the series map.
@@ -46,7 +46,7 @@ struct SavedOwned {
     rate: Option<RateConverter>,
     ratio: Option<RatioGroup>,
     baseline: Baseline,
-    forecaster: ForecastState,
+    forecaster: SavedForecastState,
 }
 
 /// Restored models waiting for their series.
@@ -96,7 +96,9 @@ impl Durable for AnalysisProcessor {
     /// profiles' slot rates live in the settings, and the forecaster
     /// keeps no first time (the daily shape knows its own history).
     /// 4: a baseline's profile cells are one allocation, the
-    /// forecaster's regression ring and tracked forecasts another.
+    /// forecaster's regression ring and tracked forecasts another (the
+    /// discounted fit that replaced the ring keeps this version: see
+    /// [`SavedForecastState`], which reads both).
     fn state_version(&self) -> u32 {
         4
     }

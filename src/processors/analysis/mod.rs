@@ -173,8 +173,9 @@ impl Kind {
 }
 
 /// One analysed series: its identity, models and export state. Boxed
-/// in its map entry; 448 bytes (jemalloc's size class), so what is added
-/// here must come out elsewhere (a test checks).
+/// in its map entry; 424 bytes, in jemalloc's 448-byte size class, so
+/// what is added beyond 24 bytes must come out elsewhere (a test
+/// checks).
 struct Series {
     baseline: Baseline,
     forecaster: ForecastState,
