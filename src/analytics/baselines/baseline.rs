@@ -80,9 +80,10 @@
 //! slot visit rather than counted per slot. The configuration is shared
 //! ([`BaselineSettings`], which also holds the profiles' slot rates).
 //! With the defaults (288 daily slots of 5 min, 56 weekly slots of 3 h)
-//! [`Baseline::memory_bytes`] is 616 bytes; both profiles' codes and the
-//! hour-of-day visit counts are one allocation (368 bytes, in the
-//! 384-byte size class), the rest a 248-byte struct.
+//! [`Baseline::memory_bytes`] is 616 bytes; both profiles' codes, the
+//! hour-of-day visit counts and the anomaly likelihood's running state
+//! are one allocation (384 bytes, filling that size class), the rest a
+//! 232-byte struct.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -891,12 +892,13 @@ pub struct Baseline {
     daily: Option<Profile>,
     /// The weekly correction: a profile of the value less the daily term.
     weekly: Option<Profile>,
-    /// Both profiles' codes and the hour-of-day visits in one
-    /// allocation: the daily profile's `daily_slots`, then the weekly
-    /// one's `weekly_slots` (none for a profile the seasonality leaves
-    /// out), then [`HOURS`] visit counts, one per hour of the day,
-    /// saturating at 255 (in the space the allocation's size class
-    /// leaves after the codes, not in the struct).
+    /// Both profiles' codes, the hour-of-day visits and the likelihood's
+    /// state in one allocation: the daily profile's `daily_slots`, then
+    /// the weekly one's `weekly_slots` (none for a profile the
+    /// seasonality leaves out), then [`HOURS`] visit counts, one per hour
+    /// of the day, saturating at 255, then the [`Likelihood`] (the visits
+    /// and the likelihood fill the space the allocation's size class
+    /// leaves after the codes with the default slots, not the struct).
     cells: Box<[u8]>,
     /// Where the weekly profile's cells start (the daily profile's slot
     /// count, or 0 without one): kept in the struct's padding so reading
@@ -917,15 +919,67 @@ pub struct Baseline {
     /// with dithered rounding (unbiased; 0.4 % apart on average, far
     /// below a scale estimate's own noise).
     hour_scale: [u16; HOURS],
-    raw_short: f32,
-    raw_mean: f32,
-    raw_var: f32,
-    calm: u32,
     last_edge_t: f64,
 }
 
 /// Hours in a day: the hour-of-day scales and visit counts.
 const HOURS: usize = 24;
+
+/// The anomaly likelihood's running state: a short EWMA of the raw score,
+/// the raw score's long-run mean and variance, and the updates the score
+/// has stayed below the clear level in an anomaly. Kept as the last
+/// [`Likelihood::BYTES`] of a baseline's cells, read at the start of an
+/// update and written back at its end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Likelihood {
+    short: f32,
+    mean: f32,
+    var: f32,
+    calm: u32,
+}
+
+impl Likelihood {
+    const BYTES: usize = 16;
+    const NONE: Self = Self {
+        short: 0.0,
+        mean: 0.0,
+        var: 0.0,
+        calm: 0,
+    };
+
+    /// Read from the last [`Self::BYTES`] of `cells`.
+    #[inline]
+    fn read(cells: &[u8]) -> Self {
+        let mut words = [0u32; 4];
+        let at = cells.len() - Self::BYTES;
+        for (i, w) in words.iter_mut().enumerate() {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&cells[at + 4 * i..at + 4 * i + 4]);
+            *w = u32::from_le_bytes(b);
+        }
+        Self {
+            short: f32::from_bits(words[0]),
+            mean: f32::from_bits(words[1]),
+            var: f32::from_bits(words[2]),
+            calm: words[3],
+        }
+    }
+
+    /// Written into the last [`Self::BYTES`] of `cells`.
+    #[inline]
+    fn write(self, cells: &mut [u8]) {
+        let at = cells.len() - Self::BYTES;
+        let words = [
+            self.short.to_bits(),
+            self.mean.to_bits(),
+            self.var.to_bits(),
+            self.calm,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            cells[at + 4 * i..at + 4 * i + 4].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+}
 
 /// [`Baseline`] as the durable state writes it: the fields of its earlier
 /// layout, in order, with the profiles' codes (`cells`) and the
@@ -961,6 +1015,8 @@ struct BaselineWire<C, V> {
 impl serde::Serialize for Baseline {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (codes, visits) = self.cells.split_at(self.hours_at());
+        let visits = &visits[..HOURS];
+        let lk = Likelihood::read(&self.cells);
         BaselineWire {
             n: self.n,
             late: self.late,
@@ -981,10 +1037,10 @@ impl serde::Serialize for Baseline {
             in_anomaly: self.in_anomaly,
             hour_scale: self.hour_scale,
             hour_visits: <&[u8; HOURS]>::try_from(visits).map_err(serde::ser::Error::custom)?,
-            raw_short: self.raw_short,
-            raw_mean: self.raw_mean,
-            raw_var: self.raw_var,
-            calm: self.calm,
+            raw_short: lk.short,
+            raw_mean: lk.mean,
+            raw_var: lk.var,
+            calm: lk.calm,
             last_edge_t: self.last_edge_t,
         }
         .serialize(serializer)
@@ -997,8 +1053,16 @@ impl<'de> serde::Deserialize<'de> for Baseline {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let w = BaselineWire::<Vec<u8>, [u8; HOURS]>::deserialize(deserializer)?;
         let mut cells = w.cells;
-        cells.reserve_exact(HOURS);
+        cells.reserve_exact(HOURS + Likelihood::BYTES);
         cells.extend_from_slice(&w.hour_visits);
+        cells.resize(cells.len() + Likelihood::BYTES, 0);
+        Likelihood {
+            short: w.raw_short,
+            mean: w.raw_mean,
+            var: w.raw_var,
+            calm: w.calm,
+        }
+        .write(&mut cells);
         Ok(Self {
             cfg: BaselineSettings::default(),
             n: w.n,
@@ -1020,10 +1084,6 @@ impl<'de> serde::Deserialize<'de> for Baseline {
             run_sign: w.run_sign,
             in_anomaly: w.in_anomaly,
             hour_scale: w.hour_scale,
-            raw_short: w.raw_short,
-            raw_mean: w.raw_mean,
-            raw_var: w.raw_var,
-            calm: w.calm,
             last_edge_t: w.last_edge_t,
         })
     }
@@ -1054,8 +1114,9 @@ impl Baseline {
         let weekly = (cfg.seasonality == Seasonality::DailyAndWeekly).then(Profile::new);
         let slots = daily.as_ref().map_or(0, |_| cfg.daily_slots)
             + weekly.as_ref().map_or(0, |_| cfg.weekly_slots);
-        let mut cells = vec![UNSEEN; slots as usize + HOURS];
+        let mut cells = vec![UNSEEN; slots as usize + HOURS + Likelihood::BYTES];
         cells[slots as usize..].fill(0);
+        Likelihood::NONE.write(&mut cells);
         Self {
             cells: cells.into_boxed_slice(),
             weekly_at: weekly_offset(&daily, &cfg),
@@ -1076,10 +1137,6 @@ impl Baseline {
             run_sign: 0,
             in_anomaly: false,
             hour_scale: [0; HOURS],
-            raw_short: 0.0,
-            raw_mean: 0.0,
-            raw_var: 0.0,
-            calm: 0,
             last_edge_t: f64::NEG_INFINITY,
             late: 0,
         }
@@ -1112,7 +1169,8 @@ impl Baseline {
                         .weekly
                         .as_ref()
                         .map_or(0, |_| settings.weekly_slots as usize)
-                    + HOURS;
+                    + HOURS
+                    + Likelihood::BYTES;
         if !fits {
             return None;
         }
@@ -1160,7 +1218,7 @@ impl Baseline {
     /// Where the hour-of-day visits start: after the profiles' cells.
     #[inline]
     fn hours_at(&self) -> usize {
-        self.cells.len() - HOURS
+        self.cells.len() - HOURS - Likelihood::BYTES
     }
 
     /// Where the weekly profile's cells start: after the daily ones.
@@ -1314,18 +1372,19 @@ impl Baseline {
         };
         // Likelihood: how unusual the recent raw scores are against their
         // own long-run distribution (after Numenta's anomaly likelihood).
+        let mut lk = Likelihood::read(&self.cells);
         let likelihood = if cfg.likelihood && warm {
-            let short = f64::from(self.raw_short);
+            let short = f64::from(lk.short);
             let short = short + cfg.alpha_short * (raw - short);
             let a = warm_rate(
                 cfg.alpha_long,
                 f64::from(self.n) - f64::from(cfg.warmup_points) + 1.0,
             );
-            let mean = f64::from(self.raw_mean);
+            let mean = f64::from(lk.mean);
             let d = raw - mean;
             let mean = mean + a * d;
-            let var = (1.0 - a) * (f64::from(self.raw_var) + a * d * d);
-            (self.raw_short, self.raw_mean, self.raw_var) = (short as f32, mean as f32, var as f32);
+            let var = (1.0 - a) * (f64::from(lk.var) + a * d * d);
+            (lk.short, lk.mean, lk.var) = (short as f32, mean as f32, var as f32);
             let sd = var.sqrt().max(0.01);
             normal_cdf((short - mean) / sd)
         } else {
@@ -1342,22 +1401,23 @@ impl Baseline {
         if warm {
             if self.in_anomaly {
                 if score < cfg.clear_ratio * cfg.threshold {
-                    self.calm += 1;
-                    if self.calm >= cfg.clear_points {
+                    lk.calm += 1;
+                    if lk.calm >= cfg.clear_points {
                         self.in_anomaly = false;
                     }
                 } else {
-                    self.calm = 0;
+                    lk.calm = 0;
                 }
             } else if score >= cfg.threshold {
                 self.in_anomaly = true;
-                self.calm = 0;
+                lk.calm = 0;
                 if t_secs - self.last_edge_t >= cfg.holdoff_secs {
                     edge = true;
                     self.last_edge_t = t_secs;
                 }
             }
         }
+        lk.write(&mut self.cells);
         let band = cfg.band_z * sigma;
         let out = BaselineOutput {
             expected,
