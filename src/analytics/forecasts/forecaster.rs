@@ -67,7 +67,7 @@
 //! shared ([`ForecastSettings`]): a [`ForecastState`] is what one series
 //! keeps, and every call that needs the configuration is passed it;
 //! [`Forecaster`] owns a state and its settings.
-//! [`ForecastState::memory_bytes`] reports the total: 408 bytes with the
+//! [`ForecastState::memory_bytes`] reports the total: 400 bytes with the
 //! defaults.
 
 use std::sync::Arc;
@@ -978,7 +978,7 @@ impl Forecaster {
 /// the format of the earlier, larger layout (a point count, the `Δt` the
 /// error weights were computed for, 16-bit ring counters); it is read
 /// back as a [`SavedForecastState`] and checked against the current
-/// settings. 120 bytes (a test checks): the analysis processor's series
+/// settings. 112 bytes (a test checks): the analysis processor's series
 /// is sized with it.
 #[derive(Debug, Clone)]
 pub struct ForecastState {
@@ -991,7 +991,9 @@ pub struct ForecastState {
     last_v: f64,
     /// The first value: tracked forecasts are stored relative to it.
     origin: f64,
-    dt: f64,
+    /// EWMA of the points' spacing in seconds (`f32`: a spacing needs a
+    /// few digits).
+    dt: f32,
     ses: f64,
     holt_l: f64,
     holt_b: f64,
@@ -1057,7 +1059,7 @@ impl serde::Serialize for ForecastState {
             last_t: self.last_t,
             last_v: self.last_v,
             origin: self.origin,
-            dt: self.dt,
+            dt: f64::from(self.dt),
             ses: self.ses,
             holt_l: self.holt_l,
             holt_b: self.holt_b,
@@ -1067,7 +1069,7 @@ impl serde::Serialize for ForecastState {
             alpha_dt: if self.weights_stale {
                 f32::NEG_INFINITY
             } else {
-                self.dt as f32
+                self.dt
             },
             damp_dt: self.damp_dt,
             n: u32::from(self.last_t.is_finite()),
@@ -1155,7 +1157,7 @@ impl SavedForecastState {
             last_t: w.last_t,
             last_v: w.last_v,
             origin: w.origin,
-            dt: w.dt,
+            dt: w.dt as f32,
             ses: w.ses,
             holt_l: w.holt_l,
             holt_b: w.holt_b,
@@ -1257,7 +1259,7 @@ impl ForecastState {
             last_t: f64::NEG_INFINITY,
             last_v: f64::NAN,
             origin: 0.0,
-            dt: f64::NAN,
+            dt: f32::NAN,
             ses: 0.0,
             holt_l: 0.0,
             holt_b: 0.0,
@@ -1354,7 +1356,7 @@ impl ForecastState {
         // point. Overlapping forecasts' errors are correlated: average
         // over more of them at longer horizons (÷√steps). Recomputed only
         // when Δt moved (never, once a regular series' Δt has settled).
-        let dt = self.dt;
+        let dt = f64::from(self.dt);
         let cfg = &settings.0.cfg;
         let cap = cfg.max_pending;
         if self.weights_stale {
@@ -1377,12 +1379,12 @@ impl ForecastState {
             self.holt_b = 0.0;
         } else {
             let d = t_secs - self.last_t;
-            self.dt = if dt.is_finite() {
+            self.dt = (if dt.is_finite() {
                 dt + 0.1 * (d - dt)
             } else {
                 d
-            };
-            self.weights_stale = (self.dt as f32).to_bits() != (dt as f32).to_bits();
+            }) as f32;
+            self.weights_stale = self.dt.to_bits() != (dt as f32).to_bits();
             self.ses += cfg.ses_alpha * (value - self.ses);
             let (a, b, phi) = (cfg.holt_alpha, cfg.holt_beta, cfg.holt_phi);
             let prev_l = self.holt_l;
@@ -1394,8 +1396,9 @@ impl ForecastState {
         self.last_v = value;
         let reg = self.regression();
         let damp_dt = f64::from(self.damp_dt);
-        if !(damp_dt.is_finite() && (self.dt - damp_dt).abs() <= 0.01 * damp_dt) {
-            let (phi, dt) = (cfg.holt_phi, self.dt);
+        let dt = f64::from(self.dt);
+        if !(damp_dt.is_finite() && (dt - damp_dt).abs() <= 0.01 * damp_dt) {
+            let phi = cfg.holt_phi;
             for (hs, &h) in self.horizons.iter_mut().zip(&cfg.horizons_secs) {
                 let steps = if dt.is_finite() && dt > 0.0 {
                     h / dt
@@ -1408,7 +1411,7 @@ impl ForecastState {
                     (phi * (1.0 - phi.powf(steps)) / (1.0 - phi)) as f32
                 };
             }
-            self.damp_dt = self.dt as f32;
+            self.damp_dt = self.dt;
         }
 
         // Per horizon: score the forecasts maturing now, then record this
