@@ -5,7 +5,7 @@
 //! encoded with postcard as the analysis snapshot writes them:
 //! `forecast_state.postcard` from a build whose linear model kept a ring
 //! of its last points, `forecast_state_fit.postcard` from one with the
-//! discounted fit (written by [`write_the_forecast_state_fixture`]).
+//! discounted fit (written by `forecasts::tests::write_the_forecast_state_fixture`).
 
 use crate::analytics::baselines::Baseline;
 use crate::analytics::forecasts::{
@@ -128,21 +128,4 @@ fn a_state_saved_with_a_regression_ring_resumes_with_its_fit() {
         f.update_with(t, v, &b);
         restored.update_with(&settings, t, v, &b);
     }
-}
-
-/// Writes `forecast_state_fit.postcard` (run after a deliberate change of
-/// the wire format, with `STREAMGATE_WRITE_FIXTURE=1`).
-#[test]
-#[ignore]
-fn write_the_forecast_state_fixture() {
-    if std::env::var_os("STREAMGATE_WRITE_FIXTURE").is_none() {
-        return;
-    }
-    let (_, f) = fed(PREFIX);
-    let bytes = postcard::to_allocvec(f.state()).expect("encode");
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/analytics/testdata/forecast_state_fit.postcard"
-    );
-    std::fs::write(path, bytes).expect("write the fixture");
 }

@@ -344,3 +344,21 @@ fn the_first_forecast_comes_after_three_and_a_half_horizons() {
         "first 1 h forecast at step {first}"
     );
 }
+
+/// Writes `analytics/testdata/forecast_state_fit.postcard`, the fixture
+/// of `analytics::state_fixture`: run it after a deliberate change of the
+/// wire format, with `STREAMGATE_WRITE_FIXTURE=1`.
+#[test]
+#[ignore]
+fn write_the_forecast_state_fixture() {
+    if std::env::var_os("STREAMGATE_WRITE_FIXTURE").is_none() {
+        return;
+    }
+    let (_, f) = crate::analytics::state_fixture::fed(crate::analytics::state_fixture::PREFIX);
+    let bytes = postcard::to_allocvec(f.state()).expect("encode");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/analytics/testdata/forecast_state_fit.postcard"
+    );
+    std::fs::write(path, bytes).expect("write the fixture");
+}
