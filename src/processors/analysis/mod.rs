@@ -226,18 +226,18 @@ impl Series {
 /// `/metrics`, the console and recommendations need of a
 /// [`BaselineOutput`]; whether it is in an anomaly, and whether one
 /// started on that step, the baseline keeps, and the value the
-/// forecaster). NaN before the first verdict. The band is kept as its
-/// two widths in `f32` (24 bytes, not 32: a width needs a few digits,
-/// the expected value and the score, compared with alert thresholds,
-/// keep all of theirs).
+/// forecaster). NaN before the first verdict. 16 bytes: the expected
+/// value in full; the band, which is symmetric (`expected ± band_z ·
+/// σ`), as its half-width in `f32` (a width needs a few digits); the
+/// score, in `[0, 1]`, to nine decimals (so a score compared with an
+/// alert threshold such as 0.95 reads back as that decimal).
 #[derive(Debug, Clone, Copy)]
 struct Last {
     expected: f64,
-    score: f64,
-    /// `expected − lower`.
-    below: f32,
-    /// `upper − expected`.
-    above: f32,
+    /// `upper − expected`, and `expected − lower`.
+    half_width: f32,
+    /// The score in billionths.
+    score_nanos: u32,
 }
 
 /// A verdict as `/metrics`, the console and recommendations read it.
@@ -256,26 +256,29 @@ struct Verdict {
 impl Last {
     const NONE: Self = Self {
         expected: f64::NAN,
-        score: f64::NAN,
-        below: f32::NAN,
-        above: f32::NAN,
+        half_width: f32::NAN,
+        score_nanos: 0,
     };
+    const NANOS: f64 = 1e9;
 
     fn judge(&mut self, b: &BaselineOutput) {
         *self = Self {
             expected: b.expected,
-            score: b.score,
-            below: (b.expected - b.lower) as f32,
-            above: (b.upper - b.expected) as f32,
+            half_width: (0.5 * (b.upper - b.lower)) as f32,
+            score_nanos: (b.score.clamp(0.0, 1.0) * Self::NANOS).round() as u32,
         };
     }
 
     fn lower(&self) -> f64 {
-        self.expected - f64::from(self.below)
+        self.expected - f64::from(self.half_width)
     }
 
     fn upper(&self) -> f64 {
-        self.expected + f64::from(self.above)
+        self.expected + f64::from(self.half_width)
+    }
+
+    fn score(&self) -> f64 {
+        f64::from(self.score_nanos) / Self::NANOS
     }
 }
 
@@ -291,7 +294,7 @@ impl Series {
             expected: last.expected,
             lower: last.lower(),
             upper: last.upper(),
-            score: last.score,
+            score: last.score(),
             in_anomaly: self.baseline.in_anomaly(),
             started: self.baseline.anomaly_started(),
         })

@@ -995,9 +995,10 @@ fn a_render_of_more_series_than_a_chunk_shows_each_once() {
     assert_eq!(taken, WALK_CHUNK + 3, "the walk stops where the sink says");
 }
 
-/// The last verdict keeps its expected value and score exactly and its
-/// band as `f32` widths: the band reads back within `f32` precision of
-/// its width, for small and large levels alike.
+/// The last verdict keeps its expected value exactly, its score to nine
+/// decimals and its band as an `f32` half-width: the band reads back
+/// within `f32` precision of its width, for small and large levels alike,
+/// and a score such as 0.95 reads back as that decimal.
 #[test]
 fn the_last_verdict_keeps_its_band_within_f32_of_its_width() {
     use crate::analytics::baselines::Baseline;
@@ -1008,11 +1009,15 @@ fn the_last_verdict_keeps_its_band_within_f32_of_its_width() {
             let v = level + noise * ((i * 37 % 11) as f64 - 5.0);
             out = b.update(1_700_000_000.0 + 60.0 * i as f64, v).or(out);
         }
-        let out = out.expect("a verdict");
+        let mut out = out.expect("a verdict");
         let mut last = super::Last::NONE;
         last.judge(&out);
         assert_eq!(last.expected, out.expected);
-        assert_eq!(last.score, out.score);
+        assert!((last.score() - out.score).abs() <= 0.5e-9, "score");
+        out.score = 0.95;
+        last.judge(&out);
+        assert_eq!(last.score(), 0.95);
+        assert_eq!(last.score().to_string(), "0.95");
         let width = out.upper - out.lower;
         assert!(width > 0.0);
         for (got, want) in [(last.lower(), out.lower), (last.upper(), out.upper)] {
