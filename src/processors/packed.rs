@@ -417,6 +417,9 @@ pub struct Origin {
     /// (`metric`). Its series whose label block has the same run leave it
     /// out of their own text ([`SeriesText`]).
     pub label_run: OnceLock<Box<str>>,
+    /// The threshold levels that apply to every series of the origin
+    /// (they depend on its metric's name alone), set by its first series.
+    pub thresholds: OnceLock<Box<[f64]>>,
 }
 
 impl std::ops::Deref for Origin {
@@ -501,6 +504,7 @@ impl Origins {
                 Arc::new(Origin {
                     source: shared,
                     label_run: OnceLock::new(),
+                    thresholds: OnceLock::new(),
                 })
             })
             .clone()
@@ -586,6 +590,7 @@ mod tests {
                 label_keys: Mutex::default(),
             }),
             label_run: OnceLock::new(),
+            thresholds: OnceLock::new(),
         }
     }
 

@@ -71,18 +71,18 @@ impl Saved {
         }
     }
 
-    /// Puts these models into a slot just made for their series.
-    pub fn claim(self, slot: &mut Slot) {
+    /// Puts these models into a slot just made for their series, and
+    /// gives back the series' ratio group if it saved one (only a ratio
+    /// series does).
+    pub fn claim(self, slot: &mut Slot) -> Option<RatioGroup> {
         // A counter stays a counter: keep the saved rate state only where
         // the new slot converts rates too.
         if let (true, Some(rate)) = (slot.counter, self.rate) {
             slot.rate = rate;
         }
-        if let (Some(ratio), Some(saved)) = (slot.series.ratio_mut(), self.ratio) {
-            *ratio = saved;
-        }
         slot.series.baseline = self.baseline;
         slot.series.forecaster = self.forecaster;
+        self.ratio
     }
 }
 
@@ -111,6 +111,7 @@ impl Durable for AnalysisProcessor {
         let mut written = 0u64;
         for chunk in hashes.chunks(CHUNK) {
             let series = self.series.lock();
+            let ratios = self.ratios.lock();
             for hash in chunk {
                 let Some(slot) = series.get(hash) else {
                     continue;
@@ -121,7 +122,7 @@ impl Durable for AnalysisProcessor {
                         hash: *hash,
                         last_point_secs: f64::from(slot.last_point),
                         rate: slot.rate(),
-                        ratio: s.ratio(),
+                        ratio: ratios.get(hash),
                         baseline: &s.baseline,
                         forecaster: &s.forecaster,
                     },

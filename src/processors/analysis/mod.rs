@@ -173,9 +173,10 @@ impl Kind {
 }
 
 /// One analysed series: its identity, models and export state. Boxed
-/// in its map entry; 424 bytes, in jemalloc's 448-byte size class, so
-/// what is added beyond 24 bytes must come out elsewhere (a test
-/// checks).
+/// in its map entry; 384 bytes, jemalloc's size class, so what is added
+/// here must come out elsewhere (a test checks). What few series have
+/// is kept apart: a ratio series' group in the processor's `ratios`,
+/// the thresholds of a metric in its origin.
 struct Series {
     baseline: Baseline,
     forecaster: ForecastState,
@@ -187,38 +188,14 @@ struct Series {
     /// derived gauge of the series is rendered from it and the models
     /// (see [`DerivedSource`]).
     text: SeriesText,
-    /// What few series have: a ratio group, thresholds.
-    extras: Option<Box<Extras>>,
     /// The baseline's band and score for the last value fed.
     last: Last,
 }
 
-/// The parts of a [`Series`] that most series do not have, behind one
-/// pointer.
-#[derive(Default)]
-struct Extras {
-    /// For a ratio series: its member counters (the value is computed on
-    /// each step from their increases).
-    ratio: Option<RatioGroup>,
-    /// Threshold levels that apply to this series.
-    thresholds: Vec<f64>,
-}
-
 impl Series {
-    fn ratio_mut(&mut self) -> Option<&mut RatioGroup> {
-        self.extras.as_mut()?.ratio.as_mut()
-    }
-
-    fn ratio(&self) -> Option<&RatioGroup> {
-        self.extras.as_ref()?.ratio.as_ref()
-    }
-
+    /// Threshold levels that apply to this series (its origin's).
     fn thresholds(&self) -> &[f64] {
-        self.extras.as_ref().map_or(&[], |e| &e.thresholds)
-    }
-
-    fn extras_mut(&mut self) -> &mut Extras {
-        self.extras.get_or_insert_with(Box::default)
+        self.origin.thresholds.get().map_or(&[], |t| t)
     }
 }
 
@@ -324,6 +301,11 @@ pub struct AnalysisProcessor {
     /// Boxed: the map stays small enough to probe from cache, and a
     /// point touches only its own series' memory.
     series: Mutex<ByIdentity<Slot>>,
+    /// The ratio series' groups (their member counters' increases), by
+    /// the ratio series' identity: few series are ratios, so the group is
+    /// not in every series' box. Locked after `series`, never with
+    /// `restored`.
+    ratios: Mutex<ByIdentity<RatioGroup>>,
     /// The series' shared resources and scopes. Locked after `series`.
     origins: Mutex<Origins>,
     /// Models read back from saved state, waiting for their series' first
@@ -439,6 +421,7 @@ impl AnalysisProcessor {
             config,
             horizon_labels,
             series: Mutex::new(ByIdentity::default()),
+            ratios: Mutex::new(ByIdentity::default()),
             restored: Mutex::new(ByIdentity::default()),
             origins: Mutex::new(Origins::default()),
             downstream,
@@ -614,17 +597,15 @@ impl AnalysisProcessor {
             owned.push(string_kv("transform", "rate"));
         }
         let own = 1 + usize::from(kind.counter);
-        let mut fresh = self.new_series(source, owned, own, kind.counter)?;
-        let thresholds: Vec<f64> = self
-            .config
-            .thresholds
-            .iter()
-            .filter(|t| matches(&t.name, metric.name))
-            .map(|t| t.value)
-            .collect();
-        if !thresholds.is_empty() {
-            fresh.series.extras_mut().thresholds = thresholds;
-        }
+        let fresh = self.new_series(source, owned, own, kind.counter)?;
+        fresh.series.origin.thresholds.get_or_init(|| {
+            self.config
+                .thresholds
+                .iter()
+                .filter(|t| matches(&t.name, metric.name))
+                .map(|t| t.value)
+                .collect()
+        });
         Ok(fresh)
     }
 
@@ -726,9 +707,7 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("metric", &name));
             group_attributes.push(string_kv("transform", "ratio"));
             group_attributes.push(string_kv("ratio", &rule.label()));
-            let mut fresh = self.new_series(source, group_attributes, 3, false)?;
-            fresh.series.extras_mut().ratio = Some(RatioGroup::default());
-            Ok(fresh)
+            self.new_series(source, group_attributes, 3, false)
         }) else {
             return;
         };
@@ -736,10 +715,12 @@ impl AnalysisProcessor {
             .numerator
             .iter()
             .all(|(k, v)| attributes.text(k).as_deref() == Some(v.as_str()));
-        if let Some(group) = s.series.ratio_mut() {
-            group.record(member, numerator, value);
-        }
         s.last_point = point_second(now);
+        self.ratios
+            .lock()
+            .entry(hash)
+            .or_default()
+            .record(member, numerator, value);
     }
 
     /// The series of identity `hash`, created with `make` on first sight;
@@ -773,8 +754,13 @@ impl AnalysisProcessor {
                         return None;
                     }
                 };
-                if let Some(saved) = self.restored.lock().remove(&hash) {
-                    saved.claim(&mut slot);
+                let saved = self.restored.lock().remove(&hash);
+                if let Some(saved) = saved {
+                    // Only a ratio series saved a group (their identities
+                    // are apart from every other series').
+                    if let Some(group) = saved.claim(&mut slot) {
+                        self.ratios.lock().insert(hash, group);
+                    }
                 }
                 Some(e.insert(slot))
             }
@@ -821,7 +807,6 @@ impl AnalysisProcessor {
             series: Box::new(Series {
                 origin,
                 text,
-                extras: None,
                 last: Last::NONE,
                 baseline: Baseline::new(self.baseline_settings.clone()),
                 forecaster: ForecastState::new(&self.forecast_settings),
@@ -893,6 +878,7 @@ impl AnalysisProcessor {
     pub fn evaluate(&self, now: f64) {
         let ttl = self.config.series_ttl.get().as_secs_f64();
         let mut series = self.series.lock();
+        let mut ratios = self.ratios.lock();
         let mut gone = Vec::new();
         for (hash, slot) in series.iter_mut() {
             if slot.silent(now, ttl) {
@@ -901,7 +887,12 @@ impl AnalysisProcessor {
             }
             let recorded = slot.take_pending();
             let s = &mut slot.series;
-            let pending = match s.ratio_mut() {
+            let group = if ratios.is_empty() {
+                None
+            } else {
+                ratios.get_mut(hash)
+            };
+            let pending = match group {
                 // A ratio's value comes from its members' increases.
                 Some(group) => group.step(),
                 None => recorded,
@@ -910,10 +901,12 @@ impl AnalysisProcessor {
                 self.step(s, value, now);
             }
         }
+        for hash in &gone {
+            series.remove(hash);
+            ratios.remove(hash);
+        }
+        drop(ratios);
         if !gone.is_empty() {
-            for hash in gone {
-                series.remove(&hash);
-            }
             self.origins.lock().release_unused();
         }
         self.restored
