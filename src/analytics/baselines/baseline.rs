@@ -203,7 +203,7 @@ pub struct BaselineConfig {
     pub seasonality: Seasonality,
     /// Time-of-day slots of the daily profile (default 288, 5 min).
     pub daily_slots: u32,
-    /// Hour-of-week slots of the weekly profile (default 168, 1 h).
+    /// Slots of the weekly correction (default 56, 3 h).
     pub weekly_slots: u32,
     /// Periods of history before a profile may be used (default 1.5).
     pub min_cycles: f64,
