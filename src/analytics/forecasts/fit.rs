@@ -3,9 +3,10 @@
 //!
 //! Every past point weighs `λ^age` (its age in points), and the line
 //! minimises the weighted squared error: the discounted least squares
-//! behind Brown's linear exponential smoothing. With `λ = (n − 1) / (n + 1)` the points' mean age is that
-//! of an `n`-point window, `(n − 1) / 2`, so the line answers as quickly
-//! as a least-squares line over the last `n` points (Prometheus
+//! behind Brown's linear exponential smoothing. With `λ = (n − 1) / (n +
+//! 1)` the points' mean age, `λ / (1 − λ)`, is that of an `n`-point
+//! window, `(n − 1) / 2`, so the line answers as quickly as a
+//! least-squares line over the last `n` points (Prometheus
 //! `predict_linear`) while keeping 20 bytes instead of `n` points.
 //!
 //! The sums are taken about the newest point (`u = t − t_last`, `w = v −

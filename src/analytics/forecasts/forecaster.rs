@@ -6,10 +6,10 @@
 //! Every update refreshes five cheap models (see [`Model`]):
 //! last value (naive), simple exponential smoothing, damped-trend Holt,
 //! a least-squares line weighted to the mean age of the last
-//! `regression_points` points (see [`Fit`]; the trend Prometheus
-//! `predict_linear` gives over those points), and seasonal naive (last value plus the
-//! daily shape's change from now to `t + h`, once the shape has a day
-//! of history). The daily shape is the series' baseline's daily profile
+//! `regression_points` points (see `fit.rs`; the trend Prometheus
+//! `predict_linear` gives over those points), and seasonal naive (last
+//! value plus the daily shape's change from now to `t + h`, once the
+//! shape has a day of history). The daily shape is the series' baseline's daily profile
 //! ([`DailyShape`], passed to [`Forecaster::update_with`]), so a series
 //! learns its day once; [`Forecaster::update`] has none and seasonal
 //! naive then never forecasts. Horizons are in seconds; a model that works in steps uses
