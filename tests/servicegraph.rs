@@ -165,7 +165,7 @@ fn paired_spans_become_service_graph_edges() {
     );
 
     // frontend → backend twice, orders → billing, user → frontend.
-    let s = collector.scrape_after_sum("traces_service_graph_request_total", 4.0);
+    let s = collector.scrape_after_edge_requests(4.0);
     let fb = edge("frontend", "backend", &[]);
     assert_eq!(
         s.get("traces_service_graph_request_total", &fb),
@@ -344,7 +344,7 @@ fn overflow_series_and_extra_dimensions() {
         s.attributes.push(kv("tier", "api"));
         send(&collector, server, vec![s]);
     }
-    let s = collector.scrape_after_sum("traces_service_graph_request_total", 3.0);
+    let s = collector.scrape_after_edge_requests(3.0);
     let first = edge(
         "frontend",
         "backend",
@@ -405,11 +405,16 @@ fn promtool_accepts_the_service_graph_series() {
         "backend",
         vec![span(SpanKind::Server, 1, 12, 11, 20, false)],
     );
+    // One edge with its failure and both durations, and the dropped half:
+    // every family of the flush is in.
     let text = collector
-        .scrape_until("the edge and the dropped half", |s| {
-            s.has_family("traces_service_graph_request_total")
-                && s.has_family("traces_service_graph_dropped_spans_total")
-        })
+        .scrape_after_sums(&[
+            ("traces_service_graph_request_total", 1.0),
+            ("traces_service_graph_request_failed_total", 1.0),
+            ("traces_service_graph_request_server_seconds_count", 1.0),
+            ("traces_service_graph_request_client_seconds_count", 1.0),
+            ("traces_service_graph_dropped_spans_total", 1.0),
+        ])
         .text;
     for family in [
         "traces_service_graph_request_total",
@@ -482,13 +487,8 @@ fn rust_sdk_client_and_server_services_form_an_edge() {
     }
     frontend.force_flush().expect("flush");
     backend.force_flush().expect("flush");
-    let s = collector.scrape_until("the edge", |s| {
-        !s.matching(
-            "traces_service_graph_request_total",
-            &[("client", "frontend"), ("server", "backend")],
-        )
-        .is_empty()
-    });
+    // The only edge, with every family of its flush stored.
+    let s = collector.scrape_after_edge_requests(3.0);
     let edge = s.matching(
         "traces_service_graph_request_total",
         &[("client", "frontend"), ("server", "backend")],

@@ -234,17 +234,41 @@ impl Collector {
 
     /// Waits until the span-metrics connector has emitted `total` calls in
     /// all (it flushes every `flush_interval`, 1 s by default, not on each
-    /// request) and returns that scrape.
+    /// request) and returns that scrape. A flush is one metrics batch, and
+    /// a scrape may land while its calls are stored and its durations not
+    /// yet, so both families must have counted every span.
     pub fn scrape_after_span_calls(&self, total: f64) -> Samples {
-        self.scrape_after_sum("traces_span_metrics_calls_total", total)
+        self.scrape_after_sums(&[
+            ("traces_span_metrics_calls_total", total),
+            ("traces_span_metrics_duration_seconds_count", total),
+        ])
     }
 
-    /// Waits until the samples of `name` (over all label sets) sum to
-    /// `total`, as a connector that emits on a flush interval gets there,
-    /// and returns that scrape.
-    pub fn scrape_after_sum(&self, name: &str, total: f64) -> Samples {
-        self.scrape_until(&format!("{name} summing to {total}"), |s| {
-            s.matching(name, &[]).iter().map(|(_, v)| v).sum::<f64>() == total
+    /// Waits until the service-graph connector has emitted `total` requests
+    /// in all, with both duration histograms counting each of them (an
+    /// edge records a duration on both sides, so the counts equal the
+    /// requests once the flush is fully stored), and returns that scrape.
+    pub fn scrape_after_edge_requests(&self, total: f64) -> Samples {
+        self.scrape_after_sums(&[
+            ("traces_service_graph_request_total", total),
+            ("traces_service_graph_request_server_seconds_count", total),
+            ("traces_service_graph_request_client_seconds_count", total),
+        ])
+    }
+
+    /// Waits until each family's samples (over all label sets) sum to its
+    /// total in one scrape, as a connector that emits on a flush interval
+    /// gets there with every metric of its flush, and returns that scrape.
+    pub fn scrape_after_sums(&self, totals: &[(&str, f64)]) -> Samples {
+        let what = totals
+            .iter()
+            .map(|(name, total)| format!("{name} summing to {total}"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        self.scrape_until(&what, |s| {
+            totals.iter().all(|&(name, total)| {
+                s.matching(name, &[]).iter().map(|(_, v)| v).sum::<f64>() == total
+            })
         })
     }
 
