@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Collector, Options, http_client};
 
@@ -49,17 +49,28 @@ fn injected_anomaly_is_flagged_and_forecasts_appear() {
     assert_eq!(s.matching("streamgate_anomaly", &labels)[0].1, 0.0);
 
     // The flag is a rising edge: it stays 1 while no newer value
-    // arrives, so send one jump at a time and look after each.
-    let mut flagged = None;
-    for jump in 1..=5 {
-        send(400.0);
-        std::thread::sleep(Duration::from_millis(350));
-        let s = collector.scrape();
-        if s.matching("streamgate_anomaly", &labels)
+    // arrives, so send one jump at a time and look after each, for long
+    // enough that a step (every 100 ms, later on a loaded machine) has
+    // taken it: a second jump sent before the step that raises the flag
+    // had run would be fed after it and clear it.
+    let flag = |s: &common::Samples| {
+        s.matching("streamgate_anomaly", &labels)
             .first()
             .map(|m| m.1)
             == Some(1.0)
-        {
+    };
+    let mut flagged = None;
+    for jump in 1..=5 {
+        send(400.0);
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        let s = loop {
+            let s = collector.scrape();
+            if flag(&s) || Instant::now() > deadline {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if flag(&s) {
             flagged = Some((jump, s));
             break;
         }

@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Collector;
 
@@ -151,17 +151,19 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     )
     .unwrap();
     slow.write_all(&body[..10]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    collector.wait_for_a_request_in_flight();
 
     let pid = collector.pid();
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // New connections are no longer accepted.
-    let refused = TcpStream::connect_timeout(&collector.http, Duration::from_millis(500));
-    assert!(refused.is_err(), "listener closed during drain");
+    // New connections are no longer accepted once the signal is handled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&collector.http, Duration::from_millis(500)).is_ok() {
+        assert!(Instant::now() < deadline, "listener closed during drain");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     slow.write_all(&body[10..]).unwrap();
     let mut answer = vec![0u8; 1024];

@@ -677,15 +677,28 @@ fn every_dashboard_query_returns_data_from_real_prometheus() {
         std::thread::sleep(Duration::from_millis(250).saturating_sub(round.elapsed()));
     }
     // The queue jumps to 20× its level, one point at a time, until the
-    // analysis flags it (the flag holds while no newer point arrives).
-    let flagged = (1..=10).any(|jump| {
-        traffic.gauges(400.0, 1_000_000.0 + (60 + jump) as f64 * 50_000.0);
-        std::thread::sleep(Duration::from_millis(400));
+    // analysis flags it (the flag holds while no newer point arrives, so
+    // each jump is watched long enough for a step to have taken it: a
+    // jump sent before the step that raises the flag would clear it).
+    let raised = || {
         collector
             .scrape()
             .matching("streamgate_anomaly", &[("metric", "queue_depth")])
             .first()
             .is_some_and(|(_, v)| *v == 1.0)
+    };
+    let flagged = (1..=10).any(|jump| {
+        traffic.gauges(400.0, 1_000_000.0 + (60 + jump) as f64 * 50_000.0);
+        let deadline = Instant::now() + Duration::from_millis(2000);
+        loop {
+            if raised() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     });
     assert!(
         flagged,

@@ -255,7 +255,7 @@ fn overload_is_resource_exhausted_with_retry_info() {
         b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\nabc",
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    collector.wait_for_a_request_in_flight();
     let rt = runtime();
     rt.block_on(async {
         let mut client = MetricsServiceClient::connect(collector.grpc_url())

@@ -593,7 +593,7 @@ fn overload_is_429_with_retry_after() {
     slow.write_all(head.as_bytes()).unwrap();
     slow.write_all(&body[..body.len() / 2]).unwrap();
     slow.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    collector.wait_for_a_request_in_flight();
 
     let r = post(&collector, "/v1/metrics", PROTOBUF, None, body.clone());
     assert_eq!(r.headers()["retry-after"], "3");

@@ -117,8 +117,11 @@ fn idle_series_expire_after_ttl() {
         s.get("streamgate_exporter_prometheus_active_series", &[]),
         Some(2.0)
     );
+    // Expiry takes the series out family by family and counts them once
+    // at the end: wait for both.
     let s = collector.scrape_until("expiry", |s| {
         s.get("queue_depth", &[("job", "neg")]).is_none()
+            && s.get("streamgate_exporter_prometheus_expired_series_total", &[]) == Some(2.0)
     });
     assert_eq!(
         s.get("streamgate_exporter_prometheus_expired_series_total", &[]),

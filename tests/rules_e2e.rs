@@ -532,8 +532,10 @@ fn shipped_rules_evaluate_and_alert_in_real_prometheus() {
                 "resolved while Prometheus' anomaly state is 0: {:?}",
                 prometheus.query(&active)
             );
+            // A scrape and an evaluation a second apart; a few of each
+            // on a loaded machine.
             assert!(
-                at.elapsed() < Duration::from_secs(5),
+                at.elapsed() < Duration::from_secs(10),
                 "resolved within a few evaluations of the end"
             );
             break;

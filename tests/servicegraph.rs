@@ -252,6 +252,19 @@ fn unpaired_and_dropped_halves_are_counted() {
             span(SpanKind::Client, 2, 21, 0, 5, false),
         ],
     );
+    // Set during the request: one half waits, the other found the store
+    // full. Read at once, before the waiting half's `wait` (1 s) is up.
+    let s = collector.scrape();
+    assert_eq!(
+        s.get("streamgate_connector_servicegraph_pending_spans", &[]),
+        Some(1.0),
+        "{}",
+        s.text
+    );
+    assert_eq!(
+        s.get("streamgate_connector_servicegraph_dropped_spans_total", &[]),
+        Some(1.0)
+    );
     let frontend = [
         ("client", "frontend"),
         ("otel_scope_name", "streamgate.servicegraph"),
@@ -269,10 +282,6 @@ fn unpaired_and_dropped_halves_are_counted() {
     );
     assert_eq!(
         s.get("streamgate_connector_servicegraph_dropped_spans_total", &[]),
-        Some(1.0)
-    );
-    assert_eq!(
-        s.get("streamgate_connector_servicegraph_pending_spans", &[]),
         Some(1.0)
     );
     let s = collector.scrape_until("the unpaired client half", |s| {

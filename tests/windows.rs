@@ -88,8 +88,21 @@ fn span_duration_quantiles_match_exact_values() {
         .collect();
     send_spans(&collector, &durations);
     durations.sort_by(f64::total_cmp);
+    // Each window family is read under its own lock: wait until every
+    // one this test reads shows the evaluation with all the values.
     let s = collector.scrape_until("window series", |s| {
-        window_value(s, "observations", "1m") == Some(2000.0)
+        ["1m", "5m"].iter().all(|w| {
+            window_value(s, "observations", w) == Some(2000.0)
+                && [
+                    "p50_seconds",
+                    "p95_seconds",
+                    "p99_seconds",
+                    "min_seconds",
+                    "max_seconds",
+                ]
+                .iter()
+                .all(|stat| window_value(s, stat, w).is_some())
+        }) && window_value(s, "rate_per_second", "5m").is_some()
     });
     for window in ["1m", "5m"] {
         for (stat, q) in [

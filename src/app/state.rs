@@ -206,6 +206,10 @@ impl StateStore {
         for component in &self.components {
             let name = component.state_name();
             let started = Instant::now();
+            // What the gauge shows: the state is at least this recent.
+            let taken_unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             buffer.clear();
             let written = component
                 .snapshot(&mut buffer)
@@ -216,8 +220,12 @@ impl StateStore {
                 .and_then(|()| self.write(name, component.state_version(), &buffer));
             match written {
                 Ok(()) => {
-                    self.telemetry
-                        .record_state_snapshot(name, true, buffer.len() as u64);
+                    self.telemetry.record_state_snapshot(
+                        name,
+                        true,
+                        buffer.len() as u64,
+                        taken_unix,
+                    );
                     tracing::debug!(
                         component = name,
                         bytes = buffer.len(),
@@ -226,7 +234,8 @@ impl StateStore {
                     );
                 }
                 Err(e) => {
-                    self.telemetry.record_state_snapshot(name, false, 0);
+                    self.telemetry
+                        .record_state_snapshot(name, false, 0, taken_unix);
                     tracing::error!(component = name, error = %e, "cannot write state");
                 }
             }

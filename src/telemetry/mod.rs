@@ -211,8 +211,10 @@ pub struct StateStats {
     pub snapshots_failed: u64,
     /// Size of the last snapshot written.
     pub bytes: u64,
-    /// Unix time of the last snapshot written (0: none yet).
-    pub last_written_unix: f64,
+    /// Unix time the last snapshot written was begun (0: none yet): its
+    /// state is at least this recent, so `now − this` bounds what a crash
+    /// would lose however long the writing took.
+    pub last_taken_unix: f64,
     /// Items taken back at start.
     pub restored: u64,
     pub restore_failures: u64,
@@ -511,16 +513,21 @@ impl Telemetry {
         self.tls_handshake_failures[server as usize].load(Ordering::Relaxed)
     }
 
-    pub fn record_state_snapshot(&self, component: &'static str, ok: bool, bytes: u64) {
+    /// Counts a snapshot of `component`: written whole (`ok`, `bytes`
+    /// long, begun at `taken` Unix seconds) or failed.
+    pub fn record_state_snapshot(
+        &self,
+        component: &'static str,
+        ok: bool,
+        bytes: u64,
+        taken_unix: f64,
+    ) {
         let mut state = self.state.lock();
         let stats = state.entry(component).or_default();
         if ok {
             stats.snapshots_ok += 1;
             stats.bytes = bytes;
-            stats.last_written_unix = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
+            stats.last_taken_unix = taken_unix;
         } else {
             stats.snapshots_failed += 1;
         }

@@ -427,9 +427,9 @@ impl Telemetry {
         });
         out.push(FamilySnapshot {
             name: names::STATE_LAST_SNAPSHOT,
-            help: "Unix time of the last state snapshot written, by component (0: none yet).",
+            help: "Unix time the last state snapshot written was begun, by component (0: none yet).",
             kind: MetricKind::Gauge,
-            samples: per_component(&|s| s.last_written_unix),
+            samples: per_component(&|s| s.last_taken_unix),
         });
         out.push(FamilySnapshot {
             name: names::STATE_RESTORED_ITEMS,

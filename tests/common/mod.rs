@@ -256,6 +256,16 @@ impl Collector {
         ])
     }
 
+    /// Waits until a request's bytes are in flight: it holds its
+    /// admission slot (taken before its declared length is reserved),
+    /// as a test that half-sends a request needs before going on.
+    pub fn wait_for_a_request_in_flight(&self) {
+        self.scrape_until("a request in flight", |s| {
+            s.get("streamgate_receiver_in_flight_bytes", &[])
+                .is_some_and(|b| b > 0.0)
+        });
+    }
+
     /// Waits until each family's samples (over all label sets) sum to its
     /// total in one scrape, as a connector that emits on a flush interval
     /// gets there with every metric of its flush, and returns that scrape.

@@ -233,3 +233,53 @@ fn a_directory_in_use_is_refused() {
             .is_none()
     );
 }
+
+/// A component that takes a while to snapshot, noting when it was asked.
+struct Slow {
+    asked_unix: Mutex<f64>,
+}
+
+impl Durable for Slow {
+    fn state_name(&self) -> &'static str {
+        "slow"
+    }
+    fn state_version(&self) -> u32 {
+        1
+    }
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), DurableError> {
+        *self.asked_unix.lock() = unix_now();
+        std::thread::sleep(Duration::from_millis(200));
+        out.extend_from_slice(b"state");
+        Ok(())
+    }
+    fn restore(&self, _: &[u8]) -> Result<Restored, DurableError> {
+        Ok(Restored::default())
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The last-snapshot time is when the snapshot began, not when its file
+/// was in place: what it holds is at least that recent, so `now − time`
+/// bounds what a crash would lose however long the writing took.
+#[test]
+fn the_snapshot_time_is_when_the_state_was_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slow = Arc::new(Slow {
+        asked_unix: Mutex::new(0.0),
+    });
+    let (store, telemetry) = open(dir.path(), vec![slow.clone()]);
+    store.snapshot_all();
+    let done = unix_now();
+    let taken = telemetry.state_stats()[0].1.last_taken_unix;
+    let asked = *slow.asked_unix.lock();
+    assert!(
+        taken > 0.0 && taken <= asked,
+        "taken {taken}, asked {asked}"
+    );
+    assert!(done - taken >= 0.2, "taken {taken}, done {done}");
+}
