@@ -86,6 +86,12 @@ fn unpack(mut rest: &[u8]) -> Vec<KeyValue> {
 ///   packed attributes' length and the split, as `u32`), the packed
 ///   attributes, then the block's own text.
 ///
+/// - **valued** (most mapped series once their origin has one): as the
+///   mapped form, but the own labels' names are their origin's
+///   [`OwnNames`], so only their values are kept. A 3-byte header (the
+///   form and the key list's index), then each own label's value as the
+///   block writes it (escaped), after its length in one byte.
+///
 /// The own text is all of the block, or the text before and after the
 /// shared run, which the series' [`Origin`] keeps once for all of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,9 +99,11 @@ pub struct SeriesText(Box<[u8]>);
 
 const FORM_PACKED: u8 = 0;
 const FORM_MAPPED: u8 = 1;
+const FORM_VALUED: u8 = 2;
 /// Header bytes of each form.
 const PACKED_HEADER: usize = 9;
 const MAPPED_HEADER: usize = 5;
+const VALUED_HEADER: usize = 3;
 /// The split position of a label block kept whole, in each form.
 const WHOLE: u32 = u32::MAX;
 const WHOLE_MAPPED: u16 = u16::MAX;
@@ -133,7 +141,31 @@ impl SeriesText {
     /// origin's key list `keys` (see [`Source::learn_label_keys`]);
     /// `None` when the own text is too long for its header (64 KiB).
     pub fn mapped(keys: u16, labels: &str, shared: Option<Range<usize>>) -> Option<Self> {
+        Self::mapped_with(keys, labels, shared, None)
+    }
+
+    /// The valued form when the own labels' names are `names` (the
+    /// origin's; set to this series' names when the origin has none yet),
+    /// else the mapped form (see [`mapped`](Self::mapped)).
+    pub fn mapped_or_valued(
+        keys: u16,
+        labels: &str,
+        shared: Option<Range<usize>>,
+        names: &OnceLock<OwnNames>,
+    ) -> Option<Self> {
+        Self::mapped_with(keys, labels, shared, Some(names))
+    }
+
+    fn mapped_with(
+        keys: u16,
+        labels: &str,
+        shared: Option<Range<usize>>,
+        names: Option<&OnceLock<OwnNames>>,
+    ) -> Option<Self> {
         let (parts, split) = own_text(labels, shared);
+        if let Some(valued) = names.and_then(|names| Self::valued(keys, parts, split, names)) {
+            return Some(valued);
+        }
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let split = match split {
             Some(at) => u16::try_from(at).ok().filter(|at| *at != WHOLE_MAPPED)?,
@@ -150,6 +182,98 @@ impl SeriesText {
             bytes.extend_from_slice(part);
         }
         Some(Self(bytes.into_boxed_slice()))
+    }
+
+    /// The valued form of the own text `parts` (split where the shared
+    /// run was left out), when its labels are named as the origin's
+    /// `names` say (which this series sets if none are yet), each value
+    /// fits its length byte, and the text comes back exactly from them.
+    fn valued(
+        keys: u16,
+        parts: [&[u8]; 2],
+        split: Option<usize>,
+        names: &OnceLock<OwnNames>,
+    ) -> Option<Self> {
+        let (labels, own) = OwnNames::of(parts, split)?;
+        let names = names.get_or_init(|| own.clone());
+        if *names != own {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(
+            VALUED_HEADER + labels.iter().map(|(_, v)| 1 + v.len()).sum::<usize>(),
+        );
+        bytes.push(FORM_VALUED);
+        bytes.extend_from_slice(&keys.to_le_bytes());
+        for (_, value) in &labels {
+            bytes.push(u8::try_from(value.len()).ok()?);
+            bytes.extend_from_slice(value.as_bytes());
+        }
+        let text = Self(bytes.into_boxed_slice());
+        // What a render writes must be the block's own text, to the byte.
+        let mut scratch = String::new();
+        let (head, tail, _) = text.valued_parts(names, &mut scratch);
+        (head.as_bytes() == parts[0] && tail.as_bytes() == parts[1]).then_some(text)
+    }
+
+    fn valued_form(&self) -> bool {
+        self.0.first() == Some(&FORM_VALUED)
+    }
+
+    /// The values of a valued text, in order.
+    fn values(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.0.get(VALUED_HEADER..).unwrap_or_default();
+        std::iter::from_fn(move || {
+            let (&len, tail) = rest.split_first()?;
+            let (value, tail) = tail.split_at_checked(usize::from(len))?;
+            rest = tail;
+            Some(value)
+        })
+    }
+
+    /// A valued text's own text, written into `scratch` from `names` and
+    /// the values: the part before the shared run and the part after, as
+    /// [`label_parts`](Self::label_parts) gives them.
+    fn valued_parts<'a>(
+        &self,
+        names: &OwnNames,
+        scratch: &'a mut String,
+    ) -> (&'a str, &'a str, bool) {
+        scratch.clear();
+        let mut values = self.values();
+        let mut write = |scratch: &mut String, name: &str| {
+            let value = values.next().unwrap_or_default();
+            scratch.push_str(name);
+            scratch.push_str("=\"");
+            // Copied from a `&str` label block's value: whole UTF-8.
+            scratch.push_str(std::str::from_utf8(value).unwrap_or_default());
+            scratch.push('"');
+        };
+        let Some(before) = names.before_run else {
+            for (i, name) in names.names.iter().enumerate() {
+                if i > 0 {
+                    scratch.push(',');
+                }
+                write(scratch, name);
+            }
+            return (scratch.as_str(), "", false);
+        };
+        // Before the run each label is followed by a comma, after it each
+        // is preceded by one.
+        let (head, tail) = names
+            .names
+            .split_at_checked(usize::from(before))
+            .unwrap_or((&names.names, &[]));
+        for name in head {
+            write(scratch, name);
+            scratch.push(',');
+        }
+        let head_end = scratch.len();
+        for name in tail {
+            scratch.push(',');
+            write(scratch, name);
+        }
+        let (head, tail) = scratch.split_at(head_end);
+        (head, tail, true)
     }
 
     fn word(&self, at: usize) -> u32 {
@@ -170,12 +294,12 @@ impl SeriesText {
         self.0.first() == Some(&FORM_MAPPED)
     }
 
-    /// Where the label text starts.
+    /// Where the label text (a valued text's values) starts.
     fn text_start(&self) -> usize {
-        let start = if self.mapped_form() {
-            MAPPED_HEADER
-        } else {
-            PACKED_HEADER + self.word(1) as usize
+        let start = match self.0.first() {
+            Some(&FORM_MAPPED) => MAPPED_HEADER,
+            Some(&FORM_VALUED) => VALUED_HEADER,
+            _ => PACKED_HEADER + self.word(1) as usize,
         };
         start.min(self.0.len())
     }
@@ -207,7 +331,7 @@ impl SeriesText {
     /// were given for the packed form, in label order for the mapped one
     /// (read with `origin`, the series' own).
     pub fn attribute_texts(&self, origin: &Origin) -> Vec<(String, String)> {
-        if !self.mapped_form() {
+        if !self.mapped_form() && !self.valued_form() {
             return unpack(
                 self.0
                     .get(PACKED_HEADER..self.text_start())
@@ -217,7 +341,8 @@ impl SeriesText {
             .map(|kv| (kv.key, any_text(kv.value.as_ref())))
             .collect();
         }
-        let (head, tail, split) = self.label_parts();
+        let mut scratch = String::new();
+        let (head, tail, split) = self.label_parts(origin, &mut scratch);
         let shared = match origin.label_run.get() {
             Some(run) if split => &**run,
             _ => "",
@@ -233,8 +358,26 @@ impl SeriesText {
 
     /// The label block's own text: before the run and after it, and
     /// whether the run was left out (the text is all in the first part
-    /// when it was not).
-    pub fn label_parts(&self) -> (&str, &str, bool) {
+    /// when it was not). A valued text writes it into `scratch` from its
+    /// values and the names of `origin`, the series' own; the others are
+    /// read in place.
+    pub fn label_parts<'a>(
+        &'a self,
+        origin: &Origin,
+        scratch: &'a mut String,
+    ) -> (&'a str, &'a str, bool) {
+        if self.valued_form() {
+            return match origin.own_names.get() {
+                Some(names) => self.valued_parts(names, scratch),
+                // A valued text is only made once its origin has names.
+                None => ("", "", false),
+            };
+        }
+        self.stored_parts()
+    }
+
+    /// [`label_parts`](Self::label_parts) of the packed and mapped forms.
+    fn stored_parts(&self) -> (&str, &str, bool) {
         let bytes = self.0.get(self.text_start()..).unwrap_or_default();
         debug_assert!(std::str::from_utf8(bytes).is_ok());
         // SAFETY: `new` and `mapped`, the only constructors (`Default`
@@ -270,6 +413,77 @@ pub fn any_text(value: Option<&AnyValue>) -> String {
 /// a metric with the same attribute keys, so a [`Source`] keeps each
 /// once.
 pub type LabelKeys = Box<[Option<Box<str>>]>;
+
+/// The names of the labels in the own text of an origin's series (the
+/// block less the shared run), in order, and how many come before the
+/// run (`None`: the run was not left out). Set by the origin's first
+/// mapped series; every later one whose own labels are named the same
+/// keeps only their values (the valued form of [`SeriesText`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnNames {
+    names: Box<[Box<str>]>,
+    before_run: Option<u16>,
+}
+
+impl OwnNames {
+    /// The labels of the own text `parts` (split where the shared run
+    /// was left out, see [`own_text`]) as `(name, escaped value)`, and
+    /// their names; `None` when the text is not a list of `name="value"`
+    /// labels in the punctuation a render gives back.
+    fn of(parts: [&[u8]; 2], split: Option<usize>) -> Option<(Vec<(&str, &str)>, OwnNames)> {
+        let [head, tail] = parts.map(std::str::from_utf8);
+        let (head, tail) = (head.ok()?, tail.ok()?);
+        let (labels, before_run) = match split {
+            None => (raw_labels(head)?, None),
+            Some(_) => {
+                let head = match head {
+                    "" => Vec::new(),
+                    head => raw_labels(head.strip_suffix(',')?)?,
+                };
+                let tail = match tail {
+                    "" => Vec::new(),
+                    tail => raw_labels(tail.strip_prefix(',')?)?,
+                };
+                let before = u16::try_from(head.len()).ok()?;
+                ([head, tail].concat(), Some(before))
+            }
+        };
+        let names = labels.iter().map(|(name, _)| (*name).into()).collect();
+        Some((labels, OwnNames { names, before_run }))
+    }
+}
+
+/// The labels of `text`, a label block's `name="value",…` as the
+/// translation writes it, as `(name, value)` with each value still
+/// escaped; `None` when it is not such a list.
+fn raw_labels(text: &str) -> Option<Vec<(&str, &str)>> {
+    let mut labels = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once("=\"")?;
+        let label_name =
+            |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !label_name(name) {
+            return None;
+        }
+        let bytes = after.as_bytes();
+        let mut end = 0;
+        loop {
+            match bytes.get(end)? {
+                b'\\' => end += 2,
+                b'"' => break,
+                _ => end += 1,
+            }
+        }
+        let value = after.get(..end)?;
+        labels.push((name, value));
+        rest = match after.get(end + 1..)? {
+            "" => "",
+            more => more.strip_prefix(',').filter(|m| !m.is_empty())?,
+        };
+    }
+    Some(labels)
+}
 
 /// Key lists an origin keeps at most; a series past them is packed.
 const MAX_LABEL_KEYS: usize = 256;
@@ -420,6 +634,9 @@ pub struct Origin {
     /// The threshold levels that apply to every series of the origin
     /// (they depend on its metric's name alone), set by its first series.
     pub thresholds: OnceLock<Box<[f64]>>,
+    /// The names of its series' own labels, set by its first mapped
+    /// series: those named the same keep only their values.
+    pub own_names: OnceLock<OwnNames>,
 }
 
 impl std::ops::Deref for Origin {
@@ -505,6 +722,7 @@ impl Origins {
                     source: shared,
                     label_run: OnceLock::new(),
                     thresholds: OnceLock::new(),
+                    own_names: OnceLock::new(),
                 })
             })
             .clone()
@@ -582,6 +800,18 @@ mod tests {
     use crate::model::otlp::common::{AnyValue, ArrayValue, any_value::Value};
     use crate::model::otlp::kv;
 
+    /// A text's own label parts, as a render gets them, owned.
+    fn parts(text: &SeriesText, origin: &Origin) -> (String, String, bool) {
+        let mut scratch = String::new();
+        let (head, tail, split) = text.label_parts(origin, &mut scratch);
+        (head.to_string(), tail.to_string(), split)
+    }
+
+    /// `(head, tail, split)` owned, to compare with [`parts`].
+    fn own(head: &str, tail: &str, split: bool) -> (String, String, bool) {
+        (head.to_string(), tail.to_string(), split)
+    }
+
     fn origin() -> Origin {
         Origin {
             source: Arc::new(Source {
@@ -591,6 +821,7 @@ mod tests {
             }),
             label_run: OnceLock::new(),
             thresholds: OnceLock::new(),
+            own_names: OnceLock::new(),
         }
     }
 
@@ -611,21 +842,21 @@ mod tests {
         let labels = r#"code="503",job="api",route="/a""#;
         let text = SeriesText::new(&attributes, labels, None);
         assert_eq!(text.attribute_texts(&origin), texts(&attributes));
-        assert_eq!(text.label_parts(), (labels, "", false));
+        assert_eq!(parts(&text, &origin), own(labels, "", false));
         // The run `job="api"` left out: the text around it is kept.
         let run = labels.find("job").unwrap()..labels.find(",route").unwrap();
         let split = SeriesText::new(&attributes, labels, Some(run));
         assert_eq!(split.attribute_texts(&origin), texts(&attributes));
         assert_eq!(
-            split.label_parts(),
-            (r#"code="503","#, r#",route="/a""#, true)
+            parts(&split, &origin),
+            own(r#"code="503","#, r#",route="/a""#, true)
         );
         let none = SeriesText::new(&[], "", None);
         assert!(none.attribute_texts(&origin).is_empty());
-        assert_eq!(none.label_parts(), ("", "", false));
+        assert_eq!(parts(&none, &origin), own("", "", false));
         let no_labels = SeriesText::new(&attributes, "", Some(0..0));
         assert_eq!(no_labels.attribute_texts(&origin), texts(&attributes));
-        assert_eq!(no_labels.label_parts(), ("", "", true));
+        assert_eq!(parts(&no_labels, &origin), own("", "", true));
     }
 
     /// A mapped series keeps only its label text, reads its attributes
@@ -680,7 +911,7 @@ mod tests {
             read
         };
         let whole = SeriesText::mapped(index, labels, None).unwrap();
-        assert_eq!(whole.label_parts(), (labels, "", false));
+        assert_eq!(parts(&whole, &origin), own(labels, "", false));
         assert_eq!(read(&whole), expected);
         // Smaller than the packed form by the packed attributes.
         let packed = SeriesText::new(&attributes, labels, None);
@@ -693,8 +924,111 @@ mod tests {
         let at = labels.find("otel_scope_name").unwrap();
         origin.label_run.set(labels[at..].into()).unwrap();
         let split = SeriesText::mapped(index, labels, Some(at..labels.len())).unwrap();
-        assert_eq!(split.label_parts(), (&labels[..at], "", true));
+        assert_eq!(parts(&split, &origin), own(&labels[..at], "", true));
         assert_eq!(read(&split), expected);
+    }
+
+    /// Series whose own labels are named as their origin's first keep
+    /// only their values, and give back their label text and attributes
+    /// exactly as the mapped form does, with the run left out or not;
+    /// a series named otherwise stays mapped.
+    #[test]
+    fn a_valued_series_keeps_only_its_values() {
+        let attributes = |route: &str, code: i64| {
+            vec![
+                kv("http.route", Value::StringValue(route.into())),
+                kv("http.status_code", Value::IntValue(code)),
+                kv("metric", Value::StringValue("queue_depth".into())),
+            ]
+        };
+        let block = |route: &str, code: i64| {
+            format!(
+                r#"http_route="{route}",http_status_code="{code}",job="api",metric="queue_depth",otel_scope_name="s""#
+            )
+        };
+        let first = attributes("/a", 200);
+        let labels = block("/a", 200);
+        let marked = format!(
+            r#"http_route="{}",http_status_code="{}",job="api",metric="{}",otel_scope_name="s""#,
+            key_marker(0),
+            key_marker(1),
+            key_marker(2)
+        );
+        let keys = label_keys(&parse_borrowed(&labels), &marked, &first).expect("read back");
+        for run in [false, true] {
+            let origin = origin();
+            let index = origin
+                .learn_label_keys(key_shape(&first), keys.clone())
+                .unwrap();
+            // The run `job="api"` (between two own labels) left out, or not.
+            let shared = |labels: &str| {
+                run.then(|| labels.find("job").unwrap()..labels.find(",metric").unwrap())
+            };
+            if run {
+                origin.label_run.set(r#"job="api""#.into()).unwrap();
+            }
+            // An escaped quote, backslash and newline, and UTF-8.
+            for (route, code) in [("/a", 200), (r#"/b \"q\" \\ \n é"#, 503), ("", 7)] {
+                let labels = block(route, code);
+                let shared = shared(&labels);
+                let valued =
+                    SeriesText::mapped_or_valued(index, &labels, shared.clone(), &origin.own_names)
+                        .unwrap();
+                let mapped = SeriesText::mapped(index, &labels, shared).unwrap();
+                assert!(valued.valued_form() && mapped.mapped_form());
+                assert_eq!(parts(&valued, &origin), parts(&mapped, &origin), "{labels}");
+                assert_eq!(
+                    valued.attribute_texts(&origin),
+                    mapped.attribute_texts(&origin)
+                );
+                assert!(valued.0.len() + 30 < mapped.0.len(), "{}", valued.0.len());
+            }
+            let (head, tail, split) = parts(
+                &SeriesText::mapped_or_valued(index, &labels, shared(&labels), &origin.own_names)
+                    .unwrap(),
+                &origin,
+            );
+            assert_eq!(split, run);
+            let joined = if run {
+                format!(r#"{head}job="api"{tail}"#)
+            } else {
+                head
+            };
+            assert_eq!(joined, labels);
+            // Without the status label: other names, so mapped.
+            let fewer = r#"http_route="/c",job="api",metric="queue_depth",otel_scope_name="s""#;
+            let text = SeriesText::mapped_or_valued(index, fewer, shared(fewer), &origin.own_names)
+                .unwrap();
+            assert!(text.mapped_form());
+            let (head, tail, _) = parts(&text, &origin);
+            let joined = if run {
+                format!(r#"{head}job="api"{tail}"#)
+            } else {
+                head
+            };
+            assert_eq!(joined, fewer);
+        }
+    }
+
+    /// Label text that is not a list of `name="value"` labels as the
+    /// translation writes them is not split into values.
+    #[test]
+    fn only_well_formed_label_text_splits_into_values() {
+        assert_eq!(raw_labels(""), Some(vec![]));
+        assert_eq!(
+            raw_labels(r#"a="1",b="x\"y\\",c="""#),
+            Some(vec![("a", "1"), ("b", r#"x\"y\\"#), ("c", "")])
+        );
+        for bad in [
+            r#"a="1","#,
+            r#"a="1"b="2""#,
+            r#"a="1"#,
+            r#"a=1"#,
+            r#",a="1""#,
+            r#"a="\"#,
+        ] {
+            assert_eq!(raw_labels(bad), None, "{bad}");
+        }
     }
 
     /// The run a series leaves to its origin is the longest piece of the

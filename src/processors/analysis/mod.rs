@@ -172,6 +172,14 @@ impl Kind {
     }
 }
 
+/// Text a walk of the derived gauges writes per series, kept for the
+/// whole walk: a valued series' own labels, a threshold's label value.
+#[derive(Default)]
+struct WalkScratch {
+    labels: String,
+    threshold: String,
+}
+
 /// One analysed series: its identity, models and export state. Boxed
 /// in its map entry; 384 bytes, jemalloc's size class, so what is added
 /// here must come out elsewhere (a test checks). What few series have
@@ -446,7 +454,8 @@ impl AnalysisProcessor {
             .values()
             .map(|slot| {
                 let s = &slot.series;
-                let (head, tail, split) = s.text.label_parts();
+                let mut scratch = String::new();
+                let (head, tail, split) = s.text.label_parts(&s.origin, &mut scratch);
                 let run = match s.origin.label_run.get() {
                     Some(run) if split => run.to_string(),
                     _ => String::new(),
@@ -869,7 +878,7 @@ impl AnalysisProcessor {
                 origin.learn_label_keys(shape, keys)?
             }
         };
-        SeriesText::mapped(index, labels, shared)
+        SeriesText::mapped_or_valued(index, labels, shared, &origin.own_names)
     }
 
     /// One evaluation step at `now` seconds: feeds pending values to the
@@ -936,10 +945,10 @@ impl AnalysisProcessor {
     /// for the next render.
     fn walk_family(&self, family: DerivedKind, sample: &mut SampleSink<'_>) -> bool {
         let keys: Vec<u64> = self.series.lock().keys().copied().collect();
-        let mut threshold_text = String::new();
+        let mut scratch = WalkScratch::default();
         for chunk in keys.chunks(WALK_CHUNK) {
             let series = self.series.lock();
-            if !self.walk_chunk(&series, chunk, family, &mut threshold_text, sample) {
+            if !self.walk_chunk(&series, chunk, family, &mut scratch, sample) {
                 return false;
             }
         }
@@ -952,7 +961,7 @@ impl AnalysisProcessor {
         series: &ByIdentity<Slot>,
         keys: &[u64],
         family: DerivedKind,
-        threshold_text: &mut String,
+        scratch: &mut WalkScratch,
         sample: &mut SampleSink<'_>,
     ) -> bool {
         // Each series' box, label text and forecast state are allocations
@@ -979,7 +988,7 @@ impl AnalysisProcessor {
                 }
             }
             for s in found.iter().flatten() {
-                if !self.write_series(s, family, threshold_text, sample) {
+                if !self.write_series(s, family, scratch, sample) {
                     return false;
                 }
             }
@@ -993,10 +1002,14 @@ impl AnalysisProcessor {
         &self,
         s: &Series,
         family: DerivedKind,
-        threshold_text: &mut String,
+        scratch: &mut WalkScratch,
         sample: &mut SampleSink<'_>,
     ) -> bool {
-        let (head, tail, split) = s.text.label_parts();
+        let WalkScratch {
+            labels: label_text,
+            threshold: threshold_text,
+        } = scratch;
+        let (head, tail, split) = s.text.label_parts(&s.origin, label_text);
         let labels = BlockParts {
             head,
             shared: match s.origin.label_run.get() {

@@ -674,7 +674,8 @@ fn series_of_one_source_share_its_origin_until_the_last_expires() {
             Some("resource:service.name\u{2}api")
         );
         for s in series.values() {
-            let (head, tail, split) = s.series.text.label_parts();
+            let mut scratch = String::new();
+            let (head, tail, split) = s.series.text.label_parts(&s.series.origin, &mut scratch);
             assert!(split && head.is_empty() && !tail.contains("resource:"));
         }
     }
