@@ -239,39 +239,37 @@ impl SeriesText {
         scratch: &'a mut String,
     ) -> (&'a str, &'a str, bool) {
         scratch.clear();
-        let mut values = self.values();
-        let mut write = |scratch: &mut String, name: &str| {
-            let value = values.next().unwrap_or_default();
-            scratch.push_str(name);
-            scratch.push_str("=\"");
+        let labels = names.before.len();
+        let run = names.before_run.map(usize::from);
+        let mut head_end = None;
+        for (i, (before, value)) in names.before.iter().zip(self.values()).enumerate() {
+            if run == Some(i) {
+                // The head ends with its last label's quote and a comma.
+                if i > 0 {
+                    scratch.push_str("\",");
+                }
+                head_end = Some(scratch.len());
+            }
+            scratch.push_str(before);
             // Copied from a `&str` label block's value: whole UTF-8.
             scratch.push_str(std::str::from_utf8(value).unwrap_or_default());
+        }
+        let closes = labels > 0 && run != Some(labels);
+        if closes {
             scratch.push('"');
-        };
-        let Some(before) = names.before_run else {
-            for (i, name) in names.names.iter().enumerate() {
-                if i > 0 {
-                    scratch.push(',');
-                }
-                write(scratch, name);
-            }
+        }
+        let Some(run) = run else {
             return (scratch.as_str(), "", false);
         };
-        // Before the run each label is followed by a comma, after it each
-        // is preceded by one.
-        let (head, tail) = names
-            .names
-            .split_at_checked(usize::from(before))
-            .unwrap_or((&names.names, &[]));
-        for name in head {
-            write(scratch, name);
-            scratch.push(',');
-        }
-        let head_end = scratch.len();
-        for name in tail {
-            scratch.push(',');
-            write(scratch, name);
-        }
+        let head_end = match head_end {
+            Some(at) => at,
+            // The run after every label: the head is all of them.
+            None if run > 0 => {
+                scratch.push_str("\",");
+                scratch.len()
+            }
+            None => scratch.len(),
+        };
         let (head, tail) = scratch.split_at(head_end);
         (head, tail, true)
     }
@@ -421,7 +419,11 @@ pub type LabelKeys = Box<[Option<Box<str>>]>;
 /// keeps only their values (the valued form of [`SeriesText`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnNames {
-    names: Box<[Box<str>]>,
+    /// For each label, the text a render writes before its value: the
+    /// previous label's closing quote and comma where there is one (not
+    /// across the run), then `name="`.
+    before: Box<[Box<str>]>,
+    /// How many labels come before the run (`None`: it was not left out).
     before_run: Option<u16>,
 }
 
@@ -448,8 +450,21 @@ impl OwnNames {
                 ([head, tail].concat(), Some(before))
             }
         };
-        let names = labels.iter().map(|(name, _)| (*name).into()).collect();
-        Some((labels, OwnNames { names, before_run }))
+        let run = before_run.map(usize::from);
+        let before = labels
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                let lead = match run {
+                    // The first label after the run follows its comma.
+                    Some(k) if i == k => ",",
+                    _ if i > 0 => "\",",
+                    _ => "",
+                };
+                format!("{lead}{name}=\"").into_boxed_str()
+            })
+            .collect();
+        Some((labels, OwnNames { before, before_run }))
     }
 }
 
@@ -943,30 +958,44 @@ mod tests {
         };
         let block = |route: &str, code: i64| {
             format!(
-                r#"http_route="{route}",http_status_code="{code}",job="api",metric="queue_depth",otel_scope_name="s""#
+                r#"a="k",http_route="{route}",http_status_code="{code}",job="api",metric="queue_depth",otel_scope_name="s""#
             )
         };
         let first = attributes("/a", 200);
         let labels = block("/a", 200);
         let marked = format!(
-            r#"http_route="{}",http_status_code="{}",job="api",metric="{}",otel_scope_name="s""#,
+            r#"a="k",http_route="{}",http_status_code="{}",job="api",metric="{}",otel_scope_name="s""#,
             key_marker(0),
             key_marker(1),
             key_marker(2)
         );
         let keys = label_keys(&parse_borrowed(&labels), &marked, &first).expect("read back");
-        for run in [false, true] {
+        // The run left out: none; the first label; one between two own
+        // labels; the last one.
+        for run in [
+            None,
+            Some(r#"a="k""#),
+            Some(r#"job="api""#),
+            Some(r#"otel_scope_name="s""#),
+        ] {
             let origin = origin();
             let index = origin
                 .learn_label_keys(key_shape(&first), keys.clone())
                 .unwrap();
-            // The run `job="api"` (between two own labels) left out, or not.
             let shared = |labels: &str| {
-                run.then(|| labels.find("job").unwrap()..labels.find(",metric").unwrap())
+                run.map(|run| {
+                    let at = labels.find(run).unwrap();
+                    at..at + run.len()
+                })
             };
-            if run {
-                origin.label_run.set(r#"job="api""#.into()).unwrap();
+            if let Some(run) = run {
+                origin.label_run.set(run.into()).unwrap();
             }
+            let joined = |text: &SeriesText| {
+                let (head, tail, split) = parts(text, &origin);
+                assert_eq!(split, run.is_some());
+                format!("{head}{}{tail}", run.unwrap_or_default())
+            };
             // An escaped quote, backslash and newline, and UTF-8.
             for (route, code) in [("/a", 200), (r#"/b \"q\" \\ \n é"#, 503), ("", 7)] {
                 let labels = block(route, code);
@@ -977,36 +1006,20 @@ mod tests {
                 let mapped = SeriesText::mapped(index, &labels, shared).unwrap();
                 assert!(valued.valued_form() && mapped.mapped_form());
                 assert_eq!(parts(&valued, &origin), parts(&mapped, &origin), "{labels}");
+                assert_eq!(joined(&valued), labels);
                 assert_eq!(
                     valued.attribute_texts(&origin),
                     mapped.attribute_texts(&origin)
                 );
                 assert!(valued.0.len() + 30 < mapped.0.len(), "{}", valued.0.len());
             }
-            let (head, tail, split) = parts(
-                &SeriesText::mapped_or_valued(index, &labels, shared(&labels), &origin.own_names)
-                    .unwrap(),
-                &origin,
-            );
-            assert_eq!(split, run);
-            let joined = if run {
-                format!(r#"{head}job="api"{tail}"#)
-            } else {
-                head
-            };
-            assert_eq!(joined, labels);
             // Without the status label: other names, so mapped.
-            let fewer = r#"http_route="/c",job="api",metric="queue_depth",otel_scope_name="s""#;
+            let fewer =
+                r#"a="k",http_route="/c",job="api",metric="queue_depth",otel_scope_name="s""#;
             let text = SeriesText::mapped_or_valued(index, fewer, shared(fewer), &origin.own_names)
                 .unwrap();
             assert!(text.mapped_form());
-            let (head, tail, _) = parts(&text, &origin);
-            let joined = if run {
-                format!(r#"{head}job="api"{tail}"#)
-            } else {
-                head
-            };
-            assert_eq!(joined, fewer);
+            assert_eq!(joined(&text), fewer);
         }
     }
 
