@@ -103,7 +103,7 @@ const FORM_VALUED: u8 = 2;
 /// Header bytes of each form.
 const PACKED_HEADER: usize = 9;
 const MAPPED_HEADER: usize = 5;
-const VALUED_HEADER: usize = 3;
+const VALUED_HEADER: usize = 4;
 /// The split position of a label block kept whole, in each form.
 const WHOLE: u32 = u32::MAX;
 const WHOLE_MAPPED: u16 = u16::MAX;
@@ -204,8 +204,11 @@ impl SeriesText {
         );
         bytes.push(FORM_VALUED);
         bytes.extend_from_slice(&keys.to_le_bytes());
+        bytes.push(u8::try_from(labels.len()).ok()?);
         for (_, value) in &labels {
             bytes.push(u8::try_from(value.len()).ok()?);
+        }
+        for (_, value) in &labels {
             bytes.extend_from_slice(value.as_bytes());
         }
         let text = Self(bytes.into_boxed_slice());
@@ -219,13 +222,27 @@ impl SeriesText {
         self.0.first() == Some(&FORM_VALUED)
     }
 
-    /// The values of a valued text, in order.
-    fn values(&self) -> impl Iterator<Item = &[u8]> {
-        let mut rest = self.0.get(VALUED_HEADER..).unwrap_or_default();
-        std::iter::from_fn(move || {
-            let (&len, tail) = rest.split_first()?;
-            let (value, tail) = tail.split_at_checked(usize::from(len))?;
-            rest = tail;
+    /// The values of a valued text, in order. After the header: their
+    /// count, each one's length, then the values one after the other.
+    fn values(&self) -> impl Iterator<Item = &str> {
+        let count = usize::from(self.0.get(VALUED_HEADER - 1).copied().unwrap_or(0));
+        let lengths = self
+            .0
+            .get(VALUED_HEADER..VALUED_HEADER + count)
+            .unwrap_or_default();
+        let bytes = self.0.get(VALUED_HEADER + count..).unwrap_or_default();
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: `valued`, the only writer of this form, wrote the values
+        // after the lengths as whole `&str`s one after the other (each cut
+        // from a label block between two ASCII quotes), so together they
+        // are UTF-8; the bytes are never changed after. Read for every
+        // derived family of every series on each scrape, so not validated
+        // again each time (`get` below still checks each cut).
+        let text = unsafe { std::str::from_utf8_unchecked(bytes) };
+        let mut at = 0;
+        lengths.iter().map_while(move |&len| {
+            let value = text.get(at..at + usize::from(len))?;
+            at += usize::from(len);
             Some(value)
         })
     }
@@ -251,8 +268,7 @@ impl SeriesText {
                 head_end = Some(scratch.len());
             }
             scratch.push_str(before);
-            // Copied from a `&str` label block's value: whole UTF-8.
-            scratch.push_str(std::str::from_utf8(value).unwrap_or_default());
+            scratch.push_str(value);
         }
         let closes = labels > 0 && run != Some(labels);
         if closes {
