@@ -88,9 +88,10 @@ fn unpack(mut rest: &[u8]) -> Vec<KeyValue> {
 ///
 /// - **valued** (most mapped series once their origin has one): as the
 ///   mapped form, but the own labels' names are their origin's
-///   [`OwnNames`], so only their values are kept. A 3-byte header (the
-///   form and the key list's index), then each own label's value as the
-///   block writes it (escaped), after its length in one byte.
+///   [`OwnNames`], so only their values are kept. A 4-byte header (the
+///   form, the key list's index as `u16` little-endian, the number of
+///   values), each value's length in one byte, then the values one after
+///   the other as the block writes them (escaped).
 ///
 /// The own text is all of the block, or the text before and after the
 /// shared run, which the series' [`Origin`] keeps once for all of them.
