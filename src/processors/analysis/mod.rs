@@ -1009,6 +1009,16 @@ impl AnalysisProcessor {
             labels: label_text,
             threshold: threshold_text,
         } = scratch;
+        // A series with nothing in the family is passed over before its
+        // labels are written.
+        let verdict = match family {
+            DerivedKind::Verdict(_) => match s.verdict() {
+                Some(v) => Some(v),
+                None => return true,
+            },
+            DerivedKind::TimeToThreshold if s.thresholds().is_empty() => return true,
+            _ => None,
+        };
         let (head, tail, split) = s.text.label_parts(&s.origin, label_text);
         let labels = BlockParts {
             head,
@@ -1019,7 +1029,7 @@ impl AnalysisProcessor {
             tail,
         };
         match family {
-            DerivedKind::Verdict(field) => match s.verdict() {
+            DerivedKind::Verdict(field) => match verdict {
                 Some(v) => sample(labels, None, field.of(&v)),
                 None => true,
             },
