@@ -291,14 +291,24 @@ impl AlertBook {
     /// Alerts to re-send periodically: every active one, and those
     /// resolved within `resolved_for` seconds (so a receiver that missed
     /// the resolution still learns of it).
+    ///
+    /// Alertmanager knows an alert by its label set and keeps the last
+    /// copy it is sent, so a label set goes out once: active if an alert
+    /// with those labels is active (an alert that resolved and fired
+    /// again), else its most recent resolution. Sending an older
+    /// resolved copy beside an active one would resolve the active alert
+    /// in Alertmanager until the next re-send.
     pub fn to_resend(&self, now: f64, resolved_for: f64) -> Vec<Alert> {
         let mut v = self.active();
-        v.extend(
-            self.history
-                .iter()
-                .filter(|a| a.ends_at.is_some_and(|e| now - e <= resolved_for))
-                .cloned(),
-        );
+        let mut sent: std::collections::HashSet<&BTreeMap<String, String>> =
+            self.active.values().map(|a| &a.labels).collect();
+        // Most recently resolved first, so the first copy of a label set
+        // is its latest.
+        for a in self.history.iter().rev() {
+            if a.ends_at.is_some_and(|e| now - e <= resolved_for) && sent.insert(&a.labels) {
+                v.push(a.clone());
+            }
+        }
         v
     }
 }
@@ -393,6 +403,35 @@ mod tests {
         assert_eq!(b.history().len(), 3);
         assert_eq!(b.history()[0].labels["alertname"], "A4");
         assert_eq!(b.to_resend(50.0, 10.0).len(), 1, "only A4 ended 5 s ago");
+    }
+
+    #[test]
+    fn a_label_set_is_resent_once_active_if_it_fired_again() {
+        let mut b = book();
+        let src = [Source::Anomaly];
+        // Fires, resolves, fires, resolves, fires again: two resolved
+        // copies in the history with the labels of the active alert.
+        for i in 0..2 {
+            let t = f64::from(i) * 20.0;
+            b.reconcile(t, &src, vec![cand("Flap", "api", Severity::Warning)]);
+            b.reconcile(t + 10.0, &src, vec![]);
+        }
+        b.reconcile(40.0, &src, vec![cand("Flap", "api", Severity::Warning)]);
+        assert_eq!(b.history().len(), 2);
+        let sent = b.to_resend(45.0, 300.0);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].ends_at, None, "the active copy, not a resolved one");
+
+        // Resolved again: only the latest resolution goes out.
+        b.reconcile(50.0, &src, vec![]);
+        let sent = b.to_resend(55.0, 300.0);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].ends_at, Some(50.0));
+
+        // Another label set resolved meanwhile is still re-sent.
+        b.reconcile(60.0, &src, vec![cand("Other", "api", Severity::Warning)]);
+        b.reconcile(70.0, &src, vec![]);
+        assert_eq!(b.to_resend(75.0, 300.0).len(), 2);
     }
 
     #[test]
