@@ -174,6 +174,44 @@ fn bad_input_names_file_and_line() {
     );
 }
 
+/// An output directory that is the input's is refused before anything is
+/// written (the inputs stay as they were); one inside the input is not
+/// read back as input on the next run.
+#[test]
+fn output_never_replaces_or_rereads_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let original = series();
+    std::fs::write(data.join("s.csv"), &original).unwrap();
+    let out = backtest(&[
+        "--input",
+        data.to_str().unwrap(),
+        "--output",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("would be overwritten"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("s.csv")).unwrap(),
+        original
+    );
+
+    let inner = data.join("out");
+    for _ in 0..2 {
+        let out = backtest(&[
+            "--input",
+            data.to_str().unwrap(),
+            "--output",
+            inner.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(inner.join("s.csv").is_file());
+    assert!(!inner.join("out").exists(), "the output was read as input");
+}
+
 /// `--config` sets the horizons as `processors.analysis.horizons` does for
 /// the collector, and the band width from `processors.analysis.anomaly`.
 #[test]

@@ -24,6 +24,20 @@ pub enum BacktestError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "{input} would be overwritten by its own output; choose an --output directory that is not the input's"
+    )]
+    WouldOverwrite { input: String },
+}
+
+/// Whether writing `target` would replace the input file `input` (the
+/// same file reached by two paths).
+fn same_file(input: &Path, target: &Path) -> bool {
+    match (std::fs::canonicalize(input), std::fs::canonicalize(target)) {
+        (Ok(a), Ok(b)) => a == b,
+        // A target that does not exist yet is not the input.
+        _ => false,
+    }
 }
 
 /// Scores of one horizon over all files.
@@ -66,7 +80,16 @@ pub fn run(
     plot: bool,
 ) -> Result<Summary, BacktestError> {
     let mut plotted = Vec::new();
-    let files = input::discover(input)?;
+    let files = input::discover(input, Some(output))?;
+    // Checked for every file before any is written.
+    if let Some((path, _)) = files
+        .iter()
+        .find(|(path, relative)| same_file(path, &output.join(relative)))
+    {
+        return Err(BacktestError::WouldOverwrite {
+            input: path.display().to_string(),
+        });
+    }
     let started = Instant::now();
     let mut progress = crate::progress::Progress::new(files.len() as f64);
     let mut summary = Summary {

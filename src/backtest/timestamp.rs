@@ -11,6 +11,13 @@ pub fn parse(text: &str) -> Result<f64, String> {
     if let Ok(secs) = t.parse::<f64>()
         && secs.is_finite()
     {
+        // Past the year 5000: milliseconds (or finer) written where
+        // seconds were meant.
+        if secs.abs() >= MILLIS_FROM {
+            return Err(format!(
+                "`{t}` is too large for a timestamp in Unix seconds (after the year 5000); divide milliseconds by 1000"
+            ));
+        }
         return Ok(secs);
     }
     parse_calendar(t).ok_or_else(|| {
@@ -18,6 +25,20 @@ pub fn parse(text: &str) -> Result<f64, String> {
             "`{t}` is not a timestamp; write YYYY-MM-DD HH:MM:SS (UTC), RFC 3339 such as 2024-05-01T12:00:00Z, or Unix seconds"
         )
     })
+}
+
+/// Unix seconds at and beyond which a number is taken to be in smaller
+/// units (1e11 s is in the year 5138; 1e11 ms is 1973).
+const MILLIS_FROM: f64 = 1e11;
+
+/// Days in `month` of `year` (proleptic Gregorian).
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 fn number(s: &str) -> Option<i64> {
@@ -39,13 +60,20 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 fn parse_calendar(t: &str) -> Option<f64> {
+    // Every accepted form is ASCII (so byte offsets below are characters).
+    if !t.is_ascii() {
+        return None;
+    }
     let (date, rest) = t.split_at(t.find(['T', 't', ' '])?);
     let rest = &rest[1..];
     let mut parts = date.split('-');
     let year = number(parts.next()?)?;
     let month = number(parts.next()?)?;
     let day = number(parts.next()?)?;
-    if parts.next().is_some() || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if parts.next().is_some()
+        || !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+    {
         return None;
     }
     // Offset: Z, +hh:mm, -hh:mm, or none (UTC).
@@ -95,6 +123,7 @@ mod tests {
         assert_eq!(parse("1397088120.25").unwrap(), 1_397_088_120.25);
         assert_eq!(parse("1970-01-01 00:00:00").unwrap(), 0.0);
         assert_eq!(parse("2000-03-01 00:00:00").unwrap(), 951_868_800.0);
+        assert_eq!(parse("2024-02-29 00:00:00").unwrap(), 1_709_164_800.0);
     }
 
     #[test]
@@ -104,6 +133,12 @@ mod tests {
             "yesterday",
             "2014-13-01 00:00:00",
             "2014-04-10 25:00:00",
+            "2024-02-30 00:00:00",
+            "2023-02-29 00:00:00",
+            "2024-04-31T00:00:00Z",
+            "2024-05-01T12:00:00+0\u{e9}",
+            "2024-05-01T12:00:00+\u{e9}",
+            "1700000000000",
             "NaN",
         ] {
             let err = parse(bad).unwrap_err();

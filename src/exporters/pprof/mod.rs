@@ -265,7 +265,7 @@ async fn require_token(
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .and_then(|v| bearer_credentials(v.as_bytes()))
         .unwrap_or_default();
     if constant_time_eq(given, expected) {
         return next.run(request).await;
@@ -280,6 +280,15 @@ async fn require_token(
         header::HeaderValue::from_static("Bearer realm=\"streamgate\""),
     );
     r
+}
+
+/// The token of an `Authorization: Bearer <token>` value: the scheme in
+/// any case, then one or more spaces (RFC 9110 §11.1, §11.4).
+fn bearer_credentials(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| rest.trim_ascii_start())
 }
 
 /// Equality whose time depends only on the lengths, not on where the
@@ -383,4 +392,18 @@ async fn heap_profile(State(p): State<Arc<Profiling>>) -> Response {
 
 async fn heap_flamegraph(State(p): State<Arc<Profiling>>) -> Response {
     answer(p.heap(Format::Flamegraph).await, Format::Flamegraph, "heap")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_credentials(b"Bearer t0k"), Some(&b"t0k"[..]));
+        assert_eq!(bearer_credentials(b"bearer  t0k"), Some(&b"t0k"[..]));
+        assert_eq!(bearer_credentials(b"BEARER t0k"), Some(&b"t0k"[..]));
+        assert_eq!(bearer_credentials(b"Basic t0k"), None);
+        assert_eq!(bearer_credentials(b"Bearert0k"), None);
+    }
 }

@@ -78,12 +78,40 @@ impl Authenticator {
         let Some(given) = authorization else {
             return Err(Denied::Missing);
         };
+        let given = canonical_scheme(given);
         let mut ok = false;
         for accepted in &self.accepted {
-            ok |= constant_time_eq(given, accepted);
+            ok |= constant_time_eq(&given, accepted);
         }
         if ok { Ok(()) } else { Err(Denied::Wrong) }
     }
+}
+
+/// An `Authorization` value with its scheme spelled as the accepted
+/// credentials spell it (`Bearer`, `Basic`) and one space after it: the
+/// scheme is case-insensitive and may be followed by several spaces (RFC
+/// 9110 §11.1, §11.4); the credentials are compared as sent.
+fn canonical_scheme(given: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Some(space) = given.iter().position(|&b| b == b' ') else {
+        return given.into();
+    };
+    let (scheme, rest) = given.split_at(space);
+    let credentials = rest.trim_ascii_start();
+    let spelled: &[u8] = if scheme.eq_ignore_ascii_case(b"bearer") {
+        b"Bearer"
+    } else if scheme.eq_ignore_ascii_case(b"basic") {
+        b"Basic"
+    } else {
+        return given.into();
+    };
+    if scheme == spelled && rest.len() == credentials.len() + 1 {
+        return given.into();
+    }
+    let mut v = Vec::with_capacity(spelled.len() + 1 + credentials.len());
+    v.extend_from_slice(spelled);
+    v.push(b' ');
+    v.extend_from_slice(credentials);
+    v.into()
 }
 
 /// Whether `a == b`, looking at every byte whatever differs (lengths
@@ -117,6 +145,12 @@ mod tests {
     fn accepts_configured_credentials_only() {
         let a = auth();
         assert!(a.check(Some(b"Bearer s3cret-token")).is_ok());
+        // The scheme in any case, and more than one space after it.
+        assert!(a.check(Some(b"bearer s3cret-token")).is_ok());
+        assert!(a.check(Some(b"BEARER   s3cret-token")).is_ok());
+        assert!(a.check(Some(b"basic Y29sbGVjdG9yOnBhNTU=")).is_ok());
+        assert!(a.check(Some(b"bearer S3cret-token")).is_err());
+        assert!(a.check(Some(b"Token s3cret-token")).is_err());
         // base64("collector:pa55")
         assert!(a.check(Some(b"Basic Y29sbGVjdG9yOnBhNTU=")).is_ok());
         for bad in [
