@@ -295,7 +295,7 @@ fn cases() -> Vec<Case> {
                     ],
                 )
             },
-            outcome: Outcome::Partial(1, "already a gauge"),
+            outcome: Outcome::Partial(1, "like those of gauge"),
         },
     ]
 }

@@ -461,6 +461,56 @@ fn gauges_ratio_and_non_monotonic_sums() {
     assert!(text.contains(&line("db_connections", "", "2")), "{text}");
 }
 
+/// At scale -10 every bucket edge past 1 overflows to infinity: those
+/// buckets are counted in `+Inf` (written once), never as a bound of
+/// their own.
+#[test]
+fn exponential_buckets_past_the_largest_float_fold_into_inf() {
+    let e = exporter();
+    let point = ExponentialHistogramDataPoint {
+        start_time_unix_nano: 1,
+        time_unix_nano: 2,
+        count: 5,
+        sum: Some(1e300),
+        scale: -10,
+        zero_count: 1,
+        positive: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![2],
+        }),
+        negative: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1, 1],
+        }),
+        ..Default::default()
+    };
+    let metric = Metric {
+        name: "huge".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![point],
+            aggregation_temporality: DELTA,
+        })),
+        ..Default::default()
+    };
+    e.consume_metrics(&request(vec![metric])).unwrap();
+    let text = e.render(Format::Text);
+    let buckets: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("huge_bucket"))
+        .collect();
+    let les: Vec<&str> = buckets
+        .iter()
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(les, vec!["-1", "0", "+Inf"], "{text}");
+    assert!(text.contains(&line_le("huge_bucket", "-1", "2")), "{text}");
+    assert!(text.contains(&line_le("huge_bucket", "0", "3")), "{text}");
+    assert!(
+        text.contains(&line_le("huge_bucket", "+Inf", "5")),
+        "{text}"
+    );
+}
+
 #[test]
 fn exponential_histograms_become_classic_buckets() {
     let e = exporter();

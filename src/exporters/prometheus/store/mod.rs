@@ -60,6 +60,16 @@ pub enum StoreError {
     },
     #[error("metric `{name}` would collide with StreamGate's own series; rename it")]
     Reserved { name: String },
+    #[error(
+        "metric `{name}` ({incoming}) would write series named like those of {existing} `{other}` (such as `{sample}`); its points were dropped: rename one of them"
+    )]
+    NameClash {
+        name: String,
+        incoming: &'static str,
+        other: String,
+        existing: &'static str,
+        sample: String,
+    },
 }
 
 /// All series, by family. Shared as `Arc<SeriesStore>`.
@@ -186,21 +196,8 @@ impl SeriesStore {
         }
         let mut map = self.families.write();
         if !map.contains_key(meta.name) {
-            // A counter `x_total` is family `x` in OpenMetrics: it may not
-            // share that name with another family `x`.
-            let sibling = match meta.kind {
-                FamilyKind::Counter if exposed != meta.name => map.get(exposed),
-                FamilyKind::Counter => None,
-                _ => map
-                    .get(format!("{}_total", meta.name).as_str())
-                    .filter(|f| f.kind() == FamilyKind::Counter),
-            };
-            if let Some(other) = sibling {
-                return Err(StoreError::TypeConflict {
-                    name: meta.name.to_string(),
-                    existing: other.kind().as_str(),
-                    incoming: meta.kind.as_str(),
-                });
+            if let Some(clash) = name_clash(&map, meta.name, meta.kind) {
+                return Err(clash);
             }
             map.insert(meta.name.into(), Arc::new(Family::new(&meta)));
         }
@@ -264,6 +261,74 @@ pub fn openmetrics_family(name: &str, kind: FamilyKind) -> &str {
         FamilyKind::Counter => name.strip_suffix("_total").unwrap_or(name),
         _ => name,
     }
+}
+
+/// Every name a family of `kind` called `name` puts on `/metrics` in
+/// either format: its `# TYPE` names and its samples' names.
+fn exposed_names(name: &str, kind: FamilyKind) -> Vec<String> {
+    let family = openmetrics_family(name, kind);
+    let with = |suffix: &str| format!("{name}{suffix}");
+    match kind {
+        FamilyKind::Gauge => vec![name.into()],
+        FamilyKind::Counter => vec![
+            name.into(),
+            family.into(),
+            format!("{family}_total"),
+            format!("{family}_created"),
+        ],
+        FamilyKind::Histogram => vec![
+            name.into(),
+            with("_bucket"),
+            with("_count"),
+            with("_sum"),
+            with("_created"),
+        ],
+        FamilyKind::Summary => vec![name.into(), with("_count"), with("_sum"), with("_created")],
+    }
+}
+
+/// Suffixes a family adds to its name (or, for a counter's OpenMetrics
+/// family, drops from it).
+const FAMILY_SUFFIXES: [&str; 5] = ["_bucket", "_count", "_sum", "_created", "_total"];
+
+/// The error for a new family `name` of `kind` if a family in `map`
+/// (under another name) would put a line of the same name on `/metrics`:
+/// a histogram `x` and a gauge `x_count`, a counter `x_total` and a gauge
+/// `x` (its OpenMetrics family) or `x_created`. The exposition would hold
+/// one name twice, which Prometheus refuses or keeps only one of.
+fn name_clash(
+    map: &HashMap<Box<str>, Arc<Family>>,
+    name: &str,
+    kind: FamilyKind,
+) -> Option<StoreError> {
+    let mine = exposed_names(name, kind);
+    for written in &mine {
+        // The families that could write `written`: named it, or it less
+        // (or plus) a suffix a family adds.
+        let mut candidates = vec![written.clone(), format!("{written}_total")];
+        for suffix in FAMILY_SUFFIXES {
+            if let Some(stem) = written.strip_suffix(suffix) {
+                candidates.push(stem.to_string());
+                candidates.push(format!("{stem}_total"));
+            }
+        }
+        for candidate in candidates {
+            let Some(other) = map.get(candidate.as_str()).filter(|_| candidate != name) else {
+                continue;
+            };
+            let theirs = exposed_names(&candidate, other.kind());
+            if let Some(sample) = mine.iter().find(|n| theirs.contains(n)) {
+                return Some(StoreError::NameClash {
+                    name: name.to_string(),
+                    incoming: kind.as_str(),
+                    other: candidate,
+                    existing: other.kind().as_str(),
+                    sample: sample.clone(),
+                });
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ fn openmetrics_family_names_do_not_collide() {
     // `dup` would be the counter's OpenMetrics family name.
     assert!(matches!(
         put(&s, "dup", FamilyKind::Gauge, &l, 1.0),
-        Err(StoreError::TypeConflict {
+        Err(StoreError::NameClash {
             existing: "counter",
             ..
         })
@@ -120,7 +120,7 @@ fn openmetrics_family_names_do_not_collide() {
     put(&s, "other", FamilyKind::Gauge, &l, 1.0).unwrap();
     assert!(matches!(
         put(&s, "other_total", FamilyKind::Counter, &l, 1.0),
-        Err(StoreError::TypeConflict {
+        Err(StoreError::NameClash {
             existing: "gauge",
             ..
         })
@@ -135,6 +135,45 @@ fn openmetrics_family_names_do_not_collide() {
         put(&r, "own_items_total", FamilyKind::Counter, &l, 1.0),
         Err(StoreError::Reserved { .. })
     ));
+}
+
+/// A family whose lines would carry another family's sample names is
+/// refused, whichever comes first; names that only look alike are not.
+#[test]
+fn families_whose_samples_share_a_name_are_refused() {
+    let l = labels(&[]);
+    let clash = |first: (&str, FamilyKind), second: (&str, FamilyKind)| {
+        let s = store();
+        put(&s, first.0, first.1, &l, 1.0).unwrap();
+        put(&s, second.0, second.1, &l, 1.0)
+    };
+    use FamilyKind::{Counter, Gauge, Histogram, Summary};
+    for (first, second) in [
+        (("coll", Histogram), ("coll_count", Gauge)),
+        (("coll", Histogram), ("coll_bucket", Gauge)),
+        (("coll_sum", Gauge), ("coll", Histogram)),
+        (("ctr_total", Counter), ("ctr_created", Gauge)),
+        (("ctr_created", Gauge), ("ctr_total", Counter)),
+        (("lat", Summary), ("lat_count", Counter)),
+        (("h", Histogram), ("h_count", Summary)),
+        (("req_total", Counter), ("req", Histogram)),
+        // Both are family `coll` in OpenMetrics.
+        (("coll", Histogram), ("coll_total", Counter)),
+    ] {
+        let err = clash(first, second).expect_err(&format!("{first:?} then {second:?}"));
+        assert!(
+            matches!(&err, StoreError::NameClash { other, .. } if other == first.0),
+            "{first:?} then {second:?}: {err}"
+        );
+        assert!(err.to_string().contains("rename one"), "{err}");
+    }
+    for (first, second) in [
+        (("coll", Gauge), ("coll_count", Gauge)),
+        (("a_bucket", Gauge), ("a_count", Gauge)),
+        (("x_total", Counter), ("x_total_count", Gauge)),
+    ] {
+        clash(first, second).unwrap_or_else(|e| panic!("{first:?} then {second:?}: {e}"));
+    }
 }
 
 mod watching {

@@ -460,7 +460,10 @@ impl ExponentialHistogram {
     }
 
     /// The classic `le` buckets this histogram maps to: (upper bound,
-    /// cumulative count), ascending, without the final `+Inf`.
+    /// cumulative count), ascending, without the final `+Inf`. Every bound
+    /// is finite: a bucket whose edge overflows (at scale -10 every bucket
+    /// above 1 does) is counted in the next finite bound, or in `+Inf`,
+    /// so no `le` is written twice.
     pub fn classic_buckets(&self) -> Vec<(f64, u64)> {
         let base_log2 = (-self.scale as f64).exp2();
         let bound = |index: i32| (index as f64 * base_log2).exp2();
@@ -471,13 +474,21 @@ impl ExponentialHistogram {
         // the most negative upward.
         for (i, count) in self.negative.counts.iter().enumerate().rev() {
             running = running.saturating_add(*count);
-            out.push((-bound(self.negative.offset + i as i32), running));
+            let edge = -bound(self.negative.offset + i as i32);
+            if edge.is_finite() {
+                out.push((edge, running));
+            }
         }
         running = running.saturating_add(self.zero_count);
         out.push((self.zero_threshold, running));
         for (i, count) in self.positive.counts.iter().enumerate() {
             running = running.saturating_add(*count);
-            out.push((bound(self.positive.offset + i as i32 + 1), running));
+            let edge = bound(self.positive.offset + i as i32 + 1);
+            if !edge.is_finite() {
+                // This bucket and those above it: only `+Inf` holds them.
+                break;
+            }
+            out.push((edge, running));
         }
         out
     }
