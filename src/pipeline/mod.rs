@@ -47,9 +47,9 @@ impl Consumed {
     }
 
     /// Combines two outcomes for the same request: the larger rejection wins,
-    /// messages are joined.
+    /// messages (of rejections, or warnings with none) are joined.
     pub fn merge(mut self, other: Consumed) -> Self {
-        if other.rejected > 0 {
+        if other.rejected > 0 || !other.message.is_empty() {
             self.rejected = self.rejected.max(other.rejected);
             if self.message.is_empty() {
                 self.message = other.message;

@@ -174,9 +174,12 @@ impl<'a> Ingester<'a> {
                 .telemetry()
                 .record_out_of_order(tally.out_of_order);
         }
-        if tally.rejected == 0 {
+        if tally.rejected == 0 && tally.messages.is_empty() {
             Consumed::all()
         } else {
+            // With nothing rejected, the messages are warnings (a
+            // `target_info` left out): OTLP's partial success with 0
+            // rejected and a message.
             Consumed::rejected(tally.rejected, tally.messages.join("; "))
         }
     }
@@ -216,6 +219,20 @@ impl<'a> Ingester<'a> {
         identity.push(labels);
         labels.finish();
         let labels = &*labels;
+        // The limits that keep a scrape within Prometheus's `label_limit`
+        // and remote storage's limits hold for `target_info` too: over
+        // them, it is left out (the resource's points are still stored).
+        let limits = (
+            self.config.max_labels_per_series,
+            self.config.max_label_value_length,
+        );
+        if let Some(why) = label_limit_error(labels, limits, 0) {
+            tally.reject(
+                0,
+                format!("`{name}` of this resource was not written: {why}; its points were kept"),
+            );
+            return;
+        }
         let now = self.now;
         let result = self.store.with_family(meta, |family| {
             let mut series = family.shard_for(labels).lock();

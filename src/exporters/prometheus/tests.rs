@@ -789,6 +789,51 @@ fn resource_becomes_job_instance_and_target_info() {
     );
 }
 
+/// A gauge `name` with one point.
+fn one_gauge(name: &str, value: f64) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![number(0, 1, value)],
+        })),
+        ..Default::default()
+    }
+}
+
+/// `target_info` keeps to the label limits: over them it is left out, with
+/// a warning in the partial success, and the resource's points are kept.
+#[test]
+fn target_info_over_the_label_limits_is_left_out_with_a_warning() {
+    let e = exporter();
+    let long = "v".repeat(5000);
+    let resource = vec![kv("service.name", "api"), kv("build.log", &long)];
+    let consumed = e
+        .consume_metrics(&request_with(resource, vec![one_gauge("g", 1.0)]))
+        .unwrap();
+    assert_eq!(consumed.rejected, 0);
+    assert!(
+        consumed.message.contains("`target_info`")
+            && consumed.message.contains("max_label_value_length"),
+        "{consumed:?}"
+    );
+    let text = e.render(Format::Text);
+    assert!(!text.contains("target_info"), "{text}");
+    assert!(text.contains("\ng{"), "{text}");
+
+    let many: Vec<_> = (0..200)
+        .map(|i| kv(&format!("attr.{i}"), "x"))
+        .chain([kv("service.name", "api2")])
+        .collect();
+    let consumed = e
+        .consume_metrics(&request_with(many, vec![one_gauge("g", 2.0)]))
+        .unwrap();
+    assert!(
+        consumed.message.contains("max_labels_per_series"),
+        "{consumed:?}"
+    );
+    assert!(!e.render(Format::Text).contains("target_info"));
+}
+
 #[test]
 fn resource_without_other_attributes_has_no_target_info() {
     let e = exporter();

@@ -67,10 +67,12 @@ impl OtlpSignal for Traces {
 
     fn response(rejected: u64, message: String) -> Self::Response {
         TracesResponse {
-            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
-                rejected_spans: rejected as i64,
-                error_message: message,
-            }),
+            partial_success: (rejected > 0 || !message.is_empty()).then_some(
+                ExportTracePartialSuccess {
+                    rejected_spans: rejected as i64,
+                    error_message: message,
+                },
+            ),
         }
     }
 }
@@ -98,10 +100,12 @@ impl OtlpSignal for Metrics {
 
     fn response(rejected: u64, message: String) -> Self::Response {
         MetricsResponse {
-            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
-                rejected_data_points: rejected as i64,
-                error_message: message,
-            }),
+            partial_success: (rejected > 0 || !message.is_empty()).then_some(
+                ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected as i64,
+                    error_message: message,
+                },
+            ),
         }
     }
 }
@@ -128,10 +132,12 @@ impl OtlpSignal for Logs {
 
     fn response(rejected: u64, message: String) -> Self::Response {
         LogsResponse {
-            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
-                rejected_log_records: rejected as i64,
-                error_message: message,
-            }),
+            partial_success: (rejected > 0 || !message.is_empty()).then_some(
+                ExportLogsPartialSuccess {
+                    rejected_log_records: rejected as i64,
+                    error_message: message,
+                },
+            ),
         }
     }
 }
