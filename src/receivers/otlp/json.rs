@@ -15,8 +15,9 @@ use serde::de::{self, Deserializer};
 use crate::model::MetricsRequest;
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
-    Exemplar, ExponentialHistogram, Gauge, Histogram, Metric, NumberDataPoint, ResourceMetrics,
-    ScopeMetrics, Sum, Summary, metric::Data, number_data_point,
+    Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
 };
 use crate::model::otlp::resource::Resource;
 
@@ -71,9 +72,9 @@ struct JsonMetric {
     #[serde(default)]
     sum: Option<JsonSum>,
     #[serde(default)]
-    histogram: Option<Histogram>,
+    histogram: Option<JsonHistogram>,
     #[serde(default)]
-    exponential_histogram: Option<ExponentialHistogram>,
+    exponential_histogram: Option<JsonExponentialHistogram>,
     #[serde(default)]
     summary: Option<Summary>,
 }
@@ -113,6 +114,141 @@ struct JsonNumberPoint {
     as_double: Option<f64>,
     #[serde(default, deserialize_with = "some_signed")]
     as_int: Option<i64>,
+}
+
+/// A histogram whose floating-point fields (`sum`, `min`, `max`,
+/// `explicitBounds`) take every form the proto3 JSON mapping allows.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonHistogram {
+    #[serde(default)]
+    data_points: Vec<JsonHistogramPoint>,
+    #[serde(default)]
+    aggregation_temporality: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonHistogramPoint {
+    #[serde(default)]
+    attributes: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "unsigned")]
+    start_time_unix_nano: u64,
+    #[serde(default, deserialize_with = "unsigned")]
+    time_unix_nano: u64,
+    #[serde(default, deserialize_with = "unsigned")]
+    count: u64,
+    #[serde(default, deserialize_with = "some_double")]
+    sum: Option<f64>,
+    #[serde(default, deserialize_with = "unsigned_list")]
+    bucket_counts: Vec<u64>,
+    #[serde(default, deserialize_with = "double_list")]
+    explicit_bounds: Vec<f64>,
+    #[serde(default)]
+    exemplars: Vec<Exemplar>,
+    #[serde(default)]
+    flags: u32,
+    #[serde(default, deserialize_with = "some_double")]
+    min: Option<f64>,
+    #[serde(default, deserialize_with = "some_double")]
+    max: Option<f64>,
+}
+
+/// An exponential histogram whose floating-point fields (`sum`, `min`,
+/// `max`, `zeroThreshold`) take every form the proto3 JSON mapping allows.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonExponentialHistogram {
+    #[serde(default)]
+    data_points: Vec<JsonExponentialPoint>,
+    #[serde(default)]
+    aggregation_temporality: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonExponentialPoint {
+    #[serde(default)]
+    attributes: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "unsigned")]
+    start_time_unix_nano: u64,
+    #[serde(default, deserialize_with = "unsigned")]
+    time_unix_nano: u64,
+    #[serde(default, deserialize_with = "unsigned")]
+    count: u64,
+    #[serde(default, deserialize_with = "some_double")]
+    sum: Option<f64>,
+    #[serde(default)]
+    scale: i32,
+    #[serde(default, deserialize_with = "unsigned")]
+    zero_count: u64,
+    #[serde(default)]
+    positive: Option<Buckets>,
+    #[serde(default)]
+    negative: Option<Buckets>,
+    #[serde(default)]
+    flags: u32,
+    #[serde(default)]
+    exemplars: Vec<Exemplar>,
+    #[serde(default, deserialize_with = "some_double")]
+    min: Option<f64>,
+    #[serde(default, deserialize_with = "some_double")]
+    max: Option<f64>,
+    #[serde(default, deserialize_with = "double")]
+    zero_threshold: f64,
+}
+
+impl JsonHistogram {
+    fn into_histogram(self) -> Histogram {
+        Histogram {
+            data_points: self
+                .data_points
+                .into_iter()
+                .map(|p| HistogramDataPoint {
+                    attributes: p.attributes,
+                    start_time_unix_nano: p.start_time_unix_nano,
+                    time_unix_nano: p.time_unix_nano,
+                    count: p.count,
+                    sum: p.sum,
+                    bucket_counts: p.bucket_counts,
+                    explicit_bounds: p.explicit_bounds,
+                    exemplars: p.exemplars,
+                    flags: p.flags,
+                    min: p.min,
+                    max: p.max,
+                })
+                .collect(),
+            aggregation_temporality: self.aggregation_temporality,
+        }
+    }
+}
+
+impl JsonExponentialHistogram {
+    fn into_histogram(self) -> ExponentialHistogram {
+        ExponentialHistogram {
+            data_points: self
+                .data_points
+                .into_iter()
+                .map(|p| ExponentialHistogramDataPoint {
+                    attributes: p.attributes,
+                    start_time_unix_nano: p.start_time_unix_nano,
+                    time_unix_nano: p.time_unix_nano,
+                    count: p.count,
+                    sum: p.sum,
+                    scale: p.scale,
+                    zero_count: p.zero_count,
+                    positive: p.positive,
+                    negative: p.negative,
+                    flags: p.flags,
+                    exemplars: p.exemplars,
+                    min: p.min,
+                    max: p.max,
+                    zero_threshold: p.zero_threshold,
+                })
+                .collect(),
+            aggregation_temporality: self.aggregation_temporality,
+        }
+    }
 }
 
 impl JsonRequest {
@@ -166,9 +302,9 @@ impl JsonMetric {
                 is_monotonic: s.is_monotonic,
             }))
         } else if let Some(h) = self.histogram {
-            Some(Data::Histogram(h))
+            Some(Data::Histogram(h.into_histogram()))
         } else if let Some(h) = self.exponential_histogram {
-            Some(Data::ExponentialHistogram(h))
+            Some(Data::ExponentialHistogram(h.into_histogram()))
         } else {
             self.summary.map(Data::Summary)
         };
@@ -242,19 +378,54 @@ fn some_signed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
     }
 }
 
-fn some_double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    match NumberOrText::deserialize(d)? {
-        NumberOrText::Unsigned(n) => Ok(Some(n as f64)),
-        NumberOrText::Signed(n) => Ok(Some(n as f64)),
-        NumberOrText::Float(f) => Ok(Some(f)),
+/// A double in any form the proto3 JSON mapping allows: a number, a
+/// numeric string, `"NaN"`, `"Infinity"`, `"-Infinity"`.
+fn double_of<E: de::Error>(n: NumberOrText) -> Result<f64, E> {
+    match n {
+        NumberOrText::Unsigned(n) => Ok(n as f64),
+        NumberOrText::Signed(n) => Ok(n as f64),
+        NumberOrText::Float(f) => Ok(f),
         NumberOrText::Text(t) => match t.as_str() {
-            "NaN" => Ok(Some(f64::NAN)),
-            "Infinity" => Ok(Some(f64::INFINITY)),
-            "-Infinity" => Ok(Some(f64::NEG_INFINITY)),
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
             other => other
                 .parse()
-                .map(Some)
-                .map_err(|_| de::Error::custom(format!("asDouble `{other}` is not a number"))),
+                .map_err(|_| E::custom(format!("`{other}` is not a number"))),
         },
     }
+}
+
+/// An optional double (`null` for none).
+fn some_double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Option::<NumberOrText>::deserialize(d)?
+        .map(double_of)
+        .transpose()
+}
+
+/// A double field (`null` for 0).
+fn double<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(some_double(d)?.unwrap_or(0.0))
+}
+
+fn double_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Option::<Vec<NumberOrText>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(double_of)
+        .collect()
+}
+
+fn unsigned_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    Option::<Vec<NumberOrText>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| match n {
+            NumberOrText::Unsigned(n) => Ok(n),
+            NumberOrText::Text(t) => t
+                .parse()
+                .map_err(|_| de::Error::custom(format!("`{t}` is not an unsigned 64-bit integer"))),
+            _ => Err(de::Error::custom("expected an unsigned 64-bit integer")),
+        })
+        .collect()
 }

@@ -205,3 +205,53 @@ fn json_doubles_accept_strings_and_specials() {
     assert_eq!(values[5], Some(AsInt(7)));
     assert_eq!(values[6], Some(AsInt(-8)));
 }
+
+/// A histogram's and an exponential histogram's doubles take the same
+/// forms (`sum`, `min`, `max`, `explicitBounds`, `zeroThreshold`).
+#[test]
+fn json_histogram_doubles_accept_strings_and_specials() {
+    let body = metric_json(
+        r#"{"name":"h","histogram":{"aggregationTemporality":2,"dataPoints":[{"count":"3","sum":"NaN","min":"-Infinity","max":"Infinity","bucketCounts":["1",2],"explicitBounds":["0.5"]}]}},{"name":"e","exponentialHistogram":{"aggregationTemporality":1,"dataPoints":[{"count":1,"sum":"2.5","scale":1,"zeroCount":"0","zeroThreshold":"1e-9","positive":{"offset":1,"bucketCounts":["1"]},"min":null}]}}"#,
+    );
+    let request = decode::<Metrics>(body.into(), Payload::Json).unwrap();
+    let metrics = &request.request().resource_metrics[0].scope_metrics[0].metrics;
+    let Some(Data::Histogram(h)) = &metrics[0].data else {
+        panic!("a histogram");
+    };
+    let p = &h.data_points[0];
+    assert!(p.sum.is_some_and(f64::is_nan));
+    assert_eq!(
+        (p.min, p.max),
+        (Some(f64::NEG_INFINITY), Some(f64::INFINITY))
+    );
+    assert_eq!(
+        (p.count, &p.bucket_counts, &p.explicit_bounds),
+        (3, &vec![1, 2], &vec![0.5])
+    );
+    assert_eq!(h.aggregation_temporality, 2);
+    let Some(Data::ExponentialHistogram(e)) = &metrics[1].data else {
+        panic!("an exponential histogram");
+    };
+    let p = &e.data_points[0];
+    assert_eq!(
+        (p.sum, p.zero_threshold, p.scale, p.min),
+        (Some(2.5), 1e-9, 1, None)
+    );
+    assert_eq!(
+        p.positive
+            .as_ref()
+            .map(|b| (b.offset, b.bucket_counts.clone())),
+        Some((1, vec![1]))
+    );
+    for bad in [
+        r#"{"name":"h","histogram":{"dataPoints":[{"sum":"lots"}]}}"#,
+        r#"{"name":"h","histogram":{"dataPoints":[{"bucketCounts":[-1]}]}}"#,
+        r#"{"name":"e","exponentialHistogram":{"dataPoints":[{"zeroThreshold":"x"}]}}"#,
+    ] {
+        let result = decode::<Metrics>(metric_json(bad).into(), Payload::Json);
+        assert!(
+            matches!(result, Err(Failure::Malformed(_))),
+            "{bad}: {result:?}"
+        );
+    }
+}
