@@ -160,7 +160,11 @@ impl fmt::Display for HumanDuration {
             return write!(f, "{ms}ms");
         }
         let s = d.as_secs();
-        if s != 0 && s.is_multiple_of(3600) {
+        // Whole days as days, as written in the config and in PromQL
+        // (`window="1d"`, not `24h`).
+        if s != 0 && s.is_multiple_of(86_400) {
+            write!(f, "{}d", s / 86_400)
+        } else if s != 0 && s.is_multiple_of(3600) {
             write!(f, "{}h", s / 3600)
         } else if s != 0 && s.is_multiple_of(60) {
             write!(f, "{}m", s / 60)
@@ -263,6 +267,15 @@ mod tests {
         assert!("5".parse::<HumanDuration>().is_err());
         assert!("5y".parse::<HumanDuration>().is_err());
         assert_eq!(HumanDuration::secs(300).to_string(), "5m");
+        assert_eq!(HumanDuration::secs(3600).to_string(), "1h");
+        assert_eq!(HumanDuration::secs(36 * 3600).to_string(), "36h");
+        assert_eq!(HumanDuration::secs(86_400).to_string(), "1d");
+        assert_eq!(HumanDuration::secs(7 * 86_400).to_string(), "7d");
+        // What is written reads back.
+        for secs in [1, 90, 3600, 86_400, 90_000] {
+            let d = HumanDuration::secs(secs);
+            assert_eq!(d.to_string().parse::<HumanDuration>().unwrap(), d);
+        }
     }
 
     #[test]
