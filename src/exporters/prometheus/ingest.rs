@@ -234,7 +234,9 @@ impl<'a> Ingester<'a> {
             return;
         }
         let now = self.now;
+        let identifying = identity.pairs();
         let result = self.store.with_family(meta, |family| {
+            // (Same job and instance: the same shard.)
             let mut series = family.shard_for(labels).lock();
             let (_, new) = series.upsert(
                 labels,
@@ -242,11 +244,29 @@ impl<'a> Ingester<'a> {
                 Temporality::Cumulative,
                 now,
             );
-            new
+            // One `target_info` per job and instance (so `* on (job,
+            // instance) group_left target_info` joins): a resource whose
+            // other attributes changed replaces the one before.
+            let replaced = if new {
+                let mine = labels.text();
+                series.remove_where(|text| {
+                    text != mine && identifying.iter().all(|pair| has_label_pair(text, pair))
+                })
+            } else {
+                0
+            };
+            (new, replaced)
         });
         match result {
-            Ok(true) => self.store.telemetry().series_added(1),
-            Ok(false) => {}
+            Ok((new, replaced)) => {
+                let telemetry = self.store.telemetry();
+                if new {
+                    telemetry.series_added(1);
+                }
+                if replaced > 0 {
+                    telemetry.series_removed(replaced);
+                }
+            }
             Err(e) => tally.reject(0, e.to_string()),
         }
     }
@@ -1084,6 +1104,21 @@ impl ResourceIdentity {
         Self { job, instance }
     }
 
+    /// `job="…"` and `instance="…"` as a label block writes them (those
+    /// the resource has).
+    fn pairs(&self) -> Vec<String> {
+        [("job", &self.job), ("instance", &self.instance)]
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let value = value.as_ref()?;
+                let mut pair = format!("{name}=\"");
+                escape_value_into(value, &mut pair);
+                pair.push('"');
+                Some(pair)
+            })
+            .collect()
+    }
+
     fn push(&self, labels: &mut LabelSet) {
         if let Some(job) = &self.job {
             labels.push_str("job", job, LabelSource::Derived);
@@ -1092,6 +1127,17 @@ impl ResourceIdentity {
             labels.push_str("instance", instance, LabelSource::Derived);
         }
     }
+}
+
+/// Whether the label block `text` has the label `pair` (`name="value"`,
+/// escaped): a value's quotes are escaped, so a pair found at the start
+/// or after a comma, and ending at a comma or the end, is a label.
+pub(super) fn has_label_pair(text: &str, pair: &str) -> bool {
+    text.match_indices(pair).any(|(at, _)| {
+        let end = at + pair.len();
+        (at == 0 || text.as_bytes()[at - 1] == b',')
+            && (end == text.len() || text.as_bytes()[end] == b',')
+    })
 }
 
 fn shared_labels(

@@ -800,6 +800,45 @@ fn one_gauge(name: &str, value: f64) -> Metric {
     }
 }
 
+/// One `target_info` per job and instance: a resource whose other
+/// attributes changed (a new version deployed) replaces the one before;
+/// another instance keeps its own.
+#[test]
+fn target_info_is_one_series_per_job_and_instance() {
+    let e = exporter();
+    let resource = |instance: &str, version: &str| {
+        vec![
+            kv("service.name", "api"),
+            kv("service.instance.id", instance),
+            kv("service.version", version),
+        ]
+    };
+    for (instance, version) in [("a", "1.0"), ("b", "1.0"), ("a", "1.1")] {
+        e.consume_metrics(&request_with(
+            resource(instance, version),
+            vec![one_gauge("g", 1.0)],
+        ))
+        .unwrap();
+    }
+    let text = e.render(Format::Text);
+    let infos: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("target_info{"))
+        .collect();
+    assert_eq!(
+        infos,
+        vec![
+            r#"target_info{instance="a",job="api",service_version="1.1"} 1"#,
+            r#"target_info{instance="b",job="api",service_version="1.0"} 1"#,
+        ],
+        "{text}"
+    );
+    use super::ingest::has_label_pair;
+    assert!(has_label_pair(r#"a="1",job="api""#, r#"job="api""#));
+    assert!(!has_label_pair(r#"xjob="api""#, r#"job="api""#));
+    assert!(!has_label_pair(r#"job="api2""#, r#"job="api""#));
+}
+
 /// `target_info` keeps to the label limits: over them it is left out, with
 /// a warning in the partial success, and the resource's points are kept.
 #[test]

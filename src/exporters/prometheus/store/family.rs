@@ -400,6 +400,39 @@ impl SeriesTable {
         }
     }
 
+    /// Removes the series whose whole label block `doomed` picks;
+    /// returns how many.
+    pub fn remove_where(&mut self, mut doomed: impl FnMut(&str) -> bool) -> u64 {
+        let mut text = String::new();
+        let keys: Vec<RawKey> = self
+            .table
+            .iter()
+            .filter(|s| {
+                text.clear();
+                self.shared.text(&s.labels, s.splice).push_to(&mut text);
+                doomed(&text)
+            })
+            .map(|s| s.key)
+            .collect();
+        if keys.is_empty() {
+            return 0;
+        }
+        let shared = &mut self.shared;
+        self.table.retain(|s| {
+            let gone = keys.contains(&s.key);
+            if gone {
+                shared.release(s.splice);
+            }
+            !gone
+        });
+        self.family_len.fetch_sub(keys.len(), Ordering::AcqRel);
+        let table = &self.table;
+        let present = |key0: u64| table.find(key0, |s| s.key.0[0] == key0).is_some();
+        self.by_labels.retain(|e| present(e.key0));
+        self.aliases.retain(|a| present(a.key.0[0]));
+        keys.len() as u64
+    }
+
     /// Series in this table (one shard of its family).
     pub fn len(&self) -> usize {
         self.table.len()
