@@ -1418,7 +1418,13 @@ impl RecommendationSource for AnalysisProcessor {
                 else {
                     continue;
                 };
-                let value = s.verdict().map_or(f64::NAN, |v| v.value);
+                // The last value fed (the baseline gives no verdict while
+                // it warms up; the trend already has its points).
+                let value = s
+                    .verdict()
+                    .map(|v| v.value)
+                    .or_else(|| s.forecaster.last_value())
+                    .unwrap_or(f64::NAN);
                 let per_hour = s.forecaster.trend_per_sec().unwrap_or(f64::NAN) * 3600.0;
                 labels.insert("threshold".into(), level.to_string());
                 let own_memory = service == "streamgate"

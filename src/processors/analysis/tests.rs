@@ -349,6 +349,53 @@ fn disk_and_depth() -> AnalysisProcessor {
     p
 }
 
+/// A trend known before the baseline is warm: the threshold finding says
+/// where the series is now, not "unknown".
+#[test]
+fn a_threshold_finding_before_the_baseline_is_warm_states_the_value() {
+    let config = AnalysisConfig {
+        select: vec![rule("disk.usage")],
+        thresholds: vec![ThresholdRule {
+            name: "disk.usage".into(),
+            value: 1000.0,
+        }],
+        horizons: vec![HumanDuration::secs(60)],
+        ..Default::default()
+    };
+    let p = with_config(config);
+    let mut finding = None;
+    for step in 0..6 {
+        let t = T0 + step as f64 * 30.0;
+        let disk = request(
+            "disk.usage",
+            Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    value: Some(number_data_point::Value::AsDouble(
+                        100.0 + step as f64 * 30.0,
+                    )),
+                    ..Default::default()
+                }],
+            }),
+        );
+        p.observe_request(&MetricsBatch::from_request(disk), t);
+        p.evaluate(t);
+        finding = p
+            .recommendations()
+            .into_iter()
+            .find(|r| r.kind == "threshold");
+        if finding.is_some() {
+            break;
+        }
+    }
+    // (Six points are fewer than the baseline's warm-up: this is the case
+    // without a verdict.)
+    assert!(crate::analytics::baselines::BaselineConfig::default().warmup_points > 6);
+    let finding = finding.expect("a threshold finding within 6 steps");
+    assert!(finding.summary.contains("(now 1"), "{}", finding.summary);
+    assert!(!finding.summary.contains("unknown"), "{}", finding.summary);
+    assert!(finding.numbers["value"].is_finite());
+}
+
 #[test]
 fn recommendations_name_the_series_and_numbers() {
     use crate::model::recommendation::RecommendationSource;
