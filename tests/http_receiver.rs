@@ -464,7 +464,7 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
 
-    // Unknown path: 404.
+    // Unknown path: 404, its Status in the request's encoding.
     let r = post(
         &collector,
         "/v1/profiles-nope",
@@ -472,7 +472,14 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
         None,
         good.clone(),
     );
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    let (code, status) = status_body(r);
+    assert_eq!(code, 404);
+    assert!(
+        status.message.contains("unknown path"),
+        "{}",
+        status.message
+    );
 
     // The collector still serves, the earlier series is intact, and the
     // refusals are counted by reason.

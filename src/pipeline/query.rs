@@ -134,6 +134,9 @@ pub enum NameMatch {
     Exact(String),
     /// An anchored regular expression.
     Regex(regex::Regex),
+    /// The name as written before the braces, and `__name__` matchers
+    /// inside them (`{__name__=~"http_.*"}`), all of which must hold.
+    With(Box<NameMatch>, Vec<LabelOp>),
 }
 
 impl NameMatch {
@@ -142,6 +145,16 @@ impl NameMatch {
             NameMatch::Any => true,
             NameMatch::Exact(n) => n == name,
             NameMatch::Regex(r) => r.is_match(name),
+            NameMatch::With(base, ops) => {
+                base.matches(name)
+                    && ops.iter().all(|op| {
+                        LabelMatcher {
+                            name: String::new(),
+                            op: op.clone(),
+                        }
+                        .matches(name)
+                    })
+            }
         }
     }
 }
@@ -162,7 +175,8 @@ fn anchored(pattern: &str) -> Result<regex::Regex, String> {
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
     };
-    build(&format!("^(?:{pattern})$")).map_err(|anchored_error| {
+    // `(?s)`: `.` matches a newline too, as in PromQL.
+    build(&format!("^(?s:{pattern})$")).map_err(|anchored_error| {
         // Explain the user's pattern, not our anchored wrapper, in one line
         // (a syntax error's last line says what is wrong).
         let error = build(pattern).err().unwrap_or(anchored_error).to_string();
@@ -233,9 +247,19 @@ impl SeriesMatcher {
             n if is_metric_name(n) => NameMatch::Exact(n.to_string()),
             n => NameMatch::Regex(anchored(n)?),
         };
-        let labels = match labels_part {
+        let mut labels = match labels_part {
             Some(text) => parse_label_matchers(text)?,
             None => Vec::new(),
+        };
+        // `__name__` inside the braces matches the name, as in PromQL.
+        let on_name: Vec<LabelOp> = labels
+            .extract_if(.., |m| m.name == "__name__")
+            .map(|m| m.op)
+            .collect();
+        let name = if on_name.is_empty() {
+            name
+        } else {
+            NameMatch::With(Box::new(name), on_name)
         };
         Ok(Self { name, labels })
     }

@@ -105,6 +105,27 @@ mod selectors {
         assert_eq!(m.labels.len(), 1);
     }
 
+    /// `__name__` inside the braces matches the name; a regex's `.`
+    /// matches a newline, as in PromQL.
+    #[test]
+    fn the_name_as_a_label_and_dot_all_regexes() {
+        let m = SeriesMatcher::parse(r#"{__name__="up"}"#).unwrap();
+        assert!(m.name.matches("up") && !m.name.matches("upx"));
+        assert!(m.labels.is_empty());
+        let m =
+            SeriesMatcher::parse(r#"{__name__=~"http_.*",__name__!="http_x",job="a"}"#).unwrap();
+        assert!(m.name.matches("http_requests_total") && !m.name.matches("http_x"));
+        assert!(!m.name.matches("grpc_requests_total"));
+        assert_eq!(m.labels.len(), 1);
+        let m = SeriesMatcher::parse(r#"up{__name__="down"}"#).unwrap();
+        assert!(!m.name.matches("up") && !m.name.matches("down"));
+        let m = SeriesMatcher::parse(r#"m{q=~".*"}"#).unwrap();
+        let labels = [("q".to_string(), "a\nb".to_string())]
+            .into_iter()
+            .collect();
+        assert!(m.labels_match(&labels));
+    }
+
     #[test]
     fn label_matchers_in_promql_style() {
         let m =

@@ -28,20 +28,31 @@ impl Format {
     }
 
     /// Picks the format from an `Accept` header: OpenMetrics when it is
-    /// listed with a non-zero quality, text otherwise.
+    /// listed with a non-zero quality at least as high as the text
+    /// format's (`text/plain`, else `text/*` or `*/*`), text otherwise
+    /// (a header that names neither gets text, the format every scraper
+    /// reads).
     pub fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
             return Format::Text;
         };
+        // (A weight that does not parse counts as 1: it does not refuse.)
+        let (mut open_metrics, mut text, mut wildcard) = (None::<f32>, None::<f32>, None::<f32>);
         for (media, weight) in super::weighted::entries(accept) {
-            // A weight that does not parse does not refuse it.
-            if media.eq_ignore_ascii_case("application/openmetrics-text")
-                && !weight.is_some_and(|q| q <= 0.0)
-            {
-                return Format::OpenMetrics;
+            let q = weight.unwrap_or(1.0);
+            let best = |slot: &mut Option<f32>| *slot = Some(slot.map_or(q, |s| s.max(q)));
+            if media.eq_ignore_ascii_case("application/openmetrics-text") {
+                best(&mut open_metrics);
+            } else if media.eq_ignore_ascii_case("text/plain") {
+                best(&mut text);
+            } else if media.eq_ignore_ascii_case("text/*") || media == "*/*" {
+                best(&mut wildcard);
             }
         }
-        Format::Text
+        match (open_metrics, text.or(wildcard)) {
+            (Some(om), other) if om > 0.0 && other.is_none_or(|t| om >= t) => Format::OpenMetrics,
+            _ => Format::Text,
+        }
     }
 }
 

@@ -940,6 +940,34 @@ fn format_negotiation_follows_accept() {
         Format::negotiate(Some("application/openmetrics-text;q=0")),
         Format::Text
     );
+    // The higher quality wins, whatever the order.
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text;q=0.5,text/plain;q=0.9")),
+        Format::Text
+    );
+    assert_eq!(
+        Format::negotiate(Some(
+            "text/plain;version=0.0.4;q=0.3,application/openmetrics-text;version=1.0.0;q=0.5"
+        )),
+        Format::OpenMetrics
+    );
+    // Wildcards stand for text, never for OpenMetrics.
+    assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text;q=0.2,*/*;q=0.8")),
+        Format::Text
+    );
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text, */*;q=0.1")),
+        Format::OpenMetrics
+    );
+    // Prometheus 3's own header.
+    assert_eq!(
+        Format::negotiate(Some(
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        )),
+        Format::OpenMetrics
+    );
 }
 
 #[test]

@@ -234,11 +234,17 @@ fn status_response(http: StatusCode, status: &RpcStatus, payload: Option<Payload
     response
 }
 
-async fn method_not_allowed(headers: HeaderMap) -> Response {
-    let payload = headers
+/// The encoding a request declares (protobuf or JSON), for its error
+/// answer; `None` for another or no content type (answered in JSON).
+fn declared_payload(headers: &HeaderMap) -> Option<Payload> {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(Payload::from_content_type);
+        .and_then(Payload::from_content_type)
+}
+
+async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let payload = declared_payload(&headers);
     let status = RpcStatus {
         code: code::UNIMPLEMENTED,
         message: "method not allowed; OTLP/HTTP export uses POST".into(),
@@ -251,11 +257,11 @@ async fn method_not_allowed(headers: HeaderMap) -> Response {
     response
 }
 
-async fn not_found() -> Response {
+async fn not_found(headers: HeaderMap) -> Response {
     let status = RpcStatus {
         code: code::NOT_FOUND,
         message: "unknown path; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs".into(),
         details: Vec::new(),
     };
-    status_response(StatusCode::NOT_FOUND, &status, None)
+    status_response(StatusCode::NOT_FOUND, &status, declared_payload(&headers))
 }
