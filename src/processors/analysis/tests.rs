@@ -220,6 +220,19 @@ fn label_rules_select_points_and_silent_series_are_withdrawn() {
     assert_eq!(p.series_count(), 0);
 }
 
+/// A `disk.usage` gauge request with one point of `value`.
+fn disk_usage(value: f64) -> MetricsRequest {
+    request(
+        "disk.usage",
+        Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                value: Some(number_data_point::Value::AsDouble(value)),
+                ..Default::default()
+            }],
+        }),
+    )
+}
+
 #[test]
 fn time_to_threshold_follows_the_trend() {
     let config = AnalysisConfig {
@@ -239,15 +252,7 @@ fn time_to_threshold_follows_the_trend() {
         let t = T0 + step as f64 * 30.0;
         // +1 per second: from 100 at step 0.
         let value = 100.0 + step as f64 * 30.0;
-        let r = request(
-            "disk.usage",
-            Data::Gauge(Gauge {
-                data_points: vec![NumberDataPoint {
-                    value: Some(number_data_point::Value::AsDouble(value)),
-                    ..Default::default()
-                }],
-            }),
-        );
+        let r = disk_usage(value);
         p.observe_request(&MetricsBatch::from_request((r).clone()), t);
         last = evaluated(&p, t);
         let eta = values(&last, "streamgate.time_to_threshold");
@@ -284,17 +289,7 @@ fn time_to_threshold_follows_the_trend() {
     });
     for step in 0..40 {
         let t = T0 + step as f64 * 30.0;
-        let r = request(
-            "disk.usage",
-            Data::Gauge(Gauge {
-                data_points: vec![NumberDataPoint {
-                    value: Some(number_data_point::Value::AsDouble(
-                        100.0 + step as f64 * 30.0,
-                    )),
-                    ..Default::default()
-                }],
-            }),
-        );
+        let r = disk_usage(100.0 + step as f64 * 30.0);
         p2.observe_request(&MetricsBatch::from_request((r).clone()), t);
         last = evaluated(&p2, t);
     }
@@ -323,17 +318,7 @@ fn disk_and_depth() -> AnalysisProcessor {
     let p = with_config(config);
     for step in 0..150 {
         let t = T0 + step as f64 * 30.0;
-        let disk = request(
-            "disk.usage",
-            Data::Gauge(Gauge {
-                data_points: vec![NumberDataPoint {
-                    value: Some(number_data_point::Value::AsDouble(
-                        100.0 + step as f64 * 30.0,
-                    )),
-                    ..Default::default()
-                }],
-            }),
-        );
+        let disk = disk_usage(100.0 + step as f64 * 30.0);
         p.observe_request(&MetricsBatch::from_request((disk).clone()), t);
         let depth = if step == 149 {
             900.0
@@ -366,17 +351,7 @@ fn a_threshold_finding_before_the_baseline_is_warm_states_the_value() {
     let mut finding = None;
     for step in 0..6 {
         let t = T0 + step as f64 * 30.0;
-        let disk = request(
-            "disk.usage",
-            Data::Gauge(Gauge {
-                data_points: vec![NumberDataPoint {
-                    value: Some(number_data_point::Value::AsDouble(
-                        100.0 + step as f64 * 30.0,
-                    )),
-                    ..Default::default()
-                }],
-            }),
-        );
+        let disk = disk_usage(100.0 + step as f64 * 30.0);
         p.observe_request(&MetricsBatch::from_request(disk), t);
         p.evaluate(t);
         finding = p
