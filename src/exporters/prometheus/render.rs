@@ -366,6 +366,13 @@ fn write_histogram<E: Exposition>(
     let mut negative = false;
     let mut slots = 0;
     for (i, (b, cumulative)) in buckets.enumerate() {
+        if b == f64::INFINITY {
+            // An explicit `+Inf` bound (as a histogram converted from
+            // Prometheus may carry): the closing `+Inf` bucket below is
+            // that one, with this slot's exemplar; `le="+Inf"` is written
+            // once.
+            break;
+        }
         slots = i + 1;
         if b < 0.0 && cumulative == 0 {
             continue;

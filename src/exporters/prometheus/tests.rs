@@ -461,6 +461,45 @@ fn gauges_ratio_and_non_monotonic_sums() {
     assert!(text.contains(&line("db_connections", "", "2")), "{text}");
 }
 
+/// An explicit `+Inf` bound is the closing bucket: `le="+Inf"` is written
+/// once, with the whole count.
+#[test]
+fn an_explicit_inf_bound_is_written_once() {
+    let e = exporter();
+    let point = HistogramDataPoint {
+        start_time_unix_nano: 1,
+        time_unix_nano: 2,
+        count: 3,
+        sum: Some(10.0),
+        bucket_counts: vec![1, 1, 1],
+        explicit_bounds: vec![1.0, f64::INFINITY],
+        ..Default::default()
+    };
+    let metric = Metric {
+        name: "infb".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: vec![point],
+            aggregation_temporality: CUMULATIVE,
+        })),
+        ..Default::default()
+    };
+    e.consume_metrics(&request(vec![metric])).unwrap();
+    for format in [Format::Text, Format::OpenMetrics] {
+        let text = e.render(format);
+        let les: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("infb_bucket"))
+            .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(les, vec!["1", "+Inf"], "{text}");
+        assert!(text.contains(&line_le("infb_bucket", "1", "1")), "{text}");
+        assert!(
+            text.contains(&line_le("infb_bucket", "+Inf", "3")),
+            "{text}"
+        );
+    }
+}
+
 /// At scale -10 every bucket edge past 1 overflows to infinity: those
 /// buckets are counted in `+Inf` (written once), never as a bound of
 /// their own.
