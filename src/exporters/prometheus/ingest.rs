@@ -1130,14 +1130,11 @@ impl ResourceIdentity {
 }
 
 /// Whether the label block `text` has the label `pair` (`name="value"`,
-/// escaped): a value's quotes are escaped, so a pair found at the start
-/// or after a comma, and ending at a comma or the end, is a label.
+/// escaped as a block writes it).
 pub(super) fn has_label_pair(text: &str, pair: &str) -> bool {
-    text.match_indices(pair).any(|(at, _)| {
-        let end = at + pair.len();
-        (at == 0 || text.as_bytes()[at - 1] == b',')
-            && (end == text.len() || text.as_bytes()[end] == b',')
-    })
+    crate::model::label_block::label_spans(text)
+        .into_iter()
+        .any(|span| &text[span] == pair)
 }
 
 fn shared_labels(

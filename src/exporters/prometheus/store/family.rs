@@ -425,12 +425,18 @@ impl SeriesTable {
             }
             !gone
         });
-        self.family_len.fetch_sub(keys.len(), Ordering::AcqRel);
+        self.forget_removed(keys.len());
+        keys.len() as u64
+    }
+
+    /// After `removed` series left the table: the family's count, and
+    /// the label index and aliases of series no longer in it.
+    fn forget_removed(&mut self, removed: usize) {
+        self.family_len.fetch_sub(removed, Ordering::AcqRel);
         let table = &self.table;
         let present = |key0: u64| table.find(key0, |s| s.key.0[0] == key0).is_some();
         self.by_labels.retain(|e| present(e.key0));
         self.aliases.retain(|a| present(a.key.0[0]));
-        keys.len() as u64
     }
 
     /// Series in this table (one shard of its family).
@@ -491,12 +497,7 @@ impl SeriesTable {
         }
         let removed = (before - self.table.len()) as u64;
         if removed > 0 {
-            self.family_len
-                .fetch_sub(removed as usize, Ordering::AcqRel);
-            let table = &self.table;
-            let present = |key0: u64| table.find(key0, |s| s.key.0[0] == key0).is_some();
-            self.by_labels.retain(|e| present(e.key0));
-            self.aliases.retain(|a| present(a.key.0[0]));
+            self.forget_removed(removed as usize);
         }
         removed
     }
