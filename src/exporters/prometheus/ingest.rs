@@ -17,17 +17,18 @@ use crate::model::MetricsBatch;
 use crate::model::otlp::metrics::DataPointFlags;
 use crate::model::text::write_any_view;
 use crate::model::wire::metrics::{
-    ExemplarView, ExponentialPointView, HistogramPointView, NumberPointView, SummaryPointView,
+    ExponentialPointView, HistogramPointView, NumberPointView, SummaryPointView,
 };
 use crate::model::wire::{
-    Attributes, KeyValueView, MetricData, MetricView, Repeated, ResourceView, ScopeView,
+    Attributes, KeyValueView, MetricData, MetricView, ResourceView, ScopeView,
 };
 use crate::pipeline::Consumed;
 use crate::pipeline::derived::LabelBlock;
 
 use super::config::PrometheusExporterConfig;
+use super::exemplar::{latest_exemplar, stored_exemplar};
 use super::store::value::{
-    Buckets, EXPONENTIAL_SCALES, ExponentialHistogram, HistogramPoint, StoredExemplar, Summary,
+    Buckets, EXPONENTIAL_SCALES, ExponentialHistogram, HistogramPoint, Summary,
     exponential_index_limit,
 };
 use super::store::{
@@ -761,8 +762,8 @@ impl PointWriter<'_> {
             .then(|| latest_exemplar(&point.exemplars))
             .flatten();
         let with_exemplar = |state: &mut SeriesState| {
-            if let Some(e) = exemplar {
-                state.record_exemplar(0, 1, e);
+            if let Some(e) = &exemplar {
+                state.record_exemplar(0, 1, e.clone());
             }
         };
         self.write(
@@ -944,21 +945,6 @@ impl PointWriter<'_> {
             |existing| existing.apply(incoming, temporality),
         );
     }
-}
-
-/// The last exemplar of a point that names a trace and span.
-fn latest_exemplar(exemplars: &Repeated<'_, ExemplarView<'_>>) -> Option<StoredExemplar> {
-    exemplars.iter().filter_map(|e| stored_exemplar(&e)).last()
-}
-
-/// An OTLP exemplar with a trace and span id, as stored.
-fn stored_exemplar(e: &ExemplarView<'_>) -> Option<StoredExemplar> {
-    Some(StoredExemplar {
-        trace_id: e.trace_id.try_into().ok()?,
-        span_id: e.span_id.try_into().ok()?,
-        value: e.value?,
-        time_ns: e.time_ns,
-    })
 }
 
 /// Why `labels` (with `extra` labels the exposition adds) break the label

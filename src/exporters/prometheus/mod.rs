@@ -19,6 +19,7 @@
 
 mod compression;
 pub mod config;
+mod exemplar;
 mod http;
 mod ingest;
 mod names_filter;

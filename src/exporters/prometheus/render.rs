@@ -235,7 +235,7 @@ impl Exposition for TextOut<'_> {
 }
 
 /// Appends an OpenMetrics exemplar to the sample line just written:
-/// `… value # {trace_id="…",span_id="…"} value timestamp`.
+/// `… value # {trace_id="…",span_id="…"[,attributes]} value timestamp`.
 fn append_exemplar(e: &StoredExemplar, out: &mut String) {
     if out.ends_with('\n') {
         out.pop();
@@ -244,7 +244,11 @@ fn append_exemplar(e: &StoredExemplar, out: &mut String) {
     hex_into(&e.trace_id, out);
     out.push_str("\",span_id=\"");
     hex_into(&e.span_id, out);
-    out.push_str("\"} ");
+    out.push('"');
+    if let Some(labels) = &e.labels {
+        out.push_str(labels);
+    }
+    out.push_str("} ");
     write_float(e.value, out);
     if e.time_ns > 0 {
         let _ = write!(

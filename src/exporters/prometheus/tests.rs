@@ -1440,3 +1440,66 @@ fn a_held_family_waits_and_loses_nothing() {
         assert!(text.contains(&want), "{want} in\n{text}");
     }
 }
+
+fn exemplar(value: f64, attributes: Vec<KeyValue>) -> crate::model::otlp::metrics::Exemplar {
+    crate::model::otlp::metrics::Exemplar {
+        filtered_attributes: attributes,
+        time_unix_nano: 5_000_000_000,
+        span_id: vec![0xab; 8],
+        trace_id: vec![0xcd; 16],
+        value: Some(crate::model::otlp::metrics::exemplar::Value::AsDouble(
+            value,
+        )),
+    }
+}
+
+/// An exemplar's `filtered_attributes` are labels of the OpenMetrics
+/// exemplar beside `trace_id` and `span_id`, translated as a point's
+/// attributes are; attributes that would take the exemplar past
+/// OpenMetrics' 128 characters are left out, the ids kept.
+#[test]
+fn exemplar_filtered_attributes_become_exemplar_labels() {
+    let e = exporter();
+    let ids = r#"trace_id="cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",span_id="abababababababab""#;
+    let mut counted = number(1_000_000_000, 2_000_000_000, 3.0);
+    counted.exemplars = vec![exemplar(
+        1.0,
+        vec![
+            kv("user.id", "u\"7"),
+            kv("trace_id", "shadow"),
+            kv("http.route", "/a"),
+            kv("http_route", "/b"),
+        ],
+    )];
+    let mut timed = hist_point(2_000_000_000, &[0.5, 2.0], &[1, 1, 1], 6.25);
+    timed.exemplars = vec![
+        exemplar(0.25, vec![kv("customer", "c1")]),
+        exemplar(1.0, vec![kv("note", &"é".repeat(61))]),
+        exemplar(5.0, vec![kv("note", &"x".repeat(62))]),
+    ];
+    e.consume_metrics(&request(vec![
+        sum("calls", CUMULATIVE, true, vec![counted]),
+        histogram("rpc.duration", CUMULATIVE, vec![timed]),
+    ]))
+    .unwrap();
+    let om = e.render(Format::OpenMetrics);
+    let calls = format!(
+        "calls_total{{{BASE}}} 3 # {{{ids},http_route=\"/a;/b\",user_id=\"u\\\"7\"}} 1 5.000000000\n"
+    );
+    assert!(om.contains(&calls), "{om}");
+    let under = format!(
+        "rpc_duration_seconds_bucket{{{BASE},le=\"0.5\"}} 1 # {{{ids},customer=\"c1\"}} 0.25 5.000000000\n"
+    );
+    assert!(om.contains(&under), "{om}");
+    // 63 characters of ids and 4 + 61 of the note (characters, not
+    // bytes): 128, the most there may be.
+    let at_limit = format!(
+        "rpc_duration_seconds_bucket{{{BASE},le=\"2\"}} 2 # {{{ids},note=\"{}\"}} 1 5.000000000\n",
+        "é".repeat(61)
+    );
+    assert!(om.contains(&at_limit), "{om}");
+    // With 62: 129, one too many.
+    let over =
+        format!("rpc_duration_seconds_bucket{{{BASE},le=\"+Inf\"}} 3 # {{{ids}}} 5 5.000000000\n");
+    assert!(om.contains(&over), "{om}");
+}

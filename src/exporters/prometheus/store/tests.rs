@@ -388,6 +388,7 @@ fn exemplars_are_kept_for_the_slots_that_had_one() {
         span_id: [2; 8],
         value,
         time_ns,
+        labels: None,
     };
     let mut state = SeriesState::new(SeriesValue::Number(0.0), 0, 0);
     assert_eq!(state.exemplar(0), None);

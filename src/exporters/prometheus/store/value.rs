@@ -119,7 +119,7 @@ pub struct Exemplars {
     kept: Vec<KeptExemplar>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct KeptExemplar {
     exemplar: StoredExemplar,
     slot: u32,
@@ -171,12 +171,17 @@ impl Exemplars {
 }
 
 /// An exemplar: the trace and span behind a value, for OpenMetrics.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredExemplar {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub value: f64,
     pub time_ns: u64,
+    /// The exemplar's `filtered_attributes` as OpenMetrics label pairs
+    /// written after `span_id` (`,name="value"…`, names translated and
+    /// values escaped), when it had some and they fit the exemplar's
+    /// 128-character limit; `None` otherwise.
+    pub labels: Option<Box<str>>,
 }
 
 impl SeriesState {

@@ -1,6 +1,7 @@
 //! Label names: every run of characters outside `[a-zA-Z0-9]` becomes one
-//! `_`, and a name starting with a digit gets `key_` in front
-//! (otlptranslator's default label namer).
+//! `_`, and a name starting with a digit gets `key_` in front. That is the
+//! OTel specification's rule; otlptranslator's label namer keeps runs of
+//! `_` and puts `key` before one leading `_` (docs/METRICS.md).
 
 /// Writes the Prometheus label name for an attribute key into `out`.
 /// Writes nothing when no valid label can be made (empty or all `_`),
