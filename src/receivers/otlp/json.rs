@@ -23,7 +23,7 @@ use crate::model::otlp::resource::Resource;
 
 /// Decodes an OTLP/JSON metrics request.
 pub fn decode_metrics(body: &[u8]) -> Result<MetricsRequest, serde_json::Error> {
-    let request: JsonRequest = serde_json::from_slice(body)?;
+    let request: JsonRequest = super::json_spellings::decode(body)?;
     request.into_request().map_err(de::Error::custom)
 }
 

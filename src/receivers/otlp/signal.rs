@@ -62,7 +62,7 @@ impl OtlpSignal for Traces {
     }
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        serde_json::from_slice(body).map(TracesBatch::from_request)
+        super::json_spellings::decode(body).map(TracesBatch::from_request)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {
@@ -127,7 +127,7 @@ impl OtlpSignal for Logs {
     }
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        serde_json::from_slice(body).map(LogsBatch::from_request)
+        super::json_spellings::decode(body).map(LogsBatch::from_request)
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

@@ -169,7 +169,8 @@ fn json_errors_inside_metric_data_are_malformed() {
         r#"{"name":"a","gauge":{"dataPoints":"oops"}}"#,
         r#"{"name":"a","histogram":{"dataPoints":[{"explicitBounds":["bad"]}]}}"#,
         r#"{"name":"a","gauge":{"dataPoints":[{"timeUnixNano":"not-a-number","asInt":"1"}]}}"#,
-        r#"{"name":"a","sum":{"aggregationTemporality":"AGGREGATION_TEMPORALITY_CUMULATIVE","dataPoints":[]}}"#,
+        r#"{"name":"a","sum":{"aggregationTemporality":"AGGREGATION_TEMPORALITY_SIDEWAYS","dataPoints":[]}}"#,
+        r#"{"name":"a","sum":{"aggregation_temporality":"sideways","data_points":[]}}"#,
         r#"{"name":"a","gauge":{"dataPoints":[{"asDouble":"lots"}]}}"#,
         r#"{"name":"a","gauge":{"dataPoints":[{"asDouble":1,"asInt":"1"}]}}"#,
         r#"{"name":"a","gauge":{"dataPoints":[]},"sum":{"dataPoints":[]}}"#,
@@ -254,4 +255,65 @@ fn json_histogram_doubles_accept_strings_and_specials() {
             "{bad}: {result:?}"
         );
     }
+}
+
+/// Proto field names, enum value names and string `doubleValue`s, which
+/// the proto3 JSON mapping lets a sender use (and the OTel Collector
+/// accepts), decode to the same request as the lowerCamelCase form.
+#[test]
+fn json_in_proto_field_names_and_enum_names_decodes() {
+    let traces = br#"{"resource_spans":[{"resource":{"attributes":[{"key":"service.name","value":{"string_value":"svc"}}]},
+        "scope_spans":[{"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174",
+        "name":"GET /","kind":"SPAN_KIND_SERVER","start_time_unix_nano":"1000","end_time_unix_nano":"2000",
+        "status":{"code":"STATUS_CODE_ERROR"},
+        "attributes":[{"key":"ratio","value":{"doubleValue":"0.25"}}]}]}]}]}"#;
+    let request = decode::<Traces>(traces.to_vec().into(), Payload::Json).unwrap();
+    let rs = &request.request().resource_spans[0];
+    let span = &rs.scope_spans[0].spans[0];
+    assert_eq!(span.name, "GET /");
+    assert_eq!(span.kind, 2, "SPAN_KIND_SERVER");
+    assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
+    assert_eq!(
+        (span.start_time_unix_nano, span.end_time_unix_nano),
+        (1000, 2000)
+    );
+    assert_eq!(span.trace_id.len(), 16);
+    use crate::model::otlp::common::any_value::Value;
+    let ratio = span.attributes[0]
+        .value
+        .as_ref()
+        .and_then(|v| v.value.clone());
+    assert_eq!(ratio, Some(Value::DoubleValue(0.25)));
+    let service = rs.resource.as_ref().map(|r| r.attributes[0].clone());
+    assert_eq!(
+        service.and_then(|kv| kv.value).and_then(|v| v.value),
+        Some(Value::StringValue("svc".into()))
+    );
+
+    let metrics = br#"{"resource_metrics":[{"scope_metrics":[{"metrics":[{"name":"calls",
+        "sum":{"aggregation_temporality":"AGGREGATION_TEMPORALITY_CUMULATIVE","is_monotonic":true,
+        "data_points":[{"time_unix_nano":"5","as_int":"7"}]}}]}]}]}"#;
+    let request = decode::<Metrics>(metrics.to_vec().into(), Payload::Json).unwrap();
+    let metric = &request.request().resource_metrics[0].scope_metrics[0].metrics[0];
+    let Some(Data::Sum(sum)) = &metric.data else {
+        panic!("a sum: {metric:?}");
+    };
+    assert_eq!((sum.aggregation_temporality, sum.is_monotonic), (2, true));
+    assert_eq!(sum.data_points[0].time_unix_nano, 5);
+    assert_eq!(request.item_count(), 1);
+
+    let logs = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_ERROR",
+        "body":{"stringValue":"boom"}}]}]}]}"#;
+    let request = decode::<Logs>(logs.to_vec().into(), Payload::Json).unwrap();
+    let record = &request.request().resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(record.severity_number, 17, "SEVERITY_NUMBER_ERROR");
+
+    // An unknown name is still an error, reported for the body as sent.
+    let unknown =
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"LOUD"}]}]}]}"#;
+    let result = decode::<Logs>(unknown.to_vec().into(), Payload::Json);
+    assert!(
+        matches!(&result, Err(Failure::Malformed(m)) if m.contains("line 1")),
+        "{result:?}"
+    );
 }

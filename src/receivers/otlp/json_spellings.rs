@@ -1,0 +1,187 @@
+//! The other spellings of OTLP/JSON that the proto3 JSON mapping asks
+//! parsers to accept, and the OTel Collector does: the proto field names
+//! (`resource_spans`, `time_unix_nano`) beside the lowerCamelCase ones,
+//! enum values by name (`"SPAN_KIND_SERVER"`) beside their numbers, and
+//! an attribute's `doubleValue` as a string.
+//!
+//! The lowerCamelCase form with numeric enums, which every OTel SDK
+//! sends, is decoded straight from the bytes. Anything else goes through
+//! a `serde_json::Value` rewritten into that form: a body whose object
+//! keys hold an `_` (in OTLP/JSON only field names are object keys;
+//! attribute keys are values), or one whose direct decoding failed.
+//! Without this, a body of proto field names would decode as an empty
+//! request and be answered 200 with its data dropped.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::model::otlp::logs::SeverityNumber;
+use crate::model::otlp::metrics::AggregationTemporality;
+use crate::model::otlp::trace::span::SpanKind;
+use crate::model::otlp::trace::status::StatusCode;
+
+/// Decodes an OTLP/JSON body in any of the accepted spellings. The error
+/// is that of decoding the body as it was sent.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let direct_error = if has_field_name_key(body) {
+        None
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(request) => return Ok(request),
+            Err(e) => Some(e),
+        }
+    };
+    let respelled = serde_json::from_slice::<Value>(body).and_then(|mut value| {
+        respell(&mut value);
+        serde_json::from_value(value)
+    });
+    match (respelled, direct_error) {
+        (Ok(request), _) => Ok(request),
+        (Err(_), Some(first)) => Err(first),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Whether an object key in `body` holds an `_`. In JSON an `_` can only
+/// be inside a string, so each `_` is followed to the end of its string
+/// (past escapes), and that string is a key when a `:` follows it. Bodies
+/// of lowerCamelCase keys hold few `_`, so this is mostly one vectorised
+/// search.
+fn has_field_name_key(body: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(at) = memchr::memchr(b'_', &body[i..]) {
+        let mut end = i + at + 1;
+        loop {
+            match memchr::memchr2(b'"', b'\\', body.get(end..).unwrap_or_default()) {
+                None => return false,
+                Some(at) if body[end + at] == b'"' => {
+                    end += at;
+                    break;
+                }
+                Some(at) => end += at + 2,
+            }
+        }
+        i = end + 1;
+        let next = body[i..].iter().find(|b| !b.is_ascii_whitespace());
+        if next == Some(&b':') {
+            return true;
+        }
+    }
+    false
+}
+
+/// Rewrites `value` into lowerCamelCase keys with numeric enums and
+/// number `doubleValue`s, in place. A key spelled both ways keeps the
+/// lowerCamelCase one.
+fn respell(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(respell),
+        Value::Object(fields) => {
+            if fields.keys().any(|k| k.contains('_')) {
+                *fields =
+                    std::mem::take(fields)
+                        .into_iter()
+                        .fold(Map::new(), |mut out, (key, v)| {
+                            let key = lower_camel(&key);
+                            out.entry(key).or_insert(v);
+                            out
+                        });
+            }
+            for (key, v) in fields.iter_mut() {
+                respell_field(key, v);
+                respell(v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An enum field's value name as its number, and a string `doubleValue`
+/// as a number (when finite: JSON numbers cannot hold NaN or infinities,
+/// so those stay strings and fail as before).
+fn respell_field(key: &str, value: &mut Value) {
+    let Value::String(text) = value else {
+        return;
+    };
+    let number = match key {
+        "kind" => SpanKind::from_str_name(text).map(|e| e as i32),
+        "code" => StatusCode::from_str_name(text).map(|e| e as i32),
+        "aggregationTemporality" => AggregationTemporality::from_str_name(text).map(|e| e as i32),
+        "severityNumber" => SeverityNumber::from_str_name(text).map(|e| e as i32),
+        "doubleValue" => {
+            if let Some(d) = text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+            {
+                *value = Value::Number(d);
+            }
+            return;
+        }
+        _ => return,
+    };
+    if let Some(n) = number {
+        *value = Value::from(n);
+    }
+}
+
+/// `time_unix_nano` → `timeUnixNano`.
+fn lower_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_name_keys_are_found_in_keys_only() {
+        assert!(has_field_name_key(br#"{"resource_spans": []}"#));
+        assert!(has_field_name_key(br#"{"a":{"time_unix_nano" :"1"}}"#));
+        assert!(!has_field_name_key(br#"{"resourceSpans": []}"#));
+        // Attribute keys and values are strings that are not keys.
+        assert!(!has_field_name_key(
+            br#"{"key":"http_route","value":{"stringValue":"a_b\":"}}"#
+        ));
+        assert!(!has_field_name_key(br#"{"s":"x\\","t":"y_z"}"#));
+        assert!(!has_field_name_key(br#"{"unterminated_"#));
+    }
+
+    #[test]
+    fn keys_enums_and_doubles_are_respelled() {
+        let mut v: Value = serde_json::from_str(
+            r#"{"resource_spans":[{"scope_spans":[{"spans":[{"kind":"SPAN_KIND_SERVER",
+                "status":{"code":"STATUS_CODE_ERROR"},"trace_id":"ab","traceId":"cd",
+                "attributes":[{"key":"x_y","value":{"double_value":"1.5"}},
+                              {"key":"n","value":{"doubleValue":"NaN"}}]}]}]}]}"#,
+        )
+        .unwrap();
+        respell(&mut v);
+        let span = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(span["kind"], 2);
+        assert_eq!(span["status"]["code"], 2);
+        assert_eq!(span["traceId"], "cd", "the lowerCamelCase spelling wins");
+        assert!(span.get("trace_id").is_none());
+        assert_eq!(span["attributes"][0]["key"], "x_y", "values stay");
+        assert_eq!(span["attributes"][0]["value"]["doubleValue"], 1.5);
+        assert_eq!(span["attributes"][1]["value"]["doubleValue"], "NaN");
+        assert_eq!(
+            lower_camel("aggregation_temporality"),
+            "aggregationTemporality"
+        );
+        assert_eq!(lower_camel("_leading"), "leading");
+    }
+}
