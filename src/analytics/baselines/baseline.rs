@@ -65,8 +65,8 @@
 //! # NaN, gaps, late points
 //!
 //! Non-finite values and timestamps change nothing and yield `None`.
-//! Timestamps going backwards yield `None` and are counted in
-//! [`Baseline::late_points`]. Gaps need no special case: seasonal slots
+//! Timestamps going backwards or repeating the last one yield `None` and
+//! are counted in [`Baseline::late_points`]. Gaps need no special case: seasonal slots
 //! are found from `t`, so the profiles line up again after any gap, and a
 //! level that moved during the gap is re-seated by the shift rule.
 //!
@@ -1330,12 +1330,15 @@ impl Baseline {
     }
 
     /// Feeds one value observed at `t_secs` (Unix seconds). Returns `None`
-    /// during warm-up, for non-finite input and for late points.
+    /// during warm-up, for non-finite input and for late or repeated
+    /// times.
     pub fn update(&mut self, t_secs: f64, value: f64) -> Option<BaselineOutput> {
         if !t_secs.is_finite() || !value.is_finite() {
             return None;
         }
-        if t_secs < self.last_t {
+        // A repeated time is a duplicate (a retried or doubled point):
+        // counted with the late ones, as the forecaster ignores it too.
+        if t_secs <= self.last_t {
             self.late = self.late.saturating_add(1);
             return None;
         }

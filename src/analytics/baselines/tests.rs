@@ -247,6 +247,15 @@ fn gaps_keep_seasonal_alignment_and_late_points_are_dropped() {
     }
     assert_eq!(b.update(T0, 1.0), None);
     assert_eq!(b.late_points(), 1);
+    // A repeated time is a duplicate: not fed, counted with the late.
+    let last_t = T0 + (n - 1) as f64 * STEP;
+    assert_eq!(b.update(last_t, 1e9), None);
+    assert_eq!(b.late_points(), 2);
+    let next = b.update(last_t + STEP, v[0]).expect("a verdict");
+    assert!(
+        !next.anomaly,
+        "the duplicate's 1e9 was not learned: {next:?}"
+    );
 }
 
 /// As a forecaster's daily shape, the baseline answers only once it has
