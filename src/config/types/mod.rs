@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod security;
 
-pub use security::{AuthConfig, BasicUser, Secret, TlsConfig, TlsVersion};
+pub use security::{
+    AuthConfig, BasicUser, Secret, TlsConfig, TlsVersion, authorization_parts, constant_time_eq,
+};
 
 /// A size in bytes, written as a number or with a unit: `B`, `KB`, `MB`,
 /// `GB` (powers of 1000) or `KiB`, `MiB`, `GiB` (powers of 1024).

@@ -1,6 +1,8 @@
 //! Security settings shared by every server: credentials (`auth`, with
 //! secrets that never print) and TLS (`tls`: certificate, key, client
-//! CA, lowest version).
+//! CA, lowest version); and the two helpers every server that checks
+//! credentials uses: reading an `Authorization` value's scheme, and
+//! comparing secrets in constant time.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -154,5 +156,51 @@ impl TlsConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// An `Authorization` value split into its scheme and its credentials:
+/// the scheme is the text before the first space, and the credentials
+/// follow one or more spaces (RFC 9110 §11.1, §11.4). Schemes are
+/// case-insensitive, so callers compare them with `eq_ignore_ascii_case`.
+/// `None` when there is no space.
+pub fn authorization_parts(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    Some((scheme, rest.trim_ascii_start()))
+}
+
+/// Whether `a == b`, looking at every byte whatever differs: the time
+/// depends only on the lengths, not on where a guess first went wrong.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod helper_tests {
+    use super::{authorization_parts, constant_time_eq};
+
+    #[test]
+    fn authorization_values_split_at_their_spaces() {
+        assert_eq!(
+            authorization_parts(b"Bearer t0k"),
+            Some((&b"Bearer"[..], &b"t0k"[..]))
+        );
+        assert_eq!(
+            authorization_parts(b"bearer   t0k"),
+            Some((&b"bearer"[..], &b"t0k"[..]))
+        );
+        assert_eq!(authorization_parts(b"Bearert0k"), None);
+    }
+
+    #[test]
+    fn equality_is_exact() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

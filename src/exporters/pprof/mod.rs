@@ -41,6 +41,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use crate::config::types::{authorization_parts, constant_time_eq};
+
 pub use config::PprofConfig;
 pub use cpu::{Format, SymbolCache, profile as cpu_profile_blocking};
 pub use heap::profile as heap_profile_blocking;
@@ -283,21 +285,11 @@ async fn require_token(
 }
 
 /// The token of an `Authorization: Bearer <token>` value: the scheme in
-/// any case, then one or more spaces (RFC 9110 §11.1, §11.4).
+/// any case, then one or more spaces.
 fn bearer_credentials(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
-    scheme
-        .eq_ignore_ascii_case(b"bearer")
-        .then(|| rest.trim_ascii_start())
-}
-
-/// Equality whose time depends only on the lengths, not on where the
-/// bytes first differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    authorization_parts(value)
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer"))
+        .map(|(_, token)| token)
 }
 
 /// Symbolising loads the binary's debug information (about 80 MB for a
