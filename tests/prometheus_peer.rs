@@ -431,6 +431,124 @@ fn prometheus_scrapes_openmetrics() {
     );
 }
 
+/// Exemplars sent with OTLP points reach Prometheus' exemplar storage
+/// through an OpenMetrics scrape, with the trace and span ids and the
+/// exemplar's `filtered_attributes` as labels; an exemplar whose
+/// attributes would pass OpenMetrics' 128 characters keeps its ids alone
+/// (Prometheus would fail the whole scrape otherwise).
+#[test]
+fn prometheus_stores_exemplars_with_their_filtered_attributes() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let collector = Collector::start();
+    let time = now_ns();
+    let exemplar = |value: f64, span: &str, attributes: Value| {
+        json!({
+            "timeUnixNano": time.to_string(),
+            "asDouble": value,
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": span,
+            "filteredAttributes": attributes
+        })
+    };
+    let request = json!({
+        "resourceMetrics": [{
+            "resource": { "attributes": [string_attr("service.name", "checkout")] },
+            "scopeMetrics": [{
+                "scope": { "name": "checkout.web" },
+                "metrics": [{
+                    "name": "checkout.duration",
+                    "unit": "s",
+                    "histogram": {
+                        "aggregationTemporality": 2,
+                        "dataPoints": [{
+                            "startTimeUnixNano": (time - 60_000_000_000).to_string(),
+                            "timeUnixNano": time.to_string(),
+                            "count": "2",
+                            "sum": 3.25,
+                            "bucketCounts": ["1", "1"],
+                            "explicitBounds": [1.0],
+                            "exemplars": [
+                                exemplar(0.25, "00000000000000a1", json!([string_attr("user.id", "u-42")])),
+                                exemplar(3.0, "00000000000000b2", json!([string_attr("note", &"x".repeat(80))]))
+                            ]
+                        }]
+                    }
+                }]
+            }]
+        }]
+    });
+    post_json(&collector, &request);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n  - job_name: streamgate\n    honor_labels: true\n    static_configs:\n      - targets: ['{}']\n",
+        collector.admin
+    );
+    let prometheus = Prometheus::start_with(
+        &binary,
+        &config,
+        &["--enable-feature=exemplar-storage"],
+        None,
+    );
+    let query = r#"checkout_duration_seconds_bucket{job="checkout"}"#;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let exemplars = loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let answer = prometheus.api(
+            "/api/v1/query_exemplars",
+            &[
+                ("query", query),
+                ("start", &(now - 600).to_string()),
+                ("end", &(now + 60).to_string()),
+            ],
+        );
+        let found: Vec<Value> = answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+            .collect();
+        if found.len() >= 2 {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exemplars stored: {answer}\n--- prometheus log ---\n{}",
+            prometheus.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let labels_of = |span: &str| {
+        exemplars
+            .iter()
+            .find(|e| e["labels"]["span_id"] == span)
+            .map(|e| e["labels"].clone())
+            .unwrap_or_else(|| panic!("an exemplar of span {span}: {exemplars:?}"))
+    };
+    assert_eq!(
+        labels_of("00000000000000a1"),
+        json!({
+            "trace_id": "5b8efff798038103d269b633813fc60c",
+            "span_id": "00000000000000a1",
+            "user_id": "u-42"
+        })
+    );
+    assert_eq!(
+        labels_of("00000000000000b2"),
+        json!({
+            "trace_id": "5b8efff798038103d269b633813fc60c",
+            "span_id": "00000000000000b2"
+        }),
+        "over the limit, the ids alone"
+    );
+    let targets = prometheus.api("/api/v1/targets", &[]);
+    assert_eq!(targets["activeTargets"][0]["lastError"], "", "{targets}");
+}
+
 /// With `exporters.prometheus.openmetrics_created: false`, Prometheus
 /// (scraping OpenMetrics) stores the counter and not its `_created`
 /// series.
