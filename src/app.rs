@@ -33,6 +33,10 @@ use crate::telemetry::Telemetry;
 /// Why the collector could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error(
+        "the state of {0} was not written at shutdown (see the error above); what it took since its last snapshot will not be restored"
+    )]
+    StateNotSaved(String),
     #[error(transparent)]
     Receiver(#[from] otlp::ReceiverError),
     #[error("cannot listen on {endpoint} (server.endpoint): {source}")]
@@ -430,20 +434,28 @@ impl Running {
         let all = futures_join(self.tasks);
         let drained = tokio::time::timeout(self.drain_timeout, all).await;
         // Everything acknowledged has been applied: keep it.
+        let mut unsaved = Vec::new();
         if let Some(store) = self.state {
             let started = std::time::Instant::now();
-            if tokio::task::spawn_blocking(move || store.snapshot_all())
-                .await
-                .is_err()
-            {
-                tracing::error!("the final state snapshot panicked");
+            match tokio::task::spawn_blocking(move || store.snapshot_all()).await {
+                Ok(failed) => unsaved = failed,
+                Err(_) => {
+                    tracing::error!("the final state snapshot panicked");
+                    unsaved.push("every component");
+                }
             }
-            tracing::info!(
-                took_ms = started.elapsed().as_millis() as u64,
-                "state written at shutdown"
-            );
+            if unsaved.is_empty() {
+                tracing::info!(
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "state written at shutdown"
+                );
+            }
         }
-        drained.map_err(|_| AppError::DrainTimeout(self.drain_timeout))
+        drained.map_err(|_| AppError::DrainTimeout(self.drain_timeout))?;
+        match unsaved.is_empty() {
+            true => Ok(()),
+            false => Err(AppError::StateNotSaved(unsaved.join(", "))),
+        }
     }
 }
 

@@ -109,7 +109,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Loadgen(args) => loadgen(args),
+        Command::Loadgen(mut args) => {
+            // With a config, its OTLP receiver is the default target.
+            if let Some(path) = cli.config.as_deref() {
+                match load_config(Some(path)) {
+                    Ok(config) => args.default_endpoint_from(&config),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            loadgen(args)
+        }
         Command::Healthcheck { url, timeout } => {
             match app::probe::probe(&url, std::time::Duration::from_secs(timeout)) {
                 Ok(status) => {
@@ -167,13 +179,28 @@ fn main() -> ExitCode {
             match run(config, workers) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("error: {e:#}");
+                    let text = error_chain(&e);
+                    tracing::error!("{text}");
+                    eprintln!("error: {text}");
                     ExitCode::from(1)
                 }
             }
         }
     }
+}
+
+/// An error and its causes, each said once: a message that already
+/// quotes its cause (`…: {source}`) is not followed by it again.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, streamgate::config::ConfigError> {
@@ -246,6 +273,9 @@ fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for warning in args.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let mut bar = streamgate::progress::Progress::new(args.duration.get().as_secs_f64());
     let mut last = None;
     let outcome = runtime.block_on(streamgate::loadgen::run(&args, |t| {

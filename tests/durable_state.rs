@@ -231,6 +231,76 @@ fn a_state_directory_in_use_stops_the_second_process() {
     );
 }
 
+/// A final snapshot that cannot be written is an error: the log says
+/// which component's state is lost and the exit code is 1, not "state
+/// written at shutdown" and 0.
+#[test]
+fn a_final_snapshot_that_fails_is_reported_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let mut c = collector(&state, "1h");
+    teach(&c);
+    // A directory where the analysis' temporary file goes.
+    std::fs::create_dir_all(state.join(".analysis.state.tmp").join("x")).expect("mkdir");
+    let status = c.terminate();
+    let logs = c.logs();
+    assert_eq!(status.code(), Some(1), "{logs}");
+    assert!(
+        logs.contains("the state of analysis was not written at shutdown"),
+        "{logs}"
+    );
+    assert!(!logs.contains("state written at shutdown"), "{logs}");
+}
+
+/// A `state.directory` that is a file is refused with that said, and a
+/// cause is said once.
+#[test]
+fn a_state_directory_that_is_a_file_is_refused_plainly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"").expect("write");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state:\n  directory: {}\nserver:\n  endpoint: 127.0.0.1:0\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n",
+            file.display()
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a file, not a directory"), "{err}");
+
+    // A port in use: the OS error once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  endpoint: 127.0.0.1:{port}\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n"
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert_eq!(line.matches("in use").count(), 1, "{err}");
+}
+
 /// Sends `n` spans of operation `GET /cart` of service `cart` with the
 /// Rust SDK.
 fn send_spans(c: &Collector, n: usize) {

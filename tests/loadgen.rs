@@ -279,6 +279,112 @@ fn a_target_rate_is_kept() {
     // 2 s at 2000/s: 40 requests of 100.
     let accepted = s["items_accepted"].as_u64().unwrap();
     assert!((3600..=4000).contains(&accepted), "{s}");
+    assert_eq!(s["items_failed"].as_u64(), Some(0), "{s}");
+    let parts: u64 = [
+        "items_accepted",
+        "items_rejected",
+        "items_refused",
+        "items_failed",
+    ]
+    .iter()
+    .map(|k| s[k].as_u64().unwrap())
+    .sum();
+    assert_eq!(Some(parts), s["items_sent"].as_u64(), "{s}");
+
+    // Two requests of 500 at 1000/s, due at 0 and 0.5 s: the rate is over
+    // the whole second, not until the second answer.
+    let s = loadgen(&[
+        "--endpoint",
+        &format!("http://{}", collector.grpc),
+        "--rate",
+        "1000",
+        "--batch",
+        "500",
+        "--series",
+        "500",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(s["items_accepted"].as_u64(), Some(1000), "{s}");
+    assert!(s["seconds"].as_f64().unwrap() >= 1.0, "{s}");
+    let rate = s["accepted_per_second"].as_f64().unwrap();
+    assert!((900.0..=1000.0).contains(&rate), "{s}");
+}
+
+/// Nothing listening is an error over either transport (exit 1, the
+/// address named), not a run of failed requests that exits 0.
+#[test]
+fn nothing_listening_is_an_error() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    for transport in ["grpc", "http"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args([
+                "loadgen",
+                "--transport",
+                transport,
+                "--endpoint",
+                &format!("http://{free}"),
+                "--duration",
+                "2s",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{transport}: {stderr}");
+        assert!(
+            stderr.contains("cannot connect") && stderr.contains(&free.to_string()),
+            "{transport}: {stderr}"
+        );
+    }
+}
+
+/// `streamgate -c FILE loadgen` sends to the file's OTLP receiver; a
+/// file that cannot be read is an error, as for `run`.
+#[test]
+fn a_config_file_gives_the_default_endpoint() {
+    let collector = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("streamgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:\n  otlp:\n    grpc:\n      endpoint: {}\n    http:\n      endpoint: {}\n",
+            collector.grpc, collector.http
+        ),
+    )
+    .unwrap();
+    for transport in ["grpc", "http"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "loadgen",
+                "--transport",
+                transport,
+                "--duration",
+                "1s",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{transport}: {stderr}");
+        let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(s["items_accepted"].as_u64().unwrap() > 0, "{s}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args([
+            "-c",
+            "/nonexistent/streamgate.yaml",
+            "loadgen",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub enum StateError {
         dir.join(".lock").display()
     )]
     Locked { dir: PathBuf },
+    #[error("state.directory {} is a file, not a directory", path.display())]
+    NotADirectory { path: PathBuf },
     #[error("{}: not a StreamGate state file", path.display())]
     BadMagic { path: PathBuf },
     #[error("{}: file ends early ({len} bytes, header says {expected})", path.display())]
@@ -99,6 +101,9 @@ impl StateStore {
             return Ok(None);
         }
         let dir = PathBuf::from(&config.directory);
+        if dir.exists() && !dir.is_dir() {
+            return Err(StateError::NotADirectory { path: dir });
+        }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let lock_path = dir.join(".lock");
         let lock = OpenOptions::new()
@@ -197,11 +202,13 @@ impl StateStore {
         }
     }
 
-    /// Writes every component's snapshot (blocking: call it off the async
+    /// Writes every component's snapshot, returning the names of those
+    /// that could not be written (blocking: call it off the async
     /// workers). A failure of one is logged and counted; the others are
     /// still written.
-    pub fn snapshot_all(&self) {
+    pub fn snapshot_all(&self) -> Vec<&'static str> {
         let _one_at_a_time = self.writing.lock();
+        let mut failed = Vec::new();
         let mut buffer = Vec::new();
         for component in &self.components {
             let name = component.state_name();
@@ -237,11 +244,13 @@ impl StateStore {
                     self.telemetry
                         .record_state_snapshot(name, false, 0, taken_unix);
                     tracing::error!(component = name, error = %e, "cannot write state");
+                    failed.push(name);
                 }
             }
         }
         // Big snapshots leave big buffers: give the memory back.
         drop(buffer);
+        failed
     }
 
     /// Writes one file atomically.

@@ -128,6 +128,26 @@ pub struct LoadgenArgs {
 }
 
 impl LoadgenArgs {
+    /// Without `--endpoint`, targets `config`'s OTLP receiver for the
+    /// transport (an unspecified address, `0.0.0.0` or `::`, as
+    /// loopback).
+    pub fn default_endpoint_from(&mut self, config: &crate::config::Config) {
+        if self.endpoint.is_some() {
+            return;
+        }
+        let mut addr = match self.transport {
+            Transport::Grpc => config.otlp.grpc.endpoint.addr(),
+            Transport::Http => config.otlp.http.endpoint.addr(),
+        };
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        self.endpoint = Some(format!("http://{addr}"));
+    }
+
     fn endpoint(&self) -> String {
         self.endpoint
             .clone()
@@ -135,6 +155,20 @@ impl LoadgenArgs {
                 Transport::Grpc => "http://127.0.0.1:4317".into(),
                 Transport::Http => "http://127.0.0.1:4318".into(),
             })
+    }
+
+    /// Settings that work but skew what is measured, to say before the
+    /// run.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let in_flight = self.batch.saturating_mul(self.concurrency);
+        if self.signal == Signal::Metrics && self.series < in_flight {
+            out.push(format!(
+                "--series {} is below --batch × --concurrency ({in_flight}): requests in flight together hold points of the same series, and a point that arrives after a newer one of its series is answered as accepted but dropped as out of order (streamgate_exporter_prometheus_out_of_order_points_total)",
+                self.series
+            ));
+        }
+        out
     }
 
     pub fn validate(&self) -> Result<(), LoadgenError> {
@@ -148,11 +182,29 @@ impl LoadgenArgs {
         if self.batch == 0 || self.batch > 100_000 {
             return invalid("--batch must be 1 to 100000 items per request");
         }
-        if self.series == 0 || self.concurrency == 0 || self.concurrency > 1024 {
-            return invalid("--series must be above 0 and --concurrency 1 to 1024");
+        if self.series == 0 {
+            return invalid("--series must be above 0");
+        }
+        if self.concurrency == 0 || self.concurrency > 1024 {
+            return invalid("--concurrency must be 1 to 1024");
         }
         if self.attributes > 128 {
             return invalid("--attributes must be at most 128");
+        }
+        if self.signal == Signal::Metrics && self.attributes == 0 && self.series > payload::METRICS
+        {
+            return Err(LoadgenError::Invalid(format!(
+                "--attributes 0 leaves a point without its series.id attribute, so --series {} would be only {} series (one per metric name): use --attributes 1 or more, or --series {} or fewer",
+                self.series,
+                payload::METRICS,
+                payload::METRICS
+            )));
+        }
+        if self.transport == Transport::Grpc && self.encoding != Encoding::Protobuf {
+            return invalid("--encoding json is OTLP/HTTP only: add --transport http");
+        }
+        if self.signal != Signal::Traces && self.spans != payload::SpanShape::Roots {
+            return invalid("--spans shapes traces: add --signal traces");
         }
         if self.spans.paired() && self.batch % 2 == 1 {
             return invalid("--spans pairs needs an even --batch (two spans per pair)");
@@ -176,6 +228,23 @@ impl LoadgenArgs {
     }
 }
 
+/// Fails when nothing accepts a connection at `endpoint`.
+async fn check_reachable(endpoint: &str) -> Result<(), LoadgenError> {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e| LoadgenError::Endpoint(format!("{endpoint}: {e}")))?;
+    let host = uri
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    tokio::net::TcpStream::connect((host, port))
+        .await
+        .map(drop)
+        .map_err(|e| LoadgenError::Connect(format!("{endpoint}: {e}")))
+}
+
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost"
@@ -190,12 +259,17 @@ struct Live {
     requests: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
+    /// Items of requests without an answer.
+    failed: AtomicU64,
 }
 
 /// One worker's tally.
 #[derive(Default)]
 struct Tally {
+    /// Of answered requests only: a connection that fails at once would
+    /// otherwise pass for a fast answer.
     latencies: Latencies,
+    requests: u64,
     accepted: u64,
     rejected: u64,
     refused_items: u64,
@@ -218,13 +292,19 @@ pub struct Summary {
     pub items_rejected: u64,
     /// Items of requests refused as a whole.
     pub items_refused: u64,
+    /// Items of requests that got no answer (connection failures): sent,
+    /// but whether the server took them is unknown. Sent = accepted +
+    /// rejected + refused + failed.
+    pub items_failed: u64,
     /// Requests without an answer (connection failures).
     pub requests_failed: u64,
     /// Refused requests by HTTP status or gRPC code (`retryable` and retry
     /// hints marked).
     pub refusals: BTreeMap<String, u64>,
-    /// Accepted items per second of the run.
+    /// Accepted items per second of the run: over `--duration`, or the
+    /// time until the last answer when that was longer.
     pub accepted_per_second: f64,
+    /// Latencies of the answered requests.
     pub latency_p50_ms: f64,
     pub latency_p90_ms: f64,
     pub latency_p99_ms: f64,
@@ -257,6 +337,8 @@ pub struct Tick {
     pub requests: u64,
     pub accepted: u64,
     pub refused: u64,
+    /// Items of requests without an answer.
+    pub failed: u64,
 }
 
 impl Tick {
@@ -265,12 +347,17 @@ impl Tick {
         self.accepted as f64 / self.elapsed_secs.max(1e-9)
     }
 
-    /// `1500 requests, 1500000 items accepted, 0 refused`.
+    /// `1500 requests, 1500000 items accepted, 0 refused` (and `, 3000
+    /// without an answer` when some got none).
     pub fn detail(&self) -> String {
-        format!(
+        let mut text = format!(
             "{} requests, {} items accepted, {} refused",
             self.requests, self.accepted, self.refused
-        )
+        );
+        if self.failed > 0 {
+            text.push_str(&format!(", {} without an answer", self.failed));
+        }
+        text
     }
 }
 
@@ -282,6 +369,11 @@ pub async fn run(
 ) -> Result<Summary, LoadgenError> {
     args.validate()?;
     let endpoint = args.endpoint();
+    if args.transport == Transport::Http {
+        // gRPC connects before the first request; HTTP would only find
+        // out request by request.
+        check_reachable(&endpoint).await?;
+    }
     let mut senders = Vec::new();
     for _ in 0..args.concurrency {
         senders.push(match args.transport {
@@ -379,7 +471,10 @@ pub async fn run(
                 };
                 let sent = Instant::now();
                 let answer = sender.send(payload).await;
-                tally.latencies.record(sent.elapsed());
+                if !matches!(answer, Answer::Failed(_)) {
+                    tally.latencies.record(sent.elapsed());
+                }
+                tally.requests += 1;
                 live.requests.fetch_add(1, Ordering::Relaxed);
                 match answer {
                     Answer::Accepted { rejected } => {
@@ -404,6 +499,7 @@ pub async fn run(
                     }
                     Answer::Failed(why) => {
                         tally.failed_requests += 1;
+                        live.failed.fetch_add(batch, Ordering::Relaxed);
                         *tally
                             .refusals
                             .entry(format!("no answer: {why}"))
@@ -424,6 +520,7 @@ pub async fn run(
             joined = workers.join_next() => match joined {
                 Some(Ok(t)) => {
                     total.latencies.merge(&t.latencies);
+                    total.requests += t.requests;
                     total.accepted += t.accepted;
                     total.rejected += t.rejected;
                     total.refused_items += t.refused_items;
@@ -439,7 +536,16 @@ pub async fn run(
         }
     }
     progress(tick(&live, start, args.duration.get()));
-    let seconds = start.elapsed().as_secs_f64();
+    // A paced run's last request is due before the end and covers the
+    // time up to it: the run lasted `--duration` at least.
+    let seconds = start.elapsed().max(args.duration.get()).as_secs_f64();
+    if total.requests > 0 && total.failed_requests == total.requests {
+        let why = total.refusals.keys().next().cloned().unwrap_or_default();
+        return Err(LoadgenError::Connect(format!(
+            "{endpoint}: none of {} requests was answered ({why})",
+            total.requests
+        )));
+    }
     let server_cpu = match (&args.metrics_url, server_cpu_before) {
         (Some(url), Some(before)) => Some(server_cpu_seconds(url).await? - before),
         _ => None,
@@ -455,7 +561,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let requests = total.latencies.count();
+    let requests = total.requests;
     Ok(Summary {
         signal: args.signal,
         transport: args.transport,
@@ -466,6 +572,7 @@ pub async fn run(
         items_accepted: total.accepted,
         items_rejected: total.rejected,
         items_refused: total.refused_items,
+        items_failed: total.failed_requests * args.batch,
         requests_failed: total.failed_requests,
         refusals: total.refusals,
         accepted_per_second: total.accepted as f64 / seconds,
@@ -494,15 +601,28 @@ fn tick(live: &Live, start: Instant, duration: Duration) -> Tick {
         requests: live.requests.load(Ordering::Relaxed),
         accepted: live.accepted.load(Ordering::Relaxed),
         refused: live.refused.load(Ordering::Relaxed),
+        failed: live.failed.load(Ordering::Relaxed),
     }
 }
 
 /// The summary as a few aligned lines.
 pub fn report(s: &Summary) -> String {
+    let signal = match s.signal {
+        Signal::Metrics => "Metrics",
+        Signal::Traces => "Spans",
+        Signal::Logs => "Log records",
+    };
+    let transport = match s.transport {
+        Transport::Grpc => "OTLP/gRPC",
+        Transport::Http => "OTLP/HTTP",
+    };
+    let failed = if s.items_failed > 0 {
+        format!(", {} without an answer", s.items_failed)
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "{:?} over {:?}: {} requests in {:.1} s\n  items: {} sent, {} accepted ({:.0}/s), {} rejected (partial success), {} refused\n  latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
-        s.signal,
-        s.transport,
+        "{signal} over {transport}: {} requests in {:.1} s\n  items: {} sent, {} accepted ({:.0}/s), {} rejected (partial success), {} refused{failed}\n  latency of answered requests: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
         s.requests,
         s.seconds,
         s.items_sent,
@@ -569,6 +689,12 @@ async fn fetch_text(url: &str) -> Result<String, LoadgenError> {
         .get(uri)
         .await
         .map_err(|e| LoadgenError::Connect(format!("--metrics-url {url}: {e}")))?;
+    if !response.status().is_success() {
+        return Err(LoadgenError::Connect(format!(
+            "--metrics-url {url} answered {}",
+            response.status()
+        )));
+    }
     let body = response
         .into_body()
         .collect()
@@ -639,5 +765,62 @@ mod tests {
                 .validate()
                 .is_err()
         );
+    }
+
+    /// Each bad value is named alone, and settings that would quietly
+    /// send something else than asked are refused.
+    #[test]
+    fn errors_name_the_option_at_fault() {
+        let error = |line: &[&str]| args(line).validate().unwrap_err().to_string();
+        assert_eq!(error(&["--series", "0"]), "--series must be above 0");
+        assert_eq!(
+            error(&["--concurrency", "1025"]),
+            "--concurrency must be 1 to 1024"
+        );
+        let collapsed = error(&["--attributes", "0", "--series", "1000"]);
+        assert!(collapsed.contains("only 10 series"), "{collapsed}");
+        assert!(
+            args(&["--attributes", "0", "--series", "10"])
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            args(&["--attributes", "0", "--signal", "traces"])
+                .validate()
+                .is_ok()
+        );
+        assert!(error(&["--encoding", "json"]).contains("--transport http"));
+        assert!(
+            args(&["--encoding", "json", "--transport", "http"])
+                .validate()
+                .is_ok()
+        );
+        assert!(error(&["--spans", "pairs"]).contains("--signal traces"));
+    }
+
+    #[test]
+    fn series_shared_by_requests_in_flight_are_warned_of() {
+        assert!(args(&[]).warnings().is_empty(), "10000 ≥ 1000 × 4");
+        let shared = args(&["--series", "100", "--batch", "100", "--concurrency", "2"]).warnings();
+        assert!(shared[0].contains("out of order"), "{shared:?}");
+        let traces = args(&["--signal", "traces", "--series", "10"]).warnings();
+        assert!(traces.is_empty(), "{traces:?}");
+    }
+
+    #[test]
+    fn a_config_gives_the_receiver_of_the_transport() {
+        let mut config = crate::config::Config::default();
+        config.otlp.grpc.endpoint =
+            crate::config::types::Endpoint("0.0.0.0:14317".parse().unwrap());
+        config.otlp.http.endpoint = crate::config::types::Endpoint("[::1]:14318".parse().unwrap());
+        let mut grpc = args(&[]);
+        grpc.default_endpoint_from(&config);
+        assert_eq!(grpc.endpoint(), "http://127.0.0.1:14317");
+        let mut http = args(&["--transport", "http"]);
+        http.default_endpoint_from(&config);
+        assert_eq!(http.endpoint(), "http://[::1]:14318");
+        let mut given = args(&["--endpoint", "http://127.0.0.1:1"]);
+        given.default_endpoint_from(&config);
+        assert_eq!(given.endpoint(), "http://127.0.0.1:1");
     }
 }

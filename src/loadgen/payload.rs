@@ -17,7 +17,7 @@ use crate::model::{LogsRequest, MetricsRequest, TracesRequest};
 
 /// Distinct metric names the series are spread over (even: gauges, odd:
 /// cumulative counters).
-const METRICS: u64 = 10;
+pub const METRICS: u64 = 10;
 /// Distinct services of spans and log records.
 const SERVICES: u64 = 5;
 

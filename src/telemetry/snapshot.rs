@@ -218,7 +218,7 @@ impl Telemetry {
         });
         out.push(FamilySnapshot {
             name: names::RECEIVER_REFUSED_ITEMS,
-            help: "Items refused by the OTLP receiver, by reason. Items in undecodable requests are not countable and are not included.",
+            help: "Items refused by the OTLP receiver, by reason, when known. Requests refused before their body is decoded (too large, overloaded, memory-limited, unauthenticated, undecodable) count in streamgate_receiver_refused_requests_total only.",
             kind: MetricKind::Counter,
             samples: refused_items,
         });

@@ -81,8 +81,11 @@ struct Slot {
     /// [`point_second`]), so it expires at most a second after
     /// `series_ttl`, never before.
     last_point: u32,
-    /// A cumulative monotonic sum, recorded as its per-second rate.
+    /// A monotonic sum, recorded as its per-second rate.
     counter: bool,
+    /// A delta monotonic sum: its points are added up into the running
+    /// total `rate` turns into a rate (unused unless `counter`).
+    delta: bool,
 }
 
 /// `now` (seconds) as a [`Slot`]'s last-point time: rounded up, and
@@ -100,7 +103,13 @@ impl Slot {
     fn record(&mut self, o: &Observation, now: f64) {
         self.last_point = point_second(now);
         let sample = if self.counter {
-            self.rate.update(o.time_secs, o.value)
+            let total = match (self.delta, self.rate.previous()) {
+                // A negative delta is no increase of a monotonic sum.
+                (true, _) if o.value < 0.0 => return,
+                (true, Some((_, before))) => before + o.value,
+                _ => o.value,
+            };
+            self.rate.update(o.time_secs, total)
         } else {
             Some(o.value)
         };
@@ -145,30 +154,51 @@ struct Observation {
 #[derive(Clone, Copy)]
 struct Kind {
     shape: MetricShape,
-    /// A cumulative monotonic sum, analysed as a per-second rate.
+    /// A monotonic sum, analysed as a per-second rate.
     counter: bool,
+    /// A delta monotonic sum (its points are increases).
+    delta: bool,
 }
 
 impl Kind {
+    /// A ratio series: a share, fed as it is.
+    const RATIO: Kind = Kind {
+        shape: MetricShape::Gauge,
+        counter: false,
+        delta: false,
+    };
+
     /// The number points of `metric` and their kind, for the metric types
-    /// that are analysed (gauges, cumulative monotonic and non-monotonic
-    /// sums).
+    /// that are analysed (gauges, monotonic sums of either temporality,
+    /// non-monotonic sums).
     fn of<'a>(metric: &MetricView<'a>) -> Option<(Repeated<'a, NumberPointView<'a>>, Kind)> {
-        let (points, shape, counter) = match metric.data {
-            Some(MetricData::Gauge(points)) => (points, MetricShape::Gauge, false),
+        let (points, shape, counter, delta) = match metric.data {
+            Some(MetricData::Gauge(points)) => (points, MetricShape::Gauge, false, false),
             Some(MetricData::Sum {
                 points,
                 temporality: CUMULATIVE,
                 monotonic: true,
-            }) => (points, MetricShape::MonotonicSum, true),
+            }) => (points, MetricShape::MonotonicSum, true, false),
+            Some(MetricData::Sum {
+                points,
+                temporality: DELTA,
+                monotonic: true,
+            }) => (points, MetricShape::MonotonicSum, true, true),
             Some(MetricData::Sum {
                 points,
                 monotonic: false,
                 ..
-            }) => (points, MetricShape::NonMonotonicSum, false),
+            }) => (points, MetricShape::NonMonotonicSum, false, false),
             _ => return None,
         };
-        Some((points, Kind { shape, counter }))
+        Some((
+            points,
+            Kind {
+                shape,
+                counter,
+                delta,
+            },
+        ))
     }
 }
 
@@ -383,6 +413,8 @@ where
     })
 }
 
+/// Aggregation temporality `DELTA`.
+const DELTA: i32 = 1;
 /// Aggregation temporality `CUMULATIVE`.
 const CUMULATIVE: i32 = 2;
 
@@ -606,7 +638,7 @@ impl AnalysisProcessor {
             owned.push(string_kv("transform", "rate"));
         }
         let own = 1 + usize::from(kind.counter);
-        let fresh = self.new_series(source, owned, own, kind.counter)?;
+        let fresh = self.new_series(source, owned, own, kind)?;
         fresh.series.origin.thresholds.get_or_init(|| {
             self.config
                 .thresholds
@@ -637,7 +669,8 @@ impl AnalysisProcessor {
                 let Some((points, kind)) = Kind::of(&metric) else {
                     continue;
                 };
-                if !kind.counter {
+                // A ratio group reads its members' running totals.
+                if !kind.counter || kind.delta {
                     continue;
                 }
                 let ratio_rules: Vec<(usize, &RatioRule)> = self
@@ -716,7 +749,7 @@ impl AnalysisProcessor {
             group_attributes.push(string_kv("metric", &name));
             group_attributes.push(string_kv("transform", "ratio"));
             group_attributes.push(string_kv("ratio", &rule.label()));
-            self.new_series(source, group_attributes, 3, false)
+            self.new_series(source, group_attributes, 3, Kind::RATIO)
         }) else {
             return;
         };
@@ -785,7 +818,7 @@ impl AnalysisProcessor {
         source: &ScopeSource<'_, '_>,
         attributes: Vec<KeyValue>,
         own: usize,
-        counter: bool,
+        kind: Kind,
     ) -> Result<Slot, String> {
         let own = &attributes[attributes.len().saturating_sub(own)..];
         let origin = self.origins.lock().of(source, own_labels_hash(own));
@@ -811,7 +844,8 @@ impl AnalysisProcessor {
         Ok(Slot {
             pending: f64::NAN,
             last_point: 0,
-            counter,
+            counter: kind.counter,
+            delta: kind.delta,
             rate: RateConverter::new(),
             series: Box::new(Series {
                 origin,

@@ -193,6 +193,44 @@ fn counters_are_analysed_as_rates() {
     assert_eq!(attributes.text("metric").as_deref(), Some("requests_total"));
 }
 
+/// A delta counter is analysed as a rate too: its points are added up,
+/// a repeated point (a retried export) is not counted twice, and a
+/// negative one is no increase.
+#[test]
+fn delta_counters_are_analysed_as_rates() {
+    let p = processor(vec![rule("requests")]);
+    let delta = |t: f64, increase: i64| {
+        request(
+            "requests",
+            Data::Sum(Sum {
+                aggregation_temporality: 1,
+                is_monotonic: true,
+                data_points: vec![NumberDataPoint {
+                    start_time_unix_nano: ((t - 30.0) * 1e9) as u64,
+                    time_unix_nano: (t * 1e9) as u64,
+                    value: Some(number_data_point::Value::AsInt(increase)),
+                    ..Default::default()
+                }],
+            }),
+        )
+    };
+    let mut last = MetricsRequest::default();
+    for step in 0..40u64 {
+        let t = T0 + step as f64 * 30.0;
+        // 10 per second: 300 per 30 s, sent twice, and a bogus −5.
+        p.observe_request(&MetricsBatch::from_request(delta(t, 300)), t);
+        p.observe_request(&MetricsBatch::from_request(delta(t, 300)), t);
+        p.observe_request(&MetricsBatch::from_request(delta(t, -5)), t);
+        last = evaluated(&p, t);
+    }
+    let expected = values(&last, "streamgate.baseline.expected");
+    assert_eq!(expected.len(), 1, "{expected:?}");
+    let (attributes, v, _) = &expected[0];
+    assert!((v.unwrap() - 10.0).abs() < 1e-6, "{v:?}");
+    assert_eq!(attributes.text("transform").as_deref(), Some("rate"));
+    assert_eq!(attributes.text("metric").as_deref(), Some("requests_total"));
+}
+
 #[test]
 fn label_rules_select_points_and_silent_series_are_withdrawn() {
     let mut only_b = rule("queue.depth");
