@@ -274,6 +274,11 @@ impl App {
             .map(Arc::new);
         if let Some(store) = &store {
             store.restore_all();
+            // Restored log counts are shown now, not at the next record
+            // (the span metrics show theirs at their first flush).
+            if let Some(c) = &self.logmetrics {
+                c.flush();
+            }
             tasks.push(tokio::spawn(store.clone().run(shutdown.clone())));
         }
 

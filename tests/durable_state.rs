@@ -231,6 +231,41 @@ fn a_state_directory_in_use_stops_the_second_process() {
     );
 }
 
+/// Log counts restored from the state are on `/metrics` again as soon as
+/// the collector is ready, not only once the next log record comes.
+#[test]
+fn restored_log_counts_show_before_new_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let mut first = collector(&state, "1h");
+    let logs = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"ledger"}}]},
+        "scopeLogs":[{"logRecords":[{"severityNumber":17,"body":{"stringValue":"a"}},{"severityNumber":9,"body":{"stringValue":"b"}}]}]}]}"#;
+    for _ in 0..3 {
+        let r = http_client()
+            .post(first.otlp_http_url("/v1/logs"))
+            .header("Content-Type", "application/json")
+            .body(logs)
+            .send()
+            .expect("send logs");
+        assert_eq!(r.status(), 200);
+    }
+    let ledger = [("service_name", "ledger")];
+    let errors = |c: &Collector| {
+        let found = c.scrape().matching("log_error_records_total", &ledger);
+        found.first().map(|(_, v)| *v)
+    };
+    first.scrape_until("the error records", |s| {
+        s.matching("log_error_records_total", &ledger)
+            .first()
+            .map(|(_, v)| *v)
+            == Some(3.0)
+    });
+    assert!(first.terminate().success());
+    let second = collector(&state, "1h");
+    // Ready means restored; the counts are there with no record sent.
+    assert_eq!(errors(&second), Some(3.0), "{}", second.logs());
+}
+
 /// A final snapshot that cannot be written is an error: the log says
 /// which component's state is lost and the exit code is 1, not "state
 /// written at shutdown" and 0.

@@ -227,13 +227,7 @@ impl LogsConsumer for LogMetrics {
     /// once.
     fn consume_logs(&self, batch: &LogsBatch) -> ConsumeResult {
         let mut overflowed = 0u64;
-        let mut output = Output::new(
-            self.scope.clone(),
-            vec![
-                Self::counter(RECORDS, "Log records received, by service and severity."),
-                Self::counter(ERRORS, "Log records at ERROR or FATAL level, by service."),
-            ],
-        );
+        let mut output = self.output();
         // Refused records and error records, for the overflow series.
         let (mut refused, mut refused_errors) = (0u64, 0u64);
         let mut touched = [false; SHARDS];
@@ -316,6 +310,36 @@ impl LogsConsumer for LogMetrics {
             self.telemetry
                 .record_connector_overflow("logmetrics", overflowed);
         }
+        self.emit(output);
+        Ok(Consumed::all())
+    }
+}
+
+impl LogMetrics {
+    /// An empty output for the two counters.
+    fn output(&self) -> Output {
+        Output::new(
+            self.scope.clone(),
+            vec![
+                Self::counter(RECORDS, "Log records received, by service and severity."),
+                Self::counter(ERRORS, "Log records at ERROR or FATAL level, by service."),
+            ],
+        )
+    }
+
+    /// Hands every changed series on: after a restore, the restored ones
+    /// (they are on `/metrics` again before any new record comes, as the
+    /// span metrics' are at their first flush).
+    pub fn flush(&self) {
+        let mut output = self.output();
+        for shard in self.shards.iter() {
+            Self::drain_into(&mut shard.0.lock(), &mut output);
+        }
+        self.emit(output);
+    }
+
+    /// Sends `output`'s points downstream, if it has any.
+    fn emit(&self, output: Output) {
         if !output.is_empty() {
             // Remove the metric of the pair that got no points in a resource.
             let mut request = output.finish();
@@ -337,7 +361,6 @@ impl LogsConsumer for LogMetrics {
                 );
             }
         }
-        Ok(Consumed::all())
     }
 }
 
