@@ -204,17 +204,15 @@ fn damaged_and_foreign_state_is_set_aside_and_the_start_goes_on() {
     assert!(expected(&c).is_some());
 }
 
-#[test]
-fn a_state_directory_in_use_stops_the_second_process() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let _first = collector(&state, "1h");
-    let config = dir.path().join("second.yaml");
+/// Runs `streamgate` on a config of its `server` endpoint and `state`
+/// YAML (the OTLP receivers on free ports), for a start that must fail:
+/// its exit code and stderr.
+fn run_failing(dir: &Path, server: &str, state: &str) -> (Option<i32>, String) {
+    let config = dir.join("failing.yaml");
     std::fs::write(
         &config,
         format!(
-            "state:\n  directory: {}\nserver:\n  endpoint: 127.0.0.1:0\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n",
-            state.display()
+            "{state}server:\n  endpoint: {server}\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n"
         ),
     )
     .expect("config");
@@ -223,8 +221,20 @@ fn a_state_directory_in_use_stops_the_second_process() {
         .arg(&config)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_state_directory_in_use_stops_the_second_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let _first = collector(&state, "1h");
+    let state_yaml = format!("state:\n  directory: {}\n", state.display());
+    let (code, err) = run_failing(dir.path(), "127.0.0.1:0", &state_yaml);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("in use by another StreamGate process"),
         "{err}"
@@ -294,41 +304,16 @@ fn a_state_directory_that_is_a_file_is_refused_plainly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("afile");
     std::fs::write(&file, b"").expect("write");
-    let config = dir.path().join("c.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "state:\n  directory: {}\nserver:\n  endpoint: 127.0.0.1:0\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n",
-            file.display()
-        ),
-    )
-    .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let state_yaml = format!("state:\n  directory: {}\n", file.display());
+    let (code, err) = run_failing(dir.path(), "127.0.0.1:0", &state_yaml);
+    assert_eq!(code, Some(1));
     assert!(err.contains("is a file, not a directory"), "{err}");
 
     // A port in use: the OS error once.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  endpoint: 127.0.0.1:{port}\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:0\n    http:\n      endpoint: 127.0.0.1:0\n"
-        ),
-    )
-    .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = run_failing(dir.path(), &format!("127.0.0.1:{port}"), "");
+    assert_eq!(code, Some(1));
     let line = err
         .lines()
         .find(|l| l.starts_with("error:"))
