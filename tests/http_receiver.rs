@@ -525,6 +525,39 @@ fn chunked_oversize_body_is_refused() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 
+/// A refusal answered before the body was read (here an unknown content
+/// type) tells an HTTP/1.1 sender that the connection closes, so it does
+/// not send its next request into it; an accepted request keeps it open
+/// for the next.
+#[test]
+fn refusals_before_the_body_say_the_connection_closes() {
+    let collector = Collector::start();
+    let mut stream = TcpStream::connect(collector.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = request(vec![gauge("kept", 1.0)]).encode_to_vec();
+    let mut accepted = format!(
+        "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: {PROTOBUF}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    accepted.extend_from_slice(&body);
+    stream.write_all(&accepted).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+    // The same connection, a body in an unknown type, 2 MB of it.
+    let refused = "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 2000000\r\n\r\n";
+    stream.write_all(refused.as_bytes()).unwrap();
+    let n = stream.read(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 415"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+}
+
 /// When some points are rejected (a type conflict), the rest are applied
 /// and the answer carries `partial_success` with the count and reason.
 #[test]

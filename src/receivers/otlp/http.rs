@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
@@ -43,6 +43,7 @@ pub fn router(ctx: Arc<ReceiverContext>) -> Router {
 
 async fn export<S: OtlpSignal>(
     State(ctx): State<Arc<ReceiverContext>>,
+    version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -63,7 +64,15 @@ async fn export<S: OtlpSignal>(
         }
         Err(refusal) => {
             process::refused::<S>(&ctx, Transport::Http, &refusal);
-            failure_response(&refusal.failure, payload)
+            let mut r = failure_response(&refusal.failure, payload);
+            if version <= Version::HTTP_11 && body_left_unread(&refusal.failure) {
+                // The connection cannot carry another request: say so,
+                // so the sender does not send its next one into a
+                // connection about to close.
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
         }
     };
     ctx.telemetry
@@ -159,7 +168,19 @@ async fn handle<S: OtlpSignal>(
     Ok(encode_response(&response, payload))
 }
 
-/// Reads and drops up to `limit` bytes of `body`.
+/// Whether a refusal is answered before the body was read to its end
+/// (HTTP/1 then closes the connection after the answer). Refusals over
+/// credentials and memory read the body first; see [`discard`].
+fn body_left_unread(failure: &Failure) -> bool {
+    matches!(
+        failure,
+        Failure::Overloaded { .. }
+            | Failure::TooLarge(_)
+            | Failure::UnsupportedMediaType(_)
+            | Failure::ReadTimeout(_)
+    )
+}
+
 /// Reads and drops up to `limit` bytes of `body`, for at most `within`
 /// (a stalled sender holds nothing for longer).
 async fn discard(mut body: Body, limit: usize, within: std::time::Duration) {
