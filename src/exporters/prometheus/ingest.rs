@@ -123,11 +123,19 @@ struct Buffers {
 }
 
 impl<'a> Ingester<'a> {
-    pub fn new(store: &'a SeriesStore, config: &'a PrometheusExporterConfig) -> Self {
+    /// `reserved`: a label the exposition adds to every sample
+    /// (`collector_instance`), which attributes may not set.
+    pub fn new(
+        store: &'a SeriesStore,
+        config: &'a PrometheusExporterConfig,
+        reserved: Option<&'static str>,
+    ) -> Self {
+        let mut buffers = Buffers::default();
+        buffers.labels.reserve(reserved);
         Self {
             store,
             config,
-            buffers: Buffers::default(),
+            buffers,
             now: store.now_tick(),
         }
     }
@@ -993,6 +1001,7 @@ fn fill_labels(
 pub fn first_point_label_block(
     batch: &MetricsBatch,
     limits: (usize, usize),
+    reserved: Option<&'static str>,
 ) -> Result<LabelBlock, String> {
     // One builder per thread, reused: a series' first point (of every
     // new analysed or windowed series) then grows no buffers.
@@ -1000,10 +1009,17 @@ pub fn first_point_label_block(
         static LABELS: std::cell::RefCell<LabelSet> = std::cell::RefCell::new(LabelSet::new());
     }
     LABELS.with(|labels| match labels.try_borrow_mut() {
-        Ok(mut labels) => block_of_first_point(batch, limits, &mut labels),
+        Ok(mut labels) => {
+            labels.reserve(reserved);
+            block_of_first_point(batch, limits, &mut labels)
+        }
         // Only a translation within a translation could meet a borrowed
         // builder; it gets a new one.
-        Err(_) => block_of_first_point(batch, limits, &mut LabelSet::new()),
+        Err(_) => {
+            let mut labels = LabelSet::new();
+            labels.reserve(reserved);
+            block_of_first_point(batch, limits, &mut labels)
+        }
     })
 }
 

@@ -157,6 +157,12 @@ impl PrometheusExporter {
         &self.collector_instance
     }
 
+    /// The label every sample gets at render time, which no attribute may
+    /// set: `collector_instance` when it is set.
+    fn reserved_label(&self) -> Option<&'static str> {
+        (!self.collector_instance.is_empty()).then_some(COLLECTOR_INSTANCE_LABEL)
+    }
+
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
     }
@@ -396,13 +402,17 @@ impl LabelTranslator for PrometheusExporter {
             self.config.max_labels_per_series,
             self.config.max_label_value_length,
         );
-        ingest::first_point_label_block(&MetricsBatch::from_request(request), limits)
+        ingest::first_point_label_block(
+            &MetricsBatch::from_request(request),
+            limits,
+            self.reserved_label(),
+        )
     }
 }
 
 impl MetricsConsumer for PrometheusExporter {
     fn consume_metrics(&self, request: &MetricsBatch) -> ConsumeResult {
-        Ok(ingest::Ingester::new(&self.store, &self.config).ingest(request))
+        Ok(ingest::Ingester::new(&self.store, &self.config, self.reserved_label()).ingest(request))
     }
 }
 

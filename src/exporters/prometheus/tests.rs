@@ -1503,3 +1503,73 @@ fn exemplar_filtered_attributes_become_exemplar_labels() {
         format!("rpc_duration_seconds_bucket{{{BASE},le=\"+Inf\"}} 3 # {{{ids}}} 5 5.000000000\n");
     assert!(om.contains(&over), "{om}");
 }
+
+/// With `collector_instance` set, a sender's attribute that would become
+/// that label (on a point, or on the resource for `target_info`) is
+/// replaced by this replica's, as `job` and `instance` replace theirs: a
+/// sample with the label twice would fail the whole scrape.
+#[test]
+fn collector_instance_replaces_a_sender_label_of_that_name() {
+    let e = PrometheusExporter::new(
+        PrometheusExporterConfig::default(),
+        Arc::new(Telemetry::new()),
+    )
+    .with_collector_instance("sg-a");
+    let mut point = number(0, 2_000_000_000, 7.0);
+    point.attributes = vec![kv("collector_instance", "upstream"), kv("route", "/a")];
+    e.consume_metrics(&request_with(
+        vec![
+            kv("service.name", "svc"),
+            kv("service.instance.id", "i-1"),
+            kv("collector.instance", "gw-1"),
+        ],
+        vec![Metric {
+            name: "ci.test".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![point],
+            })),
+            ..Default::default()
+        }],
+    ))
+    .unwrap();
+    let text = e.render(Format::Text);
+    for name in ["ci_test{", "target_info{"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name}: {text}"));
+        assert_eq!(line.matches("collector_instance=").count(), 1, "{line}");
+        assert!(line.contains(r#"collector_instance="sg-a""#), "{line}");
+    }
+    assert!(
+        !text.contains("upstream") && !text.contains("gw-1"),
+        "{text}"
+    );
+    // The derived gauges' blocks leave it out too.
+    let block = e
+        .label_block(
+            &[],
+            &InstrumentationScope::default(),
+            &[kv("collector_instance", "x")],
+        )
+        .unwrap();
+    assert!(!block.text.contains("collector_instance"), "{}", block.text);
+    // Without it set, the attribute is a label like any other.
+    let plain = exporter();
+    let mut point = number(0, 2_000_000_000, 7.0);
+    point.attributes = vec![kv("collector_instance", "upstream")];
+    plain
+        .consume_metrics(&request(vec![Metric {
+            name: "ci.test".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![point],
+            })),
+            ..Default::default()
+        }]))
+        .unwrap();
+    assert!(
+        plain
+            .render(Format::Text)
+            .contains(r#"collector_instance="upstream""#)
+    );
+}

@@ -40,6 +40,10 @@ pub struct LabelSet {
     shared: Range<usize>,
     /// [`route_hash`] of the block's `job` and `instance` values.
     route: u64,
+    /// A label name the exposition adds to every sample itself
+    /// (`collector_instance`, when set): attributes of that name are
+    /// left out, as derived labels replace them. Kept across `clear`.
+    reserved: Option<&'static str>,
 }
 
 /// Runs of derived labels shorter than this are not worth sharing.
@@ -50,6 +54,12 @@ const HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed
 impl LabelSet {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Leaves attributes named `name` out of every later block (see
+    /// `reserved`); `None` keeps them.
+    pub fn reserve(&mut self, name: Option<&'static str>) {
+        self.reserved = name;
     }
 
     pub fn clear(&mut self) {
@@ -125,10 +135,14 @@ impl LabelSet {
             while j < self.pairs.len() && &buf[self.pairs[j].name.clone()] == name {
                 j += 1;
             }
+            let derived = first.source == LabelSource::Derived;
+            if !derived && self.reserved == Some(name) {
+                i = j;
+                continue;
+            }
             if !self.text.is_empty() {
                 self.text.push(',');
             }
-            let derived = first.source == LabelSource::Derived;
             if !derived {
                 run = 0..0;
             } else if run.is_empty() {
