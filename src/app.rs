@@ -350,6 +350,7 @@ impl App {
             });
             router = router.merge(api::console::router(console));
         }
+        let router = router.fallback(api::not_found);
         tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");
         self.telemetry
             .set_runtime(tokio::runtime::Handle::current());

@@ -572,3 +572,50 @@ fn rings_and_watches_are_bounded_by_config() {
     let (_, body) = get(&collector, history, &route("/a"));
     assert_eq!(values(&body), [4.0]);
 }
+
+/// A method a route does not take is a JSON 405 naming the ones it does
+/// (with `Allow`); an unknown path under `/api/` is a JSON 404, and
+/// elsewhere a plain one that names the path.
+#[test]
+fn wrong_methods_and_unknown_paths_answer_with_a_reason() {
+    let collector = Collector::start();
+    let client = http_client();
+    let r = client
+        .post(collector.url("/api/v1/series"))
+        .send()
+        .expect("POST");
+    assert_eq!(r.status(), 405);
+    assert_eq!(
+        r.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    let body: Value = serde_json::from_str(&r.text().expect("body")).expect("JSON");
+    assert_eq!(body, json!({"error": "POST is not allowed here; use GET"}));
+    let r = client
+        .put(collector.url("/api/v1/alerts"))
+        .send()
+        .expect("PUT");
+    assert_eq!(r.status(), 405);
+    assert_eq!(
+        r.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, POST")
+    );
+
+    let (status, body) = get(&collector, "/api/v1/config", &[]);
+    assert_eq!(status, 404);
+    assert_eq!(body, json!({"error": "no such endpoint: /api/v1/config"}));
+    let r = client
+        .get(collector.url("/nothing/here"))
+        .send()
+        .expect("GET");
+    assert_eq!(r.status(), 404);
+    assert!(r.text().unwrap().contains("/nothing/here"));
+    // What is served still is.
+    let (status, _) = get(&collector, "/api/v1/status", &[]);
+    assert_eq!(status, 200);
+    let r = client
+        .get(collector.url("/metrics"))
+        .send()
+        .expect("scrape");
+    assert_eq!(r.status(), 200);
+}

@@ -31,6 +31,20 @@ impl ApiError {
     }
 }
 
+/// 405 as JSON, with the `Allow` header of the methods the route takes.
+pub fn method_not_allowed(method: &axum::http::Method, allowed: &'static str) -> Response {
+    let mut response = ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("{method} is not allowed here; use {allowed}"),
+    }
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static(allowed),
+    );
+    response
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,

@@ -67,25 +67,82 @@ pub struct ApiState {
     pub reports: Option<Arc<reports::Reports>>,
 }
 
-/// The API routes.
+/// The API routes. A method a route does not take is a JSON 405 naming
+/// the ones it does (with `Allow`).
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/series", get(series::list))
-        .route("/api/v1/series/history", get(series::history))
-        .route("/api/v1/tail/traces", get(tail::traces))
-        .route("/api/v1/tail/logs", get(tail::logs))
-        .route("/api/v1/recommendations", get(recommendations))
-        .route("/api/v1/alerts", get(alerts::list).post(alerts::create))
-        .route("/api/v1/alerts/history", get(alerts::history))
-        .route("/api/v1/alerts/{id}", get(alerts::one))
-        .route("/api/v1/alerts/{id}/resolve", post(alerts::resolve))
-        .route("/api/v1/reports", get(reports::list).post(reports::create))
-        .route("/api/v1/reports/latest", get(reports::latest))
-        .route("/api/v1/reports/{id}", get(reports::one))
+        .route("/api/v1/status", get(status).fallback(only("GET")))
+        .route("/api/v1/series", get(series::list).fallback(only("GET")))
+        .route(
+            "/api/v1/series/history",
+            get(series::history).fallback(only("GET")),
+        )
+        .route(
+            "/api/v1/tail/traces",
+            get(tail::traces).fallback(only("GET")),
+        )
+        .route("/api/v1/tail/logs", get(tail::logs).fallback(only("GET")))
+        .route(
+            "/api/v1/recommendations",
+            get(recommendations).fallback(only("GET")),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(alerts::list)
+                .post(alerts::create)
+                .fallback(only("GET, POST")),
+        )
+        .route(
+            "/api/v1/alerts/history",
+            get(alerts::history).fallback(only("GET")),
+        )
+        .route(
+            "/api/v1/alerts/{id}",
+            get(alerts::one).fallback(only("GET")),
+        )
+        .route(
+            "/api/v1/alerts/{id}/resolve",
+            post(alerts::resolve).fallback(only("POST")),
+        )
+        .route(
+            "/api/v1/reports",
+            get(reports::list)
+                .post(reports::create)
+                .fallback(only("GET, POST")),
+        )
+        .route(
+            "/api/v1/reports/latest",
+            get(reports::latest).fallback(only("GET")),
+        )
+        .route(
+            "/api/v1/reports/{id}",
+            get(reports::one).fallback(only("GET")),
+        )
         .with_state(state)
+}
+
+/// The 405 of a route that takes only the `allowed` methods.
+fn only(
+    allowed: &'static str,
+) -> impl Fn(axum::http::Method) -> std::future::Ready<axum::response::Response> + Clone {
+    move |method| std::future::ready(error::method_not_allowed(&method, allowed))
+}
+
+/// What the admin server answers for a path nothing serves: under
+/// `/api/` a JSON 404 as every API error is, elsewhere plain text.
+pub async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::not_found(format!("no such endpoint: {}", uri.path())).into_response()
+    } else {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            format!("not found: {}\n", uri.path()),
+        )
+            .into_response()
+    }
 }
 
 #[derive(Serialize)]
