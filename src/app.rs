@@ -274,9 +274,13 @@ impl App {
             .map(Arc::new);
         if let Some(store) = &store {
             store.restore_all();
-            // Restored log counts are shown now, not at the next record
-            // (the span metrics show theirs at their first flush).
+            // Restored connector series are on /metrics now, not at the
+            // next record or flush (and the reports' first period starts
+            // from their totals).
             if let Some(c) = &self.logmetrics {
+                c.flush();
+            }
+            if let Some(c) = &self.spanmetrics {
                 c.flush();
             }
             tasks.push(tokio::spawn(store.clone().run(shutdown.clone())));

@@ -154,3 +154,42 @@ fn reports_summarise_each_period() {
         assert_eq!(r.status(), status, "{path}");
     }
 }
+
+/// After a restart that restores the span metrics, the first report
+/// covers the time since the start: the calls counted before the restart
+/// are on `/metrics` at once, but not in the report.
+#[test]
+fn the_first_report_after_a_restart_leaves_out_restored_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let options = || common::Options {
+        state_dir: Some(state.clone()),
+        state_extra: "interval: 1h".into(),
+        ..Default::default()
+    };
+    let mut first = Collector::start_with(options());
+    send(&first, "checkout", 50, 5);
+    wait_for_checkout_calls(&first, 50.0);
+    assert!(first.terminate().success(), "{}", first.logs());
+
+    let second = Collector::start_with(options());
+    // Restored and shown without new spans.
+    wait_for_checkout_calls(&second, 50.0);
+    let report = post_report(&second);
+    let checkout: Vec<&serde_json::Value> = report["slo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["service"] == "checkout")
+        .collect();
+    assert!(
+        checkout.iter().all(|s| s["calls"] == 0.0),
+        "restored calls are not this period's: {report}"
+    );
+    // New calls are.
+    send(&second, "checkout", 10, 0);
+    wait_for_checkout_calls(&second, 60.0);
+    let next = post_report(&second);
+    assert_eq!(next["slo"][0]["service"], "checkout", "{next}");
+    assert_eq!(next["slo"][0]["calls"], 10.0, "{next}");
+}

@@ -131,18 +131,28 @@ impl Reports {
         recommendations: Option<Arc<dyn RecommendationSource>>,
         alerts: Option<Arc<dyn AlertsQuery>>,
     ) -> Self {
-        let marks = Marks {
-            at: telemetry.started_unix(),
-            ..Marks::default()
-        };
-        Self {
+        let reports = Self {
             cfg,
             telemetry,
             series,
             recommendations,
             alerts,
-            state: Mutex::new((VecDeque::new(), marks, 0)),
-        }
+            state: Mutex::new((VecDeque::new(), Marks::default(), 0)),
+        };
+        // The first period starts now: calls restored from saved state
+        // (counted before the restart) are not in it.
+        let (calls, errors) = reports.slo_totals();
+        *reports.state.lock() = (
+            VecDeque::new(),
+            Marks {
+                at: reports.telemetry.started_unix(),
+                calls,
+                errors,
+                ..Marks::default()
+            },
+            0,
+        );
+        reports
     }
 
     /// Calls and errors per service (server and consumer spans) now.
