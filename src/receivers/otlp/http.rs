@@ -168,17 +168,14 @@ async fn handle<S: OtlpSignal>(
     Ok(encode_response(&response, payload))
 }
 
-/// Whether a refusal is answered before the body was read to its end
-/// (HTTP/1 then closes the connection after the answer). Refusals over
-/// credentials and memory read the body first; see [`discard`].
+/// Whether a refusal may be answered before the body was read to its end
+/// (HTTP/1 then closes the connection after the answer): every refusal
+/// but a malformed body (read whole) and wrong credentials (the body is
+/// read first; see [`discard`]). A memory refusal after its body was
+/// drained closes the connection too, which costs a sender under memory
+/// pressure one reconnect.
 fn body_left_unread(failure: &Failure) -> bool {
-    matches!(
-        failure,
-        Failure::Overloaded { .. }
-            | Failure::TooLarge(_)
-            | Failure::UnsupportedMediaType(_)
-            | Failure::ReadTimeout(_)
-    )
+    !matches!(failure, Failure::Malformed(_) | Failure::Unauthenticated(_))
 }
 
 /// Reads and drops up to `limit` bytes of `body`, for at most `within`
