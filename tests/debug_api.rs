@@ -610,6 +610,20 @@ fn wrong_methods_and_unknown_paths_answer_with_a_reason() {
         .expect("GET");
     assert_eq!(r.status(), 404);
     assert!(r.text().unwrap().contains("/nothing/here"));
+    // Endpoints that take no parameters say so.
+    for path in [
+        "/api/v1/recommendations",
+        "/api/v1/alerts",
+        "/api/v1/alerts/history",
+    ] {
+        let (status, body) = get(&collector, path, &[("state", "x")]);
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(
+            body,
+            json!({"error": "unknown parameter `state`; this endpoint takes no parameters"}),
+            "{path}"
+        );
+    }
     // What is served still is.
     let (status, _) = get(&collector, "/api/v1/status", &[]);
     assert_eq!(status, 200);

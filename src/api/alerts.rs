@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, Params, RawParams};
 use crate::model::alert::{AlertError, Severity};
 use crate::model::time::parse_rfc3339;
 use crate::pipeline::query::AlertsQuery;
@@ -58,12 +58,22 @@ fn refused(e: AlertError) -> ApiError {
     }
 }
 
-pub async fn list(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+/// The active alerts (no query parameters: any is a 400).
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    raw: RawParams,
+) -> Result<Response, ApiError> {
+    Params::read(raw, &[], false)?;
     let a = alerts(&state)?;
     Ok(Json(serde_json::json!({ "alerts": a.active() })).into_response())
 }
 
-pub async fn history(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+/// The alert history (no query parameters: any is a 400).
+pub async fn history(
+    State(state): State<Arc<ApiState>>,
+    raw: RawParams,
+) -> Result<Response, ApiError> {
+    Params::read(raw, &[], false)?;
     let a = alerts(&state)?;
     Ok(Json(serde_json::json!({ "alerts": a.history() })).into_response())
 }

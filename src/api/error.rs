@@ -78,9 +78,12 @@ impl Params {
         let Query(pairs) = raw.map_err(|e| ApiError::bad_request(e.body_text()))?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             if !others_allowed && !known.contains(&name.as_str()) {
+                let takes = match known {
+                    [] => "no parameters".to_string(),
+                    _ => known.join(", "),
+                };
                 return Err(ApiError::bad_request(format!(
-                    "unknown parameter `{name}`; this endpoint takes {}",
-                    known.join(", ")
+                    "unknown parameter `{name}`; this endpoint takes {takes}"
                 )));
             }
             if pairs[..i].iter().any(|(n, _)| n == name) {

@@ -167,13 +167,18 @@ struct Accepted {
 
 /// `GET /api/v1/recommendations`: plain-language findings from forecasts
 /// and anomalies, soonest threshold crossings first.
-async fn recommendations(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+/// The analysis' findings (no query parameters: any is a 400).
+async fn recommendations(
+    State(state): State<Arc<ApiState>>,
+    raw: error::RawParams,
+) -> Result<impl IntoResponse, error::ApiError> {
+    error::Params::read(raw, &[], false)?;
     let list = state
         .recommendations
         .as_ref()
         .map(|r| r.recommendations())
         .unwrap_or_default();
-    Json(serde_json::json!({ "recommendations": list }))
+    Ok(Json(serde_json::json!({ "recommendations": list })))
 }
 
 async fn status(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
