@@ -8,8 +8,10 @@ use crate::model::text::write_any_view;
 use crate::model::wire::metrics::ExemplarView;
 use crate::model::wire::{Attributes, Repeated};
 
-use super::store::escape_value_into;
+use crate::model::label_block::parse_borrowed as parse_label_block_borrowed;
+
 use super::store::value::StoredExemplar;
+use super::store::{LabelSet, LabelSource};
 use super::translate::sanitize_label_into;
 
 /// OpenMetrics' bound on an exemplar's label names and values, together,
@@ -42,57 +44,37 @@ fn has_ids(e: &ExemplarView<'_>) -> bool {
 }
 
 /// `filtered_attributes` as label pairs written after the ids
-/// (`,name="value"…`), translated as a point's attributes are: names
-/// sanitised, two keys that become one name joined with `;` in the order
-/// of the original keys, empty values left out, as are attributes that
-/// would become `trace_id` or `span_id`. `None` when none is left, or
-/// when they would take the exemplar past its character limit (then the
-/// exemplar keeps its ids alone rather than break the scrape).
+/// (`,name="value"…`), translated by the store's [`LabelSet`] as a
+/// point's attributes are: names sanitised, two keys that become one
+/// name joined with `;` in the order of the original keys, empty values
+/// left out; attributes that would become `trace_id` or `span_id` are
+/// left out too. `None` when none is left, or when they would take the
+/// exemplar past its character limit (then the exemplar keeps its ids
+/// alone rather than break the scrape).
 fn exemplar_labels(attributes: &Attributes<'_>) -> Option<Box<str>> {
-    let mut pairs: Vec<(String, &str, String)> = Vec::new();
+    let mut labels = LabelSet::new();
+    let mut name = String::new();
     for kv in attributes.iter() {
-        let mut name = String::new();
+        name.clear();
         sanitize_label_into(kv.key, &mut name);
-        if name.is_empty() || name == "trace_id" || name == "span_id" {
+        if name == "trace_id" || name == "span_id" {
             continue;
         }
-        let mut value = String::new();
-        write_any_view(&kv.value, &mut value);
-        pairs.push((name, kv.key, value));
+        labels.push(
+            kv.key,
+            |b| b.push_str(&name),
+            |b| write_any_view(&kv.value, b),
+            LabelSource::Attribute,
+        );
     }
-    if pairs.is_empty() {
+    labels.finish();
+    let block = labels.text();
+    if block.is_empty() {
         return None;
     }
-    pairs.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
-    let mut labels: Vec<(String, String)> = Vec::with_capacity(pairs.len());
-    for (name, _, value) in pairs {
-        match labels.last_mut() {
-            Some((last, joined)) if *last == name => {
-                if !value.is_empty() {
-                    if !joined.is_empty() {
-                        joined.push(';');
-                    }
-                    joined.push_str(&value);
-                }
-            }
-            _ => labels.push((name, value)),
-        }
-    }
-    labels.retain(|(_, value)| !value.is_empty());
-    let chars: usize = labels
+    let chars: usize = parse_label_block_borrowed(block)
         .iter()
         .map(|(name, value)| name.len() + value.chars().count())
         .sum();
-    if labels.is_empty() || ID_CHARS + chars > LABEL_CHARS {
-        return None;
-    }
-    let mut out = String::new();
-    for (name, value) in &labels {
-        out.push(',');
-        out.push_str(name);
-        out.push_str("=\"");
-        escape_value_into(value, &mut out);
-        out.push('"');
-    }
-    Some(out.into_boxed_str())
+    (ID_CHARS + chars <= LABEL_CHARS).then(|| format!(",{block}").into_boxed_str())
 }
