@@ -173,3 +173,86 @@ fn own_memory_and_cpu_are_analysed_by_default() {
         "baseline {expected} vs heap {allocated}"
     );
 }
+
+/// A source attribute named like a label the derived gauges add
+/// (`window`, `horizon`, `threshold`) is kept as `exported_<name>`: a
+/// sample with one label name twice makes Prometheus refuse the whole
+/// scrape. Every line of the scrape has each label name once, and
+/// promtool accepts it.
+#[test]
+fn attributes_named_like_added_labels_are_set_aside() {
+    let collector = Collector::start_with(Options {
+        processors_extra: "windows:\n  interval: 200ms\n  windows: [1m]\n  include: [queue.latency]\nanalysis:\n  select: [{name: queue.latency}]\n  step: 100ms\n  horizons: [1s]\n  thresholds: [{name: queue.latency, value: 1000}]\n".into(),
+        ..Default::default()
+    });
+    let point = |v: f64| {
+        format!(
+            r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"checkout"}}}}]}},
+              "scopeMetrics":[{{"metrics":[{{"name":"queue.latency","unit":"s","description":"Queue wait",
+                "gauge":{{"dataPoints":[{{"asDouble":{v},"attributes":[
+                  {{"key":"window","value":{{"stringValue":"sender-w"}}}},
+                  {{"key":"horizon","value":{{"stringValue":"sender-h"}}}},
+                  {{"key":"threshold","value":{{"stringValue":"sender-t"}}}}]}}]}}}}]}}]}}]}}"#
+        )
+    };
+    let v = std::cell::Cell::new(1.0);
+    let s = collector.scrape_until("window, forecast and time-to-threshold series", |s| {
+        let r = http_client()
+            .post(collector.otlp_http_url("/v1/metrics"))
+            .header("Content-Type", "application/json")
+            .body(point(v.get()))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        v.set(v.get() + 1.0);
+        [
+            (
+                "queue_latency_window_max_seconds",
+                ("exported_window", "sender-w"),
+            ),
+            ("streamgate_forecast", ("exported_horizon", "sender-h")),
+            (
+                "streamgate_time_to_threshold_seconds",
+                ("exported_threshold", "sender-t"),
+            ),
+        ]
+        .iter()
+        .all(|(name, label)| !s.matching(name, &[*label]).is_empty())
+    });
+    for line in s
+        .text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('{'))
+    {
+        let inner = &line[line.find('{').unwrap() + 1..line.rfind('}').unwrap()];
+        let mut names = common::label_names(inner);
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "a label name twice: {line}");
+    }
+    let window = s.matching(
+        "queue_latency_window_max_seconds",
+        &[("window", "1m"), ("exported_window", "sender-w")],
+    );
+    assert_eq!(window.len(), 1, "{}", s.text);
+    let forecast = s.matching(
+        "streamgate_forecast",
+        &[
+            ("horizon", "1s"),
+            ("exported_horizon", "sender-h"),
+            ("exported_threshold", "sender-t"),
+            ("window", "sender-w"),
+        ],
+    );
+    assert_eq!(forecast.len(), 1, "{}", s.text);
+    let eta = s.matching(
+        "streamgate_time_to_threshold_seconds",
+        &[("threshold", "1000"), ("exported_threshold", "sender-t")],
+    );
+    assert_eq!(eta.len(), 1, "{}", s.text);
+    if let Some(promtool) = common::find_peer("promtool") {
+        let (success, report) = common::promtool_check(&promtool, &s.text);
+        assert!(success, "promtool: {report}");
+    }
+}

@@ -18,8 +18,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use prost::Message;
 use streamgate::model::otlp::common::{AnyValue, ArrayValue, KeyValue, KeyValueList, any_value};
 use streamgate::model::otlp::metrics::{
-    Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
-    Sum, metric::Data, number_data_point,
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
 };
 use streamgate::model::otlp::resource::Resource;
 use streamgate::model::otlp::{MetricsRequest, MetricsResponse};
@@ -247,6 +248,48 @@ fn cases() -> Vec<Case> {
                 )
             },
             outcome: Outcome::Partial(1, "bucket counts sum to 3 but count is 10"),
+        },
+        Case {
+            name: "exponential histogram buckets disagree with count",
+            build: |sfx| {
+                request(
+                    "hostile",
+                    vec![Metric {
+                        name: format!("exp_mismatch_{sfx}"),
+                        description: "hostile".into(),
+                        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+                            aggregation_temporality: 2,
+                            data_points: vec![ExponentialHistogramDataPoint {
+                                time_unix_nano: T0,
+                                count: 10,
+                                zero_count: 1,
+                                positive: Some(Buckets {
+                                    offset: 0,
+                                    bucket_counts: vec![1, 1],
+                                }),
+                                ..Default::default()
+                            }],
+                        })),
+                        ..Default::default()
+                    }],
+                )
+            },
+            outcome: Outcome::Partial(1, "zero and bucket counts sum to 3 but count is 10"),
+        },
+        Case {
+            name: "metrics without data (no points to reject: a warning)",
+            build: |sfx| {
+                request(
+                    "hostile",
+                    (0..3)
+                        .map(|i| Metric {
+                            name: format!("empty_{i}_{sfx}"),
+                            ..Default::default()
+                        })
+                        .collect(),
+                )
+            },
+            outcome: Outcome::Partial(0, "has no data"),
         },
         Case {
             name: "zero and far-future timestamps",

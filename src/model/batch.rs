@@ -110,6 +110,20 @@ impl<R: WireRequest> Batch<R> {
         }
     }
 
+    /// Wraps a request decoded from a sender's OTLP/JSON: its protobuf
+    /// form is checked as a protobuf body is, so what the JSON mapping
+    /// lets through but OTLP forbids (an id of the wrong length) is
+    /// refused the same way.
+    pub fn from_sent_request(request: R) -> Result<Self, WireError> {
+        let wire = Bytes::from(request.encode_to_vec());
+        let index = R::validate(&wire)?;
+        Ok(Self {
+            wire,
+            index,
+            decoded: OnceLock::from(request),
+        })
+    }
+
     /// The request as decoded OTLP structures, decoded on first use.
     pub fn request(&self) -> &R {
         self.decoded.get_or_init(|| {

@@ -16,6 +16,29 @@ use std::ops::Range;
 
 use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 
+/// Renames the attributes whose label would repeat one a derived gauge
+/// adds (`window`, `horizon`, `threshold`) to `exported_<name>`, as
+/// Prometheus renames a scraped label that clashes with a target label:
+/// a sample with two labels of one name makes Prometheus refuse the
+/// whole scrape. `None` when no attribute clashes (nothing copied).
+pub fn set_aside_added_labels(attributes: &[KeyValue], added: &[&str]) -> Option<Vec<KeyValue>> {
+    if !attributes.iter().any(|kv| added.contains(&kv.key.as_str())) {
+        return None;
+    }
+    Some(
+        attributes
+            .iter()
+            .map(|kv| {
+                let mut kv = kv.clone();
+                if added.contains(&kv.key.as_str()) {
+                    kv.key = format!("exported_{}", kv.key);
+                }
+                kv
+            })
+            .collect(),
+    )
+}
+
 /// A gauge family a [`DerivedSource`] writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DerivedFamily {

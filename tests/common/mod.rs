@@ -466,6 +466,14 @@ fn canonical(series: &str) -> String {
     format!("{name}{{{}}}", pairs.join(","))
 }
 
+/// The label names of a sample's `a="x",b="y"`, in order.
+pub fn label_names(inner: &str) -> Vec<String> {
+    split_labels(inner)
+        .into_iter()
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
 /// Splits `a="x",b="y,z"` respecting quotes and escapes.
 fn split_labels(inner: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -294,8 +294,10 @@ impl<'a> Ingester<'a> {
         keyed: &mut Vec<(RawKey, NumberPointView<'b>)>,
     ) -> bool {
         let Some(data) = &metric.data else {
+            // No points, so none rejected: the message is a warning (the
+            // OTLP spec's partial success with a count of 0).
             tally.reject(
-                1,
+                0,
                 format!(
                     "metric `{}` has no data (gauge, sum, histogram, exponential histogram or summary)",
                     metric.name
@@ -742,6 +744,14 @@ impl PointWriter<'_> {
         }
         if applied == Applied::OutOfOrder {
             self.tally.out_of_order += 1;
+            // A late cumulative point is covered by the newer one; a late
+            // delta's increment is lost, so the sender is told.
+            if self.context.temporality == Temporality::Delta {
+                self.reject(
+                    "a delta point no newer than the series' last one is not added \
+                     (a repeat, or a late interval: the two cannot be told apart)",
+                );
+            }
         }
     }
 
@@ -888,6 +898,18 @@ impl PointWriter<'_> {
             return self.reject(&format!(
                 "exponential histogram bucket indices reach past ±{limit}, beyond any finite value at scale {}",
                 point.scale
+            ));
+        }
+        // `count` must be the zero bucket's plus every bucket's count
+        // (metrics.proto), as for explicit buckets.
+        let total = [&positive.counts, &negative.counts]
+            .into_iter()
+            .flatten()
+            .fold(point.zero_count, |a, c| a.saturating_add(*c));
+        if recorded && total != point.count {
+            return self.reject(&format!(
+                "exponential histogram zero and bucket counts sum to {total} but count is {}",
+                point.count
             ));
         }
         let value = ExponentialHistogram {

@@ -14,7 +14,9 @@ use super::common::{
     AnyValueView, Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView,
     ScopeView, head_and_schema_url, once, optional, validate_attributes,
 };
-use super::reader::{Field, InOrder, WireError, for_each_field, utf8};
+use super::reader::{
+    Field, InOrder, SPAN_ID_LEN, TRACE_ID_LEN, WireError, for_each_field, id_fits, utf8,
+};
 
 /// `ExportLogsServiceRequest`.
 #[derive(Debug, Clone, Copy)]
@@ -186,10 +188,10 @@ impl<'a> LogRecordView<'a> {
             out.flags = u32::from_le_bytes(record.fixed::<1, 4>()?);
         }
         if record.at(0x4a) {
-            out.trace_id = record.delimited()?;
+            out.trace_id = record.delimited().filter(|id| id_fits(id, TRACE_ID_LEN))?;
         }
         if record.at(0x52) {
-            out.span_id = record.delimited()?;
+            out.span_id = record.delimited().filter(|id| id_fits(id, SPAN_ID_LEN))?;
         }
         if record.at(0x59) {
             out.observed_time_ns = u64::from_le_bytes(record.fixed::<1, 8>()?);
@@ -221,8 +223,8 @@ impl<'a> LogRecordView<'a> {
                     field!(v, NAME, "dropped_attributes_count").uint32()?;
                 }
                 8 => out.flags = field!(v, NAME, "flags").fixed32()?,
-                9 => out.trace_id = field!(v, NAME, "trace_id").bytes()?,
-                10 => out.span_id = field!(v, NAME, "span_id").bytes()?,
+                9 => out.trace_id = field!(v, NAME, "trace_id").id(TRACE_ID_LEN)?,
+                10 => out.span_id = field!(v, NAME, "span_id").id(SPAN_ID_LEN)?,
                 11 => {
                     out.observed_time_ns = field!(v, NAME, "observed_time_unix_nano").fixed64()?;
                 }

@@ -6,7 +6,9 @@ use super::common::{
     Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
     head_and_schema_url, once, optional, validate_attributes,
 };
-use super::reader::{Field, Fields, Packed64, PackedVarint, WireError, for_each_field};
+use super::reader::{
+    Field, Fields, Packed64, PackedVarint, SPAN_ID_LEN, TRACE_ID_LEN, WireError, for_each_field,
+};
 
 /// `ExportMetricsServiceRequest`.
 #[derive(Debug, Clone, Copy)]
@@ -551,8 +553,8 @@ impl<'a> MessageView<'a> for ExemplarView<'a> {
                 2 => out.time_ns = field!(v, Self::NAME, "time_unix_nano").fixed64()?,
                 3 => out.value = Some(field!(v, Self::NAME, "as_double").double()?),
                 6 => out.value = Some(field!(v, Self::NAME, "as_int").fixed64()? as i64 as f64),
-                4 => out.span_id = field!(v, Self::NAME, "span_id").bytes()?,
-                5 => out.trace_id = field!(v, Self::NAME, "trace_id").bytes()?,
+                4 => out.span_id = field!(v, Self::NAME, "span_id").id(SPAN_ID_LEN)?,
+                5 => out.trace_id = field!(v, Self::NAME, "trace_id").id(TRACE_ID_LEN)?,
                 _ => {}
             }
             Ok(())

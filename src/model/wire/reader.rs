@@ -50,6 +50,27 @@ pub enum WireError {
         message: &'static str,
         field: &'static str,
     },
+    /// A trace id of other than 16 bytes or a span id of other than 8
+    /// (empty is allowed: "no id"). `trace.proto` calls such an id
+    /// invalid, and the OTel Collector refuses the request.
+    #[error("{message}.{field}: {len} bytes where an id has {expected} (or none)")]
+    IdLength {
+        message: &'static str,
+        field: &'static str,
+        len: usize,
+        expected: usize,
+    },
+}
+
+/// Bytes in a trace id.
+pub const TRACE_ID_LEN: usize = 16;
+/// Bytes in a span id.
+pub const SPAN_ID_LEN: usize = 8;
+
+/// Whether `id` is a valid id of `expected` bytes, or none.
+#[inline]
+pub fn id_fits(id: &[u8], expected: usize) -> bool {
+    id.is_empty() || id.len() == expected
 }
 
 /// One field's value as it is on the wire.
@@ -209,6 +230,21 @@ impl<'a> Field<'a> {
         match self.value {
             Value::Bytes(b) => Ok(b),
             _ => Err(self.wrong()),
+        }
+    }
+
+    /// A trace or span id: empty, or exactly `expected` bytes.
+    pub fn id(&self, expected: usize) -> Result<&'a [u8], WireError> {
+        let id = self.bytes()?;
+        if id_fits(id, expected) {
+            Ok(id)
+        } else {
+            Err(WireError::IdLength {
+                message: self.message,
+                field: self.field,
+                len: id.len(),
+                expected,
+            })
         }
     }
 

@@ -7,7 +7,10 @@ use super::common::{
     Attributes, FieldName, KeyValueView, MessageView, Repeated, ResourceView, ScopeView,
     head_and_schema_url, once, optional, validate_attributes,
 };
-use super::reader::{Field, Fields, InOrder, Value, WireError, for_each_field, utf8};
+use super::reader::{
+    Field, Fields, InOrder, SPAN_ID_LEN, TRACE_ID_LEN, Value, WireError, for_each_field, id_fits,
+    utf8,
+};
 use super::span_index::SpanIndex;
 
 /// `ExportTraceServiceRequest`.
@@ -183,12 +186,12 @@ impl<'a> SpanView<'a> {
         let mut status_seen = None;
         for_each_field(bytes, NAME, |n, v| {
             match n {
-                1 => out.trace_id = field!(v, NAME, "trace_id").bytes()?,
-                2 => out.span_id = field!(v, NAME, "span_id").bytes()?,
+                1 => out.trace_id = field!(v, NAME, "trace_id").id(TRACE_ID_LEN)?,
+                2 => out.span_id = field!(v, NAME, "span_id").id(SPAN_ID_LEN)?,
                 3 => {
                     field!(v, NAME, "trace_state").string()?;
                 }
-                4 => out.parent_span_id = field!(v, NAME, "parent_span_id").bytes()?,
+                4 => out.parent_span_id = field!(v, NAME, "parent_span_id").id(SPAN_ID_LEN)?,
                 5 => out.name = field!(v, NAME, "name").string()?,
                 6 => out.kind = field!(v, NAME, "kind").int32()?,
                 7 => out.start_ns = field!(v, NAME, "start_time_unix_nano").fixed64()?,
@@ -237,16 +240,16 @@ impl<'a> SpanView<'a> {
         let mut out = SpanView::unset(bytes);
         let mut span = InOrder::new(bytes);
         if span.at(0x0a) {
-            out.trace_id = span.delimited()?;
+            out.trace_id = span.delimited().filter(|id| id_fits(id, TRACE_ID_LEN))?;
         }
         if span.at(0x12) {
-            out.span_id = span.delimited()?;
+            out.span_id = span.delimited().filter(|id| id_fits(id, SPAN_ID_LEN))?;
         }
         if span.at(0x1a) {
             utf8(span.delimited()?)?;
         }
         if span.at(0x22) {
-            out.parent_span_id = span.delimited()?;
+            out.parent_span_id = span.delimited().filter(|id| id_fits(id, SPAN_ID_LEN))?;
         }
         if span.at(0x2a) {
             out.name = utf8(span.delimited()?)?;
@@ -499,8 +502,8 @@ impl<'a> MessageView<'a> for LinkView<'a> {
         };
         for_each_field(bytes, NAME, |n, v| {
             match n {
-                1 => out.trace_id = field!(v, NAME, "trace_id").bytes()?,
-                2 => out.span_id = field!(v, NAME, "span_id").bytes()?,
+                1 => out.trace_id = field!(v, NAME, "trace_id").id(TRACE_ID_LEN)?,
+                2 => out.span_id = field!(v, NAME, "span_id").id(SPAN_ID_LEN)?,
                 3 => out.trace_state = field!(v, NAME, "trace_state").string()?,
                 5 => {
                     out.dropped_attributes_count =

@@ -49,6 +49,7 @@ use crate::model::wire::metrics::NumberPointView;
 use crate::model::wire::{Attributes, MetricData, MetricView, MetricsRequestView, Repeated};
 use crate::pipeline::derived::{
     BlockParts, DerivedFamily, DerivedSource, LabelBlock, LabelTranslator, SampleSink,
+    set_aside_added_labels,
 };
 use crate::pipeline::{ConsumeResult, MetricsConsumer, Shutdown};
 use crate::processors::identity::{
@@ -820,6 +821,10 @@ impl AnalysisProcessor {
         own: usize,
         kind: Kind,
     ) -> Result<Slot, String> {
+        // The gauges add `horizon` and `threshold`: a source attribute of
+        // either name is kept as `exported_<name>`.
+        let attributes =
+            set_aside_added_labels(&attributes, &["horizon", "threshold"]).unwrap_or(attributes);
         let own = &attributes[attributes.len().saturating_sub(own)..];
         let origin = self.origins.lock().of(source, own_labels_hash(own));
         let block = self

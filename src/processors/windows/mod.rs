@@ -43,6 +43,7 @@ use crate::model::otlp::metrics::{
 use crate::model::{MetricsRequest, Observations};
 use crate::pipeline::derived::{
     BlockParts, DerivedFamily, DerivedObserver, DerivedSource, LabelTranslator, SampleSink,
+    set_aside_added_labels,
 };
 use crate::pipeline::{ConsumeResult, MetricsConsumer, ObservationConsumer, Shutdown};
 use crate::processors::output::{derived, string_kv};
@@ -147,12 +148,17 @@ impl WindowProcessor {
     /// refuse such a point.
     fn new_stream(&self, origin: StreamOrigin<'_>, stats: WindowedStats) -> Result<Stream, String> {
         let resource = StreamOrigin::identifying(origin.resource);
+        // The gauges add `window`: a source attribute of that name is
+        // kept as `exported_window`.
+        let renamed = set_aside_added_labels(origin.attributes, &["window"]);
+        let attributes = renamed.as_deref().unwrap_or(origin.attributes);
         let block = self
             .translator
-            .label_block(&resource, origin.scope, origin.attributes)?;
+            .label_block(&resource, origin.scope, attributes)?;
         Ok(Stream::new(
             StreamOrigin {
                 resource: &resource,
+                attributes,
                 ..origin
             },
             block.text.into_boxed_str(),

@@ -7,6 +7,9 @@
 //! ordinary optional fields, so an error anywhere is a 400 naming the field,
 //! and number values accept every form the proto3 JSON mapping allows
 //! (numbers, numeric strings, `"NaN"`, `"Infinity"`, `"-Infinity"`).
+//! Exemplars and summaries are read here too: the generated code would
+//! drop an exemplar whose value is a string, and refuse a summary whose
+//! `sum` is.
 //! Unknown fields are ignored, as the OTLP specification requires.
 
 use serde::Deserialize;
@@ -17,7 +20,8 @@ use crate::model::otlp::common::{InstrumentationScope, KeyValue};
 use crate::model::otlp::metrics::{
     Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
     HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
-    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    SummaryDataPoint, exemplar, exponential_histogram_data_point::Buckets, metric::Data,
+    number_data_point, summary_data_point::ValueAtQuantile,
 };
 use crate::model::otlp::resource::Resource;
 
@@ -76,7 +80,7 @@ struct JsonMetric {
     #[serde(default)]
     exponential_histogram: Option<JsonExponentialHistogram>,
     #[serde(default)]
-    summary: Option<Summary>,
+    summary: Option<JsonSummary>,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +111,7 @@ struct JsonNumberPoint {
     #[serde(default, deserialize_with = "unsigned")]
     time_unix_nano: u64,
     #[serde(default)]
-    exemplars: Vec<Exemplar>,
+    exemplars: Vec<JsonExemplar>,
     #[serde(default)]
     flags: u32,
     #[serde(default, deserialize_with = "some_double")]
@@ -145,7 +149,7 @@ struct JsonHistogramPoint {
     #[serde(default, deserialize_with = "double_list")]
     explicit_bounds: Vec<f64>,
     #[serde(default)]
-    exemplars: Vec<Exemplar>,
+    exemplars: Vec<JsonExemplar>,
     #[serde(default)]
     flags: u32,
     #[serde(default, deserialize_with = "some_double")]
@@ -189,7 +193,7 @@ struct JsonExponentialPoint {
     #[serde(default)]
     flags: u32,
     #[serde(default)]
-    exemplars: Vec<Exemplar>,
+    exemplars: Vec<JsonExemplar>,
     #[serde(default, deserialize_with = "some_double")]
     min: Option<f64>,
     #[serde(default, deserialize_with = "some_double")]
@@ -198,56 +202,165 @@ struct JsonExponentialPoint {
     zero_threshold: f64,
 }
 
-impl JsonHistogram {
-    fn into_histogram(self) -> Histogram {
-        Histogram {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonExemplar {
+    #[serde(default)]
+    filtered_attributes: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "unsigned")]
+    time_unix_nano: u64,
+    #[serde(default, deserialize_with = "some_double")]
+    as_double: Option<f64>,
+    #[serde(default, deserialize_with = "some_signed")]
+    as_int: Option<i64>,
+    #[serde(default, deserialize_with = "hex_id")]
+    span_id: Vec<u8>,
+    #[serde(default, deserialize_with = "hex_id")]
+    trace_id: Vec<u8>,
+}
+
+/// A summary whose floating-point fields (`sum`, the quantiles and their
+/// values) take every form the proto3 JSON mapping allows.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSummary {
+    #[serde(default)]
+    data_points: Vec<JsonSummaryPoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSummaryPoint {
+    #[serde(default)]
+    attributes: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "unsigned")]
+    start_time_unix_nano: u64,
+    #[serde(default, deserialize_with = "unsigned")]
+    time_unix_nano: u64,
+    #[serde(default, deserialize_with = "unsigned")]
+    count: u64,
+    #[serde(default, deserialize_with = "double")]
+    sum: f64,
+    #[serde(default)]
+    quantile_values: Vec<JsonQuantile>,
+    #[serde(default)]
+    flags: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonQuantile {
+    #[serde(default, deserialize_with = "double")]
+    quantile: f64,
+    #[serde(default, deserialize_with = "double")]
+    value: f64,
+}
+
+/// Exemplars, each with at most one value.
+fn exemplars(exemplars: Vec<JsonExemplar>) -> Result<Vec<Exemplar>, String> {
+    exemplars
+        .into_iter()
+        .map(|e| {
+            let value = match (e.as_double, e.as_int) {
+                (Some(d), None) => Some(exemplar::Value::AsDouble(d)),
+                (None, Some(i)) => Some(exemplar::Value::AsInt(i)),
+                (None, None) => None,
+                (Some(_), Some(_)) => {
+                    return Err("an exemplar has both asDouble and asInt".to_owned());
+                }
+            };
+            Ok(Exemplar {
+                filtered_attributes: e.filtered_attributes,
+                time_unix_nano: e.time_unix_nano,
+                span_id: e.span_id,
+                trace_id: e.trace_id,
+                value,
+            })
+        })
+        .collect()
+}
+
+impl JsonSummary {
+    fn into_summary(self) -> Summary {
+        Summary {
             data_points: self
                 .data_points
                 .into_iter()
-                .map(|p| HistogramDataPoint {
+                .map(|p| SummaryDataPoint {
                     attributes: p.attributes,
                     start_time_unix_nano: p.start_time_unix_nano,
                     time_unix_nano: p.time_unix_nano,
                     count: p.count,
                     sum: p.sum,
-                    bucket_counts: p.bucket_counts,
-                    explicit_bounds: p.explicit_bounds,
-                    exemplars: p.exemplars,
+                    quantile_values: p
+                        .quantile_values
+                        .into_iter()
+                        .map(|q| ValueAtQuantile {
+                            quantile: q.quantile,
+                            value: q.value,
+                        })
+                        .collect(),
                     flags: p.flags,
-                    min: p.min,
-                    max: p.max,
                 })
                 .collect(),
-            aggregation_temporality: self.aggregation_temporality,
         }
     }
 }
 
-impl JsonExponentialHistogram {
-    fn into_histogram(self) -> ExponentialHistogram {
-        ExponentialHistogram {
+impl JsonHistogram {
+    fn into_histogram(self) -> Result<Histogram, String> {
+        Ok(Histogram {
             data_points: self
                 .data_points
                 .into_iter()
-                .map(|p| ExponentialHistogramDataPoint {
-                    attributes: p.attributes,
-                    start_time_unix_nano: p.start_time_unix_nano,
-                    time_unix_nano: p.time_unix_nano,
-                    count: p.count,
-                    sum: p.sum,
-                    scale: p.scale,
-                    zero_count: p.zero_count,
-                    positive: p.positive,
-                    negative: p.negative,
-                    flags: p.flags,
-                    exemplars: p.exemplars,
-                    min: p.min,
-                    max: p.max,
-                    zero_threshold: p.zero_threshold,
+                .map(|p| {
+                    Ok(HistogramDataPoint {
+                        attributes: p.attributes,
+                        start_time_unix_nano: p.start_time_unix_nano,
+                        time_unix_nano: p.time_unix_nano,
+                        count: p.count,
+                        sum: p.sum,
+                        bucket_counts: p.bucket_counts,
+                        explicit_bounds: p.explicit_bounds,
+                        exemplars: exemplars(p.exemplars)?,
+                        flags: p.flags,
+                        min: p.min,
+                        max: p.max,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
             aggregation_temporality: self.aggregation_temporality,
-        }
+        })
+    }
+}
+
+impl JsonExponentialHistogram {
+    fn into_histogram(self) -> Result<ExponentialHistogram, String> {
+        Ok(ExponentialHistogram {
+            data_points: self
+                .data_points
+                .into_iter()
+                .map(|p| {
+                    Ok(ExponentialHistogramDataPoint {
+                        attributes: p.attributes,
+                        start_time_unix_nano: p.start_time_unix_nano,
+                        time_unix_nano: p.time_unix_nano,
+                        count: p.count,
+                        sum: p.sum,
+                        scale: p.scale,
+                        zero_count: p.zero_count,
+                        positive: p.positive,
+                        negative: p.negative,
+                        flags: p.flags,
+                        exemplars: exemplars(p.exemplars)?,
+                        min: p.min,
+                        max: p.max,
+                        zero_threshold: p.zero_threshold,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+            aggregation_temporality: self.aggregation_temporality,
+        })
     }
 }
 
@@ -302,11 +415,11 @@ impl JsonMetric {
                 is_monotonic: s.is_monotonic,
             }))
         } else if let Some(h) = self.histogram {
-            Some(Data::Histogram(h.into_histogram()))
+            Some(Data::Histogram(h.into_histogram()?))
         } else if let Some(h) = self.exponential_histogram {
-            Some(Data::ExponentialHistogram(h.into_histogram()))
+            Some(Data::ExponentialHistogram(h.into_histogram()?))
         } else {
-            self.summary.map(Data::Summary)
+            self.summary.map(|s| Data::Summary(s.into_summary()))
         };
         Ok(Metric {
             name,
@@ -336,7 +449,7 @@ fn points(points: Vec<JsonNumberPoint>, metric: &str) -> Result<Vec<NumberDataPo
                 attributes: p.attributes,
                 start_time_unix_nano: p.start_time_unix_nano,
                 time_unix_nano: p.time_unix_nano,
-                exemplars: p.exemplars,
+                exemplars: exemplars(p.exemplars)?,
                 flags: p.flags,
                 value,
             })
@@ -394,6 +507,23 @@ fn double_of<E: de::Error>(n: NumberOrText) -> Result<f64, E> {
                 .map_err(|_| E::custom(format!("`{other}` is not a number"))),
         },
     }
+}
+
+/// A trace or span id in hex (either case), as OTLP/JSON writes ids;
+/// its length is checked with the protobuf form's.
+fn hex_id<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let text = Option::<String>::deserialize(d)?.unwrap_or_default();
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    if text.len() % 2 != 0 {
+        return Err(de::Error::custom(format!(
+            "id `{text}` has an odd number of hex digits"
+        )));
+    }
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| de::Error::custom(format!("id `{text}` is not hex")))
 }
 
 /// An optional double (`null` for none).

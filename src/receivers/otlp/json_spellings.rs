@@ -1,8 +1,10 @@
 //! The other spellings of OTLP/JSON that the proto3 JSON mapping asks
 //! parsers to accept, and the OTel Collector does: the proto field names
 //! (`resource_spans`, `time_unix_nano`) beside the lowerCamelCase ones,
-//! enum values by name (`"SPAN_KIND_SERVER"`) beside their numbers, and
-//! an attribute's `doubleValue` as a string.
+//! enum values by name (`"SPAN_KIND_SERVER"`) beside their numbers,
+//! 32-bit integers and an attribute's `doubleValue` as strings, `null`
+//! for any field (its default), and an empty `arrayValue` or
+//! `kvlistValue` written as `{}` (an empty message).
 //!
 //! The lowerCamelCase form with numeric enums, which every OTel SDK
 //! sends, is decoded straight from the bytes. Anything else goes through
@@ -31,14 +33,17 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> 
             Err(e) => Some(e),
         }
     };
-    let respelled = serde_json::from_slice::<Value>(body).and_then(|mut value| {
-        respell(&mut value);
-        serde_json::from_value(value)
-    });
-    match (respelled, direct_error) {
+    let mut value = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => value,
+        Err(e) => return Err(direct_error.unwrap_or(e)),
+    };
+    let respelled = respell(&mut value);
+    match (serde_json::from_value(value), direct_error) {
         (Ok(request), _) => Ok(request),
-        (Err(_), Some(first)) => Err(first),
-        (Err(e), None) => Err(e),
+        // Nothing was respelled: the first error names the place.
+        (Err(_), Some(first)) if !respelled => Err(first),
+        // Otherwise the error left after respelling is the one to mend.
+        (Err(e), _) => Err(e),
     }
 }
 
@@ -70,14 +75,22 @@ fn has_field_name_key(body: &[u8]) -> bool {
     false
 }
 
-/// Rewrites `value` into lowerCamelCase keys with numeric enums and
-/// number `doubleValue`s, in place. A key spelled both ways keeps the
-/// lowerCamelCase one.
-fn respell(value: &mut Value) {
+/// Rewrites `value` into the form the direct decoding reads, in place:
+/// lowerCamelCase keys (a key spelled both ways keeps the lowerCamelCase
+/// one), no `null` fields, numbers for enums, 32-bit integers and
+/// `doubleValue`s, and `values` in an empty array or key-value list.
+/// Whether anything changed.
+fn respell(value: &mut Value) -> bool {
+    let mut changed = false;
     match value {
-        Value::Array(items) => items.iter_mut().for_each(respell),
+        Value::Array(items) => {
+            for item in items {
+                changed |= respell(item);
+            }
+        }
         Value::Object(fields) => {
             if fields.keys().any(|k| k.contains('_')) {
+                changed = true;
                 *fields =
                     std::mem::take(fields)
                         .into_iter()
@@ -87,43 +100,71 @@ fn respell(value: &mut Value) {
                             out
                         });
             }
+            let before = fields.len();
+            fields.retain(|_, v| !v.is_null());
+            changed |= fields.len() != before;
             for (key, v) in fields.iter_mut() {
-                respell_field(key, v);
-                respell(v);
+                changed |= respell(v);
+                changed |= respell_field(key, v);
             }
         }
         _ => {}
     }
+    changed
 }
 
-/// An enum field's value name as its number, and a string `doubleValue`
-/// as a number (when finite: JSON numbers cannot hold NaN or infinities,
-/// so those stay strings and fail as before).
-fn respell_field(key: &str, value: &mut Value) {
-    let Value::String(text) = value else {
-        return;
-    };
-    let number = match key {
-        "kind" => SpanKind::from_str_name(text).map(|e| e as i32),
-        "code" => StatusCode::from_str_name(text).map(|e| e as i32),
-        "aggregationTemporality" => AggregationTemporality::from_str_name(text).map(|e| e as i32),
-        "severityNumber" => SeverityNumber::from_str_name(text).map(|e| e as i32),
-        "doubleValue" => {
-            if let Some(d) = text
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-            {
-                *value = Value::Number(d);
-            }
-            return;
+/// Rewrites one field's value: an enum's name or number as a string as
+/// its number, a 32-bit integer as a string as a number, a string
+/// `doubleValue` as a number (when finite: JSON numbers cannot hold NaN
+/// or infinities, so those stay strings and fail), and `{}` for an empty
+/// `arrayValue` or `kvlistValue` as one with no `values`. Whether it
+/// changed.
+fn respell_field(key: &str, value: &mut Value) -> bool {
+    if let ("arrayValue" | "kvlistValue", Value::Object(list)) = (key, &mut *value) {
+        if list.contains_key("values") {
+            return false;
         }
-        _ => return,
-    };
-    if let Some(n) = number {
-        *value = Value::from(n);
+        list.insert("values".to_owned(), Value::Array(Vec::new()));
+        return true;
     }
+    let Value::String(text) = value else {
+        return false;
+    };
+    let text = text.trim();
+    let number = match key {
+        "kind" => enum_number(text, SpanKind::from_str_name),
+        "code" => enum_number(text, StatusCode::from_str_name),
+        "aggregationTemporality" => enum_number(text, AggregationTemporality::from_str_name),
+        "severityNumber" => enum_number(text, SeverityNumber::from_str_name),
+        // The 32-bit integers of OTLP (64-bit ones are read from strings
+        // already).
+        "droppedAttributesCount" | "droppedEventsCount" | "droppedLinksCount" | "flags" => {
+            text.parse::<u32>().ok().map(Value::from)
+        }
+        "scale" | "offset" | "stringValueStrindex" => text.parse::<i32>().ok().map(Value::from),
+        "doubleValue" => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number),
+        _ => None,
+    };
+    match number {
+        Some(number) => {
+            *value = number;
+            true
+        }
+        // Left as it is: the decoding names what is wrong.
+        None => false,
+    }
+}
+
+/// An enum value given by its name or as its number in a string.
+fn enum_number<E: Into<i32>>(text: &str, by_name: fn(&str) -> Option<E>) -> Option<Value> {
+    by_name(text)
+        .map(Into::into)
+        .or_else(|| text.parse::<i32>().ok())
+        .map(Value::from)
 }
 
 /// `time_unix_nano` → `timeUnixNano`.

@@ -34,8 +34,8 @@ pub trait OtlpSignal: Send + Sync + 'static {
     /// want owned structures); the error says what is wrong.
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String>;
 
-    /// Decodes OTLP/JSON.
-    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error>;
+    /// Decodes OTLP/JSON; the error says what is wrong.
+    fn decode_json(body: &[u8]) -> Result<Self::Request, String>;
 
     /// The success answer; `rejected > 0` fills `partial_success`.
     fn response(rejected: u64, message: String) -> Self::Response;
@@ -61,8 +61,9 @@ impl OtlpSignal for Traces {
         TracesBatch::decode(body).map_err(|e| e.to_string())
     }
 
-    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        super::json_spellings::decode(body).map(TracesBatch::from_request)
+    fn decode_json(body: &[u8]) -> Result<Self::Request, String> {
+        let request = super::json_spellings::decode(body).map_err(|e| e.to_string())?;
+        TracesBatch::from_sent_request(request).map_err(|e| e.to_string())
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {
@@ -94,8 +95,9 @@ impl OtlpSignal for Metrics {
         MetricsBatch::decode(body).map_err(|e| e.to_string())
     }
 
-    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        super::json::decode_metrics(body).map(MetricsBatch::from_request)
+    fn decode_json(body: &[u8]) -> Result<Self::Request, String> {
+        let request = super::json::decode_metrics(body).map_err(|e| e.to_string())?;
+        MetricsBatch::from_sent_request(request).map_err(|e| e.to_string())
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {
@@ -126,8 +128,9 @@ impl OtlpSignal for Logs {
         LogsBatch::decode(body).map_err(|e| e.to_string())
     }
 
-    fn decode_json(body: &[u8]) -> Result<Self::Request, serde_json::Error> {
-        super::json_spellings::decode(body).map(LogsBatch::from_request)
+    fn decode_json(body: &[u8]) -> Result<Self::Request, String> {
+        let request = super::json_spellings::decode(body).map_err(|e| e.to_string())?;
+        LogsBatch::from_sent_request(request).map_err(|e| e.to_string())
     }
 
     fn response(rejected: u64, message: String) -> Self::Response {

@@ -317,3 +317,239 @@ fn json_in_proto_field_names_and_enum_names_decodes() {
         "{result:?}"
     );
 }
+
+/// What else the proto3 JSON mapping allows: `null` for any field, 32-bit
+/// integers and enums as strings, an empty array or key-value list as
+/// `{}`. Each decodes as the protobuf form of the same request would.
+#[test]
+fn json_nulls_integer_strings_and_empty_lists_decode() {
+    let traces = br#"{"resourceSpans":[{"resource":null,"scopeSpans":[{"spans":[{
+        "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"a",
+        "kind":"2","flags":"256","droppedAttributesCount":"3","status":{"code":"2","message":null},
+        "attributes":[{"key":"list","value":{"arrayValue":{}}},{"key":"map","value":{"kvlistValue":{}}},
+                      {"key":"none","value":{"arrayValue":{"values":null}}}],
+        "events":null}]}]}]}"#;
+    let request = decode::<Traces>(traces.to_vec().into(), Payload::Json).unwrap();
+    let span = &request.request().resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(
+        (span.kind, span.flags, span.dropped_attributes_count),
+        (2, 256, 3)
+    );
+    assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
+    use crate::model::otlp::common::any_value::Value;
+    use crate::model::otlp::common::{ArrayValue, KeyValueList};
+    let values: Vec<_> = span
+        .attributes
+        .iter()
+        .map(|kv| kv.value.as_ref().and_then(|v| v.value.clone()))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            Some(Value::ArrayValue(ArrayValue { values: vec![] })),
+            Some(Value::KvlistValue(KeyValueList { values: vec![] })),
+            Some(Value::ArrayValue(ArrayValue { values: vec![] })),
+        ]
+    );
+
+    let metrics = metric_json(
+        r#"{"name":"e","unit":null,"exponentialHistogram":{"aggregationTemporality":"2","dataPoints":[{"count":"1","scale":"-1","flags":"0","positive":{"offset":"-2","bucketCounts":["1"]}}]}},
+           {"name":"s","summary":{"dataPoints":[{"count":"2","sum":"NaN","quantileValues":[{"quantile":"0.5","value":"Infinity"}]}]}}"#,
+    );
+    let request = decode::<Metrics>(metrics.into(), Payload::Json).unwrap();
+    let metrics = &request.request().resource_metrics[0].scope_metrics[0].metrics;
+    let Some(Data::ExponentialHistogram(e)) = &metrics[0].data else {
+        panic!("an exponential histogram: {metrics:?}");
+    };
+    assert_eq!(e.aggregation_temporality, 2);
+    let p = &e.data_points[0];
+    assert_eq!(
+        (p.scale, p.positive.as_ref().map(|b| b.offset)),
+        (-1, Some(-2))
+    );
+    let Some(Data::Summary(s)) = &metrics[1].data else {
+        panic!("a summary: {metrics:?}");
+    };
+    let p = &s.data_points[0];
+    assert!(p.sum.is_nan());
+    assert_eq!(
+        (
+            p.count,
+            p.quantile_values[0].quantile,
+            p.quantile_values[0].value
+        ),
+        (2, 0.5, f64::INFINITY)
+    );
+
+    // Out of a 32-bit field's range, or not a number: refused.
+    for bad in [
+        r#"{"name":"e","exponentialHistogram":{"dataPoints":[{"scale":"4294967296"}]}}"#,
+        r#"{"name":"g","gauge":{"dataPoints":[{"asInt":"1","flags":"-1"}]}}"#,
+        r#"{"name":"s","summary":{"dataPoints":[{"sum":"lots"}]}}"#,
+    ] {
+        let result = decode::<Metrics>(metric_json(bad).into(), Payload::Json);
+        assert!(
+            matches!(result, Err(Failure::Malformed(_))),
+            "{bad}: {result:?}"
+        );
+    }
+}
+
+/// An exemplar's value in any number form is kept, and one that is no
+/// number refuses the request rather than vanishing.
+#[test]
+fn json_exemplar_values_are_read_or_refused() {
+    let body = metric_json(
+        r#"{"name":"g","gauge":{"dataPoints":[{"asInt":"1","exemplars":[
+            {"asDouble":"0.25","timeUnixNano":"9","traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"eee19b7ec3c1b174",
+             "filteredAttributes":[{"key":"user","value":{"stringValue":"u"}}]},
+            {"asInt":"-3"},{"asDouble":"NaN"}]}]}}"#,
+    );
+    let request = decode::<Metrics>(body.into(), Payload::Json).unwrap();
+    let Some(Data::Gauge(g)) =
+        &request.request().resource_metrics[0].scope_metrics[0].metrics[0].data
+    else {
+        panic!("a gauge");
+    };
+    use crate::model::otlp::metrics::exemplar::Value;
+    let exemplars = &g.data_points[0].exemplars;
+    assert_eq!(exemplars[0].value, Some(Value::AsDouble(0.25)));
+    assert_eq!(exemplars[0].time_unix_nano, 9);
+    assert_eq!(exemplars[0].trace_id[0], 0x5b);
+    assert_eq!(exemplars[0].span_id.len(), 8);
+    assert_eq!(exemplars[0].filtered_attributes[0].key, "user");
+    assert_eq!(exemplars[1].value, Some(Value::AsInt(-3)));
+    assert!(matches!(exemplars[2].value, Some(Value::AsDouble(v)) if v.is_nan()));
+    for bad in [
+        r#"{"asInt":"abc"}"#,
+        r#"{"asDouble":1,"asInt":1}"#,
+        r#"{"spanId":"xyz"}"#,
+    ] {
+        let body = metric_json(&format!(
+            r#"{{"name":"g","gauge":{{"dataPoints":[{{"asInt":"1","exemplars":[{bad}]}}]}}}}"#
+        ));
+        let result = decode::<Metrics>(body.into(), Payload::Json);
+        assert!(
+            matches!(result, Err(Failure::Malformed(_))),
+            "{bad}: {result:?}"
+        );
+    }
+}
+
+/// A trace id of other than 16 bytes or a span id of other than 8 is
+/// refused (`trace.proto` calls it invalid, the OTel Collector refuses
+/// it), in protobuf and in JSON, for spans, links, log records and
+/// exemplars; an empty id is "no id" and accepted.
+#[test]
+fn ids_of_the_wrong_length_are_refused() {
+    use crate::model::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
+    use crate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span, span::Link};
+    use crate::model::otlp::{LogsRequest, TracesRequest};
+    use prost::Message;
+    let traces = |span: Span| TracesRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let good = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "a".into(),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            Span {
+                trace_id: vec![1; 2],
+                ..good.clone()
+            },
+            "trace_id: 2 bytes",
+        ),
+        (
+            Span {
+                span_id: vec![2; 1],
+                ..good.clone()
+            },
+            "span_id: 1 bytes",
+        ),
+        (
+            Span {
+                parent_span_id: vec![3; 16],
+                ..good.clone()
+            },
+            "parent_span_id: 16 bytes",
+        ),
+        (
+            Span {
+                links: vec![Link {
+                    trace_id: vec![1; 8],
+                    span_id: vec![2; 8],
+                    ..Default::default()
+                }],
+                ..good.clone()
+            },
+            "Link.trace_id: 8 bytes",
+        ),
+    ];
+    for (span, says) in cases {
+        let body = traces(span).encode_to_vec();
+        let result = decode::<Traces>(body.into(), Payload::Protobuf);
+        assert!(
+            matches!(&result, Err(Failure::Malformed(m)) if m.contains(says)),
+            "{says}: {result:?}"
+        );
+    }
+    for span in [
+        good.clone(),
+        Span {
+            trace_id: vec![],
+            span_id: vec![],
+            ..good
+        },
+    ] {
+        let body = traces(span).encode_to_vec();
+        assert!(decode::<Traces>(body.into(), Payload::Protobuf).is_ok());
+    }
+    let logs = LogsRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    trace_id: vec![1; 15],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let result = decode::<Logs>(logs.encode_to_vec().into(), Payload::Protobuf);
+    assert!(
+        matches!(&result, Err(Failure::Malformed(m)) if m.contains("trace_id")),
+        "{result:?}"
+    );
+
+    let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abcd","spanId":"eee19b7ec3c1b174","name":"a"}]}]}]}"#;
+    let result = decode::<Traces>(json.to_vec().into(), Payload::Json);
+    assert!(
+        matches!(&result, Err(Failure::Malformed(m)) if m.contains("trace_id: 2 bytes")),
+        "{result:?}"
+    );
+    let json = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"spanId":"ab"}]}]}]}"#;
+    let result = decode::<Logs>(json.to_vec().into(), Payload::Json);
+    assert!(
+        matches!(&result, Err(Failure::Malformed(m)) if m.contains("span_id")),
+        "{result:?}"
+    );
+    let json = metric_json(
+        r#"{"name":"g","gauge":{"dataPoints":[{"asInt":"1","exemplars":[{"asInt":"1","traceId":"ab"}]}]}}"#,
+    );
+    let result = decode::<Metrics>(json.into(), Payload::Json);
+    assert!(
+        matches!(&result, Err(Failure::Malformed(m)) if m.contains("trace_id")),
+        "{result:?}"
+    );
+}
