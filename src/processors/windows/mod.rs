@@ -83,6 +83,9 @@ pub struct WindowProcessor {
     /// processor).
     observer: Option<Arc<dyn DerivedObserver>>,
     telemetry: Arc<Telemetry>,
+    /// When this processor started (Unix ns): a cumulative histogram
+    /// first seen with a start time since then is counted whole.
+    started_ns: u64,
     /// Identities refused for their labels: their points are counted as
     /// skipped without their labels being translated again, until silent
     /// for the longest window.
@@ -134,6 +137,9 @@ impl WindowProcessor {
             observer,
             telemetry,
             refused: RefusedIdentities::new("a series gets no windows"),
+            started_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
         }
     }
 
@@ -248,18 +254,18 @@ impl WindowProcessor {
                             &p.attributes,
                             &mut scratch.encoded,
                         );
-                        samples.push((hash, value));
+                        samples.push((hash, value, p.time_ns));
                     }
                 }
             }
         });
         let mut streams = self.streams.lock();
         let mut missing = Vec::new();
-        for (i, &(hash, value)) in samples.iter().enumerate() {
+        for (i, &(hash, value, time_ns)) in samples.iter().enumerate() {
             match streams.get_mut(&hash) {
                 Some(s) => {
                     s.last_seen_ms = s.last_seen_ms.max(now_ms);
-                    if !s.raw_values {
+                    if !s.raw_values && s.take_point(time_ns) {
                         s.stage(now_ms, value);
                     }
                 }
@@ -294,7 +300,8 @@ impl WindowProcessor {
                         &p.attributes,
                         now_ms,
                         &mut scratch.encoded,
-                    ) {
+                    ) && s.take_point(p.time_ns)
+                    {
                         s.stage(now_ms, value);
                     }
                 }
@@ -361,6 +368,9 @@ impl WindowProcessor {
                     ) else {
                         continue;
                     };
+                    if !s.take_point(p.time_ns) {
+                        continue;
+                    }
                     let increments: Vec<u64> = if temporality == DELTA {
                         counts.clone()
                     } else {
@@ -377,8 +387,14 @@ impl WindowProcessor {
                             }
                         };
                         match previous {
-                            // First sight of a cumulative series: its history
-                            // is unknown, so it only sets the baseline.
+                            // First sight of a cumulative series that
+                            // started while this processor ran: all of
+                            // it happened since, so all of it is new.
+                            None if p.start_ns != 0 && p.start_ns >= self.started_ns => {
+                                counts.clone()
+                            }
+                            // Otherwise its history is unknown, so it
+                            // only sets the baseline.
                             None => continue,
                             Some(prev)
                                 if prev.bounds == *bounds
@@ -421,6 +437,9 @@ impl WindowProcessor {
                     ) else {
                         continue;
                     };
+                    if !s.take_point(p.time_ns) {
+                        continue;
+                    }
                     let base_log2 = (-(p.scale as f64)).exp2();
                     if p.zero_count > 0 {
                         s.stats.observe_n(now_ms, 0.0, p.zero_count);

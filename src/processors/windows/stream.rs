@@ -24,6 +24,10 @@ pub struct LastHistogram {
 pub struct Stream {
     /// Unix ms of the last point of this series (also a baseline-only one).
     pub last_seen_ms: u64,
+    /// The sender's time (Unix ns) of the last point taken, so a repeated
+    /// or late point (a retried request) is not observed twice. Not kept
+    /// in durable state: after a restart the first point is taken.
+    last_point_ns: u64,
     /// Raw values arrive for this series (from a connector), so its
     /// aggregated points must not be counted again.
     pub raw_values: bool,
@@ -121,6 +125,7 @@ impl Stream {
             labels,
             values: vec![f64::NAN; values].into_boxed_slice(),
             last_seen_ms: 0,
+            last_point_ns: 0,
             raw_values: false,
             staged_len: 0,
             staged: [(0, 0.0); STAGED],
@@ -149,6 +154,22 @@ impl Stream {
     }
 
     /// Takes a gauge sample observed at `now_ms`.
+    /// Whether a point the sender timed at `time_ns` is new for this
+    /// series: later than the last one taken (which it then becomes). A
+    /// point as old as the last (a retried request) or older (a late
+    /// one) was observed already, or is out of order, as the exporter
+    /// treats it. A point without a time is always taken.
+    pub fn take_point(&mut self, time_ns: u64) -> bool {
+        if time_ns == 0 {
+            return true;
+        }
+        if time_ns <= self.last_point_ns {
+            return false;
+        }
+        self.last_point_ns = time_ns;
+        true
+    }
+
     pub fn stage(&mut self, now_ms: u64, value: f64) {
         if let Some(slot) = self.staged.get_mut(usize::from(self.staged_len)) {
             *slot = (now_ms, value);

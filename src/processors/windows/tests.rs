@@ -719,3 +719,117 @@ fn a_stream_fits_the_384_byte_size_class() {
         size_of::<stream::Stream>()
     );
 }
+
+/// A histogram point of `counts` in (0.1, 0.2, 0.4] buckets, timed
+/// `time_ns`, started at `start_ns`, of `temporality`.
+fn timed_histogram(
+    counts: Vec<u64>,
+    start_ns: u64,
+    time_ns: u64,
+    temporality: i32,
+) -> MetricsBatch {
+    MetricsBatch::from_request(request_of(Metric {
+        name: "http.server.request.duration".into(),
+        unit: "s".into(),
+        data: Some(Data::Histogram(Histogram {
+            aggregation_temporality: temporality,
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: start_ns,
+                time_unix_nano: time_ns,
+                count: counts.iter().sum(),
+                bucket_counts: counts,
+                explicit_bounds: vec![0.1, 0.2, 0.4],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    }))
+}
+
+fn timed_gauge(value: f64, time_ns: u64) -> MetricsBatch {
+    let mut request = gauge_request(value);
+    if let Some(Data::Gauge(g)) = &mut request.resource_metrics[0].scope_metrics[0].metrics[0].data
+    {
+        g.data_points[0].time_unix_nano = time_ns;
+    }
+    MetricsBatch::from_request(request)
+}
+
+const OBSERVATIONS_1M: &str = "http.server.request.duration.window.observations";
+
+/// A point as old as the series' last (a retried request) or older (a
+/// late one) is not observed again: the windows agree with the exporter,
+/// which ignores it too. A late cumulative point is not a reset.
+#[test]
+fn repeated_and_late_points_are_not_observed_twice() {
+    const S: u64 = 1_000_000_000;
+    // A delta histogram sent twice.
+    let (p, _) = processor(config());
+    let delta = timed_histogram(vec![4, 3, 2, 1], 0, 10 * S, 1);
+    p.observe_request(&delta, T0);
+    p.observe_request(&delta, T0 + 100);
+    let r = evaluated(&p, T0 + 1000);
+    assert_eq!(value(&r, OBSERVATIONS_1M, "1m"), Some(10.0));
+
+    // Cumulative, started before the processor: the first point is the
+    // baseline; a late point between two others is skipped, not a reset.
+    let (p, _) = processor(config());
+    for (counts, time, at) in [
+        (vec![10, 0, 0, 0], 10, 0),
+        (vec![30, 0, 0, 0], 30, 100),
+        (vec![20, 0, 0, 0], 20, 200),
+        (vec![30, 0, 0, 0], 30, 250),
+        (vec![40, 0, 0, 0], 40, 300),
+    ] {
+        p.observe_request(&timed_histogram(counts, S, time * S, 2), T0 + at);
+    }
+    let r = evaluated(&p, T0 + 1000);
+    assert_eq!(value(&r, OBSERVATIONS_1M, "1m"), Some(30.0));
+
+    // A gauge point, its repeat, and a stale one: one observation.
+    let (p, _) = processor(WindowsConfig {
+        include: vec!["queue.*".into()],
+        ..config()
+    });
+    for (v, time, at) in [
+        (100.0, 100, 0),
+        (100.0, 100, 10),
+        (5000.0, 70, 20),
+        (7.0, 0, 30),
+    ] {
+        p.observe_request(&timed_gauge(v, time * S), T0 + at);
+    }
+    let r = evaluated(&p, T0 + 1000);
+    assert_eq!(
+        value(&r, "queue.depth.window.observations", "1m"),
+        Some(2.0),
+        "the untimed point counts"
+    );
+    assert_eq!(value(&r, "queue.depth.window.max", "1m"), Some(100.0));
+}
+
+/// The first point of a cumulative histogram that started while the
+/// processor ran holds everything since its start: it is counted whole
+/// (an SDK's first export is not lost), while one that started before
+/// only sets the baseline.
+#[test]
+fn a_cumulative_series_started_since_the_processor_counts_its_first_point() {
+    let (p, _) = processor(config());
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    p.observe_request(
+        &timed_histogram(vec![0, 50, 0, 0], now_ns + 1, now_ns + 2, 2),
+        T0,
+    );
+    let r = evaluated(&p, T0 + 1000);
+    assert_eq!(value(&r, OBSERVATIONS_1M, "1m"), Some(50.0));
+    let (p, _) = processor(config());
+    p.observe_request(
+        &timed_histogram(vec![0, 50, 0, 0], now_ns - 1_000_000_000, now_ns, 2),
+        T0,
+    );
+    let r = evaluated(&p, T0 + 1000);
+    assert_eq!(value(&r, OBSERVATIONS_1M, "1m"), Some(0.0));
+}
