@@ -930,6 +930,10 @@ const HOURS: usize = 24;
 /// has stayed below the clear level in an anomaly. Kept as the last
 /// [`Likelihood::BYTES`] of a baseline's cells, read at the start of an
 /// update and written back at its end.
+/// The mark in [`Likelihood::calm`] of an anomaly episode that began
+/// within the hold-off: tracked for its hysteresis, never reported.
+const QUIET: u32 = 1 << 31;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Likelihood {
     short: f32,
@@ -1194,9 +1198,11 @@ impl Baseline {
         u64::from(self.n)
     }
 
-    /// Whether the series is in an anomaly, as of the last update.
+    /// Whether the series is in an anomaly, as of the last update (one
+    /// that started with a rising edge, not one held quiet within the
+    /// hold-off).
     pub fn in_anomaly(&self) -> bool {
-        self.in_anomaly
+        self.in_anomaly && Likelihood::read(&self.cells).calm & QUIET == 0
     }
 
     /// Whether an anomaly started on the last update (its rising edge,
@@ -1403,20 +1409,26 @@ impl Baseline {
         let open = !self.in_anomaly && t_secs - self.last_edge_t >= cfg.holdoff_secs;
         if warm {
             if self.in_anomaly {
+                // (The calm count keeps its episode's `QUIET` mark.)
                 if score < cfg.clear_ratio * cfg.threshold {
                     lk.calm += 1;
-                    if lk.calm >= cfg.clear_points {
+                    if lk.calm & !QUIET >= cfg.clear_points {
                         self.in_anomaly = false;
                     }
                 } else {
-                    lk.calm = 0;
+                    lk.calm &= QUIET;
                 }
             } else if score >= cfg.threshold {
+                // Within the hold-off after an anomaly's start, a new
+                // episode runs its hysteresis quietly: it neither starts
+                // an anomaly nor shows as one (one per hold-off).
                 self.in_anomaly = true;
-                lk.calm = 0;
                 if t_secs - self.last_edge_t >= cfg.holdoff_secs {
                     edge = true;
                     self.last_edge_t = t_secs;
+                    lk.calm = 0;
+                } else {
+                    lk.calm = QUIET;
                 }
             }
         }
@@ -1434,7 +1446,7 @@ impl Baseline {
             likelihood,
             raw_score: raw,
             anomaly: edge,
-            in_anomaly: self.in_anomaly,
+            in_anomaly: self.in_anomaly && lk.calm & QUIET == 0,
         };
 
         // Robust state updates.

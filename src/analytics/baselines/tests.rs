@@ -102,6 +102,32 @@ fn step_flags_once_and_readapts() {
     assert!(e.iter().any(|&i| (500..=503).contains(&i)), "edges {e:?}");
 }
 
+/// A second incident within the hold-off after the first one's start
+/// neither raises the flag nor shows as active, and its score stays
+/// below the threshold: one anomaly per hold-off, as documented. After
+/// the hold-off a new incident is flagged again.
+#[test]
+fn an_incident_within_the_hold_off_is_not_reported() {
+    let mut v = noisy(3000, 10.0, 1.0, 21);
+    // Spikes at 500, 508 (within the 1 h hold-off at 5-minute steps,
+    // after the first has calmed) and 700 (after it), each 3 points long.
+    for start in [500, 508, 700] {
+        for x in &mut v[start..start + 3] {
+            *x += 1000.0;
+        }
+    }
+    let mut b = Baseline::new(raw_cfg());
+    let out = run(&mut b, &v);
+    assert_eq!(edges(&out), [500, 700], "{:?}", edges(&out));
+    assert!(out[500].unwrap().in_anomaly);
+    for (i, o) in out.iter().enumerate().take(514).skip(507) {
+        let o = o.unwrap();
+        assert!(!o.in_anomaly, "active at {i}: {o:?}");
+        assert!(o.score < 0.8, "score at {i}: {o:?}");
+    }
+    assert!(out[700].unwrap().in_anomaly);
+}
+
 #[test]
 fn level_shift_down_readapts_within_shift_points() {
     let mut v = noisy(600, 100.0, 2.0, 3);
