@@ -618,3 +618,95 @@ fn alerts_raised_during_an_alertmanager_outage_arrive_after_it() {
         )
     );
 }
+
+/// The shipped config's inhibition, in a real Alertmanager: a widespread
+/// anomaly mutes the single-series anomalies of its service, a fast SLO
+/// burn mutes the slow burn of the same objective and service, and a
+/// critical alert mutes nothing else (another series' forecast, another
+/// objective, another service).
+#[test]
+fn the_shipped_inhibition_mutes_only_what_a_critical_alert_covers() {
+    let Some((binary, amtool)) = peers() else {
+        return;
+    };
+    let (hook, _received) = webhook();
+    let am = start_alertmanager(&binary, amtool.as_deref(), &hook);
+    let alerts = [
+        ("ServiceAnomalyWidespread", "critical", "checkout", ""),
+        ("ServiceAnomaly", "warning", "checkout", "latency"),
+        ("ServiceAnomaly", "warning", "search", "latency"),
+        ("ServiceAvailabilityBurnRate1h", "critical", "checkout", ""),
+        ("ServiceAvailabilityBurnRate1d", "warning", "checkout", ""),
+        ("ServiceLatencyBurnRate3d", "warning", "checkout", ""),
+        (
+            "StreamGateForecastBreach",
+            "critical",
+            "checkout",
+            "disk_used",
+        ),
+        (
+            "StreamGateForecastBreach",
+            "warning",
+            "checkout",
+            "queue_depth",
+        ),
+    ];
+    let body: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|(name, severity, service, metric)| {
+            serde_json::json!({"labels": {
+                "alertname": name, "severity": severity, "service": service, "metric": metric,
+            }})
+        })
+        .collect();
+    let r = http_client()
+        .post(format!("{}/api/v2/alerts", am.url))
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let expected_muted = |name: &str, service: &str| {
+        matches!(
+            (name, service),
+            ("ServiceAnomaly", "checkout") | ("ServiceAvailabilityBurnRate1d", "checkout")
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = json(
+            http_client()
+                .get(format!("{}/api/v2/alerts", am.url))
+                .send()
+                .unwrap(),
+        );
+        let states: Vec<(String, String, String, String)> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let label = |k: &str| a["labels"][k].as_str().unwrap_or("").to_string();
+                (
+                    label("alertname"),
+                    label("service"),
+                    label("metric"),
+                    a["status"]["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let right = states.len() == alerts.len()
+            && states.iter().all(|(name, service, _, state)| {
+                let want = if expected_muted(name, service) {
+                    "suppressed"
+                } else {
+                    "active"
+                };
+                state == want
+            });
+        if right {
+            break;
+        }
+        assert!(Instant::now() < deadline, "states: {states:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
