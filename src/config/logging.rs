@@ -33,10 +33,68 @@ impl Default for LoggingConfig {
 }
 
 impl LoggingConfig {
+    /// Each directive must end in a level: a bare word that is not one
+    /// (`warning`) would be read as a module name, and the filter would
+    /// then show nothing at all, errors included.
     pub fn validate(&self) -> Result<(), String> {
         if self.level.trim().is_empty() {
             return Err("logging.level is empty; use e.g. info".into());
         }
+        for directive in self
+            .level
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+            if level
+                .trim()
+                .parse::<tracing::level_filters::LevelFilter>()
+                .is_err()
+            {
+                let hint = if level.eq_ignore_ascii_case("warning") {
+                    " (did you mean warn?)"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "logging.level `{}`: `{directive}` is not a level{hint}; use error, warn, info, debug, trace or off, or module=level",
+                    self.level
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(level: &str) -> Result<(), String> {
+        LoggingConfig {
+            level: level.into(),
+            format: LogFormat::Text,
+        }
+        .validate()
+    }
+
+    #[test]
+    fn levels_are_checked_so_a_typo_does_not_silence_the_logs() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,streamgate::receivers=debug",
+            "hyper=warn, info",
+            "info,",
+        ] {
+            assert!(level(good).is_ok(), "{good}");
+        }
+        let e = level("warning").unwrap_err();
+        assert!(e.contains("did you mean warn"), "{e}");
+        for bad in ["inf", "notalevel", "info,streamgate", "streamgate=loud"] {
+            assert!(level(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -108,6 +108,10 @@ impl HumanDuration {
     }
 }
 
+/// The longest duration a setting may be written as: a bound far past
+/// any sensible value, so arithmetic on settings cannot overflow.
+const LONGEST_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 impl FromStr for HumanDuration {
     type Err = String;
 
@@ -144,7 +148,13 @@ impl FromStr for HumanDuration {
                     ));
                 }
             };
-            total += Duration::from_secs_f64(number * seconds);
+            total = Duration::try_from_secs_f64(number * seconds)
+                .ok()
+                .and_then(|part| total.checked_add(part))
+                .filter(|total| *total <= LONGEST_DURATION)
+                .ok_or_else(|| {
+                    format!("`{original}` is longer than any setting takes (100 years)")
+                })?;
             rest = next;
         }
         Ok(HumanDuration(total))
@@ -268,6 +278,16 @@ mod tests {
         );
         assert!("5".parse::<HumanDuration>().is_err());
         assert!("5y".parse::<HumanDuration>().is_err());
+        // Too long to hold, or to add up: an error, not a panic.
+        for long in [
+            "99999999999999999999d",
+            "10000000000000000000s10000000000000000000s",
+            "36501d",
+        ] {
+            let e = long.parse::<HumanDuration>().unwrap_err();
+            assert!(e.contains("longer than"), "{long}: {e}");
+        }
+        assert!("36500d".parse::<HumanDuration>().is_ok());
         assert_eq!(HumanDuration::secs(300).to_string(), "5m");
         assert_eq!(HumanDuration::secs(3600).to_string(), "1h");
         assert_eq!(HumanDuration::secs(36 * 3600).to_string(), "36h");

@@ -225,6 +225,15 @@ impl OtlpReceiverConfig {
         if self.max_concurrent_requests == 0 {
             return Err("receivers.otlp.max_concurrent_requests must be at least 1".into());
         }
+        let retry_after = self.retry_after.get();
+        if retry_after < std::time::Duration::from_secs(1)
+            || retry_after > std::time::Duration::from_secs(3600)
+        {
+            return Err(format!(
+                "receivers.otlp.retry_after is {}; it must be between 1s and 1h (senders wait this long before retrying)",
+                self.retry_after
+            ));
+        }
         self.memory_limiter.validate()?;
         self.auth.validate("receivers.otlp.auth")?;
         for (key, server) in [("grpc", &self.grpc), ("http", &self.http)] {
