@@ -42,7 +42,9 @@ pub fn tls(
 }
 
 /// `router` answering at most `max` requests at once; beyond, 503 with
-/// `Retry-After: 1` at once (nothing queues).
+/// `Retry-After: 1` at once (nothing queues). The health checks are
+/// always answered: a liveness probe failing because scrapes are slow
+/// would restart a working collector.
 pub fn limit(router: axum::Router, max: usize) -> axum::Router {
     let permits = Arc::new(tokio::sync::Semaphore::new(max));
     router.layer(axum::middleware::from_fn_with_state(permits, admit))
@@ -53,6 +55,9 @@ async fn admit(
     request: Request,
     next: Next,
 ) -> Response {
+    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+        return next.run(request).await;
+    }
     let Ok(permit) = permits.try_acquire_owned() else {
         let body = serde_json::json!({
             "error": "too many requests to the admin server at once (server.max_concurrent_requests); retry later"
@@ -209,16 +214,19 @@ mod tests {
         use tower::ServiceExt;
         let gate = Arc::new(tokio::sync::Notify::new());
         let open = gate.clone();
-        let router = axum::Router::new().route(
-            "/slow",
-            axum::routing::get(move || {
-                let gate = open.clone();
-                async move {
-                    gate.notified().await;
-                    "done"
-                }
-            }),
-        );
+        let router = axum::Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(move || {
+                    let gate = open.clone();
+                    async move {
+                        gate.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/readyz", axum::routing::get(|| async { "ready" }));
         let router = limit(router, 1);
         let get = || {
             Request::builder()
@@ -231,6 +239,15 @@ mod tests {
         let refused = router.clone().oneshot(get()).await.expect("answered");
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        // The health checks are answered all the same.
+        for path in ["/healthz", "/readyz"] {
+            let health = Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            let answer = router.clone().oneshot(health).await.expect("answered");
+            assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        }
         gate.notify_one();
         let served = first.await.expect("task").expect("answered");
         assert_eq!(served.status(), StatusCode::OK);

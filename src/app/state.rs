@@ -253,20 +253,27 @@ impl StateStore {
         failed
     }
 
-    /// Writes one file atomically.
+    /// Writes one file atomically. A write that fails removes its
+    /// temporary file: on a full disk, a half-written snapshot left
+    /// behind would take the room the other components' need.
     fn write(&self, name: &str, version: u32, payload: &[u8]) -> Result<(), StateError> {
         let path = self.path(name);
         let temp = self.dir.join(format!(".{name}.state.tmp"));
-        let mut file = File::create(&temp).map_err(io(&temp))?;
-        let mut header = Vec::with_capacity(HEADER);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&version.to_le_bytes());
-        header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        file.write_all(&header).map_err(io(&temp))?;
-        file.write_all(payload).map_err(io(&temp))?;
-        file.sync_all().map_err(io(&temp))?;
-        drop(file);
+        let written = (|| {
+            let mut file = File::create(&temp).map_err(io(&temp))?;
+            let mut header = Vec::with_capacity(HEADER);
+            header.extend_from_slice(MAGIC);
+            header.extend_from_slice(&version.to_le_bytes());
+            header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+            header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+            file.write_all(&header).map_err(io(&temp))?;
+            file.write_all(payload).map_err(io(&temp))?;
+            file.sync_all().map_err(io(&temp))
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
         std::fs::rename(&temp, &path).map_err(io(&path))?;
         // The rename itself must reach the disk.
         File::open(&self.dir)

@@ -189,11 +189,13 @@ impl Profiling {
         // Kept across windows: each code address is symbolised once.
         let mut symbols = Some(SymbolCache::default());
         while !shutdown.is_triggered() {
-            let from = unix_now();
             let mut cache = symbols.take().unwrap_or_default();
-            let taken = {
+            // The window starts once the profiler is ours: a profile taken
+            // on /debug/pprof meanwhile is not in it.
+            let (from, taken) = {
                 let _running = self.running.lock().await;
-                tokio::task::spawn_blocking(move || {
+                let from = unix_now();
+                let taken = tokio::task::spawn_blocking(move || {
                     let taken = cpu::profile(window, frequency, Format::Pprof, &mut cache);
                     (taken, cache)
                 })
@@ -201,7 +203,8 @@ impl Profiling {
                 .map(|(taken, cache)| {
                     symbols = Some(cache);
                     taken
-                })
+                });
+                (from, taken)
             };
             let until = unix_now().max(from + 1);
             match taken {
