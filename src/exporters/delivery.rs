@@ -453,7 +453,7 @@ pub async fn run_sender(
         retry,
         telemetry,
         delivery,
-        last_log: None,
+        last_log: LogLimit::default(),
     };
     let stop = shutdown.clone().wait();
     tokio::pin!(stop);
@@ -514,7 +514,32 @@ struct Sender {
     retry: RetrySettings,
     telemetry: Arc<Telemetry>,
     delivery: Delivery,
-    last_log: Option<Instant>,
+    last_log: LogLimit,
+}
+
+/// When a retry, and a loss, was last logged: apart, so a retry warning
+/// never hides the loss that follows it.
+#[derive(Default)]
+struct LogLimit([Option<Instant>; 2]);
+
+impl LogLimit {
+    /// Whether a failure of `kind` may be logged at `now` (once a minute
+    /// for each kind); if so, it counts as logged.
+    fn allows(&mut self, kind: Failed, now: Instant) -> bool {
+        let last = &mut self.0[kind as usize];
+        let due = last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60));
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+}
+
+/// What a logged push failure is: one to be retried, or items lost.
+#[derive(Clone, Copy)]
+enum Failed {
+    Retrying = 0,
+    Lost = 1,
 }
 
 impl Sender {
@@ -531,7 +556,7 @@ impl Sender {
                 return self.finish(&batch, Err(Failure::Retry { why, after }));
             }
             self.telemetry.delivery(self.delivery).record_retry();
-            self.log(&format!("{why}; retrying"));
+            self.log(Failed::Retrying, &format!("{why}; retrying"));
             let wait = after
                 .unwrap_or(backoff)
                 .clamp(self.retry.min_backoff, self.retry.max_backoff);
@@ -550,23 +575,25 @@ impl Sender {
             Ok(()) => stats.record(DeliveryOutcome::Sent, batch.items),
             Err(Failure::Final(why)) => {
                 stats.record(DeliveryOutcome::Failed, batch.items);
-                self.log(&format!("refused {} items: {why}", batch.items));
+                self.log(
+                    Failed::Lost,
+                    &format!("refused {} items: {why}", batch.items),
+                );
             }
             Err(Failure::Retry { why, .. }) => {
                 stats.record(DeliveryOutcome::Failed, batch.items);
-                self.log(&format!("gave up on {} items: {why}", batch.items));
+                self.log(
+                    Failed::Lost,
+                    &format!("gave up on {} items: {why}", batch.items),
+                );
             }
         }
     }
 
     /// Logs a failure at most once a minute.
-    fn log(&mut self, message: &str) {
-        let now = Instant::now();
-        if self
-            .last_log
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
-        {
-            self.last_log = Some(now);
+    /// Logs a failure, at most once a minute for each kind.
+    fn log(&mut self, kind: Failed, message: &str) {
+        if self.last_log.allows(kind, Instant::now()) {
             tracing::warn!(
                 exporter = self.delivery.exporter(),
                 signal = self.delivery.signal(),
@@ -580,6 +607,20 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A retry warning does not hide the loss that follows it: each kind
+    /// is logged once a minute on its own.
+    #[test]
+    fn losses_are_logged_apart_from_retries() {
+        let mut limit = LogLimit::default();
+        let t = Instant::now();
+        assert!(limit.allows(Failed::Retrying, t));
+        assert!(!limit.allows(Failed::Retrying, t + Duration::from_secs(5)));
+        assert!(limit.allows(Failed::Lost, t + Duration::from_secs(6)));
+        assert!(!limit.allows(Failed::Lost, t + Duration::from_secs(30)));
+        assert!(limit.allows(Failed::Retrying, t + Duration::from_secs(61)));
+        assert!(limit.allows(Failed::Lost, t + Duration::from_secs(67)));
+    }
 
     fn batch(bytes: usize, items: u64) -> Batch {
         Batch {
