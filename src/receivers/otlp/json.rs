@@ -261,14 +261,13 @@ fn exemplars(exemplars: Vec<JsonExemplar>) -> Result<Vec<Exemplar>, String> {
     exemplars
         .into_iter()
         .map(|e| {
-            let value = match (e.as_double, e.as_int) {
-                (Some(d), None) => Some(exemplar::Value::AsDouble(d)),
-                (None, Some(i)) => Some(exemplar::Value::AsInt(i)),
-                (None, None) => None,
-                (Some(_), Some(_)) => {
-                    return Err("an exemplar has both asDouble and asInt".to_owned());
-                }
-            };
+            let value = one_number(
+                e.as_double,
+                e.as_int,
+                exemplar::Value::AsDouble,
+                exemplar::Value::AsInt,
+            )
+            .ok_or("an exemplar has both asDouble and asInt")?;
             Ok(Exemplar {
                 filtered_attributes: e.filtered_attributes,
                 time_unix_nano: e.time_unix_nano,
@@ -435,16 +434,13 @@ fn points(points: Vec<JsonNumberPoint>, metric: &str) -> Result<Vec<NumberDataPo
     points
         .into_iter()
         .map(|p| {
-            let value = match (p.as_double, p.as_int) {
-                (Some(d), None) => Some(number_data_point::Value::AsDouble(d)),
-                (None, Some(i)) => Some(number_data_point::Value::AsInt(i)),
-                (None, None) => None,
-                (Some(_), Some(_)) => {
-                    return Err(format!(
-                        "metric `{metric}`: a point has both asDouble and asInt"
-                    ));
-                }
-            };
+            let value = one_number(
+                p.as_double,
+                p.as_int,
+                number_data_point::Value::AsDouble,
+                number_data_point::Value::AsInt,
+            )
+            .ok_or_else(|| format!("metric `{metric}`: a point has both asDouble and asInt"))?;
             Ok(NumberDataPoint {
                 attributes: p.attributes,
                 start_time_unix_nano: p.start_time_unix_nano,
@@ -455,6 +451,22 @@ fn points(points: Vec<JsonNumberPoint>, metric: &str) -> Result<Vec<NumberDataPo
             })
         })
         .collect()
+}
+
+/// The `asDouble`/`asInt` oneof of a point or an exemplar: `None` when
+/// both are set, `Some(None)` when neither is.
+fn one_number<V>(
+    double: Option<f64>,
+    int: Option<i64>,
+    as_double: fn(f64) -> V,
+    as_int: fn(i64) -> V,
+) -> Option<Option<V>> {
+    match (double, int) {
+        (Some(d), None) => Some(Some(as_double(d))),
+        (None, Some(i)) => Some(Some(as_int(i))),
+        (None, None) => Some(None),
+        (Some(_), Some(_)) => None,
+    }
 }
 
 /// A number or a string holding one.
