@@ -717,9 +717,130 @@ pub fn save_tables<V: serde::Serialize>(
     Ok(())
 }
 
-/// Reads back what [`save_tables`] (or [`Table::save`]) wrote into the
-/// (empty) `tables`, each series into `tables[route(resource hash)]` and
-/// the overflow series into the table that keeps it; see [`Table::load`].
+/// Series read back from a snapshot by [`read_entries`], not yet in any
+/// table: a component reads all of its snapshot first and takes the
+/// series in only once the whole of it is readable ([`insert_entries`]),
+/// so a snapshot that fails half-way leaves nothing behind.
+pub struct ReadEntries<V> {
+    entries: Vec<ReadEntry<V>>,
+    /// Series that did not fit the configuration.
+    discarded: u64,
+}
+
+/// One series of [`ReadEntries`].
+struct ReadEntry<V> {
+    entry: Entry<V>,
+    overflow: bool,
+    attributes: Vec<KeyValue>,
+    hash: u64,
+}
+
+/// Reads what [`save_tables`] (or [`Table::save`]) wrote, keeping the
+/// series that `fits` (given the value and its number of dimensions);
+/// gives back the bytes after them.
+pub fn read_entries<V>(
+    bytes: &[u8],
+    fits: impl Fn(&V, usize) -> bool,
+) -> Result<(&[u8], ReadEntries<V>), DurableError>
+where
+    V: serde::de::DeserializeOwned,
+{
+    use prost::Message;
+    let (count, mut rest): (u64, _) =
+        postcard::take_from_bytes(bytes).map_err(DurableError::decode)?;
+    let mut read = ReadEntries {
+        entries: Vec::new(),
+        discarded: 0,
+    };
+    for _ in 0..count {
+        let (saved, tail): (SavedEntryOwned<V>, _) =
+            postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
+        rest = tail;
+        if !fits(&saved.value, saved.dims.len()) {
+            read.discarded += 1;
+            continue;
+        }
+        let (attributes, hash, key) = if saved.overflow {
+            (Vec::new(), 0, [0; 2])
+        } else {
+            let Ok(resource) = crate::model::otlp::resource::Resource::decode(&saved.resource[..])
+            else {
+                return Err(DurableError::decode(
+                    "a saved resource is not a protobuf Resource",
+                ));
+            };
+            let attributes = resource.attributes;
+            let hash = resource_hash(&attributes);
+            let dims: Vec<Option<&str>> = saved.dims.iter().map(|d| d.as_deref()).collect();
+            let key = series_key(hash, &dims);
+            (attributes, hash, key)
+        };
+        read.entries.push(ReadEntry {
+            entry: Entry {
+                key,
+                resource: None,
+                dims: saved
+                    .dims
+                    .iter()
+                    .map(|d| d.as_deref().map(Box::from))
+                    .collect(),
+                value: saved.value,
+                start_ns: saved.start_ns,
+                last_ns: saved.last_ns,
+                dirty: true,
+            },
+            overflow: saved.overflow,
+            attributes,
+            hash,
+        });
+    }
+    Ok((rest, read))
+}
+
+/// Puts series read by [`read_entries`] into the (empty) `tables`, each
+/// into `tables[route(resource hash)]` and the overflow series into the
+/// table that keeps it; returns (series restored, series discarded).
+pub fn insert_entries<V, T>(
+    read: ReadEntries<V>,
+    tables: &mut [T],
+    route: impl Fn(u64) -> usize,
+) -> (u64, u64)
+where
+    T: std::ops::DerefMut<Target = Table<V>>,
+{
+    let (mut restored, mut discarded) = (0, read.discarded);
+    if tables.is_empty() {
+        return (0, discarded + read.entries.len() as u64);
+    }
+    let overflow_table = tables.iter().position(|t| t.holds_overflow).unwrap_or(0);
+    let count = tables.len();
+    for ReadEntry {
+        entry,
+        overflow,
+        attributes,
+        hash,
+    } in read.entries
+    {
+        if overflow {
+            let table = &mut tables[overflow_table];
+            table.overflow = Some(entry);
+            table.dirty.push(OVERFLOW);
+            restored += 1;
+            continue;
+        }
+        let table = &mut tables[route(hash) % count];
+        if table.slot_of(entry.key).is_some() || !table.admit() {
+            discarded += 1;
+            continue;
+        }
+        table.insert_loaded(entry, &attributes, hash);
+        restored += 1;
+    }
+    (restored, discarded)
+}
+
+/// [`read_entries`] then [`insert_entries`], for a snapshot of one table
+/// set; gives back the bytes after it, series restored and discarded.
 pub fn load_tables<'b, V, T>(
     bytes: &'b [u8],
     tables: &mut [T],
@@ -730,61 +851,11 @@ where
     V: serde::de::DeserializeOwned,
     T: std::ops::DerefMut<Target = Table<V>>,
 {
-    use prost::Message;
     if tables.is_empty() {
         return Err(DurableError::decode("no table to load into"));
     }
-    let (count, mut rest): (u64, _) =
-        postcard::take_from_bytes(bytes).map_err(DurableError::decode)?;
-    let (mut restored, mut discarded) = (0, 0);
-    let overflow_table = tables.iter().position(|t| t.holds_overflow).unwrap_or(0);
-    for _ in 0..count {
-        let (saved, tail): (SavedEntryOwned<V>, _) =
-            postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
-        rest = tail;
-        if !fits(&saved.value, saved.dims.len()) {
-            discarded += 1;
-            continue;
-        }
-        let entry = Entry {
-            key: [0; 2],
-            resource: None,
-            dims: saved
-                .dims
-                .iter()
-                .map(|d| d.as_deref().map(Box::from))
-                .collect(),
-            value: saved.value,
-            start_ns: saved.start_ns,
-            last_ns: saved.last_ns,
-            dirty: true,
-        };
-        if saved.overflow {
-            let table = &mut tables[overflow_table];
-            table.overflow = Some(entry);
-            table.dirty.push(OVERFLOW);
-            restored += 1;
-            continue;
-        }
-        let Ok(resource) = crate::model::otlp::resource::Resource::decode(&saved.resource[..])
-        else {
-            return Err(DurableError::decode(
-                "a saved resource is not a protobuf Resource",
-            ));
-        };
-        let attributes = resource.attributes;
-        let hash = resource_hash(&attributes);
-        let dims: Vec<Option<&str>> = saved.dims.iter().map(|d| d.as_deref()).collect();
-        let key = series_key(hash, &dims);
-        let count = tables.len();
-        let table = &mut tables[route(hash) % count];
-        if table.slot_of(key).is_some() || !table.admit() {
-            discarded += 1;
-            continue;
-        }
-        table.insert_loaded(Entry { key, ..entry }, &attributes, hash);
-        restored += 1;
-    }
+    let (rest, read) = read_entries(bytes, fits)?;
+    let (restored, discarded) = insert_entries(read, tables, route);
     Ok((rest, restored, discarded))
 }
 

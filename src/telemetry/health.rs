@@ -50,6 +50,9 @@ pub struct HealthCounters {
     pub failed_notifications: u64,
     /// Alert notifications Alertmanager accepted.
     pub sent_notifications: u64,
+    /// State snapshots that could not be written (a restart would lose
+    /// what was learned since the last good one).
+    pub failed_snapshots: u64,
 }
 
 /// Recent samples of [`HealthCounters`].
@@ -128,6 +131,12 @@ impl HealthWindow {
                 "alert delivery: {failed} notifications failed or were dropped, {sent} sent, in the last {minutes} min"
             ));
         }
+        let unsaved = d(|c| c.failed_snapshots);
+        if unsaved > 0 {
+            degraded(format!(
+                "state: {unsaved} snapshots could not be written in the last {minutes} min (a restart would lose what was learned since the last good one)"
+            ));
+        }
         if level == HealthLevel::Ok && !reasons.is_empty() {
             level = HealthLevel::Degraded;
         }
@@ -163,6 +172,23 @@ mod tests {
             w.sample(f64::from(t) * 10.0, trouble);
         }
         assert_eq!(w.assess(true, false, trouble).status, HealthLevel::Ok);
+    }
+
+    #[test]
+    fn a_failed_snapshot_degrades() {
+        let mut w = HealthWindow::default();
+        let calm = HealthCounters::default();
+        w.sample(0.0, calm);
+        let unsaved = HealthCounters {
+            failed_snapshots: 1,
+            ..calm
+        };
+        let r = w.assess(true, false, unsaved);
+        assert_eq!(r.status, HealthLevel::Degraded);
+        assert!(
+            r.reasons[0].contains("1 snapshots could not be written"),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -475,6 +475,7 @@ impl Telemetry {
             failed_notifications: self.notifications(NotificationOutcome::Failed)
                 + self.notifications(NotificationOutcome::Dropped),
             sent_notifications: self.notifications(NotificationOutcome::Sent),
+            failed_snapshots: self.state.lock().values().map(|s| s.snapshots_failed).sum(),
         }
     }
 

@@ -29,7 +29,8 @@ use crate::telemetry::Telemetry;
 
 use super::output::{Output, find_str, now_ns, overflow_attribute, string_attribute};
 use super::table::{
-    OVERFLOW_SHARD, SHARDS, Table, Upserted, canonical_resource, load_tables, save_tables, shard_of,
+    OVERFLOW_SHARD, SHARDS, Table, Upserted, canonical_resource, insert_entries, read_entries,
+    save_tables, shard_of,
 };
 pub use config::LogMetricsConfig;
 use tally::SeverityTally;
@@ -391,16 +392,20 @@ impl crate::pipeline::durable::Durable for LogMetrics {
         snapshot: &[u8],
     ) -> Result<crate::pipeline::durable::Restored, crate::pipeline::durable::DurableError> {
         use crate::pipeline::durable::{DurableError, Restored};
-        let mut shards: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
-        let mut records: Vec<&mut Table<Counts>> =
-            shards.iter_mut().map(|t| &mut t.records).collect();
-        let (rest, a, a_discarded) = load_tables(snapshot, &mut records, shard_of, |_, _| true)?;
-        let mut errors: Vec<&mut Table<Counts>> =
-            shards.iter_mut().map(|t| &mut t.errors).collect();
-        let (rest, b, b_discarded) = load_tables(rest, &mut errors, shard_of, |_, _| true)?;
+        // Both tables are read before either is filled: a snapshot that
+        // fails half-way leaves nothing behind.
+        let (rest, saved_records) = read_entries(snapshot, |_: &Counts, _| true)?;
+        let (rest, saved_errors) = read_entries(rest, |_: &Counts, _| true)?;
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last series"));
         }
+        let mut shards: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
+        let mut records: Vec<&mut Table<Counts>> =
+            shards.iter_mut().map(|t| &mut t.records).collect();
+        let (a, a_discarded) = insert_entries(saved_records, &mut records, shard_of);
+        let mut errors: Vec<&mut Table<Counts>> =
+            shards.iter_mut().map(|t| &mut t.errors).collect();
+        let (b, b_discarded) = insert_entries(saved_errors, &mut errors, shard_of);
         Ok(Restored {
             items: a + b,
             discarded: a_discarded + b_discarded,

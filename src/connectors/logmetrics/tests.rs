@@ -312,6 +312,14 @@ fn every_shard_is_saved_and_restored() {
         capture.clone(),
         Arc::new(Telemetry::new()),
     );
+    // A snapshot with a byte too many is refused whole: nothing of it
+    // is kept (the component starts afresh, as the log says).
+    let mut spoiled = snapshot.clone();
+    spoiled.push(0);
+    assert!(restarted.restore(&spoiled).is_err());
+    let mut empty = Vec::new();
+    restarted.snapshot(&mut empty).unwrap();
+    assert_eq!(empty, [0, 0], "no series in either table");
     let restored = restarted.restore(&snapshot).unwrap();
     assert_eq!((restored.items, restored.discarded), (32, 0));
     // One more error from each: every total continues from its own.

@@ -81,7 +81,7 @@ use crate::telemetry::Telemetry;
 
 use super::explicit::bucket_of;
 use super::output::{Output, now_ns, overflow_attribute, string_attribute};
-use super::table::{Table, Upserted, resource_hash};
+use super::table::{Table, Upserted, insert_entries, read_entries, resource_hash};
 pub use config::{Dimension, ServiceGraphConfig};
 use lookup::Wanted;
 use requests::{Done, Roots, Summed, Sums};
@@ -1081,17 +1081,21 @@ impl crate::pipeline::durable::Durable for ServiceGraph {
         use crate::pipeline::durable::{DurableError, Restored};
         let labels = self.edge_labels.len();
         let buckets = self.bounds.len() + 1;
-        let mut guard = self.series.lock();
-        let state = &mut *guard;
-        let (rest, a, a_discarded) = state.edges.load(snapshot, |e: &EdgeSeries, n| {
+        // Both tables are read before either is filled: a snapshot that
+        // fails half-way leaves nothing behind.
+        let (rest, edges) = read_entries(snapshot, |e: &EdgeSeries, n| {
             (n == labels || n == 0)
                 && e.server.counts.len() == buckets
                 && e.client.counts.len() == buckets
         })?;
-        let (rest, b, b_discarded) = state.spans.load(rest, |_, n| n == 3 || n == 0)?;
+        let (rest, spans) = read_entries(rest, |_, n| n == 3 || n == 0)?;
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last series"));
         }
+        let mut guard = self.series.lock();
+        let state = &mut *guard;
+        let (a, a_discarded) = insert_entries(edges, &mut [&mut state.edges], |_| 0);
+        let (b, b_discarded) = insert_entries(spans, &mut [&mut state.spans], |_| 0);
         Ok(Restored {
             items: a + b,
             discarded: a_discarded + b_discarded,

@@ -1389,6 +1389,15 @@ fn delta_totals_are_restored_and_keep_adding() {
     let mut snapshot = Vec::new();
     e.snapshot(&mut snapshot).unwrap();
 
+    // A snapshot with a byte too many is refused whole: no series of it
+    // is kept.
+    let spoiled = exporter();
+    let mut extra = snapshot.clone();
+    extra.push(0);
+    assert!(spoiled.restore(&extra).is_err());
+    let text = spoiled.render(Format::Text);
+    assert!(!text.contains("jobs_total"), "{text}");
+
     let restarted = exporter();
     let restored = restarted.restore(&snapshot).unwrap();
     assert_eq!(restored.items, 2, "the delta sum and the delta histogram");

@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ratio::RatioGroup;
-use super::{AnalysisProcessor, Slot};
+use super::{AnalysisProcessor, ByIdentity, Slot};
 use crate::analytics::baselines::{Baseline, RateConverter};
 use crate::analytics::forecasts::{ForecastState, SavedForecastState};
 use crate::pipeline::durable::{Durable, DurableError, Restored, append as put};
@@ -146,7 +146,13 @@ impl Durable for AnalysisProcessor {
         let (count, mut rest): (u64, _) =
             postcard::take_from_bytes(snapshot).map_err(DurableError::decode)?;
         let mut outcome = Restored::default();
-        let mut restored = self.restored.lock();
+        // Built aside and taken in only once the whole snapshot has been
+        // read: a snapshot that fails half-way leaves no model behind.
+        let room = self
+            .config
+            .max_series
+            .saturating_sub(self.restored.lock().len());
+        let mut restored = ByIdentity::default();
         for _ in 0..count {
             let (saved, tail): (SavedOwned, _) =
                 postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
@@ -159,7 +165,7 @@ impl Durable for AnalysisProcessor {
                 outcome.discarded += 1;
                 continue;
             };
-            if restored.len() >= self.config.max_series {
+            if restored.len() >= room {
                 outcome.discarded += 1;
                 continue;
             }
@@ -181,6 +187,7 @@ impl Durable for AnalysisProcessor {
                 rest.len()
             )));
         }
+        self.restored.lock().extend(restored);
         Ok(outcome)
     }
 }

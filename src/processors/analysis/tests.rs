@@ -1031,6 +1031,18 @@ fn models_of_another_shape_are_discarded_and_garbage_refused() {
     let mut cut = snapshot.clone();
     cut.truncate(snapshot.len() / 2);
     assert!(processor(vec![rule("queue.depth")]).restore(&cut).is_err());
+
+    // A snapshot that promises one series more than it holds fails after
+    // reading the good one, and that one is not kept either: the
+    // component starts afresh as the log says.
+    assert_eq!(snapshot[0], 1, "one series, its count a one-byte varint");
+    let mut overcounted = snapshot.clone();
+    overcounted[0] = 2;
+    let fresh = processor(vec![rule("queue.depth")]);
+    assert!(fresh.restore(&overcounted).is_err());
+    let mut after = Vec::new();
+    fresh.snapshot(&mut after).expect("snapshot");
+    assert_eq!(after, [0], "no model of the failed snapshot is kept");
 }
 
 /// A series' boxed state stays in jemalloc's 384-byte size class (the

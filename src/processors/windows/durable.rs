@@ -116,13 +116,21 @@ impl Durable for WindowProcessor {
         let (count, mut rest): (u64, _) =
             postcard::take_from_bytes(snapshot).map_err(DurableError::decode)?;
         let mut outcome = Restored::default();
-        let mut streams = self.streams.lock();
+        // Built aside and taken in only once the whole snapshot has been
+        // read: a snapshot that fails half-way leaves no stream (and no
+        // refusal) behind.
+        let room = self
+            .config
+            .max_series
+            .saturating_sub(self.streams.lock().len());
+        let mut streams: Vec<(u64, Box<Stream>)> = Vec::new();
+        let mut refusals: Vec<(u64, f64, String)> = Vec::new();
         for _ in 0..count {
             let (saved, tail): (SavedOwned, _) =
                 postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
             rest = tail;
             let stats = match self.empty.restore(saved.stats) {
-                Some(stats) if streams.len() < self.config.max_series => stats,
+                Some(stats) if streams.len() < room => stats,
                 _ => {
                     outcome.discarded += 1;
                     continue;
@@ -146,7 +154,7 @@ impl Durable for WindowProcessor {
                 Ok(stream) => stream,
                 Err(why) => {
                     let now_secs = saved.last_seen_ms as f64 / 1000.0;
-                    self.refused.refuse(saved.hash, now_secs, &why);
+                    refusals.push((saved.hash, now_secs, why.to_string()));
                     outcome.discarded += 1;
                     continue;
                 }
@@ -154,11 +162,15 @@ impl Durable for WindowProcessor {
             stream.last_seen_ms = saved.last_seen_ms;
             stream.raw_values = saved.raw_values;
             stream.last_histogram = saved.last_histogram;
-            streams.insert(saved.hash, Box::new(stream));
+            streams.push((saved.hash, Box::new(stream)));
             outcome.items += 1;
         }
         if !rest.is_empty() {
             return Err(DurableError::decode("bytes after the last stream"));
+        }
+        self.streams.lock().extend(streams);
+        for (hash, now_secs, why) in refusals {
+            self.refused.refuse(hash, now_secs, &why);
         }
         Ok(outcome)
     }

@@ -558,6 +558,14 @@ fn restored_windows_report_what_was_saved() {
         points(&evaluated(&restored, T0 + 3000))
     );
 
+    // One stream more promised than held: the good one is not kept.
+    assert_eq!(snapshot[0], 1, "one stream, its count a one-byte varint");
+    let mut overcounted = snapshot.clone();
+    overcounted[0] = 2;
+    let (fresh, _) = processor(config());
+    assert!(fresh.restore(&overcounted).is_err());
+    assert_eq!(fresh.series(), 0, "a failed snapshot leaves no stream");
+
     let (other, _) = processor(WindowsConfig {
         windows: vec![HumanDuration::secs(60)],
         ..Default::default()

@@ -160,9 +160,9 @@ impl SeriesStore {
     pub fn restore_accumulated(&self, bytes: &[u8]) -> Result<(u64, u64), DurableError> {
         let (families, mut rest): (u64, _) =
             postcard::take_from_bytes(bytes).map_err(DurableError::decode)?;
-        let (mut restored, mut discarded) = (0u64, 0u64);
-        let mut labels = LabelSet::new();
-        let now = self.now_tick();
+        // Everything is read before anything is stored: a snapshot that
+        // fails half-way leaves no series behind.
+        let mut read = Vec::new();
         for _ in 0..families {
             let (family, tail): (SavedFamily, _) =
                 postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
@@ -174,6 +174,15 @@ impl SeriesStore {
                 rest = tail;
                 series.push(saved);
             }
+            read.push((family, series));
+        }
+        if !rest.is_empty() {
+            return Err(DurableError::decode("bytes after the last family"));
+        }
+        let (mut restored, mut discarded) = (0u64, 0u64);
+        let mut labels = LabelSet::new();
+        let now = self.now_tick();
+        for (family, series) in read {
             let Some(kind) = kind_of(family.kind) else {
                 discarded += series.len() as u64;
                 continue;
@@ -215,9 +224,6 @@ impl SeriesStore {
                 }
                 Err(_) => discarded += family.series,
             }
-        }
-        if !rest.is_empty() {
-            return Err(DurableError::decode("bytes after the last family"));
         }
         Ok((restored, discarded))
     }
