@@ -13,6 +13,7 @@ pub mod label_block;
 pub mod observation;
 pub mod otlp;
 pub mod prefetch;
+pub mod prometheus_label;
 pub mod prometheus_name;
 pub mod recommendation;
 pub mod spare;

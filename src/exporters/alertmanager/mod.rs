@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::model::prometheus_label::sanitize_label_into;
 use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::pipeline::Shutdown;
 use crate::pipeline::query::AlertsQuery;
@@ -66,16 +67,40 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A Prometheus-safe label name: `service.name` → `service_name`.
-fn label_name(key: &str) -> String {
-    let mut s: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() {
-        s.insert(0, '_');
+/// Whether `key` is a label name Prometheus and Alertmanager accept
+/// (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn is_label_name(key: &str) -> bool {
+    key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A series' attributes as alert labels, named as `/metrics` names them
+/// (`service.name` → `service_name`, `1st` → `key_1st`): two keys that
+/// make the same name join their values with `;` in key order, as the
+/// exporter does, rather than one silently replacing the other.
+fn alert_labels(attributes: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    let mut name = String::new();
+    for (key, value) in attributes {
+        if value.is_empty() {
+            continue;
+        }
+        name.clear();
+        sanitize_label_into(key, &mut name);
+        if name.is_empty() {
+            continue;
+        }
+        match labels.get_mut(&name) {
+            Some(joined) => {
+                joined.push(';');
+                joined.push_str(value);
+            }
+            None => {
+                labels.insert(name.clone(), value.clone());
+            }
+        }
     }
-    s
+    labels
 }
 
 impl Alerting {
@@ -150,12 +175,7 @@ impl Alerting {
                 }
                 _ => continue,
             };
-            let mut labels: BTreeMap<String, String> = BTreeMap::new();
-            for (k, v) in &r.labels {
-                if !v.is_empty() {
-                    labels.insert(label_name(k), v.clone());
-                }
-            }
+            let mut labels = alert_labels(&r.labels);
             let service = r
                 .labels
                 .get("service.name")
@@ -300,7 +320,7 @@ impl AlertsQuery for Alerting {
     ) -> Result<Alert, AlertError> {
         let now = now_secs();
         for k in labels.keys().chain(annotations.keys()) {
-            if label_name(k) != *k || k.starts_with("__") {
+            if !is_label_name(k) || k.starts_with("__") {
                 return Err(AlertError::Invalid(format!(
                     "{k:?} is not a valid label or annotation name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
                 )));

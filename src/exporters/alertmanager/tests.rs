@@ -127,8 +127,31 @@ fn manual_alerts_are_checked_created_and_resolved() {
 }
 
 #[test]
-fn label_names_are_made_prometheus_safe() {
-    assert_eq!(label_name("service.name"), "service_name");
-    assert_eq!(label_name("9lives"), "_9lives");
-    assert_eq!(label_name("ok_name"), "ok_name");
+fn label_names_are_made_prometheus_safe_as_on_metrics() {
+    let attributes: BTreeMap<String, String> = [
+        ("service.name", "cart"),
+        ("9lives", "x"),
+        ("ok_name", "y"),
+        ("http.method", "GET"),
+        ("http_method", "POST"),
+        ("名前", "z"),
+        ("empty", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let labels = alert_labels(&attributes);
+    let want: BTreeMap<String, String> = [
+        ("service_name", "cart"),
+        ("key_9lives", "x"),
+        ("ok_name", "y"),
+        ("http_method", "GET;POST"),
+        ("_", "z"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(labels, want);
+    assert!(is_label_name("_") && is_label_name("a_1") && !is_label_name("1a"));
+    assert!(!is_label_name("a.b") && !is_label_name(""));
 }

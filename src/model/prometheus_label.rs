@@ -1,10 +1,13 @@
 //! Label names: every run of characters outside `[a-zA-Z0-9]` becomes one
-//! `_`, and a name starting with a digit gets `key_` in front. That is the
+//! `_`, a name starting with a digit gets `key_` in front, and a key with
+//! no letter or digit at all is `_`. That is the
 //! OTel specification's rule; otlptranslator's label namer keeps runs of
-//! `_` and puts `key` before one leading `_` (docs/METRICS.md).
+//! `_` and puts `key` before one leading `_` (docs/METRICS.md). Shared by
+//! the exporter and by the alerts, whose labels match the series'.
 
 /// Writes the Prometheus label name for an attribute key into `out`.
-/// Writes nothing when no valid label can be made (empty or all `_`),
+/// A key with no letter or digit (`ようこそ`, `__`) becomes `_`, so its
+/// values still keep series apart; only the empty key writes nothing,
 /// which drops the label.
 pub fn sanitize_label_into(key: &str, out: &mut String) {
     let start = out.len();
@@ -46,8 +49,7 @@ fn is_already_valid(key: &str) -> bool {
 
 fn finish(out: &mut String, start: usize) {
     let label = &out[start..];
-    if label.is_empty() || label.bytes().all(|b| b == b'_') {
-        out.truncate(start);
+    if label.is_empty() {
         return;
     }
     if label.starts_with(|c: char| c.is_ascii_digit()) {
@@ -102,8 +104,9 @@ mod tests {
         for (key, want) in cases {
             assert_eq!(sanitize(key), want, "key {key:?}");
         }
-        assert_eq!(sanitize("ようこそ"), "");
+        assert_eq!(sanitize("ようこそ"), "_");
         assert_eq!(sanitize(""), "");
-        assert_eq!(sanitize("__"), "");
+        assert_eq!(sanitize("__"), "_");
+        assert_eq!(sanitize("名 前"), "_");
     }
 }
