@@ -561,9 +561,12 @@ fn exponential_buckets_past_the_largest_float_fold_into_inf() {
         .iter()
         .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
         .collect();
-    assert_eq!(les, vec!["-1", "0", "+Inf"], "{text}");
+    // The positive bucket (1, 2^1024] keeps its finite lower edge; the
+    // negative ones' lowest edge (-2^2048) is not finite.
+    assert_eq!(les, vec!["-1", "0", "1", "+Inf"], "{text}");
     assert!(text.contains(&line_le("huge_bucket", "-1", "2")), "{text}");
     assert!(text.contains(&line_le("huge_bucket", "0", "3")), "{text}");
+    assert!(text.contains(&line_le("huge_bucket", "1", "3")), "{text}");
     assert!(
         text.contains(&line_le("huge_bucket", "+Inf", "5")),
         "{text}"
@@ -605,6 +608,9 @@ fn exponential_histograms_become_classic_buckets() {
         "{text}"
     );
     assert!(text.contains(&line_le(name, "0", "1")), "{text}");
+    // The first bucket's lower edge is a bound: histogram_quantile
+    // interpolates inside (1, 2], not over (0, 2].
+    assert!(text.contains(&line_le(name, "1", "1")), "{text}");
     assert!(text.contains(&line_le(name, "2", "2")), "{text}");
     assert!(text.contains(&line_le(name, "4", "4")), "{text}");
     assert!(text.contains(&line_le(name, "+Inf", "4")), "{text}");

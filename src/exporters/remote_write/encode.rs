@@ -231,7 +231,7 @@ impl<'a> RequestEncoder<'a> {
         series.push(tag(2, LEN));
         put_varint(sample_len as u64, series);
         series.push(tag(1, FIXED64));
-        series.extend_from_slice(&value.to_le_bytes());
+        series.extend_from_slice(&wire_value(value).to_le_bytes());
         series.push(tag(2, VARINT));
         put_varint(ts, series);
         put_bytes_field(1, &self.series, &mut self.request);
@@ -298,6 +298,22 @@ impl Exposition for RequestEncoder<'_> {
     }
 
     fn exemplar(&mut self, _exemplar: &StoredExemplar) {}
+}
+
+/// Prometheus's ordinary NaN (`value.NormalNaN`).
+const NORMAL_NAN: u64 = 0x7ff8_0000_0000_0001;
+
+/// A sample's value as sent: every NaN becomes Prometheus's ordinary
+/// NaN, so a sender's NaN that happens to carry the bits of the
+/// staleness marker (`0x7ff0000000000002`) does not end the series in
+/// the storage. A scrape of `/metrics` reads such a value as an ordinary
+/// `NaN` too.
+fn wire_value(value: f64) -> f64 {
+    if value.is_nan() {
+        f64::from_bits(NORMAL_NAN)
+    } else {
+        value
+    }
 }
 
 #[cfg(test)]
@@ -499,6 +515,36 @@ mod tests {
             .map(|ts| ts.samples[0].value)
             .collect();
         assert_eq!(values, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    /// A NaN carrying the staleness marker's bits goes out as an ordinary
+    /// NaN; other values keep their bits.
+    #[test]
+    fn no_sample_is_sent_as_a_staleness_marker() {
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let mut batches = Vec::new();
+        let mut ready = |b: Batch| batches.push(b);
+        let mut enc = RequestEncoder::new(1, 10, false, &[], &mut ready);
+        for (i, v) in [stale, f64::NAN, -0.0, 1.5].into_iter().enumerate() {
+            let block = format!("i=\"{i}\"");
+            enc.sample("m", "", LabelText::whole(&block), None, v);
+        }
+        enc.flush();
+        drop(enc);
+        let bits: Vec<u64> = batches
+            .iter()
+            .flat_map(|b| decode(b).timeseries)
+            .map(|ts| ts.samples[0].value.to_bits())
+            .collect();
+        assert_eq!(
+            bits,
+            vec![
+                NORMAL_NAN,
+                NORMAL_NAN,
+                (-0.0f64).to_bits(),
+                1.5f64.to_bits()
+            ]
+        );
     }
 
     /// A collection walks what `/metrics` serves, the gauges processors

@@ -411,3 +411,38 @@ fn exemplars_are_kept_for_the_slots_that_had_one() {
     assert_eq!(state.exemplar(1).map(|e| e.time_ns), Some(5));
     assert_eq!(state.exemplars.as_ref().map_or(0, |e| e.len()), 1);
 }
+
+/// Each side's first bucket has its lower edge as a bound, so
+/// `histogram_quantile` interpolates inside it: [-4, -2) and [-2, -1)
+/// below zero, the zero bucket, then (2, 4] and (4, 8] above.
+#[test]
+fn classic_buckets_bound_each_sides_first_bucket_below() {
+    use super::value::{Buckets, ExponentialHistogram};
+    let h = ExponentialHistogram {
+        scale: 0,
+        zero_threshold: 0.0,
+        zero_count: 1,
+        positive: Buckets {
+            offset: 1,
+            counts: vec![2, 3],
+        },
+        negative: Buckets {
+            offset: 0,
+            counts: vec![4, 5],
+        },
+        count: 15,
+        sum: None,
+    };
+    assert_eq!(
+        h.classic_buckets(),
+        vec![
+            (-4.0, 0),
+            (-2.0, 5),
+            (-1.0, 9),
+            (0.0, 10),
+            (2.0, 10),
+            (4.0, 12),
+            (8.0, 15)
+        ]
+    );
+}

@@ -468,15 +468,25 @@ impl ExponentialHistogram {
     /// cumulative count), ascending, without the final `+Inf`. Every bound
     /// is finite: a bucket whose edge overflows (at scale -10 every bucket
     /// above 1 does) is counted in the next finite bound, or in `+Inf`,
-    /// so no `le` is written twice.
+    /// so no `le` is written twice. The lower edge of the first bucket on
+    /// each side is a bound too (holding what lies below it), so
+    /// `histogram_quantile` interpolates inside that bucket rather than
+    /// from zero.
     pub fn classic_buckets(&self) -> Vec<(f64, u64)> {
         let base_log2 = (-self.scale as f64).exp2();
         let bound = |index: i32| (index as f64 * base_log2).exp2();
         let mut out =
-            Vec::with_capacity(self.positive.counts.len() + self.negative.counts.len() + 1);
+            Vec::with_capacity(self.positive.counts.len() + self.negative.counts.len() + 3);
         let mut running = 0u64;
         // Negative bucket i holds values in [-base^(i+1), -base^i): walk from
-        // the most negative upward.
+        // the most negative upward, from its lower edge.
+        let negatives = self.negative.counts.len() as i32;
+        if negatives > 0 {
+            let lowest = -bound(self.negative.offset.saturating_add(negatives));
+            if lowest.is_finite() {
+                out.push((lowest, 0));
+            }
+        }
         for (i, count) in self.negative.counts.iter().enumerate().rev() {
             running = running.saturating_add(*count);
             let edge = -bound(self.negative.offset + i as i32);
@@ -486,6 +496,12 @@ impl ExponentialHistogram {
         }
         running = running.saturating_add(self.zero_count);
         out.push((self.zero_threshold, running));
+        if !self.positive.counts.is_empty() {
+            let lowest = bound(self.positive.offset);
+            if lowest > self.zero_threshold && lowest.is_finite() {
+                out.push((lowest, running));
+            }
+        }
         for (i, count) in self.positive.counts.iter().enumerate() {
             running = running.saturating_add(*count);
             let edge = bound(self.positive.offset + i as i32 + 1);
