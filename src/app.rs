@@ -546,9 +546,17 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// What `streamgate validate` checks beyond the file itself: every
-/// configured TLS certificate, key and client CA loads.
-pub fn check_files(config: &Config) -> Result<(), otlp::tls::TlsError> {
+/// What `streamgate validate` checks beyond the file itself, as the
+/// start would: every configured TLS certificate, key and client CA
+/// loads, and the exporters' endpoints, headers and client TLS files
+/// make a target (nothing is sent).
+pub fn check_files(config: &Config) -> Result<(), AppError> {
+    if config.otlp_exporter.enabled() {
+        crate::exporters::otlp::target(&config.otlp_exporter, "/v1/metrics")?;
+    }
+    if config.remote_write.enabled() {
+        crate::exporters::remote_write::target(&config.remote_write)?;
+    }
     let otlp = [
         ("receivers.otlp.grpc.tls", &config.otlp.grpc),
         ("receivers.otlp.http.tls", &config.otlp.http),

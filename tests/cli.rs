@@ -204,6 +204,53 @@ fn validate_checks_tls_files() {
     );
 }
 
+/// `validate` refuses what the start would refuse in the exporters: a
+/// URL without a host, a header that HTTP cannot carry, a client TLS file
+/// that is not there; each is exit code 2 naming the config key.
+#[test]
+fn validate_builds_the_exporters_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let cases = [
+        (
+            "exporters:\n  remote_write:\n    url: \"http://\"\n",
+            "exporters.remote_write.url",
+        ),
+        (
+            "exporters:\n  remote_write:\n    url: http://127.0.0.1:9/api/v1/write\n    headers:\n      \"bad header\": x\n",
+            "exporters.remote_write.headers",
+        ),
+        (
+            "exporters:\n  otlp:\n    endpoint: http://127.0.0.1:9\n    headers:\n      x-token: \"a\\nb\"\n",
+            "exporters.otlp.headers",
+        ),
+        (
+            "exporters:\n  otlp:\n    endpoint: https://127.0.0.1:9\n    tls:\n      ca_file: /nonexistent/ca.pem\n",
+            "/nonexistent/ca.pem",
+        ),
+    ];
+    for (config, named) in cases {
+        std::fs::write(&path, config).unwrap();
+        let out = streamgate(&["validate", "--config", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{config}: {err}");
+        assert!(err.contains(named), "{config}: {err}");
+    }
+    // The same exporters, well configured, are valid.
+    std::fs::write(
+        &path,
+        "exporters:\n  remote_write:\n    url: http://127.0.0.1:9/api/v1/write\n    headers:\n      x-scope-orgid: team-a\n  otlp:\n    endpoint: http://127.0.0.1:9\n",
+    )
+    .unwrap();
+    let out = streamgate(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `runtime.worker_threads` sets how many threads serve requests: the
 /// runtime reports it on /metrics and in the start line, and it still
 /// ingests. A bad `TOKIO_WORKER_THREADS` is exit code 2 with the reason,

@@ -165,33 +165,7 @@ impl OtlpForwarder {
             .into_iter()
             .flatten()
         {
-            let mut headers = vec![
-                (
-                    "content-type".to_string(),
-                    "application/x-protobuf".to_string(),
-                ),
-                (
-                    "user-agent".to_string(),
-                    format!("streamgate/{}", env!("CARGO_PKG_VERSION")),
-                ),
-            ];
-            if cfg.compression == Compression::Gzip {
-                headers.push(("content-encoding".into(), "gzip".into()));
-            }
-            headers.extend(cfg.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let url = format!("{}{}", cfg.endpoint.trim_end_matches('/'), forwarder.path);
-            let target = HttpTarget::new(TargetSettings {
-                key: "exporters.otlp",
-                url: &url,
-                timeout: cfg.timeout.get(),
-                headers,
-                bearer_token: &cfg.bearer_token,
-                basic_auth_username: &cfg.basic_auth_username,
-                basic_auth_password: &cfg.basic_auth_password,
-                tls: &cfg.tls,
-                gzip: cfg.compression == Compression::Gzip,
-                retryable: otlp_retryable,
-            })?;
+            let target = target(cfg, forwarder.path)?;
             let retry = RetrySettings {
                 min_backoff: cfg.min_backoff.get(),
                 max_backoff: cfg.max_backoff.get(),
@@ -208,6 +182,7 @@ impl OtlpForwarder {
                 // The sender drains after the timer's last flush.
                 Some(flushed.subscribe()),
             )));
+            let url = format!("{}{}", cfg.endpoint.trim_end_matches('/'), forwarder.path);
             tracing::info!(url = %url, "forwarding {} over OTLP/HTTP", forwarder.delivery.signal());
         }
         let this = self.clone();
@@ -264,4 +239,37 @@ impl LogsConsumer for OtlpForwarder {
         }
         Ok(Consumed::all())
     }
+}
+
+/// The endpoint of one signal (`path`: `/v1/traces`, …), with the
+/// protocol's headers and the user's; [`crate::app::check_files`] builds
+/// it too, so `validate` refuses what the start would.
+pub fn target(cfg: &OtlpExporterConfig, path: &str) -> Result<HttpTarget, DeliveryError> {
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/x-protobuf".to_string(),
+        ),
+        (
+            "user-agent".to_string(),
+            format!("streamgate/{}", env!("CARGO_PKG_VERSION")),
+        ),
+    ];
+    if cfg.compression == Compression::Gzip {
+        headers.push(("content-encoding".into(), "gzip".into()));
+    }
+    headers.extend(cfg.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let url = format!("{}{}", cfg.endpoint.trim_end_matches('/'), path);
+    HttpTarget::new(TargetSettings {
+        key: "exporters.otlp",
+        url: &url,
+        timeout: cfg.timeout.get(),
+        headers,
+        bearer_token: &cfg.bearer_token,
+        basic_auth_username: &cfg.basic_auth_username,
+        basic_auth_password: &cfg.basic_auth_password,
+        tls: &cfg.tls,
+        gzip: cfg.compression == Compression::Gzip,
+        retryable: otlp_retryable,
+    })
 }

@@ -46,15 +46,10 @@ pub struct RemoteWrite {
     defaults: Vec<(String, String)>,
 }
 
-/// Starts collecting and sending; `None` when no URL is configured.
-pub fn start(
-    config: &RemoteWriteConfig,
-    exporter: Arc<PrometheusExporter>,
-    shutdown: Shutdown,
-) -> Result<Option<Vec<tokio::task::JoinHandle<()>>>, DeliveryError> {
-    if !config.enabled() {
-        return Ok(None);
-    }
+/// The endpoint with the protocol's headers and the user's;
+/// [`crate::app::check_files`] builds it too, so `validate` refuses what
+/// the start would.
+pub fn target(config: &RemoteWriteConfig) -> Result<HttpTarget, DeliveryError> {
     let mut headers: Vec<(String, String)> = PROTOCOL_HEADERS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -64,7 +59,7 @@ pub fn start(
         format!("streamgate/{}", env!("CARGO_PKG_VERSION")),
     ));
     headers.extend(config.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let target = HttpTarget::new(TargetSettings {
+    HttpTarget::new(TargetSettings {
         key: "exporters.remote_write",
         url: &config.url,
         timeout: config.timeout.get(),
@@ -75,7 +70,19 @@ pub fn start(
         tls: &config.tls,
         gzip: false,
         retryable: delivery::retry_429_and_5xx,
-    })?;
+    })
+}
+
+/// Starts collecting and sending; `None` when no URL is configured.
+pub fn start(
+    config: &RemoteWriteConfig,
+    exporter: Arc<PrometheusExporter>,
+    shutdown: Shutdown,
+) -> Result<Option<Vec<tokio::task::JoinHandle<()>>>, DeliveryError> {
+    if !config.enabled() {
+        return Ok(None);
+    }
+    let target = target(config)?;
     let telemetry = exporter.telemetry().clone();
     let queue = Arc::new(BatchQueue::new(
         config.queue_size.bytes() as usize,
