@@ -177,6 +177,20 @@ impl RawConfig {
         }
         self.exporters.alertmanager.validate().map_err(invalid)?;
         self.exporters.pprof.validate().map_err(invalid)?;
+        let pprof_token = self.exporters.pprof.access_token.expose();
+        if !pprof_token.is_empty()
+            && self.server.auth.is_enabled()
+            && !self
+                .server
+                .auth
+                .bearer_tokens
+                .iter()
+                .any(|t| t.expose() == pprof_token)
+        {
+            return Err(invalid(
+                "exporters.pprof.access_token and server.auth both guard /debug/pprof, and a request carries one Authorization header, so none could pass both: leave access_token empty (server.auth then guards the profiles) or make it one of server.auth.bearer_tokens (only that token then reads them)".into(),
+            ));
+        }
         self.connectors.spanmetrics.validate().map_err(invalid)?;
         self.connectors.servicegraph.validate().map_err(invalid)?;
         self.connectors.logmetrics.validate().map_err(invalid)?;

@@ -92,3 +92,27 @@ fn a_server_block_without_endpoint_keeps_the_standard_port() {
     .to_string();
     assert!(err.contains("did you mean `endpoint`"), "{err}");
 }
+
+/// `/debug/pprof` behind both `server.auth` and its own token is refused
+/// at load unless the token is one of the server's bearer tokens: one
+/// `Authorization` header cannot carry two credentials.
+#[test]
+fn a_pprof_token_no_request_could_present_is_refused() {
+    let server = "server:\n  auth:\n    bearer_tokens: [\"server-token-0123456789\"]\n";
+    let pprof = |token: &str| format!("exporters:\n  pprof:\n    access_token: \"{token}\"\n");
+    let err = Config::from_yaml(
+        &format!("{server}{}", pprof("profiles-token-0123456789")),
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("exporters.pprof.access_token"), "{err}");
+    assert!(err.contains("server.auth"), "{err}");
+    for fine in [
+        format!("{server}{}", pprof("server-token-0123456789")),
+        pprof("profiles-token-0123456789"),
+        server.to_string(),
+    ] {
+        Config::from_yaml(&fine, "t.yaml").unwrap_or_else(|e| panic!("{fine}: {e}"));
+    }
+}
