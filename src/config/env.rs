@@ -1,6 +1,11 @@
 //! `${env:VAR}` substitution in the config text, before it is parsed.
 //!
-//! References inside YAML comments are left alone.
+//! References inside YAML comments are left alone. A value substituted
+//! inside a quoted scalar is escaped for that quoting (`"` and `\\` in
+//! double quotes, `'` in single quotes), so a secret reaches the config
+//! exactly as the variable holds it; a plain (unquoted) reference is
+//! read as YAML, as in the OTel Collector (`port: ${env:PORT}` is a
+//! number).
 //!
 //! Forms: `${env:VAR}`, `${env:VAR:-default}` (default when unset or
 //! empty), and `$$` for a literal `$`. A reference to an unset variable
@@ -17,7 +22,7 @@ pub fn substitute(
 ) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    for pos in reference_positions(text) {
+    for (pos, quoting) in reference_positions(text) {
         if pos < copied {
             continue; // inside a reference already replaced, or after `$$`
         }
@@ -62,39 +67,97 @@ pub fn substitute(
                 )));
             }
         };
-        out.push_str(&value);
+        push_quoted(&value, quoting, &mut out);
         copied = pos + 2 + end + 1;
     }
     out.push_str(&text[copied..]);
     Ok(out)
 }
 
-/// Positions of every `$` that is not inside a YAML comment.
-fn reference_positions(text: &str) -> Vec<usize> {
+/// The scalar a reference sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    Plain,
+    Double,
+    Single,
+}
+
+/// Appends `value` as it must be written inside `quoting` to read back
+/// as itself.
+fn push_quoted(value: &str, quoting: Quoting, out: &mut String) {
+    match quoting {
+        Quoting::Plain => out.push_str(value),
+        Quoting::Single => out.push_str(&value.replace('\'', "''")),
+        Quoting::Double => {
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    '\r' => out.push_str("\\r"),
+                    c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+}
+
+/// Positions of every `$` that is not inside a YAML comment, with the
+/// scalar it sits in. A quote opens a quoted scalar only where a scalar
+/// may begin (after `: `, `- `, `[`, `{`, `,` or at the start of a line),
+/// so the apostrophe of `don't` in a plain value or a comment opens
+/// nothing.
+fn reference_positions(text: &str) -> Vec<(usize, Quoting)> {
     let mut positions = Vec::new();
     let mut quote: Option<char> = None;
     let mut in_comment = false;
     let mut previous = '\n';
-    for (i, c) in text.char_indices() {
+    // The last character before this one that is not a space or tab.
+    let mut last_solid = '\n';
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         if c == '\n' {
             quote = None;
             in_comment = false;
         } else if in_comment {
             // comment text is copied as it is
         } else if let Some(q) = quote {
+            if q == '"' && c == '\\' {
+                // An escape: the next character is part of the value.
+                chars.next();
+                previous = c;
+                continue;
+            }
             if c == q {
-                quote = None;
+                if q == '\'' && chars.peek().map(|&(_, n)| n) == Some('\'') {
+                    chars.next(); // `''` is a quote inside single quotes
+                } else {
+                    quote = None;
+                }
             } else if c == '$' {
-                positions.push(i);
+                let quoting = if q == '"' {
+                    Quoting::Double
+                } else {
+                    Quoting::Single
+                };
+                positions.push((i, quoting));
             }
         } else if c == '#' && previous.is_whitespace() {
             in_comment = true;
-        } else if c == '"' || c == '\'' {
+        } else if (c == '"' || c == '\'')
+            && (previous.is_whitespace() || matches!(previous, '[' | '{' | ','))
+            && matches!(last_solid, '\n' | ':' | '-' | '[' | '{' | ',' | '?')
+        {
             quote = Some(c);
         } else if c == '$' {
-            positions.push(i);
+            positions.push((i, Quoting::Plain));
         }
         previous = c;
+        if c != ' ' && c != '\t' {
+            last_solid = c;
+        }
     }
     positions
 }
@@ -123,6 +186,51 @@ mod tests {
         let text = "# use ${env:NAME}\na: x # ${env:NOPE}\nb: \"#${env:PORT}\"";
         let out = substitute(text, "t.yaml", env).unwrap();
         assert_eq!(out, "# use ${env:NAME}\na: x # ${env:NOPE}\nb: \"#9999\"");
+    }
+
+    /// A secret reaches the config as the variable holds it, whatever
+    /// quoting the reference sits in.
+    #[test]
+    fn quoted_references_read_back_as_the_variable_holds_them() {
+        let secret = "p\"a'ss\\word\nnext\t#1";
+        let lookup = |n: &str| (n == "SECRET").then(|| secret.to_string());
+        for text in [
+            "a:\n  b: \"${env:SECRET}\"\n",
+            "a:\n  b: '${env:SECRET}'\n",
+            "a:\n  b: \"x\\\"${env:SECRET}\"\n",
+            "a:\n  b: 'it''s ${env:SECRET}'\n",
+            "a:\n  - \"${env:SECRET}\"\n",
+            "a: [\"${env:SECRET}\"]\n",
+        ] {
+            let out = substitute(text, "t.yaml", lookup).unwrap();
+            let parsed: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(&out).unwrap_or_else(|e| panic!("{text}: {out}: {e}"));
+            let value = match &parsed["a"] {
+                serde_yaml_ng::Value::Sequence(items) => items[0].as_str().map(str::to_string),
+                other => other["b"].as_str().map(str::to_string),
+            }
+            .unwrap_or_default();
+            let single_folds = text.contains('\'');
+            if single_folds {
+                // Single quotes cannot hold a line break (it folds to a
+                // space) or a tab escape; the rest is exact.
+                assert!(
+                    value.ends_with(&secret.replace('\n', " ")),
+                    "{text}: {value:?}"
+                );
+            } else {
+                assert!(value.ends_with(secret), "{text}: {value:?}");
+            }
+        }
+    }
+
+    /// An apostrophe in a plain value or a comment opens no quote: the
+    /// comment after it is still a comment.
+    #[test]
+    fn an_apostrophe_inside_a_word_opens_no_quote() {
+        let text = "a: don't # it's ${env:NOPE}\nb: ${env:PORT}\n";
+        let out = substitute(text, "t.yaml", env).unwrap();
+        assert_eq!(out, "a: don't # it's ${env:NOPE}\nb: 9999\n");
     }
 
     #[test]
