@@ -67,9 +67,11 @@ enum Command {
     /// GET a health endpoint once (for container health checks): exit 0
     /// on a 2xx answer, 1 otherwise.
     Healthcheck {
-        /// The endpoint (plain HTTP).
-        #[arg(long, default_value = "http://127.0.0.1:9464/readyz")]
-        url: String,
+        /// The endpoint to GET (http:// or https://); without it,
+        /// `/readyz` on the config's `server.endpoint` (https when
+        /// `server.tls` is set; a wildcard address is asked on loopback).
+        #[arg(long)]
+        url: Option<String>,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 5)]
         timeout: u64,
@@ -123,6 +125,16 @@ fn main() -> ExitCode {
             loadgen(args)
         }
         Command::Healthcheck { url, timeout } => {
+            let url = match url {
+                Some(url) => url,
+                None => match load_config(cli.config.as_deref()) {
+                    Ok(config) => app::probe::readyz_url(&config.server),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             match app::probe::probe(&url, std::time::Duration::from_secs(timeout)) {
                 Ok(status) => {
                     println!("{url}: {status}");

@@ -83,6 +83,28 @@ fn healthcheck_answers_for_a_live_collector_and_fails_for_a_dead_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
     let out = streamgate(&["healthcheck", "--url", &collector.url("/nonexistent")]);
     assert_eq!(out.status.code(), Some(1), "a 404 is not healthy");
+
+    // Without --url, the config's admin endpoint is asked; a config that
+    // cannot be read is exit code 2.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  endpoint: 127.0.0.1:{}\n",
+            collector.admin.port()
+        ),
+    )
+    .unwrap();
+    let out = streamgate(&["--config", config.to_str().unwrap(), "healthcheck"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&config, "server:\n  endpont: 127.0.0.1:1\n").unwrap();
+    let out = streamgate(&["--config", config.to_str().unwrap(), "healthcheck"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// The compose stack: `docker-compose config` accepts it, every file it

@@ -483,6 +483,43 @@ fn prometheus_scrapes_the_admin_server_over_https_with_a_token() {
         "plaintext to the HTTPS admin server: {plain:?}"
     );
 
+    // `streamgate healthcheck` reads the admin endpoint from the config:
+    // https because of `server.tls`, loopback for a wildcard address.
+    let probe_config = dir.path().join("probe.yaml");
+    let tls_block: String = pki
+        .server_yaml(false)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    std::fs::write(
+        &probe_config,
+        format!(
+            "server:\n  endpoint: 0.0.0.0:{}\n{tls_block}",
+            c.admin.port()
+        ),
+    )
+    .expect("probe config");
+    let probe = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["healthcheck", "--config"])
+        .arg(&probe_config)
+        .output()
+        .expect("run healthcheck");
+    let said = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe.status.success() && said.starts_with("https://127.0.0.1:"),
+        "{said}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let probe = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["healthcheck", "--url", &format!("{base}/nonexistent")])
+        .output()
+        .expect("run healthcheck");
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "a 401 over https is not healthy"
+    );
+
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, ADMIN_TOKEN).expect("token file");
     let config = format!(
