@@ -1105,17 +1105,23 @@ struct ResourceIdentity {
 }
 
 impl ResourceIdentity {
+    /// A key given twice counts by its first occurrence, as the
+    /// Collector's attribute maps and the span and log connectors read it.
     fn of(resource: Option<&ResourceView<'_>>) -> Self {
         let mut name = None;
         let mut namespace = None;
         let mut instance = None;
+        let mut seen = [false; 3];
         for kv in resource.iter().flat_map(|r| r.attributes.iter()) {
-            let slot = match kv.key {
-                SERVICE_NAME => &mut name,
-                SERVICE_NAMESPACE => &mut namespace,
-                SERVICE_INSTANCE_ID => &mut instance,
+            let (slot, at) = match kv.key {
+                SERVICE_NAME => (&mut name, 0),
+                SERVICE_NAMESPACE => (&mut namespace, 1),
+                SERVICE_INSTANCE_ID => (&mut instance, 2),
                 _ => continue,
             };
+            if std::mem::replace(&mut seen[at], true) {
+                continue;
+            }
             let mut text = String::new();
             write_any_view(&kv.value, &mut text);
             *slot = Some(text).filter(|t| !t.is_empty());

@@ -854,6 +854,26 @@ fn resource_becomes_job_instance_and_target_info() {
     );
 }
 
+/// A resource that names its service twice is read by the first
+/// occurrence, as the span and log connectors and the Collector read it.
+#[test]
+fn a_service_named_twice_is_named_by_the_first() {
+    let e = exporter();
+    let resource = vec![
+        kv("service.name", "first"),
+        kv("service.instance.id", "pod-1"),
+        kv("service.name", "second"),
+        kv("service.instance.id", "pod-2"),
+    ];
+    e.consume_metrics(&request_with(resource, vec![one_gauge("twice", 1.0)]))
+        .unwrap();
+    let text = e.render(Format::Text);
+    assert!(
+        text.contains(r#"twice{instance="pod-1",job="first","#),
+        "{text}"
+    );
+}
+
 /// A gauge `name` with one point.
 fn one_gauge(name: &str, value: f64) -> Metric {
     Metric {
