@@ -355,7 +355,11 @@ impl App {
             router = router.merge(api::console::router(console));
         }
         let router = router.fallback(api::not_found);
-        tracing::info!(addr = %server_addr, "admin server listening (/metrics, /healthz, /readyz, /api/v1)");
+        tracing::info!(
+            addr = %server_addr,
+            tls = self.config.server.tls.is_some(),
+            "admin server listening (/metrics, /healthz, /readyz, /api/v1)"
+        );
         self.telemetry
             .set_runtime(tokio::runtime::Handle::current());
         let router = admin::guard(router, &self.config.server, self.telemetry.clone());

@@ -53,6 +53,8 @@ pub enum StateError {
     NotADirectory { path: PathBuf },
     #[error("{}: not a StreamGate state file", path.display())]
     BadMagic { path: PathBuf },
+    #[error("{}: the file is empty (StreamGate writes whole files and renames them into place, so something else emptied or made it)", path.display())]
+    Empty { path: PathBuf },
     #[error("{}: file ends early ({len} bytes, header says {expected})", path.display())]
     Truncated {
         path: PathBuf,
@@ -311,6 +313,11 @@ fn check<'a>(path: &Path, bytes: &'a [u8], version: u32) -> Result<&'a [u8], Sta
         len: bytes.len(),
         expected,
     };
+    if bytes.is_empty() {
+        return Err(StateError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
     if bytes.len() < HEADER {
         return Err(if bytes.starts_with(&MAGIC[..bytes.len().min(8)]) {
             truncated(HEADER)

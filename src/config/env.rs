@@ -58,12 +58,14 @@ pub fn substitute(
                 "`${{{reference}}}` is not a valid reference; write ${{env:NAME}} or ${{env:NAME:-default}}"
             )));
         }
-        let value = match (lookup(name).filter(|v| !v.is_empty()), default) {
+        let found = lookup(name);
+        let value = match (found.clone().filter(|v| !v.is_empty()), default) {
             (Some(v), _) => v,
             (None, Some(d)) => d.to_string(),
             (None, None) => {
+                let state = if found.is_some() { "empty" } else { "not set" };
                 return Err(error(format!(
-                    "environment variable {name} is not set; set it or write ${{env:{name}:-default}}"
+                    "environment variable {name} is {state}; set it or write ${{env:{name}:-default}}"
                 )));
             }
         };
@@ -238,6 +240,8 @@ mod tests {
         let err = substitute("a: 1\nb: ${env:MISSING}\n", "t.yaml", env).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("t.yaml:2"), "{text}");
-        assert!(text.contains("MISSING"), "{text}");
+        assert!(text.contains("MISSING is not set"), "{text}");
+        let err = substitute("a: ${env:EMPTY}\n", "t.yaml", env).unwrap_err();
+        assert!(err.to_string().contains("EMPTY is empty"), "{err}");
     }
 }

@@ -121,7 +121,7 @@ fn a_missing_file_means_a_fresh_start() {
 #[test]
 fn damaged_foreign_and_other_version_files_are_set_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let names = ["flipped", "short", "foreign", "newer", "refused"];
+    let names = ["flipped", "short", "foreign", "newer", "refused", "empty"];
     {
         let components: Vec<Arc<dyn Durable>> = names
             .iter()
@@ -137,6 +137,7 @@ fn damaged_foreign_and_other_version_files_are_set_aside() {
     std::fs::write(path("flipped"), flipped).expect("write");
     let short = std::fs::read(path("short")).expect("read");
     std::fs::write(path("short"), &short[..short.len() - 3]).expect("write");
+    std::fs::write(path("empty"), b"").expect("write");
     std::fs::write(path("foreign"), b"{\"json\": true}").expect("write");
 
     let mut components: Vec<Arc<dyn Durable>> = Vec::new();
