@@ -306,6 +306,9 @@ impl<'a> Ingester<'a> {
             return true;
         };
         let (shape, kind, temporality) = match *data {
+            MetricData::Gauge(_) if says_unknown(&metric.metadata) => {
+                (MetricShape::Gauge, FamilyKind::Unknown, CUMULATIVE)
+            }
             MetricData::Gauge(_) => (MetricShape::Gauge, FamilyKind::Gauge, CUMULATIVE),
             MetricData::Sum {
                 monotonic: true,
@@ -1096,6 +1099,20 @@ fn push_attribute(labels: &mut LabelSet, kv: &KeyValueView<'_>) {
         |b| write_any_view(&kv.value, b),
         LabelSource::Attribute,
     );
+}
+
+/// Whether a metric's metadata says `prometheus.type: unknown`: the
+/// Prometheus receiver's mark of an untyped metric, which the
+/// specification has written back as unknown (untyped).
+fn says_unknown(metadata: &Attributes<'_>) -> bool {
+    metadata.iter().any(|kv| {
+        if kv.key != "prometheus.type" {
+            return false;
+        }
+        let mut text = String::new();
+        write_any_view(&kv.value, &mut text);
+        text == "unknown"
+    })
 }
 
 /// `job` and `instance` of a resource.

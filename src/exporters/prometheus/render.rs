@@ -100,7 +100,11 @@ fn write_header(name: &str, kind: &str, help: &str, unit: &str, format: Format, 
     out.push_str("# TYPE ");
     out.push_str(family);
     out.push(' ');
-    out.push_str(kind);
+    // The text format (0.0.4) calls OpenMetrics' `unknown` `untyped`.
+    out.push_str(match (kind, format) {
+        ("unknown", Format::Text) => "untyped",
+        _ => kind,
+    });
     out.push('\n');
     if format == Format::OpenMetrics && !unit.is_empty() && family.ends_with(&format!("_{unit}")) {
         out.push_str("# UNIT ");

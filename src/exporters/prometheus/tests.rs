@@ -874,6 +874,25 @@ fn a_service_named_twice_is_named_by_the_first() {
     );
 }
 
+/// A gauge whose metadata says `prometheus.type: unknown` (an untyped
+/// metric scraped by the Prometheus receiver) goes back out untyped: `untyped`
+/// in the text format, `unknown` in OpenMetrics; other gauges stay gauges.
+#[test]
+fn an_unknown_typed_gauge_is_written_back_untyped() {
+    let e = exporter();
+    let mut untyped = one_gauge("legacy.things", 3.0);
+    untyped.metadata = vec![kv("prometheus.type", "unknown")];
+    let mut other = one_gauge("typed.things", 4.0);
+    other.metadata = vec![kv("prometheus.type", "gauge")];
+    e.consume_metrics(&request(vec![untyped, other])).unwrap();
+    let text = e.render(Format::Text);
+    assert!(text.contains("# TYPE legacy_things untyped\n"), "{text}");
+    assert!(text.contains("# TYPE typed_things gauge\n"), "{text}");
+    assert!(text.contains("\nlegacy_things{"), "{text}");
+    let om = e.render(Format::OpenMetrics);
+    assert!(om.contains("# TYPE legacy_things unknown\n"), "{om}");
+}
+
 /// A gauge `name` with one point.
 fn one_gauge(name: &str, value: f64) -> Metric {
     Metric {

@@ -53,6 +53,7 @@ fn kind_code(kind: FamilyKind) -> u8 {
         FamilyKind::Counter => 1,
         FamilyKind::Histogram => 2,
         FamilyKind::Summary => 3,
+        FamilyKind::Unknown => 4,
     }
 }
 
@@ -61,6 +62,7 @@ fn kind_of(code: u8) -> Option<FamilyKind> {
         1 => Some(FamilyKind::Counter),
         2 => Some(FamilyKind::Histogram),
         0 => Some(FamilyKind::Gauge),
+        4 => Some(FamilyKind::Unknown),
         _ => None,
     }
 }

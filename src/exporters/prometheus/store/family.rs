@@ -38,15 +38,22 @@ pub enum FamilyKind {
     Counter,
     Histogram,
     Summary,
+    /// A gauge whose metadata says `prometheus.type: unknown` (what the
+    /// Prometheus receiver makes of an untyped metric): written back as
+    /// untyped.
+    Unknown,
 }
 
 impl FamilyKind {
+    /// The OpenMetrics type name (the text format says `untyped` for
+    /// `unknown`: see the renderer).
     pub fn as_str(self) -> &'static str {
         match self {
             FamilyKind::Gauge => "gauge",
             FamilyKind::Counter => "counter",
             FamilyKind::Histogram => "histogram",
             FamilyKind::Summary => "summary",
+            FamilyKind::Unknown => "unknown",
         }
     }
 }

@@ -269,7 +269,7 @@ fn exposed_names(name: &str, kind: FamilyKind) -> Vec<String> {
     let family = openmetrics_family(name, kind);
     let with = |suffix: &str| format!("{name}{suffix}");
     match kind {
-        FamilyKind::Gauge => vec![name.into()],
+        FamilyKind::Gauge | FamilyKind::Unknown => vec![name.into()],
         FamilyKind::Counter => vec![
             name.into(),
             family.into(),
