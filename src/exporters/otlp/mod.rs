@@ -242,8 +242,8 @@ impl LogsConsumer for OtlpForwarder {
 }
 
 /// The endpoint of one signal (`path`: `/v1/traces`, …), with the
-/// protocol's headers and the user's; [`crate::app::check_files`] builds
-/// it too, so `validate` refuses what the start would.
+/// protocol's headers and the user's; `streamgate validate` builds it
+/// too, so it refuses what the start would.
 pub fn target(cfg: &OtlpExporterConfig, path: &str) -> Result<HttpTarget, DeliveryError> {
     let mut headers = vec![
         (

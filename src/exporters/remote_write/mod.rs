@@ -47,8 +47,8 @@ pub struct RemoteWrite {
 }
 
 /// The endpoint with the protocol's headers and the user's;
-/// [`crate::app::check_files`] builds it too, so `validate` refuses what
-/// the start would.
+/// `streamgate validate` builds it too, so it refuses what the start
+/// would.
 pub fn target(config: &RemoteWriteConfig) -> Result<HttpTarget, DeliveryError> {
     let mut headers: Vec<(String, String)> = PROTOCOL_HEADERS
         .iter()
