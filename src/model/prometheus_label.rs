@@ -5,6 +5,18 @@
 //! `_` and puts `key` before one leading `_` (docs/METRICS.md). Shared by
 //! the exporter and by the alerts, whose labels match the series'.
 
+/// Whether `name` is a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_label_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether a user may set a label of this name: a label name not
+/// starting with `__` (reserved for Prometheus's own use).
+pub fn is_settable_label_name(name: &str) -> bool {
+    is_label_name(name) && !name.starts_with("__")
+}
+
 /// Writes the Prometheus label name for an attribute key into `out`.
 /// A key with no letter or digit (`ようこそ`, `__`) becomes `_`, so its
 /// values still keep series apart; only the empty key writes nothing,

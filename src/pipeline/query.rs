@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::model::prometheus_label::is_label_name;
+
 /// Queries over the active series.
 pub trait SeriesQuery: Send + Sync {
     /// The series that match, sorted by name then labels, at most `limit`.
@@ -194,14 +196,6 @@ fn is_metric_name(s: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl SeriesMatcher {

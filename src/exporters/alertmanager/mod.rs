@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::model::prometheus_label::sanitize_label_into;
+use crate::model::prometheus_label::{is_settable_label_name, sanitize_label_into};
 use crate::model::recommendation::{Recommendation, RecommendationSource};
 use crate::pipeline::Shutdown;
 use crate::pipeline::query::AlertsQuery;
@@ -65,13 +65,6 @@ fn now_secs() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// Whether `key` is a label name Prometheus and Alertmanager accept
-/// (`[a-zA-Z_][a-zA-Z0-9_]*`).
-fn is_label_name(key: &str) -> bool {
-    key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A series' attributes as alert labels, named as `/metrics` names them
@@ -320,7 +313,7 @@ impl AlertsQuery for Alerting {
     ) -> Result<Alert, AlertError> {
         let now = now_secs();
         for k in labels.keys().chain(annotations.keys()) {
-            if !is_label_name(k) || k.starts_with("__") {
+            if !is_settable_label_name(k) {
                 return Err(AlertError::Invalid(format!(
                     "{k:?} is not a valid label or annotation name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)"
                 )));

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::model::prometheus_label::is_label_name;
+
 use parking_lot::Mutex;
 
 use super::*;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::types::{ByteSize, HumanDuration, Secret};
 use crate::exporters::delivery::ClientTlsConfig;
+use crate::model::prometheus_label::is_settable_label_name;
 
 /// `exporters.remote_write`: every `interval`, everything `/metrics`
 /// serves is sent to `url` with the remote-write 1.0 protocol.
@@ -116,7 +117,7 @@ impl RemoteWriteConfig {
             ));
         }
         for name in self.external_labels.keys() {
-            if !valid_label_name(name) {
+            if !is_settable_label_name(name) {
                 return Err(format!(
                     "{KEY}.external_labels: `{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
                 ));
@@ -124,12 +125,4 @@ impl RemoteWriteConfig {
         }
         self.tls.validate(KEY)
     }
-}
-
-/// A Prometheus label name a user may set.
-pub fn valid_label_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with("__")
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -154,7 +154,7 @@ impl Durable for WindowProcessor {
                 Ok(stream) => stream,
                 Err(why) => {
                     let now_secs = saved.last_seen_ms as f64 / 1000.0;
-                    refusals.push((saved.hash, now_secs, why.to_string()));
+                    refusals.push((saved.hash, now_secs, why));
                     outcome.discarded += 1;
                     continue;
                 }
