@@ -17,7 +17,6 @@ use streamgate::model::otlp::metrics::{
     number_data_point,
 };
 use streamgate::model::otlp::resource::Resource;
-use streamgate::model::otlp::trace::{ResourceSpans, ScopeSpans, Span};
 use streamgate::model::otlp::{MetricsRequest, MetricsResponse};
 use streamgate::receivers::otlp::status::RpcStatus;
 
@@ -323,59 +322,6 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
         status.message
     );
 
-    // A span name that is not UTF-8: 400 naming the field, counted as a
-    // malformed traces request; a good traces request is still accepted.
-    let span = |name: &str| streamgate::model::otlp::TracesRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![attr("service.name", "checkout")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    name: name.into(),
-                    kind: 2,
-                    end_time_unix_nano: 1_000_000,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    let mut bad_span = span("é-op").encode_to_vec();
-    let at = bad_span
-        .windows(2)
-        .position(|w| w == "é".as_bytes())
-        .expect("encoded name");
-    bad_span[at + 1] = b'A';
-    let (code, status) = status_body(post(&collector, "/v1/traces", PROTOBUF, None, bad_span));
-    assert_eq!(code, 400);
-    assert!(
-        status
-            .message
-            .contains("Span.name: string is not valid UTF-8"),
-        "{}",
-        status.message
-    );
-    let malformed_traces = collector
-        .scrape()
-        .get(
-            "streamgate_receiver_refused_requests_total",
-            &[
-                ("signal", "traces"),
-                ("transport", "http"),
-                ("reason", "malformed"),
-            ],
-        )
-        .unwrap_or(0.0);
-    assert_eq!(malformed_traces, 1.0);
-    let good_span = span("GET /").encode_to_vec();
-    assert_eq!(
-        post(&collector, "/v1/traces", PROTOBUF, None, good_span).status(),
-        200
-    );
-
     // Truncated protobuf: 400.
     let (code, _) = status_body(post(
         &collector,
@@ -610,6 +556,77 @@ fn type_conflict_gives_partial_success() {
         ),
         Some(2.0)
     );
+}
+
+/// Strings that are not valid UTF-8 (as some SDKs send, and Collectors
+/// forward) lose their invalid bytes to `?` and nothing else: the request
+/// is accepted with a warning in `partial_success` (0 rejected), and the
+/// repair is counted.
+#[test]
+fn strings_that_are_not_utf8_are_repaired_not_refused() {
+    let collector = Collector::start();
+    let mut bad = gauge("cafe_temperature", 21.0);
+    bad.data = Some(Data::Gauge(Gauge {
+        data_points: vec![NumberDataPoint {
+            time_unix_nano: 1_700_000_000_000_000_000,
+            value: Some(number_data_point::Value::AsDouble(21.0)),
+            attributes: vec![attr("room", "salle-\u{e9}t\u{e9}"), attr("k\u{e9}y", "v")],
+            ..Default::default()
+        }],
+    }));
+    let mut body = request(vec![bad, gauge("fine", 2.0)]).encode_to_vec();
+    // Latin-1 instead of UTF-8: each two-byte `é` becomes `é` then a
+    // byte that continues nothing.
+    let mut replaced = 0;
+    while let Some(at) = body.windows(2).position(|w| w == "\u{e9}".as_bytes()) {
+        body[at] = 0xe9;
+        body[at + 1] = b'_';
+        replaced += 1;
+    }
+    assert_eq!(replaced, 3);
+    let r = post(&collector, "/v1/metrics", PROTOBUF, None, body.clone());
+    assert_eq!(r.status(), 200);
+    let partial = MetricsResponse::decode(r.bytes().unwrap())
+        .unwrap()
+        .partial_success
+        .expect("a warning");
+    assert_eq!(partial.rejected_data_points, 0);
+    assert!(
+        partial
+            .error_message
+            .contains("2 string(s) were not valid UTF-8"),
+        "{}",
+        partial.error_message
+    );
+    let s = collector.scrape();
+    assert_eq!(
+        s.get(
+            "cafe_temperature",
+            &[("room", "salle-?_t?_"), ("k_y", "v"), ("job", "checkout")]
+        ),
+        Some(21.0),
+        "{}",
+        s.text
+    );
+    assert_eq!(s.get("fine", &[("job", "checkout")]), Some(2.0));
+    let count = |c: &Collector| {
+        c.scrape().get(
+            "streamgate_receiver_repaired_strings_total",
+            &[("signal", "metrics"), ("transport", "http")],
+        )
+    };
+    assert_eq!(count(&collector), Some(2.0));
+    assert_eq!(refused(&collector, "malformed"), 0.0);
+    // gzip on top changes nothing.
+    let r = post(
+        &collector,
+        "/v1/metrics",
+        PROTOBUF,
+        Some("gzip"),
+        gzip(&body),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(count(&collector), Some(4.0));
 }
 
 /// Beyond `max_concurrent_requests`, a request is refused at once with 429,

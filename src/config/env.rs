@@ -110,7 +110,9 @@ fn push_quoted(value: &str, quoting: Quoting, out: &mut String) {
 /// scalar it sits in. A quote opens a quoted scalar only where a scalar
 /// may begin (after `: `, `- `, `[`, `{`, `,` or at the start of a line),
 /// so the apostrophe of `don't` in a plain value or a comment opens
-/// nothing.
+/// nothing; a quoted scalar may go on over several lines. The lines of a
+/// block scalar (`|` or `>`) are its text: a `#` or a quote there is
+/// part of the value, and a reference there is plain.
 fn reference_positions(text: &str) -> Vec<(usize, Quoting)> {
     let mut positions = Vec::new();
     let mut quote: Option<char> = None;
@@ -118,11 +120,48 @@ fn reference_positions(text: &str) -> Vec<(usize, Quoting)> {
     let mut previous = '\n';
     // The last character before this one that is not a space or tab.
     let mut last_solid = '\n';
+    // The indentation of the line that opened a block scalar, while its
+    // lines are read; whether this line's last token is a block header.
+    let mut block_of: Option<usize> = None;
+    let mut header = false;
+    let mut line_indent = 0;
     let mut chars = text.char_indices().peekable();
+    let mut line_start = true;
     while let Some((i, c)) = chars.next() {
+        if line_start {
+            line_start = false;
+            let indent = text[i..].len() - text[i..].trim_start_matches(' ').len();
+            let blank = text[i + indent..]
+                .chars()
+                .next()
+                .is_none_or(|n| n == '\n' || n == '\r');
+            if quote.is_none() {
+                line_indent = indent;
+                if let Some(parent) = block_of {
+                    if c != '\n' && (blank || indent > parent) {
+                        // A line of the block scalar: all of it is text.
+                        let end = text[i..].find('\n').map_or(text.len(), |e| i + e);
+                        positions.extend(
+                            text[i..end]
+                                .match_indices('$')
+                                .map(|(at, _)| (i + at, Quoting::Plain)),
+                        );
+                        while chars.next_if(|&(j, _)| j < end).is_some() {}
+                        continue;
+                    }
+                    if !blank {
+                        block_of = None;
+                    }
+                }
+            }
+        }
         if c == '\n' {
-            quote = None;
             in_comment = false;
+            line_start = true;
+            if quote.is_none() && header {
+                block_of = Some(line_indent);
+            }
+            header = false;
         } else if in_comment {
             // comment text is copied as it is
         } else if let Some(q) = quote {
@@ -148,13 +187,18 @@ fn reference_positions(text: &str) -> Vec<(usize, Quoting)> {
             }
         } else if c == '#' && previous.is_whitespace() {
             in_comment = true;
-        } else if (c == '"' || c == '\'')
-            && (previous.is_whitespace() || matches!(previous, '[' | '{' | ','))
-            && matches!(last_solid, '\n' | ':' | '-' | '[' | '{' | ',' | '?')
-        {
-            quote = Some(c);
-        } else if c == '$' {
-            positions.push((i, Quoting::Plain));
+        } else if header && (c.is_ascii_digit() || matches!(c, '-' | '+' | ' ' | '\t' | '\r')) {
+            // A block header's chomping and indentation indicators.
+        } else {
+            header = false;
+            let begins = may_begin_scalar(previous, last_solid);
+            if begins && matches!(c, '|' | '>') {
+                header = true;
+            } else if begins && (c == '"' || c == '\'') {
+                quote = Some(c);
+            } else if c == '$' {
+                positions.push((i, Quoting::Plain));
+            }
         }
         previous = c;
         if c != ' ' && c != '\t' {
@@ -162,6 +206,14 @@ fn reference_positions(text: &str) -> Vec<(usize, Quoting)> {
         }
     }
     positions
+}
+
+/// Whether a scalar may begin here: after whitespace or a flow
+/// collection's `[`, `{`, `,`, following a key's `:`, a list's `-`, a
+/// flow indicator or the start of a line.
+fn may_begin_scalar(previous: char, last_solid: char) -> bool {
+    (previous.is_whitespace() || matches!(previous, '[' | '{' | ','))
+        && matches!(last_solid, '\n' | ':' | '-' | '[' | '{' | ',' | '?')
 }
 
 #[cfg(test)]
@@ -233,6 +285,44 @@ mod tests {
         let text = "a: don't # it's ${env:NOPE}\nb: ${env:PORT}\n";
         let out = substitute(text, "t.yaml", env).unwrap();
         assert_eq!(out, "a: don't # it's ${env:NOPE}\nb: 9999\n");
+    }
+
+    /// A quoted scalar goes on over its line breaks: a reference on its
+    /// second line is escaped for its quotes, and a `#` there is text.
+    #[test]
+    fn a_quoted_scalar_over_several_lines_stays_quoted() {
+        let lookup = |n: &str| (n == "SECRET").then(|| "a\"b'c".to_string());
+        for (text, want) in [
+            ("a: \"first\n  #${env:SECRET}\"\n", "first #a\"b'c"),
+            ("a: 'first\n  #${env:SECRET}'\n", "first #a\"b'c"),
+        ] {
+            let out = substitute(text, "t.yaml", lookup).unwrap();
+            let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
+            assert_eq!(parsed["a"].as_str(), Some(want), "{text:?} → {out:?}");
+        }
+        // After the quote closes, a comment is a comment again.
+        let text = "a: \"x\n  y\" # ${env:NOPE}\nb: ${env:PORT}\n";
+        let out = substitute(text, "t.yaml", env).unwrap();
+        assert_eq!(out, "a: \"x\n  y\" # ${env:NOPE}\nb: 9999\n");
+    }
+
+    /// The lines of a block scalar are text: a quote there opens nothing
+    /// and a `#` comments nothing, so the reference after them is
+    /// substituted; the block ends where the indentation does.
+    #[test]
+    fn a_block_scalar_is_text() {
+        let text =
+            "a: |-\n  it's \"#1\n\n  # ${env:PORT}\nb: x # ${env:NOPE}\nc: >\n  ${env:PORT}\n";
+        let out = substitute(text, "t.yaml", env).unwrap();
+        assert_eq!(
+            out,
+            "a: |-\n  it's \"#1\n\n  # 9999\nb: x # ${env:NOPE}\nc: >\n  9999\n"
+        );
+        let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
+        assert_eq!(parsed["a"].as_str(), Some("it's \"#1\n\n# 9999"));
+        // `>` inside a plain value is no header.
+        let out = substitute("a: x > y\nb: ${env:PORT}\n", "t.yaml", env).unwrap();
+        assert_eq!(out, "a: x > y\nb: 9999\n");
     }
 
     #[test]

@@ -272,32 +272,84 @@ impl Config {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
-            serde_yaml_ng::from_str(&text).map_err(|e| parse_error(&e, source_name))?
+            serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(&text))
+                .map_err(|e| parse_error(&e, &text, source_name))?
         };
         raw.resolve(source_name)
     }
 }
 
-/// Turns a YAML error into one naming the line, with a "did you mean" for
-/// unknown keys.
-fn parse_error(error: &serde_yaml_ng::Error, source_name: &str) -> ConfigError {
-    let location = error
-        .location()
-        .map(|l| format!(":{}:{}", l.line(), l.column()))
-        .unwrap_or_default();
-    let mut message = error.to_string();
-    // serde_yaml_ng appends " at line X column Y"; the location is already in front.
+/// Turns a YAML error into one naming the line and the setting, with a
+/// "did you mean" for unknown keys.
+fn parse_error(
+    error: &serde_path_to_error::Error<serde_yaml_ng::Error>,
+    text: &str,
+    source_name: &str,
+) -> ConfigError {
+    let inner = error.inner();
+    let path = error.path().to_string();
+    let mut message = inner.to_string();
+    // serde_yaml_ng appends " at line X column Y"; the location goes in front.
     if let Some(cut) = message.find(" at line ") {
         message.truncate(cut);
     }
-    if let Some(hint) = unknown_key_hint(&message) {
-        message = hint;
+    // …and puts the path of the mapping it was in first, which the full
+    // path replaces.
+    if let Some((prefix, rest)) = message.split_once(": ")
+        && path.starts_with(prefix)
+    {
+        message = rest.to_string();
     }
+    let unknown_key = unknown_key_hint(&message);
+    let location = inner.location().map(|l| {
+        // A value its own type refused (a duration, a size, an address)
+        // is located at the start of its mapping: the key's own line is
+        // found below it.
+        let (line, column) = match (&unknown_key, path.rsplit('.').next()) {
+            (None, Some(key)) => key_line(text, l.line(), l.column(), key),
+            _ => (l.line(), l.column()),
+        };
+        format!(":{line}:{column}")
+    });
+    let message = match unknown_key {
+        // The path ends with the unknown key, which the hint names.
+        Some(hint) => match path.rsplit_once('.') {
+            Some((parent, _)) if !parent.is_empty() => format!("{parent}: {hint}"),
+            _ => hint,
+        },
+        None if path == "." || path.is_empty() => message,
+        None => format!("{path}: {message}"),
+    };
     ConfigError::Parse {
         source_name: source_name.to_string(),
-        location,
+        location: location.unwrap_or_default(),
         message,
     }
+}
+
+/// Where `key` is written in the block mapping that starts at `line`:
+/// `column` (both from 1): the first line below it at the mapping's
+/// indentation that starts with `key:`. The mapping's own place when
+/// none does (a flow mapping, a quoted key, a key that is an index).
+fn key_line(text: &str, line: usize, column: usize, key: &str) -> (usize, usize) {
+    let indent = column.saturating_sub(1);
+    for (i, row) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let content = row.trim_start_matches(' ');
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let at = row.len() - content.len();
+        if at < indent || (i + 1 > line && at == indent && content.starts_with("- ")) {
+            break;
+        }
+        if at == indent
+            && let Some(after) = content.strip_prefix(key)
+            && after.trim_start().starts_with(':')
+        {
+            return (i + 1, column);
+        }
+    }
+    (line, column)
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" message, the

@@ -50,6 +50,44 @@ fn bad_value_names_key_position() {
 }
 
 #[test]
+fn a_refused_value_names_its_key_in_the_path() {
+    for (text, want) in [
+        (
+            "state:\n  interval: 5x\n",
+            "t.yaml:2:3: state.interval: unknown duration unit `x`",
+        ),
+        (
+            "state:\n  directory: x\n\n  # the key's own line\n  interval: 5x\n",
+            "t.yaml:5:3: state.interval: unknown duration unit `x`",
+        ),
+        (
+            "state: {interval: 5x}\n",
+            "t.yaml:1:8: state.interval: unknown duration unit",
+        ),
+        (
+            "exporters:\n  prometheus:\n    series_ttl: forever\n",
+            "t.yaml:3:5: exporters.prometheus.series_ttl: `forever` is not a duration",
+        ),
+        (
+            "server:\n  \"endpoint\": 5\n",
+            "t.yaml:2:3: server.endpoint: `5` is not a listen address",
+        ),
+        (
+            "receivers:\n  otlp:\n    grpc:\n      enabled: true\n      endpont: 127.0.0.1:1\n",
+            "t.yaml:5:7: receivers.otlp.grpc: unknown key `endpont`; did you mean `endpoint`?",
+        ),
+        // Already named by serde: left as it is.
+        (
+            "exporters:\n  prometheus:\n    series_ttl: [1]\n",
+            "t.yaml:3:17: exporters.prometheus.series_ttl: invalid type: sequence",
+        ),
+    ] {
+        let err = Config::from_yaml(text, "t.yaml").unwrap_err().to_string();
+        assert!(err.starts_with(want), "{text:?}: {err}");
+    }
+}
+
+#[test]
 fn clashing_ports_are_rejected() {
     let text = "server:\n  endpoint: 127.0.0.1:4317\n";
     let err = Config::from_yaml(text, "t.yaml").unwrap_err().to_string();

@@ -14,6 +14,7 @@ use super::otlp::{ItemCount, LogsRequest, MetricsRequest, TracesRequest};
 use super::wire::WireError;
 use super::wire::logs::{LogsRequestView, validate_logs};
 use super::wire::metrics::{MetricsRequestView, validate_metrics};
+use super::wire::repair::{find_invalid_strings, replace_invalid_utf8};
 use super::wire::span_index::{IndexedResource, SpanIndex};
 use super::wire::traces::TracesRequestView;
 
@@ -74,6 +75,9 @@ pub struct Batch<R: WireRequest> {
     wire: Bytes,
     index: R::Index,
     decoded: OnceLock<R>,
+    /// Strings of the sender's request that were not valid UTF-8 and
+    /// were repaired (see [`super::wire::repair`]).
+    repaired_strings: u32,
 }
 
 /// A validated metrics request.
@@ -84,14 +88,36 @@ pub type TracesBatch = Batch<TracesRequest>;
 pub type LogsBatch = Batch<LogsRequest>;
 
 impl<R: WireRequest> Batch<R> {
-    /// Checks a request in protobuf form.
+    /// Checks a request in protobuf form. Strings that are not valid
+    /// UTF-8 are repaired in a copy ([`super::wire::repair`]) rather than
+    /// refused; every other fault refuses the request.
     pub fn decode(wire: Bytes) -> Result<Self, WireError> {
-        let index = R::validate(&wire)?;
+        let (wire, index, repaired_strings) = match R::validate(&wire) {
+            Ok(index) => (wire, index, 0),
+            Err(WireError::InvalidUtf8 { .. }) => {
+                let invalid = find_invalid_strings(&wire, R::validate)?;
+                let mut copy = wire.to_vec();
+                for range in &invalid {
+                    replace_invalid_utf8(&mut copy[range.clone()]);
+                }
+                let index = R::validate(&copy)?;
+                let repaired = u32::try_from(invalid.len()).unwrap_or(u32::MAX);
+                (Bytes::from(copy), index, repaired)
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Self {
             wire,
             index,
             decoded: OnceLock::new(),
+            repaired_strings,
         })
+    }
+
+    /// How many of the sender's strings were not valid UTF-8 and had
+    /// their invalid bytes replaced by `?`.
+    pub fn repaired_strings(&self) -> u32 {
+        self.repaired_strings
     }
 
     /// Wraps a request built in process (or decoded from OTLP/JSON).
@@ -107,6 +133,7 @@ impl<R: WireRequest> Batch<R> {
             wire,
             index,
             decoded: OnceLock::from(request),
+            repaired_strings: 0,
         }
     }
 
@@ -121,6 +148,7 @@ impl<R: WireRequest> Batch<R> {
             wire,
             index,
             decoded: OnceLock::from(request),
+            repaired_strings: 0,
         })
     }
 

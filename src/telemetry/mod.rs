@@ -158,6 +158,8 @@ pub struct Telemetry {
     refused_items: [PerRoute<AtomicU64>; REASONS],
     refused_requests: [PerRoute<AtomicU64>; REASONS],
     received_bytes: PerRoute<AtomicU64>,
+    /// Strings of accepted requests that were not valid UTF-8, repaired.
+    repaired_strings: PerRoute<AtomicU64>,
     request_duration: PerRoute<AtomicHistogram>,
     active_series: AtomicI64,
     /// The memory limiter's soft and hard limits (0: off).
@@ -291,6 +293,7 @@ impl Telemetry {
             refused_items: Default::default(),
             refused_requests: Default::default(),
             received_bytes: PerRoute::default(),
+            repaired_strings: PerRoute::default(),
             request_duration: PerRoute::default(),
             active_series: AtomicI64::new(0),
             memory_limits: Default::default(),
@@ -348,6 +351,12 @@ impl Telemetry {
         self.refused_requests[reason.index()]
             .get(signal, transport)
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_repaired_strings(&self, signal: Signal, transport: Transport, strings: u64) {
+        self.repaired_strings
+            .get(signal, transport)
+            .fetch_add(strings, Ordering::Relaxed);
     }
 
     pub fn record_bytes(&self, signal: Signal, transport: Transport, bytes: u64) {

@@ -14,6 +14,7 @@ pub const RECEIVER_ACCEPTED_ITEMS: &str = "streamgate_receiver_accepted_items_to
 pub const RECEIVER_REFUSED_ITEMS: &str = "streamgate_receiver_refused_items_total";
 pub const RECEIVER_REFUSED_REQUESTS: &str = "streamgate_receiver_refused_requests_total";
 pub const RECEIVER_RECEIVED_BYTES: &str = "streamgate_receiver_received_bytes_total";
+pub const RECEIVER_REPAIRED_STRINGS: &str = "streamgate_receiver_repaired_strings_total";
 pub const RECEIVER_REQUEST_DURATION: &str = "streamgate_receiver_request_duration_seconds";
 pub const RECEIVER_MEMORY_LIMIT: &str = "streamgate_receiver_memory_limit_bytes";
 pub const RECEIVER_IN_FLIGHT_BYTES: &str = "streamgate_receiver_in_flight_bytes";
@@ -72,7 +73,7 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 57] = [
+pub const ALL: [&str; 58] = [
     DELIVERY_ITEMS,
     DELIVERY_FAILED,
     DELIVERY_DROPPED,
@@ -122,6 +123,7 @@ pub const ALL: [&str; 57] = [
     RECEIVER_REFUSED_ITEMS,
     RECEIVER_REFUSED_REQUESTS,
     RECEIVER_RECEIVED_BYTES,
+    RECEIVER_REPAIRED_STRINGS,
     RECEIVER_REQUEST_DURATION,
     EXPORTER_ACTIVE_SERIES,
     EXPORTER_EXPIRED_SERIES,

@@ -154,6 +154,7 @@ impl Telemetry {
 
         let mut accepted = Vec::new();
         let mut bytes = Vec::new();
+        let mut repaired = Vec::new();
         let mut refused_items = Vec::new();
         let mut refused_requests = Vec::new();
         let mut durations = Vec::new();
@@ -168,6 +169,12 @@ impl Telemetry {
                 bytes.push(sample(
                     route_labels(signal, transport),
                     self.received_bytes
+                        .get(signal, transport)
+                        .load(Ordering::Relaxed) as f64,
+                ));
+                repaired.push(sample(
+                    route_labels(signal, transport),
+                    self.repaired_strings
                         .get(signal, transport)
                         .load(Ordering::Relaxed) as f64,
                 ));
@@ -233,6 +240,12 @@ impl Telemetry {
             help: "Request body bytes received by the OTLP receiver, as sent on the wire (before decompression).",
             kind: MetricKind::Counter,
             samples: bytes,
+        });
+        out.push(FamilySnapshot {
+            name: names::RECEIVER_REPAIRED_STRINGS,
+            help: "Strings in accepted OTLP protobuf requests that were not valid UTF-8; their invalid bytes were replaced by '?'.",
+            kind: MetricKind::Counter,
+            samples: repaired,
         });
         out.push(FamilySnapshot {
             name: names::RECEIVER_REQUEST_DURATION,

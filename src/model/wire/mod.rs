@@ -22,6 +22,7 @@ pub mod common;
 pub mod logs;
 pub mod metrics;
 pub mod reader;
+pub mod repair;
 pub mod span_index;
 pub mod traces;
 

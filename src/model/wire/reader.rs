@@ -250,10 +250,16 @@ impl<'a> Field<'a> {
 
     #[inline]
     pub fn string(&self) -> Result<&'a str, WireError> {
-        utf8(self.bytes()?).ok_or(WireError::InvalidUtf8 {
-            message: self.message,
-            field: self.field,
-        })
+        let bytes = self.bytes()?;
+        match utf8(bytes) {
+            Some(text) => Ok(text),
+            // Read as empty while invalid strings are being found.
+            None if super::repair::note_invalid(bytes) => Ok(""),
+            None => Err(WireError::InvalidUtf8 {
+                message: self.message,
+                field: self.field,
+            }),
+        }
     }
 
     pub fn varint(&self) -> Result<u64, WireError> {

@@ -60,8 +60,23 @@ pub fn consume<S: OtlpSignal>(
     transport: Transport,
 ) -> Result<S::Response, Refused> {
     let items = request.item_count();
+    let repaired = S::repaired_strings(request);
     match S::consume(&ctx.consumers, request) {
-        Ok(outcome) => {
+        Ok(mut outcome) => {
+            if repaired > 0 {
+                ctx.telemetry
+                    .record_repaired_strings(S::SIGNAL, transport, u64::from(repaired));
+                // A warning with nothing rejected, as OTLP's partial
+                // success allows.
+                let note = format!(
+                    "{repaired} string(s) were not valid UTF-8; their invalid bytes were replaced by '?'"
+                );
+                outcome.message = if outcome.message.is_empty() {
+                    note
+                } else {
+                    format!("{}; {note}", outcome.message)
+                };
+            }
             let accepted = items.saturating_sub(outcome.rejected);
             RequestAccepted {
                 signal: S::SIGNAL,

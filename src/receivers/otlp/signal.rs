@@ -37,6 +37,10 @@ pub trait OtlpSignal: Send + Sync + 'static {
     /// Decodes OTLP/JSON; the error says what is wrong.
     fn decode_json(body: &[u8]) -> Result<Self::Request, String>;
 
+    /// Strings of the request that were not valid UTF-8 and were
+    /// repaired when it was decoded.
+    fn repaired_strings(request: &Self::Request) -> u32;
+
     /// The success answer; `rejected > 0` fills `partial_success`.
     fn response(rejected: u64, message: String) -> Self::Response;
 }
@@ -59,6 +63,10 @@ impl OtlpSignal for Traces {
 
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
         TracesBatch::decode(body).map_err(|e| e.to_string())
+    }
+
+    fn repaired_strings(request: &Self::Request) -> u32 {
+        request.repaired_strings()
     }
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, String> {
@@ -95,6 +103,10 @@ impl OtlpSignal for Metrics {
         MetricsBatch::decode(body).map_err(|e| e.to_string())
     }
 
+    fn repaired_strings(request: &Self::Request) -> u32 {
+        request.repaired_strings()
+    }
+
     fn decode_json(body: &[u8]) -> Result<Self::Request, String> {
         let request = super::json::decode_metrics(body).map_err(|e| e.to_string())?;
         MetricsBatch::from_sent_request(request).map_err(|e| e.to_string())
@@ -126,6 +138,10 @@ impl OtlpSignal for Logs {
 
     fn decode_protobuf(body: Bytes) -> Result<Self::Request, String> {
         LogsBatch::decode(body).map_err(|e| e.to_string())
+    }
+
+    fn repaired_strings(request: &Self::Request) -> u32 {
+        request.repaired_strings()
     }
 
     fn decode_json(body: &[u8]) -> Result<Self::Request, String> {
