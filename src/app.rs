@@ -323,7 +323,8 @@ impl App {
             alerts: Some(alerts_query),
             reports: Some(reports),
         });
-        let profiling = crate::exporters::pprof::Profiling::new(self.config.pprof.clone());
+        let profiling =
+            crate::exporters::pprof::Profiling::new(self.config.pprof.clone(), shutdown.clone());
         if !self.config.pprof.pyroscope.url.is_empty() {
             tracing::info!(url = %self.config.pprof.pyroscope.url, "pushing CPU profiles to Pyroscope");
             tasks.push(tokio::spawn(

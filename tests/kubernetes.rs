@@ -192,6 +192,16 @@ fn check_references(docs: &[Value]) {
             let id = format!("{id} container {}", str_of(&container["name"], "name"));
             let security = &container["securityContext"];
             assert_eq!(security["readOnlyRootFilesystem"], true, "{id}");
+            // StreamGate's profilers write temporary files: a read-only
+            // root needs a writable /tmp.
+            if str_of(&container["name"], "name") == "streamgate" {
+                assert!(
+                    seq(&container["volumeMounts"])
+                        .iter()
+                        .any(|m| m["mountPath"] == "/tmp"),
+                    "{id}: no writable /tmp under a read-only root"
+                );
+            }
             assert_eq!(security["allowPrivilegeEscalation"], false, "{id}");
             assert_eq!(security["capabilities"]["drop"][0], "ALL", "{id}");
             for resource in ["cpu", "memory"] {

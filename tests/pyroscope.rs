@@ -277,3 +277,41 @@ fn pushing_resumes_after_a_pyroscope_outage() {
             .is_some_and(|n| n >= 1.0)
     });
 }
+
+/// A stop during a long profile window is not held up by it: the window
+/// ends at SIGTERM, is pushed shortened, and the process exits 0 well
+/// within `shutdown_timeout` (it used to wait for the window's end, then
+/// exit 1 as if requests were left in flight).
+#[test]
+fn a_stop_ends_the_window_and_pushes_it() {
+    let (url, got) = stand_in();
+    let mut collector = Collector::start_with(Options {
+        exporters_extra: format!(
+            "pprof:\n  pyroscope:\n    url: {url}\n    upload_interval: 60s\n    heap_interval: 0s\n"
+        ),
+        ..Default::default()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "nothing before the window ends"
+    );
+    let stopped = Instant::now();
+    let status = collector.terminate();
+    let took = stopped.elapsed();
+    assert!(status.success(), "{status:?}: {}", collector.logs());
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1, "the shortened window pushed");
+    let r = &got[0];
+    assert!(r.query["name"].contains(".cpu"), "{:?}", r.query);
+    let from: u64 = r.query["from"].parse().expect("from");
+    let until: u64 = r.query["until"].parse().expect("until");
+    assert!(until > from && until - from <= 8, "{from}..{until}");
+    let part = profile_part(&r.headers["content-type"], &r.body);
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&part[..])
+        .read_to_end(&mut raw)
+        .expect("gzipped");
+    pprof::protos::Profile::decode(&raw[..]).expect("a pprof profile");
+}

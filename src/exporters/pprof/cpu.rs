@@ -143,21 +143,33 @@ impl SymbolCache {
     }
 }
 
-/// Samples for `duration` at `frequency` Hz and renders the result,
-/// resolving addresses through `symbols`. Blocking: call from a blocking
-/// thread.
+/// How often a profile being taken looks whether it should end early.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Samples for `duration` at `frequency` Hz, or until `stop` says so
+/// (shutdown: what was sampled until then is the profile), and renders
+/// the result, resolving addresses through `symbols`. Blocking: call from
+/// a blocking thread.
 pub fn profile(
     duration: Duration,
     frequency: u32,
     format: Format,
     symbols: &mut SymbolCache,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Vec<u8>, PprofError> {
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(frequency as i32)
         .blocklist(&BLOCKLIST)
         .build()
         .map_err(|e| PprofError::Profiler(e.to_string()))?;
-    std::thread::sleep(duration);
+    let deadline = std::time::Instant::now() + duration;
+    loop {
+        let now = std::time::Instant::now();
+        if now >= deadline || stop() {
+            break;
+        }
+        std::thread::sleep((deadline - now).min(STOP_CHECK));
+    }
     let unresolved = guard
         .report()
         .build_unresolved()

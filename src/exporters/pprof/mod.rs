@@ -66,6 +66,8 @@ pub struct Profiling {
     cfg: PprofConfig,
     /// Held while a CPU profile runs.
     running: tokio::sync::Mutex<()>,
+    /// Ends a profile being taken early, so none holds up shutdown.
+    shutdown: crate::pipeline::Shutdown,
 }
 
 #[derive(Deserialize)]
@@ -77,13 +79,15 @@ struct Params {
 impl Profiling {
     /// Sets up the heap profiler from `cfg` (a failure is logged: CPU
     /// profiles still work).
-    pub fn new(cfg: PprofConfig) -> Arc<Self> {
+    /// A CPU profile being taken at `shutdown` ends there.
+    pub fn new(cfg: PprofConfig, shutdown: crate::pipeline::Shutdown) -> Arc<Self> {
         if let Err(e) = heap::configure(cfg.enabled, cfg.heap_sample_bytes) {
             tracing::warn!("heap profiling: {e}");
         }
         Arc::new(Self {
             cfg,
             running: tokio::sync::Mutex::new(()),
+            shutdown,
         })
     }
 
@@ -134,8 +138,16 @@ impl Profiling {
             .map_err(|_| PprofError::Busy)?
         };
         let frequency = self.cfg.frequency;
+        let shutdown = self.shutdown.clone();
         self.on_demand(move || {
-            cpu::profile(duration, frequency, format, &mut SymbolCache::default())
+            let stop = || shutdown.is_triggered();
+            cpu::profile(
+                duration,
+                frequency,
+                format,
+                &mut SymbolCache::default(),
+                &stop,
+            )
         })
         .await
     }
@@ -178,6 +190,7 @@ impl Profiling {
         let window = cfg.upload_interval.get();
         let heap_interval = cfg.heap_interval.get();
         let (pusher, worker) = push::Pusher::spawn(cfg, frequency, telemetry, shutdown.clone());
+        let mut last_failure_log: Option<std::time::Instant> = None;
         let heap_pushes = (!heap_interval.is_zero() && heap::available()).then(|| {
             tokio::spawn(push_heap_profiles(
                 self.clone(),
@@ -190,13 +203,16 @@ impl Profiling {
         let mut symbols = Some(SymbolCache::default());
         while !shutdown.is_triggered() {
             let mut cache = symbols.take().unwrap_or_default();
+            let stopping = shutdown.clone();
             // The window starts once the profiler is ours: a profile taken
             // on /debug/pprof meanwhile is not in it.
             let (from, taken) = {
                 let _running = self.running.lock().await;
                 let from = unix_now();
                 let taken = tokio::task::spawn_blocking(move || {
-                    let taken = cpu::profile(window, frequency, Format::Pprof, &mut cache);
+                    // At shutdown the window ends early and is pushed.
+                    let stop = || stopping.is_triggered();
+                    let taken = cpu::profile(window, frequency, Format::Pprof, &mut cache, &stop);
                     (taken, cache)
                 })
                 .await
@@ -207,21 +223,38 @@ impl Profiling {
                 (from, taken)
             };
             let until = unix_now().max(from + 1);
-            match taken {
-                Ok(Ok(profile)) => pusher.send(push::Upload {
-                    kind: ProfileKind::Cpu,
-                    from,
-                    until,
-                    profile,
-                }),
-                Ok(Err(e)) => tracing::warn!("continuous profile failed: {e}"),
-                Err(e) => tracing::warn!("continuous profile failed: {e}"),
+            let failure = match taken {
+                Ok(Ok(profile)) => {
+                    pusher.send(push::Upload {
+                        kind: ProfileKind::Cpu,
+                        from,
+                        until,
+                        profile,
+                    });
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            // A profile that cannot be taken (no writable $TMPDIR, say)
+            // would fail at once again: counted, logged once a minute,
+            // tried again a window later.
+            pusher.record_failure();
+            let now = std::time::Instant::now();
+            if last_failure_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+                last_failure_log = Some(now);
+                tracing::warn!("continuous CPU profile failed: {failure}");
+            }
+            tokio::select! {
+                _ = shutdown.clone().wait() => {}
+                _ = tokio::time::sleep(window) => {}
             }
         }
         if let Some(task) = heap_pushes {
             let _ = task.await;
         }
-        drop(pusher);
+        // The worker sends what is queued (once each, briefly) and ends.
+        pusher.close();
         let _ = worker.await;
     }
 }
@@ -237,6 +270,7 @@ async fn push_heap_profiles(
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut from = unix_now();
+    let mut last_log = None;
     loop {
         tokio::select! {
             _ = &mut stop => return,
@@ -250,7 +284,16 @@ async fn push_heap_profiles(
                 until,
                 profile,
             }),
-            Err(e) => tracing::warn!("heap profile failed: {e}"),
+            Err(e) => {
+                // Counted with the pushes; tried again an interval later.
+                pusher.record_failure();
+                if last_log
+                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(60))
+                {
+                    last_log = Some(std::time::Instant::now());
+                    tracing::warn!("heap profile failed: {e}");
+                }
+            }
         }
         from = until;
     }

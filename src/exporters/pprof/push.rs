@@ -4,19 +4,23 @@
 //! `<app>.inuse_space`, without `sampleRate`), the gzipped pprof as the
 //! multipart field `profile`; `X-Scope-OrgID` for the tenant and basic
 //! or bearer auth when configured. Profiles wait in a bounded queue (a
-//! full queue drops and counts); each is tried `attempts` times with
-//! backoff; outcomes are counted in `streamgate_profiling_pushes_total`
-//! and failures logged at most once a minute.
+//! full queue drops its oldest, counted); each is tried `attempts` times
+//! with backoff; outcomes are counted in
+//! `streamgate_profiling_pushes_total` and failures logged at most once a
+//! minute. At shutdown what is queued is tried once each, for at most
+//! [`DRAIN_BUDGET`] in all.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::config::PyroscopeConfig;
 use crate::pipeline::Shutdown;
@@ -100,21 +104,58 @@ pub fn request_parts(cfg: &PyroscopeConfig, sample_rate: u32, u: &Upload) -> (St
     (uri, body)
 }
 
+/// How long, at shutdown, the profiles still queued may take to send.
+pub const DRAIN_BUDGET: Duration = Duration::from_secs(5);
+
+/// Profiles waiting to be pushed: at most `capacity`, the oldest dropped
+/// for a new one.
+struct Queue {
+    items: parking_lot::Mutex<VecDeque<Upload>>,
+    capacity: usize,
+    /// Wakes the worker for a new profile or the close.
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl Queue {
+    /// The next profile, waiting for one; `None` once closed and empty.
+    async fn next(&self) -> Option<Upload> {
+        loop {
+            if let Some(upload) = self.items.lock().pop_front() {
+                return Some(upload);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            // `notify_one` keeps a permit when nobody waits: no wake-up
+            // between the checks above and here is lost.
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// The sending half.
 #[derive(Clone)]
 pub struct Pusher {
-    tx: mpsc::Sender<Upload>,
+    queue: Arc<Queue>,
     telemetry: Arc<Telemetry>,
 }
 
 impl Pusher {
+    /// The pusher and its worker, which runs until [`Pusher::close`] and
+    /// the queue is empty; from `shutdown` on it no longer retries.
     pub fn spawn(
         cfg: PyroscopeConfig,
         sample_rate: u32,
         telemetry: Arc<Telemetry>,
         shutdown: Shutdown,
     ) -> (Pusher, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(cfg.queue.max(1));
+        let queue = Arc::new(Queue {
+            items: parking_lot::Mutex::new(VecDeque::new()),
+            capacity: cfg.queue.max(1),
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
         let worker = Worker {
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             cfg,
@@ -123,17 +164,42 @@ impl Pusher {
             last_log: None,
         };
         (
-            Pusher { tx, telemetry },
-            tokio::spawn(worker.run(rx, shutdown)),
+            Pusher {
+                queue: queue.clone(),
+                telemetry,
+            },
+            tokio::spawn(worker.run(queue, shutdown)),
         )
     }
 
-    /// Queues an upload without waiting; a full queue drops it (counted).
+    /// Queues an upload without waiting; a full queue drops its oldest
+    /// (counted).
     pub fn send(&self, upload: Upload) {
-        if self.tx.try_send(upload).is_err() {
+        let dropped = {
+            let mut items = self.queue.items.lock();
+            let dropped = (items.len() >= self.queue.capacity)
+                .then(|| items.pop_front())
+                .flatten();
+            items.push_back(upload);
+            dropped
+        };
+        if dropped.is_some() {
             self.telemetry
                 .record_profile_push(NotificationOutcome::Dropped);
         }
+        self.queue.ready.notify_one();
+    }
+
+    /// Counts a profile that could not be taken, so never pushed.
+    pub fn record_failure(&self) {
+        self.telemetry
+            .record_profile_push(NotificationOutcome::Failed);
+    }
+
+    /// No more uploads: the worker ends once the queue is sent.
+    pub fn close(&self) {
+        self.queue.closed.store(true, Ordering::Release);
+        self.queue.ready.notify_one();
     }
 }
 
@@ -142,29 +208,43 @@ struct Worker {
     cfg: PyroscopeConfig,
     sample_rate: u32,
     telemetry: Arc<Telemetry>,
-    last_log: Option<std::time::Instant>,
+    last_log: Option<Instant>,
 }
 
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Upload>, shutdown: Shutdown) {
-        let stop = shutdown.clone().wait();
-        tokio::pin!(stop);
-        loop {
-            let upload = tokio::select! {
-                u = rx.recv() => match u { Some(u) => u, None => return },
-                _ = &mut stop => return,
+    async fn run(mut self, queue: Arc<Queue>, shutdown: Shutdown) {
+        let mut drain_started: Option<Instant> = None;
+        while let Some(upload) = queue.next().await {
+            let stopping = shutdown.is_triggered();
+            if stopping {
+                let started = *drain_started.get_or_insert_with(Instant::now);
+                if started.elapsed() >= DRAIN_BUDGET {
+                    self.telemetry
+                        .record_profile_push(NotificationOutcome::Dropped);
+                    continue;
+                }
+            }
+            let attempts = if stopping {
+                1
+            } else {
+                self.cfg.attempts.max(1)
             };
             let mut backoff = Duration::from_secs(1);
             let mut outcome = Err(String::new());
-            for attempt in 0..self.cfg.attempts.max(1) {
+            for attempt in 0..attempts {
                 if attempt > 0 {
-                    if shutdown.is_triggered() {
-                        break;
+                    tokio::select! {
+                        _ = shutdown.clone().wait() => break,
+                        _ = tokio::time::sleep(backoff) => {}
                     }
-                    tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
-                outcome = self.attempt(&upload).await;
+                let timeout = if shutdown.is_triggered() {
+                    self.cfg.timeout.get().min(DRAIN_BUDGET)
+                } else {
+                    self.cfg.timeout.get()
+                };
+                outcome = self.attempt(&upload, timeout).await;
                 if outcome.is_ok() {
                     break;
                 }
@@ -176,7 +256,7 @@ impl Worker {
                 Err(why) => {
                     self.telemetry
                         .record_profile_push(NotificationOutcome::Failed);
-                    let now = std::time::Instant::now();
+                    let now = Instant::now();
                     if self
                         .last_log
                         .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
@@ -189,7 +269,7 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, upload: &Upload) -> Result<(), String> {
+    async fn attempt(&self, upload: &Upload, timeout: Duration) -> Result<(), String> {
         let (uri, body) = request_parts(&self.cfg, self.sample_rate, upload);
         let mut request = http::Request::post(&uri).header(
             http::header::CONTENT_TYPE,
@@ -215,16 +295,55 @@ impl Worker {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| format!("bad Pyroscope URL {uri}: {e}"))?;
-        let response = tokio::time::timeout(self.cfg.timeout.get(), self.client.request(request))
+        let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
-            .map_err(|_| format!("no answer within {:?}", self.cfg.timeout.get()))?
+            .map_err(|_| format!("no answer within {timeout:?}"))?
             .map_err(|e| format!("{}: {e}", self.cfg.url))?;
         let status = response.status();
-        let _ = tokio::time::timeout(self.cfg.timeout.get(), response.into_body().collect()).await;
+        let _ = tokio::time::timeout(timeout, response.into_body().collect()).await;
         if status.is_success() {
             Ok(())
         } else {
             Err(format!("{} answered {status}", self.cfg.url))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(from: u64) -> Upload {
+        Upload {
+            kind: ProfileKind::Cpu,
+            from,
+            until: from + 1,
+            profile: Vec::new(),
+        }
+    }
+
+    /// A full queue makes room by dropping its oldest profile; a closed
+    /// queue still hands out what it holds, then ends.
+    #[tokio::test]
+    async fn a_full_queue_drops_its_oldest() {
+        let queue = Arc::new(Queue {
+            items: parking_lot::Mutex::new(VecDeque::new()),
+            capacity: 2,
+            ready: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
+        let pusher = Pusher {
+            queue: queue.clone(),
+            telemetry: Arc::new(Telemetry::new()),
+        };
+        for from in 1..=4 {
+            pusher.send(upload(from));
+        }
+        pusher.close();
+        let mut left = Vec::new();
+        while let Some(u) = queue.next().await {
+            left.push(u.from);
+        }
+        assert_eq!(left, [3, 4]);
     }
 }
