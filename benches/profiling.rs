@@ -138,8 +138,8 @@ fn main() {
             // The sampler's thread sleeps through the window, so its CPU
             // time is the report's and the heap dump's.
             let t0 = thread_cpu_seconds();
-            let cpu =
-                cpu_profile_blocking(window, 100, Format::Pprof, &mut cache).expect("CPU profile");
+            let cpu = cpu_profile_blocking(window, 100, Format::Pprof, &mut cache, &|| false)
+                .expect("CPU profile");
             let t1 = thread_cpu_seconds();
             let heap = heap_profile_blocking(Format::Pprof).expect("heap profile");
             let t2 = thread_cpu_seconds();
