@@ -78,11 +78,29 @@ enum Command {
     },
 }
 
+/// `eprintln!` that cannot panic: a closed stderr (a log pipe whose
+/// reader died) must not turn an exit code into a panic.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that cannot panic on a closed stdout.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::PrintConfig => {
-            print!("{DEFAULT_YAML}");
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(DEFAULT_YAML.as_bytes());
             ExitCode::SUCCESS
         }
         Command::Backtest {
@@ -93,7 +111,7 @@ fn main() -> ExitCode {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_err!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
@@ -102,11 +120,13 @@ fn main() -> ExitCode {
             let forecasts = config.analysis.forecasts();
             match streamgate::backtest::batch::run(&input, &output, &baseline, &forecasts, plot) {
                 Ok(summary) => {
-                    print!("{}", streamgate::backtest::batch::report(&summary));
+                    use std::io::Write as _;
+                    let report = streamgate::backtest::batch::report(&summary);
+                    let _ = std::io::stdout().write_all(report.as_bytes());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_err!("error: {e}");
                     ExitCode::from(1)
                 }
             }
@@ -117,7 +137,7 @@ fn main() -> ExitCode {
                 match load_config(Some(path)) {
                     Ok(config) => args.default_endpoint_from(&config),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        say_err!("error: {e}");
                         return ExitCode::from(2);
                     }
                 }
@@ -130,18 +150,18 @@ fn main() -> ExitCode {
                 None => match load_config(cli.config.as_deref()) {
                     Ok(config) => app::probe::readyz_url(&config.server),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        say_err!("error: {e}");
                         return ExitCode::from(2);
                     }
                 },
             };
             match app::probe::probe(&url, std::time::Duration::from_secs(timeout)) {
                 Ok(status) => {
-                    println!("{url}: {status}");
+                    say!("{url}: {status}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("unhealthy: {e}");
+                    say_err!("unhealthy: {e}");
                     ExitCode::from(1)
                 }
             }
@@ -157,18 +177,19 @@ fn main() -> ExitCode {
                 config
                     .runtime
                     .workers_from_env()
-                    .map_err(anyhow::Error::msg)
+                    .map_err(anyhow::Error::msg)?;
+                LoggingConfig::env_override().map_err(anyhow::Error::msg)
             }) {
             Ok(_) => {
                 let name = cli
                     .config
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "embedded default".into());
-                println!("{name}: valid");
+                say!("{name}: valid");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                say_err!("error: {e}");
                 ExitCode::from(2)
             }
         },
@@ -176,24 +197,31 @@ fn main() -> ExitCode {
             let config = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_err!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
             let workers = match config.runtime.workers_from_env() {
                 Ok(w) => w,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_err!("error: {e}");
                     return ExitCode::from(2);
                 }
             };
-            init_logging(&config.logging);
+            let filter = match LoggingConfig::env_override() {
+                Ok(filter) => filter.unwrap_or_else(|| config.logging.level.clone()),
+                Err(e) => {
+                    say_err!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(&filter, config.logging.format);
             match run(config, workers) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     let text = error_chain(&e);
                     tracing::error!("{text}");
-                    eprintln!("error: {text}");
+                    say_err!("error: {text}");
                     ExitCode::from(1)
                 }
             }
@@ -222,17 +250,19 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, streamgate::con
     }
 }
 
-fn init_logging(logging: &LoggingConfig) {
+/// Logs to stderr through `filter` (checked: `RUST_LOG` or
+/// `logging.level`). A log line that cannot be written (stderr closed) is
+/// lost quietly: reporting it would write to stderr again.
+fn init_logging(filter: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&logging.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match logging.format {
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
+    match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
@@ -274,19 +304,19 @@ fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
         }
         Ok(None) => {}
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
             return ExitCode::from(2);
         }
     }
     let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
             return ExitCode::from(1);
         }
     };
     for warning in args.warnings() {
-        eprintln!("warning: {warning}");
+        say_err!("warning: {warning}");
     }
     let mut bar = streamgate::progress::Progress::new(args.duration.get().as_secs_f64());
     let mut last = None;
@@ -305,9 +335,9 @@ fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
         Ok(summary) => {
             if args.json {
                 match serde_json::to_string_pretty(&summary) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => say!("{text}"),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        say_err!("error: {e}");
                         return ExitCode::from(1);
                     }
                 }
@@ -318,11 +348,11 @@ fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
         }
         Err(e @ streamgate::loadgen::LoadgenError::Invalid(_))
         | Err(e @ streamgate::loadgen::LoadgenError::Endpoint(_)) => {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err!("error: {e}");
             ExitCode::from(1)
         }
     }

@@ -82,7 +82,7 @@ impl Progress {
     pub fn finish(&mut self, rate: &str, detail: &str) {
         self.show(self.total, rate, detail, true);
         if self.terminal && self.drawn {
-            eprintln!();
+            let _ = writeln!(std::io::stderr());
         }
     }
 

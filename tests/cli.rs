@@ -298,3 +298,97 @@ fn worker_threads_are_configurable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("TOKIO_WORKER_THREADS"), "{err}");
 }
+
+/// `RUST_LOG` is held to `logging.level`'s rule: a filter that would
+/// silence every log line (a typo read as a module name) stops the start
+/// with exit 2, and `validate` says so too.
+#[test]
+fn a_rust_log_that_would_silence_the_logs_is_refused() {
+    for args in [&["validate"][..], &["--config", "/dev/null"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+            .args(args)
+            .env("RUST_LOG", "infoo")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("RUST_LOG `infoo`"), "{err}");
+    }
+}
+
+/// A closed stderr (the log pipe's reader gone) costs the log lines
+/// only: the collector serves, and a SIGTERM still stops it cleanly.
+#[test]
+fn a_closed_stderr_does_not_stop_the_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = common::free_port();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  endpoint: 127.0.0.1:{admin}\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:{}\n    http:\n      endpoint: 127.0.0.1:{}\nstate:\n  directory: {}\n",
+            common::free_port(),
+            common::free_port(),
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::http_client()
+        .get(&ready)
+        .send()
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited before it was ready"
+        );
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A request that logs a warning (a malformed body) is still answered.
+    let answer = common::http_client()
+        .post(format!(
+            "http://{}/v1/metrics",
+            std::fs::read_to_string(&config)
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("endpoint: "))
+                .nth(2)
+                .unwrap()
+        ))
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff, 0xff, 0xff])
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        dir.path()
+            .join("state")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
+}
