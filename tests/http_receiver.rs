@@ -668,3 +668,67 @@ fn overload_is_429_with_retry_after() {
         Some(1.0)
     );
 }
+
+/// An attribute's `doubleValue` of `"NaN"` or `"Infinity"` (what protobuf's
+/// JSON printers write) is read as that value: the request is accepted
+/// and the label is what the same attribute sent as protobuf gives.
+#[test]
+fn special_double_attributes_in_json_are_read() {
+    let collector = Collector::start();
+    let body = br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"nan"}}]},"scopeMetrics":[{"metrics":[
+        {"name":"ok","gauge":{"dataPoints":[{"timeUnixNano":"1700000000000000000","asDouble":1}]}},
+        {"name":"g","gauge":{"dataPoints":[{"timeUnixNano":"1700000000000000000","asDouble":1,"attributes":[{"key":"ratio","value":{"doubleValue":"NaN"}},{"key":"top","value":{"doubleValue":"Infinity"}}]}]}}]}]}]}"#;
+    let r = post(
+        &collector,
+        "/v1/metrics",
+        "application/json",
+        None,
+        body.to_vec(),
+    );
+    assert_eq!(r.status(), 200);
+    let mut same = gauge("g_pb", 1.0);
+    if let Some(Data::Gauge(g)) = &mut same.data {
+        g.data_points[0].attributes = vec![
+            KeyValue {
+                key: "ratio".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::DoubleValue(f64::NAN)),
+                }),
+                ..Default::default()
+            },
+            KeyValue {
+                key: "top".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::DoubleValue(f64::INFINITY)),
+                }),
+                ..Default::default()
+            },
+        ];
+    }
+    let r = post(
+        &collector,
+        "/v1/metrics",
+        PROTOBUF,
+        None,
+        request(vec![same]).encode_to_vec(),
+    );
+    assert_eq!(r.status(), 200);
+    let s = collector.scrape();
+    assert_eq!(s.get("ok", &[("job", "nan")]), Some(1.0));
+    let from_json = s.matching("g", &[("job", "nan")]);
+    let from_pb = s.matching("g_pb", &[("job", "checkout")]);
+    assert_eq!(from_json.len(), 1, "{}", s.text);
+    assert_eq!(from_pb.len(), 1, "{}", s.text);
+    let labels = |series: &str| {
+        let inner = &series[series.find('{').unwrap() + 1..series.rfind('}').unwrap()];
+        let mut l: Vec<String> = inner
+            .split(',')
+            .filter(|l| l.starts_with("ratio=") || l.starts_with("top="))
+            .map(str::to_string)
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(labels(&from_json[0].0), labels(&from_pb[0].0), "{}", s.text);
+    assert_eq!(labels(&from_json[0].0).len(), 2, "{}", s.text);
+}

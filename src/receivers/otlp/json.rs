@@ -27,8 +27,13 @@ use crate::model::otlp::resource::Resource;
 
 /// Decodes an OTLP/JSON metrics request.
 pub fn decode_metrics(body: &[u8]) -> Result<MetricsRequest, serde_json::Error> {
-    let request: JsonRequest = super::json_spellings::decode(body)?;
-    request.into_request().map_err(de::Error::custom)
+    let (request, special): (JsonRequest, bool) = super::json_spellings::decode_respelled(body)?;
+    let mut request = request.into_request().map_err(de::Error::custom)?;
+    if special {
+        use super::json_special_doubles::RestoreSpecialDoubles as _;
+        request.restore_special_doubles();
+    }
+    Ok(request)
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,8 @@
 //! parsers to accept, and the OTel Collector does: the proto field names
 //! (`resource_spans`, `time_unix_nano`) beside the lowerCamelCase ones,
 //! enum values by name (`"SPAN_KIND_SERVER"`) beside their numbers,
-//! 32-bit integers and an attribute's `doubleValue` as strings, `null`
+//! 32-bit integers and an attribute's `doubleValue` as strings (`"NaN"`
+//! and the infinities too, see [`super::json_special_doubles`]), `null`
 //! for any field (its default), and an empty `arrayValue` or
 //! `kvlistValue` written as `{}` (an empty message).
 //!
@@ -17,19 +18,34 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::json_special_doubles::{RestoreSpecialDoubles, stand_in};
+
 use crate::model::otlp::logs::SeverityNumber;
 use crate::model::otlp::metrics::AggregationTemporality;
 use crate::model::otlp::trace::span::SpanKind;
 use crate::model::otlp::trace::status::StatusCode;
 
-/// Decodes an OTLP/JSON body in any of the accepted spellings. The error
-/// is that of decoding the body as it was sent.
-pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+/// Decodes an OTLP/JSON request in any of the accepted spellings. The
+/// error is that of decoding the body as it was sent.
+pub fn decode<T: DeserializeOwned + RestoreSpecialDoubles>(
+    body: &[u8],
+) -> Result<T, serde_json::Error> {
+    let (mut request, special) = decode_respelled::<T>(body)?;
+    if special {
+        request.restore_special_doubles();
+    }
+    Ok(request)
+}
+
+/// Decodes an OTLP/JSON body in any of the accepted spellings, and says
+/// whether a special `doubleValue` was written as its stand-in (the
+/// caller restores it, see [`super::json_special_doubles`]).
+pub fn decode_respelled<T: DeserializeOwned>(body: &[u8]) -> Result<(T, bool), serde_json::Error> {
     let direct_error = if has_field_name_key(body) {
         None
     } else {
         match serde_json::from_slice(body) {
-            Ok(request) => return Ok(request),
+            Ok(request) => return Ok((request, false)),
             Err(e) => Some(e),
         }
     };
@@ -37,9 +53,10 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> 
         Ok(value) => value,
         Err(e) => return Err(direct_error.unwrap_or(e)),
     };
-    let respelled = respell(&mut value);
+    let mut special = false;
+    let respelled = respell(&mut value, &mut special);
     match (serde_json::from_value(value), direct_error) {
-        (Ok(request), _) => Ok(request),
+        (Ok(request), _) => Ok((request, special)),
         // Nothing was respelled: the first error names the place.
         (Err(_), Some(first)) if !respelled => Err(first),
         // Otherwise the error left after respelling is the one to mend.
@@ -79,13 +96,14 @@ fn has_field_name_key(body: &[u8]) -> bool {
 /// lowerCamelCase keys (a key spelled both ways keeps the lowerCamelCase
 /// one), no `null` fields, numbers for enums, 32-bit integers and
 /// `doubleValue`s, and `values` in an empty array or key-value list.
-/// Whether anything changed.
-fn respell(value: &mut Value) -> bool {
+/// Whether anything changed; `special` is set when a `doubleValue` was
+/// written as a stand-in.
+fn respell(value: &mut Value, special: &mut bool) -> bool {
     let mut changed = false;
     match value {
         Value::Array(items) => {
             for item in items {
-                changed |= respell(item);
+                changed |= respell(item, special);
             }
         }
         Value::Object(fields) => {
@@ -104,8 +122,8 @@ fn respell(value: &mut Value) -> bool {
             fields.retain(|_, v| !v.is_null());
             changed |= fields.len() != before;
             for (key, v) in fields.iter_mut() {
-                changed |= respell(v);
-                changed |= respell_field(key, v);
+                changed |= respell(v, special);
+                changed |= respell_field(key, v, special);
             }
         }
         _ => {}
@@ -115,11 +133,11 @@ fn respell(value: &mut Value) -> bool {
 
 /// Rewrites one field's value: an enum's name or number as a string as
 /// its number, a 32-bit integer as a string as a number, a string
-/// `doubleValue` as a number (when finite: JSON numbers cannot hold NaN
-/// or infinities, so those stay strings and fail), and `{}` for an empty
-/// `arrayValue` or `kvlistValue` as one with no `values`. Whether it
-/// changed.
-fn respell_field(key: &str, value: &mut Value) -> bool {
+/// `doubleValue` as a number (`"NaN"` and the infinities, which a JSON
+/// number cannot hold, as their stand-ins, setting `special`), and `{}`
+/// for an empty `arrayValue` or `kvlistValue` as one with no `values`.
+/// Whether it changed.
+fn respell_field(key: &str, value: &mut Value, special: &mut bool) -> bool {
     if let ("arrayValue" | "kvlistValue", Value::Object(list)) = (key, &mut *value) {
         if list.contains_key("values") {
             return false;
@@ -142,11 +160,17 @@ fn respell_field(key: &str, value: &mut Value) -> bool {
             text.parse::<u32>().ok().map(Value::from)
         }
         "scale" | "offset" | "stringValueStrindex" => text.parse::<i32>().ok().map(Value::from),
-        "doubleValue" => text
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number),
+        "doubleValue" => match stand_in(text) {
+            Some(stand_in) => {
+                *special = true;
+                serde_json::Number::from_f64(stand_in).map(Value::Number)
+            }
+            None => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number),
+        },
         _ => None,
     };
     match number {
@@ -201,6 +225,37 @@ mod tests {
         assert!(!has_field_name_key(br#"{"unterminated_"#));
     }
 
+    /// `"NaN"` and the infinities, as protobuf's JSON printers write an
+    /// attribute's double, arrive as those values, wherever the
+    /// attribute is.
+    #[test]
+    fn special_doubles_arrive_as_themselves() {
+        use crate::model::otlp::common::any_value::Value as V;
+        let body = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"r","value":{"doubleValue":"Infinity"}}]},
+            "scopeLogs":[{"logRecords":[{"body":{"arrayValue":{"values":[{"doubleValue":"-Infinity"}]}},
+            "attributes":[{"key":"n","value":{"doubleValue":"NaN"}},{"key":"x","value":{"doubleValue":2.5}}]}]}]}]}"#;
+        let request: crate::model::LogsRequest = decode(body).unwrap();
+        let rl = &request.resource_logs[0];
+        let double = |v: &Option<crate::model::otlp::common::AnyValue>| match v
+            .as_ref()
+            .and_then(|v| v.value.clone())
+        {
+            Some(V::DoubleValue(d)) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            double(&rl.resource.as_ref().unwrap().attributes[0].value),
+            f64::INFINITY
+        );
+        let record = &rl.scope_logs[0].log_records[0];
+        assert!(double(&record.attributes[0].value).is_nan());
+        assert_eq!(double(&record.attributes[1].value), 2.5);
+        let Some(V::ArrayValue(list)) = record.body.as_ref().and_then(|b| b.value.clone()) else {
+            panic!("{:?}", record.body);
+        };
+        assert_eq!(double(&Some(list.values[0].clone())), f64::NEG_INFINITY);
+    }
+
     #[test]
     fn keys_enums_and_doubles_are_respelled() {
         let mut v: Value = serde_json::from_str(
@@ -210,7 +265,9 @@ mod tests {
                               {"key":"n","value":{"doubleValue":"NaN"}}]}]}]}]}"#,
         )
         .unwrap();
-        respell(&mut v);
+        let mut special = false;
+        respell(&mut v, &mut special);
+        assert!(special, "NaN written as its stand-in");
         let span = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
         assert_eq!(span["kind"], 2);
         assert_eq!(span["status"]["code"], 2);
@@ -218,7 +275,7 @@ mod tests {
         assert!(span.get("trace_id").is_none());
         assert_eq!(span["attributes"][0]["key"], "x_y", "values stay");
         assert_eq!(span["attributes"][0]["value"]["doubleValue"], 1.5);
-        assert_eq!(span["attributes"][1]["value"]["doubleValue"], "NaN");
+        assert!(span["attributes"][1]["value"]["doubleValue"].is_f64());
         assert_eq!(
             lower_camel("aggregation_temporality"),
             "aggregationTemporality"

@@ -19,6 +19,7 @@ mod grpc;
 mod http;
 pub mod http_server;
 mod json;
+mod json_special_doubles;
 mod json_spellings;
 pub mod memory;
 mod process;
