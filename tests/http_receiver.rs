@@ -732,3 +732,28 @@ fn special_double_attributes_in_json_are_read() {
     assert_eq!(labels(&from_json[0].0), labels(&from_pb[0].0), "{}", s.text);
     assert_eq!(labels(&from_json[0].0).len(), 2, "{}", s.text);
 }
+
+/// A sender pointed at the wrong path or using the wrong method loses its
+/// data: both are counted, so an alert can find it.
+#[test]
+fn misdirected_requests_are_counted() {
+    let collector = Collector::start();
+    let r = http_client()
+        .get(collector.otlp_http_url("/v1/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(refused(&collector, "malformed"), 1.0);
+    for path in ["/v1/metric", "/v1/metrics/"] {
+        let r = post(&collector, path, PROTOBUF, None, Vec::new());
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let s = collector.scrape();
+    assert_eq!(
+        s.get(
+            "streamgate_receiver_unknown_path_requests_total",
+            &[("transport", "http")]
+        ),
+        Some(2.0)
+    );
+}

@@ -160,6 +160,9 @@ pub struct Telemetry {
     received_bytes: PerRoute<AtomicU64>,
     /// Strings of accepted requests that were not valid UTF-8, repaired.
     repaired_strings: PerRoute<AtomicU64>,
+    /// Requests to no OTLP export (an unknown HTTP path or gRPC method),
+    /// by transport.
+    unknown_paths: [AtomicU64; 2],
     request_duration: PerRoute<AtomicHistogram>,
     active_series: AtomicI64,
     /// The memory limiter's soft and hard limits (0: off).
@@ -294,6 +297,7 @@ impl Telemetry {
             refused_requests: Default::default(),
             received_bytes: PerRoute::default(),
             repaired_strings: PerRoute::default(),
+            unknown_paths: Default::default(),
             request_duration: PerRoute::default(),
             active_series: AtomicI64::new(0),
             memory_limits: Default::default(),
@@ -357,6 +361,15 @@ impl Telemetry {
         self.repaired_strings
             .get(signal, transport)
             .fetch_add(strings, Ordering::Relaxed);
+    }
+
+    pub fn record_unknown_path(&self, transport: Transport) {
+        self.unknown_paths[transport as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests to no OTLP export on `transport`.
+    pub fn unknown_paths(&self, transport: Transport) -> u64 {
+        self.unknown_paths[transport as usize].load(Ordering::Relaxed)
     }
 
     pub fn record_bytes(&self, signal: Signal, transport: Transport, bytes: u64) {

@@ -15,6 +15,7 @@ pub const RECEIVER_REFUSED_ITEMS: &str = "streamgate_receiver_refused_items_tota
 pub const RECEIVER_REFUSED_REQUESTS: &str = "streamgate_receiver_refused_requests_total";
 pub const RECEIVER_RECEIVED_BYTES: &str = "streamgate_receiver_received_bytes_total";
 pub const RECEIVER_REPAIRED_STRINGS: &str = "streamgate_receiver_repaired_strings_total";
+pub const RECEIVER_UNKNOWN_PATHS: &str = "streamgate_receiver_unknown_path_requests_total";
 pub const RECEIVER_REQUEST_DURATION: &str = "streamgate_receiver_request_duration_seconds";
 pub const RECEIVER_MEMORY_LIMIT: &str = "streamgate_receiver_memory_limit_bytes";
 pub const RECEIVER_IN_FLIGHT_BYTES: &str = "streamgate_receiver_in_flight_bytes";
@@ -73,7 +74,7 @@ pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 58] = [
+pub const ALL: [&str; 59] = [
     DELIVERY_ITEMS,
     DELIVERY_FAILED,
     DELIVERY_DROPPED,
@@ -124,6 +125,7 @@ pub const ALL: [&str; 58] = [
     RECEIVER_REFUSED_REQUESTS,
     RECEIVER_RECEIVED_BYTES,
     RECEIVER_REPAIRED_STRINGS,
+    RECEIVER_UNKNOWN_PATHS,
     RECEIVER_REQUEST_DURATION,
     EXPORTER_ACTIVE_SERIES,
     EXPORTER_EXPIRED_SERIES,

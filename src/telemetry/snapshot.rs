@@ -248,6 +248,20 @@ impl Telemetry {
             samples: repaired,
         });
         out.push(FamilySnapshot {
+            name: names::RECEIVER_UNKNOWN_PATHS,
+            help: "Requests to no OTLP export: an unknown HTTP path (404) or gRPC method (UNIMPLEMENTED).",
+            kind: MetricKind::Counter,
+            samples: Transport::ALL
+                .iter()
+                .map(|t| {
+                    sample(
+                        vec![("transport", t.as_str().to_string())],
+                        self.unknown_paths(*t) as f64,
+                    )
+                })
+                .collect(),
+        });
+        out.push(FamilySnapshot {
             name: names::RECEIVER_REQUEST_DURATION,
             help: "Time from receiving an OTLP request to answering it, in seconds.",
             kind: MetricKind::Histogram,

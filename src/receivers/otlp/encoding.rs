@@ -56,7 +56,7 @@ impl Compression {
             "deflate" => Ok(Compression::Deflate),
             "zstd" => Ok(Compression::Zstd),
             other => Err(Failure::UnsupportedMediaType(format!(
-                "unsupported Content-Encoding `{other}`; use gzip, deflate, zstd or none"
+                "unsupported Content-Encoding `{other}`; use gzip, deflate or zstd, or send it uncompressed (identity or no Content-Encoding)"
             ))),
         }
     }

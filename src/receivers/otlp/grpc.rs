@@ -71,6 +71,7 @@ where
         let ctx = self.ctx.clone();
         Box::pin(async move {
             if req.uri().path() != S::GRPC_PATH {
+                ctx.telemetry.record_unknown_path(Transport::Grpc);
                 return Ok(
                     Status::unimplemented(format!("unknown method {}", req.uri().path()))
                         .into_http(),
@@ -171,6 +172,13 @@ fn remap_transport_failure<S: OtlpSignal>(
     let failure = match tonic::Code::from_i32(code) {
         tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Failure::TooLarge(message),
         tonic::Code::Internal => Failure::Malformed(message),
+        // An encoding not offered (deflate): answered UNIMPLEMENTED, as
+        // gRPC asks, and counted.
+        tonic::Code::Unimplemented => {
+            let failure = Failure::UnsupportedMediaType(message);
+            process::refused::<S>(ctx, Transport::Grpc, &Refused::from(failure));
+            return;
+        }
         _ => return,
     };
     let status = failure.to_grpc();

@@ -18,7 +18,7 @@ use crate::telemetry::Transport;
 use super::ReceiverContext;
 use super::encoding::{Compression, Payload, decompress};
 use super::memory::Reservation;
-use super::process;
+use super::process::{self, Refused};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{Failure, RpcStatus, code, retry_after_seconds};
 
@@ -27,15 +27,15 @@ pub fn router(ctx: Arc<ReceiverContext>) -> Router {
     Router::new()
         .route(
             Traces::HTTP_PATH,
-            post(export::<Traces>).fallback(method_not_allowed),
+            post(export::<Traces>).fallback(method_not_allowed::<Traces>),
         )
         .route(
             Metrics::HTTP_PATH,
-            post(export::<Metrics>).fallback(method_not_allowed),
+            post(export::<Metrics>).fallback(method_not_allowed::<Metrics>),
         )
         .route(
             Logs::HTTP_PATH,
-            post(export::<Logs>).fallback(method_not_allowed),
+            post(export::<Logs>).fallback(method_not_allowed::<Logs>),
         )
         .fallback(not_found)
         .with_state(ctx)
@@ -261,11 +261,22 @@ fn declared_payload(headers: &HeaderMap) -> Option<Payload> {
         .and_then(Payload::from_content_type)
 }
 
-async fn method_not_allowed(headers: HeaderMap) -> Response {
+/// Another method than POST on an export path: 405, counted as a
+/// malformed request of that signal (a sender's exporter misconfigured).
+async fn method_not_allowed<S: OtlpSignal>(
+    State(ctx): State<Arc<ReceiverContext>>,
+    headers: HeaderMap,
+) -> Response {
     let payload = declared_payload(&headers);
+    let message = "method not allowed; OTLP/HTTP export uses POST";
+    process::refused::<S>(
+        &ctx,
+        Transport::Http,
+        &Refused::from(Failure::Malformed(message.into())),
+    );
     let status = RpcStatus {
         code: code::UNIMPLEMENTED,
-        message: "method not allowed; OTLP/HTTP export uses POST".into(),
+        message: message.into(),
         details: Vec::new(),
     };
     let mut response = status_response(StatusCode::METHOD_NOT_ALLOWED, &status, payload);
@@ -275,7 +286,10 @@ async fn method_not_allowed(headers: HeaderMap) -> Response {
     response
 }
 
-async fn not_found(headers: HeaderMap) -> Response {
+/// A path that is no OTLP export (a sender's exporter pointed at
+/// `/v1/metric`, say): 404, counted by transport.
+async fn not_found(State(ctx): State<Arc<ReceiverContext>>, headers: HeaderMap) -> Response {
+    ctx.telemetry.record_unknown_path(Transport::Http);
     let status = RpcStatus {
         code: code::NOT_FOUND,
         message: "unknown path; OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs".into(),
