@@ -938,6 +938,21 @@ impl PointWriter<'_> {
     }
 
     fn summary(&mut self, point: &SummaryPointView<'_>) {
+        let recorded = point.flags & DataPointFlags::NoRecordedValueMask as u32 == 0;
+        // metrics.proto: a quantile is in [0.0, 1.0] (0 the minimum, 1
+        // the maximum); another would be a `quantile` label no query of
+        // quantiles means.
+        if recorded
+            && let Some(q) = point
+                .quantile_values
+                .iter()
+                .find(|q| !(0.0..=1.0).contains(&q.quantile))
+        {
+            return self.reject(&format!(
+                "summary quantile {} is outside [0, 1]",
+                q.quantile
+            ));
+        }
         let value = Summary {
             quantiles: point
                 .quantile_values

@@ -793,6 +793,55 @@ fn summaries_render_quantiles() {
     );
 }
 
+/// A quantile outside [0, 1], or NaN, is refused for its point alone.
+#[test]
+fn summary_quantiles_outside_zero_to_one_are_rejected() {
+    let e = exporter();
+    let point = |q: f64, at: &str| SummaryDataPoint {
+        time_unix_nano: 1,
+        count: 1,
+        sum: 1.0,
+        attributes: vec![kv("at", at)],
+        quantile_values: vec![
+            ValueAtQuantile {
+                quantile: 0.5,
+                value: 1.0,
+            },
+            ValueAtQuantile {
+                quantile: q,
+                value: 2.0,
+            },
+        ],
+        ..Default::default()
+    };
+    let metric = Metric {
+        name: "rpc".into(),
+        data: Some(Data::Summary(Summary {
+            data_points: vec![
+                point(1.5, "over"),
+                point(f64::NAN, "nan"),
+                point(1.0, "max"),
+            ],
+        })),
+        ..Default::default()
+    };
+    let outcome = e.consume_metrics(&request(vec![metric])).unwrap();
+    assert_eq!(outcome.rejected, 2, "{}", outcome.message);
+    assert!(
+        outcome
+            .message
+            .contains("summary quantile 1.5 is outside [0, 1]"),
+        "{}",
+        outcome.message
+    );
+    let text = e.render(Format::Text);
+    assert!(text.contains("at=\"max\""), "{text}");
+    assert!(
+        !text.contains("at=\"over\"") && !text.contains("at=\"nan\""),
+        "{text}"
+    );
+}
+
 #[test]
 fn invalid_histograms_are_rejected_with_reasons() {
     let e = exporter();
