@@ -315,6 +315,10 @@ fn loadgen(args: streamgate::loadgen::LoadgenArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut args = args;
+    if let Some(warning) = args.fit_batch_to_rate() {
+        say_err!("warning: {warning}");
+    }
     for warning in args.warnings() {
         say_err!("warning: {warning}");
     }

@@ -450,3 +450,38 @@ fn endpoints_off_loopback_need_allow_remote() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A server that does not speak gRPC (here one answering HTTP/1.1) gives
+/// no answers, not refusals: none is counted as refused and the run
+/// fails, as it does over HTTP when nothing answers.
+#[test]
+fn a_server_that_is_not_grpc_answers_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            use std::io::Write as _;
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args([
+            "loadgen",
+            "--endpoint",
+            &format!("http://{addr}"),
+            "--duration",
+            "1s",
+            "--rate",
+            "200",
+            "--batch",
+            "100",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("none of"), "{err}");
+    assert!(!err.contains("refused: "), "{err}");
+}

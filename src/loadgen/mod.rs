@@ -159,6 +159,21 @@ impl LoadgenArgs {
 
     /// Settings that work but skew what is measured, to say before the
     /// run.
+    /// A `--rate` below `--batch` would still send a whole batch at
+    /// once (the rate several times over in a short run): the batch is
+    /// cut to the rate, and the warning says so.
+    pub fn fit_batch_to_rate(&mut self) -> Option<String> {
+        if self.rate == 0 || self.rate >= self.batch {
+            return None;
+        }
+        let warning = format!(
+            "--rate {} is below --batch {}: sending batches of {} instead",
+            self.rate, self.batch, self.rate
+        );
+        self.batch = self.rate;
+        Some(warning)
+    }
+
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         let in_flight = self.batch.saturating_mul(self.concurrency);

@@ -162,7 +162,15 @@ impl Sender {
     }
 }
 
+/// A server's gRPC status as a refusal; a status tonic made from a
+/// transport error (it carries the error as its source: a refused
+/// connection, a TLS server spoken to in plaintext, a reset stream) is no
+/// answer at all.
 fn grpc_refusal(status: tonic::Status) -> Answer {
+    use std::error::Error as _;
+    if status.source().is_some() {
+        return Answer::Failed(format!("{:?}: {}", status.code(), status.message()));
+    }
     match status.code() {
         tonic::Code::Unavailable if status.message().contains("connect") => {
             Answer::Failed(status.message().to_string())
