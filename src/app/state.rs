@@ -186,14 +186,25 @@ impl StateStore {
             })
     }
 
-    /// Moves a bad file to `corrupt/<name>.<unix seconds>.state`.
+    /// Moves a bad file to `corrupt/<name>.<unix seconds>.state`, or
+    /// `….<unix seconds>-<n>.state` when that name is taken (two starts
+    /// in one second): a file set aside is never overwritten.
     fn set_aside(&self, path: &Path, name: &str) -> Option<PathBuf> {
         let corrupt = self.dir.join("corrupt");
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let to = corrupt.join(format!("{name}.{stamp}.state"));
+        let free = (0..1000)
+            .map(|n| match n {
+                0 => corrupt.join(format!("{name}.{stamp}.state")),
+                n => corrupt.join(format!("{name}.{stamp}-{n}.state")),
+            })
+            .find(|candidate| !candidate.exists());
+        let Some(to) = free else {
+            tracing::warn!(path = %path.display(), "cannot move the bad state file aside: 1000 set aside this second");
+            return None;
+        };
         let moved = std::fs::create_dir_all(&corrupt).and_then(|()| std::fs::rename(path, &to));
         match moved {
             Ok(()) => Some(to),

@@ -210,11 +210,26 @@ impl RawConfig {
                 self.receivers.otlp.http.endpoint,
             ));
         }
+        // One port cannot be bound twice on overlapping addresses: the
+        // same one, or a wildcard (0.0.0.0, ::) and any address of its
+        // family (or of both, for `::` on dual-stack hosts).
+        let overlap = |a: std::net::SocketAddr, b: std::net::SocketAddr| {
+            let (x, y) = (a.ip(), b.ip());
+            x == y
+                || (x.is_unspecified() && (x.is_ipv4() == y.is_ipv4() || x.is_ipv6()))
+                || (y.is_unspecified() && (x.is_ipv4() == y.is_ipv4() || y.is_ipv6()))
+        };
         for (i, (name_a, a)) in listeners.iter().enumerate() {
             for (name_b, b) in &listeners[i + 1..] {
-                if a == b && a.addr().port() != 0 {
+                let port = a.addr().port();
+                if port != 0 && port == b.addr().port() && overlap(a.addr(), b.addr()) {
+                    let what = if a == b {
+                        format!("are both {a}")
+                    } else {
+                        format!("overlap ({a} and {b}: one port on the same addresses)")
+                    };
                     return Err(invalid(format!(
-                        "{name_a} and {name_b} are both {a}; give each its own port"
+                        "{name_a} and {name_b} {what}; give each its own port"
                     )));
                 }
             }

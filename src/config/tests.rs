@@ -87,6 +87,27 @@ fn a_refused_value_names_its_key_in_the_path() {
     }
 }
 
+/// A wildcard address and a specific one on the same port cannot both
+/// be bound: refused as the start would fail; other addresses may share
+/// a port.
+#[test]
+fn overlapping_listeners_are_rejected() {
+    for endpoints in [
+        ("0.0.0.0:4317", "127.0.0.1:4317"),
+        ("127.0.0.1:4317", "0.0.0.0:4317"),
+        ("[::]:4317", "127.0.0.1:4317"),
+    ] {
+        let text = format!(
+            "server:\n  endpoint: \"{}\"\nreceivers:\n  otlp:\n    grpc:\n      endpoint: \"{}\"\n",
+            endpoints.0, endpoints.1
+        );
+        let err = Config::from_yaml(&text, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("overlap"), "{endpoints:?}: {err}");
+    }
+    let text = "server:\n  endpoint: 127.0.0.2:4317\nreceivers:\n  otlp:\n    grpc:\n      endpoint: 127.0.0.1:4317\n";
+    assert!(Config::from_yaml(text, "t.yaml").is_ok());
+}
+
 #[test]
 fn clashing_ports_are_rejected() {
     let text = "server:\n  endpoint: 127.0.0.1:4317\n";

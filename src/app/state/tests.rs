@@ -284,3 +284,27 @@ fn the_snapshot_time_is_when_the_state_was_taken() {
     );
     assert!(done - taken >= 0.2, "taken {taken}, done {done}");
 }
+
+/// Two bad files of one component set aside within one second keep both:
+/// the second takes a numbered name.
+#[test]
+fn files_set_aside_in_one_second_keep_their_own_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for garbage in [&b"first garbage"[..], &b"second garbage"[..]] {
+        std::fs::write(dir.path().join("alpha.state"), garbage).expect("write");
+        let a = Bytes::new("alpha", 1, b"");
+        let (store, _) = open(dir.path(), vec![a]);
+        store.restore_all();
+    }
+    let aside = corrupt_files(dir.path());
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    let mut contents: Vec<Vec<u8>> = aside
+        .iter()
+        .map(|f| std::fs::read(dir.path().join("corrupt").join(f)).expect("read"))
+        .collect();
+    contents.sort();
+    assert_eq!(
+        contents,
+        [b"first garbage".to_vec(), b"second garbage".to_vec()]
+    );
+}
