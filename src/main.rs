@@ -255,6 +255,13 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, streamgate::con
 /// lost quietly: reporting it would write to stderr again.
 fn init_logging(filter: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    // pprof-rs logs each profile's start and stop at info: one line
+    // per window of continuous profiling, unless asked for by name.
+    let filter = if filter.contains("pprof") {
+        filter.to_string()
+    } else {
+        format!("{filter},pprof=warn")
+    };
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()

@@ -133,6 +133,18 @@ impl PprofConfig {
         {
             return Err("exporters.pprof.pyroscope.application_name must be non-empty letters, digits, '.', '_' or '-'".into());
         }
+        // The series name carries the labels as `{k=v,k=v}`, which has no
+        // escaping: these characters would split or end a label.
+        for (key, value) in &p.labels {
+            let bad = |t: &str| {
+                t.is_empty() || t.chars().any(|c| ",={}\"\\".contains(c) || c.is_control())
+            };
+            if bad(key) || bad(value) {
+                return Err(format!(
+                    "exporters.pprof.pyroscope.labels: `{key}: {value}` cannot be sent; a label's name and value must be non-empty, without `,`, `=`, `{{`, `}}`, quotes or backslashes (Pyroscope's series name has no escaping)"
+                ));
+            }
+        }
         if p.upload_interval.get().as_millis() < 1000 {
             return Err("exporters.pprof.pyroscope.upload_interval must be at least 1s".into());
         }
@@ -147,5 +159,27 @@ impl PprofConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A label Pyroscope's unescaped series name would split is refused
+    /// at load; an ordinary one is kept.
+    #[test]
+    fn labels_that_would_split_the_series_name_are_refused() {
+        let with = |k: &str, v: &str| {
+            let mut cfg = PprofConfig::default();
+            cfg.pyroscope.url = "http://127.0.0.1:4040".into();
+            cfg.pyroscope.labels.insert(k.into(), v.into());
+            cfg.validate()
+        };
+        assert!(with("env", "prod-eu_1").is_ok());
+        for (k, v) in [("region", "eu,west=1"), ("a=b", "c"), ("x", "}"), ("x", "")] {
+            let e = with(k, v).unwrap_err();
+            assert!(e.contains("cannot be sent"), "{k}: {v}: {e}");
+        }
     }
 }
