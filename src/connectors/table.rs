@@ -205,7 +205,13 @@ pub struct Table<V> {
     /// the overflow series' apart.
     held: HeldValues,
     overflow_held: Vec<f64>,
+    /// When [`Table::mark_all_changed_every`] last marked every series.
+    refreshed_ns: u64,
 }
+
+/// How often a connector hands on every series, changed or not (see
+/// [`Table::mark_all_changed_every`]).
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Slot of the overflow series in [`Table::dirty`].
 const OVERFLOW: usize = usize::MAX;
@@ -262,6 +268,7 @@ impl<V> Table<V> {
             overflow: None,
             held: HeldValues::default(),
             overflow_held: Vec::new(),
+            refreshed_ns: 0,
             len: 0,
             last_ns: 0,
         }
@@ -475,6 +482,35 @@ impl<V> Table<V> {
             .and_then(|r| r.as_ref())
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default()
+    }
+
+    /// Marks every series changed once `every` has passed since it last
+    /// did (by `now_ns`), so the next drain hands them all on: a counter
+    /// no span or record moves is stamped again with its unchanged value,
+    /// and its rate falls to 0 where the analysis and `rate()` see it (a
+    /// series handed on only when it changed would look frozen at its
+    /// last rate). The OTel Collector's connectors hand on every series
+    /// at every flush; this does it at most every `every`.
+    pub fn mark_all_changed_every(&mut self, now_ns: u64, every: std::time::Duration) {
+        let every_ns = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+        if now_ns.saturating_sub(self.refreshed_ns) < every_ns {
+            return;
+        }
+        self.refreshed_ns = now_ns;
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            if let Some(entry) = entry
+                && !entry.dirty
+            {
+                entry.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+        if let Some(overflow) = &mut self.overflow
+            && !overflow.dirty
+        {
+            overflow.dirty = true;
+            self.dirty.push(OVERFLOW);
+        }
     }
 
     /// Calls `visit` for every series changed since the last call, and
@@ -901,6 +937,38 @@ mod tests {
     /// A burst's series expire and take their room with them: the table
     /// shrinks to what is left, which keeps its values and resources and
     /// is found as before; new series still join, and share resources.
+    /// Every `every`, a drain hands on every series, changed or not (the
+    /// overflow series too); in between, only the changed ones.
+    #[test]
+    fn every_series_is_handed_on_again_every_refresh() {
+        let mut t: Table<u64> = Table::new(2);
+        let r = vec![kv("service.name", "svc")];
+        for (i, dim) in ["a", "b", "c"].into_iter().enumerate() {
+            t.upsert(
+                &r,
+                resource_hash(&r),
+                &[Some(dim)],
+                i as u64,
+                || 0,
+                |v| *v += 1,
+            );
+        }
+        let drained = |t: &mut Table<u64>| {
+            let mut n = 0;
+            t.drain_dirty(|_, _| n += 1);
+            n
+        };
+        let every = std::time::Duration::from_secs(15);
+        t.mark_all_changed_every(20_000_000_000, every);
+        assert_eq!(drained(&mut t), 3, "two series and the overflow");
+        t.upsert(&r, resource_hash(&r), &[Some("a")], 4, || 0, |v| *v += 1);
+        t.mark_all_changed_every(30_000_000_000, every);
+        assert_eq!(drained(&mut t), 1, "10 s later: the changed one");
+        t.mark_all_changed_every(35_000_000_000, every);
+        assert_eq!(drained(&mut t), 3, "15 s later: all again");
+        assert_eq!(drained(&mut t), 0);
+    }
+
     #[test]
     fn expiry_of_most_series_gives_their_room_back() {
         let mut t: Table<u64> = Table::new(10_000);

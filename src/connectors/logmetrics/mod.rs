@@ -178,6 +178,7 @@ fn drain_table(
     names: &[&str],
     now: u64,
 ) {
+    table.mark_all_changed_every(now, super::table::REFRESH_EVERY);
     table.drain_dirty(|resource, entry| {
         let attributes = match entry.resource {
             None => vec![overflow_attribute()],

@@ -4,7 +4,9 @@
 //! For each span it counts a call and records the duration (seconds) under
 //! the dimensions `service.name`, `span.name`, `span.kind`, `status.code`
 //! and the configured extras. Every `flush_interval` (or after each traces
-//! request when it is zero) it emits the series that changed as cumulative
+//! request when it is zero) it emits the series that changed (and every
+//! [`REFRESH_EVERY`](super::table::REFRESH_EVERY) all of them, so a rate no
+//! span moves falls to 0) as cumulative
 //! `{namespace}.calls` and `{namespace}.duration` (explicit or exponential
 //! histogram) with exemplars, and hands the raw durations to the
 //! observation consumer (the window processor). Series are bounded by `cardinality_limit` (then one
@@ -163,6 +165,7 @@ impl SpanMetrics {
         duration_name: &str,
     ) {
         let now = table.tick(now_ns());
+        table.mark_all_changed_every(now, super::table::REFRESH_EVERY);
         let mut scratch = Vec::new();
         table.drain_dirty_holding(|resource, entry, durations| {
             let overflow = entry.resource.is_none();
