@@ -11,7 +11,10 @@
 //! seasonality, slot counts, horizons) starts afresh and is counted as
 //! discarded.
 //!
-//! Payload (postcard): the number of series, then each series.
+//! Payload (postcard): the number of series, then each series, then the
+//! forecast horizons they were tracked for (seconds; absent in snapshots
+//! of earlier builds). Forecasters of other horizons would go on with
+//! errors learned for another distance ahead: their series are discarded.
 
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +142,7 @@ impl Durable for AnalysisProcessor {
         }
         put(&written, out)?;
         out.extend_from_slice(&items);
+        put(&self.forecast_settings.config().horizons_secs, out)?;
         Ok(())
     }
 
@@ -152,15 +156,36 @@ impl Durable for AnalysisProcessor {
             .config
             .max_series
             .saturating_sub(self.restored.lock().len());
-        let mut restored = ByIdentity::default();
+        let mut read = Vec::new();
         for _ in 0..count {
             let (saved, tail): (SavedOwned, _) =
                 postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
             rest = tail;
+            read.push(saved);
+        }
+        // The horizons the forecasters were tracked for (snapshots of
+        // earlier builds end with the series: taken to be the same).
+        let same_horizons = if rest.is_empty() {
+            true
+        } else {
+            let (horizons, tail): (Vec<f64>, _) =
+                postcard::take_from_bytes(rest).map_err(DurableError::decode)?;
+            rest = tail;
+            horizons == self.forecast_settings.config().horizons_secs
+        };
+        if !rest.is_empty() {
+            return Err(DurableError::decode(format!(
+                "{} bytes after the last series",
+                rest.len()
+            )));
+        }
+        let mut restored = ByIdentity::default();
+        for saved in read {
             let models = saved
                 .baseline
                 .resume(self.baseline_settings.clone())
-                .zip(saved.forecaster.resume(&self.forecast_settings));
+                .zip(saved.forecaster.resume(&self.forecast_settings))
+                .filter(|_| same_horizons);
             let Some((baseline, forecaster)) = models else {
                 outcome.discarded += 1;
                 continue;
@@ -180,12 +205,6 @@ impl Durable for AnalysisProcessor {
                 },
             );
             outcome.items += 1;
-        }
-        if !rest.is_empty() {
-            return Err(DurableError::decode(format!(
-                "{} bytes after the last series",
-                rest.len()
-            )));
         }
         self.restored.lock().extend(restored);
         Ok(outcome)

@@ -1027,6 +1027,34 @@ fn models_of_another_shape_are_discarded_and_garbage_refused() {
             discarded: 1
         }
     );
+    // As many horizons, but another: the tracked errors are of another
+    // distance ahead, so the series starts afresh too.
+    let moved = with_config(AnalysisConfig {
+        select: vec![rule("queue.depth")],
+        step: HumanDuration::secs(30),
+        horizons: vec![HumanDuration::secs(10)],
+        series_ttl: HumanDuration::secs(300),
+        ..Default::default()
+    });
+    assert_eq!(
+        moved.restore(&snapshot).expect("readable"),
+        Restored {
+            items: 0,
+            discarded: 1
+        }
+    );
+    // A snapshot of an earlier build ends with the series: read as
+    // taken with the same horizons.
+    let horizons_at = snapshot.len() - postcard::to_allocvec(&vec![60.0f64]).unwrap().len();
+    assert_eq!(
+        processor(vec![rule("queue.depth")])
+            .restore(&snapshot[..horizons_at])
+            .expect("readable"),
+        Restored {
+            items: 1,
+            discarded: 0
+        }
+    );
     assert!(other.restore(&[0xff, 0xff, 0xff]).is_err());
     let mut cut = snapshot.clone();
     cut.truncate(snapshot.len() / 2);
@@ -1042,7 +1070,7 @@ fn models_of_another_shape_are_discarded_and_garbage_refused() {
     assert!(fresh.restore(&overcounted).is_err());
     let mut after = Vec::new();
     fresh.snapshot(&mut after).expect("snapshot");
-    assert_eq!(after, [0], "no model of the failed snapshot is kept");
+    assert_eq!(after[0], 0, "no model of the failed snapshot is kept");
 }
 
 /// A series' boxed state stays in jemalloc's 384-byte size class (the
