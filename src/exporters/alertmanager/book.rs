@@ -137,7 +137,11 @@ impl AlertBook {
             match self.active.get_mut(&fp) {
                 Some(a) => {
                     a.updated_at = now;
-                    a.annotations = c.annotations;
+                    // The annotations stay those of the moment it fired
+                    // (or escalated): they describe the incident, and the
+                    // resolved notification and the history carry them,
+                    // where the latest refresh would describe a value
+                    // already back to normal.
                     // A source may raise the severity itself (e.g. a
                     // closer forecast); it never lowers it.
                     let wanted = c.severity.max(a.severity);
@@ -146,6 +150,7 @@ impl AlertBook {
                     let target = if due { Severity::Critical } else { wanted };
                     if target != a.severity {
                         let old = a.clone();
+                        a.annotations = c.annotations;
                         a.severity = target;
                         a.escalated |= due;
                         a.labels = with_severity(&c.labels, target);
@@ -385,6 +390,39 @@ mod tests {
         assert!(b.active().is_empty());
         assert_eq!(b.history()[0].id, id);
         assert_eq!(b.get(&id).map(|a| a.ends_at), Some(Some(660.0)));
+    }
+
+    /// A refresh does not rewrite what the alert said when it fired: the
+    /// resolved notification describes the incident, not the calm value
+    /// of the last refresh; an escalation fires with the new words.
+    #[test]
+    fn annotations_are_those_of_the_firing() {
+        let mut b = book();
+        let src = [Source::Anomaly];
+        let said = |summary: &str, severity| {
+            let mut c = cand("A", "api", severity);
+            c.annotations = [("summary".to_string(), summary.to_string())].into();
+            c
+        };
+        b.reconcile(
+            0.0,
+            &src,
+            vec![said("300 where 100 was expected", Severity::Warning)],
+        );
+        b.reconcile(
+            60.0,
+            &src,
+            vec![said("100 where 100 was expected", Severity::Warning)],
+        );
+        let (c, _) = b.reconcile(120.0, &src, vec![]);
+        assert_eq!(
+            resolved(&c)[0].annotations["summary"],
+            "300 where 100 was expected"
+        );
+        b.reconcile(200.0, &src, vec![said("first", Severity::Warning)]);
+        let (c, _) = b.reconcile(800.0, &src, vec![said("escalated", Severity::Warning)]);
+        assert_eq!(resolved(&c)[0].annotations["summary"], "first");
+        assert_eq!(firing(&c)[0].annotations["summary"], "escalated");
     }
 
     #[test]
