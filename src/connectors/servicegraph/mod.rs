@@ -749,11 +749,16 @@ impl ServiceGraph {
         tally: &mut Tally,
     ) {
         if !done.is_empty() || !here.is_empty() || !roots.is_empty() {
-            let extras = self.config.dimensions.len();
+            let defaults: Vec<Option<&str>> = self
+                .config
+                .dimensions
+                .iter()
+                .map(|d| d.default.as_deref())
+                .collect();
             let mut sums = Sums::default();
-            sums.add(done, extras, &self.bounds);
-            sums.add(here, extras, &self.bounds);
-            sums.add_roots(roots, self.config.dimensions.len(), self.bounds.len());
+            sums.add(done, &defaults, &self.bounds);
+            sums.add(here, &defaults, &self.bounds);
+            sums.add_roots(roots, &defaults, self.bounds.len());
             let bounds = self.bounds.len();
             let mut guard = self.series.lock();
             let series = &mut *guard;

@@ -185,14 +185,16 @@ pub struct Sums<'a> {
 
 impl<'a> Sums<'a> {
     /// Adds `done` (each outcome with the position of the span that
-    /// decided it), with `extras` extra dimensions and latency `bounds`.
+    /// decided it), with the extra dimensions' `defaults` (for a side
+    /// that has no span: a virtual node, a database) and latency
+    /// `bounds`.
     pub fn add<S: Deref<Target = str>>(
         &mut self,
         done: &'a [(u32, Done<S>)],
-        extras: usize,
+        defaults: &[Option<&'a str>],
         bounds: &[f64],
     ) {
-        let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
+        let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * defaults.len());
         for (at, outcome) in done {
             let at = *at;
             match outcome {
@@ -202,7 +204,7 @@ impl<'a> Sums<'a> {
                     let Some(edge) = outcome.edge() else {
                         continue;
                     };
-                    edge_key(&edge, extras, &mut key);
+                    edge_key(&edge, defaults, &mut key);
                     self.edges
                         .entry(at, key.as_slice(), <[_]>::to_vec, || {
                             EdgeSeries::new(bounds.len())
@@ -299,14 +301,15 @@ impl<'a> Roots<'a> {
 
 impl<'a> Sums<'a> {
     /// Adds the root spans' edges (`user` → service, `virtual_node`), with
-    /// `extras` extra dimensions and `bounds` latency buckets.
-    pub fn add_roots(&mut self, roots: &'a Roots<'a>, extras: usize, bounds: usize) {
-        let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * extras);
+    /// the extra dimensions' `defaults` (the `user` side's values) and
+    /// `bounds` latency buckets.
+    pub fn add_roots(&mut self, roots: &'a Roots<'a>, defaults: &[Option<&'a str>], bounds: usize) {
+        let mut key: Vec<Option<&'a str>> = Vec::with_capacity(3 + 2 * defaults.len());
         for sum in &roots.sums {
             key.clear();
             key.extend([Some(USER), Some(sum.service), Some(VIRTUAL_NODE)]);
-            for i in 0..extras {
-                key.push(None);
+            for (i, default) in defaults.iter().enumerate() {
+                key.push(*default);
                 key.push(sum.dims.get(i).and_then(|d| d.as_deref()));
             }
             self.edges
@@ -318,14 +321,26 @@ impl<'a> Sums<'a> {
     }
 }
 
-/// An edge's dimension values, in label order, into `key`.
-fn edge_key<'a>(edge: &Edge<'a>, extras: usize, key: &mut Vec<Option<&'a str>>) {
+/// An edge's dimension values, in label order, into `key`; a side
+/// without a value (a side no span was seen for) takes the dimension's
+/// default.
+fn edge_key<'a>(edge: &Edge<'a>, defaults: &[Option<&'a str>], key: &mut Vec<Option<&'a str>>) {
     key.clear();
     key.push(Some(edge.client));
     key.push(Some(edge.server));
     key.push((!edge.connection_type.is_empty()).then_some(edge.connection_type));
-    for i in 0..extras {
-        key.push(edge.client_dims.get(i).and_then(|d| d.as_deref()));
-        key.push(edge.server_dims.get(i).and_then(|d| d.as_deref()));
+    for (i, default) in defaults.iter().enumerate() {
+        key.push(
+            edge.client_dims
+                .get(i)
+                .and_then(|d| d.as_deref())
+                .or(*default),
+        );
+        key.push(
+            edge.server_dims
+                .get(i)
+                .and_then(|d| d.as_deref())
+                .or(*default),
+        );
     }
 }

@@ -872,6 +872,61 @@ fn extra_dimensions_label_each_side() {
     );
 }
 
+/// A side no span was seen for (a database, the `user` of a root span)
+/// takes the dimension's default, as an instrumented side without the
+/// attribute does: every series of the metric has the same labels.
+#[test]
+fn a_side_without_a_span_takes_the_dimensions_default() {
+    let config = ServiceGraphConfig {
+        dimensions: vec![Dimension {
+            name: "region".into(),
+            default: Some("none".into()),
+        }],
+        virtual_nodes: true,
+        ..Default::default()
+    };
+    let (c, capture, _) = connector(config);
+    c.consume_traces_at(
+        &request(
+            "frontend",
+            vec![
+                with(span(SERVER, 1, 7, 0, 3), &[("region", "eu")]),
+                with(
+                    span(CLIENT, 1, 8, 7, 1),
+                    &[("db.system", "postgresql"), ("server.address", "pg.local")],
+                ),
+            ],
+        ),
+        T0,
+    );
+    let db = [
+        ("client", "frontend"),
+        ("server", "pg.local"),
+        ("connection_type", DATABASE),
+        ("client_region", "none"),
+        ("server_region", "none"),
+    ];
+    assert_eq!(
+        capture.count(REQUEST_TOTAL, &db),
+        Some(1),
+        "{:#?}",
+        capture.latest()
+    );
+    let user = [
+        ("client", "user"),
+        ("server", "frontend"),
+        ("connection_type", "virtual_node"),
+        ("client_region", "none"),
+        ("server_region", "eu"),
+    ];
+    assert_eq!(
+        capture.count(REQUEST_TOTAL, &user),
+        Some(1),
+        "{:#?}",
+        capture.latest()
+    );
+}
+
 #[test]
 fn a_resent_half_replaces_the_waiting_one() {
     let (c, capture, _) = connector(ServiceGraphConfig::default());
