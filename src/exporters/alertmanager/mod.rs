@@ -169,13 +169,34 @@ impl Alerting {
                 _ => continue,
             };
             let mut labels = alert_labels(&r.labels);
-            let service = r
+            // `service` is the series' `job` on /metrics (and so in the
+            // shipped rules' alerts): `namespace/name` when the service
+            // has a namespace. `job` and `instance` are added as /metrics
+            // shows them, so routes and silences written for the rules'
+            // alerts match these too.
+            let name = r.labels.get("service.name").or_else(|| r.labels.get("job"));
+            let job = match (r.labels.get("service.namespace"), name) {
+                (Some(ns), Some(name))
+                    if !ns.is_empty() && r.labels.contains_key("service.name") =>
+                {
+                    Some(format!("{ns}/{name}"))
+                }
+                (_, Some(name)) => Some(name.clone()),
+                _ => None,
+            };
+            if let Some(job) = &job {
+                labels.entry("job".into()).or_insert_with(|| job.clone());
+            }
+            if let Some(id) = r
                 .labels
-                .get("service.name")
-                .or_else(|| r.labels.get("job"))
-                .cloned()
-                .unwrap_or_else(|| "unknown".into());
-            labels.insert("service".into(), service);
+                .get("service.instance.id")
+                .filter(|id| !id.is_empty())
+            {
+                labels
+                    .entry("instance".into())
+                    .or_insert_with(|| id.clone());
+            }
+            labels.insert("service".into(), job.unwrap_or_else(|| "unknown".into()));
             labels.insert("metric".into(), r.metric.clone());
             labels.insert("alertname".into(), alertname.into());
             labels.remove("severity");

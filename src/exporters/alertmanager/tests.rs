@@ -48,6 +48,24 @@ fn component(recs: Vec<Recommendation>) -> (Arc<Alerting>, Arc<Fixed>) {
     (a, source)
 }
 
+/// A service with a namespace is `namespace/name`, as its `job` on
+/// /metrics and in the shipped rules' alerts; `job` and `instance` are
+/// there as /metrics shows them, so one route or silence fits both.
+#[test]
+fn the_service_label_is_the_job_of_metrics() {
+    let mut r = rec("anomaly", f64::NAN);
+    r.labels.insert("service.namespace".into(), "shop".into());
+    r.labels
+        .insert("service.instance.id".into(), "checkout-1".into());
+    let (a, _) = component(vec![r]);
+    a.evaluate(1000.0);
+    let active = a.active();
+    let labels = &active[0].labels;
+    assert_eq!(labels["service"], "shop/checkout");
+    assert_eq!(labels["job"], "shop/checkout");
+    assert_eq!(labels["instance"], "checkout-1");
+}
+
 #[test]
 fn recommendations_become_labelled_alerts_and_resolve_when_gone() {
     let (a, source) = component(vec![
