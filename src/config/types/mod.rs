@@ -134,6 +134,8 @@ impl FromStr for HumanDuration {
                 .find(|c: char| c.is_ascii_digit())
                 .unwrap_or(tail.len());
             let (unit, next) = tail.split_at(unit_len);
+            // `10 s` reads as `10s`, as a size's `20 MB` does.
+            let unit = unit.trim();
             let seconds = match unit {
                 "ns" => 1e-9,
                 "us" | "µs" => 1e-6,
@@ -144,7 +146,7 @@ impl FromStr for HumanDuration {
                 "d" => 86400.0,
                 other => {
                     return Err(format!(
-                        "unknown duration unit `{other}` in `{original}`; use ms, s, m, h or d"
+                        "unknown duration unit `{other}` in `{original}`; use ns, us, ms, s, m, h or d"
                     ));
                 }
             };
@@ -278,6 +280,15 @@ mod tests {
         );
         assert!("5".parse::<HumanDuration>().is_err());
         assert!("5y".parse::<HumanDuration>().is_err());
+        // A space before the unit, as sizes allow.
+        assert_eq!(
+            "10 s".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            "1h 30m".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_secs(5400)
+        );
         // Too long to hold, or to add up: an error, not a panic.
         for long in [
             "99999999999999999999d",
