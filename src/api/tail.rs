@@ -509,7 +509,9 @@ impl Serialize for Cut<'_> {
 }
 
 /// Attributes as a JSON object; scalars keep their JSON type, bytes,
-/// arrays and maps are shown as text (as labels show them).
+/// arrays and maps are shown as text (as labels show them). A key given
+/// twice is shown with its first value (JSON object names should be
+/// unique, and parsers keep one), as `job` and `instance` read the first.
 struct Attributes<'a> {
     kvs: &'a [KeyValue],
     max_string: usize,
@@ -518,7 +520,11 @@ struct Attributes<'a> {
 impl Serialize for Attributes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.kvs.len()))?;
+        let mut seen = std::collections::HashSet::with_capacity(self.kvs.len());
         for kv in self.kvs {
+            if !seen.insert(kv.key.as_str()) {
+                continue;
+            }
             let key = Cut {
                 text: &kv.key,
                 max: self.max_string,
@@ -610,6 +616,20 @@ mod tests {
         assert!(ring.should_capture());
         assert!(!ring.should_capture(), "one capture per interval");
         assert!(!Ring::new(0).should_capture());
+    }
+
+    /// A key given twice is one JSON name, with its first value.
+    #[test]
+    fn a_key_given_twice_is_shown_once() {
+        let kv =
+            |k: &str, v: &str| crate::model::otlp::kv(k, any_value::Value::StringValue(v.into()));
+        let kvs = [kv("same", "first"), kv("other", "x"), kv("same", "second")];
+        let json = serde_json::to_string(&Attributes {
+            kvs: &kvs,
+            max_string: 100,
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"same":"first","other":"x"}"#);
     }
 
     #[test]
