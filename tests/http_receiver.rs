@@ -431,7 +431,8 @@ fn bad_input_is_refused_clearly_and_harms_nothing() {
     // refusals are counted by reason.
     let s = collector.scrape();
     assert_eq!(s.get("orders_total", &[("job", "checkout")]), Some(7.0));
-    assert_eq!(refused(&collector, "malformed"), 4.0);
+    // Four undecodable bodies and the GET.
+    assert_eq!(refused(&collector, "malformed"), 5.0);
     assert_eq!(refused(&collector, "unsupported_media_type"), 2.0);
     assert_eq!(refused(&collector, "too_large"), 2.0);
     assert_eq!(

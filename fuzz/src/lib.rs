@@ -285,15 +285,29 @@ impl Pipeline {
 /// only (the receiver never hands such metrics or traces to prost), and
 /// that refusal is a known difference: protobuf parsers skip unknown
 /// fields sent as groups, the validation refuses them.
+///
+/// Strings that are not UTF-8 are repaired rather than refused (as the
+/// OTLP guidance allows): prost is then given the repaired bytes, which
+/// it must decode to as many items.
 fn agrees_with_prost(signal: Signal, body: &[u8]) {
+    let mut repaired: Option<Vec<u8>> = None;
     let ours = match signal {
-        Signal::Metrics => {
-            MetricsBatch::decode(Bytes::copy_from_slice(body)).map(|b| b.item_count())
-        }
-        Signal::Traces => TracesBatch::decode(Bytes::copy_from_slice(body)).map(|b| b.item_count()),
+        Signal::Metrics => MetricsBatch::decode(Bytes::copy_from_slice(body)).map(|b| {
+            if b.repaired_strings() > 0 {
+                repaired = Some(b.wire().to_vec());
+            }
+            b.item_count()
+        }),
+        Signal::Traces => TracesBatch::decode(Bytes::copy_from_slice(body)).map(|b| {
+            if b.repaired_strings() > 0 {
+                repaired = Some(b.wire().to_vec());
+            }
+            b.item_count()
+        }),
         // Logs are decoded by prost itself.
         Signal::Logs => return,
     };
+    let body = repaired.as_deref().unwrap_or(body);
     if let Err(WireError::UnknownWireType {
         wire_type: 3 | 4, ..
     }) = ours
