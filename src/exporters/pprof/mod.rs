@@ -190,7 +190,7 @@ impl Profiling {
         let window = cfg.upload_interval.get();
         let heap_interval = cfg.heap_interval.get();
         let (pusher, worker) = push::Pusher::spawn(cfg, frequency, telemetry, shutdown.clone());
-        let mut last_failure_log: Option<std::time::Instant> = None;
+        let mut failure_log = push::OnceAMinute::default();
         let heap_pushes = (!heap_interval.is_zero() && heap::available()).then(|| {
             tokio::spawn(push_heap_profiles(
                 self.clone(),
@@ -240,9 +240,7 @@ impl Profiling {
             // would fail at once again: counted, logged once a minute,
             // tried again a window later.
             pusher.record_failure();
-            let now = std::time::Instant::now();
-            if last_failure_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-                last_failure_log = Some(now);
+            if failure_log.due() {
                 tracing::warn!("continuous CPU profile failed: {failure}");
             }
             tokio::select! {
@@ -270,7 +268,7 @@ async fn push_heap_profiles(
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut from = unix_now();
-    let mut last_log = None;
+    let mut failure_log = push::OnceAMinute::default();
     loop {
         tokio::select! {
             _ = &mut stop => return,
@@ -287,10 +285,7 @@ async fn push_heap_profiles(
             Err(e) => {
                 // Counted with the pushes; tried again an interval later.
                 pusher.record_failure();
-                if last_log
-                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(60))
-                {
-                    last_log = Some(std::time::Instant::now());
+                if failure_log.due() {
                     tracing::warn!("heap profile failed: {e}");
                 }
             }

@@ -104,6 +104,25 @@ pub fn request_parts(cfg: &PyroscopeConfig, sample_rate: u32, u: &Upload) -> (St
     (uri, body)
 }
 
+/// A warning written at most once a minute: profiling failures repeat
+/// every window, and one line a minute says as much.
+#[derive(Default)]
+pub(super) struct OnceAMinute(Option<Instant>);
+
+impl OnceAMinute {
+    /// Whether a line may be written now (and counts it as written).
+    pub(super) fn due(&mut self) -> bool {
+        let now = Instant::now();
+        let due = self
+            .0
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60));
+        if due {
+            self.0 = Some(now);
+        }
+        due
+    }
+}
+
 /// How long, at shutdown, the profiles still queued may take to send.
 pub const DRAIN_BUDGET: Duration = Duration::from_secs(5);
 
@@ -161,7 +180,7 @@ impl Pusher {
             cfg,
             sample_rate,
             telemetry: telemetry.clone(),
-            last_log: None,
+            failure_log: OnceAMinute::default(),
         };
         (
             Pusher {
@@ -208,7 +227,7 @@ struct Worker {
     cfg: PyroscopeConfig,
     sample_rate: u32,
     telemetry: Arc<Telemetry>,
-    last_log: Option<Instant>,
+    failure_log: OnceAMinute,
 }
 
 impl Worker {
@@ -256,12 +275,7 @@ impl Worker {
                 Err(why) => {
                     self.telemetry
                         .record_profile_push(NotificationOutcome::Failed);
-                    let now = Instant::now();
-                    if self
-                        .last_log
-                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
-                    {
-                        self.last_log = Some(now);
+                    if self.failure_log.due() {
                         tracing::warn!(url = %self.cfg.url, "profile push failed: {why}");
                     }
                 }
