@@ -13,7 +13,7 @@ use streamgate::exporters::delivery::Batch;
 use streamgate::exporters::prometheus::{
     Format, NameFilter, PrometheusExporter, PrometheusExporterConfig, Unpaced,
 };
-use streamgate::exporters::remote_write::RequestEncoder;
+use streamgate::exporters::remote_write::{Ledger, RequestEncoder};
 use streamgate::model::{MetricsBatch, MetricsRequest};
 use streamgate::pipeline::MetricsConsumer;
 use streamgate::telemetry::Telemetry;
@@ -136,6 +136,13 @@ fn render(c: &mut Criterion) {
         group.bench_function(format!("remote_write_{series}_series"), |b| {
             b.iter(|| black_box(remote_write_bytes(&e)))
         });
+        // The same with the staleness ledger in steady state: every
+        // series of the last collection is read back and found.
+        let mut ledger = Ledger::default();
+        remote_write_with_ledger(&e, &mut ledger);
+        group.bench_function(format!("remote_write_{series}_series_staleness"), |b| {
+            b.iter(|| black_box(remote_write_with_ledger(&e, &mut ledger)))
+        });
     }
     group.finish();
 }
@@ -149,6 +156,20 @@ fn remote_write_bytes(e: &PrometheusExporter) -> usize {
     encoder.flush();
     drop(encoder);
     bytes
+}
+
+/// [`remote_write_bytes`] with the staleness markers of `ledger`'s last
+/// collection; the markers written.
+fn remote_write_with_ledger(e: &PrometheusExporter, ledger: &mut Ledger) -> u64 {
+    let mut bodies = Vec::new();
+    let mut ready = |batch: Batch| bodies.push(batch.body);
+    let mut encoder = RequestEncoder::new(1_700_000_000_000, 2000, true, &[], &mut ready);
+    e.visit(&NameFilter::all(), &mut encoder, &mut Unpaced);
+    let marked = ledger.mark_vanished(&mut encoder).unwrap();
+    encoder.flush();
+    drop(encoder);
+    ledger.remember(bodies);
+    marked
 }
 
 criterion_group!(benches, ingest, threads, render);

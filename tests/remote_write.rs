@@ -5,7 +5,8 @@
 //! samples queued while the receiver was down arrive with their original
 //! timestamps once it is up; a receiver that refuses the protocol (404)
 //! makes requests fail for good, counted, without retries; two replicas
-//! writing the same series into one Prometheus never collide.
+//! writing the same series into one Prometheus never collide; a series
+//! that expires is ended at once with a staleness marker.
 
 mod common;
 
@@ -258,6 +259,56 @@ fn samples_queued_during_an_outage_arrive_with_their_timestamps() {
         delivered(&c, "streamgate_exporter_dropped_items_total"),
         0.0
     );
+}
+
+#[test]
+fn a_series_that_expires_is_marked_stale_at_once() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let p = receiving_prometheus(&binary, None);
+    let c = Collector::start_with(Options {
+        top_extra: "collector_instance: replica-a".into(),
+        exporter_extra: "series_ttl: 3s".into(),
+        exporters_extra: format!(
+            "remote_write:\n  url: {}\n  interval: 1s\n  min_backoff: 50ms\n  max_backoff: 500ms",
+            p.url("/api/v1/write")
+        ),
+        ..Default::default()
+    });
+    let _provider = send_shop_metrics(&c);
+    query_until(
+        &p,
+        &c,
+        r#"checkout_orders_total{job="shop"}"#,
+        one_value(7.0),
+    );
+    let sent_at = Instant::now();
+
+    // Nothing more is sent: three seconds on, the series leaves the
+    // store, and the next collection ends it in Prometheus with a
+    // staleness marker, where without one it would still answer instant
+    // queries for five minutes (the lookback).
+    query_until(&p, &c, r#"checkout_orders_total{job="shop"}"#, |r| {
+        r.is_empty()
+    });
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(60),
+        "ended after {:?}",
+        sent_at.elapsed()
+    );
+    // Ended, not deleted: its samples are still there, and the
+    // collector's own series, still written, still answer.
+    let raw = p.query(r#"checkout_orders_total{job="shop"}[5m]"#);
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    query_until(
+        &p,
+        &c,
+        r#"streamgate_receiver_accepted_items_total{signal="metrics",transport="http"}"#,
+        |r| !r.is_empty(),
+    );
+    assert_eq!(delivered(&c, "streamgate_exporter_failed_items_total"), 0.0);
+    assert!(!p.logs().contains("level=error"), "{}", p.logs());
 }
 
 #[test]

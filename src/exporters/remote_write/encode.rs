@@ -87,6 +87,9 @@ pub struct RequestEncoder<'a> {
     /// The sample's labels: `base` with `__name__` and the extra label.
     labels: Vec<(Range<usize>, Range<usize>)>,
     series: Vec<u8>,
+    /// A hash of every sample's encoded labels, in the order written
+    /// (for the staleness markers of the next collection).
+    written: Vec<u64>,
     ready: &'a mut dyn FnMut(Batch),
     compressor: snap::raw::Encoder,
     /// Samples encoded so far.
@@ -115,6 +118,7 @@ impl<'a> RequestEncoder<'a> {
             base: Vec::new(),
             labels: Vec::new(),
             series: Vec::new(),
+            written: Vec::new(),
             ready,
             compressor: snap::raw::Encoder::new(),
             total_samples: 0,
@@ -226,12 +230,36 @@ impl<'a> RequestEncoder<'a> {
             put_bytes_field(1, n, series);
             put_bytes_field(2, v, series);
         }
+        self.written.push(labels_hash(&self.series));
+        self.push_series(wire_value(value).to_bits());
+    }
+
+    /// Writes one sample with the staleness marker for a series that is
+    /// gone, given its encoded labels (the `Label` fields of its
+    /// `TimeSeries`, as an earlier request carried them).
+    pub fn stale(&mut self, labels: &[u8]) {
+        self.series.clear();
+        self.series.extend_from_slice(labels);
+        self.push_series(STALE_NAN);
+    }
+
+    /// The hashes of the labels of every sample written so far
+    /// ([`labels_hash`]), taken.
+    pub fn take_written(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.written)
+    }
+
+    /// Completes the `TimeSeries` whose labels are in `series` with one
+    /// sample of these value bits at the collection's time, and adds it
+    /// to the request.
+    fn push_series(&mut self, value_bits: u64) {
+        let series = &mut self.series;
         let ts = self.timestamp_ms as u64;
         let sample_len = 1 + 8 + 1 + varint_len(ts);
         series.push(tag(2, LEN));
         put_varint(sample_len as u64, series);
         series.push(tag(1, FIXED64));
-        series.extend_from_slice(&wire_value(value).to_le_bytes());
+        series.extend_from_slice(&value_bits.to_le_bytes());
         series.push(tag(2, VARINT));
         put_varint(ts, series);
         put_bytes_field(1, &self.series, &mut self.request);
@@ -241,6 +269,14 @@ impl<'a> RequestEncoder<'a> {
             self.flush();
         }
     }
+}
+
+/// A series' identity across collections: a hash of its encoded labels.
+/// Two series that collide only lose a staleness marker.
+pub fn labels_hash(labels: &[u8]) -> u64 {
+    use std::hash::BuildHasher as _;
+    const SEED: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5e7a_1e55);
+    SEED.hash_one(labels)
 }
 
 impl Exposition for RequestEncoder<'_> {
@@ -299,6 +335,9 @@ impl Exposition for RequestEncoder<'_> {
 
     fn exemplar(&mut self, _exemplar: &StoredExemplar) {}
 }
+
+/// Prometheus's staleness marker (`value.StaleNaN`).
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 
 /// Prometheus's ordinary NaN (`value.NormalNaN`).
 const NORMAL_NAN: u64 = 0x7ff8_0000_0000_0001;

@@ -8,18 +8,23 @@
 //! Thanos Receive or Cortex hold the same series a scrape would see, with
 //! `collector_instance` and the `external_labels` added.
 //!
+//! A series that is gone since the last collection gets one staleness
+//! marker, as a scrape would give it (`staleness.rs`).
+//!
 //! Collections run on a blocking thread, one family lock at a time, as a
 //! scrape does; a collection still running when the next is due makes
 //! that one skipped, never queued twice.
 
 pub mod config;
 mod encode;
+mod staleness;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use config::RemoteWriteConfig;
 pub use encode::RequestEncoder;
+pub use staleness::{Ledger, LedgerError};
 
 use crate::exporters::delivery::{
     self, BatchQueue, DeliveryError, HttpTarget, RetrySettings, TargetSettings,
@@ -44,6 +49,9 @@ pub struct RemoteWrite {
     queue: Arc<BatchQueue>,
     /// `external_labels` and `collector_instance`, sorted by name.
     defaults: Vec<(String, String)>,
+    /// The last collection's requests, for the staleness markers of the
+    /// next (collections never overlap: see [`RemoteWrite::run`]).
+    ledger: parking_lot::Mutex<staleness::Ledger>,
 }
 
 /// The endpoint with the protocol's headers and the user's;
@@ -106,6 +114,7 @@ pub fn start(
         exporter,
         queue: queue.clone(),
         defaults,
+        ledger: parking_lot::Mutex::new(staleness::Ledger::default()),
     });
     let retry = RetrySettings {
         min_backoff: config.min_backoff.get(),
@@ -153,15 +162,22 @@ impl RemoteWrite {
         let _ = done.send(true);
     }
 
-    /// One collection: every series with this moment's timestamp, queued
-    /// in requests of `max_samples_per_send`. Returns the samples.
+    /// One collection: every series with this moment's timestamp and a
+    /// staleness marker for every series of the last collection that is
+    /// gone, queued in requests of `max_samples_per_send`. Returns the
+    /// samples.
     pub fn collect(&self) -> u64 {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
+        let mut ledger = self.ledger.lock();
         let queue = self.queue.clone();
-        let mut ready = |batch| queue.push(batch);
+        let mut bodies = Vec::new();
+        let mut ready = |batch: delivery::Batch| {
+            bodies.push(batch.body.clone());
+            queue.push(batch);
+        };
         let mut encoder = RequestEncoder::new(
             now_ms,
             self.config.max_samples_per_send,
@@ -171,7 +187,20 @@ impl RemoteWrite {
         );
         self.exporter
             .visit(&NameFilter::all(), &mut encoder, &mut Unpaced);
+        match ledger.mark_vanished(&mut encoder) {
+            Ok(0) => {}
+            Ok(marked) => tracing::debug!(
+                marked,
+                "remote write: staleness markers for series that are gone"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "remote write: no staleness markers this collection")
+            }
+        }
         encoder.flush();
-        encoder.total_samples
+        let total = encoder.total_samples;
+        drop(encoder);
+        ledger.remember(bodies);
+        total
     }
 }
