@@ -364,6 +364,7 @@ impl App {
         self.telemetry
             .set_runtime(tokio::runtime::Handle::current());
         let router = admin::guard(router, &self.config.server, self.telemetry.clone());
+        let router = admin::require_client_certificates(router, self.telemetry.clone());
         let router = admin::limit(router, self.config.server.max_concurrent_requests);
         let admin = admin::serve(listener, router, admin_tls, shutdown.clone())
             .map_err(|source| AppError::ServerBind { endpoint, source })?;

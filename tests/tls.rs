@@ -558,6 +558,121 @@ fn prometheus_scrapes_the_admin_server_over_https_with_a_token() {
     );
 }
 
+/// The admin server with client certificates (`server.tls.client_ca_file`):
+/// a real Prometheus scrapes it presenting one; the health checks answer
+/// a client without one (Kubernetes probes, `streamgate healthcheck`),
+/// everything else refuses it with 403 (counted); a certificate from
+/// another CA fails the handshake.
+#[test]
+fn the_admin_server_with_client_certificates_answers_probes_without_one() {
+    let Some(binary) = find_peer("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki_in(dir.path());
+    let c = Collector::start_with(Options {
+        server_extra: pki.server_yaml(true),
+        admin_ca: Some(pki.ca.clone()),
+        ..Default::default()
+    });
+    let base = format!("https://localhost:{}", c.admin.port());
+    let ca = pki.ca.display().to_string();
+    let (cert, key) = (
+        pki.client_cert.display().to_string(),
+        pki.client_key.display().to_string(),
+    );
+    let (rogue_cert, rogue_key) = (
+        pki.rogue_client_cert.display().to_string(),
+        pki.rogue_client_key.display().to_string(),
+    );
+
+    for path in ["/healthz", "/readyz"] {
+        let probe = curl(&["--cacert", &ca], &format!("{base}{path}"));
+        assert_eq!(probe.status, 200, "{path} without a certificate: {probe:?}");
+    }
+    for path in ["/metrics", "/api/v1/status", "/debug/pprof/heap"] {
+        let refused = curl(&["--cacert", &ca], &format!("{base}{path}"));
+        assert_eq!(
+            refused.status, 403,
+            "{path} without a certificate: {refused:?}"
+        );
+    }
+    let with = curl(
+        &["--cacert", &ca, "--cert", &cert, "--key", &key],
+        &format!("{base}/metrics"),
+    );
+    assert_eq!(with.status, 200, "{with:?}");
+    let rogue = curl(
+        &["--cacert", &ca, "--cert", &rogue_cert, "--key", &rogue_key],
+        &format!("{base}/healthz"),
+    );
+    assert_eq!(rogue.status, 0, "another CA's certificate: {rogue:?}");
+
+    // `streamgate healthcheck`, from the same config, holds no client
+    // certificate and is answered.
+    let probe_config = dir.path().join("probe.yaml");
+    let tls_block: String = pki
+        .server_yaml(true)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    std::fs::write(
+        &probe_config,
+        format!(
+            "server:\n  endpoint: 127.0.0.1:{}\n{tls_block}",
+            c.admin.port()
+        ),
+    )
+    .expect("probe config");
+    let probe = Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["healthcheck", "--config"])
+        .arg(&probe_config)
+        .output()
+        .expect("run healthcheck");
+    assert!(
+        probe.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&probe.stdout),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: streamgate\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      cert_file: {cert}\n      key_file: {key}\n      server_name: localhost\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        c.admin.port()
+    );
+    let prometheus = Prometheus::start(&binary, &config);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let up = prometheus.query("up{job=\"streamgate\"}");
+        let refused = prometheus.query("streamgate_server_unauthenticated_requests_total");
+        let scraped = up
+            .first()
+            .is_some_and(|r| common::prometheus::sample_value(r) == 1.0);
+        // curl's three refusals above were counted, and the rogue
+        // handshake.
+        let counted = refused
+            .first()
+            .is_some_and(|r| common::prometheus::sample_value(r) >= 3.0);
+        let failed =
+            prometheus.query("streamgate_server_tls_handshake_failures_total{server=\"admin\"}");
+        let handshake_counted = failed
+            .first()
+            .is_some_and(|r| common::prometheus::sample_value(r) >= 1.0);
+        if scraped && counted && handshake_counted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not scrape with its certificate: up={up:?}\n{}\n--- collector ---\n{}",
+            prometheus.logs(),
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// With the default `require_auth_for: writes`, reads stay open (a plain
 /// Prometheus scrape works without credentials) and writes need them.
 #[test]

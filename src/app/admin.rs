@@ -1,6 +1,10 @@
 //! The admin server (`server:`): `/metrics`, health, API and pprof, served
 //! on a thread and runtime of its own, over TLS when `server.tls` is set,
-//! behind a credentials guard when `server.auth` is.
+//! behind a credentials guard when `server.auth` is. With
+//! `server.tls.client_ca_file`, a connection without a client certificate
+//! is made but answered only on `/healthz` and `/readyz`, so probes that
+//! hold no certificate (Kubernetes, `streamgate healthcheck`) still work;
+//! a certificate the CA did not sign fails the handshake.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +19,9 @@ use crate::api::config::{AuthScope, ServerConfig};
 use crate::pipeline::Shutdown;
 use crate::receivers::otlp::auth::{self, Authenticator};
 use crate::receivers::otlp::http_server;
-use crate::receivers::otlp::tls::{Alpn, ServerTls, TlsError};
+use crate::receivers::otlp::tls::{
+    Alpn, ClientCertificate, ClientCertificates, ServerTls, TlsError,
+};
 use crate::telemetry::{Telemetry, TlsServer};
 
 /// How long a client of the admin server may take to send its headers
@@ -30,10 +36,11 @@ pub fn tls(
     let Some(settings) = &config.tls else {
         return Ok(None);
     };
-    let tls = ServerTls::new(
+    let tls = ServerTls::with_client_certificates(
         settings,
         "server.tls",
         Alpn::H2AndHttp1,
+        ClientCertificates::CheckedAtHttp,
         TlsServer::Admin,
         HEADER_TIMEOUT,
         telemetry,
@@ -55,7 +62,7 @@ async fn admit(
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+    if is_health_check(request.uri().path()) {
         return next.run(request).await;
     }
     let Ok(permit) = permits.try_acquire_owned() else {
@@ -132,10 +139,45 @@ pub fn guard(
     router.layer(axum::middleware::from_fn_with_state(guard, check))
 }
 
+/// Whether `path` is a health check, answered to anyone.
+fn is_health_check(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
+/// `router` refusing, with 403, every request but the health checks
+/// from a connection that presented no client certificate (marked by
+/// the TLS layer when `server.tls.client_ca_file` is set).
+pub fn require_client_certificates(
+    router: axum::Router,
+    telemetry: Arc<Telemetry>,
+) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        telemetry,
+        refuse_without_certificate,
+    ))
+}
+
+async fn refuse_without_certificate(
+    State(telemetry): State<Arc<Telemetry>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let without =
+        request.extensions().get::<ClientCertificate>() == Some(&ClientCertificate(false));
+    if !without || is_health_check(request.uri().path()) {
+        return next.run(request).await;
+    }
+    telemetry.record_admin_unauthenticated();
+    let body = serde_json::json!({
+        "error": "this server requires a client certificate (server.tls.client_ca_file); without one only /healthz and /readyz answer"
+    });
+    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+}
+
 /// Whether a request needs credentials under `scope`.
 fn needs_credentials(scope: AuthScope, method: &Method, path: &str) -> bool {
     match scope {
-        AuthScope::All => !matches!(path, "/healthz" | "/readyz"),
+        AuthScope::All => !is_health_check(path),
         AuthScope::Writes => {
             !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
                 || path.starts_with("/debug/pprof")

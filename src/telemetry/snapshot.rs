@@ -486,7 +486,7 @@ impl Telemetry {
         });
         out.push(FamilySnapshot {
             name: names::ADMIN_UNAUTHENTICATED,
-            help: "Requests to the admin server refused with 401 for missing or wrong credentials.",
+            help: "Requests to the admin server refused for missing or wrong credentials (401) or for want of a client certificate (403).",
             kind: MetricKind::Counter,
             samples: vec![sample(
                 vec![],

@@ -62,13 +62,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = hyper::service::service_fn(move |request| router.clone().oneshot(request));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
             let served = match tls {
                 None => {
+                    let service =
+                        hyper::service::service_fn(move |request| router.clone().oneshot(request));
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();
@@ -78,6 +79,17 @@ pub async fn serve(
                     let Some(stream) = tls.accept(stream).await else {
                         return;
                     };
+                    let certificate = tls
+                        .checks_certificates_at_http()
+                        .then(|| stream.client_certificate());
+                    let service = hyper::service::service_fn(
+                        move |mut request: hyper::Request<hyper::body::Incoming>| {
+                            if let Some(certificate) = certificate {
+                                request.extensions_mut().insert(certificate);
+                            }
+                            router.clone().oneshot(request)
+                        },
+                    );
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();

@@ -70,12 +70,33 @@ impl Alpn {
     }
 }
 
+/// What the handshake asks of clients when `client_ca_file` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertificates {
+    /// No connection without a certificate the CA signed (the OTLP
+    /// receivers, as the Collector's).
+    Required,
+    /// A certificate, when given, must be one the CA signed; without one
+    /// the connection is made and its requests carry
+    /// [`ClientCertificate`]`(false)` for the server to refuse all but
+    /// its health checks (the admin server: Kubernetes probes and
+    /// `streamgate healthcheck` hold no client certificate).
+    CheckedAtHttp,
+}
+
+/// Whether a request's connection presented a client certificate the
+/// CA signed; set on requests of [`ClientCertificates::CheckedAtHttp`]
+/// servers only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCertificate(pub bool);
+
 /// A server's TLS: the current rustls configuration, rebuilt when the
 /// files change.
 pub struct ServerTls {
     settings: TlsConfig,
     key: String,
     alpn: Alpn,
+    client_certificates: ClientCertificates,
     server: TlsServer,
     telemetry: Arc<Telemetry>,
     handshake_timeout: Duration,
@@ -113,11 +134,34 @@ impl ServerTls {
         handshake_timeout: Duration,
         telemetry: Arc<Telemetry>,
     ) -> Result<Self, TlsError> {
-        let config = build(settings, key, alpn)?;
+        Self::with_client_certificates(
+            settings,
+            key,
+            alpn,
+            ClientCertificates::Required,
+            server,
+            handshake_timeout,
+            telemetry,
+        )
+    }
+
+    /// [`ServerTls::new`] asking `client_certificates` of clients when
+    /// `client_ca_file` is set.
+    pub fn with_client_certificates(
+        settings: &TlsConfig,
+        key: &str,
+        alpn: Alpn,
+        client_certificates: ClientCertificates,
+        server: TlsServer,
+        handshake_timeout: Duration,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, TlsError> {
+        let config = build(settings, key, alpn, client_certificates)?;
         Ok(Self {
             settings: settings.clone(),
             key: key.to_string(),
             alpn,
+            client_certificates,
             server,
             telemetry,
             handshake_timeout,
@@ -140,7 +184,12 @@ impl ServerTls {
             let now = stamps(&self.settings);
             if now != current.stamps {
                 current.stamps = now;
-                match build(&self.settings, &self.key, self.alpn) {
+                match build(
+                    &self.settings,
+                    &self.key,
+                    self.alpn,
+                    self.client_certificates,
+                ) {
                     Ok(config) => {
                         tracing::info!(key = %self.key, "TLS certificate files changed: reloaded");
                         current.config = config;
@@ -153,6 +202,13 @@ impl ServerTls {
             }
         }
         current.config.clone()
+    }
+
+    /// Whether requests must be told apart by their connection's client
+    /// certificate ([`ClientCertificates::CheckedAtHttp`] with a CA).
+    pub fn checks_certificates_at_http(&self) -> bool {
+        self.client_certificates == ClientCertificates::CheckedAtHttp
+            && self.settings.client_ca_file.is_some()
     }
 
     /// Runs the handshake on `stream`; `None` (counted and logged at
@@ -184,7 +240,7 @@ impl ServerTls {
 /// Loads `settings` (at `key` in the config file) without serving, to
 /// check the files (`streamgate validate`).
 pub fn check(settings: &TlsConfig, key: &str) -> Result<(), TlsError> {
-    build(settings, key, Alpn::H2).map(|_| ())
+    build(settings, key, Alpn::H2, ClientCertificates::Required).map(|_| ())
 }
 
 /// The modification times of the files, to notice a rotation.
@@ -228,7 +284,12 @@ fn certificates(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, 
 }
 
 /// Builds the rustls configuration from the files.
-fn build(settings: &TlsConfig, key: &str, alpn: Alpn) -> Result<Arc<ServerConfig>, TlsError> {
+fn build(
+    settings: &TlsConfig,
+    key: &str,
+    alpn: Alpn,
+    client_certificates: ClientCertificates,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_key = format!("{key}.cert_file");
     let chain = certificates(&cert_key, &settings.cert_file)?;
     let key_key = format!("{key}.key_file");
@@ -263,7 +324,12 @@ fn build(settings: &TlsConfig, key: &str, alpn: Alpn) -> Result<Arc<ServerConfig
                     .add(cert)
                     .map_err(|e| invalid(&ca_key, path, e.to_string()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match client_certificates {
+                ClientCertificates::Required => verifier,
+                ClientCertificates::CheckedAtHttp => verifier.allow_unauthenticated(),
+            };
+            let verifier = verifier
                 .build()
                 .map_err(|e| invalid(&ca_key, path, e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
@@ -282,6 +348,18 @@ pub struct TlsConnection(tokio_rustls::server::TlsStream<TcpStream>);
 impl TlsConnection {
     fn tcp(&self) -> &TcpStream {
         self.0.get_ref().0
+    }
+
+    /// Whether the client presented a certificate (the handshake has
+    /// verified any it did).
+    pub fn client_certificate(&self) -> ClientCertificate {
+        ClientCertificate(
+            self.0
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty()),
+        )
     }
 }
 
