@@ -204,6 +204,27 @@ fn args(owned: &[String]) -> Vec<&str> {
     owned.iter().map(String::as_str).collect()
 }
 
+/// Runs `streamgate healthcheck` on a config (written to `dir`) whose
+/// admin server at `endpoint` has the test PKI's TLS.
+fn healthcheck(dir: &Path, pki: &Pki, mutual: bool, endpoint: &str) -> std::process::Output {
+    let probe_config = dir.join("probe.yaml");
+    let tls_block: String = pki
+        .server_yaml(mutual)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    std::fs::write(
+        &probe_config,
+        format!("server:\n  endpoint: {endpoint}\n{tls_block}"),
+    )
+    .expect("probe config");
+    Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        .args(["healthcheck", "--config"])
+        .arg(&probe_config)
+        .output()
+        .expect("run healthcheck")
+}
+
 /// TLS on both OTLP servers: the Rust SDK exports over gRPC with TLS,
 /// curl posts over HTTPS with HTTP/2 chosen by ALPN; a plaintext gRPC
 /// client and a plaintext HTTP client are refused at the handshake
@@ -485,25 +506,12 @@ fn prometheus_scrapes_the_admin_server_over_https_with_a_token() {
 
     // `streamgate healthcheck` reads the admin endpoint from the config:
     // https because of `server.tls`, loopback for a wildcard address.
-    let probe_config = dir.path().join("probe.yaml");
-    let tls_block: String = pki
-        .server_yaml(false)
-        .lines()
-        .map(|l| format!("  {l}\n"))
-        .collect();
-    std::fs::write(
-        &probe_config,
-        format!(
-            "server:\n  endpoint: 0.0.0.0:{}\n{tls_block}",
-            c.admin.port()
-        ),
-    )
-    .expect("probe config");
-    let probe = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args(["healthcheck", "--config"])
-        .arg(&probe_config)
-        .output()
-        .expect("run healthcheck");
+    let probe = healthcheck(
+        dir.path(),
+        &pki,
+        false,
+        &format!("0.0.0.0:{}", c.admin.port()),
+    );
     let said = String::from_utf8_lossy(&probe.stdout);
     assert!(
         probe.status.success() && said.starts_with("https://127.0.0.1:"),
@@ -610,25 +618,12 @@ fn the_admin_server_with_client_certificates_answers_probes_without_one() {
 
     // `streamgate healthcheck`, from the same config, holds no client
     // certificate and is answered.
-    let probe_config = dir.path().join("probe.yaml");
-    let tls_block: String = pki
-        .server_yaml(true)
-        .lines()
-        .map(|l| format!("  {l}\n"))
-        .collect();
-    std::fs::write(
-        &probe_config,
-        format!(
-            "server:\n  endpoint: 127.0.0.1:{}\n{tls_block}",
-            c.admin.port()
-        ),
-    )
-    .expect("probe config");
-    let probe = Command::new(env!("CARGO_BIN_EXE_streamgate"))
-        .args(["healthcheck", "--config"])
-        .arg(&probe_config)
-        .output()
-        .expect("run healthcheck");
+    let probe = healthcheck(
+        dir.path(),
+        &pki,
+        true,
+        &format!("127.0.0.1:{}", c.admin.port()),
+    );
     assert!(
         probe.status.success(),
         "{}{}",
