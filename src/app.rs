@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 mod admin;
+pub mod hangup;
 pub mod probe;
 pub mod state;
 
@@ -578,25 +579,53 @@ pub fn check_files(config: &Config) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; calls `on_hangup` on each SIGHUP
+/// (which would otherwise end the process without a drain).
+pub async fn wait_for_signal(on_hangup: impl Fn()) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGHUP");
+                None
             }
+        };
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch SIGTERM");
-                std::future::pending::<()>().await
+                None
+            }
+        };
+        loop {
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let terminate = async {
+                match term.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = hangup => on_hangup(),
+                _ = terminate => return,
             }
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = {
+        let _ = on_hangup;
+        std::future::pending::<()>()
+    };
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
         _ = term => tracing::info!("SIGTERM received; shutting down"),

@@ -216,7 +216,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&filter, config.logging.format);
-            match run(config, workers) {
+            match run(config, cli.config.as_deref(), workers) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     let text = error_chain(&e);
@@ -276,8 +276,12 @@ fn init_logging(filter: &str, format: LogFormat) {
 }
 
 /// Runs the collector until a signal, on `workers` runtime threads
-/// (`None`: one per CPU).
-fn run(config: Config, workers: Option<usize>) -> anyhow::Result<()> {
+/// (`None`: one per CPU); SIGHUP checks the file at `path` again.
+fn run(
+    config: Config,
+    path: Option<&std::path::Path>,
+    workers: Option<usize>,
+) -> anyhow::Result<()> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name("streamgate");
     if let Some(workers) = workers {
@@ -287,6 +291,7 @@ fn run(config: Config, workers: Option<usize>) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime (runtime.worker_threads, TOKIO_WORKER_THREADS)")?;
     let worker_threads = runtime.metrics().num_workers();
+    let running_config = config.clone();
     runtime.block_on(async {
         let running = App::build(config).start().await?;
         tracing::info!(
@@ -294,7 +299,7 @@ fn run(config: Config, workers: Option<usize>) -> anyhow::Result<()> {
             worker_threads,
             "StreamGate started"
         );
-        app::wait_for_signal().await;
+        app::wait_for_signal(|| app::hangup::report(path, &running_config)).await;
         running.shutdown().await?;
         tracing::info!("StreamGate stopped");
         Ok(())

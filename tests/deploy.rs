@@ -1,7 +1,8 @@
 //! The container deployment (`deploy/`): the baked config is valid and
 //! listens where the image says, every file the Dockerfile copies exists,
 //! the image runs unprivileged with a health check, and the health check
-//! command answers for a running collector and fails for a dead one.
+//! command answers for a running collector and fails for a dead one;
+//! SIGHUP checks the configuration file and keeps the collector running.
 
 mod common;
 
@@ -221,4 +222,66 @@ fn the_compose_stack_and_its_configs_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// SIGHUP (what Prometheus, Alertmanager and the Collector take as
+/// "reload", and what config-map reloaders send) does not kill the
+/// collector: it checks the file again and says whether a restart would
+/// change anything; data already received stays, and SIGTERM still
+/// drains and exits 0.
+#[test]
+fn sighup_checks_the_file_and_keeps_running() {
+    let mut c = Collector::start();
+    let config = c.dir.path().join("streamgate.yaml");
+    let body = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"hup_probe","gauge":{"dataPoints":[{"asDouble":3}]}}]}]}]}"#;
+    let sent = common::http_client()
+        .post(c.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .expect("send");
+    assert_eq!(sent.status(), 200);
+
+    let hangup = |c: &Collector, said: &str| {
+        let before = c.logs().matches("SIGHUP received").count();
+        let status = Command::new("kill")
+            .args(["-HUP", &c.pid().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let logs = c.logs();
+            if logs.matches("SIGHUP received").count() > before {
+                let line = logs
+                    .lines()
+                    .rfind(|l| l.contains("SIGHUP received"))
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(line.contains(said), "{line}");
+                return line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no SIGHUP line:\n{logs}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    hangup(&c, "unchanged");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("shutdown_timeout: 10s", "shutdown_timeout: 12s"),
+    )
+    .expect("edit");
+    let line = hangup(&c, "changed and is valid");
+    assert!(line.contains("WARN"), "{line}");
+    std::fs::write(&config, format!("{text}\nnot_a_section: 1\n")).expect("edit");
+    let line = hangup(&c, "no longer valid");
+    assert!(line.contains("not_a_section"), "{line}");
+
+    // Still running, with what it had.
+    assert_eq!(c.scrape().get("hup_probe", &[]), Some(3.0));
+    assert!(c.terminate().success(), "{}", c.logs());
 }
