@@ -1,6 +1,7 @@
 //! Black-box tests of OTLP/gRPC: compressed requests from a real tonic
 //! client, malformed messages answered with INVALID_ARGUMENT, oversize with
-//! RESOURCE_EXHAUSTED, and overload with RESOURCE_EXHAUSTED plus RetryInfo.
+//! RESOURCE_EXHAUSTED, overload with RESOURCE_EXHAUSTED plus RetryInfo,
+//! and calls to other services counted as UNIMPLEMENTED.
 
 mod common;
 
@@ -113,6 +114,22 @@ async fn send_raw_with(
     body: Bytes,
     compression: Option<CompressionEncoding>,
 ) -> Result<MetricsResponse, tonic::Status> {
+    send_raw_to(
+        addr,
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        body,
+        compression,
+    )
+    .await
+}
+
+/// `body` as a unary call of `method`.
+async fn send_raw_to(
+    addr: String,
+    method: &'static str,
+    body: Bytes,
+    compression: Option<CompressionEncoding>,
+) -> Result<MetricsResponse, tonic::Status> {
     let channel = tonic::transport::Channel::from_shared(addr)
         .unwrap()
         .connect()
@@ -123,9 +140,7 @@ async fn send_raw_with(
         grpc = grpc.send_compressed(c);
     }
     grpc.ready().await.expect("ready");
-    let path = http::uri::PathAndQuery::from_static(
-        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-    );
+    let path = http::uri::PathAndQuery::from_static(method);
     grpc.unary(tonic::Request::new(body), path, RawRequestCodec)
         .await
         .map(|r| r.into_inner())
@@ -270,4 +285,37 @@ fn overload_is_resource_exhausted_with_retry_info() {
         assert_eq!(retry.retry_delay, Some(Duration::from_secs(2)));
     });
     drop(slow);
+}
+
+/// A call to a service or method the receiver does not have (a sender
+/// configured for another protocol) is UNIMPLEMENTED and counted, so an
+/// alert can find the data it loses.
+#[test]
+fn calls_to_unknown_services_and_methods_are_counted() {
+    let collector = Collector::start();
+    let rt = runtime();
+    rt.block_on(async {
+        let body = Bytes::from(request("lost", 1.0).encode_to_vec());
+        for method in [
+            "/grpc.health.v1.Health/Check",
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Push",
+            "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+        ] {
+            let err = send_raw_to(collector.grpc_url(), method, body.clone(), None)
+                .await
+                .expect_err("not ours");
+            assert_eq!(err.code(), tonic::Code::Unimplemented, "{method}: {err:?}");
+        }
+    });
+    let s = collector.scrape();
+    assert_eq!(
+        s.get(
+            "streamgate_receiver_unknown_path_requests_total",
+            &[("transport", "grpc")]
+        ),
+        Some(3.0),
+        "{}",
+        s.text
+    );
+    assert!(!s.text.contains("\nlost"), "nothing of it is stored");
 }

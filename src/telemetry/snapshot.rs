@@ -249,7 +249,7 @@ impl Telemetry {
         });
         out.push(FamilySnapshot {
             name: names::RECEIVER_UNKNOWN_PATHS,
-            help: "Requests to no OTLP export: an unknown HTTP path (404) or gRPC method (UNIMPLEMENTED).",
+            help: "Requests to no OTLP export: an unknown HTTP path (404) or gRPC service or method (UNIMPLEMENTED).",
             kind: MetricKind::Counter,
             samples: Transport::ALL
                 .iter()

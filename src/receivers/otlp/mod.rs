@@ -245,13 +245,37 @@ const GRPC_STREAM_WINDOW: u32 = 4 << 20;
 const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
 const GRPC_MAX_FRAME: u32 = 1 << 20;
 
+/// The three OTLP services; a call to any other service is answered
+/// `UNIMPLEMENTED` and counted, as a wrong method of ours is.
+fn grpc_routes(ctx: Arc<ReceiverContext>) -> tonic::service::Routes {
+    use signal::{Logs, Metrics, Traces};
+    let counted = ctx.clone();
+    let router = tonic::service::Routes::new(grpc::SignalService::<Traces>::new(ctx.clone()))
+        .add_service(grpc::SignalService::<Metrics>::new(ctx.clone()))
+        .add_service(grpc::SignalService::<Logs>::new(ctx))
+        .into_axum_router()
+        .fallback(move |request: axum::extract::Request| {
+            let ctx = counted.clone();
+            async move {
+                ctx.telemetry
+                    .record_unknown_path(crate::telemetry::Transport::Grpc);
+                let status = tonic::Status::unimplemented(format!(
+                    "unknown service {}",
+                    request.uri().path()
+                ));
+                let (parts, ()) = status.into_http::<()>().into_parts();
+                axum::response::Response::from_parts(parts, axum::body::Body::empty())
+            }
+        });
+    tonic::service::Routes::from(router)
+}
+
 async fn serve_grpc(
     listener: TcpListener,
     tls: Option<Arc<tls::ServerTls>>,
     ctx: Arc<ReceiverContext>,
     shutdown: Shutdown,
 ) {
-    use signal::{Logs, Metrics, Traces};
     // OTLP requests are large (a batch is hundreds of KB): wide HTTP/2
     // windows and frames let a request arrive without a window update
     // per 64 KiB, and with fewer frames to parse.
@@ -263,9 +287,7 @@ async fn serve_grpc(
         .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
         .max_frame_size(GRPC_MAX_FRAME)
         .http2_max_header_list_size(http_server::MAX_HEADER_LIST_BYTES)
-        .add_service(grpc::SignalService::<Traces>::new(ctx.clone()))
-        .add_service(grpc::SignalService::<Metrics>::new(ctx.clone()))
-        .add_service(grpc::SignalService::<Logs>::new(ctx));
+        .add_routes(grpc_routes(ctx));
     let result = match tls {
         None => {
             let incoming =
