@@ -225,6 +225,32 @@ fn healthcheck(dir: &Path, pki: &Pki, mutual: bool, endpoint: &str) -> std::proc
         .expect("run healthcheck")
 }
 
+/// Waits (up to 45 s) until `prometheus` has scraped the collector (`up`
+/// is 1) and sees each query at or above its minimum; fails with `what`
+/// and both logs otherwise.
+fn await_scraped(prometheus: &Prometheus, c: &Collector, minimums: &[(&str, f64)], what: &str) {
+    let at_least = |query: &str, min: f64| {
+        prometheus
+            .query(query)
+            .first()
+            .is_some_and(|r| common::prometheus::sample_value(r) >= min)
+    };
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let scraped = at_least("up{job=\"streamgate\"}", 1.0);
+        if scraped && minimums.iter().all(|&(q, min)| at_least(q, min)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: scraped={scraped}\n{}\n--- collector ---\n{}",
+            prometheus.logs(),
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// TLS on both OTLP servers: the Rust SDK exports over gRPC with TLS,
 /// curl posts over HTTPS with HTTP/2 chosen by ALPN; a plaintext gRPC
 /// client and a plaintext HTTP client are refused at the handshake
@@ -538,28 +564,13 @@ fn prometheus_scrapes_the_admin_server_over_https_with_a_token() {
         c.admin.port()
     );
     let prometheus = Prometheus::start(&binary, &config);
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        let up = prometheus.query("up{job=\"streamgate\"}");
-        let unauthenticated = prometheus.query("streamgate_server_unauthenticated_requests_total");
-        let scraped = up
-            .first()
-            .is_some_and(|r| common::prometheus::sample_value(r) == 1.0);
-        // curl's three refusals above were counted, and Prometheus sees it.
-        let counted = unauthenticated
-            .first()
-            .is_some_and(|r| common::prometheus::sample_value(r) >= 3.0);
-        if scraped && counted {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not scrape over HTTPS: up={up:?}\n{}\n--- collector ---\n{}",
-            prometheus.logs(),
-            c.logs()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    // curl's three refusals above were counted, and Prometheus sees it.
+    await_scraped(
+        &prometheus,
+        &c,
+        &[("streamgate_server_unauthenticated_requests_total", 3.0)],
+        "Prometheus did not scrape over HTTPS",
+    );
     assert!(
         !c.logs().contains(ADMIN_TOKEN),
         "the token must not be logged"
@@ -638,34 +649,19 @@ fn the_admin_server_with_client_certificates_answers_probes_without_one() {
         c.admin.port()
     );
     let prometheus = Prometheus::start(&binary, &config);
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        let up = prometheus.query("up{job=\"streamgate\"}");
-        let refused = prometheus.query("streamgate_server_unauthenticated_requests_total");
-        let scraped = up
-            .first()
-            .is_some_and(|r| common::prometheus::sample_value(r) == 1.0);
-        // curl's three refusals above were counted, and the rogue
-        // handshake.
-        let counted = refused
-            .first()
-            .is_some_and(|r| common::prometheus::sample_value(r) >= 3.0);
-        let failed =
-            prometheus.query("streamgate_server_tls_handshake_failures_total{server=\"admin\"}");
-        let handshake_counted = failed
-            .first()
-            .is_some_and(|r| common::prometheus::sample_value(r) >= 1.0);
-        if scraped && counted && handshake_counted {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not scrape with its certificate: up={up:?}\n{}\n--- collector ---\n{}",
-            prometheus.logs(),
-            c.logs()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    // curl's three refusals above were counted, and the rogue handshake.
+    await_scraped(
+        &prometheus,
+        &c,
+        &[
+            ("streamgate_server_unauthenticated_requests_total", 3.0),
+            (
+                "streamgate_server_tls_handshake_failures_total{server=\"admin\"}",
+                1.0,
+            ),
+        ],
+        "Prometheus did not scrape with its certificate",
+    );
 }
 
 /// With the default `require_auth_for: writes`, reads stay open (a plain
