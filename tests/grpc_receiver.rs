@@ -319,3 +319,58 @@ fn calls_to_unknown_services_and_methods_are_counted() {
     );
     assert!(!s.text.contains("\nlost"), "nothing of it is stored");
 }
+
+/// A request to the gRPC port that is not gRPC (its content type not
+/// `application/grpc`) is answered HTTP 415, as gRPC over HTTP/2 asks,
+/// not HTTP 200 with a gRPC status; it is counted and nothing is stored.
+/// curl sends it, over HTTP/2 without TLS; `application/grpc+proto` is
+/// gRPC and goes on to be read (and refused as malformed here).
+#[test]
+fn a_request_that_is_not_grpc_gets_http_415() {
+    let collector = Collector::start();
+    let url = format!(
+        "{}/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        collector.grpc_url()
+    );
+    let post = |content_type: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--http2-prior-knowledge", "-D", "-", "-H"])
+            .arg(format!("Content-Type: {content_type}"))
+            .args(["--data-binary", "lost"])
+            .arg(&url)
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = post("text/plain");
+    assert!(refused.starts_with("HTTP/2 415"), "{refused}");
+    assert!(refused.contains("not gRPC"), "{refused}");
+    let grpc = post("application/grpc+proto");
+    assert!(grpc.starts_with("HTTP/2 200"), "{grpc}");
+    assert!(grpc.contains("grpc-status: 3"), "{grpc}");
+
+    let s = collector.scrape();
+    let refused_as = |reason: &str| {
+        s.get(
+            "streamgate_receiver_refused_requests_total",
+            &[
+                ("signal", "metrics"),
+                ("transport", "grpc"),
+                ("reason", reason),
+            ],
+        )
+    };
+    assert_eq!(
+        refused_as("unsupported_media_type"),
+        Some(1.0),
+        "{}",
+        s.text
+    );
+    assert_eq!(refused_as("malformed"), Some(1.0), "{}", s.text);
+    assert!(!s.text.contains("\nlost"), "nothing of it is stored");
+}

@@ -33,8 +33,8 @@ use super::store::value::{
 };
 use super::store::{
     Applied, Family, FamilyKind, FamilyMeta, Folded, LabelSet, LabelSource, OVERFLOW_LABEL, RawKey,
-    SeriesLimits, SeriesState, SeriesStore, SeriesTable, SeriesValue, Temporality,
-    escape_value_into, route_hash,
+    SeriesLimits, SeriesState, SeriesStore, SeriesTable, SeriesValue, StoreError, Temporality,
+    escape_value_into, openmetrics_family, route_hash,
 };
 use super::translate::{MetricShape, metric_name, sanitize_label_into, unit_word};
 
@@ -209,11 +209,7 @@ impl<'a> Ingester<'a> {
         if others().next().is_none() || (identity.job.is_none() && identity.instance.is_none()) {
             return;
         }
-        let name = if self.config.namespace.is_empty() {
-            TARGET_INFO.to_string()
-        } else {
-            format!("{}_{TARGET_INFO}", self.config.namespace)
-        };
+        let name = target_info_name(&self.config.namespace);
         let meta = FamilyMeta {
             name: &name,
             kind: FamilyKind::Gauge,
@@ -345,6 +341,20 @@ impl<'a> Ingester<'a> {
             );
             return true;
         };
+        // `target_info` is the resource's, written by the translation: a
+        // metric of that name would overwrite its 1 (or clash with it).
+        if self.config.target_info
+            && openmetrics_family(&name, kind) == target_info_name(&self.config.namespace)
+        {
+            tally.reject(
+                points(),
+                StoreError::Reserved {
+                    name: metric.name.to_string(),
+                }
+                .to_string(),
+            );
+            return true;
+        }
         let temporality = match temporality {
             DELTA => Temporality::Delta,
             CUMULATIVE => Temporality::Cumulative,
@@ -1012,6 +1022,15 @@ fn label_limit_error(labels: &LabelSet, limits: (usize, usize), extra: usize) ->
     })
 }
 
+/// The name of the `target_info` family under `namespace`.
+fn target_info_name(namespace: &str) -> std::borrow::Cow<'static, str> {
+    if namespace.is_empty() {
+        TARGET_INFO.into()
+    } else {
+        format!("{namespace}_{TARGET_INFO}").into()
+    }
+}
+
 /// Builds the label set of a point with `attributes` under `shared`
 /// into `labels`. `exposition_label` (`le`, `quantile`) is written by the
 /// exposition itself: an attribute of that name would duplicate it.
@@ -1199,6 +1218,42 @@ pub(super) fn has_label_pair(text: &str, pair: &str) -> bool {
         .any(|span| &text[span] == pair)
 }
 
+/// The scope's attributes as `otel_scope_<key>` labels, sorted by name.
+/// The scope's name, version and schema URL are its identity: an
+/// attribute that would take one of their labels is left out, whether the
+/// field is set or not. Attributes whose keys sanitise to one label join
+/// their values with `;`, ordered by the original key, as point
+/// attributes do.
+fn scope_attribute_labels(scope: &ScopeView<'_>) -> Vec<(String, String)> {
+    const IDENTITY: [&str; 3] = [
+        "otel_scope_name",
+        "otel_scope_version",
+        "otel_scope_schema_url",
+    ];
+    let mut labels: Vec<(String, &str, String)> = Vec::new();
+    for kv in scope.attributes.iter() {
+        let mut name = String::new();
+        sanitize_label_into(&format!("otel_scope_{}", kv.key), &mut name);
+        let mut value = String::new();
+        write_any_view(&kv.value, &mut value);
+        if !name.is_empty() && !value.is_empty() && !IDENTITY.contains(&name.as_str()) {
+            labels.push((name, kv.key, value));
+        }
+    }
+    labels.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    let mut joined: Vec<(String, String)> = Vec::with_capacity(labels.len());
+    for (name, _, value) in labels {
+        match joined.last_mut() {
+            Some((last, values)) if *last == name => {
+                values.push(';');
+                values.push_str(&value);
+            }
+            _ => joined.push((name, value)),
+        }
+    }
+    joined
+}
+
 fn shared_labels(
     identity: &ResourceIdentity,
     scope: Option<&ScopeView<'_>>,
@@ -1218,15 +1273,7 @@ fn shared_labels(
         if !scope.version.is_empty() {
             pairs.push(("otel_scope_version".into(), scope.version.to_string()));
         }
-        for kv in scope.attributes.iter() {
-            let mut name = String::new();
-            sanitize_label_into(&format!("otel_scope_{}", kv.key), &mut name);
-            let mut value = String::new();
-            write_any_view(&kv.value, &mut value);
-            if !name.is_empty() && !value.is_empty() {
-                pairs.push((name, value));
-            }
-        }
+        pairs.extend(scope_attribute_labels(scope));
     }
     if !schema_url.is_empty() {
         pairs.push(("otel_scope_schema_url".into(), schema_url.to_string()));

@@ -992,6 +992,111 @@ fn target_info_is_one_series_per_job_and_instance() {
     assert!(!has_label_pair(r#"job="api2""#, r#"job="api""#));
 }
 
+/// A received metric that would be written as `target_info` (a gauge of
+/// that name, a counter `target.info`) is refused: it would overwrite the
+/// resource's 1 that `* on (job, instance) group_left target_info` joins
+/// multiply by. The rest of the request is stored.
+#[test]
+fn a_metric_named_target_info_is_refused() {
+    let e = exporter();
+    let resource = vec![kv("service.name", "api"), kv("k", "v")];
+    let consumed = e
+        .consume_metrics(&request_with(
+            resource,
+            vec![
+                one_gauge("target_info", 42.0),
+                sum("target.info", CUMULATIVE, true, vec![number(1, 2, 3.0)]),
+                one_gauge("g", 1.0),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(consumed.rejected, 2, "{consumed:?}");
+    assert!(
+        consumed.message.contains("`target_info`") && consumed.message.contains("`target.info`"),
+        "{consumed:?}"
+    );
+    let text = e.render(Format::Text);
+    let infos: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("target_info"))
+        .collect();
+    assert_eq!(infos, vec![r#"target_info{job="api",k="v"} 1"#], "{text}");
+    assert!(text.contains("\ng{"), "{text}");
+
+    // With `target_info` off the name is free.
+    let off = PrometheusExporter::new(
+        PrometheusExporterConfig {
+            target_info: false,
+            ..Default::default()
+        },
+        Arc::new(Telemetry::new()),
+    );
+    let consumed = off
+        .consume_metrics(&request(vec![one_gauge("target_info", 42.0)]))
+        .unwrap();
+    assert_eq!(consumed.rejected, 0, "{consumed:?}");
+}
+
+/// Scope attributes: keys that sanitise to one label join their values
+/// with `;` (as point attributes do), and an attribute cannot take the
+/// scope's own `otel_scope_name`, `otel_scope_version` or
+/// `otel_scope_schema_url`, set or not.
+#[test]
+fn scope_attributes_join_on_collision_and_never_replace_the_scope() {
+    let e = exporter();
+    let scoped = |scope: InstrumentationScope, schema_url: &str| {
+        MetricsBatch::from_request(MetricsRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "svc")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(scope),
+                    metrics: vec![one_gauge("g", 1.0)],
+                    schema_url: schema_url.into(),
+                }],
+                ..Default::default()
+            }],
+        })
+    };
+    let forged = vec![
+        kv("a_b", "2"),
+        kv("a.b", "1"),
+        kv("name", "forged"),
+        kv("version", "9"),
+        kv("schema_url", "fake"),
+    ];
+    e.consume_metrics(&scoped(
+        InstrumentationScope {
+            name: "lib".into(),
+            attributes: forged.clone(),
+            ..Default::default()
+        },
+        "https://real",
+    ))
+    .unwrap();
+    e.consume_metrics(&scoped(
+        InstrumentationScope {
+            attributes: forged,
+            ..Default::default()
+        },
+        "",
+    ))
+    .unwrap();
+    let text = e.render(Format::Text);
+    let mut lines: Vec<&str> = text.lines().filter(|l| l.starts_with("g{")).collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        vec![
+            r#"g{job="svc",otel_scope_a_b="1;2",otel_scope_name="lib",otel_scope_schema_url="https://real"} 1"#,
+            r#"g{job="svc",otel_scope_a_b="1;2"} 1"#,
+        ],
+        "{text}"
+    );
+}
+
 /// `target_info` keeps to the label limits: over them it is left out, with
 /// a warning in the partial success, and the resource's points are kept.
 #[test]

@@ -78,6 +78,34 @@ where
                 );
             }
             let started = Instant::now();
+            // gRPC over HTTP/2 answers a request that is not gRPC (its
+            // content type not `application/grpc…`) with HTTP 415, not
+            // with a gRPC status its client would not read.
+            if !is_grpc(req.headers()) {
+                let failure = Failure::UnsupportedMediaType(format!(
+                    "content-type {:?} is not gRPC (application/grpc)",
+                    req.headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .unwrap_or_default()
+                ));
+                let refusal = Refused::from(failure);
+                process::refused::<S>(&ctx, Transport::Grpc, &refusal);
+                // Read (up to the size limit) and drop what was sent, so
+                // the answer is not cut short by a reset of the stream
+                // the client is still writing.
+                let _ = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                    req.into_body(),
+                    ctx.max_request_size,
+                ))
+                .await;
+                ctx.telemetry.record_request_duration(
+                    S::SIGNAL,
+                    Transport::Grpc,
+                    started.elapsed(),
+                );
+                return Ok(not_grpc_response(&refusal.failure));
+            }
             let authorized = match &ctx.auth {
                 Some(auth) => auth.check(
                     req.headers()
@@ -145,6 +173,33 @@ where
             Ok(response)
         })
     }
+}
+
+/// Whether the request says it is gRPC: a content type of
+/// `application/grpc`, alone or with a `+format` or parameters.
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .map(http::HeaderValue::as_bytes)
+        .is_some_and(|v| {
+            let prefix = b"application/grpc";
+            v.len() >= prefix.len()
+                && v[..prefix.len()].eq_ignore_ascii_case(prefix)
+                && matches!(v.get(prefix.len()), None | Some(b'+' | b';'))
+        })
+}
+
+/// HTTP 415 with the reason as text, for a request that is not gRPC.
+fn not_grpc_response(failure: &Failure) -> http::Response<TonicBody> {
+    let mut response = http::Response::new(TonicBody::new(http_body_util::Full::new(Bytes::from(
+        failure.to_string(),
+    ))));
+    *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// tonic refuses some requests before our handler runs: oversize messages
