@@ -220,6 +220,13 @@ fn samples_queued_during_an_outage_arrive_with_their_timestamps() {
     }
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(delivered(&c, "streamgate_exporter_sent_items_total"), 0.0);
+    // The status says the export is failing before anything is lost.
+    let (status, reasons) = health(&c);
+    assert_eq!(status, "degraded", "{reasons}");
+    assert!(
+        reasons.contains("export: 0 items lost") && reasons.contains("requests retried"),
+        "{reasons}"
+    );
 
     let p = receiving_prometheus(&binary, Some(&addr));
     let receiver_up_ms = now_ms();
@@ -338,6 +345,50 @@ fn a_receiver_refusing_the_protocol_fails_requests_without_retrying() {
         logs.contains("push failed") && logs.contains("404"),
         "the refusal is logged with the status: {logs}"
     );
+    let (status, reasons) = health(&c);
+    assert_eq!(status, "degraded", "{reasons}");
+    assert!(reasons.contains("items lost"), "{reasons}");
+}
+
+/// A queue that overflows while the receiver is down drops its oldest
+/// requests: counted, logged (once a minute, with the items) and shown
+/// in `/api/v1/status`, never silent. 50,000 series written every second
+/// fill the 1 MiB queue within a few collections.
+#[test]
+fn an_overflowing_queue_says_what_it_dropped() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let c = collector_writing_to(
+        &format!("http://{addr}/api/v1/write"),
+        "  queue_size: 1MiB\n",
+    );
+    common::loadgen(&[
+        "--endpoint",
+        &format!("http://{}", c.grpc),
+        "--series",
+        "50000",
+        "--batch",
+        "1000",
+        "--duration",
+        "2s",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while delivered(&c, "streamgate_exporter_dropped_items_total") == 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing dropped: {}",
+            c.scrape().text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs = c.logs();
+    assert!(
+        logs.contains("export queue full") && logs.contains("\"items\":"),
+        "the drop is logged: {logs}"
+    );
+    let (status, reasons) = health(&c);
+    assert_eq!(status, "degraded", "{reasons}");
+    assert!(reasons.contains("items lost"), "{reasons}");
+    assert!(!reasons.contains("export: 0 items lost"), "{reasons}");
 }
 
 /// Two replicas write into one Prometheus: the same series held by both
@@ -383,6 +434,27 @@ fn replicas_write_one_prometheus_without_colliding() {
             c.logs()
         );
     }
+}
+
+/// `/api/v1/status`'s health: its status and reasons joined.
+fn health(c: &Collector) -> (String, String) {
+    let body = common::http_client()
+        .get(c.url("/api/v1/status"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("GET /api/v1/status");
+    let status: Value = serde_json::from_str(&body).expect("status JSON");
+    let health = &status["health"];
+    let reasons = health["reasons"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    (health["status"].as_str().unwrap_or("").to_string(), reasons)
 }
 
 fn now_ms() -> u64 {

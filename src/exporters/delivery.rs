@@ -357,7 +357,14 @@ struct QueueState {
     batches: VecDeque<Batch>,
     bytes: usize,
     items: u64,
+    /// Items dropped since the last warning, and when that was: a full
+    /// queue is logged at most once a minute.
+    dropped_unlogged: u64,
+    last_drop_warning: Option<Instant>,
 }
+
+/// How often a queue that keeps dropping says so.
+const DROP_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 impl BatchQueue {
     pub fn new(max_bytes: usize, telemetry: Arc<Telemetry>, delivery: Delivery) -> Self {
@@ -381,6 +388,7 @@ impl BatchQueue {
             if let Some(old) = state.batches.pop_front() {
                 state.bytes -= old.body.len();
                 state.items -= old.items;
+                state.dropped_unlogged += old.items;
                 stats.record(DeliveryOutcome::Dropped, old.items);
             }
         }
@@ -388,8 +396,29 @@ impl BatchQueue {
         state.items += batch.items;
         state.batches.push_back(batch);
         stats.set_queue(state.items as usize, state.bytes);
+        let now = Instant::now();
+        let warn = state.dropped_unlogged > 0
+            && state
+                .last_drop_warning
+                .is_none_or(|t| now.duration_since(t) >= DROP_WARNING_EVERY);
+        let dropped = if warn {
+            state.last_drop_warning = Some(now);
+            std::mem::take(&mut state.dropped_unlogged)
+        } else {
+            0
+        };
         drop(state);
         self.ready.notify_one();
+        if dropped > 0 {
+            tracing::warn!(
+                exporter = self.delivery.exporter(),
+                signal = self.delivery.signal(),
+                items = dropped,
+                queue_bytes = self.max_bytes,
+                "export queue full: the oldest items, not yet sent, were dropped for new ones \
+                 (the endpoint is down or slower than the data; raise queue_size to hold more)"
+            );
+        }
     }
 
     /// Takes the oldest batch, if any.
@@ -590,7 +619,6 @@ impl Sender {
         }
     }
 
-    /// Logs a failure at most once a minute.
     /// Logs a failure, at most once a minute for each kind.
     fn log(&mut self, kind: Failed, message: &str) {
         if self.last_log.allows(kind, Instant::now()) {

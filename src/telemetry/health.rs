@@ -53,6 +53,14 @@ pub struct HealthCounters {
     /// State snapshots that could not be written (a restart would lose
     /// what was learned since the last good one).
     pub failed_snapshots: u64,
+    /// Items a push exporter (remote write, OTLP) lost: refused for good,
+    /// given up on, or dropped from a full queue.
+    pub lost_exports: u64,
+    /// Items push exporters delivered.
+    pub sent_exports: u64,
+    /// Push requests retried (the endpoint failing: what waits in the
+    /// queue is at risk).
+    pub retried_exports: u64,
 }
 
 /// Recent samples of [`HealthCounters`].
@@ -137,6 +145,14 @@ impl HealthWindow {
                 "state: {unsaved} snapshots could not be written in the last {minutes} min (a restart would lose what was learned since the last good one)"
             ));
         }
+        let lost = d(|c| c.lost_exports);
+        let retried = d(|c| c.retried_exports);
+        if lost > 0 || retried > 0 {
+            let sent = d(|c| c.sent_exports);
+            degraded(format!(
+                "export: {lost} items lost (refused, given up on or dropped from a full queue) and {retried} requests retried, {sent} items sent, in the last {minutes} min"
+            ));
+        }
         if level == HealthLevel::Ok && !reasons.is_empty() {
             level = HealthLevel::Degraded;
         }
@@ -189,6 +205,34 @@ mod tests {
             r.reasons[0].contains("1 snapshots could not be written"),
             "{r:?}"
         );
+    }
+
+    /// A push exporter that retries (its endpoint down) or loses items
+    /// degrades the status; one that only sends does not.
+    #[test]
+    fn failing_exports_degrade() {
+        let mut w = HealthWindow::default();
+        let calm = HealthCounters::default();
+        w.sample(0.0, calm);
+        let sending = HealthCounters {
+            sent_exports: 1000,
+            ..calm
+        };
+        assert_eq!(w.assess(true, false, sending).status, HealthLevel::Ok);
+        let retrying = HealthCounters {
+            retried_exports: 4,
+            ..sending
+        };
+        let r = w.assess(true, false, retrying);
+        assert_eq!(r.status, HealthLevel::Degraded);
+        assert!(r.reasons[0].contains("4 requests retried"), "{r:?}");
+        let losing = HealthCounters {
+            lost_exports: 500,
+            ..sending
+        };
+        let r = w.assess(true, false, losing);
+        assert_eq!(r.status, HealthLevel::Degraded);
+        assert!(r.reasons[0].contains("500 items lost"), "{r:?}");
     }
 
     #[test]

@@ -498,6 +498,21 @@ impl Telemetry {
                 + self.notifications(NotificationOutcome::Dropped),
             sent_notifications: self.notifications(NotificationOutcome::Sent),
             failed_snapshots: self.state.lock().values().map(|s| s.snapshots_failed).sum(),
+            lost_exports: self
+                .delivery
+                .iter()
+                .map(|d| d.items(DeliveryOutcome::Failed) + d.items(DeliveryOutcome::Dropped))
+                .sum(),
+            sent_exports: self
+                .delivery
+                .iter()
+                .map(|d| d.items(DeliveryOutcome::Sent))
+                .sum(),
+            retried_exports: self
+                .delivery
+                .iter()
+                .map(|d| load(&d.requests_retried))
+                .sum(),
         }
     }
 
