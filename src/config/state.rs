@@ -34,11 +34,42 @@ impl StateConfig {
                 self.interval
             ));
         }
+        // What a start would refuse, `validate` refuses too (a missing
+        // directory is created at start).
+        let dir = std::path::Path::new(&self.directory);
+        if self.enabled() && dir.exists() && !dir.is_dir() {
+            return Err(format!(
+                "state.directory {} is a file, not a directory",
+                dir.display()
+            ));
+        }
         Ok(())
     }
 
     /// Whether state is kept at all.
     pub fn enabled(&self) -> bool {
         !self.directory.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_directory_that_is_a_file_is_refused() {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let config = StateConfig {
+            directory: file.path().display().to_string(),
+            ..Default::default()
+        };
+        let err = config.validate().expect_err("a file");
+        assert!(err.contains("is a file, not a directory"), "{err}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = StateConfig {
+            directory: dir.path().join("not-yet").display().to_string(),
+            ..Default::default()
+        };
+        assert!(config.validate().is_ok(), "created at start");
     }
 }
