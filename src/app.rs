@@ -324,8 +324,12 @@ impl App {
             alerts: Some(alerts_query),
             reports: Some(reports),
         });
-        let profiling =
-            crate::exporters::pprof::Profiling::new(self.config.pprof.clone(), shutdown.clone());
+        let memory = otlp::MemoryLimits::resolve(&self.config.otlp.memory_limiter);
+        let profiling = crate::exporters::pprof::Profiling::new(
+            self.config.pprof.clone(),
+            shutdown.clone(),
+            memory.enabled().then_some(memory.soft),
+        );
         if !self.config.pprof.pyroscope.url.is_empty() {
             tracing::info!(url = %self.config.pprof.pyroscope.url, "pushing CPU profiles to Pyroscope");
             tasks.push(tokio::spawn(

@@ -286,3 +286,47 @@ fn flamegraph_parameters_and_one_profile_at_a_time() {
         assert_eq!(first.join().unwrap(), 200);
     });
 }
+
+/// A profile that would lift resident memory past the memory limiter's
+/// soft limit is refused (503, saying why and what to do) instead of
+/// making the receivers refuse data while it runs: the OTLP receivers
+/// keep accepting. Under a limit with room, the same profile is taken.
+#[test]
+fn a_profile_that_would_pass_the_memory_limit_is_refused() {
+    let tight = Collector::start_with(common::Options {
+        receiver_extra: "memory_limiter:\n  limit: 128MiB".into(),
+        ..Default::default()
+    });
+    let client = http_client();
+    for path in ["/debug/pprof/profile?seconds=1", "/debug/pprof/heap"] {
+        let r = client.get(tight.url(path)).send().unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        assert!(r.headers().contains_key("retry-after"), "{path}");
+        let text = r.text().unwrap();
+        assert!(
+            text.contains("soft limit") && text.contains("memory_limiter.limit"),
+            "{path}: {text}"
+        );
+    }
+    let s = tight.scrape();
+    assert_eq!(
+        s.get(
+            "streamgate_receiver_refused_requests_total",
+            &[
+                ("signal", "metrics"),
+                ("transport", "http"),
+                ("reason", "memory_limited")
+            ]
+        ),
+        Some(0.0),
+        "{}",
+        s.text
+    );
+
+    let roomy = Collector::start_with(common::Options {
+        receiver_extra: "memory_limiter:\n  limit: 2GiB".into(),
+        ..Default::default()
+    });
+    let r = client.get(roomy.url("/debug/pprof/heap")).send().unwrap();
+    assert_eq!(r.status(), 200);
+}

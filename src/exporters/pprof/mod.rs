@@ -59,7 +59,29 @@ pub enum PprofError {
     BadRequest(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Taking the profile would lift resident memory over the memory
+    /// limiter's soft limit, which would refuse incoming data meanwhile.
+    #[error(
+        "a {what} profile needs about {} MB of memory while it runs; with {} MB resident it would pass the memory limiter's soft limit ({} MB), which refuses incoming data: raise receivers.otlp.memory_limiter.limit, or profile when less memory is in use",
+        cost / 1_000_000,
+        resident / 1_000_000,
+        soft / 1_000_000
+    )]
+    NoMemory {
+        what: &'static str,
+        cost: u64,
+        resident: u64,
+        soft: u64,
+    },
 }
+
+/// Resident memory a CPU profile adds while it runs: pprof-rs' sample
+/// table (about 70 MB) and the symboliser's debug information (about 80
+/// MB), with the allocator's slack (measured 2026-12-07: 200–220 MB
+/// resident during a profile of an idle collector at 20 MB).
+pub const CPU_PROFILE_BYTES: u64 = 200_000_000;
+/// Resident memory a heap profile adds while it is symbolised.
+pub const HEAP_PROFILE_BYTES: u64 = 100_000_000;
 
 /// The profiling endpoints' state.
 pub struct Profiling {
@@ -68,6 +90,10 @@ pub struct Profiling {
     running: tokio::sync::Mutex<()>,
     /// Ends a profile being taken early, so none holds up shutdown.
     shutdown: crate::pipeline::Shutdown,
+    /// The memory limiter's soft limit, bytes (none: no limit): an
+    /// on-demand profile that would pass it is refused, so profiling
+    /// never makes the receivers refuse data.
+    memory_soft_limit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -80,15 +106,51 @@ impl Profiling {
     /// Sets up the heap profiler from `cfg` (a failure is logged: CPU
     /// profiles still work).
     /// A CPU profile being taken at `shutdown` ends there.
-    pub fn new(cfg: PprofConfig, shutdown: crate::pipeline::Shutdown) -> Arc<Self> {
+    /// On-demand profiles keep resident memory under `memory_soft_limit`.
+    pub fn new(
+        cfg: PprofConfig,
+        shutdown: crate::pipeline::Shutdown,
+        memory_soft_limit: Option<u64>,
+    ) -> Arc<Self> {
         if let Err(e) = heap::configure(cfg.enabled, cfg.heap_sample_bytes) {
             tracing::warn!("heap profiling: {e}");
+        }
+        if let Some(soft) = memory_soft_limit
+            && cfg.enabled
+            && !cfg.pyroscope.url.is_empty()
+            && soft < 2 * CPU_PROFILE_BYTES
+        {
+            tracing::warn!(
+                soft_limit_bytes = soft,
+                profile_bytes = CPU_PROFILE_BYTES,
+                "continuous profiling holds about {} MB while it runs, a large share of the memory limiter's soft limit: the receivers will refuse data sooner",
+                CPU_PROFILE_BYTES / 1_000_000
+            );
         }
         Arc::new(Self {
             cfg,
             running: tokio::sync::Mutex::new(()),
             shutdown,
+            memory_soft_limit,
         })
+    }
+
+    /// Refuses a profile costing `cost` bytes that would lift resident
+    /// memory past the memory limiter's soft limit.
+    fn check_memory(&self, what: &'static str, cost: u64) -> Result<(), PprofError> {
+        let Some(soft) = self.memory_soft_limit else {
+            return Ok(());
+        };
+        let resident = crate::telemetry::process::resident_bytes().unwrap_or(0);
+        if resident.saturating_add(cost) > soft {
+            return Err(PprofError::NoMemory {
+                what,
+                cost,
+                resident,
+                soft,
+            });
+        }
+        Ok(())
     }
 
     /// The `/debug/pprof` routes (none when disabled).
@@ -127,6 +189,10 @@ impl Profiling {
     /// Takes one CPU profile unless one is running (with continuous
     /// profiling on, waits up to one window for the sampler).
     pub async fn cpu(&self, duration: Duration, format: Format) -> Result<Vec<u8>, PprofError> {
+        // Continuous profiling already holds what a profile costs.
+        if self.cfg.pyroscope.url.is_empty() {
+            self.check_memory("CPU", CPU_PROFILE_BYTES)?;
+        }
         let _running = if self.cfg.pyroscope.url.is_empty() {
             self.running.try_lock().map_err(|_| PprofError::Busy)?
         } else {
@@ -172,6 +238,9 @@ impl Profiling {
 impl Profiling {
     /// The heap in use now, sampled.
     pub async fn heap(&self, format: Format) -> Result<Vec<u8>, PprofError> {
+        if self.cfg.pyroscope.url.is_empty() {
+            self.check_memory("heap", HEAP_PROFILE_BYTES)?;
+        }
         self.on_demand(move || heap::profile(format)).await
     }
 
@@ -356,9 +425,10 @@ fn refusal(e: PprofError) -> Response {
         PprofError::BadRequest(_) => StatusCode::BAD_REQUEST,
         PprofError::Profiler(_) => StatusCode::INTERNAL_SERVER_ERROR,
         PprofError::Unavailable(_) => StatusCode::NOT_IMPLEMENTED,
+        PprofError::NoMemory { .. } => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut r = (status, e.to_string() + "\n").into_response();
-    if status == StatusCode::CONFLICT {
+    if status == StatusCode::CONFLICT || status == StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     }
