@@ -370,7 +370,11 @@ impl App {
             .set_runtime(tokio::runtime::Handle::current());
         let router = admin::guard(router, &self.config.server, self.telemetry.clone());
         let router = admin::require_client_certificates(router, self.telemetry.clone());
-        let router = admin::limit(router, self.config.server.max_concurrent_requests);
+        let router = admin::limit(
+            router,
+            self.config.server.max_concurrent_requests,
+            self.telemetry.clone(),
+        );
         let admin = admin::serve(listener, router, admin_tls, shutdown.clone())
             .map_err(|source| AppError::ServerBind { endpoint, source })?;
         tasks.push(tokio::task::spawn_blocking(move || {

@@ -305,8 +305,9 @@ fn a_state_directory_that_is_a_file_is_refused_plainly() {
     let file = dir.path().join("afile");
     std::fs::write(&file, b"").expect("write");
     let state_yaml = format!("state:\n  directory: {}\n", file.display());
+    // Refused as a configuration error (exit 2), as `validate` refuses it.
     let (code, err) = run_failing(dir.path(), "127.0.0.1:0", &state_yaml);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("is a file, not a directory"), "{err}");
 
     // A port in use: the OS error once.

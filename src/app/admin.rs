@@ -52,13 +52,17 @@ pub fn tls(
 /// `Retry-After: 1` at once (nothing queues). The health checks are
 /// always answered: a liveness probe failing because scrapes are slow
 /// would restart a working collector.
-pub fn limit(router: axum::Router, max: usize) -> axum::Router {
+/// Each refusal is counted in `telemetry`.
+pub fn limit(router: axum::Router, max: usize, telemetry: Arc<Telemetry>) -> axum::Router {
     let permits = Arc::new(tokio::sync::Semaphore::new(max));
-    router.layer(axum::middleware::from_fn_with_state(permits, admit))
+    router.layer(axum::middleware::from_fn_with_state(
+        (permits, telemetry),
+        admit,
+    ))
 }
 
 async fn admit(
-    State(permits): State<Arc<tokio::sync::Semaphore>>,
+    State((permits, telemetry)): State<(Arc<tokio::sync::Semaphore>, Arc<Telemetry>)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -66,6 +70,7 @@ async fn admit(
         return next.run(request).await;
     }
     let Ok(permit) = permits.try_acquire_owned() else {
+        telemetry.record_admin_overloaded();
         let body = serde_json::json!({
             "error": "too many requests to the admin server at once (server.max_concurrent_requests); retry later"
         });
@@ -269,7 +274,8 @@ mod tests {
             )
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             .route("/readyz", axum::routing::get(|| async { "ready" }));
-        let router = limit(router, 1);
+        let telemetry = Arc::new(Telemetry::new());
+        let router = limit(router, 1, telemetry.clone());
         let get = || {
             Request::builder()
                 .uri("/slow")
@@ -281,6 +287,13 @@ mod tests {
         let refused = router.clone().oneshot(get()).await.expect("answered");
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        let overloaded = |t: &Telemetry| {
+            t.snapshot()
+                .into_iter()
+                .find(|f| f.name == crate::telemetry::names::ADMIN_OVERLOADED)
+                .map(|f| f.samples[0].value)
+        };
+        assert_eq!(overloaded(&telemetry), Some(1.0), "counted");
         // The health checks are answered all the same.
         for path in ["/healthz", "/readyz"] {
             let health = Request::builder()

@@ -205,6 +205,7 @@ pub struct Telemetry {
     tls_handshake_failures: [AtomicU64; 3],
     /// Admin requests refused for missing or wrong credentials.
     admin_unauthenticated: AtomicU64,
+    admin_overloaded: AtomicU64,
     /// The state store's work, by component.
     state: parking_lot::Mutex<std::collections::BTreeMap<&'static str, StateStats>>,
 }
@@ -324,6 +325,7 @@ impl Telemetry {
             delivery: Default::default(),
             tls_handshake_failures: Default::default(),
             admin_unauthenticated: AtomicU64::new(0),
+            admin_overloaded: AtomicU64::new(0),
             state: Default::default(),
             servicegraph_pending: AtomicU64::new(0),
             servicegraph_unpaired: Default::default(),
@@ -590,6 +592,12 @@ impl Telemetry {
 
     pub fn record_admin_unauthenticated(&self) {
         self.admin_unauthenticated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request the admin server refused with 503 because
+    /// `server.max_concurrent_requests` were in flight.
+    pub fn record_admin_overloaded(&self) {
+        self.admin_overloaded.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters of one push exporter.

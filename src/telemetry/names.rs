@@ -68,13 +68,14 @@ pub const STATE_RESTORE_FAILURES: &str = "streamgate_state_restore_failures_tota
 
 pub const TLS_HANDSHAKE_FAILURES: &str = "streamgate_server_tls_handshake_failures_total";
 pub const ADMIN_UNAUTHENTICATED: &str = "streamgate_server_unauthenticated_requests_total";
+pub const ADMIN_OVERLOADED: &str = "streamgate_server_overloaded_requests_total";
 
 pub const ALERTING_NOTIFICATIONS: &str = "streamgate_alerting_notifications_total";
 pub const ALERTING_QUEUE: &str = "streamgate_alerting_queue_length";
 pub const ALERTING_ACTIVE: &str = "streamgate_alerting_active_alerts";
 
 /// Every self-metric family name; no received metric may take one.
-pub const ALL: [&str; 59] = [
+pub const ALL: [&str; 60] = [
     DELIVERY_ITEMS,
     DELIVERY_FAILED,
     DELIVERY_DROPPED,
@@ -91,6 +92,7 @@ pub const ALL: [&str; 59] = [
     EXPORTER_OVERFLOW_POINTS,
     TLS_HANDSHAKE_FAILURES,
     ADMIN_UNAUTHENTICATED,
+    ADMIN_OVERLOADED,
     RECEIVER_MEMORY_LIMIT,
     RECEIVER_IN_FLIGHT_BYTES,
     PROCESS_MEMORY_LIMIT,

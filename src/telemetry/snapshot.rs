@@ -494,6 +494,15 @@ impl Telemetry {
             )],
         });
         out.push(FamilySnapshot {
+            name: names::ADMIN_OVERLOADED,
+            help: "Requests to the admin server refused with 503 because server.max_concurrent_requests were already in flight (health checks are never refused).",
+            kind: MetricKind::Counter,
+            samples: vec![sample(
+                vec![],
+                self.admin_overloaded.load(Ordering::Relaxed) as f64,
+            )],
+        });
+        out.push(FamilySnapshot {
             name: names::ALERTING_QUEUE,
             help: "Alert notifications waiting to be pushed to Alertmanager.",
             kind: MetricKind::Gauge,
