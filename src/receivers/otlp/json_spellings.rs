@@ -55,12 +55,51 @@ pub fn decode_respelled<T: DeserializeOwned>(body: &[u8]) -> Result<(T, bool), s
     };
     let mut special = false;
     let respelled = respell(&mut value, &mut special);
-    match (serde_json::from_value(value), direct_error) {
+    match (T::deserialize(&value), direct_error) {
         (Ok(request), _) => Ok((request, special)),
+        // An enum given by a name it does not have: say that, not that a
+        // number was expected.
+        (Err(e), first) if unknown_enum(&value).is_some() => {
+            let (key, name) = unknown_enum(&value).unwrap_or_default();
+            // The error of the body as sent places it (line and column).
+            let place = first.map_or_else(|| e.to_string(), |f| f.to_string());
+            Err(serde::de::Error::custom(format!(
+                "`{key}` is {name:?}, which is not one of its enum's value names (such as {}) nor a number ({place})",
+                example_name(key)
+            )))
+        }
         // Nothing was respelled: the first error names the place.
         (Err(_), Some(first)) if !respelled => Err(first),
         // Otherwise the error left after respelling is the one to mend.
         (Err(e), _) => Err(e),
+    }
+}
+
+/// The first enum field (`kind`, `code`, `aggregationTemporality`,
+/// `severityNumber`) in `value` still holding a string after respelling:
+/// a name the enum does not have.
+fn unknown_enum(value: &Value) -> Option<(&'static str, String)> {
+    const ENUMS: [&str; 4] = ["kind", "code", "aggregationTemporality", "severityNumber"];
+    match value {
+        Value::Array(items) => items.iter().find_map(unknown_enum),
+        Value::Object(fields) => fields.iter().find_map(|(key, v)| match v {
+            Value::String(text) => ENUMS
+                .iter()
+                .find(|e| **e == key)
+                .map(|e| (*e, text.clone())),
+            _ => unknown_enum(v),
+        }),
+        _ => None,
+    }
+}
+
+/// A valid name of the enum of field `key`, for the error.
+fn example_name(key: &str) -> &'static str {
+    match key {
+        "kind" => "SPAN_KIND_SERVER",
+        "code" => "STATUS_CODE_ERROR",
+        "aggregationTemporality" => "AGGREGATION_TEMPORALITY_CUMULATIVE",
+        _ => "SEVERITY_NUMBER_INFO",
     }
 }
 
@@ -254,6 +293,23 @@ mod tests {
             panic!("{:?}", record.body);
         };
         assert_eq!(double(&Some(list.values[0].clone())), f64::NEG_INFINITY);
+    }
+
+    /// An enum given by a name it does not have is refused naming the
+    /// field and the name, not as "expected i32".
+    #[test]
+    fn an_unknown_enum_name_is_named() {
+        use crate::model::otlp::TracesRequest;
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x","kind":"SPAN_KIND_FOO"}]}]}]}"#;
+        let err = decode::<TracesRequest>(body).expect_err("no such kind");
+        let text = err.to_string();
+        assert!(
+            text.contains("`kind` is \"SPAN_KIND_FOO\"") && text.contains("SPAN_KIND_SERVER"),
+            "{text}"
+        );
+        // A known name still decodes.
+        let good = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x","kind":"SPAN_KIND_CLIENT"}]}]}]}"#;
+        assert!(decode::<TracesRequest>(good).is_ok());
     }
 
     #[test]
