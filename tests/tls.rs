@@ -204,6 +204,19 @@ fn args(owned: &[String]) -> Vec<&str> {
     owned.iter().map(String::as_str).collect()
 }
 
+/// The test PKI's files as curl arguments: the CA, the trusted client's
+/// certificate and key, the rogue client's certificate and key.
+fn pem_paths(pki: &Pki) -> [String; 5] {
+    [
+        &pki.ca,
+        &pki.client_cert,
+        &pki.client_key,
+        &pki.rogue_client_cert,
+        &pki.rogue_client_key,
+    ]
+    .map(|p| p.display().to_string())
+}
+
 /// Runs `streamgate healthcheck` on a config (written to `dir`) whose
 /// admin server at `endpoint` has the test PKI's TLS.
 fn healthcheck(dir: &Path, pki: &Pki, mutual: bool, endpoint: &str) -> std::process::Output {
@@ -357,15 +370,7 @@ fn mutual_tls_requires_a_certificate_from_the_configured_ca() {
     assert!(bad.is_err(), "an untrusted client certificate must fail");
 
     let https = format!("https://localhost:{}/v1/metrics", c.http.port());
-    let ca = pki.ca.display().to_string();
-    let (cert, key) = (
-        pki.client_cert.display().to_string(),
-        pki.client_key.display().to_string(),
-    );
-    let (rogue_cert, rogue_key) = (
-        pki.rogue_client_cert.display().to_string(),
-        pki.rogue_client_key.display().to_string(),
-    );
+    let [ca, cert, key, rogue_cert, rogue_key] = pem_paths(&pki);
     let send = |service: &str, extra: &[&str]| {
         let post = post_probe(dir.path(), service);
         let mut a = vec!["--cacert", ca.as_str()];
@@ -595,15 +600,7 @@ fn the_admin_server_with_client_certificates_answers_probes_without_one() {
         ..Default::default()
     });
     let base = format!("https://localhost:{}", c.admin.port());
-    let ca = pki.ca.display().to_string();
-    let (cert, key) = (
-        pki.client_cert.display().to_string(),
-        pki.client_key.display().to_string(),
-    );
-    let (rogue_cert, rogue_key) = (
-        pki.rogue_client_cert.display().to_string(),
-        pki.rogue_client_key.display().to_string(),
-    );
+    let [ca, cert, key, rogue_cert, rogue_key] = pem_paths(&pki);
 
     for path in ["/healthz", "/readyz"] {
         let probe = curl(&["--cacert", &ca], &format!("{base}{path}"));

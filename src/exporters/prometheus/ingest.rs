@@ -344,7 +344,7 @@ impl<'a> Ingester<'a> {
         // `target_info` is the resource's, written by the translation: a
         // metric of that name would overwrite its 1 (or clash with it).
         if self.config.target_info
-            && openmetrics_family(&name, kind) == target_info_name(&self.config.namespace)
+            && is_target_info(openmetrics_family(&name, kind), &self.config.namespace)
         {
             tally.reject(
                 points(),
@@ -1029,6 +1029,18 @@ fn target_info_name(namespace: &str) -> std::borrow::Cow<'static, str> {
     } else {
         format!("{namespace}_{TARGET_INFO}").into()
     }
+}
+
+/// Whether `family` is [`target_info_name`] under `namespace` (compared
+/// in place: this runs for every metric of every request).
+fn is_target_info(family: &str, namespace: &str) -> bool {
+    if namespace.is_empty() {
+        return family == TARGET_INFO;
+    }
+    family
+        .strip_prefix(namespace)
+        .and_then(|rest| rest.strip_prefix('_'))
+        == Some(TARGET_INFO)
 }
 
 /// Builds the label set of a point with `attributes` under `shared`

@@ -55,23 +55,25 @@ pub fn decode_respelled<T: DeserializeOwned>(body: &[u8]) -> Result<(T, bool), s
     };
     let mut special = false;
     let respelled = respell(&mut value, &mut special);
-    match (T::deserialize(&value), direct_error) {
-        (Ok(request), _) => Ok((request, special)),
-        // An enum given by a name it does not have: say that, not that a
-        // number was expected.
-        (Err(e), first) if unknown_enum(&value).is_some() => {
-            let (key, name) = unknown_enum(&value).unwrap_or_default();
-            // The error of the body as sent places it (line and column).
-            let place = first.map_or_else(|| e.to_string(), |f| f.to_string());
-            Err(serde::de::Error::custom(format!(
-                "`{key}` is {name:?}, which is not one of its enum's value names (such as {}) nor a number ({place})",
-                example_name(key)
-            )))
-        }
+    let e = match T::deserialize(&value) {
+        Ok(request) => return Ok((request, special)),
+        Err(e) => e,
+    };
+    // An enum given by a name it does not have: say that, not that a
+    // number was expected.
+    if let Some((key, name)) = unknown_enum(&value) {
+        // The error of the body as sent places it (line and column).
+        let place = direct_error.map_or_else(|| e.to_string(), |f| f.to_string());
+        return Err(serde::de::Error::custom(format!(
+            "`{key}` is {name:?}, which is not one of its enum's value names (such as {}) nor a number ({place})",
+            example_name(key)
+        )));
+    }
+    match direct_error {
         // Nothing was respelled: the first error names the place.
-        (Err(_), Some(first)) if !respelled => Err(first),
+        Some(first) if !respelled => Err(first),
         // Otherwise the error left after respelling is the one to mend.
-        (Err(e), _) => Err(e),
+        _ => Err(e),
     }
 }
 
