@@ -9,11 +9,16 @@ use std::time::{Duration, Instant};
 use common::{Collector, Options, http_client};
 
 fn gauge(value: f64) -> String {
+    queue_gauge("checkout", r#"orders \"eu\""#, value)
+}
+
+/// A gauge `queue.depth` of `service` for queue `queue` (JSON-escaped).
+fn queue_gauge(service: &str, queue: &str, value: f64) -> String {
     format!(
-        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"checkout"}}}}]}},
+        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
           "scopeMetrics":[{{"metrics":[{{"name":"queue.depth","unit":"{{item}}","description":"Items waiting",
             "gauge":{{"dataPoints":[{{"asDouble":{value},
-              "attributes":[{{"key":"queue.name","value":{{"stringValue":"orders \"eu\""}}}}]}}]}}}}]}}]}}]}}"#
+              "attributes":[{{"key":"queue.name","value":{{"stringValue":"{queue}"}}}}]}}]}}}}]}}]}}]}}"#
     )
 }
 
@@ -255,4 +260,147 @@ fn attributes_named_like_added_labels_are_set_aside() {
         let (success, report) = common::promtool_check(&promtool, &s.text);
         assert!(success, "promtool: {report}");
     }
+}
+
+/// Two queues watched against a level of 1000: one steps from 50 to 500
+/// and stays there, the other ramps toward the level. The step's line is
+/// steep for a while (its time to the threshold falls far below
+/// `critical_within`), but the recent points never confirm it: it has
+/// no `streamgate_time_to_threshold_confirmed_seconds` and its built-in
+/// alert stays a warning. The ramp gets both series and pages critical.
+#[test]
+fn a_step_toward_a_threshold_warns_and_a_ramp_pages() {
+    let collector = Collector::start_with(Options {
+        processors_extra: "analysis:\n  select: [{name: queue.depth}]\n  step: 200ms\n  horizons: [1s]\n  series_ttl: 1m\n  thresholds: [{name: queue.depth, value: 1000}]\n".into(),
+        exporters_extra: "alertmanager:\n  evaluation_interval: 100ms\n".into(),
+        ..Default::default()
+    });
+    let send = |queue: &str, v: f64| {
+        let r = http_client()
+            .post(collector.otlp_http_url("/v1/metrics"))
+            .header("Content-Type", "application/json")
+            .body(queue_gauge("shop", queue, v))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let alert_severity = |queue: &str| -> Option<String> {
+        let body: serde_json::Value = serde_json::from_slice(
+            &http_client()
+                .get(collector.url("/api/v1/alerts"))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap(),
+        )
+        .unwrap();
+        body["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| {
+                a["labels"]["alertname"] == "StreamGateForecastBreach"
+                    && a["labels"]["queue_name"] == queue
+            })
+            .and_then(|a| a["labels"]["severity"].as_str().map(String::from))
+    };
+    let eta = |s: &common::Samples, name: &str, queue: &str| {
+        s.matching(name, &[("queue_name", queue), ("threshold", "1000")])
+            .first()
+            .map(|m| m.1)
+    };
+    // Level: 2 s of both at 50 (small noise), a send every 50 ms.
+    let wobble = |i: u32| f64::from(i % 3) * 0.2;
+    let mut i = 0u32;
+    while i < 40 {
+        send("step", 50.0 + wobble(i));
+        send("ramp", 50.0 + wobble(i));
+        std::thread::sleep(Duration::from_millis(50));
+        i += 1;
+    }
+    // Then the step to 500, held, and the ramp at 30 a second (through
+    // 1000 after about 30 s), watched until the ramp is confirmed and
+    // paging and the step's line has had time to settle.
+    let began = Instant::now();
+    let mut step_soonest = f64::INFINITY;
+    let mut step_severities = Vec::new();
+    let mut ramp_confirmed = None;
+    let mut ramp_severity = None;
+    let mut k = 0u32;
+    while began.elapsed() < Duration::from_secs(20) {
+        send("step", 500.0 + wobble(i));
+        // By the clock, so a slow send does not make the ramp uneven.
+        let ramp = 50.0 + 30.0 * began.elapsed().as_secs_f64();
+        if ramp < 950.0 {
+            send("ramp", ramp + wobble(i));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        i += 1;
+        k += 1;
+        if k.is_multiple_of(4) {
+            let s = collector.scrape();
+            if let Some(secs) = eta(&s, "streamgate_time_to_threshold_seconds", "step") {
+                step_soonest = step_soonest.min(secs);
+            }
+            assert_eq!(
+                eta(&s, "streamgate_time_to_threshold_confirmed_seconds", "step"),
+                None,
+                "the step confirmed a trend:\n{}",
+                s.text
+            );
+            ramp_confirmed = ramp_confirmed.or(eta(
+                &s,
+                "streamgate_time_to_threshold_confirmed_seconds",
+                "ramp",
+            ));
+            step_severities.extend(alert_severity("step"));
+            ramp_severity = alert_severity("ramp").or(ramp_severity);
+            if ramp_severity.as_deref() == Some("critical")
+                && began.elapsed() > Duration::from_secs(6)
+            {
+                break;
+            }
+        }
+    }
+    assert!(
+        step_soonest < 900.0,
+        "the step's plain time to threshold fell to {step_soonest} s"
+    );
+    assert!(
+        step_severities.iter().any(|s| s == "warning"),
+        "the step warns: {step_severities:?}"
+    );
+    assert!(
+        step_severities.iter().all(|s| s == "warning"),
+        "the step never pages: {step_severities:?}"
+    );
+    let confirmed = ramp_confirmed.expect("the ramp's trend is confirmed");
+    assert!(confirmed > 0.0 && confirmed < 900.0, "{confirmed}");
+    assert_eq!(ramp_severity.as_deref(), Some("critical"));
+
+    // The finding says which crossing is confirmed.
+    let body: serde_json::Value = serde_json::from_slice(
+        &http_client()
+            .get(collector.url("/api/v1/recommendations"))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    let list = body["recommendations"].as_array().expect("a list");
+    let ramp = list
+        .iter()
+        .find(|r| r["kind"] == "threshold" && r["labels"]["queue.name"] == "ramp")
+        .unwrap_or_else(|| panic!("a threshold finding for the ramp: {body}"));
+    assert!(
+        ramp["numbers"]["confirmed_eta_seconds"].is_number(),
+        "{ramp}"
+    );
+    assert!(
+        !ramp["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not yet confirmed"),
+        "{ramp}"
+    );
 }

@@ -78,6 +78,7 @@ const EXPECTED: &[&str] = &[
     "streamgate_forecast_lower",
     "streamgate_forecast_upper",
     "streamgate_time_to_threshold_seconds",
+    "streamgate_time_to_threshold_confirmed_seconds",
 ];
 
 /// Windows and analysis on short clocks; the two gauges windowed and

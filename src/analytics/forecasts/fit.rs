@@ -1,4 +1,4 @@
-//! [`Fit`]: the linear model's discounted least-squares line, kept as five
+//! [`Fit`]: the linear model's discounted least-squares line, kept as six
 //! running sums instead of a window of points.
 //!
 //! Every past point weighs `λ^age` (its age in points), and the line
@@ -7,7 +7,7 @@
 //! 1)` the points' mean age, `λ / (1 − λ)`, is that of an `n`-point
 //! window, `(n − 1) / 2`, so the line answers as quickly as a
 //! least-squares line over the last `n` points (Prometheus
-//! `predict_linear`) while keeping 20 bytes instead of `n` points.
+//! `predict_linear`) while keeping 24 bytes instead of `n` points.
 //!
 //! The sums are taken about the newest point (`u = t − t_last`, `w = v −
 //! v_last`), so they stay small whatever the timestamps and the values'
@@ -15,15 +15,23 @@
 //! polynomial shift), discounts the sums and adds itself at `(0, 0)`.
 //! The arithmetic is in `f64`; the rounding to `f32` is discounted away
 //! with the points, so it never accumulates.
+//!
+//! The sixth sum, `Σλᵃw²`, gives the points' scatter about the line and
+//! so the slope's standard error ([`Fit::slope_standard_errors`]): how
+//! firmly the recent points establish the trend. A line through a one-off
+//! step (a flat run, a jump, a flat run) leaves residuals as large as the
+//! step itself, so its slope stays within about `√n` standard errors of
+//! flat however large the step, where a ramp's grows with its length.
 
 /// Discounted sums about the newest point: `Σλᵃ`, `Σλᵃu`, `Σλᵃu²`,
-/// `Σλᵃw`, `Σλᵃuw` (`a` a point's age in points). Empty when `Σλᵃ` is 0.
+/// `Σλᵃw`, `Σλᵃuw`, `Σλᵃw²` (`a` a point's age in points). Empty when
+/// `Σλᵃ` is 0.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Fit([f32; 5]);
+pub(super) struct Fit([f32; 6]);
 
 impl Fit {
     /// No point yet.
-    pub(super) const EMPTY: Self = Self([0.0; 5]);
+    pub(super) const EMPTY: Self = Self([0.0; 6]);
 
     /// The weight that gives the points the mean age of an `n`-point
     /// window: `(n − 1) / (n + 1)`.
@@ -33,29 +41,45 @@ impl Fit {
     }
 
     /// The sums as written in durable state.
-    pub(super) fn to_wire(self) -> [f64; 5] {
+    pub(super) fn to_wire(self) -> [f64; 6] {
         self.0.map(f64::from)
     }
 
     /// Sums read back from durable state; `None` unless every one is
-    /// finite and the weights and `Σλᵃu²` are not negative.
-    pub(super) fn from_wire(sums: [f64; 5]) -> Option<Self> {
+    /// finite and the weights, `Σλᵃu²` and `Σλᵃw²` are not negative.
+    pub(super) fn from_wire(sums: [f64; 6]) -> Option<Self> {
         let fit = Self(sums.map(|x| x as f32));
-        let [w, _, uu, ..] = fit.0;
-        (fit.0.iter().all(|x| x.is_finite()) && w >= 0.0 && uu >= 0.0).then_some(fit)
+        let [w, _, uu, _, _, yy] = fit.0;
+        (fit.0.iter().all(|x| x.is_finite()) && w >= 0.0 && uu >= 0.0 && yy >= 0.0).then_some(fit)
+    }
+
+    /// The five sums an earlier build wrote, without `Σλᵃw²`: the scatter
+    /// is taken as large as what the line explains (half the variance),
+    /// so the trend is not established until those points have aged out.
+    pub(super) fn from_wire_without_scatter(sums: [f64; 5]) -> Option<Self> {
+        let [w, u, uu, y, uy] = sums;
+        let mut fit = Self::from_wire([w, u, uu, y, uy, 0.0])?;
+        let explained = match fit.line() {
+            Some((_, slope)) if w > 0.0 => slope * (uy - u * y / w),
+            _ => 0.0,
+        };
+        let mean_square = if w > 0.0 { y * y / w } else { 0.0 };
+        fit.0[5] = (mean_square + 2.0 * explained.max(0.0)) as f32;
+        fit.0[5].is_finite().then_some(fit)
     }
 
     /// Moves the origin to the point `dt` seconds and `dv` later than
     /// the newest (which becomes `(−dt, −dv)`).
     #[inline]
     pub(super) fn shift(&mut self, dt: f64, dv: f64) {
-        let [w, u, uu, y, uy] = self.0.map(f64::from);
+        let [w, u, uu, y, uy, yy] = self.0.map(f64::from);
         self.0 = [
             w,
             u - dt * w,
             uu - 2.0 * dt * u + dt * dt * w,
             y - dv * w,
             uy - dt * y - dv * u + dt * dv * w,
+            yy - 2.0 * dv * y + dv * dv * w,
         ]
         .map(|x| x as f32);
     }
@@ -66,10 +90,10 @@ impl Fit {
     #[inline]
     pub(super) fn push(&mut self, decay: f64, dt: f64, dv: f64) {
         if self.0[0] == 0.0 {
-            *self = Self([1.0, 0.0, 0.0, 0.0, 0.0]);
+            *self = Self([1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
             return;
         }
-        let [w, u, uu, y, uy] = self.0.map(f64::from);
+        let [w, u, uu, y, uy, yy] = self.0.map(f64::from);
         // (u − dt)(w − dv) summed: the shift, then the discount; the new
         // point adds 1 to the weight and nothing to the moments.
         self.0 = [
@@ -78,6 +102,7 @@ impl Fit {
             decay * (uu - 2.0 * dt * u + dt * dt * w),
             decay * (y - dv * w),
             decay * (uy - dt * y - dv * u + dt * dv * w),
+            decay * (yy - 2.0 * dv * y + dv * dv * w),
         ]
         .map(|x| x as f32);
     }
@@ -89,6 +114,7 @@ impl Fit {
     pub(super) fn flatten(&mut self) {
         self.0[3] = 0.0;
         self.0[4] = 0.0;
+        self.0[5] = 0.0;
     }
 
     /// The fitted line as (offset of its value at the newest point from
@@ -96,7 +122,7 @@ impl Fit {
     /// have too little spread in time to fix a slope.
     #[inline]
     pub(super) fn line(&self) -> Option<(f64, f64)> {
-        let [w, u, uu, y, uy] = self.0.map(f64::from);
+        let [w, u, uu, y, uy, _] = self.0.map(f64::from);
         // Σλ(u − ū)² · Σλ: zero for one point; below the sums' rounding
         // when the points' times barely differ.
         let spread = w * uu - u * u;
@@ -106,6 +132,34 @@ impl Fit {
         }
         let slope = (w * uy - u * y) / spread;
         Some(((y - slope * u) / w, slope))
+    }
+
+    /// The slope in standard errors (a t statistic), `|slope| / se`, and
+    /// the fit's effective number of points, `(Σλᵃ)² / Σλ²ᵃ` (`n` for an
+    /// `n`-point window once full): the residuals' variance is taken over
+    /// those less the line's two parameters. The t statistic is infinite
+    /// for points exactly on a sloped line; `None` without a line or
+    /// with too few points to leave a residual degree of freedom.
+    pub(super) fn slope_standard_errors(&self, decay: f64) -> Option<(f64, f64)> {
+        let (_, slope) = self.line()?;
+        let [w, u, uu, y, uy, yy] = self.0.map(f64::from);
+        // Σλ²ᵃ from Σλᵃ = (1 − λⁿ) / (1 − λ): λⁿ = 1 − (1 − λ)Σλᵃ.
+        let decay_n = (1.0 - (1.0 - decay) * w).max(0.0);
+        let squares = (1.0 - decay_n * decay_n) / (1.0 - decay * decay);
+        let effective = w * w / squares;
+        // NaN-safe: a NaN count has no t either.
+        if effective.partial_cmp(&2.05) != Some(std::cmp::Ordering::Greater) {
+            return None;
+        }
+        let spread = uu - u * u / w;
+        let covariance = uy - u * y / w;
+        let scatter = yy - y * y / w;
+        let residual = (scatter - slope * covariance).max(0.0);
+        let variance = residual / w * effective / (effective - 2.0);
+        let standard_error = (variance / spread).sqrt();
+        Some(slope.abs() / standard_error)
+            .filter(|t| !t.is_nan())
+            .map(|t| (t, effective))
     }
 }
 
@@ -196,7 +250,123 @@ mod tests {
         let (a, b) = (fit.line().unwrap(), moved.line().unwrap());
         assert!((a.0 - b.0).abs() < 1e-4 && (a.1 - b.1).abs() < 1e-7);
         assert_eq!(Fit::from_wire(fit.to_wire()), Some(fit));
-        assert_eq!(Fit::from_wire([1.0, 0.0, -1.0, 0.0, 0.0]), None);
-        assert_eq!(Fit::from_wire([1.0, f64::NAN, 0.0, 0.0, 0.0]), None);
+        assert_eq!(Fit::from_wire([1.0, 0.0, -1.0, 0.0, 0.0, 0.0]), None);
+        assert_eq!(Fit::from_wire([1.0, f64::NAN, 0.0, 0.0, 0.0, 0.0]), None);
+        assert_eq!(Fit::from_wire([1.0, 0.0, 0.0, 0.0, 0.0, -1.0]), None);
+    }
+
+    /// The slope's t statistic computed directly from the points:
+    /// weighted least squares, the residuals' variance over the
+    /// effective number of points less two.
+    fn direct_t(points: &[(f64, f64)], decay: f64) -> f64 {
+        let (_, slope) = direct(points, decay);
+        let weights: Vec<f64> = (0..points.len())
+            .map(|i| decay.powi((points.len() - 1 - i) as i32))
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mean = |f: &dyn Fn(&(f64, f64)) -> f64| -> f64 {
+            points
+                .iter()
+                .zip(&weights)
+                .map(|(p, k)| k * f(p))
+                .sum::<f64>()
+                / total
+        };
+        let (t_mean, v_mean) = (mean(&|p| p.0), mean(&|p| p.1));
+        let spread: f64 = points
+            .iter()
+            .zip(&weights)
+            .map(|(p, k)| k * (p.0 - t_mean).powi(2))
+            .sum();
+        let residual: f64 = points
+            .iter()
+            .zip(&weights)
+            .map(|(p, k)| k * (p.1 - v_mean - slope * (p.0 - t_mean)).powi(2))
+            .sum();
+        let effective = total * total / weights.iter().map(|k| k * k).sum::<f64>();
+        let variance = residual / total * effective / (effective - 2.0);
+        slope.abs() / (variance / spread).sqrt()
+    }
+
+    /// The sixth sum gives the slope's t statistic that the points give,
+    /// at any offset, spacing and count.
+    #[test]
+    fn the_slope_in_standard_errors_is_that_of_the_points() {
+        for window in [6, 12, 30] {
+            let decay = Fit::decay_for_window(window);
+            let mut points = Vec::new();
+            let mut t = 1.7e9;
+            for i in 0..150 {
+                t += 15.0 + (i * 37 % 11) as f64;
+                let noise = ((i * 7919) % 97) as f64 / 97.0 - 0.5;
+                points.push((t, 2e5 + 0.2 * i as f64 + 3.0 * noise));
+            }
+            for n in [4, 7, 20, 150] {
+                let (got, _) = fed(&points[..n], decay)
+                    .slope_standard_errors(decay)
+                    .expect("a t statistic");
+                let want = direct_t(&points[..n], decay);
+                assert!(
+                    (got - want).abs() <= 2e-3 * want,
+                    "window {window}, {n} points: {got} against {want}"
+                );
+            }
+        }
+    }
+
+    /// A one-off step, however large and wherever it sits in the window,
+    /// leaves the slope within about √n standard errors of flat (3.5 for
+    /// the default 12 points); a ramp whose rise per point is a third of
+    /// its noise goes well past 4. Exactly equal points have no t.
+    #[test]
+    fn a_step_never_establishes_a_trend_and_a_ramp_does() {
+        let decay = Fit::decay_for_window(12);
+        let noise = |i: usize| ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+        for jump in [10.0, 450.0, 1e6] {
+            let mut fit = Fit::EMPTY;
+            let mut last = (f64::NAN, f64::NAN);
+            let mut most: f64 = 0.0;
+            for i in 0..120 {
+                let point = (
+                    15.0 * i as f64,
+                    50.0 + if i >= 60 { jump } else { 0.0 } + noise(i),
+                );
+                fit.push(decay, point.0 - last.0, point.1 - last.1);
+                last = point;
+                if i >= 60 {
+                    let t = fit.slope_standard_errors(decay).map_or(0.0, |(t, _)| t);
+                    most = most.max(t);
+                }
+            }
+            assert!(most > 2.0 && most < 3.5, "step of {jump}: {most}");
+        }
+        let ramp: Vec<(f64, f64)> = (0..60)
+            .map(|i| (15.0 * i as f64, 50.0 + i as f64 + 3.0 * 2.0 * noise(i)))
+            .collect();
+        let (t, effective) = fed(&ramp, decay).slope_standard_errors(decay).expect("a t");
+        assert!(t > 6.0, "ramp: {t}");
+        assert!(
+            (effective - 12.0).abs() < 1e-2,
+            "{effective} effective points"
+        );
+        let flat: Vec<(f64, f64)> = (0..20).map(|i| (15.0 * i as f64, 7.0)).collect();
+        assert_eq!(fed(&flat, decay).slope_standard_errors(decay), None);
+    }
+
+    /// A state an earlier build wrote, without the scatter, reads back
+    /// with the same line and a trend that is not established.
+    #[test]
+    fn five_sums_of_an_earlier_build_read_back_unestablished() {
+        let decay = Fit::decay_for_window(12);
+        let ramp: Vec<(f64, f64)> = (0..40)
+            .map(|i| (60.0 * i as f64, 5.0 + 0.25 * i as f64))
+            .collect();
+        let fit = fed(&ramp, decay);
+        let [w, u, uu, y, uy, _] = fit.to_wire();
+        let old = Fit::from_wire_without_scatter([w, u, uu, y, uy]).expect("read back");
+        assert_eq!(old.line(), fit.line());
+        let (t, _) = old.slope_standard_errors(decay).expect("a t");
+        assert!(t < 3.5, "{t}");
+        assert!(Fit::from_wire_without_scatter([1.0, 0.0, -1.0, 0.0, 0.0]).is_none());
     }
 }

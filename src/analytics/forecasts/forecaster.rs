@@ -44,7 +44,7 @@
 //!
 //! # Cost
 //!
-//! Constant per point. The line's five discounted sums are updated in
+//! Constant per point. The line's six discounted sums are updated in
 //! place (a series flat for `regression_points` points has slope exactly
 //! 0). The daily
 //! shape is read once per point for every horizon, with the horizons
@@ -69,10 +69,19 @@
 //! [`Forecaster`] owns a state and its settings.
 //! [`ForecastState::memory_bytes`] reports the total: 400 bytes with the
 //! defaults.
+//!
+//! # Time to a threshold
+//!
+//! [`ForecastState::time_to_threshold`] extends the line, as
+//! `predict_linear` would. The line's sixth sum (the values' scatter)
+//! gives the slope's standard error, and
+//! [`ForecastState::confirmed_time_to_threshold`] gives the time only
+//! while the slope is `1.2 · √n` of them from flat over the window's `n`
+//! points, which a one-off step change never reaches.
 
 use std::sync::Arc;
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
 use crate::analytics::bf16;
 
@@ -967,6 +976,32 @@ impl Forecaster {
     pub fn time_to_threshold(&self, threshold: f64) -> Option<f64> {
         self.state.time_to_threshold(threshold)
     }
+
+    /// See [`ForecastState::trend_standard_errors`].
+    pub fn trend_standard_errors(&self) -> Option<f64> {
+        self.state.trend_standard_errors(&self.settings)
+    }
+
+    /// See [`ForecastState::confirmed_time_to_threshold`].
+    pub fn confirmed_time_to_threshold(&self, threshold: f64) -> Option<f64> {
+        self.state
+            .confirmed_time_to_threshold(&self.settings, threshold)
+    }
+}
+
+/// The slope's standard errors that confirm a trend fitted over
+/// `effective` points (see [`ForecastState::confirmed_time_to_threshold`]):
+/// `1.2 · √effective`, 4.16 for the default 12 regression points. A
+/// line through a one-off step reaches `0.9–1.1 · √n` over `n` points,
+/// however large the step (its residuals grow with it), and a ramp's
+/// t statistic grows as `n^1.5`, so a wider window confirms noisier
+/// ramps without confirming steps. With few points the bar is at least
+/// the one-sided 99.9 % quantile of Student's t with `effective − 2`
+/// degrees of freedom (10.2 for 5 points).
+fn confirming_standard_errors(effective: f64) -> f64 {
+    let small_sample =
+        StudentsT::new(0.0, 1.0, effective - 2.0).map_or(f64::INFINITY, |t| t.inverse_cdf(0.999));
+    (1.2 * effective.sqrt()).max(small_sample)
 }
 
 /// One series' forecaster state, without its settings: every method
@@ -989,8 +1024,9 @@ pub struct ForecastState {
     horizons: Box<[HorizonState]>,
     last_t: f64,
     last_v: f64,
-    /// The first value: tracked forecasts are stored relative to it.
-    origin: f64,
+    /// The first value, to `f32` precision: tracked forecasts are stored
+    /// relative to it (any reference near the values serves).
+    origin: f32,
     /// EWMA of the points' spacing in seconds (`f32`: a spacing needs a
     /// few digits).
     dt: f32,
@@ -1019,8 +1055,10 @@ pub struct ForecastState {
 /// types of its earlier layout, which kept the linear model's last points
 /// in a ring at the front of the store, their sums in `sums` and the
 /// point they were taken about in `anchor_t` and `anchor_v`. A state with
-/// the discounted [`Fit`] writes [`FIT_ON_WIRE`] as `ring_head`, its five
-/// sums in `sums` and `anchor_t`, its points in `ring_len`, and no ring.
+/// the discounted [`Fit`] writes [`FIT_WITH_SCATTER_ON_WIRE`] as
+/// `ring_head`, its six sums in `sums`, `anchor_t` and `anchor_v`, its
+/// points in `ring_len`, and no ring (the builds before the sixth sum
+/// wrote [`FIT_ON_WIRE`] and five).
 /// `n` is written as 0 or 1 (only whether a point was fed is read back:
 /// a state has one iff `last_t` is finite), `alpha_dt` as a `Δt` that
 /// makes stale weights read back as stale.
@@ -1046,26 +1084,30 @@ struct StateWire<S, H> {
     same: u16,
 }
 
-/// `ring_head` of a state written with the discounted fit: the ring's
-/// counters never reached it (they are below 256).
+/// `ring_head` of a state written with the discounted fit's five sums
+/// (no scatter): the ring's counters never reached it (they are below
+/// 256).
 const FIT_ON_WIRE: u16 = u16::MAX;
+/// `ring_head` of a state written with the fit's six sums, the sixth
+/// (`Σλᵃw²`) as `anchor_v`.
+const FIT_WITH_SCATTER_ON_WIRE: u16 = u16::MAX - 1;
 
 impl serde::Serialize for ForecastState {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let [w, u, uu, y, uy] = self.fit.to_wire();
+        let [w, u, uu, y, uy, yy] = self.fit.to_wire();
         StateWire {
             store: &*self.store,
             horizons: &*self.horizons,
             last_t: self.last_t,
             last_v: self.last_v,
-            origin: self.origin,
+            origin: f64::from(self.origin),
             dt: f64::from(self.dt),
             ses: self.ses,
             holt_l: self.holt_l,
             holt_b: self.holt_b,
             sums: [w, u, uu, y],
             anchor_t: uy,
-            anchor_v: 0.0,
+            anchor_v: yy,
             alpha_dt: if self.weights_stale {
                 f32::NEG_INFINITY
             } else {
@@ -1073,7 +1115,7 @@ impl serde::Serialize for ForecastState {
             },
             damp_dt: self.damp_dt,
             n: u32::from(self.last_t.is_finite()),
-            ring_head: FIT_ON_WIRE,
+            ring_head: FIT_WITH_SCATTER_ON_WIRE,
             ring_len: u16::from(self.fit_points),
             same: u16::from(self.same),
         }
@@ -1102,10 +1144,22 @@ impl SavedForecastState {
     pub fn resume(self, settings: &ForecastSettings) -> Option<ForecastState> {
         let w = self.0;
         let cfg = &settings.0.cfg;
-        let (fit, fit_points, ring) = if w.ring_head == FIT_ON_WIRE {
+        let (fit, fit_points, ring) = if w.ring_head == FIT_WITH_SCATTER_ON_WIRE {
             let [a, b, c, d] = w.sums;
             let points = u8::try_from(w.ring_len).ok().filter(|&n| n <= 3)?;
-            (Fit::from_wire([a, b, c, d, w.anchor_t])?, points, 0)
+            (
+                Fit::from_wire([a, b, c, d, w.anchor_t, w.anchor_v])?,
+                points,
+                0,
+            )
+        } else if w.ring_head == FIT_ON_WIRE {
+            let [a, b, c, d] = w.sums;
+            let points = u8::try_from(w.ring_len).ok().filter(|&n| n <= 3)?;
+            (
+                Fit::from_wire_without_scatter([a, b, c, d, w.anchor_t])?,
+                points,
+                0,
+            )
         } else {
             let cap = cfg.regression_points;
             let (len, head) = (usize::from(w.ring_len), usize::from(w.ring_head));
@@ -1156,7 +1210,7 @@ impl SavedForecastState {
             horizons: horizon_states,
             last_t: w.last_t,
             last_v: w.last_v,
-            origin: w.origin,
+            origin: w.origin as f32,
             dt: w.dt as f32,
             ses: w.ses,
             holt_l: w.holt_l,
@@ -1373,7 +1427,7 @@ impl ForecastState {
 
         // Update the models.
         if !self.last_t.is_finite() {
-            self.origin = value;
+            self.origin = value.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
             self.ses = value;
             self.holt_l = value;
             self.holt_b = 0.0;
@@ -1422,7 +1476,7 @@ impl ForecastState {
         let ahead = &settings.0.ahead_of_day;
         shape.daily_changes(t_secs, ahead, &mut season[..horizons]);
         let scoring = settings.0.scoring;
-        let origin = self.origin;
+        let origin = f64::from(self.origin);
         for (i, &season) in season.iter().enumerate().take(horizons) {
             let h = cfg.horizons_secs[i];
             let buf = &mut self.store[i * cap..][..cap];
@@ -1519,5 +1573,43 @@ impl ForecastState {
         }
         let eta = (threshold - now) / slope;
         (eta >= 0.0 && eta.is_finite()).then_some(eta)
+    }
+
+    /// How firmly the recent points establish the current trend: the
+    /// line's slope in standard errors of the slope (its t statistic,
+    /// the residuals' variance taken over the fit's effective points).
+    /// `None` with fewer than 3 points, a flat series or no spread in
+    /// time; infinite for points exactly on a sloped line.
+    pub fn trend_standard_errors(&self, settings: &ForecastSettings) -> Option<f64> {
+        self.trend_evidence(settings).map(|(t, _)| t)
+    }
+
+    /// The slope in standard errors and the fit's effective points.
+    fn trend_evidence(&self, settings: &ForecastSettings) -> Option<(f64, f64)> {
+        if self.fit_points < 3 {
+            return None;
+        }
+        self.fit.slope_standard_errors(settings.0.fit_decay)
+    }
+
+    /// [`time_to_threshold`](Self::time_to_threshold), but only while the
+    /// recent points confirm the trend: its slope at least `1.2 · √n`
+    /// standard errors from flat over the window's `n` points (4.16 with
+    /// the default 12; more while the fit has few points, see
+    /// `confirming_standard_errors`). A one-off step
+    /// toward the threshold makes the line steep for a few points (the
+    /// time to the threshold falls to minutes, then rises as the line
+    /// flattens on the new level) but never confirms it, since the
+    /// points sit far from any line through the step; a ramp does once
+    /// its rise per window stands out of its noise. Critical alerts read
+    /// this one.
+    pub fn confirmed_time_to_threshold(
+        &self,
+        settings: &ForecastSettings,
+        threshold: f64,
+    ) -> Option<f64> {
+        let eta = self.time_to_threshold(threshold)?;
+        let (t, effective) = self.trend_evidence(settings)?;
+        (t >= confirming_standard_errors(effective)).then_some(eta)
     }
 }

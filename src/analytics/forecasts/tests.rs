@@ -199,6 +199,67 @@ fn time_to_threshold_on_a_ramp() {
     assert_eq!(f.time_to_threshold(f64::NAN), None);
 }
 
+/// A one-off step from 50 to 500 toward a threshold of 1000 makes the
+/// line steep for a while (its time to the threshold falls to minutes)
+/// but never confirms the trend, at any spacing, noise or window; a ramp
+/// to the same threshold is confirmed more than 15 minutes before it
+/// crosses, and stays so: a ramp rising half its noise per point with
+/// the default 12-point window, a quarter with 24 points.
+#[test]
+fn a_step_toward_a_threshold_is_never_confirmed_and_a_ramp_is() {
+    for (spacing, noise, window) in [
+        (15.0, 0.5, 12),
+        (15.0, 5.0, 12),
+        (60.0, 5.0, 12),
+        (30.0, 20.0, 24),
+        (15.0, 5.0, 48),
+    ] {
+        let config = || ForecastConfig {
+            regression_points: window,
+            ..Default::default()
+        };
+        let mut rng = Rng(17);
+        let mut f = Forecaster::new(config());
+        let mut soonest = f64::INFINITY;
+        for i in 0..300 {
+            let level = if i < 150 { 50.0 } else { 500.0 };
+            f.update(T0 + i as f64 * spacing, level + noise * rng.normal());
+            soonest = soonest.min(f.time_to_threshold(1000.0).unwrap_or(f64::INFINITY));
+            assert_eq!(
+                f.confirmed_time_to_threshold(1000.0),
+                None,
+                "step, every {spacing} s, noise {noise}, {window} points: point {i}, t {:?}",
+                f.trend_standard_errors()
+            );
+        }
+        if spacing < 60.0 && window == 12 {
+            assert!(soonest < 900.0, "the step's line reached {soonest} s");
+        }
+
+        let mut rng = Rng(23);
+        let mut f = Forecaster::new(config());
+        let mut unconfirmed_last = 0.0;
+        // 10 a minute from 50, crossing 1000 at 95 minutes.
+        let minutes = |i: usize| i as f64 * spacing / 60.0;
+        for i in 0.. {
+            let v = 50.0 + 10.0 * minutes(i) + noise * rng.normal();
+            f.update(T0 + i as f64 * spacing, v);
+            if v >= 1000.0 {
+                break;
+            }
+            let eta = f.time_to_threshold(1000.0);
+            match f.confirmed_time_to_threshold(1000.0) {
+                Some(confirmed) => assert_eq!(Some(confirmed), eta),
+                None => unconfirmed_last = minutes(i),
+            }
+        }
+        assert!(
+            unconfirmed_last < 95.0 - 15.0,
+            "ramp every {spacing} s, noise {noise}, {window} points: unconfirmed at {unconfirmed_last} min"
+        );
+    }
+}
+
 #[test]
 fn memory_is_fixed_whatever_the_step() {
     // A horizon's state must not grow with h / Δt: 1 h at a 1 s step is

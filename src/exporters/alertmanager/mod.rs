@@ -151,15 +151,16 @@ impl Alerting {
             let (alertname, source, severity) = match r.kind {
                 "anomaly" => ("StreamGateAnomaly", Source::Anomaly, Severity::Warning),
                 "threshold" => {
-                    let eta = r
-                        .numbers
-                        .get("eta_seconds")
-                        .copied()
-                        .unwrap_or(f64::INFINITY);
+                    let number = |name: &str| r.numbers.get(name).copied();
+                    let eta = number("eta_seconds").unwrap_or(f64::INFINITY);
                     if eta > within {
                         continue;
                     }
-                    let severity = if eta <= critical {
+                    // Critical only on a trend the recent points confirm:
+                    // a one-off step toward the level makes the line steep
+                    // for a few minutes without confirming it.
+                    let confirmed = number("confirmed_eta_seconds").unwrap_or(f64::INFINITY);
+                    let severity = if confirmed <= critical {
                         Severity::Critical
                     } else {
                         Severity::Warning

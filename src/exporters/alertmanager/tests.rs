@@ -30,7 +30,12 @@ fn rec(kind: &'static str, eta: f64) -> Recommendation {
             ("span.name".to_string(), "GET /cart".to_string()),
         ]
         .into(),
-        numbers: [("eta_seconds".to_string(), eta), ("value".to_string(), 1.5)].into(),
+        numbers: [
+            ("eta_seconds".to_string(), eta),
+            ("confirmed_eta_seconds".to_string(), eta),
+            ("value".to_string(), 1.5),
+        ]
+        .into(),
     }
 }
 
@@ -107,6 +112,25 @@ fn recommendations_become_labelled_alerts_and_resolve_when_gone() {
     assert_eq!(history.len(), 2);
     assert!(history.iter().all(|x| x.ends_at == Some(1015.0)));
     assert!(a.get(&history[0].id).is_some());
+}
+
+/// A crossing within `critical_within` on a trend the recent points do
+/// not confirm (a one-off step toward the level) is a warning; the same
+/// crossing once confirmed escalates the alert to critical.
+#[test]
+fn only_a_confirmed_trend_pages_critical() {
+    let mut step = rec("threshold", 300.0);
+    step.numbers.remove("confirmed_eta_seconds");
+    let (a, source) = component(vec![step]);
+    a.evaluate(1000.0);
+    let active = a.active();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].labels["severity"], "warning");
+    *source.0.lock() = vec![rec("threshold", 240.0)];
+    a.evaluate(1015.0);
+    let active = a.active();
+    assert_eq!(active.len(), 1, "one alert, escalated");
+    assert_eq!(active[0].labels["severity"], "critical");
 }
 
 #[test]

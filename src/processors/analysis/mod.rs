@@ -31,6 +31,7 @@ mod ratio;
 
 use crate::model::MetricsBatch;
 use crate::model::otlp::ItemCount;
+use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -1055,7 +1056,7 @@ impl AnalysisProcessor {
                 Some(v) => Some(v),
                 None => return true,
             },
-            DerivedKind::TimeToThreshold if s.thresholds().is_empty() => return true,
+            DerivedKind::TimeToThreshold { .. } if s.thresholds().is_empty() => return true,
             _ => None,
         };
         let (head, tail, split) = s.text.label_parts(&s.origin, label_text);
@@ -1080,18 +1081,22 @@ impl AnalysisProcessor {
                     }
                 })
             }
-            DerivedKind::TimeToThreshold => {
-                s.thresholds()
-                    .iter()
-                    .all(|level| match s.forecaster.time_to_threshold(*level) {
-                        Some(secs) => {
-                            threshold_text.clear();
-                            let _ = write!(threshold_text, "{level}");
-                            sample(labels, Some(("threshold", threshold_text)), secs)
-                        }
-                        None => true,
-                    })
-            }
+            DerivedKind::TimeToThreshold { confirmed } => s.thresholds().iter().all(|level| {
+                let eta = if confirmed {
+                    s.forecaster
+                        .confirmed_time_to_threshold(&self.forecast_settings, *level)
+                } else {
+                    s.forecaster.time_to_threshold(*level)
+                };
+                match eta {
+                    Some(secs) => {
+                        threshold_text.clear();
+                        let _ = write!(threshold_text, "{level}");
+                        sample(labels, Some(("threshold", threshold_text)), secs)
+                    }
+                    None => true,
+                }
+            }),
         }
     }
 
@@ -1146,7 +1151,11 @@ const FORECAST_PART_BYTES: usize = 256;
 enum DerivedKind {
     Verdict(VerdictField),
     Forecast(ForecastEdge),
-    TimeToThreshold,
+    /// The time to each configured level; `confirmed`, only while the
+    /// recent points confirm the trend.
+    TimeToThreshold {
+        confirmed: bool,
+    },
 }
 
 /// A number of the baseline's last verdict.
@@ -1197,7 +1206,7 @@ impl ForecastEdge {
 /// The derived gauges, rendered from the series' state on every
 /// `/metrics` and remote-write walk; [`DERIVED_KINDS`] says what each
 /// shows.
-const DERIVED_FAMILIES: [DerivedFamily; 10] = [
+const DERIVED_FAMILIES: [DerivedFamily; 11] = [
     DerivedFamily::fixed(
         "streamgate.baseline.expected",
         "",
@@ -1258,10 +1267,16 @@ const DERIVED_FAMILIES: [DerivedFamily; 10] = [
         "Seconds until the series' current trend reaches the threshold level.",
         9,
     ),
+    DerivedFamily::fixed(
+        "streamgate.time_to_threshold.confirmed",
+        "s",
+        "Seconds until the series' current trend reaches the threshold level, shown only while the recent points confirm the trend (a one-off step never does).",
+        10,
+    ),
 ];
 
 /// What each of [`DERIVED_FAMILIES`] shows, in the same order.
-const DERIVED_KINDS: [DerivedKind; 10] = [
+const DERIVED_KINDS: [DerivedKind; 11] = [
     DerivedKind::Verdict(VerdictField::Expected),
     DerivedKind::Verdict(VerdictField::Lower),
     DerivedKind::Verdict(VerdictField::Upper),
@@ -1271,7 +1286,8 @@ const DERIVED_KINDS: [DerivedKind; 10] = [
     DerivedKind::Forecast(ForecastEdge::Value),
     DerivedKind::Forecast(ForecastEdge::Lower),
     DerivedKind::Forecast(ForecastEdge::Upper),
-    DerivedKind::TimeToThreshold,
+    DerivedKind::TimeToThreshold { confirmed: false },
+    DerivedKind::TimeToThreshold { confirmed: true },
 ];
 
 impl DerivedSource for AnalysisProcessor {
@@ -1465,6 +1481,9 @@ impl RecommendationSource for AnalysisProcessor {
                     .or_else(|| s.forecaster.last_value())
                     .unwrap_or(f64::NAN);
                 let per_hour = s.forecaster.trend_per_sec().unwrap_or(f64::NAN) * 3600.0;
+                let confirmed = s
+                    .forecaster
+                    .confirmed_time_to_threshold(&self.forecast_settings, *level);
                 labels.insert("threshold".into(), level.to_string());
                 let own_memory = service == "streamgate"
                     && [names::PROCESS_RESIDENT_MEMORY, names::HEAP_ALLOCATED]
@@ -1474,25 +1493,34 @@ impl RecommendationSource for AnalysisProcessor {
                 } else {
                     human_quantity(*level, &metric)
                 };
+                let mut numbers: BTreeMap<String, f64> = [
+                    ("value".to_string(), value),
+                    ("threshold".to_string(), *level),
+                    ("eta_seconds".to_string(), eta),
+                    ("rate_per_hour".to_string(), per_hour),
+                ]
+                .into_iter()
+                .collect();
+                if let Some(confirmed) = confirmed {
+                    numbers.insert("confirmed_eta_seconds".to_string(), confirmed);
+                }
                 out.push(Recommendation {
                     kind: "threshold",
                     summary: format!(
-                        "{metric} of {service} {} {} per hour and is forecast to reach {target} in {} (now {})",
+                        "{metric} of {service} {} {} per hour and is forecast to reach {target} in {} (now {}{})",
                         if per_hour >= 0.0 { "grows" } else { "falls" },
                         human_quantity(per_hour.abs(), &metric),
                         human_duration(eta),
                         human_quantity(value, &metric),
+                        if confirmed.is_some() {
+                            ""
+                        } else {
+                            "; the trend is not yet confirmed by the recent points"
+                        },
                     ),
                     metric: metric.clone(),
                     labels: labels.clone(),
-                    numbers: [
-                        ("value".to_string(), value),
-                        ("threshold".to_string(), *level),
-                        ("eta_seconds".to_string(), eta),
-                        ("rate_per_hour".to_string(), per_hour),
-                    ]
-                    .into_iter()
-                    .collect(),
+                    numbers,
                 });
             }
         }

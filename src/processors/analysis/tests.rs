@@ -421,6 +421,11 @@ fn recommendations_name_the_series_and_numbers() {
     assert_eq!(threshold.metric, "disk_usage_ratio");
     // 100 + 149 × 30 = 4570 now, +1/s: 5430 s to 10 000.
     assert!((threshold.numbers["eta_seconds"] - 5430.0).abs() < 1.0);
+    // An exact ramp: the trend is confirmed, at the same time.
+    assert_eq!(
+        threshold.numbers.get("confirmed_eta_seconds"),
+        Some(&threshold.numbers["eta_seconds"])
+    );
     assert!((threshold.numbers["rate_per_hour"] - 3600.0).abs() < 1.0);
     assert_eq!(
         threshold.summary,
