@@ -55,7 +55,9 @@
 //! `true` on the update where the score first reaches `threshold`; the
 //! series is then "in anomaly" until the score stays below `clear_ratio ·
 //! threshold` for `clear_points` updates, and no new edge fires within
-//! `holdoff_secs` of the last. One incident is scored once: while in an
+//! `holdoff_secs` of the last, unless an episode stays 4× as far out (in
+//! σ) as the last reported one for 3 updates (so a false alarm cannot
+//! hide an outage for the hold-off). One incident is scored once: while in an
 //! anomaly or within the hold-off, the exported `score` is capped at
 //! `clear_ratio · threshold` (the uncapped value stays available as
 //! `likelihood`), so a threshold on the score column reports each
@@ -181,7 +183,8 @@ pub struct BaselineConfig {
     /// ... for this many updates (default 3).
     pub clear_points: u32,
     /// No new rising edge within this many seconds of the last (default
-    /// 21600, 6 h).
+    /// 21600, 6 h), unless an episode stays 4× as far out (in σ) as the
+    /// last reported one for 3 updates.
     pub holdoff_secs: f64,
     /// Consecutive same-side residuals beyond `shift_k` σ that re-seat
     /// the level (default 12; 1 to 64).
@@ -925,15 +928,39 @@ pub struct Baseline {
 /// Hours in a day: the hour-of-day scales and visit counts.
 const HOURS: usize = 24;
 
-/// The anomaly likelihood's running state: a short EWMA of the raw score,
-/// the raw score's long-run mean and variance, and the updates the score
-/// has stayed below the clear level in an anomaly. Kept as the last
-/// [`Likelihood::BYTES`] of a baseline's cells, read at the start of an
-/// update and written back at its end.
 /// The mark in [`Likelihood::calm`] of an anomaly episode that began
 /// within the hold-off: tracked for its hysteresis, never reported.
 const QUIET: u32 = 1 << 31;
+/// The bits of [`Likelihood::calm`] that hold the peak `z` (`|residual|
+/// / σ`) of the last reported anomaly: an `f32`'s upper half without its
+/// sign (a bfloat16 truncated), 0 when unknown (a state written before
+/// they were kept).
+const PEAK_Z: u32 = 0x7FFF_0000;
+/// The bits of [`Likelihood::calm`] that count the updates the score has
+/// stayed below the clear level (saturating).
+const CALM_COUNT: u32 = 0x0FFF;
+/// The bits of [`Likelihood::calm`] that count, in an episode held quiet,
+/// the consecutive updates at least [`HOLDOFF_BREAKTHROUGH`] times as far
+/// out as the last reported anomaly (saturating).
+const SEVERE_RUN: u32 = 0xF000;
+/// One update in [`SEVERE_RUN`].
+const SEVERE_ONE: u32 = 0x1000;
+/// How much farther out (in σ) than the anomaly that started the
+/// hold-off an incident must be, for [`BREAKTHROUGH_POINTS`] updates in a
+/// row, to be reported within it: a false alarm must not hide a real
+/// outage for the hold-off's 6 hours, while the after-shocks of one
+/// incident and the lone bursts of a bursty series stay quiet.
+const HOLDOFF_BREAKTHROUGH: f64 = 4.0;
+/// See [`HOLDOFF_BREAKTHROUGH`].
+const BREAKTHROUGH_POINTS: u32 = 3;
 
+/// The anomaly likelihood's running state: a short EWMA of the raw score,
+/// the raw score's long-run mean and variance, and `calm`: the updates
+/// the score has stayed below the clear level in an anomaly
+/// ([`CALM_COUNT`]), the last reported anomaly's peak `z` ([`PEAK_Z`])
+/// and whether the current episode is held quiet ([`QUIET`]). Kept as the
+/// last [`Likelihood::BYTES`] of a baseline's cells, read at the start of
+/// an update and written back at its end.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Likelihood {
     short: f32,
@@ -967,6 +994,43 @@ impl Likelihood {
             var: f32::from_bits(words[2]),
             calm: words[3],
         }
+    }
+
+    /// The last reported anomaly's peak `z` (0 when unknown).
+    #[inline]
+    fn peak_z(self) -> f64 {
+        f64::from(f32::from_bits(self.calm & PEAK_Z))
+    }
+
+    /// `calm` with the peak `z` set to `z` (truncated to bfloat16).
+    #[inline]
+    fn with_peak_z(calm: u32, z: f64) -> u32 {
+        let bits = if z.is_nan() {
+            0
+        } else {
+            (z as f32).to_bits() & PEAK_Z
+        };
+        (calm & !PEAK_Z) | bits
+    }
+
+    /// Counts a point `z` σ out in an episode held quiet: whether it is
+    /// far enough beyond the last reported anomaly, and has been for
+    /// [`BREAKTHROUGH_POINTS`] updates in a row, to be reported itself.
+    #[inline]
+    fn breaks_through(&mut self, z: f64) -> bool {
+        // (Not on a series without noise, σ = 0: every departure is
+        // infinitely far out there, and none is farther than another.)
+        let peak = self.peak_z();
+        let severe =
+            peak > 0.0 && peak.is_finite() && z.is_finite() && z >= HOLDOFF_BREAKTHROUGH * peak;
+        if !severe {
+            self.calm &= !SEVERE_RUN;
+            return false;
+        }
+        if self.calm & SEVERE_RUN != SEVERE_RUN {
+            self.calm += SEVERE_ONE;
+        }
+        (self.calm & SEVERE_RUN) / SEVERE_ONE >= BREAKTHROUGH_POINTS
     }
 
     /// Written into the last [`Self::BYTES`] of `cells`.
@@ -1406,29 +1470,57 @@ impl Baseline {
         // A new anomaly may start on this update (not inside one, hold-off
         // over); otherwise the exported score is capped below the
         // threshold, so one incident is scored once.
-        let open = !self.in_anomaly && t_secs - self.last_edge_t >= cfg.holdoff_secs;
+        let mut open = !self.in_anomaly && t_secs - self.last_edge_t >= cfg.holdoff_secs;
+        // How far out this point is, in σ, and at least `z_half` (an
+        // anomaly's likelihood can cross the threshold on a point near
+        // the expected value, after a run of unusual ones); only read in
+        // an episode.
+        let z = || {
+            let z = resid.abs() / sigma;
+            if z.is_nan() {
+                cfg.z_half
+            } else {
+                z.max(cfg.z_half)
+            }
+        };
         if warm {
-            if self.in_anomaly {
-                // (The calm count keeps its episode's `QUIET` mark.)
+            let quiet = lk.calm & QUIET != 0;
+            if self.in_anomaly && quiet && lk.breaks_through(z()) {
+                // A quiet episode that grows far beyond the anomaly that
+                // started the hold-off is reported after all.
+                edge = true;
+                open = true;
+                self.last_edge_t = t_secs;
+                lk.calm = Likelihood::with_peak_z(0, z());
+            } else if self.in_anomaly {
+                // (The calm count keeps its episode's `QUIET` mark and the
+                // peak.)
+                if !quiet && z() > lk.peak_z() {
+                    lk.calm = Likelihood::with_peak_z(lk.calm, z());
+                }
                 if score < cfg.clear_ratio * cfg.threshold {
-                    lk.calm += 1;
-                    if lk.calm & !QUIET >= cfg.clear_points {
+                    if lk.calm & CALM_COUNT < CALM_COUNT {
+                        lk.calm += 1;
+                    }
+                    if lk.calm & CALM_COUNT >= cfg.clear_points.min(CALM_COUNT) {
                         self.in_anomaly = false;
                     }
                 } else {
-                    lk.calm &= QUIET;
+                    lk.calm &= QUIET | PEAK_Z | SEVERE_RUN;
                 }
             } else if score >= cfg.threshold {
                 // Within the hold-off after an anomaly's start, a new
                 // episode runs its hysteresis quietly: it neither starts
-                // an anomaly nor shows as one (one per hold-off).
+                // an anomaly nor shows as one (one per hold-off), unless
+                // it is `HOLDOFF_BREAKTHROUGH` times as far out as the
+                // anomaly that started the hold-off.
                 self.in_anomaly = true;
-                if t_secs - self.last_edge_t >= cfg.holdoff_secs {
+                lk.calm = QUIET | (lk.calm & PEAK_Z);
+                if t_secs - self.last_edge_t >= cfg.holdoff_secs || lk.breaks_through(z()) {
                     edge = true;
+                    open = true;
                     self.last_edge_t = t_secs;
-                    lk.calm = 0;
-                } else {
-                    lk.calm = QUIET;
+                    lk.calm = Likelihood::with_peak_z(0, z());
                 }
             }
         }

@@ -128,6 +128,56 @@ fn an_incident_within_the_hold_off_is_not_reported() {
     assert!(out[700].unwrap().in_anomaly);
 }
 
+/// A small false alarm does not hide a real outage for the hold-off: an
+/// incident within it that stays far beyond the one that started it (in
+/// σ) for three updates is reported on its third, with the default
+/// scoring and 6 h hold-off. A lone burst that large, or a second outage
+/// no larger than the reported one, stays quiet.
+#[test]
+fn a_far_larger_incident_breaks_through_the_hold_off() {
+    let mut v = noisy(3000, 100.0, 1.0, 21);
+    // A blip of 8 σ at 500; within the 6 h (5-minute steps) a lone burst
+    // 50× as far out at 520, an outage as far out at 540 for 5 points,
+    // and another at 560.
+    for x in &mut v[500..502] {
+        *x += 8.0;
+    }
+    v[520] += 400.0;
+    for start in [540, 560] {
+        for x in &mut v[start..start + 5] {
+            *x += 400.0;
+        }
+    }
+    let out = run(&mut Baseline::default(), &v);
+    let e = edges(&out);
+    assert_eq!(
+        e.iter().filter(|&&i| (500..503).contains(&i)).count(),
+        1,
+        "{e:?}"
+    );
+    assert!(!out[519].unwrap().in_anomaly, "the blip has calmed");
+    assert!(!out[539].unwrap().in_anomaly, "the burst has calmed");
+    assert!(e.contains(&542), "the outage is reported: {e:?}");
+    assert!(out[542].unwrap().in_anomaly);
+    assert!(out[542].unwrap().score >= 0.95, "{:?}", out[542]);
+    assert!(
+        !e.iter()
+            .any(|&i| (503..542).contains(&i) || (543..600).contains(&i)),
+        "{e:?}"
+    );
+
+    // Without the blip, the burst is the anomaly, and neither outage is
+    // reported within its hold-off: the burst was as far out.
+    let mut w = v.clone();
+    w[500..502].copy_from_slice(&v[498..500]);
+    let e = edges(&run(&mut Baseline::default(), &w));
+    assert_eq!(
+        e.iter().filter(|&&i| (500..600).contains(&i)).count(),
+        1,
+        "{e:?}"
+    );
+}
+
 #[test]
 fn level_shift_down_readapts_within_shift_points() {
     let mut v = noisy(600, 100.0, 2.0, 3);

@@ -52,7 +52,8 @@ pub struct AnalysisConfig {
 pub struct AnomalySettings {
     /// Score at which an anomaly starts (0 to 1).
     pub threshold: f64,
-    /// No new anomaly of the same series within this time of the last.
+    /// No new anomaly of the same series within this time of the last,
+    /// unless it stays 4× as far out (in σ) as that one for 3 steps.
     pub holdoff: HumanDuration,
     /// Width of the exported normal band, in σ.
     pub band: f64,
