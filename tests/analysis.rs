@@ -404,3 +404,58 @@ fn a_step_toward_a_threshold_warns_and_a_ramp_pages() {
         "{ramp}"
     );
 }
+
+/// A false alarm does not hide an outage for the 6 h hold-off: after a
+/// small jump is flagged and has calmed, a jump 20× as large, held, is
+/// flagged again as a new anomaly (`streamgate_anomaly` 1, active, the
+/// score uncapped), through the binary with the default hold-off.
+#[test]
+fn an_outage_after_a_false_alarm_is_still_flagged() {
+    let collector = Collector::start_with(Options {
+        processors_extra: "analysis:\n  select: [{name: queue.depth}]\n  step: 100ms\n  horizons: [1s]\n  series_ttl: 1m\n".into(),
+        ..Default::default()
+    });
+    let send = |v: f64| {
+        let r = http_client()
+            .post(collector.otlp_http_url("/v1/metrics"))
+            .header("Content-Type", "application/json")
+            .body(gauge(v))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let labels = [("job", "checkout"), ("metric", "queue_depth")];
+    let value = |s: &common::Samples, name: &str| s.matching(name, &labels).first().map(|m| m.1);
+    let steady = |i: u32| 20.0 + f64::from(i % 5) * 0.5;
+    let mut i = 0;
+    for _ in 0..60 {
+        send(steady(i));
+        i += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Held until flagged, then steady until it has calmed.
+    let mut hold = |v: f64, until: &dyn Fn(&common::Samples) -> bool, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            send(if v.is_nan() { steady(i) } else { v });
+            i += 1;
+            std::thread::sleep(Duration::from_millis(100));
+            let s = collector.scrape();
+            if until(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}:\n{}", s.text);
+        }
+    };
+    let flagged = |s: &common::Samples| value(s, "streamgate_anomaly") == Some(1.0);
+    hold(40.0, &flagged, "the small jump is flagged");
+    hold(
+        f64::NAN,
+        &|s| value(s, "streamgate_anomaly_active") == Some(0.0),
+        "the small jump calms",
+    );
+    let s = hold(800.0, &flagged, "the outage is flagged within the hold-off");
+    assert_eq!(value(&s, "streamgate_anomaly_active"), Some(1.0));
+    let score = value(&s, "streamgate_anomaly_score").unwrap_or(0.0);
+    assert!(score >= 0.95, "uncapped score: {score}");
+}
