@@ -65,7 +65,8 @@ enum Command {
     /// and latency percentiles.
     Loadgen(streamgate::loadgen::LoadgenArgs),
     /// GET a health endpoint once (for container health checks): exit 0
-    /// on a 2xx answer, 1 otherwise.
+    /// on a 2xx answer, 1 otherwise, 2 for a URL or configuration that
+    /// cannot be used.
     Healthcheck {
         /// The endpoint to GET (http:// or https://); without it,
         /// `/readyz` on the config's `server.endpoint` (https when
@@ -100,6 +101,13 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::PrintConfig => {
             use std::io::Write as _;
+            if let Some(path) = &cli.config {
+                say_err!(
+                    "note: print-config prints the embedded default, not {}; `streamgate --config {} validate` checks that file",
+                    path.display(),
+                    path.display()
+                );
+            }
             let _ = std::io::stdout().write_all(DEFAULT_YAML.as_bytes());
             ExitCode::SUCCESS
         }
@@ -159,6 +167,12 @@ fn main() -> ExitCode {
                 Ok(status) => {
                     say!("{url}: {status}");
                     ExitCode::SUCCESS
+                }
+                // A URL that cannot be asked is a usage error, as a bad
+                // configuration is: the probe never ran.
+                Err(e @ app::probe::ProbeError::Url(_)) => {
+                    say_err!("error: {e}");
+                    ExitCode::from(2)
                 }
                 Err(e) => {
                     say_err!("unhealthy: {e}");

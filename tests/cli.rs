@@ -50,6 +50,14 @@ fn print_config_is_valid_and_documented() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+
+    // With --config it still prints the default (stdout unchanged, so a
+    // redirect still makes a clean file) and says so on stderr.
+    let out = streamgate(&["--config", path.to_str().unwrap(), "print-config"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(note.contains("prints the embedded default"), "{note}");
 }
 
 /// An unknown key is rejected with exit code 2, its file, line and a

@@ -84,6 +84,10 @@ fn healthcheck_answers_for_a_live_collector_and_fails_for_a_dead_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
     let out = streamgate(&["healthcheck", "--url", &collector.url("/nonexistent")]);
     assert_eq!(out.status.code(), Some(1), "a 404 is not healthy");
+    // A URL that cannot be asked is a usage error, like a bad config.
+    let out = streamgate(&["healthcheck", "--url", "ftp://127.0.0.1/readyz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an http:// or https:// URL"));
 
     // Without --url, the config's admin endpoint is asked; a config that
     // cannot be read is exit code 2.
