@@ -984,6 +984,12 @@ impl AnalysisProcessor {
     /// series dropped meanwhile is skipped, one created meanwhile waits
     /// for the next render.
     fn walk_family(&self, family: DerivedKind, sample: &mut SampleSink<'_>) -> bool {
+        // Without a threshold rule no series has a time to one.
+        if matches!(family, DerivedKind::TimeToThreshold { .. })
+            && self.config.thresholds.is_empty()
+        {
+            return true;
+        }
         let keys: Vec<u64> = self.series.lock().keys().copied().collect();
         let mut scratch = WalkScratch::default();
         for chunk in keys.chunks(WALK_CHUNK) {
