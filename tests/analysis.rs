@@ -22,23 +22,42 @@ fn queue_gauge(service: &str, queue: &str, value: f64) -> String {
     )
 }
 
+/// A collector analysing `queue.depth` every 100 ms, forecasting 1 s ahead.
+fn queue_depth_analysed() -> Collector {
+    Collector::start_with(Options {
+        processors_extra: "analysis:\n  select: [{name: queue.depth}]\n  step: 100ms\n  horizons: [1s]\n  series_ttl: 1m\n".into(),
+        ..Default::default()
+    })
+}
+
+/// POSTs an OTLP/JSON metrics body, which must be accepted.
+fn post_metrics(collector: &Collector, body: String) {
+    let r = http_client()
+        .post(collector.otlp_http_url("/v1/metrics"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// GETs `path` of the admin server as JSON.
+fn get_json(collector: &Collector, path: &str) -> serde_json::Value {
+    let body = http_client()
+        .get(collector.url(path))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
 /// 60 steady points, then a jump to 20× the level: `streamgate_anomaly` is 1 for the
 /// series, its baseline stayed near the steady level, and forecasts exist.
 #[test]
 fn injected_anomaly_is_flagged_and_forecasts_appear() {
-    let collector = Collector::start_with(Options {
-        processors_extra: "analysis:\n  select: [{name: queue.depth}]\n  step: 100ms\n  horizons: [1s]\n  series_ttl: 1m\n".into(),
-        ..Default::default()
-    });
-    let send = |v: f64| {
-        let r = http_client()
-            .post(collector.otlp_http_url("/v1/metrics"))
-            .header("Content-Type", "application/json")
-            .body(gauge(v))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    };
+    let collector = queue_depth_analysed();
+    let send = |v: f64| post_metrics(&collector, gauge(v));
     for i in 0..60 {
         send(20.0 + (i % 5) as f64 * 0.5);
         std::thread::sleep(Duration::from_millis(100));
@@ -94,15 +113,7 @@ fn injected_anomaly_is_flagged_and_forecasts_appear() {
     assert_eq!(s.types["streamgate_anomaly"], "gauge");
 
     // The finding, in words and numbers, on the API.
-    let body: serde_json::Value = serde_json::from_slice(
-        &http_client()
-            .get(collector.url("/api/v1/recommendations"))
-            .send()
-            .unwrap()
-            .bytes()
-            .unwrap(),
-    )
-    .unwrap();
+    let body = get_json(&collector, "/api/v1/recommendations");
     let list = body["recommendations"].as_array().expect("a list");
     let anomaly = list
         .iter()
@@ -275,25 +286,9 @@ fn a_step_toward_a_threshold_warns_and_a_ramp_pages() {
         exporters_extra: "alertmanager:\n  evaluation_interval: 100ms\n".into(),
         ..Default::default()
     });
-    let send = |queue: &str, v: f64| {
-        let r = http_client()
-            .post(collector.otlp_http_url("/v1/metrics"))
-            .header("Content-Type", "application/json")
-            .body(queue_gauge("shop", queue, v))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    };
+    let send = |queue: &str, v: f64| post_metrics(&collector, queue_gauge("shop", queue, v));
     let alert_severity = |queue: &str| -> Option<String> {
-        let body: serde_json::Value = serde_json::from_slice(
-            &http_client()
-                .get(collector.url("/api/v1/alerts"))
-                .send()
-                .unwrap()
-                .bytes()
-                .unwrap(),
-        )
-        .unwrap();
+        let body = get_json(&collector, "/api/v1/alerts");
         body["alerts"]
             .as_array()?
             .iter()
@@ -378,15 +373,7 @@ fn a_step_toward_a_threshold_warns_and_a_ramp_pages() {
     assert_eq!(ramp_severity.as_deref(), Some("critical"));
 
     // The finding says which crossing is confirmed.
-    let body: serde_json::Value = serde_json::from_slice(
-        &http_client()
-            .get(collector.url("/api/v1/recommendations"))
-            .send()
-            .unwrap()
-            .bytes()
-            .unwrap(),
-    )
-    .unwrap();
+    let body = get_json(&collector, "/api/v1/recommendations");
     let list = body["recommendations"].as_array().expect("a list");
     let ramp = list
         .iter()
@@ -411,19 +398,8 @@ fn a_step_toward_a_threshold_warns_and_a_ramp_pages() {
 /// score uncapped), through the binary with the default hold-off.
 #[test]
 fn an_outage_after_a_false_alarm_is_still_flagged() {
-    let collector = Collector::start_with(Options {
-        processors_extra: "analysis:\n  select: [{name: queue.depth}]\n  step: 100ms\n  horizons: [1s]\n  series_ttl: 1m\n".into(),
-        ..Default::default()
-    });
-    let send = |v: f64| {
-        let r = http_client()
-            .post(collector.otlp_http_url("/v1/metrics"))
-            .header("Content-Type", "application/json")
-            .body(gauge(v))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    };
+    let collector = queue_depth_analysed();
+    let send = |v: f64| post_metrics(&collector, gauge(v));
     let labels = [("job", "checkout"), ("metric", "queue_depth")];
     let value = |s: &common::Samples, name: &str| s.matching(name, &labels).first().map(|m| m.1);
     let steady = |i: u32| 20.0 + f64::from(i % 5) * 0.5;
