@@ -758,3 +758,38 @@ fn misdirected_requests_are_counted() {
         Some(2.0)
     );
 }
+
+/// A client that closes the connection before its body's end (its own
+/// timeout fired, or it was killed) is counted as `aborted`, not as a
+/// malformed request: nothing it sent was wrong. Both framings: a
+/// declared length and chunks.
+#[test]
+fn a_client_gone_mid_body_is_aborted_not_malformed() {
+    let collector = Collector::start();
+    let heads = [
+        format!(
+            "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: {PROTOBUF}\r\nContent-Length: 1000\r\n\r\n"
+        ),
+        format!(
+            "POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: {PROTOBUF}\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n"
+        ),
+    ];
+    for (i, head) in heads.iter().enumerate() {
+        let mut stream = TcpStream::connect(collector.http).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&[0u8; 10]).unwrap();
+        stream.flush().unwrap();
+        drop(stream);
+        let want = (i + 1) as f64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while refused(&collector, "aborted") < want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not counted as aborted: {}",
+                collector.scrape_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(refused(&collector, "malformed"), 0.0);
+}

@@ -98,6 +98,8 @@ pub enum RefusalReason {
     MemoryLimited,
     /// Decoded fine, but some items were rejected (`partial_success`).
     Rejected,
+    /// The client closed the connection before the body's end.
+    Aborted,
 }
 
 impl RefusalReason {
@@ -110,6 +112,7 @@ impl RefusalReason {
         RefusalReason::Overloaded,
         RefusalReason::MemoryLimited,
         RefusalReason::Rejected,
+        RefusalReason::Aborted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -122,6 +125,7 @@ impl RefusalReason {
             RefusalReason::Overloaded => "overloaded",
             RefusalReason::MemoryLimited => "memory_limited",
             RefusalReason::Rejected => "rejected",
+            RefusalReason::Aborted => "aborted",
         }
     }
 
@@ -132,7 +136,7 @@ impl RefusalReason {
 
 const SIGNALS: usize = 3;
 const TRANSPORTS: usize = 2;
-const REASONS: usize = 8;
+const REASONS: usize = 9;
 
 /// Connectors with self-metrics, in label order.
 pub const CONNECTOR_NAMES: [&str; 3] = ["spanmetrics", "servicegraph", "logmetrics"];

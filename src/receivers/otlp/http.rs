@@ -149,6 +149,10 @@ async fn handle<S: OtlpSignal>(
                 .is_some()
             {
                 too_large(limit)
+            } else if client_went_away(&*e) {
+                Failure::Aborted(format!(
+                    "the client closed the connection before the request body's end: {e}"
+                ))
             } else {
                 Failure::Malformed(format!("cannot read request body: {e}"))
             }
@@ -168,6 +172,31 @@ async fn handle<S: OtlpSignal>(
     Ok(encode_response(&response, payload))
 }
 
+/// Whether a body read failed because the client closed the connection
+/// before the body's end: hyper's incomplete message or an end-of-file or
+/// reset from the socket, somewhere in the error's chain (axum and hyper
+/// wrap it).
+fn client_went_away(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        let hyper_gone = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|e| e.is_incomplete_message() || e.is_closed() || e.is_canceled());
+        let io_gone = e.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            use std::io::ErrorKind::*;
+            matches!(
+                e.kind(),
+                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+            )
+        });
+        if hyper_gone || io_gone {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Whether a refusal may be answered before the body was read to its end
 /// (HTTP/1 then closes the connection after the answer): every refusal
 /// but a malformed body (read whole) and wrong credentials (the body is
@@ -175,7 +204,10 @@ async fn handle<S: OtlpSignal>(
 /// drained closes the connection too, which costs a sender under memory
 /// pressure one reconnect.
 fn body_left_unread(failure: &Failure) -> bool {
-    !matches!(failure, Failure::Malformed(_) | Failure::Unauthenticated(_))
+    !matches!(
+        failure,
+        Failure::Malformed(_) | Failure::Unauthenticated(_) | Failure::Aborted(_)
+    )
 }
 
 /// Reads and drops up to `limit` bytes of `body`, for at most `within`

@@ -30,6 +30,7 @@ pub mod prost_types_any {
 
 /// gRPC status codes used here (google.rpc.Code).
 pub mod code {
+    pub const CANCELLED: i32 = 1;
     pub const INVALID_ARGUMENT: i32 = 3;
     pub const DEADLINE_EXCEEDED: i32 = 4;
     pub const NOT_FOUND: i32 = 5;
@@ -64,6 +65,11 @@ pub enum Failure {
     /// DEADLINE_EXCEEDED).
     #[error("{0}")]
     ReadTimeout(String),
+    /// The client closed the connection before its body's end: nothing
+    /// to decode, and nobody left to answer (400 / CANCELLED if they
+    /// were).
+    #[error("{0}")]
+    Aborted(String),
     /// Memory above the soft limit, or the in-flight budget full; retry
     /// after the hint (429 / RESOURCE_EXHAUSTED with RetryInfo).
     #[error("{message}")]
@@ -82,7 +88,7 @@ pub enum Failure {
 impl Failure {
     pub fn http_status(&self) -> http::StatusCode {
         match self {
-            Failure::Malformed(_) => http::StatusCode::BAD_REQUEST,
+            Failure::Malformed(_) | Failure::Aborted(_) => http::StatusCode::BAD_REQUEST,
             Failure::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
             Failure::UnsupportedMediaType(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Failure::ReadTimeout(_) => http::StatusCode::REQUEST_TIMEOUT,
@@ -98,6 +104,7 @@ impl Failure {
         match self {
             Failure::Malformed(_) | Failure::UnsupportedMediaType(_) => code::INVALID_ARGUMENT,
             Failure::ReadTimeout(_) => code::DEADLINE_EXCEEDED,
+            Failure::Aborted(_) => code::CANCELLED,
             Failure::Unauthenticated(_) => code::UNAUTHENTICATED,
             Failure::TooLarge(_) | Failure::Overloaded { .. } | Failure::MemoryLimited { .. } => {
                 code::RESOURCE_EXHAUSTED
@@ -122,6 +129,7 @@ impl Failure {
             Failure::TooLarge(_) => RefusalReason::TooLarge,
             Failure::UnsupportedMediaType(_) => RefusalReason::UnsupportedMediaType,
             Failure::ReadTimeout(_) => RefusalReason::Timeout,
+            Failure::Aborted(_) => RefusalReason::Aborted,
             Failure::Unauthenticated(_) => RefusalReason::Unauthenticated,
             Failure::Overloaded { .. } | Failure::ShuttingDown { .. } => RefusalReason::Overloaded,
             Failure::MemoryLimited { .. } => RefusalReason::MemoryLimited,
@@ -138,6 +146,7 @@ impl Failure {
             }
             Failure::TooLarge(_) => tonic::Status::resource_exhausted(message),
             Failure::ReadTimeout(_) => tonic::Status::deadline_exceeded(message),
+            Failure::Aborted(_) => tonic::Status::cancelled(message),
             Failure::Unauthenticated(_) => tonic::Status::unauthenticated(message),
             Failure::Overloaded { retry_after, .. }
             | Failure::MemoryLimited { retry_after, .. } => tonic::Status::with_error_details(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::encoding::{Compression, Payload, decompress};
 use super::process::decode;
 use super::signal::{Logs, Metrics, Traces};
-use super::status::{Failure, retry_after_seconds};
+use super::status::{Failure, code, retry_after_seconds};
 use crate::model::otlp::ItemCount;
 use crate::model::otlp::metrics::metric::Data;
 
@@ -147,6 +147,11 @@ fn failures_map_to_otlp_codes() {
         Failure::Malformed("m".into()).to_grpc().code(),
         tonic::Code::InvalidArgument
     );
+    let aborted = Failure::Aborted("a".into());
+    assert_eq!(aborted.to_grpc().code(), tonic::Code::Cancelled);
+    assert_eq!(aborted.rpc_code(), code::CANCELLED);
+    assert_eq!(aborted.reason().as_str(), "aborted");
+    assert_eq!(aborted.retry_after(), None);
     assert_eq!(Failure::TooLarge("t".into()).http_status(), 413);
     assert_eq!(Failure::UnsupportedMediaType("u".into()).http_status(), 415);
     let draining = Failure::ShuttingDown {
