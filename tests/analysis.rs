@@ -30,17 +30,6 @@ fn queue_depth_analysed() -> Collector {
     })
 }
 
-/// POSTs an OTLP/JSON metrics body, which must be accepted.
-fn post_metrics(collector: &Collector, body: String) {
-    let r = http_client()
-        .post(collector.otlp_http_url("/v1/metrics"))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 /// GETs `path` of the admin server as JSON.
 fn get_json(collector: &Collector, path: &str) -> serde_json::Value {
     let body = http_client()
@@ -57,7 +46,7 @@ fn get_json(collector: &Collector, path: &str) -> serde_json::Value {
 #[test]
 fn injected_anomaly_is_flagged_and_forecasts_appear() {
     let collector = queue_depth_analysed();
-    let send = |v: f64| post_metrics(&collector, gauge(v));
+    let send = |v: f64| collector.post_json_metrics(gauge(v));
     for i in 0..60 {
         send(20.0 + (i % 5) as f64 * 0.5);
         std::thread::sleep(Duration::from_millis(100));
@@ -286,7 +275,7 @@ fn a_step_toward_a_threshold_warns_and_a_ramp_pages() {
         exporters_extra: "alertmanager:\n  evaluation_interval: 100ms\n".into(),
         ..Default::default()
     });
-    let send = |queue: &str, v: f64| post_metrics(&collector, queue_gauge("shop", queue, v));
+    let send = |queue: &str, v: f64| collector.post_json_metrics(queue_gauge("shop", queue, v));
     let alert_severity = |queue: &str| -> Option<String> {
         let body = get_json(&collector, "/api/v1/alerts");
         body["alerts"]
@@ -399,7 +388,7 @@ fn a_step_toward_a_threshold_warns_and_a_ramp_pages() {
 #[test]
 fn an_outage_after_a_false_alarm_is_still_flagged() {
     let collector = queue_depth_analysed();
-    let send = |v: f64| post_metrics(&collector, gauge(v));
+    let send = |v: f64| collector.post_json_metrics(gauge(v));
     let labels = [("job", "checkout"), ("metric", "queue_depth")];
     let value = |s: &common::Samples, name: &str| s.matching(name, &labels).first().map(|m| m.1);
     let steady = |i: u32| 20.0 + f64::from(i % 5) * 0.5;

@@ -92,13 +92,7 @@ fn heap_profile_is_read_by_go_tool_pprof() {
             r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"heap"}}}}]}},"scopeMetrics":[{{"metrics":[{{"name":"heap.gauge","gauge":{{"dataPoints":[{}]}}}}]}}]}}]}}"#,
             points.join(",")
         );
-        let r = client
-            .post(collector.otlp_http_url("/v1/metrics"))
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        collector.post_json_metrics(body);
     }
     let r = client
         .get(collector.url("/debug/pprof/heap"))

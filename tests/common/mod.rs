@@ -214,6 +214,19 @@ impl Collector {
         format!("http://{}{}", self.http, path)
     }
 
+    /// POSTs an OTLP/JSON metrics body to `/v1/metrics`, which must be
+    /// accepted.
+    #[allow(dead_code)]
+    pub fn post_json_metrics(&self, body: String) {
+        let r = http_client()
+            .post(self.otlp_http_url("/v1/metrics"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc)
     }
